@@ -1,0 +1,214 @@
+"""Write a simulated run progressively, at a given frame rate, for live readers.
+
+Run folder layout: ``xlive-run.json`` (what and where), the data (``run.zarr``,
+``NAME_master.h5`` + ``NAME_data_*.h5``, or ``NAME_*.cbf``), ``metadata.csv`` (per-frame
+metadata, for the HDF5 and CBF formats), and ``truth.zarr`` (see :mod:`xlive.simulate.truth`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..conventions import FRAME_NUMBER, LASER_ON, PULSE_ENERGY, TIMESTAMP
+from ..errors import ConfigError
+from .model import Simulation
+from .params import SimParams
+from .truth import TruthWriter
+
+FORMATS = ("zarr", "eiger-h5", "cbf")
+RUN_FILE = "xlive-run.json"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    path: Path
+    frames: int
+    dropped: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def prepare_folder(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; give a folder for the run")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"{out} already holds files; choose a new folder or pass --overwrite to replace it"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name("." + path.name + ".part")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def plan(sim: Simulation, frames: int) -> tuple[list[int], list[int]]:
+    """Trigger numbers written and dropped, until ``frames`` frames are written."""
+    kept, dropped = [], []
+    n = 0
+    while len(kept) < frames:
+        (dropped if sim.event(n)[0].dropped else kept).append(n)
+        n += 1
+    return kept, dropped
+
+
+def write_run(
+    out: str | Path,
+    *,
+    frames: int,
+    rate: float = 100.0,
+    fmt: str = "zarr",
+    name: str = "run",
+    overwrite: bool = False,
+    frames_per_file: int = 100,
+    params: SimParams | None = None,
+    progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+    **sim_kwargs,
+) -> RunSummary:
+    """Simulate a run into folder ``out``, writing ``rate`` frames per second (0: no pacing).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> s = write_run(tempfile.mkdtemp() + "/run", frames=4, rate=0, detector="eiger500k")
+    >>> s.frames
+    4
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if frames < 1:
+        raise ConfigError(f"--frames must be >= 1, got {frames}")
+    if rate < 0:
+        raise ConfigError(f"--rate must be >= 0 frames/s (0 = as fast as possible), got {rate}")
+    if frames_per_file < 1:
+        raise ConfigError(f"--frames-per-file must be >= 1, got {frames_per_file}")
+    params = params or SimParams(**sim_kwargs)
+    sim = Simulation(params)
+    out = Path(out)
+    prepare_folder(out, overwrite)
+    det = sim.detector
+    kept, dropped = plan(sim, frames)
+    frame_time = 1.0 / rate if rate > 0 else 0.01
+    data_name = {"zarr": "run.zarr", "eiger-h5": f"{name}_master.h5", "cbf": f"{name}_*.cbf"}[fmt]
+    _write_json(out / RUN_FILE, {
+        "format": fmt, "detector": det.name, "geometry": sim.geometry.to_dict(),
+        "frames_planned": frames, "rate": rate, "seed": params.seed, "data": data_name,
+        "truth": "truth.zarr", "metadata": None if fmt == "zarr" else "metadata.csv",
+        "params": params.to_dict(),
+    })
+    writer = _make_writer(fmt, out, name, sim, frames, frames_per_file, frame_time)
+    truth = TruthWriter(out / "truth.zarr", params.to_dict())
+    csv = None if fmt == "zarr" else open(out / "metadata.csv", "w")  # noqa: SIM115
+    if csv:
+        csv.write("frame,frame_number,timestamp,laser_on,pulse_energy\n")
+        csv.flush()
+
+    batch = max(1, min(32, int(round(rate * 0.1)) if rate > 0 else 16))
+    t0 = time.time()
+    q: queue.Queue = queue.Queue(maxsize=2)
+    errors: list[BaseException] = []
+
+    def consume():
+        while (item := q.get()) is not None:
+            try:
+                imgs, meta, truths, drop, keys = item
+                writer.append(imgs, meta, keys) if fmt == "zarr" else writer.append(imgs, meta)
+                if csv:
+                    base = writer.n - len(imgs)
+                    for i in range(len(imgs)):
+                        csv.write(f"{base + i},{meta[FRAME_NUMBER][i]},{meta[TIMESTAMP][i]:.6f},"
+                                  f"{int(meta[LASER_ON][i])},{meta[PULSE_ENERGY][i]:.5f}\n")
+                    csv.flush()
+                truth.append(truths, drop)
+                if progress:
+                    progress(len(imgs))
+            except BaseException as e:  # surfaced in the producer
+                errors.append(e)
+                return
+
+    thread = threading.Thread(target=consume, name="xlive-sim-writer", daemon=True)
+    thread.start()
+    written = 0
+    drop_iter = iter(dropped)
+    next_drop = next(drop_iter, None)
+    try:
+        for start in range(0, frames, batch):
+            if errors or (stop is not None and stop.is_set()):
+                break
+            numbers = kept[start:start + batch]
+            if rate > 0:  # pace by trigger time of the last frame of the batch
+                wait = t0 + (numbers[-1] + 1) / rate - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+            imgs, truths, keys = [], [], []
+            for n in numbers:
+                img, t, key = sim.frame_shared(n)
+                imgs.append(img)
+                truths.append(t)
+                keys.append(key)
+            drop = []
+            while next_drop is not None and next_drop < numbers[-1]:
+                drop.append(next_drop)
+                next_drop = next(drop_iter, None)
+            meta = {
+                TIMESTAMP: np.array([t0 + n * frame_time for n in numbers]),
+                LASER_ON: np.array([t.laser_on for t in truths]),
+                PULSE_ENERGY: np.array([t.pulse_energy for t in truths], np.float32),
+                FRAME_NUMBER: np.array(numbers, np.int64),
+            }
+            while thread.is_alive():
+                try:
+                    q.put((imgs, meta, truths, drop, keys), timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            written += len(numbers)
+    finally:
+        if thread.is_alive():
+            q.put(None)
+        thread.join()
+        writer.close()
+        truth.flush()
+        if csv:
+            csv.close()
+    if errors:
+        raise errors[0]
+    return RunSummary(out, written, len(dropped), time.time() - t0)
+
+
+def _make_writer(fmt, out, name, sim, frames, frames_per_file, frame_time):
+    det, geom = sim.detector, sim.geometry
+    if fmt == "zarr":
+        from .write_zarr import ZarrRunWriter
+
+        return ZarrRunWriter(out / "run.zarr", geometry=geom, pixel_mask=sim.pixel_mask,
+                             dtype=det.dtype, detector=det.name)
+    if fmt == "eiger-h5":
+        from .write_eiger import EigerRunWriter
+
+        return EigerRunWriter(out, name=name, geometry=geom, pixel_mask=sim.pixel_mask,
+                              dtype=det.dtype, n_frames=frames, frames_per_file=frames_per_file,
+                              description=det.description, frame_time=frame_time,
+                              saturation_value=det.saturation_value)
+    from .write_cbf import CbfRunWriter
+
+    return CbfRunWriter(out, name=name, geometry=geom, description=det.description,
+                        frame_time=frame_time, saturation_value=det.saturation_value)
