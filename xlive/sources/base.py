@@ -1,0 +1,287 @@
+"""The ``Source`` base class: frame counting, lazy frames, per-frame metadata, bad frames.
+
+A concrete source implements four things: ``_count()`` (complete frames now, never blocking),
+``_make_reader()`` (a small picklable :class:`FrameReader`), ``_header_geometry()`` and, when it
+knows some, ``_native_metadata(n)``. Everything users touch (``refresh``, ``frames``,
+``read_frame``, ``geometry``, ``bad_frames``) lives here, so every source behaves the same.
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+from pathlib import Path
+from typing import Any, ClassVar
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from ..conventions import FRAME, X, Y
+from ..errors import BadFrameError, GeometryError
+from ..geometry import Geometry
+
+#: target bytes per dask chunk when the caller gives no ``chunk_frames``
+_CHUNK_BYTES = 32 * 2**20
+_MAX_CHUNK_FRAMES = 16
+_tokens = itertools.count()
+
+
+class FrameReader(abc.ABC):
+    """Reads frames by index; picklable (paths and numbers only), shipped inside dask graphs.
+
+    ``read_one`` raises :class:`~xlive.errors.BadFrameError` for a corrupt frame;
+    ``read_block`` fills such frames (0 or NaN) and records their indices in ``self.bad``.
+    """
+
+    def __init__(self, *, shape: tuple[int, int], dtype: np.dtype,
+                 masked_values: tuple[float, ...] = ()):
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.masked_values = tuple(masked_values)
+        self.bad: set[int] = set()
+
+    @abc.abstractmethod
+    def _read(self, index: int) -> np.ndarray:
+        """Decode one frame (may raise any error; ``read_one`` turns it into BadFrameError)."""
+
+    def read_one(self, index: int) -> np.ndarray:
+        try:
+            frame = np.asarray(self._read(index))
+        except BadFrameError:
+            raise
+        except Exception as exc:  # decoder errors come in every flavour (OSError, ValueError...)
+            raise BadFrameError(
+                f"frame {index} cannot be read ({type(exc).__name__}: {exc}); it is marked bad "
+                "and skipped by the live loop"
+            ) from exc
+        if frame.shape != self.shape:
+            raise BadFrameError(
+                f"frame {index} has shape {frame.shape}, expected {self.shape} like the first "
+                "frame of the run; it is marked bad"
+            )
+        if self._all_masked(frame):
+            raise BadFrameError(
+                f"frame {index} holds only masked values ({self.masked_values} or NaN); "
+                "it is marked bad"
+            )
+        return frame
+
+    def _all_masked(self, frame: np.ndarray) -> bool:
+        if not self.masked_values and frame.dtype.kind != "f":
+            return False
+        flat = frame.ravel()
+        probe = flat[:: max(1, flat.size // 64)]  # cheap early exit for ordinary frames
+        if not _masked(probe, self.masked_values).all():
+            return False
+        return bool(_masked(flat, self.masked_values).all())
+
+    def read_block(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, *self.shape), self.dtype)
+        for k, i in enumerate(range(start, stop)):
+            try:
+                out[k] = self.read_one(i)
+            except BadFrameError:
+                out[k] = np.nan if self.dtype.kind == "f" else 0
+                self.bad.add(i)
+        return out
+
+
+def _masked(values: np.ndarray, masked_values: tuple[float, ...]) -> np.ndarray:
+    m = np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
+    for v in masked_values:
+        m |= values == v
+    return m
+
+
+def masked_values_for(dtype: np.dtype, *, unsigned_max: bool = True) -> tuple[float, ...]:
+    """Default gap/bad-pixel values for a dtype: (-1, -2) if signed, the maximum if unsigned."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "i":
+        return (-1, -2)
+    if dtype.kind == "u" and unsigned_max:
+        return (int(np.iinfo(dtype).max),)
+    return ()
+
+
+def _read_block(reader: FrameReader, start: int, stop: int) -> np.ndarray:
+    return reader.read_block(start, stop)
+
+
+class Source(abc.ABC):
+    """A run that may still be growing. Open one with :func:`xlive.open_source`.
+
+    Parameters
+    ----------
+    chunk_frames
+        Frames per dask chunk (default: about 32 MB per chunk, at most 16 frames).
+    metadata
+        Path of a side table (CSV or HDF5) with per-frame metadata, joined by frame index.
+    geometry
+        A :class:`~xlive.geometry.Geometry` that replaces the one read from the headers.
+    masked_values
+        Pixel values that mark gaps and bad pixels (default: the source's own rule).
+    """
+
+    #: registry name (``open_source(..., kind=name)``)
+    name: ClassVar[str] = "source"
+    #: masked-value rule: unsigned data mark gaps with the dtype's maximum (Eiger)
+    mask_unsigned_max: ClassVar[bool] = True
+
+    def __init__(self, *, chunk_frames: int | None = None, metadata: str | Path | None = None,
+                 geometry: Geometry | None = None,
+                 masked_values: tuple[float, ...] | None = None):
+        self.chunk_frames = chunk_frames
+        self._side_table_path = metadata
+        self._side_table = None
+        self._geometry_override = geometry
+        self._masked_values_override = None if masked_values is None else tuple(masked_values)
+        self._geometry: Geometry | None = None
+        self._n = 0
+        self._reader: FrameReader | None = None
+        self._bad: set[int] = set()
+        self._token = next(_tokens)
+
+    # ------------------------------------------------------------------ to implement
+    @abc.abstractmethod
+    def _count(self) -> int:
+        """How many complete frames exist now (never blocks, never raises for a growing run)."""
+
+    @abc.abstractmethod
+    def _make_reader(self) -> FrameReader:
+        """A picklable reader for this run (called once the frame shape is known)."""
+
+    def _header_geometry(self) -> Geometry | None:
+        """The geometry the run's own headers describe (None: they say nothing)."""
+        return None
+
+    def _native_metadata(self, n: int) -> dict[str, np.ndarray]:
+        """Per-frame metadata the source itself knows, arrays of length ``n``."""
+        return {}
+
+    def close(self) -> None:
+        """Release open files or sockets (a no-op for most sources)."""
+        return None
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ public API
+    def refresh(self) -> int:
+        """Look for new frames; return how many complete frames exist now (never blocks)."""
+        self._n = max(self._n, int(self._count()))
+        if self._side_table_path is not None:
+            from ..metadata import read_side_table
+
+            self._side_table = read_side_table(self._side_table_path)
+        return self._n
+
+    @property
+    def n_frames(self) -> int:
+        """Complete frames as of the last :meth:`refresh`."""
+        return self._n
+
+    @property
+    def masked_values(self) -> tuple[float, ...]:
+        """Pixel values that mark gaps or bad pixels (NaN is always masked in float data)."""
+        return self.reader.masked_values if self._n else ()
+
+    def _masked_for(self, dtype: np.dtype) -> tuple[float, ...]:
+        """The masked-value rule: Eiger gaps (2**16-1, 2**32-1), Pilatus gaps/bad (-1, -2)."""
+        if self._masked_values_override is not None:
+            return self._masked_values_override
+        return masked_values_for(dtype, unsigned_max=self.mask_unsigned_max)
+
+    @property
+    def reader(self) -> FrameReader:
+        if self._reader is None:
+            self._reader = self._make_reader()
+        return self._reader
+
+    @property
+    def bad_frames(self) -> set[int]:
+        """Indices of frames found corrupt, truncated or all-masked so far."""
+        return self._bad | (self.reader.bad if self._n else set())
+
+    @property
+    def geometry(self) -> Geometry:
+        """Detector geometry (mask = header mask | pixels holding a masked value in frame 0)."""
+        if self._geometry is None:
+            geom = self._geometry_override or self._header_geometry()
+            if geom is None:
+                raise GeometryError(
+                    f"{type(self).__name__} found no detector geometry in the run's headers; "
+                    "pass geometry=Geometry.simple(...) or a geometry file to open_source"
+                )
+            if self._n == 0:
+                return geom  # no frame yet to learn gap values from: do not cache
+            try:
+                first = self.reader.read_one(0)
+            except BadFrameError:
+                first = None
+            if first is not None and (self.masked_values or first.dtype.kind == "f"):
+                geom = geom.with_mask(_masked(first, self.masked_values))
+            self._geometry = geom
+        return self._geometry
+
+    def read_frame(self, index: int) -> np.ndarray:
+        """One frame as numpy (eager, for viewers); raises BadFrameError for a corrupt frame."""
+        if not 0 <= index < self._n:
+            raise IndexError(f"frame {index} does not exist yet ({self._n} complete frames)")
+        try:
+            return self.reader.read_one(index)
+        except BadFrameError:
+            self._bad.add(index)
+            raise
+
+    def metadata(self) -> dict[str, np.ndarray]:
+        """Per-frame metadata arrays (length ``n_frames``): the source's own, then side table."""
+        n = self._n
+        meta = {k: np.asarray(v)[:n] for k, v in self._native_metadata(n).items()}
+        if self._side_table is not None:
+            from ..metadata import side_table_columns
+
+            meta.update(side_table_columns(self._side_table, n))
+        return meta
+
+    def frames(self) -> xr.DataArray:
+        """Lazy frames ``(frame, y, x)`` over the complete frames of the last refresh."""
+        n = self._n
+        reader = self.reader if n else None
+        shape = reader.shape if reader else self._frame_shape_hint()
+        dtype = reader.dtype if reader else self._dtype_hint()
+        if n == 0:
+            data = da.empty((0, *shape), dtype=dtype, chunks=(1, *shape))
+        else:
+            c = self.chunk_frames or max(
+                1, min(_MAX_CHUNK_FRAMES, _CHUNK_BYTES // max(1, dtype.itemsize * shape[0] * shape[1]))
+            )
+            name = f"xlive-frames-{self.name}-{self._token}-{n}-{c}"
+            rkey = f"xlive-reader-{self.name}-{self._token}"
+            dsk: dict = {rkey: reader}
+            starts = list(range(0, n, c))
+            for b, s in enumerate(starts):
+                dsk[(name, b, 0, 0)] = (_read_block, rkey, s, min(n, s + c))
+            chunks = (tuple(min(n, s + c) - s for s in starts), (shape[0],), (shape[1],))
+            data = da.Array(dsk, name, chunks, dtype=dtype)
+        coords: dict[str, Any] = {FRAME: np.arange(n)}
+        for k, v in self.metadata().items():
+            coords[k] = (FRAME, v)
+        bad = np.zeros(n, bool)
+        bad[[i for i in self.bad_frames if i < n]] = True
+        coords["bad"] = (FRAME, bad)
+        return xr.DataArray(data, dims=(FRAME, Y, X), coords=coords, name="frames",
+                            attrs={"source": self.name})
+
+    def _frame_shape_hint(self) -> tuple[int, int]:
+        geom = self._geometry_override or self._header_geometry()
+        return tuple(geom.shape) if geom is not None else (0, 0)
+
+    def _dtype_hint(self) -> np.dtype:
+        return np.dtype("float32")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._n} frames>"

@@ -1,0 +1,162 @@
+"""Frames from one HDF5 dataset (N, H, W), possibly growing under SWMR.
+
+Opens the file with ``swmr=True`` when it was written with ``libver='latest'`` and calls
+``dataset.refresh()`` on every poll. An optional 1-element dataset ``frames_complete`` beside the
+data (as :mod:`xlive.simulate.write_swmr` writes it, flushed after the frames) caps the count,
+because a SWMR reader can see an extended shape before the new chunks are flushed.
+
+Also the reader for Eiger data files (:mod:`xlive.sources.eiger`): a list of segments
+``(file, dataset, first frame, count)`` read through h5py + hdf5plugin (bitshuffle-LZ4, LZ4).
+"""
+
+from __future__ import annotations
+
+import bisect
+from pathlib import Path
+
+import h5py
+import hdf5plugin  # noqa: F401  (registers the Eiger compression filters with HDF5)
+import numpy as np
+
+from ..errors import SourceError
+from ..geometry import Geometry
+from .base import FrameReader, Source
+
+DATASET_PATHS = ("/entry/data/data", "/data", "/entry_1/data_1/data", "/data/data")
+COUNTER = "frames_complete"
+
+
+def open_h5(path: str | Path) -> h5py.File:
+    """Open for reading, in SWMR mode when the file allows it."""
+    try:
+        return h5py.File(path, "r", libver="latest", swmr=True)
+    except OSError:
+        return h5py.File(path, "r")
+
+
+class H5SegmentsReader(FrameReader):
+    """Frames spread over HDF5 datasets: ``segments`` is a list of (file, dataset, start, n)."""
+
+    def __init__(self, segments: list[tuple[str, str, int, int]], **kw):
+        super().__init__(**kw)
+        self.segments = segments
+        self._files: dict[str, h5py.File] = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_files": {}}
+
+    def _dataset(self, path: str, dset: str, need: int) -> h5py.Dataset:
+        f = self._files.get(path)
+        if f is None:
+            f = self._files[path] = open_h5(path)
+        d = f[dset]
+        if d.shape[0] < need and f.swmr_mode:
+            d.refresh()
+        return d
+
+    def _locate(self, index: int) -> tuple[str, str, int]:
+        k = bisect.bisect_right([s[2] for s in self.segments], index) - 1
+        if k < 0:
+            raise IndexError(index)
+        path, dset, start, n = self.segments[k]
+        if n >= 0 and index >= start + n:
+            raise IndexError(f"frame {index} is in no data file (missing or unreadable file)")
+        return path, dset, index - start
+
+    def _read(self, index: int) -> np.ndarray:
+        path, dset, local = self._locate(index)
+        return self._dataset(path, dset, local + 1)[local]
+
+    def read_block(self, start: int, stop: int) -> np.ndarray:
+        try:
+            path, dset, local = self._locate(start)
+            _, dset2, local2 = self._locate(stop - 1)
+            if dset2 == dset and local2 - local == stop - 1 - start:
+                block = self._dataset(path, dset, local2 + 1)[local:local2 + 1]
+                if not any(self._all_masked(f) for f in block):
+                    return block
+        except Exception:
+            pass  # a bad chunk or a missing file: go frame by frame
+        return super().read_block(start, stop)
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+
+class HDF5Source(Source):
+    """One 3-D dataset of one HDF5 file (an Eiger data file, a SWMR file, a CXI file).
+
+    Parameters
+    ----------
+    path
+        The HDF5 file.
+    dataset
+        Path of the (frame, y, x) dataset; by default the first of ``/entry/data/data``,
+        ``/data``, ``/entry_1/data_1/data``, ``/data/data``.
+    **options
+        See :class:`~xlive.sources.base.Source`.
+    """
+
+    name = "hdf5"
+
+    def __init__(self, path: str | Path, *, dataset: str | None = None, **options):
+        super().__init__(**options)
+        self.path = str(path)
+        try:
+            self._file = open_h5(self.path)
+        except OSError as exc:
+            raise SourceError(
+                f"cannot open HDF5 file {self.path} ({exc}); it may be truncated or still being "
+                "written without SWMR"
+            ) from exc
+        if dataset is None:
+            dataset = next((p for p in DATASET_PATHS if isinstance(self._file.get(p), h5py.Dataset)),
+                           None)
+            if dataset is None:
+                raise SourceError(f"{self.path} has none of the datasets {DATASET_PATHS}; "
+                                  "pass dataset=PATH to open_source")
+        d = self._file.get(dataset)
+        if not isinstance(d, h5py.Dataset) or d.ndim != 3:
+            raise SourceError(f"{self.path}:{dataset} is not a (frame, y, x) dataset")
+        self.dataset = dataset
+        self._dset = d
+        self._counter = d.parent.get(COUNTER)
+        self.refresh()
+
+    def _count(self) -> int:
+        try:
+            if self._file.swmr_mode:
+                self._dset.refresh()
+                if self._counter is not None:
+                    self._counter.refresh()
+            n = self._dset.shape[0]
+            if self._counter is not None:
+                n = min(n, int(self._counter[0]))
+            return n
+        except Exception:  # metadata mid-flush: keep the last count until the next poll
+            return self._n
+
+    def _make_reader(self) -> FrameReader:
+        dtype = self._dset.dtype
+        return H5SegmentsReader([(self.path, self.dataset, 0, -1)], shape=self._dset.shape[1:],
+                                dtype=dtype, masked_values=self._masked_for(dtype))
+
+    def _frame_shape_hint(self) -> tuple[int, int]:
+        return tuple(self._dset.shape[1:])
+
+    def _header_geometry(self) -> Geometry | None:
+        if "/entry/instrument/detector" not in self._file:
+            return None
+        from ..geometry_io.nxmx import read_nxmx_geometry
+
+        return read_nxmx_geometry(self._file)
+
+    def _dtype_hint(self) -> np.dtype:
+        return self._dset.dtype
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._file.close()

@@ -1,0 +1,133 @@
+"""A growing Zarr v3 store: ``frames`` (N, H, W) plus optional per-frame 1-D arrays.
+
+Readers trust the group attribute ``frames_complete`` (written *after* the frames' data) and
+never the array shape, which writers pre-size in blocks; without the attribute, the shape of
+``frames`` counts. The store is reopened on every poll because an open ``zarr.Array`` keeps a
+stale shape (see formats.md, Zarr v3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..conventions import FRAME_NUMBER, FRAMES_COMPLETE, LASER_ON, PULSE_ENERGY, TIMESTAMP
+from ..errors import BadFrameError, SourceError
+from ..geometry import Geometry
+from .base import FrameReader, Source
+
+META_NAMES = (TIMESTAMP, LASER_ON, PULSE_ENERGY, FRAME_NUMBER)
+
+
+class ZarrFrameReader(FrameReader):
+    """Reads ``frames`` of a Zarr group, reopening the array when it has grown."""
+
+    def __init__(self, path: str, array: str, **kw):
+        super().__init__(**kw)
+        self.path, self.array = path, array
+        self._arr = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_arr": None}
+
+    def _get(self, stop: int) -> zarr.Array:
+        if self._arr is None or self._arr.shape[0] < stop:
+            self._arr = zarr.open_array(f"{self.path}/{self.array}", mode="r")
+        return self._arr
+
+    def _read(self, index: int) -> np.ndarray:
+        return self._get(index + 1)[index]
+
+    def read_block(self, start: int, stop: int) -> np.ndarray:
+        try:
+            block = np.asarray(self._get(stop)[start:stop])
+        except Exception:  # a corrupt chunk: find it frame by frame
+            return super().read_block(start, stop)
+        for k in range(len(block)):  # all-masked frames are bad too
+            if self._all_masked(block[k]):
+                try:
+                    self.read_one(start + k)
+                except BadFrameError:
+                    block[k] = np.nan if self.dtype.kind == "f" else 0
+                    self.bad.add(start + k)
+        return block
+
+
+class ZarrSource(Source):
+    """Frames from a (growing) Zarr v3 group.
+
+    Parameters
+    ----------
+    path
+        The ``.zarr`` group (or a group inside a store).
+    array
+        Name of the frames array.
+    **options
+        See :class:`~xlive.sources.base.Source`.
+    """
+
+    name = "zarr"
+
+    def __init__(self, path: str | Path, *, array: str = "frames", **options):
+        super().__init__(**options)
+        self.path = str(path)
+        self.array = array
+        self._meta_cache: tuple[int, dict] = (-1, {})
+        try:
+            group = zarr.open_group(self.path, mode="r")
+        except Exception as exc:
+            raise SourceError(f"cannot open Zarr group {self.path}: {exc}") from exc
+        if array not in group:
+            raise SourceError(
+                f"Zarr group {self.path} has no array {array!r} (it has {sorted(group.keys())}); "
+                "pass array=NAME to open_source"
+            )
+        frames = group[array]
+        if frames.ndim != 3:
+            raise SourceError(f"{self.path}/{array} has shape {frames.shape}; expected (frame, y, x)")
+        self._shape = tuple(frames.shape[1:])
+        self._dtype = frames.dtype
+        self.refresh()
+
+    def _count(self) -> int:
+        try:
+            group = zarr.open_group(self.path, mode="r")
+            attrs = dict(group.attrs)
+            if FRAMES_COMPLETE in attrs:
+                return int(attrs[FRAMES_COMPLETE])
+            return int(group[self.array].shape[0])
+        except Exception:  # a metadata file being replaced: try again at the next poll
+            return self._n
+
+    def _make_reader(self) -> FrameReader:
+        return ZarrFrameReader(self.path, self.array, shape=self._shape, dtype=self._dtype,
+                               masked_values=self._masked_for(self._dtype))
+
+    def _dtype_hint(self) -> np.dtype:
+        return np.dtype(self._dtype)
+
+    def _frame_shape_hint(self) -> tuple[int, int]:
+        return self._shape
+
+    def _header_geometry(self) -> Geometry | None:
+        group = zarr.open_group(self.path, mode="r")
+        info = dict(group.attrs).get("xlive", {})
+        mask = None
+        if "mask" in group:
+            mask = (np.asarray(group["mask"][...]).astype(np.uint64) & 0xFFFF) != 0
+        if "geometry" not in info:
+            return None
+        return Geometry.from_dict(info["geometry"], mask=mask)
+
+    def _native_metadata(self, n: int) -> dict[str, np.ndarray]:
+        if self._meta_cache[0] == n:
+            return self._meta_cache[1]
+        group = zarr.open_group(self.path, mode="r")
+        out = {}
+        for name in META_NAMES:
+            if name in group and group[name].ndim == 1 and group[name].shape[0] >= n:
+                out[name] = np.asarray(group[name][:n])
+        self._meta_cache = (n, out)
+        return out
