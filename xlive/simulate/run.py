@@ -41,6 +41,25 @@ class RunSummary:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
 
+def check_options(*, frames: int, rate: float, fmt: str, frames_per_file: int = 100,
+                  out: str | Path | None = None, overwrite: bool = False) -> None:
+    """Raise ConfigError for options a run cannot have (before anything is written)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if frames < 1:
+        raise ConfigError(f"--frames must be >= 1, got {frames}")
+    if rate < 0:
+        raise ConfigError(f"--rate must be >= 0 frames/s (0 = as fast as possible), got {rate}")
+    if frames_per_file < 1:
+        raise ConfigError(f"--frames-per-file must be >= 1, got {frames_per_file}")
+    if out is not None and not overwrite:
+        out = Path(out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ConfigError(
+                f"{out} already holds files; choose a new folder or pass --overwrite to replace it"
+            )
+
+
 def prepare_folder(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file; give a folder for the run")
@@ -48,6 +67,11 @@ def prepare_folder(out: Path, overwrite: bool) -> None:
         if not overwrite:
             raise ConfigError(
                 f"{out} already holds files; choose a new folder or pass --overwrite to replace it"
+            )
+        if not (out / RUN_FILE).exists():
+            raise ConfigError(
+                f"{out} holds files but no simulated run ({RUN_FILE}); --overwrite only replaces "
+                "runs written by xlive simulate: choose a new folder"
             )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,14 +116,7 @@ def write_run(
     >>> s.frames
     4
     """
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    if frames < 1:
-        raise ConfigError(f"--frames must be >= 1, got {frames}")
-    if rate < 0:
-        raise ConfigError(f"--rate must be >= 0 frames/s (0 = as fast as possible), got {rate}")
-    if frames_per_file < 1:
-        raise ConfigError(f"--frames-per-file must be >= 1, got {frames_per_file}")
+    check_options(frames=frames, rate=rate, fmt=fmt, frames_per_file=frames_per_file)
     params = params or SimParams(**sim_kwargs)
     sim = Simulation(params)
     out = Path(out)

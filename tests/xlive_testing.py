@@ -1,0 +1,18 @@
+"""Helpers shared by the tests (importable because pyproject sets pythonpath = ["tests"])."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def run_xlive(*args: str, timeout: float = 300, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    """Run the installed ``xlive`` command line in a separate process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "xlive.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"xlive {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
