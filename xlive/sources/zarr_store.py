@@ -16,6 +16,7 @@ import zarr
 from ..conventions import FRAME_NUMBER, FRAMES_COMPLETE, LASER_ON, PULSE_ENERGY, TIMESTAMP
 from ..errors import BadFrameError, SourceError
 from ..geometry import Geometry
+from . import _bslz4  # noqa: F401  (registers the spool codec)
 from .base import FrameReader, Source
 
 META_NAMES = (TIMESTAMP, LASER_ON, PULSE_ENERGY, FRAME_NUMBER)

@@ -1,0 +1,94 @@
+"""Bitshuffle-LZ4 in the HDF5 filter-32008 framing (= Eiger ``bsNN-lz4<`` / Stream V2 ``bslz4``)
+and a Zarr v3 codec for it, so received chunks are stored as they arrive, without recompression.
+
+Framing: uint64 BE uncompressed bytes, uint32 BE block size in bytes, then the LZ4 blocks
+(formats.md B.4). The codec is registered as ``xlive.bitshuffle_lz4`` on import.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import bitshuffle
+import numcodecs
+import numpy as np
+from zarr.abc.codec import BytesBytesCodec
+from zarr.core.buffer.cpu import as_numpy_array_wrapper
+from zarr.core.common import parse_named_configuration
+from zarr.registry import register_codec
+
+CODEC_NAME = "xlive.bitshuffle_lz4"
+_LZ4 = numcodecs.LZ4()
+
+
+def default_block_size(itemsize: int) -> int:
+    """Elements per bitshuffle block: 8192 B / itemsize, a multiple of 8, at least 128."""
+    return max(128, (8192 // itemsize) // 8 * 8)
+
+
+def bslz4_encode(frame: np.ndarray) -> bytes:
+    """Compress like the HDF5 32008 filter (12-byte header + blocks)."""
+    frame = np.ascontiguousarray(frame)
+    bs = default_block_size(frame.dtype.itemsize)
+    body = bitshuffle.compress_lz4(frame.ravel(), bs)
+    return struct.pack(">QI", frame.nbytes, bs * frame.dtype.itemsize) + body.tobytes()
+
+
+def bslz4_decode(blob: bytes | memoryview, *, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """Decompress an HDF5-32008-framed bitshuffle-LZ4 blob."""
+    dtype = np.dtype(dtype)
+    nbytes, block_bytes = struct.unpack(">QI", bytes(blob[:12]))
+    n = int(np.prod(shape))
+    if nbytes != n * dtype.itemsize:
+        raise ValueError(f"bitshuffle header says {nbytes} bytes, expected {n * dtype.itemsize} "
+                         f"for {shape} {dtype}")
+    body = np.frombuffer(blob, np.uint8, offset=12)
+    return bitshuffle.decompress_lz4(body, (n,), dtype, block_bytes // dtype.itemsize).reshape(shape)
+
+
+def lz4_block_decode(blob: bytes | memoryview, nbytes: int) -> bytes:
+    """One raw LZ4 block (Stream V1 ``lz4<``) of known uncompressed size."""
+    return _LZ4.decode(struct.pack("<i", nbytes) + bytes(blob))
+
+
+def lz4_block_encode(data: bytes | np.ndarray) -> bytes:
+    return bytes(_LZ4.encode(np.ascontiguousarray(data)))[4:]
+
+
+@dataclass(frozen=True)
+class BitshuffleLZ4Codec(BytesBytesCodec):
+    """Zarr v3 bytes->bytes codec for HDF5-framed bitshuffle-LZ4 chunks."""
+
+    is_fixed_size = False
+    elem_size: int = 2
+
+    @classmethod
+    def from_dict(cls, data):
+        _, config = parse_named_configuration(data, CODEC_NAME)
+        return cls(elem_size=int(config["elem_size"]))
+
+    def to_dict(self):
+        return {"name": CODEC_NAME, "configuration": {"elem_size": self.elem_size}}
+
+    def _dec(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.ascontiguousarray(raw).view(np.uint8).ravel()
+        nbytes = struct.unpack(">Q", raw[:8].tobytes())[0]
+        dtype = np.dtype(f"u{self.elem_size}")
+        return bslz4_decode(raw, dtype=dtype, shape=(nbytes // self.elem_size,)).view(np.uint8)
+
+    def _enc(self, raw: np.ndarray) -> np.ndarray:
+        arr = np.ascontiguousarray(raw).view(np.uint8).ravel().view(f"u{self.elem_size}")
+        return np.frombuffer(bslz4_encode(arr), np.uint8)
+
+    async def _decode_single(self, chunk_bytes, chunk_spec):
+        return as_numpy_array_wrapper(self._dec, chunk_bytes, chunk_spec.prototype)
+
+    async def _encode_single(self, chunk_bytes, chunk_spec):
+        return as_numpy_array_wrapper(self._enc, chunk_bytes, chunk_spec.prototype)
+
+    def compute_encoded_size(self, _input_byte_length: int, _chunk_spec) -> int:
+        raise NotImplementedError
+
+
+register_codec(CODEC_NAME, BitshuffleLZ4Codec)
