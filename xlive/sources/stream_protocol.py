@@ -9,6 +9,7 @@ See formats.md B.1 for the message layouts.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,14 +140,16 @@ def decode_v2(message: bytes) -> Start | Image | End | None:
         d = cbor2.loads(message)
     except Exception as exc:
         raise ProtocolError(f"not a CBOR message: {exc}") from exc
-    if not isinstance(d, dict) or "type" not in d:
+    if hasattr(d, "items") and not isinstance(d, Mapping):  # cbor2's frozendict
+        d = dict(d.items())
+    if not isinstance(d, Mapping) or "type" not in d:
         raise ProtocolError("CBOR message without a 'type' key")
     kind = d["type"]
     if kind == "start":
         cfg = {k: v for k, v in d.items() if isinstance(v, (int, float, str, list))}
         return Start(series=int(d.get("series_id", 0)), config=cfg, version=2)
     if kind == "image":
-        channel = next(iter(d["data"].values()))
+        channel = next(iter(dict(d["data"].items()).values()))
         dtype, shape, enc, blob = _untag(channel)
         start = d.get("start_time")
         t = start[0] / start[1] if isinstance(start, (list, tuple)) and start[1] else float("nan")
