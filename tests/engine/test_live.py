@@ -1,0 +1,118 @@
+"""The live loop and the feature store: every frame of a growing run stored once, resumable,
+sampling when behind and filling in afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xlive.analyzers.radial import RadialParams, RadialProfile
+from xlive.live import LiveParams, LiveProcessor, default_client, fill_in
+from xlive.simulate import write_run
+from xlive.sources import open_source
+from xlive.store import DONE, SKIPPED, FeatureStore, open_features
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = default_client(2)
+    yield c
+    c.close()
+    c.cluster.close()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("live") / "run"
+    write_run(out, frames=20, rate=0, detector="eiger500k", seed=6, hit_fraction=0.5,
+              laser_on_fraction=0.5, dropped_fraction=0.1)
+    return out
+
+
+def radial(src):
+    return [RadialProfile(src.geometry, RadialParams(n_bins=48))]
+
+
+def test_finished_run_is_stored_once_and_reads_back(finished_run, tmp_path, client):
+    src = open_source(finished_run)
+    seen = []
+    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
+                       listeners=[lambda r, m: seen.extend(r["frame_index"].tolist())]) as lp:
+        stats = lp.run(until_idle=0.0)
+    assert stats.frames_stored == 20 and sorted(seen) == list(range(20))
+    ds = open_features(tmp_path / "f.zarr")
+    assert ds.sizes["frame"] == 20 and (ds.status == DONE).all()
+    frames = np.stack([src.read_frame(i) for i in range(20)])
+    np.testing.assert_allclose(ds.radial_profile.values,
+                               radial(src)[0](frames)["radial_profile"], rtol=1e-6)
+    # metadata travels with the features
+    np.testing.assert_array_equal(ds.frame_number.values, src.metadata()["frame_number"])
+    assert ds.q.attrs.get("units") == "1/nm"
+
+
+def test_resume_computes_only_missing_frames(finished_run, tmp_path, client):
+    src = open_source(finished_run)
+    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
+                       frames=np.arange(0, 20, 3)) as lp:
+        assert lp.run().frames_stored == 7
+    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client) as lp:
+        assert lp.run().frames_stored == 13
+    assert FeatureStore.open(tmp_path / "f.zarr").frames_done_count() == 20
+
+
+def test_fixed_sampling_then_fill_in(finished_run, tmp_path, client):
+    src = open_source(finished_run)
+    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
+                       params=LiveParams(sample=0.25)) as lp:
+        stats = lp.run()
+    assert stats.frames_stored == 5 and stats.frames_skipped == 15
+    status = FeatureStore.open(tmp_path / "f.zarr").status()
+    assert list(np.flatnonzero(status == DONE)) == [0, 4, 8, 12, 16]
+    assert np.count_nonzero(status == SKIPPED) == 15
+    stats = fill_in(src, tmp_path / "f.zarr", analyzers=radial(src), client=client)
+    assert stats.frames_stored == 15
+    assert FeatureStore.open(tmp_path / "f.zarr").frames_done_count() == 20
+
+
+def test_store_refuses_other_features(finished_run, tmp_path, client):
+    from xlive.analyzers.base import FeatureSpec
+    from xlive.errors import ConfigError
+
+    src = open_source(finished_run)
+    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
+                       frames=[0]) as lp:
+        lp.run()
+    with pytest.raises(ConfigError, match="holds features"):
+        FeatureStore.open_or_create(tmp_path / "f.zarr", coords={},
+                                    specs=[FeatureSpec("n_spots", ("frame",), "int32")])
+
+
+@pytest.mark.slow
+def test_growing_run_every_frame_once_in_order(tmp_path, client):
+    out = tmp_path / "run"
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "xlive.cli", "simulate", str(out), "--frames", "60", "--rate", "30",
+         "--detector", "eiger500k", "--seed", "2", "-q"], stderr=subprocess.PIPE)
+    import time
+
+    t_end = time.time() + 60
+    while not (out / "run.zarr" / "zarr.json").exists():
+        assert time.time() < t_end and writer.poll() is None
+        time.sleep(0.05)
+    src = open_source(out)
+    seen: list[int] = []
+    counts = set()
+    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
+                       params=LiveParams(adaptive=False),
+                       listeners=[lambda r, m: seen.extend(r["frame_index"].tolist())]) as lp:
+        while writer.poll() is None or not lp.idle or src.refresh() > lp._seen:
+            lp.step()
+            counts.add(src.n_frames)
+            assert time.time() < t_end + 60
+    assert writer.returncode == 0
+    assert sorted(seen) == list(range(60)) and len(seen) == 60
+    assert len(counts) > 3  # the run grew while it was processed
+    assert max(lp.stats.lags) < 30

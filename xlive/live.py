@@ -1,0 +1,289 @@
+"""The live loop: poll the source, schedule new frames on dask, store features, fan out.
+
+Each ``step()`` refreshes the source, queues the new frames, submits blocks of frames to the
+dask client (at most ``max_in_flight`` blocks at once), and stores every finished block
+(features first, then status), then hands it to the listeners (aggregators, flags, views).
+When the backlog would push the lag past ``latency_budget`` it samples every k-th frame and
+marks the others skipped, so ``fill_in`` (``xlive process --fill-in``) can compute them later.
+Lag is measured per frame from its timestamp (when the source has one, else from when the loop
+first saw it) to the moment its features are stored.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .conventions import TIMESTAMP
+from .features import analyze_block, feature_coords, feature_specs
+from .store import DONE, SKIPPED, FeatureStore
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveParams:
+    """How the live loop paces itself."""
+
+    #: seconds between polls of the source
+    poll_interval: float = 0.25
+    #: lag (s) the loop aims to stay under by sampling
+    latency_budget: float = 5.0
+    #: frames per dask task
+    block: int = 4
+    #: fraction of frames to compute (None: all, sampling only when behind)
+    sample: float | None = None
+    #: blocks submitted at once (None: 2 per worker thread)
+    max_in_flight: int | None = None
+    #: allow sampling when behind (off: compute every frame however late)
+    adaptive: bool = True
+
+
+@dataclass
+class LiveStats:
+    frames_stored: int = 0
+    frames_skipped: int = 0
+    lags: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
+    started: float = field(default_factory=time.time)
+    stored_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4096))
+    sample_step: int = 1
+
+    def throughput(self, window: float = 10.0) -> float:
+        """Frames stored per second over the last ``window`` seconds."""
+        now = time.time()
+        recent = [(t, k) for t, k in self.stored_times if now - t <= window]
+        if not recent:
+            return 0.0
+        span = max(now - min(t for t, _ in recent), 1e-3)
+        return sum(k for _, k in recent) / span
+
+    def lag_percentile(self, p: float = 95.0) -> float:
+        return float(np.percentile(np.asarray(self.lags), p)) if self.lags else float("nan")
+
+
+def default_client(n_workers: int | None = None, processes: bool = False):
+    """A local dask.distributed client sized to the machine (threads: the kernels drop the GIL)."""
+    from dask.distributed import Client, LocalCluster
+
+    ncores = os.cpu_count() or 1
+    if processes:
+        cluster = LocalCluster(n_workers=n_workers or ncores, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+    else:
+        cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
+                               processes=False, dashboard_address=None)
+    return Client(cluster)
+
+
+class LiveProcessor:
+    """Compute features of a (possibly growing) run into a FeatureStore, resumably.
+
+    Parameters
+    ----------
+    source
+        An opened :class:`~xlive.sources.Source`.
+    store
+        Path of the feature store (created, or resumed when it exists).
+    analyzers
+        Analyzer objects (default: built from the source geometry).
+    client
+        A ``dask.distributed.Client`` (default: a local one, closed with the processor).
+    listeners
+        Callables ``f(result, meta)`` called with every stored block (aggregators, views).
+    """
+
+    def __init__(self, source, store, *, analyzers=None, client=None,
+                 params: LiveParams | None = None,
+                 listeners: list[Callable[[dict, dict], None]] | None = None,
+                 frames: np.ndarray | None = None):
+        self.source = source
+        self.params = params or LiveParams()
+        source.refresh()
+        if analyzers is None:
+            from .analyzers import default_analyzers
+
+            analyzers = default_analyzers(source.geometry)
+        self.analyzers = list(analyzers)
+        attrs = {"source": str(getattr(source, "path", "")),
+                 "geometry": source.geometry.to_dict() if source.n_frames else None}
+        self.store = store if isinstance(store, FeatureStore) else FeatureStore.open_or_create(
+            store, specs=feature_specs(self.analyzers), coords=feature_coords(self.analyzers),
+            attrs=attrs)
+        self._own_client = client is None
+        self.client = client or default_client()
+        self.listeners = list(listeners or [])
+        self.stats = LiveStats()
+        self._only = None if frames is None else set(int(i) for i in frames)
+        self._queue: collections.deque[int] = collections.deque()
+        self._in_flight: dict = {}
+        self._seen = 0
+        self._first_seen: dict[int, float] = {}
+        status = self.store.status()
+        self._done = set(np.flatnonzero((status == DONE) | (status == 2)).tolist())
+        self._reader_f = None
+        self._analyzers_f = None
+        self._meta_cache: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ scheduling
+    def _futures_setup(self):
+        if self._reader_f is None and self.source.n_frames:
+            self._reader_f = self.client.scatter(self.source.reader, broadcast=True, hash=False)
+            self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
+
+    @property
+    def _threads(self) -> int:
+        try:
+            return max(1, sum(self.client.nthreads().values()))
+        except Exception:
+            return os.cpu_count() or 1
+
+    def _poll(self) -> None:
+        n = self.source.refresh()
+        if n <= self._seen:
+            return
+        self.store.see(n)
+        now = time.time()
+        fixed = self.params.sample
+        step = max(1, round(1 / fixed)) if fixed else 1
+        skipped = []
+        for i in range(self._seen, n):
+            self._first_seen[i] = now
+            if i in self._done or (self._only is not None and i not in self._only):
+                continue
+            if step > 1 and i % step:
+                skipped.append(i)
+            else:
+                self._queue.append(i)
+        self._seen = n
+        if skipped:
+            self.store.mark_skipped(np.array(skipped))
+            self.stats.frames_skipped += len(skipped)
+
+    def _adapt(self) -> None:
+        """Sample the queue when the backlog would exceed the latency budget."""
+        if not self.params.adaptive or len(self._queue) < 2 * self.params.block:
+            return
+        rate = self.stats.throughput()
+        if rate <= 0:
+            return
+        backlog = len(self._queue) + self.params.block * len(self._in_flight)
+        budget = 0.5 * self.params.latency_budget
+        if backlog / rate <= budget:
+            self.stats.sample_step = 1
+            return
+        k = math.ceil(backlog / (rate * budget))
+        self.stats.sample_step = k
+        keep, skip = [], []
+        for i in self._queue:
+            (keep if i % k == 0 else skip).append(i)
+        # never let the newest frames wait: keep the newest block whatever k says
+        self._queue = collections.deque(keep)
+        if skip:
+            self.store.mark_skipped(np.array(skip))
+            self.stats.frames_skipped += len(skip)
+
+    def _submit(self) -> None:
+        self._futures_setup()
+        limit = self.params.max_in_flight or 2 * self._threads
+        while self._queue and len(self._in_flight) < limit:
+            idx = [self._queue.popleft() for _ in range(min(self.params.block, len(self._queue)))]
+            fut = self.client.submit(analyze_block, self._reader_f, self._analyzers_f,
+                                     np.array(idx), pure=False)
+            self._in_flight[fut] = idx
+
+    def _collect(self, wait: float = 0.0) -> int:
+        from dask.distributed import wait as dwait
+
+        if not self._in_flight:
+            return 0
+        if wait > 0:
+            dwait(list(self._in_flight), timeout=wait, return_when="FIRST_COMPLETED")
+        stored = 0
+        for fut in [f for f in self._in_flight if f.done()]:
+            idx = self._in_flight.pop(fut)
+            result = fut.result()
+            meta = self._meta(np.asarray(idx))
+            self.store.write(result, meta)
+            now = time.time()
+            ts = meta.get(TIMESTAMP)
+            for k, i in enumerate(idx):
+                t0 = float(ts[k]) if ts is not None and np.isfinite(ts[k]) and ts[k] > 0 else \
+                    self._first_seen.get(i, now)
+                self.stats.lags.append(now - t0)
+                self._done.add(i)
+            self.stats.frames_stored += len(idx)
+            self.stats.stored_times.append((now, len(idx)))
+            stored += len(idx)
+            for f in self.listeners:
+                f(result, meta)
+        return stored
+
+    def _meta(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        meta = self._meta_cache
+        if not meta or any(len(v) <= idx.max() for v in meta.values()):
+            meta = self._meta_cache = self.source.metadata()
+        return {k: np.asarray(v)[idx] for k, v in meta.items() if len(v) > idx.max()}
+
+    # ------------------------------------------------------------------ public
+    def step(self, wait: float | None = None) -> int:
+        """One poll, schedule and collect; returns frames stored in this step."""
+        self._poll()
+        self._adapt()
+        self._submit()
+        return self._collect(self.params.poll_interval if wait is None else wait)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or running."""
+        return not self._queue and not self._in_flight
+
+    def run(self, *, until_idle: float | None = 0.0, stop=None,
+            progress: Callable[[LiveProcessor], None] | None = None) -> LiveStats:
+        """Loop until the run stops growing for ``until_idle`` seconds (None: forever)."""
+        last_new = time.time()
+        while stop is None or not stop.is_set():
+            before = self._seen
+            self.step()
+            if progress:
+                progress(self)
+            if self._seen > before or not self.idle:
+                last_new = time.time()
+            elif until_idle is not None and time.time() - last_new >= until_idle:
+                break
+        self._collect(wait=0)
+        return self.stats
+
+    def pending(self) -> np.ndarray:
+        """Frames seen but neither computed nor bad (skipped ones included)."""
+        status = self.store.status()
+        return np.flatnonzero((status != DONE) & (status != 2))
+
+    def close(self) -> None:
+        if self._own_client:
+            cluster = self.client.cluster
+            self.client.close()
+            if cluster is not None:
+                cluster.close()
+
+    def __enter__(self) -> LiveProcessor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def fill_in(source, store, **kw) -> LiveStats:
+    """Compute the frames a store skipped or has not reached yet (no sampling)."""
+    st = store if isinstance(store, FeatureStore) else FeatureStore.open(store, mode="r+")
+    source.refresh()
+    status = st.status()
+    todo = np.flatnonzero((status == SKIPPED) | (status == 0))
+    todo = np.concatenate([todo, np.arange(len(status), source.n_frames)])
+    params = LiveParams(**{**kw.pop("params", LiveParams()).__dict__, "adaptive": False,
+                           "sample": None})
+    with LiveProcessor(source, st, params=params, frames=todo, **kw) as lp:
+        return lp.run(until_idle=0.0)
