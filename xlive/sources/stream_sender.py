@@ -33,10 +33,11 @@ from .stream_protocol import (
 )
 
 
-def synthetic_frames(detector: str, count: int, seed: int = 0) -> list[np.ndarray]:
+def synthetic_frames(detector: str, count: int, seed: int = 0,
+                     dtype: str = "uint16") -> list[np.ndarray]:
     """Sparse Poisson frames with detector gaps (gap value = dtype max)."""
     det = get_detector(detector)
-    dtype = np.dtype("uint16") if det.is_integer() else np.dtype(det.dtype)
+    dtype = np.dtype(dtype)
     rng = np.random.default_rng(seed)
     gaps = det.gap_mask()
     out = []
@@ -79,7 +80,7 @@ def load_frames(args: argparse.Namespace) -> tuple[list, tuple[int, int], np.dty
                            detector_distance=geom["distance"], wavelength=geom["wavelength"],
                            x_pixel_size=p["pixel_size"])
         else:
-            frames = synthetic_frames(args.synthetic, args.distinct, args.seed)
+            frames = synthetic_frames(args.synthetic, args.distinct, args.seed, args.dtype)
         shape, dtype = frames[0].shape, frames[0].dtype
         blobs = frames if args.encoding in ("lz4<", "<") else [bslz4_encode(f) for f in frames]
     cfg.update(x_pixels_in_detector=shape[1], y_pixels_in_detector=shape[0],
@@ -91,7 +92,7 @@ def load_frames(args: argparse.Namespace) -> tuple[list, tuple[int, int], np.dty
 def send(args: argparse.Namespace) -> dict:
     """Send the series; returns counts (sent, skipped) per series."""
     blobs, shape, dtype, cfg = load_frames(args)
-    ctx = zmq.Context.instance()
+    ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.SNDTIMEO, int(args.timeout * 1000))
     sock.setsockopt(zmq.LINGER, int(args.timeout * 1000))
@@ -132,7 +133,8 @@ def send(args: argparse.Namespace) -> dict:
     except zmq.Again:
         stats["error"] = f"nobody received for {args.timeout} s"
     finally:
-        sock.close()
+        sock.close()  # lingers until queued messages are out (or the timeout)
+        ctx.term()  # before the interpreter frees zero-copy buffers
     stats["seconds"] = time.monotonic() - t0
     return stats
 
@@ -155,6 +157,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--header-detail", default="basic", choices=("none", "basic", "all"))
     p.add_argument("--timeout", type=float, default=20.0, help="give up after S s without a reader")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="uint16", choices=("uint8", "uint16", "uint32"),
+                   help="pixel type of synthetic frames")
     return p
 
 
