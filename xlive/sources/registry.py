@@ -105,7 +105,8 @@ def open_source(target: str | Path, *, kind: str | None = None, **options: Any) 
     if kind is None:
         kind = guess_kind(target)
         tried.append("built-in sources by name: " + ", ".join(BUILTIN))
-        if kind is None:
+        if kind in (None, "files"):  # generic guesses: plugins may know better
+            fallback, kind = kind, None
             for name, cls in sources.items():
                 if name in BUILTIN:
                     continue
@@ -117,6 +118,7 @@ def open_source(target: str | Path, *, kind: str | None = None, **options: Any) 
                         break
                 except Exception:
                     continue
+            kind = kind or fallback
     if kind is None:
         exists = "exists" if os.path.exists(target) else "does not exist"
         raise SourceError(
