@@ -1,9 +1,201 @@
-"""Subcommands beyond ``simulate``; each registers itself on the ``xlive`` parser."""
+"""Subcommands beyond ``simulate``: ``demo`` and ``process`` (each thin: parse, call, print)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the remaining subcommands to the ``xlive`` parser."""
+    from .cli import add_simulation_options
+
+    p = sub.add_parser(
+        "demo", help="simulate a beamtime run and monitor it live",
+        description="Simulate a serial-crystallography run in one process and monitor it live "
+                    "in this one: hit rate, spots, resolution, lag and red flags.")
+    p.add_argument("--out", default=None, help="folder for the run and its features "
+                                               "(default: a new temporary folder)")
+    add_simulation_options(p, frames=0, rate=20.0, detector="eiger1m")
+    p.set_defaults(hit_fraction=0.35)
+    p.add_argument("--no-browser", action="store_true",
+                   help="do not open a web browser (the terminal monitor is always shown)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "process", help="compute per-frame features of a run (finished or growing), resumably",
+        description="Compute per-frame features of a run into a feature store. Killed and "
+                    "started again, it resumes where it stopped.")
+    p.add_argument("target", help="run: a .zarr store, an Eiger master .h5, a folder or glob "
+                                  "of image files, tcp://HOST:PORT, or an xlive run folder")
+    p.add_argument("--out", required=True, help="feature store (.zarr) to create or resume")
+    p.add_argument("--live", action="store_true",
+                   help="keep polling the run for new frames until it stays idle")
+    p.add_argument("--idle-timeout", type=float, default=30.0,
+                   help="with --live: stop after this many seconds without new frames")
+    p.add_argument("--sample", type=float, default=None,
+                   help="compute only this fraction of frames (every k-th), e.g. 0.1")
+    p.add_argument("--fill-in", action="store_true",
+                   help="compute frames an earlier pass skipped")
+    p.add_argument("--latency-budget", type=float, default=5.0,
+                   help="with --live: sample when the lag would exceed this (s)")
+    p.add_argument("--no-sampling", action="store_true",
+                   help="with --live: never skip frames, however late")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running dask.distributed scheduler (default: local)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local dask worker threads (or processes with --processes)")
+    p.add_argument("--processes", action="store_true", help="local workers as processes")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_process)
+
+
+# --------------------------------------------------------------------------- process
+def _client(args):
+    from .live import default_client
+
+    if args.scheduler:
+        from dask.distributed import Client
+
+        return Client(args.scheduler)
+    return default_client(args.workers, processes=args.processes)
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .live import LiveParams, LiveProcessor, fill_in
+    from .sources import open_source
+
+    if args.sample is not None and not 0 < args.sample <= 1:
+        raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
+    source = open_source(args.target)
+    n = source.refresh()
+    client = _client(args)
+    try:
+        if args.fill_in:
+            stats = fill_in(source, args.out, client=client)
+            print(f"filled in {stats.frames_stored} frames into {args.out}")
+            return 0
+        params = LiveParams(sample=args.sample, latency_budget=args.latency_budget,
+                            adaptive=args.live and not args.no_sampling)
+        with LiveProcessor(source, args.out, client=client, params=params) as lp, \
+                tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
+            done_before = lp.store.frames_done_count()
+            bar.update(done_before)
+
+            def progress(proc):
+                bar.total = max(bar.total or 0, proc.source.n_frames)
+                bar.n = done_before + proc.stats.frames_stored + proc.stats.frames_skipped
+                bar.set_postfix(lag=f"{proc.stats.lag_percentile(95):.1f}s",
+                                rate=f"{proc.stats.throughput():.0f}/s", refresh=False)
+                bar.refresh()
+
+            stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress)
+        print(f"stored features of {stats.frames_stored} frames in {args.out} "
+              f"({stats.frames_skipped} skipped; 95% lag {stats.lag_percentile(95):.2f} s)")
+    finally:
+        client.close()
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+def _start_simulator(args, run: Path) -> subprocess.Popen:
+    frames = args.frames if args.frames > 0 else 10**9
+    if args.jet_loss:
+        jet_loss = args.jet_loss
+    elif args.frames:  # lose the jet for the 60-70 % stretch of the run, to show the flag
+        jet_loss = ((int(frames * 0.6), int(frames * 0.7)),)
+    else:
+        jet_loss = ((600, 700),)
+    cmd = [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--format", "zarr",
+           "--frames", str(frames), "--rate", str(args.rate), "--detector", args.detector,
+           "--seed", str(args.seed), "--hit-fraction", str(args.hit_fraction),
+           "--unit-cell", ",".join(str(v) for v in args.unit_cell),
+           "--wavelength", str(args.wavelength),
+           "--ice-fraction", str(args.ice_fraction or 0.1),
+           "--multi-lattice-fraction", str(args.multi_lattice_fraction or 0.15),
+           "--jet-loss", ",".join(f"{a}:{b}" for a, b in jet_loss),
+           "--dose-decay", str(args.dose_decay),
+           "--laser-on-fraction", str(args.laser_on_fraction or 0.5),
+           "--dropped-fraction", str(args.dropped_fraction or 0.002), "-q"]
+    if args.distance:
+        cmd += ["--distance", str(args.distance)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_run(run: Path, writer: subprocess.Popen, timeout: float = 120.0) -> None:
+    t_end = time.time() + timeout
+    while not (run / "run.zarr" / "zarr.json").exists():
+        if writer.poll() is not None:
+            raise ConfigError(f"the simulator stopped before writing: {writer.stderr.read()}")
+        if time.time() > t_end:
+            raise ConfigError(f"no run appeared in {run} within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .aggregate import RunAggregates
+    from .flags import evaluate, status
+    from .live import LiveParams, LiveProcessor, default_client
+    from .sources import open_source
+
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xlive-demo-"))
+    run, feats = out / "run", out / "features.zarr"
+    if run.exists() or feats.exists():
+        raise ConfigError(f"{out} already holds a demo; give a new --out")
+    print(f"simulating a {args.detector} run at {args.rate:g} frames/s into {run}")
+    writer = _start_simulator(args, run)
+    client = None
+    try:
+        _wait_for_run(run, writer)
+        source = open_source(run)
+        agg = RunAggregates()
+        client = default_client()
+        flags: list = []
+        with LiveProcessor(source, feats, client=client, listeners=[agg],
+                           params=LiveParams(latency_budget=3.0)) as lp, \
+                tqdm(total=args.frames or None, unit="frame", desc="live") as bar:
+            last_flags = 0.0
+            while True:
+                finished = writer.poll() is not None
+                lp.step()
+                bar.n = lp.stats.frames_stored + lp.stats.frames_skipped
+                if time.time() - last_flags > 1.0:
+                    flags = evaluate(agg)
+                    last_flags = time.time()
+                bar.set_postfix_str(
+                    f"seen {source.n_frames} | hit rate {agg.rolling_hit_rate()[0]:.0%} | "
+                    f"lag {lp.stats.lag_percentile(95):.1f}s | "
+                    f"{status(flags).upper()}{': ' + ', '.join(f.name for f in flags) if flags else ''}",
+                    refresh=False)
+                bar.refresh()
+                if finished and lp.idle and source.refresh() == lp._seen:
+                    break
+        if writer.returncode:
+            raise ConfigError(f"the simulator failed: {writer.stderr.read().strip()}")
+        flags = evaluate(agg)
+        truth = json.loads((run / "xlive-run.json").read_text())
+        print(f"\nrun finished: {agg.frames} frames analysed ({lp.stats.frames_skipped} sampled "
+              f"out), {truth.get('frames_dropped', 0)} dropped by the detector")
+        print(f"hits: {agg.hits} ({agg.hit_rate:.1%}); 95% lag {lp.stats.lag_percentile(95):.2f} s")
+        print(f"status: {status(flags).upper()}")
+        for f in flags:
+            print(f"  [{f.severity}] {f.message}")
+        print(f"features: {feats}  (xlive.open_features({str(feats)!r}))")
+    finally:
+        if writer.poll() is None:
+            writer.terminate()
+            writer.wait(timeout=30)
+        if client is not None:
+            client.close()
+    return 0
