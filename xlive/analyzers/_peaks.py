@@ -1,0 +1,243 @@
+"""Peak search after the ring statistics (numba), beside a numpy/scipy reference.
+
+Given per-ring thresholds, the pixels above them are grouped into 8-connected components.
+Each component gets a *local* background (mean and variance of the pixels in a box around it that
+are neither near it nor above their ring threshold, as peakfinder8 does), an integration region
+(its bounding box grown by one pixel), a background-subtracted intensity, a centroid and an
+integrated SNR ``I / sqrt(I + n * var_bg)`` — the same form as the simulator's truth SNR, so
+a threshold on it means the same thing. A component is a peak when its pixel count is within
+limits, its integrated SNR reaches ``min_snr`` and it is not a lone pixel holding almost all of
+its intensity (a hot pixel: a real spot always spreads over its neighbours).
+
+Candidates come in raster order (flat indices, ascending), so neighbours are found by binary
+search: nothing of the frame's size is allocated per call. Written by hand (scipy.ndimage.label
+allocates full-frame label arrays and cannot fuse the per-peak statistics).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_JIT = dict(cache=True, nogil=True)
+
+#: columns of the peak table produced by :func:`find_peaks`
+COLUMNS = ("x", "y", "intensity", "npix", "snr", "background", "max")
+
+
+@numba.njit(**_JIT)
+def _find(parent, a):
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+@numba.njit(**_JIT)
+def pixels_above(frame, rings, thr, lo, hi):
+    """Flat indices (ascending) of valid pixels above their ring's threshold (full scan)."""
+    ny, nx = frame.shape
+    n = 0
+    for _ in range(2):
+        out = np.empty(n, np.int64)
+        n = 0
+        for i in range(ny):
+            for j in range(nx):
+                r = rings[i, j]
+                if r < 0:
+                    continue
+                v = frame[i, j]
+                if v >= lo and v <= hi and v > thr[r]:
+                    if n < out.shape[0]:
+                        out[n] = i * nx + j
+                    n += 1
+    return out
+
+
+@numba.njit(**_JIT)
+def find_peaks(frame, rings, thr, rmean, rsigma, lo, hi, cand, min_pix, max_pix, bg_radius,
+               min_snr, max_single_frac, out):
+    """Peaks among candidate pixels ``cand``; rows of ``out`` get :data:`COLUMNS`.
+
+    Returns the number of peaks found (rows beyond ``out``'s length are counted, not stored).
+    """
+    ny, nx = frame.shape
+    # pixels above their ring's threshold
+    above = np.empty(cand.shape[0], np.int64)
+    na = 0
+    for c in range(cand.shape[0]):
+        p = cand[c]
+        i = p // nx
+        j = p - i * nx
+        r = rings[i, j]
+        if r < 0:
+            continue
+        v = frame[i, j]
+        if v >= lo and v <= hi and v > thr[r]:
+            above[na] = p
+            na += 1
+    above = above[:na]
+    parent = np.arange(na)
+    for a in range(na):
+        p = above[a]
+        i = p // nx
+        j = p - i * nx
+        for di, dj in ((-1, -1), (-1, 0), (-1, 1), (0, -1)):
+            ii = i + di
+            jj = j + dj
+            if ii < 0 or jj < 0 or jj >= nx:
+                continue
+            q = ii * nx + jj
+            b = np.searchsorted(above[:a], q)
+            if b < a and above[b] == q:
+                ra = _find(parent, a)
+                rb = _find(parent, b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+    # components: pixel count, bounding box, brightest pixel
+    comp = np.full(na, -1, np.int64)
+    nc = 0
+    npix = np.zeros(na, np.int64)
+    box = np.empty((na, 4), np.int64)
+    vmax = np.full(na, -np.inf)
+    pmax = np.zeros(na, np.int64)
+    for a in range(na):
+        root = _find(parent, a)
+        if comp[root] < 0:
+            comp[root] = nc
+            box[nc, 0] = ny
+            box[nc, 1] = -1
+            box[nc, 2] = nx
+            box[nc, 3] = -1
+            nc += 1
+        k = comp[root]
+        p = above[a]
+        i = p // nx
+        j = p - i * nx
+        npix[k] += 1
+        box[k, 0] = min(box[k, 0], i)
+        box[k, 1] = max(box[k, 1], i)
+        box[k, 2] = min(box[k, 2], j)
+        box[k, 3] = max(box[k, 3], j)
+        v = np.float64(frame[i, j])
+        if v > vmax[k]:
+            vmax[k] = v
+            pmax[k] = p
+    found = 0
+    for k in range(nc):
+        if npix[k] < min_pix or npix[k] > max_pix:
+            continue
+        i0, i1, j0, j1 = box[k, 0], box[k, 1], box[k, 2], box[k, 3]
+        # local background: box grown by bg_radius, minus the box grown by 2
+        nb = 0
+        sb = 0.0
+        sb2 = 0.0
+        for i in range(max(i0 - bg_radius, 0), min(i1 + bg_radius + 1, ny)):
+            for j in range(max(j0 - bg_radius, 0), min(j1 + bg_radius + 1, nx)):
+                if i0 - 2 <= i <= i1 + 2 and j0 - 2 <= j <= j1 + 2:
+                    continue
+                r = rings[i, j]
+                if r < 0:
+                    continue
+                v = frame[i, j]
+                if v >= lo and v <= hi and v <= thr[r]:
+                    fv = np.float64(v)
+                    nb += 1
+                    sb += fv
+                    sb2 += fv * fv
+        if nb >= 8:
+            bg = sb / nb
+            var = max((sb2 - nb * bg * bg) / (nb - 1), 0.0)
+        else:
+            pm = pmax[k]
+            r = rings[pm // nx, pm % nx]
+            bg = rmean[r]
+            var = rsigma[r] ** 2
+        # integration region: box grown by one pixel
+        ni = 0
+        tot = 0.0
+        wsum = 0.0
+        wx = 0.0
+        wy = 0.0
+        for i in range(max(i0 - 1, 0), min(i1 + 2, ny)):
+            for j in range(max(j0 - 1, 0), min(j1 + 2, nx)):
+                if rings[i, j] < 0:
+                    continue
+                v = frame[i, j]
+                if not (v >= lo and v <= hi):
+                    continue
+                net = np.float64(v) - bg
+                ni += 1
+                tot += net
+                if net > 0:
+                    wsum += net
+                    wx += net * j
+                    wy += net * i
+        den = max(tot, 0.0) + ni * var
+        snr = tot / np.sqrt(den) if den > 0 else 0.0
+        if snr < min_snr or wsum <= 0:
+            continue
+        if npix[k] == 1 and (vmax[k] - bg) > max_single_frac * tot:
+            continue
+        if found < out.shape[0]:
+            out[found, 0] = wx / wsum
+            out[found, 1] = wy / wsum
+            out[found, 2] = tot
+            out[found, 3] = npix[k]
+            out[found, 4] = snr
+            out[found, 5] = bg
+            out[found, 6] = vmax[k]
+        found += 1
+    return found
+
+
+def find_peaks_ref(frame, rings, thr, rmean, rsigma, lo, hi, min_pix, max_pix, bg_radius,
+                   min_snr, max_single_frac):
+    """Reference of :func:`find_peaks` with numpy and ``scipy.ndimage.label``; ``(n, 7)`` rows.
+
+    Rows follow scipy's label order (raster order of each component's first pixel), which is
+    the kernel's order too.
+    """
+    from scipy import ndimage
+
+    f = frame.astype(np.float64)
+    valid = (rings >= 0) & (f >= lo) & (f <= hi)
+    t = np.where(rings >= 0, thr[np.maximum(rings, 0)], np.inf)
+    above = valid & (f > t)
+    labels, n = ndimage.label(above, structure=np.ones((3, 3), bool))
+    rows = []
+    ny, nx = f.shape
+    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+        comp = labels[sl] == k
+        npix = int(comp.sum())
+        if npix < min_pix or npix > max_pix:
+            continue
+        i0, i1, j0, j1 = sl[0].start, sl[0].stop - 1, sl[1].start, sl[1].stop - 1
+        vals = np.where(comp, f[sl], -np.inf)
+        vmax = vals.max()
+        im, jm = np.unravel_index(np.argmax(vals), vals.shape)
+        outer = (slice(max(i0 - bg_radius, 0), min(i1 + bg_radius + 1, ny)),
+                 slice(max(j0 - bg_radius, 0), min(j1 + bg_radius + 1, nx)))
+        use = valid[outer] & ~above[outer]
+        ii, jj = np.mgrid[outer]
+        near = (ii >= i0 - 2) & (ii <= i1 + 2) & (jj >= j0 - 2) & (jj <= j1 + 2)
+        b = f[outer][use & ~near]
+        if b.size >= 8:
+            bg, var = b.mean(), max(b.var(ddof=1), 0.0)
+        else:
+            r = rings[i0 + im, j0 + jm]
+            bg, var = rmean[r], rsigma[r] ** 2
+        inner = (slice(max(i0 - 1, 0), min(i1 + 2, ny)), slice(max(j0 - 1, 0), min(j1 + 2, nx)))
+        ok = valid[inner]
+        net = np.where(ok, f[inner] - bg, 0.0)
+        tot = net.sum()
+        den = max(tot, 0.0) + ok.sum() * var
+        snr = tot / np.sqrt(den) if den > 0 else 0.0
+        w = np.where(net > 0, net, 0.0)
+        if snr < min_snr or w.sum() <= 0:
+            continue
+        if npix == 1 and (vmax - bg) > max_single_frac * tot:
+            continue
+        ii, jj = np.mgrid[inner]
+        rows.append(((w * jj).sum() / w.sum(), (w * ii).sum() / w.sum(), tot, npix, snr, bg, vmax))
+    return np.array(rows, float).reshape(-1, len(COLUMNS))
