@@ -1,0 +1,161 @@
+"""Export a processed run's hits for CrystFEL: CXI file, ``.geom`` and ``.lst`` event lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..conventions import FRAME
+from ..errors import BadFrameError, ConfigError
+from ..geometry import Geometry
+from ._common import META, features_dataset, require, run_source
+from .cxi import DATA, PEAKS, CXIHitsWriter
+
+
+@dataclass(frozen=True)
+class HitsExport:
+    """What :func:`export_hits` wrote."""
+
+    #: hit frames written (rows of the CXI file)
+    hits: int
+    #: hit frames that could not be read from the run and were left out
+    unreadable: int
+    cxi: Path
+    lst: Path | None = None
+    geom: Path | None = None
+    lst_original: Path | None = None
+
+
+def write_hits_geom(geometry: Geometry, path: str | Path, *, data: str = DATA,
+                    peak_list: str | None = PEAKS) -> Path:
+    """A CrystFEL ``.geom`` for ``geometry`` that reads frames at ``data`` (``dim0 = %``) and,
+    with ``peak_list``, peaks from the CXI result group (``peak_list_type = cxi``).
+
+    Written with :func:`xlive.geometry_io.crystfel.write_crystfel_geom` (mask into
+    ``<stem>-mask.h5`` beside it), then pointed at the CXI layout.
+    """
+    from ..geometry_io.crystfel import write_crystfel_geom
+
+    path = Path(path)
+    write_crystfel_geom(geometry, path)
+    lines = path.read_text().splitlines()
+    out = []
+    for line in lines:
+        if line.strip().startswith("data ="):
+            out.append(f"data = {data}")
+            if peak_list:
+                out += [f"peak_list = {peak_list}", "peak_list_type = cxi",
+                        "; peak positions are pixel-centre indices: keep CrystFEL's default "
+                        "half-pixel shift"]
+        else:
+            out.append(line)
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def original_events(source, frames) -> list[str]:
+    """``.lst`` lines that point CrystFEL at ``frames`` in the run's own files.
+
+    HDF5 runs (Eiger master + data files, single HDF5/SWMR files) give ``datafile //k`` with
+    ``k`` the frame inside that data file (use a ``.geom`` whose ``data`` names the dataset, see
+    :func:`write_hits_geom`); image-file series (CBF...) give one file name per frame. Zarr
+    stores and streams are not readable by CrystFEL: use the CXI file instead.
+    """
+    frames = [int(i) for i in frames]
+    files = getattr(source, "files", None)
+    if files is not None and not callable(files):
+        return [str(Path(files[i]).absolute()) for i in frames]
+    segments = getattr(source.reader, "segments", None)
+    if segments is None:
+        raise ConfigError(f"CrystFEL cannot read the frames of a {type(source).__name__} run "
+                          "directly; use the CXI file and its --lst instead of --lst-original")
+    starts = [s[2] for s in segments]
+    out = []
+    for i in frames:
+        k = int(np.searchsorted(starts, i, side="right")) - 1
+        path, _dset, start, _n = segments[k]
+        out.append(f"{Path(path).absolute()} //{i - start}")
+    return out
+
+
+def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
+                lst: str | Path | None = None, geom: str | Path | None = None,
+                lst_original: str | Path | None = None, source=None,
+                half_pixel_shift: bool = True, compression: str | None = None,
+                overwrite: bool = False, batch: int = 16,
+                progress: Callable[[int], None] | None = None) -> HitsExport:
+    """Write the hits of a processed run as a CXI file for ``indexamajig --peaks=cxi``.
+
+    Parameters
+    ----------
+    features
+        Feature store (path) or its Dataset, with ``is_hit`` and ``peak_x``/``peak_y``.
+    cxi
+        Output ``.cxi`` (see :mod:`xlive.outputs.cxi` for the layout and the half-pixel rule).
+    lst
+        Event list of the CXI rows (``/abs/out.cxi //k``).
+    geom
+        CrystFEL geometry for the CXI file, from the run's geometry (mask included).
+    lst_original
+        Event list pointing at the same hits in the run's own files (HDF5 or image series).
+    source
+        The run (path or Source); default: the one recorded in the feature store.
+    half_pixel_shift, compression
+        As for :class:`~xlive.outputs.cxi.CXIHitsWriter`.
+    overwrite
+        Replace existing output files (otherwise an existing ``cxi`` is an error).
+
+    Examples
+    --------
+    >>> export_hits("features.zarr", "hits.cxi", lst="hits.lst", geom="hits.geom")  # doctest: +SKIP
+    """
+    ds = features_dataset(features)
+    require(ds, "is_hit", "peak_x", "peak_y", what="exporting hits")
+    cxi = Path(cxi)
+    outputs = [Path(p) for p in (cxi, lst, geom, lst_original) if p is not None]
+    for p in outputs:
+        if p.exists() and not overwrite:
+            raise ConfigError(f"{p} exists; choose another name or pass overwrite=True "
+                              "(--overwrite)")
+    for p in outputs:
+        p.unlink(missing_ok=True)
+    src = run_source(ds, source)
+    if lst_original is not None:
+        original_events(src, [])  # fails early for runs CrystFEL cannot read
+    hits = ds.isel({FRAME: np.flatnonzero(ds["is_hit"].values.astype(bool))})
+    names = [k for k in ("peak_x", "peak_y", "peak_intensity", "peak_npix", "peak_snr")
+             if k in hits.variables]
+    written, unreadable, kept = 0, 0, []
+    max_peaks = int(ds.sizes.get("peak", ds["peak_x"].shape[1]))
+    with CXIHitsWriter(cxi, frame_shape=tuple(src.geometry.shape), max_peaks=max_peaks,
+                       lst=lst, half_pixel_shift=half_pixel_shift,
+                       compression=compression) as writer:
+        for s in range(0, hits.sizes[FRAME], batch):
+            sub = hits.isel({FRAME: slice(s, s + batch)})
+            result = {k: sub[k].values for k in names}
+            result["frame_index"] = sub[FRAME].values
+            meta = {k: sub[k].values for k in META if k in sub.coords}
+            rows, frames = [], []
+            for r, i in enumerate(result["frame_index"]):
+                try:
+                    frames.append(src.read_frame(int(i)))
+                    rows.append(r)
+                except BadFrameError:
+                    unreadable += 1
+            if rows:
+                written += writer.append(np.stack(frames), result, np.array(rows), meta)
+                kept.extend(int(result["frame_index"][r]) for r in rows)
+            if progress:
+                progress(sub.sizes[FRAME])
+    if geom is not None:
+        write_hits_geom(src.geometry, geom)
+    if lst_original is not None:
+        lines = original_events(src, kept)
+        Path(lst_original).write_text("".join(f"{line}\n" for line in lines))
+    return HitsExport(hits=written, unreadable=unreadable, cxi=cxi,
+                      lst=Path(lst) if lst else None, geom=Path(geom) if geom else None,
+                      lst_original=Path(lst_original) if lst_original else None)

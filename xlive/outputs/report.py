@@ -1,0 +1,178 @@
+"""A self-contained HTML report of a processed run (bokeh standalone, BokehJS inline).
+
+The page needs no network and no server: hit rate along the run, spots per frame, d_min of the
+hits, the mean radial profile, the virtual powder pattern and peakogram, the flags raised and a
+table of the run's figures. Open it in any browser, mail it, attach it to the e-logbook.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..conventions import FRAME, LASER_ON
+from ._common import aggregates, features_dataset
+from .summary import RunSummary, summarize
+
+_W, _H = 560, 280
+_COLORS = {"green": "#2e7d32", "amber": "#ef8f00", "red": "#c62828"}
+
+
+def _rolling(x: np.ndarray, window: int) -> np.ndarray:
+    x = x.astype(float)
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    lo = np.maximum(np.arange(1, len(x) + 1) - window, 0)
+    return (c[1:] - c[lo]) / (np.arange(1, len(x) + 1) - lo)
+
+
+def _fig(title: str, x_label: str, y_label: str, name: str, **kw):
+    from bokeh.plotting import figure
+
+    p = figure(title=title, width=_W, height=_H, name=name,
+               tools="pan,wheel_zoom,box_zoom,reset,save,hover", **kw)
+    p.xaxis.axis_label, p.yaxis.axis_label = x_label, y_label
+    return p
+
+
+def hit_rate_plot(ds: xr.Dataset, window: int | None = None):
+    """Rolling hit rate along the run (all frames; laser on / off when both occur)."""
+    n = ds.sizes[FRAME]
+    window = window or max(5, min(200, n // 10 or 1))
+    frame = ds[FRAME].values
+    hit = ds["is_hit"].values.astype(bool) if "is_hit" in ds else np.zeros(n, bool)
+    p = _fig(f"Hit rate ({window}-frame rolling window)", "frame", "hit rate", "hit_rate",
+             y_range=(0, 1.05))
+    p.line(frame, _rolling(hit, window), line_width=2, legend_label="all frames")
+    if LASER_ON in ds.coords:
+        laser = ds[LASER_ON].values.astype(bool)
+        if laser.any() and (~laser).any():
+            for sel, label, color in ((laser, "laser on", "#d81b60"),
+                                      (~laser, "laser off", "#1e88e5")):
+                p.line(frame[sel], _rolling(hit[sel], max(3, window // 2)), color=color,
+                       legend_label=label, line_dash="dashed")
+    p.legend.location = "bottom_left"
+    return p
+
+
+def spots_plot(ds: xr.Dataset):
+    """Spots per frame, hits and non-hits in two colours."""
+    p = _fig("Spots per frame", "frame", "spots", "spots")
+    hit = ds["is_hit"].values.astype(bool)
+    frame, spots = ds[FRAME].values, ds["n_spots"].values
+    p.scatter(frame[~hit], spots[~hit], size=4, color="#9e9e9e", legend_label="no hit")
+    p.scatter(frame[hit], spots[hit], size=5, color="#1565c0", legend_label="hit")
+    p.legend.location = "top_left"
+    return p
+
+
+def d_min_plot(ds: xr.Dataset):
+    """Resolution estimate of each hit along the run."""
+    p = _fig("Resolution estimate of the hits", "frame", "d_min (Å)", "d_min")
+    hit = ds["is_hit"].values.astype(bool)
+    p.scatter(ds[FRAME].values[hit], ds["d_min"].values[hit], size=5, color="#6a1b9a")
+    return p
+
+
+def radial_plot(ds: xr.Dataset, agg):
+    """Mean radial profile (laser on / off separately when both occur)."""
+    p = _fig("Mean radial profile", "q (1/nm)", "mean intensity", "radial")
+    q = ds["q"].values
+    p.line(q, agg.mean_profile(), line_width=2, legend_label="all frames")
+    if True in agg.radial and False in agg.radial:
+        p.line(q, agg.mean_profile(True), color="#d81b60", legend_label="laser on",
+               line_dash="dashed")
+        p.line(q, agg.mean_profile(False), color="#1e88e5", legend_label="laser off",
+               line_dash="dashed")
+    return p
+
+
+def powder_plots(agg):
+    """Virtual powder pattern (spot 1/d histogram) and peakogram (1/d x log10 intensity)."""
+    edges = agg.inv_d_edges
+    p = _fig("Virtual powder pattern (all spots)", "1/d (1/Å)", "spots", "powder")
+    p.quad(left=edges[:-1], right=edges[1:], bottom=0, top=agg.powder, color="#00838f")
+    lo, hi = agg.params.log_i_range
+    g = _fig("Peakogram", "1/d (1/Å)", "log10 intensity", "peakogram",
+             x_range=(0, float(edges[-1])), y_range=(lo, hi))
+    g.image(image=[np.log1p(agg.peakogram.T.astype(float))], x=0, y=lo, dw=float(edges[-1]),
+            dh=hi - lo, palette="Viridis256")
+    return p, g
+
+
+def _figures_table(s: RunSummary) -> str:
+    def fmt(v, spec="{}"):
+        return "–" if v is None else spec.format(v)
+
+    rows = [
+        ("Run", s.run), ("Source", s.source), ("Frames analysed", s.frames),
+        ("Bad frames", s.frames_bad), ("Skipped by sampling", s.frames_skipped),
+        ("Hits", s.hits), ("Hit rate", fmt(s.hit_rate, "{:.1%}")),
+        ("Median spots (all frames)", fmt(s.median_spots, "{:.0f}")),
+        ("Median spots (hits)", fmt(s.median_spots_hits, "{:.0f}")),
+        ("d_min of hits, 10/50/90 % (Å)", " / ".join(
+            fmt(v, "{:.2f}") for v in (s.d_min_p10, s.d_min_p50, s.d_min_p90))),
+        ("Started (UTC)", fmt(s.started and s.started.strftime("%Y-%m-%d %H:%M:%S"))),
+        ("Ended (UTC)", fmt(s.ended and s.ended.strftime("%Y-%m-%d %H:%M:%S"))),
+    ]
+    body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+                   f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table class='xlive-figures'>{body}</table>"
+
+
+def _flags_html(s: RunSummary) -> str:
+    color = _COLORS.get(s.status, "#000")
+    head = (f"<p class='xlive-status'>Status: <b style='color:{color}'>{s.status.upper()}</b>"
+            "</p>")
+    if not s.flags:
+        return head + "<p class='xlive-flags'>No flags raised.</p>"
+    items = "".join(
+        f"<li><b style='color:{_COLORS['red' if f['severity'] == 'error' else 'amber']}'>"
+        f"{html.escape(f['name'])}</b> ({html.escape(f['severity'])}): "
+        f"{html.escape(f['message'])}</li>" for f in s.flags)
+    return head + f"<ul class='xlive-flags'>{items}</ul>"
+
+
+def build_report(features: str | Path | xr.Dataset, *, flags=None, title: str | None = None):
+    """The report's bokeh layout (and the run summary it shows)."""
+    from bokeh.layouts import column, gridplot
+    from bokeh.models import Div
+
+    ds = features_dataset(features)
+    agg = aggregates(ds)
+    summary = summarize(features, flags=flags)
+    title = title or f"xlive report: {Path(summary.source).name or 'run'}"
+    plots = []
+    if "is_hit" in ds:
+        plots.append(hit_rate_plot(ds))
+    if "n_spots" in ds and "is_hit" in ds:
+        plots.append(spots_plot(ds))
+    if "d_min" in ds and "is_hit" in ds:
+        plots.append(d_min_plot(ds))
+    if "radial_profile" in ds and agg.mean_profile() is not None:
+        plots.append(radial_plot(ds, agg))
+    if "peak_d" in ds:
+        plots.extend(powder_plots(agg))
+    header = Div(text=f"<h1>{html.escape(title)}</h1>", name="title")
+    figures = Div(text="<h2>Run figures</h2>" + _figures_table(summary), name="figures")
+    flag_div = Div(text="<h2>Flags</h2>" + _flags_html(summary), name="flags")
+    grid = gridplot(plots, ncols=2) if plots else Div(text="<p>No features to plot.</p>")
+    return column(header, figures, flag_div, grid), summary, title
+
+
+def write_report(features: str | Path | xr.Dataset, out: str | Path, *, flags=None,
+                 title: str | None = None) -> RunSummary:
+    """Write the HTML report of a processed run to ``out`` (self-contained, works offline).
+
+    Examples
+    --------
+    >>> write_report("features.zarr", "report.html")  # doctest: +SKIP
+    """
+    from bokeh.embed import file_html
+    from bokeh.resources import INLINE
+
+    layout, summary, title = build_report(features, flags=flags, title=title)
+    Path(out).write_text(file_html(layout, resources=INLINE, title=title), encoding="utf-8")
+    return summary
