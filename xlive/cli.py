@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_commands
 
     cli_commands.register(sub)
+    from . import cli_outputs; cli_outputs.register(sub)  # noqa: E702, I001
     return parser
 
 
