@@ -37,13 +37,13 @@ class LatticeParams:
     #: most spots used (the strongest)
     max_spots: int = 200
     #: only spots at d >= this (Å) are used (smaller Ewald-sphere errors)
-    d_limit: float = 2.5
+    d_limit: float = 4.0
     #: neighbours per spot for the difference vectors
     k_neighbours: int = 8
     #: grid cell of the difference-vector clustering, fraction of the median neighbour distance
     tau: float = 0.2
     #: basis candidates tried (strongest clusters)
-    n_candidates: int = 8
+    n_candidates: int = 12
     #: largest index deviation from an integer for a spot to count as indexed
     tol: float = 0.25
     #: fewest spots a second lattice must index

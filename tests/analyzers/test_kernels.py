@@ -1,0 +1,192 @@
+"""Every numba kernel against its numpy reference, on random and edge inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xlive.analyzers._binning import (
+    bin_sums,
+    bin_sums_ref,
+    clipped_stats,
+    clipped_stats_ref,
+    ring_histograms,
+    ring_histograms_int,
+    ring_histograms_ref,
+)
+from xlive.analyzers._neighbours import nearest_distances, nearest_distances_ref
+from xlive.analyzers._peaks import find_peaks, find_peaks_ref, pixels_above
+from xlive.analyzers.base import valid_range
+
+SHAPE = (60, 70)
+INVALID = 2**32 - 1
+
+
+def _rings(mask=None):
+    yy, xx = np.indices(SHAPE)
+    r = np.floor(np.hypot(yy - 25.3, xx - 31.7) / 3).astype(np.int32)
+    if mask is not None:
+        r[mask] = -1
+    return r
+
+
+def _frames():
+    """Named edge cases: random counts, empty, saturated, all masked, invalid markers."""
+    rng = np.random.default_rng(0)
+    rand = rng.poisson(3.0, SHAPE).astype(np.uint32)
+    rand[5, 5] = 400  # beyond the histogram: the overflow path
+    gaps = rand.copy()
+    gaps[:, 30:33] = INVALID
+    sat = np.full(SHAPE, 65535, np.uint32)
+    return {
+        "random": (rand, None), "empty": (np.zeros(SHAPE, np.uint32), None),
+        "saturated": (sat, None), "all_masked": (rand, np.ones(SHAPE, bool)),
+        "gap_markers": (gaps, None),
+        "float": (rng.normal(2.0, 1.0, SHAPE).astype(np.float32), None),
+    }
+
+
+@pytest.mark.parametrize("case", list(_frames()))
+def test_bin_sums_matches_reference(case):
+    frame, mask = _frames()[case]
+    bins = _rings(mask)
+    n = int(_rings().max()) + 1
+    weights = np.random.default_rng(1).random(SHAPE).astype(np.float32)
+    lo, hi = valid_range(frame.dtype)
+    sums, lost = np.zeros(n), np.zeros(n)
+    bin_sums(frame, bins.astype(np.int16), weights, lo, hi, sums, lost)
+    ref_sums, ref_lost = bin_sums_ref(frame, bins, weights, lo, hi, n)
+    np.testing.assert_allclose(sums, ref_sums, rtol=1e-12)
+    np.testing.assert_allclose(lost, ref_lost, rtol=1e-6)
+    if case == "all_masked":
+        assert not sums.any()
+    if case == "gap_markers":
+        assert lost.sum() > 0
+
+
+@pytest.mark.parametrize("case", list(_frames()))
+@pytest.mark.parametrize("step", [1, 2])
+def test_ring_histograms_match_reference(case, step):
+    frame, mask = _frames()[case]
+    rings = _rings(mask)
+    n = int(_rings().max()) + 1
+    lo, hi = valid_range(frame.dtype)
+    integer = frame.dtype.kind in "iu"
+    vmin, scale = (0.0, 1.0) if integer else (-2.0, 4.0)
+    kernel = ring_histograms_int if integer else ring_histograms
+    hist = np.zeros((n, 256), np.int32)
+    ovf = np.zeros((n, 3))
+    cand = np.empty(SHAPE[0] * SHAPE[1], np.int64)
+    nc, nsat, total = kernel(frame, rings, lo, hi, vmin, scale, 65535.0, 5.0, step, hist, ovf, cand)
+    rh, rovf, rcand, rsat, rtotal = ring_histograms_ref(
+        frame, rings, lo, hi, vmin, scale, 65535.0, 5.0, step, n, 256)
+    np.testing.assert_array_equal(hist, rh)
+    np.testing.assert_allclose(ovf, rovf, rtol=1e-12)
+    np.testing.assert_array_equal(cand[:nc], rcand)
+    assert nsat == rsat
+    assert total == pytest.approx(rtotal, rel=1e-9)
+
+
+def test_candidate_buffer_overflow_is_reported():
+    frame = np.full(SHAPE, 10, np.uint32)
+    cand = np.empty(5, np.int64)
+    hist = np.zeros((50, 256), np.int32)
+    nc, _, _ = ring_histograms_int(frame, _rings(), 0.0, 1e9, 0.0, 1.0, 1e9, 5.0, 1, hist,
+                                   np.zeros((50, 3)), cand)
+    assert nc == frame.size  # counted beyond the buffer, so callers know to rescan
+
+
+@pytest.mark.parametrize("mean", [0.05, 1.0, 3.0, 40.0])
+@pytest.mark.parametrize("min_excess", [0.0, 1.0])
+def test_clipped_stats_match_reference(mean, min_excess):
+    rng = np.random.default_rng(int(mean * 10))
+    values = [rng.poisson(mean, n).astype(float) for n in (0, 1, 7, 300, 5000)]
+    values[3][:3] = 200  # outliers to clip
+    hist = np.zeros((len(values), 256), np.int32)
+    ovf = np.zeros((len(values), 3))
+    for r, v in enumerate(values):
+        hist[r] = np.bincount(v.astype(int), minlength=256)
+    m, s, c = np.empty(5), np.empty(5), np.empty(5)
+    clipped_stats(hist, ovf, 0.0, 1.0, 0.0, 3.0, min_excess, 50, m, s, c)
+    rm, rs, rc = clipped_stats_ref(values, 3.0, min_excess, 50)
+    np.testing.assert_allclose(m, rm, rtol=1e-9)
+    np.testing.assert_allclose(s, rs, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(c, rc)
+    assert np.isnan(m[0])
+    assert m[3] < 3 * mean + 2  # the outliers were clipped
+
+
+def test_clipping_drops_a_hot_pixel_in_the_overflow_bin():
+    hist = np.zeros((1, 256), np.int32)
+    hist[0, :4] = (400, 300, 200, 99)
+    hist[0, 255] = 1
+    ovf = np.array([[1.0, 19660.0, 19660.0**2]])
+    m, s, c = np.empty(1), np.empty(1), np.empty(1)
+    clipped_stats(hist, ovf, 0.0, 1.0, 0.0, 3.0, 1.0, 50, m, s, c)
+    assert m[0] < 2 and c[0] < 1000
+
+
+def _peak_case(name):
+    """Frames with spots: random, single-pixel spot, spot on a gap edge, empty, saturated."""
+    rng = np.random.default_rng(7)
+    frame = rng.poisson(1.0, SHAPE).astype(np.int32)
+    mask = np.zeros(SHAPE, bool)
+    yy, xx = np.indices(SHAPE)
+
+    def spot(x, y, n):
+        frame[...] += rng.poisson(n * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 0.7**2))
+                                  / (2 * np.pi * 0.7**2)).astype(np.int32)
+
+    if name == "random":
+        for x, y, n in ((10.2, 12.7, 200), (40.6, 30.1, 80), (55.0, 50.4, 500), (20, 45, 30)):
+            spot(x, y, n)
+    elif name == "single_pixel":
+        frame[30, 20] = 300
+    elif name == "gap_edge":
+        mask[:, 33:36] = True
+        spot(32.2, 20.0, 300)
+    elif name == "empty":
+        frame[:] = 0
+    elif name == "saturated":
+        frame[:] = 1048500
+    elif name == "all_masked":
+        mask[:] = True
+        spot(20, 20, 300)
+    return frame, mask
+
+
+@pytest.mark.parametrize("case", ["random", "single_pixel", "gap_edge", "empty", "saturated",
+                                  "all_masked"])
+@pytest.mark.parametrize("single_frac", [0.9, 1.01])
+def test_find_peaks_matches_reference(case, single_frac):
+    frame, mask = _peak_case(case)
+    rings = _rings(mask)
+    n = int(_rings().max()) + 1
+    rmean = np.full(n, 1.0)
+    rsigma = np.full(n, 1.0)
+    thr = np.maximum(5.0, rmean + 5 * rsigma)
+    lo, hi = valid_range(frame.dtype)
+    cand = pixels_above(frame, rings, thr, lo, hi)
+    out = np.empty((100, 7))
+    found = find_peaks(frame, rings, thr, rmean, rsigma, lo, hi, cand, 1, 1000, 5, 3.0,
+                       single_frac, out)
+    ref = find_peaks_ref(frame, rings, thr, rmean, rsigma, lo, hi, 1, 1000, 5, 3.0, single_frac)
+    assert found == len(ref)
+    np.testing.assert_allclose(out[:found], ref, rtol=1e-9, atol=1e-9)
+    if case == "random":
+        assert found == 4
+    if case == "single_pixel":  # a lone bright pixel is a hot pixel unless allowed
+        assert found == (0 if single_frac < 1 else 1)
+    if case in ("empty", "all_masked", "saturated"):
+        assert found == 0
+    if case == "gap_edge":
+        assert found == 1 and out[0, 0] < 33
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 40, 400])
+def test_nearest_distances_match_reference(n):
+    rng = np.random.default_rng(n)
+    x, y = rng.random(n) * 1000, rng.random(n) * 1000
+    if n > 3:
+        x[1], y[1] = x[0], y[0]  # a duplicate point: distance 0
+    np.testing.assert_allclose(nearest_distances(x, y), nearest_distances_ref(x, y))
