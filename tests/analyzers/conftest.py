@@ -22,7 +22,7 @@ def match_spots(peaks_xy: np.ndarray, spots: dict, radius: float = 2.0):
 def recall_precision(results, truths):
     """Recall over truth spots with SNR >= 10 (unmasked); precision over all peaks found."""
     found = strong = real = total = 0
-    for peaks, t in zip(results, truths):
+    for peaks, t in zip(results, truths, strict=False):
         hit_t, ok_p = match_spots(peaks, t.spots)
         s = (t.spots["snr"] >= 10) & ~t.spots["masked"]
         found += np.count_nonzero(hit_t & s)

@@ -33,7 +33,8 @@ def block(sim):
 
 
 def test_describe_matches_every_output(sim, block):
-    for a in [*default_analyzers(sim.geometry), MaxPixel(sim.geometry)]:
+    for a in [*default_analyzers(sim.geometry), *default_analyzers(sim.geometry, fused=False),
+              MaxPixel(sim.geometry)]:
         specs = {s.name: s for s in a.describe()}
         out = a(block)
         assert set(out) == set(specs)
@@ -42,7 +43,7 @@ def test_describe_matches_every_output(sim, block):
             assert s.dims[0] == "frame"
             assert arr.shape == s.shape(len(block)), name
             assert arr.dtype == np.dtype(s.dtype), name
-        for dim, (d, values, attrs) in a.coords().items():
+        for dim, (d, _values, attrs) in a.coords().items():
             assert any(dim in s.dims or d in s.dims for s in specs.values())
             assert "units" in attrs
 
@@ -56,6 +57,17 @@ def test_pickle_and_threads_give_identical_results(sim, block):
                               range(len(block))))
     for name, arr in serial.items():
         np.testing.assert_array_equal(np.concatenate([p[name] for p in parts]), arr, err_msg=name)
+
+
+def test_fused_analyzer_equals_the_separate_ones(sim, block):
+    fused = analyze_frames(block, sim.geometry, default_analyzers(sim.geometry))
+    separate = analyze_frames(block, sim.geometry, default_analyzers(sim.geometry, fused=False))
+    assert set(fused) == set(separate)
+    for name in set(fused) - {"jet_score", "ice_score"}:  # these use other q shells
+        np.testing.assert_allclose(fused[name], separate[name], rtol=1e-6, err_msg=name)
+    for name in ("jet_score", "ice_score"):
+        np.testing.assert_allclose(fused[name], separate[name], atol=0.05 + 0.1 * abs(
+            separate[name]).max(), err_msg=name)
 
 
 def test_duplicate_output_names_are_an_error(sim, block):

@@ -10,6 +10,7 @@ from xlive.analyzers._binning import (
     bin_sums_ref,
     clipped_stats,
     clipped_stats_ref,
+    radial_ring_pass_int,
     ring_histograms,
     ring_histograms_int,
     ring_histograms_ref,
@@ -190,3 +191,27 @@ def test_nearest_distances_match_reference(n):
     if n > 3:
         x[1], y[1] = x[0], y[0]  # a duplicate point: distance 0
     np.testing.assert_allclose(nearest_distances(x, y), nearest_distances_ref(x, y))
+
+
+@pytest.mark.parametrize("case", [c for c, (f, _) in _frames().items() if f.dtype.kind == "u"])
+def test_fused_pass_matches_both_references(case):
+    frame, mask = _frames()[case]
+    rings = _rings(mask)
+    bins = _rings()[::-1, ::-1].copy()  # a different binning for the radial sums
+    n = int(_rings().max()) + 1
+    weights = np.random.default_rng(2).random(SHAPE).astype(np.float32)
+    lo, hi = valid_range(frame.dtype)
+    sums, lost = np.zeros(n), np.zeros(n)
+    hist, ovf = np.zeros((n, 256), np.int32), np.zeros((n, 3))
+    cand = np.empty(frame.size, np.int64)
+    nc, nsat, total = radial_ring_pass_int(frame, bins, weights, rings, lo, hi, 65535.0, 5.0,
+                                           sums, lost, hist, ovf, cand)
+    rs, rl = bin_sums_ref(frame, bins, weights, lo, hi, n)
+    rh, rovf, rcand, rsat, rtotal = ring_histograms_ref(
+        frame, rings, lo, hi, 0.0, 1.0, 65535.0, 5.0, 1, n, 256)
+    np.testing.assert_allclose(sums, rs, rtol=1e-12)
+    np.testing.assert_allclose(lost, rl, rtol=1e-6)
+    np.testing.assert_array_equal(hist, rh)
+    np.testing.assert_allclose(ovf, rovf, rtol=1e-12)
+    np.testing.assert_array_equal(cand[:nc], rcand)
+    assert (nsat, total) == (rsat, pytest.approx(rtotal))

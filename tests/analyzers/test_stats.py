@@ -3,34 +3,40 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from xlive.analyzers import FrameStats
+from xlive.analyzers import FrameAnalyzer, FrameStats
 from xlive.simulate import SimParams, Simulation
 
+ANALYZERS = [FrameStats, FrameAnalyzer]
 
-def _run(detector, **kw):
+
+def _run(detector, cls=FrameStats, **kw):
     sim = Simulation(SimParams(detector=detector, seed=5, **kw))
     idx = range(0, 400, 5)
-    frames, truths = zip(*(sim.frame(i) for i in idx))
-    return FrameStats(sim.geometry)(np.stack(frames)), truths
+    frames, truths = zip(*(sim.frame(i) for i in idx), strict=True)
+    return cls(sim.geometry)(np.stack(frames)), truths
 
 
-def test_ice_rings_detected_on_95_percent_of_frames():
+@pytest.mark.parametrize("cls", ANALYZERS)
+def test_ice_rings_detected_on_95_percent_of_frames(cls):
     for det in ("eiger500k", "pilatus300k"):
-        out, truths = _run(det, hit_fraction=0.3, ice_fraction=0.5)
+        out, truths = _run(det, cls, hit_fraction=0.3, ice_fraction=0.5)
         ice = np.array([t.ice for t in truths])
         assert 10 < ice.sum() < len(ice) - 10
         right = (out["ice_score"] > 0.1) == ice
         assert right.mean() >= 0.95, (det, right.mean())
 
 
-def test_no_ice_on_runs_without_ice():
-    out, _ = _run("eiger500k", hit_fraction=0.5, ice_fraction=0.0)
+@pytest.mark.parametrize("cls", ANALYZERS)
+def test_no_ice_on_runs_without_ice(cls):
+    out, _ = _run("eiger500k", cls, hit_fraction=0.5, ice_fraction=0.0)
     assert np.mean(out["ice_score"] < 0.1) >= 0.95
 
 
-def test_jet_loss_seen_in_jet_score_and_background():
-    out, truths = _run("eiger500k", hit_fraction=0.3, jet_loss=((100, 200),))
+@pytest.mark.parametrize("cls", ANALYZERS)
+def test_jet_loss_seen_in_jet_score_and_background(cls):
+    out, truths = _run("eiger500k", cls, hit_fraction=0.3, jet_loss=((100, 200),))
     on = np.array([t.jet_on for t in truths])
     assert 10 < (~on).sum() < 40
     right = (out["jet_score"] > 2.0) == on

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import AnalyzerError
 from ..geometry import Geometry
 from .base import Analyzer, FeatureSpec
+from .combined import FrameAnalyzer
 from .mask import MaskParams, PixelStats, auto_mask
 from .radial import RadialParams, RadialProfile
 from .registry import available_analyzers, get_analyzer
@@ -28,16 +29,22 @@ from .spots import SpotFinder, SpotParams
 from .stats import FrameStats, StatsParams
 
 __all__ = [
-    "Analyzer", "FeatureSpec", "RadialProfile", "RadialParams", "SpotFinder", "SpotParams",
+    "Analyzer", "FeatureSpec", "FrameAnalyzer", "RadialProfile", "RadialParams", "SpotFinder", "SpotParams",
     "SpotStatsParams", "FrameStats", "StatsParams", "PixelStats", "MaskParams", "auto_mask",
     "default_analyzers", "analyze_frames", "available_analyzers", "get_analyzer",
 ]
 
 
 def default_analyzers(geometry: Geometry, *, radial: RadialParams | None = None,
-                      spots: SpotParams | None = None,
-                      stats: StatsParams | None = None) -> list[Analyzer]:
-    """The built-in set: radial profile, spot finder (+ hit and spot features), frame stats."""
+                      spots: SpotParams | None = None, stats: StatsParams | None = None,
+                      fused: bool = True) -> list[Analyzer]:
+    """The built-in set: radial profile, spots (+ hits, spot features), frame statistics.
+
+    ``fused=True`` gives one :class:`FrameAnalyzer` (one read per frame, the fast choice);
+    ``fused=False`` the three separate analyzers, with the same output names.
+    """
+    if fused:
+        return [FrameAnalyzer(geometry, radial=radial, spots=spots, stats=stats)]
     return [RadialProfile(geometry, radial), SpotFinder(geometry, spots),
             FrameStats(geometry, stats)]
 

@@ -242,3 +242,58 @@ def clipped_stats_ref(values_per_ring, clip, min_excess, max_iter):
             limit = new
         out[r] = (m, s, n)
     return out[:, 0], out[:, 1], out[:, 2]
+
+
+# --------------------------------------------------------------------------- fused pass
+@numba.njit(**_JIT)
+def radial_ring_pass_int(frame, bins, weights, rings, lo, hi, sat, cand_level, sums, lost,
+                         hist, ovf, cand):
+    """:func:`bin_sums` and :func:`ring_histograms_int` (step 1) in one read of the frame.
+
+    Returns ``(n_candidates, n_saturated, total)`` like :func:`ring_histograms_int`.
+    """
+    ny, nx = frame.shape
+    top = hist.shape[1] - 1
+    ilo = np.int64(lo)
+    ihi = np.int64(min(hi, 9.2e18))
+    isat = np.int64(min(sat, 9.2e18))
+    icand = np.int64(np.floor(min(cand_level, 9.2e18)))
+    ifast = min(icand, top - 1, isat - 1)
+    nc = 0
+    nsat = 0
+    total = 0
+    ncap = cand.shape[0]
+    for i in range(ny):
+        fi = frame[i]
+        ri = rings[i]
+        bi = bins[i]
+        for j in range(nx):
+            r = ri[j]
+            b = bi[j]
+            v = np.int64(fi[j])
+            if v > ihi or v < ilo:
+                if b >= 0:
+                    lost[b] += weights[i, j]
+                continue
+            if b >= 0:
+                sums[b] += v
+            if r < 0:
+                continue
+            total += v
+            if v <= ifast:
+                hist[r, v] += 1
+                continue
+            if v >= top:
+                hist[r, top] += 1
+                ovf[r, 0] += 1.0
+                ovf[r, 1] += v
+                ovf[r, 2] += float(v) * v
+            else:
+                hist[r, v] += 1
+            if v >= isat:
+                nsat += 1
+            if v > icand:
+                if nc < ncap:
+                    cand[nc] = i * nx + j
+                nc += 1
+    return nc, nsat, float(total)

@@ -11,14 +11,16 @@ import warnings
 from importlib.metadata import entry_points
 
 from ..errors import AnalyzerError
+from .combined import FrameAnalyzer
 from .radial import RadialParams, RadialProfile
 from .spots import SpotFinder, SpotParams
 from .stats import FrameStats, StatsParams
 
 ENTRY_POINT_GROUP = "xlive.analyzers"
 
-#: name -> (analyzer class, its parameter class)
-BUILTINS: dict[str, tuple[type, type]] = {
+#: name -> (analyzer class, its parameter class; None: keyword parameters radial/spots/stats)
+BUILTINS: dict[str, tuple[type, type | None]] = {
+    FrameAnalyzer.name: (FrameAnalyzer, None),
     RadialProfile.name: (RadialProfile, RadialParams),
     SpotFinder.name: (SpotFinder, SpotParams),
     FrameStats.name: (FrameStats, StatsParams),

@@ -67,13 +67,22 @@ class RingBinning:
         """
         vmin, width, offset = self.layout(frame.dtype)
         kernel = ring_histograms_int if frame.dtype.kind in "iu" else ring_histograms
-        hist = np.zeros((max(self.n_rings, 1), self.n_hist), np.int32)
-        ovf = np.zeros((max(self.n_rings, 1), 3))
+        hist, ovf = self.empty()
         nc, nsat, total = kernel(frame, self.rings, lo, hi, vmin, 1.0 / width, sat,
                                  cand_level, step, hist, ovf, cand)
+        return self.finish(hist, ovf, nc, nsat, total, frame.dtype)
+
+    def empty(self) -> tuple[np.ndarray, np.ndarray]:
+        """Zeroed ``(hist, ovf)`` buffers for one frame."""
+        n = max(self.n_rings, 1)
+        return np.zeros((n, self.n_hist), np.int32), np.zeros((n, 3))
+
+    def finish(self, hist, ovf, nc, nsat, total, dtype) -> RingResult:
+        """Sigma clipping on filled histograms -> :class:`RingResult`."""
+        vmin, width, offset = self.layout(dtype)
         n = hist.shape[0]
         mean, sigma, count = np.empty(n), np.empty(n), np.empty(n)
-        min_excess = 1.0 if frame.dtype.kind in "iu" else 0.0
+        min_excess = 1.0 if np.dtype(dtype).kind in "iu" else 0.0
         clipped_stats(hist, ovf, vmin, width, offset, self.clip_sigma, min_excess,
                       self.max_iter, mean, sigma, count)
         return RingResult(mean, sigma, count, hist, ovf, int(nc), int(nsat), float(total))

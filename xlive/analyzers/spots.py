@@ -145,6 +145,12 @@ class SpotFinder:
         lo, hi = valid_range(frame.dtype)
         cand = np.empty(p.max_candidates, np.int64)
         res = self.binning.run(frame, lo, hi, self.saturation, p.adc_threshold, cand)
+        return self.peaks_from_rings(frame, res, cand), res
+
+    def peaks_from_rings(self, frame: np.ndarray, res, cand: np.ndarray) -> np.ndarray:
+        """Peaks of ``frame`` given its ring statistics ``res`` and candidate buffer ``cand``."""
+        p = self.params
+        lo, hi = valid_range(frame.dtype)
         thr = np.maximum(p.adc_threshold, res.mean + p.pixel_snr * res.sigma)
         thr = np.where(np.isfinite(thr), thr, np.inf)
         if res.n_candidates <= cand.size:
@@ -155,33 +161,36 @@ class SpotFinder:
         n = find_peaks(frame, self.binning.rings, thr, res.mean, res.sigma, lo, hi, cand,
                        p.min_pixels, p.max_pixels, p.local_bg_radius, p.min_snr,
                        p.max_single_fraction, out)
-        return out[:min(n, p.max_found)], res
+        return out[:min(n, p.max_found)]
+
+    def features(self, peaks: np.ndarray, res, result: dict, k: int) -> None:
+        """Write frame ``k``'s features from its peaks and ring pass into ``result``."""
+        p = self.params
+        ny, nx = self.geometry.shape
+        result["total_intensity"][k] = res.total
+        result["n_saturated"][k] = res.n_saturated
+        ix = np.clip(np.rint(peaks[:, 0]).astype(np.int64), 0, nx - 1)
+        iy = np.clip(np.rint(peaks[:, 1]).astype(np.int64), 0, ny - 1)
+        d = self.d_map[iy, ix].astype(np.float64)
+        q = self.q_map[iy, ix].astype(np.float64)
+        result["n_spots"][k] = len(peaks)
+        off_ice = ~_on_ice_rings(q, p.ice_ring_halfwidth)
+        result["is_hit"][k] = p.min_spots_hit <= np.count_nonzero(off_ice) <= p.max_spots_hit
+        order = np.argsort(-peaks[:, 4], kind="stable")[:p.max_peaks]
+        m = order.size
+        for name, col in (("peak_x", 0), ("peak_y", 1), ("peak_intensity", 2),
+                          ("peak_npix", 3), ("peak_snr", 4)):
+            result[name][k, :m] = peaks[order, col]
+        result["peak_d"][k, :m] = d[order]
+        for name, value in spot_features(peaks, d, self.geometry, p.stats).items():
+            result[name][k] = value
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames = as_block(frames, self.geometry.shape, self.name)
-        p = self.params
-        n = frames.shape[0]
-        result = {s.name: s.empty(n) for s in self.describe()}
-        ny, nx = self.geometry.shape
+        result = {s.name: s.empty(frames.shape[0]) for s in self.describe()}
         for k, frame in enumerate(frames):
             peaks, res = self._find(frame)
-            result["total_intensity"][k] = res.total
-            result["n_saturated"][k] = res.n_saturated
-            ix = np.clip(np.rint(peaks[:, 0]).astype(np.int64), 0, nx - 1)
-            iy = np.clip(np.rint(peaks[:, 1]).astype(np.int64), 0, ny - 1)
-            d = self.d_map[iy, ix].astype(np.float64)
-            q = self.q_map[iy, ix].astype(np.float64)
-            result["n_spots"][k] = len(peaks)
-            off_ice = ~_on_ice_rings(q, p.ice_ring_halfwidth)
-            result["is_hit"][k] = p.min_spots_hit <= np.count_nonzero(off_ice) <= p.max_spots_hit
-            order = np.argsort(-peaks[:, 4], kind="stable")[:p.max_peaks]
-            m = order.size
-            for name, col in (("peak_x", 0), ("peak_y", 1), ("peak_intensity", 2),
-                              ("peak_npix", 3), ("peak_snr", 4)):
-                result[name][k, :m] = peaks[order, col]
-            result["peak_d"][k, :m] = d[order]
-            for name, value in spot_features(peaks, d, self.geometry, p.stats).items():
-                result[name][k] = value
+            self.features(peaks, res, result, k)
         return result
 
 

@@ -109,25 +109,29 @@ class FrameStats:
     def coords(self) -> dict[str, tuple[str, np.ndarray, dict]]:
         return {}
 
-    def _band(self, mean, count, lo, hi):
-        sel = (self.q_shell >= lo) & (self.q_shell < hi) & (count > 0) & np.isfinite(mean)
+    def _band(self, mean, count, lo, hi, q):
+        sel = (q >= lo) & (q < hi) & (count > 0) & np.isfinite(mean)
         n = count[sel].sum()
         return (float((mean[sel] * count[sel]).sum() / n) if n > 0 else np.nan), n
 
-    def scores(self, mean: np.ndarray, count: np.ndarray) -> tuple[float, float]:
-        """(jet_score, ice_score) from shell means and pixel counts."""
+    def scores(self, mean: np.ndarray, count: np.ndarray,
+               q: np.ndarray | None = None) -> tuple[float, float]:
+        """(jet_score, ice_score) from shell means, pixel counts and shell q (default: ours)."""
         p = self.params
-        w, _ = self._band(mean, count, *p.water_band)
-        b, _ = self._band(mean, count, *p.reference_band)
+        q = self.q_shell if q is None else q
+        w, _ = self._band(mean, count, *p.water_band, q)
+        b, _ = self._band(mean, count, *p.reference_band, q)
         jet = (w / b - 1.0) / p.jet_reference if b > 0 else np.nan
         excess = 0.0
         base = 0.0
         hw = max(p.ice_halfwidth, 1.5 * self.q_step)
         for d in ICE_D_SPACINGS:
             q0 = 20.0 * np.pi / d
-            peak, n_peak = self._band(mean, count, q0 - hw, q0 + hw)
-            lo_side = self._band(mean, count, q0 - hw - p.ice_gap - p.ice_side, q0 - hw - p.ice_gap)
-            hi_side = self._band(mean, count, q0 + hw + p.ice_gap, q0 + hw + p.ice_gap + p.ice_side)
+            peak, n_peak = self._band(mean, count, q0 - hw, q0 + hw, q)
+            lo_side = self._band(mean, count, q0 - hw - p.ice_gap - p.ice_side,
+                                 q0 - hw - p.ice_gap, q)
+            hi_side = self._band(mean, count, q0 + hw + p.ice_gap,
+                                 q0 + hw + p.ice_gap + p.ice_side, q)
             sides = [(m, n) for m, n in (lo_side, hi_side) if n >= p.ice_min_pixels]
             if n_peak < p.ice_min_pixels or not sides:
                 continue

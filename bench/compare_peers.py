@@ -1,0 +1,125 @@
+"""xlive's per-frame analyzers side by side with pyFAI and OM's peakfinder8, one thread.
+
+Usage::
+
+    NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python bench/compare_peers.py \
+        --detector eiger4m --detector eiger16m --frames 20
+
+Peers: ``pip install -e ".[bench]"`` (pyFAI, ondamonitor). Single-threaded: the thread
+variables above are set by this script before numpy, numba and pyFAI load (xlive's kernels are
+not parallel anyway; pyFAI's OpenMP and BLAS would be). All tools see the same simulated uint32
+frames (hit fraction 0.5). Prints ms/frame, speed ratios and spot recall (truth SNR >= 10) and
+precision against the simulator's truth.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+np.float64 = np.float64  # OM's wrapper module uses it (removed in NumPy 2); see peers.md
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "analyzers"))
+
+
+def timed(fn, frames, repeat=1):
+    """Best-of-``repeat`` mean ms per frame of ``fn`` over ``frames`` (after one warm-up)."""
+    fn(frames[0])
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for f in frames:
+            fn(f)
+        best = min(best, (time.perf_counter() - t0) / len(frames) * 1e3)
+    return best
+
+
+def run(detector: str, n_frames: int, repeat: int) -> None:
+    from conftest import recall_precision
+    from peers_om import OMPeakfinder8
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    from xlive.analyzers import FrameAnalyzer, FrameStats, RadialProfile, SpotFinder
+    from xlive.simulate import SimParams, Simulation
+
+    sim = Simulation(SimParams(detector=detector, seed=1, hit_fraction=0.5))
+    g = sim.geometry
+    pairs = [sim.frame(i) for i in range(n_frames)]
+    frames = [f for f, _ in pairs]
+    truths = [t for _, t in pairs]
+    n_bins = 500
+    radial = RadialProfile(g)
+    spots = SpotFinder(g)
+    stats = FrameStats(g)
+    full = FrameAnalyzer(g)
+    bx, by = g.beam_center
+    px = g.pixel_size
+    ai = AzimuthalIntegrator(dist=g.distance, poni1=by * px, poni2=bx * px, pixel1=px,
+                             pixel2=px, wavelength=g.wavelength * 1e-10)
+    mask = np.array(g.maps.mask, np.int8)
+
+    def pyfai(method):
+        return lambda f: ai.integrate1d(f, n_bins, unit="q_nm^-1", method=method, mask=mask)
+
+    pf8 = OMPeakfinder8(g)
+    pf8_fast = OMPeakfinder8(g, fast=True)
+    csc = pyfai(("no", "csc", "cython"))
+    t = {
+        "memory floor (np.max)": timed(np.max, frames, repeat),
+        "xlive radial_profile": timed(radial, frames, repeat),
+        "pyFAI integrate1d csc": timed(csc, frames, repeat),
+        "pyFAI integrate1d histogram": timed(pyfai(("no", "histogram", "cython")), frames, 1),
+        "xlive spots (+hit, spot stats)": timed(spots, frames, repeat),
+        "OM peakfinder8 normal": timed(pf8, frames, 1),
+        "OM peakfinder8 fast": timed(pf8_fast, frames, repeat),
+        "xlive frame stats": timed(stats, frames, repeat),
+    }
+    t["xlive full per-frame set (FrameAnalyzer)"] = timed(full, frames, repeat)
+    t["xlive three separate analyzers"] = timed(lambda f: (radial(f), spots(f), stats(f)),
+                                                frames, repeat)
+    t["peakfinder8 + pyFAI csc"] = timed(lambda f: (pf8(f), csc(f)), frames, 1)
+    acc = {
+        "xlive": recall_precision([spots.find(f)[:, :2] for f in frames], truths),
+        "peakfinder8 normal": recall_precision([pf8(f)[:, :2] for f in frames], truths),
+        "peakfinder8 fast": recall_precision([pf8_fast(f)[:, :2] for f in frames], truths),
+    }
+    print(f"\n## {g.description} {g.shape[0]} x {g.shape[1]} uint32, {n_frames} frames "
+          f"({sum(t_.hit for t_ in truths)} hits), one thread\n")
+    print("| what | ms/frame |\n|---|---:|")
+    for k, v in t.items():
+        print(f"| {k} | {v:.2f} |")
+    r = t
+    print("\n| ratio | value | target |\n|---|---:|---:|")
+    print(f"| pyFAI csc / xlive radial | {r['pyFAI integrate1d csc'] / r['xlive radial_profile']:.1f} | >= 5 |")
+    print(f"| pyFAI histogram / xlive radial | {r['pyFAI integrate1d histogram'] / r['xlive radial_profile']:.1f} | |")
+    print(f"| peakfinder8 normal / xlive spots | {r['OM peakfinder8 normal'] / r['xlive spots (+hit, spot stats)']:.1f} | >= 3 |")
+    print(f"| peakfinder8 fast / xlive spots | {r['OM peakfinder8 fast'] / r['xlive spots (+hit, spot stats)']:.1f} | >= 1 |")
+    print(f"| (peakfinder8 + pyFAI) / xlive full set | {r['peakfinder8 + pyFAI csc'] / r['xlive full per-frame set (FrameAnalyzer)']:.1f} | >= 6 |")
+    print(f"| xlive full set / memory floor | {r['xlive full per-frame set (FrameAnalyzer)'] / r['memory floor (np.max)']:.1f} | |")
+    print("\n| spot finder | recall (SNR >= 10) | precision | truth spots |\n|---|---:|---:|---:|")
+    for k, (rec, prec, n) in acc.items():
+        print(f"| {k} | {rec:.4f} | {prec:.4f} | {n} |")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--detector", action="append", help="eiger4m, eiger16m, eiger1m, ... "
+                    "(repeatable; default: eiger4m and eiger16m)")
+    ap.add_argument("--frames", type=int, default=20, help="frames per detector (default 20)")
+    ap.add_argument("--repeat", type=int, default=2, help="timing repeats, best kept")
+    args = ap.parse_args(argv)
+    for det in args.detector or ["eiger4m", "eiger16m"]:
+        run(det, args.frames, args.repeat)
+
+
+if __name__ == "__main__":
+    main()

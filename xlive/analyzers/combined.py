@@ -1,0 +1,84 @@
+"""All built-in per-frame features from one read of each frame (the default analyzer).
+
+:class:`FrameAnalyzer` produces exactly the outputs of :class:`~.radial.RadialProfile`,
+:class:`~.spots.SpotFinder` and :class:`~.stats.FrameStats` together, but for integer frames
+one fused numba pass (:func:`~._binning.radial_ring_pass_int`) fills both the radial-profile
+sums and the spot finder's ring histograms; the diffuse-scattering statistics then come from
+those ring statistics (rings one pixel wide, each with its mean q) instead of a third pass.
+Frames are large and the kernels are memory-bound, so reading each frame once is what makes
+the whole set cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..geometry import Geometry
+from ._binning import bin_sums, radial_ring_pass_int
+from .base import FeatureSpec, as_block, valid_range
+from .radial import RadialParams, RadialProfile
+from .spots import SpotFinder, SpotParams
+from .stats import FrameStats, StatsParams
+
+
+class FrameAnalyzer:
+    """Radial profile, spots, hits, spot features and frame statistics in one pass per frame.
+
+    Examples
+    --------
+    >>> from xlive.simulate import Simulation
+    >>> sim = Simulation(detector="eiger500k", seed=1)
+    >>> fa = FrameAnalyzer(sim.geometry)
+    >>> out = fa(sim.frame(0)[0][None])
+    >>> "radial_profile" in out and "is_hit" in out and "ice_score" in out
+    True
+    """
+
+    name = "frame"
+
+    def __init__(self, geometry: Geometry, *, radial: RadialParams | None = None,
+                 spots: SpotParams | None = None, stats: StatsParams | None = None):
+        self.geometry = geometry
+        self.radial = RadialProfile(geometry, radial)
+        self.spots = SpotFinder(geometry, spots)
+        self.stats = FrameStats(geometry, stats)
+        rings = self.spots.binning.rings
+        use = rings >= 0
+        n = max(self.spots.binning.n_rings, 1)
+        cnt = np.bincount(rings[use], minlength=n)
+        qsum = np.bincount(rings[use], weights=geometry.maps.q[use], minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.ring_q = np.where(cnt > 0, qsum / cnt, np.nan)
+
+    def describe(self) -> list[FeatureSpec]:
+        return self.radial.describe() + self.spots.describe() + self.stats.describe()
+
+    def coords(self) -> dict[str, tuple[str, np.ndarray, dict]]:
+        return self.radial.coords()
+
+    def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        frames = as_block(frames, self.geometry.shape, self.name)
+        lo, hi = valid_range(frames.dtype)
+        result = {s.name: s.empty(frames.shape[0]) for s in self.describe()}
+        rp, sf, binning = self.radial, self.spots, self.spots.binning
+        n_bins = rp.params.n_bins
+        for k, frame in enumerate(frames):
+            sums, lost = np.zeros(n_bins), np.zeros(n_bins)
+            cand = np.empty(sf.params.max_candidates, np.int64)
+            if frame.dtype.kind in "iu":
+                hist, ovf = binning.empty()
+                nc, nsat, total = radial_ring_pass_int(
+                    frame, rp.bins, rp.weights, binning.rings, lo, hi, sf.saturation,
+                    sf.params.adc_threshold, sums, lost, hist, ovf, cand)
+                res = binning.finish(hist, ovf, nc, nsat, total, frame.dtype)
+            else:
+                bin_sums(frame, rp.bins, rp.weights, lo, hi, sums, lost)
+                res = binning.run(frame, lo, hi, sf.saturation, sf.params.adc_threshold, cand)
+            norm = rp.norm - lost
+            with np.errstate(invalid="ignore", divide="ignore"):
+                result["radial_profile"][k] = np.where(norm > 0, sums / norm, np.nan)
+            sf.features(sf.peaks_from_rings(frame, res, cand), res, result, k)
+            result["background"][k] = binning.median(res, frame.dtype)
+            result["jet_score"][k], result["ice_score"][k] = self.stats.scores(
+                res.mean, res.count, self.ring_q)
+        return result
