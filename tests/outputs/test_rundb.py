@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import xarray as xr
 import zarr
 from xlive_testing import run_xlive
 
@@ -100,3 +101,19 @@ def test_postgresql_holds_one_row_per_run(processed, postgres_url):
     assert rows[0]["started"].tzinfo is not None
     out = run_xlive("runs", "--db", postgres_url).stdout
     assert "other-run" in out and str(processed.run / "run.zarr") in out
+
+
+def test_flags_raised_along_the_run_are_kept(tmp_path):
+    """A jet lost mid-run and recovered is still a flag of the run (the rules are replayed)."""
+    n = 300
+    jet = np.ones(n, np.float32)
+    jet[100:200] = 0.05
+    ds = xr.Dataset(
+        {"jet_score": ("frame", jet), "is_hit": ("frame", np.arange(n) % 3 == 0),
+         "n_spots": ("frame", np.arange(n) % 7)},
+        coords={"frame": np.arange(n), "status": ("frame", np.ones(n, np.uint8))})
+    s = record_run(tmp_path / "r.sqlite", ds, run="jet-run")
+    (flag,) = [f for f in s.flags if f["name"] == "jet_lost"]
+    assert 150 <= flag["first_frame"] < 200 and s.status == "red"
+    with RunDB(tmp_path / "r.sqlite") as rdb:
+        assert rdb.get("jet-run")["flags"][0]["name"] == "jet_lost"

@@ -82,12 +82,22 @@ def block_iter(ds: xr.Dataset, names, size: int = 256):
         yield result, meta
 
 
-def aggregates(ds: xr.Dataset):
-    """:class:`~xlive.aggregate.RunAggregates` of a whole feature store (for flags and plots)."""
+def aggregates(ds: xr.Dataset, *, replay_flags: bool = False, every: int = 50):
+    """:class:`~xlive.aggregate.RunAggregates` of a whole feature store (for flags and plots).
+
+    With ``replay_flags``, the flag rules are evaluated every ``every`` frames as the live loop
+    would have, and ``(aggregates, flags)`` is returned: each flag raised anywhere in the run,
+    once, as first raised, with the frame where it was first raised.
+    """
     from ..aggregate import RunAggregates
+    from ..flags import evaluate
 
     agg = RunAggregates()
     names = [k for k in ds.data_vars if ds[k].dims[0] == FRAME]
-    for result, meta in block_iter(ds, names):
+    raised: dict[str, tuple] = {}
+    for result, meta in block_iter(ds, names, size=every):
         agg.update(result, meta)
-    return agg
+        if replay_flags:
+            for f in evaluate(agg):
+                raised.setdefault(f.name, (f, int(result["frame_index"][-1])))
+    return (agg, list(raised.values())) if replay_flags else agg

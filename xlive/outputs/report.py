@@ -131,7 +131,9 @@ def _flags_html(s: RunSummary) -> str:
     items = "".join(
         f"<li><b style='color:{_COLORS['red' if f['severity'] == 'error' else 'amber']}'>"
         f"{html.escape(f['name'])}</b> ({html.escape(f['severity'])}): "
-        f"{html.escape(f['message'])}</li>" for f in s.flags)
+        f"{html.escape(f['message'])}"
+        + (f" <i>(first raised at frame {f['first_frame']})</i>" if "first_frame" in f else "")
+        + "</li>" for f in s.flags)
     return head + f"<ul class='xlive-flags'>{items}</ul>"
 
 

@@ -72,12 +72,12 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
     features
         Feature store (path) or its Dataset.
     flags
-        The :class:`~xlive.flags.Flag` list raised live; default: evaluate the flag rules over
-        the whole run now.
+        The :class:`~xlive.flags.Flag` list raised live; default: the flags the rules raise
+        when replayed along the run (each once, with the frame where it was first raised).
     run
         Database key of the run; default: the run's path (or URL) the store records.
     """
-    from ..flags import evaluate, status
+    from ..flags import Flag, status
     from ..store import BAD, PENDING, SKIPPED
 
     ds = features_dataset(features)
@@ -91,7 +91,12 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
     spots = ds["n_spots"].values.astype(float) if "n_spots" in ds else np.zeros(0)
     n = int(ds.sizes["frame"])
     if flags is None:
-        flags = evaluate(aggregates(ds))
+        _, replayed = aggregates(ds, replay_flags=True)
+        flag_dicts = [{"name": f.name, "severity": f.severity, "message": f.message,
+                       "first_frame": frame} for f, frame in replayed]
+    else:
+        flag_dicts = [{"name": f.name, "severity": f.severity, "message": f.message}
+                      for f in flags]
     d_min = ds["d_min"].values[hit] if "d_min" in ds else np.zeros(0)
     d_min = d_min[np.isfinite(d_min)].astype(float)
     counts = np.histogram(d_min, np.asarray(D_MIN_EDGES))[0] if d_min.size else \
@@ -111,7 +116,7 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
         d_min_p10=_finite(pct[0]), d_min_p50=_finite(pct[1]), d_min_p90=_finite(pct[2]),
         d_min_hist={"edges": [e if np.isfinite(e) else None for e in D_MIN_EDGES],
                     "counts": [int(c) for c in counts]},
-        flags=[{"name": f.name, "severity": f.severity, "message": f.message} for f in flags],
-        status=status(list(flags)),
+        flags=flag_dicts, status=status([Flag(f["name"], f["severity"], f["message"])
+                                         for f in flag_dicts]),
         started=_time(ts, np.min), ended=_time(ts, np.max),
     )
