@@ -3,13 +3,18 @@ frames, the .geom reads back to the same pixel maps, the .lst names every row.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import h5py
 import numpy as np
 import pytest
 
 from xlive.errors import ConfigError
 from xlive.geometry_io.crystfel import read_crystfel_geom
-from xlive.outputs.cxi import CXIHitsWriter
+from xlive.live import LiveParams, LiveProcessor, default_client
+from xlive.outputs.cxi import CXIHitsListener, CXIHitsWriter, read_cxi_peaks
 from xlive.outputs.hits import export_hits, original_events
 from xlive.simulate import write_run
 from xlive.sources import open_source
@@ -144,3 +149,41 @@ def test_original_events_point_into_eiger_data_files(tmp_path):
         path, event = line.split(" //")
         with h5py.File(path, "r") as f:
             np.testing.assert_array_equal(f["/entry/data/data"][int(event)], src.read_frame(i))
+
+
+@pytest.mark.slow
+def test_listener_follows_a_growing_run(tmp_path):
+    """Hits are appended while another process is still writing the run."""
+    run = tmp_path / "run"
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--format", "zarr",
+         "--frames", "24", "--rate", "15", "--detector", "eiger500k", "--seed", "5",
+         "--hit-fraction", "0.5", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    client = default_client(2)
+    try:
+        deadline = time.time() + 60
+        while not (run / "run.zarr" / "zarr.json").exists():
+            assert writer.poll() is None and time.time() < deadline, "the simulator did not start"
+            time.sleep(0.05)
+        src = open_source(run)
+        cxi = tmp_path / "live.cxi"
+        with CXIHitsListener(src, cxi) as listener, \
+                LiveProcessor(src, tmp_path / "f.zarr", client=client, listeners=[listener],
+                              params=LiveParams(block=2, poll_interval=0.1)) as lp:
+            lp.run(until_idle=3.0)
+            grew = lp.stats.frames_stored
+        assert writer.wait(timeout=60) == 0
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+        client.close()
+        client.cluster.close()
+    ds = open_features(tmp_path / "f.zarr")
+    assert grew == ds.sizes["frame"] == 24
+    peaks = read_cxi_peaks(cxi)
+    order = np.argsort(peaks["frame_index"])
+    np.testing.assert_array_equal(peaks["frame_index"][order],
+                                  ds.frame.values[ds.is_hit.values])
+    np.testing.assert_array_equal(peaks["nPeaks"][order],
+                                  np.isfinite(ds.peak_x.values[ds.is_hit.values]).sum(axis=1))
