@@ -1,0 +1,103 @@
+"""What every view component shares: the component protocol, figure defaults, streaming cursors.
+
+A component owns a :class:`~bokeh.models.ColumnDataSource` (``source``), a root model (``root``)
+and ``update(session) -> bool``, which reads the session's state (the caller holds
+``session.lock``), sends only what is new, and returns whether anything changed. Components are
+built here, assembled in :mod:`xlive.views.layout` and scheduled by the notebook monitor or the
+server page, like the components of dask.distributed's dashboard.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from bokeh.models import ColumnDataSource
+from bokeh.plotting import figure
+
+#: points kept in the browser per strip chart (older points roll over)
+ROLLOVER = 20_000
+#: plot height in pixels
+HEIGHT = 230
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+
+
+class View:
+    """Base of the view components.
+
+    Attributes
+    ----------
+    name
+        Short name; the bokeh models carry ``name=f"{name}_source"`` / ``f"{name}_plot"`` so
+        tests and pages can find them.
+    source
+        The component's data.
+    root
+        The bokeh model to place in a layout.
+    """
+
+    name = "view"
+    source: ColumnDataSource
+    root: Any
+
+    def update(self, session) -> bool:  # pragma: no cover - overridden
+        """Bring the component up to date with ``session``; True when something changed."""
+        raise NotImplementedError
+
+
+def make_figure(name: str, title: str, *, x_label: str = "frame", y_label: str = "",
+                height: int = HEIGHT, **kw):
+    """A figure with xlive's defaults (stretches to the width of its container)."""
+    fig = figure(title=title, name=f"{name}_plot", height=height, sizing_mode="stretch_width",
+                 tools=kw.pop("tools", TOOLS), toolbar_location="right", **kw)
+    fig.xaxis.axis_label = x_label
+    fig.yaxis.axis_label = y_label
+    fig.title.text_font_size = "11pt"
+    return fig
+
+
+def tail(seq: Sequence, k: int) -> list:
+    """The last ``k`` items of a sequence or deque, in order, in O(k)."""
+    if k <= 0:
+        return []
+    if isinstance(seq, list):
+        return seq[-k:]
+    out = list(itertools.islice(reversed(seq), k))
+    out.reverse()
+    return out
+
+
+def finite_or_none(values) -> list:
+    """Floats with NaN/inf replaced by None (bokeh leaves gaps there, JSON stays plain)."""
+    arr = np.asarray(values, float)
+    return [float(v) if np.isfinite(v) else None for v in arr]
+
+
+class SeriesCursor:
+    """Hands out the per-frame rows of ``RunAggregates.series`` added since the last call.
+
+    The aggregates append every stored frame to each series (bounded deques); the count of good
+    frames (``aggregates.frames``) tells how many rows are new, so a read costs O(new rows)
+    however long the run is.
+    """
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def new_rows(self, aggregates, names: Sequence[str]) -> dict[str, list] | None:
+        """New rows of ``frame`` and ``names`` (None when nothing is new)."""
+        total = aggregates.frames
+        k = total - self.seen
+        if k <= 0:
+            return None
+        self.seen = total
+        frames = aggregates.series["frame"]
+        k = min(k, len(frames))
+        out = {"frame": tail(frames, k)}
+        for name in names:
+            s = aggregates.series.get(name, ())
+            vals = tail(s, k) if len(s) == len(frames) else [np.nan] * k
+            out[name] = vals
+        return out

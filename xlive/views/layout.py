@@ -1,0 +1,89 @@
+"""The dashboard: every view component of one session, assembled into one bokeh layout.
+
+Built here, scheduled elsewhere (:mod:`xlive.views.monitor` in notebooks, :mod:`xlive.views.app`
+on a bokeh server page): the scheduler calls :meth:`Dashboard.update` from the thread that owns
+the bokeh document.
+"""
+
+from __future__ import annotations
+
+from bokeh.layouts import column, gridplot, row
+
+from ._history import history_for
+from .detector import DetectorView
+from .dmin_chart import DminChart
+from .flags_panel import FlagsPanel
+from .grid_map import GridMapView
+from .hit_rate import HitRateChart
+from .lag import LagView
+from .peakogram import PeakogramView
+from .powder import PowderView
+from .radial import RadialProfileView
+from .separation import SeparationView
+from .spots_chart import SpotsChart
+from .status_line import StatusLine
+from .waterfall import WaterfallView
+
+
+class Dashboard:
+    """All views of ``session``; ``root`` is the bokeh layout, ``update()`` refreshes it.
+
+    Tapping a point of the hit-rate, spots or d_min chart shows that frame in the detector view.
+
+    Examples
+    --------
+    >>> from xlive.session import LiveSession          # doctest: +SKIP
+    >>> dash = Dashboard(LiveSession("run"))           # doctest: +SKIP
+    >>> dash.update(); dash.views["hit_rate"].source.data["rate"][-1]   # doctest: +SKIP
+    """
+
+    def __init__(self, session):
+        self.session = session
+        history_for(session)  # start collecting per-frame history now
+        views = [StatusLine(), FlagsPanel(), HitRateChart(), SpotsChart(), DminChart(),
+                 RadialProfileView(), WaterfallView(), PowderView(), SeparationView(),
+                 PeakogramView(), DetectorView(), LagView(), GridMapView()]
+        self.views = {v.name: v for v in views}
+        self.detector: DetectorView = self.views["detector"]
+        self.on_frame_chosen: list = []
+        for name in ("spots", "d_min", "hit_rate"):
+            src = self.views[name].source
+            src.selected.on_change("indices", self._tapped(src))
+        self.views["grid"].root.visible = False
+        self.updates = 0
+        v = self.views
+        plots = gridplot([[v["hit_rate"].root, v["spots"].root],
+                          [v["d_min"].root, v["lag"].root],
+                          [v["radial"].root, v["waterfall"].root],
+                          [v["powder"].root, v["peakogram"].root],
+                          [v["separation"].root, v["grid"].root]],
+                         sizing_mode="stretch_width", merge_tools=False)
+        self.root = column(v["status"].root, row(v["detector"].root, v["flags"].root,
+                                                 sizing_mode="stretch_width"),
+                           plots, sizing_mode="stretch_width", name="xlive_dashboard")
+
+    def _tapped(self, src):
+        def callback(attr, old, new):
+            if new:
+                frame = int(src.data["frame"][new[0]])
+                self.show_frame(frame)
+        return callback
+
+    def show_frame(self, frame: int | None) -> None:
+        """Show ``frame`` in the detector view (None: follow the latest hit)."""
+        self.detector.show(frame)
+        for f in self.on_frame_chosen:
+            f(frame)
+        self.update()
+
+    def update(self) -> list[str]:
+        """Refresh every view from the session; returns the names of the views that changed."""
+        changed = []
+        with self.session.lock:
+            for name, view in self.views.items():
+                if view.update(self.session):
+                    changed.append(name)
+        if "grid" in changed:
+            self.views["grid"].root.visible = True
+        self.updates += 1
+        return changed
