@@ -113,9 +113,17 @@ def test_writer_resumes_without_duplicates(processed, tmp_path):
     rows = np.arange(hits.sizes["frame"])
     with CXIHitsWriter(tmp_path / "h.cxi", frame_shape=(4, 5), max_peaks=ds.sizes["peak"]) as w:
         assert w.append(frames[:2], result, rows[:2]) == 2
+        with h5py.File(tmp_path / "h.cxi", "r") as f:  # readable while the writer lives
+            assert f["entry_1/result_1/nPeaks"].shape == (2,)
+    with h5py.File(tmp_path / "h.cxi", "a") as f:  # an append killed before frame_index
+        f["entry_1/data_1/data"].resize(3, axis=0)
+        f["entry_1/result_1/nPeaks"].resize(3, axis=0)
     with CXIHitsWriter(tmp_path / "h.cxi", frame_shape=(4, 5), max_peaks=ds.sizes["peak"]) as w:
         assert w.append(frames, result, rows) == len(rows) - 2  # the first two were there
         assert w.n == len(rows)
+    with h5py.File(tmp_path / "h.cxi", "r") as f:
+        assert f["entry_1/data_1/data"].shape[0] == f["entry_1/result_1/nPeaks"].shape[0]
+        np.testing.assert_array_equal(f["entry_1/xlive/frame_index"][:], hits.frame.values)
     with pytest.raises(ConfigError, match="shape"):
         CXIHitsWriter(tmp_path / "h.cxi", frame_shape=(4, 6), max_peaks=ds.sizes["peak"])
 

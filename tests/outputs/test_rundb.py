@@ -11,7 +11,8 @@ import xarray as xr
 import zarr
 from xlive_testing import run_xlive
 
-from xlive.flags import Flag
+from xlive.flags import Flag, evaluate
+from xlive.outputs._common import aggregates
 from xlive.outputs.rundb import RunDB, RunDBError, db_url, default_db, record_run
 from xlive.store import open_features
 
@@ -114,6 +115,7 @@ def test_flags_raised_along_the_run_are_kept(tmp_path):
         coords={"frame": np.arange(n), "status": ("frame", np.ones(n, np.uint8))})
     s = record_run(tmp_path / "r.sqlite", ds, run="jet-run")
     (flag,) = [f for f in s.flags if f["name"] == "jet_lost"]
-    assert 150 <= flag["first_frame"] < 200 and s.status == "red"
+    assert 100 <= flag["first_frame"] < 200 and s.status == "red"  # raised during the loss
+    assert "jet_lost" not in {f.name for f in evaluate(aggregates(ds))}  # gone at the end
     with RunDB(tmp_path / "r.sqlite") as rdb:
         assert rdb.get("jet-run")["flags"][0]["name"] == "jet_lost"

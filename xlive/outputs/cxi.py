@@ -84,6 +84,13 @@ class CXIHitsWriter:
         False: positions + 0.5, for ``indexamajig --no-half-pixel-shift``.
     compression
         HDF5 filter for the frames (``"gzip"`` or None).
+
+    Notes
+    -----
+    The file is open only while a block is appended, so other programs (CrystFEL,
+    ``h5py``) can read it between appends; ``/entry_1/xlive/frame_index`` is written last, and
+    a reopened file is cut back to the rows it lists, so an append killed half-way leaves no
+    partial row. The ``.lst`` is extended after the file is closed.
     """
 
     def __init__(self, path: str | Path, *, frame_shape: tuple[int, int], max_peaks: int,
@@ -93,22 +100,40 @@ class CXIHitsWriter:
         self.offset = 0.0 if half_pixel_shift else 0.5
         self.lst = Path(lst) if lst is not None else None
         exists = self.path.exists()
-        try:
-            self.file = h5py.File(self.path, "a" if exists else "w-")
-        except OSError as exc:
-            raise SourceError(f"cannot open {self.path} for writing hits ({exc})") from exc
-        if exists:
-            self._check(frame_shape, max_peaks)
-        else:
-            self._create(tuple(frame_shape), int(max_peaks), compression)
-        self.max_peaks = int(self.file[PEAKS]["peakXPosRaw"].shape[1])
-        self.frames_written = set(self.file[XLIVE]["frame_index"][:].tolist())
-        if self.lst is not None and not self.lst.exists():
+        with self._open("a" if exists else "w-") as f:
+            if exists:
+                self._check(f, frame_shape)
+            else:
+                self._create(f, tuple(frame_shape), int(max_peaks), compression)
+            self.max_peaks = int(f[PEAKS]["peakXPosRaw"].shape[1])
+            done = f[XLIVE]["frame_index"][:]
+            self._truncate(f, len(done))  # drop rows of an append that was cut short
+        self.n = len(done)
+        self.frames_written = set(done.tolist())
+        if self.lst is not None:
             self._write_lst(range(self.n))
 
+    def _open(self, mode: str) -> h5py.File:
+        # the file stays closed between appends, so CrystFEL can read it while hits arrive
+        try:
+            return h5py.File(self.path, mode)
+        except OSError as exc:
+            raise SourceError(f"cannot open {self.path} for writing hits ({exc}); is another "
+                              "program holding it open?") from exc
+
+    @staticmethod
+    def _rows(f: h5py.File) -> list[h5py.Dataset]:
+        return [f[DATA], *(f[PEAKS][k] for k in ("nPeaks", *_PEAK_FIELDS)),
+                *(f[XLIVE][k] for k in ("frame_index", *_META))]
+
+    def _truncate(self, f: h5py.File, n: int) -> None:
+        for ds in self._rows(f):
+            if ds.shape[0] != n:
+                ds.resize(n, axis=0)
+
     # ------------------------------------------------------------------ layout
-    def _create(self, shape: tuple[int, int], max_peaks: int, compression: str | None) -> None:
-        f = self.file
+    def _create(self, f: h5py.File, shape: tuple[int, int], max_peaks: int,
+                compression: str | None) -> None:
         f.attrs["creator"] = "xlive"
         f.create_dataset("cxi_version", data=150)
         d = f.create_dataset(DATA, shape=(0, *shape), maxshape=(None, *shape), dtype="float32",
@@ -130,26 +155,17 @@ class CXIHitsWriter:
             x.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
         x.attrs["half_pixel_shift_in_reader"] = self.offset == 0.0
 
-    def _check(self, shape, max_peaks) -> None:
-        f = self.file
+    def _check(self, f: h5py.File, shape) -> None:
         if DATA not in f or XLIVE not in f:
-            self.file.close()
             raise ConfigError(f"{self.path} exists but is not a CXI hits file written by xlive; "
                               "choose another name or delete it")
         have = f[DATA].shape[1:]
         if tuple(have) != tuple(shape):
-            self.file.close()
             raise ConfigError(f"{self.path} holds frames of shape {have}, not {tuple(shape)}; "
                               "write these hits to another file")
         if bool(f[XLIVE].attrs["half_pixel_shift_in_reader"]) != (self.offset == 0.0):
-            self.file.close()
             raise ConfigError(f"{self.path} was written with the other half-pixel convention; "
                               "write to another file")
-
-    @property
-    def n(self) -> int:
-        """Rows (hit frames) in the file."""
-        return int(self.file[DATA].shape[0])
 
     # ------------------------------------------------------------------ writing
     def append(self, frames: np.ndarray, result: dict[str, np.ndarray], rows: np.ndarray,
@@ -178,26 +194,27 @@ class CXIHitsWriter:
             ds.resize(start + k, axis=0)
             ds[start:start + k] = values
 
-        put(self.file[DATA], frames.astype(np.float32, copy=False))
-        r = self.file[PEAKS]
-        put(r["nPeaks"], n_peaks)
-        for name in _PEAK_FIELDS:
-            v = np.zeros((k, width), np.float32)
-            if name in peaks:
-                v[:, :peaks[name].shape[1]] = peaks[name][:, :width]
-            if name in ("peakXPosRaw", "peakYPosRaw") and self.offset:
-                v = np.where(np.arange(width)[None, :] < n_peaks[:, None], v + self.offset, 0)
-            put(r[name], v)
-        x = self.file[XLIVE]
-        put(x["frame_index"], index)
-        for name, dt in _META.items():
-            vals = (meta or {}).get(name)
-            fill = np.nan if np.dtype(dt).kind == "f" else 0
-            arr = np.full(k, fill, dt) if vals is None else np.asarray(vals)[rows].astype(dt)
-            put(x[name], arr)
-        self.file.flush()
+        with self._open("a") as f:
+            put(f[DATA], frames.astype(np.float32, copy=False))
+            r = f[PEAKS]
+            put(r["nPeaks"], n_peaks)
+            for name in _PEAK_FIELDS:
+                v = np.zeros((k, width), np.float32)
+                if name in peaks:
+                    v[:, :peaks[name].shape[1]] = peaks[name][:, :width]
+                if name in ("peakXPosRaw", "peakYPosRaw") and self.offset:
+                    v = np.where(np.arange(width)[None, :] < n_peaks[:, None], v + self.offset, 0)
+                put(r[name], v)
+            x = f[XLIVE]
+            for name, dt in _META.items():
+                vals = (meta or {}).get(name)
+                fill = np.nan if np.dtype(dt).kind == "f" else 0
+                arr = np.full(k, fill, dt) if vals is None else np.asarray(vals)[rows].astype(dt)
+                put(x[name], arr)
+            put(x["frame_index"], index)  # last: it says which rows are complete
+        self.n = start + k
         self.frames_written.update(index.tolist())
-        if self.lst is not None:
+        if self.lst is not None:  # after the file is closed: listed rows are readable
             self._write_lst(range(start, start + k), append=True)
         return k
 
@@ -208,8 +225,7 @@ class CXIHitsWriter:
             os.fsync(f.fileno())
 
     def close(self) -> None:
-        if self.file.id.valid:
-            self.file.close()
+        """Nothing to release (the file is closed between appends); kept for symmetry."""
 
     def __enter__(self) -> CXIHitsWriter:
         return self
