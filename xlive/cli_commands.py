@@ -169,7 +169,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             while True:
                 finished = writer.poll() is not None
                 lp.step()
-                bar.n = lp.stats.frames_stored + lp.stats.frames_skipped
+                n_done = lp.stats.frames_stored + lp.stats.frames_skipped
+                if n_done == bar.n and not finished and time.time() - last_flags < 1.0:
+                    continue
+                bar.n = n_done
                 if time.time() - last_flags > 1.0:
                     flags = evaluate(agg)
                     last_flags = time.time()

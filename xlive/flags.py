@@ -23,8 +23,9 @@ class FlagThresholds:
     window: int = 100
     #: frames needed before any rule speaks
     min_frames: int = 30
-    #: jet lost: median jet_score below this
+    #: jet lost: median jet_score over the last ``jet_window`` frames below this
     jet_score_min: float = 0.3
+    jet_window: int = 20
     #: hit rate dropped: recent rate below this fraction of the run's rate
     hit_rate_drop: float = 0.4
     #: ... and the run's rate at least this (too few hits say nothing)
@@ -33,7 +34,7 @@ class FlagThresholds:
     ice_score_min: float = 0.5
     ice_fraction: float = 0.2
     #: multiple lattices: fraction of recent hits with multi_lattice_score above the minimum
-    multi_lattice_score_min: float = 0.5
+    multi_lattice_score_min: float = 0.1
     multi_lattice_fraction: float = 0.3
     #: saturation: median saturated pixels per recent hit above this
     saturated_pixels: float = 20.0
@@ -58,9 +59,9 @@ def _recent(agg: RunAggregates, name: str, t: FlagThresholds) -> np.ndarray:
 
 
 def jet_lost(agg, t):
-    js = _recent(agg, "jet_score", t)
+    js = agg.recent("jet_score", t.jet_window) if agg.series["jet_score"] else np.zeros(0)
     js = js[np.isfinite(js)]
-    if len(js) >= t.min_frames and np.median(js) < t.jet_score_min:
+    if len(js) >= min(t.min_frames, t.jet_window) and np.median(js) < t.jet_score_min:
         return Flag("jet_lost", "error",
                     f"Jet lost: the water ring is at {np.median(js):.0%} of its expected strength "
                     f"over the last {len(js)} frames. Check the jet and the nozzle.")

@@ -201,26 +201,33 @@ class LiveProcessor:
         if not self._in_flight:
             return 0
         if wait > 0:
-            dwait(list(self._in_flight), timeout=wait, return_when="FIRST_COMPLETED")
-        stored = 0
-        for fut in [f for f in self._in_flight if f.done()]:
-            idx = self._in_flight.pop(fut)
-            result = fut.result()
-            meta = self._meta(np.asarray(idx))
-            self.store.write(result, meta)
-            now = time.time()
-            ts = meta.get(TIMESTAMP)
-            for k, i in enumerate(idx):
-                t0 = float(ts[k]) if ts is not None and np.isfinite(ts[k]) and ts[k] > 0 else \
-                    self._first_seen.get(i, now)
-                self.stats.lags.append(now - t0)
-                self._done.add(i)
-            self.stats.frames_stored += len(idx)
-            self.stats.stored_times.append((now, len(idx)))
-            stored += len(idx)
-            for f in self.listeners:
-                f(result, meta)
-        return stored
+            try:
+                dwait(list(self._in_flight), timeout=wait, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass  # nothing finished yet: poll again
+        finished = [f for f in self._in_flight if f.done()]
+        if not finished:
+            return 0
+        # one store write for every block that finished since the last collect
+        parts = [fut.result() for fut in finished]
+        for fut in finished:
+            self._in_flight.pop(fut)
+        result = merge_results(parts)
+        idx = result["frame_index"]
+        meta = self._meta(idx)
+        self.store.write(result, meta)
+        now = time.time()
+        ts = meta.get(TIMESTAMP)
+        for k, i in enumerate(idx.tolist()):
+            t0 = float(ts[k]) if ts is not None and np.isfinite(ts[k]) and ts[k] > 0 else \
+                self._first_seen.get(i, now)
+            self.stats.lags.append(now - t0)
+            self._done.add(i)
+        self.stats.frames_stored += len(idx)
+        self.stats.stored_times.append((now, len(idx)))
+        for f in self.listeners:
+            f(result, meta)
+        return len(idx)
 
     def _meta(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         meta = self._meta_cache
@@ -234,7 +241,11 @@ class LiveProcessor:
         self._poll()
         self._adapt()
         self._submit()
-        return self._collect(self.params.poll_interval if wait is None else wait)
+        wait = self.params.poll_interval if wait is None else wait
+        if not self._in_flight and wait > 0:
+            time.sleep(wait)  # nothing to wait for but new frames
+            return 0
+        return self._collect(wait)
 
     @property
     def idle(self) -> bool:
@@ -274,6 +285,15 @@ class LiveProcessor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def merge_results(parts: list[dict]) -> dict[str, np.ndarray]:
+    """Concatenate block results along frame, sorted by frame index."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.argsort(merged["frame_index"], kind="stable")
+    return {k: v[order] for k, v in merged.items()}
 
 
 def fill_in(source, store, **kw) -> LiveStats:

@@ -12,18 +12,20 @@ Only one process writes a store at a time (the live loop's driver); readers may 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.core.sync import sync
 
 from .conventions import FRAME
 from .errors import ConfigError, SourceError
 
 PENDING, DONE, BAD, SKIPPED = 0, 1, 2, 3
-CHUNK = 512
+CHUNK = 128
 META_FIELDS = {"timestamp": "float64", "laser_on": "bool", "pulse_energy": "float32",
                "frame_number": "int64"}
 
@@ -44,6 +46,14 @@ class FeatureStore:
             raise SourceError(f"{self.path} is not an xlive feature store")
         self.info = info
         self.specs = {s["name"]: s for s in info["specs"]}
+        self._arrays: dict[str, zarr.Array] = {}
+        self._done_mask: np.ndarray | None = None
+
+    def _array(self, name: str) -> zarr.Array:
+        """A cached handle (the writer resizes through these, so their shape stays current)."""
+        if name not in self._arrays:
+            self._arrays[name] = self.group[name]
+        return self._arrays[name]
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -117,14 +127,14 @@ class FeatureStore:
         return (s == DONE) | (s == BAD)
 
     def _ensure(self, n: int) -> None:
-        cur = self.group["status"].shape[0]
+        cur = self._array("status").shape[0]
         if n <= cur:
             return
         cap = -(-n // CHUNK) * CHUNK
         for name, s in self.specs.items():
-            self.group[name].resize((cap, *s["shape"]))
+            self._array(name).resize((cap, *s["shape"]))
         for name in (*META_FIELDS, "status"):
-            self.group[name].resize((cap,))
+            self._array(name).resize((cap,))
 
     def see(self, n: int) -> None:
         """Record that the run has ``n`` frames (pending until computed)."""
@@ -141,28 +151,40 @@ class FeatureStore:
         self.see(int(idx.max()) + 1)
         contiguous = bool(np.all(np.diff(idx) == 1))
         sel = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
-
-        def put(name, values):
-            a = self.group[name]
-            if contiguous:
-                a[sel] = values
-            else:
-                a.set_orthogonal_selection((sel,), values)
-
-        for name in self.specs:
-            put(name, result[name])
-        for name, values in (meta or {}).items():
-            if name in META_FIELDS:
-                put(name, np.asarray(values, dtype=META_FIELDS[name]))
-        put("status", np.where(result["bad"], BAD, DONE).astype(np.uint8))
-        self.group.attrs["frames_done"] = int(self.frames_done_count())
+        writes = [(name, result[name]) for name in self.specs]
+        writes += [(name, np.asarray(v, dtype=META_FIELDS[name]))
+                   for name, v in (meta or {}).items() if name in META_FIELDS]
+        self._put_all(writes, sel, contiguous)
+        # status last: a frame counts as done only once all its features are on disk
+        self._put_all([("status", np.where(result["bad"], BAD, DONE).astype(np.uint8))], sel,
+                      contiguous)
+        if self._done_mask is None:
+            self._done_mask = self.done()
+        if self._done_mask.size < self.frames_seen:
+            self._done_mask = np.concatenate(
+                [self._done_mask, np.zeros(self.frames_seen - self._done_mask.size, bool)])
+        self._done_mask[idx] = True
+        self.group.attrs["frames_done"] = int(self._done_mask.sum())
         return idx.size
+
+    def _put_all(self, writes, sel, contiguous: bool) -> None:
+        """Write several arrays; contiguous frames concurrently (one zarr event-loop trip)."""
+        if not contiguous:  # sampled or filled-in frames: orthogonal selections, one by one
+            for name, values in writes:
+                self._array(name).set_orthogonal_selection((sel,), values)
+            return
+        arrays = {name: self._array(name)._async_array for name, _ in writes}
+
+        async def run():
+            await asyncio.gather(*(arrays[n].setitem(sel, v) for n, v in writes))
+
+        sync(run())
 
     def mark_skipped(self, indices: np.ndarray) -> None:
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size:
             self.see(int(idx.max()) + 1)
-            self.group["status"].set_orthogonal_selection((idx,), np.full(idx.size, SKIPPED, np.uint8))
+            self._array("status").set_orthogonal_selection((idx,), np.full(idx.size, SKIPPED, np.uint8))
 
     def frames_done_count(self) -> int:
         return int(np.count_nonzero(self.done()))
