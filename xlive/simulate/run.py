@@ -83,14 +83,12 @@ def _write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def plan(sim: Simulation, frames: int) -> tuple[list[int], list[int]]:
-    """Trigger numbers written and dropped, until ``frames`` frames are written."""
-    kept, dropped = [], []
+def plan(sim: Simulation):
+    """Yield ``(trigger number, dropped)`` for every detector trigger, lazily."""
     n = 0
-    while len(kept) < frames:
-        (dropped if sim.event(n)[0].dropped else kept).append(n)
+    while True:
+        yield n, sim.event(n)[0].dropped
         n += 1
-    return kept, dropped
 
 
 def write_run(
@@ -122,15 +120,17 @@ def write_run(
     out = Path(out)
     prepare_folder(out, overwrite)
     det = sim.detector
-    kept, dropped = plan(sim, frames)
+    triggers = plan(sim)
+    n_dropped = 0
     frame_time = 1.0 / rate if rate > 0 else 0.01
     data_name = {"zarr": "run.zarr", "eiger-h5": f"{name}_master.h5", "cbf": f"{name}_*.cbf"}[fmt]
-    _write_json(out / RUN_FILE, {
+    description = {
         "format": fmt, "detector": det.name, "geometry": sim.geometry.to_dict(),
         "frames_planned": frames, "rate": rate, "seed": params.seed, "data": data_name,
         "truth": "truth.zarr", "metadata": None if fmt == "zarr" else "metadata.csv",
-        "params": params.to_dict(),
-    })
+        "params": params.to_dict(), "complete": False,
+    }
+    _write_json(out / RUN_FILE, description)
     writer = _make_writer(fmt, out, name, sim, frames, frames_per_file, frame_time)
     truth = TruthWriter(out / "truth.zarr", params.to_dict())
     csv = None if fmt == "zarr" else open(out / "metadata.csv", "w")  # noqa: SIM115
@@ -164,13 +164,15 @@ def write_run(
     thread = threading.Thread(target=consume, name="xlive-sim-writer", daemon=True)
     thread.start()
     written = 0
-    drop_iter = iter(dropped)
-    next_drop = next(drop_iter, None)
     try:
-        for start in range(0, frames, batch):
+        while written < frames:
             if errors or (stop is not None and stop.is_set()):
                 break
-            numbers = kept[start:start + batch]
+            numbers, drop = [], []
+            while len(numbers) < min(batch, frames - written):
+                n, dropped_here = next(triggers)
+                (drop if dropped_here else numbers).append(n)
+            n_dropped += len(drop)
             if rate > 0:  # pace by trigger time of the last frame of the batch
                 wait = t0 + (numbers[-1] + 1) / rate - time.time()
                 if wait > 0:
@@ -181,10 +183,6 @@ def write_run(
                 imgs.append(img)
                 truths.append(t)
                 keys.append(key)
-            drop = []
-            while next_drop is not None and next_drop < numbers[-1]:
-                drop.append(next_drop)
-                next_drop = next(drop_iter, None)
             meta = {
                 TIMESTAMP: np.array([t0 + n * frame_time for n in numbers]),
                 LASER_ON: np.array([t.laser_on for t in truths]),
@@ -206,9 +204,12 @@ def write_run(
         truth.flush()
         if csv:
             csv.close()
+        # tell readers the run has ended (what a detector's end-of-series message says)
+        _write_json(out / RUN_FILE, {**description, "complete": True, "frames_written": written,
+                                     "frames_dropped": n_dropped})
     if errors:
         raise errors[0]
-    return RunSummary(out, written, len(dropped), time.time() - t0)
+    return RunSummary(out, written, n_dropped, time.time() - t0)
 
 
 def _make_writer(fmt, out, name, sim, frames, frames_per_file, frame_time):
