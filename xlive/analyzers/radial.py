@@ -16,7 +16,7 @@ import numpy as np
 from ..conventions import D_UNITS, FRAME, Q_UNITS, Q
 from ..errors import AnalyzerError
 from ..geometry import Geometry
-from ._binning import bin_sums
+from ._binning import bin_sums, bin_sums_int
 from .base import FeatureSpec, as_block, valid_range
 
 
@@ -113,10 +113,11 @@ class RadialProfile:
         lo, hi = valid_range(frames.dtype)
         n_bins = self.params.n_bins
         out = np.empty((frames.shape[0], n_bins), np.float32)
+        kernel = bin_sums_int if frames.dtype.kind in "iu" else bin_sums
         for k, frame in enumerate(frames):
             sums = np.zeros(n_bins)
             lost = np.zeros(n_bins)
-            bin_sums(frame, self.bins, self.weights, lo, hi, sums, lost)
+            kernel(frame, self.bins, self.weights, lo, hi, sums, lost)
             norm = self.norm - lost
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[k] = np.where(norm > 0, sums / norm, np.nan)
