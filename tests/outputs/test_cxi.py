@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -195,3 +196,13 @@ def test_listener_follows_a_growing_run(tmp_path):
                                   ds.frame.values[ds.is_hit.values])
     np.testing.assert_array_equal(peaks["nPeaks"][order],
                                   np.isfinite(ds.peak_x.values[ds.is_hit.values]).sum(axis=1))
+
+
+def test_original_events_name_image_files(tmp_path):
+    run = tmp_path / "cbf"
+    write_run(run, frames=4, rate=0, fmt="cbf", detector="eiger500k", seed=3)
+    src = open_source(run)
+    src.refresh()
+    lines = original_events(src, [1, 3])
+    assert lines == [str(Path(src.files[i]).absolute()) for i in (1, 3)]
+    assert all(line.endswith(".cbf") and " //" not in line for line in lines)
