@@ -70,9 +70,9 @@ def tail(seq: Sequence, k: int) -> list:
 
 
 def finite_or_none(values) -> list:
-    """Floats with NaN/inf replaced by None (bokeh leaves gaps there, JSON stays plain)."""
+    """Floats with inf replaced by NaN (bokeh leaves gaps at NaN; ``None`` would plot as 0)."""
     arr = np.asarray(values, float)
-    return [float(v) if np.isfinite(v) else None for v in arr]
+    return np.where(np.isfinite(arr), arr, np.nan).tolist()
 
 
 class SeriesCursor:

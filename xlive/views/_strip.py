@@ -39,7 +39,7 @@ class StripChart(View):
         colors = [HIT_COLOR if h == 1 else MISS_COLOR for h in rows["is_hit"]]
         values = finite_or_none(rows[self.series])
         if self.hits_only:
-            values = [v if h == 1 else None for v, h in zip(values, rows["is_hit"], strict=True)]
+            values = [v if h == 1 else float("nan") for v, h in zip(values, rows["is_hit"], strict=True)]
         self.source.stream({"frame": rows["frame"], "value": values,
                             "color": colors}, rollover=self.rollover)
         return True

@@ -41,7 +41,7 @@ class LagView(View):
         self._stored = stats.frames_stored
         lag, rate = session.lag, session.throughput
         self.source.stream({"t": [round(time.time() - self._t0, 2)],
-                            "lag": [lag if math.isfinite(lag) else None], "throughput": [rate]},
+                            "lag": [lag if math.isfinite(lag) else float("nan")], "throughput": [rate]},
                            rollover=self.rollover)
         rr = self.root.extra_y_ranges["rate"]
         rr.end = max(rr.end, 1.2 * rate)

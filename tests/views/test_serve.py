@@ -1,0 +1,84 @@
+"""``xlive serve`` during a simulated run, in headless chromium; ``serve_session`` in-process."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.request
+from urllib.parse import urlparse
+
+import pytest
+
+from xlive.views.app import free_port, serve_session
+
+PLOTS = ("hit_rate", "spots", "d_min", "radial", "waterfall", "powder", "separation",
+         "peakogram", "detector", "lag", "flags", "status")
+
+
+def test_serve_session_in_a_thread_and_stop(finished_run):
+    from xlive.session import LiveSession
+
+    with LiveSession(finished_run) as s:
+        handle = serve_session(s, port=0)
+        try:
+            assert handle.url.startswith("http://127.0.0.1:")
+            html = urllib.request.urlopen(handle.url, timeout=30).read().decode()
+            assert "<title>xlive</title>" in html
+            assert "cdn.bokeh.org" not in html
+        finally:
+            handle.stop()
+        assert not handle.thread.is_alive()
+        handle.stop()  # idempotent
+
+
+def _read(page, expr):
+    return page.evaluate(f"() => {{ const d = Bokeh.documents[0]; return {expr}; }}")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_serve_page_updates_during_a_run(tmp_path, chromium, simulator, process, artifacts):
+    run = tmp_path / "run"
+    simulator(run, frames=2000, rate=12)
+    port = free_port()
+    server = process([sys.executable, "-m", "xlive.cli", "serve", str(run), "--port", str(port)])
+    t_end = time.time() + 60
+    line = ""
+    while "serving" not in line:
+        line = server.stdout.readline()
+        assert line or server.poll() is None, "xlive serve exited"
+        assert time.time() < t_end, "xlive serve did not start within 60 s"
+    page = chromium.new_page(viewport={"width": 1400, "height": 1900})
+    errors, foreign = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: foreign.append(r.url)
+            if urlparse(r.url).hostname not in ("127.0.0.1", None) else None)
+    page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=60_000)
+    page.wait_for_function(
+        "() => Bokeh.documents[0].get_model_by_name('hit_rate_source').data.frame.length > 2",
+        timeout=90_000)
+    for name in PLOTS:  # each plot is in the document and has a view drawn in the page
+        assert _read(page, f"Bokeh.index.find_one(d.get_model_by_name('{name}_plot')) != null"), \
+            name
+    first = _read(page, "[d.get_model_by_name('hit_rate_source').data.frame.length, "
+                        "d.get_model_by_name('spots_source').data.frame.length]")
+    page.wait_for_timeout(5000)
+    second = _read(page, "[d.get_model_by_name('hit_rate_source').data.frame.length, "
+                         "d.get_model_by_name('spots_source').data.frame.length]")
+    assert second[0] > first[0] and second[1] > first[1], (first, second)
+    status = _read(page, "d.get_model_by_name('status_plot').text")
+    assert "frames analysed" in status
+    page.screenshot(path=str(artifacts / "xlive-serve.png"), full_page=True)
+    if os.environ.get("XLIVE_UPDATE_DOCS") == "1":  # refresh the README image
+        from PIL import Image
+
+        page.screenshot(path=str(artifacts / "dashboard-full.png"), full_page=False)
+        img = Image.open(artifacts / "dashboard-full.png").convert("RGB")
+        img = img.resize((img.width * 2 // 3, img.height * 2 // 3), Image.LANCZOS)
+        img.quantize(colors=128).save(artifacts.parent / "docs" / "dashboard.png", optimize=True)
+    assert not errors, errors
+    assert not foreign, f"requests left 127.0.0.1: {foreign[:5]}"
+    page.close()
