@@ -119,6 +119,7 @@ def test_writer_resumes_without_duplicates(processed, tmp_path):
     with h5py.File(tmp_path / "h.cxi", "a") as f:  # an append killed before frame_index
         f["entry_1/data_1/data"].resize(3, axis=0)
         f["entry_1/result_1/nPeaks"].resize(3, axis=0)
+        f["entry_1/xlive/frame_index"].resize(3, axis=0)  # grown, value never written (-1)
     with CXIHitsWriter(tmp_path / "h.cxi", frame_shape=(4, 5), max_peaks=ds.sizes["peak"]) as w:
         assert w.append(frames, result, rows) == len(rows) - 2  # the first two were there
         assert w.n == len(rows)

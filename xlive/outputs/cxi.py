@@ -107,6 +107,7 @@ class CXIHitsWriter:
                 self._create(f, tuple(frame_shape), int(max_peaks), compression)
             self.max_peaks = int(f[PEAKS]["peakXPosRaw"].shape[1])
             done = f[XLIVE]["frame_index"][:]
+            done = done[:np.argmax(done < 0)] if (done < 0).any() else done  # -1: never written
             self._truncate(f, len(done))  # drop rows of an append that was cut short
         self.n = len(done)
         self.frames_written = set(done.tolist())
@@ -150,7 +151,7 @@ class CXIHitsWriter:
                     "0.5 unless --no-half-pixel-shift")
         x = f.require_group(XLIVE)
         x.create_dataset("frame_index", shape=(0,), maxshape=(None,), dtype="int64",
-                         chunks=(1024,))
+                         chunks=(1024,), fillvalue=-1)
         for name, dt in _META.items():
             x.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
         x.attrs["half_pixel_shift_in_reader"] = self.offset == 0.0
