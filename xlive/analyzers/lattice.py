@@ -114,18 +114,22 @@ def find_lattice(r: np.ndarray, p: LatticeParams) -> tuple[np.ndarray, np.ndarra
     if len(r) < 4:
         return none
     cands = _candidates(r, p)
-    trials = []
-    for trio in combinations(range(len(cands)), 3):
-        basis = cands[list(trio)].T
-        vol = abs(np.linalg.det(basis))
-        if vol < 0.05 * np.prod(np.linalg.norm(basis, axis=0)):
-            continue
-        trials.append((int(_indexed(r, basis, p.tol).sum()), vol, basis))
-    if not trials:
+    if len(cands) < 3:
         return none
+    trios = np.array(list(combinations(range(len(cands)), 3)))
+    bases = np.transpose(cands[trios], (0, 2, 1))  # (t, 3, 3), columns are the vectors
+    vols = np.abs(np.linalg.det(bases))
+    scale = np.prod(np.linalg.norm(cands, axis=1)[trios], axis=1)
+    keep = vols >= 0.05 * scale
+    if not keep.any():
+        return none
+    bases, vols = bases[keep], vols[keep]
+    # all trial bases at once: indices h = B^-1 r for every basis and spot
+    h = np.einsum("tij,nj->tni", np.linalg.inv(bases), r)
+    n_ok = np.all(np.abs(h - np.rint(h)) <= p.tol, axis=2).sum(axis=1)
     # the most spots indexed; among triples within keep_fraction of that, the smallest cell
-    top = max(n for n, _, _ in trials)
-    best = min((t for t in trials if t[0] >= p.keep_fraction * top), key=lambda t: t[1])[2]
+    good = n_ok >= p.keep_fraction * n_ok.max()
+    best = bases[good][np.argmin(vols[good])]
     ok = _indexed(r, best, p.tol)
     for _ in range(p.refine_rounds):  # refine: r = B h by least squares over the indexed spots
         if ok.sum() < 6:
