@@ -32,7 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "analyzer
 
 
 def timed(fn, frames, repeat=1):
-    """Best-of-``repeat`` mean ms per frame of ``fn`` over ``frames`` (after one warm-up)."""
+    """Best-of-``repeat`` mean ms per frame of ``fn`` over ``frames`` (after one warm-up).
+
+    Every tool gets the same treatment; best-of damps the noise of other jobs on the machine.
+    """
     fn(frames[0])
     best = np.inf
     for _ in range(repeat):
@@ -77,16 +80,16 @@ def run(detector: str, n_frames: int, repeat: int) -> None:
         "memory floor (np.max)": timed(np.max, frames, repeat),
         "xlive radial_profile": timed(radial, frames, repeat),
         "pyFAI integrate1d csc": timed(csc, frames, repeat),
-        "pyFAI integrate1d histogram": timed(pyfai(("no", "histogram", "cython")), frames, 1),
+        "pyFAI integrate1d histogram": timed(pyfai(("no", "histogram", "cython")), frames, repeat),
         "xlive spots (+hit, spot stats)": timed(spots, frames, repeat),
-        "OM peakfinder8 normal": timed(pf8, frames, 1),
+        "OM peakfinder8 normal": timed(pf8, frames, repeat),
         "OM peakfinder8 fast": timed(pf8_fast, frames, repeat),
         "xlive frame stats": timed(stats, frames, repeat),
     }
     t["xlive full per-frame set (FrameAnalyzer)"] = timed(full, frames, repeat)
     t["xlive three separate analyzers"] = timed(lambda f: (radial(f), spots(f), stats(f)),
                                                 frames, repeat)
-    t["peakfinder8 + pyFAI csc"] = timed(lambda f: (pf8(f), csc(f)), frames, 1)
+    t["peakfinder8 + pyFAI csc"] = timed(lambda f: (pf8(f), csc(f)), frames, repeat)
     acc = {
         "xlive": recall_precision([spots.find(f)[:, :2] for f in frames], truths),
         "peakfinder8 normal": recall_precision([pf8(f)[:, :2] for f in frames], truths),
