@@ -52,7 +52,7 @@ class PixelStats:
     >>> from xlive.simulate import Simulation
     >>> sim = Simulation(detector="eiger500k", seed=1, hot_pixels=5)
     >>> ps = PixelStats(sim.geometry)
-    >>> ps.update(np.stack([sim.frame(i)[0] for i in range(30)]))
+    >>> ps = ps.update(np.stack([sim.frame(i)[0] for i in range(30)]))
     >>> int(ps.hot_mask().sum()) >= 5
     True
     """
