@@ -31,19 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "analyzers"))
 
 
-def timed(fn, frames, repeat=1):
-    """Best-of-``repeat`` mean ms per frame of ``fn`` over ``frames`` (after one warm-up).
-
-    Every tool gets the same treatment; best-of damps the noise of other jobs on the machine.
-    """
+def timed(fn, frames):
+    """Mean ms per frame of ``fn`` over ``frames`` (after one warm-up call)."""
     fn(frames[0])
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for f in frames:
-            fn(f)
-        best = min(best, (time.perf_counter() - t0) / len(frames) * 1e3)
-    return best
+    t0 = time.perf_counter()
+    for f in frames:
+        fn(f)
+    return (time.perf_counter() - t0) / len(frames) * 1e3
 
 
 def run(detector: str, n_frames: int, repeat: int) -> None:
@@ -76,20 +70,23 @@ def run(detector: str, n_frames: int, repeat: int) -> None:
     pf8 = OMPeakfinder8(g)
     pf8_fast = OMPeakfinder8(g, fast=True)
     csc = pyfai(("no", "csc", "cython"))
-    t = {
-        "memory floor (np.max)": timed(np.max, frames, repeat),
-        "xlive radial_profile": timed(radial, frames, repeat),
-        "pyFAI integrate1d csc": timed(csc, frames, repeat),
-        "pyFAI integrate1d histogram": timed(pyfai(("no", "histogram", "cython")), frames, repeat),
-        "xlive spots (+hit, spot stats)": timed(spots, frames, repeat),
-        "OM peakfinder8 normal": timed(pf8, frames, repeat),
-        "OM peakfinder8 fast": timed(pf8_fast, frames, repeat),
-        "xlive frame stats": timed(stats, frames, repeat),
+    tools = {
+        "memory floor (np.max)": np.max,
+        "xlive radial_profile": radial,
+        "pyFAI integrate1d csc": csc,
+        "pyFAI integrate1d histogram": pyfai(("no", "histogram", "cython")),
+        "xlive spots (+hit, spot stats)": spots,
+        "OM peakfinder8 normal": pf8,
+        "OM peakfinder8 fast": pf8_fast,
+        "xlive frame stats": stats,
+        "xlive full per-frame set (FrameAnalyzer)": full,
+        "xlive three separate analyzers": lambda f: (radial(f), spots(f), stats(f)),
+        "peakfinder8 + pyFAI csc": lambda f: (pf8(f), csc(f)),
     }
-    t["xlive full per-frame set (FrameAnalyzer)"] = timed(full, frames, repeat)
-    t["xlive three separate analyzers"] = timed(lambda f: (radial(f), spots(f), stats(f)),
-                                                frames, repeat)
-    t["peakfinder8 + pyFAI csc"] = timed(lambda f: (pf8(f), csc(f)), frames, repeat)
+    t = dict.fromkeys(tools, np.inf)
+    for _ in range(repeat):  # round robin, so bursts of other jobs hit every tool alike
+        for name, fn in tools.items():
+            t[name] = min(t[name], timed(fn, frames))
     acc = {
         "xlive": recall_precision([spots.find(f)[:, :2] for f in frames], truths),
         "peakfinder8 normal": recall_precision([pf8(f)[:, :2] for f in frames], truths),
@@ -118,7 +115,8 @@ def main(argv=None) -> None:
     ap.add_argument("--detector", action="append", help="eiger4m, eiger16m, eiger1m, ... "
                     "(repeatable; default: eiger4m and eiger16m)")
     ap.add_argument("--frames", type=int, default=20, help="frames per detector (default 20)")
-    ap.add_argument("--repeat", type=int, default=2, help="timing repeats, best kept")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="timing rounds over all tools (round robin), best kept per tool")
     args = ap.parse_args(argv)
     for det in args.detector or ["eiger4m", "eiger16m"]:
         run(det, args.frames, args.repeat)
