@@ -44,8 +44,13 @@ class RunAggregates:
               "multi_lattice_score", "background", "total_intensity", "spot_separation_min",
               "spot_separation_median")
 
-    def __init__(self, params: AggregateParams | None = None):
+    def __init__(self, params: AggregateParams | None = None, *, geometry=None):
         p = self.params = params or AggregateParams()
+        #: detector geometry (for the hot-pixel and beam-centre checks); may stay None
+        self.geometry = geometry
+        #: partial aggregates from the reducers (projections, hot-pixel candidates)
+        self.partials: dict = {}
+        self.hot_counts: dict[int, int] = {}
         self.frames = 0
         self.hits = 0
         self.bad = 0
@@ -107,6 +112,18 @@ class RunAggregates:
                 self.series["peak_intensity_mean"].extend(means.tolist())
         self._update_powder(result, good)
         self._update_radial(result, good, laser)
+        self._update_partials(result.get("partials", {}))
+
+    def _update_partials(self, partials: dict) -> None:
+        for name, part in partials.items():
+            if name == "hot_pixels":
+                uniq, counts = np.unique(part.indices, return_counts=True)
+                for i, c in zip(uniq.tolist(), counts.tolist()):
+                    self.hot_counts[i] = self.hot_counts.get(i, 0) + c
+                self.hot_frames = getattr(self, "hot_frames", 0) + part.frames
+            else:
+                old = self.partials.get(name)
+                self.partials[name] = part if old is None else old + part
 
     def _update_powder(self, result: dict, good: np.ndarray) -> None:
         if "peak_d" not in result:
@@ -133,14 +150,19 @@ class RunAggregates:
             sel = prof[laser == flag]
             if not len(sel):
                 continue
-            acc = self.radial.setdefault(flag, {"n": np.zeros(prof.shape[1]),
-                                                "sum": np.zeros(prof.shape[1]),
-                                                "sumsq": np.zeros(prof.shape[1])})
+            zeros = np.zeros(prof.shape[1])
+            acc = self.radial.setdefault(flag, {"n": zeros.copy(), "sum": zeros.copy(),
+                                                "nsum": zeros.copy(), "nsumsq": zeros.copy()})
             fin = np.isfinite(sel)
             v = np.where(fin, sel, 0.0)
             acc["n"] += fin.sum(axis=0)
             acc["sum"] += v.sum(axis=0)
-            acc["sumsq"] += (v * v).sum(axis=0)
+            # normalised by each frame's mean level: pulse-energy jitter cancels (pump-probe)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = v.sum(axis=1) / np.maximum(fin.sum(axis=1), 1)
+                nv = np.where(scale[:, None] > 0, v / scale[:, None], 0.0)
+            acc["nsum"] += nv.sum(axis=0)
+            acc["nsumsq"] += (nv * nv).sum(axis=0)
         self.latest_profile = prof[-1]
 
     # ------------------------------------------------------------------ read
@@ -169,18 +191,30 @@ class RunAggregates:
             return np.where(n > 0, s / n, np.nan)
 
     def pump_probe_difference(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """On-minus-off mean radial profile and its standard error (None without both)."""
+        """On-minus-off mean radial profile and its standard error (None without both).
+
+        Each frame's profile is first divided by its own mean level (pulse-energy jitter
+        cancels), so the difference is relative to the mean level of a frame.
+        """
         if True not in self.radial or False not in self.radial:
             return None
         out = []
         for flag in (True, False):
             a = self.radial[flag]
             with np.errstate(invalid="ignore", divide="ignore"):
-                mean = a["sum"] / a["n"]
-                var = (a["sumsq"] / a["n"] - mean**2) * a["n"] / np.maximum(a["n"] - 1, 1)
+                mean = a["nsum"] / a["n"]
+                var = (a["nsumsq"] / a["n"] - mean**2) * a["n"] / np.maximum(a["n"] - 1, 1)
                 out.append((mean, var / a["n"]))
         (m1, v1), (m0, v0) = out
         return m1 - m0, np.sqrt(v1 + v0)
+
+    def hot_pixels(self, fraction: float = 0.5, min_frames: int = 5) -> np.ndarray:
+        """Flat indices of pixels far above their ring in >= ``fraction`` of sampled frames."""
+        n = getattr(self, "hot_frames", 0)
+        if n < min_frames:
+            return np.zeros(0, np.int64)
+        return np.array(sorted(i for i, c in self.hot_counts.items() if c >= fraction * n),
+                        np.int64)
 
     def recent(self, name: str, n: int | None = None) -> np.ndarray:
         s = self.series[name]

@@ -159,7 +159,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         _wait_for_run(run, writer)
         source = open_source(run)
-        agg = RunAggregates()
+        agg = RunAggregates(geometry=source.geometry)
         client = default_client()
         flags: list = []
         with LiveProcessor(source, feats, client=client, listeners=[agg],

@@ -23,16 +23,20 @@ _tokens = itertools.count()
 DEFAULT_BLOCK = 4
 
 
-def analyze_block(reader, analyzers, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """Read ``indices`` and run every analyzer; bad frames get fill values and ``bad=True``."""
+def analyze_block(reader, analyzers, indices: np.ndarray, reducers=()) -> dict[str, np.ndarray]:
+    """Read ``indices`` and run every analyzer; bad frames get fill values and ``bad=True``.
+
+    ``reducers`` (see :mod:`xlive.reducers`) add partial aggregates under ``"partials"``.
+    """
     indices = np.asarray(indices, dtype=np.int64)
-    frames = np.zeros((len(indices), *reader.shape), reader.dtype)
+    frames = np.empty((len(indices), *reader.shape), reader.dtype)
     bad = np.zeros(len(indices), bool)
     for k, i in enumerate(indices):
         try:
             frames[k] = reader.read_one(int(i))
         except BadFrameError:
             bad[k] = True
+            frames[k] = 0
     out: dict[str, np.ndarray] = {}
     good = ~bad
     for an in analyzers:
@@ -45,6 +49,8 @@ def analyze_block(reader, analyzers, indices: np.ndarray) -> dict[str, np.ndarra
             out[spec.name] = np.asarray(res[spec.name], dtype=spec.dtype)
     out["bad"] = bad
     out["frame_index"] = indices
+    if reducers:
+        out["partials"] = {r.name: r(frames, out, good) for r in reducers}
     return out
 
 

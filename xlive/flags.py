@@ -42,6 +42,14 @@ class FlagThresholds:
     dying_drop: float = 0.3
     #: frames dropped: any gap in the detector's frame numbers
     dropped_frames: int = 1
+    #: new hot pixels: at least this many hot pixels outside the detector mask
+    hot_pixels: int = 1
+    #: beam centre suspect: rings off-centre by more than this (pixels) ...
+    beam_offset_px: float = 3.0
+    #: ... judged only when the rings correlate at least this well
+    beam_quality_min: float = 0.5
+    #: ... and over at least this many frames
+    beam_min_frames: int = 20
 
 
 @dataclass(frozen=True)
@@ -163,10 +171,44 @@ def frames_dropped(agg, t):
     return None
 
 
+def new_hot_pixels(agg, t):
+    if agg.geometry is None:
+        return None
+    hot = agg.hot_pixels()
+    if hot.size:
+        hot = hot[~agg.geometry.maps.mask.ravel()[hot]]
+    if hot.size >= t.hot_pixels:
+        ny, nx = agg.geometry.shape
+        where = ", ".join(f"({i % nx}, {i // nx})" for i in hot[:3].tolist())
+        return Flag("new_hot_pixels", "warning",
+                    f"{hot.size} hot pixels outside the detector mask (x, y: {where}"
+                    f"{', ...' if hot.size > 3 else ''}). Add them to the mask: they pass for spots.")
+    return None
+
+
+def beam_centre_suspect(agg, t):
+    proj = agg.partials.get("projections")
+    if agg.geometry is None or proj is None or proj.n_all < t.beam_min_frames:
+        return None
+    if len(agg.geometry.panels) != 1:
+        return None  # multi-panel: ring centring is checked per panel elsewhere
+    from .beamcheck import estimate_beam_offset
+
+    dx, dy, quality = estimate_beam_offset(proj.mean_image(), agg.geometry, proj.factor)
+    agg.beam_offset = (dx, dy, quality)
+    if quality >= t.beam_quality_min and np.hypot(dx, dy) > t.beam_offset_px:
+        return Flag("beam_centre_suspect", "warning",
+                    f"Beam centre suspect: the rings are centred {dx:+.1f}, {dy:+.1f} pixels "
+                    "(x, y) from the geometry's beam centre. Check the geometry; resolution and "
+                    "radial profiles are off until it is fixed.")
+    return None
+
+
 RULES: dict[str, Rule] = {
     "jet_lost": jet_lost, "hit_rate_dropped": hit_rate_dropped, "ice_rings": ice_rings,
     "multiple_lattices": multiple_lattices, "saturated": saturated,
     "sample_dying": sample_dying, "frames_dropped": frames_dropped,
+    "new_hot_pixels": new_hot_pixels, "beam_centre_suspect": beam_centre_suspect,
 }
 
 

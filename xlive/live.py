@@ -99,7 +99,7 @@ class LiveProcessor:
     def __init__(self, source, store, *, analyzers=None, client=None,
                  params: LiveParams | None = None,
                  listeners: list[Callable[[dict, dict], None]] | None = None,
-                 frames: np.ndarray | None = None):
+                 frames: np.ndarray | None = None, reducers=None):
         self.source = source
         self.params = params or LiveParams()
         source.refresh()
@@ -108,6 +108,11 @@ class LiveProcessor:
 
             analyzers = default_analyzers(source.geometry)
         self.analyzers = list(analyzers)
+        if reducers is None and source.n_frames:
+            from .reducers import default_reducers
+
+            reducers = default_reducers(source.geometry)
+        self.reducers = list(reducers or [])
         attrs = {"source": str(getattr(source, "path", "")),
                  "geometry": source.geometry.to_dict() if source.n_frames else None}
         self.store = store if isinstance(store, FeatureStore) else FeatureStore.open_or_create(
@@ -133,6 +138,7 @@ class LiveProcessor:
         if self._reader_f is None and self.source.n_frames:
             self._reader_f = self.client.scatter(self.source.reader, broadcast=True, hash=False)
             self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
+            self._reducers_f = self.client.scatter(self.reducers, broadcast=True, hash=False)
 
     @property
     def _threads(self) -> int:
@@ -192,7 +198,7 @@ class LiveProcessor:
         while self._queue and len(self._in_flight) < limit:
             idx = [self._queue.popleft() for _ in range(min(self.params.block, len(self._queue)))]
             fut = self.client.submit(analyze_block, self._reader_f, self._analyzers_f,
-                                     np.array(idx), pure=False)
+                                     np.array(idx), self._reducers_f, pure=False)
             self._in_flight[fut] = idx
 
     def _collect(self, wait: float = 0.0) -> int:
@@ -287,13 +293,19 @@ class LiveProcessor:
         self.close()
 
 
-def merge_results(parts: list[dict]) -> dict[str, np.ndarray]:
-    """Concatenate block results along frame, sorted by frame index."""
+def merge_results(parts: list[dict]) -> dict:
+    """Concatenate block results along frame, sorted by frame index; add up partials."""
     if len(parts) == 1:
         return parts[0]
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    keys = [k for k in parts[0] if k != "partials"]
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in keys}
     order = np.argsort(merged["frame_index"], kind="stable")
-    return {k: v[order] for k, v in merged.items()}
+    merged = {k: v[order] for k, v in merged.items()}
+    partials = [p["partials"] for p in parts if "partials" in p]
+    if partials:
+        merged["partials"] = {name: sum((p[name] for p in partials[1:]), partials[0][name])
+                              for name in partials[0]}
+    return merged
 
 
 def fill_in(source, store, **kw) -> LiveStats:

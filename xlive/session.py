@@ -56,7 +56,8 @@ class LiveSession:
         self.features = Path(features) if features else Path(
             tempfile.mkdtemp(prefix="xlive-features-")) / "features.zarr"
         self.lock = threading.RLock()
-        self.aggregates = RunAggregates(aggregate_params)
+        self.aggregates = RunAggregates(
+            aggregate_params, geometry=self.source.geometry if self.source.n_frames else None)
         self.thresholds = thresholds or FlagThresholds()
         self.flags: list[Flag] = []
         #: index of the newest hit stored (None until one is found)

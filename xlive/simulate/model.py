@@ -93,6 +93,8 @@ class Simulation:
             saturation_value=det.saturation_value, description=det.description,
         )
         self._mask_flat = self.geometry.mask.ravel()
+        frame_bytes = ny * nx * np.dtype(det.dtype).itemsize
+        self.n_backgrounds = p.n_backgrounds or int(np.clip(128e6 // frame_bytes, 4, 32))
         self._bg_cache: dict[tuple, list[np.ndarray]] = {}
 
     # ------------------------------------------------------------------ background
@@ -134,7 +136,7 @@ class Simulation:
             expected = self.expected_background(jet_on=jet_on, ice=ice, laser_on=laser_on)
             rng = np.random.default_rng([self.params.seed, 2, *map(int, key)])
             out = []
-            for k in range(self.params.n_backgrounds):
+            for k in range(self.n_backgrounds):
                 img = rng.poisson(expected * self.pulse_scale(k))
                 if not det.is_integer():
                     img = img + rng.normal(0, 0.08, img.shape)
@@ -150,7 +152,7 @@ class Simulation:
         return self._bg_cache[key]
 
     def pulse_scale(self, k: int) -> float:
-        n = self.params.n_backgrounds
+        n = self.n_backgrounds
         return 1.0 if n == 1 else 0.85 + 0.3 * k / (n - 1)
 
     # ------------------------------------------------------------------ events
@@ -165,7 +167,7 @@ class Simulation:
         laser_on = bool(rng.random() < p.laser_on_fraction)
         hit = jet_on and bool(rng.random() < p.hit_fraction)
         n_lat = (2 if rng.random() < p.multi_lattice_fraction else 1) if hit else 0
-        k = int(rng.integers(p.n_backgrounds))
+        k = int(rng.integers(self.n_backgrounds))
         pulse = 1.0 * self.pulse_scale(k) * (1.0 + 0.01 * rng.normal())
         rotations = [random_rotation(rng) for _ in range(n_lat)]
         truth = FrameTruth(frame_number, dropped, n_lat > 0, jet_on, ice, laser_on, n_lat,

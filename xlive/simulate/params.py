@@ -54,8 +54,9 @@ class SimParams:
     background_scale: float = 1.0
     #: number of hot pixels (not in the detector mask)
     hot_pixels: int = 12
-    #: number of noisy background realisations reused per background kind
-    n_backgrounds: int = 4
+    #: noisy background realisations reused per background kind (None: as many as ~128 MB
+    #: hold, 4 to 32; more means less repeated noise from frame to frame)
+    n_backgrounds: int | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -71,7 +72,7 @@ class SimParams:
             raise ConfigError(f"distance must be > 0 m, got {self.distance}")
         if len(self.unit_cell) != 6:
             raise ConfigError("unit cell needs six numbers: a b c alpha beta gamma")
-        if self.n_backgrounds < 1:
+        if self.n_backgrounds is not None and self.n_backgrounds < 1:
             raise ConfigError("n-backgrounds must be >= 1")
 
     def to_dict(self) -> dict:
