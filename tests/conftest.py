@@ -16,3 +16,18 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"measured data folder {REALDATA} is absent (it sits beside the checkout in CI)")
     return REALDATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _run_database_in_tmp(tmp_path_factory):
+    """Commands that record runs write into a test database, never the user's."""
+    import os
+
+    path = tmp_path_factory.mktemp("rundb") / "runs.sqlite"
+    old = os.environ.get("XLIVE_DB")
+    os.environ["XLIVE_DB"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("XLIVE_DB", None)
+    else:
+        os.environ["XLIVE_DB"] = old

@@ -1,7 +1,7 @@
 """xlive: live analysis of serial crystallography runs.
 
 Public API: ``open_source``, ``analyze``, ``open_features``, ``LiveSession``, ``Monitor``,
-``simulate`` (module), ``Geometry``.
+``simulate`` (module), ``Geometry``, ``export_hits``, ``write_report``, ``record_run``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,15 @@ _LAZY = {
     "LiveProcessor": ("xlive.live", "LiveProcessor"),
     "Monitor": ("xlive.views.monitor", "Monitor"),
     "simulate": ("xlive.simulate", None),
+    "export_hits": ("xlive.outputs.hits", "export_hits"),
+    "write_report": ("xlive.outputs.report", "write_report"),
+    "record_run": ("xlive.outputs.rundb", "record_run"),
+    "RunDB": ("xlive.outputs.rundb", "RunDB"),
+    "load_config": ("xlive.config", "load_config"),
+    "default_analyzers": ("xlive.analyzers", "default_analyzers"),
+    "analyze_frames": ("xlive.analyzers", "analyze_frames"),
+    "auto_mask": ("xlive.analyzers", "auto_mask"),
+    "PixelStats": ("xlive.analyzers", "PixelStats"),
 }
 
 __all__ = ["Geometry", "Panel", "XliveError", "__version__", *_LAZY]

@@ -44,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="compute only this fraction of frames (every k-th), e.g. 0.1")
     p.add_argument("--fill-in", action="store_true",
                    help="compute frames an earlier pass skipped")
-    p.add_argument("--latency-budget", type=float, default=5.0,
-                   help="with --live: sample when the lag would exceed this (s)")
+    p.add_argument("--latency-budget", type=float, default=None,
+                   help="with --live: sample when the lag would exceed this (s; default 5)")
     p.add_argument("--no-sampling", action="store_true",
                    help="with --live: never skip frames, however late")
     p.add_argument("--scheduler", default=None,
@@ -53,6 +53,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="local dask worker threads (or processes with --processes)")
     p.add_argument("--processes", action="store_true", help="local workers as processes")
+    p.add_argument("--config", default=None,
+                   help="run configuration (TOML): geometry overrides, analyzer parameters, "
+                        "live-loop settings, flag thresholds")
+    p.add_argument("--hits-cxi", default=None,
+                   help="also write hits as they are found into this CXI file (+ .lst beside)")
+    from .cli_outputs import add_db_option
+
+    add_db_option(p)
+    p.add_argument("--no-db", action="store_true", help="do not record the run in the run database")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_process)
 
@@ -69,24 +78,45 @@ def _client(args):
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from tqdm import tqdm
 
-    from .live import LiveParams, LiveProcessor, fill_in
+    from .config import load_config
+    from .live import LiveProcessor, fill_in
     from .sources import open_source
 
     if args.sample is not None and not 0 < args.sample <= 1:
         raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
+    cfg = load_config(args.config)
     source = open_source(args.target)
     n = source.refresh()
+    if cfg.geometry and n:
+        source = open_source(args.target, geometry=cfg.apply_geometry(source.geometry))
+        n = source.refresh()
+    analyzers = cfg.build_analyzers(source.geometry) if n else None
     client = _client(args)
+    listeners = []
     try:
         if args.fill_in:
-            stats = fill_in(source, args.out, client=client)
+            stats = fill_in(source, args.out, client=client, analyzers=analyzers)
             print(f"filled in {stats.frames_stored} frames into {args.out}")
+            _record(args)
             return 0
-        params = LiveParams(sample=args.sample, latency_budget=args.latency_budget,
-                            adaptive=args.live and not args.no_sampling)
-        with LiveProcessor(source, args.out, client=client, params=params) as lp, \
+        params = dataclasses.replace(
+            cfg.live, sample=args.sample if args.sample is not None else cfg.live.sample,
+            latency_budget=args.latency_budget if args.latency_budget is not None
+            else cfg.live.latency_budget,
+            adaptive=args.live and not args.no_sampling and cfg.live.adaptive)
+        if args.hits_cxi:
+            from pathlib import Path
+
+            from .outputs.cxi import CXIHitsListener
+
+            listeners.append(CXIHitsListener(source, args.hits_cxi,
+                                             lst=Path(args.hits_cxi).with_suffix(".lst")))
+        with LiveProcessor(source, args.out, client=client, params=params,
+                           analyzers=analyzers, listeners=listeners) as lp, \
                 tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
             done_before = lp.store.frames_done_count()
             bar.update(done_before)
@@ -101,9 +131,22 @@ def cmd_process(args: argparse.Namespace) -> int:
             stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress)
         print(f"stored features of {stats.frames_stored} frames in {args.out} "
               f"({stats.frames_skipped} skipped; 95% lag {stats.lag_percentile(95):.2f} s)")
+        _record(args)
     finally:
+        for f in listeners:
+            f.close()
         client.close()
     return 0
+
+
+def _record(args) -> None:
+    """Record (or update) the run's summary in the run database."""
+    if args.no_db:
+        return
+    from .outputs.rundb import record_run
+
+    summary = record_run(args.db, args.out)
+    print(f"recorded in the run database: {summary.hits} hits of {summary.frames} frames")
 
 
 # --------------------------------------------------------------------------- demo

@@ -57,6 +57,17 @@ class RunConfig:
             changes["panels"] = (p,)
         return geom.replace(**changes)
 
+    def build_analyzers(self, geometry: Geometry) -> list:
+        """The default analyzers with this configuration's ``[analyzers.*]`` parameters."""
+        from .analyzers import RadialParams, SpotParams, StatsParams, default_analyzers
+
+        kinds = {"radial": RadialParams, "spots": SpotParams, "stats": StatsParams}
+        unknown = sorted(set(self.analyzers) - set(kinds))
+        if unknown:
+            raise ConfigError(f"[analyzers] has unknown tables {unknown}; allowed: {sorted(kinds)}")
+        params = {k: _build(kinds[k], v, f"analyzers.{k}") for k, v in self.analyzers.items()}
+        return default_analyzers(geometry, **params)
+
     def to_dict(self) -> dict:
         return {"geometry": dict(self.geometry), "analyzers": dict(self.analyzers),
                 "live": dataclasses.asdict(self.live), "flags": dataclasses.asdict(self.flags),

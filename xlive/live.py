@@ -16,6 +16,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,12 +109,9 @@ class LiveProcessor:
 
             analyzers = default_analyzers(source.geometry)
         self.analyzers = list(analyzers)
-        if reducers is None and source.n_frames:
-            from .reducers import default_reducers
-
-            reducers = default_reducers(source.geometry)
-        self.reducers = list(reducers or [])
-        attrs = {"source": str(getattr(source, "path", "")),
+        #: reducers (None: the defaults, built once the run has frames and so a geometry)
+        self.reducers = None if reducers is None else list(reducers)
+        attrs = {"source": source_label(source),
                  "geometry": source.geometry.to_dict() if source.n_frames else None}
         self.store = store if isinstance(store, FeatureStore) else FeatureStore.open_or_create(
             store, specs=feature_specs(self.analyzers), coords=feature_coords(self.analyzers),
@@ -138,7 +136,12 @@ class LiveProcessor:
         if self._reader_f is None and self.source.n_frames:
             self._reader_f = self.client.scatter(self.source.reader, broadcast=True, hash=False)
             self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
-            self._reducers_f = self.client.scatter(self.reducers, broadcast=True, hash=False)
+            if self.reducers is None:
+                from .reducers import default_reducers
+
+                self.reducers = default_reducers(self.source.geometry)
+            self._reducers_f = (self.client.scatter(self.reducers, broadcast=True, hash=False)
+                                if self.reducers else ())
 
     @property
     def _threads(self) -> int:
@@ -291,6 +294,17 @@ class LiveProcessor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def source_label(source) -> str:
+    """Where a run comes from: an absolute path for files, the address for streams."""
+    path = getattr(source, "path", None)
+    if path is None:
+        return ""
+    text = str(path)
+    if "://" in text:
+        return text
+    return str(Path(text).absolute())
 
 
 def merge_results(parts: list[dict]) -> dict:
