@@ -47,8 +47,7 @@ def main() -> None:
                                "--idle-timeout", "3", "--latency-budget", str(args.budget),
                                "-q"], capture_output=True, text=True)
         wall = time.time() - t0
-        writer.wait()
-        print(writer.stdout.strip())
+        print(writer.communicate()[0].strip())
         print(proc.stdout.strip() or proc.stderr.strip())
         status = FeatureStore.open(feats).status()
         done, skipped = int(np.sum(status == DONE)), int(np.sum(status == SKIPPED))
