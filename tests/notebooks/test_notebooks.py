@@ -28,6 +28,7 @@ def test_notebooks_are_stripped_and_declare_a_kernel():
 def execute(name: str, tmp_path: Path, monkeypatch, frames: int, rate: float = 40.0):
     monkeypatch.setenv("XLIVE_NB_FRAMES", str(frames))
     monkeypatch.setenv("XLIVE_NB_RATE", str(rate))
+    monkeypatch.setenv("XLIVE_NB_WAIT", "1")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",

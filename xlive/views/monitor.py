@@ -9,6 +9,7 @@ whenever the kernel is idle or a cell awaits (``await monitor.wait(...)``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import ipywidgets as W
@@ -17,6 +18,8 @@ from jupyter_bokeh.widgets import BokehModel
 from .layout import Dashboard
 from .runner import SessionRunner
 from .tweak import FLAG_FIELDS, SPOT_FIELDS, LiveControls
+
+log = logging.getLogger(__name__)
 
 
 def ensure_bokehjs() -> None:
@@ -186,7 +189,12 @@ class Monitor:
 
     async def _refresh(self) -> None:
         while True:
-            self.update()
+            try:
+                self.update()
+            except Exception as e:  # keep refreshing; say what went wrong under the plots
+                log.exception("xlive monitor: a view update failed")
+                self.message.value = (f"<span style='color:#c62828'>xlive views: update failed: "
+                                      f"{type(e).__name__}: {e}</span>")
             await asyncio.sleep(self.interval)
 
     async def wait(self, frames: int | None = None, *, idle: float = 2.0,

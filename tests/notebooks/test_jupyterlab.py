@@ -1,0 +1,96 @@
+"""The quickstart in a real JupyterLab, in headless chromium, offline: live plots, no JS error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """``jupyter lab`` on 127.0.0.1 serving a copy of the quickstart, stopped after the test."""
+    shutil.copy(NOTEBOOKS / "quickstart.ipynb", tmp_path / "quickstart.ipynb")
+    port = _free_port()
+    env = {**os.environ, "XLIVE_NB_FRAMES": "1500", "XLIVE_NB_RATE": "15",
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+         f"--ServerApp.port={port}", "--ServerApp.token=", "--ServerApp.password=",
+         "--ServerApp.disable_check_xsrf=True", "--allow-root", f"--ServerApp.root_dir={tmp_path}",
+         "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        t_end = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None, "jupyter lab exited"
+                assert time.time() < t_end, "jupyter lab did not start within 90 s"
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_quickstart_live_in_jupyterlab(lab, chromium):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1600})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{lab}/lab/tree/quickstart.ipynb", wait_until="domcontentloaded")
+    page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')",
+                           timeout=120_000)
+    page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel",
+        timeout=120_000)
+    page.wait_for_timeout(2000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # the monitor's bokeh plots appear in the output (canvases inside bokeh's shadow roots)
+    count_canvases = """() => { let n = 0; const walk = (root) => { for (const el of
+        root.querySelectorAll('*')) { if (el.tagName === 'CANVAS') n++;
+        if (el.shadowRoot) walk(el.shadowRoot); } }; walk(document); return n; }"""
+    page.wait_for_function(f"({count_canvases})() >= 8", timeout=180_000)
+    page.wait_for_function("() => window.Bokeh !== undefined", timeout=30_000)
+    status = """() => { for (const d of Bokeh.documents) { const m = d.get_model_by_name(
+        'status_plot'); if (m) return m.text; } return null; }"""
+    page.wait_for_function(f"({status})()?.includes('frames analysed')", timeout=120_000)
+    first = page.evaluate(status)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-1.png"))
+    page.wait_for_timeout(6000)
+    second = page.evaluate(status)
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-2.png"))
+    body = page.inner_text("body")
+    assert "xlive views: update failed" not in body, body[body.find("xlive views"):][:500]
+    assert "Failed to create view" not in body
+    assert "javascript error" not in body.lower()
+    assert first != second, "the live plots did not change while the run proceeded"
+    assert page.evaluate(count_canvases) >= 8
+    assert not [e for e in errors if "require" in e or "Bokeh" in e], errors
