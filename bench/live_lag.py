@@ -1,6 +1,7 @@
-"""Live lag and sampling: `xlive simulate` writes Eiger frames in one process while
-`xlive process --live` runs in another; prints the 95th-percentile lag, frames computed and
-skipped, then runs `--fill-in` and checks every frame is done.
+"""Live lag and sampling: `xlive simulate` writes Eiger frames in one process while the live
+loop (the engine of `xlive process --live`) runs in this one, started and warmed up before the
+run begins, as a monitor is at a beamline. Prints the lag (frame timestamp -> features stored)
+percentiles, frames computed and skipped, then fills in the skipped frames.
 
     python bench/live_lag.py --rate 20 --frames 400      # goal: every frame, p95 lag < 2 s
     python bench/live_lag.py --rate 200 --frames 2000    # goal: lag < 5 s by sampling, fill-in completes
@@ -19,6 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from xlive.analyzers import default_analyzers
+from xlive.reducers import default_reducers
+from xlive.live import LiveParams, LiveProcessor, default_client, fill_in, warm_up
+from xlive.simulate import SimParams, Simulation
+from xlive.sources import open_source
 from xlive.store import DONE, SKIPPED, FeatureStore
 
 
@@ -28,38 +34,46 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=400)
     ap.add_argument("--detector", default="eiger4m")
     ap.add_argument("--budget", type=float, default=4.0, help="latency budget of the live loop")
+    ap.add_argument("--trace", action="store_true", help="print the loop's state as it runs")
     args = ap.parse_args()
-    py = [sys.executable, "-m", "xlive.cli"]
+    sim = Simulation(SimParams(detector=args.detector))
+    client = default_client()
+    # the monitor is ready before the run starts: analyzers built, kernels loaded
+    analyzers, reducers = default_analyzers(sim.geometry), default_reducers(sim.geometry)
+    client.run(warm_up, analyzers, sim.geometry.shape, np.dtype(sim.detector.dtype), reducers)
     with tempfile.TemporaryDirectory() as tmp:
         run, feats = Path(tmp) / "run", Path(tmp) / "features.zarr"
-        # warm numba caches and the simulator set-up outside the timed part
-        subprocess.run([*py, "simulate", str(Path(tmp) / "warm"), "--frames", "8", "--rate", "0",
-                        "--detector", args.detector, "-q"], check=True, capture_output=True)
-        subprocess.run([*py, "process", str(Path(tmp) / "warm"), "--out",
-                        str(Path(tmp) / "warm.zarr"), "-q"], check=True, capture_output=True)
-        writer = subprocess.Popen([*py, "simulate", str(run), "--frames", str(args.frames),
-                                   "--rate", str(args.rate), "--detector", args.detector, "-q"],
-                                  stdout=subprocess.PIPE, text=True)
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--frames", str(args.frames),
+             "--rate", str(args.rate), "--detector", args.detector, "-q"],
+            stdout=subprocess.PIPE, text=True)
         while not (run / "run.zarr" / "zarr.json").exists():
-            time.sleep(0.05)
-        t0 = time.time()
-        proc = subprocess.run([*py, "process", str(run), "--out", str(feats), "--live",
-                               "--idle-timeout", "3", "--latency-budget", str(args.budget),
-                               "-q"], capture_output=True, text=True)
-        wall = time.time() - t0
+            time.sleep(0.02)
+        src = open_source(run)
+        params = LiveParams(latency_budget=args.budget)
+        with LiveProcessor(src, feats, client=client, params=params, analyzers=analyzers,
+                           reducers=reducers) as lp:
+            t0 = time.time()
+            while writer.poll() is None or not lp.idle or src.refresh() > lp._seen:
+                if lp.step() and args.trace:
+                    print(f"t={time.time() - t0:5.1f}s seen {lp._seen} stored "
+                          f"{lp.stats.frames_stored} queued {len(lp._queue)} skipped "
+                          f"{lp.stats.frames_skipped} lag {lp.stats.lags[-1]:.2f}s")
+            lags = np.asarray(lp.stats.lags)
         print(writer.communicate()[0].strip())
-        print(proc.stdout.strip() or proc.stderr.strip())
         status = FeatureStore.open(feats).status()
         done, skipped = int(np.sum(status == DONE)), int(np.sum(status == SKIPPED))
         print(f"rate {args.rate:g} Hz, {args.frames} {args.detector} frames: computed {done}, "
-              f"skipped {skipped} (live wall time {wall:.1f} s)")
+              f"skipped {skipped}")
+        print(f"lag (s): median {np.median(lags):.2f}, p95 {np.percentile(lags, 95):.2f}, "
+              f"max {lags.max():.2f}")
         t1 = time.time()
-        fill = subprocess.run([*py, "process", str(run), "--out", str(feats), "--fill-in", "-q"],
-                              capture_output=True, text=True)
-        print(fill.stdout.strip() or fill.stderr.strip())
+        stats = fill_in(src, feats, client=client)
         status = FeatureStore.open(feats).status()
-        print(f"after fill-in: {int(np.sum(status == DONE))} of {args.frames} frames done "
-              f"({time.time() - t1:.1f} s)")
+        print(f"fill-in: {stats.frames_stored} frames in {time.time() - t1:.1f} s; now "
+              f"{int(np.sum(status == DONE))} of {args.frames} frames done")
+    client.close()
+    client.cluster.close()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_simulation_options(p, frames=0, rate=20.0, detector="eiger1m")
     p.set_defaults(hit_fraction=0.35)
     p.add_argument("--no-browser", action="store_true",
-                   help="do not open a web browser (the terminal monitor is always shown)")
+                   help="do not open a web browser on the dashboard")
+    p.add_argument("--port", type=int, default=5006,
+                   help="port of the dashboard on 127.0.0.1 (default %(default)s; taken: any)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -187,10 +189,9 @@ def _wait_for_run(run: Path, writer: subprocess.Popen, timeout: float = 120.0) -
 def cmd_demo(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .aggregate import RunAggregates
-    from .flags import evaluate, status
-    from .live import LiveParams, LiveProcessor, default_client
-    from .sources import open_source
+    from .live import LiveParams
+    from .session import LiveSession
+    from .views.app import serve_session
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xlive-demo-"))
     run, feats = out / "run", out / "features.zarr"
@@ -198,43 +199,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out} already holds a demo; give a new --out")
     print(f"simulating a {args.detector} run at {args.rate:g} frames/s into {run}")
     writer = _start_simulator(args, run)
-    client = None
+    session = handle = None
     try:
         _wait_for_run(run, writer)
-        source = open_source(run)
-        agg = RunAggregates(geometry=source.geometry)
-        client = default_client()
-        flags: list = []
-        with LiveProcessor(source, feats, client=client, listeners=[agg],
-                           params=LiveParams(latency_budget=3.0)) as lp, \
-                tqdm(total=args.frames or None, unit="frame", desc="live") as bar:
-            last_flags = 0.0
+        session = LiveSession(run, feats, params=LiveParams(latency_budget=3.0))
+        try:
+            handle = serve_session(session, port=args.port, open_browser=not args.no_browser)
+        except OSError:  # the port is taken: any free one
+            handle = serve_session(session, port=0, open_browser=not args.no_browser)
+        print(f"live dashboard: {handle.url}")
+        lp, agg = session.processor, session.aggregates
+        with tqdm(total=args.frames or None, unit="frame", desc="live") as bar:
             while True:
                 finished = writer.poll() is not None
-                lp.step()
+                session.step()
                 n_done = lp.stats.frames_stored + lp.stats.frames_skipped
-                if n_done == bar.n and not finished and time.time() - last_flags < 1.0:
+                if n_done == bar.n and not finished:
                     continue
                 bar.n = n_done
-                if time.time() - last_flags > 1.0:
-                    flags = evaluate(agg)
-                    last_flags = time.time()
+                with session.lock:
+                    flags = session.flags
+                    rate = agg.rolling_hit_rate()[0]
                 bar.set_postfix_str(
-                    f"seen {source.n_frames} | hit rate {agg.rolling_hit_rate()[0]:.0%} | "
-                    f"lag {lp.stats.lag_percentile(95):.1f}s | "
-                    f"{status(flags).upper()}{': ' + ', '.join(f.name for f in flags) if flags else ''}",
-                    refresh=False)
+                    f"seen {session.source.n_frames} | hit rate {rate:.0%} | "
+                    f"lag {lp.stats.lag_percentile(95):.1f}s | {session.status.upper()}"
+                    f"{': ' + ', '.join(f.name for f in flags) if flags else ''}", refresh=False)
                 bar.refresh()
-                if finished and lp.idle and source.refresh() == lp._seen:
+                if finished and lp.idle and session.source.refresh() == lp._seen:
                     break
         if writer.returncode:
             raise ConfigError(f"the simulator failed: {writer.stderr.read().strip()}")
-        flags = evaluate(agg)
-        truth = json.loads((run / "xlive-run.json").read_text())
+        flags = session.update_flags()
+        info = json.loads((run / "xlive-run.json").read_text())
         print(f"\nrun finished: {agg.frames} frames analysed ({lp.stats.frames_skipped} sampled "
-              f"out), {truth.get('frames_dropped', 0)} dropped by the detector")
+              f"out), {info.get('frames_dropped', 0)} dropped by the detector")
         print(f"hits: {agg.hits} ({agg.hit_rate:.1%}); 95% lag {lp.stats.lag_percentile(95):.2f} s")
-        print(f"status: {status(flags).upper()}")
+        print(f"status: {session.status.upper()}")
         for f in flags:
             print(f"  [{f.severity}] {f.message}")
         print(f"features: {feats}  (xlive.open_features({str(feats)!r}))")
@@ -242,6 +242,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if writer.poll() is None:
             writer.terminate()
             writer.wait(timeout=30)
-        if client is not None:
-            client.close()
+        if handle is not None:
+            handle.stop()
+        if session is not None:
+            session.close()
     return 0

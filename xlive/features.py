@@ -26,44 +26,38 @@ DEFAULT_BLOCK = 4
 def analyze_block(reader, analyzers, indices: np.ndarray, reducers=()) -> dict[str, np.ndarray]:
     """Read ``indices`` and run every analyzer; bad frames get fill values and ``bad=True``.
 
-    ``reducers`` (see :mod:`xlive.reducers`) add partial aggregates under ``"partials"``.
+    Frames are analysed one at a time as they are read (no copy into a block array: a 4M
+    frame is 18 MB). ``reducers`` (see :mod:`xlive.reducers`) add partial aggregates under
+    ``"partials"``.
     """
     indices = np.asarray(indices, dtype=np.int64)
-    frames = np.empty((len(indices), *reader.shape), reader.dtype)
+    specs = [spec for an in analyzers for spec in an.describe()]
+    out = {spec.name: spec.empty(len(indices)) if hasattr(spec, "empty") else
+           np.full((len(indices), *_rest_shape(spec)), spec.fill, dtype=spec.dtype)
+           for spec in specs}
     bad = np.zeros(len(indices), bool)
+    partials: dict = {}
     for k, i in enumerate(indices):
         try:
-            frames[k] = reader.read_one(int(i))
+            frame = reader.read_one(int(i))[None]
         except BadFrameError:
             bad[k] = True
-            frames[k] = 0
-    out: dict[str, np.ndarray] = {}
-    good = ~bad
-    for an in analyzers:
-        specs = an.describe()
-        if good.all():
-            res = an(frames)
-        else:
-            res = _with_fill(an, specs, frames, good)
+            continue
+        row: dict[str, np.ndarray] = {}
+        for an in analyzers:
+            row.update(an(frame))
         for spec in specs:
-            out[spec.name] = np.asarray(res[spec.name], dtype=spec.dtype)
+            out[spec.name][k] = np.asarray(row[spec.name], dtype=spec.dtype)[0]
+        if reducers:
+            row["frame_index"] = indices[k:k + 1]
+            for r in reducers:
+                part = r(frame, row, np.ones(1, bool))
+                partials[r.name] = part if r.name not in partials else partials[r.name] + part
     out["bad"] = bad
     out["frame_index"] = indices
     if reducers:
-        out["partials"] = {r.name: r(frames, out, good) for r in reducers}
+        out["partials"] = partials
     return out
-
-
-def _with_fill(an, specs, frames, good) -> dict[str, np.ndarray]:
-    n = len(frames)
-    res_good = an(frames[good]) if good.any() else None
-    res = {}
-    for spec in specs:
-        arr = np.full((n, *_rest_shape(spec)), spec.fill, dtype=spec.dtype)
-        if res_good is not None:
-            arr[good] = res_good[spec.name]
-        res[spec.name] = arr
-    return res
 
 
 def _rest_shape(spec) -> tuple[int, ...]:

@@ -48,8 +48,8 @@ class FlagThresholds:
     beam_offset_px: float = 3.0
     #: ... judged only when the rings correlate at least this well
     beam_quality_min: float = 0.5
-    #: ... and over at least this many frames
-    beam_min_frames: int = 20
+    #: ... and over at least this many frames of the mean image (a sample: every 10th frame)
+    beam_min_frames: int = 10
 
 
 @dataclass(frozen=True)

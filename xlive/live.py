@@ -12,6 +12,7 @@ first saw it) to the moment its features are stored.
 from __future__ import annotations
 
 import collections
+import logging
 import math
 import os
 import time
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .conventions import TIMESTAMP
+from .errors import ConfigError
 from .features import analyze_block, feature_coords, feature_specs
 from .store import DONE, SKIPPED, FeatureStore
 
@@ -71,12 +73,13 @@ def default_client(n_workers: int | None = None, processes: bool = False):
     from dask.distributed import Client, LocalCluster
 
     ncores = os.cpu_count() or 1
+    quiet = dict(dashboard_address=None, silence_logs=logging.ERROR)
     if processes:
         cluster = LocalCluster(n_workers=n_workers or ncores, threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+                               processes=True, **quiet)
     else:
         cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
-                               processes=False, dashboard_address=None)
+                               processes=False, **quiet)
     return Client(cluster)
 
 
@@ -129,17 +132,21 @@ class LiveProcessor:
         self._done = set(np.flatnonzero((status == DONE) | (status == 2)).tolist())
         self._reader_f = None
         self._analyzers_f = None
+        self._reducers_f = None
         self._meta_cache: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ scheduling
     def _futures_setup(self):
         if self._reader_f is None and self.source.n_frames:
-            self._reader_f = self.client.scatter(self.source.reader, broadcast=True, hash=False)
-            self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
+            reader = self.source.reader
             if self.reducers is None:
                 from .reducers import default_reducers
 
                 self.reducers = default_reducers(self.source.geometry)
+            # load compiled kernels on every worker before the first frames wait for them
+            self.client.run(warm_up, self.analyzers, reader.shape, reader.dtype, self.reducers)
+            self._reader_f = self.client.scatter(reader, broadcast=True, hash=False)
+            self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
             self._reducers_f = (self.client.scatter(self.reducers, broadcast=True, hash=False)
                                 if self.reducers else ())
 
@@ -176,6 +183,8 @@ class LiveProcessor:
         """Sample the queue when the backlog would exceed the latency budget."""
         if not self.params.adaptive or len(self._queue) < 2 * self.params.block:
             return
+        if self.stats.frames_stored < 4 * self.params.block:
+            return  # no throughput estimate yet
         rate = self.stats.throughput()
         if rate <= 0:
             return
@@ -245,6 +254,21 @@ class LiveProcessor:
         return {k: np.asarray(v)[idx] for k, v in meta.items() if len(v) > idx.max()}
 
     # ------------------------------------------------------------------ public
+    def set_analyzers(self, analyzers, reducers=None) -> None:
+        """Use other analyzers from the next block on (e.g. new spot-finder thresholds).
+
+        They must produce the same feature names as the store holds; frames already stored
+        keep the values computed with the old analyzers.
+        """
+        names = sorted(s.name for s in feature_specs(analyzers))
+        if names != sorted(self.store.specs):
+            raise ConfigError(f"the new analyzers produce {names}, but the feature store holds "
+                              f"{sorted(self.store.specs)}")
+        self.analyzers = list(analyzers)
+        if reducers is not None:
+            self.reducers = list(reducers)
+        self._reader_f = None  # scatter again on the next submit
+
     def step(self, wait: float | None = None) -> int:
         """One poll, schedule and collect; returns frames stored in this step."""
         self._poll()
@@ -283,6 +307,11 @@ class LiveProcessor:
         return np.flatnonzero((status != DONE) & (status != 2))
 
     def close(self) -> None:
+        """Cancel unfinished work, release scattered data, close an own client."""
+        if self._in_flight:
+            self.client.cancel(list(self._in_flight))
+            self._in_flight.clear()
+        self._reader_f = self._analyzers_f = self._reducers_f = None
         if self._own_client:
             cluster = self.client.cluster
             self.client.close()
@@ -294,6 +323,19 @@ class LiveProcessor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def warm_up(analyzers, shape, dtype, reducers=()) -> None:
+    """Run analyzers and reducers once on an empty frame (numba loads or compiles kernels)."""
+    analyze_block(_ZeroReader(shape, dtype), analyzers, np.zeros(1, np.int64), reducers)
+
+
+class _ZeroReader:
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+    def read_one(self, index: int) -> np.ndarray:
+        return np.zeros(self.shape, self.dtype)
 
 
 def source_label(source) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._reduce_kernels import project, ring_outliers
 from .analyzers.base import valid_range
-from .analyzers.mask import PixelStats
 from .geometry import Geometry
 
 
@@ -35,7 +35,7 @@ def bin_image(img: np.ndarray, f: int, reduce=np.add) -> np.ndarray:
 
 @dataclass
 class Projections:
-    """Binned sums: all frames, hits; maximum over hits (float32)."""
+    """Binned sums: a sample of all frames (every stride-th), hits; maximum over hits."""
 
     factor: int
     n_all: int
@@ -54,35 +54,39 @@ class Projections:
 
 
 class ProjectionReducer:
-    """Mean image of all frames and sum / max projections of hits, binned for transport."""
+    """Mean image (every ``stride``-th frame) and sum / max projections of hits, binned."""
 
     name = "projections"
 
-    def __init__(self, geometry: Geometry, *, factor: int | None = None):
+    def __init__(self, geometry: Geometry, *, factor: int | None = None, stride: int = 10):
         self.shape = geometry.shape
         self.factor = factor or bin_factor(geometry.shape)
         self.valid = ~geometry.maps.mask
+        #: the mean image uses every stride-th frame (it only needs to be a fair sample)
+        self.stride = stride
 
     def __call__(self, frames: np.ndarray, result: dict, good: np.ndarray) -> Projections:
         lo, hi = valid_range(frames.dtype)
+        lo, hi = max(lo, -3e38), min(hi, 3e38)
         f = self.factor
         binned_shape = (-(-self.shape[0] // f), -(-self.shape[1] // f))
-        total = np.zeros(binned_shape, np.float32)
-        hsum = np.zeros(binned_shape, np.float32)
-        hmax = np.zeros(binned_shape, np.float32)
+        total = np.zeros(binned_shape)
+        hsum = np.zeros(binned_shape)
+        hmax = np.zeros(binned_shape)
         hits = np.asarray(result.get("is_hit", np.zeros(len(frames), bool)), bool)
+        sampled = np.asarray(result["frame_index"]) % self.stride == 0
         n_all = n_hits = 0
-        for k in np.flatnonzero(good):
-            v = frames[k].astype(np.float32)
-            v = np.where(self.valid & (v >= lo) & (v <= hi), v, 0.0)
-            b = bin_image(v, f)
-            total += b
-            n_all += 1
+        for k in np.flatnonzero(good & (hits | sampled)):
+            part = np.zeros(binned_shape)
+            project(frames[k], self.valid, lo, hi, f, part, hmax if hits[k] else part, hits[k])
             if hits[k]:
-                hsum += b
-                hmax = np.maximum(hmax, bin_image(v, f, np.maximum))
+                hsum += part
                 n_hits += 1
-        return Projections(f, n_all, total, n_hits, hsum, hmax)
+            if sampled[k]:
+                total += part
+                n_all += 1
+        return Projections(f, n_all, total.astype(np.float32), n_hits,
+                           hsum.astype(np.float32), hmax.astype(np.float32))
 
 
 @dataclass
@@ -98,23 +102,36 @@ class HotCandidates:
 
 
 class HotPixelReducer:
-    """Hot-pixel candidates from every ``stride``-th frame (the auto-mask's per-frame test)."""
+    """Hot-pixel candidates from every ``stride``-th frame: pixels far above their ring's mean
+    (Poisson: mean + ``nsigma`` sqrt(mean)). Spots move from frame to frame; a hot pixel stays,
+    so :meth:`RunAggregates.hot_pixels` keeps pixels found in most sampled frames."""
 
     name = "hot_pixels"
 
-    def __init__(self, geometry: Geometry, *, stride: int = 25):
-        self.geometry = geometry
+    def __init__(self, geometry: Geometry, *, stride: int = 25, nsigma: float = 8.0,
+                 ring_width: float = 4.0, max_candidates: int = 100_000):
         self.stride = stride
+        self.nsigma = nsigma
+        self.max_candidates = max_candidates
+        m = geometry.maps
+        with np.errstate(invalid="ignore"):
+            ring = np.floor(m.radius / geometry.pixel_size / ring_width)
+        ring = np.where(np.isfinite(ring) & ~m.mask, ring, -1).astype(np.int32)
+        self.ring = ring
+        self.n_rings = int(ring.max(initial=-1)) + 1
 
     def __call__(self, frames: np.ndarray, result: dict, good: np.ndarray) -> HotCandidates:
         idx = np.asarray(result["frame_index"])
         pick = np.flatnonzero(good & (idx % self.stride == 0))
+        lo, hi = valid_range(frames.dtype)
+        lo, hi = max(lo, -3e38), min(hi, 3e38)
         out = []
+        buf = np.empty(self.max_candidates, np.int64)
         for k in pick:
-            ps = PixelStats(self.geometry).update(frames[k][None])
-            out.append(np.flatnonzero(ps.n_high.ravel()))
+            n = ring_outliers(frames[k], self.ring, self.n_rings, lo, hi, self.nsigma, buf)
+            out.append(buf[:n].copy())
         indices = np.concatenate(out) if out else np.zeros(0, np.int64)
-        return HotCandidates(len(pick), indices.astype(np.int64))
+        return HotCandidates(len(pick), indices)
 
 
 def default_reducers(geometry: Geometry) -> list:

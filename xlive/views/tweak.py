@@ -97,10 +97,7 @@ class LiveControls:
         proc = self.session.processor
         new = [self._with_spot_params(a, params) for a in proc.analyzers]
         with self.session.lock:
-            proc.analyzers = new
-            # LiveProcessor scatters its analyzers once; dropping the scattered reader makes the
-            # next submit scatter reader and analyzers again (no public API for this yet)
-            proc._reader_f = None
+            proc.set_analyzers(new)
             self.session.analyzer_params = {**self.session.analyzer_params, "spots": params}
 
     # ------------------------------------------------------------------ sampling
