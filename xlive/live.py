@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -74,12 +75,15 @@ def default_client(n_workers: int | None = None, processes: bool = False):
 
     ncores = os.cpu_count() or 1
     quiet = dict(dashboard_address=None, silence_logs=logging.ERROR)
-    if processes:
-        cluster = LocalCluster(n_workers=n_workers or ncores, threads_per_worker=1,
-                               processes=True, **quiet)
-    else:
-        cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
-                               processes=False, **quiet)
+    with warnings.catch_warnings():
+        # without a dashboard the scheduler still opens an HTTP port and warns when 8787 is taken
+        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        if processes:
+            cluster = LocalCluster(n_workers=n_workers or ncores, threads_per_worker=1,
+                                   processes=True, **quiet)
+        else:
+            cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
+                                   processes=False, **quiet)
     return Client(cluster)
 
 
