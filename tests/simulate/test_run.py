@@ -120,7 +120,7 @@ def _watch(proc: subprocess.Popen, poll, timeout: float = 120) -> list[int]:
 def test_reader_of_growing_zarr_sees_only_complete_frames(tmp_path):
     out = tmp_path / "run"
     expected(SimParams(detector=DET, seed=9, hit_fraction=0.5).to_dict(), 0)
-    proc = _start_writer(out, "zarr", 40, 40)
+    proc = _start_writer(out, "zarr", 60, 20)
     got: list[int] = []
     params: dict = {}
 
@@ -137,7 +137,7 @@ def test_reader_of_growing_zarr_sees_only_complete_frames(tmp_path):
         return n
 
     seen = _watch(proc, poll)
-    assert got == list(range(40))
+    assert got == list(range(60))
     assert len(set(seen)) > 3, f"the reader never saw the run grow: {sorted(set(seen))}"
 
 
