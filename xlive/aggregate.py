@@ -84,6 +84,8 @@ class RunAggregates:
         self.updates += 1
         if n == 0:
             return
+        #: runs without laser metadata are not split into laser on / off
+        self.has_laser = getattr(self, "has_laser", False) or LASER_ON in meta
         laser = np.asarray(meta.get(LASER_ON, np.zeros(good.size, bool)), bool)[good]
         hit = np.asarray(result.get("is_hit", np.zeros(good.size, bool)), bool)[good]
         self.frames += n
@@ -98,18 +100,24 @@ class RunAggregates:
         # per-frame series
         self.series["frame"].extend(idx.tolist())
         self.series[LASER_ON].extend(laser.tolist())
+        # every series gets one value per frame (NaN when unknown), so they stay aligned
+        nan = np.full(n, np.nan)
         for k in (FRAME_NUMBER, TIMESTAMP):
-            if k in meta:
-                self.series[k].extend(np.asarray(meta[k])[good].tolist())
+            v = np.asarray(meta[k], float)[good] if k in meta else nan
+            self.series[k].extend(v.tolist())
         for k in self.SERIES:
-            if k in result:
-                self.series[k].extend(np.asarray(result[k], float)[good].tolist())
+            v = np.asarray(result[k], float)[good] if k in result else nan
+            self.series[k].extend(v.tolist())
         if "peak_intensity" in result:
             pi = np.asarray(result["peak_intensity"], float)[good]
             if pi.ndim == 2 and pi.shape[1]:
                 cnt = np.isfinite(pi).sum(axis=1)
                 means = np.where(cnt > 0, np.nansum(pi, axis=1) / np.maximum(cnt, 1), np.nan)
-                self.series["peak_intensity_mean"].extend(means.tolist())
+            else:
+                means = np.full(n, np.nan)
+            self.series["peak_intensity_mean"].extend(means.tolist())
+        else:
+            self.series["peak_intensity_mean"].extend([np.nan] * n)
         self._update_powder(result, good)
         self._update_radial(result, good, laser)
         self._update_partials(result.get("partials", {}))
@@ -172,6 +180,8 @@ class RunAggregates:
             return (float("nan"),) * 3
         arr = np.array(self._recent, bool)
         rate = float(arr[:, 0].mean())
+        if not getattr(self, "has_laser", False):
+            return rate, float("nan"), float("nan")
         on, off = arr[arr[:, 1]], arr[~arr[:, 1]]
         return (rate, float(on[:, 0].mean()) if len(on) else float("nan"),
                 float(off[:, 0].mean()) if len(off) else float("nan"))

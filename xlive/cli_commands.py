@@ -94,9 +94,12 @@ def cmd_process(args: argparse.Namespace) -> int:
     source = open_source(args.target)
     n = source.refresh()
     if cfg.geometry and n:
-        source = open_source(args.target, geometry=cfg.apply_geometry(source.geometry))
+        geometry = cfg.apply_geometry(source.geometry)
+        source.close()
+        source = open_source(args.target, geometry=geometry)
         n = source.refresh()
-    analyzers = cfg.build_analyzers(source.geometry) if n else None
+    # built at the first frame (a growing run may have none yet)
+    analyzers = cfg.build_analyzers
     client = _client(args)
     listeners = []
     try:
@@ -120,7 +123,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         with LiveProcessor(source, args.out, client=client, params=params,
                            analyzers=analyzers, listeners=listeners) as lp, \
                 tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
-            done_before = lp.store.frames_done_count()
+            done_before = lp.store.frames_done_count() if lp.store is not None else 0
             bar.update(done_before)
 
             def progress(proc):

@@ -9,6 +9,7 @@ Building the Dataset computes nothing; selecting frames computes only their bloc
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from .conventions import FRAME
 from .errors import BadFrameError, ConfigError
 
 _tokens = itertools.count()
+log = logging.getLogger(__name__)
 DEFAULT_BLOCK = 4
 
 
@@ -32,9 +34,7 @@ def analyze_block(reader, analyzers, indices: np.ndarray, reducers=()) -> dict[s
     """
     indices = np.asarray(indices, dtype=np.int64)
     specs = [spec for an in analyzers for spec in an.describe()]
-    out = {spec.name: spec.empty(len(indices)) if hasattr(spec, "empty") else
-           np.full((len(indices), *_rest_shape(spec)), spec.fill, dtype=spec.dtype)
-           for spec in specs}
+    out = {spec.name: spec.empty(len(indices)) for spec in specs}
     bad = np.zeros(len(indices), bool)
     partials: dict = {}
     for k, i in enumerate(indices):
@@ -44,8 +44,14 @@ def analyze_block(reader, analyzers, indices: np.ndarray, reducers=()) -> dict[s
             bad[k] = True
             continue
         row: dict[str, np.ndarray] = {}
-        for an in analyzers:
-            row.update(an(frame))
+        try:
+            for an in analyzers:
+                row.update(an(frame))
+        except Exception as exc:  # one odd frame must not stop a run: record it as bad
+            log.warning("frame %d: analysis failed (%s: %s); marked bad", i,
+                        type(exc).__name__, exc)
+            bad[k] = True
+            continue
         for spec in specs:
             out[spec.name][k] = np.asarray(row[spec.name], dtype=spec.dtype)[0]
         if reducers:

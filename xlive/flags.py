@@ -155,8 +155,15 @@ def frames_dropped(agg, t):
     if len(fn) < 2 or len(fn) != len(idx):
         return None
     # stored frames are numbered 0, 1, 2...; the detector's counter skips where frames were lost
-    offset = fn - idx
-    missing = int(offset.max() - offset.min())
+    order = np.argsort(idx, kind="stable")  # blocks may be stored out of order
+    fn, idx = fn[order], idx[order]
+    known = np.isfinite(fn)
+    if known.sum() < 2:
+        return None
+    offset = (fn - idx)[known]
+    # a restarted series (counter back to 0) starts over: count only increases of the offset
+    steps = np.diff(offset)
+    missing = int(steps[steps > 0].sum())
     ts = agg.recent("timestamp") if agg.series["timestamp"] else np.zeros(0)
     order = np.argsort(agg.recent("frame"))
     out_of_order = int(np.sum(np.diff(ts[order]) < 0)) if len(ts) == len(order) else 0

@@ -26,7 +26,7 @@ import numpy as np
 from .conventions import TIMESTAMP
 from .errors import ConfigError
 from .features import analyze_block, feature_coords, feature_specs
-from .store import DONE, SKIPPED, FeatureStore
+from .store import BAD, DONE, SKIPPED, FeatureStore
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,19 +110,14 @@ class LiveProcessor:
                  frames: np.ndarray | None = None, reducers=None):
         self.source = source
         self.params = params or LiveParams()
-        source.refresh()
-        if analyzers is None:
-            from .analyzers import default_analyzers
-
-            analyzers = default_analyzers(source.geometry)
-        self.analyzers = list(analyzers)
-        #: reducers (None: the defaults, built once the run has frames and so a geometry)
+        #: analyzers: a list, or None / a callable ``f(geometry)`` to build them once the run
+        #: has frames (a run opened before its first frame has no final geometry yet)
+        self._analyzers_arg = analyzers
+        self.analyzers: list | None = None
+        #: reducers (None: the defaults, built with the analyzers)
         self.reducers = None if reducers is None else list(reducers)
-        attrs = {"source": source_label(source),
-                 "geometry": source.geometry.to_dict() if source.n_frames else None}
-        self.store = store if isinstance(store, FeatureStore) else FeatureStore.open_or_create(
-            store, specs=feature_specs(self.analyzers), coords=feature_coords(self.analyzers),
-            attrs=attrs)
+        self._store_arg = store
+        self.store: FeatureStore | None = store if isinstance(store, FeatureStore) else None
         self._own_client = client is None
         self.client = client or default_client()
         self.listeners = list(listeners or [])
@@ -132,16 +127,47 @@ class LiveProcessor:
         self._in_flight: dict = {}
         self._seen = 0
         self._first_seen: dict[int, float] = {}
-        status = self.store.status()
-        self._done = set(np.flatnonzero((status == DONE) | (status == 2)).tolist())
+        self._done: set[int] = set()
         self._reader_f = None
         self._analyzers_f = None
         self._reducers_f = None
+        self._pending_analyzers = None
         self._meta_cache: dict[str, np.ndarray] = {}
+        self._ready = False
+        source.refresh()
+        self._ensure_ready()
+
+    def _ensure_ready(self) -> bool:
+        """Build analyzers and open the store once the run has frames (or analyzers given)."""
+        if self._ready:
+            return True
+        have_frames = self.source.n_frames > 0
+        if self.analyzers is None:
+            arg = self._analyzers_arg
+            if isinstance(arg, (list, tuple)):
+                self.analyzers = list(arg)
+            elif not have_frames:
+                return False
+            elif arg is None:
+                from .analyzers import default_analyzers
+
+                self.analyzers = default_analyzers(self.source.geometry)
+            else:
+                self.analyzers = list(arg(self.source.geometry))
+        if self.store is None:
+            attrs = {"source": source_label(self.source),
+                     "geometry": self.source.geometry.to_dict() if have_frames else None}
+            self.store = FeatureStore.open_or_create(
+                self._store_arg, specs=feature_specs(self.analyzers),
+                coords=feature_coords(self.analyzers), attrs=attrs)
+        status = self.store.status()
+        self._done = set(np.flatnonzero((status == DONE) | (status == BAD)).tolist())
+        self._ready = True
+        return True
 
     # ------------------------------------------------------------------ scheduling
     def _futures_setup(self):
-        if self._reader_f is None and self.source.n_frames:
+        if self._analyzers_f is None and self.source.n_frames:
             reader = self.source.reader
             if self.reducers is None:
                 from .reducers import default_reducers
@@ -149,10 +175,12 @@ class LiveProcessor:
                 self.reducers = default_reducers(self.source.geometry)
             # load compiled kernels on every worker before the first frames wait for them
             self.client.run(warm_up, self.analyzers, reader.shape, reader.dtype, self.reducers)
-            self._reader_f = self.client.scatter(reader, broadcast=True, hash=False)
             self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
             self._reducers_f = (self.client.scatter(self.reducers, broadcast=True, hash=False)
                                 if self.reducers else ())
+        if self._reader_f is None and self.source.n_frames:
+            # the reader learns about new data files/segments in the driver: ship it again
+            self._reader_f = self.client.scatter(self.source.reader, broadcast=True, hash=False)
 
     @property
     def _threads(self) -> int:
@@ -163,9 +191,10 @@ class LiveProcessor:
 
     def _poll(self) -> None:
         n = self.source.refresh()
-        if n <= self._seen:
+        if n <= self._seen or not self._ensure_ready():
             return
         self.store.see(n)
+        self._reader_f = None  # workers get the reader as it is now (new files, segments)
         now = time.time()
         fixed = self.params.sample
         step = max(1, round(1 / fixed)) if fixed else 1
@@ -200,9 +229,11 @@ class LiveProcessor:
         k = math.ceil(backlog / (rate * budget))
         self.stats.sample_step = k
         keep, skip = [], []
-        for i in self._queue:
-            (keep if i % k == 0 else skip).append(i)
-        # never let the newest frames wait: keep the newest block whatever k says
+        queue = list(self._queue)
+        newest = set(queue[-self.params.block:])
+        for i in queue:
+            # every k-th frame, and always the newest block (what the user looks at now)
+            (keep if i % k == 0 or i in newest else skip).append(i)
         self._queue = collections.deque(keep)
         if skip:
             self.store.mark_skipped(np.array(skip))
@@ -241,7 +272,8 @@ class LiveProcessor:
         now = time.time()
         ts = meta.get(TIMESTAMP)
         for k, i in enumerate(idx.tolist()):
-            t0 = float(ts[k]) if ts is not None and np.isfinite(ts[k]) and ts[k] > 0 else \
+            # detector clocks may count from the start of a series: trust only epoch times
+            t0 = float(ts[k]) if ts is not None and EPOCH_2000 < ts[k] <= now + 60 else \
                 self._first_seen.get(i, now)
             self.stats.lags.append(now - t0)
             self._done.add(i)
@@ -265,16 +297,20 @@ class LiveProcessor:
         keep the values computed with the old analyzers.
         """
         names = sorted(s.name for s in feature_specs(analyzers))
-        if names != sorted(self.store.specs):
+        if self.store is not None and names != sorted(self.store.specs):
             raise ConfigError(f"the new analyzers produce {names}, but the feature store holds "
                               f"{sorted(self.store.specs)}")
-        self.analyzers = list(analyzers)
-        if reducers is not None:
-            self.reducers = list(reducers)
-        self._reader_f = None  # scatter again on the next submit
+        # applied by the loop thread at its next step (this may be called from a UI thread)
+        self._pending_analyzers = (list(analyzers), None if reducers is None else list(reducers))
 
     def step(self, wait: float | None = None) -> int:
         """One poll, schedule and collect; returns frames stored in this step."""
+        if self._pending_analyzers is not None:  # set_analyzers from another thread
+            self.analyzers, reducers = self._pending_analyzers
+            if reducers is not None:
+                self.reducers = reducers
+            self._pending_analyzers = None
+            self._analyzers_f = self._reducers_f = None
         self._poll()
         self._adapt()
         self._submit()
@@ -307,8 +343,10 @@ class LiveProcessor:
 
     def pending(self) -> np.ndarray:
         """Frames seen but neither computed nor bad (skipped ones included)."""
+        if self.store is None:
+            return np.arange(self.source.n_frames)
         status = self.store.status()
-        return np.flatnonzero((status != DONE) & (status != 2))
+        return np.flatnonzero((status != DONE) & (status != BAD))
 
     def close(self) -> None:
         """Cancel unfinished work, release scattered data, close an own client."""
@@ -327,6 +365,10 @@ class LiveProcessor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: timestamps before 2000-01-01 are not wall-clock times (a series-relative detector clock)
+EPOCH_2000 = 946684800.0
 
 
 def warm_up(analyzers, shape, dtype, reducers=()) -> None:
@@ -361,10 +403,12 @@ def merge_results(parts: list[dict]) -> dict:
     merged = {k: np.concatenate([p[k] for p in parts]) for k in keys}
     order = np.argsort(merged["frame_index"], kind="stable")
     merged = {k: v[order] for k, v in merged.items()}
-    partials = [p["partials"] for p in parts if "partials" in p]
+    partials: dict = {}
+    for p in parts:
+        for name, part in p.get("partials", {}).items():
+            partials[name] = part if name not in partials else partials[name] + part
     if partials:
-        merged["partials"] = {name: sum((p[name] for p in partials[1:]), partials[0][name])
-                              for name in partials[0]}
+        merged["partials"] = partials
     return merged
 
 

@@ -46,13 +46,16 @@ class LiveSession:
                  analyzer_params: dict | None = None):
         from .sources import Source, open_source
 
+        self._own_source = not isinstance(target, Source)
         self.source = target if isinstance(target, Source) else open_source(target)
         self.source.refresh()
         self.analyzer_params = dict(analyzer_params or {})
-        if analyzers is None and self.source.n_frames:
+        if analyzers is None:  # built at the first frame, with the geometry the run has then
+            from functools import partial
+
             from .analyzers import default_analyzers
 
-            analyzers = default_analyzers(self.source.geometry, **self.analyzer_params)
+            analyzers = partial(default_analyzers, **self.analyzer_params)
         self.features = Path(features) if features else Path(
             tempfile.mkdtemp(prefix="xlive-features-")) / "features.zarr"
         self.lock = threading.RLock()
@@ -76,6 +79,8 @@ class LiveSession:
     # ------------------------------------------------------------------ updates
     def _on_block(self, result: dict, meta: dict) -> None:
         with self.lock:
+            if self.aggregates.geometry is None:
+                self.aggregates.geometry = self.source.geometry
             self.aggregates.update(result, meta)
             hits = np.asarray(result.get("is_hit", ()), bool) & ~np.asarray(result["bad"], bool)
             idx = np.asarray(result["frame_index"])
@@ -137,6 +142,8 @@ class LiveSession:
     def close(self) -> None:
         self.stop()
         self.processor.close()
+        if self._own_source:
+            self.source.close()
 
     def __enter__(self) -> LiveSession:
         return self

@@ -58,11 +58,20 @@ def test_selection_computes_only_its_blocks(run):
     np.testing.assert_allclose(sub.values, rp(frames)["radial_profile"], rtol=1e-6)
 
 
-def test_frames_subset_and_bad_frames(run, tmp_path):
-    src = open_source(run)
+def test_frames_subset_and_a_corrupt_frame(run, tmp_path):
+    import shutil
+
+    from xlive.errors import ConfigError
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "run.zarr" / "frames" / "c" / "3" / "0" / "0").write_bytes(b"not a blosc chunk")
+    src = open_source(copy)
     rp = RadialProfile(src.geometry, RadialParams(n_bins=32))
     ds = analyze(src, [rp], frames=[0, 3, 9], block=2).compute()
     assert list(ds.frame.values) == [0, 3, 9]
-    assert not ds.bad.any()
-    with pytest.raises(Exception, match="frame indices"):
+    assert ds.bad.values.tolist() == [False, True, False]
+    assert np.isnan(ds.radial_profile.sel(frame=3)).all()
+    assert np.isfinite(ds.radial_profile.sel(frame=9)).any()
+    with pytest.raises(ConfigError, match="frame indices"):
         analyze(src, [rp], frames=[50])

@@ -80,8 +80,8 @@ def test_flag_fires_on_its_condition(tmp_path_factory, flag):
     assert status(list(fired.values())) in ("amber", "red")
 
 
-def test_pump_probe_difference_has_an_uncertainty(clean):
-    # the clean run has no laser: no difference can be formed
+def test_no_pump_probe_difference_without_laser_on_frames(clean):
+    # the clean run never fires the laser: no on-minus-off difference can be formed
     assert clean.pump_probe_difference() is None
 
 

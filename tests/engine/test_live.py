@@ -91,7 +91,7 @@ def test_store_refuses_other_features(finished_run, tmp_path, client):
 
 
 @pytest.mark.slow
-def test_growing_run_every_frame_once_in_order(tmp_path, client):
+def test_growing_run_every_frame_exactly_once(tmp_path, client):
     out = tmp_path / "run"
     writer = subprocess.Popen(
         [sys.executable, "-m", "xlive.cli", "simulate", str(out), "--frames", "60", "--rate", "30",
@@ -116,3 +116,39 @@ def test_growing_run_every_frame_once_in_order(tmp_path, client):
     assert sorted(seen) == list(range(60)) and len(seen) == 60
     assert len(counts) > 3  # the run grew while it was processed
     assert max(lp.stats.lags) < 30
+
+
+def test_block_results_merge_when_a_block_is_all_bad():
+    from xlive.live import merge_results
+    from xlive.reducers import HotCandidates
+
+    good = {"frame_index": np.array([4, 5]), "bad": np.array([False, False]),
+            "n_spots": np.array([3, 4]),
+            "partials": {"hot_pixels": HotCandidates(1, np.array([7]))}}
+    all_bad = {"frame_index": np.array([0, 1]), "bad": np.array([True, True]),
+               "n_spots": np.array([0, 0])}
+    for parts in ([good, all_bad], [all_bad, good]):
+        m = merge_results(parts)
+        assert m["frame_index"].tolist() == [0, 1, 4, 5]
+        assert m["n_spots"].tolist() == [0, 0, 3, 4]
+        assert m["partials"]["hot_pixels"].indices.tolist() == [7]
+
+
+def test_processor_started_before_the_first_frame(tmp_path, client):
+    """A monitor opened on a run that has no frame yet builds its analyzers and store when
+    the first frames arrive."""
+    from xlive.simulate import SimParams, Simulation
+    from xlive.simulate.write_zarr import ZarrRunWriter
+
+    sim = Simulation(SimParams(detector="eiger500k", seed=8))
+    w = ZarrRunWriter(tmp_path / "run.zarr", geometry=sim.geometry, pixel_mask=sim.pixel_mask,
+                      dtype=sim.detector.dtype)
+    src = open_source(tmp_path / "run.zarr")
+    with LiveProcessor(src, tmp_path / "f.zarr", client=client) as lp:
+        assert lp.store is None and lp.step(wait=0) == 0
+        meta = {"timestamp": np.zeros(6), "laser_on": np.zeros(6, bool),
+                "pulse_energy": np.ones(6), "frame_number": np.arange(6)}
+        w.append([sim.frame(i)[0] for i in range(6)], meta)
+        lp.run()
+        assert lp.stats.frames_stored == 6
+    assert open_features(tmp_path / "f.zarr").sizes["frame"] == 6

@@ -110,8 +110,8 @@ def test_controls_preview_apply_sample_and_flags(done_session):
     assert base.is_hit and not strict.is_hit
     new = live.trial_params(min_snr=6.0)
     live.apply_spot_params(new)
+    done_session.step()  # the loop thread takes the new analyzers at its next step
     assert live.spot_params == new
-    assert done_session.processor._reader_f is None  # re-scattered on the next submit
     live.set_sample(0.25)
     assert done_session.processor.params.sample == 0.25 and live.sample == 0.25
     live.set_sample(1.0)
