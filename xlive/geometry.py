@@ -151,8 +151,15 @@ class Geometry:
 
     @cached_property
     def maps(self) -> GeometryMaps:
-        """Per-pixel maps, computed once."""
+        """Per-pixel maps, computed once (per process: they are not pickled)."""
         return GeometryMaps.compute(self)
+
+    def __getstate__(self) -> dict:
+        # the maps are hundreds of MB for a 4M detector: workers recompute them if they need to
+        return {k: v for k, v in self.__dict__.items() if k != "maps"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     # ----------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:

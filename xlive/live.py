@@ -5,8 +5,10 @@ dask client (at most ``max_in_flight`` blocks at once), and stores every finishe
 (features first, then status), then hands it to the listeners (aggregators, flags, views).
 When the backlog would push the lag past ``latency_budget`` it samples every k-th frame and
 marks the others skipped, so ``fill_in`` (``xlive process --fill-in``) can compute them later.
-Lag is measured per frame from its timestamp (when the source has one, else from when the loop
-first saw it) to the moment its features are stored.
+Lag is measured per frame from when the frame was written (when a poll first saw it complete,
+so up to one poll interval late) to the moment its features are stored. The frame's age (from
+its detector timestamp, when that is a wall-clock time) is kept too: it adds the time the
+detector and file writer took.
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ class LiveParams:
 class LiveStats:
     frames_stored: int = 0
     frames_skipped: int = 0
+    #: seconds from frame written (first seen complete) to features stored
     lags: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
+    #: seconds from the frame's detector timestamp to features stored
+    ages: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
     started: float = field(default_factory=time.time)
     stored_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4096))
     sample_step: int = 1
@@ -173,11 +178,15 @@ class LiveProcessor:
                 from .reducers import default_reducers
 
                 self.reducers = default_reducers(self.source.geometry)
-            # load compiled kernels on every worker before the first frames wait for them
-            self.client.run(warm_up, self.analyzers, reader.shape, reader.dtype, self.reducers)
             self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
             self._reducers_f = (self.client.scatter(self.reducers, broadcast=True, hash=False)
                                 if self.reducers else ())
+            # on every worker, run its own copy once before the first frames wait for it
+            # (numba loads its kernels; unpickled geometries recompute their maps)
+            warm = [self.client.submit(warm_up, self._analyzers_f, reader.shape, reader.dtype,
+                                       self._reducers_f, workers=[w], pure=False)
+                    for w in self.client.scheduler_info()["workers"]]
+            self.client.gather(warm)
         if self._reader_f is None and self.source.n_frames:
             # the reader learns about new data files/segments in the driver: ship it again
             self._reader_f = self.client.scatter(self.source.reader, broadcast=True, hash=False)
@@ -200,13 +209,13 @@ class LiveProcessor:
         step = max(1, round(1 / fixed)) if fixed else 1
         skipped = []
         for i in range(self._seen, n):
-            self._first_seen[i] = now
             if i in self._done or (self._only is not None and i not in self._only):
                 continue
             if step > 1 and i % step:
                 skipped.append(i)
             else:
                 self._queue.append(i)
+                self._first_seen[i] = now
         self._seen = n
         if skipped:
             self.store.mark_skipped(np.array(skipped))
@@ -235,6 +244,8 @@ class LiveProcessor:
             # every k-th frame, and always the newest block (what the user looks at now)
             (keep if i % k == 0 or i in newest else skip).append(i)
         self._queue = collections.deque(keep)
+        for i in skip:
+            self._first_seen.pop(i, None)
         if skip:
             self.store.mark_skipped(np.array(skip))
             self.stats.frames_skipped += len(skip)
@@ -272,10 +283,10 @@ class LiveProcessor:
         now = time.time()
         ts = meta.get(TIMESTAMP)
         for k, i in enumerate(idx.tolist()):
+            self.stats.lags.append(now - self._first_seen.pop(i, now))
             # detector clocks may count from the start of a series: trust only epoch times
-            t0 = float(ts[k]) if ts is not None and EPOCH_2000 < ts[k] <= now + 60 else \
-                self._first_seen.get(i, now)
-            self.stats.lags.append(now - t0)
+            if ts is not None and EPOCH_2000 < ts[k] <= now + 60:
+                self.stats.ages.append(now - float(ts[k]))
             self._done.add(i)
         self.stats.frames_stored += len(idx)
         self.stats.stored_times.append((now, len(idx)))
