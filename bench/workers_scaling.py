@@ -15,6 +15,8 @@ from xlive.live import LiveParams, LiveProcessor, default_client
 from xlive.simulate import write_run
 from xlive.sources import open_source
 
+BLOCK = 8
+
 
 def throughput(run: Path, feats: Path, workers: int) -> float:
     client = default_client(workers, processes=True)
@@ -25,7 +27,8 @@ def throughput(run: Path, feats: Path, workers: int) -> float:
                            frames=range(0, 4 * workers)) as lp:
             lp.run()
         t0 = time.perf_counter()
-        with LiveProcessor(src, feats, client=client, params=LiveParams(adaptive=False)) as lp:
+        with LiveProcessor(src, feats, client=client,
+                           params=LiveParams(adaptive=False, block=BLOCK)) as lp:
             stats = lp.run()
         return stats.frames_stored / (time.perf_counter() - t0)
     finally:

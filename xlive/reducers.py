@@ -39,12 +39,17 @@ class Projections:
 
     factor: int
     n_all: int
-    sum_all: np.ndarray
+    sum_all: np.ndarray | None
     n_hits: int
-    sum_hits: np.ndarray
-    max_hits: np.ndarray
+    sum_hits: np.ndarray | None
+    max_hits: np.ndarray | None
 
     def __add__(self, other: Projections) -> Projections:
+        # an empty partial (no sampled frame, no hit) carries no arrays: cheap to ship
+        if self.n_all + self.n_hits == 0:
+            return other
+        if other.n_all + other.n_hits == 0:
+            return self
         return Projections(self.factor, self.n_all + other.n_all, self.sum_all + other.sum_all,
                            self.n_hits + other.n_hits, self.sum_hits + other.sum_hits,
                            np.maximum(self.max_hits, other.max_hits))
@@ -69,14 +74,17 @@ class ProjectionReducer:
         lo, hi = valid_range(frames.dtype)
         lo, hi = max(lo, -3e38), min(hi, 3e38)
         f = self.factor
+        hits = np.asarray(result.get("is_hit", np.zeros(len(frames), bool)), bool)
+        sampled = np.asarray(result["frame_index"]) % self.stride == 0
+        todo = np.flatnonzero(good & (hits | sampled))
+        if todo.size == 0:
+            return Projections(f, 0, None, 0, None, None)
         binned_shape = (-(-self.shape[0] // f), -(-self.shape[1] // f))
         total = np.zeros(binned_shape)
         hsum = np.zeros(binned_shape)
         hmax = np.zeros(binned_shape)
-        hits = np.asarray(result.get("is_hit", np.zeros(len(frames), bool)), bool)
-        sampled = np.asarray(result["frame_index"]) % self.stride == 0
         n_all = n_hits = 0
-        for k in np.flatnonzero(good & (hits | sampled)):
+        for k in todo:
             part = np.zeros(binned_shape)
             project(frames[k], self.valid, lo, hi, f, part, hmax if hits[k] else part, hits[k])
             if hits[k]:
