@@ -151,6 +151,14 @@ class Simulation:
             self._bg_cache[key] = out
         return self._bg_cache[key]
 
+    def prepare(self) -> None:
+        """Compute every background kind this run can show (jet, ice, laser) now."""
+        p = self.params
+        for jet in (True, False) if p.jet_loss else (True,):
+            for ice in (False, True) if p.ice_fraction > 0 else (False,):
+                for laser in (False, True) if p.laser_on_fraction > 0 else (False,):
+                    self._backgrounds((jet, ice, laser))
+
     def pulse_scale(self, k: int) -> float:
         n = self.n_backgrounds
         return 1.0 if n == 1 else 0.85 + 0.3 * k / (n - 1)

@@ -131,6 +131,7 @@ def write_run(
         "params": params.to_dict(), "complete": False,
     }
     _write_json(out / RUN_FILE, description)
+    sim.prepare()  # noisy backgrounds first: no CPU burst once frames are flowing
     writer = _make_writer(fmt, out, name, sim, frames, frames_per_file, frame_time)
     truth = TruthWriter(out / "truth.zarr", params.to_dict())
     csv = None if fmt == "zarr" else open(out / "metadata.csv", "w")  # noqa: SIM115
