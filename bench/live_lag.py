@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from xlive.analyzers import default_analyzers
-from xlive.reducers import default_reducers
 from xlive.live import LiveParams, LiveProcessor, default_client, fill_in, warm_up
+from xlive.reducers import default_reducers
 from xlive.simulate import SimParams, Simulation
 from xlive.sources import open_source
 from xlive.store import DONE, SKIPPED, FeatureStore

@@ -10,6 +10,24 @@ REPO = Path(__file__).resolve().parents[1]
 REALDATA = (REPO / ".." / "shared" / "realdata").resolve()
 
 
+@pytest.fixture
+def chromium():
+    """Debian's headless chromium driven by playwright (skips when either is missing)."""
+    import shutil
+
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @pytest.fixture(scope="session")
 def realdata() -> Path:
     """``../shared/realdata`` beside the checkout; tests skip when it is absent."""

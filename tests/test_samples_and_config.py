@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from xlive_testing import run_xlive
 
 from xlive.config import load_config, parse_config
 from xlive.errors import ConfigError
 from xlive.simulate import read_truth
-from xlive_testing import run_xlive
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data-samples" / "lysozyme-eiger500k"

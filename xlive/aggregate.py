@@ -94,7 +94,7 @@ class RunAggregates:
             sel = laser == flag
             self.frames_by_laser[flag] += int(sel.sum())
             self.hits_by_laser[flag] += int((hit & sel).sum())
-        for h, las in zip(hit, laser):
+        for h, las in zip(hit, laser, strict=True):
             self._recent.append((bool(h), bool(las)))
         self.hit_rate_points.append((int(idx.max()), *self.rolling_hit_rate()))
         # per-frame series
@@ -126,7 +126,7 @@ class RunAggregates:
         for name, part in partials.items():
             if name == "hot_pixels":
                 uniq, counts = np.unique(part.indices, return_counts=True)
-                for i, c in zip(uniq.tolist(), counts.tolist()):
+                for i, c in zip(uniq.tolist(), counts.tolist(), strict=True):
                     self.hot_counts[i] = self.hot_counts.get(i, 0) + c
                 self.hot_frames = getattr(self, "hot_frames", 0) + part.frames
             else:

@@ -20,8 +20,8 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 

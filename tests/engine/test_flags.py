@@ -11,8 +11,8 @@ import pytest
 from xlive.aggregate import RunAggregates
 from xlive.analyzers import default_analyzers
 from xlive.features import analyze_block
-from xlive.reducers import default_reducers
 from xlive.flags import FlagThresholds, evaluate, status
+from xlive.reducers import default_reducers
 from xlive.simulate import write_run
 from xlive.sources import open_source
 

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 import xarray as xr
+from xlive_testing import run_xlive
 
 from xlive.simulate import write_run
 from xlive.store import FeatureStore, open_features
-from xlive_testing import run_xlive
 
 
 @pytest.mark.slow

@@ -91,7 +91,7 @@ def test_spots_are_in_the_pixels(sim):
     excess = img[iy, ix].astype(float) - np.median([b[iy, ix] for b in bg], axis=0)
     assert np.all(excess > 0)
     # the sum over a 7x7 box recovers the expected photons within Poisson + background noise
-    box = np.array([img[y - 3:y + 4, x - 3:x + 4].astype(float).sum() for y, x in zip(iy, ix)
+    box = np.array([img[y - 3:y + 4, x - 3:x + 4].astype(float).sum() for y, x in zip(iy, ix, strict=True)
                     if 3 <= y < img.shape[0] - 3 and 3 <= x < img.shape[1] - 3
                     and not sim.geometry.mask[y - 3:y + 4, x - 3:x + 4].any()])
     n = s["photons"][strong][: len(box)]

@@ -16,10 +16,9 @@ import hdf5plugin  # noqa: F401  (registers the bitshuffle filter)
 import numpy as np
 import pytest
 import zarr
+from xlive_testing import run_xlive
 
 from xlive.simulate import SimParams, Simulation, read_truth, write_run
-
-from xlive_testing import run_xlive
 
 DET = "eiger500k"
 

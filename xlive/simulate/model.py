@@ -113,7 +113,7 @@ class Simulation:
         water = 2.5 * np.exp(-0.5 * ((q - 20.0) / 3.5) ** 2)
         air = 0.6 * np.exp(-q / 8.0) + 0.05
         ice = np.zeros_like(q)
-        for d, amp in zip(ICE_D_SPACINGS, (6.0, 4.0, 7.0, 3.0, 3.0, 2.0, 2.0)):
+        for d, amp in zip(ICE_D_SPACINGS, (6.0, 4.0, 7.0, 3.0, 3.0, 2.0, 2.0), strict=True):
             ice += amp * np.exp(-0.5 * ((q - 20.0 * np.pi / d) / 0.08) ** 2)
         return {"water": water * scale, "air": air * scale, "ice": ice * scale}
 

@@ -12,9 +12,8 @@ plain zarr.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numcodecs
 import numpy as np
