@@ -89,7 +89,17 @@ def default_client(n_workers: int | None = None, processes: bool = False):
         else:
             cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
                                    processes=False, **quiet)
-    return Client(cluster)
+    client = Client(cluster)
+    if processes:
+        client.run(_one_codec_thread)
+    return client
+
+
+def _one_codec_thread() -> None:
+    """One Blosc thread per worker process: workers already share out the cores."""
+    import numcodecs.blosc
+
+    numcodecs.blosc.set_nthreads(1)
 
 
 class LiveProcessor:
@@ -301,6 +311,15 @@ class LiveProcessor:
         return {k: np.asarray(v)[idx] for k, v in meta.items() if len(v) > idx.max()}
 
     # ------------------------------------------------------------------ public
+    def prepare(self) -> bool:
+        """Build analyzers and store, ship them to the workers and warm them up now (rather
+        than in the first step); False while the run has no frame yet."""
+        self.source.refresh()
+        if not self._ensure_ready():
+            return False
+        self._futures_setup()
+        return True
+
     def set_analyzers(self, analyzers, reducers=None) -> None:
         """Use other analyzers from the next block on (e.g. new spot-finder thresholds).
 

@@ -39,7 +39,6 @@ def test_recall_and_precision_on_simulated_hits(hits, ours):
 
 def test_at_least_as_good_as_peakfinder8(hits, ours):
     pytest.importorskip("om")
-    np.float64 = np.float64  # OM's wrapper module needs it under NumPy 2 (see peers.md)
     sys.path.insert(0, str(BENCH))
     from peers_om import OMPeakfinder8
 

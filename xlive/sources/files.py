@@ -68,6 +68,7 @@ class FilesSource(Source):
             self.patterns = [target]
         self.settle_time = settle_time
         self._files: list[str] = []
+        self._known: set[str] = set()  # files already counted (O(1) look-up per poll)
         self._shape: tuple[int, int] | None = None
         self._dtype: np.dtype | None = None
         self._first_header: dict = {}
@@ -76,9 +77,10 @@ class FilesSource(Source):
             raise SourceError(f"no image files match {' or '.join(self.patterns)}")
 
     def _pending(self) -> list[str]:
+        known = self._known
         names = sorted({p for pat in self.patterns for p in glob.glob(pat)
-                        if not os.path.basename(p).startswith(".")})
-        return [p for p in names if p not in set(self._files)]
+                        if p not in known and not os.path.basename(p).startswith(".")})
+        return names
 
     def _count(self) -> int:
         pending = self._pending()
@@ -100,6 +102,7 @@ class FilesSource(Source):
                     raise SourceError(f"cannot read the first image {path}: {exc}") from exc
                 self._bad.add(len(self._files))
             self._files.append(path)
+            self._known.add(path)
         return len(self._files)
 
     def _make_reader(self) -> FrameReader:
