@@ -27,7 +27,7 @@ def test_demo_serves_the_dashboard_and_exits_when_the_run_ends(tmp_path):
             if not line:
                 break
             lines.append(line)
-            m = re.search(r"live dashboard: (http://127\\.0\\.0\\.1:\\d+/)", line)
+            m = re.search(r"live dashboard: (http://127\.0\.0\.1:\d+/)", line)
             if m:
                 url = m.group(1)
         assert url, "".join(lines)
