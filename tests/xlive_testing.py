@@ -16,3 +16,14 @@ def run_xlive(*args: str, timeout: float = 300, check: bool = True, **kw) -> sub
         raise AssertionError(f"xlive {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Terminate a process a test started; kill it if it does not stop in ``timeout`` s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

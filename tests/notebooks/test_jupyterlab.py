@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from xlive_testing import stop_process
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -50,12 +51,7 @@ def lab(tmp_path):
                 time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @pytest.mark.browser

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from xlive_testing import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -58,16 +59,6 @@ def _start_simulator(run: Path, *, frames: int, rate: float, extra=()) -> subpro
     return proc
 
 
-def _stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
@@ -97,7 +88,7 @@ def simulator():
 
     yield start
     for p in procs:
-        _stop_process(p)
+        stop_process(p)
 
 
 @pytest.fixture
@@ -113,4 +104,4 @@ def process():
 
     yield start
     for p in procs:
-        _stop_process(p)
+        stop_process(p)

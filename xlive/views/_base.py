@@ -101,3 +101,34 @@ class SeriesCursor:
             vals = tail(s, k) if len(s) == len(frames) else [np.nan] * k
             out[name] = vals
         return out
+
+
+class HistogramView(View):
+    """A histogram the aggregates keep (``edges_attr``, ``counts_attr``), redrawn only when
+    new frames came; subclasses set the names, labels and colour, and may decorate ``fig``."""
+
+    title = ""
+    x_label = ""
+    y_label = ""
+    color = "navy"
+    edges_attr = ""
+    counts_attr = ""
+
+    def __init__(self):
+        self._updates = -1
+        self.source = ColumnDataSource({"left": [], "right": [], "count": []},
+                                       name=f"{self.name}_source")
+        self.fig = make_figure(self.name, self.title, x_label=self.x_label, y_label=self.y_label)
+        self.fig.quad(left="left", right="right", bottom=0, top="count", source=self.source,
+                      color=self.color, alpha=0.8)
+        self.root = self.fig
+
+    def update(self, session) -> bool:
+        agg = session.aggregates
+        if agg.updates == self._updates:
+            return False
+        self._updates = agg.updates
+        e = getattr(agg, self.edges_attr)
+        self.source.data = {"left": e[:-1].tolist(), "right": e[1:].tolist(),
+                            "count": getattr(agg, self.counts_attr).tolist()}
+        return True
