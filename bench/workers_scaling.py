@@ -24,7 +24,8 @@ def throughput(run: Path, feats: Path, workers: int, processes: bool) -> float:
     try:
         src = open_source(run)
         with LiveProcessor(src, feats, client=client,
-                           params=LiveParams(adaptive=False, block=BLOCK)) as lp:
+                           params=LiveParams(adaptive=False, block=BLOCK,
+                                             max_in_flight=4 * workers)) as lp:
             lp.prepare()  # analyzers shipped and warmed on every worker: not timed
             t0, c0 = time.perf_counter(), time.process_time()
             stats = lp.run()
