@@ -161,6 +161,27 @@ def ring_histograms(frame, rings, lo, hi, vmin, scale, sat, cand_level, step, hi
     return nc, nsat, total
 
 
+@numba.njit(inline="always", **_JIT)
+def _tally_high(r, v, flat, top, isat, icand, hist, ovf, cand, nsat, nc):
+    """The rare path of the integer ring pass (shared by the plain and the fused kernels): a
+    pixel above the fast-path level goes to its histogram bin or the overflow sums, counts as
+    saturated, and is recorded as a spot candidate. Returns the updated ``(nsat, nc)``."""
+    if v >= top:
+        hist[r, top] += 1
+        ovf[r, 0] += 1.0
+        ovf[r, 1] += v
+        ovf[r, 2] += float(v) * v
+    else:
+        hist[r, v] += 1
+    if v >= isat:
+        nsat += 1
+    if v > icand:
+        if nc < cand.shape[0]:
+            cand[nc] = flat
+        nc += 1
+    return nsat, nc
+
+
 @numba.njit(**_JIT)
 def ring_histograms_int(frame, rings, lo, hi, vmin, scale, sat, cand_level, step, hist, ovf,
                         cand):
@@ -179,7 +200,6 @@ def ring_histograms_int(frame, rings, lo, hi, vmin, scale, sat, cand_level, step
     nc = 0
     nsat = 0
     total = 0
-    ncap = cand.shape[0]
     for i in range(0, ny, step):
         fi = frame[i]
         ri = rings[i]
@@ -193,19 +213,8 @@ def ring_histograms_int(frame, rings, lo, hi, vmin, scale, sat, cand_level, step
             if v <= ifast:
                 hist[r, v] += 1
                 continue
-            if v >= top:
-                hist[r, top] += 1
-                ovf[r, 0] += 1.0
-                ovf[r, 1] += v
-                ovf[r, 2] += float(v) * v
-            else:
-                hist[r, v] += 1
-            if v >= isat:
-                nsat += 1
-            if v > icand:
-                if nc < ncap:
-                    cand[nc] = i * nx + j
-                nc += 1
+            nsat, nc = _tally_high(r, v, i * nx + j, top, isat, icand, hist, ovf, cand,
+                                   nsat, nc)
     return nc, nsat, float(total)
 
 
@@ -329,7 +338,6 @@ def radial_ring_pass_int(frame, bins, weights, rings, lo, hi, sat, cand_level, s
     nc = 0
     nsat = 0
     total = 0
-    ncap = cand.shape[0]
     for i in range(ny):
         fi = frame[i]
         ri = rings[i]
@@ -357,19 +365,8 @@ def radial_ring_pass_int(frame, bins, weights, rings, lo, hi, sat, cand_level, s
             if v <= ifast:
                 hist[r, v] += 1
                 continue
-            if v >= top:
-                hist[r, top] += 1
-                ovf[r, 0] += 1.0
-                ovf[r, 1] += v
-                ovf[r, 2] += float(v) * v
-            else:
-                hist[r, v] += 1
-            if v >= isat:
-                nsat += 1
-            if v > icand:
-                if nc < ncap:
-                    cand[nc] = i * nx + j
-                nc += 1
+            nsat, nc = _tally_high(r, v, i * nx + j, top, isat, icand, hist, ovf, cand,
+                                   nsat, nc)
         if cur >= 0:
             sums[cur] += acc
     return nc, nsat, float(total)
