@@ -89,13 +89,17 @@ def hit_rate_dropped(agg, t):
     return None
 
 
-def ice_rings(agg, t):
-    ice = _recent(agg, "ice_score", t)
-    ice = ice[np.isfinite(ice)]
-    if len(ice) < t.min_frames:
+def _fraction_above(values: np.ndarray, minimum: float, needed: int) -> float | None:
+    """Fraction of the finite ``values`` above ``minimum`` (None with fewer than ``needed``)."""
+    values = values[np.isfinite(values)]
+    if len(values) < needed:
         return None
-    frac = float(np.mean(ice > t.ice_score_min))
-    if frac > t.ice_fraction:
+    return float(np.mean(values > minimum))
+
+
+def ice_rings(agg, t):
+    frac = _fraction_above(_recent(agg, "ice_score", t), t.ice_score_min, t.min_frames)
+    if frac is not None and frac > t.ice_fraction:
         return Flag("ice_rings", "warning",
                     f"Ice rings in {frac:.0%} of recent frames. Check cryo/humidity and the jet "
                     "temperature; ice masks spots at 3.9-1.9 Å.")
@@ -106,11 +110,8 @@ def multiple_lattices(agg, t):
     score = _recent(agg, "multi_lattice_score", t)
     hit = _recent(agg, "is_hit", t).astype(bool)
     s = score[hit[: len(score)]] if len(hit) == len(score) else score
-    s = s[np.isfinite(s)]
-    if len(s) < max(5, t.min_frames // 3):
-        return None
-    frac = float(np.mean(s > t.multi_lattice_score_min))
-    if frac > t.multi_lattice_fraction:
+    frac = _fraction_above(s, t.multi_lattice_score_min, max(5, t.min_frames // 3))
+    if frac is not None and frac > t.multi_lattice_fraction:
         return Flag("multiple_lattices", "warning",
                     f"Multiple lattices in {frac:.0%} of recent hits. Crystals may be clumping: "
                     "dilute the sample or filter it.")
