@@ -7,19 +7,17 @@ import pytest
 
 from xlive.analyzers._binning import (
     bin_sums,
-    bin_sums_int,
     bin_sums_ref,
-    bin_sums_uint,
     clipped_stats,
     clipped_stats_ref,
     radial_ring_pass_int,
     ring_histograms,
     ring_histograms_int,
     ring_histograms_ref,
-    with_dummy_bin,
 )
 from xlive.analyzers._neighbours import nearest_distances, nearest_distances_ref
 from xlive.analyzers._peaks import find_peaks, find_peaks_ref, pixels_above
+from xlive.analyzers._runs import PixelRuns, pixel_runs, run_sums
 from xlive.analyzers.base import valid_range
 
 SHAPE = (60, 70)
@@ -58,21 +56,71 @@ def test_bin_sums_matches_reference(case):
     weights = np.random.default_rng(1).random(SHAPE).astype(np.float32)
     lo, hi = valid_range(frame.dtype)
     ref_sums, ref_lost = bin_sums_ref(frame, bins, weights, lo, hi, n)
-    kernels = [bin_sums, bin_sums_int] if frame.dtype.kind in "iu" else [bin_sums]
-    for kernel in kernels:
+    sums, lost = np.zeros(n), np.zeros(n)
+    bin_sums(frame, bins.astype(np.int16), weights, lo, hi, sums, lost)
+    np.testing.assert_allclose(sums, ref_sums, rtol=1e-12)
+    np.testing.assert_allclose(lost, ref_lost, rtol=1e-6)
+    if frame.dtype.kind in "iu":
+        runs = PixelRuns.from_bins(bins.astype(np.int16))
         sums, lost = np.zeros(n), np.zeros(n)
-        kernel(frame, bins.astype(np.int16), weights, lo, hi, sums, lost)
+        run_sums(frame, weights, hi, runs.start, runs.end, runs.bin, runs.row_ptr, sums, lost)
         np.testing.assert_allclose(sums, ref_sums, rtol=1e-12)
         np.testing.assert_allclose(lost, ref_lost, rtol=1e-6)
-    if frame.dtype.kind == "u":
-        sums, lost = np.zeros(n + 1), np.zeros(n + 1)
-        bin_sums_uint(frame, with_dummy_bin(bins, n), weights, hi, sums, lost)
-        np.testing.assert_allclose(sums[:n], ref_sums, rtol=1e-12)
-        np.testing.assert_allclose(lost[:n], ref_lost, rtol=1e-6)
     if case == "all_masked":
-        assert not sums[:n].any()
+        assert not sums.any()
     if case == "gap_markers":
         assert lost.sum() > 0
+
+
+def _runs_ref(bins):
+    """Runs of equal non-negative bins per row, by numpy: (start, end, bin) per row."""
+    out = []
+    for row in bins:
+        edges = np.flatnonzero(np.diff(row)) + 1
+        starts = np.r_[0, edges]
+        ends = np.r_[edges, row.size]
+        keep = row[starts] >= 0
+        out.append(list(zip(starts[keep], ends[keep], row[starts][keep], strict=True)))
+    return out
+
+
+def test_pixel_runs_cover_each_unmasked_pixel_once():
+    bins = _rings(_rings() % 5 == 0)
+    start, end, rbin, ptr = pixel_runs(bins)
+    s = [slice(ptr[i], ptr[i + 1]) for i in range(bins.shape[0])]
+    got = [list(zip(start[k], end[k], rbin[k], strict=True)) for k in s]
+    assert got == _runs_ref(bins)
+    assert (end - start).sum() == (bins >= 0).sum()
+
+
+def test_pixel_runs_split_runs_of_2_16_pixels():
+    bins = np.zeros((1, 70_000), np.int32)
+    start, end, _, _ = pixel_runs(bins)
+    assert list(zip(start, end, strict=True)) == [(0, 65535), (65535, 70_000)]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.uint32])
+@pytest.mark.parametrize("ny", [1, 6, 7])  # rows are summed in pairs: odd counts too
+def test_run_sums_match_reference_per_dtype(dtype, ny):
+    rng = np.random.default_rng(3)
+    info = np.iinfo(dtype)
+    frame = rng.integers(0, info.max, (ny, 70), endpoint=True).astype(dtype)
+    if info.min < 0:
+        frame[0, :5] = [-1, -2, info.min, 0, -7]  # PILATUS markers and other negatives
+    else:
+        frame[0, 3] = info.max  # the gap marker of unsigned detectors
+    bins = _rings()[:ny]
+    bins[:, 40:43] = -1
+    n = int(bins.max()) + 1
+    weights = rng.random(bins.shape).astype(np.float32)
+    lo, hi = valid_range(dtype)
+    ref_sums, ref_lost = bin_sums_ref(frame, bins, weights, lo, hi, n)
+    runs = PixelRuns.from_bins(bins.astype(np.int16))
+    sums, lost = np.zeros(n), np.zeros(n)
+    run_sums(frame, weights, hi, runs.start, runs.end, runs.bin, runs.row_ptr, sums, lost)
+    np.testing.assert_allclose(sums, ref_sums, rtol=1e-12)
+    np.testing.assert_allclose(lost, ref_lost, rtol=1e-6)
+    assert lost.sum() > 0
 
 
 @pytest.mark.parametrize("case", list(_frames()))
@@ -208,14 +256,16 @@ def test_fused_pass_matches_both_references(case):
     frame, mask = _frames()[case]
     rings = _rings(mask)
     bins = _rings()[::-1, ::-1].copy()  # a different binning for the radial sums
+    runs = PixelRuns.from_bins(bins.astype(np.int16))
     n = int(_rings().max()) + 1
     weights = np.random.default_rng(2).random(SHAPE).astype(np.float32)
     lo, hi = valid_range(frame.dtype)
     sums, lost = np.zeros(n), np.zeros(n)
     hist, ovf = np.zeros((n, 256), np.int32), np.zeros((n, 3))
     cand = np.empty(frame.size, np.int64)
-    nc, nsat, total = radial_ring_pass_int(frame, bins, weights, rings, lo, hi, 65535.0, 5.0,
-                                           sums, lost, hist, ovf, cand)
+    nc, nsat, total = radial_ring_pass_int(frame, weights, runs.start, runs.end, runs.bin,
+                                           runs.row_ptr, rings, hi, 65535.0, 5.0, sums, lost,
+                                           hist, ovf, cand)
     rs, rl = bin_sums_ref(frame, bins, weights, lo, hi, n)
     rh, rovf, rcand, rsat, rtotal = ring_histograms_ref(
         frame, rings, lo, hi, 0.0, 1.0, 65535.0, 5.0, 1, n, 256)

@@ -2,7 +2,7 @@
 
 :class:`FrameAnalyzer` produces exactly the outputs of :class:`~.radial.RadialProfile`,
 :class:`~.spots.SpotFinder` and :class:`~.stats.FrameStats` together, but for integer frames
-one fused numba pass (:func:`~._binning.radial_ring_pass_int`) fills both the radial-profile
+(up to 32 bits) one fused numba pass (:func:`~._binning.radial_ring_pass_int`) fills both the radial-profile
 sums and the spot finder's ring histograms; the diffuse-scattering statistics then come from
 those ring statistics (rings one pixel wide, each with its mean q) instead of a third pass.
 Frames are large and the kernels are memory-bound, so reading each frame once is what makes
@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import Geometry
-from ._binning import bin_sums, radial_ring_pass_int
+from ._binning import radial_ring_pass_int
+from ._runs import runs_apply
 from .base import FeatureSpec, as_block, valid_range
 from .radial import RadialParams, RadialProfile
 from .spots import SpotFinder, SpotParams
@@ -65,14 +66,15 @@ class FrameAnalyzer:
         for k, frame in enumerate(frames):
             sums, lost = np.zeros(n_bins), np.zeros(n_bins)
             cand = np.empty(sf.params.max_candidates, np.int64)
-            if frame.dtype.kind in "iu":
+            if runs_apply(frame.dtype):
                 hist, ovf = binning.empty()
+                r = rp.runs
                 nc, nsat, total = radial_ring_pass_int(
-                    frame, rp.bins, rp.weights, binning.rings, lo, hi, sf.saturation,
-                    sf.params.adc_threshold, sums, lost, hist, ovf, cand)
+                    frame, rp.weights, r.start, r.end, r.bin, r.row_ptr, binning.rings, hi,
+                    sf.saturation, sf.params.adc_threshold, sums, lost, hist, ovf, cand)
                 res = binning.finish(hist, ovf, nc, nsat, total, frame.dtype)
             else:
-                bin_sums(frame, rp.bins, rp.weights, lo, hi, sums, lost)
+                rp.bin_sums(frame, lo, hi, sums, lost)
                 res = binning.run(frame, lo, hi, sf.saturation, sf.params.adc_threshold, cand)
             norm = rp.norm - lost
             with np.errstate(invalid="ignore", divide="ignore"):

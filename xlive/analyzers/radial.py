@@ -16,7 +16,8 @@ import numpy as np
 from ..conventions import D_UNITS, FRAME, Q_UNITS, Q
 from ..errors import AnalyzerError
 from ..geometry import Geometry
-from ._binning import bin_sums, bin_sums_int, bin_sums_uint, with_dummy_bin
+from ._binning import bin_sums
+from ._runs import PixelRuns, run_sums, runs_apply
 from .base import FeatureSpec, as_block, valid_range
 
 
@@ -91,8 +92,8 @@ class RadialProfile:
         self.weights = w.astype(np.float32)
         use = self.bins >= 0
         self.norm = np.bincount(self.bins[use], weights=w[use], minlength=p.n_bins)
-        #: the same bins with ignored pixels in a dummy last bin, for the unsigned kernel
-        self.bins_dummy = with_dummy_bin(self.bins, p.n_bins)
+        #: runs of pixels sharing a bin along rows, for integer frames (:mod:`._runs`)
+        self.runs = PixelRuns.from_bins(self.bins)
         self.q = 0.5 * (self.edges[1:] + self.edges[:-1])
 
     def describe(self) -> list[FeatureSpec]:
@@ -110,21 +111,24 @@ class RadialProfile:
             "d": (Q, d, {"units": D_UNITS, "long_name": "d-spacing at the bin centre"}),
         }
 
+    def bin_sums(self, frame: np.ndarray, lo: float, hi: float, sums: np.ndarray,
+                 lost: np.ndarray) -> None:
+        """Add one frame's valid values per bin to ``sums``, invalid pixels' weights to
+        ``lost``: the run kernel for integer frames of up to 32 bits, else the per-pixel one."""
+        if runs_apply(frame.dtype):
+            r = self.runs
+            run_sums(frame, self.weights, hi, r.start, r.end, r.bin, r.row_ptr, sums, lost)
+        else:
+            bin_sums(frame, self.bins, self.weights, lo, hi, sums, lost)
+
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames = as_block(frames, self.geometry.shape, self.name)
         lo, hi = valid_range(frames.dtype)
         n_bins = self.params.n_bins
         out = np.empty((frames.shape[0], n_bins), np.float32)
-        kind = frames.dtype.kind
         for k, frame in enumerate(frames):
-            sums = np.zeros(n_bins + 1)
-            lost = np.zeros(n_bins + 1)
-            if kind == "u":
-                bin_sums_uint(frame, self.bins_dummy, self.weights, hi, sums, lost)
-            else:
-                kernel = bin_sums_int if kind == "i" else bin_sums
-                kernel(frame, self.bins, self.weights, lo, hi, sums, lost)
-            sums, lost = sums[:n_bins], lost[:n_bins]
+            sums, lost = np.zeros(n_bins), np.zeros(n_bins)
+            self.bin_sums(frame, lo, hi, sums, lost)
             norm = self.norm - lost
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[k] = np.where(norm > 0, sums / norm, np.nan)
