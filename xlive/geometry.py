@@ -149,6 +149,31 @@ class Geometry:
         base = self.mask if self.mask is not None else np.zeros(self.shape, bool)
         return replace(self, mask=base | extra)
 
+    def lab_positions(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Lab coordinates (m), shape ``(n, 3)``, of fractional pixel positions.
+
+        ``x`` runs along the fast scan, ``y`` along the slow scan, integers are pixel centres
+        (as in ``maps``, of which this is the exact linear interpolation within a panel). A
+        point belongs to the panel holding its nearest pixel; NaN where no panel does. Cheap
+        for a few hundred spots, and needs no per-pixel maps (workers need not compute them).
+        """
+        x = np.asarray(x, float)
+        y = np.asarray(y, float)
+        out = np.full((x.size, 3), np.nan)
+        col, row = np.rint(x), np.rint(y)
+        for p in self.panels:
+            inside = ((col >= p.min_fs) & (col <= p.max_fs) & (row >= p.min_ss)
+                      & (row <= p.max_ss) & np.isnan(out[:, 0]))
+            if not inside.any():
+                continue
+            u = x[inside] - p.min_fs + 0.5
+            v = y[inside] - p.min_ss + 0.5
+            pos = (np.array([p.corner_x, p.corner_y, 0.0])
+                   + np.outer(u, p.fs) + np.outer(v, p.ss)) * p.pixel_size
+            pos[:, 2] += self.distance + p.coffset
+            out[inside] = pos
+        return out
+
     @cached_property
     def maps(self) -> GeometryMaps:
         """Per-pixel maps, computed once (per process: they are not pickled)."""

@@ -121,6 +121,22 @@ def test_crystfel_files(name):
             np.testing.assert_allclose(got, expect[:2], atol=1e-9)
         assert (maps.panel[p.min_ss:p.max_ss + 1, p.min_fs:p.max_fs + 1] ==
                 geom.panels.index(p)).all()
+    # lab positions of fractional points: the maps at pixel centres, linear in between
+    rng = np.random.default_rng(0)
+    ss = rng.integers(0, geom.shape[0] - 1, 500)
+    fs = rng.integers(0, geom.shape[1] - 1, 500)
+    on = maps.panel[ss, fs] >= 0
+    lab = geom.lab_positions(fs, ss)
+    expect = np.stack([maps.lab_x[ss, fs], maps.lab_y[ss, fs], maps.lab_z[ss, fs]], axis=1)
+    np.testing.assert_allclose(lab[on], expect[on], rtol=0, atol=1e-12)
+    assert np.isnan(lab[~on]).all()
+    inner = on & (maps.panel[ss + 1, fs + 1] == maps.panel[ss, fs])
+    mid = geom.lab_positions(fs + 0.5, ss + 0.5)
+    corners = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    bilinear = np.mean([np.stack([m[ss + a, fs + b] for m in (maps.lab_x, maps.lab_y,
+                                                              maps.lab_z)], axis=1)
+                        for a, b in corners], axis=0)
+    np.testing.assert_allclose(mid[inner], bilinear[inner], rtol=0, atol=1e-12)
     text = path.read_text()
     if "bad_v0/min_fs = 1030" in text:  # Eiger: the strip between panels is masked
         assert geom.mask[:, 1030:1040].all() and not geom.mask[:514, 1029].any()

@@ -73,26 +73,10 @@ def spot_features(peaks: np.ndarray, d: np.ndarray, geometry: Geometry,
     use = np.flatnonzero(d >= lp.d_limit)
     if use.size >= lp.min_spots:
         use = use[np.argsort(-peaks[use, 4], kind="stable")[: lp.max_spots]]
-        lab = _lab_positions(geometry, peaks[use, 0], peaks[use, 1])
+        lab = geometry.lab_positions(peaks[use, 0], peaks[use, 1])
+        lab = lab[np.isfinite(lab[:, 0])]
         out["multi_lattice_score"] = multi_lattice_score(
             reciprocal_vectors(lab, geometry.wavelength), lp)
     else:
         out["multi_lattice_score"] = float("nan")
     return out
-
-
-def _lab_positions(geometry: Geometry, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Lab coordinates (m) at fractional pixel positions, bilinear in the geometry maps."""
-    m = geometry.maps
-    ny, nx = geometry.shape
-    x0 = np.clip(np.floor(x).astype(np.int64), 0, max(nx - 2, 0))
-    y0 = np.clip(np.floor(y).astype(np.int64), 0, max(ny - 2, 0))
-    fx = x - x0
-    fy = y - y0
-    x1 = np.minimum(x0 + 1, nx - 1)
-    y1 = np.minimum(y0 + 1, ny - 1)
-    cols = []
-    for a in (m.lab_x, m.lab_y, m.lab_z):
-        cols.append((1 - fy) * ((1 - fx) * a[y0, x0] + fx * a[y0, x1])
-                    + fy * ((1 - fx) * a[y1, x0] + fx * a[y1, x1]))
-    return np.stack(cols, axis=1)
