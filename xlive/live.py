@@ -29,6 +29,7 @@ from .conventions import TIMESTAMP
 from .errors import ConfigError
 from .features import analyze_block, feature_coords, feature_specs
 from .store import BAD, DONE, SKIPPED, FeatureStore
+from .worker_setup import FrameBuffers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,8 +40,11 @@ class LiveParams:
     poll_interval: float = 0.25
     #: lag (s) the loop aims to stay under by sampling
     latency_budget: float = 5.0
-    #: frames per dask task
+    #: frames per dask task when the loop keeps up (results come back soon)
     block: int = 4
+    #: largest block: with a backlog, the queue is spread over the free task slots in blocks of
+    #: up to this many frames (fewer tasks, transfers and store writes per frame)
+    max_block: int = 32
     #: fraction of frames to compute (None: all, sampling only when behind)
     sample: float | None = None
     #: blocks submitted at once (None: 2 per worker thread)
@@ -188,6 +192,8 @@ class LiveProcessor:
                 from .reducers import default_reducers
 
                 self.reducers = default_reducers(self.source.geometry)
+            # every worker (also those joining later) keeps freed frame buffers for reuse
+            self.client.register_plugin(FrameBuffers(), name=FrameBuffers.name)
             self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
             self._reducers_f = (self.client.scatter(self.reducers, broadcast=True, hash=False)
                                 if self.reducers else ())
@@ -240,7 +246,7 @@ class LiveProcessor:
         rate = self.stats.throughput()
         if rate <= 0:
             return
-        backlog = len(self._queue) + self.params.block * len(self._in_flight)
+        backlog = len(self._queue) + sum(len(idx) for idx in self._in_flight.values())
         budget = 0.5 * self.params.latency_budget
         if backlog / rate <= budget:
             self.stats.sample_step = 1
@@ -264,10 +270,18 @@ class LiveProcessor:
         self._futures_setup()
         limit = self.params.max_in_flight or 2 * self._threads
         while self._queue and len(self._in_flight) < limit:
-            idx = [self._queue.popleft() for _ in range(min(self.params.block, len(self._queue)))]
+            idx = [self._queue.popleft() for _ in range(self._block_size(limit))]
             fut = self.client.submit(analyze_block, self._reader_f, self._analyzers_f,
                                      np.array(idx), self._reducers_f, pure=False)
             self._in_flight[fut] = idx
+
+    def _block_size(self, limit: int) -> int:
+        """Frames for the next task: the queue shared over the free task slots, at least
+        ``block`` and at most ``max_block`` (never more than the queue holds)."""
+        p = self.params
+        free = max(1, limit - len(self._in_flight))
+        size = min(max(p.block, -(-len(self._queue) // free)), max(p.max_block, p.block))
+        return min(size, len(self._queue))
 
     def _collect(self, wait: float = 0.0) -> int:
         from dask.distributed import wait as dwait
