@@ -56,9 +56,8 @@ def analyze_block(reader, analyzers, indices: np.ndarray, reducers=()) -> dict[s
             out[spec.name][k] = np.asarray(row[spec.name], dtype=spec.dtype)[0]
         if reducers:
             row["frame_index"] = indices[k:k + 1]
-            for r in reducers:
-                part = r(frame, row, np.ones(1, bool))
-                partials[r.name] = part if r.name not in partials else partials[r.name] + part
+            for r in reducers:  # each adds the frame to the block's partial in place
+                partials[r.name] = r(frame, row, np.ones(1, bool), partials.get(r.name))
     out["bad"] = bad
     out["frame_index"] = indices
     if reducers:

@@ -1,9 +1,11 @@
 """Reducers: per-block partial aggregates that need pixels (run on the workers with the frames).
 
-A reducer turns a block of frames into a small partial result that adds up across blocks
-(``a + b``): the mean image of all frames and the sum / maximum projections of hits (binned, so
-that they travel cheaply from workers), and sparse hot-pixel candidates from every
-``stride``-th frame. The driver adds partials in :class:`~xlive.aggregate.RunAggregates`.
+A reducer turns frames into a small partial result that adds up across blocks (``a + b``): the
+mean image of all frames and the sum / maximum projections of hits (binned, so that they travel
+cheaply from workers), and sparse hot-pixel candidates from every ``stride``-th frame.
+``reducer(frames, result, good, into)`` adds ``frames`` to ``into`` (the block's partial so far,
+or None) and returns the partial, so a block accumulates in place frame by frame. The driver
+adds the blocks' partials in :class:`~xlive.aggregate.RunAggregates`.
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ class Projections:
     def mean_image(self) -> np.ndarray:
         return self.sum_all / max(self.n_all, 1)
 
+    def __getstate__(self) -> dict:
+        # shipped from workers in float32 (half the bytes; counts stay exact below 2**24)
+        state = dict(self.__dict__)
+        for k in ("sum_all", "sum_hits", "max_hits"):
+            if state[k] is not None:
+                state[k] = state[k].astype(np.float32)
+        return state
+
 
 class ProjectionReducer:
     """Mean image (every ``stride``-th frame) and sum / max projections of hits, binned."""
@@ -70,7 +80,8 @@ class ProjectionReducer:
         #: the mean image uses every stride-th frame (it only needs to be a fair sample)
         self.stride = stride
 
-    def __call__(self, frames: np.ndarray, result: dict, good: np.ndarray) -> Projections:
+    def __call__(self, frames: np.ndarray, result: dict, good: np.ndarray,
+                 into: Projections | None = None) -> Projections:
         lo, hi = valid_range(frames.dtype)
         lo, hi = max(lo, -3e38), min(hi, 3e38)
         f = self.factor
@@ -78,23 +89,23 @@ class ProjectionReducer:
         sampled = np.asarray(result["frame_index"]) % self.stride == 0
         todo = np.flatnonzero(good & (hits | sampled))
         if todo.size == 0:
-            return Projections(f, 0, None, 0, None, None)
-        binned_shape = (-(-self.shape[0] // f), -(-self.shape[1] // f))
-        total = np.zeros(binned_shape)
-        hsum = np.zeros(binned_shape)
-        hmax = np.zeros(binned_shape)
-        n_all = n_hits = 0
+            return into if into is not None else Projections(f, 0, None, 0, None, None)
+        if into is None or into.sum_all is None:
+            binned_shape = (-(-self.shape[0] // f), -(-self.shape[1] // f))
+            into = Projections(f, 0, np.zeros(binned_shape), 0, np.zeros(binned_shape),
+                               np.zeros(binned_shape))
         for k in todo:
-            part = np.zeros(binned_shape)
-            project(frames[k], self.valid, lo, hi, f, part, hmax if hits[k] else part, hits[k])
-            if hits[k]:
-                hsum += part
-                n_hits += 1
-            if sampled[k]:
-                total += part
-                n_all += 1
-        return Projections(f, n_all, total.astype(np.float32), n_hits,
-                           hsum.astype(np.float32), hmax.astype(np.float32))
+            hit, both = hits[k], hits[k] and sampled[k]
+            # a frame that is one of the two is added in place; one that is both, once, to both
+            part = np.zeros_like(into.sum_all) if both else (into.sum_hits if hit else
+                                                              into.sum_all)
+            project(frames[k], self.valid, lo, hi, f, part, into.max_hits, hit)
+            if both:
+                into.sum_hits += part
+                into.sum_all += part
+            into.n_hits += int(hit)
+            into.n_all += int(sampled[k])
+        return into
 
 
 @dataclass
@@ -128,7 +139,8 @@ class HotPixelReducer:
         self.ring = ring
         self.n_rings = int(ring.max(initial=-1)) + 1
 
-    def __call__(self, frames: np.ndarray, result: dict, good: np.ndarray) -> HotCandidates:
+    def __call__(self, frames: np.ndarray, result: dict, good: np.ndarray,
+                 into: HotCandidates | None = None) -> HotCandidates:
         idx = np.asarray(result["frame_index"])
         pick = np.flatnonzero(good & (idx % self.stride == 0))
         lo, hi = valid_range(frames.dtype)
@@ -139,7 +151,8 @@ class HotPixelReducer:
             n = ring_outliers(frames[k], self.ring, self.n_rings, lo, hi, self.nsigma, buf)
             out.append(buf[:n].copy())
         indices = np.concatenate(out) if out else np.zeros(0, np.int64)
-        return HotCandidates(len(pick), indices)
+        found = HotCandidates(len(pick), indices)
+        return found if into is None else into + found
 
 
 def default_reducers(geometry: Geometry) -> list:

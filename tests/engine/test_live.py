@@ -152,3 +152,35 @@ def test_processor_started_before_the_first_frame(tmp_path, client):
         lp.run()
         assert lp.stats.frames_stored == 6
     assert open_features(tmp_path / "f.zarr").sizes["frame"] == 6
+
+
+def test_blocks_grow_with_the_backlog(finished_run, tmp_path, client):
+    import collections
+
+    src = open_source(finished_run)
+    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
+                       params=LiveParams(block=2, max_block=8)) as lp:
+        lp._queue = collections.deque(range(20))
+        assert lp._block_size(limit=4) == 5  # the backlog shared over four free slots
+        lp._queue = collections.deque(range(100))
+        assert lp._block_size(limit=4) == 8  # ... but no more than max_block
+        lp._queue = collections.deque(range(3))
+        assert lp._block_size(limit=4) == 2  # keeping up: small blocks, results soon
+        lp._queue = collections.deque(range(1))
+        assert lp._block_size(limit=4) == 1
+
+
+def test_process_workers_keep_frame_buffers(finished_run, tmp_path):
+    from xlive.worker_setup import FrameBuffers, keep_frame_buffers
+
+    assert keep_frame_buffers() is (sys.platform == "linux")
+    c = default_client(1, processes=True)
+    try:
+        src = open_source(finished_run)
+        with LiveProcessor(src, tmp_path / "f.zarr", client=c) as lp:
+            assert lp.run().frames_stored == 20
+        plugins = c.run(lambda dask_worker: sorted(dask_worker.plugins))
+        assert all(FrameBuffers.name in p for p in plugins.values())
+    finally:
+        c.close()
+        c.cluster.close()
