@@ -1,0 +1,76 @@
+"""The multiple-lattice score's parts against the simulator's crystals (spots from its truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xlive.analyzers.lattice import (
+    LatticeParams,
+    find_lattice,
+    multi_lattice_score,
+    reciprocal_vectors,
+)
+from xlive.simulate import SimParams, Simulation
+from xlive.simulate.lattice import reciprocal_basis
+
+P = LatticeParams()
+
+
+def truth_frames(seed: int, multi_lattice_fraction: float, n: int):
+    """Per frame: reciprocal vectors of the truth's strong low-resolution spots, their crystal,
+    and the crystals' true reciprocal bases (columns, lab frame)."""
+    sim = Simulation(SimParams(detector="eiger500k", seed=seed, hit_fraction=1.0,
+                               multi_lattice_fraction=multi_lattice_fraction))
+    g = sim.geometry
+    b = reciprocal_basis(sim.params.unit_cell)
+    bx, by = g.beam_center
+    for i in range(n):
+        _, truth = sim.frame(i)
+        rotations = sim.event(i)[2]
+        s = truth.spots
+        use = np.flatnonzero((s["snr"] >= 10) & ~s["masked"] & (s["d"] >= P.d_limit))
+        use = use[np.argsort(-s["snr"][use], kind="stable")[: P.max_spots]]
+        lab = np.stack([(s["x"][use] - bx + 0.5) * g.pixel_size,
+                        (s["y"][use] - by + 0.5) * g.pixel_size,
+                        np.full(use.size, g.distance)], axis=1)
+        yield (reciprocal_vectors(lab, g.wavelength), s["lattice"][use],
+               [u @ b for u in rotations])
+
+
+def is_the_lattice(basis: np.ndarray | None, true_basis: np.ndarray) -> bool:
+    """``basis`` spans the same lattice as ``true_basis``: an integer change of basis, det ±1."""
+    if basis is None:
+        return False
+    m = np.linalg.solve(true_basis, basis)
+    return bool(np.all(np.abs(m - np.rint(m)) < 0.1) and round(abs(np.linalg.det(m))) == 1)
+
+
+def test_first_lattice_is_the_crystals_lattice():
+    found = []
+    for r, _, (true_basis,) in truth_frames(seed=31, multi_lattice_fraction=0.0, n=12):
+        ok, basis = find_lattice(r, P)
+        found.append(is_the_lattice(basis, true_basis) and ok.mean() >= 0.8)
+    assert np.mean(found) >= 0.9, found
+
+
+def test_second_lattice_is_the_other_crystal():
+    """On two crystals, the first lattice's spots are mostly one crystal's, the second's the
+    other's (the score is their share: see xlive.analyzers.lattice)."""
+    first_purity, second_purity = [], []
+    for r, crystal, _ in truth_frames(seed=32, multi_lattice_fraction=1.0, n=12):
+        ok, _ = find_lattice(r, P)
+        c1 = np.bincount(crystal[ok], minlength=2).argmax()
+        first_purity.append(np.mean(crystal[ok] == c1))
+        ok2, _ = find_lattice(r[~ok], P)
+        second_purity.append(np.mean(crystal[~ok][ok2] != c1) if ok2.any() else 0.0)
+    assert np.median(first_purity) >= 0.75, first_purity
+    assert np.median(second_purity) >= 0.9, second_purity
+    assert np.mean(np.array(second_purity) > 0.5) >= 0.75, second_purity
+
+
+def test_one_lattice_scores_zero_and_too_few_spots_nan():
+    scores = [multi_lattice_score(r, P)
+              for r, _, _ in truth_frames(seed=33, multi_lattice_fraction=0.0, n=8)]
+    assert np.mean(np.array(scores) == 0.0) >= 0.85, scores
+    r = next(truth_frames(seed=33, multi_lattice_fraction=0.0, n=1))[0]
+    assert np.isnan(multi_lattice_score(r[: P.min_spots - 1], P))
