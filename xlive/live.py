@@ -42,8 +42,8 @@ class LiveParams:
     latency_budget: float = 5.0
     #: frames per dask task when the loop keeps up (results come back soon)
     block: int = 4
-    #: largest block: with a backlog, the queue is spread over the free task slots in blocks of
-    #: up to this many frames (fewer tasks, transfers and store writes per frame)
+    #: largest block: with a backlog, the queue is spread over the task slots in blocks of up
+    #: to this many frames (fewer tasks, transfers and store writes per frame)
     max_block: int = 32
     #: fraction of frames to compute (None: all, sampling only when behind)
     sample: float | None = None
@@ -51,6 +51,9 @@ class LiveParams:
     max_in_flight: int | None = None
     #: allow sampling when behind (off: compute every frame however late)
     adaptive: bool = True
+    #: seconds between store writes while blocks keep finishing: finished blocks wait and are
+    #: written together (a write touches every feature array, ~20 ms whatever its size)
+    store_interval: float = 0.5
 
 
 @dataclass
@@ -144,6 +147,9 @@ class LiveProcessor:
         self._only = None if frames is None else set(int(i) for i in frames)
         self._queue: collections.deque[int] = collections.deque()
         self._in_flight: dict = {}
+        #: results gathered from the workers, not yet stored
+        self._unstored: list[dict] = []
+        self._last_store = 0.0
         self._seen = 0
         self._first_seen: dict[int, float] = {}
         self._done: set[int] = set()
@@ -276,31 +282,39 @@ class LiveProcessor:
             self._in_flight[fut] = idx
 
     def _block_size(self, limit: int) -> int:
-        """Frames for the next task: the queue shared over the free task slots, at least
-        ``block`` and at most ``max_block`` (never more than the queue holds)."""
+        """Frames for the next task: the queue shared over all ``limit`` task slots, at least
+        ``block`` and at most ``max_block`` (never more than the queue holds). Blocks shrink
+        as a backlog drains, so no worker is left with a long last block while others idle."""
         p = self.params
-        free = max(1, limit - len(self._in_flight))
-        size = min(max(p.block, -(-len(self._queue) // free)), max(p.max_block, p.block))
+        size = min(max(p.block, -(-len(self._queue) // max(limit, 1))), max(p.max_block, p.block))
         return min(size, len(self._queue))
 
-    def _collect(self, wait: float = 0.0) -> int:
+    def _collect(self, wait: float = 0.0, flush: bool = False) -> int:
+        """Gather finished blocks; store them when ``store_interval`` has passed since the
+        last write, when nothing else is computing, or with ``flush``."""
         from dask.distributed import wait as dwait
 
-        if not self._in_flight:
-            return 0
-        if wait > 0:
+        if wait > 0 and self._in_flight:
             try:
                 dwait(list(self._in_flight), timeout=wait, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 pass  # nothing finished yet: poll again
         finished = [f for f in self._in_flight if f.done()]
-        if not finished:
-            return 0
-        # one store write for every block that finished since the last collect
-        parts = [fut.result() for fut in finished]
+        self._unstored.extend(fut.result() for fut in finished)
         for fut in finished:
             self._in_flight.pop(fut)
-        result = merge_results(parts)
+        due = time.monotonic() - self._last_store >= self.params.store_interval
+        if self._unstored and (flush or due or not self._in_flight):
+            return self._store_unstored()
+        return 0
+
+    def _store_unstored(self) -> int:
+        """One store write for every block finished since the last, then the listeners."""
+        if not self._unstored:
+            return 0
+        result = merge_results(self._unstored)
+        self._unstored = []
+        self._last_store = time.monotonic()
         idx = result["frame_index"]
         meta = self._meta(idx)
         self.store.write(result, meta)
@@ -366,8 +380,8 @@ class LiveProcessor:
 
     @property
     def idle(self) -> bool:
-        """Nothing queued or running."""
-        return not self._queue and not self._in_flight
+        """Nothing queued, running or waiting to be stored."""
+        return not self._queue and not self._in_flight and not self._unstored
 
     def run(self, *, until_idle: float | None = 0.0, stop=None,
             progress: Callable[[LiveProcessor], None] | None = None) -> LiveStats:
@@ -382,7 +396,7 @@ class LiveProcessor:
                 last_new = time.time()
             elif until_idle is not None and time.time() - last_new >= until_idle:
                 break
-        self._collect(wait=0)
+        self._collect(wait=0, flush=True)
         return self.stats
 
     def pending(self) -> np.ndarray:
@@ -393,7 +407,10 @@ class LiveProcessor:
         return np.flatnonzero((status != DONE) & (status != BAD))
 
     def close(self) -> None:
-        """Cancel unfinished work, release scattered data, close an own client."""
+        """Store finished results, cancel unfinished work, release scattered data, close an
+        own client."""
+        if self._unstored and self.store is not None:
+            self._store_unstored()
         if self._in_flight:
             self.client.cancel(list(self._in_flight))
             self._in_flight.clear()

@@ -161,7 +161,7 @@ def test_blocks_grow_with_the_backlog(finished_run, tmp_path, client):
     with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
                        params=LiveParams(block=2, max_block=8)) as lp:
         lp._queue = collections.deque(range(20))
-        assert lp._block_size(limit=4) == 5  # the backlog shared over four free slots
+        assert lp._block_size(limit=4) == 5  # the backlog shared over four task slots
         lp._queue = collections.deque(range(100))
         assert lp._block_size(limit=4) == 8  # ... but no more than max_block
         lp._queue = collections.deque(range(3))

@@ -17,6 +17,7 @@ from ..conventions import FRAME_NUMBER, FRAMES_COMPLETE, LASER_ON, PULSE_ENERGY,
 from ..errors import BadFrameError, SourceError
 from ..geometry import Geometry
 from . import _bslz4  # noqa: F401  (registers the spool codec)
+from ._zarr_direct import DirectChunks
 from .base import FrameReader, Source
 
 META_NAMES = (TIMESTAMP, LASER_ON, PULSE_ENERGY, FRAME_NUMBER)
@@ -29,17 +30,21 @@ class ZarrFrameReader(FrameReader):
         super().__init__(**kw)
         self.path, self.array = path, array
         self._arr = None
+        self._direct: DirectChunks | None = None
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_arr": None}
+        return {**self.__dict__, "_arr": None, "_direct": None}
 
     def _get(self, stop: int) -> zarr.Array:
         if self._arr is None or self._arr.shape[0] < stop:
             self._arr = zarr.open_array(f"{self.path}/{self.array}", mode="r")
+            self._direct = DirectChunks.for_array(self._arr)
         return self._arr
 
     def _read(self, index: int) -> np.ndarray:
-        return self._get(index + 1)[index]
+        arr = self._get(index + 1)
+        frame = self._direct.read(index) if self._direct is not None else None
+        return arr[index] if frame is None else frame
 
     def read_block(self, start: int, stop: int) -> np.ndarray:
         try:
