@@ -82,6 +82,7 @@ class RunAggregates:
         n = int(idx.size)
         self.bad += int((~good).sum())
         self.updates += 1
+        self._update_partials(result.get("partials", {}))
         if n == 0:
             return
         #: runs without laser metadata are not split into laser on / off
@@ -120,7 +121,6 @@ class RunAggregates:
             self.series["peak_intensity_mean"].extend([np.nan] * n)
         self._update_powder(result, good)
         self._update_radial(result, good, laser)
-        self._update_partials(result.get("partials", {}))
 
     def _update_partials(self, partials: dict) -> None:
         for name, part in partials.items():

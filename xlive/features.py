@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,12 +27,15 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK = 4
 
 
-def analyze_block(reader, analyzers, indices: np.ndarray, reducers=()) -> dict[str, np.ndarray]:
+def analyze_block(reader, analyzers, indices: np.ndarray, reducers=(),
+                  hold: tuple[str, float] | None = None) -> dict[str, np.ndarray]:
     """Read ``indices`` and run every analyzer; bad frames get fill values and ``bad=True``.
 
     Frames are analysed one at a time as they are read (no copy into a block array: a 4M
     frame is 18 MB). ``reducers`` (see :mod:`xlive.reducers`) add partial aggregates under
-    ``"partials"``.
+    ``"partials"``. With ``hold=(key, seconds)`` the partials are kept in this worker process
+    under ``key`` and handed over at most every ``seconds`` (binned projections are megabytes
+    per block); :func:`release_partials` hands over the rest.
     """
     indices = np.asarray(indices, dtype=np.int64)
     specs = [spec for an in analyzers for spec in an.describe()]
@@ -61,8 +66,35 @@ def analyze_block(reader, analyzers, indices: np.ndarray, reducers=()) -> dict[s
     out["bad"] = bad
     out["frame_index"] = indices
     if reducers:
-        out["partials"] = partials
+        out["partials"] = partials if hold is None else _hold_partials(hold, partials)
     return out
+
+
+#: partial aggregates held in this worker process per key: (time of the last hand-over, parts)
+_HELD: dict[str, tuple[float, dict]] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _hold_partials(hold: tuple[str, float], partials: dict) -> dict:
+    """Add a block's partials to those held under ``key``; return them all (and start again)
+    once ``seconds`` have passed since the last hand-over, else return nothing."""
+    key, seconds = hold
+    now = time.monotonic()
+    with _HELD_LOCK:
+        since, held = _HELD.get(key, (now, {}))
+        for name, part in partials.items():
+            held[name] = part if name not in held else held[name] + part
+        if now - since >= seconds:
+            _HELD.pop(key, None)
+            return held
+        _HELD[key] = (since, held)
+        return {}
+
+
+def release_partials(key: str) -> dict:
+    """The partials held under ``key`` in this process (and forget them)."""
+    with _HELD_LOCK:
+        return _HELD.pop(key, (0.0, {}))[1]
 
 
 def _rest_shape(spec) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,9 +28,11 @@ import numpy as np
 
 from .conventions import TIMESTAMP
 from .errors import ConfigError
-from .features import analyze_block, feature_coords, feature_specs
+from .features import analyze_block, feature_coords, feature_specs, release_partials
 from .store import BAD, DONE, SKIPPED, FeatureStore
 from .worker_setup import FrameBuffers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +57,9 @@ class LiveParams:
     #: seconds between store writes while blocks keep finishing: finished blocks wait and are
     #: written together (a write touches every feature array, ~20 ms whatever its size)
     store_interval: float = 0.5
+    #: workers hold the reducers' partials (binned projections: megabytes per block) and hand
+    #: them over at most this often; the rest when the run ends or the processor closes
+    partials_interval: float = 2.0
 
 
 @dataclass
@@ -149,6 +155,8 @@ class LiveProcessor:
         self._in_flight: dict = {}
         #: results gathered from the workers, not yet stored
         self._unstored: list[dict] = []
+        #: key under which workers hold this processor's partial aggregates
+        self._hold_key = f"xlive-partials-{uuid.uuid4().hex}"
         self._last_store = 0.0
         self._seen = 0
         self._first_seen: dict[int, float] = {}
@@ -278,7 +286,8 @@ class LiveProcessor:
         while self._queue and len(self._in_flight) < limit:
             idx = [self._queue.popleft() for _ in range(self._block_size(limit))]
             fut = self.client.submit(analyze_block, self._reader_f, self._analyzers_f,
-                                     np.array(idx), self._reducers_f, pure=False)
+                                     np.array(idx), self._reducers_f,
+                                     (self._hold_key, self.params.partials_interval), pure=False)
             self._in_flight[fut] = idx
 
     def _block_size(self, limit: int) -> int:
@@ -303,20 +312,32 @@ class LiveProcessor:
         self._unstored.extend(fut.result() for fut in finished)
         for fut in finished:
             self._in_flight.pop(fut)
+        if flush:
+            return self._store_unstored(self._release_partials())
         due = time.monotonic() - self._last_store >= self.params.store_interval
-        if self._unstored and (flush or due or not self._in_flight):
+        if self._unstored and (due or not self._in_flight):
             return self._store_unstored()
         return 0
 
-    def _store_unstored(self) -> int:
-        """One store write for every block finished since the last, then the listeners."""
-        if not self._unstored:
+    def _release_partials(self) -> dict:
+        """The partial aggregates the workers still hold for this processor."""
+        if not self.reducers:
+            return {}
+        held = self.client.run(release_partials, self._hold_key)
+        return merge_partials(list(held.values()))
+
+    def _store_unstored(self, partials: dict | None = None) -> int:
+        """One store write for every block finished since the last, then the listeners
+        (``partials``: more partial aggregates to hand them, even with no frame to store)."""
+        if not self._unstored and not partials:
             return 0
-        result = merge_results(self._unstored)
+        result = merge_results(self._unstored) if self._unstored else self._empty_result()
+        if partials:
+            result["partials"] = merge_partials([result.get("partials", {}), partials])
         self._unstored = []
         self._last_store = time.monotonic()
         idx = result["frame_index"]
-        meta = self._meta(idx)
+        meta = self._meta(idx) if idx.size else {}
         self.store.write(result, meta)
         now = time.time()
         ts = meta.get(TIMESTAMP)
@@ -331,6 +352,11 @@ class LiveProcessor:
         for f in self.listeners:
             f(result, meta)
         return len(idx)
+
+    def _empty_result(self) -> dict:
+        out = {spec.name: spec.empty(0) for spec in feature_specs(self.analyzers)}
+        out.update(bad=np.zeros(0, bool), frame_index=np.zeros(0, np.int64))
+        return out
 
     def _meta(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         meta = self._meta_cache
@@ -409,8 +435,11 @@ class LiveProcessor:
     def close(self) -> None:
         """Store finished results, cancel unfinished work, release scattered data, close an
         own client."""
-        if self._unstored and self.store is not None:
-            self._store_unstored()
+        if self.store is not None and self.client.status == "running":
+            try:
+                self._store_unstored(self._release_partials())
+            except Exception as exc:  # closing after a failure: report, keep the first error
+                log.warning("could not store the last results on close: %s", exc)
         if self._in_flight:
             self.client.cancel(list(self._in_flight))
             self._in_flight.clear()
@@ -464,13 +493,19 @@ def merge_results(parts: list[dict]) -> dict:
     merged = {k: np.concatenate([p[k] for p in parts]) for k in keys}
     order = np.argsort(merged["frame_index"], kind="stable")
     merged = {k: v[order] for k, v in merged.items()}
-    partials: dict = {}
-    for p in parts:
-        for name, part in p.get("partials", {}).items():
-            partials[name] = part if name not in partials else partials[name] + part
+    partials = merge_partials([p.get("partials", {}) for p in parts])
     if partials:
         merged["partials"] = partials
     return merged
+
+
+def merge_partials(parts: list[dict]) -> dict:
+    """Add up partial aggregates by name."""
+    out: dict = {}
+    for p in parts:
+        for name, part in p.items():
+            out[name] = part if name not in out else out[name] + part
+    return out
 
 
 def fill_in(source, store, **kw) -> LiveStats:

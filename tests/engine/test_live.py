@@ -170,17 +170,36 @@ def test_blocks_grow_with_the_backlog(finished_run, tmp_path, client):
         assert lp._block_size(limit=4) == 1
 
 
-def test_process_workers_keep_frame_buffers(finished_run, tmp_path):
+def test_process_workers_keep_frame_buffers_and_hold_partials(finished_run, tmp_path):
+    from xlive.aggregate import RunAggregates
     from xlive.worker_setup import FrameBuffers, keep_frame_buffers
 
     assert keep_frame_buffers() is (sys.platform == "linux")
     c = default_client(1, processes=True)
     try:
         src = open_source(finished_run)
-        with LiveProcessor(src, tmp_path / "f.zarr", client=c) as lp:
+        agg = RunAggregates(geometry=src.geometry)
+        # the worker holds the projections for the whole run, then hands them over at the end
+        with LiveProcessor(src, tmp_path / "f.zarr", client=c, listeners=[agg.update],
+                           params=LiveParams(partials_interval=3600, max_block=4)) as lp:
             assert lp.run().frames_stored == 20
         plugins = c.run(lambda dask_worker: sorted(dask_worker.plugins))
         assert all(FrameBuffers.name in p for p in plugins.values())
+        ds = open_features(tmp_path / "f.zarr", computed_only=False)
+        good = ds.status.values == DONE
+        proj = agg.partials["projections"]
+        assert proj.n_hits == int(ds.is_hit.values[good].sum()) > 0
+        assert proj.n_all == int((ds.frame.values[good] % 10 == 0).sum())
     finally:
         c.close()
         c.cluster.close()
+
+
+def test_partials_are_held_until_their_interval():
+    from xlive.features import _hold_partials, release_partials
+
+    assert _hold_partials(("k", 3600.0), {"a": 1}) == {}
+    assert _hold_partials(("k", 3600.0), {"a": 2, "b": 5}) == {}
+    assert release_partials("k") == {"a": 3, "b": 5} and release_partials("k") == {}
+    assert _hold_partials(("k", 0.0), {"a": 1}) == {"a": 1}  # interval passed: handed over
+    assert release_partials("k") == {}
