@@ -56,7 +56,7 @@ class LiveParams:
     adaptive: bool = True
     #: seconds between store writes while blocks keep finishing: finished blocks wait and are
     #: written together (a write touches every feature array, ~20 ms whatever its size)
-    store_interval: float = 0.5
+    store_interval: float = 1.0
     #: workers hold the reducers' partials (binned projections: megabytes per block) and hand
     #: them over at most this often; the rest when the run ends or the processor closes
     partials_interval: float = 2.0
@@ -89,11 +89,14 @@ class LiveStats:
 
 def default_client(n_workers: int | None = None, processes: bool = False):
     """A local dask.distributed client sized to the machine (threads: the kernels drop the GIL)."""
+    import dask
     from dask.distributed import Client, LocalCluster
 
     ncores = os.cpu_count() or 1
     quiet = dict(dashboard_address=None, silence_logs=logging.ERROR)
-    with warnings.catch_warnings():
+    # no dashboard, so nobody reads the workers' statistical profiles: their sampling thread
+    # cost about 1 ms of CPU per EIGER 4M frame (bench/workers_scaling.py)
+    with warnings.catch_warnings(), dask.config.set({"distributed.worker.profile.enabled": False}):
         # without a dashboard the scheduler still opens an HTTP port and warns when 8787 is taken
         warnings.filterwarnings("ignore", message="Port 8787 is already in use")
         if processes:
@@ -155,6 +158,8 @@ class LiveProcessor:
         self._in_flight: dict = {}
         #: results gathered from the workers, not yet stored
         self._unstored: list[dict] = []
+        self._nthreads: tuple[float, int] | None = None
+        self._last_poll = -math.inf
         #: key under which workers hold this processor's partial aggregates
         self._hold_key = f"xlive-partials-{uuid.uuid4().hex}"
         self._last_store = 0.0
@@ -223,12 +228,23 @@ class LiveProcessor:
 
     @property
     def _threads(self) -> int:
-        try:
-            return max(1, sum(self.client.nthreads().values()))
-        except Exception:
-            return os.cpu_count() or 1
+        """Worker threads of the cluster, asked again every few seconds (workers may join)."""
+        now = time.monotonic()
+        if self._nthreads is None or now - self._nthreads[0] > 5.0:
+            try:
+                n = max(1, sum(self.client.nthreads().values()))
+            except Exception:
+                n = os.cpu_count() or 1
+            self._nthreads = (now, n)
+        return self._nthreads[1]
 
     def _poll(self) -> None:
+        # a step follows each finished block: while busy, look at the source once per poll
+        # interval only (each look opens the run's metadata)
+        now = time.monotonic()
+        if not self.idle and now - self._last_poll < self.params.poll_interval:
+            return
+        self._last_poll = now
         n = self.source.refresh()
         if n <= self._seen or not self._ensure_ready():
             return
