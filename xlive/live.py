@@ -56,7 +56,7 @@ class LiveParams:
     adaptive: bool = True
     #: seconds between store writes while blocks keep finishing: finished blocks wait and are
     #: written together (a write touches every feature array, ~20 ms whatever its size)
-    store_interval: float = 1.0
+    store_interval: float = 0.5
     #: workers hold the reducers' partials (binned projections: megabytes per block) and hand
     #: them over at most this often; the rest when the run ends or the processor closes
     partials_interval: float = 2.0
