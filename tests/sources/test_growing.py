@@ -132,3 +132,22 @@ def test_stream_frames_reach_the_spool(tmp_path):
     frames = synthetic_frames("eiger500k", 5, 0)
     np.testing.assert_array_equal(seen, np.stack([frames[i % 5] for i in range(60)]))
     np.testing.assert_array_equal(src.frames().frame_number.values, np.arange(60))
+
+
+def test_group_being_created_waits_for_its_frames_array(tmp_path):
+    import threading
+
+    g = zarr.open_group(str(tmp_path / "r.zarr"), mode="w")  # the writer has only begun
+
+    def create_later():
+        a = g.create_array("frames", shape=(2, 12, 10), chunks=(1, 12, 10), dtype="uint16",
+                           fill_value=0)
+        a[...] = 7
+
+    timer = threading.Timer(0.5, create_later)
+    timer.start()
+    try:
+        src = open_source(tmp_path / "r.zarr")
+        assert src.refresh() == 2 and (src.read_frame(1) == 7).all()
+    finally:
+        timer.join()

@@ -71,3 +71,4 @@ def test_broken_blosc_chunk(tmp_path, damage):
         with pytest.raises(BadFrameError, match="frame 2"):
             src.reader.read_one(2)
     np.testing.assert_array_equal(src.reader.read_one(3), data[3])
+

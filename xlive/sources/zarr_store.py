@@ -8,6 +8,7 @@ stale shape (see formats.md, Zarr v3).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from ._zarr_direct import DirectChunks
 from .base import FrameReader, Source
 
 META_NAMES = (TIMESTAMP, LASER_ON, PULSE_ENERGY, FRAME_NUMBER)
+#: seconds to wait for the frames array of a group that has no member yet (being created)
+CREATE_WAIT = 10.0
 
 
 class ZarrFrameReader(FrameReader):
@@ -81,10 +84,12 @@ class ZarrSource(Source):
         self.path = str(path)
         self.array = array
         self._meta_cache: tuple[int, dict] = (-1, {})
-        try:
-            group = zarr.open_group(self.path, mode="r")
-        except Exception as exc:
-            raise SourceError(f"cannot open Zarr group {self.path}: {exc}") from exc
+        group = self._open_group()
+        # a group with no member yet is a run being created: give its writer a moment
+        deadline = time.monotonic() + CREATE_WAIT
+        while array not in group and not list(group.keys()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            group = self._open_group()
         if array not in group:
             raise SourceError(
                 f"Zarr group {self.path} has no array {array!r} (it has {sorted(group.keys())}); "
@@ -96,6 +101,12 @@ class ZarrSource(Source):
         self._shape = tuple(frames.shape[1:])
         self._dtype = frames.dtype
         self.refresh()
+
+    def _open_group(self) -> zarr.Group:
+        try:
+            return zarr.open_group(self.path, mode="r")
+        except Exception as exc:
+            raise SourceError(f"cannot open Zarr group {self.path}: {exc}") from exc
 
     def _count(self) -> int:
         try:
