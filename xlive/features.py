@@ -21,6 +21,7 @@ import xarray as xr
 
 from .conventions import FRAME
 from .errors import BadFrameError, ConfigError
+from .reducers import merge_partials
 
 _tokens = itertools.count()
 log = logging.getLogger(__name__)
@@ -82,8 +83,7 @@ def _hold_partials(hold: tuple[str, float], partials: dict) -> dict:
     now = time.monotonic()
     with _HELD_LOCK:
         since, held = _HELD.get(key, (now, {}))
-        for name, part in partials.items():
-            held[name] = part if name not in held else held[name] + part
+        held = merge_partials([held, partials])
         if now - since >= seconds:
             _HELD.pop(key, None)
             return held

@@ -45,6 +45,15 @@ class Panel:
     def shape(self) -> tuple[int, int]:
         return (self.max_ss - self.min_ss + 1, self.max_fs - self.min_fs + 1)
 
+    def lab(self, u, v, distance: float) -> tuple:
+        """Lab ``(x, y, z)`` in metres of points ``u`` pixels along the fast scan and ``v``
+        along the slow scan from the panel's corner (arrays broadcast; pixel centres at +0.5)."""
+        px = self.pixel_size
+        x = (self.corner_x + self.fs[0] * u + self.ss[0] * v) * px
+        y = (self.corner_y + self.fs[1] * u + self.ss[1] * v) * px
+        z = (self.fs[2] * u + self.ss[2] * v) * px + distance + self.coffset
+        return x, y, z
+
 
 @dataclass(frozen=True, eq=False)
 class Geometry:
@@ -166,12 +175,8 @@ class Geometry:
                       & (row <= p.max_ss) & np.isnan(out[:, 0]))
             if not inside.any():
                 continue
-            u = x[inside] - p.min_fs + 0.5
-            v = y[inside] - p.min_ss + 0.5
-            pos = (np.array([p.corner_x, p.corner_y, 0.0])
-                   + np.outer(u, p.fs) + np.outer(v, p.ss)) * p.pixel_size
-            pos[:, 2] += self.distance + p.coffset
-            out[inside] = pos
+            out[inside] = np.stack(p.lab(x[inside] - p.min_fs + 0.5, y[inside] - p.min_ss + 0.5,
+                                         self.distance), axis=1)
         return out
 
     @cached_property
@@ -247,12 +252,8 @@ class GeometryMaps:
             fs_idx = np.arange(p.min_fs, p.max_fs + 1) - p.min_fs + 0.5
             fs = np.asarray(p.fs, float)
             ss = np.asarray(p.ss, float)
-            pos = (
-                np.array([p.corner_x, p.corner_y, 0.0])[:, None, None]
-                + fs[:, None, None] * fs_idx[None, None, :]
-                + ss[:, None, None] * ss_idx[None, :, None]
-            ) * p.pixel_size
-            pos[2] += geom.distance + p.coffset
+            pos = np.stack(np.broadcast_arrays(*p.lab(fs_idx[None, :], ss_idx[:, None],
+                                                       geom.distance)))
             sl = (slice(p.min_ss, p.max_ss + 1), slice(p.min_fs, p.max_fs + 1))
             lab[(slice(None),) + sl] = pos
             panel_id[sl] = i

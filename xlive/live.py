@@ -29,6 +29,7 @@ import numpy as np
 from .conventions import TIMESTAMP
 from .errors import ConfigError
 from .features import analyze_block, feature_coords, feature_specs, release_partials
+from .reducers import merge_partials
 from .store import BAD, DONE, SKIPPED, FeatureStore
 from .worker_setup import FrameBuffers
 
@@ -513,15 +514,6 @@ def merge_results(parts: list[dict]) -> dict:
     if partials:
         merged["partials"] = partials
     return merged
-
-
-def merge_partials(parts: list[dict]) -> dict:
-    """Add up partial aggregates by name."""
-    out: dict = {}
-    for p in parts:
-        for name, part in p.items():
-            out[name] = part if name not in out else out[name] + part
-    return out
 
 
 def fill_in(source, store, **kw) -> LiveStats:

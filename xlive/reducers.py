@@ -143,6 +143,8 @@ class HotPixelReducer:
                  into: HotCandidates | None = None) -> HotCandidates:
         idx = np.asarray(result["frame_index"])
         pick = np.flatnonzero(good & (idx % self.stride == 0))
+        if into is not None and not pick.size:
+            return into  # nothing sampled here: no new partial to add
         lo, hi = valid_range(frames.dtype)
         lo, hi = max(lo, -3e38), min(hi, 3e38)
         out = []
@@ -153,6 +155,15 @@ class HotPixelReducer:
         indices = np.concatenate(out) if out else np.zeros(0, np.int64)
         found = HotCandidates(len(pick), indices)
         return found if into is None else into + found
+
+
+def merge_partials(parts: list[dict]) -> dict:
+    """Add up partial aggregates by name."""
+    out: dict = {}
+    for p in parts:
+        for name, part in p.items():
+            out[name] = part if name not in out else out[name] + part
+    return out
 
 
 def default_reducers(geometry: Geometry) -> list:

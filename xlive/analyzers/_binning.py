@@ -98,6 +98,15 @@ def ring_histograms(frame, rings, lo, hi, vmin, scale, sat, cand_level, step, hi
 
 
 @numba.njit(inline="always", **_JIT)
+def _int_levels(top, sat, cand_level):
+    """Integer saturation and candidate levels of the integer ring pass, and the fast-path
+    level below which a pixel only increments its histogram bin."""
+    isat = np.int64(min(sat, 9.2e18))
+    icand = np.int64(np.floor(min(cand_level, 9.2e18)))
+    return isat, icand, min(icand, top - 1, isat - 1)
+
+
+@numba.njit(inline="always", **_JIT)
 def _tally_high(r, v, flat, top, isat, icand, hist, ovf, cand, nsat, nc):
     """The rare path of the integer ring pass (shared by the plain and the fused kernels): a
     pixel above the fast-path level goes to its histogram bin or the overflow sums, counts as
@@ -130,9 +139,7 @@ def ring_histograms_int(frame, rings, lo, hi, vmin, scale, sat, cand_level, step
     top = hist.shape[1] - 1
     ilo = np.int64(lo)
     ihi = np.int64(min(hi, 9.2e18))
-    isat = np.int64(min(sat, 9.2e18))
-    icand = np.int64(np.floor(min(cand_level, 9.2e18)))
-    ifast = min(icand, top - 1, isat - 1)
+    isat, icand, ifast = _int_levels(top, sat, cand_level)
     nc = 0
     nsat = 0
     total = 0
@@ -268,9 +275,7 @@ def radial_ring_pass_int(frame, weights, start, end, rbin, row_ptr, rings, hi, s
     ny, nx = frame.shape
     top = hist.shape[1] - 1
     ihi = np.int64(min(hi, 2**32))
-    isat = np.int64(min(sat, 9.2e18))
-    icand = np.int64(np.floor(min(cand_level, 9.2e18)))
-    ifast = min(icand, top - 1, isat - 1)
+    isat, icand, ifast = _int_levels(top, sat, cand_level)
     nc = 0
     nsat = 0
     total = 0
