@@ -206,6 +206,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         _wait_for_run(run, writer)
         session = LiveSession(run, feats, params=LiveParams(latency_budget=3.0))
+        # analyzers exist once the first frame does: the page then has its spot controls
+        deadline = time.monotonic() + 60
+        while not session.processor.prepare() and writer.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
         try:
             handle = serve_session(session, port=args.port, open_browser=not args.no_browser)
         except OSError:  # the port is taken: any free one

@@ -148,3 +148,22 @@ def test_bin_max_keeps_spots():
     img[4, 6] = 9
     out = bin_max(img, 3)
     assert out.shape == (2, 3) and out[1, 2] == 9 and np.nansum(out) == 9
+
+
+def test_page_opened_before_the_first_frame(tmp_path):
+    """`xlive serve` on a run with no frame yet: the page builds (without spot controls)."""
+    from xlive.simulate import SimParams, Simulation
+    from xlive.simulate.write_zarr import ZarrRunWriter
+    from xlive.views.app import add_dashboard
+
+    sim = Simulation(SimParams(detector="eiger500k", seed=8))
+    ZarrRunWriter(tmp_path / "run.zarr", geometry=sim.geometry, pixel_mask=sim.pixel_mask,
+                  dtype=sim.detector.dtype)
+    s = LiveSession(tmp_path / "run.zarr", tmp_path / "f.zarr")
+    try:
+        assert s.processor.analyzers is None and LiveControls(s).spot_params is None
+        doc = Document()
+        add_dashboard(doc, s)
+        assert len(doc.roots) == 1 and doc.select_one({"name": "spot_min_snr"}) is None
+    finally:
+        s.close()

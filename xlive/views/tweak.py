@@ -47,9 +47,10 @@ class LiveControls:
     # ------------------------------------------------------------------ spot finder
     @property
     def spot_finder(self):
-        """The spot finder the live run uses now (None if the analyzers have none)."""
+        """The spot finder the live run uses now (None if the analyzers have none, or are not
+        built yet: the run had no frame when the session started)."""
         cls = _spot_finder_class()
-        for a in self.session.processor.analyzers:
+        for a in self.session.processor.analyzers or ():
             if isinstance(a, cls):
                 return a
             if isinstance(getattr(a, "spots", None), cls):  # the fused FrameAnalyzer
