@@ -94,7 +94,10 @@ def default_client(n_workers: int | None = None, processes: bool = False):
     from dask.distributed import Client, LocalCluster
 
     ncores = os.cpu_count() or 1
-    quiet = dict(dashboard_address=None, silence_logs=logging.ERROR)
+    # everything on 127.0.0.1: without addresses the scheduler's and workers' HTTP servers
+    # listen on all interfaces (even with dashboard_address=None, which means ":8787")
+    quiet = dict(dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0",
+                 silence_logs=logging.ERROR)
     # no dashboard, so nobody reads the workers' statistical profiles: their sampling thread
     # cost about 1 ms of CPU per EIGER 4M frame (bench/workers_scaling.py)
     with warnings.catch_warnings(), dask.config.set({"distributed.worker.profile.enabled": False}):
@@ -102,7 +105,7 @@ def default_client(n_workers: int | None = None, processes: bool = False):
         warnings.filterwarnings("ignore", message="Port 8787 is already in use")
         if processes:
             cluster = LocalCluster(n_workers=n_workers or ncores, threads_per_worker=1,
-                                   processes=True, **quiet)
+                                   processes=True, host="127.0.0.1", **quiet)
         else:
             cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
                                    processes=False, **quiet)
