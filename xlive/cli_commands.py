@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="folder for the run and its features "
                                                "(default: a new temporary folder)")
     add_simulation_options(p, frames=0, rate=20.0, detector="eiger1m")
-    p.set_defaults(hit_fraction=0.35)
+    # what the demo shows unless told otherwise (0 is a value: --ice-fraction 0 means no ice)
+    p.set_defaults(hit_fraction=0.35, ice_fraction=0.1, multi_lattice_fraction=0.15,
+                   laser_on_fraction=0.5, dropped_fraction=0.002)
     p.add_argument("--no-browser", action="store_true",
                    help="do not open a web browser on the dashboard")
     p.add_argument("--port", type=int, default=5006,
@@ -155,7 +157,8 @@ def _record(args) -> None:
 
 
 # --------------------------------------------------------------------------- demo
-def _start_simulator(args, run: Path) -> subprocess.Popen:
+def _simulator_command(args, run: Path) -> list[str]:
+    """The ``xlive simulate`` command line of the demo's run."""
     frames = args.frames if args.frames > 0 else 10**9
     if args.jet_loss:
         jet_loss = args.jet_loss
@@ -168,15 +171,20 @@ def _start_simulator(args, run: Path) -> subprocess.Popen:
            "--seed", str(args.seed), "--hit-fraction", str(args.hit_fraction),
            "--unit-cell", ",".join(str(v) for v in args.unit_cell),
            "--wavelength", str(args.wavelength),
-           "--ice-fraction", str(args.ice_fraction or 0.1),
-           "--multi-lattice-fraction", str(args.multi_lattice_fraction or 0.15),
+           "--ice-fraction", str(args.ice_fraction),
+           "--multi-lattice-fraction", str(args.multi_lattice_fraction),
            "--jet-loss", ",".join(f"{a}:{b}" for a, b in jet_loss),
            "--dose-decay", str(args.dose_decay),
-           "--laser-on-fraction", str(args.laser_on_fraction or 0.5),
-           "--dropped-fraction", str(args.dropped_fraction or 0.002), "-q"]
+           "--laser-on-fraction", str(args.laser_on_fraction),
+           "--dropped-fraction", str(args.dropped_fraction), "-q"]
     if args.distance:
         cmd += ["--distance", str(args.distance)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return cmd
+
+
+def _start_simulator(args, run: Path) -> subprocess.Popen:
+    return subprocess.Popen(_simulator_command(args, run), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for_run(run: Path, writer: subprocess.Popen, timeout: float = 120.0) -> None:

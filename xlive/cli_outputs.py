@@ -110,8 +110,10 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cell(v) -> str:
-    if v is None:
-        return "-"
+    import pandas as pd
+
+    if v is None or v is pd.NaT or (isinstance(v, float) and v != v):
+        return "-"  # a run that never finished has no end time (NaT), an empty one no rate
     if isinstance(v, float):
         return f"{v:.3g}"
     if isinstance(v, list):  # flags

@@ -8,6 +8,7 @@ session. BokehJS is served by this server itself (``/static``), never from a CDN
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import threading
 import time
@@ -131,6 +132,12 @@ def serve_session(session, *, port: int = 5006, address: str = "127.0.0.1",
     thread = threading.Thread(target=run, name=f"xlive-serve-{port}", daemon=True)
     thread.start()
     ready.wait(60)
+    if isinstance(box.get("error"), OSError) and box["error"].errno == errno.EADDRINUSE:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"port {port} on {address} is taken (another server listens there); "
+                          "choose another with --port PORT, or --port 0 for any free one") \
+            from box["error"]
     if "error" in box:
         raise box["error"]
     if "server" not in box:
