@@ -120,3 +120,20 @@ def test_multi_lattice_score_separates_one_and_two_lattices_in_blocks():
         out = sf(np.stack([sim.frame(i)[0] for i in range(10)]))
         right.extend((np.nan_to_num(out["multi_lattice_score"]) > 0.1) == (mlf == 1.0))
     assert np.mean(right) >= 0.9
+
+
+def test_close_peaks_merge_into_one_spot():
+    from xlive.analyzers._peaks import merge_close_peaks
+
+    #            x     y     I     npix  snr  bg   max
+    rows = np.array([[10.0, 10.0, 100.0, 3, 8.0, 1.0, 50.0],
+                     [40.0, 40.0, 80.0, 2, 7.0, 1.0, 30.0],
+                     [11.5, 10.0, 300.0, 4, 12.0, 2.0, 90.0],
+                     [13.0, 10.5, 0.0, 1, 5.0, 1.0, 9.0]])  # joins via the third (chain)
+    out = merge_close_peaks(rows, 2.0)
+    assert len(out) == 2
+    spot = out[0]
+    assert spot[0] == pytest.approx((10.0 * 100 + 11.5 * 300 + 13.0 * 1e-12) / (400 + 1e-12))
+    assert spot[2] == 300.0 and spot[3] == 8 and spot[4] == 12.0 and spot[6] == 90.0
+    np.testing.assert_array_equal(out[1], rows[1])
+    np.testing.assert_array_equal(merge_close_peaks(rows, 0.0), rows)  # 0 turns merging off

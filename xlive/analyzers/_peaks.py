@@ -241,3 +241,41 @@ def find_peaks_ref(frame, rings, thr, rmean, rsigma, lo, hi, min_pix, max_pix, b
         ii, jj = np.mgrid[inner]
         rows.append(((w * jj).sum() / w.sum(), (w * ii).sum() / w.sum(), tot, npix, snr, bg, vmax))
     return np.array(rows, float).reshape(-1, len(COLUMNS))
+
+
+def merge_close_peaks(peaks: np.ndarray, radius: float) -> np.ndarray:
+    """One row per spot: peaks whose centroids lie within ``radius`` pixels (transitively) are
+    one spot that a pixel below threshold split into two 8-connected components.
+
+    The merged row keeps the strongest member's background and SNR, the largest intensity and
+    maximum (the members' integration regions overlap, so their sum would count pixels twice),
+    the sum of the pixels above threshold, and the intensity-weighted centroid. Rows keep the
+    order of each group's first member. Pairs come from scipy's k-d tree.
+    """
+    if radius <= 0 or len(peaks) < 2:
+        return peaks
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(peaks[:, :2]).query_pairs(radius, output_type="ndarray")
+    if not len(pairs):
+        return peaks
+    import scipy.sparse as sp
+
+    n = len(peaks)
+    graph = sp.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    n_groups, label = connected_components(graph, directed=False)
+    first = np.full(n_groups, n, np.int64)
+    np.minimum.at(first, label, np.arange(n))
+    out = peaks[first].copy()
+    for g in np.flatnonzero(np.bincount(label, minlength=n_groups) > 1):
+        rows = peaks[label == g]
+        w = np.maximum(rows[:, 2], 0.0) + 1e-12
+        best = rows[np.argmax(rows[:, 4])]
+        out[g] = best
+        out[g, 0] = np.sum(w * rows[:, 0]) / w.sum()
+        out[g, 1] = np.sum(w * rows[:, 1]) / w.sum()
+        out[g, 2] = rows[:, 2].max()
+        out[g, 3] = rows[:, 3].sum()
+        out[g, 6] = rows[:, 6].max()
+    return out[np.argsort(first, kind="stable")]

@@ -19,7 +19,7 @@ import numpy as np
 from ..conventions import D_UNITS, FRAME, ICE_D_SPACINGS, PEAK
 from ..errors import AnalyzerError
 from ..geometry import Geometry
-from ._peaks import find_peaks, pixels_above
+from ._peaks import find_peaks, merge_close_peaks, pixels_above
 from .base import FeatureSpec, as_block, valid_range
 from .rings import RingBinning
 from .spot_stats import SpotStatsParams, spot_feature_specs, spot_features
@@ -47,8 +47,10 @@ class SpotParams:
     local_bg_radius: int = 5
     #: a one-pixel spot holding more than this fraction of its intensity is a hot pixel
     max_single_fraction: float = 0.9
-    #: rows of the peak table (strongest by SNR)
+    #: rows of the peak table (strongest by SNR); ``n_spots`` counts all spots found
     max_peaks: int = 256
+    #: peaks closer than this (pixels) are one spot split by a pixel below threshold
+    merge_radius: float = 2.0
     #: most peaks measured per frame (the statistics use all of them)
     max_found: int = 8192
     #: fewest spots (off the ice rings) for a hit
@@ -161,7 +163,7 @@ class SpotFinder:
         n = find_peaks(frame, self.binning.rings, thr, res.mean, res.sigma, lo, hi, cand,
                        p.min_pixels, p.max_pixels, p.local_bg_radius, p.min_snr,
                        p.max_single_fraction, out)
-        return out[:min(n, p.max_found)]
+        return merge_close_peaks(out[:min(n, p.max_found)], p.merge_radius)
 
     def features(self, peaks: np.ndarray, res, result: dict, k: int) -> None:
         """Write frame ``k``'s features from its peaks and ring pass into ``result``."""
