@@ -71,3 +71,27 @@ def test_demo_takes_zero_as_zero(option):
     assert float(cmd[cmd.index(option) + 1]) == 0.0
     default = _simulator_command(build_parser().parse_args(["demo"]), Path("run"))
     assert float(default[default.index(option) + 1]) > 0  # the demo's own default otherwise
+
+
+def test_export_hits_says_when_peak_lists_are_cut(tmp_path):
+    import re
+
+    from xlive_testing import run_xlive
+
+    from xlive.simulate import write_run
+    from xlive.store import open_features
+
+    write_run(tmp_path / "run", frames=12, rate=0, detector="eiger500k", seed=4,
+              hit_fraction=0.6)
+    (tmp_path / "cfg.toml").write_text("[analyzers.spots]\nmax_peaks = 8\n")
+    feats = tmp_path / "f.zarr"
+    run_xlive("process", str(tmp_path / "run"), "--out", str(feats), "--config",
+              str(tmp_path / "cfg.toml"), "--no-db", "-q", "--workers", "1")
+    ds = open_features(feats)
+    spots = ds.n_spots.values[ds.is_hit.values]
+    assert (spots > 8).sum() >= 2
+    out = run_xlive("export-hits", str(feats), "--cxi", str(tmp_path / "h.cxi")).stdout
+    m = re.search(r"(\d+) hits keep 8 of up to (\d+) peaks", out)
+    assert m, out
+    assert int(m.group(1)) == (spots > 8).sum() and int(m.group(2)) == spots.max()
+    assert "max_peaks in [analyzers.spots]" in out

@@ -79,6 +79,8 @@ def cmd_export_hits(args: argparse.Namespace) -> int:
                       compression="gzip" if args.compress else None, overwrite=args.overwrite)
     print(f"wrote {res.hits} hits to {res.cxi}"
           + (f" ({res.unreadable} unreadable frames left out)" if res.unreadable else ""))
+    if res.cut_message():
+        print(f"note: {res.cut_message()}")
     for what, path in (("event list", res.lst), ("geometry", res.geom),
                        ("event list of the original files", res.lst_original)):
         if path is not None:

@@ -28,6 +28,21 @@ class HitsExport:
     lst: Path | None = None
     geom: Path | None = None
     lst_original: Path | None = None
+    #: width of the peak table (``max_peaks`` of ``[analyzers.spots]``)
+    max_peaks: int = 0
+    #: hits with more spots than the table holds: their peak lists keep the strongest only
+    peaks_cut: int = 0
+    #: most spots found on one of those hits
+    most_spots: int = 0
+
+    def cut_message(self) -> str | None:
+        """"N hits keep 256 of up to 1000 peaks ..." (None when no peak list was cut)."""
+        if not self.peaks_cut:
+            return None
+        return (f"{self.peaks_cut} hits keep {self.max_peaks} of up to {self.most_spots} peaks "
+                f"(the strongest by SNR): the feature store's peak table holds {self.max_peaks} "
+                "per frame; to keep more, set max_peaks in [analyzers.spots] of the run "
+                "configuration and process the run again")
 
 
 def write_hits_geom(geometry: Geometry, path: str | Path, *, data: str = DATA,
@@ -131,6 +146,9 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
              if k in hits.variables]
     written, unreadable, kept = 0, 0, []
     max_peaks = int(ds.sizes.get("peak", ds["peak_x"].shape[1]))
+    # n_spots counts every spot found; the table keeps the strongest max_peaks of them
+    n_spots = hits["n_spots"].values.astype(np.int64) if "n_spots" in hits else np.zeros(0, int)
+    cut = n_spots > max_peaks
     with CXIHitsWriter(cxi, frame_shape=tuple(src.geometry.shape), max_peaks=max_peaks,
                        lst=lst, half_pixel_shift=half_pixel_shift,
                        compression=compression) as writer:
@@ -158,4 +176,6 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
         Path(lst_original).write_text("".join(f"{line}\n" for line in lines))
     return HitsExport(hits=written, unreadable=unreadable, cxi=cxi,
                       lst=Path(lst) if lst else None, geom=Path(geom) if geom else None,
-                      lst_original=Path(lst_original) if lst_original else None)
+                      lst_original=Path(lst_original) if lst_original else None,
+                      max_peaks=max_peaks, peaks_cut=int(cut.sum()),
+                      most_spots=int(n_spots.max()) if cut.any() else 0)
