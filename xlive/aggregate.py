@@ -10,6 +10,7 @@ squares for the pump-probe difference and its uncertainty), and recent per-frame
 from __future__ import annotations
 
 import collections
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -227,6 +228,8 @@ class RunAggregates:
                         np.int64)
 
     def recent(self, name: str, n: int | None = None) -> np.ndarray:
+        """The last ``n`` values of a series (all with None); O(n), not O(history)."""
         s = self.series[name]
-        arr = np.asarray(s, float)
-        return arr if n is None else arr[-n:]
+        if n is None or n >= len(s):
+            return np.asarray(s, float)
+        return np.fromiter(itertools.islice(reversed(s), n), float, n)[::-1]

@@ -50,6 +50,10 @@ class FlagThresholds:
     beam_quality_min: float = 0.5
     #: ... and over at least this many frames of the mean image (a sample: every 10th frame)
     beam_min_frames: int = 10
+    #: analysed frames between two evaluations of the windowed rules (live and replayed alike)
+    check_every: int = 10
+    #: analysed frames between two evaluations of the rules over the whole run
+    slow_every: int = 200
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,16 @@ class Flag:
     name: str
     severity: str  # "warning" or "error"
     message: str
+    #: the figure the rule judged (e.g. the jet score, the ice fraction); None if it has none
+    value: float | None = None
+
+
+#: flags whose figure is worse when lower (the others are worse when higher)
+LOWER_IS_WORSE = frozenset({"jet_lost", "hit_rate_dropped"})
+#: rules over the whole run rather than a recent window, or costly: evaluated every
+#: ``FlagThresholds.slow_every`` frames and at the end of the run
+SLOW_RULES = frozenset({"sample_dying", "frames_dropped", "new_hot_pixels",
+                        "beam_centre_suspect"})
 
 
 Rule = Callable[[RunAggregates, FlagThresholds], "Flag | None"]
@@ -72,7 +86,8 @@ def jet_lost(agg, t):
     if len(js) >= min(t.min_frames, t.jet_window) and np.median(js) < t.jet_score_min:
         return Flag("jet_lost", "error",
                     f"Jet lost: the water ring is at {np.median(js):.0%} of its expected strength "
-                    f"over the last {len(js)} frames. Check the jet and the nozzle.")
+                    f"over the last {len(js)} frames. Check the jet and the nozzle.",
+                    float(np.median(js)))
     return None
 
 
@@ -85,7 +100,7 @@ def hit_rate_dropped(agg, t):
     if run_rate >= t.hit_rate_min_run and recent < t.hit_rate_drop * run_rate:
         return Flag("hit_rate_dropped", "warning",
                     f"Hit rate dropped to {recent:.1%} over the last {len(hits)} frames "
-                    f"(run: {run_rate:.1%}). Check sample delivery and crystal density.")
+                    f"(run: {run_rate:.1%}). Check sample delivery and crystal density.", recent)
     return None
 
 
@@ -102,7 +117,7 @@ def ice_rings(agg, t):
     if frac is not None and frac > t.ice_fraction:
         return Flag("ice_rings", "warning",
                     f"Ice rings in {frac:.0%} of recent frames. Check cryo/humidity and the jet "
-                    "temperature; ice masks spots at 3.9-1.9 Å.")
+                    "temperature; ice masks spots at 3.9-1.9 Å.", frac)
     return None
 
 
@@ -114,7 +129,7 @@ def multiple_lattices(agg, t):
     if frac is not None and frac > t.multi_lattice_fraction:
         return Flag("multiple_lattices", "warning",
                     f"Multiple lattices in {frac:.0%} of recent hits. Crystals may be clumping: "
-                    "dilute the sample or filter it.")
+                    "dilute the sample or filter it.", frac)
     return None
 
 
@@ -126,7 +141,7 @@ def saturated(agg, t):
     med = float(np.median(sat[hit]))
     if med > t.saturated_pixels:
         return Flag("saturated", "warning",
-                    f"Hits carry a median of {med:.0f} saturated pixels. Attenuate the beam.")
+                    f"Hits carry a median of {med:.0f} saturated pixels. Attenuate the beam.", med)
     return None
 
 
@@ -146,7 +161,7 @@ def sample_dying(agg, t):
     if drop > t.dying_drop:
         return Flag("sample_dying", "warning",
                     f"Spot intensity fell by {drop:.0%} along the run: radiation damage or a "
-                    "dying sample. Move to fresh crystal or lower the dose.")
+                    "dying sample. Move to fresh crystal or lower the dose.", drop)
     return None
 
 
@@ -175,7 +190,8 @@ def frames_dropped(agg, t):
         if out_of_order:
             parts.append(f"{out_of_order} frames out of order")
         return Flag("frames_dropped", "warning",
-                    "; ".join(parts).capitalize() + ". Check the detector stream and disk speed.")
+                    "; ".join(parts).capitalize() + ". Check the detector stream and disk speed.",
+                    float(missing + out_of_order))
     return None
 
 
@@ -190,7 +206,8 @@ def new_hot_pixels(agg, t):
         where = ", ".join(f"({i % nx}, {i // nx})" for i in hot[:3].tolist())
         return Flag("new_hot_pixels", "warning",
                     f"{hot.size} hot pixels outside the detector mask (x, y: {where}"
-                    f"{', ...' if hot.size > 3 else ''}). Add them to the mask: they pass for spots.")
+                    f"{', ...' if hot.size > 3 else ''}). Add them to the mask: they pass for spots.",
+                    float(hot.size))
     return None
 
 
@@ -208,7 +225,7 @@ def beam_centre_suspect(agg, t):
         return Flag("beam_centre_suspect", "warning",
                     f"Beam centre suspect: the rings are centred {dx:+.1f}, {dy:+.1f} pixels "
                     "(x, y) from the geometry's beam centre. Check the geometry; resolution and "
-                    "radial profiles are off until it is fixed.")
+                    "radial profiles are off until it is fixed.", float(np.hypot(dx, dy)))
     return None
 
 
@@ -221,11 +238,14 @@ RULES: dict[str, Rule] = {
 
 
 def evaluate(agg: RunAggregates, thresholds: FlagThresholds | None = None,
-             rules: dict[str, Rule] | None = None) -> list[Flag]:
-    """All flags that fire now."""
+             rules: dict[str, Rule] | None = None, *, only: frozenset | None = None,
+             skip: frozenset = frozenset()) -> list[Flag]:
+    """All flags that fire now (of the rules named in ``only``, minus those in ``skip``)."""
     t = thresholds or FlagThresholds()
     out = []
-    for rule in (rules or RULES).values():
+    for name, rule in (rules or RULES).items():
+        if (only is not None and name not in only) or name in skip:
+            continue
         f = rule(agg, t)
         if f is not None:
             out.append(f)

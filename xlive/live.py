@@ -137,12 +137,19 @@ class LiveProcessor:
         A ``dask.distributed.Client`` (default: a local one, closed with the processor).
     listeners
         Callables ``f(result, meta)`` called with every stored block (aggregators, views).
+    history_listeners
+        Listeners that also want the frames a resumed store already holds: at the first step
+        they get those frames in blocks (no partial aggregates), then every new block.
+    attrs
+        More provenance to record in a new store (e.g. ``config``).
     """
 
     def __init__(self, source, store, *, analyzers=None, client=None,
                  params: LiveParams | None = None,
                  listeners: list[Callable[[dict, dict], None]] | None = None,
-                 frames: np.ndarray | None = None, reducers=None):
+                 frames: np.ndarray | None = None, reducers=None,
+                 history_listeners: list[Callable[[dict, dict], None]] | None = None,
+                 attrs: dict | None = None):
         self.source = source
         self.params = params or LiveParams()
         #: analyzers: a list, or None / a callable ``f(geometry)`` to build them once the run
@@ -155,7 +162,10 @@ class LiveProcessor:
         self.store: FeatureStore | None = store if isinstance(store, FeatureStore) else None
         self._own_client = client is None
         self.client = client or default_client()
-        self.listeners = list(listeners or [])
+        self.history_listeners = list(history_listeners or [])
+        self.listeners = [*self.history_listeners, *(listeners or [])]
+        self._attrs = dict(attrs or {})
+        self._restore_pending = False
         self.stats = LiveStats()
         self._only = None if frames is None else set(int(i) for i in frames)
         self._queue: collections.deque[int] = collections.deque()
@@ -197,15 +207,31 @@ class LiveProcessor:
             else:
                 self.analyzers = list(arg(self.source.geometry))
         if self.store is None:
+            from . import __version__
+
+            # provenance: which run, which geometry, which settings, which xlive
             attrs = {"source": source_label(self.source),
-                     "geometry": self.source.geometry.to_dict() if have_frames else None}
+                     "geometry": self.source.geometry.to_dict() if have_frames else None,
+                     "xlive_version": __version__, **self._attrs}
             self.store = FeatureStore.open_or_create(
                 self._store_arg, specs=feature_specs(self.analyzers),
                 coords=feature_coords(self.analyzers), attrs=attrs)
         status = self.store.status()
         self._done = set(np.flatnonzero((status == DONE) | (status == BAD)).tolist())
+        self._restore_pending = bool(self.history_listeners) and bool(np.any(status == DONE))
         self._ready = True
         return True
+
+    def _restore_history(self) -> None:
+        """Hand the frames a resumed store already holds to the history listeners."""
+        from .outputs._common import block_iter
+
+        self._restore_pending = False
+        ds = self.store.to_dataset()
+        names = [k for k in ds.data_vars if ds[k].dims[0] == "frame"]
+        for result, meta in block_iter(ds, names, size=256):
+            for f in self.history_listeners:
+                f(result, meta)
 
     # ------------------------------------------------------------------ scheduling
     def _futures_setup(self):
@@ -409,6 +435,8 @@ class LiveProcessor:
 
     def step(self, wait: float | None = None) -> int:
         """One poll, schedule and collect; returns frames stored in this step."""
+        if self._restore_pending:
+            self._restore_history()
         if self._pending_analyzers is not None:  # set_analyzers from another thread
             self.analyzers, reducers = self._pending_analyzers
             if reducers is not None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .aggregate import AggregateParams, RunAggregates
-from .flags import Flag, FlagThresholds, evaluate, status
+from .flag_timeline import FlagTracker
+from .flags import Flag, FlagThresholds, status
 from .live import LiveParams, LiveProcessor
 
 
@@ -32,6 +33,8 @@ class LiveSession:
         Analyzer objects (default: built from the geometry and ``analyzer_params``).
     client
         A dask.distributed Client (default: a local one, closed with the session).
+    store_attrs
+        More provenance recorded in a new feature store (e.g. ``{"config": {...}}``).
 
     Examples
     --------
@@ -43,7 +46,7 @@ class LiveSession:
                  client=None, params: LiveParams | None = None,
                  thresholds: FlagThresholds | None = None,
                  aggregate_params: AggregateParams | None = None,
-                 analyzer_params: dict | None = None):
+                 analyzer_params: dict | None = None, store_attrs: dict | None = None):
         from .sources import Source, open_source
 
         self._own_source = not isinstance(target, Source)
@@ -61,16 +64,20 @@ class LiveSession:
         self.lock = threading.RLock()
         self.aggregates = RunAggregates(
             aggregate_params, geometry=self.source.geometry if self.source.n_frames else None)
-        self.thresholds = thresholds or FlagThresholds()
+        #: flag rules along the run, their timeline (stored with the features)
+        self.tracker = FlagTracker(self.aggregates, thresholds or FlagThresholds(),
+                                   on_change=self._timeline_changed)
+        self._timeline_dirty = False
         self.flags: list[Flag] = []
         #: index of the newest hit stored (None until one is found)
         self.latest_hit: int | None = None
         #: peaks of recent hits: frame index -> (x, y) arrays
         self.hit_peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.listeners: list[Callable[[dict, dict], None]] = []
+        # a resumed store hands its frames to _on_block first: all history at once
         self.processor = LiveProcessor(self.source, self.features, analyzers=analyzers,
                                        client=client, params=params,
-                                       listeners=[self._on_block])
+                                       history_listeners=[self._on_block], attrs=store_attrs)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_flags = 0.0
@@ -81,7 +88,9 @@ class LiveSession:
         with self.lock:
             if self.aggregates.geometry is None:
                 self.aggregates.geometry = self.source.geometry
-            self.aggregates.update(result, meta)
+            self.tracker.update(result, meta)  # the aggregates, then the flag rules
+            self.flags = self.tracker.flags
+            self._save_timeline()
             hits = np.asarray(result.get("is_hit", ()), bool) & ~np.asarray(result["bad"], bool)
             idx = np.asarray(result["frame_index"])
             for k in np.flatnonzero(hits):
@@ -94,16 +103,41 @@ class LiveSession:
                     self.hit_peaks[i] = (x[ok], y[ok])
             while len(self.hit_peaks) > 500:
                 self.hit_peaks.pop(next(iter(self.hit_peaks)))
-            if time.time() - self._last_flags > 0.5:
-                self.update_flags()
             for f in self.listeners:
                 f(result, meta)
 
+    @property
+    def thresholds(self) -> FlagThresholds:
+        return self.tracker.thresholds
+
+    @thresholds.setter
+    def thresholds(self, value: FlagThresholds) -> None:
+        self.tracker.thresholds = value
+
+    @property
+    def timeline(self):
+        """The :class:`~xlive.flag_timeline.FlagTimeline` of the run so far."""
+        return self.tracker.timeline
+
     def update_flags(self) -> list[Flag]:
+        """Evaluate every rule now (the live loop evaluates them as blocks arrive)."""
         with self.lock:
-            self.flags = evaluate(self.aggregates, self.thresholds)
+            self.flags = self.tracker.evaluate_all()
             self._last_flags = time.time()
             return self.flags
+
+    def _timeline_changed(self, tracker) -> None:
+        self._timeline_dirty = True
+
+    def _save_timeline(self) -> None:
+        """Store the timeline with the features (only from the thread that writes the store)."""
+        store = self.processor.store if hasattr(self, "processor") else None
+        if self._timeline_dirty and store is not None:
+            import dataclasses
+
+            self._timeline_dirty = False
+            store.set_flag_timeline(self.timeline.to_list(),
+                                    dataclasses.asdict(self.thresholds))
 
     @property
     def status(self) -> str:
@@ -118,6 +152,7 @@ class LiveSession:
         """Process in this thread until the run stops growing for ``idle`` seconds."""
         self.processor.run(until_idle=idle)
         self.update_flags()
+        self._save_timeline()
 
     def start(self) -> LiveSession:
         """Run the live loop in a background thread until :meth:`stop`."""
@@ -142,6 +177,8 @@ class LiveSession:
     def close(self) -> None:
         self.stop()
         self.processor.close()
+        with self.lock:
+            self._save_timeline()
         if self._own_source:
             self.source.close()
 

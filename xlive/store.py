@@ -186,6 +186,17 @@ class FeatureStore:
             self.see(int(idx.max()) + 1)
             self._array("status").set_orthogonal_selection((idx,), np.full(idx.size, SKIPPED, np.uint8))
 
+    def set_flag_timeline(self, episodes: list[dict], thresholds: dict | None = None) -> None:
+        """Record the flags raised along the run (see :mod:`xlive.flag_timeline`)."""
+        self.group.attrs["flag_timeline"] = list(episodes)
+        if thresholds is not None:
+            self.group.attrs["flag_thresholds"] = dict(thresholds)
+
+    def flag_timeline(self) -> list[dict] | None:
+        """The recorded flag episodes (None when the store has none recorded)."""
+        value = self.group.attrs.get("flag_timeline")
+        return None if value is None else list(value)
+
     def frames_done_count(self) -> int:
         return int(np.count_nonzero(self.done()))
 
@@ -205,6 +216,9 @@ class FeatureStore:
         ds = xr.Dataset(data_vars, coords=coords)
         ds.attrs.update({k: json.dumps(v) if isinstance(v, (dict, list)) else v
                          for k, v in self.info.items() if k not in ("specs", "coords")})
+        for key in ("flag_timeline", "flag_thresholds"):
+            if key in self.group.attrs:
+                ds.attrs[key] = json.dumps(self.group.attrs[key])
         if computed_only:
             ds = ds.isel({FRAME: np.flatnonzero(ds["status"].values == DONE)})
         return ds

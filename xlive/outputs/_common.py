@@ -82,22 +82,40 @@ def block_iter(ds: xr.Dataset, names, size: int = 256):
         yield result, meta
 
 
-def aggregates(ds: xr.Dataset, *, replay_flags: bool = False, every: int = 50):
+def flag_thresholds_of(ds: xr.Dataset):
+    """The flag thresholds the run was processed with (stored with the features), else the
+    defaults: a replay judges the run by the same rules and windows as the live loop did."""
+    import dataclasses
+
+    from ..flags import FlagThresholds
+
+    stored = attr_json(ds, "flag_thresholds")
+    if not isinstance(stored, dict):
+        config = attr_json(ds, "config")
+        stored = config.get("flags") if isinstance(config, dict) else None
+    if not isinstance(stored, dict):
+        return FlagThresholds()
+    known = {f.name for f in dataclasses.fields(FlagThresholds)}
+    return FlagThresholds(**{k: v for k, v in stored.items() if k in known})
+
+
+def aggregates(ds: xr.Dataset, *, replay_flags: bool = False, every: int = 256):
     """:class:`~xlive.aggregate.RunAggregates` of a whole feature store (for flags and plots).
 
-    With ``replay_flags``, the flag rules are evaluated every ``every`` frames as the live loop
-    would have, and ``(aggregates, flags)`` is returned: each flag raised anywhere in the run,
-    once, as first raised, with the frame where it was first raised.
+    With ``replay_flags``, the flag rules are evaluated along the run exactly as the live loop
+    does (:class:`~xlive.flag_timeline.FlagTracker`, with the thresholds stored with the run)
+    and ``(aggregates, timeline)`` is returned: a :class:`~xlive.flag_timeline.FlagTimeline`
+    with each flag's episodes (raised at, cleared at, worst value).
     """
     from ..aggregate import RunAggregates
-    from ..flags import evaluate
+    from ..flag_timeline import replay
 
     agg = RunAggregates()
     names = [k for k in ds.data_vars if ds[k].dims[0] == FRAME]
-    raised: dict[str, tuple] = {}
-    for result, meta in block_iter(ds, names, size=every):
+    blocks = block_iter(ds, names, size=every)
+    if replay_flags:
+        tracker = replay(blocks, aggregates=agg, thresholds=flag_thresholds_of(ds))
+        return agg, tracker.timeline
+    for result, meta in blocks:
         agg.update(result, meta)
-        if replay_flags:
-            for f in evaluate(agg):
-                raised.setdefault(f.name, (f, int(result["frame_index"][-1])))
-    return (agg, list(raised.values())) if replay_flags else agg
+    return agg

@@ -122,6 +122,33 @@ def _figures_table(s: RunSummary) -> str:
     return f"<table class='xlive-figures'>{body}</table>"
 
 
+def _span_html(f: dict) -> str:
+    """`` (frames 104-196, worst 0.05)`` for a flag episode."""
+    if "raised_at" not in f and "first_frame" not in f:
+        return ""
+    start = f.get("raised_at", f.get("first_frame"))
+    end = f.get("cleared_at")
+    span = f"frames {start}–{end}" if end is not None else f"from frame {start} to the end"
+    worst = f.get("worst")
+    worst = f", worst value {worst:.3g}" if isinstance(worst, (int, float)) else ""
+    return f" <i class='xlive-flag-span'>({span}{worst})</i>"
+
+
+def add_flag_bands(fig, flags: list[dict], last_frame: int) -> None:
+    """Shade the frames during which each flag was raised (red: error, amber: warning)."""
+    from bokeh.models import BoxAnnotation
+
+    for f in flags:
+        start = f.get("raised_at", f.get("first_frame"))
+        if start is None:
+            continue
+        end = f.get("cleared_at")
+        color = _COLORS["red" if f.get("severity") == "error" else "amber"]
+        fig.add_layout(BoxAnnotation(left=start, right=end if end is not None else last_frame,
+                                     fill_color=color, fill_alpha=0.15, line_alpha=0,
+                                     name=f"flag_band_{f.get('name')}"))
+
+
 def _flags_html(s: RunSummary) -> str:
     color = _COLORS.get(s.status, "#000")
     head = (f"<p class='xlive-status'>Status: <b style='color:{color}'>{s.status.upper()}</b>"
@@ -131,9 +158,7 @@ def _flags_html(s: RunSummary) -> str:
     items = "".join(
         f"<li><b style='color:{_COLORS['red' if f['severity'] == 'error' else 'amber']}'>"
         f"{html.escape(f['name'])}</b> ({html.escape(f['severity'])}): "
-        f"{html.escape(f['message'])}"
-        + (f" <i>(first raised at frame {f['first_frame']})</i>" if "first_frame" in f else "")
-        + "</li>" for f in s.flags)
+        f"{html.escape(f['message'])}" + _span_html(f) + "</li>" for f in s.flags)
     return head + f"<ul class='xlive-flags'>{items}</ul>"
 
 
@@ -157,6 +182,10 @@ def build_report(features: str | Path | xr.Dataset, *, flags=None, title: str | 
         plots.append(radial_plot(ds, agg))
     if "peak_d" in ds:
         plots.extend(powder_plots(agg))
+    last = int(ds[FRAME].values.max()) if ds.sizes[FRAME] else 0
+    for p in plots:
+        if p.name in ("hit_rate", "spots", "d_min"):  # plots along the run's frames
+            add_flag_bands(p, summary.flags, last)
     header = Div(text=f"<h1>{html.escape(title)}</h1>", name="title")
     figures = Div(text="<h2>Run figures</h2>" + _figures_table(summary), name="figures")
     flag_div = Div(text="<h2>Flags</h2>" + _flags_html(summary), name="flags")

@@ -72,8 +72,9 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
     features
         Feature store (path) or its Dataset.
     flags
-        The :class:`~xlive.flags.Flag` list raised live; default: the flags the rules raise
-        when replayed along the run (each once, with the frame where it was first raised).
+        A :class:`~xlive.flags.Flag` list to record instead; default: the flag timeline stored
+        with the features (each episode: ``raised_at``, ``cleared_at``, ``worst``), or, when
+        the store has none, the rules replayed along the run.
     run
         Database key of the run; default: the run's path (or URL) the store records.
     """
@@ -91,9 +92,11 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
     spots = ds["n_spots"].values.astype(float) if "n_spots" in ds else np.zeros(0)
     n = int(ds.sizes["frame"])
     if flags is None:
-        _, replayed = aggregates(ds, replay_flags=True)
-        flag_dicts = [{"name": f.name, "severity": f.severity, "message": f.message,
-                       "first_frame": frame} for f, frame in replayed]
+        # the timeline the live loop recorded with the features, else the rules replayed
+        # along the stored frames (same rules, same windows)
+        flag_dicts = attr_json(ds, "flag_timeline")
+        if not isinstance(flag_dicts, list):
+            flag_dicts = aggregates(ds, replay_flags=True)[1].to_list()
     else:
         flag_dicts = [{"name": f.name, "severity": f.severity, "message": f.message}
                       for f in flags]

@@ -62,6 +62,8 @@ class FilesSource(Source):
     def __init__(self, target: str | Path, *, settle_time: float = 10.0, **options):
         super().__init__(**options)
         target = str(target)
+        #: the folder or glob (recorded as the run's source with its features)
+        self.path = Path(target) if os.path.isdir(target) else target
         if os.path.isdir(target):
             self.patterns = [os.path.join(target, "*" + ext) for ext in EXTENSIONS]
         else:
