@@ -86,7 +86,9 @@ def cmd_process(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from .aggregate import RunAggregates
     from .config import load_config
+    from .flag_timeline import FlagTracker
     from .live import LiveProcessor, fill_in
     from .sources import open_source
 
@@ -108,6 +110,8 @@ def cmd_process(args: argparse.Namespace) -> int:
         if args.fill_in:
             stats = fill_in(source, args.out, client=client, analyzers=analyzers)
             print(f"filled in {stats.frames_stored} frames into {args.out}")
+            _replay_timeline(args.out, cfg)  # judged again over every frame
+            _print_flags(args.out)
             _record(args)
             return 0
         params = dataclasses.replace(
@@ -122,8 +126,11 @@ def cmd_process(args: argparse.Namespace) -> int:
 
             listeners.append(CXIHitsListener(source, args.hits_cxi,
                                              lst=Path(args.hits_cxi).with_suffix(".lst")))
+        tracker = FlagTracker(RunAggregates(cfg.aggregate), cfg.flags)
         with LiveProcessor(source, args.out, client=client, params=params,
-                           analyzers=analyzers, listeners=listeners) as lp, \
+                           analyzers=analyzers, listeners=listeners,
+                           history_listeners=[tracker],
+                           attrs={"config": cfg.to_dict()}) as lp, \
                 tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
             done_before = lp.store.frames_done_count() if lp.store is not None else 0
             bar.update(done_before)
@@ -136,14 +143,51 @@ def cmd_process(args: argparse.Namespace) -> int:
                 bar.refresh()
 
             stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress)
+            if lp.store is not None:
+                tracker.aggregates.geometry = source.geometry
+                tracker.evaluate_all()  # every rule, over the whole run, at its end
+                lp.store.set_flag_timeline(tracker.timeline.to_list(),
+                                           dataclasses.asdict(tracker.thresholds))
         print(f"stored features of {stats.frames_stored} frames in {args.out} "
               f"({stats.frames_skipped} skipped; 95% lag {stats.lag_percentile(95):.2f} s)")
+        _print_flags(args.out)
         _record(args)
     finally:
         for f in listeners:
             f.close()
         client.close()
     return 0
+
+
+def _replay_timeline(features, cfg) -> None:
+    """Judge a whole feature store again (e.g. after fill-in) and store its flag timeline."""
+    import dataclasses
+
+    from .outputs._common import aggregates
+    from .store import FeatureStore, open_features
+
+    _, timeline = aggregates(open_features(features), replay_flags=True)
+    FeatureStore.open(features, mode="r+").set_flag_timeline(
+        timeline.to_list(), dataclasses.asdict(cfg.flags))
+
+
+def _print_flags(features) -> None:
+    """The end-of-run summary of the flags: every episode, raised or cleared."""
+    from .flag_timeline import FlagTimeline
+    from .store import FeatureStore
+
+    if not Path(features).exists():
+        return
+    episodes = FeatureStore.open(features).flag_timeline()
+    if episodes is None:
+        return
+    timeline = FlagTimeline.from_list(episodes)
+    if not timeline.episodes:
+        print("flags: none raised during the run (status GREEN)")
+        return
+    print(f"flags raised during the run (status {timeline.status().upper()}):")
+    for e in timeline.episodes:
+        print(f"  {e.describe()}: {e.message}")
 
 
 def _record(args) -> None:
@@ -250,9 +294,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\nrun finished: {agg.frames} frames analysed ({lp.stats.frames_skipped} sampled "
               f"out), {info.get('frames_dropped', 0)} dropped by the detector")
         print(f"hits: {agg.hits} ({agg.hit_rate:.1%}); 95% lag {lp.stats.lag_percentile(95):.2f} s")
-        print(f"status: {session.status.upper()}")
-        for f in flags:
-            print(f"  [{f.severity}] {f.message}")
+        timeline = session.timeline
+        print(f"status: {timeline.status().upper()} over the run "
+              f"({session.status.upper()} at its end)")
+        for e in timeline.episodes:
+            print(f"  {e.describe()}: {e.message}")
+        if flags:
+            print("still raised at the end: " + ", ".join(f.name for f in flags))
         print(f"features: {feats}  (xlive.open_features({str(feats)!r}))")
     finally:
         if writer.poll() is None:
