@@ -453,6 +453,11 @@ class LiveProcessor:
         return self._collect(wait)
 
     @property
+    def caught_up(self) -> bool:
+        """Every frame the source had at the last poll is handled (stored, bad or skipped)."""
+        return self.idle and self._seen >= self.source.n_frames
+
+    @property
     def idle(self) -> bool:
         """Nothing queued, running or waiting to be stored."""
         return not self._queue and not self._in_flight and not self._unstored

@@ -18,6 +18,7 @@ from .aggregate import AggregateParams, RunAggregates
 from .flag_timeline import FlagTracker
 from .flags import Flag, FlagThresholds, status
 from .live import LiveParams, LiveProcessor
+from .run_clock import RunClock
 
 
 class LiveSession:
@@ -35,6 +36,9 @@ class LiveSession:
         A dask.distributed Client (default: a local one, closed with the session).
     store_attrs
         More provenance recorded in a new feature store (e.g. ``{"config": {...}}``).
+    wait_timeout
+        A target that does not exist yet is waited for (the session shows "waiting for
+        RUN"); after this many seconds (None: never) the live loop stops with an error.
 
     Examples
     --------
@@ -46,12 +50,21 @@ class LiveSession:
                  client=None, params: LiveParams | None = None,
                  thresholds: FlagThresholds | None = None,
                  aggregate_params: AggregateParams | None = None,
-                 analyzer_params: dict | None = None, store_attrs: dict | None = None):
+                 analyzer_params: dict | None = None, store_attrs: dict | None = None,
+                 wait_timeout: float | None = None):
         from .sources import Source, open_source
+        from .sources.pending import PendingSource, target_exists
 
         self._own_source = not isinstance(target, Source)
-        self.source = target if isinstance(target, Source) else open_source(target)
+        if isinstance(target, Source):
+            self.source = target
+        elif not target_exists(target):  # started before the run: wait for it
+            self.source = PendingSource(target, timeout=wait_timeout)
+        else:
+            self.source = open_source(target)
         self.source.refresh()
+        #: when the run grew, and when it counts as finished
+        self.clock = RunClock()
         self.analyzer_params = dict(analyzer_params or {})
         if analyzers is None:  # built at the first frame, with the geometry the run has then
             from functools import partial
@@ -187,6 +200,29 @@ class LiveSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ run state
+    def run_state(self, now: float | None = None) -> str:
+        """``"waiting"`` (no run or no frame yet), ``"live"`` or ``"finished"`` (the run's end
+        marker, or an idle time learnt from its cadence, and every frame handled)."""
+        n = self.source.n_frames
+        self.clock.observe(n, now)
+        if n == 0:
+            return "waiting"
+        marker = getattr(self.source, "finished", None)
+        if self.clock.is_over(marker, now) and self.processor.caught_up:
+            return "finished"
+        return "live"
+
+    def waiting_for(self) -> str:
+        """What the session waits for, in words ("" when nothing)."""
+        text = getattr(self.source, "waiting_for", "")
+        if text:
+            return text
+        if self.source.n_frames == 0:
+            label = getattr(self.source, "target", None) or getattr(self.source, "path", "")
+            return f"waiting for the first frame of {label}"
+        return ""
 
     # ------------------------------------------------------------------ helpers for views
     def read_frame(self, index: int) -> np.ndarray:

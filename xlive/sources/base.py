@@ -184,6 +184,17 @@ class Source(abc.ABC):
         """Complete frames as of the last :meth:`refresh`."""
         return self._n
 
+    #: a callable telling whether the run has ended (set by a wrapper that knows, e.g. an
+    #: xlive run folder's ``complete`` flag); None: the source's own rule
+    end_marker = None
+
+    @property
+    def finished(self) -> bool | None:
+        """True once the run says it has ended (an end marker, its planned frame count),
+        False while it says it goes on, None when it cannot tell (then only an idle time
+        tells: see :class:`xlive.session.RunClock`)."""
+        return self.end_marker() if self.end_marker is not None else None
+
     @property
     def masked_values(self) -> tuple[float, ...]:
         """Pixel values that mark gaps or bad pixels (NaN is always masked in float data)."""

@@ -174,6 +174,28 @@ class EigerSource(Source):
         self._next_frame = n
         return n
 
+    @property
+    def finished(self) -> bool | None:
+        """True once the planned frames (``nimages * ntrigger``) are all there."""
+        if self.end_marker is not None:
+            return self.end_marker()
+        return None if not self.planned else self._n >= self.planned
+
+    def missing_files(self) -> list[str]:
+        """Data files the master links to that do not exist (yet)."""
+        if self._links and self._links[0][0] == "vds":
+            return []
+        return [p for p, _ in self._links if not Path(p).exists()]
+
+    @property
+    def waiting_for(self) -> str:
+        """What a live monitor waits for next ("" when nothing is missing)."""
+        missing = self.missing_files()
+        if not missing:
+            return ""
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        return f"waiting for data file {Path(missing[0]).name}{more}"
+
     # ---------------------------------------------------------------- Source API
     def _make_reader(self) -> FrameReader:
         dtype = self._dtype or np.dtype("uint32")

@@ -85,27 +85,49 @@ class FilesSource(Source):
         return names
 
     def _count(self) -> int:
+        # a directory listing per poll; only the first file (shape, header) and the newest
+        # one (is it complete?) are decoded: writers finish a file before the next one, so
+        # files older than the newest are complete. A corrupt file is found when its frame
+        # is read (it is then a bad frame), not by decoding 10,000 files before analysis.
         pending = self._pending()
-        for k, path in enumerate(pending):
-            newest = k == len(pending) - 1
+        if not pending:
+            return len(self._files)
+        if self._shape is None:
+            first = pending[0]
             try:
-                frame = _decode(path)
-                if self._shape is None:
-                    self._shape, self._dtype = frame.shape, frame.dtype
-                    with fabio.open(path) as image:
-                        self._first_header = dict(image.header)
-                elif frame.shape != self._shape:
-                    raise BadFrameError(f"{path} is {frame.shape}, the series is {self._shape}")
+                frame = _decode(first)
+                with fabio.open(first) as image:
+                    self._first_header = dict(image.header)
             except Exception as exc:
-                settled = time.time() - _mtime(path) > self.settle_time
-                if newest and not settled and not isinstance(exc, BadFrameError):
-                    break  # probably still being written: retry at the next poll
-                if self._shape is None:
-                    raise SourceError(f"cannot read the first image {path}: {exc}") from exc
-                self._bad.add(len(self._files))
-            self._files.append(path)
-            self._known.add(path)
+                if len(pending) == 1 and time.time() - _mtime(first) <= self.settle_time:
+                    return 0  # probably still being written: retry at the next poll
+                raise SourceError(f"cannot read the first image {first}: {exc}") from exc
+            self._shape, self._dtype = frame.shape, frame.dtype
+            self._first_data = frame
+            self._take([first])
+            pending = pending[1:]
+            if not pending:
+                return len(self._files)
+        newest = pending[-1]
+        if not self._complete(newest):
+            pending = pending[:-1]  # retried at the next poll
+        self._take(pending)
         return len(self._files)
+
+    def _complete(self, path: str) -> bool:
+        """The newest file decodes, or has not changed for ``settle_time`` (then a failure to
+        read it makes its frame bad)."""
+        if time.time() - _mtime(path) > self.settle_time:
+            return True
+        try:
+            _decode(path)
+        except Exception:
+            return False
+        return True
+
+    def _take(self, paths: list[str]) -> None:
+        self._files.extend(paths)
+        self._known.update(paths)
 
     def _make_reader(self) -> FrameReader:
         # the reader shares the list, so files found later are readable by existing graphs
@@ -113,12 +135,25 @@ class FilesSource(Source):
                                 masked_values=self._masked_for(self._dtype))
 
     def _header_geometry(self) -> Geometry | None:
-        contents = self._first_header.get("_array_data.header_contents")
-        if not contents or self._shape is None:
+        """The geometry in the first file's header (miniCBF, PILATUS TIFF, SMV), when
+        complete; what it holds is kept in ``header_quantities`` either way."""
+        if self._shape is None:
             return None
-        from ..geometry_io.minicbf import geometry_from_minicbf_header
+        from ..geometry_io.headers import (
+            first_mask,
+            geometry_from_quantities,
+            missing_quantities,
+            quantities_from_header,
+        )
 
-        return geometry_from_minicbf_header(contents, shape=self._shape)
+        self.header_quantities = quantities_from_header(self._first_header, self._shape)
+        if missing_quantities(self.header_quantities):
+            return None
+        data = getattr(self, "_first_data", None)
+        return geometry_from_quantities(
+            self.header_quantities, shape=self._shape,
+            mask=first_mask(data) if data is not None else None,
+            description=str(self._first_header.get("Detector", "")).strip())
 
     def _frame_shape_hint(self) -> tuple[int, int]:
         return self._shape or (0, 0)

@@ -44,4 +44,13 @@ def open_run_folder(path: str | Path, **options) -> Source:
         source._geometry_override = geom
         source._geometry = None
     source.run_info = info
+    run_file = path / RUN_FILE
+
+    def complete() -> bool:  # the writer rewrites the description with complete=True at the end
+        try:
+            return bool(json.loads(run_file.read_text()).get("complete"))
+        except (OSError, ValueError):
+            return False
+
+    source.end_marker = complete
     return source

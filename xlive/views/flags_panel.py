@@ -30,10 +30,18 @@ class FlagsPanel(View):
 
     def update(self, session) -> bool:
         flags = tuple(session.flags)
-        if flags == self._shown:
+        now = {f.name for f in flags}
+        # flags raised earlier in the run and cleared since stay listed, with their frames
+        past = tuple(e for e in session.timeline.episodes
+                     if e.cleared_at is not None and e.name not in now)
+        key = (flags, tuple((e.name, e.raised_at, e.cleared_at) for e in past))
+        if key == self._shown:
             return False
-        self._shown = flags
-        self.source.data = {"name": [f.name for f in flags],
-                            "severity": [f.severity for f in flags],
-                            "message": [f.message for f in flags]}
+        self._shown = key
+        self.source.data = {
+            "name": [f.name for f in flags] + [e.name for e in past],
+            "severity": [f.severity for f in flags] + [e.severity for e in past],
+            "message": [f.message for f in flags] + [
+                f"earlier, frames {e.raised_at}-{e.cleared_at} (cleared): {e.message}"
+                for e in past]}
         return True

@@ -12,6 +12,7 @@ from bokeh.layouts import column, gridplot, row
 from ._history import history_for
 from .detector import DetectorView
 from .dmin_chart import DminChart
+from .flag_bands import FlagBands
 from .flags_panel import FlagsPanel
 from .grid_map import GridMapView
 from .hit_rate import HitRateChart
@@ -50,6 +51,8 @@ class Dashboard:
             src = self.views[name].source
             src.selected.on_change("indices", self._tapped(src))
         self.views["grid"].root.visible = False
+        # flag episodes shaded on the plots along the run (updated with the views)
+        self.flag_bands = FlagBands([self.views[k].root for k in ("hit_rate", "spots", "d_min")])
         self.updates = 0
         v = self.views
         plots = gridplot([[v["hit_rate"].root, v["spots"].root],
@@ -83,6 +86,8 @@ class Dashboard:
             for name, view in self.views.items():
                 if view.update(self.session):
                     changed.append(name)
+            if self.flag_bands.update(self.session):
+                changed.append(self.flag_bands.name)
         if "grid" in changed:
             self.views["grid"].root.visible = True
         self.updates += 1

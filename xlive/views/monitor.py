@@ -197,26 +197,41 @@ class Monitor:
                                       f"{type(e).__name__}: {e}</span>")
             await asyncio.sleep(self.interval)
 
-    async def wait(self, frames: int | None = None, *, idle: float = 2.0,
-                   timeout: float = 300.0) -> int:
+    async def wait(self, frames: int | None = None, *, idle: float | None = None,
+                   timeout: float | None = 3600.0) -> int:
         """Let the views update until ``frames`` frames were handled (stored or sampled out),
-        or, with ``frames=None``, until the run has not grown for ``idle`` seconds and all
-        is computed. Returns the frames handled."""
-        stats = self.session.processor.stats
-        t_end = time.time() + timeout
-        last_n, last_change = -1, time.time()
-        while time.time() < t_end:
+        or, with ``frames=None``, until the run has ended and every frame is handled.
+
+        The run has ended when its end marker says so (an xlive run's ``complete`` flag, an
+        Eiger master's planned frame count) or, for runs without one, when it has not grown
+        for an idle time learnt from its cadence (3x the longest pause between new frames,
+        at least ``idle`` s): an Eiger run that adds a data file every few seconds is not
+        over between two files. A run that does not exist yet is waited for.
+
+        Raises
+        ------
+        TimeoutError
+            When ``timeout`` seconds pass first (say so rather than return half a run).
+        """
+        s = self.session
+        stats = s.processor.stats
+        if idle is not None:
+            s.clock.min_idle = idle
+        t_end = None if timeout is None else time.time() + timeout
+        while True:
             done = stats.frames_stored + stats.frames_skipped
             if frames is not None and done >= frames:
                 break
-            n = self.session.source.n_frames
-            if n != last_n:
-                last_n, last_change = n, time.time()
-            if (frames is None and self.session.processor.idle and done >= n
-                    and time.time() - last_change >= idle):
+            if frames is None and s.run_state() == "finished":
                 break
-            if self.session.error is not None:
-                raise self.session.error
+            if s.error is not None:
+                raise s.error
+            if t_end is not None and time.time() > t_end:
+                self.update()
+                raise TimeoutError(
+                    f"the run is not over after {timeout:g} s ({done} frames handled of "
+                    f"{s.source.n_frames} seen; {s.waiting_for() or 'still growing'}); "
+                    "wait again, or pass a longer timeout=")
             await asyncio.sleep(min(self.interval, 0.25))
         self.update()
         return stats.frames_stored + stats.frames_skipped

@@ -1,38 +1,74 @@
-"""One status line above the plots: green, amber or red, summing up the flags at a glance."""
+"""One status line above the plots: what the run is doing and how it is going, at a glance.
+
+Grey "WAITING" until the run exists and its first frame is analysed (nothing analysed is not
+"all good"); then green, amber or red from the flags; after the run, the status over the whole
+run with "run finished N s ago", so the page stays readable once the run is over.
+"""
 
 from __future__ import annotations
 
 import math
+import time
 
 from bokeh.models import ColumnDataSource, Div
 
 from ._base import View
 
-COLORS = {"green": "#2e7d32", "amber": "#ef8f00", "red": "#c62828"}
+COLORS = {"green": "#2e7d32", "amber": "#ef8f00", "red": "#c62828", "waiting": "#757575"}
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def status_text(session) -> tuple[str, str]:
-    """(status, one-line summary) of the session now."""
+    """(status, one-line summary) of the session now; status is ``waiting``, ``green``,
+    ``amber`` or ``red``."""
     agg = session.aggregates
-    st = session.status
-    rate = agg.rolling_hit_rate()[0]
-    parts = [f"{agg.frames} frames analysed of {session.source.n_frames}",
-             f"hit rate {rate:.1%}" if math.isfinite(rate) else "no frames yet"]
+    error = getattr(session, "error", None)
+    if error is not None:
+        return "red", f"live loop stopped: {type(error).__name__}: {error}"
+    state = session.run_state()
+    if state == "waiting":
+        return "waiting", session.waiting_for() or "waiting for the run"
+    if agg.frames == 0:
+        return "waiting", (f"no data yet: {session.source.n_frames} frames seen, "
+                           "analysing the first")
+    finished = state == "finished"
+    st = session.timeline.status() if finished else session.status
+    rate = agg.rolling_hit_rate()[0] if not finished else agg.hit_rate
+    parts = []
+    if finished:
+        since = session.clock.finished_at
+        parts.append(f"run finished {_ago(time.time() - since)} ago" if since else
+                     "run finished")
+    parts += [f"{agg.frames} frames analysed of {session.source.n_frames}",
+              f"hit rate {rate:.1%}" if math.isfinite(rate) else "no hits yet"]
     lag = session.lag
-    if math.isfinite(lag):
+    if math.isfinite(lag) and not finished:
         parts.append(f"lag {lag:.1f} s")
-    if session.flags:
+    more = session.waiting_for()
+    if more and not finished:
+        parts.append(more)
+    if finished:
+        eps = session.timeline.episodes
+        parts.append("; ".join(f"{e.name.replace('_', ' ')} (frames {e.raised_at}-"
+                               f"{e.cleared_at if e.cleared_at is not None else 'end'})"
+                               for e in eps) if eps else "no flags during the run")
+    elif session.flags:
         parts.append("; ".join(f.name.replace("_", " ") for f in session.flags))
-    elif agg.frames:
+    else:
         parts.append("all checks pass")
-    if getattr(session, "error", None) is not None:
-        st = "red"
-        parts.append(f"live loop stopped: {type(session.error).__name__}: {session.error}")
     return st, " · ".join(parts)
 
 
 class StatusLine(View):
-    """A coloured banner: the run's status and the flags that cause it."""
+    """A coloured banner: the run's state and status, and the flags that cause it."""
 
     name = "status"
 
@@ -40,7 +76,7 @@ class StatusLine(View):
         self.source = ColumnDataSource({"status": [], "text": []}, name="status_source")
         self._shown: tuple | None = None
         self.root = Div(name="status_plot", sizing_mode="stretch_width",
-                        text=self._html("green", "waiting for frames"))
+                        text=self._html("waiting", "waiting for the run"))
 
     @staticmethod
     def _html(status: str, text: str) -> str:
