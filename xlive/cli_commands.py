@@ -7,10 +7,11 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, SourceError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not open a web browser on the dashboard")
     p.add_argument("--port", type=int, default=5006,
                    help="port of the dashboard on 127.0.0.1 (default %(default)s; taken: any)")
+    p.add_argument("--exit-at-end", action="store_true",
+                   help="exit when the run ends (default: with a browser, the page stays up "
+                        "with the run's final state until Ctrl-C)")
+    from .cli_inputs import add_analysis_options
+
+    add_analysis_options(p, timeout=False)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -57,9 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="local dask worker threads (or processes with --processes)")
     p.add_argument("--processes", action="store_true", help="local workers as processes")
-    p.add_argument("--config", default=None,
-                   help="run configuration (TOML): geometry overrides, analyzer parameters, "
-                        "live-loop settings, flag thresholds")
+    from .cli_inputs import add_analysis_options
+
+    add_analysis_options(p)
     p.add_argument("--hits-cxi", default=None,
                    help="also write hits as they are found into this CXI file (+ .lst beside)")
     from .cli_outputs import add_db_option
@@ -87,21 +94,26 @@ def cmd_process(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .aggregate import RunAggregates
+    from .cli_inputs import open_run, provenance
     from .config import load_config
     from .flag_timeline import FlagTracker
     from .live import LiveProcessor, fill_in
-    from .sources import open_source
 
     if args.sample is not None and not 0 < args.sample <= 1:
         raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
     cfg = load_config(args.config)
-    source = open_source(args.target)
+    # with --live, a run that does not exist yet is waited for (up to --timeout)
+    source = open_run(args.target, args, cfg, wait=args.live)
     n = source.refresh()
-    if cfg.geometry and n:
-        geometry = cfg.apply_geometry(source.geometry)
-        source.close()
-        source = open_source(args.target, geometry=geometry)
-        n = source.refresh()
+    waiting = getattr(source, "waiting_for", "")
+    if waiting and not args.live:
+        missing = getattr(source, "missing_files", list)()
+        raise SourceError(f"{args.target}: {len(missing)} data files the master names are "
+                          f"missing ({', '.join(Path(m).name for m in missing[:3])}"
+                          f"{', ...' if len(missing) > 3 else ''}); copy them beside it, or "
+                          "process with --live to wait for them")
+    if waiting:
+        print(f"xlive process: {waiting}", flush=True)
     # built at the first frame (a growing run may have none yet)
     analyzers = cfg.build_analyzers
     client = _client(args)
@@ -130,19 +142,26 @@ def cmd_process(args: argparse.Namespace) -> int:
         with LiveProcessor(source, args.out, client=client, params=params,
                            analyzers=analyzers, listeners=listeners,
                            history_listeners=[tracker],
-                           attrs={"config": cfg.to_dict()}) as lp, \
+                           attrs=provenance(args, cfg)) as lp, \
                 tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
             done_before = lp.store.frames_done_count() if lp.store is not None else 0
             bar.update(done_before)
 
+            ended = threading.Event()
+
             def progress(proc):
+                # a run with an end marker (complete flag, planned frames) ends with it
+                if args.live and proc.caught_up and getattr(proc.source, "finished", None) \
+                        and proc.source.refresh() == proc.source.n_frames and proc.caught_up:
+                    ended.set()  # (counted again after the marker: its last frames are in)
                 bar.total = max(bar.total or 0, proc.source.n_frames)
                 bar.n = done_before + proc.stats.frames_stored + proc.stats.frames_skipped
                 bar.set_postfix(lag=f"{proc.stats.lag_percentile(95):.1f}s",
                                 rate=f"{proc.stats.throughput():.0f}/s", refresh=False)
                 bar.refresh()
 
-            stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress)
+            stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress,
+                           stop=ended)
             if lp.store is not None:
                 tracker.aggregates.geometry = source.geometry
                 tracker.evaluate_all()  # every rule, over the whole run, at its end
@@ -241,10 +260,20 @@ def _wait_for_run(run: Path, writer: subprocess.Popen, timeout: float = 120.0) -
         time.sleep(0.1)
 
 
+def _live_keys(path) -> set:
+    """Keys of the ``[live]`` table a configuration file sets itself."""
+    from .config import tomllib
+
+    return set(tomllib.loads(Path(path).read_text()).get("live", {}))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from tqdm import tqdm
 
-    from .live import LiveParams
+    from .cli_inputs import open_run, provenance
+    from .config import load_config
     from .session import LiveSession
     from .views.app import serve_session
 
@@ -254,10 +283,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out} already holds a demo; give a new --out")
     print(f"simulating a {args.detector} run at {args.rate:g} frames/s into {run}")
     writer = _start_simulator(args, run)
-    session = handle = None
+    session = handle = source = None
     try:
         _wait_for_run(run, writer)
-        session = LiveSession(run, feats, params=LiveParams(latency_budget=3.0))
+        cfg = load_config(args.config)
+        source = open_run(run, args, cfg, wait=False)
+        params = cfg.live if args.config and "latency_budget" in _live_keys(args.config) \
+            else dataclasses.replace(cfg.live, latency_budget=3.0)
+        session = LiveSession(source, feats, params=params, thresholds=cfg.flags,
+                              aggregate_params=cfg.aggregate,
+                              analyzers=cfg.build_analyzers if cfg.analyzers else None,
+                              store_attrs=provenance(args, cfg))
         # analyzers exist once the first frame does: the page then has its spot controls
         deadline = time.monotonic() + 60
         while not session.processor.prepare() and writer.poll() is None \
@@ -302,6 +338,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if flags:
             print("still raised at the end: " + ", ".join(f.name for f in flags))
         print(f"features: {feats}  (xlive.open_features({str(feats)!r}))")
+        if not args.no_browser and not args.exit_at_end:
+            from .views.app import wait_forever
+
+            print(f"the dashboard stays up with the run's final state at {handle.url}; "
+                  "Ctrl-C quits", flush=True)
+            try:
+                wait_forever(handle)
+            except KeyboardInterrupt:
+                pass
     finally:
         if writer.poll() is None:
             writer.terminate()
@@ -310,4 +355,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             handle.stop()
         if session is not None:
             session.close()
+        if source is not None:
+            source.close()
     return 0

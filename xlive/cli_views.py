@@ -25,11 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=float, default=None,
                    help="fraction of frames to analyse (default: all, sampling when behind)")
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
+    from .cli_inputs import add_analysis_options
+
+    add_analysis_options(p)
     p.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .live import LiveParams
+    import dataclasses
+
+    from .cli_inputs import open_run, provenance
+    from .config import load_config
     from .session import LiveSession
     from .views.app import serve_session, wait_forever
     from .views.runner import SessionRunner
@@ -38,14 +44,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
-    session = LiveSession(args.target, args.features,
-                          params=LiveParams(sample=args.sample) if args.sample else None)
+    cfg = load_config(args.config)
+    # a run that does not exist yet is waited for: the page says "waiting for RUN"
+    source = open_run(args.target, args, cfg, wait=True)
+    params = dataclasses.replace(cfg.live, sample=args.sample) if args.sample else cfg.live
+    session = LiveSession(source, args.features, params=params, thresholds=cfg.flags,
+                          aggregate_params=cfg.aggregate,
+                          analyzers=cfg.build_analyzers if cfg.analyzers else None,
+                          store_attrs=provenance(args, cfg))
     runner = SessionRunner(session).start()
     handle = None
     try:
         handle = serve_session(session, port=args.port, address=args.address,
                                open_browser=args.show)
         print(f"xlive: serving {args.target} at {handle.url} (Ctrl-C stops)", flush=True)
+        if session.source.n_frames == 0:
+            print(f"xlive: {session.waiting_for()}", flush=True)
         wait_forever(handle)
     except KeyboardInterrupt:
         print("xlive: stopping", flush=True)
@@ -54,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             handle.stop()
         runner.stop()
         session.close()
+        source.close()
     return 0
 
 

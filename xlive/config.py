@@ -25,7 +25,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y")
+GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y", "pixel_size",
+                 "saturation_value", "file", "mask")  # file, mask: paths (as --geometry/--mask)
 TABLES = ("geometry", "analyzers", "live", "flags", "aggregate")
 
 
@@ -95,6 +96,10 @@ def parse_config(data: dict, *, origin: str = "configuration") -> RunConfig:
     if bad:
         raise ConfigError(f"{origin} [geometry] has unknown keys {bad}; allowed: {list(GEOMETRY_KEYS)}")
     for k, v in geom.items():
+        if k in ("file", "mask"):
+            if not isinstance(v, str):
+                raise ConfigError(f"{origin} [geometry] {k} must be a file path, got {v!r}")
+            continue
         if not isinstance(v, (int, float)) or v <= 0 and k in ("distance", "wavelength"):
             raise ConfigError(f"{origin} [geometry] {k} must be a positive number, got {v!r}")
     analyzers = dict(data.get("analyzers", {}))

@@ -174,6 +174,7 @@ class LiveProcessor:
         self._unstored: list[dict] = []
         self._nthreads: tuple[float, int] | None = None
         self._last_poll = -math.inf
+        self.last_refresh = -math.inf
         #: key under which workers hold this processor's partial aggregates
         self._hold_key = f"xlive-partials-{uuid.uuid4().hex}"
         self._last_store = 0.0
@@ -276,6 +277,8 @@ class LiveProcessor:
             return
         self._last_poll = now
         n = self.source.refresh()
+        #: when the source was last counted (monotonic clock)
+        self.last_refresh = time.monotonic()
         if n <= self._seen or not self._ensure_ready():
             return
         self.store.see(n)

@@ -108,3 +108,21 @@ def side_table_columns(table: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
         arr[present.to_numpy()] = values
         out[str(col)] = arr
     return out
+
+
+#: side-table names looked for beside a run's data when none is given ({stem}: the run's
+#: file name without ``_master``/suffix)
+SIDE_TABLE_NAMES = ("{stem}_metadata.csv", "{stem}.csv", "metadata.csv", "metadata.h5")
+
+
+def find_side_table(data: str | Path) -> Path | None:
+    """A per-frame side table beside ``data`` (an Eiger master, a folder of images), if any:
+    ``<stem>_metadata.csv``, ``<stem>.csv``, ``metadata.csv`` or ``metadata.h5``."""
+    data = Path(data)
+    folder = data if data.is_dir() else data.parent
+    stem = data.name.split(".")[0].removesuffix("_master")
+    for pattern in SIDE_TABLE_NAMES:
+        candidate = folder / pattern.format(stem=stem)
+        if candidate.is_file() and candidate != data:
+            return candidate
+    return None

@@ -65,6 +65,7 @@ class LiveSession:
         self.source.refresh()
         #: when the run grew, and when it counts as finished
         self.clock = RunClock()
+        self._marker_seen: float | None = None
         self.analyzer_params = dict(analyzer_params or {})
         if analyzers is None:  # built at the first frame, with the geometry the run has then
             from functools import partial
@@ -210,7 +211,12 @@ class LiveSession:
         if n == 0:
             return "waiting"
         marker = getattr(self.source, "finished", None)
-        if self.clock.is_over(marker, now) and self.processor.caught_up:
+        fresh = True
+        if marker:  # the frames written before the marker count only after a later poll
+            if self._marker_seen is None:
+                self._marker_seen = time.monotonic()
+            fresh = self.processor.last_refresh > self._marker_seen
+        if fresh and self.processor.caught_up and self.clock.is_over(marker, now):
             return "finished"
         return "live"
 

@@ -184,6 +184,10 @@ class Source(abc.ABC):
         """Complete frames as of the last :meth:`refresh`."""
         return self._n
 
+    #: ``f(geometry or None, source) -> Geometry`` applied to the headers' geometry (a
+    #: :class:`~xlive.geometry_plan.GeometryPlan`: geometry file, mask, configured values)
+    geometry_edit = None
+
     #: a callable telling whether the run has ended (set by a wrapper that knows, e.g. an
     #: xlive run folder's ``complete`` flag); None: the source's own rule
     end_marker = None
@@ -222,10 +226,17 @@ class Source(abc.ABC):
         """Detector geometry (mask = header mask | pixels holding a masked value in frame 0)."""
         if self._geometry is None:
             geom = self._geometry_override or self._header_geometry()
+            if self.geometry_edit is not None:  # --geometry, --mask, [geometry] (GeometryPlan)
+                geom = self.geometry_edit(geom, self)
             if geom is None:
+                from ..geometry_io.headers import QUANTITIES, how_to_give, missing_quantities
+
+                found = getattr(self, "header_quantities", None) or {}
+                missing = missing_quantities(found) if found else list(QUANTITIES)
                 raise GeometryError(
-                    f"{type(self).__name__} found no detector geometry in the run's headers; "
-                    "pass geometry=Geometry.simple(...) or a geometry file to open_source"
+                    f"{type(self).__name__} found no complete detector geometry in the run's "
+                    f"headers (missing: {', '.join(missing)}); " + how_to_give(missing)
+                    + "; in Python: open_source(RUN, geometry=Geometry.simple(...))"
                 )
             if self._n == 0:
                 return geom  # no frame yet to learn gap values from: do not cache

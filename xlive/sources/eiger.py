@@ -51,6 +51,10 @@ class EigerSource(Source):
     name = "eiger"
 
     def __init__(self, path: str | Path, **options):
+        if options.get("metadata") is None:  # timestamps, laser on/off... beside the master
+            from ..metadata import find_side_table
+
+            options["metadata"] = find_side_table(path)
         super().__init__(**options)
         self.path = Path(path)
         try:

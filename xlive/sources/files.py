@@ -60,6 +60,10 @@ class FilesSource(Source):
     mask_unsigned_max = False  # CCD/TIFF maxima are saturation, not gaps
 
     def __init__(self, target: str | Path, *, settle_time: float = 10.0, **options):
+        if options.get("metadata") is None and os.path.isdir(str(target)):
+            from ..metadata import find_side_table
+
+            options["metadata"] = find_side_table(target)  # e.g. metadata.csv in the folder
         super().__init__(**options)
         target = str(target)
         #: the folder or glob (recorded as the run's source with its features)

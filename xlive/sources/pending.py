@@ -90,6 +90,8 @@ class PendingSource(Source):
             self.last_error = str(exc)
             return False
         self.last_error = None
+        if self.geometry_edit is not None:
+            self._inner.geometry_edit = self.geometry_edit
         return True
 
     # ------------------------------------------------------------------ Source API
