@@ -132,8 +132,6 @@ def cmd_process(args: argparse.Namespace) -> int:
             else cfg.live.latency_budget,
             adaptive=args.live and not args.no_sampling and cfg.live.adaptive)
         if args.hits_cxi:
-            from pathlib import Path
-
             from .outputs.cxi import CXIHitsListener
 
             listeners.append(CXIHitsListener(source, args.hits_cxi,
