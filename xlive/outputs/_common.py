@@ -54,18 +54,27 @@ def run_source(ds: xr.Dataset, source=None):
     """The run's :class:`~xlive.sources.Source`: ``source`` (an object or a path) or the one
     recorded in the feature store, refreshed."""
     from ..sources import open_source
+    from ..sources.pending import target_exists
 
     if source is None:
         target = ds.attrs.get("source")
         if not target:
             raise SourceError("the feature store does not say which run it came from; "
                               "pass the run (--source RUN)")
-        if "://" not in str(target) and not Path(target).exists():
+        if not target_exists(str(target)):
             raise SourceError(f"the run {target} recorded in the feature store is gone; "
                               "pass where it is now (--source RUN)")
         source = target
     if isinstance(source, (str, Path)):
-        source = open_source(source)
+        metadata = attr_json(ds, "metadata_file")
+        source = open_source(source, **({"metadata": metadata} if metadata else {}))
+        # the geometry the run was processed with (--geometry, --mask, [geometry])
+        plan = attr_json(ds, "geometry_options")
+        if isinstance(plan, dict):
+            from ..geometry_plan import GeometryPlan
+
+            source.geometry_edit = GeometryPlan(plan.get("file"), plan.get("mask"),
+                                                plan.get("values") or {})
     source.refresh()
     return source
 
