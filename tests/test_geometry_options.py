@@ -36,9 +36,8 @@ def test_process_takes_geometry_file_and_config_and_records_provenance(tmp_path)
     write_run(tmp_path / "b", frames=4, rate=0, fmt="cbf", detector="eiger500k", seed=2)
     px = 75e-6
     (tmp_path / "det.poni").write_text(
-        "Distance: 0.25\nPoni1: {}\nPoni2: {}\nRot1: 0\nRot2: 0\nRot3: 0\n"
-        "PixelSize1: 7.5e-05\nPixelSize2: 7.5e-05\nWavelength: 1.1e-10\n".format(250 * px,
-                                                                                  500 * px))
+        f"Distance: 0.25\nPoni1: {250 * px}\nPoni2: {500 * px}\nRot1: 0\nRot2: 0\nRot3: 0\n"
+        "PixelSize1: 7.5e-05\nPixelSize2: 7.5e-05\nWavelength: 1.1e-10\n")
     (tmp_path / "run.toml").write_text("[geometry]\ndistance = 0.3\n")
     feats = tmp_path / "f.zarr"
     run_a = str(tmp_path / "a" / "run_*.cbf")
