@@ -28,7 +28,7 @@ def test_pilatus_tiff_header_completed_by_the_configuration(realdata):
     src = open_source(folder)
     src.refresh()
     with pytest.raises(GeometryError) as err:
-        src.geometry  # the TIFF header has no wavelength
+        _ = src.geometry  # the TIFF header has no wavelength
     msg = str(err.value)
     assert "missing: wavelength" in msg and "--geometry FILE" in msg
     assert "[geometry]" in msg and "wavelength = ... (Å)" in msg and "--config" in msg
