@@ -102,8 +102,8 @@ def cmd_process(args: argparse.Namespace) -> int:
     if args.sample is not None and not 0 < args.sample <= 1:
         raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
     cfg = load_config(args.config)
-    # with --live, a run that does not exist yet is waited for (up to --timeout)
-    source = open_run(args.target, args, cfg, wait=args.live)
+    # with --live (or --timeout), a run that does not exist yet is waited for
+    source = open_run(args.target, args, cfg, wait=args.live or args.timeout is not None)
     n = source.refresh()
     waiting = getattr(source, "waiting_for", "")
     if waiting and not args.live:

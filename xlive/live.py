@@ -166,6 +166,7 @@ class LiveProcessor:
         self.listeners = [*self.history_listeners, *(listeners or [])]
         self._attrs = dict(attrs or {})
         self._restore_pending = False
+        self._stepping = False
         self.stats = LiveStats()
         self._only = None if frames is None else set(int(i) for i in frames)
         self._queue: collections.deque[int] = collections.deque()
@@ -438,6 +439,15 @@ class LiveProcessor:
 
     def step(self, wait: float | None = None) -> int:
         """One poll, schedule and collect; returns frames stored in this step."""
+        # while a step moves frames between queue, tasks and store, "idle" is not to be
+        # trusted by other threads (see caught_up)
+        self._stepping = True
+        try:
+            return self._step(wait)
+        finally:
+            self._stepping = False
+
+    def _step(self, wait: float | None) -> int:
         if self._restore_pending:
             self._restore_history()
         if self._pending_analyzers is not None:  # set_analyzers from another thread
@@ -451,6 +461,7 @@ class LiveProcessor:
         self._submit()
         wait = self.params.poll_interval if wait is None else wait
         if not self._in_flight and wait > 0:
+            self._stepping = False
             time.sleep(wait)  # nothing to wait for but new frames
             return 0
         return self._collect(wait)
@@ -458,7 +469,7 @@ class LiveProcessor:
     @property
     def caught_up(self) -> bool:
         """Every frame the source had at the last poll is handled (stored, bad or skipped)."""
-        return self.idle and self._seen >= self.source.n_frames
+        return not self._stepping and self.idle and self._seen >= self.source.n_frames
 
     @property
     def idle(self) -> bool:

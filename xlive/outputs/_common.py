@@ -108,6 +108,21 @@ def flag_thresholds_of(ds: xr.Dataset):
     return FlagThresholds(**{k: v for k, v in stored.items() if k in known})
 
 
+def aggregate_params_of(ds: xr.Dataset):
+    """The aggregate parameters the run was processed with (its stored configuration)."""
+    import dataclasses
+
+    from ..aggregate import AggregateParams
+
+    config = attr_json(ds, "config")
+    stored = config.get("aggregate") if isinstance(config, dict) else None
+    if not isinstance(stored, dict):
+        return AggregateParams()
+    known = {f.name for f in dataclasses.fields(AggregateParams)}
+    return AggregateParams(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in stored.items() if k in known})
+
+
 def aggregates(ds: xr.Dataset, *, replay_flags: bool = False, every: int = 256):
     """:class:`~xlive.aggregate.RunAggregates` of a whole feature store (for flags and plots).
 
@@ -119,7 +134,7 @@ def aggregates(ds: xr.Dataset, *, replay_flags: bool = False, every: int = 256):
     from ..aggregate import RunAggregates
     from ..flag_timeline import replay
 
-    agg = RunAggregates()
+    agg = RunAggregates(aggregate_params_of(ds))
     names = [k for k in ds.data_vars if ds[k].dims[0] == FRAME]
     blocks = block_iter(ds, names, size=every)
     if replay_flags:
