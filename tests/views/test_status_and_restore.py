@@ -36,3 +36,27 @@ def test_finished_run_restored_at_once_and_its_state(finished_run, run_to_end, t
         status_text(s2)  # sees the run's end marker; the next poll confirms every frame
         s2.step()
         assert "run finished" in status_text(s2)[1]
+
+
+def test_flag_episodes_are_bands_and_stay_listed(finished_run, tmp_path):
+    from xlive.flags import Flag
+
+    with LiveSession(finished_run, tmp_path / "f.zarr") as s:
+        dash = Dashboard(s)
+        jet = Flag("jet_lost", "error", "Jet lost.", 0.05)
+        ice = Flag("ice_rings", "warning", "Ice.", 0.4)
+        s.timeline.observe([jet], 40)
+        s.timeline.observe([jet, ice], 50)
+        s.timeline.observe([ice], 70)  # the jet is back at frame 70
+        s.tracker.last_frame = 79
+        s.flags = [ice]
+        dash.update()
+        bands = dash.flag_bands.source.data
+        assert list(zip(bands["flag"], bands["x0"], bands["x1"], strict=True)) == [
+            ("jet_lost", 40, 70), ("ice_rings", 50, 79)]
+        assert bands["color"][0] == "#c62828"
+        doc_names = {r.glyph.__class__.__name__ for r in dash.views["hit_rate"].root.renderers}
+        assert "VStrip" in doc_names
+        panel = dash.views["flags"].source.data
+        assert panel["name"] == ["ice_rings", "jet_lost"]
+        assert panel["message"][1].startswith("earlier, frames 40-70 (cleared)")
