@@ -16,7 +16,7 @@ import zarr
 
 from ..conventions import FRAME_NUMBER, FRAMES_COMPLETE, LASER_ON, PULSE_ENERGY, TIMESTAMP
 from ..errors import BadFrameError, SourceError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from . import _bslz4  # noqa: F401  (registers the spool codec)
 from ._zarr_direct import DirectChunks
 from .base import FrameReader, Source
