@@ -78,6 +78,7 @@ class RadialProfile:
     """
 
     name = "radial"
+    params_class = RadialParams
 
     def __init__(self, geometry: Geometry, params: RadialParams | None = None):
         self.geometry = geometry

@@ -88,6 +88,7 @@ class SpotFinder:
     """
 
     name = "spots"
+    params_class = SpotParams
 
     def __init__(self, geometry: Geometry, params: SpotParams | None = None):
         self.geometry = geometry

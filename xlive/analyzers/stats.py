@@ -78,6 +78,7 @@ class FrameStats:
     """
 
     name = "stats"
+    params_class = StatsParams
 
     def __init__(self, geometry: Geometry, params: StatsParams | None = None):
         self.geometry = geometry

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -15,7 +13,7 @@ from ..errors import ConfigError
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the remaining subcommands to the ``xlive`` parser."""
-    from .main import add_simulation_options
+    from .simulate import add_simulation_options
 
     p = sub.add_parser(
         "demo", help="simulate a beamtime run and monitor it live",
@@ -29,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not open a web browser on the dashboard")
     p.add_argument("--port", type=int, default=5006,
                    help="port of the dashboard on 127.0.0.1 (default %(default)s; taken: any)")
+    add_config_option(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -55,9 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="local dask worker threads (or processes with --processes)")
     p.add_argument("--processes", action="store_true", help="local workers as processes")
-    p.add_argument("--config", default=None,
-                   help="run configuration (TOML): geometry overrides, analyzer parameters, "
-                        "live-loop settings, flag thresholds")
+    add_config_option(p, " (--fill-in: default the one stored with the features)")
     p.add_argument("--hits-cxi", default=None,
                    help="also write hits as they are found into this CXI file (+ .lst beside)")
     from .outputs import add_db_option
@@ -66,6 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-db", action="store_true", help="do not record the run in the run database")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_process)
+
+
+def add_config_option(p: argparse.ArgumentParser, more: str = "") -> None:
+    p.add_argument("--config", default=None,
+                   help="run configuration (TOML): geometry overrides, analyzers and their "
+                        f"parameters, live-loop settings, flag thresholds{more}")
 
 
 # --------------------------------------------------------------------------- process
@@ -84,13 +87,17 @@ def cmd_process(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from ..config import load_config
+    from ..config import load_config, stored_config
     from ..engine.live import LiveProcessor, fill_in
+    from ..engine.store import FeatureStore
     from ..sources import open_source
 
     if args.sample is not None and not 0 < args.sample <= 1:
         raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
-    cfg = load_config(args.config)
+    if args.fill_in and args.config is None and Path(args.out).exists():
+        cfg = stored_config(FeatureStore.open(args.out).info)  # computed as the first pass was
+    else:
+        cfg = load_config(args.config)
     source = open_source(args.target)
     n = source.refresh()
     if cfg.geometry and n:
@@ -98,13 +105,11 @@ def cmd_process(args: argparse.Namespace) -> int:
         source.close()
         source = open_source(args.target, geometry=geometry)
         n = source.refresh()
-    # built at the first frame (a growing run may have none yet)
-    analyzers = cfg.build_analyzers
     client = _client(args)
     listeners = []
     try:
         if args.fill_in:
-            stats = fill_in(source, args.out, client=client, analyzers=analyzers)
+            stats = fill_in(source, args.out, client=client, config=cfg)
             print(f"filled in {stats.frames_stored} frames into {args.out}")
             _record(args)
             return 0
@@ -114,14 +119,13 @@ def cmd_process(args: argparse.Namespace) -> int:
             else cfg.live.latency_budget,
             adaptive=args.live and not args.no_sampling and cfg.live.adaptive)
         if args.hits_cxi:
-            from pathlib import Path
-
             from ..outputs.cxi import CXIHitsListener
 
             listeners.append(CXIHitsListener(source, args.hits_cxi,
                                              lst=Path(args.hits_cxi).with_suffix(".lst")))
-        with LiveProcessor(source, args.out, client=client, params=params,
-                           analyzers=analyzers, listeners=listeners) as lp, \
+        # the analyzers are built from the configuration at the first frame
+        with LiveProcessor(source, args.out, client=client, params=params, config=cfg,
+                           listeners=listeners) as lp, \
                 tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
             done_before = lp.store.frames_done_count() if lp.store is not None else 0
             bar.update(done_before)
@@ -155,7 +159,14 @@ def _record(args) -> None:
 
 
 # --------------------------------------------------------------------------- demo
-def _start_simulator(args, run: Path) -> subprocess.Popen:
+def _start_simulator(args, run: Path):
+    """The simulated run, written by :func:`~xlive.simulate.write_run` in another process."""
+    import dataclasses
+    import multiprocessing
+
+    from ..simulate import write_run
+    from .simulate import simulation_params
+
     frames = args.frames if args.frames > 0 else 10**9
     if args.jet_loss:
         jet_loss = args.jet_loss
@@ -163,36 +174,37 @@ def _start_simulator(args, run: Path) -> subprocess.Popen:
         jet_loss = ((int(frames * 0.6), int(frames * 0.7)),)
     else:
         jet_loss = ((600, 700),)
-    cmd = [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--format", "zarr",
-           "--frames", str(frames), "--rate", str(args.rate), "--detector", args.detector,
-           "--seed", str(args.seed), "--hit-fraction", str(args.hit_fraction),
-           "--unit-cell", ",".join(str(v) for v in args.unit_cell),
-           "--wavelength", str(args.wavelength),
-           "--ice-fraction", str(args.ice_fraction or 0.1),
-           "--multi-lattice-fraction", str(args.multi_lattice_fraction or 0.15),
-           "--jet-loss", ",".join(f"{a}:{b}" for a, b in jet_loss),
-           "--dose-decay", str(args.dose_decay),
-           "--laser-on-fraction", str(args.laser_on_fraction or 0.5),
-           "--dropped-fraction", str(args.dropped_fraction or 0.002), "-q"]
-    if args.distance:
-        cmd += ["--distance", str(args.distance)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # the demo shows every flag: defaults that make them happen now and then
+    params = dataclasses.replace(
+        simulation_params(args), jet_loss=tuple(jet_loss),
+        ice_fraction=args.ice_fraction or 0.1,
+        multi_lattice_fraction=args.multi_lattice_fraction or 0.15,
+        laser_on_fraction=args.laser_on_fraction or 0.5,
+        dropped_fraction=args.dropped_fraction or 0.002)
+    proc = multiprocessing.get_context("spawn").Process(
+        target=write_run, args=(str(run),), name="xlive-demo-simulator", daemon=True,
+        kwargs=dict(frames=frames, rate=args.rate, fmt="zarr", params=params))
+    proc.start()
+    return proc
 
 
-def _wait_for_run(run: Path, writer: subprocess.Popen, timeout: float = 120.0) -> None:
+def _wait_for_run(run: Path, writer, timeout: float = 120.0) -> None:
     t_end = time.time() + timeout
     while not (run / "run.zarr" / "zarr.json").exists():
-        if writer.poll() is not None:
-            raise ConfigError(f"the simulator stopped before writing: {writer.stderr.read()}")
+        if not writer.is_alive():
+            raise ConfigError(f"the simulator stopped before writing (exit code "
+                              f"{writer.exitcode}; its messages are above)")
         if time.time() > t_end:
             raise ConfigError(f"no run appeared in {run} within {timeout:.0f} s")
         time.sleep(0.1)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from tqdm import tqdm
 
-    from ..engine.live import LiveParams
+    from ..config import load_config
     from ..engine.session import LiveSession
     from ..views.app import serve_session
 
@@ -205,10 +217,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     session = handle = None
     try:
         _wait_for_run(run, writer)
-        session = LiveSession(run, feats, params=LiveParams(latency_budget=3.0))
+        cfg = load_config(args.config)
+        if args.config is None:  # the demo keeps the lag short
+            cfg = dataclasses.replace(cfg, live=dataclasses.replace(cfg.live, latency_budget=3.0))
+        session = LiveSession(run, feats, config=cfg)
         # analyzers exist once the first frame does: the page then has its spot controls
         deadline = time.monotonic() + 60
-        while not session.processor.prepare() and writer.poll() is None \
+        while not session.processor.prepare() and writer.is_alive() \
                 and time.monotonic() < deadline:
             time.sleep(0.1)
         try:
@@ -219,7 +234,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         lp, agg = session.processor, session.aggregates
         with tqdm(total=args.frames or None, unit="frame", desc="live") as bar:
             while True:
-                finished = writer.poll() is not None
+                finished = not writer.is_alive()
                 session.step()
                 n_done = lp.stats.frames_stored + lp.stats.frames_skipped
                 if n_done == bar.n and not finished:
@@ -233,10 +248,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     f"lag {lp.stats.lag_percentile(95):.1f}s | {session.status.upper()}"
                     f"{': ' + ', '.join(f.name for f in flags) if flags else ''}", refresh=False)
                 bar.refresh()
-                if finished and lp.idle and session.source.refresh() == lp._seen:
+                if finished and lp.idle and session.source.refresh() == lp.frames_seen:
                     break
-        if writer.returncode:
-            raise ConfigError(f"the simulator failed: {writer.stderr.read().strip()}")
+        if writer.exitcode:
+            raise ConfigError(f"the simulator failed (exit code {writer.exitcode}; its messages "
+                              "are above)")
         flags = session.update_flags()
         info = json.loads((run / "xlive-run.json").read_text())
         print(f"\nrun finished: {agg.frames} frames analysed ({lp.stats.frames_skipped} sampled "
@@ -247,9 +263,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  [{f.severity}] {f.message}")
         print(f"features: {feats}  (xlive.open_features({str(feats)!r}))")
     finally:
-        if writer.poll() is None:
+        if writer.is_alive():
             writer.terminate()
-            writer.wait(timeout=30)
+            writer.join(timeout=30)
         if handle is not None:
             handle.stop()
         if session is not None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
-from collections.abc import Sequence
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,11 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=float, default=None,
                    help="fraction of frames to analyse (default: all, sampling when behind)")
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
+    from .process import add_config_option
+
+    add_config_option(p)
     p.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..engine.live import LiveParams
+    import dataclasses
+
+    from ..config import load_config
     from ..engine.session import LiveSession
     from ..views.app import serve_session, wait_forever
     from ..views.runner import SessionRunner
@@ -38,8 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
-    session = LiveSession(args.target, args.features,
-                          params=LiveParams(sample=args.sample) if args.sample else None)
+    config = load_config(args.config)
+    if args.sample:
+        config = dataclasses.replace(config, live=dataclasses.replace(config.live,
+                                                                      sample=args.sample))
+    session = LiveSession(args.target, args.features, config=config)
     runner = SessionRunner(session).start()
     handle = None
     try:
@@ -56,20 +62,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
         session.close()
     return 0
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``serve`` on its own (``python -m xlive.cli.serve serve TARGET``)."""
-    from ..errors import XliveError
-
-    parser = argparse.ArgumentParser(prog="xlive")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except XliveError as e:
-        print(f"xlive: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

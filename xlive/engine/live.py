@@ -29,6 +29,8 @@ import numpy as np
 from ..aggregate.reducers import merge_partials
 from ..conventions import TIMESTAMP
 from ..errors import ConfigError
+from .backlog import fixed_step, sample_backlog
+from .block import Block, concat_blocks
 from .cluster import FrameBuffers
 from .features import analyze_block, feature_coords, feature_specs, release_partials
 from .store import BAD, DONE, SKIPPED, FeatureStore
@@ -133,19 +135,26 @@ class LiveProcessor:
     client
         A ``dask.distributed.Client`` (default: a local one, closed with the processor).
     listeners
-        Callables ``f(result, meta)`` called with every stored block (aggregators, views).
+        Callables ``f(block, meta)`` called with every stored :class:`~xlive.engine.block.Block`
+        and its per-frame metadata (aggregators, views).
+    config
+        The run configuration (:class:`~xlive.config.RunConfig`), stored with the features;
+        it gives the analyzers when ``analyzers`` is None.
     """
 
     def __init__(self, source, store, *, analyzers=None, client=None,
                  params: LiveParams | None = None,
                  listeners: list[Callable[[dict, dict], None]] | None = None,
-                 frames: np.ndarray | None = None, reducers=None):
+                 frames: np.ndarray | None = None, reducers=None, config=None):
         self.source = source
-        self.params = params or LiveParams()
+        self.config = config
+        self.params = params or (config.live if config is not None else LiveParams())
         #: analyzers: a list, or None / a callable ``f(geometry)`` to build them once the run
         #: has frames (a run opened before its first frame has no final geometry yet)
         self._analyzers_arg = analyzers
         self.analyzers: list | None = None
+        #: the analyzers' declared outputs (empty until the analyzers are built)
+        self.specs: list = []
         #: reducers (None: the defaults, built with the analyzers)
         self.reducers = None if reducers is None else list(reducers)
         self._store_arg = store
@@ -157,8 +166,8 @@ class LiveProcessor:
         self._only = None if frames is None else set(int(i) for i in frames)
         self._queue: collections.deque[int] = collections.deque()
         self._in_flight: dict = {}
-        #: results gathered from the workers, not yet stored
-        self._unstored: list[dict] = []
+        #: blocks gathered from the workers, not yet stored
+        self._unstored: list[Block] = []
         self._nthreads: tuple[float, int] | None = None
         self._last_poll = -math.inf
         #: key under which workers hold this processor's partial aggregates
@@ -187,15 +196,20 @@ class LiveProcessor:
                 self.analyzers = list(arg)
             elif not have_frames:
                 return False
+            elif arg is None and self.config is not None:
+                self.analyzers = self.config.build_analyzers(self.source.geometry)
             elif arg is None:
                 from ..analyzers import default_analyzers
 
                 self.analyzers = default_analyzers(self.source.geometry)
             else:
                 self.analyzers = list(arg(self.source.geometry))
+            self.specs = feature_specs(self.analyzers)
         if self.store is None:
             attrs = {"source": source_label(self.source),
                      "geometry": self.source.geometry.to_dict() if have_frames else None}
+            if self.config is not None:
+                attrs["config"] = self.config.to_dict()
             self.store = FeatureStore.open_or_create(
                 self._store_arg, specs=feature_specs(self.analyzers),
                 coords=feature_coords(self.analyzers), attrs=attrs)
@@ -252,8 +266,7 @@ class LiveProcessor:
         self.store.see(n)
         self._reader_f = None  # workers get the reader as it is now (new files, segments)
         now = time.time()
-        fixed = self.params.sample
-        step = max(1, round(1 / fixed)) if fixed else 1
+        step = fixed_step(self.params.sample)
         skipped = []
         for i in range(self._seen, n):
             if i in self._done or (self._only is not None and i not in self._only):
@@ -269,28 +282,22 @@ class LiveProcessor:
             self.stats.frames_skipped += len(skipped)
 
     def _adapt(self) -> None:
-        """Sample the queue when the backlog would exceed the latency budget."""
-        if not self.params.adaptive or len(self._queue) < 2 * self.params.block:
+        """Sample the queue when the backlog would exceed the latency budget (see
+        :func:`~xlive.engine.backlog.sample_backlog`)."""
+        p = self.params
+        if not p.adaptive or len(self._queue) < 2 * p.block:
+            return  # the usual case, decided without asking for the rate
+        decision = sample_backlog(
+            list(self._queue), in_flight=sum(len(idx) for idx in self._in_flight.values()),
+            rate=self.stats.throughput(), frames_stored=self.stats.frames_stored,
+            block=p.block, latency_budget=p.latency_budget, adaptive=p.adaptive)
+        if decision is None:
             return
-        if self.stats.frames_stored < 4 * self.params.block:
-            return  # no throughput estimate yet
-        rate = self.stats.throughput()
-        if rate <= 0:
+        self.stats.sample_step = decision.step
+        if not decision.skip:
             return
-        backlog = len(self._queue) + sum(len(idx) for idx in self._in_flight.values())
-        budget = 0.5 * self.params.latency_budget
-        if backlog / rate <= budget:
-            self.stats.sample_step = 1
-            return
-        k = math.ceil(backlog / (rate * budget))
-        self.stats.sample_step = k
-        keep, skip = [], []
-        queue = list(self._queue)
-        newest = set(queue[-self.params.block:])
-        for i in queue:
-            # every k-th frame, and always the newest block (what the user looks at now)
-            (keep if i % k == 0 or i in newest else skip).append(i)
-        self._queue = collections.deque(keep)
+        skip = decision.skip
+        self._queue = collections.deque(decision.keep)
         for i in skip:
             self._first_seen.pop(i, None)
         if skip:
@@ -348,14 +355,14 @@ class LiveProcessor:
         (``partials``: more partial aggregates to hand them, even with no frame to store)."""
         if not self._unstored and not partials:
             return 0
-        result = merge_results(self._unstored) if self._unstored else self._empty_result()
+        block = merge_results(self._unstored) if self._unstored else Block.empty(self.specs)
         if partials:
-            result["partials"] = merge_partials([result.get("partials", {}), partials])
+            block.partials = merge_partials([block.partials, partials])
         self._unstored = []
         self._last_store = time.monotonic()
-        idx = result["frame_index"]
+        idx = block.frames
         meta = self._meta(idx) if idx.size else {}
-        self.store.write(result, meta)
+        self.store.write(block, meta)
         now = time.time()
         ts = meta.get(TIMESTAMP)
         for k, i in enumerate(idx.tolist()):
@@ -367,13 +374,8 @@ class LiveProcessor:
         self.stats.frames_stored += len(idx)
         self.stats.stored_times.append((now, len(idx)))
         for f in self.listeners:
-            f(result, meta)
+            f(block, meta)
         return len(idx)
-
-    def _empty_result(self) -> dict:
-        out = {spec.name: spec.empty(0) for spec in feature_specs(self.analyzers)}
-        out.update(bad=np.zeros(0, bool), frame_index=np.zeros(0, np.int64))
-        return out
 
     def _meta(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         meta = self._meta_cache
@@ -408,6 +410,7 @@ class LiveProcessor:
         """One poll, schedule and collect; returns frames stored in this step."""
         if self._pending_analyzers is not None:  # set_analyzers from another thread
             self.analyzers, reducers = self._pending_analyzers
+            self.specs = feature_specs(self.analyzers)
             if reducers is not None:
                 self.reducers = reducers
             self._pending_analyzers = None
@@ -420,6 +423,11 @@ class LiveProcessor:
             time.sleep(wait)  # nothing to wait for but new frames
             return 0
         return self._collect(wait)
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames of the run this processor has looked at (queued, computed or skipped)."""
+        return self._seen
 
     @property
     def idle(self) -> bool:
@@ -502,18 +510,9 @@ def source_label(source) -> str:
     return str(Path(text).absolute())
 
 
-def merge_results(parts: list[dict]) -> dict:
-    """Concatenate block results along frame, sorted by frame index; add up partials."""
-    if len(parts) == 1:
-        return parts[0]
-    keys = [k for k in parts[0] if k != "partials"]
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in keys}
-    order = np.argsort(merged["frame_index"], kind="stable")
-    merged = {k: v[order] for k, v in merged.items()}
-    partials = merge_partials([p.get("partials", {}) for p in parts])
-    if partials:
-        merged["partials"] = partials
-    return merged
+def merge_results(parts: list[Block]) -> Block:
+    """One block of several, sorted by frame index; partials added up."""
+    return concat_blocks(parts, merge_partials)
 
 
 def fill_in(source, store, **kw) -> LiveStats:

@@ -13,7 +13,6 @@ Maps are computed once per geometry (``Geometry.maps``) and reused for every fra
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -214,9 +213,6 @@ class Geometry:
             panels=panels, mask=mask, saturation_value=d.get("saturation_value"),
             description=d.get("description", ""),
         )
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,6 +13,7 @@ import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -104,7 +105,9 @@ def masked_values_for(dtype: np.dtype, *, unsigned_max: bool = True) -> tuple[fl
     return ()
 
 
-def _read_block(reader: FrameReader, start: int, stop: int) -> np.ndarray:
+def _read_chunk(reader: FrameReader, block_info=None) -> np.ndarray:
+    """The frames of one dask chunk (``block_info`` tells which, see ``dask.array.map_blocks``)."""
+    (start, stop), _, _ = block_info[None]["array-location"]
     return reader.read_block(start, stop)
 
 
@@ -154,6 +157,15 @@ class Source(abc.ABC):
     def _header_geometry(self) -> Geometry | None:
         """The geometry the run's own headers describe (None: they say nothing)."""
         return None
+
+    def header_geometry(self) -> Geometry | None:
+        """The geometry the run's own headers describe (None: they say nothing)."""
+        return self._header_geometry()
+
+    def override_geometry(self, geometry: Geometry) -> None:
+        """Use ``geometry`` instead of the headers' (pixels masked in frame 0 are still added)."""
+        self._geometry_override = geometry
+        self._geometry = None
 
     def _native_metadata(self, n: int) -> dict[str, np.ndarray]:
         """Per-frame metadata the source itself knows, arrays of length ``n``."""
@@ -259,14 +271,11 @@ class Source(abc.ABC):
             c = self.chunk_frames or max(
                 1, min(_MAX_CHUNK_FRAMES, _CHUNK_BYTES // max(1, dtype.itemsize * shape[0] * shape[1]))
             )
-            name = f"xlive-frames-{self.name}-{self._token}-{n}-{c}"
-            rkey = f"xlive-reader-{self.name}-{self._token}"
-            dsk: dict = {rkey: reader}
-            starts = list(range(0, n, c))
-            for b, s in enumerate(starts):
-                dsk[(name, b, 0, 0)] = (_read_block, rkey, s, min(n, s + c))
-            chunks = (tuple(min(n, s + c) - s for s in starts), (shape[0],), (shape[1],))
-            data = da.Array(dsk, name, chunks, dtype=dtype)
+            chunks = (tuple(min(n, s + c) - s for s in range(0, n, c)), (shape[0],), (shape[1],))
+            # the reader is one key of the graph, shared by the chunk tasks
+            data = da.map_blocks(_read_chunk, dask.delayed(reader, pure=False), chunks=chunks,
+                                 dtype=dtype, meta=np.empty((0, 0, 0), dtype),
+                                 name=f"xlive-frames-{self.name}-{self._token}-{n}-{c}")
         coords: dict[str, Any] = {FRAME: np.arange(n)}
         for k, v in self.metadata().items():
             coords[k] = (FRAME, v)

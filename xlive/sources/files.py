@@ -59,6 +59,12 @@ class FilesSource(Source):
     name = "files"
     mask_unsigned_max = False  # CCD/TIFF maxima are saturation, not gaps
 
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        """A folder, a glob pattern or any other file (the last source asked)."""
+        t = str(target).rstrip("/")
+        return os.path.isdir(t) or any(ch in t for ch in "*?[") or os.path.isfile(t)
+
     def __init__(self, target: str | Path, *, settle_time: float = 10.0, **options):
         super().__init__(**options)
         target = str(target)

@@ -154,6 +154,11 @@ class StreamSource(Source):
 
     name = "stream"
 
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        """A zeromq address ``tcp://HOST:PORT``."""
+        return str(target).startswith("tcp://")
+
     def __init__(self, address: str | None = None, *, spool: str | Path | None = None,
                  receive: bool = True, **options):
         super().__init__(**options)
@@ -185,6 +190,8 @@ class StreamSource(Source):
         segs, start = [], 0
         for name in names:
             g = root[name]
+            if "frames" not in g:
+                break  # a segment being created: its frames array comes next
             n = int(g.attrs.get(FRAMES_COMPLETE, 0))
             frames = g["frames"]
             if self._shape is None and n:
