@@ -11,7 +11,7 @@ import zarr
 from xlive_testing import run_xlive
 
 from xlive.geometry import Geometry
-from xlive.geometry_plan import GeometryPlan
+from xlive.geometry.plan import GeometryPlan
 from xlive.simulate import write_run
 
 

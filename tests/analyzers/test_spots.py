@@ -123,7 +123,7 @@ def test_multi_lattice_score_separates_one_and_two_lattices_in_blocks():
 
 
 def test_close_peaks_merge_into_one_spot():
-    from xlive.analyzers._peaks import merge_close_peaks
+    from xlive.analyzers._kernels.peaks import merge_close_peaks
 
     #            x     y     I     npix  snr  bg   max
     rows = np.array([[10.0, 10.0, 100.0, 3, 8.0, 1.0, 50.0],

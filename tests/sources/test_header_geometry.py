@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from xlive.errors import GeometryError
-from xlive.geometry_plan import GeometryPlan
+from xlive.geometry.plan import GeometryPlan
 from xlive.sources import open_source
 
 pytestmark = pytest.mark.realdata

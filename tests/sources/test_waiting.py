@@ -8,8 +8,8 @@ import time
 import pytest
 from xlive_testing import run_xlive
 
+from xlive.engine.run_clock import RunClock
 from xlive.errors import SourceError
-from xlive.run_clock import RunClock
 from xlive.simulate import write_run
 from xlive.sources import open_source
 from xlive.sources.pending import PendingSource

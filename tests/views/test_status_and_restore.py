@@ -3,7 +3,7 @@ a session on a run with an existing feature store shows all its history at once 
 
 from __future__ import annotations
 
-from xlive.session import LiveSession
+from xlive.engine.session import LiveSession
 from xlive.views.layout import Dashboard
 from xlive.views.status_line import status_text
 
@@ -39,7 +39,7 @@ def test_finished_run_restored_at_once_and_its_state(finished_run, run_to_end, t
 
 
 def test_flag_episodes_are_bands_and_stay_listed(finished_run, tmp_path):
-    from xlive.flags import Flag
+    from xlive.aggregate.flags import Flag
 
     with LiveSession(finished_run, tmp_path / "f.zarr") as s:
         dash = Dashboard(s)

@@ -18,7 +18,7 @@ def features_dataset(features: str | Path | xr.Dataset) -> xr.Dataset:
     """The computed frames of a feature store (a path), or ``features`` itself (a Dataset)."""
     if isinstance(features, xr.Dataset):
         return features
-    from ..store import open_features
+    from ..engine.store import open_features
 
     return open_features(features)
 
@@ -27,7 +27,7 @@ def store_status(features: str | Path | xr.Dataset) -> np.ndarray | None:
     """Status of every frame the store has seen (None when given a Dataset of done frames)."""
     if isinstance(features, xr.Dataset):
         return None
-    from ..store import FeatureStore
+    from ..engine.store import FeatureStore
 
     return FeatureStore.open(features).status()
 
@@ -71,7 +71,7 @@ def run_source(ds: xr.Dataset, source=None):
         # the geometry the run was processed with (--geometry, --mask, [geometry])
         plan = attr_json(ds, "geometry_options")
         if isinstance(plan, dict):
-            from ..geometry_plan import GeometryPlan
+            from ..geometry.plan import GeometryPlan
 
             source.geometry_edit = GeometryPlan(plan.get("file"), plan.get("mask"),
                                                 plan.get("values") or {})
@@ -80,65 +80,72 @@ def run_source(ds: xr.Dataset, source=None):
 
 
 def block_iter(ds: xr.Dataset, names, size: int = 256):
-    """``(result, meta)`` dicts over ``ds`` in blocks, shaped like the live loop's blocks."""
+    r"""``(block, meta)`` over ``ds`` in :class:`~xlive.engine.block.Block`\ s, as the live loop
+    hands them to its listeners."""
+    from ..engine.block import Block
+
     n = ds.sizes[FRAME]
     for s in range(0, n, size):
-        sub = ds.isel({FRAME: slice(s, s + size)})
-        result = {k: sub[k].values for k in names if k in sub.variables}
-        result["frame_index"] = sub[FRAME].values
-        result["bad"] = np.zeros(sub.sizes[FRAME], bool)
+        sub = ds.isel({FRAME: slice(s, s + size)}).compute()
+        block = Block(sub[FRAME].values, np.zeros(sub.sizes[FRAME], bool),
+                      {k: sub[k].values for k in names if k in sub.variables})
         meta = {k: sub[k].values for k in META if k in sub.coords}
-        yield result, meta
+        yield block, meta
 
 
-def flag_thresholds_of(ds: xr.Dataset):
-    """The flag thresholds the run was processed with (stored with the features), else the
-    defaults: a replay judges the run by the same rules and windows as the live loop did."""
+def declared_specs(ds: xr.Dataset) -> list:
+    """The :class:`~xlive.analyzers.base.FeatureSpec` of every feature stored with a ``show``
+    or ``flags`` declaration (the features added by analyzers beyond the built-in set)."""
+    from ..analyzers.base import FeatureSpec
+
+    specs = []
+    for name, var in ds.data_vars.items():
+        if var.attrs.get("show") is None and not var.attrs.get("flags"):
+            continue
+        specs.append(FeatureSpec.from_dict({
+            "name": name, "dims": var.dims, "dtype": str(var.dtype),
+            "units": var.attrs.get("units", ""), "description": var.attrs.get("description", ""),
+            "sizes": {d: ds.sizes[d] for d in var.dims[1:]}, "show": var.attrs.get("show"),
+            "flags": var.attrs.get("flags") or ()}))
+    return specs
+
+
+def flag_thresholds_of(ds: xr.Dataset, default=None):
+    """The flag thresholds the live loop last judged the run with (stored with its flag
+    timeline), else ``default``: a replay judges the run by the same rules and windows."""
     import dataclasses
 
-    from ..flags import FlagThresholds
+    from ..aggregate.flags import FlagThresholds
 
     stored = attr_json(ds, "flag_thresholds")
     if not isinstance(stored, dict):
-        config = attr_json(ds, "config")
-        stored = config.get("flags") if isinstance(config, dict) else None
-    if not isinstance(stored, dict):
-        return FlagThresholds()
+        return default or FlagThresholds()
     known = {f.name for f in dataclasses.fields(FlagThresholds)}
-    return FlagThresholds(**{k: v for k, v in stored.items() if k in known})
-
-
-def aggregate_params_of(ds: xr.Dataset):
-    """The aggregate parameters the run was processed with (its stored configuration)."""
-    import dataclasses
-
-    from ..aggregate import AggregateParams
-
-    config = attr_json(ds, "config")
-    stored = config.get("aggregate") if isinstance(config, dict) else None
-    if not isinstance(stored, dict):
-        return AggregateParams()
-    known = {f.name for f in dataclasses.fields(AggregateParams)}
-    return AggregateParams(**{k: tuple(v) if isinstance(v, list) else v
-                              for k, v in stored.items() if k in known})
+    return FlagThresholds(**{k: tuple(v) if isinstance(v, list) else v
+                             for k, v in stored.items() if k in known})
 
 
 def aggregates(ds: xr.Dataset, *, replay_flags: bool = False, every: int = 256):
-    """:class:`~xlive.aggregate.RunAggregates` of a whole feature store (for flags and plots).
+    """:class:`~xlive.aggregate.running.RunAggregates` of a whole feature store (for flags and
+    plots).
 
-    With ``replay_flags``, the flag rules are evaluated along the run exactly as the live loop
-    does (:class:`~xlive.flag_timeline.FlagTracker`, with the thresholds stored with the run)
-    and ``(aggregates, timeline)`` is returned: a :class:`~xlive.flag_timeline.FlagTimeline`
+    Aggregate windows and flag thresholds are those the features were computed with (the
+    configuration stored with them). With ``replay_flags``, the flag rules are evaluated along
+    the run exactly as the live loop does (:class:`~xlive.aggregate.timeline.FlagTracker`) and
+    ``(aggregates, timeline)`` is returned: a :class:`~xlive.aggregate.timeline.FlagTimeline`
     with each flag's episodes (raised at, cleared at, worst value).
     """
-    from ..aggregate import RunAggregates
-    from ..flag_timeline import replay
+    from ..aggregate.running import RunAggregates
+    from ..aggregate.timeline import replay
+    from ..config import stored_config
 
-    agg = RunAggregates(aggregate_params_of(ds))
+    cfg = stored_config(ds.attrs, analyzers=False)
+    agg = RunAggregates(cfg.aggregate)
+    agg.declare(declared_specs(ds))
     names = [k for k in ds.data_vars if ds[k].dims[0] == FRAME]
     blocks = block_iter(ds, names, size=every)
     if replay_flags:
-        tracker = replay(blocks, aggregates=agg, thresholds=flag_thresholds_of(ds))
+        tracker = replay(blocks, aggregates=agg, thresholds=flag_thresholds_of(ds, cfg.flags))
         return agg, tracker.timeline
     for result, meta in blocks:
         agg.update(result, meta)

@@ -78,8 +78,8 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
     run
         Database key of the run; default: the run's path (or URL) the store records.
     """
-    from ..flags import Flag, status
-    from ..store import BAD, PENDING, SKIPPED
+    from ..aggregate.flags import Flag, status
+    from ..engine.store import BAD, PENDING, SKIPPED
 
     ds = features_dataset(features)
     st = store_status(features)

@@ -18,7 +18,7 @@ import fabio
 import numpy as np
 
 from ..errors import BadFrameError, SourceError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from .base import FrameReader, Source
 
 #: extensions tried when the target is a folder
@@ -59,9 +59,15 @@ class FilesSource(Source):
     name = "files"
     mask_unsigned_max = False  # CCD/TIFF maxima are saturation, not gaps
 
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        """A folder, a glob pattern or any other file (the last source asked)."""
+        t = str(target).rstrip("/")
+        return os.path.isdir(t) or any(ch in t for ch in "*?[") or os.path.isfile(t)
+
     def __init__(self, target: str | Path, *, settle_time: float = 10.0, **options):
         if options.get("metadata") is None and os.path.isdir(str(target)):
-            from ..metadata import find_side_table
+            from .metadata import find_side_table
 
             options["metadata"] = find_side_table(target)  # e.g. metadata.csv in the folder
         super().__init__(**options)
@@ -143,7 +149,7 @@ class FilesSource(Source):
         complete; what it holds is kept in ``header_quantities`` either way."""
         if self._shape is None:
             return None
-        from ..geometry_io.headers import (
+        from ..geometry.headers import (
             first_mask,
             geometry_from_quantities,
             missing_quantities,

@@ -79,7 +79,7 @@ class PendingSource(Source):
         return getattr(self._inner, "path", None) if self._inner is not None else self.target
 
     def _try_open(self) -> bool:
-        from .registry import open_source
+        from ..registry import open_source
 
         if not target_exists(self.target):
             self.last_error = None
