@@ -52,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --live: never skip frames, however late")
     p.add_argument("--scheduler", default=None,
                    help="address of a running dask.distributed scheduler (default: local)")
+    add_cluster_option(p)
     p.add_argument("--workers", type=int, default=None,
                    help="local dask worker threads (or processes with --processes)")
     p.add_argument("--processes", action="store_true", help="local workers as processes")
@@ -69,14 +70,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # --------------------------------------------------------------------------- process
-def _client(args):
-    from .live import default_client
+def add_cluster_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", choices=["local", "slurm"], default=None,
+                   help="where workers run: this machine, or SLURM jobs through dask-jobqueue "
+                        "sized by the [cluster] table of --config (default: that table's kind, "
+                        "else local)")
 
-    if args.scheduler:
-        from dask.distributed import Client
 
-        return Client(args.scheduler)
-    return default_client(args.workers, processes=args.processes)
+def notice(text: str) -> None:
+    """Print a plain-language notice above a progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(f"xlive: {text}", file=sys.stderr)
+
+
+def _client(args, cfg):
+    """(client, batch-cluster workers or None) for --scheduler / --cluster / local."""
+    from .cluster import cluster_params, make_client
+
+    params = cluster_params(args.cluster, cfg.cluster) if args.cluster else cfg.cluster
+    return make_client(params, scheduler=args.scheduler, workers=args.workers,
+                       processes=args.processes, notice=notice)
 
 
 def cmd_process(args: argparse.Namespace) -> int:
@@ -100,7 +114,9 @@ def cmd_process(args: argparse.Namespace) -> int:
         n = source.refresh()
     # built at the first frame (a growing run may have none yet)
     analyzers = cfg.build_analyzers
-    client = _client(args)
+    client, workers = _client(args, cfg)
+    if workers is not None:
+        notice(f"{workers.summary()}; dask dashboard {workers.dashboard_link}")
     listeners = []
     try:
         if args.fill_in:
@@ -125,12 +141,15 @@ def cmd_process(args: argparse.Namespace) -> int:
                 tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
             done_before = lp.store.frames_done_count() if lp.store is not None else 0
             bar.update(done_before)
+            if workers is not None:
+                workers.attach(lp)
 
             def progress(proc):
                 bar.total = max(bar.total or 0, proc.source.n_frames)
                 bar.n = done_before + proc.stats.frames_stored + proc.stats.frames_skipped
                 bar.set_postfix(lag=f"{proc.stats.lag_percentile(95):.1f}s",
-                                rate=f"{proc.stats.throughput():.0f}/s", refresh=False)
+                                rate=f"{proc.stats.throughput():.0f}/s", refresh=False,
+                                **({"workers": workers.summary()} if workers else {}))
                 bar.refresh()
 
             stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress)
@@ -140,7 +159,10 @@ def cmd_process(args: argparse.Namespace) -> int:
     finally:
         for f in listeners:
             f.close()
-        client.close()
+        if workers is not None:
+            workers.close()
+        else:
+            client.close()
     return 0
 
 

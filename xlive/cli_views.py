@@ -25,11 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=float, default=None,
                    help="fraction of frames to analyse (default: all, sampling when behind)")
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
+    from .cli_commands import add_cluster_option
+
+    add_cluster_option(p)
+    p.add_argument("--config", default=None,
+                   help="run configuration (TOML): analyzer parameters, live-loop settings, "
+                        "flag thresholds, [cluster]")
     p.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .live import LiveParams
     from .session import LiveSession
     from .views.app import serve_session, wait_forever
     from .views.runner import SessionRunner
@@ -37,9 +42,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def _terminate(signum, frame):
         raise KeyboardInterrupt
 
+    import dataclasses
+
+    from .cluster import cluster_params
+    from .config import load_config
+
     signal.signal(signal.SIGTERM, _terminate)
-    session = LiveSession(args.target, args.features,
-                          params=LiveParams(sample=args.sample) if args.sample else None)
+    cfg = load_config(args.config)
+    params = dataclasses.replace(cfg.live, sample=args.sample) if args.sample else cfg.live
+    cluster = cluster_params(args.cluster, cfg.cluster) if args.cluster else cfg.cluster
+    session = LiveSession(args.target, args.features, params=params, cluster=cluster,
+                          thresholds=cfg.flags, aggregate_params=cfg.aggregate,
+                          analyzers=cfg.build_analyzers if cfg.analyzers else None)
+    if session.cluster_workers is not None:
+        print(f"xlive: {session.cluster_workers.summary()}; dask dashboard "
+              f"{session.cluster_workers.dashboard_link}", flush=True)
     runner = SessionRunner(session).start()
     handle = None
     try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .aggregate import AggregateParams
+from .cluster import ClusterParams
 from .errors import ConfigError
 from .flags import FlagThresholds
 from .geometry import Geometry
@@ -26,7 +27,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y")
-TABLES = ("geometry", "analyzers", "live", "flags", "aggregate")
+TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "cluster")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +41,8 @@ class RunConfig:
     live: LiveParams = field(default_factory=LiveParams)
     flags: FlagThresholds = field(default_factory=FlagThresholds)
     aggregate: AggregateParams = field(default_factory=AggregateParams)
+    #: where workers run (xlive.cluster)
+    cluster: ClusterParams = field(default_factory=ClusterParams)
 
     def apply_geometry(self, geom: Geometry) -> Geometry:
         """The geometry with this configuration's overrides applied."""
@@ -71,7 +74,8 @@ class RunConfig:
     def to_dict(self) -> dict:
         return {"geometry": dict(self.geometry), "analyzers": dict(self.analyzers),
                 "live": dataclasses.asdict(self.live), "flags": dataclasses.asdict(self.flags),
-                "aggregate": dataclasses.asdict(self.aggregate)}
+                "aggregate": dataclasses.asdict(self.aggregate),
+                "cluster": dataclasses.asdict(self.cluster)}
 
 
 def _build(cls, table: dict, name: str):
@@ -103,6 +107,7 @@ def parse_config(data: dict, *, origin: str = "configuration") -> RunConfig:
         live=_build(LiveParams, data.get("live", {}), "live"),
         flags=_build(FlagThresholds, data.get("flags", {}), "flags"),
         aggregate=_build(AggregateParams, data.get("aggregate", {}), "aggregate"),
+        cluster=_build(ClusterParams, data.get("cluster", {}), "cluster"),
     )
 
 

@@ -165,6 +165,8 @@ class LiveProcessor:
         self._hold_key = f"xlive-partials-{uuid.uuid4().hex}"
         self._last_store = 0.0
         self._seen = 0
+        #: (time, frames) of each poll that found new frames: the arrival rate
+        self._arrivals: collections.deque = collections.deque(maxlen=256)
         self._first_seen: dict[int, float] = {}
         self._done: set[int] = set()
         self._reader_f = None
@@ -252,6 +254,7 @@ class LiveProcessor:
         self.store.see(n)
         self._reader_f = None  # workers get the reader as it is now (new files, segments)
         now = time.time()
+        self._arrivals.append((now, n - self._seen))
         fixed = self.params.sample
         step = max(1, round(1 / fixed)) if fixed else 1
         skipped = []
@@ -340,8 +343,11 @@ class LiveProcessor:
         """The partial aggregates the workers still hold for this processor."""
         if not self.reducers:
             return {}
-        held = self.client.run(release_partials, self._hold_key)
-        return merge_partials(list(held.values()))
+        held = list(self.client.run(release_partials, self._hold_key).values())
+        # a worker that ran in this process and has left (the stand-in while batch jobs
+        # waited, see xlive.cluster) leaves its partials here
+        held.append(release_partials(self._hold_key))
+        return merge_partials(held)
 
     def _store_unstored(self, partials: dict | None = None) -> int:
         """One store write for every block finished since the last, then the listeners
@@ -441,6 +447,19 @@ class LiveProcessor:
                 break
         self._collect(wait=0, flush=True)
         return self.stats
+
+    def backlog(self) -> int:
+        """Frames queued or computing."""
+        return len(self._queue) + sum(len(idx) for idx in self._in_flight.values())
+
+    def arrival_rate(self, window: float = 10.0) -> float:
+        """New frames per second seen over the last ``window`` seconds."""
+        now = time.time()
+        recent = [(t, k) for t, k in list(self._arrivals) if now - t <= window]
+        if len(recent) < 2:
+            return 0.0
+        span = max(now - recent[0][0], 1e-3)
+        return sum(k for _, k in recent[1:]) / span
 
     def pending(self) -> np.ndarray:
         """Frames seen but neither computed nor bad (skipped ones included)."""

@@ -32,6 +32,9 @@ class LiveSession:
         Analyzer objects (default: built from the geometry and ``analyzer_params``).
     client
         A dask.distributed Client (default: a local one, closed with the session).
+    cluster
+        Workers on a batch cluster instead: ``"slurm"``, a dict of ``[cluster]`` keys or a
+        :class:`~xlive.cluster.ClusterParams` (started here, stopped with the session).
 
     Examples
     --------
@@ -43,7 +46,9 @@ class LiveSession:
                  client=None, params: LiveParams | None = None,
                  thresholds: FlagThresholds | None = None,
                  aggregate_params: AggregateParams | None = None,
-                 analyzer_params: dict | None = None):
+                 analyzer_params: dict | None = None, cluster=None):
+        from .cluster import ClusterWorkers, cluster_params
+        from .errors import ConfigError
         from .sources import Source, open_source
 
         self._own_source = not isinstance(target, Source)
@@ -68,9 +73,19 @@ class LiveSession:
         #: peaks of recent hits: frame index -> (x, y) arrays
         self.hit_peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.listeners: list[Callable[[dict, dict], None]] = []
+        #: batch-cluster workers (xlive.cluster.ClusterWorkers), None on this machine
+        self.cluster_workers = None
+        cluster = cluster_params(cluster)
+        if cluster is not None and cluster.kind != "local":
+            if client is not None:
+                raise ConfigError("give a LiveSession either a client or a cluster, not both")
+            self.cluster_workers = ClusterWorkers(cluster)
+            client = self.cluster_workers.client
         self.processor = LiveProcessor(self.source, self.features, analyzers=analyzers,
                                        client=client, params=params,
                                        listeners=[self._on_block])
+        if self.cluster_workers is not None:
+            self.cluster_workers.attach(self.processor)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_flags = 0.0
@@ -142,6 +157,8 @@ class LiveSession:
     def close(self) -> None:
         self.stop()
         self.processor.close()
+        if self.cluster_workers is not None:
+            self.cluster_workers.close()
         if self._own_source:
             self.source.close()
 

@@ -25,6 +25,9 @@ def status_text(session) -> tuple[str, str]:
         parts.append("; ".join(f.name.replace("_", " ") for f in session.flags))
     elif agg.frames:
         parts.append("all checks pass")
+    workers = getattr(session, "cluster_workers", None)
+    if workers is not None:  # batch-cluster workers and their jobs
+        parts.append(workers.summary())
     if getattr(session, "error", None) is not None:
         st = "red"
         parts.append(f"live loop stopped: {type(session.error).__name__}: {session.error}")

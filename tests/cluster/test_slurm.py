@@ -1,0 +1,190 @@
+"""xlive's workers as jobs of a real single-node SLURM (conftest.py starts it).
+
+Features computed by SLURM workers must be identical to a local run's, also when a worker's job
+is cancelled in the middle of a live run (the watchdog submits a new job, the lag recovers) and
+when no job can start (the queue is full: the run goes on locally, with a notice).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import xarray as xr
+from xlive_testing import run_xlive, stop_process
+
+from xlive.cluster import ClusterParams, ClusterWorkers, job_states
+from xlive.live import LiveParams, LiveProcessor, default_client
+from xlive.simulate import write_run
+from xlive.sources import open_source
+from xlive.store import open_features
+
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(120)]
+
+DETECTOR = "eiger500k"
+
+
+def params(slurm, **kw) -> ClusterParams:
+    """Small jobs on the test node; scheduler and workers on 127.0.0.1."""
+    base = dict(kind="slurm", queue=slurm, cores=1, memory="1GB", walltime="00:10:00",
+                jobs=1, maximum=0, interface="lo", start_timeout=60.0, local_threads=-1)
+    return ClusterParams(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("slurm") / "run"
+    write_run(out, frames=48, rate=0, detector=DETECTOR, seed=11, hit_fraction=0.5)
+    return out
+
+
+def process_locally(run, path):
+    """The reference: a run processed on this machine."""
+    client = default_client(1)
+    try:
+        with LiveProcessor(open_source(run), path, client=client) as lp:
+            lp.run()
+    finally:
+        client.close()
+        client.cluster.close()
+    return open_features(path)
+
+
+@pytest.fixture(scope="module")
+def local_features(run, tmp_path_factory):
+    return process_locally(run, tmp_path_factory.mktemp("local") / "features.zarr")
+
+
+def assert_same_features(path, reference) -> None:
+    ds = open_features(path)
+    assert ds.sizes["frame"] == reference.sizes["frame"]
+    assert set(ds.data_vars) == set(reference.data_vars)
+    xr.testing.assert_equal(ds, reference)
+
+
+def test_process_cluster_slurm_matches_a_local_run(slurm, run, local_features, tmp_path):
+    """``xlive process --cluster slurm`` with a [cluster] table: workers are SLURM jobs (never
+    this machine: local_threads = -1) and the features equal the local run's."""
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[cluster]\nqueue = "{slurm}"\ncores = 1\nmemory = "1GB"\n'
+                   'walltime = "00:05:00"\njobs = 1\nminimum = 1\nmaximum = 2\n'
+                   'interface = "lo"\nlocal_threads = -1\n'
+                   'extra_directives = ["--job-name=xlive-test"]\n')
+    out = tmp_path / "features.zarr"
+    proc = run_xlive("process", str(run), "--out", str(out), "--cluster", "slurm",
+                     "--config", str(cfg), "--no-db", "-q", timeout=120)
+    assert "SLURM: 1 worker (job " in proc.stderr, proc.stderr
+    assert "this machine" not in proc.stderr
+    assert "stored features of 48 frames" in proc.stdout
+    assert_same_features(out, local_features)
+
+
+def test_workers_run_in_slurm_jobs(slurm, run, local_features, tmp_path):
+    """Two jobs, both workers inside SLURM (their environment has the job id squeue lists)."""
+    with ClusterWorkers(params(slurm, jobs=2)) as cw:
+        cw.client.wait_for_workers(2, timeout=60)
+        # the SLURM job each worker process runs in (os.getenv travels by reference)
+        env_jobs = set(cw.client.run(functools.partial(os.getenv, "SLURM_JOB_ID")).values())
+        assert env_jobs == set(cw.jobs())
+        assert {s for s, _ in job_states(sorted(env_jobs)).values()} == {"RUNNING"}
+        assert "SLURM: 2 workers (jobs " in cw.summary()
+        with LiveProcessor(open_source(run), tmp_path / "f.zarr", client=cw.client) as lp:
+            cw.attach(lp)
+            lp.run()
+        assert not cw.notices
+    assert_same_features(tmp_path / "f.zarr", local_features)
+    assert not job_states(sorted(env_jobs))  # closing cancelled the jobs
+
+
+def test_cancelled_job_mid_run(slurm, tmp_path):
+    """A live run (written at 24 frames/s while processed, no sampling); one of the two worker
+    jobs is scancel'ed in the middle: the run finishes with every frame, the features equal a
+    local run's, the watchdog submits a new job and the lag comes back under the budget."""
+    live_run = tmp_path / "run"
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "xlive.cli", "simulate", str(live_run), "--frames", "48",
+         "--rate", "24", "--detector", DETECTOR, "--seed", "11", "--hit-fraction", "0.5", "-q"],
+        stderr=subprocess.PIPE)
+    cancelled: list[str] = []
+    try:
+        with ClusterWorkers(params(slurm, jobs=2)) as cw:
+            cw.client.wait_for_workers(2, timeout=60)
+            t_end = time.time() + 60
+            while not (live_run / "run.zarr" / "zarr.json").exists():
+                assert time.time() < t_end and writer.poll() is None
+                time.sleep(0.05)
+            src = open_source(live_run)
+            budget = 5.0
+            with LiveProcessor(src, tmp_path / "f.zarr", client=cw.client,
+                               params=LiveParams(adaptive=False, latency_budget=budget)) as lp:
+                cw.attach(lp)
+
+                def cancel_one():
+                    while lp.stats.frames_stored < 12:
+                        time.sleep(0.05)
+                    cancelled.append(sorted(cw.jobs())[0])
+                    subprocess.run(["scancel", cancelled[0]], check=True)
+
+                canceller = threading.Thread(target=cancel_one, daemon=True)
+                canceller.start()
+                while writer.poll() is None or not lp.idle or src.refresh() > lp._seen:
+                    lp.step()
+                    assert time.time() < t_end + 60
+                stats = lp.run(until_idle=0.0)
+                canceller.join(timeout=5)
+                assert cancelled, "the run ended before a job could be cancelled"
+                frames_after = stats.frames_stored
+            # the lost job is replaced: two workers again, the cancelled job among none of them
+            cw.client.wait_for_workers(2, timeout=60)
+            jobs = set(cw.jobs())
+            assert cancelled[0] not in jobs and len(jobs) == 2
+            lags = list(stats.lags)
+    finally:
+        stop_process(writer)
+    assert writer.returncode == 0
+    assert frames_after == 48
+    # lag recovers: the last frames are stored within the latency budget again
+    assert max(lags[-8:]) < budget, lags
+    assert_same_features(tmp_path / "f.zarr", process_locally(live_run, tmp_path / "local.zarr"))
+
+
+def test_queue_full_processes_locally_with_a_notice(slurm, run, local_features, tmp_path):
+    """Every core of the node is taken by another job: xlive's job waits (Resources), the run
+    is processed on this machine with a plain-language notice; once the blocker ends, the SLURM
+    worker joins and this machine stops processing."""
+    cpus = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True,
+                          check=True).stdout.split()[0]
+    blocker = subprocess.run(["sbatch", "--parsable", "-p", slurm, "-c", cpus, "--mem=100M",
+                              "-t", "00:05:00", "--wrap", "sleep 300"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        t_end = time.time() + 30
+        while job_states([blocker]).get(blocker, ("",))[0] != "RUNNING":
+            assert time.time() < t_end, job_states([blocker])
+            time.sleep(0.2)
+        notices: list[str] = []
+        with ClusterWorkers(params(slurm, start_timeout=2.0, local_threads=1),
+                            notice=notices.append) as cw:
+            assert len(notices) == 1
+            assert "No SLURM worker after 2 s" in notices[0]
+            assert "are waiting (pending" in notices[0], notices
+            assert "Processing on this machine" in notices[0]
+            assert "processing on this machine meanwhile" in cw.summary()
+            with LiveProcessor(open_source(run), tmp_path / "f.zarr", client=cw.client) as lp:
+                lp.run()
+            assert_same_features(tmp_path / "f.zarr", local_features)
+            subprocess.run(["scancel", blocker], check=True)
+            t_end = time.time() + 60
+            while len(notices) < 2:
+                assert time.time() < t_end, cw.summary()
+                time.sleep(0.2)
+            assert "SLURM workers have joined" in notices[1]
+            names = [w["name"] for w in cw.client.scheduler_info()["workers"].values()]
+            assert names == list(cw.slurm_workers().values()) and "xlive-local" not in names
+    finally:
+        subprocess.run(["scancel", blocker])
