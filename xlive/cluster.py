@@ -264,15 +264,18 @@ class ClusterWorkers:
         return text
 
     def _make_summary(self) -> str:
-        jobs = self.jobs()
-        running = sorted(j for j, s in jobs.items() if s.endswith("running"))
-        waiting = sorted(set(jobs) - set(running))
-        n = len(self.slurm_workers())
+        held = dict(self.cluster.workers)
+        workers = self.slurm_workers()
+        names = {_job_of(n, set(held)) for n in workers.values()}
+        running = sorted(_job_id(held[n]) for n in names if n in held)
+        waiting = sorted(_job_id(j) for n, j in held.items() if n not in names)
+        n = len(workers)
         text = f"SLURM: {n} worker{'s' * (n != 1)}"
         if running:
             text += f" (job{'s' * (len(running) != 1)} {', '.join(running)})"
         if waiting:
-            text += f", {len(waiting)} job{'s' * (len(waiting) != 1)} queued"
+            text += (f", {len(waiting)} job{'s' * (len(waiting) != 1)} waiting to start "
+                     f"({', '.join(waiting)})")
         if self._local is not None:
             text += "; processing on this machine meanwhile"
         return text
@@ -400,6 +403,10 @@ class ClusterWorkers:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _job_id(job) -> str:
+    return str(getattr(job, "job_id", None) or "not submitted")
 
 
 def _job_of(worker_name: str, job_names: set) -> str | None:

@@ -21,6 +21,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +161,7 @@ class LiveProcessor:
         #: results gathered from the workers, not yet stored
         self._unstored: list[dict] = []
         self._nthreads: tuple[float, int] | None = None
+        self._workers_seen: tuple[float, int] | None = None
         self._last_poll = -math.inf
         #: key under which workers hold this processor's partial aggregates
         self._hold_key = f"xlive-partials-{uuid.uuid4().hex}"
@@ -241,6 +243,20 @@ class LiveProcessor:
             self._nthreads = (now, n)
         return self._nthreads[1]
 
+    def _has_workers(self) -> bool:
+        """Whether any worker is connected (asked every 0.5 s while there is none, else 5 s)."""
+        now = time.monotonic()
+        seen = self._workers_seen
+        if seen is None or now - seen[0] > (5.0 if seen[1] else 0.5):
+            try:
+                n = len(self.client.nthreads())
+            except Exception:
+                n = 1
+            self._workers_seen = (now, n)
+            if n:  # once there are workers, ask only when the thread count is asked again
+                self._nthreads = None
+        return self._workers_seen[1] > 0
+
     def _poll(self) -> None:
         # a step follows each finished block: while busy, look at the source once per poll
         # interval only (each look opens the run's metadata)
@@ -301,7 +317,18 @@ class LiveProcessor:
             self.stats.frames_skipped += len(skip)
 
     def _submit(self) -> None:
-        self._futures_setup()
+        if self._queue and not self._has_workers():
+            return  # e.g. batch jobs still queued: ship nothing until a worker is there
+        try:
+            self._futures_setup()
+        except (OSError, CancelledError, TimeoutError) as exc:
+            # a worker left while the reader and analyzers were shipped (a batch job
+            # cancelled): ship them again at the next step, to the workers there are then
+            log.info("shipping to the workers failed (%s: %s); trying again",
+                     type(exc).__name__, exc)
+            self._analyzers_f = self._reducers_f = self._reader_f = None
+            self._workers_seen = None
+            return
         limit = self.params.max_in_flight or 2 * self._threads
         while self._queue and len(self._in_flight) < limit:
             idx = [self._queue.popleft() for _ in range(self._block_size(limit))]
@@ -328,7 +355,13 @@ class LiveProcessor:
                 dwait(list(self._in_flight), timeout=wait, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 pass  # nothing finished yet: poll again
+            except CancelledError:
+                pass  # blocks lost with a worker: queued again below
         finished = [f for f in self._in_flight if f.done()]
+        lost = [f for f in finished if f.cancelled()]
+        if lost:
+            self._requeue(lost)
+            finished = [f for f in finished if not f.cancelled()]
         self._unstored.extend(fut.result() for fut in finished)
         for fut in finished:
             self._in_flight.pop(fut)
@@ -339,11 +372,21 @@ class LiveProcessor:
             return self._store_unstored()
         return 0
 
+    def _requeue(self, lost: list) -> None:
+        """Queue again the frames of blocks cancelled because a worker left with the data
+        they needed (the only worker holding the scattered reader and analyzers, e.g. a
+        batch job cancelled); the reader and analyzers are shipped again."""
+        for fut in lost:
+            self._queue.extendleft(reversed(self._in_flight.pop(fut)))
+        self._analyzers_f = self._reducers_f = self._reader_f = None
+        self._workers_seen = None  # ask again before shipping them
+        log.info("%d blocks lost with a worker; computing them again", len(lost))
+
     def _release_partials(self) -> dict:
         """The partial aggregates the workers still hold for this processor."""
         if not self.reducers:
             return {}
-        held = list(self.client.run(release_partials, self._hold_key).values())
+        held = list(self.client.run(release_partials, self._hold_key, on_error="ignore").values())
         # a worker that ran in this process and has left (the stand-in while batch jobs
         # waited, see xlive.cluster) leaves its partials here
         held.append(release_partials(self._hold_key))

@@ -11,7 +11,6 @@ import functools
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -22,11 +21,13 @@ from xlive.cluster import ClusterParams, ClusterWorkers, job_states
 from xlive.live import LiveParams, LiveProcessor, default_client
 from xlive.simulate import write_run
 from xlive.sources import open_source
-from xlive.store import open_features
+from xlive.store import DONE, open_features
 
-pytestmark = [pytest.mark.slurm, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 
-DETECTOR = "eiger500k"
+#: compute every frame, however late (the default samples when the loop falls behind)
+ALL_FRAMES = LiveParams(adaptive=False)
+DETECTOR = "pilatus300k"  # the smallest: the node also runs the test and the scheduler
 
 
 def params(slurm, **kw) -> ClusterParams:
@@ -44,10 +45,10 @@ def run(tmp_path_factory):
 
 
 def process_locally(run, path):
-    """The reference: a run processed on this machine."""
+    """The reference: a run processed on this machine (every frame, no sampling)."""
     client = default_client(1)
     try:
-        with LiveProcessor(open_source(run), path, client=client) as lp:
+        with LiveProcessor(open_source(run), path, client=client, params=ALL_FRAMES) as lp:
             lp.run()
     finally:
         client.close()
@@ -62,6 +63,7 @@ def local_features(run, tmp_path_factory):
 
 def assert_same_features(path, reference) -> None:
     ds = open_features(path)
+    assert (ds.status == DONE).all() and (reference.status == DONE).all()
     assert ds.sizes["frame"] == reference.sizes["frame"]
     assert set(ds.data_vars) == set(reference.data_vars)
     xr.testing.assert_equal(ds, reference)
@@ -93,63 +95,60 @@ def test_workers_run_in_slurm_jobs(slurm, run, local_features, tmp_path):
         assert env_jobs == set(cw.jobs())
         assert {s for s, _ in job_states(sorted(env_jobs)).values()} == {"RUNNING"}
         assert "SLURM: 2 workers (jobs " in cw.summary()
-        with LiveProcessor(open_source(run), tmp_path / "f.zarr", client=cw.client) as lp:
+        with LiveProcessor(open_source(run), tmp_path / "f.zarr", client=cw.client,
+                           params=ALL_FRAMES) as lp:
             cw.attach(lp)
             lp.run()
         assert not cw.notices
     assert_same_features(tmp_path / "f.zarr", local_features)
-    assert not job_states(sorted(env_jobs))  # closing cancelled the jobs
+    # closing cancelled the jobs
+    assert not {s for s, _ in job_states(sorted(env_jobs)).values()} & {"RUNNING", "PENDING"}
 
 
 def test_cancelled_job_mid_run(slurm, tmp_path):
-    """A live run (written at 24 frames/s while processed, no sampling); one of the two worker
-    jobs is scancel'ed in the middle: the run finishes with every frame, the features equal a
-    local run's, the watchdog submits a new job and the lag comes back under the budget."""
+    """A live run (written at 5 frames/s while processed, no sampling) on one worker job,
+    scancel'ed in the middle: the blocks lost with it (and the reader and analyzers shipped to
+    it) are sent again, the watchdog submits a new job, the lag comes back under the latency
+    budget, and the features of every frame equal a local run's."""
     live_run = tmp_path / "run"
     writer = subprocess.Popen(
-        [sys.executable, "-m", "xlive.cli", "simulate", str(live_run), "--frames", "48",
-         "--rate", "24", "--detector", DETECTOR, "--seed", "11", "--hit-fraction", "0.5", "-q"],
+        [sys.executable, "-m", "xlive.cli", "simulate", str(live_run), "--frames", "100000",
+         "--rate", "5", "--detector", DETECTOR, "--seed", "11", "--hit-fraction", "0.5", "-q"],
         stderr=subprocess.PIPE)
-    cancelled: list[str] = []
+    budget = 5.0
     try:
-        with ClusterWorkers(params(slurm, jobs=2)) as cw:
-            cw.client.wait_for_workers(2, timeout=60)
+        with ClusterWorkers(params(slurm, jobs=1)) as cw:
             t_end = time.time() + 60
             while not (live_run / "run.zarr" / "zarr.json").exists():
                 assert time.time() < t_end and writer.poll() is None
                 time.sleep(0.05)
             src = open_source(live_run)
-            budget = 5.0
             with LiveProcessor(src, tmp_path / "f.zarr", client=cw.client,
                                params=LiveParams(adaptive=False, latency_budget=budget)) as lp:
                 cw.attach(lp)
-
-                def cancel_one():
-                    while lp.stats.frames_stored < 12:
-                        time.sleep(0.05)
-                    cancelled.append(sorted(cw.jobs())[0])
-                    subprocess.run(["scancel", cancelled[0]], check=True)
-
-                canceller = threading.Thread(target=cancel_one, daemon=True)
-                canceller.start()
-                while writer.poll() is None or not lp.idle or src.refresh() > lp._seen:
+                while lp.stats.frames_stored < 12:
                     lp.step()
-                    assert time.time() < t_end + 60
+                    assert time.time() < t_end
+                (cancelled,) = cw.jobs()
+                subprocess.run(["scancel", cancelled], check=True)
+                stored_at_cancel = lp.stats.frames_stored
+                # go on until the lag has recovered: the 8 newest frames within the budget
+                t_end = time.time() + 90
+                while not (lp.stats.frames_stored > stored_at_cancel + 8
+                           and max(list(lp.stats.lags)[-8:]) < budget):
+                    lp.step()
+                    assert time.time() < t_end, "the lag did not recover"
+                assert max(lp.stats.lags) > budget  # the outage did delay frames
+                stop_process(writer)  # the run ends here
                 stats = lp.run(until_idle=0.0)
-                canceller.join(timeout=5)
-                assert cancelled, "the run ended before a job could be cancelled"
-                frames_after = stats.frames_stored
-            # the lost job is replaced: two workers again, the cancelled job among none of them
-            cw.client.wait_for_workers(2, timeout=60)
-            jobs = set(cw.jobs())
-            assert cancelled[0] not in jobs and len(jobs) == 2
-            lags = list(stats.lags)
+            # the lost job was replaced by a new one
+            jobs = cw.jobs()
+            assert cancelled not in jobs and len(jobs) == 1, (cancelled, jobs)
+            assert not cw.notices  # the new job started in time: nothing ran on this machine
     finally:
         stop_process(writer)
-    assert writer.returncode == 0
-    assert frames_after == 48
-    # lag recovers: the last frames are stored within the latency budget again
-    assert max(lags[-8:]) < budget, lags
+    n = open_source(live_run).refresh()
+    assert stats.frames_stored == n and stats.frames_skipped == 0
     assert_same_features(tmp_path / "f.zarr", process_locally(live_run, tmp_path / "local.zarr"))
 
 
@@ -175,7 +174,8 @@ def test_queue_full_processes_locally_with_a_notice(slurm, run, local_features, 
             assert "are waiting (pending" in notices[0], notices
             assert "Processing on this machine" in notices[0]
             assert "processing on this machine meanwhile" in cw.summary()
-            with LiveProcessor(open_source(run), tmp_path / "f.zarr", client=cw.client) as lp:
+            with LiveProcessor(open_source(run), tmp_path / "f.zarr", client=cw.client,
+                               params=ALL_FRAMES) as lp:
                 lp.run()
             assert_same_features(tmp_path / "f.zarr", local_features)
             subprocess.run(["scancel", blocker], check=True)
