@@ -160,6 +160,13 @@ def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
     return states
 
 
+def threads_needed(arrival: float, backlog: int, per_frame: float, drain: float,
+                   headroom: float = 1.25) -> float:
+    """Worker threads a live run needs: keep up with ``arrival`` frames/s (with ``headroom``)
+    and work off ``backlog`` frames within ``drain`` seconds, at ``per_frame`` CPU s a frame."""
+    return headroom * arrival * per_frame + backlog * per_frame / drain
+
+
 class BacklogAdaptive(Adaptive):
     """dask's adaptive scaling, with a target that also counts the live loop's backlog.
 
@@ -298,10 +305,8 @@ class ClusterWorkers:
             per_frame = prefix.all_durations.get("compute", 0.0) / max(done, 1)
         except AttributeError:  # a scheduler in another process
             return None
-        arrival = lp.arrival_rate()
-        backlog = lp.backlog()
-        duration = max(1.0, 0.5 * lp.params.latency_budget)
-        return 1.25 * arrival * per_frame + backlog * per_frame / duration
+        return threads_needed(lp.arrival_rate(), lp.backlog(), per_frame,
+                              max(1.0, 0.5 * lp.params.latency_budget))
 
     # ------------------------------------------------------------------ start and watch
     def _say(self, text: str) -> None:
