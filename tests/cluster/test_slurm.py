@@ -19,9 +19,11 @@ from xlive_testing import run_xlive, stop_process
 
 from xlive.cluster import ClusterParams, ClusterWorkers, job_states
 from xlive.live import LiveParams, LiveProcessor, default_client
+from xlive.session import LiveSession
 from xlive.simulate import write_run
 from xlive.sources import open_source
 from xlive.store import DONE, open_features
+from xlive.views.status_line import status_text
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 
@@ -87,21 +89,27 @@ def test_process_cluster_slurm_matches_a_local_run(slurm, run, local_features, t
 
 
 def test_workers_run_in_slurm_jobs(slurm, run, local_features, tmp_path):
-    """Two jobs, both workers inside SLURM (their environment has the job id squeue lists)."""
-    with ClusterWorkers(params(slurm, jobs=2)) as cw:
+    """A LiveSession (what Monitor and serve drive) with two SLURM jobs: both workers run
+    inside SLURM (their environment has the job id squeue lists), the status line names the
+    jobs, and the features equal the local run's."""
+    session = LiveSession(run, tmp_path / "f.zarr", params=ALL_FRAMES,
+                          cluster=params(slurm, jobs=2))
+    try:
+        cw = session.cluster_workers
         cw.client.wait_for_workers(2, timeout=60)
         # the SLURM job each worker process runs in (os.getenv travels by reference)
         env_jobs = set(cw.client.run(functools.partial(os.getenv, "SLURM_JOB_ID")).values())
         assert env_jobs == set(cw.jobs())
         assert {s for s, _ in job_states(sorted(env_jobs)).values()} == {"RUNNING"}
-        assert "SLURM: 2 workers (jobs " in cw.summary()
-        with LiveProcessor(open_source(run), tmp_path / "f.zarr", client=cw.client,
-                           params=ALL_FRAMES) as lp:
-            cw.attach(lp)
-            lp.run()
+        session.run_until_idle()
+        text = status_text(session)[1]
+        assert "48 frames analysed of 48" in text
+        assert f"SLURM: 2 workers (jobs {', '.join(sorted(env_jobs))})" in text, text
         assert not cw.notices
+    finally:
+        session.close()
     assert_same_features(tmp_path / "f.zarr", local_features)
-    # closing cancelled the jobs
+    # closing the session cancelled the jobs
     assert not {s for s, _ in job_states(sorted(env_jobs)).values()} & {"RUNNING", "PENDING"}
 
 
