@@ -70,7 +70,7 @@ def measure(detector: str, frames: int, folder: Path) -> dict:
                 feature_bytes=statistics.fmean(feature_bytes))
 
 
-def realdata_ratio(folder: Path) -> None:
+def realdata_ratio(folder: Path) -> list[float]:
     """Bits per pixel of the real Pilatus 6M thaumatin frames with the simulator's codec."""
     import fabio
     import numcodecs
@@ -79,14 +79,30 @@ def realdata_ratio(folder: Path) -> None:
     files = sorted((folder / "pilatus6M_thaumatin_grid").glob("*.cbf*"))
     if not files:
         print(f"no frames in {folder / 'pilatus6M_thaumatin_grid'}")
-        return
+        return []
+    bits = []
     for f in files:
         data = fabio.open(str(f)).data.astype(np.int32)
         # as an EIGER writes counts: unsigned, gaps and bad pixels at the maximum value
         data = np.where(data < 0, np.iinfo(np.uint32).max, data).astype(np.uint32)
         size = len(codec.encode(np.ascontiguousarray(data)))
-        print(f"  real {f.name}: {8 * size / data.size:.2f} bits/pixel "
-              f"(uint32, Blosc bitshuffle-LZ4)")
+        bits.append(8 * size / data.size)
+        print(f"  real {f.name}: {bits[-1]:.2f} bits/pixel (uint32, Blosc bitshuffle-LZ4)")
+    return bits
+
+
+def rates_table(results: dict, sample: float, bits: float | None = None) -> None:
+    """Network (frames the workers read) and storage (every frame written) per case, with the
+    simulated frames' compression, or ``bits`` per pixel."""
+    print(f"{'case':<22} {'fraction':>8} {'network MB/s':>13} {'Gbit/s':>7} "
+          f"{'storage MB/s':>13} {'uncompressed MB/s':>18}")
+    for label, det, rate in CASES:
+        r = results[det]
+        size = r["bytes_frame"] if bits is None else bits * r["pixels"] / 8
+        for frac in (1.0, sample):
+            net = rate * frac * size
+            print(f"{label:<22} {frac:>8.0%} {net / 1e6:>13.0f} {8 * net / 1e9:>7.2f} "
+                  f"{rate * size / 1e6:>13.0f} {rate * r['raw_frame'] / 1e6:>18.0f}")
 
 
 def main(argv=None) -> None:
@@ -123,7 +139,11 @@ def main(argv=None) -> None:
                   f"{8 * net / 1e9:>7.2f} {store / 1e6:>13.0f} {feats / 1e6:>14.2f}")
     if args.realdata is not None:
         print("\ncompression of measured crystal frames with the same codec:")
-        realdata_ratio(args.realdata)
+        bits = realdata_ratio(args.realdata)
+        if bits:
+            print(f"\nnetwork and storage if frames compress like the least compressible "
+                  f"measured frame ({max(bits):.2f} bits/pixel):")
+            rates_table(results, args.sample, max(bits))
 
 
 if __name__ == "__main__":

@@ -226,7 +226,8 @@ class ClusterWorkers:
         self._processor = None
         self._local = None            # the stand-in worker on this machine
         self._last_slurm = time.monotonic()
-        self._lost_jobs: set[str] = set()
+        #: job name -> SLURM job id of the jobs seen at the last watchdog round
+        self._job_ids: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         if params.adaptive:
@@ -376,10 +377,17 @@ class ClusterWorkers:
             c = self.cluster
             # a job whose worker died is dropped from cluster.workers after the lost-worker
             # timeout but stays in the spec: asking for the spec again submits a new job
-            missing = set(c.worker_spec) - set(c.workers)
-            if missing:
-                self._lost_jobs |= missing
+            held = dict(c.workers)
+            lost = [jid for name, jid in self._job_ids.items()
+                    if name in c.worker_spec and name not in held]
+            self._job_ids = {name: _job_id(job) for name, job in held.items()}
+            if set(c.worker_spec) - set(held):
                 c.scale(len(c.worker_spec))
+            if lost:
+                self._say(f"SLURM job{'s' * (len(lost) > 1)} {', '.join(sorted(lost))} "
+                          f"ended under a running worker (cancelled, node failure or walltime); "
+                          f"submitted {'new jobs' if len(lost) > 1 else 'a new one'}. Frames "
+                          f"it was computing are computed again.")
             if self.slurm_workers():
                 self._last_slurm = time.monotonic()
                 if self._local is not None:
