@@ -230,17 +230,20 @@ class ClusterWorkers:
         self._job_ids: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        if params.adaptive:
-            self.adaptive = self.cluster.adapt(
-                Adaptive=BacklogAdaptive, demand=self._demand, interval="1s",
-                threads_per_worker=params.cores // params.processes,
-                minimum_jobs=params.minimum, maximum_jobs=params.maximum)
-        else:
-            self.adaptive = None
-        self.cluster.scale(jobs=params.jobs)
-        self._wait_first(params.start_timeout)
+        self.adaptive = None
         self._thread = threading.Thread(target=self._watch, args=(interval,),
                                         name="xlive-cluster-watchdog", daemon=True)
+        try:
+            if params.adaptive:
+                self.adaptive = self.cluster.adapt(
+                    Adaptive=BacklogAdaptive, demand=self._demand, interval="1s",
+                    threads_per_worker=params.cores // params.processes,
+                    minimum_jobs=params.minimum, maximum_jobs=params.maximum)
+            self.cluster.scale(jobs=params.jobs)
+            self._wait_first(params.start_timeout)
+        except BaseException:  # e.g. Ctrl-C while waiting: cancel what was submitted
+            self.close()
+            raise
         self._thread.start()
 
     # ------------------------------------------------------------------ information
@@ -399,7 +402,8 @@ class ClusterWorkers:
     def close(self) -> None:
         """Cancel every job, stop the scheduler."""
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
         if self.adaptive is not None:
             self.adaptive.stop()
         local, self._local = self._local, None
