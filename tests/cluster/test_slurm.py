@@ -113,6 +113,28 @@ def test_workers_run_in_slurm_jobs(slurm, run, local_features, tmp_path):
     assert not {s for s, _ in job_states(sorted(env_jobs)).values()} & {"RUNNING", "PENDING"}
 
 
+def test_adaptive_scaling_follows_the_backlog(slurm, tmp_path):
+    """Adaptive between 1 and 2 jobs: a backlog of frames (a finished run, worked off within
+    half of a 0.5 s latency budget) makes dask submit a second job; once the run is done and
+    idle, it goes back to the minimum of one job."""
+    run = tmp_path / "run"
+    write_run(run, frames=400, rate=0, detector="eiger1m", seed=5)
+    spec_sizes = []
+    with ClusterWorkers(params(slurm, jobs=1, minimum=1, maximum=2)) as cw:
+        with LiveProcessor(open_source(run), tmp_path / "f.zarr", client=cw.client,
+                           params=LiveParams(adaptive=False, latency_budget=0.5)) as lp:
+            cw.attach(lp)
+            while not (lp.idle and lp._seen == 400):
+                lp.step()
+                spec_sizes.append(len(cw.cluster.worker_spec))
+        assert max(spec_sizes) == 2, spec_sizes  # a second job was asked for, not a third
+        t_end = time.time() + 60
+        while len(cw.cluster.worker_spec) > 1:  # idle: back to the minimum
+            assert time.time() < t_end, cw.summary()
+            time.sleep(0.2)
+        assert len(cw.cluster.worker_spec) == 1
+
+
 def test_cancelled_job_mid_run(slurm, tmp_path):
     """A live run (written at 2 frames/s while processed, no sampling) on one worker job,
     scancel'ed in the middle: the blocks lost with it (and the reader and analyzers shipped to
