@@ -11,6 +11,7 @@ import functools
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -33,9 +34,11 @@ DETECTOR = "pilatus300k"  # the smallest: the node also runs the test and the sc
 
 
 def params(slurm, **kw) -> ClusterParams:
-    """Small jobs on the test node; scheduler and workers on 127.0.0.1."""
+    """Small jobs on the test node; scheduler and workers on 127.0.0.1; job logs in a
+    temporary folder (SLURM writes slurm-JOBID.out into the submitting folder otherwise)."""
     base = dict(kind="slurm", queue=slurm, cores=1, memory="1GB", walltime="00:10:00",
-                jobs=1, maximum=0, interface="lo", start_timeout=60.0, local_threads=-1)
+                jobs=1, maximum=0, interface="lo", start_timeout=60.0, local_threads=-1,
+                log_directory=tempfile.mkdtemp(prefix="xlive-slurm-logs-"))
     return ClusterParams(**{**base, **kw})
 
 
@@ -78,6 +81,7 @@ def test_process_cluster_slurm_matches_a_local_run(slurm, run, local_features, t
     cfg.write_text(f'[cluster]\nqueue = "{slurm}"\ncores = 1\nmemory = "1GB"\n'
                    'walltime = "00:05:00"\njobs = 1\nminimum = 1\nmaximum = 2\n'
                    'interface = "lo"\nlocal_threads = -1\n'
+                   f'log_directory = "{tmp_path / "logs"}"\n'
                    'extra_directives = ["--job-name=xlive-test"]\n')
     out = tmp_path / "features.zarr"
     proc = run_xlive("process", str(run), "--out", str(out), "--cluster", "slurm",
@@ -191,7 +195,7 @@ def test_queue_full_processes_locally_with_a_notice(slurm, run, local_features, 
     cpus = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True,
                           check=True).stdout.split()[0]
     blocker = subprocess.run(["sbatch", "--parsable", "-p", slurm, "-c", cpus, "--mem=100M",
-                              "-t", "00:05:00", "--wrap", "sleep 300"],
+                              "-t", "00:05:00", "-o", "/dev/null", "--wrap", "sleep 300"],
                              capture_output=True, text=True, check=True).stdout.strip()
     try:
         t_end = time.time() + 30
