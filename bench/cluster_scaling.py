@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xlive.aggregate.reducers import default_reducers
 from xlive.analyzers import default_analyzers
-from xlive.features import analyze_block
-from xlive.reducers import default_reducers
+from xlive.engine.features import analyze_block
 from xlive.simulate import write_run
 from xlive.sources import open_source
 
@@ -58,8 +58,8 @@ def measure(detector: str, frames: int, folder: Path) -> dict:
         t0 = time.thread_time()
         out = analyze_block(reader, analyzers, np.array([i]), reducers)
         cpu.append(time.thread_time() - t0)
-        feature_bytes.append(sum(v.nbytes for k, v in out.items()
-                                 if isinstance(v, np.ndarray)))
+        feature_bytes.append(sum(v.nbytes for v in out.features.values()) + out.bad.nbytes
+                             + out.frames.nbytes)
     chunks = [p for p in (run / "run.zarr").rglob("*") if p.is_file() and "frames" in p.parts
               and p.name not in ("zarr.json",)]
     stored = sum(p.stat().st_size for p in chunks)

@@ -7,8 +7,14 @@ import shutil
 
 import pytest
 
-from xlive.cluster import ClusterError, ClusterParams, cluster_params, make_client, threads_needed
 from xlive.config import parse_config
+from xlive.engine.cluster import (
+    ClusterError,
+    ClusterParams,
+    cluster_params,
+    make_client,
+    threads_needed,
+)
 from xlive.errors import ConfigError
 
 
@@ -27,7 +33,8 @@ def test_cluster_table_reaches_cluster_params():
 
 
 @pytest.mark.parametrize("table, message", [
-    ({"nodes": 3}, "unknown keys \\['nodes'\\]"),
+    ({"nodes": 3}, "\\[cluster\\] has no key 'nodes'"),
+    ({"cores": "four"}, "\\[cluster\\] cores must be an integer"),
     ({"kind": "pbs"}, "kind must be one of"),
     ({"cores": 0}, "cores must be at least 1"),
     ({"minimum": 5, "maximum": 2, "jobs": 1}, "minimum \\(5\\) is above maximum"),
@@ -43,7 +50,7 @@ def test_cluster_params_from_a_name_or_a_dict():
     base = ClusterParams(cores=2)
     assert cluster_params("slurm", base) == ClusterParams(kind="slurm", cores=2)
     assert cluster_params({"kind": "slurm", "jobs": 2}).jobs == 2
-    with pytest.raises(ConfigError, match="unknown keys"):
+    with pytest.raises(ConfigError, match="has no key 'node'"):
         cluster_params({"kind": "slurm", "node": 1})
 
 
@@ -63,7 +70,7 @@ def test_job_script_carries_the_table():
     pytest.importorskip("dask_jobqueue")
     if shutil.which("sbatch") is None:
         pytest.skip("sbatch is not installed (apt-get install slurm-client)")
-    from xlive.cluster import slurm_cluster
+    from xlive.engine.cluster import slurm_cluster
 
     cluster = slurm_cluster(ClusterParams(
         kind="slurm", queue="beamtime", account="mx1234", cores=4, processes=2, memory="8GB",

@@ -18,12 +18,12 @@ import pytest
 import xarray as xr
 from xlive_testing import run_xlive, stop_process
 
-from xlive.cluster import ClusterParams, ClusterWorkers, job_states
-from xlive.live import LiveParams, LiveProcessor, default_client
-from xlive.session import LiveSession
+from xlive.engine.cluster import ClusterParams, ClusterWorkers, job_states
+from xlive.engine.live import LiveParams, LiveProcessor, default_client
+from xlive.engine.session import LiveSession
+from xlive.engine.store import DONE, open_features
 from xlive.simulate import write_run
 from xlive.sources import open_source
-from xlive.store import DONE, open_features
 from xlive.views.status_line import status_text
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
@@ -105,7 +105,7 @@ def test_workers_run_in_slurm_jobs(slurm, run, local_features, tmp_path):
         env_jobs = set(cw.client.run(functools.partial(os.getenv, "SLURM_JOB_ID")).values())
         assert env_jobs == set(cw.jobs())
         assert {s for s, _ in job_states(sorted(env_jobs)).values()} == {"RUNNING"}
-        session.run_until_idle()
+        session.processor.run()
         text = status_text(session)[1]
         assert "48 frames analysed of 48" in text
         assert f"SLURM: 2 workers (jobs {', '.join(sorted(env_jobs))})" in text, text
