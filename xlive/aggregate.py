@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .conventions import FRAME_NUMBER, LASER_ON, TIMESTAMP
+from .errors import ConfigError
+from .validate import check_fields
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +37,12 @@ class AggregateParams:
     log_i_range: tuple[float, float] = (0.0, 6.0)
     #: how many recent frames keep full per-frame series
     history: int = 100_000
+
+    def __post_init__(self):
+        check_fields(self, "aggregate", error=ConfigError, ranges={
+            "window": (1, None), "inv_d_bins": (1, None), "inv_d_max": (1e-06, None),
+            "separation_bins": (1, None), "separation_max": (1e-06, None), "log_i_bins": (1, None),
+            "history": (1, None)})
 
 
 class RunAggregates:

@@ -31,6 +31,7 @@ from .errors import ConfigError
 from .features import analyze_block, feature_coords, feature_specs, release_partials
 from .reducers import merge_partials
 from .store import BAD, DONE, SKIPPED, FeatureStore
+from .validate import check_fields
 from .worker_setup import FrameBuffers
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,12 @@ class LiveParams:
     #: workers hold the reducers' partials (binned projections: megabytes per block) and hand
     #: them over at most this often; the rest when the run ends or the processor closes
     partials_interval: float = 2.0
+
+    def __post_init__(self):
+        check_fields(self, "live", error=ConfigError, ranges={
+            "poll_interval": (0.001, 3600), "latency_budget": (0.01, None), "block": (1, None),
+            "max_block": (1, None), "sample": (1e-09, 1), "max_in_flight": (1, None),
+            "store_interval": (0, 3600), "partials_interval": (0, 3600)})
 
 
 @dataclass

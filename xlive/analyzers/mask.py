@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import AnalyzerError
 from ..geometry import Geometry
+from ..validate import check_fields
 from .base import as_block, valid_range
 
 
@@ -42,6 +44,11 @@ class MaskParams:
     dead_level_min: float = 3.0
     #: ring width (pixels) for the ring medians
     ring_width: float = 4.0
+
+    def __post_init__(self):
+        check_fields(self, "mask", error=AnalyzerError, ranges={
+            "min_frames": (1, None), "hot_factor": (0, None), "hot_sigma": (0, None),
+            "hot_fraction": (0, 1), "dead_level_min": (0, None), "ring_width": (0.001, None)})
 
 
 class PixelStats:
