@@ -179,6 +179,10 @@ class LiveProcessor:
         self._reducers_f = None
         self._pending_analyzers = None
         self._meta_cache: dict[str, np.ndarray] = {}
+        #: frames found unreadable (stored as bad), and the faults last written to the store
+        self._bad: set[int] = set()
+        self._faults: dict | None = None
+        self._last_faults = -math.inf
         self._ready = False
         source.refresh()
         self._ensure_ready()
@@ -208,6 +212,7 @@ class LiveProcessor:
                 coords=feature_coords(self.analyzers), attrs=attrs)
         status = self.store.status()
         self._done = set(np.flatnonzero((status == DONE) | (status == BAD)).tolist())
+        self._bad = set(np.flatnonzero(status == BAD).tolist())
         self._ready = True
         return True
 
@@ -373,9 +378,31 @@ class LiveProcessor:
             self._done.add(i)
         self.stats.frames_stored += len(idx)
         self.stats.stored_times.append((now, len(idx)))
+        if idx.size:
+            self._bad.update(idx[np.asarray(result["bad"], bool)].tolist())
+        self.update_faults(force=partials is not None)
         for f in self.listeners:
             f(result, meta)
         return len(idx)
+
+    def faults(self) -> dict:
+        """The run's faults now (see :mod:`xlive.faults`): the source's own, plus the frames
+        found unreadable, by file."""
+        from .faults import run_faults
+
+        return run_faults(self.source, sorted(self._bad))
+
+    def update_faults(self, force: bool = False) -> dict | None:
+        """Record the faults in the store's ``faults`` attribute (at most every 2 s)."""
+        now = time.monotonic()
+        if self.store is None or (not force and now - self._last_faults < 2.0):
+            return self._faults
+        self._last_faults = now
+        faults = self.faults()
+        if faults != self._faults:
+            self.store.group.attrs["faults"] = faults
+            self._faults = faults
+        return faults
 
     def _empty_result(self) -> dict:
         out = {spec.name: spec.empty(0) for spec in feature_specs(self.analyzers)}
@@ -447,6 +474,7 @@ class LiveProcessor:
             elif until_idle is not None and time.time() - last_new >= until_idle:
                 break
         self._collect(wait=0, flush=True)
+        self.update_faults(force=True)
         return self.stats
 
     def pending(self) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .aggregate import AggregateParams, RunAggregates
+from .faults import merge_flags
 from .flags import Flag, FlagThresholds, evaluate, status
 from .live import LiveParams, LiveProcessor
 
@@ -101,7 +102,9 @@ class LiveSession:
 
     def update_flags(self) -> list[Flag]:
         with self.lock:
-            self.flags = evaluate(self.aggregates, self.thresholds)
+            # the rules judge the recent frames; faults (unreadable, dropped, refused) the run
+            self.flags = merge_flags(evaluate(self.aggregates, self.thresholds),
+                                     self.processor.update_faults())
             self._last_flags = time.time()
             return self.flags
 

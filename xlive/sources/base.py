@@ -163,6 +163,16 @@ class Source(abc.ABC):
         """Release open files or sockets (a no-op for most sources)."""
         return None
 
+    def frame_origin(self, index: int) -> str | None:
+        """Where frame ``index`` lives, in words (``"data file 2 (x_data_000002.h5)"``), for
+        fault reports; None when the run is one piece."""
+        return None
+
+    def faults(self) -> dict:
+        """Faults the source itself knows (frames dropped, stream messages refused...); the
+        live loop adds frames found unreadable. See :mod:`xlive.faults`."""
+        return {}
+
     def __enter__(self) -> Source:
         return self
 
