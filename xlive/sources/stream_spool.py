@@ -135,6 +135,9 @@ class SegmentWriter:
                 f"but the series is {self.shape} {self.dtype}")
         if image.frame == self.last_frame:
             raise ProtocolError(f"frame {image.frame} of series {image.series} received twice")
+        if image.frame < self.last_frame:
+            raise ProtocolError(f"frame {image.frame} of series {image.series} came after frame "
+                                f"{self.last_frame} without a new series header")
         if self.n_images is not None and image.frame >= self.n_images:
             raise ProtocolError(f"frame {image.frame} is beyond the {self.n_images} frames the "
                                 f"header of series {image.series} announced")
@@ -241,15 +244,12 @@ class Spool:
         start = self.pending_start if self.pending_start and \
             self.pending_start.series == msg.series else None
         if cur is None and start is None and self.resumable is not None:
-            r = self.resumable
-            if msg.series == r.series and msg.frame > r.last_frame:
-                r.check(msg)
-                cur = self.current = r  # a restarted receiver continues the series
+            if msg.series == self.resumable.series:
+                self.resumable.check(msg)
+                cur = self.current = self.resumable  # a restarted receiver continues the series
             self.resumable = None
-        if cur is not None and msg.series == cur.series and msg.frame > cur.last_frame:
-            cur.check(msg)
-        elif cur is not None and msg.series == cur.series and msg.frame == cur.last_frame:
-            cur.check(msg)  # raises: a duplicate
+        if start is None and cur is not None and msg.series == cur.series:
+            cur.check(msg)  # same series, no new header: must fit and come after the last
         else:
             if start is not None:
                 want = start.shape
@@ -259,7 +259,7 @@ class Spool:
                 if start.n_images is not None and msg.frame >= start.n_images:
                     raise ProtocolError(f"frame {msg.frame} is beyond the {start.n_images} "
                                         f"frames the header of series {msg.series} announced")
-            self.close_segment()  # a new series (or a restarted sender) starts a new segment
+            self.close_segment()  # a new series (or a restarted detector) starts a new segment
             cur = self.current = SegmentWriter(self.root, self._next_index(), msg, start)
             self.segments.append(cur.name)
             self.pending_start = None
