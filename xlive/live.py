@@ -490,6 +490,8 @@ class LiveProcessor:
         if self.store is not None and self.client.status == "running":
             try:
                 self._store_unstored(self._release_partials())
+            except OSError as exc:  # disk full / read-only: the caller reports the first error
+                log.info("could not store the last results on close: %s", exc)
             except Exception as exc:  # closing after a failure: report, keep the first error
                 log.warning("could not store the last results on close: %s", exc)
         if self._in_flight:
