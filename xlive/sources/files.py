@@ -99,7 +99,8 @@ class FilesSource(Source):
                 if newest and not settled and not isinstance(exc, BadFrameError):
                     break  # probably still being written: retry at the next poll
                 if self._shape is None:
-                    reason = str(exc).strip() or "the decoder gave no reason"
+                    reason = (str(exc).strip()
+                              or "no message; the file is probably truncated or corrupt")
                     raise SourceError(f"cannot read the first image {path} "
                                       f"({type(exc).__name__}: {reason}); check the file or "
                                       "start from the next one") from exc
