@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 from .errors import XliveError
@@ -201,9 +203,15 @@ def _version() -> str:
     return f"xlive {__version__}"
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # kill -TERM cleans up like Ctrl-C: children stopped, work stored
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.func(args) or 0)
     except XliveError as e:

@@ -87,15 +87,8 @@ def _client(args):
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from tqdm import tqdm
-
-    from .config import load_config
-    from .live import LiveProcessor, fill_in
     from .sources import open_source
 
-    cfg = load_config(args.config)
     options = {}
     if args.geometry:
         options["geometry"] = load_geometry_file(args.geometry)
@@ -103,7 +96,23 @@ def cmd_process(args: argparse.Namespace) -> int:
         options["spool"] = args.spool or default_spool(args.out)
     elif args.spool:
         raise ConfigError("--spool applies to tcp:// streams only")
+    # a stream's receiver starts first, before the heavy imports: a detector does not wait
     source = open_source(args.target, **options)
+    try:
+        return _process(args, source)
+    finally:
+        source.close()
+
+
+def _process(args: argparse.Namespace, source) -> int:
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from .config import load_config
+    from .live import LiveProcessor, fill_in
+
+    cfg = load_config(args.config)
     n = source.refresh()
     if cfg.geometry and n:
         source.set_geometry(cfg.apply_geometry(source.geometry))
@@ -235,7 +244,20 @@ def _start_simulator(args, run: Path) -> subprocess.Popen:
            "--dropped-fraction", str(args.dropped_fraction or 0.002), "-q"]
     if args.distance:
         cmd += ["--distance", str(args.distance)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=die_with_parent if sys.platform == "linux" else None)
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: the kernel sends it SIGTERM when its parent dies (even by
+    kill -9), so a simulator never outlives ``xlive demo`` (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux's libc: the parent's own clean-up still stops the child
 
 
 def _wait_for_run(run: Path, writer: subprocess.Popen, timeout: float = 120.0) -> None:
