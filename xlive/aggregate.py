@@ -16,6 +16,7 @@ import numpy as np
 
 from .conventions import FRAME_NUMBER, LASER_ON, TIMESTAMP
 from .errors import ConfigError
+from .ring import RingSeries
 from .validate import check_fields
 
 
@@ -65,10 +66,12 @@ class RunAggregates:
         self.hits_by_laser = {True: 0, False: 0}
         self.frames_by_laser = {True: 0, False: 0}
         self._recent = collections.deque(maxlen=p.window)  # (is_hit, laser_on)
-        self.series: dict[str, collections.deque] = {
-            k: collections.deque(maxlen=p.history) for k in (*self.SERIES, "frame", LASER_ON,
-                                                              FRAME_NUMBER, TIMESTAMP,
-                                                              "peak_intensity_mean")}
+        # numpy rings, not deques of Python floats: 8 bytes a value instead of 32
+        self.series: dict[str, RingSeries] = {
+            k: RingSeries(p.history, np.float64) for k in (*self.SERIES, FRAME_NUMBER,
+                                                           TIMESTAMP, "peak_intensity_mean")}
+        self.series["frame"] = RingSeries(p.history, np.int64)
+        self.series[LASER_ON] = RingSeries(p.history, np.bool_)
         #: rolling hit rate points: frame index, rate, rate laser on, rate laser off
         self.hit_rate_points: list[tuple[int, float, float, float]] = []
         self.inv_d_edges = np.linspace(0.0, p.inv_d_max, p.inv_d_bins + 1)
@@ -235,6 +238,9 @@ class RunAggregates:
                         np.int64)
 
     def recent(self, name: str, n: int | None = None) -> np.ndarray:
+        """The newest ``n`` values of a series (all it holds when None), as floats."""
         s = self.series[name]
+        if isinstance(s, RingSeries):
+            return s.last(n).astype(float, copy=False)
         arr = np.asarray(s, float)
         return arr if n is None else arr[-n:]

@@ -203,15 +203,24 @@ def _version() -> str:
     return f"xlive {__version__}"
 
 
-def _terminate(signum, frame) -> None:
-    raise KeyboardInterrupt  # kill -TERM cleans up like Ctrl-C: children stopped, work stored
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C and kill -TERM: clean up (children stopped, work stored) without the noise the
+    dask client's event loop logs about the tasks the interruption cancels."""
+    import logging
+
+    noisy = ("asyncio", "distributed", "tornado")  # (dask sets some children's levels itself)
+    for name in [*noisy, *logging.root.manager.loggerDict]:
+        if name.split(".")[0] in noisy:
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         return int(args.func(args) or 0)
     except XliveError as e:
