@@ -3,7 +3,7 @@
 The run aggregates keep ~16 per-frame series of up to ``AggregateParams.history`` frames; as
 deques of Python floats that is 32 bytes a value (51 MB at 100,000 frames), as numpy 8 (or 1 for
 booleans). It behaves like the ``collections.deque(maxlen=...)`` it replaces where the views and
-flags use one: ``append``, ``extend``, ``len``, truth, iteration (also reversed) and
+flags use one: ``append``, ``extend``, ``len``, truth, indexing, iteration (also reversed) and
 ``np.asarray``; ``last(n)`` gives the newest ``n`` values as a new array in O(n).
 """
 
@@ -54,6 +54,9 @@ class RingSeries:
         """The newest ``n`` values (all when None), oldest first, as a new array."""
         v = self._view()
         return (v if n is None else v[max(len(v) - n, 0):]).copy()
+
+    def __getitem__(self, key):
+        return self._view()[key].copy() if isinstance(key, slice) else self._view()[key].item()
 
     def __len__(self) -> int:
         return self._end - self._start
