@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from xlive.engine.live import LiveParams, default_client
+from xlive.engine.session import LiveSession
 from xlive.geometry import Geometry
-from xlive.live import LiveParams, default_client
-from xlive.session import LiveSession
 from xlive.sources.base import FrameReader, Source
 
 SHAPE = (64, 64)

@@ -25,7 +25,7 @@ def simulator_of(proc: subprocess.Popen, timeout: float = 120) -> psutil.Process
         assert proc.poll() is None, proc.stderr.read()
         for child in psutil.Process(proc.pid).children(recursive=True):
             try:
-                if "simulate" in child.cmdline():
+                if any("spawn_main" in a for a in child.cmdline()):  # multiprocessing's child
                     return child
             except psutil.NoSuchProcess:
                 continue

@@ -7,11 +7,11 @@ import math
 import pytest
 
 from xlive.aggregate import AggregateParams
+from xlive.aggregate.flags import FlagThresholds
 from xlive.analyzers import RadialParams, SpotParams, StatsParams
 from xlive.analyzers.lattice import LatticeParams
+from xlive.engine.live import LiveParams
 from xlive.errors import AnalyzerError, ConfigError, XliveError
-from xlive.flags import FlagThresholds
-from xlive.live import LiveParams
 
 
 @pytest.mark.parametrize("cls, key, value, words", [

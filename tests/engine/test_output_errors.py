@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from xlive.store import FeatureStore
+from xlive.engine.store import FeatureStore
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data-samples" / "lysozyme-eiger500k"
 

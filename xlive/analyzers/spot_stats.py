@@ -16,9 +16,9 @@ import numpy as np
 
 from ..conventions import D_UNITS, FRAME
 from ..errors import AnalyzerError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from ..validate import check_fields
-from ._neighbours import nearest_distances
+from ._kernels.neighbours import nearest_distances
 from .base import FeatureSpec
 from .lattice import LatticeParams, multi_lattice_score, reciprocal_vectors
 

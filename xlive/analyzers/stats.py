@@ -28,7 +28,7 @@ import numpy as np
 
 from ..conventions import FRAME, ICE_D_SPACINGS
 from ..errors import AnalyzerError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from ..validate import check_fields
 from .base import FeatureSpec, as_block, valid_range
 from .rings import RingBinning
@@ -84,6 +84,7 @@ class FrameStats:
     """
 
     name = "stats"
+    params_class = StatsParams
 
     def __init__(self, geometry: Geometry, params: StatsParams | None = None):
         self.geometry = geometry
