@@ -13,7 +13,7 @@ from ..errors import ConfigError
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the remaining subcommands to the ``xlive`` parser."""
-    from .simulate import add_simulation_options
+    from .simulate import add_simulation_options, number, positive_int
 
     p = sub.add_parser(
         "demo", help="simulate a beamtime run and monitor it live",
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(hit_fraction=0.35)
     p.add_argument("--no-browser", action="store_true",
                    help="do not open a web browser on the dashboard")
-    p.add_argument("--port", type=int, default=5006,
+    p.add_argument("--port", type=positive_int("--port", 0, 65535), default=5006,
                    help="port of the dashboard on 127.0.0.1 (default %(default)s; taken: any)")
     add_config_option(p)
     p.set_defaults(func=cmd_demo)
@@ -39,23 +39,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="feature store (.zarr) to create or resume")
     p.add_argument("--live", action="store_true",
                    help="keep polling the run for new frames until it stays idle")
-    p.add_argument("--idle-timeout", type=float, default=30.0,
+    p.add_argument("--idle-timeout", type=number("--idle-timeout", low=0), default=30.0,
                    help="with --live: stop after this many seconds without new frames")
-    p.add_argument("--sample", type=float, default=None,
+    p.add_argument("--sample", type=number("--sample", low=0, low_open=True, high=1), default=None,
                    help="compute only this fraction of frames (every k-th), e.g. 0.1")
     p.add_argument("--fill-in", action="store_true",
                    help="compute frames an earlier pass skipped")
-    p.add_argument("--latency-budget", type=float, default=None,
+    p.add_argument("--latency-budget", type=number("--latency-budget", low=0, low_open=True),
+                   default=None,
                    help="with --live: sample when the lag would exceed this (s; default 5)")
     p.add_argument("--no-sampling", action="store_true",
                    help="with --live: never skip frames, however late")
     p.add_argument("--scheduler", default=None,
                    help="address of a running dask.distributed scheduler (default: local)")
     add_cluster_option(p)
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int("--workers"), default=None,
                    help="local dask worker threads (or processes with --processes)")
     p.add_argument("--processes", action="store_true", help="local workers as processes")
     add_config_option(p, " (--fill-in: default the one stored with the features)")
+    p.add_argument("--geometry", default=None,
+                   help="detector geometry file (.geom, .poni, NXmx .h5/.nxs, xlive .json) used "
+                        "instead of the run's headers (e.g. a stream whose header was missed)")
+    p.add_argument("--spool", default=None,
+                   help="for tcp:// streams: the spool folder receiving the frames (default: "
+                        "OUT with '-spool.zarr'); a restarted process continues the same run")
     p.add_argument("--hits-cxi", default=None,
                    help="also write hits as they are found into this CXI file (+ .lst beside)")
     from .outputs import add_db_option
@@ -99,6 +106,24 @@ def _client(args, cfg):
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    from ..sources import open_source
+
+    options = {}
+    if args.geometry:
+        options["geometry"] = load_geometry_file(args.geometry)
+    if args.target.startswith("tcp://"):
+        options["spool"] = args.spool or default_spool(args.out)
+    elif args.spool:
+        raise ConfigError("--spool applies to tcp:// streams only")
+    # a stream's receiver starts first, before the heavy imports: a detector does not wait
+    source = open_source(args.target, **options)
+    try:
+        return _process(args, source)
+    finally:
+        source.close()
+
+
+def _process(args: argparse.Namespace, source) -> int:
     import dataclasses
 
     from tqdm import tqdm
@@ -106,21 +131,14 @@ def cmd_process(args: argparse.Namespace) -> int:
     from ..config import load_config, stored_config
     from ..engine.live import LiveProcessor, fill_in
     from ..engine.store import FeatureStore
-    from ..sources import open_source
 
-    if args.sample is not None and not 0 < args.sample <= 1:
-        raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
     if args.fill_in and args.config is None and Path(args.out).exists():
         cfg = stored_config(FeatureStore.open(args.out).info)  # computed as the first pass was
     else:
         cfg = load_config(args.config)
-    source = open_source(args.target)
     n = source.refresh()
     if cfg.geometry and n:
-        geometry = cfg.apply_geometry(source.geometry)
-        source.close()
-        source = open_source(args.target, geometry=geometry)
-        n = source.refresh()
+        source.set_geometry(cfg.apply_geometry(source.geometry))
     client, workers = _client(args, cfg)
     if workers is not None:
         notice(f"{workers.summary()}; dask dashboard {workers.dashboard_link}")
@@ -159,8 +177,10 @@ def cmd_process(args: argparse.Namespace) -> int:
                 bar.refresh()
 
             stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress)
+            faults = lp.update_faults(force=True)
         print(f"stored features of {stats.frames_stored} frames in {args.out} "
               f"({stats.frames_skipped} skipped; 95% lag {stats.lag_percentile(95):.2f} s)")
+        _print_faults(faults)
         _record(args)
     finally:
         for f in listeners:
@@ -170,6 +190,54 @@ def cmd_process(args: argparse.Namespace) -> int:
         else:
             client.close()
     return 0
+
+
+def _print_faults(faults: dict | None) -> None:
+    """One line per fault (unreadable, dropped, refused frames): a faulty run never looks clean."""
+    from ..faults import faults_text
+
+    lines = faults_text(faults)
+    if lines:
+        print("faults: " + str(len(lines)))
+        for line in lines:
+            print("  " + line)
+
+
+def default_spool(out: str) -> str:
+    """The spool of a stream beside its feature store: ``feats.zarr`` -> ``feats-spool.zarr``."""
+    path = Path(out)
+    stem = path.name[:-5] if path.name.endswith(".zarr") else path.name
+    return str(path.with_name(stem + "-spool.zarr"))
+
+
+def load_geometry_file(path: str):
+    """A Geometry from a .geom, .poni, NXmx (.h5/.nxs) or xlive .json file."""
+    from ..errors import GeometryError
+    from ..geometry import Geometry
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--geometry {path}: no such file")
+    suffix = p.suffix.lower()
+    if suffix == ".geom":
+        from ..geometry.crystfel import read_crystfel_geom
+
+        return read_crystfel_geom(p)
+    if suffix == ".poni":
+        from ..geometry.poni import read_poni_geometry
+
+        return read_poni_geometry(p)
+    if suffix in (".h5", ".nxs", ".hdf5"):
+        from ..geometry.nxmx import read_nxmx_geometry
+
+        return read_nxmx_geometry(p)
+    if suffix == ".json":
+        try:
+            d = json.loads(p.read_text())
+            return Geometry.from_dict(d.get("geometry", d))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GeometryError(f"{path} is not an xlive geometry JSON ({exc})") from None
+    raise ConfigError(f"--geometry {path}: unknown kind; expected .geom, .poni, .h5/.nxs or .json")
 
 
 def _record(args) -> None:
@@ -188,7 +256,6 @@ def _start_simulator(args, run: Path):
     import dataclasses
     import multiprocessing
 
-    from ..simulate import write_run
     from .simulate import simulation_params
 
     frames = args.frames if args.frames > 0 else 10**9
@@ -206,10 +273,29 @@ def _start_simulator(args, run: Path):
         laser_on_fraction=args.laser_on_fraction or 0.5,
         dropped_fraction=args.dropped_fraction or 0.002)
     proc = multiprocessing.get_context("spawn").Process(
-        target=write_run, args=(str(run),), name="xlive-demo-simulator", daemon=True,
+        target=simulate_child, args=(str(run),), name="xlive-demo-simulator", daemon=True,
         kwargs=dict(frames=frames, rate=args.rate, fmt="zarr", params=params))
     proc.start()
     return proc
+
+
+def simulate_child(*args, **kwargs) -> None:
+    """The demo's simulator process: :func:`~xlive.simulate.write_run`, ended by the kernel
+    when its parent dies, even by kill -9 (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+    import os
+    import signal
+
+    from ..simulate import write_run
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux's libc: the parent's own clean-up still stops the child
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        return
+    write_run(*args, **kwargs)
 
 
 def _wait_for_run(run: Path, writer, timeout: float = 120.0) -> None:

@@ -29,6 +29,8 @@ import numpy as np
 from ..aggregate.reducers import merge_partials
 from ..conventions import TIMESTAMP
 from ..errors import ConfigError
+from ..ring import RingSeries
+from ..validate import check_fields
 from .backlog import fixed_step, sample_backlog
 from .block import Block, concat_blocks
 from .cluster import FrameBuffers, default_client  # noqa: F401  (default_client: also from here)
@@ -64,15 +66,21 @@ class LiveParams:
     #: them over at most this often; the rest when the run ends or the processor closes
     partials_interval: float = 2.0
 
+    def __post_init__(self):
+        check_fields(self, "live", error=ConfigError, ranges={
+            "poll_interval": (0.001, 3600), "latency_budget": (0.01, None), "block": (1, None),
+            "max_block": (1, None), "sample": (1e-09, 1), "max_in_flight": (1, None),
+            "store_interval": (0, 3600), "partials_interval": (0, 3600)})
+
 
 @dataclass
 class LiveStats:
     frames_stored: int = 0
     frames_skipped: int = 0
-    #: seconds from frame written (first seen complete) to features stored
-    lags: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
+    #: seconds from frame written (first seen complete) to features stored (newest 100,000)
+    lags: RingSeries = field(default_factory=lambda: RingSeries(100_000))
     #: seconds from the frame's detector timestamp to features stored
-    ages: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
+    ages: RingSeries = field(default_factory=lambda: RingSeries(100_000))
     started: float = field(default_factory=time.time)
     stored_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4096))
     sample_step: int = 1
@@ -147,12 +155,17 @@ class LiveProcessor:
         #: (time, frames) of each poll that found new frames: the arrival rate
         self._arrivals: collections.deque = collections.deque(maxlen=256)
         self._first_seen: dict[int, float] = {}
-        self._done: set[int] = set()
+        self._done = FrameSet()
         self._reader_f = None
         self._analyzers_f = None
         self._reducers_f = None
         self._pending_analyzers = None
         self._meta_cache: dict[str, np.ndarray] = {}
+        #: frames found unreadable (stored as bad), and the faults last written to the store
+        self._bad: set[int] = set()
+        self._faults: dict | None = None
+        self._last_faults = -math.inf
+        self._last_trim = time.monotonic()
         self._ready = False
         source.refresh()
         self._ensure_ready()
@@ -186,7 +199,8 @@ class LiveProcessor:
                 self._store_arg, specs=feature_specs(self.analyzers),
                 coords=feature_coords(self.analyzers), attrs=attrs)
         status = self.store.status()
-        self._done = set(np.flatnonzero((status == DONE) | (status == BAD)).tolist())
+        self._done = FrameSet(np.flatnonzero((status == DONE) | (status == BAD)))
+        self._bad = set(np.flatnonzero(status == BAD).tolist())
         self._ready = True
         return True
 
@@ -382,17 +396,38 @@ class LiveProcessor:
         self.store.write(block, meta)
         now = time.time()
         ts = meta.get(TIMESTAMP)
-        for k, i in enumerate(idx.tolist()):
-            self.stats.lags.append(now - self._first_seen.pop(i, now))
-            # detector clocks may count from the start of a series: trust only epoch times
-            if ts is not None and EPOCH_2000 < ts[k] <= now + 60:
-                self.stats.ages.append(now - float(ts[k]))
-            self._done.add(i)
+        self.stats.lags.extend([now - self._first_seen.pop(i, now) for i in idx.tolist()])
+        if ts is not None:  # detector clocks may count from a series' start: epoch times only
+            t = np.asarray(ts, float)
+            self.stats.ages.extend(now - t[(t > EPOCH_2000) & (t <= now + 60)])
+        self._done.update(idx)
         self.stats.frames_stored += len(idx)
         self.stats.stored_times.append((now, len(idx)))
+        if idx.size:
+            self._bad.update(idx[block.bad].tolist())
+        self.update_faults(force=partials is not None)
         for f in self.listeners:
             f(block, meta)
         return len(idx)
+
+    def faults(self) -> dict:
+        """The run's faults now (see :mod:`xlive.faults`): the source's own, plus the frames
+        found unreadable, by file."""
+        from ..faults import run_faults
+
+        return run_faults(self.source, sorted(self._bad))
+
+    def update_faults(self, force: bool = False) -> dict | None:
+        """Record the faults in the store's ``faults`` attribute (at most every 2 s)."""
+        now = time.monotonic()
+        if self.store is None or (not force and now - self._last_faults < 2.0):
+            return self._faults
+        self._last_faults = now
+        faults = self.faults()
+        if faults != self._faults:
+            self.store.group.attrs["faults"] = faults
+            self._faults = faults
+        return faults
 
     def _meta(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         meta = self._meta_cache
@@ -435,6 +470,10 @@ class LiveProcessor:
         self._poll()
         self._adapt()
         self._submit()
+        now = time.monotonic()
+        if now - self._last_trim > TRIM_INTERVAL:
+            self._last_trim = now
+            release_free_memory()
         wait = self.params.poll_interval if wait is None else wait
         if not self._in_flight and wait > 0:
             time.sleep(wait)  # nothing to wait for but new frames
@@ -465,6 +504,7 @@ class LiveProcessor:
             elif until_idle is not None and time.time() - last_new >= until_idle:
                 break
         self._collect(wait=0, flush=True)
+        self.update_faults(force=True)
         return self.stats
 
     def backlog(self) -> int:
@@ -493,6 +533,8 @@ class LiveProcessor:
         if self.store is not None and self.client.status == "running":
             try:
                 self._store_unstored(self._release_partials())
+            except OSError as exc:  # disk full / read-only: the caller reports the first error
+                log.info("could not store the last results on close: %s", exc)
             except Exception as exc:  # closing after a failure: report, keep the first error
                 log.warning("could not store the last results on close: %s", exc)
         if self._in_flight:
@@ -510,6 +552,56 @@ class LiveProcessor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: seconds between returns of freed memory to the system (see release_free_memory)
+TRIM_INTERVAL = 30.0
+_LIBC: list = []
+
+
+def release_free_memory() -> None:
+    """Give memory freed by the frames' buffers back to the system (glibc ``malloc_trim``).
+
+    The decoded frames, zarr's buffers and dask's messages come and go from several threads;
+    glibc keeps what they free in per-thread arenas, so the resident size creeps up by ~1 MB
+    per 1000 frames although nothing is held (bench/soak.py, ``--trim``). A no-op elsewhere.
+    """
+    if not _LIBC:
+        try:
+            import ctypes
+
+            _LIBC.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):
+            _LIBC.append(None)
+    if _LIBC[0] is not None:
+        _LIBC[0](0)
+
+
+class FrameSet:
+    """Frame indices as a growing boolean array: 1 byte a frame, where a Python set of ints
+    costs ~60 (a 3-hour run at 100 Hz: 1 MB instead of 65 MB)."""
+
+    def __init__(self, indices=()):
+        self._a = np.zeros(1024, bool)
+        self.update(indices)
+
+    def update(self, indices) -> None:
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size:
+            need = int(idx.max()) + 1
+            if need > self._a.size:
+                self._a = np.concatenate([self._a, np.zeros(max(need, 2 * self._a.size)
+                                                            - self._a.size, bool)])
+            self._a[idx] = True
+
+    def add(self, i: int) -> None:
+        self.update((i,))
+
+    def __contains__(self, i: int) -> bool:
+        return 0 <= i < self._a.size and bool(self._a[i])
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self._a))
 
 
 #: timestamps before 2000-01-01 are not wall-clock times (a series-relative detector clock)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..aggregate.flags import Flag, FlagThresholds, evaluate, status
 from ..aggregate.running import AggregateParams, RunAggregates
+from ..faults import merge_flags
 from .live import LiveParams, LiveProcessor
 
 
@@ -132,7 +133,9 @@ class LiveSession:
 
     def update_flags(self) -> list[Flag]:
         with self.lock:
-            self.flags = evaluate(self.aggregates, self.thresholds)
+            # the rules judge the recent frames; faults (unreadable, dropped, refused) the run
+            self.flags = merge_flags(evaluate(self.aggregates, self.thresholds),
+                                     self.processor.update_faults())
             self._last_flags = time.time()
             return self.flags
 

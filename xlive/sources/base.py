@@ -175,6 +175,21 @@ class Source(abc.ABC):
         """Release open files or sockets (a no-op for most sources)."""
         return None
 
+    def set_geometry(self, geometry: Geometry) -> None:
+        """Use ``geometry`` instead of the headers' from now on (e.g. configuration overrides)."""
+        self._geometry_override = geometry
+        self._geometry = None
+
+    def frame_origin(self, index: int) -> str | None:
+        """Where frame ``index`` lives, in words (``"data file 2 (x_data_000002.h5)"``), for
+        fault reports; None when the run is one piece."""
+        return None
+
+    def faults(self) -> dict:
+        """Faults the source itself knows (frames dropped, stream messages refused...); the
+        live loop adds frames found unreadable. See :mod:`xlive.faults`."""
+        return {}
+
     def __enter__(self) -> Source:
         return self
 
@@ -226,7 +241,8 @@ class Source(abc.ABC):
             if geom is None:
                 raise GeometryError(
                     f"{type(self).__name__} found no detector geometry in the run's headers; "
-                    "pass geometry=Geometry.simple(...) or a geometry file to open_source"
+                    "give a geometry file (xlive process --geometry FILE) or pass "
+                    "geometry=Geometry.simple(...) to open_source"
                 )
             if self._n == 0:
                 return geom  # no frame yet to learn gap values from: do not cache
