@@ -437,7 +437,8 @@ class ClusterWorkers:
 
         self._local = self.client.sync(start)
         self._say(f"No SLURM worker after {self.params.start_timeout:.0f} s: {why}. "
-                  f"Processing on this machine ({nthreads} threads) until the jobs start.")
+                  f"Processing on this machine ({nthreads} thread{'s' * (nthreads != 1)}) "
+                  f"until the jobs start.")
 
     def _stop_local(self) -> None:
         if self._local is None:
