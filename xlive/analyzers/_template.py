@@ -47,7 +47,7 @@ class MaxPixel:
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames = as_block(frames, self.geometry.shape, self.name)
-        lo, hi = valid_range(frames.dtype)
+        lo, hi = valid_range(frames.dtype, self.geometry)
         out = np.full(frames.shape[0], np.nan)
         for k, f in enumerate(frames):
             v = f[self.use]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import Geometry
-from .base import as_block, valid_range
+from .base import as_block, in_photons, valid_range
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +38,7 @@ class MaskParams:
     hot_sigma: float = 5.0
     #: ... and it is above its ring's level + 5 sigma in at least this fraction of frames
     hot_fraction: float = 0.5
-    #: dead pixels are judged only where the ring's median mean reaches this (counts/frame)
+    #: dead pixels are judged only where the ring's median mean reaches this (photons/frame)
     dead_level_min: float = 3.0
     #: ring width (pixels) for the ring medians
     ring_width: float = 4.0
@@ -75,7 +75,8 @@ class PixelStats:
     def update(self, frames: np.ndarray) -> PixelStats:
         """Add a block of frames ``(n, y, x)``; returns self."""
         frames = as_block(frames, self.geometry.shape, "PixelStats")
-        lo, hi = valid_range(frames.dtype)
+        frames = in_photons(frames, self.geometry)  # the rules below are Poisson, in photons
+        lo, hi = valid_range(frames.dtype, self.geometry)
         for f in frames:
             v = f.astype(np.float64)
             ok = (v >= lo) & (v <= hi)

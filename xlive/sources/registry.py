@@ -25,6 +25,8 @@ BUILTIN: dict[str, str] = {
     "files": "xlive.sources.files:FilesSource",
     "stream": "xlive.sources.stream:StreamSource",
     "run": "xlive.sources.simulated:open_run_folder",
+    "euxfel": "xlive.sources.extra_data:ExtraDataSource",
+    "karabo": "xlive.sources.karabo:KaraboSource",
 }
 GROUP = "xlive.sources"
 
@@ -53,11 +55,16 @@ def list_sources() -> dict[str, Any]:
 def guess_kind(target: str) -> str | None:
     """Name of the built-in source for ``target`` (None when none fits)."""
     from .eiger import is_master
+    from .extra_data import is_euxfel_run
     from .simulated import is_run_folder
 
     t = target.rstrip("/")
+    if t.startswith("karabo://"):
+        return "karabo"
     if t.startswith("tcp://"):
         return "stream"
+    if is_euxfel_run(t):
+        return "euxfel"
     if os.path.isdir(t) and is_run_folder(t):
         return "run"
     if t.endswith(".zarr") or (os.path.isdir(t) and os.path.exists(os.path.join(t, "zarr.json"))):
@@ -128,7 +135,7 @@ def open_source(target: str | Path, *, kind: str | None = None, **options: Any) 
         )
     if kind not in sources:
         raise SourceError(f"unknown source kind {kind!r}; known: {', '.join(sources)}")
-    if kind != "stream" and not target.startswith("tcp://") and not any(c in target for c in "*?[") \
+    if kind not in ("stream", "karabo") and not target.startswith(("tcp://", "karabo://")) and not any(c in target for c in "*?[") \
             and not Path(target).exists():
         raise SourceError(f"{target} does not exist (tried the {kind!r} source)")
     try:
