@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None,
                    help="run configuration (TOML): geometry overrides, analyzer parameters, "
                         "live-loop settings, flag thresholds")
+    add_source_options(p)
     p.add_argument("--hits-cxi", default=None,
                    help="also write hits as they are found into this CXI file (+ .lst beside)")
     from .cli_outputs import add_db_option
@@ -66,6 +67,51 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-db", action="store_true", help="do not record the run in the run database")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_process)
+
+
+# --------------------------------------------------------------------------- sources
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """``--geometry`` and ``--detector``, shared by the commands that open a run."""
+    p.add_argument("--geometry", default=None,
+                   help="detector geometry file: CrystFEL .geom, pyFAI .poni or NXmx .h5 (its "
+                        "missing values, e.g. a clen stored in the data, come from [geometry] "
+                        "clen/distance/wavelength in --config)")
+    p.add_argument("--detector", default=None,
+                   help="European XFEL runs: the detector (SPB_DET_AGIPD1M-1, an ePix100 "
+                        "source...); Karabo bridge: the source")
+
+
+def open_run_source(target: str, args: argparse.Namespace, cfg=None, geometry=None):
+    """The run's source with the geometry file, detector and config values the user gave;
+    prints a loud warning when the geometry is known to be a placeholder."""
+    import sys
+
+    from .geometry_io.files import FILE_VALUES, placeholder_warning, read_geometry_file
+    from .sources import open_source
+    from .sources.registry import guess_kind
+
+    values = {k: v for k, v in (cfg.geometry if cfg is not None else {}).items()
+              if k in FILE_VALUES}
+    options: dict = {}
+    if geometry is not None:
+        options["geometry"] = geometry
+    elif getattr(args, "geometry", None):
+        options["geometry"] = read_geometry_file(args.geometry, **values)
+    kind = guess_kind(str(target))
+    if getattr(args, "detector", None):
+        options["detector" if kind == "euxfel" else "source"] = args.detector
+    if kind == "euxfel" and "geometry" not in options:
+        options.update({k: values[k] for k in ("distance", "wavelength", "photon_energy")
+                        if k in values})
+    source = open_source(target, **options)
+    if source.refresh():
+        try:
+            warning = placeholder_warning(source.geometry)
+        except Exception:  # the geometry error is reported where the geometry is used
+            warning = None
+        if warning:
+            print(f"xlive: {warning}", file=sys.stderr, flush=True)
+    return source
 
 
 # --------------------------------------------------------------------------- process
@@ -86,17 +132,16 @@ def cmd_process(args: argparse.Namespace) -> int:
 
     from .config import load_config
     from .live import LiveProcessor, fill_in
-    from .sources import open_source
 
     if args.sample is not None and not 0 < args.sample <= 1:
         raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
     cfg = load_config(args.config)
-    source = open_source(args.target)
+    source = open_run_source(args.target, args, cfg)
     n = source.refresh()
-    if cfg.geometry and n:
+    if cfg.geometry and n and not args.geometry and not getattr(source, "distance", None):
         geometry = cfg.apply_geometry(source.geometry)
         source.close()
-        source = open_source(args.target, geometry=geometry)
+        source = open_run_source(args.target, args, cfg, geometry=geometry)
         n = source.refresh()
     # built at the first frame (a growing run may have none yet)
     analyzers = cfg.build_analyzers

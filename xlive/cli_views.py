@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=float, default=None,
                    help="fraction of frames to analyse (default: all, sampling when behind)")
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
+    from .cli_commands import add_source_options
+
+    add_source_options(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -38,7 +41,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
-    session = LiveSession(args.target, args.features,
+    from .cli_commands import open_run_source
+
+    source = open_run_source(args.target, args)
+    session = LiveSession(source, args.features,
                           params=LiveParams(sample=args.sample) if args.sample else None)
     runner = SessionRunner(session).start()
     handle = None

@@ -286,3 +286,14 @@ def test_crystfel_bad_regions_mask_files_and_asic_edges(tmp_path):
     e = read_crystfel_geom(path, mask_asic_edges=1)
     assert e.mask[0].all() and e.mask[10].all() and e.mask[:, 9].all()
     assert not e.mask[1:9, 1:9][~g.mask[1:9, 1:9]].any()
+
+
+def test_curved_detector_in_a_flat_minicbf_header_is_a_placeholder():
+    from xlive.geometry_io import geometry_from_minicbf_header
+
+    header = ("# Detector: PILATUS 12M, S/N 120-0100\n# Pixel_size 172e-6 m x 172e-6 m\n"
+              "# Wavelength 0.9795 A\n# Detector_distance 0.25 m\n# Beam_xy (1200.0, 2100.0)\n")
+    g = geometry_from_minicbf_header(header, shape=(5071, 2463))
+    assert "cylinder" in g.placeholder and "--geometry" in g.placeholder
+    flat = geometry_from_minicbf_header(header.replace("12M", "6M"), shape=(2527, 2463))
+    assert flat.placeholder == ""

@@ -140,3 +140,44 @@ def test_karabo_without_server_says_what_to_check(tmp_path):
         open_source(f"karabo://127.0.0.1:{free_port()}", spool=tmp_path / "x.zarr", wait=1)
 
 
+
+
+def test_xlive_process_a_mock_run_with_its_geometry_file(agipd_run, tmp_path):
+    from xlive_testing import run_xlive
+
+    from xlive.store import open_features
+
+    _, run, sim = agipd_run
+    out = tmp_path / "f.zarr"
+    res = run_xlive("process", str(run), "--out", str(out), "--geometry",
+                    str(run.with_suffix(".geom")), "--no-db", "-q", "--workers", "1")
+    assert "WARNING" not in res.stderr
+    ds = open_features(out)
+    assert ds.sizes["frame"] == 9 and ds.train_id.values.tolist()[3] == 10001
+    # the command line finds what the analyzers find in this process, on the same frames
+    src = open_source(run, geometry=read_crystfel_geom(run.with_suffix(".geom")))
+    direct = FrameAnalyzer(src.geometry)(src.frames().values)
+    np.testing.assert_array_equal(ds.n_spots.values, direct["n_spots"])
+    truth = np.array([sim.frame(i)[1].n_spots for i in range(9)])  # SNR >= 10 spots
+    assert np.all(ds.n_spots.values >= truth) and ds.is_hit.values.all()
+
+
+def test_placeholder_geometry_warns_in_cli_and_status_line(agipd_run, tmp_path):
+    from xlive_testing import run_xlive
+
+    from xlive.session import LiveSession
+    from xlive.views.status_line import status_text
+
+    _, run, _ = agipd_run
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("[geometry]\ndistance = 0.2\nwavelength = 1.3\n")
+    res = run_xlive("process", str(run), "--out", str(tmp_path / "f.zarr"), "--config",
+                    str(cfg), "--no-db", "-q", "--workers", "1", "--sample", "0.2")
+    assert "WARNING" in res.stderr and "placeholder" in res.stderr
+    assert "--geometry FILE.geom" in res.stderr
+    session = LiveSession(open_source(run, distance=0.2, wavelength=1.3), tmp_path / "s.zarr")
+    try:
+        status, text = status_text(session)
+        assert status == "red" and "placeholder" in text and "--geometry" in text
+    finally:
+        session.close()

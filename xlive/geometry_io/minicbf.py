@@ -46,7 +46,23 @@ def geometry_from_minicbf_header(header: str, *, shape: tuple[int, int],
     # and -2 into bad pixels: declared here, checked per frame, never learnt from a frame
     return Geometry.simple(shape=shape, pixel_size=px, distance=dist, beam_center_x=bx,
                            beam_center_y=by, wavelength=wl, mask=mask, saturation_value=sat,
-                           description=desc, sentinels=(-1, -2))
+                           description=desc, sentinels=(-1, -2),
+                           placeholder=_known_placeholder(desc, shape))
+
+
+#: detectors whose miniCBF header can only describe one flat panel although they are not one:
+#: (pattern in the ``Detector:`` line, why)
+CURVED = ((re.compile(r"PILATUS\S*\s+12M", re.I),
+           "the PILATUS 12M is a cylinder of 24 module rows (Diamond I23)"),)
+
+
+def _known_placeholder(description: str, shape: tuple[int, int]) -> str:
+    for pattern, why in CURVED:
+        if pattern.search(description):
+            return (f"the miniCBF header of this {description} describes one flat panel, but "
+                    f"{why}; give the real geometry with --geometry FILE.geom (a CrystFEL "
+                    "geometry of its modules) or geometry= in Python")
+    return ""
 
 
 def read_minicbf_geometry(path: str | Path) -> Geometry:
