@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from xlive.aggregate.reducers import default_reducers
 from xlive.analyzers import default_analyzers
-from xlive.live import LiveParams, LiveProcessor, default_client, fill_in, warm_up
-from xlive.reducers import default_reducers
+from xlive.engine.live import LiveParams, LiveProcessor, default_client, fill_in, warm_up
+from xlive.engine.store import DONE, SKIPPED, FeatureStore
 from xlive.simulate import SimParams, Simulation
 from xlive.sources import open_source
-from xlive.store import DONE, SKIPPED, FeatureStore
 
 
 def main() -> None:

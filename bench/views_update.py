@@ -19,7 +19,7 @@ import numpy as np
 from bokeh.document import Document
 
 from xlive.analyzers import analyze_frames
-from xlive.session import LiveSession
+from xlive.engine.session import LiveSession
 from xlive.simulate import write_run
 from xlive.views.layout import Dashboard
 

@@ -2,8 +2,8 @@
 
 Tables: ``[geometry]`` overrides (``distance`` m, ``wavelength`` Å, ``beam_center_x/y`` pixels),
 ``[analyzers]`` (keyword arguments of :func:`xlive.analyzers.default_analyzers`), ``[live]``
-(:class:`~xlive.live.LiveParams`), ``[flags]`` (:class:`~xlive.flags.FlagThresholds`) and
-``[aggregate]`` (:class:`~xlive.aggregate.AggregateParams`). Unknown keys are errors that list
+(:class:`~xlive.engine.live.LiveParams`), ``[flags]`` (:class:`~xlive.aggregate.flags.FlagThresholds`) and
+``[aggregate]`` (:class:`~xlive.aggregate.running.AggregateParams`). Unknown keys are errors that list
 the allowed ones.
 """
 
@@ -14,11 +14,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .aggregate import AggregateParams
+from .aggregate.flags import FlagThresholds
+from .aggregate.running import AggregateParams
+from .engine.live import LiveParams
 from .errors import ConfigError
-from .flags import FlagThresholds
-from .geometry import Geometry
-from .live import LiveParams
+from .geometry.core import Geometry
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from xlive.analyzers.radial import RadialParams, RadialProfile
-from xlive.live import LiveParams, LiveProcessor, default_client, fill_in
+from xlive.engine.live import LiveParams, LiveProcessor, default_client, fill_in
+from xlive.engine.store import DONE, SKIPPED, FeatureStore, open_features
 from xlive.simulate import write_run
 from xlive.sources import open_source
-from xlive.store import DONE, SKIPPED, FeatureStore, open_features
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +119,8 @@ def test_growing_run_every_frame_exactly_once(tmp_path, client):
 
 
 def test_block_results_merge_when_a_block_is_all_bad():
-    from xlive.live import merge_results
-    from xlive.reducers import HotCandidates
+    from xlive.aggregate.reducers import HotCandidates
+    from xlive.engine.live import merge_results
 
     good = {"frame_index": np.array([4, 5]), "bad": np.array([False, False]),
             "n_spots": np.array([3, 4]),
@@ -171,8 +171,8 @@ def test_blocks_grow_with_the_backlog(finished_run, tmp_path, client):
 
 
 def test_process_workers_keep_frame_buffers_and_hold_partials(finished_run, tmp_path):
-    from xlive.aggregate import RunAggregates
-    from xlive.worker_setup import FrameBuffers, keep_frame_buffers
+    from xlive.aggregate.running import RunAggregates
+    from xlive.engine.cluster import FrameBuffers, keep_frame_buffers
 
     assert keep_frame_buffers() is (sys.platform == "linux")
     c = default_client(1, processes=True)
@@ -196,7 +196,7 @@ def test_process_workers_keep_frame_buffers_and_hold_partials(finished_run, tmp_
 
 
 def test_partials_are_held_until_their_interval():
-    from xlive.features import _hold_partials, release_partials
+    from xlive.engine.features import _hold_partials, release_partials
 
     assert _hold_partials(("k", 3600.0), {"a": 1}) == {}
     assert _hold_partials(("k", 3600.0), {"a": 2, "b": 5}) == {}

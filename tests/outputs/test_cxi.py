@@ -12,14 +12,14 @@ import h5py
 import numpy as np
 import pytest
 
+from xlive.engine.live import LiveParams, LiveProcessor, default_client
+from xlive.engine.store import open_features
 from xlive.errors import ConfigError
-from xlive.geometry_io.crystfel import read_crystfel_geom
-from xlive.live import LiveParams, LiveProcessor, default_client
+from xlive.geometry.crystfel import read_crystfel_geom
 from xlive.outputs.cxi import CXIHitsListener, CXIHitsWriter, read_cxi_peaks
 from xlive.outputs.hits import export_hits, original_events
 from xlive.simulate import write_run
 from xlive.sources import open_source
-from xlive.store import open_features
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from analyzers.conftest import recall_precision
 
 from xlive.analyzers import FrameAnalyzer, SpotFinder
 from xlive.errors import ConfigError
-from xlive.geometry_io import read_crystfel_geom
+from xlive.geometry.crystfel import read_crystfel_geom
 from xlive.simulate import SimParams, Simulation, write_run
 from xlive.sources import open_source
 

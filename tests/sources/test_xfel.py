@@ -19,7 +19,7 @@ from sources.conftest import free_port  # noqa: E402
 
 from xlive.analyzers import FrameAnalyzer  # noqa: E402
 from xlive.errors import GeometryError, SourceError  # noqa: E402
-from xlive.geometry_io import read_crystfel_geom  # noqa: E402
+from xlive.geometry.crystfel import read_crystfel_geom  # noqa: E402
 from xlive.simulate.write_euxfel import write_euxfel_run  # noqa: E402
 from xlive.sources import open_source  # noqa: E402
 
@@ -143,9 +143,8 @@ def test_karabo_without_server_says_what_to_check(tmp_path):
 
 
 def test_xlive_process_a_mock_run_with_its_geometry_file(agipd_run, tmp_path):
-    from xlive_testing import run_xlive
-
     from xlive.store import open_features
+    from xlive_testing import run_xlive
 
     _, run, sim = agipd_run
     out = tmp_path / "f.zarr"
@@ -163,9 +162,9 @@ def test_xlive_process_a_mock_run_with_its_geometry_file(agipd_run, tmp_path):
 
 
 def test_placeholder_geometry_warns_in_cli_and_status_line(agipd_run, tmp_path):
+    from xlive.session import LiveSession
     from xlive_testing import run_xlive
 
-    from xlive.session import LiveSession
     from xlive.views.status_line import status_text
 
     _, run, _ = agipd_run

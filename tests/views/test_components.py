@@ -7,8 +7,8 @@ import pytest
 from bokeh.document import Document
 from bokeh.document.events import ColumnDataChangedEvent, ColumnsStreamedEvent
 
-from xlive.live import LiveParams
-from xlive.session import LiveSession
+from xlive.engine.live import LiveParams
+from xlive.engine.session import LiveSession
 from xlive.views.detector import bin_max
 from xlive.views.layout import Dashboard
 from xlive.views.tweak import LiveControls

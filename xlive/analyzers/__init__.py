@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import AnalyzerError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from .base import Analyzer, FeatureSpec
 from .combined import FrameAnalyzer
 from .mask import MaskParams, PixelStats, auto_mask

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from .base import as_block, in_photons, valid_range
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..conventions import FRAME, ICE_D_SPACINGS
 from ..errors import AnalyzerError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .rings import RingBinning
 

@@ -18,7 +18,7 @@ def features_dataset(features: str | Path | xr.Dataset) -> xr.Dataset:
     """The computed frames of a feature store (a path), or ``features`` itself (a Dataset)."""
     if isinstance(features, xr.Dataset):
         return features
-    from ..store import open_features
+    from ..engine.store import open_features
 
     return open_features(features)
 
@@ -27,7 +27,7 @@ def store_status(features: str | Path | xr.Dataset) -> np.ndarray | None:
     """Status of every frame the store has seen (None when given a Dataset of done frames)."""
     if isinstance(features, xr.Dataset):
         return None
-    from ..store import FeatureStore
+    from ..engine.store import FeatureStore
 
     return FeatureStore.open(features).status()
 
@@ -83,14 +83,14 @@ def block_iter(ds: xr.Dataset, names, size: int = 256):
 
 
 def aggregates(ds: xr.Dataset, *, replay_flags: bool = False, every: int = 50):
-    """:class:`~xlive.aggregate.RunAggregates` of a whole feature store (for flags and plots).
+    """:class:`~xlive.aggregate.running.RunAggregates` of a whole feature store (for flags and plots).
 
     With ``replay_flags``, the flag rules are evaluated every ``every`` frames as the live loop
     would have, and ``(aggregates, flags)`` is returned: each flag raised anywhere in the run,
     once, as first raised, with the frame where it was first raised.
     """
-    from ..aggregate import RunAggregates
-    from ..flags import evaluate
+    from ..aggregate.flags import evaluate
+    from ..aggregate.running import RunAggregates
 
     agg = RunAggregates()
     names = [k for k in ds.data_vars if ds[k].dims[0] == FRAME]

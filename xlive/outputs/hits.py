@@ -11,7 +11,7 @@ import xarray as xr
 
 from ..conventions import FRAME
 from ..errors import BadFrameError, ConfigError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from ._common import META, features_dataset, require, run_source
 from .cxi import DATA, PEAKS, CXIHitsWriter
 
@@ -35,10 +35,10 @@ def write_hits_geom(geometry: Geometry, path: str | Path, *, data: str = DATA,
     """A CrystFEL ``.geom`` for ``geometry`` that reads frames at ``data`` (``dim0 = %``) and,
     with ``peak_list``, peaks from the CXI result group (``peak_list_type = cxi``).
 
-    Written with :func:`xlive.geometry_io.crystfel.write_crystfel_geom` (mask into
+    Written with :func:`xlive.geometry.crystfel.write_crystfel_geom` (mask into
     ``<stem>-mask.h5`` beside it), then pointed at the CXI layout.
     """
-    from ..geometry_io.crystfel import write_crystfel_geom
+    from ..geometry.crystfel import write_crystfel_geom
 
     path = Path(path)
     write_crystfel_geom(geometry, path)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..conventions import FRAME_NUMBER, LASER_ON, PULSE_ENERGY, TIMESTAMP
-from ..detectors import IntegratingModel
 from ..errors import ConfigError
+from ..geometry.detectors import IntegratingModel
 from .model import Simulation
 from .params import SimParams
 from .truth import TruthWriter
@@ -139,7 +139,7 @@ def write_run(
         "params": params.to_dict(), "complete": False,
     }
     if isinstance(det, IntegratingModel):
-        from ..geometry_io.crystfel import write_crystfel_geom
+        from ..geometry.crystfel import write_crystfel_geom
 
         write_crystfel_geom(sim.geometry, out / GEOM_FILE)
         description["crystfel_geometry"] = GEOM_FILE

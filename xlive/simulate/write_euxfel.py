@@ -70,7 +70,7 @@ def write_euxfel_run(out: str | Path, *, detector: str = "agipd1m", trains: int 
             ds = f[key]
             block = frames[:, :, m]  # (trains, per_train, ss, fs)
             ds[...] = block.reshape(ds.shape).astype(ds.dtype)
-    from ..geometry_io.crystfel import write_crystfel_geom
+    from ..geometry.crystfel import write_crystfel_geom
 
     write_crystfel_geom(sim.geometry, out.with_suffix(".geom"))
     return sim

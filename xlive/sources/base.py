@@ -19,7 +19,7 @@ import xarray as xr
 
 from ..conventions import FRAME, X, Y
 from ..errors import BadFrameError, GeometryError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 
 #: target bytes per dask chunk when the caller gives no ``chunk_frames``
 _CHUNK_BYTES = 32 * 2**20
@@ -177,7 +177,7 @@ class Source(abc.ABC):
         """Look for new frames; return how many complete frames exist now (never blocks)."""
         self._n = max(self._n, int(self._count()))
         if self._side_table_path is not None:
-            from ..metadata import read_side_table
+            from .metadata import read_side_table
 
             self._side_table = read_side_table(self._side_table_path)
         return self._n
@@ -248,7 +248,7 @@ class Source(abc.ABC):
         n = self._n
         meta = {k: np.asarray(v)[:n] for k, v in self._native_metadata(n).items()}
         if self._side_table is not None:
-            from ..metadata import side_table_columns
+            from .metadata import side_table_columns
 
             meta.update(side_table_columns(self._side_table, n))
         return meta

@@ -18,8 +18,8 @@ import h5py
 import numpy as np
 
 from ..errors import SourceError
-from ..geometry import Geometry
-from ..geometry_io.nxmx import read_nxmx_geometry
+from ..geometry.core import Geometry
+from ..geometry.nxmx import read_nxmx_geometry
 from .base import FrameReader, Source
 from .hdf5 import H5SegmentsReader, open_h5
 

@@ -9,7 +9,7 @@ these detectors describe them, and the train and pulse ids are per-frame coordin
 
 EuXFEL files record neither the detector distance nor the photon energy, and the detector's
 panel positions live in a separate geometry: pass ``geometry=`` (e.g. a CrystFEL .geom read
-with :func:`xlive.geometry_io.read_crystfel_geom`), or ``distance=`` and ``wavelength=``/
+with :func:`xlive.geometry.crystfel.read_crystfel_geom`), or ``distance=`` and ``wavelength=``/
 ``photon_energy=`` to use extra-geom's *default* layout for the detector, which is only a
 placeholder for the real positions (the geometry says so and the CLI and dashboard warn).
 Raw (uncalibrated) data are refused: xlive works on corrected data (ADU, keV or photons).
@@ -236,7 +236,7 @@ def default_geometry(det: _Detector, distance: float, wavelength: float) -> Geom
     except ImportError:  # pragma: no cover - the extra is installed in CI
         raise GeometryError("extra-geom is needed for EuXFEL detector layouts: pip install "
                             "'xlive[xfel]', or pass geometry= yourself") from None
-    from ..geometry_io.crystfel import read_crystfel_geom
+    from ..geometry.crystfel import read_crystfel_geom
 
     if det.kind in ("AGIPD1M",):
         eg = extra_geom.AGIPD_1MGeometry.from_quad_positions(

@@ -18,7 +18,7 @@ import fabio
 import numpy as np
 
 from ..errors import BadFrameError, SourceError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from .base import FrameReader, Source
 
 #: extensions tried when the target is a folder
@@ -114,7 +114,7 @@ class FilesSource(Source):
         contents = self._first_header.get("_array_data.header_contents")
         if not contents or self._shape is None:
             return None
-        from ..geometry_io.minicbf import geometry_from_minicbf_header
+        from ..geometry.minicbf import geometry_from_minicbf_header
 
         return geometry_from_minicbf_header(contents, shape=self._shape)
 

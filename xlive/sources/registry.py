@@ -23,7 +23,7 @@ BUILTIN: dict[str, str] = {
     "eiger": "xlive.sources.eiger:EigerSource",
     "hdf5": "xlive.sources.hdf5:HDF5Source",
     "files": "xlive.sources.files:FilesSource",
-    "stream": "xlive.sources.stream:StreamSource",
+    "stream": "xlive.sources.stream.receiver:StreamSource",
     "run": "xlive.sources.simulated:open_run_folder",
     "euxfel": "xlive.sources.extra_data:ExtraDataSource",
     "karabo": "xlive.sources.karabo:KaraboSource",

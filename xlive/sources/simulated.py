@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from ..errors import SourceError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from .base import Source
 
 RUN_FILE = "xlive-run.json"

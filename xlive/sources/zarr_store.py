@@ -24,7 +24,7 @@ from ..conventions import (
     TRAIN_ID,
 )
 from ..errors import BadFrameError, SourceError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from . import _bslz4  # noqa: F401  (registers the spool codec)
 from ._zarr_direct import DirectChunks
 from .base import FrameReader, Source

@@ -32,7 +32,7 @@ class Dashboard:
 
     Examples
     --------
-    >>> from xlive.session import LiveSession          # doctest: +SKIP
+    >>> from xlive.engine.session import LiveSession          # doctest: +SKIP
     >>> dash = Dashboard(LiveSession("run"))           # doctest: +SKIP
     >>> dash.update(); dash.views["hit_rate"].source.data["rate"][-1]   # doctest: +SKIP
     """

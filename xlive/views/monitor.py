@@ -44,14 +44,14 @@ class Monitor:
     Parameters
     ----------
     target
-        A :class:`~xlive.session.LiveSession`, or anything it opens (a run folder, Zarr store,
+        A :class:`~xlive.engine.session.LiveSession`, or anything it opens (a run folder, Zarr store,
         Eiger master file, ...).
     interval
         Seconds between view refreshes.
     run
         Drive the session's live loop in a background thread (False: you drive it).
     **session_kw
-        Passed to :class:`~xlive.session.LiveSession` when ``target`` is not a session
+        Passed to :class:`~xlive.engine.session.LiveSession` when ``target`` is not a session
         (``features``, ``params``, ``thresholds``, ``analyzer_params``, ...).
 
     Examples
@@ -62,7 +62,7 @@ class Monitor:
     """
 
     def __init__(self, target, *, interval: float = 0.5, run: bool = True, **session_kw):
-        from ..session import LiveSession
+        from ..engine.session import LiveSession
 
         self._own = not isinstance(target, LiveSession)
         self.session = LiveSession(target, **session_kw) if self._own else target

@@ -38,7 +38,7 @@ def status_text(session) -> tuple[str, str]:
 def _placeholder(session) -> str | None:
     """The placeholder-geometry warning of the session's run (None when the geometry is real
     or not known yet)."""
-    from ..geometry_io.files import placeholder_warning
+    from ..geometry.files import placeholder_warning
 
     try:
         return placeholder_warning(session.source.geometry) if session.source.n_frames else None

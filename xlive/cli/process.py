@@ -1,0 +1,302 @@
+"""Subcommands beyond ``simulate``: ``demo`` and ``process`` (each thin: parse, call, print)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the remaining subcommands to the ``xlive`` parser."""
+    from .main import add_simulation_options
+
+    p = sub.add_parser(
+        "demo", help="simulate a beamtime run and monitor it live",
+        description="Simulate a serial-crystallography run in one process and monitor it live "
+                    "in this one: hit rate, spots, resolution, lag and red flags.")
+    p.add_argument("--out", default=None, help="folder for the run and its features "
+                                               "(default: a new temporary folder)")
+    add_simulation_options(p, frames=0, rate=20.0, detector="eiger1m")
+    p.set_defaults(hit_fraction=0.35)
+    p.add_argument("--no-browser", action="store_true",
+                   help="do not open a web browser on the dashboard")
+    p.add_argument("--port", type=int, default=5006,
+                   help="port of the dashboard on 127.0.0.1 (default %(default)s; taken: any)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "process", help="compute per-frame features of a run (finished or growing), resumably",
+        description="Compute per-frame features of a run into a feature store. Killed and "
+                    "started again, it resumes where it stopped.")
+    p.add_argument("target", help="run: a .zarr store, an Eiger master .h5, a folder or glob "
+                                  "of image files, tcp://HOST:PORT, or an xlive run folder")
+    p.add_argument("--out", required=True, help="feature store (.zarr) to create or resume")
+    p.add_argument("--live", action="store_true",
+                   help="keep polling the run for new frames until it stays idle")
+    p.add_argument("--idle-timeout", type=float, default=30.0,
+                   help="with --live: stop after this many seconds without new frames")
+    p.add_argument("--sample", type=float, default=None,
+                   help="compute only this fraction of frames (every k-th), e.g. 0.1")
+    p.add_argument("--fill-in", action="store_true",
+                   help="compute frames an earlier pass skipped")
+    p.add_argument("--latency-budget", type=float, default=None,
+                   help="with --live: sample when the lag would exceed this (s; default 5)")
+    p.add_argument("--no-sampling", action="store_true",
+                   help="with --live: never skip frames, however late")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running dask.distributed scheduler (default: local)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local dask worker threads (or processes with --processes)")
+    p.add_argument("--processes", action="store_true", help="local workers as processes")
+    p.add_argument("--config", default=None,
+                   help="run configuration (TOML): geometry overrides, analyzer parameters, "
+                        "live-loop settings, flag thresholds")
+    add_source_options(p)
+    p.add_argument("--hits-cxi", default=None,
+                   help="also write hits as they are found into this CXI file (+ .lst beside)")
+    from .outputs import add_db_option
+
+    add_db_option(p)
+    p.add_argument("--no-db", action="store_true", help="do not record the run in the run database")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_process)
+
+
+# --------------------------------------------------------------------------- sources
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """``--geometry`` and ``--detector``, shared by the commands that open a run."""
+    p.add_argument("--geometry", default=None,
+                   help="detector geometry file: CrystFEL .geom, pyFAI .poni or NXmx .h5 (its "
+                        "missing values, e.g. a clen stored in the data, come from [geometry] "
+                        "clen/distance/wavelength in --config)")
+    p.add_argument("--detector", default=None,
+                   help="European XFEL runs: the detector (SPB_DET_AGIPD1M-1, an ePix100 "
+                        "source...); Karabo bridge: the source")
+
+
+def open_run_source(target: str, args: argparse.Namespace, cfg=None, geometry=None):
+    """The run's source with the geometry file, detector and config values the user gave;
+    prints a loud warning when the geometry is known to be a placeholder."""
+    import sys
+
+    from ..geometry.files import FILE_VALUES, placeholder_warning, read_geometry_file
+    from ..sources import open_source
+    from ..sources.registry import guess_kind
+
+    values = {k: v for k, v in (cfg.geometry if cfg is not None else {}).items()
+              if k in FILE_VALUES}
+    options: dict = {}
+    if geometry is not None:
+        options["geometry"] = geometry
+    elif getattr(args, "geometry", None):
+        options["geometry"] = read_geometry_file(args.geometry, **values)
+    kind = guess_kind(str(target))
+    if getattr(args, "detector", None):
+        options["detector" if kind == "euxfel" else "source"] = args.detector
+    if kind == "euxfel" and "geometry" not in options:
+        options.update({k: values[k] for k in ("distance", "wavelength", "photon_energy")
+                        if k in values})
+    source = open_source(target, **options)
+    if source.refresh():
+        try:
+            warning = placeholder_warning(source.geometry)
+        except Exception:  # the geometry error is reported where the geometry is used
+            warning = None
+        if warning:
+            print(f"xlive: {warning}", file=sys.stderr, flush=True)
+    return source
+
+
+# --------------------------------------------------------------------------- process
+def _client(args):
+    from ..engine.live import default_client
+
+    if args.scheduler:
+        from dask.distributed import Client
+
+        return Client(args.scheduler)
+    return default_client(args.workers, processes=args.processes)
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from ..config import load_config
+    from ..engine.live import LiveProcessor, fill_in
+
+    if args.sample is not None and not 0 < args.sample <= 1:
+        raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
+    cfg = load_config(args.config)
+    source = open_run_source(args.target, args, cfg)
+    n = source.refresh()
+    if cfg.geometry and n and not args.geometry and not getattr(source, "distance", None):
+        geometry = cfg.apply_geometry(source.geometry)
+        source.close()
+        source = open_run_source(args.target, args, cfg, geometry=geometry)
+        n = source.refresh()
+    # built at the first frame (a growing run may have none yet)
+    analyzers = cfg.build_analyzers
+    client = _client(args)
+    listeners = []
+    try:
+        if args.fill_in:
+            stats = fill_in(source, args.out, client=client, analyzers=analyzers)
+            print(f"filled in {stats.frames_stored} frames into {args.out}")
+            _record(args)
+            return 0
+        params = dataclasses.replace(
+            cfg.live, sample=args.sample if args.sample is not None else cfg.live.sample,
+            latency_budget=args.latency_budget if args.latency_budget is not None
+            else cfg.live.latency_budget,
+            adaptive=args.live and not args.no_sampling and cfg.live.adaptive)
+        if args.hits_cxi:
+            from pathlib import Path
+
+            from ..outputs.cxi import CXIHitsListener
+
+            listeners.append(CXIHitsListener(source, args.hits_cxi,
+                                             lst=Path(args.hits_cxi).with_suffix(".lst")))
+        with LiveProcessor(source, args.out, client=client, params=params,
+                           analyzers=analyzers, listeners=listeners) as lp, \
+                tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
+            done_before = lp.store.frames_done_count() if lp.store is not None else 0
+            bar.update(done_before)
+
+            def progress(proc):
+                bar.total = max(bar.total or 0, proc.source.n_frames)
+                bar.n = done_before + proc.stats.frames_stored + proc.stats.frames_skipped
+                bar.set_postfix(lag=f"{proc.stats.lag_percentile(95):.1f}s",
+                                rate=f"{proc.stats.throughput():.0f}/s", refresh=False)
+                bar.refresh()
+
+            stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress)
+        print(f"stored features of {stats.frames_stored} frames in {args.out} "
+              f"({stats.frames_skipped} skipped; 95% lag {stats.lag_percentile(95):.2f} s)")
+        _record(args)
+    finally:
+        for f in listeners:
+            f.close()
+        client.close()
+    return 0
+
+
+def _record(args) -> None:
+    """Record (or update) the run's summary in the run database."""
+    if args.no_db:
+        return
+    from ..outputs.rundb import record_run
+
+    summary = record_run(args.db, args.out)
+    print(f"recorded in the run database: {summary.hits} hits of {summary.frames} frames")
+
+
+# --------------------------------------------------------------------------- demo
+def _start_simulator(args, run: Path) -> subprocess.Popen:
+    frames = args.frames if args.frames > 0 else 10**9
+    if args.jet_loss:
+        jet_loss = args.jet_loss
+    elif args.frames:  # lose the jet for the 60-70 % stretch of the run, to show the flag
+        jet_loss = ((int(frames * 0.6), int(frames * 0.7)),)
+    else:
+        jet_loss = ((600, 700),)
+    cmd = [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--format", "zarr",
+           "--frames", str(frames), "--rate", str(args.rate), "--detector", args.detector,
+           "--seed", str(args.seed), "--hit-fraction", str(args.hit_fraction),
+           "--unit-cell", ",".join(str(v) for v in args.unit_cell),
+           "--wavelength", str(args.wavelength),
+           "--ice-fraction", str(args.ice_fraction or 0.1),
+           "--multi-lattice-fraction", str(args.multi_lattice_fraction or 0.15),
+           "--jet-loss", ",".join(f"{a}:{b}" for a, b in jet_loss),
+           "--dose-decay", str(args.dose_decay),
+           "--laser-on-fraction", str(args.laser_on_fraction or 0.5),
+           "--dropped-fraction", str(args.dropped_fraction or 0.002), "-q"]
+    if args.distance:
+        cmd += ["--distance", str(args.distance)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_run(run: Path, writer: subprocess.Popen, timeout: float = 120.0) -> None:
+    t_end = time.time() + timeout
+    while not (run / "run.zarr" / "zarr.json").exists():
+        if writer.poll() is not None:
+            raise ConfigError(f"the simulator stopped before writing: {writer.stderr.read()}")
+        if time.time() > t_end:
+            raise ConfigError(f"no run appeared in {run} within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..engine.live import LiveParams
+    from ..engine.session import LiveSession
+    from ..views.app import serve_session
+
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="xlive-demo-"))
+    run, feats = out / "run", out / "features.zarr"
+    if run.exists() or feats.exists():
+        raise ConfigError(f"{out} already holds a demo; give a new --out")
+    print(f"simulating a {args.detector} run at {args.rate:g} frames/s into {run}")
+    writer = _start_simulator(args, run)
+    session = handle = None
+    try:
+        _wait_for_run(run, writer)
+        session = LiveSession(run, feats, params=LiveParams(latency_budget=3.0))
+        # analyzers exist once the first frame does: the page then has its spot controls
+        deadline = time.monotonic() + 60
+        while not session.processor.prepare() and writer.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:
+            handle = serve_session(session, port=args.port, open_browser=not args.no_browser)
+        except OSError:  # the port is taken: any free one
+            handle = serve_session(session, port=0, open_browser=not args.no_browser)
+        print(f"live dashboard: {handle.url}")
+        lp, agg = session.processor, session.aggregates
+        with tqdm(total=args.frames or None, unit="frame", desc="live") as bar:
+            while True:
+                finished = writer.poll() is not None
+                session.step()
+                n_done = lp.stats.frames_stored + lp.stats.frames_skipped
+                if n_done == bar.n and not finished:
+                    continue
+                bar.n = n_done
+                with session.lock:
+                    flags = session.flags
+                    rate = agg.rolling_hit_rate()[0]
+                bar.set_postfix_str(
+                    f"seen {session.source.n_frames} | hit rate {rate:.0%} | "
+                    f"lag {lp.stats.lag_percentile(95):.1f}s | {session.status.upper()}"
+                    f"{': ' + ', '.join(f.name for f in flags) if flags else ''}", refresh=False)
+                bar.refresh()
+                if finished and lp.idle and session.source.refresh() == lp._seen:
+                    break
+        if writer.returncode:
+            raise ConfigError(f"the simulator failed: {writer.stderr.read().strip()}")
+        flags = session.update_flags()
+        info = json.loads((run / "xlive-run.json").read_text())
+        print(f"\nrun finished: {agg.frames} frames analysed ({lp.stats.frames_skipped} sampled "
+              f"out), {info.get('frames_dropped', 0)} dropped by the detector")
+        print(f"hits: {agg.hits} ({agg.hit_rate:.1%}); 95% lag {lp.stats.lag_percentile(95):.2f} s")
+        print(f"status: {session.status.upper()}")
+        for f in flags:
+            print(f"  [{f.severity}] {f.message}")
+        print(f"features: {feats}  (xlive.open_features({str(feats)!r}))")
+    finally:
+        if writer.poll() is None:
+            writer.terminate()
+            writer.wait(timeout=30)
+        if handle is not None:
+            handle.stop()
+        if session is not None:
+            session.close()
+    return 0
