@@ -58,6 +58,18 @@ class SpotParams:
     max_spots_hit: int = 100_000
     #: half-width (1/nm) of the ice-ring windows whose spots the hit rule ignores
     ice_ring_halfwidth: float = 0.15
+    #: radial width (pixels) of the shells in which powder rings are looked for
+    powder_ring_width: float = 6.0
+    #: azimuthal sectors of a shell; a powder ring puts spots in many of those on the detector
+    powder_sectors: int = 36
+    #: a shell is a powder ring with at least this many spots ...
+    powder_min_spots: int = 8
+    #: ... spread over at least this fraction of its sectors on the detector ...
+    powder_coverage: float = 0.3
+    #: ... and this many times the spot density (per pixel) of the shells beside it
+    powder_contrast: float = 3.0
+    #: frames with at least this fraction of their spots on powder rings are no hits
+    max_powder_score: float = 0.5
     #: candidate pixels kept from the first pass (beyond: a second full pass)
     max_candidates: int = 1 << 18
     #: settings of the spot features
@@ -107,6 +119,21 @@ class SpotFinder:
                                    clip_sigma=p.clip_sigma, gain=self.gain)
         self.d_map = maps.d.astype(np.float32)
         self.q_map = maps.q.astype(np.float32)
+        # powder rings: radius in shell widths, azimuthal sector of every pixel, and per shell
+        # (two grids offset by half a shell, so that a ring is never split) the sectors it
+        # has on the detector and its pixel count
+        self.radius_px = radius_px
+        sector = np.floor((maps.azimuth + np.pi) / (2 * np.pi) * p.powder_sectors)
+        self.sector_map = np.clip(np.nan_to_num(sector), 0, p.powder_sectors - 1).astype(np.int16)
+        ok = ~maps.mask & np.isfinite(radius_px)
+        self.powder_grids = []
+        for offset in (0.0, 0.5):
+            shell = np.floor(radius_px[ok] / p.powder_ring_width + offset).astype(np.int64)
+            n = int(shell.max(initial=-1)) + 1
+            cover = np.zeros(max(n, 1) * p.powder_sectors, bool)
+            cover[shell * p.powder_sectors + self.sector_map[ok]] = True
+            self.powder_grids.append((offset, cover.reshape(-1, p.powder_sectors).sum(axis=1),
+                                      np.bincount(shell, minlength=max(n, 1)).astype(float)))
         sat = geometry.saturation_value
         # frames converted to photons (panels of different gains) lose the ADU saturation level
         self.saturation = float(sat) if sat is not None and gain is not None else np.inf
@@ -136,7 +163,12 @@ class SpotFinder:
             FeatureSpec("n_saturated", (FRAME,), "int32", "",
                         "unmasked pixels at or above the saturation value", fill=0),
             FeatureSpec("is_hit", (FRAME,), "bool", "",
-                        "min_spots_hit <= spots off the ice rings <= max_spots_hit", fill=0),
+                        "min_spots_hit <= spots off the ice and powder rings <= max_spots_hit, "
+                        "powder_score < max_powder_score",
+                        fill=0),
+            FeatureSpec("powder_score", (FRAME,), "float32", "",
+                        "fraction of the spots on powder rings (shells whose spots fill most "
+                        "of the ring): 0 for a crystal, near 1 for a powder", fill=0),
             *table,
             *spot_feature_specs(),
         ]
@@ -187,7 +219,11 @@ class SpotFinder:
         q = self.q_map[iy, ix].astype(np.float64)
         result["n_spots"][k] = len(peaks)
         off_ice = ~_on_ice_rings(q, p.ice_ring_halfwidth)
-        result["is_hit"][k] = p.min_spots_hit <= np.count_nonzero(off_ice) <= p.max_spots_hit
+        powder = self.on_powder_rings(ix, iy)
+        result["powder_score"][k] = powder.mean() if powder.size else 0.0
+        crystal = np.count_nonzero(off_ice & ~powder)
+        result["is_hit"][k] = (p.min_spots_hit <= crystal <= p.max_spots_hit
+                               and result["powder_score"][k] < p.max_powder_score)
         order = np.argsort(-peaks[:, 4], kind="stable")[:p.max_peaks]
         m = order.size
         for name, col in (("peak_x", 0), ("peak_y", 1), ("peak_npix", 3), ("peak_snr", 4)):
@@ -196,6 +232,39 @@ class SpotFinder:
         result["peak_d"][k, :m] = d[order]
         for name, value in spot_features(peaks, d, self.geometry, p.stats).items():
             result[name][k] = value
+
+    def on_powder_rings(self, ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
+        """Which spots (pixel indices) lie on powder rings.
+
+        A shell ``powder_ring_width`` pixels wide is a powder ring when it holds at least
+        ``powder_min_spots`` spots, in at least ``powder_coverage`` of the azimuthal sectors
+        it has on the detector, at ``powder_contrast`` times the spot density of the shells
+        beside it: a powder fills its rings, while a crystal's spots in one thin shell are
+        few, bunched and as dense as in the next shells. Rings are only sharp about the right
+        beam centre: a stale one smears them over several shells.
+        """
+        p = self.params
+        out = np.zeros(ix.size, bool)
+        if ix.size < p.powder_min_spots:
+            return out
+        r = self.radius_px[iy, ix]
+        sec = self.sector_map[iy, ix].astype(np.int64)
+        on = np.isfinite(r)
+        for offset, sectors, pixels in self.powder_grids:
+            n = sectors.size
+            shell = np.clip(np.floor(np.where(on, r, 0) / p.powder_ring_width + offset),
+                            0, n - 1).astype(np.int64)
+            counts = np.bincount(shell[on], minlength=n)
+            filled = np.bincount(np.unique(shell[on] * p.powder_sectors + sec[on])
+                                 // p.powder_sectors, minlength=n)
+            density = counts / np.maximum(pixels, 1.0)
+            pad = np.pad(density, 3)
+            beside = (pad[0:n] + pad[1:n + 1] + pad[5:n + 5] + pad[6:n + 6]) / 4
+            ring = ((counts >= p.powder_min_spots)
+                    & (filled >= p.powder_coverage * np.maximum(sectors, 1))
+                    & (density >= p.powder_contrast * beside))
+            out |= on & ring[shell]
+        return out
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name),
