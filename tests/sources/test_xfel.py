@@ -143,8 +143,9 @@ def test_karabo_without_server_says_what_to_check(tmp_path):
 
 
 def test_xlive_process_a_mock_run_with_its_geometry_file(agipd_run, tmp_path):
-    from xlive.engine.store import open_features
     from xlive_testing import run_xlive
+
+    from xlive.engine.store import open_features
 
     _, run, sim = agipd_run
     out = tmp_path / "f.zarr"
@@ -162,9 +163,9 @@ def test_xlive_process_a_mock_run_with_its_geometry_file(agipd_run, tmp_path):
 
 
 def test_placeholder_geometry_warns_in_cli_and_status_line(agipd_run, tmp_path):
-    from xlive.engine.session import LiveSession
     from xlive_testing import run_xlive
 
+    from xlive.engine.session import LiveSession
     from xlive.views.status_line import status_text
 
     _, run, _ = agipd_run
