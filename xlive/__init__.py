@@ -28,8 +28,6 @@ _LAZY = {
     "load_config": ("xlive.config", "load_config"),
     "default_analyzers": ("xlive.analyzers", "default_analyzers"),
     "analyze_frames": ("xlive.analyzers", "analyze_frames"),
-    "auto_mask": ("xlive.analyzers", "auto_mask"),
-    "PixelStats": ("xlive.analyzers", "PixelStats"),
 }
 
 __all__ = ["Geometry", "Panel", "XliveError", "__version__", *_LAZY]

@@ -2,7 +2,8 @@
 
 Each rule reads :class:`~xlive.aggregate.running.RunAggregates` and returns a :class:`Flag` when its
 condition holds over the recent window. Thresholds live in :class:`FlagThresholds` (the
-``[flags]`` table of the run configuration).
+``[flags]`` table of the run configuration). Analyzers add their own flags by declaring a
+:class:`~xlive.analyzers.base.FeatureFlag` on an output (:func:`feature_flags`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..validate import check_fields
 from .running import RunAggregates
 
 
@@ -50,6 +53,15 @@ class FlagThresholds:
     beam_quality_min: float = 0.5
     #: ... and over at least this many frames of the mean image (a sample: every 10th frame)
     beam_min_frames: int = 10
+
+    def __post_init__(self):
+        check_fields(self, "flags", error=ConfigError, ranges={
+            "window": (1, None), "min_frames": (0, None), "jet_score_min": (0, None),
+            "jet_window": (1, None), "hit_rate_drop": (0, 1), "hit_rate_min_run": (0, 1),
+            "ice_score_min": (0, None), "ice_fraction": (0, 1), "multi_lattice_score_min": (0, 1),
+            "multi_lattice_fraction": (0, 1), "saturated_pixels": (0, None), "dying_drop": (0, 1),
+            "dropped_frames": (1, None), "hot_pixels": (1, None), "beam_offset_px": (0, None),
+            "beam_quality_min": (0, 1), "beam_min_frames": (1, None)})
 
 
 @dataclass(frozen=True)
@@ -220,15 +232,34 @@ RULES: dict[str, Rule] = {
 }
 
 
+def feature_flags(agg: RunAggregates) -> list[Flag]:
+    """The flags declared on the analyzers' outputs that fire now."""
+    out = []
+    for spec in agg.declared.values():
+        for ff in spec.flags:
+            v = agg.recent(spec.name, ff.window)
+            v = v[np.isfinite(v)]
+            if len(v) < ff.min_frames:
+                continue
+            limit = ff.above if ff.above is not None else ff.below
+            share = float(np.mean(v > limit if ff.above is not None else v < limit))
+            if share >= ff.fraction:
+                out.append(Flag(ff.name, ff.severity, ff.message.format(
+                    feature=spec.name, fraction=share, limit=limit)))
+    return out
+
+
 def evaluate(agg: RunAggregates, thresholds: FlagThresholds | None = None,
              rules: dict[str, Rule] | None = None) -> list[Flag]:
-    """All flags that fire now."""
+    """All flags that fire now: the built-in rules, then the analyzers' declared flags."""
     t = thresholds or FlagThresholds()
     out = []
     for rule in (rules or RULES).values():
         f = rule(agg, t)
         if f is not None:
             out.append(f)
+    if rules is None:
+        out.extend(feature_flags(agg))
     return out
 
 

@@ -81,14 +81,13 @@ class ProjectionReducer:
         #: the mean image uses every stride-th frame (it only needs to be a fair sample)
         self.stride = stride
 
-    def __call__(self, frames: np.ndarray, result: dict, good: np.ndarray,
-                 into: Projections | None = None) -> Projections:
+    def __call__(self, frames: np.ndarray, block, into: Projections | None = None) -> Projections:
         lo, hi = valid_range(frames.dtype, self.geometry)
         lo, hi = max(lo, -3e38), min(hi, 3e38)
         f = self.factor
-        hits = np.asarray(result.get("is_hit", np.zeros(len(frames), bool)), bool)
-        sampled = np.asarray(result["frame_index"]) % self.stride == 0
-        todo = np.flatnonzero(good & (hits | sampled))
+        hits = np.asarray(block.get("is_hit", np.zeros(len(frames), bool)), bool)
+        sampled = block.frames % self.stride == 0
+        todo = np.flatnonzero(block.good & (hits | sampled))
         if todo.size == 0:
             return into if into is not None else Projections(f, 0, None, 0, None, None)
         if into is None or into.sum_all is None:
@@ -141,10 +140,8 @@ class HotPixelReducer:
         self.ring = ring
         self.n_rings = int(ring.max(initial=-1)) + 1
 
-    def __call__(self, frames: np.ndarray, result: dict, good: np.ndarray,
-                 into: HotCandidates | None = None) -> HotCandidates:
-        idx = np.asarray(result["frame_index"])
-        pick = np.flatnonzero(good & (idx % self.stride == 0))
+    def __call__(self, frames: np.ndarray, block, into: HotCandidates | None = None) -> HotCandidates:
+        pick = np.flatnonzero(block.good & (block.frames % self.stride == 0))
         if into is not None and not pick.size:
             return into  # nothing sampled here: no new partial to add
         out = []

@@ -1,10 +1,13 @@
 """Running aggregates of a run, updated from each stored block of features.
 
-``RunAggregates.update(result, meta)`` is a live-loop listener. It keeps what the views and
+``RunAggregates.update(block, meta)`` is a live-loop listener (a
+:class:`~xlive.engine.block.Block` and its per-frame metadata). It keeps what the views and
 flags need, in O(new frames) per update: counts and a rolling hit rate (also split by laser
 on/off), a virtual powder pattern (histogram of spot 1/d) and a peakogram (1/d x log intensity),
 a spot-separation histogram, running sums of the radial profile (laser on / off, with sums of
 squares for the pump-probe difference and its uncertainty), and recent per-frame series.
+Features that analyzers declare with a ``show`` are kept too (:meth:`RunAggregates.declare`,
+:mod:`.declared`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..conventions import FRAME_NUMBER, LASER_ON, TIMESTAMP
+from ..conventions import FRAME, FRAME_NUMBER, LASER_ON, TIMESTAMP
+from ..errors import ConfigError
+from ..ring import RingSeries
+from ..validate import check_fields
+from .declared import HistogramAggregate, ImageAggregate
+
+#: rolling hit-rate points kept (one per stored block; older ones are dropped)
+MAX_HIT_RATE_POINTS = 20_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +46,12 @@ class AggregateParams:
     #: how many recent frames keep full per-frame series
     history: int = 100_000
 
+    def __post_init__(self):
+        check_fields(self, "aggregate", error=ConfigError, ranges={
+            "window": (1, None), "inv_d_bins": (1, None), "inv_d_max": (1e-06, None),
+            "separation_bins": (1, None), "separation_max": (1e-06, None), "log_i_bins": (1, None),
+            "history": (1, None)})
+
 
 class RunAggregates:
     """Everything the live views and flags read, updated block by block."""
@@ -54,15 +70,24 @@ class RunAggregates:
         self.frames = 0
         self.hits = 0
         self.bad = 0
+        #: runs without laser metadata are not split into laser on / off
+        self.has_laser = False
+        #: frames the hot-pixel reducer sampled
+        self.hot_frames = 0
         self.hits_by_laser = {True: 0, False: 0}
         self.frames_by_laser = {True: 0, False: 0}
         self._recent = collections.deque(maxlen=p.window)  # (is_hit, laser_on)
-        self.series: dict[str, collections.deque] = {
-            k: collections.deque(maxlen=p.history) for k in (*self.SERIES, "frame", LASER_ON,
-                                                              FRAME_NUMBER, TIMESTAMP,
-                                                              "peak_intensity_mean")}
-        #: rolling hit rate points: frame index, rate, rate laser on, rate laser off
-        self.hit_rate_points: list[tuple[int, float, float, float]] = []
+        # numpy rings, not deques of Python floats: 8 bytes a value instead of 32
+        self.series: dict[str, RingSeries] = {
+            k: RingSeries(p.history, np.float64) for k in (*self.SERIES, FRAME_NUMBER,
+                                                           TIMESTAMP, "peak_intensity_mean")}
+        self.series["frame"] = RingSeries(p.history, np.int64)
+        self.series[LASER_ON] = RingSeries(p.history, np.bool_)
+        #: rolling hit rate points: frame index, rate, rate laser on, rate laser off (the
+        #: newest MAX_HIT_RATE_POINTS; ``hit_rate_count`` counts every point ever added)
+        self.hit_rate_points: collections.deque[tuple[int, float, float, float]] = \
+            collections.deque(maxlen=MAX_HIT_RATE_POINTS)
+        self.hit_rate_count = 0
         self.inv_d_edges = np.linspace(0.0, p.inv_d_max, p.inv_d_bins + 1)
         self.powder = np.zeros(p.inv_d_bins, np.int64)
         self.log_i_edges = np.linspace(*p.log_i_range, p.log_i_bins + 1)
@@ -70,23 +95,48 @@ class RunAggregates:
         self.sep_edges = np.linspace(0.0, p.separation_max, p.separation_bins + 1)
         self.separation = np.zeros(p.separation_bins, np.int64)
         self.radial: dict[bool, dict[str, np.ndarray | int]] = {}
+        #: radial profile of the newest good frame
+        self.latest_profile: np.ndarray | None = None
         self.updates = 0
+        #: features declared by the analyzers (name -> FeatureSpec), see :meth:`declare`
+        self.declared: dict = {}
+        self.histograms: dict[str, HistogramAggregate] = {}
+        self.images: dict[str, ImageAggregate] = {}
+        self._series_names: list[str] = list(self.SERIES)
+
+    def declare(self, specs) -> None:
+        """Keep the features among ``specs`` that have a ``show`` or ``flags`` (the analyzers'
+        :meth:`describe`): scalar ones as per-frame series, histograms, images. Idempotent."""
+        for s in specs:
+            if s.name in self.declared or (s.show is None and not s.flags):
+                continue
+            self.declared[s.name] = s
+            if s.dims == (FRAME,) and s.name not in self.series:
+                # aligned with the other series: NaN for the frames already seen
+                self.series[s.name] = collections.deque(
+                    [np.nan] * len(self.series["frame"]), maxlen=self.params.history)
+                self._series_names.append(s.name)
+            kind = s.show.kind if s.show is not None else None
+            if kind == "histogram":
+                self.histograms[s.name] = HistogramAggregate(s)
+            elif kind == "image":
+                self.images[s.name] = ImageAggregate(s)
 
     # ------------------------------------------------------------------ update
-    def __call__(self, result: dict, meta: dict) -> None:
-        self.update(result, meta)
+    def __call__(self, block, meta: dict) -> None:
+        self.update(block, meta)
 
-    def update(self, result: dict, meta: dict) -> None:
-        good = ~np.asarray(result["bad"], bool)
-        idx = np.asarray(result["frame_index"])[good]
+    def update(self, block, meta: dict) -> None:
+        result = block  # features by name: result["n_spots"]
+        good = block.good
+        idx = block.frames[good]
         n = int(idx.size)
         self.bad += int((~good).sum())
         self.updates += 1
-        self._update_partials(result.get("partials", {}))
+        self._update_partials(block.partials)
         if n == 0:
             return
-        #: runs without laser metadata are not split into laser on / off
-        self.has_laser = getattr(self, "has_laser", False) or LASER_ON in meta
+        self.has_laser = self.has_laser or LASER_ON in meta
         laser = np.asarray(meta.get(LASER_ON, np.zeros(good.size, bool)), bool)[good]
         hit = np.asarray(result.get("is_hit", np.zeros(good.size, bool)), bool)[good]
         self.frames += n
@@ -98,6 +148,7 @@ class RunAggregates:
         for h, las in zip(hit, laser, strict=True):
             self._recent.append((bool(h), bool(las)))
         self.hit_rate_points.append((int(idx.max()), *self.rolling_hit_rate()))
+        self.hit_rate_count += 1
         # per-frame series
         self.series["frame"].extend(idx.tolist())
         self.series[LASER_ON].extend(laser.tolist())
@@ -106,7 +157,7 @@ class RunAggregates:
         for k in (FRAME_NUMBER, TIMESTAMP):
             v = np.asarray(meta[k], float)[good] if k in meta else nan
             self.series[k].extend(v.tolist())
-        for k in self.SERIES:
+        for k in self._series_names:
             v = np.asarray(result[k], float)[good] if k in result else nan
             self.series[k].extend(v.tolist())
         if "peak_intensity" in result:
@@ -121,6 +172,9 @@ class RunAggregates:
             self.series["peak_intensity_mean"].extend([np.nan] * n)
         self._update_powder(result, good)
         self._update_radial(result, good, laser)
+        for name, agg in (*self.histograms.items(), *self.images.items()):
+            if name in result:
+                agg.add(np.asarray(result[name])[good])
 
     def _update_partials(self, partials: dict) -> None:
         for name, part in partials.items():
@@ -128,12 +182,12 @@ class RunAggregates:
                 uniq, counts = np.unique(part.indices, return_counts=True)
                 for i, c in zip(uniq.tolist(), counts.tolist(), strict=True):
                     self.hot_counts[i] = self.hot_counts.get(i, 0) + c
-                self.hot_frames = getattr(self, "hot_frames", 0) + part.frames
+                self.hot_frames += part.frames
             else:
                 old = self.partials.get(name)
                 self.partials[name] = part if old is None else old + part
 
-    def _update_powder(self, result: dict, good: np.ndarray) -> None:
+    def _update_powder(self, result, good: np.ndarray) -> None:
         if "peak_d" not in result:
             return
         d = np.asarray(result["peak_d"], float)[good]
@@ -150,7 +204,7 @@ class RunAggregates:
             self.separation += np.histogram(np.clip(sep, 0, self.params.separation_max - 1e-9),
                                             self.sep_edges)[0]
 
-    def _update_radial(self, result: dict, good: np.ndarray, laser: np.ndarray) -> None:
+    def _update_radial(self, result, good: np.ndarray, laser: np.ndarray) -> None:
         if "radial_profile" not in result:
             return
         prof = np.asarray(result["radial_profile"], float)[good]
@@ -180,7 +234,7 @@ class RunAggregates:
             return (float("nan"),) * 3
         arr = np.array(self._recent, bool)
         rate = float(arr[:, 0].mean())
-        if not getattr(self, "has_laser", False):
+        if not self.has_laser:
             return rate, float("nan"), float("nan")
         on, off = arr[arr[:, 1]], arr[~arr[:, 1]]
         return (rate, float(on[:, 0].mean()) if len(on) else float("nan"),
@@ -220,13 +274,16 @@ class RunAggregates:
 
     def hot_pixels(self, fraction: float = 0.5, min_frames: int = 5) -> np.ndarray:
         """Flat indices of pixels far above their ring in >= ``fraction`` of sampled frames."""
-        n = getattr(self, "hot_frames", 0)
+        n = self.hot_frames
         if n < min_frames:
             return np.zeros(0, np.int64)
         return np.array(sorted(i for i, c in self.hot_counts.items() if c >= fraction * n),
                         np.int64)
 
     def recent(self, name: str, n: int | None = None) -> np.ndarray:
+        """The newest ``n`` values of a series (all it holds when None), as floats."""
         s = self.series[name]
+        if isinstance(s, RingSeries):
+            return s.last(n).astype(float, copy=False)
         arr = np.asarray(s, float)
         return arr if n is None else arr[-n:]

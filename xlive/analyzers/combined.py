@@ -36,6 +36,8 @@ class FrameAnalyzer:
     """
 
     name = "frame"
+    #: configured through the [analyzers.radial], [analyzers.spots] and [analyzers.stats] tables
+    params_class = None
 
     def __init__(self, geometry: Geometry, *, radial: RadialParams | None = None,
                  spots: SpotParams | None = None, stats: StatsParams | None = None):

@@ -16,6 +16,7 @@ import numpy as np
 from ..conventions import D_UNITS, FRAME, Q_UNITS, Q
 from ..errors import AnalyzerError
 from ..geometry.core import Geometry
+from ..validate import check_fields
 from ._kernels.binning import bin_sums
 from ._kernels.runs import PixelRuns, run_sums, runs_apply
 from .base import FeatureSpec, as_block, valid_range
@@ -35,6 +36,8 @@ class RadialParams:
     polarization: float | None = None
 
     def __post_init__(self):
+        check_fields(self, "analyzers.radial", error=AnalyzerError, ranges={
+            "n_bins": (1, None), "polarization": (-1, 1)})
         if self.n_bins < 1:
             raise AnalyzerError(f"radial n_bins must be >= 1, got {self.n_bins}")
         if self.q_range is not None and not self.q_range[0] < self.q_range[1]:
@@ -78,6 +81,7 @@ class RadialProfile:
     """
 
     name = "radial"
+    params_class = RadialParams
 
     def __init__(self, geometry: Geometry, params: RadialParams | None = None):
         self.geometry = geometry

@@ -19,6 +19,7 @@ import numpy as np
 from ..conventions import D_UNITS, FRAME, ICE_D_SPACINGS, PEAK
 from ..errors import AnalyzerError
 from ..geometry.core import Geometry
+from ..validate import check_fields
 from ._kernels.peaks import find_peaks, pixels_above
 from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .rings import RingBinning
@@ -76,6 +77,13 @@ class SpotParams:
     stats: SpotStatsParams = field(default_factory=SpotStatsParams)
 
     def __post_init__(self):
+        check_fields(self, "analyzers.spots", error=AnalyzerError, ranges={
+            "adc_threshold": (None, None), "pixel_snr": (0, None), "min_snr": (0, None),
+            "clip_sigma": (0.1, None), "ring_width": (0.001, None), "min_pixels": (1, None),
+            "max_pixels": (1, None), "local_bg_radius": (1, 1000), "max_single_fraction": (0, 1),
+            "max_peaks": (1, 1000000), "max_found": (1, None), "min_spots_hit": (0, None),
+            "max_spots_hit": (0, None), "ice_ring_halfwidth": (0, None),
+            "max_candidates": (1, None)})
         if self.ring_width <= 0 or self.max_peaks < 1 or self.min_pixels < 1:
             raise AnalyzerError("spot finder: ring_width > 0, max_peaks >= 1, min_pixels >= 1")
 
@@ -101,6 +109,7 @@ class SpotFinder:
     """
 
     name = "spots"
+    params_class = SpotParams
 
     def __init__(self, geometry: Geometry, params: SpotParams | None = None):
         self.geometry = geometry

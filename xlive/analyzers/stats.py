@@ -30,6 +30,7 @@ import numpy as np
 from ..conventions import FRAME, ICE_D_SPACINGS
 from ..errors import AnalyzerError
 from ..geometry.core import Geometry
+from ..validate import check_fields
 from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .rings import RingBinning
 
@@ -60,6 +61,11 @@ class StatsParams:
     clip_sigma: float = 3.0
 
     def __post_init__(self):
+        check_fields(self, "analyzers.stats", error=AnalyzerError, ranges={
+            "sample_step": (1, None), "q_step": (1e-06, None), "water_band": (0, None),
+            "reference_band": (0, None), "jet_reference": (1e-09, None),
+            "ice_halfwidth": (0, None), "ice_gap": (0, None), "ice_side": (0, None),
+            "ice_min_pixels": (1, None), "clip_sigma": (0.1, None)})
         if self.sample_step < 1:
             raise AnalyzerError(f"stats sample_step must be >= 1, got {self.sample_step}")
         if self.jet_reference <= 0:
@@ -79,6 +85,7 @@ class FrameStats:
     """
 
     name = "stats"
+    params_class = StatsParams
 
     def __init__(self, geometry: Geometry, params: StatsParams | None = None):
         self.geometry = geometry

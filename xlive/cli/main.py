@@ -1,130 +1,29 @@
-"""The ``xlive`` command: thin subcommands that parse, call the library and print."""
+"""The ``xlive`` command: thin subcommands that parse, call the library and print.
+
+One module per group of subcommands, each with a ``register(sub)``: :mod:`.simulate`,
+:mod:`.process` (``process``, ``demo``), :mod:`.outputs` (exports, report, run database) and
+:mod:`.serve`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from ..errors import XliveError
-
-
-def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
-    try:
-        vals = tuple(float(v) for v in text.replace(",", " ").split())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{what} needs {n} numbers, got {text!r}") from None
-    if len(vals) != n:
-        raise argparse.ArgumentTypeError(f"{what} needs {n} numbers, got {len(vals)}")
-    return vals
-
-
-def _unit_cell(text: str) -> tuple[float, ...]:
-    return _floats(text, 6, "--unit-cell (a,b,c,alpha,beta,gamma)")
-
-
-def _ranges(text: str) -> tuple[tuple[int, int], ...]:
-    out = []
-    for part in filter(None, text.split(",")):
-        try:
-            a, b = (int(v) for v in part.split(":"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"--jet-loss takes START:STOP frame ranges separated by commas, got {part!r}"
-            ) from None
-        out.append((a, b))
-    return tuple(out)
-
-
-def add_simulation_options(p: argparse.ArgumentParser, *, frames: int, rate: float,
-                           detector: str) -> None:
-    from ..geometry.detectors import DETECTORS
-
-    p.add_argument("--frames", type=int, default=frames, help="frames to write (default %(default)s)")
-    p.add_argument("--rate", type=float, default=rate,
-                   help="frames per second; 0 writes as fast as possible (default %(default)s)")
-    p.add_argument("--detector", choices=list(DETECTORS), default=detector,
-                   help="detector model (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
-    g = p.add_argument_group("what happens in the run")
-    g.add_argument("--hit-fraction", type=float, default=0.3, help="fraction of crystal hits")
-    g.add_argument("--unit-cell", type=_unit_cell, default=(79.1, 79.1, 37.9, 90, 90, 90),
-                   help="a,b,c,alpha,beta,gamma in Å and degrees (default lysozyme)")
-    g.add_argument("--wavelength", type=float, default=1.0, help="wavelength in Å")
-    g.add_argument("--distance", type=float, default=None, help="detector distance in m")
-    g.add_argument("--ice-fraction", type=float, default=0.0, help="fraction of frames with ice")
-    g.add_argument("--multi-lattice-fraction", type=float, default=0.0,
-                   help="fraction of hits with two lattices")
-    g.add_argument("--jet-loss", type=_ranges, default=(),
-                   help="frame ranges without jet, e.g. 100:200,500:550")
-    g.add_argument("--dose-decay", type=float, default=0.0,
-                   help="relative decay of diffraction per frame (sample dying)")
-    g.add_argument("--laser-on-fraction", type=float, default=0.0,
-                   help="fraction of frames with the pump laser on")
-    g.add_argument("--dropped-fraction", type=float, default=0.0,
-                   help="fraction of frames the detector drops")
-
-
-def simulation_params(args: argparse.Namespace):
-    from ..simulate import SimParams
-
-    return SimParams(
-        detector=args.detector, seed=args.seed, hit_fraction=args.hit_fraction,
-        unit_cell=tuple(args.unit_cell), wavelength=args.wavelength, distance=args.distance,
-        ice_fraction=args.ice_fraction, multi_lattice_fraction=args.multi_lattice_fraction,
-        jet_loss=args.jet_loss, dose_decay=args.dose_decay,
-        laser_on_fraction=args.laser_on_fraction, dropped_fraction=args.dropped_fraction,
-    )
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..simulate import write_run
-    from ..simulate.run import check_options
-
-    params = simulation_params(args)
-    check_options(frames=args.frames, rate=args.rate, fmt=args.format,
-                  frames_per_file=args.frames_per_file, out=args.out, overwrite=args.overwrite)
-    with tqdm(total=args.frames, unit="frame", desc=f"simulate {args.format}",
-              disable=args.quiet) as bar:
-        summary = write_run(
-            args.out, frames=args.frames, rate=args.rate, fmt=args.format, name=args.name,
-            overwrite=args.overwrite, frames_per_file=args.frames_per_file, params=params,
-            progress=bar.update,
-        )
-    print(f"wrote {summary.frames} frames ({summary.dropped} dropped by the detector) to "
-          f"{summary.path} at {summary.rate:.1f} frames/s")
-    return 0
+from . import outputs, process, serve, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..simulate import FORMATS
-
     parser = argparse.ArgumentParser(
         prog="xlive", description="Live analysis of serial crystallography runs.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("simulate", help="write a simulated run, progressively, at a frame rate",
-                       description="Write a simulated serial-crystallography run with ground "
-                                   "truth, at a frame rate, so that other processes can read it "
-                                   "while it grows.")
-    p.add_argument("out", help="output folder (must be new or empty unless --overwrite)")
-    p.add_argument("--format", choices=FORMATS, default="zarr", help="file format (default zarr)")
-    add_simulation_options(p, frames=200, rate=100.0, detector="eiger4m")
-    p.add_argument("--name", default="run", help="file name stem for eiger-h5 and cbf")
-    p.add_argument("--frames-per-file", type=int, default=100,
-                   help="frames per Eiger data file (default %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run in OUT")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_simulate)
-
-    from . import process
-
-    process.register(sub)
-    from . import outputs; outputs.register(sub)  # noqa: E702, I001
-    from . import serve; serve.register(sub)  # noqa: E702, I001
+    for group in (simulate, process, outputs, serve):
+        group.register(sub)
     return parser
 
 
@@ -134,13 +33,43 @@ def _version() -> str:
     return f"xlive {__version__}"
 
 
+def os_error_text(e: OSError) -> str:
+    """One line for an operating-system error on files: what, where, and what to do."""
+    import errno
+
+    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted"}.get(e.errno, e.strerror or str(e))
+    where = f" writing {e.filename}" if e.filename else ""
+    return (f"{what}{where} ({type(e).__name__}, errno {e.errno}). Free space or fix the "
+            "permissions (or choose another --out), then run the same command again: "
+            "finished work is kept and it resumes")
+
+
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C and kill -TERM: clean up (children stopped, work stored) without the noise the
+    dask client's event loop logs about the tasks the interruption cancels."""
+    import logging
+
+    noisy = ("asyncio", "distributed", "tornado")  # (dask sets some children's levels itself)
+    for name in [*noisy, *logging.root.manager.loggerDict]:
+        if name.split(".")[0] in noisy:
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         return int(args.func(args) or 0)
     except XliveError as e:
         parser.exit(2, f"xlive {args.command}: error: {e}\n")
+    except OSError as e:  # disk full, read-only or forbidden output: one line, not a traceback
+        parser.exit(2, f"xlive {args.command}: error: {os_error_text(e)}\n")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
-from collections.abc import Sequence
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,14 +23,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=float, default=None,
                    help="fraction of frames to analyse (default: all, sampling when behind)")
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
-    from .process import add_source_options
+    from .process import add_cluster_option, add_config_option, add_source_options
 
+    add_config_option(p, ", where workers run ([cluster])")
+    add_cluster_option(p)
     add_source_options(p)
     p.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..engine.live import LiveParams
+    import dataclasses
+
+    from ..config import load_config
     from ..engine.session import LiveSession
     from ..views.app import serve_session, wait_forever
     from ..views.runner import SessionRunner
@@ -41,11 +43,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
-    from .process import open_run_source
+    config = load_config(args.config)
+    if args.sample:
+        config = dataclasses.replace(config, live=dataclasses.replace(config.live,
+                                                                      sample=args.sample))
+    from .process import geometry_values, open_run_source
 
-    source = open_run_source(args.target, args)
-    session = LiveSession(source, args.features,
-                          params=LiveParams(sample=args.sample) if args.sample else None)
+    source = open_run_source(args.target, args, geometry_values(args))
+    session = LiveSession(source, args.features, config=config, cluster=args.cluster)
+    if session.cluster_workers is not None:
+        print(f"xlive: {session.cluster_workers.summary()}; dask dashboard "
+              f"{session.cluster_workers.dashboard_link}", flush=True)
     runner = SessionRunner(session).start()
     handle = None
     try:
@@ -62,20 +70,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
         session.close()
     return 0
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``serve`` on its own (``python -m xlive.cli.serve serve TARGET``)."""
-    from ..errors import XliveError
-
-    parser = argparse.ArgumentParser(prog="xlive")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except XliveError as e:
-        print(f"xlive: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,10 @@
 """``analyze()``: the lazy ``xarray.Dataset`` of per-frame features over a run's frames.
 
-This is the only module that builds dask graphs. One task per block of frames reads the frames
-(marking corrupt ones bad instead of failing) and runs every analyzer on them, so frames are read
-once whatever the number of features; each feature is a dask array sliced out of those tasks.
+This is the only module that builds dask graphs of features, with dask's own tools: one
+``map_blocks`` task per block of frames reads the frames (marking corrupt ones bad instead of
+failing) and runs every analyzer on them (a :class:`~xlive.engine.block.Block` per task), so
+frames are read once whatever the number of features; each feature is a ``map_blocks`` array
+taken out of those tasks. The reader and the analyzers are one graph key each (shipped once).
 Building the Dataset computes nothing; selecting frames computes only their blocks.
 """
 
@@ -15,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -22,6 +25,7 @@ import xarray as xr
 from ..aggregate.reducers import merge_partials
 from ..conventions import FRAME
 from ..errors import BadFrameError, ConfigError
+from .block import Block
 
 _tokens = itertools.count()
 log = logging.getLogger(__name__)
@@ -29,12 +33,12 @@ DEFAULT_BLOCK = 4
 
 
 def analyze_block(reader, analyzers, indices: np.ndarray, reducers=(),
-                  hold: tuple[str, float] | None = None) -> dict[str, np.ndarray]:
+                  hold: tuple[str, float] | None = None) -> Block:
     """Read ``indices`` and run every analyzer; bad frames get fill values and ``bad=True``.
 
     Frames are analysed one at a time as they are read (no copy into a block array: a 4M
-    frame is 18 MB). ``reducers`` (see :mod:`xlive.aggregate.reducers`) add partial aggregates under
-    ``"partials"``. With ``hold=(key, seconds)`` the partials are kept in this worker process
+    frame is 18 MB). ``reducers`` (see :mod:`xlive.aggregate.reducers`) add partial aggregates
+    (``Block.partials``). With ``hold=(key, seconds)`` the partials are kept in this worker process
     under ``key`` and handed over at most every ``seconds`` (binned projections are megabytes
     per block); :func:`release_partials` hands over the rest.
     """
@@ -61,14 +65,12 @@ def analyze_block(reader, analyzers, indices: np.ndarray, reducers=(),
         for spec in specs:
             out[spec.name][k] = np.asarray(row[spec.name], dtype=spec.dtype)[0]
         if reducers:
-            row["frame_index"] = indices[k:k + 1]
+            one = Block(indices[k:k + 1], np.zeros(1, bool), row)
             for r in reducers:  # each adds the frame to the block's partial in place
-                partials[r.name] = r(frame, row, np.ones(1, bool), partials.get(r.name))
-    out["bad"] = bad
-    out["frame_index"] = indices
-    if reducers:
-        out["partials"] = partials if hold is None else _hold_partials(hold, partials)
-    return out
+                partials[r.name] = r(frame, one, partials.get(r.name))
+    if reducers and hold is not None:
+        partials = _hold_partials(hold, partials)
+    return Block(indices, bad, out, partials)
 
 
 #: partial aggregates held in this worker process per key: (time of the last hand-over, parts)
@@ -102,8 +104,8 @@ def _rest_shape(spec) -> tuple[int, ...]:
     return tuple(int(spec.sizes[d]) for d in spec.dims[1:])
 
 
-def _getitem(d: dict, key: str) -> np.ndarray:
-    return d[key]
+def _feature(block: Block, name: str) -> np.ndarray:
+    return block.bad if name == "bad" else block.features[name]
 
 
 def feature_specs(analyzers) -> list:
@@ -130,27 +132,25 @@ def lazy_features(source, analyzers, indices: Sequence[int] | np.ndarray,
     """A lazy Dataset of the features of frames ``indices`` (dims ``frame`` first)."""
     indices = np.asarray(indices, dtype=np.int64)
     specs = feature_specs(analyzers)
-    reader = source.reader
-    token = next(_tokens)
-    base = f"xlive-analyze-{token}"
-    rkey, akey = f"{base}-reader", f"{base}-analyzers"
-    graph: dict = {rkey: reader, akey: list(analyzers)}
-    blocks = [indices[s:s + block] for s in range(0, len(indices), block)]
-    for b, idx in enumerate(blocks):
-        graph[(base, b)] = (analyze_block, rkey, akey, idx)
-    sizes = tuple(len(b) for b in blocks) or (0,)
+    base = f"xlive-analyze-{next(_tokens)}"
+    variables = [("bad", (FRAME,), "bool", ())]
+    variables += [(s.name, s.dims, s.dtype, _rest_shape(s)) for s in specs]
     data_vars = {}
-    extras = [("bad", (FRAME,), "bool", ())]
-    for spec in specs:
-        extras.append((spec.name, spec.dims, spec.dtype, _rest_shape(spec)))
-    for name, dims, dtype, rest in extras:
-        vname = f"{base}-{name}"
-        dsk = dict(graph)
-        for b in range(len(blocks)):
-            dsk[(vname, b) + (0,) * len(rest)] = (_getitem, (base, b), name)
-        chunks = (sizes if blocks else (0,),) + tuple((r,) for r in rest)
-        arr = da.Array(dsk, vname, chunks, dtype=dtype) if blocks else da.empty(
-            (0, *rest), dtype=dtype)
+    if indices.size:
+        index = da.from_array(indices, chunks=block, name=f"{base}-index")
+        # one task per block; its chunk is a Block object (meta says so), never an array
+        blocks = da.map_blocks(
+            analyze_block, dask.delayed(source.reader, pure=False),
+            dask.delayed(list(analyzers), pure=False), index, dtype=object,
+            meta=np.empty((0,), object), name=base)
+    for name, dims, dtype, rest in variables:
+        if not indices.size:
+            arr = da.empty((0, *rest), dtype=dtype)
+        else:
+            arr = da.map_blocks(
+                _feature, blocks, name, dtype=dtype, chunks=(blocks.chunks[0], *((r,) for r in rest)),
+                new_axis=list(range(1, 1 + len(rest))), meta=np.empty((0,) * (1 + len(rest)), dtype),
+                name=f"{base}-{name}")
         data_vars[name] = xr.Variable(dims, arr)
     meta = source.metadata()
     coords = {FRAME: indices}

@@ -1,6 +1,7 @@
 """LiveSession: one monitored run — source, live loop, aggregates and flags — in a thread.
 
-The notebook ``Monitor``, the ``xlive serve`` page and ``xlive demo`` all drive a LiveSession;
+The notebook ``Monitor``, the ``xlive serve`` page and ``xlive demo`` all drive a LiveSession
+(through :class:`~xlive.views.runner.SessionRunner`, or by calling :meth:`LiveSession.step`);
 views read its state under ``session.lock`` and never touch dask or the source themselves.
 """
 
@@ -10,12 +11,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..aggregate.flags import Flag, FlagThresholds, evaluate, status
 from ..aggregate.running import AggregateParams, RunAggregates
+from ..faults import merge_flags
 from .live import LiveParams, LiveProcessor
 
 
@@ -32,64 +35,93 @@ class LiveSession:
         Analyzer objects (default: built from the geometry and ``analyzer_params``).
     client
         A dask.distributed Client (default: a local one, closed with the session).
+    config
+        A run configuration (:class:`~xlive.config.RunConfig` or a TOML file): geometry
+        overrides, analyzers, live-loop settings, flag thresholds, aggregate windows. The
+        keyword arguments below take precedence over it.
+    cluster
+        Workers on a batch cluster: ``"slurm"``, a dict of ``[cluster]`` keys or a
+        :class:`~xlive.engine.cluster.ClusterParams` (default: the configuration's
+        ``[cluster]`` table). Started here and stopped with the session; not with ``client``.
 
     Examples
     --------
     >>> s = LiveSession("data-samples/lysozyme-eiger500k")   # doctest: +SKIP
-    >>> s.run_until_idle(); s.aggregates.hit_rate              # doctest: +SKIP
+    >>> while s.step() or not s.processor.idle: pass          # doctest: +SKIP
+    >>> s.aggregates.hit_rate                                 # doctest: +SKIP
     """
 
     def __init__(self, target, features: str | Path | None = None, *, analyzers=None,
                  client=None, params: LiveParams | None = None,
                  thresholds: FlagThresholds | None = None,
                  aggregate_params: AggregateParams | None = None,
-                 analyzer_params: dict | None = None):
+                 analyzer_params: dict | None = None, config=None, cluster=None):
+        from ..config import load_config
+        from ..errors import ConfigError
         from ..sources import Source, open_source
+        from .cluster import ClusterWorkers, cluster_params
 
+        self.config = load_config(config)
         self._own_source = not isinstance(target, Source)
         self.source = target if isinstance(target, Source) else open_source(target)
         self.source.refresh()
-        self.analyzer_params = dict(analyzer_params or {})
+        if self.config.geometry and self.source.n_frames:
+            self.source.override_geometry(self.config.apply_geometry(self.source.geometry))
+        #: ``[analyzers.NAME]`` parameters (NAME -> parameter object) the analyzers are built with
+        self.analyzer_params = {**self.config.analyzers, **(analyzer_params or {})}
         if analyzers is None:  # built at the first frame, with the geometry the run has then
-            from functools import partial
+            from ..analyzers import build_analyzers
 
-            from ..analyzers import default_analyzers
-
-            analyzers = partial(default_analyzers, **self.analyzer_params)
+            analyzers = partial(build_analyzers, params=self.analyzer_params)
         self.features = Path(features) if features else Path(
             tempfile.mkdtemp(prefix="xlive-features-")) / "features.zarr"
         self.lock = threading.RLock()
         self.aggregates = RunAggregates(
-            aggregate_params, geometry=self.source.geometry if self.source.n_frames else None)
-        self.thresholds = thresholds or FlagThresholds()
+            aggregate_params or self.config.aggregate,
+            geometry=self.source.geometry if self.source.n_frames else None)
+        self.thresholds = thresholds or self.config.flags
         self.flags: list[Flag] = []
         #: index of the newest hit stored (None until one is found)
         self.latest_hit: int | None = None
         #: peaks of recent hits: frame index -> (x, y) arrays
         self.hit_peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.listeners: list[Callable[[dict, dict], None]] = []
+        #: called with every stored Block and its metadata, after the aggregates
+        self.listeners: list[Callable] = []
+        #: batch-cluster workers (:class:`~xlive.engine.cluster.ClusterWorkers`), or None
+        self.cluster_workers = None
+        cluster = (self.config.cluster if cluster is None
+                   else cluster_params(cluster, self.config.cluster))
+        if cluster.kind != "local" and client is None:
+            self.cluster_workers = ClusterWorkers(cluster)
+            client = self.cluster_workers.client
+        elif cluster.kind != "local":
+            raise ConfigError("give a LiveSession either a client or a cluster, not both")
         self.processor = LiveProcessor(self.source, self.features, analyzers=analyzers,
-                                       client=client, params=params,
-                                       listeners=[self._on_block])
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+                                       client=client, params=params or self.config.live,
+                                       listeners=[self._on_block], config=self.config)
+        if self.cluster_workers is not None:
+            self.cluster_workers.attach(self.processor)
         self._last_flags = 0.0
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ updates
-    def _on_block(self, result: dict, meta: dict) -> None:
+    def _on_block(self, block, meta: dict) -> None:
         with self.lock:
             if self.aggregates.geometry is None:
                 self.aggregates.geometry = self.source.geometry
-            self.aggregates.update(result, meta)
-            hits = np.asarray(result.get("is_hit", ()), bool) & ~np.asarray(result["bad"], bool)
-            idx = np.asarray(result["frame_index"])
+            self.aggregates.declare(self.processor.specs)
+            self.aggregates.update(block, meta)
+            if "is_hit" not in block:
+                hits = np.zeros(len(block), bool)
+            else:
+                hits = np.asarray(block["is_hit"], bool) & block.good
+            idx = block.frames
             for k in np.flatnonzero(hits):
                 i = int(idx[k])
                 if self.latest_hit is None or i > self.latest_hit:
                     self.latest_hit = i
-                if "peak_x" in result:
-                    x, y = result["peak_x"][k], result["peak_y"][k]
+                if "peak_x" in block:
+                    x, y = block["peak_x"][k], block["peak_y"][k]
                     ok = np.isfinite(x)
                     self.hit_peaks[i] = (x[ok], y[ok])
             while len(self.hit_peaks) > 500:
@@ -97,11 +129,13 @@ class LiveSession:
             if time.time() - self._last_flags > 0.5:
                 self.update_flags()
             for f in self.listeners:
-                f(result, meta)
+                f(block, meta)
 
     def update_flags(self) -> list[Flag]:
         with self.lock:
-            self.flags = evaluate(self.aggregates, self.thresholds)
+            # the rules judge the recent frames; faults (unreadable, dropped, refused) the run
+            self.flags = merge_flags(evaluate(self.aggregates, self.thresholds),
+                                     self.processor.update_faults())
             self._last_flags = time.time()
             return self.flags
 
@@ -112,36 +146,13 @@ class LiveSession:
 
     # ------------------------------------------------------------------ running
     def step(self) -> int:
+        """One step of the live loop (poll, schedule, store); frames stored."""
         return self.processor.step()
 
-    def run_until_idle(self, idle: float = 0.0) -> None:
-        """Process in this thread until the run stops growing for ``idle`` seconds."""
-        self.processor.run(until_idle=idle)
-        self.update_flags()
-
-    def start(self) -> LiveSession:
-        """Run the live loop in a background thread until :meth:`stop`."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="xlive-live", daemon=True)
-            self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self.processor.step()
-        except BaseException as e:  # shown by the views; the session stops
-            self.error = e
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
     def close(self) -> None:
-        self.stop()
         self.processor.close()
+        if self.cluster_workers is not None:
+            self.cluster_workers.close()
         if self._own_source:
             self.source.close()
 

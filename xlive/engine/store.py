@@ -12,14 +12,15 @@ Only one process writes a store at a time (the live loop's driver); readers may 
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.core.sync import sync
 
 from ..conventions import FRAME
 from ..errors import ConfigError, SourceError
@@ -28,6 +29,11 @@ PENDING, DONE, BAD, SKIPPED = 0, 1, 2, 3
 CHUNK = 128
 META_FIELDS = {"timestamp": "float64", "laser_on": "bool", "pulse_energy": "float32",
                "frame_number": "int64", "train_id": "uint64", "pulse_id": "uint64"}
+
+
+#: threads that write a block's arrays concurrently (zarr's own I/O is asynchronous: each
+#: thread's write waits on zarr's event loop, so the writes of all arrays overlap)
+_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="xlive-store")
 
 
 def _fill(dtype: str):
@@ -43,7 +49,8 @@ class FeatureStore:
         self.path = Path(str(group.store.root)) if hasattr(group.store, "root") else None
         info = group.attrs.get("xlive", {})
         if info.get("kind") != "features":
-            raise SourceError(f"{self.path} is not an xlive feature store")
+            raise SourceError(f"{self.path} is not an xlive feature store; give another --out "
+                              "(or delete it if it is left from a failed run)")
         self.info = info
         self.specs = {s["name"]: s for s in info["specs"]}
         self._arrays: dict[str, zarr.Array] = {}
@@ -59,15 +66,36 @@ class FeatureStore:
     @classmethod
     def create(cls, path: str | Path, *, specs, coords: dict, attrs: dict | None = None,
                chunk: int = CHUNK) -> FeatureStore:
+        """Create a store; it is built beside ``path`` and renamed into place when complete, so
+        a failure (disk full, kill) never leaves a half-made store that cannot be resumed."""
+        path = Path(path)
+        remove_stale_partials(path)
+        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            cls._build(tmp, specs=specs, coords=coords, attrs=attrs, chunk=chunk)
+            os.rename(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if path.exists() and not (path / "zarr.json").exists() and not any(path.iterdir()):
+                path.rmdir()
+            raise
+        return cls(zarr.open_group(str(path), mode="r+"))
+
+    @staticmethod
+    def _build(path: Path, *, specs, coords: dict, attrs: dict | None, chunk: int) -> None:
         g = zarr.open_group(str(path), mode="w-")
         spec_dicts = []
         for s in specs:
             rest = tuple(int(s.sizes[d]) for d in s.dims[1:])
+            d = s.to_dict()
+            attributes = {"units": s.units, "description": s.description}
+            if d["show"] is not None or d["flags"]:  # how views and reports show it
+                attributes.update(show=d["show"], flags=d["flags"])
             g.create_array(s.name, shape=(0, *rest), chunks=(chunk, *rest), dtype=s.dtype,
                            fill_value=_fill(s.dtype), dimension_names=tuple(s.dims),
-                           attributes={"units": s.units, "description": s.description})
-            spec_dicts.append({"name": s.name, "dims": list(s.dims), "dtype": s.dtype,
-                               "shape": list(rest)})
+                           attributes=attributes)
+            spec_dicts.append({**d, "shape": list(rest)})
         for name, dt in META_FIELDS.items():
             g.create_array(name, shape=(0,), chunks=(chunk,), dtype=dt, fill_value=_fill(dt),
                            dimension_names=(FRAME,))
@@ -83,10 +111,10 @@ class FeatureStore:
                       "coords": list(coords), **(attrs or {})},
             "frames_seen": 0, "frames_done": 0,
         })
-        return cls(g)
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> FeatureStore:
+        """Open an existing store (``mode`` "r" or "r+")."""
         if not Path(path).exists():
             raise SourceError(f"no feature store at {path}; run `xlive process RUN --out {path}`")
         return cls(zarr.open_group(str(path), mode=mode))
@@ -143,20 +171,20 @@ class FeatureStore:
             self.group.attrs["frames_seen"] = n
 
     # ------------------------------------------------------------------ writing
-    def write(self, result: dict[str, np.ndarray], meta: dict[str, np.ndarray] | None = None) -> int:
-        """Store one block's results (from ``analyze_block``); status is written last."""
-        idx = np.asarray(result["frame_index"], dtype=np.int64)
+    def write(self, block, meta: dict[str, np.ndarray] | None = None) -> int:
+        """Store a :class:`~xlive.engine.block.Block` (from ``analyze_block``); status last."""
+        idx = block.frames
         if idx.size == 0:
             return 0
         self.see(int(idx.max()) + 1)
         contiguous = bool(np.all(np.diff(idx) == 1))
         sel = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
-        writes = [(name, result[name]) for name in self.specs]
+        writes = [(name, block.features[name]) for name in self.specs]
         writes += [(name, np.asarray(v, dtype=META_FIELDS[name]))
                    for name, v in (meta or {}).items() if name in META_FIELDS]
         self._put_all(writes, sel, contiguous)
         # status last: a frame counts as done only once all its features are on disk
-        self._put_all([("status", np.where(result["bad"], BAD, DONE).astype(np.uint8))], sel,
+        self._put_all([("status", np.where(block.bad, BAD, DONE).astype(np.uint8))], sel,
                       contiguous)
         if self._done_mask is None:
             self._done_mask = self.done()
@@ -168,17 +196,17 @@ class FeatureStore:
         return idx.size
 
     def _put_all(self, writes, sel, contiguous: bool) -> None:
-        """Write several arrays; contiguous frames concurrently (one zarr event-loop trip)."""
+        """Write several arrays; contiguous frames concurrently (zarr's public API only)."""
         if not contiguous:  # sampled or filled-in frames: orthogonal selections, one by one
             for name, values in writes:
                 self._array(name).set_orthogonal_selection((sel,), values)
             return
-        arrays = {name: self._array(name)._async_array for name, _ in writes}
+        arrays = [self._array(name) for name, _ in writes]  # handles made in this thread
 
-        async def run():
-            await asyncio.gather(*(arrays[n].setitem(sel, v) for n, v in writes))
+        def put(k: int) -> None:
+            arrays[k][sel] = writes[k][1]
 
-        sync(run())
+        list(_WRITERS.map(put, range(len(writes))))
 
     def mark_skipped(self, indices: np.ndarray) -> None:
         idx = np.asarray(indices, dtype=np.int64)
@@ -191,27 +219,43 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ reading
     def to_dataset(self, *, computed_only: bool = True) -> xr.Dataset:
+        """The store as a lazy ``xarray.Dataset`` (dask arrays through ``xarray.open_zarr``;
+        only ``status`` is read now, to select the computed frames)."""
         n = self.frames_seen
-        data_vars, coords = {}, {}
-        for name, s in self.specs.items():
-            a = self.group[name]
-            data_vars[name] = xr.Variable(tuple(s["dims"]), a[:n], attrs=dict(a.attrs))
-        for name in (*META_FIELDS, "status"):
-            coords[name] = (FRAME, self.group[name][:n])
-        for name in self.info.get("coords", []):
-            a = self.group[name]
-            coords[name] = xr.Variable(tuple(a.metadata.dimension_names), a[...], attrs=dict(a.attrs))
-        coords[FRAME] = np.arange(n)
-        ds = xr.Dataset(data_vars, coords=coords)
-        ds.attrs.update({k: json.dumps(v) if isinstance(v, (dict, list)) else v
-                         for k, v in self.info.items() if k not in ("specs", "coords")})
+        # values are stored as computed: no CF decoding (fill values are real values here)
+        ds = xr.open_zarr(self.group.store, consolidated=False, decode_cf=False,
+                          zarr_format=3)
+        ds = ds[[*self.specs, *META_FIELDS, "status", *self.info.get("coords", [])]]
+        ds = ds.set_coords([*META_FIELDS, "status", *self.info.get("coords", [])])
+        ds = ds.isel({FRAME: slice(0, n)}).assign_coords({FRAME: np.arange(n)})
+        ds.attrs = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                    for k, v in self.info.items() if k not in ("specs", "coords")}
         if computed_only:
             ds = ds.isel({FRAME: np.flatnonzero(ds["status"].values == DONE)})
         return ds
 
 
+def remove_stale_partials(path: Path) -> None:
+    """Delete half-made stores (``.NAME.partial-PID``) beside ``path`` whose process is gone."""
+    for p in path.parent.glob(f".{path.name}.partial-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid():
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def open_features(path: str | Path, *, computed_only: bool = True) -> xr.Dataset:
-    """Read a feature store as an ``xarray.Dataset`` (only computed frames by default).
+    """Open a feature store as a lazy ``xarray.Dataset`` (only computed frames by default).
 
     ``status`` tells for each frame: 1 done, 2 bad frame, 3 skipped by sampling, 0 pending.
     """

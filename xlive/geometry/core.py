@@ -13,7 +13,6 @@ Maps are computed once per geometry (``Geometry.maps``) and reused for every fra
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -297,9 +296,6 @@ class Geometry:
             description=d.get("description", ""), sentinels=d.get("sentinels"),
             read_noise=d.get("read_noise", 0.0), placeholder=d.get("placeholder", ""),
         )
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
 
 
 @dataclass(frozen=True, eq=False)

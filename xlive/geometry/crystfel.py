@@ -20,6 +20,7 @@ xlive can use (cfel_fmt, which extra-geom uses and the tests compare against, is
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from pathlib import Path
@@ -162,9 +163,35 @@ def read_crystfel_geom(path: str | Path, *, clen: float | None = None,
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        return _read(path, clen=clen, distance=distance, wavelength=wavelength,
+                     photon_energy=photon_energy, adu_per_photon=adu_per_photon,
+                     data_file=data_file, mask_files=mask_files,
+                     mask_asic_edges=mask_asic_edges)
+    except GeometryError:
+        raise
+    except (ValueError, OverflowError, ArithmeticError, LookupError, TypeError,
+            MemoryError, RecursionError) as exc:  # garbage in a field: one clear error
+        raise GeometryError(
+            f"{path.name} is not a valid CrystFEL geometry file ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); check the line it names or regenerate the file") from None
+
+
+#: largest panel coordinate accepted (pixels): beyond, a typo, not a detector
+MAX_PIXEL_INDEX = 1 << 16
+MAX_PIXELS = 1 << 26
+
+
+def _read(path: Path, *, clen: float | None, distance: float | None,
+          wavelength: float | None, photon_energy: float | None,
+          adu_per_photon: float | None, data_file: str | Path | None, mask_files: bool,
+          mask_asic_edges: int) -> Geometry:
+    try:
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise GeometryError(f"cannot read CrystFEL geometry {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise GeometryError(f"{path.name} is not a text file (byte {exc.start} is not UTF-8); "
+                            "is it really a CrystFEL .geom file?") from None
     globals_, raw_panels, bads = _parse(text)
     if not raw_panels:
         raise GeometryError(f"{path} describes no panels (expected lines like 'p0/min_fs = 0')")
@@ -191,6 +218,10 @@ def read_crystfel_geom(path: str | Path, *, clen: float | None = None,
             lims = [int(float(props[k])) for k in ("min_fs", "max_fs", "min_ss", "max_ss")]
         except KeyError as exc:
             raise GeometryError(f"{where} lacks {exc.args[0]}") from None
+        if not (0 <= lims[0] <= lims[1] < MAX_PIXEL_INDEX and
+                0 <= lims[2] <= lims[3] < MAX_PIXEL_INDEX):
+            raise GeometryError(f"{where}: min_fs/max_fs/min_ss/max_ss {lims} must satisfy "
+                                f"0 <= min <= max < {MAX_PIXEL_INDEX}")
         if "res" not in props:
             raise GeometryError(f"{where} has no 'res' (pixels per metre)")
         module = _module_index(props, where)
@@ -216,7 +247,18 @@ def read_crystfel_geom(path: str | Path, *, clen: float | None = None,
         cam = float(clen)
     else:
         cam = _clen(clens.pop(), values, path.name, fix_clen)
+    bad = [f"{k} = {v}" for k, v in (("clen", cam), ("photon_energy", energy),
+                                     *((f"{p.name}/res", 1 / p.pixel_size) for p in panels))
+           if not math.isfinite(v) or (k != "clen" and v <= 0)]
+    bad += [f"{p.name}/{k} = {getattr(p, k)}" for p in panels
+            for k in ("corner_x", "corner_y", "coffset") if not math.isfinite(getattr(p, k))]
+    if bad:
+        raise GeometryError(f"{path.name}: {bad[0]} is not a usable value "
+                            "(lengths must be finite, res and photon energy positive)")
     shape = (max(p.max_ss for p in panels) + 1, max(p.max_fs for p in panels) + 1)
+    if shape[0] * shape[1] > MAX_PIXELS:
+        raise GeometryError(f"{path.name}: the panels span {shape[1]} x {shape[0]} pixels, more "
+                            f"than any detector ({MAX_PIXELS} at most); check max_fs/max_ss")
     sats = [_number(raw_panels[p.name]["max_adu"], path.name)[0] for p in panels
             if "max_adu" in raw_panels[p.name]]
     geom = Geometry(shape=shape, distance=cam, wavelength=HC_EV_ANGSTROM / energy,

@@ -51,8 +51,9 @@ def check_options(*, frames: int, rate: float, fmt: str, frames_per_file: int = 
         raise ConfigError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {frames}")
-    if rate < 0:
-        raise ConfigError(f"--rate must be >= 0 frames/s (0 = as fast as possible), got {rate}")
+    if not (rate == 0 or 1 / 3600 <= rate < float("inf")):  # also refuses NaN
+        raise ConfigError(f"--rate must be 0 (as fast as possible) or a finite rate of at least "
+                          f"one frame per hour ({1 / 3600:.6g} frames/s), got {rate}")
     if frames_per_file < 1:
         raise ConfigError(f"--frames-per-file must be >= 1, got {frames_per_file}")
     if out is not None and not overwrite:

@@ -13,6 +13,7 @@ import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -107,7 +108,9 @@ def masked_values_for(dtype: np.dtype, *, unsigned_max: bool = True) -> tuple[fl
     return ()
 
 
-def _read_block(reader: FrameReader, start: int, stop: int) -> np.ndarray:
+def _read_chunk(reader: FrameReader, block_info=None) -> np.ndarray:
+    """The frames of one dask chunk (``block_info`` tells which, see ``dask.array.map_blocks``)."""
+    (start, stop), _, _ = block_info[None]["array-location"]
     return reader.read_block(start, stop)
 
 
@@ -158,6 +161,15 @@ class Source(abc.ABC):
         """The geometry the run's own headers describe (None: they say nothing)."""
         return None
 
+    def header_geometry(self) -> Geometry | None:
+        """The geometry the run's own headers describe (None: they say nothing)."""
+        return self._header_geometry()
+
+    def override_geometry(self, geometry: Geometry) -> None:
+        """Use ``geometry`` instead of the headers' (pixels masked in frame 0 are still added)."""
+        self._geometry_override = geometry
+        self._geometry = None
+
     def _native_metadata(self, n: int) -> dict[str, np.ndarray]:
         """Per-frame metadata the source itself knows, arrays of length ``n``."""
         return {}
@@ -165,6 +177,21 @@ class Source(abc.ABC):
     def close(self) -> None:
         """Release open files or sockets (a no-op for most sources)."""
         return None
+
+    def set_geometry(self, geometry: Geometry) -> None:
+        """Use ``geometry`` instead of the headers' from now on (e.g. configuration overrides)."""
+        self._geometry_override = geometry
+        self._geometry = None
+
+    def frame_origin(self, index: int) -> str | None:
+        """Where frame ``index`` lives, in words (``"data file 2 (x_data_000002.h5)"``), for
+        fault reports; None when the run is one piece."""
+        return None
+
+    def faults(self) -> dict:
+        """Faults the source itself knows (frames dropped, stream messages refused...); the
+        live loop adds frames found unreadable. See :mod:`xlive.faults`."""
+        return {}
 
     def __enter__(self) -> Source:
         return self
@@ -222,7 +249,8 @@ class Source(abc.ABC):
             if geom is None:
                 raise GeometryError(
                     f"{type(self).__name__} found no detector geometry in the run's headers; "
-                    "pass geometry=Geometry.simple(...) or a geometry file to open_source"
+                    "give a geometry file (xlive process --geometry FILE) or pass "
+                    "geometry=Geometry.simple(...) to open_source"
                 )
             if self._masked_values_override is not None:
                 geom = geom.replace(sentinels=self._masked_values_override)
@@ -265,14 +293,11 @@ class Source(abc.ABC):
             c = self.chunk_frames or max(
                 1, min(_MAX_CHUNK_FRAMES, _CHUNK_BYTES // max(1, dtype.itemsize * shape[0] * shape[1]))
             )
-            name = f"xlive-frames-{self.name}-{self._token}-{n}-{c}"
-            rkey = f"xlive-reader-{self.name}-{self._token}"
-            dsk: dict = {rkey: reader}
-            starts = list(range(0, n, c))
-            for b, s in enumerate(starts):
-                dsk[(name, b, 0, 0)] = (_read_block, rkey, s, min(n, s + c))
-            chunks = (tuple(min(n, s + c) - s for s in starts), (shape[0],), (shape[1],))
-            data = da.Array(dsk, name, chunks, dtype=dtype)
+            chunks = (tuple(min(n, s + c) - s for s in range(0, n, c)), (shape[0],), (shape[1],))
+            # the reader is one key of the graph, shared by the chunk tasks
+            data = da.map_blocks(_read_chunk, dask.delayed(reader, pure=False), chunks=chunks,
+                                 dtype=dtype, meta=np.empty((0, 0, 0), dtype),
+                                 name=f"xlive-frames-{self.name}-{self._token}-{n}-{c}")
         coords: dict[str, Any] = {FRAME: np.arange(n)}
         for k, v in self.metadata().items():
             coords[k] = (FRAME, v)

@@ -12,6 +12,7 @@ planned frame count (``nimages * ntrigger``), tells how many frames it held; tho
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -49,6 +50,12 @@ class EigerSource(Source):
     """
 
     name = "eiger"
+
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        """An existing HDF5 file that is an Eiger/NXmx master."""
+        t = str(target)
+        return t.lower().endswith((".h5", ".hdf5", ".nxs", ".hdf", ".cxi")) and os.path.isfile(t) and is_master(t)
 
     def __init__(self, path: str | Path, **options):
         super().__init__(**options)
@@ -188,6 +195,16 @@ class EigerSource(Source):
 
     def _frame_shape_hint(self) -> tuple[int, int]:
         return self._shape or (0, 0)
+
+    def frame_origin(self, index: int) -> str | None:
+        found = None  # the last segment starting at or before index (they are in frame order)
+        for k, (path, _dset, start, _n) in enumerate(self._segments):
+            if start > index:
+                break
+            found = (k, path)
+        if found is None or (found[1] == str(self.path) and len(self._segments) == 1):
+            return None
+        return f"data file {found[0] + 1} ({Path(found[1]).name})"
 
     def close(self) -> None:
         if self._reader is not None:

@@ -186,6 +186,10 @@ class ExtraDataSource(Source):
 
     name = "euxfel"
 
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        return is_euxfel_run(target)
+
     def __init__(self, path: str | Path, *, detector: str | None = None, key: str | None = None,
                  distance: float | None = None, wavelength: float | None = None,
                  photon_energy: float | None = None, **options):

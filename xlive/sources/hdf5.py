@@ -101,6 +101,11 @@ class HDF5Source(Source):
 
     name = "hdf5"
 
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        """Any HDF5 file name (asked after the Eiger master source and the plugins)."""
+        return str(target).lower().endswith((".h5", ".hdf5", ".nxs", ".hdf", ".cxi"))
+
     def __init__(self, path: str | Path, *, dataset: str | None = None, **options):
         super().__init__(**options)
         self.path = str(path)

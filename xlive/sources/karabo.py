@@ -227,6 +227,10 @@ class KaraboSource(ZarrSource):
 
     name = "karabo"
 
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        return str(target).startswith("karabo://")
+
     def __init__(self, address: str, *, spool: str | Path | None = None, sock: str = "PULL",
                  source: str | None = None, key: str = "image.data", wait: float = 30.0,
                  **options):

@@ -29,6 +29,9 @@ def status_text(session) -> tuple[str, str]:
     if warning:  # a meaningless geometry outweighs every flag: say it first
         st = "red"
         parts.insert(0, warning)
+    workers = getattr(session, "cluster_workers", None)
+    if workers is not None:  # batch-cluster workers and their jobs
+        parts.append(workers.summary())
     if getattr(session, "error", None) is not None:
         st = "red"
         parts.append(f"live loop stopped: {type(session.error).__name__}: {session.error}")
