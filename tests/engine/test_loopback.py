@@ -5,7 +5,7 @@ from __future__ import annotations
 import psutil  # a dependency of dask.distributed
 import pytest
 
-from xlive.engine.live import default_client
+from xlive.engine.cluster import default_client
 
 
 def _listening(pids) -> list[tuple[str, int]]:

@@ -38,4 +38,4 @@ def test_pilatus_tiff_header_completed_by_the_configuration(realdata):
     g = src.geometry
     assert g.wavelength == 0.7 and g.distance == pytest.approx(0.21143)
     assert g.beam_center == pytest.approx((498.18, 515.77)) and g.pixel_size == 172e-6
-    assert g.mask.sum() > 0  # the PILATUS gaps (-1) are masked
+    assert g.sentinels == (-1.0, -2.0)  # the PILATUS gap and bad-pixel markers, declared

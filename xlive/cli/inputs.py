@@ -1,73 +1,42 @@
-"""What every analysing command takes: ``--geometry``, ``--mask``, ``--metadata``, ``--config``,
-``--timeout``; and how it opens the run with them (waiting for a run that does not exist yet)."""
+"""What the analysing commands record about their inputs, and the geometry plan of
+``--geometry``, ``--mask`` and the configuration's ``[geometry]`` table (the options themselves
+are added by :func:`xlive.cli.process.add_source_options`)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
-def add_analysis_options(p: argparse.ArgumentParser, *, config: bool = True,
-                         timeout: bool = True) -> None:
-    """Add the geometry, mask, metadata, configuration (and waiting) options to ``p``."""
-    g = p.add_argument_group("geometry, mask, metadata and settings")
-    g.add_argument("--geometry", metavar="FILE", default=None,
-                   help="detector geometry: CrystFEL .geom, pyFAI .poni or NXmx master "
-                        "(.h5/.nxs); replaces what the run's headers say")
-    g.add_argument("--mask", metavar="FILE", default=None,
-                   help="extra mask, nonzero = masked: .npy, an image (CBF, TIFF, EDF...) or "
-                        "HDF5 (FILE or FILE:/dataset)")
-    g.add_argument("--metadata", metavar="FILE", default=None,
-                   help="per-frame side table (CSV or HDF5: timestamps, laser on/off, ...) "
-                        "joined by frame (default: metadata.csv or <run>_metadata.csv beside "
-                        "the run, when there)")
-    if config:
-        g.add_argument("--config", metavar="FILE", default=None,
-                       help="run configuration (TOML): [geometry] values (distance m, "
-                            "wavelength Å, beam_center_x/y px, pixel_size m, file, mask), "
-                            "[analyzers.*], [live], [flags], [aggregate]")
-    if timeout:
-        p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                       help="wait at most this long for a run that does not exist yet "
-                            "(default: no limit)")
-
-
-def geometry_plan(args, cfg):
-    """The :class:`~xlive.geometry.plan.GeometryPlan` of the options and ``[geometry]``."""
+def geometry_plan(args, cfg=None, *, file: bool = True):
+    """The :class:`~xlive.geometry.plan.GeometryPlan` of ``--geometry`` (unless ``file`` is
+    False: the source was opened with it), ``--mask`` and the ``[geometry]`` values of ``cfg``
+    (default: of ``--config``)."""
     from ..geometry.plan import GeometryPlan
 
-    return GeometryPlan.from_options(geometry=getattr(args, "geometry", None),
-                                     mask=getattr(args, "mask", None),
-                                     table=getattr(cfg, "geometry", None))
+    if cfg is None and getattr(args, "config", None):
+        from ..config import load_config
 
-
-def open_run(target, args, cfg, *, wait: bool):
-    """Open ``target`` with the options of ``args`` (a :class:`PendingSource` that waits for
-    it when ``wait`` and it does not exist yet)."""
-    from ..errors import ConfigError
-    from ..sources import open_source
-    from ..sources.pending import PendingSource, target_exists
-
-    options = {}
-    if getattr(args, "metadata", None):
-        if not Path(args.metadata).exists() and not wait:
-            raise ConfigError(f"metadata file {args.metadata} does not exist")
-        options["metadata"] = args.metadata
-    plan = geometry_plan(args, cfg)
-    if wait and not target_exists(str(target)):
-        source = PendingSource(target, timeout=getattr(args, "timeout", None), **options)
-    else:
-        source = open_source(target, **options)
-    if plan is not None:
-        source.geometry_edit = plan
-        source._geometry = None
-    return source
+        cfg = load_config(args.config)
+    geometry = getattr(args, "geometry", None)
+    table = dict(getattr(cfg, "geometry", None) or {})
+    if not file and geometry:  # the source was opened with --geometry (it beats [geometry] file)
+        table.pop("file", None)
+        geometry = None
+    elif not file:
+        geometry = None
+    return GeometryPlan.from_options(geometry=geometry, mask=getattr(args, "mask", None),
+                                     table=table)
 
 
 def provenance(args, cfg) -> dict:
     """What a new feature store records about how it was made (besides source, geometry,
-    configuration and xlive version, which the live loop adds)."""
+    configuration and xlive version, which the live loop adds): the geometry file, mask and
+    side table given, so exports reopen the run as it was analysed."""
     plan = geometry_plan(args, cfg)
+    if plan is not None and plan.file:
+        plan = type(plan)(str(Path(plan.file).absolute()), plan.mask, plan.values)
+    if plan is not None and plan.mask:
+        plan = type(plan)(plan.file, str(Path(plan.mask).absolute()), plan.values)
+    metadata = getattr(args, "metadata", None)
     return {"geometry_options": plan.to_dict() if plan else None,
-            "metadata_file": str(Path(args.metadata).absolute())
-            if getattr(args, "metadata", None) else None}
+            "metadata_file": str(Path(metadata).absolute()) if metadata else None}

@@ -23,9 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=float, default=None,
                    help="fraction of frames to analyse (default: all, sampling when behind)")
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
-    from .inputs import add_analysis_options
+    from .process import add_cluster_option, add_config_option, add_source_options
 
-    add_analysis_options(p)
+    add_config_option(p, ", where workers run ([cluster])")
+    add_cluster_option(p)
+    add_source_options(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -36,7 +38,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..engine.session import LiveSession
     from ..views.app import serve_session, wait_forever
     from ..views.runner import SessionRunner
-    from .inputs import open_run, provenance
 
     def _terminate(signum, frame):
         raise KeyboardInterrupt
@@ -46,10 +47,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.sample:
         config = dataclasses.replace(config, live=dataclasses.replace(config.live,
                                                                       sample=args.sample))
+    from .inputs import provenance
+    from .process import geometry_values, open_run_source
+
     # a run that does not exist yet is waited for: the page says "waiting for RUN"
-    source = open_run(args.target, args, config, wait=True)
-    session = LiveSession(source, args.features, config=config,
+    source = open_run_source(args.target, args, geometry_values(args), wait=True)
+    session = LiveSession(source, args.features, config=config, cluster=args.cluster,
                           store_attrs=provenance(args, config))
+    if session.cluster_workers is not None:
+        print(f"xlive: {session.cluster_workers.summary()}; dask dashboard "
+              f"{session.cluster_workers.dashboard_link}", flush=True)
     runner = SessionRunner(session).start()
     handle = None
     try:

@@ -19,6 +19,7 @@ import numpy as np
 from ..aggregate.flags import Flag, FlagThresholds, status
 from ..aggregate.running import AggregateParams, RunAggregates
 from ..aggregate.timeline import FlagTracker
+from ..faults import merge_flags
 from .live import LiveParams, LiveProcessor
 from .run_clock import RunClock
 
@@ -40,6 +41,10 @@ class LiveSession:
         A run configuration (:class:`~xlive.config.RunConfig` or a TOML file): geometry
         overrides, analyzers, live-loop settings, flag thresholds, aggregate windows. The
         keyword arguments below take precedence over it.
+    cluster
+        Workers on a batch cluster: ``"slurm"``, a dict of ``[cluster]`` keys or a
+        :class:`~xlive.engine.cluster.ClusterParams` (default: the configuration's
+        ``[cluster]`` table). Started here and stopped with the session; not with ``client``.
     store_attrs
         More provenance recorded in a new feature store (e.g. the geometry options).
     wait_timeout
@@ -57,12 +62,14 @@ class LiveSession:
                  client=None, params: LiveParams | None = None,
                  thresholds: FlagThresholds | None = None,
                  aggregate_params: AggregateParams | None = None,
-                 analyzer_params: dict | None = None, config=None,
+                 analyzer_params: dict | None = None, config=None, cluster=None,
                  store_attrs: dict | None = None, wait_timeout: float | None = None):
         from ..config import load_config
+        from ..errors import ConfigError
         from ..geometry.plan import GeometryPlan
         from ..sources import Source, open_source
         from ..sources.pending import PendingSource, target_exists
+        from .cluster import ClusterWorkers, cluster_params
 
         self.config = load_config(config)
         self._own_source = not isinstance(target, Source)
@@ -104,11 +111,22 @@ class LiveSession:
         self.hit_peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         #: called with every stored Block and its metadata, after the aggregates
         self.listeners: list[Callable] = []
+        #: batch-cluster workers (:class:`~xlive.engine.cluster.ClusterWorkers`), or None
+        self.cluster_workers = None
+        cluster = (self.config.cluster if cluster is None
+                   else cluster_params(cluster, self.config.cluster))
+        if cluster.kind != "local" and client is None:
+            self.cluster_workers = ClusterWorkers(cluster)
+            client = self.cluster_workers.client
+        elif cluster.kind != "local":
+            raise ConfigError("give a LiveSession either a client or a cluster, not both")
         # a resumed store hands its frames to _on_block first: all history at once
         self.processor = LiveProcessor(self.source, self.features, analyzers=analyzers,
                                        client=client, params=params or self.config.live,
                                        history_listeners=[self._on_block], config=self.config,
                                        attrs=store_attrs)
+        if self.cluster_workers is not None:
+            self.cluster_workers.attach(self.processor)
         self._last_flags = 0.0
         self.error: BaseException | None = None
 
@@ -119,7 +137,7 @@ class LiveSession:
                 self.aggregates.geometry = self.source.geometry
             self.aggregates.declare(self.processor.specs)
             self.tracker.update(block, meta)  # the aggregates, then the flag rules
-            self.flags = self.tracker.flags
+            self.flags = merge_flags(self.tracker.flags, self.processor.update_faults())
             self._save_timeline()
             if "is_hit" not in block:
                 hits = np.zeros(len(block), bool)
@@ -155,7 +173,10 @@ class LiveSession:
     def update_flags(self) -> list[Flag]:
         """Evaluate every rule now (the live loop evaluates them as blocks arrive)."""
         with self.lock:
-            self.flags = self.tracker.evaluate_all()
+            # the rules judge the run along its frames; faults (unreadable, dropped, refused)
+            # the whole run
+            self.flags = merge_flags(self.tracker.evaluate_all(),
+                                     self.processor.update_faults())
             self._last_flags = time.time()
             return self.flags
 
@@ -186,6 +207,8 @@ class LiveSession:
         self.processor.close()
         with self.lock:
             self._save_timeline()
+        if self.cluster_workers is not None:
+            self.cluster_workers.close()
         if self._own_source:
             self.source.close()
 

@@ -13,8 +13,6 @@ fails for missing ones: the caller completes them from ``--geometry``, the run c
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import GeometryError
 from .core import Geometry
 from .minicbf import _PATTERNS
@@ -98,7 +96,7 @@ def how_to_give(missing) -> str:
 
 
 def geometry_from_quantities(q: dict, *, shape: tuple[int, int], mask=None,
-                             description: str = "") -> Geometry:
+                             description: str = "", sentinels=None) -> Geometry:
     """A single flat detector from ``q``; raises GeometryError naming what is missing."""
     missing = missing_quantities(q)
     if missing:
@@ -108,9 +106,4 @@ def geometry_from_quantities(q: dict, *, shape: tuple[int, int], mask=None,
                            beam_center_x=q["beam_center_x"], beam_center_y=q["beam_center_y"],
                            wavelength=q["wavelength"], mask=mask,
                            saturation_value=q.get("saturation_value"),
-                           description=description)
-
-
-def first_mask(data: np.ndarray) -> np.ndarray | None:
-    """PILATUS gaps (-1) and bad pixels (-2) of signed data (None for other data)."""
-    return (data == -1) | (data == -2) if data.dtype.kind == "i" else None
+                           description=description, sentinels=sentinels)

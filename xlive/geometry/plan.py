@@ -27,29 +27,36 @@ from .headers import QUANTITIES, geometry_from_quantities
 
 #: ``[geometry]`` numbers that override the geometry (besides the QUANTITIES)
 EXTRA = ("saturation_value",)
+#: ``[geometry]`` numbers only a geometry file that leaves them to the data uses
+FILE_ONLY = ("clen", "photon_energy")
 
 
-def read_geometry_file(path: str | Path, *, shape=None, distance=None,
-                       wavelength=None) -> Geometry:
-    """A geometry file by its suffix: ``.geom`` (CrystFEL), ``.poni`` (pyFAI), ``.h5``/``.nxs``
-    (NXmx master)."""
-    from .crystfel import read_crystfel_geom
-    from .nxmx import read_nxmx_geometry
-    from .poni import read_poni_geometry
-
+def read_geometry_file(path: str | Path, *, shape=None, **values) -> Geometry:
+    """A geometry file by its suffix: ``.geom`` (CrystFEL), ``.poni`` (pyFAI; ``shape`` when it
+    gives none), ``.h5``/``.nxs`` (NXmx master) or ``.json`` (xlive); ``values`` (``clen``,
+    ``distance``, ``wavelength``, ``photon_energy``) complete what the file leaves to the data
+    (see :func:`xlive.geometry.files.read_geometry_file`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"geometry file {path} does not exist")
     suffix = path.suffix.lower()
-    if suffix == ".geom":
-        return read_crystfel_geom(path, distance=distance, wavelength=wavelength)
+    values = {k: v for k, v in values.items() if v is not None}
+    if suffix == ".json":
+        import json
+
+        try:
+            d = json.loads(path.read_text())
+            return Geometry.from_dict(d.get("geometry", d))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GeometryError(f"{path} is not an xlive geometry JSON ({exc})") from None
     if suffix == ".poni":
-        return read_poni_geometry(path, shape=tuple(shape) if shape else None,
-                                  wavelength=wavelength)
-    if suffix in (".h5", ".hdf5", ".nxs", ".nx5"):
-        return read_nxmx_geometry(path)
-    raise GeometryError(f"{path}: unknown geometry file type {suffix!r}; give a CrystFEL .geom, "
-                        "a pyFAI .poni or an NXmx master (.h5/.nxs)")
+        from .poni import read_poni_geometry
+
+        return read_poni_geometry(path, shape=tuple(shape) if shape and all(shape) else None,
+                                  wavelength=values.get("wavelength"))
+    from .files import read_geometry_file as read_file
+
+    return read_file(path, **values)
 
 
 def read_mask_file(spec: str | Path, shape: tuple[int, int]) -> np.ndarray:
@@ -109,7 +116,8 @@ class GeometryPlan:
         mask = mask or table.pop("mask", None)
         table.pop("file", None)
         table.pop("mask", None)
-        values = {k: float(v) for k, v in table.items() if k in QUANTITIES or k in EXTRA}
+        values = {k: float(v) for k, v in table.items()
+                  if k in QUANTITIES or k in EXTRA or k in FILE_ONLY}
         if not (file or mask or values):
             return None
         return cls(file=file, mask=mask, values=values)
@@ -119,15 +127,16 @@ class GeometryPlan:
             tuple(source._frame_shape_hint()) if source is not None else (0, 0))
         v = self.values
         if self.file:
-            geom = read_geometry_file(self.file, shape=shape, distance=v.get("distance"),
-                                      wavelength=v.get("wavelength"))
+            geom = read_geometry_file(self.file, shape=shape, **{
+                k: v[k] for k in ("clen", "distance", "wavelength", "photon_energy") if k in v})
         if geom is None:
             if not all(shape):
                 raise GeometryError("the run has no frame yet: its detector shape is unknown")
             q = dict(getattr(source, "header_quantities", None) or {})
             q.update({k: x for k, x in v.items()})
             geom = geometry_from_quantities(q, shape=shape, description="from the headers "
-                                            "and [geometry]")
+                                            "and [geometry]",
+                                            sentinels=getattr(source, "header_sentinels", None))
         else:
             geom = apply_values(geom, v)
         if self.mask:

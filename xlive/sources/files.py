@@ -111,7 +111,11 @@ class FilesSource(Source):
             except Exception as exc:
                 if len(pending) == 1 and time.time() - _mtime(first) <= self.settle_time:
                     return 0  # probably still being written: retry at the next poll
-                raise SourceError(f"cannot read the first image {first}: {exc}") from exc
+                reason = (str(exc).strip()
+                          or "no message; the file is probably truncated or corrupt")
+                raise SourceError(f"cannot read the first image {first} "
+                                  f"({type(exc).__name__}: {reason}); check the file or "
+                                  "start from the next one") from exc
             self._shape, self._dtype = frame.shape, frame.dtype
             self._first_data = frame
             self._take([first])
@@ -150,19 +154,24 @@ class FilesSource(Source):
         if self._shape is None:
             return None
         from ..geometry.headers import (
-            first_mask,
             geometry_from_quantities,
             missing_quantities,
             quantities_from_header,
         )
+        from ..geometry.minicbf import geometry_from_minicbf_header
 
         self.header_quantities = quantities_from_header(self._first_header, self._shape)
+        # PILATUS headers (miniCBF, TIFF): -1 marks module gaps, -2 bad pixels
+        pilatus = "Pixel_size" in self._first_header or \
+            "_array_data.header_contents" in self._first_header
+        self.header_sentinels = (-1, -2) if pilatus else None
         if missing_quantities(self.header_quantities):
-            return None
-        data = getattr(self, "_first_data", None)
+            return None  # completed by --geometry or [geometry] (GeometryPlan), or an error
+        contents = self._first_header.get("_array_data.header_contents")
+        if contents:
+            return geometry_from_minicbf_header(contents, shape=self._shape)
         return geometry_from_quantities(
-            self.header_quantities, shape=self._shape,
-            mask=first_mask(data) if data is not None else None,
+            self.header_quantities, shape=self._shape, sentinels=self.header_sentinels,
             description=str(self._first_header.get("Detector", "")).strip())
 
     def _frame_shape_hint(self) -> tuple[int, int]:
@@ -170,6 +179,9 @@ class FilesSource(Source):
 
     def _dtype_hint(self) -> np.dtype:
         return self._dtype or np.dtype("int32")
+
+    def frame_origin(self, index: int) -> str | None:
+        return os.path.basename(self._files[index]) if 0 <= index < len(self._files) else None
 
     @property
     def files(self) -> list[str]:
