@@ -139,10 +139,13 @@ def open_run_source(target: str, args: argparse.Namespace, values: dict | None =
         if not Path(args.metadata).exists() and not wait:
             raise ConfigError(f"metadata file {args.metadata} does not exist")
         options["metadata"] = args.metadata
-    if getattr(args, "geometry", None):
-        options["geometry"] = load_geometry_file(args.geometry, values)
     kind = guess_source(str(target)) if "://" not in str(target) or str(target).startswith(
         "karabo://") else None
+    # streams and EuXFEL runs take the geometry when opened; other runs build theirs at the
+    # first frame (a GeometryPlan, which knows the detector shape a PONI file may lack)
+    early = "://" in str(target) or kind == "euxfel"
+    if getattr(args, "geometry", None) and early:
+        options["geometry"] = load_geometry_file(args.geometry, values)
     if getattr(args, "detector", None):
         if kind not in ("euxfel", "karabo"):
             raise ConfigError("--detector applies to European XFEL run folders and "
@@ -154,9 +157,16 @@ def open_run_source(target: str, args: argparse.Namespace, values: dict | None =
     if wait and not target_exists(str(target)):
         source = PendingSource(target, timeout=getattr(args, "timeout", None), **options)
     else:
-        source = open_source(target, **options)
-    # --mask and the [geometry] values apply when the run's geometry is first built
-    plan = geometry_plan(args, file=False)
+        try:
+            source = open_source(target, **options)
+        except SourceError:
+            if not wait:
+                raise
+            # there but not readable yet (a run folder whose data is being created): retry
+            source = PendingSource(target, timeout=getattr(args, "timeout", None), **options)
+            source.refresh()
+    # --geometry, --mask and the [geometry] values apply when the geometry is first built
+    plan = geometry_plan(args, file=not early)
     if plan is not None:
         source.geometry_edit = plan
         source._geometry = None

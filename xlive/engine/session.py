@@ -65,7 +65,7 @@ class LiveSession:
                  analyzer_params: dict | None = None, config=None, cluster=None,
                  store_attrs: dict | None = None, wait_timeout: float | None = None):
         from ..config import load_config
-        from ..errors import ConfigError
+        from ..errors import ConfigError, SourceError
         from ..geometry.plan import GeometryPlan
         from ..sources import Source, open_source
         from ..sources.pending import PendingSource, target_exists
@@ -78,7 +78,11 @@ class LiveSession:
         elif not target_exists(target):  # started before the run: wait for it
             self.source = PendingSource(target, timeout=wait_timeout)
         else:
-            self.source = open_source(target)
+            try:
+                self.source = open_source(target)
+            except SourceError:  # there, not readable yet (data being created): keep trying,
+                # saying why on the status line
+                self.source = PendingSource(target, timeout=wait_timeout)
         plan = GeometryPlan.from_options(table=self.config.geometry)
         if plan is not None and self.source.geometry_edit is None:
             # [geometry] applies when the geometry is first built (the first frame)

@@ -71,8 +71,9 @@ class PendingSource(Source):
         """What the source waits for, in words."""
         if self._inner is not None:
             return getattr(self._inner, "waiting_for", "")
-        why = f" ({self.last_error})" if self.last_error else ""
-        return f"waiting for {self.target} to appear{why}"
+        if self.last_error:
+            return f"waiting for {self.target} to be readable ({self.last_error})"
+        return f"waiting for {self.target} to appear"
 
     @property
     def path(self):
