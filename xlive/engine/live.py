@@ -107,7 +107,12 @@ def default_client(n_workers: int | None = None, processes: bool = False):
     quiet = dict(dashboard_address=None, silence_logs=logging.ERROR)
     # no dashboard, so nobody reads the workers' statistical profiles: their sampling thread
     # cost about 1 ms of CPU per EIGER 4M frame (bench/workers_scaling.py)
-    with warnings.catch_warnings(), dask.config.set({"distributed.worker.profile.enabled": False}):
+    # each comm keeps its last low-level-log-length batches of messages for debugging: with
+    # the default (1000) the client's copies of recent task graphs (frame indices, pickled
+    # arguments) stay alive, ~0.5 MB per 1000 frames until the log is full (bench/soak.py)
+    config = {"distributed.worker.profile.enabled": False,
+              "distributed.admin.low-level-log-length": 10}
+    with warnings.catch_warnings(), dask.config.set(config):
         # without a dashboard the scheduler still opens an HTTP port and warns when 8787 is taken
         warnings.filterwarnings("ignore", message="Port 8787 is already in use")
         if processes:
@@ -116,7 +121,7 @@ def default_client(n_workers: int | None = None, processes: bool = False):
         else:
             cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
                                    processes=False, **quiet)
-    client = Client(cluster)
+        client = Client(cluster)
     if processes:
         client.run(_one_codec_thread)
     return client
