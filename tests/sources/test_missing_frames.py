@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xlive.aggregate.faults import fault_flags, run_faults
 from xlive.errors import BadFrameError
-from xlive.faults import fault_flags, run_faults
 from xlive.sources import open_source
 
 

@@ -52,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --live: never skip frames, however late")
     p.add_argument("--scheduler", default=None,
                    help="address of a running dask.distributed scheduler (default: local)")
+    add_cluster_option(p)
     p.add_argument("--workers", type=positive_int("--workers"), default=None,
                    help="local dask worker threads (or processes with --processes)")
     p.add_argument("--processes", action="store_true", help="local workers as processes")
@@ -62,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spool", default=None,
                    help="for tcp:// streams: the spool folder receiving the frames (default: "
                         "OUT with '-spool.zarr'); a restarted process continues the same run")
+    add_detector_option(p)
     p.add_argument("--hits-cxi", default=None,
                    help="also write hits as they are found into this CXI file (+ .lst beside)")
     from .outputs import add_db_option
@@ -72,35 +74,107 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_process)
 
 
+# --------------------------------------------------------------------------- sources
+def add_detector_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", default=None,
+                   help="European XFEL runs: the detector (SPB_DET_AGIPD1M-1, an ePix100 "
+                        "source...); Karabo bridge (karabo://HOST:PORT): the source")
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """``--geometry`` and ``--detector``, for the commands that open a run."""
+    p.add_argument("--geometry", default=None,
+                   help="detector geometry file: CrystFEL .geom, pyFAI .poni, NXmx .h5 or xlive "
+                        ".json (values a .geom leaves to the data, e.g. its clen, come from "
+                        "[geometry] clen/distance/wavelength in --config)")
+    add_detector_option(p)
+
+
+def geometry_values(args: argparse.Namespace) -> dict:
+    """The ``[geometry]`` values of ``--config`` a geometry file or an EuXFEL run may need."""
+    from ..config import load_config
+    from ..geometry.files import FILE_VALUES
+
+    if not getattr(args, "config", None):
+        return {}
+    return {k: v for k, v in load_config(args.config).geometry.items() if k in FILE_VALUES}
+
+
+def open_run_source(target: str, args: argparse.Namespace, values: dict | None = None,
+                    **options):
+    """The run's source with the geometry file, detector and config values the user gave;
+    prints a loud warning when the geometry is known to be a placeholder."""
+    import sys
+
+    from ..geometry.files import placeholder_warning
+    from ..registry import guess_source
+    from ..sources import open_source
+
+    values = values or {}
+    if getattr(args, "geometry", None):
+        options["geometry"] = load_geometry_file(args.geometry, values)
+    kind = guess_source(str(target)) if "://" not in str(target) or str(target).startswith(
+        "karabo://") else None
+    if getattr(args, "detector", None):
+        if kind not in ("euxfel", "karabo"):
+            raise ConfigError("--detector applies to European XFEL run folders and "
+                              "karabo://HOST:PORT streams")
+        options["detector" if kind == "euxfel" else "source"] = args.detector
+    if kind == "euxfel" and "geometry" not in options:
+        options.update({k: values[k] for k in ("distance", "wavelength", "photon_energy")
+                        if k in values})
+    source = open_source(target, **options)
+    if source.refresh():
+        try:
+            warning = placeholder_warning(source.geometry)
+        except Exception:  # the geometry error is reported where the geometry is used
+            warning = None
+        if warning:
+            print(f"xlive: {warning}", file=sys.stderr, flush=True)
+    return source
+
+
 def add_config_option(p: argparse.ArgumentParser, more: str = "") -> None:
     p.add_argument("--config", default=None,
                    help="run configuration (TOML): geometry overrides, analyzers and their "
                         f"parameters, live-loop settings, flag thresholds{more}")
 
 
+def add_cluster_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", choices=["local", "slurm"], default=None,
+                   help="where workers run: this machine, or SLURM jobs through dask-jobqueue "
+                        "sized by the [cluster] table of --config (default: that table's kind, "
+                        "else local)")
+
+
+def notice(text: str) -> None:
+    """Print a plain-language notice above a progress bar."""
+    import sys
+
+    from tqdm import tqdm
+
+    tqdm.write(f"xlive: {text}", file=sys.stderr)
+
+
 # --------------------------------------------------------------------------- process
-def _client(args):
-    from ..engine.live import default_client
+def _client(args, cfg):
+    """(client, batch-cluster workers or None) for --scheduler / --cluster / local."""
+    from ..engine.cluster import cluster_params, make_client
 
-    if args.scheduler:
-        from dask.distributed import Client
-
-        return Client(args.scheduler)
-    return default_client(args.workers, processes=args.processes)
+    params = cluster_params(args.cluster, cfg.cluster) if args.cluster else cfg.cluster
+    return make_client(params, scheduler=args.scheduler, workers=args.workers,
+                       processes=args.processes, notice=notice)
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from ..sources import open_source
 
     options = {}
-    if args.geometry:
-        options["geometry"] = load_geometry_file(args.geometry)
     if args.target.startswith("tcp://"):
         options["spool"] = args.spool or default_spool(args.out)
     elif args.spool:
         raise ConfigError("--spool applies to tcp:// streams only")
     # a stream's receiver starts first, before the heavy imports: a detector does not wait
-    source = open_source(args.target, **options)
+    source = open_run_source(args.target, args, geometry_values(args), **options)
     try:
         return _process(args, source)
     finally:
@@ -121,9 +195,11 @@ def _process(args: argparse.Namespace, source) -> int:
     else:
         cfg = load_config(args.config)
     n = source.refresh()
-    if cfg.geometry and n:
+    if cfg.geometry and n and not args.geometry and not getattr(source, "distance", None):
         source.set_geometry(cfg.apply_geometry(source.geometry))
-    client = _client(args)
+    client, workers = _client(args, cfg)
+    if workers is not None:
+        notice(f"{workers.summary()}; dask dashboard {workers.dashboard_link}")
     listeners = []
     try:
         if args.fill_in:
@@ -147,12 +223,15 @@ def _process(args: argparse.Namespace, source) -> int:
                 tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
             done_before = lp.store.frames_done_count() if lp.store is not None else 0
             bar.update(done_before)
+            if workers is not None:
+                workers.attach(lp)
 
             def progress(proc):
                 bar.total = max(bar.total or 0, proc.source.n_frames)
                 bar.n = done_before + proc.stats.frames_stored + proc.stats.frames_skipped
                 bar.set_postfix(lag=f"{proc.stats.lag_percentile(95):.1f}s",
-                                rate=f"{proc.stats.throughput():.0f}/s", refresh=False)
+                                rate=f"{proc.stats.throughput():.0f}/s", refresh=False,
+                                **({"workers": workers.summary()} if workers else {}))
                 bar.refresh()
 
             stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress)
@@ -164,13 +243,16 @@ def _process(args: argparse.Namespace, source) -> int:
     finally:
         for f in listeners:
             f.close()
-        client.close()
+        if workers is not None:
+            workers.close()
+        else:
+            client.close()
     return 0
 
 
 def _print_faults(faults: dict | None) -> None:
     """One line per fault (unreadable, dropped, refused frames): a faulty run never looks clean."""
-    from ..faults import faults_text
+    from ..aggregate.faults import faults_text
 
     lines = faults_text(faults)
     if lines:
@@ -186,8 +268,9 @@ def default_spool(out: str) -> str:
     return str(path.with_name(stem + "-spool.zarr"))
 
 
-def load_geometry_file(path: str):
-    """A Geometry from a .geom, .poni, NXmx (.h5/.nxs) or xlive .json file."""
+def load_geometry_file(path: str, values: dict | None = None):
+    """A Geometry from a .geom, .poni, NXmx (.h5/.nxs) or xlive .json file; ``values``
+    (clen, distance, wavelength, photon_energy) complete or override the file's."""
     from ..errors import GeometryError
     from ..geometry import Geometry
 
@@ -195,18 +278,10 @@ def load_geometry_file(path: str):
     if not p.is_file():
         raise ConfigError(f"--geometry {path}: no such file")
     suffix = p.suffix.lower()
-    if suffix == ".geom":
-        from ..geometry.crystfel import read_crystfel_geom
+    if suffix in (".geom", ".poni", ".h5", ".nxs", ".hdf5"):
+        from ..geometry.files import read_geometry_file
 
-        return read_crystfel_geom(p)
-    if suffix == ".poni":
-        from ..geometry.poni import read_poni_geometry
-
-        return read_poni_geometry(p)
-    if suffix in (".h5", ".nxs", ".hdf5"):
-        from ..geometry.nxmx import read_nxmx_geometry
-
-        return read_nxmx_geometry(p)
+        return read_geometry_file(p, **(values or {}))
     if suffix == ".json":
         try:
             d = json.loads(p.read_text())

@@ -19,21 +19,21 @@ import math
 import os
 import time
 import uuid
-import warnings
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..aggregate.reducers import merge_partials
+from ..aggregate.ring import RingSeries
 from ..conventions import TIMESTAMP
 from ..errors import ConfigError
-from ..ring import RingSeries
 from ..validate import check_fields
 from .backlog import fixed_step, sample_backlog
 from .block import Block, concat_blocks
-from .cluster import FrameBuffers
+from .cluster import FrameBuffers, default_client  # noqa: F401  (default_client: also from here)
 from .features import analyze_block, feature_coords, feature_specs, release_partials
 from .store import BAD, DONE, SKIPPED, FeatureStore
 
@@ -98,42 +98,6 @@ class LiveStats:
         return float(np.percentile(np.asarray(self.lags), p)) if self.lags else float("nan")
 
 
-def default_client(n_workers: int | None = None, processes: bool = False):
-    """A local dask.distributed client sized to the machine (threads: the kernels drop the GIL)."""
-    import dask
-    from dask.distributed import Client, LocalCluster
-
-    ncores = os.cpu_count() or 1
-    quiet = dict(dashboard_address=None, silence_logs=logging.ERROR)
-    # no dashboard, so nobody reads the workers' statistical profiles: their sampling thread
-    # cost about 1 ms of CPU per EIGER 4M frame (bench/workers_scaling.py)
-    # each comm keeps its last low-level-log-length batches of messages for debugging: with
-    # the default (1000) the client's copies of recent task graphs (frame indices, pickled
-    # arguments) stay alive, ~0.5 MB per 1000 frames until the log is full (bench/soak.py)
-    config = {"distributed.worker.profile.enabled": False,
-              "distributed.admin.low-level-log-length": 10}
-    with warnings.catch_warnings(), dask.config.set(config):
-        # without a dashboard the scheduler still opens an HTTP port and warns when 8787 is taken
-        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
-        if processes:
-            cluster = LocalCluster(n_workers=n_workers or ncores, threads_per_worker=1,
-                                   processes=True, **quiet)
-        else:
-            cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
-                                   processes=False, **quiet)
-        client = Client(cluster)
-    if processes:
-        client.run(_one_codec_thread)
-    return client
-
-
-def _one_codec_thread() -> None:
-    """One Blosc thread per worker process: workers already share out the cores."""
-    import numcodecs.blosc
-
-    numcodecs.blosc.set_nthreads(1)
-
-
 class LiveProcessor:
     """Compute features of a (possibly growing) run into a FeatureStore, resumably.
 
@@ -182,11 +146,14 @@ class LiveProcessor:
         #: blocks gathered from the workers, not yet stored
         self._unstored: list[Block] = []
         self._nthreads: tuple[float, int] | None = None
+        self._workers_seen: tuple[float, int] | None = None
         self._last_poll = -math.inf
         #: key under which workers hold this processor's partial aggregates
         self._hold_key = f"xlive-partials-{uuid.uuid4().hex}"
         self._last_store = 0.0
         self._seen = 0
+        #: (time, frames) of each poll that found new frames: the arrival rate
+        self._arrivals: collections.deque = collections.deque(maxlen=256)
         self._first_seen: dict[int, float] = {}
         self._done = FrameSet()
         self._reader_f = None
@@ -272,6 +239,20 @@ class LiveProcessor:
             self._nthreads = (now, n)
         return self._nthreads[1]
 
+    def _has_workers(self) -> bool:
+        """Whether any worker is connected (asked every 0.5 s while there is none, else 5 s)."""
+        now = time.monotonic()
+        seen = self._workers_seen
+        if seen is None or now - seen[0] > (5.0 if seen[1] else 0.5):
+            try:
+                n = len(self.client.nthreads())
+            except Exception:
+                n = 1
+            self._workers_seen = (now, n)
+            if n:  # once there are workers, ask only when the thread count is asked again
+                self._nthreads = None
+        return self._workers_seen[1] > 0
+
     def _poll(self) -> None:
         # a step follows each finished block: while busy, look at the source once per poll
         # interval only (each look opens the run's metadata)
@@ -285,6 +266,7 @@ class LiveProcessor:
         self.store.see(n)
         self._reader_f = None  # workers get the reader as it is now (new files, segments)
         now = time.time()
+        self._arrivals.append((now, n - self._seen))
         step = fixed_step(self.params.sample)
         skipped = []
         for i in range(self._seen, n):
@@ -324,7 +306,18 @@ class LiveProcessor:
             self.stats.frames_skipped += len(skip)
 
     def _submit(self) -> None:
-        self._futures_setup()
+        if self._queue and not self._has_workers():
+            return  # e.g. batch jobs still queued: ship nothing until a worker is there
+        try:
+            self._futures_setup()
+        except (OSError, CancelledError, TimeoutError) as exc:
+            # a worker left while the reader and analyzers were shipped (a batch job
+            # cancelled): ship them again at the next step, to the workers there are then
+            log.info("shipping to the workers failed (%s: %s); trying again",
+                     type(exc).__name__, exc)
+            self._analyzers_f = self._reducers_f = self._reader_f = None
+            self._workers_seen = None
+            return
         limit = self.params.max_in_flight or 2 * self._threads
         while self._queue and len(self._in_flight) < limit:
             idx = [self._queue.popleft() for _ in range(self._block_size(limit))]
@@ -351,7 +344,13 @@ class LiveProcessor:
                 dwait(list(self._in_flight), timeout=wait, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 pass  # nothing finished yet: poll again
+            except CancelledError:
+                pass  # blocks lost with a worker: queued again below
         finished = [f for f in self._in_flight if f.done()]
+        lost = [f for f in finished if f.cancelled()]
+        if lost:
+            self._requeue(lost)
+            finished = [f for f in finished if not f.cancelled()]
         self._unstored.extend(fut.result() for fut in finished)
         for fut in finished:
             self._in_flight.pop(fut)
@@ -362,12 +361,25 @@ class LiveProcessor:
             return self._store_unstored()
         return 0
 
+    def _requeue(self, lost: list) -> None:
+        """Queue again the frames of blocks cancelled because a worker left with the data
+        they needed (the only worker holding the scattered reader and analyzers, e.g. a
+        batch job cancelled); the reader and analyzers are shipped again."""
+        for fut in lost:
+            self._queue.extendleft(reversed(self._in_flight.pop(fut)))
+        self._analyzers_f = self._reducers_f = self._reader_f = None
+        self._workers_seen = None  # ask again before shipping them
+        log.info("%d blocks lost with a worker; computing them again", len(lost))
+
     def _release_partials(self) -> dict:
         """The partial aggregates the workers still hold for this processor."""
         if not self.reducers:
             return {}
-        held = self.client.run(release_partials, self._hold_key)
-        return merge_partials(list(held.values()))
+        held = list(self.client.run(release_partials, self._hold_key, on_error="ignore").values())
+        # a worker that ran in this process and has left (the stand-in while batch jobs
+        # waited, see xlive.cluster) leaves its partials here
+        held.append(release_partials(self._hold_key))
+        return merge_partials(held)
 
     def _store_unstored(self, partials: dict | None = None) -> int:
         """One store write for every block finished since the last, then the listeners
@@ -399,9 +411,9 @@ class LiveProcessor:
         return len(idx)
 
     def faults(self) -> dict:
-        """The run's faults now (see :mod:`xlive.faults`): the source's own, plus the frames
+        """The run's faults now (see :mod:`xlive.aggregate.faults`): the source's own, plus the frames
         found unreadable, by file."""
-        from ..faults import run_faults
+        from ..aggregate.faults import run_faults
 
         return run_faults(self.source, sorted(self._bad))
 
@@ -494,6 +506,19 @@ class LiveProcessor:
         self._collect(wait=0, flush=True)
         self.update_faults(force=True)
         return self.stats
+
+    def backlog(self) -> int:
+        """Frames queued or computing."""
+        return len(self._queue) + sum(len(idx) for idx in self._in_flight.values())
+
+    def arrival_rate(self, window: float = 10.0) -> float:
+        """New frames per second seen over the last ``window`` seconds."""
+        now = time.time()
+        recent = [(t, k) for t, k in list(self._arrivals) if now - t <= window]
+        if len(recent) < 2:
+            return 0.0
+        span = max(now - recent[0][0], 1e-3)
+        return sum(k for _, k in recent[1:]) / span
 
     def pending(self) -> np.ndarray:
         """Frames seen but neither computed nor bad (skipped ones included)."""
