@@ -40,7 +40,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y")
+GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y", "clen",
+                 "photon_energy")
 TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "cluster")
 
 

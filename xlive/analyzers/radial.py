@@ -119,7 +119,7 @@ class RadialProfile:
                  lost: np.ndarray) -> None:
         """Add one frame's valid values per bin to ``sums``, invalid pixels' weights to
         ``lost``: the run kernel for integer frames of up to 32 bits, else the per-pixel one."""
-        if runs_apply(frame.dtype):
+        if runs_apply(frame.dtype, lo):
             r = self.runs
             run_sums(frame, self.weights, hi, r.start, r.end, r.bin, r.row_ptr, sums, lost)
         else:
@@ -127,7 +127,7 @@ class RadialProfile:
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames = as_block(frames, self.geometry.shape, self.name)
-        lo, hi = valid_range(frames.dtype)
+        lo, hi = valid_range(frames.dtype, self.geometry)
         n_bins = self.params.n_bins
         out = np.empty((frames.shape[0], n_bins), np.float32)
         for k, frame in enumerate(frames):

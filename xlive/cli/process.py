@@ -63,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spool", default=None,
                    help="for tcp:// streams: the spool folder receiving the frames (default: "
                         "OUT with '-spool.zarr'); a restarted process continues the same run")
+    add_detector_option(p)
     p.add_argument("--hits-cxi", default=None,
                    help="also write hits as they are found into this CXI file (+ .lst beside)")
     from .outputs import add_db_option
@@ -71,6 +72,66 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-db", action="store_true", help="do not record the run in the run database")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_process)
+
+
+# --------------------------------------------------------------------------- sources
+def add_detector_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", default=None,
+                   help="European XFEL runs: the detector (SPB_DET_AGIPD1M-1, an ePix100 "
+                        "source...); Karabo bridge (karabo://HOST:PORT): the source")
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """``--geometry`` and ``--detector``, for the commands that open a run."""
+    p.add_argument("--geometry", default=None,
+                   help="detector geometry file: CrystFEL .geom, pyFAI .poni, NXmx .h5 or xlive "
+                        ".json (values a .geom leaves to the data, e.g. its clen, come from "
+                        "[geometry] clen/distance/wavelength in --config)")
+    add_detector_option(p)
+
+
+def geometry_values(args: argparse.Namespace) -> dict:
+    """The ``[geometry]`` values of ``--config`` a geometry file or an EuXFEL run may need."""
+    from ..config import load_config
+    from ..geometry.files import FILE_VALUES
+
+    if not getattr(args, "config", None):
+        return {}
+    return {k: v for k, v in load_config(args.config).geometry.items() if k in FILE_VALUES}
+
+
+def open_run_source(target: str, args: argparse.Namespace, values: dict | None = None,
+                    **options):
+    """The run's source with the geometry file, detector and config values the user gave;
+    prints a loud warning when the geometry is known to be a placeholder."""
+    import sys
+
+    from ..geometry.files import placeholder_warning
+    from ..registry import guess_source
+    from ..sources import open_source
+
+    values = values or {}
+    if getattr(args, "geometry", None):
+        options["geometry"] = load_geometry_file(args.geometry, values)
+    kind = guess_source(str(target)) if "://" not in str(target) or str(target).startswith(
+        "karabo://") else None
+    if getattr(args, "detector", None):
+        if kind not in ("euxfel", "karabo"):
+            raise ConfigError("--detector applies to European XFEL run folders and "
+                              "karabo://HOST:PORT streams")
+        options["detector" if kind == "euxfel" else "source"] = args.detector
+    if kind == "euxfel" and "geometry" not in options:
+        options.update({k: values[k] for k in ("distance", "wavelength", "photon_energy")
+                        if k in values})
+    source = open_source(target, **options)
+    if source.refresh():
+        try:
+            warning = placeholder_warning(source.geometry)
+        except Exception:  # the geometry error is reported where the geometry is used
+            warning = None
+        if warning:
+            print(f"xlive: {warning}", file=sys.stderr, flush=True)
+    return source
 
 
 def add_config_option(p: argparse.ArgumentParser, more: str = "") -> None:
@@ -106,17 +167,14 @@ def _client(args, cfg):
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from ..sources import open_source
 
     options = {}
-    if args.geometry:
-        options["geometry"] = load_geometry_file(args.geometry)
     if args.target.startswith("tcp://"):
         options["spool"] = args.spool or default_spool(args.out)
     elif args.spool:
         raise ConfigError("--spool applies to tcp:// streams only")
     # a stream's receiver starts first, before the heavy imports: a detector does not wait
-    source = open_source(args.target, **options)
+    source = open_run_source(args.target, args, geometry_values(args), **options)
     try:
         return _process(args, source)
     finally:
@@ -137,7 +195,7 @@ def _process(args: argparse.Namespace, source) -> int:
     else:
         cfg = load_config(args.config)
     n = source.refresh()
-    if cfg.geometry and n:
+    if cfg.geometry and n and not args.geometry and not getattr(source, "distance", None):
         source.set_geometry(cfg.apply_geometry(source.geometry))
     client, workers = _client(args, cfg)
     if workers is not None:
@@ -210,8 +268,9 @@ def default_spool(out: str) -> str:
     return str(path.with_name(stem + "-spool.zarr"))
 
 
-def load_geometry_file(path: str):
-    """A Geometry from a .geom, .poni, NXmx (.h5/.nxs) or xlive .json file."""
+def load_geometry_file(path: str, values: dict | None = None):
+    """A Geometry from a .geom, .poni, NXmx (.h5/.nxs) or xlive .json file; ``values``
+    (clen, distance, wavelength, photon_energy) complete or override the file's."""
     from ..errors import GeometryError
     from ..geometry import Geometry
 
@@ -219,18 +278,10 @@ def load_geometry_file(path: str):
     if not p.is_file():
         raise ConfigError(f"--geometry {path}: no such file")
     suffix = p.suffix.lower()
-    if suffix == ".geom":
-        from ..geometry.crystfel import read_crystfel_geom
+    if suffix in (".geom", ".poni", ".h5", ".nxs", ".hdf5"):
+        from ..geometry.files import read_geometry_file
 
-        return read_crystfel_geom(p)
-    if suffix == ".poni":
-        from ..geometry.poni import read_poni_geometry
-
-        return read_poni_geometry(p)
-    if suffix in (".h5", ".nxs", ".hdf5"):
-        from ..geometry.nxmx import read_nxmx_geometry
-
-        return read_nxmx_geometry(p)
+        return read_geometry_file(p, **(values or {}))
     if suffix == ".json":
         try:
             d = json.loads(p.read_text())

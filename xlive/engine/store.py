@@ -28,7 +28,7 @@ from ..errors import ConfigError, SourceError
 PENDING, DONE, BAD, SKIPPED = 0, 1, 2, 3
 CHUNK = 128
 META_FIELDS = {"timestamp": "float64", "laser_on": "bool", "pulse_energy": "float32",
-               "frame_number": "int64"}
+               "frame_number": "int64", "train_id": "uint64", "pulse_id": "uint64"}
 
 
 #: threads that write a block's arrays concurrently (zarr's own I/O is asynchronous: each

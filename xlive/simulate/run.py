@@ -21,12 +21,15 @@ import numpy as np
 
 from ..conventions import FRAME_NUMBER, LASER_ON, PULSE_ENERGY, TIMESTAMP
 from ..errors import ConfigError
+from ..geometry.detectors import IntegratingModel
 from .model import Simulation
 from .params import SimParams
 from .truth import TruthWriter
 
 FORMATS = ("zarr", "eiger-h5", "cbf")
 RUN_FILE = "xlive-run.json"
+#: CrystFEL geometry written beside runs of multi-panel detectors
+GEOM_FILE = "detector.geom"
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,11 @@ def write_run(
     check_options(frames=frames, rate=rate, fmt=fmt, frames_per_file=frames_per_file)
     params = params or SimParams(**sim_kwargs)
     sim = Simulation(params)
+    if isinstance(sim.detector, IntegratingModel) and fmt != "zarr":
+        raise ConfigError(
+            f"{sim.detector.name} is a multi-panel integrating detector: simulate it with "
+            f"--format zarr (the CrystFEL geometry of its panels is written beside the run as "
+            f"{GEOM_FILE}); {fmt} headers describe one flat panel only")
     out = Path(out)
     prepare_folder(out, overwrite)
     det = sim.detector
@@ -131,6 +139,11 @@ def write_run(
         "truth": "truth.zarr", "metadata": None if fmt == "zarr" else "metadata.csv",
         "params": params.to_dict(), "complete": False,
     }
+    if isinstance(det, IntegratingModel):
+        from ..geometry.crystfel import write_crystfel_geom
+
+        write_crystfel_geom(sim.geometry, out / GEOM_FILE)
+        description["crystfel_geometry"] = GEOM_FILE
     _write_json(out / RUN_FILE, description)
     sim.prepare()  # noisy backgrounds first: no CPU burst once frames are flowing
     writer = _make_writer(fmt, out, name, sim, frames, frames_per_file, frame_time)
