@@ -166,7 +166,8 @@ class ClusterParams:
     start_timeout: float = 60.0
     #: threads of the stand-in worker on this machine (0: all cores; -1: never process here)
     local_threads: int = 0
-    #: folder for the job scripts' logs (None: no log files kept)
+    #: folder for the jobs' output (None: SLURM's default, slurm-JOBID.out in the folder
+    #: xlive was started in)
     log_directory: str | None = None
     #: seconds after a worker disappears before its job counts as lost and is replaced
     lost_worker_timeout: float = 2.0
