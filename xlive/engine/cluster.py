@@ -149,6 +149,9 @@ class ClusterParams:
     cores: int = 4
     #: worker processes per job (threads per process = cores / processes)
     processes: int = 1
+    #: run each worker under a dask nanny process (restarts it when it dies of memory); off:
+    #: the job runs the worker itself (one Python start-up less; SLURM supervises the job)
+    nanny: bool = True
     #: memory per job, e.g. "16GB"
     memory: str = "16GB"
     #: walltime per job, HH:MM:SS
@@ -168,7 +171,8 @@ class ClusterParams:
     start_timeout: float = 60.0
     #: threads of the stand-in worker on this machine (0: all cores; -1: never process here)
     local_threads: int = 0
-    #: folder for the job scripts' logs (None: no log files kept)
+    #: folder for the jobs' output (None: SLURM's default, slurm-JOBID.out in the folder
+    #: xlive was started in)
     log_directory: str | None = None
     #: seconds after a worker disappears before its job counts as lost and is replaced
     lost_worker_timeout: float = 2.0
@@ -222,7 +226,7 @@ def slurm_cluster(params: ClusterParams, *, local_directory: str | None = None):
     kw = dict(cores=params.cores, processes=params.processes, memory=params.memory,
               walltime=params.walltime, queue=params.queue, account=params.account,
               job_extra_directives=list(params.extra_directives),
-              interface=params.interface, python=sys.executable,
+              interface=params.interface, python=sys.executable, nanny=params.nanny,
               # ":0": any free port (None would still try 8787, which is often taken)
               scheduler_options={"dashboard_address": ":0"},
               log_directory=params.log_directory)

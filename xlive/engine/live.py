@@ -377,7 +377,7 @@ class LiveProcessor:
             return {}
         held = list(self.client.run(release_partials, self._hold_key, on_error="ignore").values())
         # a worker that ran in this process and has left (the stand-in while batch jobs
-        # waited, see xlive.cluster) leaves its partials here
+        # waited, see xlive.engine.cluster) leaves its partials here
         held.append(release_partials(self._hold_key))
         return merge_partials(held)
 
