@@ -109,11 +109,18 @@ def lattice_type(d: np.ndarray, *, length_tol: float = 0.01,
     ``length_tol`` is relative to the cube root of the cell volume; ``angle_tol`` in degrees.
     """
     import spglib
+    import spglib.error
 
+    # errors as exceptions (spglib's recommended mode; the old one warns on every call)
+    spglib.error.OLD_ERROR_HANDLING = False
     d = niggli_basis(d)
     vol = abs(np.linalg.det(d))
-    ds = spglib.get_symmetry_dataset((d, [[0.0, 0.0, 0.0]], [1]),
-                                     symprec=length_tol * vol ** (1 / 3), angle_tolerance=angle_tol)
+    try:
+        ds = spglib.get_symmetry_dataset((d, [[0.0, 0.0, 0.0]], [1]),
+                                         symprec=length_tol * vol ** (1 / 3),
+                                         angle_tolerance=angle_tol)
+    except spglib.error.SpglibError:
+        ds = None
     if ds is None:
         return LatticeType("aP", d)
     conv = np.linalg.inv(ds.transformation_matrix).T @ d
