@@ -71,6 +71,10 @@ class RunAggregates:
         self.separation = np.zeros(p.separation_bins, np.int64)
         self.radial: dict[bool, dict[str, np.ndarray | int]] = {}
         self.updates = 0
+        from .aggregate_indexing import IndexingAggParams, IndexingAggregates
+
+        #: indexing rate, lattices and unit cells (idle for runs without indexing)
+        self.indexing = IndexingAggregates(IndexingAggParams(window=p.window))
 
     # ------------------------------------------------------------------ update
     def __call__(self, result: dict, meta: dict) -> None:
@@ -85,6 +89,7 @@ class RunAggregates:
         self._update_partials(result.get("partials", {}))
         if n == 0:
             return
+        self.indexing.update(result, meta)
         #: runs without laser metadata are not split into laser on / off
         self.has_laser = getattr(self, "has_laser", False) or LASER_ON in meta
         laser = np.asarray(meta.get(LASER_ON, np.zeros(good.size, bool)), bool)[good]

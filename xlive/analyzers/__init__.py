@@ -37,16 +37,30 @@ __all__ = [
 
 def default_analyzers(geometry: Geometry, *, radial: RadialParams | None = None,
                       spots: SpotParams | None = None, stats: StatsParams | None = None,
-                      fused: bool = True) -> list[Analyzer]:
+                      fused: bool = True, indexing=None,
+                      indexing_budget: float | None = None) -> list[Analyzer]:
     """The built-in set: radial profile, spots (+ hits, spot features), frame statistics.
 
     ``fused=True`` gives one :class:`FrameAnalyzer` (one read per frame, the fast choice);
-    ``fused=False`` the three separate analyzers, with the same output names.
+    ``fused=False`` the three separate analyzers, with the same output names. ``indexing``
+    (:class:`~xlive.analyzers.indexing.IndexingParams`, or True for the defaults) indexes every
+    hit after the spot finder (:class:`~xlive.analyzers.indexing.IndexedAnalyzer`), within
+    ``indexing_budget`` (share of the frame analysis time) if given.
     """
     if fused:
-        return [FrameAnalyzer(geometry, radial=radial, spots=spots, stats=stats)]
-    return [RadialProfile(geometry, radial), SpotFinder(geometry, spots),
-            FrameStats(geometry, stats)]
+        out = [FrameAnalyzer(geometry, radial=radial, spots=spots, stats=stats)]
+    else:
+        out = [RadialProfile(geometry, radial), SpotFinder(geometry, spots),
+               FrameStats(geometry, stats)]
+    if indexing is not None and indexing is not False:
+        from .indexing import IndexedAnalyzer, Indexer, IndexingParams
+
+        params = IndexingParams() if indexing is True else indexing
+        k = 0 if fused else 1
+        max_peaks = (spots or SpotParams()).max_peaks
+        out[k] = IndexedAnalyzer(out[k], Indexer(geometry, params, max_peaks=max_peaks),
+                                 budget=indexing_budget)
+    return out
 
 
 def analyze_frames(frames: np.ndarray, geometry: Geometry,
