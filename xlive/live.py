@@ -196,6 +196,8 @@ class LiveProcessor:
         if self.store is None:
             attrs = {"source": source_label(self.source),
                      "geometry": self.source.geometry.to_dict() if have_frames else None}
+            for a in self.analyzers:  # e.g. the indexer's given cell
+                attrs.update(getattr(a, "store_attrs", dict)())
             self.store = FeatureStore.open_or_create(
                 self._store_arg, specs=feature_specs(self.analyzers),
                 coords=feature_coords(self.analyzers), attrs=attrs)

@@ -117,12 +117,14 @@ class Indexer:
         ]
 
     def coords(self) -> dict[str, tuple[str, np.ndarray, dict]]:
+        # integer coordinates with their labels in attrs (Zarr v3 has no stable string type)
         return {
             LATTICE: (LATTICE, np.arange(self.params.max_lattices), {}),
-            CELL_PARAM: (CELL_PARAM, np.array(CELL_PARAMS),
-                         {"units": "a, b, c: angstrom; alpha, beta, gamma: degree"}),
-            XYZ: (XYZ, np.array(["x", "y", "z"]), {"long_name": "lab axis"}),
-            AXIS: (AXIS, np.array(["a*", "b*", "c*"]), {"long_name": "reciprocal axis"}),
+            CELL_PARAM: (CELL_PARAM, np.arange(6),
+                         {"labels": " ".join(CELL_PARAMS),
+                          "units": "a, b, c: angstrom; alpha, beta, gamma: degree"}),
+            XYZ: (XYZ, np.arange(3), {"labels": "x y z", "long_name": "lab axis"}),
+            AXIS: (AXIS, np.arange(3), {"labels": "a* b* c*", "long_name": "reciprocal axis"}),
         }
 
     # ------------------------------------------------------------------ compute
@@ -218,6 +220,12 @@ class IndexedAnalyzer:
 
     def describe(self) -> list[FeatureSpec]:
         return self.inner.describe() + self.indexer.describe()
+
+    def store_attrs(self) -> dict:
+        """Feature-store attributes: the cell and space group indexing was given."""
+        p = self.indexer.params
+        return {"indexing_cell": None if p.cell is None else [float(v) for v in p.cell],
+                "indexing_space_group": p.space_group}
 
     def coords(self) -> dict:
         return {**self.inner.coords(), **self.indexer.coords()}
