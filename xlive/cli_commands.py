@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not open a web browser on the dashboard")
     p.add_argument("--port", type=int, default=5006,
                    help="port of the dashboard on 127.0.0.1 (default %(default)s; taken: any)")
+    from .cli_indexing import add_indexing_options
+
+    add_indexing_options(p)  # the demo indexes to the simulated cell unless told otherwise
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -60,7 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "live-loop settings, flag thresholds")
     p.add_argument("--hits-cxi", default=None,
                    help="also write hits as they are found into this CXI file (+ .lst beside)")
+    from .cli_indexing import add_indexing_options
     from .cli_outputs import add_db_option
+
+    add_indexing_options(p)
 
     add_db_option(p)
     p.add_argument("--no-db", action="store_true", help="do not record the run in the run database")
@@ -90,7 +96,9 @@ def cmd_process(args: argparse.Namespace) -> int:
 
     if args.sample is not None and not 0 < args.sample <= 1:
         raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
-    cfg = load_config(args.config)
+    from .cli_indexing import apply_indexing_options
+
+    cfg = apply_indexing_options(load_config(args.config), args)
     source = open_source(args.target)
     n = source.refresh()
     if cfg.geometry and n:
@@ -205,7 +213,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     session = handle = None
     try:
         _wait_for_run(run, writer)
-        session = LiveSession(run, feats, params=LiveParams(latency_budget=3.0))
+        from .cli_indexing import session_analyzer_params
+
+        session = LiveSession(run, feats, params=LiveParams(latency_budget=3.0),
+                              analyzer_params=session_analyzer_params(
+                                  args, default_cell=tuple(args.unit_cell), default_budget=0.5))
         # analyzers exist once the first frame does: the page then has its spot controls
         deadline = time.monotonic() + 60
         while not session.processor.prepare() and writer.poll() is None \

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=float, default=None,
                    help="fraction of frames to analyse (default: all, sampling when behind)")
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
+    from .cli_indexing import add_indexing_options
+
+    add_indexing_options(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -38,8 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    from .cli_indexing import session_analyzer_params
+
     session = LiveSession(args.target, args.features,
-                          params=LiveParams(sample=args.sample) if args.sample else None)
+                          params=LiveParams(sample=args.sample) if args.sample else None,
+                          analyzer_params=session_analyzer_params(args, default_budget=0.5))
     runner = SessionRunner(session).start()
     handle = None
     try:

@@ -26,7 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y")
-TABLES = ("geometry", "analyzers", "live", "flags", "aggregate")
+TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "indexing")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +40,27 @@ class RunConfig:
     live: LiveParams = field(default_factory=LiveParams)
     flags: FlagThresholds = field(default_factory=FlagThresholds)
     aggregate: AggregateParams = field(default_factory=AggregateParams)
+    #: ``[indexing]``: ``enabled``, ``budget`` and IndexingParams keys (``cell``, ...)
+    indexing: dict = field(default_factory=dict)
+
+    def indexing_params(self):
+        """(IndexingParams or None, budget): None when indexing is not asked for.
+
+        Indexing runs when the table says ``enabled = true`` or gives a ``cell``.
+        """
+        from .analyzers.indexing import IndexingParams
+
+        table = dict(self.indexing)
+        enabled = table.pop("enabled", None)
+        budget = table.pop("budget", None)
+        if not (enabled or (enabled is None and table.get("cell") is not None)):
+            return None, None
+        return _build(IndexingParams, table, "indexing"), budget
+
+    def with_indexing(self, **changes) -> RunConfig:
+        """A copy whose ``[indexing]`` table has ``changes`` (None values left out)."""
+        table = {**self.indexing, **{k: v for k, v in changes.items() if v is not None}}
+        return dataclasses.replace(self, indexing=table)
 
     def apply_geometry(self, geom: Geometry) -> Geometry:
         """The geometry with this configuration's overrides applied."""
@@ -66,12 +87,13 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"[analyzers] has unknown tables {unknown}; allowed: {sorted(kinds)}")
         params = {k: _build(kinds[k], v, f"analyzers.{k}") for k, v in self.analyzers.items()}
-        return default_analyzers(geometry, **params)
+        indexing, budget = self.indexing_params()
+        return default_analyzers(geometry, **params, indexing=indexing, indexing_budget=budget)
 
     def to_dict(self) -> dict:
         return {"geometry": dict(self.geometry), "analyzers": dict(self.analyzers),
                 "live": dataclasses.asdict(self.live), "flags": dataclasses.asdict(self.flags),
-                "aggregate": dataclasses.asdict(self.aggregate)}
+                "aggregate": dataclasses.asdict(self.aggregate), "indexing": dict(self.indexing)}
 
 
 def _build(cls, table: dict, name: str):
@@ -103,7 +125,22 @@ def parse_config(data: dict, *, origin: str = "configuration") -> RunConfig:
         live=_build(LiveParams, data.get("live", {}), "live"),
         flags=_build(FlagThresholds, data.get("flags", {}), "flags"),
         aggregate=_build(AggregateParams, data.get("aggregate", {}), "aggregate"),
+        indexing=_indexing_table(data.get("indexing", {}), origin),
     )
+
+
+def _indexing_table(table: dict, origin: str) -> dict:
+    """The ``[indexing]`` table, checked now (keys, cell, space group)."""
+    from .analyzers.indexing import IndexingParams
+
+    table = dict(table)
+    rest = {k: v for k, v in table.items() if k not in ("enabled", "budget")}
+    _build(IndexingParams, rest, "indexing")
+    budget = table.get("budget")
+    if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
+        raise ConfigError(f"{origin} [indexing] budget must be a number > 0 (share of the frame "
+                          f"analysis time indexing may use), got {budget!r}")
+    return table
 
 
 def load_config(path: str | Path | None) -> RunConfig:

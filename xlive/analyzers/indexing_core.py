@@ -86,6 +86,24 @@ class IndexingParams:
     #: angle tolerance (degrees) when matching a given cell (or a first lattice's cell)
     angle_tol: float = 3.0
 
+    def __post_init__(self):
+        from ..errors import ConfigError
+
+        if self.cell is not None:
+            object.__setattr__(self, "cell", tuple(float(v) for v in self.cell))
+            TargetCell(self.cell, self.space_group)  # checks both
+        elif self.space_group is not None:
+            raise ConfigError("indexing: a space group needs a cell (give cell = [a, b, c, "
+                              "alpha, beta, gamma] too)")
+        if not 0 < self.tol < 0.5 or not 0 < self.vector_tol < 0.5:
+            raise ConfigError(f"indexing: tol and vector_tol must be in (0, 0.5), got "
+                              f"{self.tol}, {self.vector_tol}")
+        if self.max_lattices < 1 or self.min_indexed < 3 or self.step <= 0:
+            raise ConfigError("indexing: max_lattices >= 1, min_indexed >= 3 and step > 0")
+        if not self.min_cell < self.max_cell:
+            raise ConfigError(f"indexing: min_cell ({self.min_cell}) must be below max_cell "
+                              f"({self.max_cell}) angstrom")
+
     @property
     def target(self) -> TargetCell | None:
         return None if self.cell is None else TargetCell(tuple(self.cell), self.space_group)
