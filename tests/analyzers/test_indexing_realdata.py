@@ -19,7 +19,7 @@ THAUMATIN = (58.6, 58.6, 151.5, 90.0, 90.0, 90.0)
 
 @pytest.fixture(scope="module")
 def thaumatin(realdata):
-    from xlive.geometry_io.minicbf import read_minicbf_geometry
+    from xlive.geometry.minicbf import read_minicbf_geometry
 
     folder = realdata / "pilatus6M_thaumatin_grid"
     geom = read_minicbf_geometry(folder / "thau_3_2_0005.cbf.bz2")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from xlive_testing import run_xlive
 
+from xlive.engine.store import open_features
 from xlive.outputs.rundb import RunDB
 from xlive.outputs.stream import read_stream
 from xlive.simulate import write_run
-from xlive.store import open_features
 
 CELL = "79.1,79.1,37.9,90,90,90"
 
@@ -77,7 +77,7 @@ def test_indexing_options_errors(indexed, tmp_path):
     cfg.write_text("[indexing]\ncel = [79.1, 79.1, 37.9, 90, 90, 90]\n")
     bad = run_xlive("process", str(run), "--out", str(tmp_path / "f.zarr"), "--config", str(cfg),
                     check=False)
-    assert bad.returncode == 2 and "unknown keys ['cel']" in bad.stderr
+    assert bad.returncode == 2 and "has no key 'cel' (did you mean 'cell'?)" in bad.stderr
     plain = tmp_path / "plain.zarr"
     run_xlive("process", str(run), "--out", str(plain), "--no-db", "-q", "--workers", "1")
     bad = run_xlive("export-hits", str(plain), "--cxi", str(tmp_path / "x.cxi"), "--stream",

@@ -9,12 +9,12 @@ import pytest
 from xlive.analyzers import default_analyzers
 from xlive.analyzers.indexing import IndexingParams
 from xlive.analyzers.indexing_cells import cell_parameters
-from xlive.live import LiveParams, LiveProcessor, default_client
+from xlive.engine.live import LiveParams, LiveProcessor, default_client
+from xlive.engine.store import open_features
 from xlive.outputs.hits import export_hits
 from xlive.outputs.stream import read_stream
 from xlive.simulate import write_run
 from xlive.sources import open_source
-from xlive.store import open_features
 
 LYSOZYME = (79.1, 79.1, 37.9, 90.0, 90.0, 90.0)
 

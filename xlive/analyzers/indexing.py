@@ -73,7 +73,8 @@ class Indexer:
     (True, 1)
     """
 
-    name = "indexing"
+    #: not "indexing": the registry would take this class for a frame analyzer of that name
+    name = "indexer"
 
     def __init__(self, geometry: Geometry, params: IndexingParams | None = None, *,
                  max_peaks: int = 256):

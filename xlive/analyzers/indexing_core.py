@@ -85,6 +85,9 @@ class IndexingParams:
     length_tol: float = 0.05
     #: angle tolerance (degrees) when matching a given cell (or a first lattice's cell)
     angle_tol: float = 3.0
+    #: largest share of the frame analysis time indexing may take (hits beyond it are left
+    #: for later, ``index_tried`` False); None: index every hit
+    budget: float | None = None
 
     def __post_init__(self):
         from ..errors import ConfigError
@@ -100,6 +103,9 @@ class IndexingParams:
                               f"{self.tol}, {self.vector_tol}")
         if self.max_lattices < 1 or self.min_indexed < 3 or self.step <= 0:
             raise ConfigError("indexing: max_lattices >= 1, min_indexed >= 3 and step > 0")
+        if self.budget is not None and not self.budget > 0:
+            raise ConfigError(f"indexing: budget must be > 0 (share of the frame analysis "
+                              f"time), got {self.budget}")
         if not self.min_cell < self.max_cell:
             raise ConfigError(f"indexing: min_cell ({self.min_cell}) must be below max_cell "
                               f"({self.max_cell}) angstrom")

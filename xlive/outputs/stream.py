@@ -46,7 +46,7 @@ def geometry_text(geometry: Geometry) -> str:
     """The CrystFEL ``.geom`` text of ``geometry`` (without the mask file)."""
     import tempfile
 
-    from ..geometry_io.crystfel import write_crystfel_geom
+    from ..geometry.crystfel import write_crystfel_geom
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "run.geom"
