@@ -83,3 +83,20 @@ def test_indexing_options_errors(indexed, tmp_path):
     bad = run_xlive("export-hits", str(plain), "--cxi", str(tmp_path / "x.cxi"), "--stream",
                     str(tmp_path / "x.stream"), check=False)
     assert bad.returncode == 2 and "--cell or --index" in bad.stderr
+
+
+def test_hits_left_for_later_are_indexed_by_fill_in(indexed, tmp_path):
+    _, run, full = indexed
+    feats = tmp_path / "budget.zarr"
+    run_xlive("process", str(run), "--out", str(feats), "--cell", CELL, "--index-budget",
+              "1e-6", "--workers", "1", "--no-db", "-q")
+    ds = open_features(feats)
+    hit = ds["is_hit"].values
+    assert hit.sum() >= 5 and not ds["index_tried"].values[hit].all()  # a sample only
+    out = run_xlive("process", str(run), "--out", str(feats), "--fill-in", "--workers", "1",
+                    "--no-db", "-q").stdout
+    assert "hits left for later" in out
+    ds, ref = open_features(feats), open_features(full)
+    assert np.array_equal(ds["index_tried"].values, hit)
+    np.testing.assert_array_equal(ds["n_lattices"].values, ref["n_lattices"].values)
+    np.testing.assert_allclose(ds["unit_cell"].values, ref["unit_cell"].values, equal_nan=True)

@@ -120,6 +120,12 @@ def cmd_process(args: argparse.Namespace) -> int:
         if args.fill_in:
             stats = fill_in(source, args.out, client=client, config=cfg)
             print(f"filled in {stats.frames_stored} frames into {args.out}")
+            from ..engine.index_fill import fill_in_indexing
+            from ..engine.store import FeatureStore
+
+            if "index_tried" in FeatureStore.open(args.out).specs:
+                n_idx = fill_in_indexing(args.out, cfg.analyzers.get("indexing"))
+                print(f"indexed {n_idx} hits left for later into {args.out}")
             _record(args)
             return 0
         params = dataclasses.replace(
