@@ -277,6 +277,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\nrun finished: {agg.frames} frames analysed ({lp.stats.frames_skipped} sampled "
               f"out), {info.get('frames_dropped', 0)} dropped by the detector")
         print(f"hits: {agg.hits} ({agg.hit_rate:.1%}); 95% lag {lp.stats.lag_percentile(95):.2f} s")
+        ix = agg.indexing
+        if ix.tried:
+            cell = ", ".join(f"{v:.2f}" for v in ix.median_cell())
+            print(f"indexed: {ix.indexed} of {ix.tried} hits tried ({ix.rate:.0%}; "
+                  f"{ix.multi} with two lattices or more); median cell {cell}")
         print(f"status: {session.status.upper()}")
         for f in flags:
             print(f"  [{f.severity}] {f.message}")
