@@ -195,7 +195,6 @@ def _process(args: argparse.Namespace, source) -> int:
     from ..config import load_config, stored_config
     from ..engine.live import LiveProcessor, fill_in
     from ..engine.store import FeatureStore
-
     from .indexing import apply_indexing_options
 
     if args.fill_in and args.config is None and Path(args.out).exists():
