@@ -195,6 +195,8 @@ class LiveProcessor:
                      "geometry": self.source.geometry.to_dict() if have_frames else None}
             if self.config is not None:
                 attrs["config"] = self.config.to_dict()
+            for a in self.analyzers:  # e.g. the indexer's given cell
+                attrs.update(getattr(a, "store_attrs", dict)())
             self.store = FeatureStore.open_or_create(
                 self._store_arg, specs=feature_specs(self.analyzers),
                 coords=feature_coords(self.analyzers), attrs=attrs)
