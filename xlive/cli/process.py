@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "with the run's final state until Ctrl-C)")
     add_config_option(p)
     add_source_options(p, timeout=False, detector=False)
+    from .indexing import add_indexing_options
+
+    add_indexing_options(p)  # the demo indexes to the simulated cell unless told otherwise
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -70,7 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_source_options(p)
     p.add_argument("--hits-cxi", default=None,
                    help="also write hits as they are found into this CXI file (+ .lst beside)")
+    from .indexing import add_indexing_options
     from .outputs import add_db_option
+
+    add_indexing_options(p)
 
     add_db_option(p)
     p.add_argument("--no-db", action="store_true", help="do not record the run in the run database")
@@ -239,12 +245,14 @@ def _process(args: argparse.Namespace, source) -> int:
     from ..config import load_config, stored_config
     from ..engine.live import LiveProcessor, fill_in
     from ..engine.store import FeatureStore
+    from .indexing import apply_indexing_options
     from .inputs import provenance
 
     if args.fill_in and args.config is None and Path(args.out).exists():
         cfg = stored_config(FeatureStore.open(args.out).info)  # computed as the first pass was
     else:
         cfg = load_config(args.config)
+    cfg = apply_indexing_options(cfg, args)
     n = source.refresh()
     waiting = getattr(source, "waiting_for", "")
     if waiting and not args.live:
@@ -266,6 +274,11 @@ def _process(args: argparse.Namespace, source) -> int:
         if args.fill_in:
             stats = fill_in(source, args.out, client=client, config=cfg)
             print(f"filled in {stats.frames_stored} frames into {args.out}")
+            from ..engine.index_fill import fill_in_indexing
+
+            if "index_tried" in FeatureStore.open(args.out).specs:
+                n_idx = fill_in_indexing(args.out, cfg.analyzers.get("indexing"))
+                print(f"indexed {n_idx} hits left for later into {args.out}")
             _replay_timeline(args.out)  # judged again over every frame
             _print_flags(args.out)
             _record(args)
@@ -331,7 +344,7 @@ def _process(args: argparse.Namespace, source) -> int:
 
 def _print_faults(faults: dict | None) -> None:
     """One line per fault (unreadable, dropped, refused frames): a faulty run never looks clean."""
-    from ..faults import faults_text
+    from ..aggregate.faults import faults_text
 
     lines = faults_text(faults)
     if lines:
@@ -493,9 +506,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     session = handle = source = None
     try:
         _wait_for_run(run, writer)
+        from .indexing import apply_indexing_options
+
         cfg = load_config(args.config)
         if args.config is None:  # the demo keeps the lag short
             cfg = dataclasses.replace(cfg, live=dataclasses.replace(cfg.live, latency_budget=3.0))
+        cfg = apply_indexing_options(cfg, args, default_cell=tuple(args.unit_cell),
+                                     default_budget=0.5)
         source = open_run_source(run, args)  # with --geometry, --mask, --metadata
         session = LiveSession(source, feats, config=cfg, store_attrs=provenance(args, cfg))
         # analyzers exist once the first frame does: the page then has its spot controls
@@ -535,6 +552,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\nrun finished: {agg.frames} frames analysed ({lp.stats.frames_skipped} sampled "
               f"out), {info.get('frames_dropped', 0)} dropped by the detector")
         print(f"hits: {agg.hits} ({agg.hit_rate:.1%}); 95% lag {lp.stats.lag_percentile(95):.2f} s")
+        ix = agg.indexing
+        if ix.tried:
+            cell = ", ".join(f"{v:.2f}" for v in ix.median_cell())
+            print(f"indexed: {ix.indexed} of {ix.tried} hits tried ({ix.rate:.0%}; "
+                  f"{ix.multi} with two lattices or more); median cell {cell}")
         timeline = session.timeline
         print(f"status: {timeline.status().upper()} over the run "
               f"({session.status.upper()} at its end)")
