@@ -30,6 +30,7 @@ _LAZY = {
     "analyze_frames": ("xlive.analyzers", "analyze_frames"),
     "auto_mask": ("xlive.analyzers", "auto_mask"),
     "PixelStats": ("xlive.analyzers", "PixelStats"),
+    "run_variable": ("xlive.variables", "run_variable"),
 }
 
 __all__ = ["Geometry", "Panel", "XliveError", "__version__", *_LAZY]

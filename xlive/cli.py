@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_commands.register(sub)
     from . import cli_outputs; cli_outputs.register(sub)  # noqa: E702, I001
     from . import cli_views; cli_views.register(sub)  # noqa: E702, I001
+    from . import cli_logbook; cli_logbook.register(sub)  # noqa: E702, I001
     return parser
 
 

@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_db_option(p)
     p.add_argument("--no-db", action="store_true", help="do not record the run in the run database")
+    from .cli_logbook import add_variables_option
+
+    add_variables_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_process)
 
@@ -91,6 +94,9 @@ def cmd_process(args: argparse.Namespace) -> int:
     if args.sample is not None and not 0 < args.sample <= 1:
         raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
     cfg = load_config(args.config)
+    from .cli_logbook import finish_recorder, start_recorder, variables_from
+
+    variables = variables_from(args, cfg)
     source = open_source(args.target)
     n = source.refresh()
     if cfg.geometry and n:
@@ -123,6 +129,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         with LiveProcessor(source, args.out, client=client, params=params,
                            analyzers=analyzers, listeners=listeners) as lp, \
                 tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
+            recorder = start_recorder(args, lp, variables, cfg)
             done_before = lp.store.frames_done_count() if lp.store is not None else 0
             bar.update(done_before)
 
@@ -133,10 +140,15 @@ def cmd_process(args: argparse.Namespace) -> int:
                                 rate=f"{proc.stats.throughput():.0f}/s", refresh=False)
                 bar.refresh()
 
-            stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress)
+            try:
+                stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0,
+                               progress=progress)
+            except BaseException:
+                finish_recorder(recorder, ok=False)
+                raise
         print(f"stored features of {stats.frames_stored} frames in {args.out} "
               f"({stats.frames_skipped} skipped; 95% lag {stats.lag_percentile(95):.2f} s)")
-        _record(args)
+        finish_recorder(recorder, _record(args))
     finally:
         for f in listeners:
             f.close()
@@ -144,14 +156,15 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record(args) -> None:
-    """Record (or update) the run's summary in the run database."""
+def _record(args):
+    """Record (or update) the run's summary in the run database (returns it)."""
     if args.no_db:
-        return
+        return None
     from .outputs.rundb import record_run
 
     summary = record_run(args.db, args.out)
     print(f"recorded in the run database: {summary.hits} hits of {summary.frames} frames")
+    return summary
 
 
 # --------------------------------------------------------------------------- demo

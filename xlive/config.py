@@ -26,7 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y")
-TABLES = ("geometry", "analyzers", "live", "flags", "aggregate")
+TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "logbook")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +40,8 @@ class RunConfig:
     live: LiveParams = field(default_factory=LiveParams)
     flags: FlagThresholds = field(default_factory=FlagThresholds)
     aggregate: AggregateParams = field(default_factory=AggregateParams)
+    #: ``[logbook]``: ``variables`` = a file of @xlive.run_variable functions (issue 18)
+    logbook: dict = field(default_factory=dict)
 
     def apply_geometry(self, geom: Geometry) -> Geometry:
         """The geometry with this configuration's overrides applied."""
@@ -103,7 +105,14 @@ def parse_config(data: dict, *, origin: str = "configuration") -> RunConfig:
         live=_build(LiveParams, data.get("live", {}), "live"),
         flags=_build(FlagThresholds, data.get("flags", {}), "flags"),
         aggregate=_build(AggregateParams, data.get("aggregate", {}), "aggregate"),
+        logbook=_logbook(data.get("logbook", {}), origin),
     )
+
+
+def _logbook(table: dict, origin: str) -> dict:
+    from .variables import check_config_table
+
+    return check_config_table(table, origin)
 
 
 def load_config(path: str | Path | None) -> RunConfig:

@@ -1,0 +1,124 @@
+"""``xlive logbook`` (the run table of a database in the browser), the logbook form of
+``xlive runs``, and the ``--variables`` option shared by ``process``, ``serve`` and ``runs``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+
+VARIABLES_HELP = ("Python file of @xlive.run_variable functions: each adds a column to the "
+                  "run table (re-computed for past runs when the file changes)")
+
+
+def add_variables_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--variables", default=None, metavar="FILE", help=VARIABLES_HELP)
+
+
+def variables_from(args: argparse.Namespace, cfg=None):
+    """The VariableSet of ``--variables`` (else the configuration's ``[logbook] variables``)."""
+    path = getattr(args, "variables", None) or (cfg.logbook.get("variables") if cfg else None)
+    if not path:
+        return None
+    from .variables import load_variables
+
+    return load_variables(path)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``logbook`` to the ``xlive`` parser."""
+    from .cli_outputs import add_db_option
+
+    p = sub.add_parser(
+        "logbook", help="the run table of a run database in the browser (live)",
+        description="Serve the beamtime logbook: one row per run of the run database, updated "
+                    "live while runs are processed, with comments, tags and user variables. "
+                    "Stop with Ctrl-C.")
+    add_db_option(p)
+    add_variables_option(p)
+    p.add_argument("--port", type=int, default=5007,
+                   help="TCP port (default %(default)s; 0 picks a free one)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="interface to listen on (default %(default)s: this machine only)")
+    p.add_argument("--show", action="store_true", help="open the page in a web browser")
+    p.set_defaults(func=cmd_logbook)
+
+
+def cmd_logbook(args: argparse.Namespace) -> int:
+    from .views.app import wait_forever
+    from .views.logbook_app import serve_logbook
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    handle = serve_logbook(args.db, variables=args.variables, port=args.port,
+                           address=args.address, open_browser=args.show)
+    print(f"xlive: logbook of {handle.db_url} at {handle.url} (Ctrl-C stops)", flush=True)
+    try:
+        wait_forever(handle)
+    except KeyboardInterrupt:
+        print("xlive: stopping", flush=True)
+    finally:
+        handle.stop()
+    return 0
+
+
+def cmd_runs_logbook(args: argparse.Namespace) -> int:
+    """``xlive runs``: the logbook table (variables computed where stale) as text, CSV or JSON."""
+    from .outputs.logbook import logbook_frame, refresh_variables, text_frame
+    from .outputs.logbook_db import LogbookDB
+
+    variables = variables_from(args)
+    with LogbookDB(args.db) as logdb:
+        if variables is not None:
+            refresh_variables(logdb, variables)
+        df = logbook_frame(logdb, variables)
+        where = logdb.rundb.safe_url
+    if args.format == "json":
+        records = df.drop(columns=["trend"]).to_dict(orient="records")
+        for rec, spark in zip(records, df["trend"], strict=True):
+            rec["trend"] = spark
+        print(json.dumps(records, default=str, indent=1, ensure_ascii=False))
+        return 0
+    text = text_frame(df)  # a variable that raised: "error: ..." in its cell
+    drop = ["errors"] + ([] if args.features else ["features", "link"])
+    for c in ("indexing_rate", "cell", "lag", "comment", "tags"):  # hide columns nobody filled
+        if (text[c] == "").all():
+            drop.append(c)
+    text = text.drop(columns=drop)
+    if args.format == "csv":
+        print(text.to_csv(index=False), end="")
+        return 0
+    if df.empty:
+        print(f"no runs recorded in {where}")
+        return 0
+    print(text.to_string(index=False))
+    return 0
+
+
+def start_recorder(args: argparse.Namespace, processor, variables=None, cfg=None, link=None):
+    """A :class:`~xlive.outputs.logbook.LiveRecorder` following ``processor`` (None with
+    ``--no-db``): the run's row in the logbook, live."""
+    if getattr(args, "no_db", False):
+        return None
+    from .outputs.logbook import LiveRecorder
+
+    kw = {}
+    if cfg is not None:
+        kw = {"aggregate_params": cfg.aggregate, "thresholds": cfg.flags}
+    return LiveRecorder(args.db, variables=variables, link=link, **kw).attach(processor)
+
+
+def finish_recorder(recorder, summary=None, *, ok: bool = True) -> None:
+    """The run's final logbook row (``finished``, every variable), or ``stopped`` after an
+    error or an interrupt."""
+    if recorder is None:
+        return
+    try:
+        if ok:
+            recorder.finish(flags=summary.flags if summary is not None else None)
+        else:
+            recorder.write(state="stopped")
+    finally:
+        recorder.close()
