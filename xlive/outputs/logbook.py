@@ -334,9 +334,11 @@ class LiveRecorder:
                                 lag=lag if np.isfinite(lag) else None, started=self._started)
         if self.variables is not None:
             _, res = compute_variables(self.variables, feats, self.run)
+            rec = self.logdb.rundb.get(self.run)
+            basis = f"{rec['times_processed']}@{rec['processed_at']}" if rec else None
             self.logdb.set_variables(self.run, res, titles=self.variables.titles,
                                      digest=self.variables.digest, live=state != "finished",
-                                     replace=True)
+                                     replace=True, basis=basis)
 
     def close(self) -> None:
         self.logdb.close()
@@ -344,18 +346,17 @@ class LiveRecorder:
 
 # --------------------------------------------------------------------------- past runs
 def _known_runs(logdb: LogbookDB) -> dict[str, dict]:
-    """Every run of the database: key -> {features, state, changed (time of last record)}."""
+    """Every run of the database: key -> {features, state, basis (names its last record)}."""
     runs: dict[str, dict] = {}
     for r in logdb.rundb.runs():
         runs[r["run"]] = {"features": r["features"], "state": "finished",
-                          "changed": r["processed_at"]}
+                          "basis": f"{r['times_processed']}@{r['processed_at']}"}
     for p in logdb.progress():
-        e = runs.setdefault(p["run"], {"features": None, "state": None, "changed": None})
+        e = runs.setdefault(p["run"], {"features": None, "state": None, "basis": None})
         e["features"] = p["features"] or e["features"]
         e["state"] = p["state"]
-        if e["changed"] is None or (p["updated"] and p["state"] != "live"
-                                    and p["updated"] > e["changed"]):
-            e["changed"] = p["updated"]
+        if e["basis"] is None and p["state"] != "live":
+            e["basis"] = f"progress@{p['updated']}"
     return runs
 
 
@@ -364,7 +365,7 @@ def refresh_variables(logdb: LogbookDB, variables: VariableSet, *, include_live:
     """Compute the variables of every run whose stored values are stale; returns those runs.
 
     Stale: computed from another version of the file (its hash differs), a variable missing,
-    a live value of a run since finished, or a run recorded again after its values were.
+    a live value of a run since finished, or a run recorded again since.
     """
     stored: dict[str, dict[str, dict]] = {}
     for v in logdb.variables():
@@ -377,15 +378,13 @@ def refresh_variables(logdb: LogbookDB, variables: VariableSet, *, include_live:
         live = info["state"] == "live"
         stale = (set(variables.names) - set(have)
                  or any(v["digest"] != variables.digest for v in have.values())
-                 or (not live and any(v["live"] for v in have.values()))
-                 or (info["changed"] is not None and any(
-                     v["computed"] is not None and v["computed"] < info["changed"]
-                     for v in have.values())))
+                 or (not live and any(v["live"] or v["basis"] != info["basis"]
+                                      for v in have.values())))
         if not stale:
             continue
         _, res = compute_variables(variables, info["features"], run)
         logdb.set_variables(run, res, titles=variables.titles, digest=variables.digest,
-                            live=live, replace=True)
+                            live=live, replace=True, basis=info["basis"])
         done.append(run)
     return done
 
@@ -422,8 +421,10 @@ def logbook_frame(logdb: LogbookDB, variables: VariableSet | None = None) -> pd.
         s, p, n = summaries.get(run), progress.get(run), notes.get(run, {})
         seen = p["frames_seen"] if p else (
             s["frames"] + s["frames_bad"] + s["frames_skipped"] + s["frames_pending"])
-        pick = (lambda k, sk=None: p[k] if p and p.get(k) is not None else  # noqa: E731
-                (s.get(sk or k) if s else None))
+
+        def pick(k, sk=None, p=p, s=s):
+            return p[k] if p and p.get(k) is not None else (s.get(sk or k) if s else None)
+
         flags = p["flags"] if p and p.get("flags") is not None else \
             [f["name"] for f in (s or {}).get("flags") or []]
         if s and s.get("flags") and p and p.get("state") != "live":  # the run's full record

@@ -60,7 +60,7 @@ variables_table = Table(
     Column("run", String(512), nullable=False),
     Column("name", String(200), nullable=False),
     Column("title", Text), Column("value", JSON), Column("error", Text),
-    Column("digest", String(64)), Column("live", Boolean),
+    Column("digest", String(64)), Column("live", Boolean), Column("basis", String(80)),
     Column("computed", DateTime(timezone=True)),
     UniqueConstraint("run", "name", name="uq_xlive_logbook_variable"),
 )
@@ -142,11 +142,12 @@ class LogbookDB:
 
     # ------------------------------------------------------------------ variables
     def set_variables(self, run: str, results: dict, *, titles: dict, digest: str,
-                      live: bool = False, replace: bool = False) -> None:
+                      live: bool = False, replace: bool = False, basis: str | None = None
+                      ) -> None:
         """Store variable results ``{name: (value, error)}`` of ``run``.
 
         ``replace`` also deletes the run's variables not in ``results`` (a file that dropped
-        them).
+        them); ``basis`` names the record of the run they were computed from.
         """
         t = variables_table
         stamp = now()
@@ -157,7 +158,7 @@ class LogbookDB:
                 select(t.c.id, t.c.name).where(t.c.run == run))}
             for name, (value, error) in results.items():
                 values = dict(title=titles.get(name, name), value=value, error=error,
-                              digest=digest, live=live, computed=stamp)
+                              digest=digest, live=live, computed=stamp, basis=basis)
                 if name in have:
                     conn.execute(t.update().where(t.c.id == have[name]).values(**values))
                 else:
