@@ -66,11 +66,12 @@ def cmd_logbook(args: argparse.Namespace) -> int:
 
 def cmd_runs_logbook(args: argparse.Namespace) -> int:
     """``xlive runs``: the logbook table (variables computed where stale) as text, CSV or JSON."""
-    from .outputs.logbook import logbook_frame, refresh_variables, text_frame
+    from .outputs.logbook import fill_missing_rows, logbook_frame, refresh_variables, text_frame
     from .outputs.logbook_db import LogbookDB
 
     variables = variables_from(args)
     with LogbookDB(args.db) as logdb:
+        fill_missing_rows(logdb)
         if variables is not None:
             refresh_variables(logdb, variables)
         df = logbook_frame(logdb, variables)

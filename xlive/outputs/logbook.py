@@ -389,6 +389,25 @@ def refresh_variables(logdb: LogbookDB, variables: VariableSet, *, include_live:
     return done
 
 
+def fill_missing_rows(logdb: LogbookDB) -> list[str]:
+    """Give runs recorded without a live process (``xlive record``) their logbook figures
+    (frames seen, trend, indexing rate, cell) from their feature stores; returns those runs."""
+    have = {p["run"] for p in logdb.progress()}
+    done = []
+    for r in logdb.rundb.runs():
+        if r["run"] in have or not r["features"] or not Path(r["features"]).exists():
+            continue
+        try:
+            fig = store_figures(r["features"])
+        except Exception:  # not a readable store: the summary's figures stay
+            continue
+        fig.pop("run")
+        logdb.set_progress(r["run"], **fig, flags=[f["name"] for f in r["flags"] or []],
+                           state="finished", started=r["started"])
+        done.append(r["run"])
+    return done
+
+
 # --------------------------------------------------------------------------- the table
 def _state(p: dict | None) -> str:
     if p is None:

@@ -1,0 +1,321 @@
+"""The logbook view: the run table of a run database as a bokeh DataTable, live.
+
+One :class:`LogbookView` per bokeh document (a page of ``xlive logbook`` or ``xlive serve``, or
+the notebook's :class:`LogbookWidget`). :meth:`LogbookView.update` re-reads the database and
+re-sends the rows only when something changed; comment and tag cells typed in the table are
+written back to the database (other cells are read-only: an edit there is undone). A filter
+box takes text (rows containing it) or a condition (``hit_rate > 0.2 and d_min < 2``); links
+export the rows shown as CSV, Excel or Markdown; each run links to its live page or report;
+a scatter plot shows any numeric column against another across runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+from bokeh.layouts import column, row
+from bokeh.models import (
+    ColumnDataSource,
+    DataTable,
+    Div,
+    HoverTool,
+    HTMLTemplateFormatter,
+    NumberFormatter,
+    Select,
+    StringEditor,
+    TableColumn,
+    TextInput,
+)
+from bokeh.plotting import figure
+
+from ..outputs.logbook import (
+    COLUMNS,
+    cell_text,
+    fill_missing_rows,
+    logbook_frame,
+    refresh_variables,
+)
+from ..outputs.logbook_db import LogbookDB, parse_tags
+
+log = logging.getLogger(__name__)
+
+EDITABLE = ("comment", "tags")
+#: numeric built-in columns (sorted as numbers; offered to the scatter plot)
+NUMERIC = ("seen", "analysed", "hits", "hit_rate", "indexing_rate", "d_min", "lag")
+_FORMATS = {"hit_rate": "0.0%", "indexing_rate": "0.0%", "d_min": "0.00", "lag": "0.0"}
+
+
+def filter_rows(df: pd.DataFrame, text: str) -> pd.DataFrame:
+    """Rows matching ``text``: a pandas condition (``hit_rate > 0.2``) if it parses as one,
+    else rows with ``text`` in any cell (case-insensitive)."""
+    text = (text or "").strip()
+    if not text or df.empty:
+        return df
+    if any(op in text for op in ("<", ">", "==", "!=")):
+        try:
+            return df[df.eval(text).astype(bool)]
+        except Exception:  # not a condition over the columns: search the text
+            pass
+    needle = text.lower()
+    hit = [any(needle in cell_text(v).lower() for v in r) for r in df.itertuples(index=False)]
+    return df[np.asarray(hit, bool)] if len(df) else df
+
+
+def _numeric(values) -> bool:
+    return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+               for v in values)
+
+
+class LogbookView:
+    """The run table of ``db`` (path, URL or :class:`~xlive.outputs.logbook_db.LogbookDB`).
+
+    Parameters
+    ----------
+    db
+        The run database.
+    variables
+        A variables file (path) or :class:`~xlive.variables.VariableSet`: its columns are
+        shown, and computed for runs whose values are stale (at most every ``recompute``
+        seconds, and at once when the file changes).
+    base_url
+        Prefix of the page's export and report links (``/logbook`` on ``xlive serve``);
+        None: no links (the notebook).
+    """
+
+    def __init__(self, db, *, variables=None, base_url: str | None = "", recompute: float = 5.0):
+        self.logdb = db if isinstance(db, LogbookDB) else LogbookDB(db)
+        self._own_db = not isinstance(db, LogbookDB)
+        self._variables_arg = variables
+        self.variables = None
+        self._var_mtime = None
+        self.base_url = base_url
+        self.recompute = recompute
+        self._last_recompute = -math.inf
+        self.df = pd.DataFrame()
+        self.shown = pd.DataFrame()
+        self._digest = None
+        self._written: dict[str, tuple[str, str]] = {}
+        self._setting = False
+        self.edits = 0
+        self.source = ColumnDataSource({})
+        self.table = DataTable(source=self.source, columns=[], editable=True, sortable=True,
+                               index_position=None, sizing_mode="stretch_width", height=360,
+                               selectable=True)
+        self.filter = TextInput(title="Filter (text, or a condition like hit_rate > 0.2)",
+                                value="", width=420)
+        self.filter.on_change("value", lambda attr, old, new: self._show())
+        self.count = Div(text="")
+        self.exports = Div(text="")
+        self.message = Div(text="")
+        self.xsel = Select(title="x", options=list(NUMERIC), value="hit_rate", width=180)
+        self.ysel = Select(title="y", options=list(NUMERIC), value="d_min", width=180)
+        self.scatter_source = ColumnDataSource({"x": [], "y": [], "run": []})
+        self.scatter = figure(height=300, width=420, title="runs: a column against a column",
+                              tools="pan,wheel_zoom,box_zoom,reset,save")
+        self.scatter.scatter("x", "y", source=self.scatter_source, size=9, alpha=0.8)
+        self.scatter.add_tools(HoverTool(tooltips=[("run", "@run"), ("x", "@x"), ("y", "@y")]))
+        for sel in (self.xsel, self.ysel):
+            sel.on_change("value", lambda attr, old, new: self._update_scatter())
+        self.source.on_change("data", self._on_edit)
+        self.root = column(
+            row(self.filter, self.count, self.exports, self.message),
+            self.table,
+            row(column(self.xsel, self.ysel), self.scatter),
+            sizing_mode="stretch_width", name="xlive-logbook")
+        self.update()
+
+    # ------------------------------------------------------------------ data
+    def _load_variables(self):
+        arg = self._variables_arg
+        if arg is None:
+            return None
+        if not isinstance(arg, (str, bytes)) and not hasattr(arg, "__fspath__"):
+            return arg
+        from pathlib import Path
+
+        from ..variables import load_variables
+
+        try:
+            mtime = Path(arg).stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        if self.variables is None or mtime != self._var_mtime:
+            try:
+                self.variables = load_variables(arg)
+                self.message.text = ""
+            except Exception as exc:  # a file half-saved or broken: say so, keep the old one
+                self.message.text = f"<span style='color:#b00'>variables: {exc}</span>"
+            self._var_mtime = mtime
+            self._last_recompute = -math.inf
+        return self.variables
+
+    def update(self) -> bool:
+        """Re-read the database (and recompute stale variables); True if the rows changed."""
+        import time
+
+        fill_missing_rows(self.logdb)
+        variables = self._load_variables()
+        if variables is not None and time.time() - self._last_recompute >= self.recompute:
+            self._last_recompute = time.time()
+            try:
+                refresh_variables(self.logdb, variables)
+            except Exception as exc:  # the table goes on
+                log.warning("logbook: computing variables failed: %s", exc)
+        df = logbook_frame(self.logdb, variables)
+        digest = pd.util.hash_pandas_object(
+            df.map(cell_text) if hasattr(df, "map") else df.applymap(cell_text),
+            index=False).sum() if len(df) else 0
+        digest = (digest, tuple(df.columns))
+        if digest == self._digest:
+            return False
+        self._digest = digest
+        self.df = df
+        self._show()
+        return True
+
+    def _columns(self, df: pd.DataFrame) -> list[TableColumn]:
+        titles = df.attrs.get("titles", {})
+        cols = []
+        for name in [c for c in df.columns if c not in ("errors", "features", "link")]:
+            if name in ("indexing_rate", "cell", "lag") and df[name].map(
+                    lambda v: v is None or v == [] or (isinstance(v, float) and math.isnan(v))
+            ).all():
+                continue  # columns nothing fills (no indexing, no live lag)
+            kw = {}
+            if name in _FORMATS:
+                kw["formatter"] = NumberFormatter(format=_FORMATS[name], nan_format="")
+            elif name in df.attrs.get("variables", []) and _numeric(list(df[name])) and not \
+                    any((df["errors"].iloc[i] or {}).get(name) for i in range(len(df))):
+                kw["formatter"] = NumberFormatter(format="0.[0000]", nan_format="")
+            elif name == "run" and self.base_url is not None:
+                kw["formatter"] = HTMLTemplateFormatter(
+                    template='<a href="<%= _href %>" target="_blank" title="<%= value %>">'
+                             '<%= _label %></a>')
+            width = {"run": 220, "trend": 200, "comment": 240, "flags": 160}.get(name, 90)
+            cols.append(TableColumn(field=name, title=titles.get(name, COLUMNS.get(name, name)),
+                                    width=width, editor=StringEditor(), **kw))
+        return cols
+
+    def _href(self, r) -> str:
+        if r.get("link"):
+            return r["link"]
+        return f"{self.base_url}/report?run={quote(str(r['run']), safe='')}"
+
+    def _data(self, df: pd.DataFrame) -> dict:
+        data: dict = {}
+        names = df.attrs.get("variables", [])
+        for name in df.columns:
+            if name in ("errors",):
+                continue
+            vals = list(df[name])
+            if name in NUMERIC or (name in names and _numeric(vals)):
+                data[name] = [float("nan") if v is None or v != v else float(v) for v in vals]
+            elif name == "tags":
+                data[name] = [", ".join(v or []) for v in vals]
+            else:
+                data[name] = [cell_text(v, name) for v in vals]
+        for i, errs in enumerate(df["errors"] if "errors" in df else ()):
+            for name, msg in (errs or {}).items():
+                if name in data:
+                    if not isinstance(data[name][0], str):
+                        data[name] = [cell_text(v) if v == v else "" for v in data[name]]
+                    data[name][i] = f"error: {msg}"
+        if len(df):
+            recs = df.to_dict(orient="records")
+            data["_href"] = [self._href(r) for r in recs]
+            data["_label"] = [str(r["run"]).rstrip("/").split("/")[-1] if len(str(r["run"])) > 30
+                              else str(r["run"]) for r in recs]
+        else:
+            data["_href"], data["_label"] = [], []
+        return data
+
+    def _show(self) -> None:
+        df = filter_rows(self.df, self.filter.value)
+        self.shown = df
+        data = self._data(df)
+        cols = self._columns(self.df)
+        self._setting = True
+        try:
+            if [c.field for c in cols] != [c.field for c in self.table.columns]:
+                self.table.columns = cols
+            self.source.data = data
+        finally:
+            self._setting = False
+        self._written = {r: (c, t) for r, c, t in zip(data.get("run", []),
+                                                       data.get("comment", []),
+                                                       data.get("tags", []), strict=True)}
+        self.count.text = f"{len(df)} of {len(self.df)} runs"
+        if self.base_url is not None:
+            q = quote(self.filter.value or "", safe="")
+            self.exports.text = " ".join(
+                f'<a href="{self.base_url}/export.{ext}?filter={q}" download="logbook.{ext}" '
+                f'class="xlive-export-{ext}">{label}</a>'
+                for ext, label in (("csv", "CSV"), ("xlsx", "Excel"), ("md", "Markdown")))
+        numeric = [c for c in data if not c.startswith("_") and data[c] and all(
+            isinstance(v, float) for v in data[c])] or list(NUMERIC)
+        for sel in (self.xsel, self.ysel):
+            if sel.options != numeric:
+                sel.options = numeric
+                if sel.value not in numeric:
+                    sel.value = numeric[0]
+        self._update_scatter()
+
+    def _update_scatter(self) -> None:
+        data = self.source.data
+        x, y = self.xsel.value, self.ysel.value
+        if x in data and y in data:
+            self.scatter_source.data = {"x": list(data[x]), "y": list(data[y]),
+                                        "run": list(data.get("_label", []))}
+            self.scatter.xaxis.axis_label, self.scatter.yaxis.axis_label = x, y
+
+    # ------------------------------------------------------------------ edits
+    def _on_edit(self, attr, old, new) -> None:
+        if self._setting:
+            return
+        data = self.source.data
+        for i, run in enumerate(data.get("run", [])):
+            comment, tags = data["comment"][i], data["tags"][i]
+            before = self._written.get(run)
+            if before is None:
+                continue
+            if (comment, tags) != before:
+                self.logdb.set_note(run, comment=comment if comment != before[0] else None,
+                                    tags=parse_tags(tags) if tags != before[1] else None)
+                self._written[run] = (comment, tags)
+                self.edits += 1
+        # re-read: an edit of a read-only cell is undone, the typed notes come back from the
+        # database (other pages show them at their next update)
+        self._digest = None
+        doc = self.source.document
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(self.update)
+        else:
+            self.update()
+
+    # ------------------------------------------------------------------ misc
+    def export(self, fmt: str, filter_text: str | None = None) -> bytes:
+        from ..outputs.logbook import export
+
+        df = filter_rows(self.df, self.filter.value if filter_text is None else filter_text)
+        return export(df, fmt)
+
+    def close(self) -> None:
+        if self._own_db:
+            self.logdb.close()
+
+
+def export_rows(db, fmt: str, *, variables=None, filter_text: str = "") -> bytes:
+    """The logbook of ``db`` (rows matching ``filter_text``) as CSV, Excel or Markdown."""
+    from ..outputs.logbook import export
+
+    logdb = db if isinstance(db, LogbookDB) else LogbookDB(db)
+    try:
+        df = logbook_frame(logdb, variables)
+    finally:
+        if logdb is not db:
+            logdb.close()
+    return export(filter_rows(df, filter_text), fmt)
