@@ -123,3 +123,42 @@ def finish_recorder(recorder, summary=None, *, ok: bool = True) -> None:
             recorder.write(state="stopped")
     finally:
         recorder.close()
+
+
+def add_serve_options(p: argparse.ArgumentParser) -> None:
+    """``--db`` and ``--variables`` of ``xlive serve``: record the run live and serve the
+    logbook at ``/logbook``."""
+    from .cli_outputs import DB_HELP
+
+    p.add_argument("--db", default=None, metavar="DB",
+                   help=f"record the run live in this {DB_HELP}; the page then links to the "
+                        "logbook of the database at /logbook")
+    add_variables_option(p)
+
+
+def serve_extras(args: argparse.Namespace, session):
+    """``(recorder, apps, extra_patterns)`` for ``xlive serve``: nothing without ``--db``."""
+    if args.db is None:
+        return None, {}, []
+    from .outputs.logbook import LiveRecorder
+    from .views.logbook_app import logbook_routes
+
+    variables = variables_from(args)
+    recorder = LiveRecorder(args.db, variables=variables, flags=lambda: session.flags)
+    with session.lock:
+        recorder.attach(session.processor)
+    apps, patterns = logbook_routes(recorder.logdb, variables=args.variables,
+                                    prefix="/logbook")
+    return recorder, apps, patterns
+
+
+def finish_serve(args: argparse.Namespace, session, recorder) -> None:
+    """When ``xlive serve`` stops: the run's summary and final logbook row."""
+    if recorder is None:
+        return
+    summary = None
+    if session.processor.store is not None:
+        from .outputs.rundb import record_run
+
+        summary = record_run(args.db, session.features)
+    finish_recorder(recorder, summary, ok=summary is not None)

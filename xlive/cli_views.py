@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=float, default=None,
                    help="fraction of frames to analyse (default: all, sampling when behind)")
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
+    from .cli_logbook import add_serve_options
+
+    add_serve_options(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -40,11 +43,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     session = LiveSession(args.target, args.features,
                           params=LiveParams(sample=args.sample) if args.sample else None)
+    from .cli_logbook import finish_serve, serve_extras
+
+    recorder, apps, patterns = serve_extras(args, session)
     runner = SessionRunner(session).start()
     handle = None
     try:
         handle = serve_session(session, port=args.port, address=args.address,
-                               open_browser=args.show)
+                               open_browser=args.show, apps=apps, extra_patterns=patterns)
+        if recorder is not None:
+            recorder.link = handle.url
         print(f"xlive: serving {args.target} at {handle.url} (Ctrl-C stops)", flush=True)
         wait_forever(handle)
     except KeyboardInterrupt:
@@ -53,6 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if handle is not None:
             handle.stop()
         runner.stop()
+        finish_serve(args, session, recorder)
         session.close()
     return 0
 

@@ -65,6 +65,12 @@ def filter_rows(df: pd.DataFrame, text: str) -> pd.DataFrame:
     return df[np.asarray(hit, bool)] if len(df) else df
 
 
+def short_name(run: str) -> str:
+    """A run key short enough for a cell: its last two path parts when it is long."""
+    run = str(run)
+    return run if len(run) <= 30 else "/".join(run.rstrip("/").split("/")[-2:])
+
+
 def _numeric(values) -> bool:
     return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
                for v in values)
@@ -101,8 +107,9 @@ class LogbookView:
         self._written: dict[str, tuple[str, str]] = {}
         self._setting = False
         self.edits = 0
-        self.source = ColumnDataSource({})
+        self.source = ColumnDataSource({}, name="logbook_source")
         self.table = DataTable(source=self.source, columns=[], editable=True, sortable=True,
+                               name="logbook_table",
                                index_position=None, sizing_mode="stretch_width", height=360,
                                selectable=True)
         self.filter = TextInput(title="Filter (text, or a condition like hit_rate > 0.2)",
@@ -227,8 +234,7 @@ class LogbookView:
         if len(df):
             recs = df.to_dict(orient="records")
             data["_href"] = [self._href(r) for r in recs]
-            data["_label"] = [str(r["run"]).rstrip("/").split("/")[-1] if len(str(r["run"])) > 30
-                              else str(r["run"]) for r in recs]
+            data["_label"] = [short_name(r["run"]) for r in recs]
         else:
             data["_href"], data["_label"] = [], []
         return data
