@@ -491,7 +491,7 @@ def logbook_frame(logdb: LogbookDB, variables: VariableSet | None = None) -> pd.
 # --------------------------------------------------------------------------- text and export
 def cell_text(value, name: str | None = None) -> str:
     """A cell as text (tables, CSV, Markdown): lists joined, floats to 3-4 digits."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+    if value is None or value is pd.NaT or (isinstance(value, float) and not np.isfinite(value)):
         return ""
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
