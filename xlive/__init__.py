@@ -31,6 +31,7 @@ _LAZY = {
     "auto_mask": ("xlive.analyzers", "auto_mask"),
     "PixelStats": ("xlive.analyzers", "PixelStats"),
     "run_variable": ("xlive.variables", "run_variable"),
+    "Logbook": ("xlive.views.logbook_widget", "LogbookWidget"),
 }
 
 __all__ = ["Geometry", "Panel", "XliveError", "__version__", *_LAZY]

@@ -10,6 +10,8 @@ changed; :func:`logbook_frame` builds the table every view shows.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +22,8 @@ import xarray as xr
 from ..conventions import FRAME
 from ..variables import VariableSet, evaluate
 from .logbook_db import LogbookDB, now
+
+log = logging.getLogger(__name__)
 
 #: bins of the hit-rate sparkline
 TREND_BINS = 40
@@ -243,6 +247,9 @@ class LiveRecorder:
         self._started = now()
         self.run: str | None = None
         self.writes = 0
+        self._lock = threading.RLock()
+        self._timer: threading.Timer | None = None
+        self._closed = False
 
     def attach(self, processor) -> LiveRecorder:
         """Follow ``processor`` (a :class:`~xlive.live.LiveProcessor`) and listen to it."""
@@ -259,6 +266,10 @@ class LiveRecorder:
             self._indexed = np.concatenate([self._indexed, np.zeros(pad, bool)])
 
     def __call__(self, result: dict, meta: dict) -> None:
+        with self._lock:
+            self._take(result, meta)
+
+    def _take(self, result: dict, meta: dict) -> None:
         idx = np.asarray(result["frame_index"], np.int64)
         if idx.size:
             self._grow(int(idx.max()) + 1)
@@ -273,8 +284,22 @@ class LiveRecorder:
             if self._agg.geometry is None and self.processor is not None:
                 self._agg.geometry = self.processor.source.geometry
             self._agg.update(result, meta)
-        if time.time() - self._last >= self.interval:
+        wait = self.interval - (time.time() - self._last)
+        if wait <= 0:
             self.write()
+        elif self._timer is None:  # the run's last blocks reach the row without a next block
+            self._timer = threading.Timer(wait, self._flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _flush(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        try:
+            self.write()
+        except Exception as exc:  # the next block writes again
+            log.warning("logbook: writing the live row failed: %s", exc)
 
     def _flag_names(self) -> list[str]:
         if self._flags_fn is not None:
@@ -291,6 +316,16 @@ class LiveRecorder:
 
     def write(self, state: str = "live") -> None:
         """Write the row now (and the cheap variables)."""
+        self._cancel()
+        with self._lock:
+            self._write(state)
+
+    def _cancel(self) -> None:
+        t, self._timer = self._timer, None
+        if t is not None:
+            t.cancel()
+
+    def _write(self, state: str) -> None:
         self._last = time.time()
         feats = self._features()
         if feats is None:
@@ -322,6 +357,12 @@ class LiveRecorder:
 
     def finish(self, state: str = "finished", flags: list | None = None) -> None:
         """The final row: figures from the store, every variable, ``state``."""
+        self._closed = True
+        self._cancel()
+        with self._lock:
+            self._finish(state, flags)
+
+    def _finish(self, state: str, flags) -> None:
         feats = self._features()
         if feats is None:
             return
@@ -341,6 +382,8 @@ class LiveRecorder:
                                      replace=True, basis=basis)
 
     def close(self) -> None:
+        self._closed = True
+        self._cancel()
         self.logdb.close()
 
 

@@ -208,6 +208,8 @@ class LogbookView:
         return cols
 
     def _href(self, r) -> str:
+        if self.base_url is None:
+            return r.get("link") or ""
         if r.get("link"):
             return r["link"]
         return f"{self.base_url}/report?run={quote(str(r['run']), safe='')}"
@@ -295,12 +297,11 @@ class LogbookView:
                 self.edits += 1
         # re-read: an edit of a read-only cell is undone, the typed notes come back from the
         # database (other pages show them at their next update)
+        # (not now: the source is still notifying its owners of this change)
         self._digest = None
         doc = self.source.document
         if doc is not None and doc.session_context is not None:
             doc.add_next_tick_callback(self.update)
-        else:
-            self.update()
 
     # ------------------------------------------------------------------ misc
     def export(self, fmt: str, filter_text: str | None = None) -> bytes:
