@@ -10,6 +10,7 @@ from __future__ import annotations
 from bokeh.layouts import column, gridplot, row
 
 from ._history import history_for
+from .correlation import CorrelationView, correlation_for
 from .detector import DetectorView
 from .dmin_chart import DminChart
 from .flags_panel import FlagsPanel
@@ -40,9 +41,10 @@ class Dashboard:
     def __init__(self, session):
         self.session = session
         history_for(session)  # start collecting per-frame history now
+        correlation_for(session)
         views = [StatusLine(), FlagsPanel(), HitRateChart(), SpotsChart(), DminChart(),
                  RadialProfileView(), WaterfallView(), PowderView(), SeparationView(),
-                 PeakogramView(), DetectorView(), LagView(), GridMapView()]
+                 PeakogramView(), DetectorView(), LagView(), GridMapView(), CorrelationView()]
         self.views = {v.name: v for v in views}
         self.detector: DetectorView = self.views["detector"]
         self.on_frame_chosen: list = []
@@ -56,7 +58,8 @@ class Dashboard:
                           [v["d_min"].root, v["lag"].root],
                           [v["radial"].root, v["waterfall"].root],
                           [v["powder"].root, v["peakogram"].root],
-                          [v["separation"].root, v["grid"].root]],
+                          [v["separation"].root, v["grid"].root],
+                          [v["correlation"].root, None]],
                          sizing_mode="stretch_width", merge_tools=False)
         self.root = column(v["status"].root, row(v["detector"].root, v["flags"].root,
                                                  sizing_mode="stretch_width"),
