@@ -76,6 +76,16 @@ def cmd_runs_logbook(args: argparse.Namespace) -> int:
             refresh_variables(logdb, variables)
         df = logbook_frame(logdb, variables)
         where = logdb.rundb.safe_url
+    if args.export:
+        from pathlib import Path
+
+        from .errors import ConfigError
+        from .outputs.logbook import export
+
+        fmt = Path(args.export).suffix.lstrip(".").lower()
+        if fmt not in ("csv", "xlsx", "md"):
+            raise ConfigError(f"--export {args.export}: the file must end in .csv, .xlsx or .md")
+        Path(args.export).write_bytes(export(df, fmt))
     if args.format == "json":
         records = df.drop(columns=["trend"]).to_dict(orient="records")
         for rec, spark in zip(records, df["trend"], strict=True):

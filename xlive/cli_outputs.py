@@ -65,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_variables_option(p)
     p.add_argument("--features", action="store_true",
                    help="also show each run's feature store and page link")
+    p.add_argument("--export", default=None, metavar="FILE",
+                   help="also write the table to FILE: .csv, .xlsx (Excel) or .md (Markdown)")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a processed run",

@@ -73,6 +73,15 @@ def test_runs_lists_each_variable_per_run(processed, tmp_path):
     table = run_xlive("runs", "--db", str(db), "--variables", str(vars_py)).stdout
     assert "error: AttributeError" in table and "lysozyme" in table
 
+    # exported as Markdown: the variables' titles head their columns, errors in their cells
+    run_xlive("runs", "--db", str(db), "--variables", str(vars_py), "--export",
+              str(tmp_path / "lb.md"))
+    md = (tmp_path / "lb.md").read_text().splitlines()
+    assert "Hit rate at d < 2.5 Å" in md[0] and len(md) == 4
+    assert all("error: AttributeError" in line for line in md[2:])
+    bad = run_xlive("runs", "--db", str(db), "--export", str(tmp_path / "x.doc"), check=False)
+    assert bad.returncode == 2 and ".csv, .xlsx or .md" in bad.stderr
+
     # the file changes: every past run gets the new values; without --variables they stay
     vars_py.write_text(VARS.replace('return "lysozyme"', 'return "thaumatin"'))
     rows = _runs_json(db, vars_py)

@@ -163,7 +163,10 @@ def test_two_live_runs_variables_and_comments(tmp_path, chromium, simulator, pro
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx)).active
     values = [[c.value for c in r] for r in sheet.iter_rows()]
     assert len(values) == 3 and "Comment" in values[0]
-    # the run's link opens its report
+    # the run's cell links to its report (the page of a run served live links there instead)
+    href = page.locator(".slick-row", has_text="run_b/run.zarr").locator("a").first \
+        .get_attribute("href")
+    assert href == "/report?run=" + quote(keys[1], safe="")
     report = urllib.request.urlopen(url + "report?run=" + quote(keys[1], safe=""), timeout=120)
     assert b"<html" in report.read()[:2000].lower()
     page.screenshot(path=str(artifacts / "xlive-logbook.png"), full_page=True)

@@ -50,6 +50,11 @@ def test_widget_follows_the_database_and_writes_comments(tmp_path):
         assert [c.value for c in sheet["A"]] == ["Run", "r2"]
         w.view.filter.value = "analysed > 6"
         assert list(w.view.source.data["run"]) == ["r1"]
+        # across runs: a column against a column
+        w.view.filter.value = ""
+        w.view.xsel.value, w.view.ysel.value = "seen", "analysed"
+        assert w.view.scatter_source.data["x"] == [10.0, 5.0]
+        assert w.view.scatter_source.data["y"] == [10.0, 5.0]
     finally:
         w.close()
 
@@ -81,6 +86,9 @@ def test_serve_records_the_run_and_serves_the_logbook(tmp_path, finished_run, pr
         assert time.time() < t_end, f"the live row did not reach 80 frames: {r}"
         time.sleep(0.5)
     assert r["state"] == "live" and r["link"] == base + "/"
+    with LogbookDB(db) as logdb:  # the cheap variable, computed live
+        live = [v for v in logdb.variables() if v["run"] == key]
+    assert live and live[0]["live"] and 0 < live[0]["value"] <= 80
     csv = urllib.request.urlopen(base + "/logbook/export.csv", timeout=30).read().decode()
     assert "run.zarr" in csv and ",live," in csv
     server.send_signal(signal.SIGTERM)
