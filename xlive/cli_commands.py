@@ -112,7 +112,10 @@ def cmd_process(args: argparse.Namespace) -> int:
         if args.fill_in:
             stats = fill_in(source, args.out, client=client, analyzers=analyzers)
             print(f"filled in {stats.frames_stored} frames into {args.out}")
-            _record(args)
+            if _record(args) is not None:
+                from .cli_logbook import record_final_row
+
+                record_final_row(args, variables)
             return 0
         params = dataclasses.replace(
             cfg.live, sample=args.sample if args.sample is not None else cfg.live.sample,

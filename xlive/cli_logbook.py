@@ -121,6 +121,15 @@ def start_recorder(args: argparse.Namespace, processor, variables=None, cfg=None
     return LiveRecorder(args.db, variables=variables, link=link, **kw).attach(processor)
 
 
+def record_final_row(args: argparse.Namespace, variables=None) -> None:
+    """The logbook row of ``args.out`` from its store (after ``process --fill-in``)."""
+    from .outputs.logbook import record_final
+    from .outputs.logbook_db import LogbookDB
+
+    with LogbookDB(args.db) as logdb:
+        record_final(logdb, args.out, variables=variables)
+
+
 def finish_recorder(recorder, summary=None, *, ok: bool = True) -> None:
     """The run's final logbook row (``finished``, every variable), or ``stopped`` after an
     error or an interrupt."""

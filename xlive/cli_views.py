@@ -54,6 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if recorder is not None:
             recorder.link = handle.url
         print(f"xlive: serving {args.target} at {handle.url} (Ctrl-C stops)", flush=True)
+        if recorder is not None:
+            print(f"xlive: logbook of {args.db} at {handle.url}logbook", flush=True)
         wait_forever(handle)
     except KeyboardInterrupt:
         print("xlive: stopping", flush=True)

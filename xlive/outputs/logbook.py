@@ -366,25 +366,35 @@ class LiveRecorder:
         feats = self._features()
         if feats is None:
             return
-        fig = store_figures(feats)
-        self.run = fig.pop("run")
         lag = self.processor.stats.lag_percentile(95) if self.processor else float("nan")
         names = [f["name"] if isinstance(f, dict) else f.name for f in flags] \
             if flags is not None else self._flag_names()
-        self.logdb.set_progress(self.run, **fig, flags=names, state=state, link=self.link,
-                                lag=lag if np.isfinite(lag) else None, started=self._started)
-        if self.variables is not None:
-            _, res = compute_variables(self.variables, feats, self.run)
-            rec = self.logdb.rundb.get(self.run)
-            basis = f"{rec['times_processed']}@{rec['processed_at']}" if rec else None
-            self.logdb.set_variables(self.run, res, titles=self.variables.titles,
-                                     digest=self.variables.digest, live=state != "finished",
-                                     replace=True, basis=basis)
+        self.run = record_final(self.logdb, feats, variables=self.variables, flags=names,
+                                state=state, link=self.link, started=self._started,
+                                lag=lag if np.isfinite(lag) else None)
 
     def close(self) -> None:
         self._closed = True
         self._cancel()
         self.logdb.close()
+
+
+def record_final(logdb: LogbookDB, features, *, variables: VariableSet | None = None,
+                 flags: list[str] | None = None, state: str = "finished", **extra) -> str:
+    """Write a run's logbook row from its feature store (and every variable); returns the
+    run's key. ``extra`` are more progress columns (``link``, ``lag``, ``started``)."""
+    fig = store_figures(features)
+    run = fig.pop("run")
+    rec = logdb.rundb.get(run)
+    if flags is None:
+        flags = [f["name"] for f in (rec or {}).get("flags") or []]
+    logdb.set_progress(run, **fig, flags=flags, state=state, **extra)
+    if variables is not None:
+        _, res = compute_variables(variables, features, run)
+        basis = f"{rec['times_processed']}@{rec['processed_at']}" if rec else None
+        logdb.set_variables(run, res, titles=variables.titles, digest=variables.digest,
+                            live=state != "finished", replace=True, basis=basis)
+    return run
 
 
 # --------------------------------------------------------------------------- past runs
@@ -433,20 +443,22 @@ def refresh_variables(logdb: LogbookDB, variables: VariableSet, *, include_live:
 
 
 def fill_missing_rows(logdb: LogbookDB) -> list[str]:
-    """Give runs recorded without a live process (``xlive record``) their logbook figures
-    (frames seen, trend, indexing rate, cell) from their feature stores; returns those runs."""
-    have = {p["run"] for p in logdb.progress()}
+    """Give runs recorded without a live process (``xlive record``), or recorded again since
+    their row was written, their logbook figures (frames seen, trend, indexing rate, cell) from
+    their feature stores; returns those runs."""
+    rows = {p["run"]: p for p in logdb.progress()}
     done = []
     for r in logdb.rundb.runs():
-        if r["run"] in have or not r["features"] or not Path(r["features"]).exists():
+        p = rows.get(r["run"])
+        if p is not None and (p["state"] == "live" or p["updated"] is None
+                              or r["processed_at"] is None or p["updated"] >= r["processed_at"]):
+            continue
+        if not r["features"] or not Path(r["features"]).exists():
             continue
         try:
-            fig = store_figures(r["features"])
+            record_final(logdb, r["features"], started=r["started"])
         except Exception:  # not a readable store: the summary's figures stay
             continue
-        fig.pop("run")
-        logdb.set_progress(r["run"], **fig, flags=[f["name"] for f in r["flags"] or []],
-                           state="finished", started=r["started"])
         done.append(r["run"])
     return done
 
