@@ -352,7 +352,7 @@ class LiveRecorder:
         if cheap is not None and cheap.variables:
             _, res = compute_variables(cheap, feats, self.run)
             self.logdb.set_variables(self.run, res, titles=cheap.titles, digest=cheap.digest,
-                                     live=True)
+                                     live=True, since=self._started)
         self.writes += 1
 
     def finish(self, state: str = "finished", flags: list | None = None) -> None:
@@ -408,6 +408,7 @@ def _known_runs(logdb: LogbookDB) -> dict[str, dict]:
         e = runs.setdefault(p["run"], {"features": None, "state": None, "basis": None})
         e["features"] = p["features"] or e["features"]
         e["state"] = p["state"]
+        e["started"] = p["started"]
         if e["basis"] is None and p["state"] != "live":
             e["basis"] = f"progress@{p['updated']}"
     return runs
@@ -418,7 +419,8 @@ def refresh_variables(logdb: LogbookDB, variables: VariableSet, *, include_live:
     """Compute the variables of every run whose stored values are stale; returns those runs.
 
     Stale: computed from another version of the file (its hash differs), a variable missing,
-    a live value of a run since finished, or a run recorded again since.
+    a live value of a run since finished, or a run recorded again since. Runs in progress get
+    their ``cheap`` variables only (the others wait for the end of the run).
     """
     stored: dict[str, dict[str, dict]] = {}
     for v in logdb.variables():
@@ -427,17 +429,18 @@ def refresh_variables(logdb: LogbookDB, variables: VariableSet, *, include_live:
     for run, info in _known_runs(logdb).items():
         if not info["features"] or (info["state"] == "live" and not include_live):
             continue
-        have = stored.get(run, {})
         live = info["state"] == "live"
-        stale = (set(variables.names) - set(have)
-                 or any(v["digest"] != variables.digest for v in have.values())
+        todo = variables.cheap() if live else variables
+        have = {k: v for k, v in stored.get(run, {}).items() if k in todo.names or not live}
+        stale = (set(todo.names) - set(have)
+                 or any(v["digest"] != todo.digest for v in have.values())
                  or (not live and any(v["live"] or v["basis"] != info["basis"]
                                       for v in have.values())))
-        if not stale:
+        if not stale or not todo.variables:
             continue
-        _, res = compute_variables(variables, info["features"], run)
-        logdb.set_variables(run, res, titles=variables.titles, digest=variables.digest,
-                            live=live, replace=True, basis=info["basis"])
+        _, res = compute_variables(todo, info["features"], run)
+        logdb.set_variables(run, res, titles=todo.titles, digest=todo.digest, live=live,
+                            replace=not live, basis=info["basis"], since=info.get("started"))
         done.append(run)
     return done
 
@@ -461,6 +464,87 @@ def fill_missing_rows(logdb: LogbookDB) -> list[str]:
             continue
         done.append(r["run"])
     return done
+
+
+class LogbookKeeper:
+    """Keeps a database's logbook complete: rows for runs recorded without a live process, and
+    the variables of a file up to date for every run (re-read when the file changes).
+
+    Views call :meth:`step` themselves (the notebook) or share one keeper whose thread steps
+    (:meth:`start`; a page server), so that computing variables never blocks a page.
+
+    Parameters
+    ----------
+    logdb
+        The :class:`~xlive.outputs.logbook_db.LogbookDB`.
+    variables
+        A variables file (path, watched) or a :class:`~xlive.variables.VariableSet`.
+    every
+        Seconds between looks for stale variables (a changed file is seen at once).
+    """
+
+    def __init__(self, logdb: LogbookDB, variables=None, *, every: float = 5.0):
+        self.logdb = logdb
+        self._arg = variables
+        self.variables: VariableSet | None = variables if isinstance(variables,
+                                                                     VariableSet) else None
+        #: why the variables file cannot be used ("" when it can)
+        self.message = ""
+        self.every = every
+        self._mtime = None
+        self._last = -float("inf")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _load(self) -> None:
+        if self._arg is None or isinstance(self._arg, VariableSet):
+            return
+        from ..variables import load_variables
+
+        try:
+            mtime = Path(self._arg).stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        if self.variables is not None and mtime == self._mtime:
+            return
+        try:
+            self.variables = load_variables(self._arg)
+            self.message = ""
+        except Exception as exc:  # a file missing, half-saved or broken: say so, keep the old
+            self.message = f"variables: {exc}"
+        self._mtime = mtime
+        self._last = -float("inf")
+
+    def step(self) -> list[str]:
+        """Fill missing rows, and compute stale variables if due; returns the runs computed."""
+        self._load()
+        fill_missing_rows(self.logdb)
+        if self.variables is None or time.time() - self._last < self.every:
+            return []
+        self._last = time.time()
+        return refresh_variables(self.logdb, self.variables)
+
+    def start(self, interval: float = 1.0) -> LogbookKeeper:
+        """Step in a daemon thread every ``interval`` seconds until :meth:`stop`."""
+
+        def loop():
+            while not self._stop.is_set():
+                try:
+                    self.step()
+                except Exception as exc:  # the pages go on; the next step tries again
+                    log.warning("logbook: keeping the logbook failed: %s", exc)
+                self._stop.wait(interval)
+
+        if self._thread is None:
+            self._thread = threading.Thread(target=loop, name="xlive-logbook-keeper",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
 
 # --------------------------------------------------------------------------- the table

@@ -142,21 +142,28 @@ class LogbookDB:
 
     # ------------------------------------------------------------------ variables
     def set_variables(self, run: str, results: dict, *, titles: dict, digest: str,
-                      live: bool = False, replace: bool = False, basis: str | None = None
-                      ) -> None:
+                      live: bool = False, replace: bool = False, basis: str | None = None,
+                      since: dt.datetime | None = None) -> None:
         """Store variable results ``{name: (value, error)}`` of ``run``.
 
         ``replace`` also deletes the run's variables not in ``results`` (a file that dropped
-        them); ``basis`` names the record of the run they were computed from.
+        them); ``basis`` names the record of the run they were computed from. Live values
+        never replace final values computed at or after ``since`` (when this processing of
+        the run started): a late live update cannot undo the run's final values.
         """
         t = variables_table
         stamp = now()
         with self.engine.begin() as conn:
             if replace:
                 conn.execute(delete(t).where(t.c.run == run, t.c.name.not_in(list(results))))
-            have = {r.name: r.id for r in conn.execute(
-                select(t.c.id, t.c.name).where(t.c.run == run))}
+            rows = conn.execute(select(t.c.id, t.c.name, t.c.live, t.c.computed)
+                                .where(t.c.run == run)).all()
+            have = {r.name: r.id for r in rows}
+            final = {r.name for r in rows if live and since is not None and r.live is False
+                     and r.computed is not None and _utc(r.computed) >= since}
             for name, (value, error) in results.items():
+                if name in final:
+                    continue
                 values = dict(title=titles.get(name, name), value=value, error=error,
                               digest=digest, live=live, computed=stamp, basis=basis)
                 if name in have:

@@ -11,6 +11,7 @@ a scatter plot shows any numeric column against another across runs.
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 from urllib.parse import quote
@@ -34,10 +35,9 @@ from bokeh.plotting import figure
 
 from ..outputs.logbook import (
     COLUMNS,
+    LogbookKeeper,
     cell_text,
-    fill_missing_rows,
     logbook_frame,
-    refresh_variables,
 )
 from ..outputs.logbook_db import LogbookDB, parse_tags
 
@@ -85,22 +85,23 @@ class LogbookView:
         The run database.
     variables
         A variables file (path) or :class:`~xlive.variables.VariableSet`: its columns are
-        shown, and computed for runs whose values are stale (at most every ``recompute``
-        seconds, and at once when the file changes).
+        shown, and computed for runs whose values are stale (every few seconds, and at once
+        when the file changes) by this view's own
+        :class:`~xlive.outputs.logbook.LogbookKeeper`.
+    keeper
+        A keeper shared by several views, stepped elsewhere (its thread).
     base_url
         Prefix of the page's export and report links (``/logbook`` on ``xlive serve``);
         None: no links (the notebook).
     """
 
-    def __init__(self, db, *, variables=None, base_url: str | None = "", recompute: float = 5.0):
+    def __init__(self, db, *, variables=None, base_url: str | None = "",
+                 keeper: LogbookKeeper | None = None):
         self.logdb = db if isinstance(db, LogbookDB) else LogbookDB(db)
         self._own_db = not isinstance(db, LogbookDB)
-        self._variables_arg = variables
-        self.variables = None
-        self._var_mtime = None
+        self._own_keeper = keeper is None
+        self.keeper = keeper or LogbookKeeper(self.logdb, variables)
         self.base_url = base_url
-        self.recompute = recompute
-        self._last_recompute = -math.inf
         self.df = pd.DataFrame()
         self.shown = pd.DataFrame()
         self._digest = None
@@ -136,42 +137,22 @@ class LogbookView:
         self.update()
 
     # ------------------------------------------------------------------ data
-    def _load_variables(self):
-        arg = self._variables_arg
-        if arg is None:
-            return None
-        if not isinstance(arg, (str, bytes)) and not hasattr(arg, "__fspath__"):
-            return arg
-        from pathlib import Path
-
-        from ..variables import load_variables
-
-        try:
-            mtime = Path(arg).stat().st_mtime_ns
-        except OSError:
-            mtime = None
-        if self.variables is None or mtime != self._var_mtime:
-            try:
-                self.variables = load_variables(arg)
-                self.message.text = ""
-            except Exception as exc:  # a file half-saved or broken: say so, keep the old one
-                self.message.text = f"<span style='color:#b00'>variables: {exc}</span>"
-            self._var_mtime = mtime
-            self._last_recompute = -math.inf
-        return self.variables
+    @property
+    def variables(self):
+        """The variables shown (None: every variable stored)."""
+        return self.keeper.variables
 
     def update(self) -> bool:
-        """Re-read the database (and recompute stale variables); True if the rows changed."""
-        import time
-
-        fill_missing_rows(self.logdb)
-        variables = self._load_variables()
-        if variables is not None and time.time() - self._last_recompute >= self.recompute:
-            self._last_recompute = time.time()
+        """Re-read the database (computing stale variables first unless a shared keeper does
+        it); True if the rows changed."""
+        if self._own_keeper:
             try:
-                refresh_variables(self.logdb, variables)
+                self.keeper.step()
             except Exception as exc:  # the table goes on
                 log.warning("logbook: computing variables failed: %s", exc)
+        msg = self.keeper.message
+        self.message.text = f"<span style='color:#b00'>{html.escape(msg)}</span>" if msg else ""
+        variables = self.keeper.variables
         df = logbook_frame(self.logdb, variables)
         digest = pd.util.hash_pandas_object(
             df.map(cell_text) if hasattr(df, "map") else df.applymap(cell_text),

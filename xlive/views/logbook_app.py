@@ -13,7 +13,7 @@ from bokeh.application import Application
 from bokeh.application.handlers.function import FunctionHandler
 from tornado.web import HTTPError, RequestHandler
 
-from ..outputs.logbook import export, logbook_frame
+from ..outputs.logbook import LogbookKeeper, export, logbook_frame
 from ..outputs.logbook_db import LogbookDB
 from .logbook import LogbookView, filter_rows
 
@@ -22,22 +22,14 @@ _TYPES = {"csv": "text/csv; charset=utf-8", "md": "text/markdown; charset=utf-8"
 
 
 class _Shared:
-    """What every page of one server shares: the database and the variables file."""
+    """What every page of one server shares: the database and the keeper of its logbook."""
 
     def __init__(self, db, variables):
         self.logdb = db if isinstance(db, LogbookDB) else LogbookDB(db)
-        self.variables = variables
-        self.views: list[LogbookView] = []
+        self.keeper = LogbookKeeper(self.logdb, variables).start()
 
     def current_variables(self):
-        for v in self.views[::-1]:
-            if v.variables is not None:
-                return v.variables
-        if isinstance(self.variables, (str, Path)):
-            from ..variables import load_variables
-
-            return load_variables(self.variables)
-        return self.variables
+        return self.keeper.variables
 
 
 class ExportHandler(RequestHandler):
@@ -86,21 +78,15 @@ class ReportHandler(RequestHandler):
 
 def logbook_routes(db, *, variables=None, prefix: str = "", interval: float = 1.0
                    ) -> tuple[dict, list]:
-    """``({path: Application}, extra_patterns)`` of the logbook page under ``prefix``."""
+    """``({path: Application}, extra_patterns)`` of the logbook page under ``prefix``; a
+    :class:`~xlive.outputs.logbook.LogbookKeeper` thread computes the variables meanwhile."""
     shared = _Shared(db, variables)
 
     def make(doc):
-        view = LogbookView(shared.logdb, variables=shared.variables, base_url=prefix)
-        shared.views.append(view)
+        view = LogbookView(shared.logdb, keeper=shared.keeper, base_url=prefix)
         doc.title = "xlive logbook"
         doc.add_root(view.root)
         doc.add_periodic_callback(view.update, int(interval * 1000))
-
-        def gone(ctx):
-            if view in shared.views:
-                shared.views.remove(view)
-
-        doc.on_session_destroyed(gone)
 
     app = Application(FunctionHandler(make))
     patterns = [(rf"{prefix}/export\.(csv|xlsx|md)", ExportHandler, {"shared": shared}),
@@ -122,4 +108,12 @@ def serve_logbook(db=None, *, variables=None, port: int = 5007, address: str = "
     handle = serve_session(None, port=port, address=address, open_browser=open_browser,
                            apps=apps, extra_patterns=patterns)
     handle.db_url = logdb.rundb.safe_url
+    keeper, stop = patterns[0][2]["shared"].keeper, handle.stop
+
+    def stop_all(timeout: float = 10.0) -> None:
+        stop(timeout)
+        keeper.stop()
+        logdb.close()
+
+    handle.stop = stop_all
     return handle
