@@ -118,7 +118,8 @@ def test_two_live_runs_variables_and_comments(tmp_path, chromium, simulator, pro
     # a variables file added now fills its column for both runs
     vars_py.write_text(VARS)
     rows = _wait(lambda: (r := _rows(page)) and all(
-        isinstance(r[k].get("many_spots"), (int, float)) for k in keys) and r, 60,
+        isinstance(v := r[k].get("many_spots"), (int, float)) and v == v for k in keys)
+        and r, 60,
         "the variable's column filled")
     for i, k in enumerate(keys):
         ds = open_features(tmp_path / f"features_{i}.zarr")
