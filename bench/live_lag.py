@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from xlive.aggregate.reducers import default_reducers
 from xlive.analyzers import default_analyzers
-from xlive.live import LiveParams, LiveProcessor, default_client, fill_in, warm_up
-from xlive.reducers import default_reducers
+from xlive.engine.live import LiveParams, LiveProcessor, default_client, fill_in, warm_up
+from xlive.engine.store import DONE, SKIPPED, FeatureStore
 from xlive.simulate import SimParams, Simulation
 from xlive.sources import open_source
-from xlive.store import DONE, SKIPPED, FeatureStore
 
 
 def main() -> None:
@@ -57,11 +57,11 @@ def main() -> None:
         with LiveProcessor(src, feats, client=client, params=params, analyzers=analyzers,
                            reducers=reducers,
                            listeners=[lambda r, m: stored_at.extend(
-                               [time.time()] * len(r["frame_index"]))]) as lp:
+                               [time.time()] * len(r))]) as lp:
             t0 = time.time()
-            while writer.poll() is None or not lp.idle or src.refresh() > lp._seen:
+            while writer.poll() is None or not lp.idle or src.refresh() > lp.frames_seen:
                 if lp.step() and args.trace:
-                    print(f"t={time.time() - t0:5.1f}s seen {lp._seen} stored "
+                    print(f"t={time.time() - t0:5.1f}s seen {lp.frames_seen} stored "
                           f"{lp.stats.frames_stored} queued {len(lp._queue)} skipped "
                           f"{lp.stats.frames_skipped} lag {lp.stats.lags[-1]:.2f}s")
             lags = np.asarray(lp.stats.lags)

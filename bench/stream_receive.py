@@ -1,6 +1,6 @@
 """Receive an Eiger-4M-sized bitshuffle-LZ4 stream on loopback and count lost frames.
 
-A sender process (``python -m xlive.sources.stream_sender``) pushes ``--frames`` frames of
+A sender process (``python -m xlive.sources.stream.sender``) pushes ``--frames`` frames of
 2167 x 2070 uint16 (EIGER 4M, Stream V1 bs16-lz4 or V2 bslz4) at ``--rate`` frames/s (0 = as fast
 as it can); this process receives them into a Zarr spool (chunks stored as received) and
 prints frames/s received and the number lost (sent - spooled).
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from xlive.sources.stream import StreamReceiver, StreamSource
+from xlive.sources.stream.receiver import StreamReceiver, StreamSource
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     address = f"tcp://127.0.0.1:{port}"
     spool = Path(a.spool or tempfile.mkdtemp(prefix="xlive-bench-")) / "spool.zarr"
     sender = subprocess.Popen(
-        [sys.executable, "-m", "xlive.sources.stream_sender", "--bind", address, "--synthetic",
+        [sys.executable, "-m", "xlive.sources.stream.sender", "--bind", address, "--synthetic",
          a.detector, "--frames", str(a.frames), "--rate", str(a.rate), "--protocol",
          str(a.protocol), "--distinct", "8", "--timeout", "30"],
         stdout=subprocess.PIPE, text=True)

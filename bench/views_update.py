@@ -19,7 +19,8 @@ import numpy as np
 from bokeh.document import Document
 
 from xlive.analyzers import analyze_frames
-from xlive.session import LiveSession
+from xlive.engine.block import Block
+from xlive.engine.session import LiveSession
 from xlive.simulate import write_run
 from xlive.views.layout import Dashboard
 
@@ -45,9 +46,8 @@ def main() -> None:
     while done < args.frames:
         for _ in range(args.per_update // block):
             pick = rng.integers(0, 64, block)
-            result = {k: v[pick] for k, v in feats.items()}
-            result["frame_index"] = np.arange(done, done + block)
-            result["bad"] = np.zeros(block, bool)
+            result = Block(np.arange(done, done + block), np.zeros(block, bool),
+                           {k: v[pick] for k, v in feats.items()})
             meta = {"laser_on": rng.random(block) < 0.5,
                     "frame_number": np.arange(done, done + block),
                     "timestamp": time.time() + np.zeros(block)}

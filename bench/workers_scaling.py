@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from xlive.live import LiveParams, LiveProcessor, default_client
+from xlive.engine.live import LiveParams, LiveProcessor, default_client
 from xlive.simulate import write_run
 from xlive.sources import open_source
 

@@ -49,3 +49,49 @@ def _run_database_in_tmp(tmp_path_factory):
         os.environ.pop("XLIVE_DB", None)
     else:
         os.environ["XLIVE_DB"] = old
+
+
+@pytest.fixture
+def install_plugin(tmp_path):
+    """``install_plugin(entry_points, files)``: a real installed distribution on ``sys.path``.
+
+    Writes the ``files`` (relative path -> text) and a ``.dist-info`` folder whose
+    ``entry_points.txt`` lists ``entry_points`` (group -> {name: "module:attr"}), as pip would,
+    so ``importlib.metadata`` finds the plugins; the registry then reads the entry points again.
+    Returns the site folder (put it on PYTHONPATH to let a subprocess see the plugin too).
+    Everything is removed again after the test.
+    """
+    import importlib
+    import sys
+
+    from xlive import registry
+
+    site = tmp_path / "site"
+    modules: list[str] = []
+
+    def install(entry_points: dict, files: dict | None = None, name: str = "xlive-test-plugin"):
+        dist = site / f"{name.replace('-', '_')}-0.1.dist-info"
+        dist.mkdir(parents=True, exist_ok=True)
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text("".join(
+            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
+            for group, eps in entry_points.items()))
+        for rel, text in (files or {}).items():
+            (site / rel).parent.mkdir(parents=True, exist_ok=True)
+            (site / rel).write_text(text)
+            modules.append(Path(rel).with_suffix("").as_posix().replace("/", "."))
+        if str(site) not in sys.path:
+            sys.path.insert(0, str(site))
+        importlib.invalidate_caches()
+        registry.refresh()
+        return site
+
+    try:
+        yield install
+    finally:
+        while str(site) in sys.path:
+            sys.path.remove(str(site))
+        for m in modules:
+            sys.modules.pop(m, None)
+        importlib.invalidate_caches()
+        registry.refresh()

@@ -60,7 +60,7 @@ def test_every_example_configuration_loads(path):
 def test_configuration_errors_say_what_is_allowed(tmp_path):
     with pytest.raises(ConfigError, match="allowed"):
         parse_config({"flags": {"jet_min": 0.2}})
-    with pytest.raises(ConfigError, match="unknown tables"):
+    with pytest.raises(ConfigError, match="unknown table"):
         parse_config({"colours": {}})
     bad = tmp_path / "bad.toml"
     bad.write_text("[live\n")

@@ -15,10 +15,10 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "open_source": ("xlive.sources", "open_source"),
-    "analyze": ("xlive.features", "analyze"),
-    "open_features": ("xlive.store", "open_features"),
-    "LiveSession": ("xlive.session", "LiveSession"),
-    "LiveProcessor": ("xlive.live", "LiveProcessor"),
+    "analyze": ("xlive.engine.features", "analyze"),
+    "open_features": ("xlive.engine.store", "open_features"),
+    "LiveSession": ("xlive.engine.session", "LiveSession"),
+    "LiveProcessor": ("xlive.engine.live", "LiveProcessor"),
     "Monitor": ("xlive.views.monitor", "Monitor"),
     "simulate": ("xlive.simulate", None),
     "export_hits": ("xlive.outputs.hits", "export_hits"),
@@ -28,9 +28,7 @@ _LAZY = {
     "load_config": ("xlive.config", "load_config"),
     "default_analyzers": ("xlive.analyzers", "default_analyzers"),
     "analyze_frames": ("xlive.analyzers", "analyze_frames"),
-    "auto_mask": ("xlive.analyzers", "auto_mask"),
-    "PixelStats": ("xlive.analyzers", "PixelStats"),
-    "run_variable": ("xlive.variables", "run_variable"),
+    "run_variable": ("xlive.outputs.variables", "run_variable"),
     "Logbook": ("xlive.views.logbook_widget", "LogbookWidget"),
 }
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pickle
-import warnings
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +14,9 @@ from xlive.analyzers import (
     FeatureSpec,
     RadialProfile,
     analyze_frames,
+    analyzer_class,
+    available_analyzers,
     default_analyzers,
-    get_analyzer,
-    registry,
 )
 from xlive.analyzers._template import MaxPixel
 from xlive.errors import AnalyzerError
@@ -87,29 +88,39 @@ def test_feature_spec_checks_dims():
         FeatureSpec("x", ("frame", "q"), "float32")
 
 
-def test_registry_builtins_and_broken_plugin_warns(monkeypatch):
-    assert get_analyzer("spots").__name__ == "SpotFinder"
-    with pytest.raises(AnalyzerError, match="unknown analyzer"):
-        get_analyzer("nope")
+def test_registry_builtins_and_broken_plugin_warns(install_plugin):
+    from xlive.registry import PluginWarning
 
-    class EP:
-        name, value = "broken", "nowhere:Thing"
+    assert analyzer_class("spots").__name__ == "SpotFinder"
+    with pytest.raises(AnalyzerError, match="unknown analyzer 'nope'"):
+        analyzer_class("nope")
+    install_plugin({"xlive.analyzers": {"broken": "nowhere_at_all:Thing",
+                                        "max_pixel_copy": "xlive.analyzers._template:MaxPixel"}})
+    with pytest.warns(PluginWarning, match="broken"):
+        avail = available_analyzers()
+    assert "broken" not in avail and avail["max_pixel_copy"] is MaxPixel
+    with pytest.raises(AnalyzerError, match="'broken'.*failed to load"):
+        analyzer_class("broken")
 
-        def load(self):
-            raise ImportError("no module named nowhere")
 
-    class Good(EP):
-        name, value = "max_pixel", "xlive.analyzers._template:MaxPixel"
+def test_in_tree_analyzer_is_found_by_its_module_name(tmp_path, monkeypatch):
+    """A new file xlive/analyzers/NAME.py defining a class with ``name = "NAME"`` is all it takes
+    (here the package path is extended with a temporary folder instead of writing into it)."""
+    import xlive.analyzers
+    from xlive import registry
 
-        def load(self):
-            return MaxPixel
-
-    monkeypatch.setattr(registry, "entry_points", lambda group: [EP(), Good()])
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        avail = registry.available_analyzers()
-    assert "broken" not in avail and avail["max_pixel"] is MaxPixel
-    assert any("broken" in str(x.message) for x in w)
+    src = (Path(xlive.analyzers.__file__).parent / "_template.py").read_text()
+    (tmp_path / "peak_pixel.py").write_text(
+        src.replace('name = "max_pixel"', 'name = "peak_pixel"').replace("class MaxPixel:", "class PeakPixel:"))
+    monkeypatch.setattr(xlive.analyzers, "__path__", [*xlive.analyzers.__path__, str(tmp_path)])
+    registry.refresh()
+    try:
+        cls = analyzer_class("peak_pixel")
+        assert cls.__name__ == "PeakPixel" and "peak_pixel" in available_analyzers()
+    finally:
+        monkeypatch.undo()
+        sys.modules.pop("xlive.analyzers.peak_pixel", None)
+        registry.refresh()
 
 
 def test_template_analyzer_runs(sim, block):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xlive.analyzers._binning import (
+from xlive.analyzers._kernels.binning import (
     bin_sums,
     bin_sums_ref,
     clipped_stats,
@@ -15,9 +15,9 @@ from xlive.analyzers._binning import (
     ring_histograms_int,
     ring_histograms_ref,
 )
-from xlive.analyzers._neighbours import nearest_distances, nearest_distances_ref
-from xlive.analyzers._peaks import find_peaks, find_peaks_ref, pixels_above
-from xlive.analyzers._runs import PixelRuns, pixel_runs, run_sums
+from xlive.analyzers._kernels.neighbours import nearest_distances, nearest_distances_ref
+from xlive.analyzers._kernels.peaks import find_peaks, find_peaks_ref, pixels_above
+from xlive.analyzers._kernels.runs import PixelRuns, pixel_runs, run_sums
 from xlive.analyzers.base import valid_range
 
 SHAPE = (60, 70)

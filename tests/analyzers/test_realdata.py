@@ -66,7 +66,7 @@ def test_ceo2_radial_profile_equals_pyfai(realdata):
 
 @pytest.mark.slow
 def test_pilatus6m_grid_hits(realdata):
-    from xlive.geometry_io.minicbf import read_minicbf_geometry
+    from xlive.geometry.minicbf import read_minicbf_geometry
 
     folder = realdata / "pilatus6M_thaumatin_grid"
     geom = read_minicbf_geometry(folder / "thau_3_2_0005.cbf.bz2")

@@ -9,7 +9,7 @@ import pytest
 from dask.callbacks import Callback
 
 from xlive.analyzers.radial import RadialParams, RadialProfile
-from xlive.features import analyze
+from xlive.engine.features import analyze
 from xlive.simulate import write_run
 from xlive.sources import open_source
 

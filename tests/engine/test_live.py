@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from xlive.analyzers.radial import RadialParams, RadialProfile
-from xlive.live import LiveParams, LiveProcessor, default_client, fill_in
+from xlive.engine.live import LiveParams, LiveProcessor, default_client, fill_in
+from xlive.engine.store import DONE, SKIPPED, FeatureStore, open_features
 from xlive.simulate import write_run
 from xlive.sources import open_source
-from xlive.store import DONE, SKIPPED, FeatureStore, open_features
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_finished_run_is_stored_once_and_reads_back(finished_run, tmp_path, clie
     src = open_source(finished_run)
     seen = []
     with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
-                       listeners=[lambda r, m: seen.extend(r["frame_index"].tolist())]) as lp:
+                       listeners=[lambda b, m: seen.extend(b.frames.tolist())]) as lp:
         stats = lp.run(until_idle=0.0)
     assert stats.frames_stored == 20 and sorted(seen) == list(range(20))
     ds = open_features(tmp_path / "f.zarr")
@@ -107,8 +107,8 @@ def test_growing_run_every_frame_exactly_once(tmp_path, client):
     counts = set()
     with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
                        params=LiveParams(adaptive=False),
-                       listeners=[lambda r, m: seen.extend(r["frame_index"].tolist())]) as lp:
-        while writer.poll() is None or not lp.idle or src.refresh() > lp._seen:
+                       listeners=[lambda b, m: seen.extend(b.frames.tolist())]) as lp:
+        while writer.poll() is None or not lp.idle or src.refresh() > lp.frames_seen:
             lp.step()
             counts.add(src.n_frames)
             assert time.time() < t_end + 60
@@ -119,19 +119,18 @@ def test_growing_run_every_frame_exactly_once(tmp_path, client):
 
 
 def test_block_results_merge_when_a_block_is_all_bad():
-    from xlive.live import merge_results
-    from xlive.reducers import HotCandidates
+    from xlive.aggregate.reducers import HotCandidates
+    from xlive.engine.block import Block
+    from xlive.engine.live import merge_results
 
-    good = {"frame_index": np.array([4, 5]), "bad": np.array([False, False]),
-            "n_spots": np.array([3, 4]),
-            "partials": {"hot_pixels": HotCandidates(1, np.array([7]))}}
-    all_bad = {"frame_index": np.array([0, 1]), "bad": np.array([True, True]),
-               "n_spots": np.array([0, 0])}
+    good = Block(np.array([4, 5]), np.array([False, False]), {"n_spots": np.array([3, 4])},
+                 {"hot_pixels": HotCandidates(1, np.array([7]))})
+    all_bad = Block(np.array([0, 1]), np.array([True, True]), {"n_spots": np.array([0, 0])})
     for parts in ([good, all_bad], [all_bad, good]):
         m = merge_results(parts)
-        assert m["frame_index"].tolist() == [0, 1, 4, 5]
+        assert m.frames.tolist() == [0, 1, 4, 5] and m.bad.tolist() == [True, True, False, False]
         assert m["n_spots"].tolist() == [0, 0, 3, 4]
-        assert m["partials"]["hot_pixels"].indices.tolist() == [7]
+        assert m.partials["hot_pixels"].indices.tolist() == [7]
 
 
 def test_processor_started_before_the_first_frame(tmp_path, client):
@@ -171,8 +170,8 @@ def test_blocks_grow_with_the_backlog(finished_run, tmp_path, client):
 
 
 def test_process_workers_keep_frame_buffers_and_hold_partials(finished_run, tmp_path):
-    from xlive.aggregate import RunAggregates
-    from xlive.worker_setup import FrameBuffers, keep_frame_buffers
+    from xlive.aggregate.running import RunAggregates
+    from xlive.engine.cluster import FrameBuffers, keep_frame_buffers
 
     assert keep_frame_buffers() is (sys.platform == "linux")
     c = default_client(1, processes=True)
@@ -196,7 +195,7 @@ def test_process_workers_keep_frame_buffers_and_hold_partials(finished_run, tmp_
 
 
 def test_partials_are_held_until_their_interval():
-    from xlive.features import _hold_partials, release_partials
+    from xlive.engine.features import _hold_partials, release_partials
 
     assert _hold_partials(("k", 3600.0), {"a": 1}) == {}
     assert _hold_partials(("k", 3600.0), {"a": 2, "b": 5}) == {}

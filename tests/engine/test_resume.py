@@ -15,8 +15,8 @@ import pytest
 import xarray as xr
 from xlive_testing import run_xlive
 
+from xlive.engine.store import FeatureStore, open_features
 from xlive.simulate import write_run
-from xlive.store import FeatureStore, open_features
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from xlive.live import LiveParams, LiveProcessor, default_client
+from xlive.engine.live import LiveParams, LiveProcessor, default_client
 from xlive.outputs.cxi import CXIHitsListener
 from xlive.simulate import write_run
 from xlive.sources import open_source

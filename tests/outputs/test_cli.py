@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from xlive_testing import run_xlive
 
-from xlive.store import open_features
+from xlive.engine.store import open_features
 
 
 def test_export_hits_command(processed, tmp_path):

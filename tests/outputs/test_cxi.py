@@ -12,14 +12,15 @@ import h5py
 import numpy as np
 import pytest
 
+from xlive.engine.block import Block
+from xlive.engine.live import LiveParams, LiveProcessor, default_client
+from xlive.engine.store import open_features
 from xlive.errors import ConfigError
-from xlive.geometry_io.crystfel import read_crystfel_geom
-from xlive.live import LiveParams, LiveProcessor, default_client
+from xlive.geometry.crystfel import read_crystfel_geom
 from xlive.outputs.cxi import CXIHitsListener, CXIHitsWriter, read_cxi_peaks
 from xlive.outputs.hits import export_hits, original_events
 from xlive.simulate import write_run
 from xlive.sources import open_source
-from xlive.store import open_features
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +109,8 @@ def test_live_listener_wrote_the_same_hits(processed, exported):
 def test_writer_resumes_without_duplicates(processed, tmp_path):
     ds = open_features(processed.features)
     hits = ds.isel(frame=np.flatnonzero(ds.is_hit.values))
-    result = {k: hits[k].values for k in ("peak_x", "peak_y", "peak_intensity")}
-    result["frame_index"] = hits.frame.values
+    result = Block(hits.frame.values, np.zeros(hits.sizes["frame"], bool),
+                   {k: hits[k].values for k in ("peak_x", "peak_y", "peak_intensity")})
     frames = np.zeros((hits.sizes["frame"], 4, 5), np.float32)
     rows = np.arange(hits.sizes["frame"])
     with CXIHitsWriter(tmp_path / "h.cxi", frame_shape=(4, 5), max_peaks=ds.sizes["peak"]) as w:

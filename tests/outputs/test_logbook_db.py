@@ -14,6 +14,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from xlive.engine.store import open_features
 from xlive.outputs.logbook import (
     export,
     fill_missing_rows,
@@ -24,8 +25,7 @@ from xlive.outputs.logbook import (
 )
 from xlive.outputs.logbook_db import LogbookDB, parse_tags
 from xlive.outputs.rundb import record_run
-from xlive.store import open_features
-from xlive.variables import load_variables
+from xlive.outputs.variables import load_variables
 
 # a separate process writing its run's live row many times (like `xlive process --live`)
 WRITER = textwrap.dedent('''

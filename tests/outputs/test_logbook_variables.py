@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from xlive_testing import run_xlive
 
+from xlive.engine.store import open_features
 from xlive.errors import ConfigError
 from xlive.outputs.logbook import logbook_frame, refresh_variables
 from xlive.outputs.logbook_db import LogbookDB
 from xlive.outputs.rundb import record_run
-from xlive.store import open_features
-from xlive.variables import evaluate, load_variables, run_variable, to_cell
+from xlive.outputs.variables import evaluate, load_variables, run_variable, to_cell
 
 VARS = textwrap.dedent('''
     import numpy as np
@@ -140,7 +140,7 @@ def test_cells_hold_numbers_strings_and_small_arrays():
     def two(ds, metadata):
         return metadata["y"] + ds["x"]
 
-    from xlive.variables import VariableSet
+    from xlive.outputs.variables import VariableSet
 
     vs = VariableSet("mem", "0", (one.__xlive_variable__, two.__xlive_variable__))
     assert vs.cheap().names == ["one"] and vs.titles == {"one": "one", "two": "T"}
@@ -158,5 +158,5 @@ def test_config_names_the_variables_file(tmp_path):
     cfg.write_text('[logbook]\nvariables = "vars.py"\n')
     assert load_config(cfg).logbook["variables"] == str(tmp_path / "vars.py")
     cfg.write_text('[logbook]\nvariable = "vars.py"\n')
-    with pytest.raises(ConfigError, match="allowed"):
+    with pytest.raises(ConfigError, match="allowed: variables"):
         load_config(cfg)

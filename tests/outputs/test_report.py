@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from xlive_testing import run_xlive
 
-from xlive.flags import Flag
+from xlive.aggregate.flags import Flag
 from xlive.outputs.report import build_report
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -11,10 +11,10 @@ import xarray as xr
 import zarr
 from xlive_testing import run_xlive
 
-from xlive.flags import Flag, evaluate
+from xlive.aggregate.flags import Flag, evaluate
+from xlive.engine.store import open_features
 from xlive.outputs._common import aggregates
 from xlive.outputs.rundb import RunDB, RunDBError, db_url, default_db, record_run
-from xlive.store import open_features
 
 
 def _check_round_trip(db, processed):

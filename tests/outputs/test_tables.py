@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from xlive.engine.store import open_features
 from xlive.errors import ConfigError
 from xlive.outputs.tables import frame_table, peak_table, read_table_info, write_table
-from xlive.store import open_features
 
 
 @pytest.mark.parametrize("name", ["frames.parquet", "frames.csv"])

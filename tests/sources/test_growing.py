@@ -15,7 +15,7 @@ import zarr
 from xlive.errors import SourceError
 from xlive.simulate.write_swmr import frame_value
 from xlive.sources import open_source
-from xlive.sources.stream_sender import synthetic_frames
+from xlive.sources.stream.sender import synthetic_frames
 
 from .conftest import free_port, start_python
 
@@ -117,7 +117,7 @@ def test_swmr_file_grows(tmp_path):
 @pytest.mark.network
 def test_stream_frames_reach_the_spool(tmp_path):
     port = free_port()
-    proc = start_python(["-m", "xlive.sources.stream_sender", "--bind", f"tcp://127.0.0.1:{port}",
+    proc = start_python(["-m", "xlive.sources.stream.sender", "--bind", f"tcp://127.0.0.1:{port}",
                          "--synthetic", "eiger500k", "--frames", "60", "--rate", "60",
                          "--distinct", "5", "--timeout", "20"])
     src, seen, overlap = watch(f"tcp://127.0.0.1:{port}", proc, spool=tmp_path / "spool.zarr")

@@ -4,8 +4,8 @@ import h5py
 import numpy as np
 import zarr
 
-from xlive.metadata import read_side_table
 from xlive.sources import open_source
+from xlive.sources.metadata import read_side_table
 
 
 def _store(path, n):

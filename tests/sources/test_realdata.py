@@ -12,7 +12,7 @@ import pytest
 
 from xlive.sources import open_source
 from xlive.sources._bslz4 import bslz4_decode
-from xlive.sources.stream_protocol import decode_v2
+from xlive.sources.stream.protocol import decode_v2
 
 pytestmark = pytest.mark.realdata
 

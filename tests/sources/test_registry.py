@@ -9,17 +9,8 @@ from xlive.sources import list_sources, open_source
 from xlive.sources._template import TemplateSource
 
 
-def _plugin(tmp_path, monkeypatch, value: str) -> None:
-    """Install a real distribution (dist-info on sys.path) declaring one xlive.sources plugin."""
-    dist = tmp_path / "site" / "xlive_test_plugin-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xlive-test-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[xlive.sources]\ntestplugin = {value}\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-
-
-def test_template_source_as_plugin(tmp_path, monkeypatch):
-    _plugin(tmp_path, monkeypatch, "xlive.sources._template:TemplateSource")
+def test_template_source_as_plugin(tmp_path, install_plugin):
+    install_plugin({"xlive.sources": {"testplugin": "xlive.sources._template:TemplateSource"}})
     assert list_sources()["testplugin"] is TemplateSource
     run = tmp_path / "npy"
     run.mkdir()
@@ -32,9 +23,11 @@ def test_template_source_as_plugin(tmp_path, monkeypatch):
     np.testing.assert_array_equal(src.frames().values[:, 0, 0], [0, 1, 2, 3])
 
 
-def test_broken_plugin_is_a_warning(tmp_path, monkeypatch):
-    _plugin(tmp_path, monkeypatch, "xlive_no_such_module:Nothing")
-    with pytest.warns(RuntimeWarning, match="testplugin"):
+def test_broken_plugin_is_a_warning(tmp_path, install_plugin):
+    from xlive.registry import PluginWarning
+
+    install_plugin({"xlive.sources": {"testplugin": "xlive_no_such_module:Nothing"}})
+    with pytest.warns(PluginWarning, match="testplugin"):
         found = list_sources()
     assert "zarr" in found and "testplugin" not in found
 

@@ -7,8 +7,8 @@ import pytest
 from bokeh.document import Document
 from bokeh.document.events import ColumnDataChangedEvent, ColumnsStreamedEvent
 
-from xlive.live import LiveParams
-from xlive.session import LiveSession
+from xlive.engine.live import LiveParams
+from xlive.engine.session import LiveSession
 from xlive.views.detector import bin_max
 from xlive.views.layout import Dashboard
 from xlive.views.tweak import LiveControls
@@ -124,14 +124,14 @@ def test_controls_preview_apply_sample_and_flags(done_session):
 
 def test_grid_scan_heat_map(done_session, finished_run):
     from xlive.analyzers import analyze_frames
+    from xlive.engine.block import Block
 
     s = done_session
     dash = Dashboard(s)
     dash.update()
     frames = np.stack([s.read_frame(i) for i in range(4)])
-    result = analyze_frames(frames, s.source.geometry, s.processor.analyzers)
-    result["frame_index"] = np.arange(4)
-    result["bad"] = np.zeros(4, bool)
+    result = Block(np.arange(4), np.zeros(4, bool),
+                   analyze_frames(frames, s.source.geometry, s.processor.analyzers))
     meta = {"grid_x": np.array([0, 1, 0, 1]), "grid_y": np.array([0, 0, 1, 1])}
     for listener in s.listeners:
         if type(listener).__name__ == "ViewHistory":

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlparse
 import numpy as np
 import pytest
 
-from xlive.store import open_features
+from xlive.engine.store import open_features
 from xlive.views.app import free_port
 
 FRAMES, RATE = 160, 8.0

@@ -17,7 +17,7 @@ PLOTS = ("hit_rate", "spots", "d_min", "radial", "waterfall", "powder", "separat
 
 
 def test_serve_session_in_a_thread_and_stop(finished_run):
-    from xlive.session import LiveSession
+    from xlive.engine.session import LiveSession
 
     with LiveSession(finished_run) as s:
         handle = serve_session(s, port=0)

@@ -1,4 +1,4 @@
-"""Per-frame analyzers: radial profile, spots and hits, frame statistics, auto-mask.
+"""Per-frame analyzers: radial profile, spots and hits, frame statistics; the copy-me template.
 
 Each analyzer is built once per run from a :class:`~xlive.geometry.Geometry` and frozen
 parameters, declares its outputs (:meth:`describe`) and maps a block of frames ``(n, y, x)`` to
@@ -18,21 +18,24 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import AnalyzerError
-from ..geometry import Geometry
-from .base import Analyzer, FeatureSpec
+from ..geometry.core import Geometry
+from ..registry import analyzer_class, available_analyzers
+from .base import Analyzer, FeatureFlag, FeatureSpec, Show
 from .combined import FrameAnalyzer
-from .mask import MaskParams, PixelStats, auto_mask
 from .radial import RadialParams, RadialProfile
-from .registry import available_analyzers, get_analyzer
 from .spot_stats import SpotStatsParams
 from .spots import SpotFinder, SpotParams
 from .stats import FrameStats, StatsParams
 
 __all__ = [
-    "Analyzer", "FeatureSpec", "FrameAnalyzer", "RadialProfile", "RadialParams", "SpotFinder", "SpotParams",
-    "SpotStatsParams", "FrameStats", "StatsParams", "PixelStats", "MaskParams", "auto_mask",
-    "default_analyzers", "analyze_frames", "available_analyzers", "get_analyzer",
+    "Analyzer", "FeatureSpec", "Show", "FeatureFlag", "FrameAnalyzer", "RadialProfile", "RadialParams", "SpotFinder", "SpotParams",
+    "SpotStatsParams", "FrameStats", "StatsParams",
+    "default_analyzers", "build_analyzers", "analyze_frames", "available_analyzers",
+    "analyzer_class", "DEFAULT_TABLES",
 ]
+
+#: ``[analyzers.NAME]`` tables that tune the built-in set rather than add an analyzer
+DEFAULT_TABLES = {"radial": RadialParams, "spots": SpotParams, "stats": StatsParams}
 
 
 def default_analyzers(geometry: Geometry, *, radial: RadialParams | None = None,
@@ -47,6 +50,24 @@ def default_analyzers(geometry: Geometry, *, radial: RadialParams | None = None,
         return [FrameAnalyzer(geometry, radial=radial, spots=spots, stats=stats)]
     return [RadialProfile(geometry, radial), SpotFinder(geometry, spots),
             FrameStats(geometry, stats)]
+
+
+def build_analyzers(geometry: Geometry, params: dict | None = None, *,
+                    fused: bool = True) -> list[Analyzer]:
+    """The built-in set plus every analyzer switched on in ``params``.
+
+    ``params`` maps ``[analyzers.NAME]`` table names to parameter objects, as
+    :class:`~xlive.config.RunConfig` holds them: ``radial``, ``spots`` and ``stats`` tune the
+    built-in set; any other name adds the analyzer registered under it (in-tree module or
+    installed plugin, see :mod:`xlive.registry`), built as ``cls(geometry, params)``.
+    """
+    params = dict(params or {})
+    builtin = {k: params.pop(k) for k in DEFAULT_TABLES if k in params}
+    out = default_analyzers(geometry, **builtin, fused=fused)
+    for name, p in params.items():
+        cls = analyzer_class(name)
+        out.append(cls(geometry) if p is None else cls(geometry, p))
+    return out
 
 
 def analyze_frames(frames: np.ndarray, geometry: Geometry,

@@ -2,7 +2,7 @@
 
 :class:`FrameAnalyzer` produces exactly the outputs of :class:`~.radial.RadialProfile`,
 :class:`~.spots.SpotFinder` and :class:`~.stats.FrameStats` together, but for integer frames
-(up to 32 bits) one fused numba pass (:func:`~._binning.radial_ring_pass_int`) fills both the radial-profile
+(up to 32 bits) one fused numba pass (:func:`~._kernels.binning.radial_ring_pass_int`) fills both the radial-profile
 sums and the spot finder's ring histograms; the diffuse-scattering statistics then come from
 those ring statistics (rings one pixel wide, each with its mean q) instead of a third pass.
 Frames are large and the kernels are memory-bound, so reading each frame once is what makes
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import Geometry
-from ._binning import radial_ring_pass_int
-from ._runs import runs_apply
+from ..geometry.core import Geometry
+from ._kernels.binning import radial_ring_pass_int
+from ._kernels.runs import runs_apply
 from .base import FeatureSpec, as_block, valid_range
 from .radial import RadialParams, RadialProfile
 from .spots import SpotFinder, SpotParams
@@ -36,6 +36,8 @@ class FrameAnalyzer:
     """
 
     name = "frame"
+    #: configured through the [analyzers.radial], [analyzers.spots] and [analyzers.stats] tables
+    params_class = None
 
     def __init__(self, geometry: Geometry, *, radial: RadialParams | None = None,
                  spots: SpotParams | None = None, stats: StatsParams | None = None):

@@ -15,9 +15,9 @@ import numpy as np
 
 from ..conventions import D_UNITS, FRAME, Q_UNITS, Q
 from ..errors import AnalyzerError
-from ..geometry import Geometry
-from ._binning import bin_sums
-from ._runs import PixelRuns, run_sums, runs_apply
+from ..geometry.core import Geometry
+from ._kernels.binning import bin_sums
+from ._kernels.runs import PixelRuns, run_sums, runs_apply
 from .base import FeatureSpec, as_block, valid_range
 
 
@@ -78,6 +78,7 @@ class RadialProfile:
     """
 
     name = "radial"
+    params_class = RadialParams
 
     def __init__(self, geometry: Geometry, params: RadialParams | None = None):
         self.geometry = geometry
@@ -92,7 +93,7 @@ class RadialProfile:
         self.weights = w.astype(np.float32)
         use = self.bins >= 0
         self.norm = np.bincount(self.bins[use], weights=w[use], minlength=p.n_bins)
-        #: runs of pixels sharing a bin along rows, for integer frames (:mod:`._runs`)
+        #: runs of pixels sharing a bin along rows, for integer frames (:mod:`._kernels.runs`)
         self.runs = PixelRuns.from_bins(self.bins)
         self.q = 0.5 * (self.edges[1:] + self.edges[:-1])
 

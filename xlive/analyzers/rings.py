@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._binning import clipped_stats, ring_histograms, ring_histograms_int
+from ._kernels.binning import clipped_stats, ring_histograms, ring_histograms_int
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..conventions import D_UNITS, FRAME
-from ..geometry import Geometry
-from ._neighbours import nearest_distances
+from ..geometry.core import Geometry
+from ._kernels.neighbours import nearest_distances
 from .base import FeatureSpec
 from .lattice import LatticeParams, multi_lattice_score, reciprocal_vectors
 

@@ -4,7 +4,7 @@ Per frame: (1) one pass builds per-ring value histograms (rings one pixel wide i
 peakfinder8) and collects pixels above the ADC threshold; (2) iterative sigma clipping on the
 histograms gives each ring a robust mean and sigma; (3) pixels above ``max(adc_threshold, mean +
 pixel_snr * sigma)`` form 8-connected components, each measured against its local background
-and kept when its integrated SNR reaches ``min_snr`` (see :mod:`xlive.analyzers._peaks`);
+and kept when its integrated SNR reaches ``min_snr`` (see :mod:`xlive.analyzers._kernels.peaks`);
 (4) the peak table (strongest ``max_peaks`` by SNR, NaN padded) and the spot features
 (:mod:`xlive.analyzers.spot_stats`) follow from the peaks found. The first pass also gives
 ``total_intensity`` and ``n_saturated`` at no extra cost, so they are emitted here.
@@ -18,8 +18,8 @@ import numpy as np
 
 from ..conventions import D_UNITS, FRAME, ICE_D_SPACINGS, PEAK
 from ..errors import AnalyzerError
-from ..geometry import Geometry
-from ._peaks import find_peaks, pixels_above
+from ..geometry.core import Geometry
+from ._kernels.peaks import find_peaks, pixels_above
 from .base import FeatureSpec, as_block, valid_range
 from .rings import RingBinning
 from .spot_stats import SpotStatsParams, spot_feature_specs, spot_features
@@ -88,6 +88,7 @@ class SpotFinder:
     """
 
     name = "spots"
+    params_class = SpotParams
 
     def __init__(self, geometry: Geometry, params: SpotParams | None = None):
         self.geometry = geometry

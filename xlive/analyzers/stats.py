@@ -28,7 +28,7 @@ import numpy as np
 
 from ..conventions import FRAME, ICE_D_SPACINGS
 from ..errors import AnalyzerError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from .base import FeatureSpec, as_block, valid_range
 from .rings import RingBinning
 
@@ -78,6 +78,7 @@ class FrameStats:
     """
 
     name = "stats"
+    params_class = StatsParams
 
     def __init__(self, geometry: Geometry, params: StatsParams | None = None):
         self.geometry = geometry

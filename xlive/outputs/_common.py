@@ -18,7 +18,7 @@ def features_dataset(features: str | Path | xr.Dataset) -> xr.Dataset:
     """The computed frames of a feature store (a path), or ``features`` itself (a Dataset)."""
     if isinstance(features, xr.Dataset):
         return features
-    from ..store import open_features
+    from ..engine.store import open_features
 
     return open_features(features)
 
@@ -27,7 +27,7 @@ def store_status(features: str | Path | xr.Dataset) -> np.ndarray | None:
     """Status of every frame the store has seen (None when given a Dataset of done frames)."""
     if isinstance(features, xr.Dataset):
         return None
-    from ..store import FeatureStore
+    from ..engine.store import FeatureStore
 
     return FeatureStore.open(features).status()
 
@@ -71,33 +71,57 @@ def run_source(ds: xr.Dataset, source=None):
 
 
 def block_iter(ds: xr.Dataset, names, size: int = 256):
-    """``(result, meta)`` dicts over ``ds`` in blocks, shaped like the live loop's blocks."""
+    r"""``(block, meta)`` over ``ds`` in :class:`~xlive.engine.block.Block`\ s, as the live loop
+    hands them to its listeners."""
+    from ..engine.block import Block
+
     n = ds.sizes[FRAME]
     for s in range(0, n, size):
-        sub = ds.isel({FRAME: slice(s, s + size)})
-        result = {k: sub[k].values for k in names if k in sub.variables}
-        result["frame_index"] = sub[FRAME].values
-        result["bad"] = np.zeros(sub.sizes[FRAME], bool)
+        sub = ds.isel({FRAME: slice(s, s + size)}).compute()
+        block = Block(sub[FRAME].values, np.zeros(sub.sizes[FRAME], bool),
+                      {k: sub[k].values for k in names if k in sub.variables})
         meta = {k: sub[k].values for k in META if k in sub.coords}
-        yield result, meta
+        yield block, meta
+
+
+def declared_specs(ds: xr.Dataset) -> list:
+    """The :class:`~xlive.analyzers.base.FeatureSpec` of every feature stored with a ``show``
+    or ``flags`` declaration (the features added by analyzers beyond the built-in set)."""
+    from ..analyzers.base import FeatureSpec
+
+    specs = []
+    for name, var in ds.data_vars.items():
+        if var.attrs.get("show") is None and not var.attrs.get("flags"):
+            continue
+        specs.append(FeatureSpec.from_dict({
+            "name": name, "dims": var.dims, "dtype": str(var.dtype),
+            "units": var.attrs.get("units", ""), "description": var.attrs.get("description", ""),
+            "sizes": {d: ds.sizes[d] for d in var.dims[1:]}, "show": var.attrs.get("show"),
+            "flags": var.attrs.get("flags") or ()}))
+    return specs
 
 
 def aggregates(ds: xr.Dataset, *, replay_flags: bool = False, every: int = 50):
-    """:class:`~xlive.aggregate.RunAggregates` of a whole feature store (for flags and plots).
+    """:class:`~xlive.aggregate.running.RunAggregates` of a whole feature store (for flags and plots).
 
-    With ``replay_flags``, the flag rules are evaluated every ``every`` frames as the live loop
-    would have, and ``(aggregates, flags)`` is returned: each flag raised anywhere in the run,
-    once, as first raised, with the frame where it was first raised.
+    Aggregate windows and flag thresholds are those the features were computed with (the
+    configuration stored with them). With ``replay_flags``, the flag rules are evaluated every
+    ``every`` frames as the live loop would have, and ``(aggregates, flags)`` is returned: each
+    flag raised anywhere in the run, once, as first raised, with the frame where it was first
+    raised.
     """
-    from ..aggregate import RunAggregates
-    from ..flags import evaluate
+    from ..aggregate.flags import evaluate
+    from ..aggregate.running import RunAggregates
+    from ..config import stored_config
 
-    agg = RunAggregates()
+    cfg = stored_config(ds.attrs, analyzers=False)
+    agg = RunAggregates(cfg.aggregate)
+    agg.declare(declared_specs(ds))
     names = [k for k in ds.data_vars if ds[k].dims[0] == FRAME]
     raised: dict[str, tuple] = {}
     for result, meta in block_iter(ds, names, size=every):
         agg.update(result, meta)
         if replay_flags:
-            for f in evaluate(agg):
-                raised.setdefault(f.name, (f, int(result["frame_index"][-1])))
+            for f in evaluate(agg, cfg.flags):
+                raised.setdefault(f.name, (f, int(result.frames[-1])))
     return (agg, list(raised.values())) if replay_flags else agg

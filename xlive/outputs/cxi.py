@@ -169,16 +169,16 @@ class CXIHitsWriter:
                               "write to another file")
 
     # ------------------------------------------------------------------ writing
-    def append(self, frames: np.ndarray, result: dict[str, np.ndarray], rows: np.ndarray,
+    def append(self, frames: np.ndarray, result, rows: np.ndarray,
                meta: dict[str, np.ndarray] | None = None) -> int:
         """Append ``frames`` (k, ss, fs), the peaks of block ``rows`` and their metadata.
 
-        ``result`` is a block of features (``peak_x``... with a leading block dimension and
-        ``frame_index``); ``rows`` picks the block rows that ``frames`` belong to, in order.
-        Frames already in the file are skipped. Returns the number of rows written.
+        ``result`` is a :class:`~xlive.engine.block.Block` (``peak_x``... with a leading block
+        dimension); ``rows`` picks the block rows that ``frames`` belong to, in order. Frames
+        already in the file are skipped. Returns the number of rows written.
         """
         rows = np.asarray(rows, np.int64)
-        index = np.asarray(result["frame_index"], np.int64)[rows]
+        index = result.frames[rows]
         new = np.array([i not in self.frames_written for i in index.tolist()], bool)
         if not new.any():
             return 0
@@ -260,15 +260,15 @@ class CXIHitsListener:
         self.writer: CXIHitsWriter | None = None
         self.hits = 0
 
-    def __call__(self, result: dict, meta: dict) -> None:
+    def __call__(self, result, meta: dict) -> None:
         if "is_hit" not in result or "peak_x" not in result:
             raise ConfigError("writing hits needs the features is_hit and peak_x/peak_y; "
                               "run the default analyzers")
-        sel = np.asarray(result["is_hit"], bool) & ~np.asarray(result["bad"], bool)
+        sel = np.asarray(result["is_hit"], bool) & result.good
         rows, frames = [], []
         for r in np.flatnonzero(sel):
             try:
-                frames.append(self.source.read_frame(int(result["frame_index"][r])))
+                frames.append(self.source.read_frame(int(result.frames[r])))
             except BadFrameError:
                 continue
             rows.append(r)

@@ -10,8 +10,9 @@ import numpy as np
 import xarray as xr
 
 from ..conventions import FRAME
+from ..engine.block import Block
 from ..errors import BadFrameError, ConfigError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from ._common import META, features_dataset, require, run_source
 from .cxi import DATA, PEAKS, CXIHitsWriter
 
@@ -35,10 +36,10 @@ def write_hits_geom(geometry: Geometry, path: str | Path, *, data: str = DATA,
     """A CrystFEL ``.geom`` for ``geometry`` that reads frames at ``data`` (``dim0 = %``) and,
     with ``peak_list``, peaks from the CXI result group (``peak_list_type = cxi``).
 
-    Written with :func:`xlive.geometry_io.crystfel.write_crystfel_geom` (mask into
+    Written with :func:`xlive.geometry.crystfel.write_crystfel_geom` (mask into
     ``<stem>-mask.h5`` beside it), then pointed at the CXI layout.
     """
-    from ..geometry_io.crystfel import write_crystfel_geom
+    from ..geometry.crystfel import write_crystfel_geom
 
     path = Path(path)
     write_crystfel_geom(geometry, path)
@@ -135,12 +136,12 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
                        lst=lst, half_pixel_shift=half_pixel_shift,
                        compression=compression) as writer:
         for s in range(0, hits.sizes[FRAME], batch):
-            sub = hits.isel({FRAME: slice(s, s + batch)})
-            result = {k: sub[k].values for k in names}
-            result["frame_index"] = sub[FRAME].values
+            sub = hits.isel({FRAME: slice(s, s + batch)}).compute()
+            result = Block(sub[FRAME].values, np.zeros(sub.sizes[FRAME], bool),
+                           {k: sub[k].values for k in names})
             meta = {k: sub[k].values for k in META if k in sub.coords}
             rows, frames = [], []
-            for r, i in enumerate(result["frame_index"]):
+            for r, i in enumerate(result.frames):
                 try:
                     frames.append(src.read_frame(int(i)))
                     rows.append(r)
@@ -148,7 +149,7 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
                     unreadable += 1
             if rows:
                 written += writer.append(np.stack(frames), result, np.array(rows), meta)
-                kept.extend(int(result["frame_index"][r]) for r in rows)
+                kept.extend(int(result.frames[r]) for r in rows)
             if progress:
                 progress(sub.sizes[FRAME])
     if geom is not None:

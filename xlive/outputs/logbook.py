@@ -1,7 +1,7 @@
 """The beamtime logbook: one row per run of a run database, filled while runs are processed.
 
 A row joins the run's summary (``xlive_runs``), its live progress, the comment and tags users
-typed, and the values of their run variables (:mod:`xlive.variables`). :class:`LiveRecorder`
+typed, and the values of their run variables (:mod:`xlive.outputs.variables`). :class:`LiveRecorder`
 is the live loop's listener that keeps a run's row current while it is analysed;
 :func:`refresh_variables` (re)computes the variables of past runs when the variables file
 changed; :func:`logbook_frame` builds the table every view shows.
@@ -20,8 +20,8 @@ import pandas as pd
 import xarray as xr
 
 from ..conventions import FRAME
-from ..variables import VariableSet, evaluate
 from .logbook_db import LogbookDB, now
+from .variables import VariableSet, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def lazy_features(path: str | Path) -> xr.Dataset:
     """
     import dask.array as da
 
-    from ..store import DONE, META_FIELDS, FeatureStore
+    from ..engine.store import DONE, META_FIELDS, FeatureStore
 
     store = FeatureStore.open(path)
     n = store.frames_seen
@@ -85,7 +85,7 @@ def run_metadata(ds: xr.Dataset, run: str) -> xr.Dataset:
 
     Falls back to the metadata kept in the feature store when the run cannot be opened.
     """
-    from ..store import META_FIELDS
+    from ..engine.store import META_FIELDS
 
     cols: dict = {}
     try:
@@ -183,7 +183,7 @@ def figures(hit: np.ndarray, d_min: np.ndarray | None, indexed: np.ndarray | Non
 
 def store_figures(features: str | Path) -> dict:
     """The logbook figures of a feature store (finished or still growing)."""
-    from ..store import FeatureStore
+    from ..engine.store import FeatureStore
 
     ds = lazy_features(features)
     store = FeatureStore.open(features)
@@ -216,14 +216,14 @@ class LiveRecorder:
     db
         Run database (path, URL, :class:`~xlive.outputs.rundb.RunDB`).
     variables
-        The :class:`~xlive.variables.VariableSet` (or None).
+        The :class:`~xlive.outputs.variables.VariableSet` (or None).
     interval
         Seconds between writes.
     link
         URL of the run's live page, shown in the table.
     flags
         Callable returning the flags raised so far (default: evaluated by the recorder's own
-        :class:`~xlive.aggregate.RunAggregates`).
+        :class:`~xlive.aggregate.running.RunAggregates`).
     """
 
     def __init__(self, db, *, variables: VariableSet | None = None, interval: float = 2.0,
@@ -235,7 +235,7 @@ class LiveRecorder:
         self._flags_fn = flags
         self._agg = None
         if flags is None:
-            from ..aggregate import RunAggregates
+            from ..aggregate.running import RunAggregates
 
             self._agg = RunAggregates(aggregate_params)
             self._thresholds = thresholds
@@ -252,7 +252,7 @@ class LiveRecorder:
         self._closed = False
 
     def attach(self, processor) -> LiveRecorder:
-        """Follow ``processor`` (a :class:`~xlive.live.LiveProcessor`) and listen to it."""
+        """Follow ``processor`` (a :class:`~xlive.engine.live.LiveProcessor`) and listen to it."""
         self.processor = processor
         if self not in processor.listeners:
             processor.listeners.append(self)
@@ -265,25 +265,27 @@ class LiveRecorder:
             self._dmin = np.concatenate([self._dmin, np.full(pad, np.nan)])
             self._indexed = np.concatenate([self._indexed, np.zeros(pad, bool)])
 
-    def __call__(self, result: dict, meta: dict) -> None:
+    def __call__(self, block, meta: dict) -> None:
         with self._lock:
-            self._take(result, meta)
+            self._take(block, meta)
 
-    def _take(self, result: dict, meta: dict) -> None:
-        idx = np.asarray(result["frame_index"], np.int64)
+    def _take(self, block, meta: dict) -> None:
+        idx = block.frames
         if idx.size:
             self._grow(int(idx.max()) + 1)
-            good = ~np.asarray(result["bad"], bool)
-            hit = np.asarray(result.get("is_hit", np.zeros(idx.size)), float)
+            good = block.good
+            hit = np.asarray(block.get("is_hit", np.zeros(idx.size)), float)
             self._hit[idx[good]] = hit[good]
-            if "d_min" in result:
-                self._dmin[idx[good]] = np.asarray(result["d_min"], float)[good]
-            if "indexed" in result:
-                self._indexed[idx[good]] = np.asarray(result["indexed"], bool)[good]
+            if "d_min" in block:
+                self._dmin[idx[good]] = np.asarray(block["d_min"], float)[good]
+            if "indexed" in block:
+                self._indexed[idx[good]] = np.asarray(block["indexed"], bool)[good]
         if self._agg is not None:
             if self._agg.geometry is None and self.processor is not None:
                 self._agg.geometry = self.processor.source.geometry
-            self._agg.update(result, meta)
+            if self.processor is not None:
+                self._agg.declare(self.processor.specs)
+            self._agg.update(block, meta)
         wait = self.interval - (time.time() - self._last)
         if wait <= 0:
             self.write()
@@ -305,7 +307,7 @@ class LiveRecorder:
         if self._flags_fn is not None:
             flags = self._flags_fn()
         else:
-            from ..flags import evaluate as evaluate_flags
+            from ..aggregate.flags import evaluate as evaluate_flags
 
             flags = evaluate_flags(self._agg, self._thresholds)
         return [f.name for f in flags]
@@ -478,7 +480,7 @@ class LogbookKeeper:
     logdb
         The :class:`~xlive.outputs.logbook_db.LogbookDB`.
     variables
-        A variables file (path, watched) or a :class:`~xlive.variables.VariableSet`.
+        A variables file (path, watched) or a :class:`~xlive.outputs.variables.VariableSet`.
     every
         Seconds between looks for stale variables (a changed file is seen at once).
     """
@@ -499,7 +501,7 @@ class LogbookKeeper:
     def _load(self) -> None:
         if self._arg is None or isinstance(self._arg, VariableSet):
             return
-        from ..variables import load_variables
+        from .variables import load_variables
 
         try:
             mtime = Path(self._arg).stat().st_mtime_ns

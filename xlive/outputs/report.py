@@ -1,7 +1,8 @@
 """A self-contained HTML report of a processed run (bokeh standalone, BokehJS inline).
 
 The page needs no network and no server: hit rate along the run, spots per frame, d_min of the
-hits, the mean radial profile, the virtual powder pattern and peakogram, the flags raised and a
+hits, the mean radial profile, the virtual powder pattern and peakogram, one plot per feature
+an analyzer declares with a ``show`` (strip chart, histogram or image), the flags raised and a
 table of the run's figures. Open it in any browser, mail it, attach it to the e-logbook.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from ..conventions import FRAME, LASER_ON
-from ._common import aggregates, features_dataset
+from ._common import aggregates, declared_specs, features_dataset
 from .summary import RunSummary, summarize
 
 _W, _H = 560, 280
@@ -102,6 +103,33 @@ def powder_plots(agg):
     return p, g
 
 
+def declared_plot(ds: xr.Dataset, agg, spec):
+    """The plot of a feature an analyzer declares (its ``show``): strip, histogram or image."""
+    kind = spec.show.kind
+    if kind == "strip":
+        p = _fig(spec.title, "frame", spec.units or spec.name, spec.name)
+        hit = ds["is_hit"].values.astype(bool) if "is_hit" in ds else np.zeros(ds.sizes[FRAME], bool)
+        frame, value = ds[FRAME].values, ds[spec.name].values.astype(float)
+        if spec.show.hits_only:
+            frame, value, hit = frame[hit], value[hit], hit[hit]
+        p.scatter(frame[~hit], value[~hit], size=4, color="#9e9e9e")
+        p.scatter(frame[hit], value[hit], size=5, color="#c62828")
+        return p
+    if kind == "histogram":
+        h = agg.histograms[spec.name]
+        p = _fig(spec.title, f"{spec.name} ({spec.units})" if spec.units else spec.name,
+                 "frames", spec.name)
+        p.quad(left=h.edges[:-1], right=h.edges[1:], bottom=0, top=h.counts, color="#00897b")
+        return p
+    img = agg.images[spec.name].image
+    a, b = spec.dims[1:]
+    p = _fig(f"{spec.title} ({spec.show.reduce} over the run)", b, a, spec.name,
+             x_range=(0, img.shape[1]), y_range=(0, img.shape[0]))
+    p.image(image=[img.astype(np.float32)], x=0, y=0, dw=img.shape[1], dh=img.shape[0],
+            palette="Viridis256")
+    return p
+
+
 def _figures_table(s: RunSummary) -> str:
     def fmt(v, spec="{}"):
         return "–" if v is None else spec.format(v)
@@ -157,6 +185,10 @@ def build_report(features: str | Path | xr.Dataset, *, flags=None, title: str | 
         plots.append(radial_plot(ds, agg))
     if "peak_d" in ds:
         plots.extend(powder_plots(agg))
+    for spec in declared_specs(ds):
+        if spec.show is not None and (spec.show.kind != "image"
+                                      or agg.images[spec.name].image is not None):
+            plots.append(declared_plot(ds, agg, spec))
     header = Div(text=f"<h1>{html.escape(title)}</h1>", name="title")
     figures = Div(text="<h2>Run figures</h2>" + _figures_table(summary), name="figures")
     flag_div = Div(text="<h2>Flags</h2>" + _flags_html(summary), name="flags")

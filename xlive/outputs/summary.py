@@ -72,13 +72,13 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
     features
         Feature store (path) or its Dataset.
     flags
-        The :class:`~xlive.flags.Flag` list raised live; default: the flags the rules raise
+        The :class:`~xlive.aggregate.flags.Flag` list raised live; default: the flags the rules raise
         when replayed along the run (each once, with the frame where it was first raised).
     run
         Database key of the run; default: the run's path (or URL) the store records.
     """
-    from ..flags import Flag, status
-    from ..store import BAD, PENDING, SKIPPED
+    from ..aggregate.flags import Flag, status
+    from ..engine.store import BAD, PENDING, SKIPPED
 
     ds = features_dataset(features)
     st = store_status(features)

@@ -20,8 +20,8 @@ import numpy as np
 from scipy.special import ndtr
 
 from ..conventions import ICE_D_SPACINGS
-from ..detectors import DetectorModel, get_detector
-from ..geometry import Geometry
+from ..geometry.core import Geometry
+from ..geometry.detectors import DetectorModel, get_detector
 from .lattice import ReflectionSet, predict_spots, random_rotation
 from .params import SimParams
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ..detectors import get_detector
 from ..errors import ConfigError
+from ..geometry.detectors import get_detector
 
 
 @dataclass(frozen=True, kw_only=True)
 class SimParams:
     """What the simulated beamtime looks like."""
 
-    #: detector model name (see ``xlive.detectors.DETECTORS``)
+    #: detector model name (see ``xlive.geometry.detectors.DETECTORS``)
     detector: str = "eiger4m"
     #: random seed; the run is a pure function of the parameters
     seed: int = 0

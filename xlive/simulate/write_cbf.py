@@ -9,7 +9,7 @@ from pathlib import Path
 import fabio.cbfimage
 import numpy as np
 
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 
 
 def minicbf_header(geometry: Geometry, *, description: str, frame_time: float,

@@ -16,7 +16,7 @@ import hdf5plugin
 import numpy as np
 
 from ..conventions import HC_EV_ANGSTROM
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 
 
 def _ds(group: h5py.Group, name: str, value, units: str | None = None) -> None:

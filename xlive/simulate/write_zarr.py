@@ -23,7 +23,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from ..conventions import FRAME_NUMBER, FRAMES_COMPLETE, LASER_ON, PULSE_ENERGY, TIMESTAMP
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 
 META_DTYPES = {TIMESTAMP: "float64", LASER_ON: "bool", PULSE_ENERGY: "float32",
                FRAME_NUMBER: "int64"}

@@ -7,7 +7,7 @@ entry-point group (copy :mod:`xlive.sources._template`).
 
 from __future__ import annotations
 
+from ..registry import list_sources, open_source
 from .base import FrameReader, Source
-from .registry import list_sources, open_source
 
 __all__ = ["FrameReader", "Source", "list_sources", "open_source"]

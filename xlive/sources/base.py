@@ -13,13 +13,14 @@ import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
 from ..conventions import FRAME, X, Y
 from ..errors import BadFrameError, GeometryError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 
 #: target bytes per dask chunk when the caller gives no ``chunk_frames``
 _CHUNK_BYTES = 32 * 2**20
@@ -104,7 +105,9 @@ def masked_values_for(dtype: np.dtype, *, unsigned_max: bool = True) -> tuple[fl
     return ()
 
 
-def _read_block(reader: FrameReader, start: int, stop: int) -> np.ndarray:
+def _read_chunk(reader: FrameReader, block_info=None) -> np.ndarray:
+    """The frames of one dask chunk (``block_info`` tells which, see ``dask.array.map_blocks``)."""
+    (start, stop), _, _ = block_info[None]["array-location"]
     return reader.read_block(start, stop)
 
 
@@ -155,6 +158,15 @@ class Source(abc.ABC):
         """The geometry the run's own headers describe (None: they say nothing)."""
         return None
 
+    def header_geometry(self) -> Geometry | None:
+        """The geometry the run's own headers describe (None: they say nothing)."""
+        return self._header_geometry()
+
+    def override_geometry(self, geometry: Geometry) -> None:
+        """Use ``geometry`` instead of the headers' (pixels masked in frame 0 are still added)."""
+        self._geometry_override = geometry
+        self._geometry = None
+
     def _native_metadata(self, n: int) -> dict[str, np.ndarray]:
         """Per-frame metadata the source itself knows, arrays of length ``n``."""
         return {}
@@ -174,7 +186,7 @@ class Source(abc.ABC):
         """Look for new frames; return how many complete frames exist now (never blocks)."""
         self._n = max(self._n, int(self._count()))
         if self._side_table_path is not None:
-            from ..metadata import read_side_table
+            from .metadata import read_side_table
 
             self._side_table = read_side_table(self._side_table_path)
         return self._n
@@ -242,7 +254,7 @@ class Source(abc.ABC):
         n = self._n
         meta = {k: np.asarray(v)[:n] for k, v in self._native_metadata(n).items()}
         if self._side_table is not None:
-            from ..metadata import side_table_columns
+            from .metadata import side_table_columns
 
             meta.update(side_table_columns(self._side_table, n))
         return meta
@@ -259,14 +271,11 @@ class Source(abc.ABC):
             c = self.chunk_frames or max(
                 1, min(_MAX_CHUNK_FRAMES, _CHUNK_BYTES // max(1, dtype.itemsize * shape[0] * shape[1]))
             )
-            name = f"xlive-frames-{self.name}-{self._token}-{n}-{c}"
-            rkey = f"xlive-reader-{self.name}-{self._token}"
-            dsk: dict = {rkey: reader}
-            starts = list(range(0, n, c))
-            for b, s in enumerate(starts):
-                dsk[(name, b, 0, 0)] = (_read_block, rkey, s, min(n, s + c))
-            chunks = (tuple(min(n, s + c) - s for s in starts), (shape[0],), (shape[1],))
-            data = da.Array(dsk, name, chunks, dtype=dtype)
+            chunks = (tuple(min(n, s + c) - s for s in range(0, n, c)), (shape[0],), (shape[1],))
+            # the reader is one key of the graph, shared by the chunk tasks
+            data = da.map_blocks(_read_chunk, dask.delayed(reader, pure=False), chunks=chunks,
+                                 dtype=dtype, meta=np.empty((0, 0, 0), dtype),
+                                 name=f"xlive-frames-{self.name}-{self._token}-{n}-{c}")
         coords: dict[str, Any] = {FRAME: np.arange(n)}
         for k, v in self.metadata().items():
             coords[k] = (FRAME, v)

@@ -12,14 +12,15 @@ planned frame count (``nimages * ntrigger``), tells how many frames it held; tho
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from ..errors import SourceError
-from ..geometry import Geometry
-from ..geometry_io.nxmx import read_nxmx_geometry
+from ..geometry.core import Geometry
+from ..geometry.nxmx import read_nxmx_geometry
 from .base import FrameReader, Source
 from .hdf5 import H5SegmentsReader, open_h5
 
@@ -49,6 +50,12 @@ class EigerSource(Source):
     """
 
     name = "eiger"
+
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        """An existing HDF5 file that is an Eiger/NXmx master."""
+        t = str(target)
+        return t.lower().endswith((".h5", ".hdf5", ".nxs", ".hdf", ".cxi")) and os.path.isfile(t) and is_master(t)
 
     def __init__(self, path: str | Path, **options):
         super().__init__(**options)

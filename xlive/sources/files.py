@@ -18,7 +18,7 @@ import fabio
 import numpy as np
 
 from ..errors import BadFrameError, SourceError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from .base import FrameReader, Source
 
 #: extensions tried when the target is a folder
@@ -58,6 +58,12 @@ class FilesSource(Source):
 
     name = "files"
     mask_unsigned_max = False  # CCD/TIFF maxima are saturation, not gaps
+
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        """A folder, a glob pattern or any other file (the last source asked)."""
+        t = str(target).rstrip("/")
+        return os.path.isdir(t) or any(ch in t for ch in "*?[") or os.path.isfile(t)
 
     def __init__(self, target: str | Path, *, settle_time: float = 10.0, **options):
         super().__init__(**options)
@@ -114,7 +120,7 @@ class FilesSource(Source):
         contents = self._first_header.get("_array_data.header_contents")
         if not contents or self._shape is None:
             return None
-        from ..geometry_io.minicbf import geometry_from_minicbf_header
+        from ..geometry.minicbf import geometry_from_minicbf_header
 
         return geometry_from_minicbf_header(contents, shape=self._shape)
 

@@ -19,7 +19,7 @@ import hdf5plugin  # noqa: F401  (registers the Eiger compression filters with H
 import numpy as np
 
 from ..errors import SourceError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from .base import FrameReader, Source
 
 DATASET_PATHS = ("/entry/data/data", "/data", "/entry_1/data_1/data", "/data/data")
@@ -101,6 +101,11 @@ class HDF5Source(Source):
 
     name = "hdf5"
 
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        """Any HDF5 file name (asked after the Eiger master source and the plugins)."""
+        return str(target).lower().endswith((".h5", ".hdf5", ".nxs", ".hdf", ".cxi"))
+
     def __init__(self, path: str | Path, *, dataset: str | None = None, **options):
         super().__init__(**options)
         self.path = str(path)
@@ -149,7 +154,7 @@ class HDF5Source(Source):
     def _header_geometry(self) -> Geometry | None:
         if "/entry/instrument/detector" not in self._file:
             return None
-        from ..geometry_io.nxmx import read_nxmx_geometry
+        from ..geometry.nxmx import read_nxmx_geometry
 
         return read_nxmx_geometry(self._file)
 

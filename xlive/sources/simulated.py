@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from ..errors import SourceError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
+from ..registry import open_source
 from .base import Source
 
 RUN_FILE = "xlive-run.json"
@@ -22,8 +23,6 @@ def is_run_folder(path: str | Path) -> bool:
 
 def open_run_folder(path: str | Path, **options) -> Source:
     """Open the data of an xlive run folder; returns the data's own source (Zarr/Eiger/files)."""
-    from .registry import open_source
-
     path = Path(path)
     try:
         info = json.loads((path / RUN_FILE).read_text())
@@ -34,14 +33,20 @@ def open_run_folder(path: str | Path, **options) -> Source:
         options["metadata"] = path / info["metadata"]
     source = open_source(str(data), **options)
     if "geometry" not in options and "geometry" in info:
-        header = None
         try:
-            header = source._header_geometry()
+            header = source.header_geometry()
         except Exception:
             header = None
         mask = header.mask if header is not None and header.mask is not None else None
-        geom = Geometry.from_dict(info["geometry"], mask=mask)
-        source._geometry_override = geom
-        source._geometry = None
+        source.override_geometry(Geometry.from_dict(info["geometry"], mask=mask))
     source.run_info = info
     return source
+
+
+class RunFolder:
+    """The registry's ``run`` source: opens a run folder as its data's own source."""
+
+    guess_can_open = staticmethod(is_run_folder)
+
+    def __new__(cls, target: str | Path, **options) -> Source:  # an opener, not an instance
+        return open_run_folder(target, **options)

@@ -8,6 +8,7 @@ stale shape (see formats.md, Zarr v3).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import zarr
 
 from ..conventions import FRAME_NUMBER, FRAMES_COMPLETE, LASER_ON, PULSE_ENERGY, TIMESTAMP
 from ..errors import BadFrameError, SourceError
-from ..geometry import Geometry
+from ..geometry.core import Geometry
 from . import _bslz4  # noqa: F401  (registers the spool codec)
 from ._zarr_direct import DirectChunks
 from .base import FrameReader, Source
@@ -78,6 +79,12 @@ class ZarrSource(Source):
     """
 
     name = "zarr"
+
+    @staticmethod
+    def guess_can_open(target: str) -> bool:
+        """A ``.zarr`` path, or a folder holding a Zarr v3 group."""
+        t = str(target).rstrip("/")
+        return t.endswith(".zarr") or (os.path.isdir(t) and os.path.exists(os.path.join(t, "zarr.json")))
 
     def __init__(self, path: str | Path, *, array: str = "frames", **options):
         super().__init__(**options)

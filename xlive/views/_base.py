@@ -104,15 +104,13 @@ class SeriesCursor:
 
 
 class HistogramView(View):
-    """A histogram the aggregates keep (``edges_attr``, ``counts_attr``), redrawn only when
-    new frames came; subclasses set the names, labels and colour, and may decorate ``fig``."""
+    """A histogram the aggregates keep (:meth:`histogram`), redrawn only when new frames came;
+    subclasses set the names, labels and colour, and may decorate ``fig``."""
 
     title = ""
     x_label = ""
     y_label = ""
     color = "navy"
-    edges_attr = ""
-    counts_attr = ""
 
     def __init__(self):
         self._updates = -1
@@ -128,7 +126,11 @@ class HistogramView(View):
         if agg.updates == self._updates:
             return False
         self._updates = agg.updates
-        e = getattr(agg, self.edges_attr)
+        e, counts = self.histogram(agg)
         self.source.data = {"left": e[:-1].tolist(), "right": e[1:].tolist(),
-                            "count": getattr(agg, self.counts_attr).tolist()}
+                            "count": counts.tolist()}
         return True
+
+    def histogram(self, agg) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - overridden
+        """``(edges, counts)`` of the histogram in the aggregates ``agg``."""
+        raise NotImplementedError

@@ -28,9 +28,9 @@ class ViewHistory:
         self.grid: dict[tuple[float, float], list[float]] = {}
         self.grid_updates = 0
 
-    def __call__(self, result: dict, meta: dict) -> None:
-        good = ~np.asarray(result["bad"], bool)
-        idx = np.asarray(result["frame_index"])[good]
+    def __call__(self, result, meta: dict) -> None:
+        good = result.good
+        idx = result.frames[good]
         if "radial_profile" in result:
             prof = np.asarray(result["radial_profile"], np.float32)[good]
             for i, p in zip(idx.tolist(), prof, strict=True):

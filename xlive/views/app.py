@@ -84,7 +84,7 @@ def serve_session(session, *, port: int = 5006, address: str = "127.0.0.1",
     Parameters
     ----------
     session
-        A :class:`~xlive.session.LiveSession` (None: only ``apps``).
+        A :class:`~xlive.engine.session.LiveSession` (None: only ``apps``).
     port
         TCP port (0: any free port; see ``handle.port``).
     address

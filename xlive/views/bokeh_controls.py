@@ -1,7 +1,7 @@
-"""Controls of the server page, as bokeh widgets: frame, scale, spot finder, sampling, flags.
+"""The controls of both front-ends, as bokeh widgets: frame, scale, spot finder, sampling, flags.
 
-The notebook monitor has the same controls as ipywidgets (:mod:`xlive.views.monitor`); both
-act through :class:`~xlive.views.tweak.LiveControls`.
+The server page and the notebook monitor (:mod:`xlive.views.monitor`, through jupyter_bokeh)
+show this one set; it acts through :class:`~xlive.views.tweak.LiveControls`.
 """
 
 from __future__ import annotations

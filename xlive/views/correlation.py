@@ -73,15 +73,15 @@ class CorrelationBuffer:
         self.updates = 0
         self._lock = threading.Lock()
 
-    def __call__(self, result: dict, meta: dict) -> None:
-        good = ~np.asarray(result["bad"], bool)
+    def __call__(self, block, meta: dict) -> None:
+        good = block.good
         k = int(good.sum())
         if not k:
             return
         new: dict[str, np.ndarray] = {}
-        for kind, src in (("features", result), ("metadata", meta)):
+        for kind, src in (("features", block.features), ("metadata", meta)):
             for name, v in src.items():
-                if name in ("frame_index", "bad", *SKIP_META):
+                if name in SKIP_META:
                     continue
                 a = np.asarray(v)
                 if a.ndim != 1 or a.shape[0] != good.size or a.dtype.kind not in "biuf":

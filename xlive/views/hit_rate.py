@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bokeh.models import ColumnDataSource, HoverTool, TapTool
 
-from ._base import ROLLOVER, View, finite_or_none, make_figure
+from ._base import ROLLOVER, View, finite_or_none, make_figure, tail
 
 
 class HitRateChart(View):
@@ -38,11 +38,11 @@ class HitRateChart(View):
         self.root = fig
 
     def update(self, session) -> bool:
-        points = session.aggregates.hit_rate_points
-        new = points[self._seen:]
+        agg = session.aggregates
+        new = tail(agg.hit_rate_points, agg.hit_rate_count - self._seen)
         if not new:
             return False
-        self._seen = len(points)
+        self._seen = agg.hit_rate_count
         frame, rate, on, off = zip(*new, strict=True)
         self.source.stream({"frame": list(frame), "rate": finite_or_none(rate),
                             "rate_on": finite_or_none(on), "rate_off": finite_or_none(off)},

@@ -2,7 +2,8 @@
 
 Built here, scheduled elsewhere (:mod:`xlive.views.monitor` in notebooks, :mod:`xlive.views.app`
 on a bokeh server page): the scheduler calls :meth:`Dashboard.update` from the thread that owns
-the bokeh document.
+the bokeh document. Features the analyzers declare with a ``show`` get their own views
+(:mod:`.declared`) in a section below the built-in plots, added as the analyzers appear.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from bokeh.layouts import column, gridplot, row
 
 from ._history import history_for
 from .correlation import CorrelationView, correlation_for
+from .declared import feature_view
 from .detector import DetectorView
 from .dmin_chart import DminChart
 from .flags_panel import FlagsPanel
@@ -33,7 +35,7 @@ class Dashboard:
 
     Examples
     --------
-    >>> from xlive.session import LiveSession          # doctest: +SKIP
+    >>> from xlive.engine.session import LiveSession          # doctest: +SKIP
     >>> dash = Dashboard(LiveSession("run"))           # doctest: +SKIP
     >>> dash.update(); dash.views["hit_rate"].source.data["rate"][-1]   # doctest: +SKIP
     """
@@ -61,9 +63,25 @@ class Dashboard:
                           [v["separation"].root, v["grid"].root],
                           [v["correlation"].root, None]],
                          sizing_mode="stretch_width", merge_tools=False)
+        #: views of the features the analyzers declare (filled by :meth:`update`)
+        self.features = column(sizing_mode="stretch_width", name="xlive_features")
         self.root = column(v["status"].root, row(v["detector"].root, v["flags"].root,
                                                  sizing_mode="stretch_width"),
-                           plots, sizing_mode="stretch_width", name="xlive_dashboard")
+                           plots, self.features, sizing_mode="stretch_width",
+                           name="xlive_dashboard")
+        self._add_declared_views()
+
+    def _add_declared_views(self) -> None:
+        """Add a view for every declared feature that has none yet (two per row)."""
+        new = [feature_view(spec) for name, spec in self.session.aggregates.declared.items()
+               if name not in self.views and spec.show is not None]
+        for view in new:
+            self.views[view.name] = view
+            last = self.features.children[-1] if self.features.children else None
+            if last is not None and len(last.children) < 2:
+                last.children.append(view.root)
+            else:
+                self.features.children.append(row(view.root, sizing_mode="stretch_width"))
 
     def _tapped(self, src):
         def callback(attr, old, new):
@@ -83,6 +101,7 @@ class Dashboard:
         """Refresh every view from the session; returns the names of the views that changed."""
         changed = []
         with self.session.lock:
+            self._add_declared_views()
             for name, view in self.views.items():
                 if view.update(self.session):
                     changed.append(name)

@@ -84,7 +84,7 @@ class LogbookView:
     db
         The run database.
     variables
-        A variables file (path) or :class:`~xlive.variables.VariableSet`: its columns are
+        A variables file (path) or :class:`~xlive.outputs.variables.VariableSet`: its columns are
         shown, and computed for runs whose values are stale (every few seconds, and at once
         when the file changes) by this view's own
         :class:`~xlive.outputs.logbook.LogbookKeeper`.

@@ -19,8 +19,6 @@ class PowderView(HistogramView):
     x_label = "1/d (1/Å)"
     y_label = "spots"
     color = "navy"
-    edges_attr = "inv_d_edges"
-    counts_attr = "powder"
 
     def __init__(self):
         super().__init__()
@@ -32,3 +30,6 @@ class PowderView(HistogramView):
         for x in ice_inv_d():
             self.fig.add_layout(Span(location=x, dimension="height", line_color="deepskyblue",
                                      line_dash="dashed", line_alpha=0.6))
+
+    def histogram(self, agg):
+        return agg.inv_d_edges, agg.powder

@@ -49,7 +49,7 @@ class RadialProfileView(View):
             q = np.arange(len(mean), dtype=float)
         on, off = agg.mean_profile(True), agg.mean_profile(False)
         nan = np.full(len(mean), np.nan)
-        latest = getattr(agg, "latest_profile", nan)
+        latest = agg.latest_profile if agg.latest_profile is not None else nan
         self.source.data = {"q": q.tolist(), "latest": finite_or_none(latest),
                             "mean": finite_or_none(mean),
                             "mean_on": finite_or_none(on if on is not None else nan),

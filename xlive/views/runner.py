@@ -18,7 +18,7 @@ class SessionRunner:
     Parameters
     ----------
     session
-        A :class:`~xlive.session.LiveSession`.
+        A :class:`~xlive.engine.session.LiveSession`.
     """
 
     def __init__(self, session):

@@ -13,5 +13,6 @@ class SeparationView(HistogramView):
     x_label = "separation (pixels)"
     y_label = "frames"
     color = "darkgreen"
-    edges_attr = "sep_edges"
-    counts_attr = "separation"
+
+    def histogram(self, agg):
+        return agg.sep_edges, agg.separation

@@ -38,7 +38,7 @@ def _spot_finder_class():
 
 
 class LiveControls:
-    """Change how a :class:`~xlive.session.LiveSession` analyses and judges its run, live."""
+    """Change how a :class:`~xlive.engine.session.LiveSession` analyses and judges its run, live."""
 
     def __init__(self, session):
         self.session = session

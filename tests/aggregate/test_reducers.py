@@ -1,0 +1,75 @@
+"""Reducer kernels against their numpy references; projections and hot-pixel candidates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xlive.aggregate._kernels import project, project_ref, ring_outliers, ring_outliers_ref
+from xlive.aggregate.reducers import HotPixelReducer, ProjectionReducer
+from xlive.aggregate.running import RunAggregates
+from xlive.analyzers import default_analyzers
+from xlive.simulate import SimParams, Simulation
+
+
+@pytest.mark.parametrize("dtype", ["uint32", "int32", "float32"])
+@pytest.mark.parametrize("f", [1, 2, 3])
+@pytest.mark.parametrize("case", ["random", "all_masked", "empty", "saturated_gaps"])
+def test_project_matches_reference(dtype, f, case):
+    rng = np.random.default_rng(1)
+    shape = (37, 29)
+    frame = rng.poisson(3.0, shape).astype(dtype)
+    valid = rng.random(shape) > 0.1
+    lo, hi = 0.0, 1e6
+    if case == "all_masked":
+        valid[:] = False
+    elif case == "empty":
+        frame[:] = 0
+    elif case == "saturated_gaps":
+        frame[::7] = np.iinfo(dtype).max if dtype != "float32" else np.nan
+        frame[3, 4] = 999_999
+    s = np.zeros((-(-shape[0] // f), -(-shape[1] // f)))
+    m = np.zeros_like(s)
+    project(frame, valid, lo, hi, f, s, m, True)
+    rs, rm = project_ref(frame, valid, lo, hi, f)
+    np.testing.assert_allclose(s, rs)
+    np.testing.assert_allclose(m, rm)
+
+
+@pytest.mark.parametrize("case", ["random", "hot", "all_masked"])
+def test_ring_outliers_match_reference(case):
+    rng = np.random.default_rng(2)
+    frame = rng.poisson(2.0, (40, 50)).astype(np.uint32)
+    ring = (np.hypot(*np.mgrid[-20:20, -25:25]) // 4).astype(np.int32)
+    if case == "hot":
+        frame[5, 7] = 500
+        frame[30, 40] = 90
+    if case == "all_masked":
+        ring[:] = -1
+    n_rings = int(ring.max(initial=-1)) + 1
+    buf = np.empty(1000, np.int64)
+    k = ring_outliers(frame, ring, n_rings, 0.0, 1e9, 8.0, buf)
+    ref = ring_outliers_ref(frame, ring, n_rings, 0.0, 1e9, 8.0)
+    np.testing.assert_array_equal(np.sort(buf[:k]), ref)
+    if case == "hot":
+        assert {5 * 50 + 7, 30 * 50 + 40} <= set(ref.tolist())
+
+
+def test_hot_pixels_found_over_frames_and_spots_are_not():
+    sim = Simulation(SimParams(detector="eiger500k", seed=5, hit_fraction=0.6, hot_pixels=6))
+    an = default_analyzers(sim.geometry)
+    red = [ProjectionReducer(sim.geometry), HotPixelReducer(sim.geometry, stride=2)]
+    agg = RunAggregates(geometry=sim.geometry)
+    from xlive.engine.features import analyze_block
+
+    class Reader:
+        shape, dtype = sim.geometry.shape, np.dtype(sim.detector.dtype)
+
+        def read_one(self, i):
+            return sim.frame(i)[0]
+
+    for s in range(0, 24, 8):
+        agg.update(analyze_block(Reader(), an, np.arange(s, s + 8), red), {})
+    assert sorted(agg.hot_pixels().tolist()) == sorted(sim.hot_pixels.tolist())
+    proj = agg.partials["projections"]
+    assert proj.n_hits == agg.hits and proj.n_all == 3  # frames 0, 10, 20 (stride 10)

@@ -1,0 +1,167 @@
+"""Reducers: per-block partial aggregates that need pixels (run on the workers with the frames).
+
+A reducer turns frames into a small partial result that adds up across blocks (``a + b``): the
+mean image of all frames and the sum / maximum projections of hits (binned, so that they travel
+cheaply from workers), and sparse hot-pixel candidates from every ``stride``-th frame.
+``reducer(frames, result, good, into)`` adds ``frames`` to ``into`` (the block's partial so far,
+or None) and returns the partial, so a block accumulates in place frame by frame. The driver
+adds the blocks' partials in :class:`~xlive.aggregate.running.RunAggregates`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..analyzers.base import valid_range
+from ..geometry.core import Geometry
+from ._kernels import project, ring_outliers
+
+
+def bin_factor(shape: tuple[int, int], target_pixels: float = 6e5) -> int:
+    """Binning that brings an image down to about ``target_pixels``."""
+    return max(1, int(np.ceil(np.sqrt(shape[0] * shape[1] / target_pixels))))
+
+
+def bin_image(img: np.ndarray, f: int, reduce=np.add) -> np.ndarray:
+    """Bin a 2-D float image by ``f`` x ``f`` (edges padded with 0)."""
+    if f == 1:
+        return img
+    ny, nx = img.shape
+    py, px = -ny % f, -nx % f
+    a = np.pad(img, ((0, py), (0, px)))
+    a = a.reshape(a.shape[0] // f, f, a.shape[1] // f, f)
+    return reduce.reduce(reduce.reduce(a, axis=3), axis=1)
+
+
+@dataclass
+class Projections:
+    """Binned sums: a sample of all frames (every stride-th), hits; maximum over hits."""
+
+    factor: int
+    n_all: int
+    sum_all: np.ndarray | None
+    n_hits: int
+    sum_hits: np.ndarray | None
+    max_hits: np.ndarray | None
+
+    def __add__(self, other: Projections) -> Projections:
+        # an empty partial (no sampled frame, no hit) carries no arrays: cheap to ship
+        if self.n_all + self.n_hits == 0:
+            return other
+        if other.n_all + other.n_hits == 0:
+            return self
+        return Projections(self.factor, self.n_all + other.n_all, self.sum_all + other.sum_all,
+                           self.n_hits + other.n_hits, self.sum_hits + other.sum_hits,
+                           np.maximum(self.max_hits, other.max_hits))
+
+    def mean_image(self) -> np.ndarray:
+        return self.sum_all / max(self.n_all, 1)
+
+    def __getstate__(self) -> dict:
+        # shipped from workers in float32 (half the bytes; counts stay exact below 2**24)
+        state = dict(self.__dict__)
+        for k in ("sum_all", "sum_hits", "max_hits"):
+            if state[k] is not None:
+                state[k] = state[k].astype(np.float32)
+        return state
+
+
+class ProjectionReducer:
+    """Mean image (every ``stride``-th frame) and sum / max projections of hits, binned."""
+
+    name = "projections"
+
+    def __init__(self, geometry: Geometry, *, factor: int | None = None, stride: int = 10):
+        self.shape = geometry.shape
+        self.factor = factor or bin_factor(geometry.shape)
+        self.valid = ~geometry.maps.mask
+        #: the mean image uses every stride-th frame (it only needs to be a fair sample)
+        self.stride = stride
+
+    def __call__(self, frames: np.ndarray, block, into: Projections | None = None) -> Projections:
+        lo, hi = valid_range(frames.dtype)
+        lo, hi = max(lo, -3e38), min(hi, 3e38)
+        f = self.factor
+        hits = np.asarray(block.get("is_hit", np.zeros(len(frames), bool)), bool)
+        sampled = block.frames % self.stride == 0
+        todo = np.flatnonzero(block.good & (hits | sampled))
+        if todo.size == 0:
+            return into if into is not None else Projections(f, 0, None, 0, None, None)
+        if into is None or into.sum_all is None:
+            binned_shape = (-(-self.shape[0] // f), -(-self.shape[1] // f))
+            into = Projections(f, 0, np.zeros(binned_shape), 0, np.zeros(binned_shape),
+                               np.zeros(binned_shape))
+        for k in todo:
+            hit, both = hits[k], hits[k] and sampled[k]
+            # a frame that is one of the two is added in place; one that is both, once, to both
+            part = np.zeros_like(into.sum_all) if both else (into.sum_hits if hit else
+                                                              into.sum_all)
+            project(frames[k], self.valid, lo, hi, f, part, into.max_hits, hit)
+            if both:
+                into.sum_hits += part
+                into.sum_all += part
+            into.n_hits += int(hit)
+            into.n_all += int(sampled[k])
+        return into
+
+
+@dataclass
+class HotCandidates:
+    """Pixels (flat indices) found far above their ring, with how many frames were sampled."""
+
+    frames: int
+    indices: np.ndarray
+
+    def __add__(self, other: HotCandidates) -> HotCandidates:
+        return HotCandidates(self.frames + other.frames,
+                             np.concatenate([self.indices, other.indices]))
+
+
+class HotPixelReducer:
+    """Hot-pixel candidates from every ``stride``-th frame: pixels far above their ring's mean
+    (Poisson: mean + ``nsigma`` sqrt(mean)). Spots move from frame to frame; a hot pixel stays,
+    so :meth:`RunAggregates.hot_pixels` keeps pixels found in most sampled frames."""
+
+    name = "hot_pixels"
+
+    def __init__(self, geometry: Geometry, *, stride: int = 25, nsigma: float = 8.0,
+                 ring_width: float = 4.0, max_candidates: int = 100_000):
+        self.stride = stride
+        self.nsigma = nsigma
+        self.max_candidates = max_candidates
+        m = geometry.maps
+        with np.errstate(invalid="ignore"):
+            ring = np.floor(m.radius / geometry.pixel_size / ring_width)
+        ring = np.where(np.isfinite(ring) & ~m.mask, ring, -1).astype(np.int32)
+        self.ring = ring
+        self.n_rings = int(ring.max(initial=-1)) + 1
+
+    def __call__(self, frames: np.ndarray, block, into: HotCandidates | None = None) -> HotCandidates:
+        pick = np.flatnonzero(block.good & (block.frames % self.stride == 0))
+        if into is not None and not pick.size:
+            return into  # nothing sampled here: no new partial to add
+        lo, hi = valid_range(frames.dtype)
+        lo, hi = max(lo, -3e38), min(hi, 3e38)
+        out = []
+        buf = np.empty(self.max_candidates, np.int64)
+        for k in pick:
+            n = ring_outliers(frames[k], self.ring, self.n_rings, lo, hi, self.nsigma, buf)
+            out.append(buf[:n].copy())
+        indices = np.concatenate(out) if out else np.zeros(0, np.int64)
+        found = HotCandidates(len(pick), indices)
+        return found if into is None else into + found
+
+
+def merge_partials(parts: list[dict]) -> dict:
+    """Add up partial aggregates by name."""
+    out: dict = {}
+    for p in parts:
+        for name, part in p.items():
+            out[name] = part if name not in out else out[name] + part
+    return out
+
+
+def default_reducers(geometry: Geometry) -> list:
+    return [ProjectionReducer(geometry), HotPixelReducer(geometry)]

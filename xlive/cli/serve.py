@@ -1,0 +1,75 @@
+"""``xlive serve TARGET``: monitor a run live on a bokeh server page at http://127.0.0.1:PORT/."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``serve`` subcommand to the ``xlive`` parser."""
+    p = sub.add_parser(
+        "serve", help="monitor a run live in the browser (bokeh server page)",
+        description="Analyse a run (growing or finished) live and serve its dashboard as a web "
+                    "page on 127.0.0.1. Stop with Ctrl-C.")
+    p.add_argument("target", help="the run: a simulated run folder, Zarr store, Eiger master "
+                                  "file, CBF folder, ...")
+    p.add_argument("--port", type=int, default=5006,
+                   help="TCP port (default %(default)s; 0 picks a free one)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="interface to listen on (default %(default)s: this machine only)")
+    p.add_argument("--features", default=None,
+                   help="feature store to write (and resume from); default: a temporary folder")
+    p.add_argument("--sample", type=float, default=None,
+                   help="fraction of frames to analyse (default: all, sampling when behind)")
+    p.add_argument("--show", action="store_true", help="open the page in a web browser")
+    from .process import add_config_option
+
+    add_config_option(p)
+    from .logbook import add_serve_options
+
+    add_serve_options(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..config import load_config
+    from ..engine.session import LiveSession
+    from ..views.app import serve_session, wait_forever
+    from ..views.runner import SessionRunner
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    config = load_config(args.config)
+    if args.sample:
+        config = dataclasses.replace(config, live=dataclasses.replace(config.live,
+                                                                      sample=args.sample))
+    session = LiveSession(args.target, args.features, config=config)
+    from .logbook import finish_serve, serve_extras
+
+    recorder, apps, patterns = serve_extras(args, session)
+    runner = SessionRunner(session).start()
+    handle = None
+    try:
+        handle = serve_session(session, port=args.port, address=args.address,
+                               open_browser=args.show, apps=apps, extra_patterns=patterns)
+        if recorder is not None:
+            recorder.link = handle.url
+        print(f"xlive: serving {args.target} at {handle.url} (Ctrl-C stops)", flush=True)
+        if recorder is not None:
+            print(f"xlive: logbook of {args.db} at {handle.url}logbook", flush=True)
+        wait_forever(handle)
+    except KeyboardInterrupt:
+        print("xlive: stopping", flush=True)
+    finally:
+        if handle is not None:
+            handle.stop()
+        runner.stop()
+        finish_serve(args, session, recorder)
+        session.close()
+    return 0
+

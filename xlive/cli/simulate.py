@@ -1,0 +1,113 @@
+"""``xlive simulate``: write a simulated run; the simulation options ``demo`` shares."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} needs {n} numbers, got {text!r}") from None
+    if len(vals) != n:
+        raise argparse.ArgumentTypeError(f"{what} needs {n} numbers, got {len(vals)}")
+    return vals
+
+
+def _unit_cell(text: str) -> tuple[float, ...]:
+    return _floats(text, 6, "--unit-cell (a,b,c,alpha,beta,gamma)")
+
+
+def _ranges(text: str) -> tuple[tuple[int, int], ...]:
+    out = []
+    for part in filter(None, text.split(",")):
+        try:
+            a, b = (int(v) for v in part.split(":"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--jet-loss takes START:STOP frame ranges separated by commas, got {part!r}"
+            ) from None
+        out.append((a, b))
+    return tuple(out)
+
+
+def add_simulation_options(p: argparse.ArgumentParser, *, frames: int, rate: float,
+                           detector: str) -> None:
+    from ..geometry.detectors import DETECTORS
+
+    p.add_argument("--frames", type=int, default=frames, help="frames to write (default %(default)s)")
+    p.add_argument("--rate", type=float, default=rate,
+                   help="frames per second; 0 writes as fast as possible (default %(default)s)")
+    p.add_argument("--detector", choices=list(DETECTORS), default=detector,
+                   help="detector model (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    g = p.add_argument_group("what happens in the run")
+    g.add_argument("--hit-fraction", type=float, default=0.3, help="fraction of crystal hits")
+    g.add_argument("--unit-cell", type=_unit_cell, default=(79.1, 79.1, 37.9, 90, 90, 90),
+                   help="a,b,c,alpha,beta,gamma in Å and degrees (default lysozyme)")
+    g.add_argument("--wavelength", type=float, default=1.0, help="wavelength in Å")
+    g.add_argument("--distance", type=float, default=None, help="detector distance in m")
+    g.add_argument("--ice-fraction", type=float, default=0.0, help="fraction of frames with ice")
+    g.add_argument("--multi-lattice-fraction", type=float, default=0.0,
+                   help="fraction of hits with two lattices")
+    g.add_argument("--jet-loss", type=_ranges, default=(),
+                   help="frame ranges without jet, e.g. 100:200,500:550")
+    g.add_argument("--dose-decay", type=float, default=0.0,
+                   help="relative decay of diffraction per frame (sample dying)")
+    g.add_argument("--laser-on-fraction", type=float, default=0.0,
+                   help="fraction of frames with the pump laser on")
+    g.add_argument("--dropped-fraction", type=float, default=0.0,
+                   help="fraction of frames the detector drops")
+
+
+def simulation_params(args: argparse.Namespace):
+    from ..simulate import SimParams
+
+    return SimParams(
+        detector=args.detector, seed=args.seed, hit_fraction=args.hit_fraction,
+        unit_cell=tuple(args.unit_cell), wavelength=args.wavelength, distance=args.distance,
+        ice_fraction=args.ice_fraction, multi_lattice_fraction=args.multi_lattice_fraction,
+        jet_loss=args.jet_loss, dose_decay=args.dose_decay,
+        laser_on_fraction=args.laser_on_fraction, dropped_fraction=args.dropped_fraction,
+    )
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..simulate import write_run
+    from ..simulate.run import check_options
+
+    params = simulation_params(args)
+    check_options(frames=args.frames, rate=args.rate, fmt=args.format,
+                  frames_per_file=args.frames_per_file, out=args.out, overwrite=args.overwrite)
+    with tqdm(total=args.frames, unit="frame", desc=f"simulate {args.format}",
+              disable=args.quiet) as bar:
+        summary = write_run(
+            args.out, frames=args.frames, rate=args.rate, fmt=args.format, name=args.name,
+            overwrite=args.overwrite, frames_per_file=args.frames_per_file, params=params,
+            progress=bar.update,
+        )
+    print(f"wrote {summary.frames} frames ({summary.dropped} dropped by the detector) to "
+          f"{summary.path} at {summary.rate:.1f} frames/s")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``simulate`` subcommand to the ``xlive`` parser."""
+    from ..simulate import FORMATS
+
+    p = sub.add_parser("simulate", help="write a simulated run, progressively, at a frame rate",
+                       description="Write a simulated serial-crystallography run with ground "
+                                   "truth, at a frame rate, so that other processes can read it "
+                                   "while it grows.")
+    p.add_argument("out", help="output folder (must be new or empty unless --overwrite)")
+    p.add_argument("--format", choices=FORMATS, default="zarr", help="file format (default zarr)")
+    add_simulation_options(p, frames=200, rate=100.0, detector="eiger4m")
+    p.add_argument("--name", default="run", help="file name stem for eiger-h5 and cbf")
+    p.add_argument("--frames-per-file", type=int, default=100,
+                   help="frames per Eiger data file (default %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in OUT")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_simulate)

@@ -1,0 +1,209 @@
+"""``analyze()``: the lazy ``xarray.Dataset`` of per-frame features over a run's frames.
+
+This is the only module that builds dask graphs of features, with dask's own tools: one
+``map_blocks`` task per block of frames reads the frames (marking corrupt ones bad instead of
+failing) and runs every analyzer on them (a :class:`~xlive.engine.block.Block` per task), so
+frames are read once whatever the number of features; each feature is a ``map_blocks`` array
+taken out of those tasks. The reader and the analyzers are one graph key each (shipped once).
+Building the Dataset computes nothing; selecting frames computes only their blocks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from ..aggregate.reducers import merge_partials
+from ..conventions import FRAME
+from ..errors import BadFrameError, ConfigError
+from .block import Block
+
+_tokens = itertools.count()
+log = logging.getLogger(__name__)
+DEFAULT_BLOCK = 4
+
+
+def analyze_block(reader, analyzers, indices: np.ndarray, reducers=(),
+                  hold: tuple[str, float] | None = None) -> Block:
+    """Read ``indices`` and run every analyzer; bad frames get fill values and ``bad=True``.
+
+    Frames are analysed one at a time as they are read (no copy into a block array: a 4M
+    frame is 18 MB). ``reducers`` (see :mod:`xlive.aggregate.reducers`) add partial aggregates
+    (``Block.partials``). With ``hold=(key, seconds)`` the partials are kept in this worker process
+    under ``key`` and handed over at most every ``seconds`` (binned projections are megabytes
+    per block); :func:`release_partials` hands over the rest.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    specs = [spec for an in analyzers for spec in an.describe()]
+    out = {spec.name: spec.empty(len(indices)) for spec in specs}
+    bad = np.zeros(len(indices), bool)
+    partials: dict = {}
+    for k, i in enumerate(indices):
+        try:
+            frame = reader.read_one(int(i))[None]
+        except BadFrameError:
+            bad[k] = True
+            continue
+        row: dict[str, np.ndarray] = {}
+        try:
+            for an in analyzers:
+                row.update(an(frame))
+        except Exception as exc:  # one odd frame must not stop a run: record it as bad
+            log.warning("frame %d: analysis failed (%s: %s); marked bad", i,
+                        type(exc).__name__, exc)
+            bad[k] = True
+            continue
+        for spec in specs:
+            out[spec.name][k] = np.asarray(row[spec.name], dtype=spec.dtype)[0]
+        if reducers:
+            one = Block(indices[k:k + 1], np.zeros(1, bool), row)
+            for r in reducers:  # each adds the frame to the block's partial in place
+                partials[r.name] = r(frame, one, partials.get(r.name))
+    if reducers and hold is not None:
+        partials = _hold_partials(hold, partials)
+    return Block(indices, bad, out, partials)
+
+
+#: partial aggregates held in this worker process per key: (time of the last hand-over, parts)
+_HELD: dict[str, tuple[float, dict]] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _hold_partials(hold: tuple[str, float], partials: dict) -> dict:
+    """Add a block's partials to those held under ``key``; return them all (and start again)
+    once ``seconds`` have passed since the last hand-over, else return nothing."""
+    key, seconds = hold
+    now = time.monotonic()
+    with _HELD_LOCK:
+        since, held = _HELD.get(key, (now, {}))
+        held = merge_partials([held, partials])
+        if now - since >= seconds:
+            _HELD.pop(key, None)
+            return held
+        _HELD[key] = (since, held)
+        return {}
+
+
+def release_partials(key: str) -> dict:
+    """The partials held under ``key`` in this process (and forget them)."""
+    with _HELD_LOCK:
+        return _HELD.pop(key, (0.0, {}))[1]
+
+
+def _rest_shape(spec) -> tuple[int, ...]:
+    """Sizes of a feature's dims after ``frame``."""
+    return tuple(int(spec.sizes[d]) for d in spec.dims[1:])
+
+
+def _feature(block: Block, name: str) -> np.ndarray:
+    return block.bad if name == "bad" else block.features[name]
+
+
+def feature_specs(analyzers) -> list:
+    specs, seen = [], set()
+    for an in analyzers:
+        for spec in an.describe():
+            if spec.name in seen:
+                raise ConfigError(f"two analyzers both produce {spec.name!r}; rename one")
+            seen.add(spec.name)
+            specs.append(spec)
+    return specs
+
+
+def feature_coords(analyzers) -> dict[str, Any]:
+    coords: dict[str, Any] = {}
+    for an in analyzers:
+        for name, (dim, values, attrs) in an.coords().items():
+            coords[name] = xr.Variable(dim, np.asarray(values), attrs=dict(attrs))
+    return coords
+
+
+def lazy_features(source, analyzers, indices: Sequence[int] | np.ndarray,
+                  block: int = DEFAULT_BLOCK) -> xr.Dataset:
+    """A lazy Dataset of the features of frames ``indices`` (dims ``frame`` first)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    specs = feature_specs(analyzers)
+    base = f"xlive-analyze-{next(_tokens)}"
+    variables = [("bad", (FRAME,), "bool", ())]
+    variables += [(s.name, s.dims, s.dtype, _rest_shape(s)) for s in specs]
+    data_vars = {}
+    if indices.size:
+        index = da.from_array(indices, chunks=block, name=f"{base}-index")
+        # one task per block; its chunk is a Block object (meta says so), never an array
+        blocks = da.map_blocks(
+            analyze_block, dask.delayed(source.reader, pure=False),
+            dask.delayed(list(analyzers), pure=False), index, dtype=object,
+            meta=np.empty((0,), object), name=base)
+    for name, dims, dtype, rest in variables:
+        if not indices.size:
+            arr = da.empty((0, *rest), dtype=dtype)
+        else:
+            arr = da.map_blocks(
+                _feature, blocks, name, dtype=dtype, chunks=(blocks.chunks[0], *((r,) for r in rest)),
+                new_axis=list(range(1, 1 + len(rest))), meta=np.empty((0,) * (1 + len(rest)), dtype),
+                name=f"{base}-{name}")
+        data_vars[name] = xr.Variable(dims, arr)
+    meta = source.metadata()
+    coords = {FRAME: indices}
+    for k, v in meta.items():
+        coords[k] = (FRAME, np.asarray(v)[indices])
+    coords.update(feature_coords(analyzers))
+    ds = xr.Dataset(data_vars, coords=coords)
+    for spec in specs:
+        ds[spec.name].attrs.update({"units": spec.units, "description": spec.description})
+    return ds
+
+
+def analyze(target, analyzers=None, *, geometry=None, frames: slice | Sequence[int] | None = None,
+            block: int = DEFAULT_BLOCK, **params) -> xr.Dataset:
+    """Per-frame features of a run, as a lazy ``xarray.Dataset`` (nothing computed yet).
+
+    Parameters
+    ----------
+    target
+        A :class:`~xlive.sources.Source` or anything :func:`xlive.open_source` opens.
+    analyzers
+        Analyzer objects, or None for the defaults built from the geometry and ``params``.
+    geometry
+        Replaces the geometry the source reads from its headers.
+    frames
+        A slice or indices of the frames to include (default: all complete frames now).
+    block
+        Frames per dask task.
+
+    Examples
+    --------
+    >>> ds = analyze("data-samples/lysozyme-eiger500k")      # doctest: +SKIP
+    >>> ds.n_spots.sel(frame=slice(0, 10)).compute()          # doctest: +SKIP
+    """
+    from ..sources import Source, open_source
+
+    source = target if isinstance(target, Source) else open_source(target)
+    n = source.refresh()
+    geom = geometry or source.geometry
+    if analyzers is None:
+        from ..analyzers import default_analyzers
+
+        analyzers = default_analyzers(geom, **params)
+    elif params:
+        raise ConfigError(f"parameters {sorted(params)} apply to the default analyzers only")
+    if frames is None:
+        indices = np.arange(n)
+    elif isinstance(frames, slice):
+        indices = np.arange(n)[frames]
+    else:
+        indices = np.asarray(frames, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= n):
+            raise ConfigError(f"frame indices must lie in 0..{n - 1} ({n} complete frames)")
+    ds = lazy_features(source, analyzers, indices, block=block)
+    ds.attrs["source"] = str(getattr(source, "path", source))
+    return ds

@@ -1,0 +1,528 @@
+"""The live loop: poll the source, schedule new frames on dask, store features, fan out.
+
+Each ``step()`` refreshes the source, queues the new frames, submits blocks of frames to the
+dask client (at most ``max_in_flight`` blocks at once), and stores every finished block
+(features first, then status), then hands it to the listeners (aggregators, flags, views).
+When the backlog would push the lag past ``latency_budget`` it samples every k-th frame and
+marks the others skipped, so ``fill_in`` (``xlive process --fill-in``) can compute them later.
+Lag is measured per frame from when the frame was written (when a poll first saw it complete,
+so up to one poll interval late) to the moment its features are stored. The frame's age (from
+its detector timestamp, when that is a wall-clock time) is kept too: it adds the time the
+detector and file writer took.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..aggregate.reducers import merge_partials
+from ..conventions import TIMESTAMP
+from ..errors import ConfigError
+from .backlog import fixed_step, sample_backlog
+from .block import Block, concat_blocks
+from .cluster import FrameBuffers
+from .features import analyze_block, feature_coords, feature_specs, release_partials
+from .store import BAD, DONE, SKIPPED, FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveParams:
+    """How the live loop paces itself."""
+
+    #: seconds between polls of the source
+    poll_interval: float = 0.25
+    #: lag (s) the loop aims to stay under by sampling
+    latency_budget: float = 5.0
+    #: frames per dask task when the loop keeps up (results come back soon)
+    block: int = 4
+    #: largest block: with a backlog, the queue is spread over the task slots in blocks of up
+    #: to this many frames (fewer tasks, transfers and store writes per frame)
+    max_block: int = 32
+    #: fraction of frames to compute (None: all, sampling only when behind)
+    sample: float | None = None
+    #: blocks submitted at once (None: 2 per worker thread)
+    max_in_flight: int | None = None
+    #: allow sampling when behind (off: compute every frame however late)
+    adaptive: bool = True
+    #: seconds between store writes while blocks keep finishing: finished blocks wait and are
+    #: written together (a write touches every feature array, ~20 ms whatever its size)
+    store_interval: float = 0.5
+    #: workers hold the reducers' partials (binned projections: megabytes per block) and hand
+    #: them over at most this often; the rest when the run ends or the processor closes
+    partials_interval: float = 2.0
+
+
+@dataclass
+class LiveStats:
+    frames_stored: int = 0
+    frames_skipped: int = 0
+    #: seconds from frame written (first seen complete) to features stored
+    lags: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
+    #: seconds from the frame's detector timestamp to features stored
+    ages: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
+    started: float = field(default_factory=time.time)
+    stored_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4096))
+    sample_step: int = 1
+
+    def throughput(self, window: float = 10.0) -> float:
+        """Frames stored per second over the last ``window`` seconds."""
+        now = time.time()
+        recent = [(t, k) for t, k in self.stored_times if now - t <= window]
+        if not recent:
+            return 0.0
+        span = max(now - min(t for t, _ in recent), 1e-3)
+        return sum(k for _, k in recent) / span
+
+    def lag_percentile(self, p: float = 95.0) -> float:
+        return float(np.percentile(np.asarray(self.lags), p)) if self.lags else float("nan")
+
+
+def default_client(n_workers: int | None = None, processes: bool = False):
+    """A local dask.distributed client sized to the machine (threads: the kernels drop the GIL)."""
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    ncores = os.cpu_count() or 1
+    quiet = dict(dashboard_address=None, silence_logs=logging.ERROR)
+    # no dashboard, so nobody reads the workers' statistical profiles: their sampling thread
+    # cost about 1 ms of CPU per EIGER 4M frame (bench/workers_scaling.py)
+    with warnings.catch_warnings(), dask.config.set({"distributed.worker.profile.enabled": False}):
+        # without a dashboard the scheduler still opens an HTTP port and warns when 8787 is taken
+        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        if processes:
+            cluster = LocalCluster(n_workers=n_workers or ncores, threads_per_worker=1,
+                                   processes=True, **quiet)
+        else:
+            cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
+                                   processes=False, **quiet)
+    client = Client(cluster)
+    if processes:
+        client.run(_one_codec_thread)
+    return client
+
+
+def _one_codec_thread() -> None:
+    """One Blosc thread per worker process: workers already share out the cores."""
+    import numcodecs.blosc
+
+    numcodecs.blosc.set_nthreads(1)
+
+
+class LiveProcessor:
+    """Compute features of a (possibly growing) run into a FeatureStore, resumably.
+
+    Parameters
+    ----------
+    source
+        An opened :class:`~xlive.sources.Source`.
+    store
+        Path of the feature store (created, or resumed when it exists).
+    analyzers
+        Analyzer objects (default: built from the source geometry).
+    client
+        A ``dask.distributed.Client`` (default: a local one, closed with the processor).
+    listeners
+        Callables ``f(block, meta)`` called with every stored :class:`~xlive.engine.block.Block`
+        and its per-frame metadata (aggregators, views).
+    config
+        The run configuration (:class:`~xlive.config.RunConfig`), stored with the features;
+        it gives the analyzers when ``analyzers`` is None.
+    """
+
+    def __init__(self, source, store, *, analyzers=None, client=None,
+                 params: LiveParams | None = None,
+                 listeners: list[Callable[[dict, dict], None]] | None = None,
+                 frames: np.ndarray | None = None, reducers=None, config=None):
+        self.source = source
+        self.config = config
+        self.params = params or (config.live if config is not None else LiveParams())
+        #: analyzers: a list, or None / a callable ``f(geometry)`` to build them once the run
+        #: has frames (a run opened before its first frame has no final geometry yet)
+        self._analyzers_arg = analyzers
+        self.analyzers: list | None = None
+        #: the analyzers' declared outputs (empty until the analyzers are built)
+        self.specs: list = []
+        #: reducers (None: the defaults, built with the analyzers)
+        self.reducers = None if reducers is None else list(reducers)
+        self._store_arg = store
+        self.store: FeatureStore | None = store if isinstance(store, FeatureStore) else None
+        self._own_client = client is None
+        self.client = client or default_client()
+        self.listeners = list(listeners or [])
+        self.stats = LiveStats()
+        self._only = None if frames is None else set(int(i) for i in frames)
+        self._queue: collections.deque[int] = collections.deque()
+        self._in_flight: dict = {}
+        #: blocks gathered from the workers, not yet stored
+        self._unstored: list[Block] = []
+        self._nthreads: tuple[float, int] | None = None
+        self._last_poll = -math.inf
+        #: key under which workers hold this processor's partial aggregates
+        self._hold_key = f"xlive-partials-{uuid.uuid4().hex}"
+        self._last_store = 0.0
+        self._seen = 0
+        self._first_seen: dict[int, float] = {}
+        self._done: set[int] = set()
+        self._reader_f = None
+        self._analyzers_f = None
+        self._reducers_f = None
+        self._pending_analyzers = None
+        self._meta_cache: dict[str, np.ndarray] = {}
+        self._ready = False
+        source.refresh()
+        self._ensure_ready()
+
+    def _ensure_ready(self) -> bool:
+        """Build analyzers and open the store once the run has frames (or analyzers given)."""
+        if self._ready:
+            return True
+        have_frames = self.source.n_frames > 0
+        if self.analyzers is None:
+            arg = self._analyzers_arg
+            if isinstance(arg, (list, tuple)):
+                self.analyzers = list(arg)
+            elif not have_frames:
+                return False
+            elif arg is None and self.config is not None:
+                self.analyzers = self.config.build_analyzers(self.source.geometry)
+            elif arg is None:
+                from ..analyzers import default_analyzers
+
+                self.analyzers = default_analyzers(self.source.geometry)
+            else:
+                self.analyzers = list(arg(self.source.geometry))
+            self.specs = feature_specs(self.analyzers)
+        if self.store is None:
+            attrs = {"source": source_label(self.source),
+                     "geometry": self.source.geometry.to_dict() if have_frames else None}
+            if self.config is not None:
+                attrs["config"] = self.config.to_dict()
+            self.store = FeatureStore.open_or_create(
+                self._store_arg, specs=feature_specs(self.analyzers),
+                coords=feature_coords(self.analyzers), attrs=attrs)
+        status = self.store.status()
+        self._done = set(np.flatnonzero((status == DONE) | (status == BAD)).tolist())
+        self._ready = True
+        return True
+
+    # ------------------------------------------------------------------ scheduling
+    def _futures_setup(self):
+        if self._analyzers_f is None and self.source.n_frames:
+            reader = self.source.reader
+            if self.reducers is None:
+                from ..aggregate.reducers import default_reducers
+
+                self.reducers = default_reducers(self.source.geometry)
+            # every worker (also those joining later) keeps freed frame buffers for reuse
+            self.client.register_plugin(FrameBuffers(), name=FrameBuffers.name)
+            self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
+            self._reducers_f = (self.client.scatter(self.reducers, broadcast=True, hash=False)
+                                if self.reducers else ())
+            # on every worker, run its own copy once before the first frames wait for it
+            # (numba loads its kernels; unpickled geometries recompute their maps)
+            warm = [self.client.submit(warm_up, self._analyzers_f, reader.shape, reader.dtype,
+                                       self._reducers_f, workers=[w], pure=False)
+                    for w in self.client.scheduler_info()["workers"]]
+            self.client.gather(warm)
+        if self._reader_f is None and self.source.n_frames:
+            # the reader learns about new data files/segments in the driver: ship it again
+            self._reader_f = self.client.scatter(self.source.reader, broadcast=True, hash=False)
+
+    @property
+    def _threads(self) -> int:
+        """Worker threads of the cluster, asked again every few seconds (workers may join)."""
+        now = time.monotonic()
+        if self._nthreads is None or now - self._nthreads[0] > 5.0:
+            try:
+                n = max(1, sum(self.client.nthreads().values()))
+            except Exception:
+                n = os.cpu_count() or 1
+            self._nthreads = (now, n)
+        return self._nthreads[1]
+
+    def _poll(self) -> None:
+        # a step follows each finished block: while busy, look at the source once per poll
+        # interval only (each look opens the run's metadata)
+        now = time.monotonic()
+        if not self.idle and now - self._last_poll < self.params.poll_interval:
+            return
+        self._last_poll = now
+        n = self.source.refresh()
+        if n <= self._seen or not self._ensure_ready():
+            return
+        self.store.see(n)
+        self._reader_f = None  # workers get the reader as it is now (new files, segments)
+        now = time.time()
+        step = fixed_step(self.params.sample)
+        skipped = []
+        for i in range(self._seen, n):
+            if i in self._done or (self._only is not None and i not in self._only):
+                continue
+            if step > 1 and i % step:
+                skipped.append(i)
+            else:
+                self._queue.append(i)
+                self._first_seen[i] = now
+        self._seen = n
+        if skipped:
+            self.store.mark_skipped(np.array(skipped))
+            self.stats.frames_skipped += len(skipped)
+
+    def _adapt(self) -> None:
+        """Sample the queue when the backlog would exceed the latency budget (see
+        :func:`~xlive.engine.backlog.sample_backlog`)."""
+        p = self.params
+        if not p.adaptive or len(self._queue) < 2 * p.block:
+            return  # the usual case, decided without asking for the rate
+        decision = sample_backlog(
+            list(self._queue), in_flight=sum(len(idx) for idx in self._in_flight.values()),
+            rate=self.stats.throughput(), frames_stored=self.stats.frames_stored,
+            block=p.block, latency_budget=p.latency_budget, adaptive=p.adaptive)
+        if decision is None:
+            return
+        self.stats.sample_step = decision.step
+        if not decision.skip:
+            return
+        skip = decision.skip
+        self._queue = collections.deque(decision.keep)
+        for i in skip:
+            self._first_seen.pop(i, None)
+        if skip:
+            self.store.mark_skipped(np.array(skip))
+            self.stats.frames_skipped += len(skip)
+
+    def _submit(self) -> None:
+        self._futures_setup()
+        limit = self.params.max_in_flight or 2 * self._threads
+        while self._queue and len(self._in_flight) < limit:
+            idx = [self._queue.popleft() for _ in range(self._block_size(limit))]
+            fut = self.client.submit(analyze_block, self._reader_f, self._analyzers_f,
+                                     np.array(idx), self._reducers_f,
+                                     (self._hold_key, self.params.partials_interval), pure=False)
+            self._in_flight[fut] = idx
+
+    def _block_size(self, limit: int) -> int:
+        """Frames for the next task: the queue shared over all ``limit`` task slots, at least
+        ``block`` and at most ``max_block`` (never more than the queue holds). Blocks shrink
+        as a backlog drains, so no worker is left with a long last block while others idle."""
+        p = self.params
+        size = min(max(p.block, -(-len(self._queue) // max(limit, 1))), max(p.max_block, p.block))
+        return min(size, len(self._queue))
+
+    def _collect(self, wait: float = 0.0, flush: bool = False) -> int:
+        """Gather finished blocks; store them when ``store_interval`` has passed since the
+        last write, when nothing else is computing, or with ``flush``."""
+        from dask.distributed import wait as dwait
+
+        if wait > 0 and self._in_flight:
+            try:
+                dwait(list(self._in_flight), timeout=wait, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass  # nothing finished yet: poll again
+        finished = [f for f in self._in_flight if f.done()]
+        self._unstored.extend(fut.result() for fut in finished)
+        for fut in finished:
+            self._in_flight.pop(fut)
+        if flush:
+            return self._store_unstored(self._release_partials())
+        due = time.monotonic() - self._last_store >= self.params.store_interval
+        if self._unstored and (due or not self._in_flight):
+            return self._store_unstored()
+        return 0
+
+    def _release_partials(self) -> dict:
+        """The partial aggregates the workers still hold for this processor."""
+        if not self.reducers:
+            return {}
+        held = self.client.run(release_partials, self._hold_key)
+        return merge_partials(list(held.values()))
+
+    def _store_unstored(self, partials: dict | None = None) -> int:
+        """One store write for every block finished since the last, then the listeners
+        (``partials``: more partial aggregates to hand them, even with no frame to store)."""
+        if not self._unstored and not partials:
+            return 0
+        block = merge_results(self._unstored) if self._unstored else Block.empty(self.specs)
+        if partials:
+            block.partials = merge_partials([block.partials, partials])
+        self._unstored = []
+        self._last_store = time.monotonic()
+        idx = block.frames
+        meta = self._meta(idx) if idx.size else {}
+        self.store.write(block, meta)
+        now = time.time()
+        ts = meta.get(TIMESTAMP)
+        for k, i in enumerate(idx.tolist()):
+            self.stats.lags.append(now - self._first_seen.pop(i, now))
+            # detector clocks may count from the start of a series: trust only epoch times
+            if ts is not None and EPOCH_2000 < ts[k] <= now + 60:
+                self.stats.ages.append(now - float(ts[k]))
+            self._done.add(i)
+        self.stats.frames_stored += len(idx)
+        self.stats.stored_times.append((now, len(idx)))
+        for f in self.listeners:
+            f(block, meta)
+        return len(idx)
+
+    def _meta(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        meta = self._meta_cache
+        if not meta or any(len(v) <= idx.max() for v in meta.values()):
+            meta = self._meta_cache = self.source.metadata()
+        return {k: np.asarray(v)[idx] for k, v in meta.items() if len(v) > idx.max()}
+
+    # ------------------------------------------------------------------ public
+    def prepare(self) -> bool:
+        """Build analyzers and store, ship them to the workers and warm them up now (rather
+        than in the first step); False while the run has no frame yet."""
+        self.source.refresh()
+        if not self._ensure_ready():
+            return False
+        self._futures_setup()
+        return True
+
+    def set_analyzers(self, analyzers, reducers=None) -> None:
+        """Use other analyzers from the next block on (e.g. new spot-finder thresholds).
+
+        They must produce the same feature names as the store holds; frames already stored
+        keep the values computed with the old analyzers.
+        """
+        names = sorted(s.name for s in feature_specs(analyzers))
+        if self.store is not None and names != sorted(self.store.specs):
+            raise ConfigError(f"the new analyzers produce {names}, but the feature store holds "
+                              f"{sorted(self.store.specs)}")
+        # applied by the loop thread at its next step (this may be called from a UI thread)
+        self._pending_analyzers = (list(analyzers), None if reducers is None else list(reducers))
+
+    def step(self, wait: float | None = None) -> int:
+        """One poll, schedule and collect; returns frames stored in this step."""
+        if self._pending_analyzers is not None:  # set_analyzers from another thread
+            self.analyzers, reducers = self._pending_analyzers
+            self.specs = feature_specs(self.analyzers)
+            if reducers is not None:
+                self.reducers = reducers
+            self._pending_analyzers = None
+            self._analyzers_f = self._reducers_f = None
+        self._poll()
+        self._adapt()
+        self._submit()
+        wait = self.params.poll_interval if wait is None else wait
+        if not self._in_flight and wait > 0:
+            time.sleep(wait)  # nothing to wait for but new frames
+            return 0
+        return self._collect(wait)
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames of the run this processor has looked at (queued, computed or skipped)."""
+        return self._seen
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, running or waiting to be stored."""
+        return not self._queue and not self._in_flight and not self._unstored
+
+    def run(self, *, until_idle: float | None = 0.0, stop=None,
+            progress: Callable[[LiveProcessor], None] | None = None) -> LiveStats:
+        """Loop until the run stops growing for ``until_idle`` seconds (None: forever)."""
+        last_new = time.time()
+        while stop is None or not stop.is_set():
+            before = self._seen
+            self.step()
+            if progress:
+                progress(self)
+            if self._seen > before or not self.idle:
+                last_new = time.time()
+            elif until_idle is not None and time.time() - last_new >= until_idle:
+                break
+        self._collect(wait=0, flush=True)
+        return self.stats
+
+    def pending(self) -> np.ndarray:
+        """Frames seen but neither computed nor bad (skipped ones included)."""
+        if self.store is None:
+            return np.arange(self.source.n_frames)
+        status = self.store.status()
+        return np.flatnonzero((status != DONE) & (status != BAD))
+
+    def close(self) -> None:
+        """Store finished results, cancel unfinished work, release scattered data, close an
+        own client."""
+        if self.store is not None and self.client.status == "running":
+            try:
+                self._store_unstored(self._release_partials())
+            except Exception as exc:  # closing after a failure: report, keep the first error
+                log.warning("could not store the last results on close: %s", exc)
+        if self._in_flight:
+            self.client.cancel(list(self._in_flight))
+            self._in_flight.clear()
+        self._reader_f = self._analyzers_f = self._reducers_f = None
+        if self._own_client:
+            cluster = self.client.cluster
+            self.client.close()
+            if cluster is not None:
+                cluster.close()
+
+    def __enter__(self) -> LiveProcessor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+#: timestamps before 2000-01-01 are not wall-clock times (a series-relative detector clock)
+EPOCH_2000 = 946684800.0
+
+
+def warm_up(analyzers, shape, dtype, reducers=()) -> None:
+    """Run analyzers and reducers once on an empty frame (numba loads or compiles kernels)."""
+    analyze_block(_ZeroReader(shape, dtype), analyzers, np.zeros(1, np.int64), reducers)
+
+
+class _ZeroReader:
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+    def read_one(self, index: int) -> np.ndarray:
+        return np.zeros(self.shape, self.dtype)
+
+
+def source_label(source) -> str:
+    """Where a run comes from: an absolute path for files, the address for streams."""
+    path = getattr(source, "path", None)
+    if path is None:
+        return ""
+    text = str(path)
+    if "://" in text:
+        return text
+    return str(Path(text).absolute())
+
+
+def merge_results(parts: list[Block]) -> Block:
+    """One block of several, sorted by frame index; partials added up."""
+    return concat_blocks(parts, merge_partials)
+
+
+def fill_in(source, store, **kw) -> LiveStats:
+    """Compute the frames a store skipped or has not reached yet (no sampling)."""
+    st = store if isinstance(store, FeatureStore) else FeatureStore.open(store, mode="r+")
+    source.refresh()
+    status = st.status()
+    todo = np.flatnonzero((status == SKIPPED) | (status == 0))
+    todo = np.concatenate([todo, np.arange(len(status), source.n_frames)])
+    params = LiveParams(**{**kw.pop("params", LiveParams()).__dict__, "adaptive": False,
+                           "sample": None})
+    with LiveProcessor(source, st, params=params, frames=todo, **kw) as lp:
+        return lp.run(until_idle=0.0)

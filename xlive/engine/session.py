@@ -1,0 +1,153 @@
+"""LiveSession: one monitored run — source, live loop, aggregates and flags — in a thread.
+
+The notebook ``Monitor``, the ``xlive serve`` page and ``xlive demo`` all drive a LiveSession
+(through :class:`~xlive.views.runner.SessionRunner`, or by calling :meth:`LiveSession.step`);
+views read its state under ``session.lock`` and never touch dask or the source themselves.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from ..aggregate.flags import Flag, FlagThresholds, evaluate, status
+from ..aggregate.running import AggregateParams, RunAggregates
+from .live import LiveParams, LiveProcessor
+
+
+class LiveSession:
+    """Monitor a run (growing or finished).
+
+    Parameters
+    ----------
+    target
+        A Source or anything :func:`xlive.open_source` opens.
+    features
+        Feature store path (default: a temporary folder).
+    analyzers
+        Analyzer objects (default: built from the geometry and ``analyzer_params``).
+    client
+        A dask.distributed Client (default: a local one, closed with the session).
+    config
+        A run configuration (:class:`~xlive.config.RunConfig` or a TOML file): geometry
+        overrides, analyzers, live-loop settings, flag thresholds, aggregate windows. The
+        keyword arguments below take precedence over it.
+
+    Examples
+    --------
+    >>> s = LiveSession("data-samples/lysozyme-eiger500k")   # doctest: +SKIP
+    >>> while s.step() or not s.processor.idle: pass          # doctest: +SKIP
+    >>> s.aggregates.hit_rate                                 # doctest: +SKIP
+    """
+
+    def __init__(self, target, features: str | Path | None = None, *, analyzers=None,
+                 client=None, params: LiveParams | None = None,
+                 thresholds: FlagThresholds | None = None,
+                 aggregate_params: AggregateParams | None = None,
+                 analyzer_params: dict | None = None, config=None):
+        from ..config import load_config
+        from ..sources import Source, open_source
+
+        self.config = load_config(config)
+        self._own_source = not isinstance(target, Source)
+        self.source = target if isinstance(target, Source) else open_source(target)
+        self.source.refresh()
+        if self.config.geometry and self.source.n_frames:
+            self.source.override_geometry(self.config.apply_geometry(self.source.geometry))
+        #: ``[analyzers.NAME]`` parameters (NAME -> parameter object) the analyzers are built with
+        self.analyzer_params = {**self.config.analyzers, **(analyzer_params or {})}
+        if analyzers is None:  # built at the first frame, with the geometry the run has then
+            from ..analyzers import build_analyzers
+
+            analyzers = partial(build_analyzers, params=self.analyzer_params)
+        self.features = Path(features) if features else Path(
+            tempfile.mkdtemp(prefix="xlive-features-")) / "features.zarr"
+        self.lock = threading.RLock()
+        self.aggregates = RunAggregates(
+            aggregate_params or self.config.aggregate,
+            geometry=self.source.geometry if self.source.n_frames else None)
+        self.thresholds = thresholds or self.config.flags
+        self.flags: list[Flag] = []
+        #: index of the newest hit stored (None until one is found)
+        self.latest_hit: int | None = None
+        #: peaks of recent hits: frame index -> (x, y) arrays
+        self.hit_peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: called with every stored Block and its metadata, after the aggregates
+        self.listeners: list[Callable] = []
+        self.processor = LiveProcessor(self.source, self.features, analyzers=analyzers,
+                                       client=client, params=params or self.config.live,
+                                       listeners=[self._on_block], config=self.config)
+        self._last_flags = 0.0
+        self.error: BaseException | None = None
+
+    # ------------------------------------------------------------------ updates
+    def _on_block(self, block, meta: dict) -> None:
+        with self.lock:
+            if self.aggregates.geometry is None:
+                self.aggregates.geometry = self.source.geometry
+            self.aggregates.declare(self.processor.specs)
+            self.aggregates.update(block, meta)
+            if "is_hit" not in block:
+                hits = np.zeros(len(block), bool)
+            else:
+                hits = np.asarray(block["is_hit"], bool) & block.good
+            idx = block.frames
+            for k in np.flatnonzero(hits):
+                i = int(idx[k])
+                if self.latest_hit is None or i > self.latest_hit:
+                    self.latest_hit = i
+                if "peak_x" in block:
+                    x, y = block["peak_x"][k], block["peak_y"][k]
+                    ok = np.isfinite(x)
+                    self.hit_peaks[i] = (x[ok], y[ok])
+            while len(self.hit_peaks) > 500:
+                self.hit_peaks.pop(next(iter(self.hit_peaks)))
+            if time.time() - self._last_flags > 0.5:
+                self.update_flags()
+            for f in self.listeners:
+                f(block, meta)
+
+    def update_flags(self) -> list[Flag]:
+        with self.lock:
+            self.flags = evaluate(self.aggregates, self.thresholds)
+            self._last_flags = time.time()
+            return self.flags
+
+    @property
+    def status(self) -> str:
+        """``green``, ``amber`` or ``red``."""
+        return status(self.flags)
+
+    # ------------------------------------------------------------------ running
+    def step(self) -> int:
+        """One step of the live loop (poll, schedule, store); frames stored."""
+        return self.processor.step()
+
+    def close(self) -> None:
+        self.processor.close()
+        if self._own_source:
+            self.source.close()
+
+    def __enter__(self) -> LiveSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers for views
+    def read_frame(self, index: int) -> np.ndarray:
+        return self.source.read_frame(index)
+
+    @property
+    def lag(self) -> float:
+        return self.processor.stats.lag_percentile(95)
+
+    @property
+    def throughput(self) -> float:
+        return self.processor.stats.throughput()

@@ -1,0 +1,59 @@
+"""Geometry from miniCBF headers (PILATUS/EIGER ``_array_data.header_contents`` lines).
+
+Uses ``Pixel_size``, ``Detector_distance``, ``Wavelength``, ``Beam_xy`` (pixels, taken with the
+pyFAI/DIALS rule as dxtbx does) and ``Count_cutoff`` (saturation).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import fabio
+import numpy as np
+
+from ..errors import GeometryError
+from .core import Geometry
+
+_NUM = r"([-+0-9.eE]+)"
+_PATTERNS = {
+    "pixel_size": re.compile(rf"Pixel_size\s+{_NUM}\s*m\s*x\s*{_NUM}\s*m"),
+    "distance": re.compile(rf"Detector_distance\s+{_NUM}\s*(m|mm)?"),
+    "wavelength": re.compile(rf"Wavelength\s+{_NUM}\s*(A|nm)?"),
+    "beam_xy": re.compile(rf"Beam_xy\s+\(\s*{_NUM}\s*,\s*{_NUM}\s*\)"),
+    "cutoff": re.compile(rf"Count_cutoff\s+{_NUM}"),
+    "detector": re.compile(r"Detector:\s*([^\n\r]+)"),
+}
+
+
+def geometry_from_minicbf_header(header: str, *, shape: tuple[int, int],
+                                 mask: np.ndarray | None = None) -> Geometry:
+    """Build a Geometry from the text of a miniCBF header (``_array_data.header_contents``)."""
+    found = {k: p.search(header) for k, p in _PATTERNS.items()}
+    missing = [k for k in ("pixel_size", "distance", "wavelength", "beam_xy") if found[k] is None]
+    if missing:
+        raise GeometryError(
+            f"miniCBF header lacks {', '.join(missing)}; pass geometry=... to open_source "
+            "(e.g. from a PONI or CrystFEL .geom file)"
+        )
+    px = float(found["pixel_size"].group(1))
+    dist = float(found["distance"].group(1)) * (1e-3 if found["distance"].group(2) == "mm" else 1.0)
+    wl = float(found["wavelength"].group(1)) * (10.0 if found["wavelength"].group(2) == "nm" else 1.0)
+    bx, by = float(found["beam_xy"].group(1)), float(found["beam_xy"].group(2))
+    sat = float(found["cutoff"].group(1)) if found["cutoff"] else None
+    desc = found["detector"].group(1).strip() if found["detector"] else "miniCBF detector"
+    return Geometry.simple(shape=shape, pixel_size=px, distance=dist, beam_center_x=bx,
+                           beam_center_y=by, wavelength=wl, mask=mask, saturation_value=sat,
+                           description=desc)
+
+
+def read_minicbf_geometry(path: str | Path) -> Geometry:
+    """Read the geometry of a miniCBF file (``.cbf`` or compressed ``.cbf.bz2/.gz``).
+
+    Pixels holding -1 (module gaps) or -2 (bad pixels) in this image are masked.
+    """
+    image = fabio.open(str(path))
+    header = image.header.get("_array_data.header_contents", "")
+    data = image.data
+    mask = (data == -1) | (data == -2) if data.dtype.kind == "i" else None
+    return geometry_from_minicbf_header(header, shape=data.shape, mask=mask)
