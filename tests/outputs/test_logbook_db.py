@@ -121,3 +121,20 @@ def test_trend_and_sparkline():
     assert sparkline(t) == "█▁ ▅"
     assert sparkline([0.0, 0.0]) == "▁▁" and sparkline([]) == ""
     assert parse_tags("a, b  a,c") == ["a", "b", "c"]
+
+
+def test_indexing_rate_and_median_cell_when_the_features_have_them():
+    from xlive.outputs.logbook import figures
+
+    hit = np.array([1, 1, 1, 1, 0, 0], bool)
+    indexed = np.array([1, 1, 0, 1, 0, 0], bool)
+    cell = np.full((6, 2, 6), np.nan)
+    cell[[0, 1, 3], 0] = [[79, 79, 38, 90, 90, 90], [80, 80, 37, 90, 90, 90],
+                          [78, 81, 38, 90, 90, 91]]
+    cell[1, 1] = [10, 10, 10, 60, 60, 60]  # a second lattice does not count
+    d_min = np.array([2.0, 3.0, np.nan, 1.0, 9.0, 9.0])
+    f = figures(hit, d_min, indexed, cell)
+    assert f["indexing_rate"] == 0.75 and f["hit_rate"] == 4 / 6
+    assert f["cell"] == [79.0, 80.0, 38.0, 90.0, 90.0, 90.0]
+    assert f["d_min"] == 2.0  # median over hits with a d_min
+    assert figures(hit, None, None, None)["indexing_rate"] is None

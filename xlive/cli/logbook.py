@@ -155,19 +155,19 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     add_variables_option(p)
 
 
-def serve_extras(args: argparse.Namespace, session):
+def serve_extras(args: argparse.Namespace, session, config=None):
     """``(recorder, apps, extra_patterns)`` for ``xlive serve``: nothing without ``--db``."""
     if args.db is None:
         return None, {}, []
     from ..outputs.logbook import LiveRecorder
     from ..views.logbook_app import logbook_routes
 
-    variables = variables_from(args)
+    variables = variables_from(args, config)
     recorder = LiveRecorder(args.db, variables=variables, flags=lambda: session.flags)
     with session.lock:
         recorder.attach(session.processor)
-    apps, patterns = logbook_routes(recorder.logdb, variables=args.variables,
-                                    prefix="/logbook")
+    apps, patterns = logbook_routes(recorder.logdb, variables=variables.path if variables
+                                    else None, prefix="/logbook")
     return recorder, apps, patterns
 
 

@@ -51,7 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     session = LiveSession(args.target, args.features, config=config)
     from .logbook import finish_serve, serve_extras
 
-    recorder, apps, patterns = serve_extras(args, session)
+    recorder, apps, patterns = serve_extras(args, session, config)
     runner = SessionRunner(session).start()
     handle = None
     try:
