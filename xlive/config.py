@@ -5,8 +5,9 @@ Tables: ``[geometry]`` overrides (``distance`` m, ``wavelength`` Å, ``beam_cent
 ``[analyzers.NAME]``: ``radial``, ``spots`` and ``stats`` tune the built-in analyzers, any other
 NAME switches on the analyzer registered under it (its keys are the fields of its
 ``params_class``); ``[live]`` (:class:`~xlive.engine.live.LiveParams`), ``[flags]``
-(:class:`~xlive.aggregate.flags.FlagThresholds`) and ``[aggregate]``
-(:class:`~xlive.aggregate.running.AggregateParams`).
+(:class:`~xlive.aggregate.flags.FlagThresholds`), ``[aggregate]``
+(:class:`~xlive.aggregate.running.AggregateParams`) and ``[cluster]``
+(:class:`~xlive.engine.cluster.ClusterParams`: where the workers run).
 
 Everything is checked when the file is loaded: an unknown table, analyzer or key is an error
 that suggests the nearest allowed name; a value of the wrong type is an error naming the key
@@ -28,6 +29,7 @@ from typing import Any, Literal, Union
 
 from .aggregate.flags import FlagThresholds
 from .aggregate.running import AggregateParams
+from .engine.cluster import ClusterParams
 from .engine.live import LiveParams
 from .errors import ConfigError, XliveError
 from .geometry.core import Geometry
@@ -38,8 +40,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y")
-TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "logbook")
+GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y", "clen",
+                 "photon_energy")
+TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "cluster", "logbook")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +56,8 @@ class RunConfig:
     live: LiveParams = field(default_factory=LiveParams)
     flags: FlagThresholds = field(default_factory=FlagThresholds)
     aggregate: AggregateParams = field(default_factory=AggregateParams)
+    #: where workers run (:class:`~xlive.engine.cluster.ClusterParams`)
+    cluster: ClusterParams = field(default_factory=ClusterParams)
     #: ``[logbook]``: ``variables`` = a file of @xlive.run_variable functions (issue 18)
     logbook: dict = field(default_factory=dict)
 
@@ -84,7 +89,8 @@ class RunConfig:
                 "analyzers": {k: {} if p is None else dataclasses.asdict(p)
                               for k, p in self.analyzers.items()},
                 "live": dataclasses.asdict(self.live), "flags": dataclasses.asdict(self.flags),
-                "aggregate": dataclasses.asdict(self.aggregate)}
+                "aggregate": dataclasses.asdict(self.aggregate),
+                "cluster": dataclasses.asdict(self.cluster)}
 
 
 # --------------------------------------------------------------------------- checking values
@@ -216,6 +222,7 @@ def parse_config(data: dict, *, origin: str = "configuration") -> RunConfig:
         live=_build(LiveParams, data.get("live", {}), "live"),
         flags=_build(FlagThresholds, data.get("flags", {}), "flags"),
         aggregate=_build(AggregateParams, data.get("aggregate", {}), "aggregate"),
+        cluster=_build(ClusterParams, data.get("cluster", {}), "cluster"),
         logbook=_logbook(data.get("logbook", {}), origin),
     )
 

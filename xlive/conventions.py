@@ -32,6 +32,9 @@ TIMESTAMP = "timestamp"
 LASER_ON = "laser_on"
 PULSE_ENERGY = "pulse_energy"
 FRAME_NUMBER = "frame_number"
+#: European XFEL train and pulse (or memory cell) of a frame
+TRAIN_ID = "train_id"
+PULSE_ID = "pulse_id"
 
 #: hexagonal ice d-spacings (angstrom) used by the simulator and the ice score
 ICE_D_SPACINGS = (3.90, 3.67, 3.44, 2.67, 2.25, 2.07, 1.95)

@@ -147,6 +147,8 @@ class Registry:
 
 #: sources; the generic ones (last in the dict) are asked after the plugins
 SOURCES = Registry("source", "xlive.sources", {
+    "karabo": "xlive.sources.karabo:KaraboSource",
+    "euxfel": "xlive.sources.extra_data:ExtraDataSource",
     "stream": "xlive.sources.stream.receiver:StreamSource",
     "run": "xlive.sources.simulated:RunFolder",
     "zarr": "xlive.sources.zarr_store:ZarrSource",

@@ -17,11 +17,22 @@ from xlive.analyzers._kernels.binning import (
 )
 from xlive.analyzers._kernels.neighbours import nearest_distances, nearest_distances_ref
 from xlive.analyzers._kernels.peaks import find_peaks, find_peaks_ref, pixels_above
-from xlive.analyzers._kernels.runs import PixelRuns, pixel_runs, run_sums
+from xlive.analyzers._kernels.runs import PixelRuns, pixel_runs, run_sums, runs_apply
 from xlive.analyzers.base import valid_range
+from xlive.geometry import Geometry
 
 SHAPE = (60, 70)
 INVALID = 2**32 - 1
+
+
+_pilatus = Geometry.simple(shape=(2, 2), pixel_size=172e-6, distance=0.2, beam_center_x=1,
+                           beam_center_y=1, wavelength=1.0, sentinels=(-1, -2))
+
+
+def test_runs_do_not_serve_signed_frames_with_real_negative_values():
+    lo, _ = valid_range(np.int32)  # no declared markers: negative values are measurements
+    assert lo == -np.inf and not runs_apply(np.int32, lo)
+    assert _pilatus.valid_range(np.int32) == (0.0, np.inf)
 
 
 def _rings(mask=None):
@@ -113,7 +124,10 @@ def test_run_sums_match_reference_per_dtype(dtype, ny):
     bins[:, 40:43] = -1
     n = int(bins.max()) + 1
     weights = rng.random(bins.shape).astype(np.float32)
-    lo, hi = valid_range(dtype)
+    # the run kernels serve frames whose valid values start at 0: signed ones with PILATUS's
+    # declared markers (-1, -2: nothing below 0 is a count)
+    lo, hi = _pilatus.valid_range(dtype) if info.min < 0 else valid_range(dtype)
+    assert runs_apply(dtype, lo)
     ref_sums, ref_lost = bin_sums_ref(frame, bins, weights, lo, hi, n)
     runs = PixelRuns.from_bins(bins.astype(np.int16))
     sums, lost = np.zeros(n), np.zeros(n)
@@ -217,7 +231,8 @@ def _peak_case(name):
 @pytest.mark.parametrize("case", ["random", "single_pixel", "gap_edge", "empty", "saturated",
                                   "all_masked"])
 @pytest.mark.parametrize("single_frac", [0.9, 1.01])
-def test_find_peaks_matches_reference(case, single_frac):
+@pytest.mark.parametrize("gain, read_var", [(1.0, 0.0), (2.5, 4.0)])
+def test_find_peaks_matches_reference(case, single_frac, gain, read_var):
     frame, mask = _peak_case(case)
     rings = _rings(mask)
     n = int(_rings().max()) + 1
@@ -228,11 +243,12 @@ def test_find_peaks_matches_reference(case, single_frac):
     cand = pixels_above(frame, rings, thr, lo, hi)
     out = np.empty((100, 7))
     found = find_peaks(frame, rings, thr, rmean, rsigma, lo, hi, cand, 1, 1000, 5, 3.0,
-                       single_frac, out)
-    ref = find_peaks_ref(frame, rings, thr, rmean, rsigma, lo, hi, 1, 1000, 5, 3.0, single_frac)
+                       single_frac, gain, read_var, out)
+    ref = find_peaks_ref(frame, rings, thr, rmean, rsigma, lo, hi, 1, 1000, 5, 3.0, single_frac,
+                         gain, read_var)
     assert found == len(ref)
     np.testing.assert_allclose(out[:found], ref, rtol=1e-9, atol=1e-9)
-    if case == "random":
+    if case == "random" and gain == 1.0:
         assert found == 4
     if case == "single_pixel":  # a lone bright pixel is a hot pixel unless allowed
         assert found == (0 if single_frac < 1 else 1)

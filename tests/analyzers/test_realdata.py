@@ -77,3 +77,16 @@ def test_pilatus6m_grid_hits(realdata):
         assert bool(out["is_hit"][0]) == hit, (n, int(out["n_spots"][0]))
         if hit:  # thaumatin to about 2 A at this beamline: a plausible resolution
             assert 1.5 < out["d_min"][0] < 3.0
+
+
+def test_ceo2_powder_calibrant_is_no_hit(realdata):
+    """A real powder pattern: its spots fill the CeO2 rings, so it is a powder, not a crystal."""
+    img = fabio.open(str(realdata / "pilatus1M_CeO2_powder" / "CeO2_Pilatus1M.tif")).data
+    (bx, by), _ = fit_beam_centre(img, img < 0, (498.18, 515.77))
+    # a PILATUS TIFF: the detector's -1/-2 markers, declared
+    geom = Geometry.simple(shape=img.shape, pixel_size=172e-6, distance=0.21143,
+                           beam_center_x=bx, beam_center_y=by, wavelength=0.41328,
+                           sentinels=(-1, -2))
+    out = SpotFinder(geom)(img)
+    assert out["n_spots"][0] > 200  # plenty of "spots", all along the rings
+    assert out["powder_score"][0] > 0.8 and not out["is_hit"][0]

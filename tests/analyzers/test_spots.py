@@ -51,6 +51,12 @@ def test_at_least_as_good_as_peakfinder8(hits, ours):
     assert r >= r_om and p >= p_om, dict(ours=(r, p), peakfinder8=(r_om, p_om))
 
 
+def test_crystal_hits_have_no_powder_score(hits):
+    sim, frames = hits
+    out = SpotFinder(sim.geometry)(np.stack([f for f, _ in frames]))
+    assert out["is_hit"].all() and np.all(out["powder_score"] < 0.1), out["powder_score"]
+
+
 def test_d_min_close_to_truth_on_strong_hits(hits):
     sim, frames = hits
     out = SpotFinder(sim.geometry)(np.stack([f for f, _ in frames]))

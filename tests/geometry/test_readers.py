@@ -5,10 +5,12 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import fabio
 import h5py
 import numpy as np
 import pytest
 
+from xlive.errors import GeometryError
 from xlive.geometry import Geometry
 from xlive.geometry.crystfel import read_crystfel_geom, write_crystfel_geom
 from xlive.geometry.minicbf import read_minicbf_geometry
@@ -86,9 +88,15 @@ def test_real_eiger_master(tmp_path):
 def test_minicbf_header():
     if not REALDATA.is_dir():
         pytest.skip("shared/realdata is absent")
-    geom = read_minicbf_geometry(REALDATA / "pilatus6M_thaumatin_grid/thau_3_2_0005.cbf.bz2")
+    path = REALDATA / "pilatus6M_thaumatin_grid/thau_3_2_0005.cbf.bz2"
+    geom = read_minicbf_geometry(path)
     assert geom.beam_center == (1261.61, 1306.96) and geom.saturation_value == 115897
-    assert geom.mask.sum() == 526101 + 625
+    # the format's markers are declared, not learnt from the image: no pixel is masked for
+    # its value, and every -1 (gap) and -2 (bad) pixel of each frame falls outside the range
+    assert geom.mask is None and geom.sentinels == (-1.0, -2.0)
+    data = fabio.open(str(path)).data
+    lo, hi = geom.valid_range(data.dtype)
+    assert np.count_nonzero((data < lo) | (data > hi)) == 526101 + 625
 
 
 CRYSTFEL = {  # file -> (panels, extra arguments)
@@ -162,8 +170,127 @@ def test_crystfel_round_trip(tmp_path):
     assert [p.name for p in back.panels] == ["p0", "b"]
     for a, b in zip(geom.panels, back.panels, strict=True):
         for k, v in a.__dict__.items():
-            np.testing.assert_allclose(getattr(b, k), v, rtol=1e-12) if not isinstance(v, str) \
-                else None
+            if v is None:
+                assert getattr(b, k) is None, k
+            elif not isinstance(v, str):
+                np.testing.assert_allclose(getattr(b, k), v, rtol=1e-12)
     np.testing.assert_array_equal(back.mask, mask)
     assert back.distance == 0.1 and back.wavelength == pytest.approx(1.1, rel=1e-12)
     np.testing.assert_allclose(back.maps.q, geom.maps.q, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- CrystFEL, complete
+def _extra_geom_pixel_centres(path, tmp_path):
+    """Pixel centres (m, relative to clen) of every panel, as extra-geom reads the file.
+
+    extra-geom builds its fragments from cfel_fmt's parse of the .geom
+    (``GeometryFragment.from_panel_dict``): corner at (cnx, cny) / res and coffset along z.
+    cfel_fmt 2.2 rejects two spellings CrystFEL accepts, neither of which moves a pixel: a
+    unit after the photon energy (``4570 eV``) and pixel limits written as ``0.0``; its copy
+    of the file drops the unit and the ``.0``.
+    """
+    pytest.importorskip("extra_geom")
+    import re
+
+    from cfel_fmt.geometry import load_crystfel_geometry
+    from extra_geom.base import GeometryFragment
+
+    copy = tmp_path / path.name
+    text = re.sub(r"(?m)^(photon_energy\s*=\s*[0-9.]+)\s*eV", r"\1", path.read_text())
+    text = re.sub(r"(?m)^(\S+/(?:min|max)_(?:fs|ss)\s*=\s*\d+)\.0+\s*$", r"\1", text)
+    copy.write_text(text)
+    out = {}
+    for name, d in load_crystfel_geometry(str(copy)).detector["panels"].items():
+        frag = GeometryFragment.from_panel_dict(d)
+        ss, fs = np.mgrid[0:frag.ss_pixels, 0:frag.fs_pixels] + 0.5
+        out[name] = (frag.corner_pos[None, None, :] + ss[..., None] * frag.ss_vec
+                     + fs[..., None] * frag.fs_vec)
+    return out
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", sorted(CRYSTFEL))
+def test_crystfel_pixel_positions_equal_extra_geom(name, tmp_path):
+    if not REALDATA.is_dir():
+        pytest.skip("shared/realdata is absent")
+    path = REALDATA / "crystfel" / name
+    kw = {k: v for k, v in CRYSTFEL[name][1].items() if k != "distance"}
+    if "clen = /" in path.read_text():
+        # the value at the clen path; CSPAD's is an encoder position, its coffset 0.57 m
+        kw["clen"] = -0.4 if name.startswith("cspad") else 0.3
+    geom = read_crystfel_geom(path, **kw)
+    theirs = _extra_geom_pixel_centres(path, tmp_path)
+    maps = geom.maps
+    assert sorted(theirs) == sorted(p.name for p in geom.panels)
+    for p in geom.panels:
+        sl = (slice(p.min_ss, p.max_ss + 1), slice(p.min_fs, p.max_fs + 1))
+        ours = np.stack([maps.lab_x[sl], maps.lab_y[sl], maps.lab_z[sl] - geom.distance], -1)
+        np.testing.assert_allclose(ours, theirs[p.name], rtol=0, atol=1e-6, err_msg=p.name)
+
+
+def test_extra_geom_written_agipd_geometry_reads_to_its_pixel_positions(tmp_path):
+    """A module-stacked geometry (``dim1 = <module>``) written by extra-geom itself."""
+    extra_geom = pytest.importorskip("extra_geom")
+    quad_pos = [(-525, 625), (-550, -10), (520, -160), (542.5, 475)]
+    eg = extra_geom.AGIPD_1MGeometry.from_quad_positions(quad_pos)
+    eg.write_crystfel_geom(str(tmp_path / "agipd.geom"), dims=("frame", "modno", "ss", "fs"),
+                           adu_per_ev=0.001, clen=0.12, photon_energy=9300)
+    geom = read_crystfel_geom(tmp_path / "agipd.geom")
+    assert geom.shape == (16 * 512, 128) and len(geom.panels) == 128
+    assert geom.gain == pytest.approx(9.3)  # 0.001 ADU/eV (keV units) x 9300 eV
+    pos = eg.get_pixel_positions()  # (16, 512, 128, 3), metres, pixel centres
+    ours = np.stack([geom.maps.lab_x, geom.maps.lab_y], -1).reshape(16, 512, 128, 2)
+    np.testing.assert_allclose(ours, pos[..., :2], rtol=0, atol=1e-6)
+    assert geom.distance == pytest.approx(0.12)
+
+
+def test_crystfel_clen_path_coffset_added_once_and_negative_clen_allowed(tmp_path):
+    text = ("photon_energy = 9500 eV\nres = 10000\nclen = /LCLS/detector_1/EncoderValue\n"
+            "coffset = 0.573\nadu_per_eV = 0.00338\n"
+            "p0/min_fs = 0\np0/max_fs = 99\np0/min_ss = 0\np0/max_ss = 99\n"
+            "p0/corner_x = -50\np0/corner_y = -50\np0/fs = x\np0/ss = y\n")
+    path = tmp_path / "c.geom"
+    path.write_text(text)
+    with pytest.raises(GeometryError, match="data_file=.*clen=<metres>.*distance="):
+        read_crystfel_geom(path)
+    # the encoder value -473 mm + coffset 0.573 m: panels 0.1 m from the sample
+    data = tmp_path / "run.h5"
+    with h5py.File(data, "w") as f:
+        f["LCLS/detector_1/EncoderValue"] = np.full(5, -473.0)
+    for g in (read_crystfel_geom(path, data_file=data), read_crystfel_geom(path, clen=-0.473),
+              read_crystfel_geom(path, distance=0.1)):
+        assert g.maps.lab_z[50, 50] == pytest.approx(0.1)
+        assert g.gain == pytest.approx(0.00338 * 9500)
+    with pytest.raises(GeometryError, match="distance must be > 0"):
+        read_crystfel_geom(path, clen=-0.6)
+
+
+def test_crystfel_bad_regions_mask_files_and_asic_edges(tmp_path):
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        m = np.ones((20, 10), np.uint16)
+        m[3, 4] = 0  # goodbits 1 missing: bad
+        f["mask"] = m
+    text = ("photon_energy = 9500 eV\nres = 10000\nclen = 0.1\n"
+            "mask_file = m.h5\nmask = /mask\nmask_good = 0x1\nmask_bad = 0x0\n"
+            "a/min_fs = 0\na/max_fs = 9\na/min_ss = 0\na/max_ss = 9\na/corner_x = -5\n"
+            "a/corner_y = -5\nb/min_fs = 0\nb/max_fs = 9\nb/min_ss = 10\nb/max_ss = 19\n"
+            "b/corner_x = 6\nb/corner_y = -5\n"
+            "bad1/min_fs = 2\nbad1/max_fs = 3\nbad1/min_ss = 12\nbad1/max_ss = 12\nbad1/panel = b\n")
+    path = tmp_path / "m.geom"
+    path.write_text(text)
+    g = read_crystfel_geom(path)
+    assert g.mask[3, 4] and g.mask[12, 2:4].all() and g.mask.sum() == 3
+    e = read_crystfel_geom(path, mask_asic_edges=1)
+    assert e.mask[0].all() and e.mask[10].all() and e.mask[:, 9].all()
+    assert not e.mask[1:9, 1:9][~g.mask[1:9, 1:9]].any()
+
+
+def test_curved_detector_in_a_flat_minicbf_header_is_a_placeholder():
+    from xlive.geometry.minicbf import geometry_from_minicbf_header
+
+    header = ("# Detector: PILATUS 12M, S/N 120-0100\n# Pixel_size 172e-6 m x 172e-6 m\n"
+              "# Wavelength 0.9795 A\n# Detector_distance 0.25 m\n# Beam_xy (1200.0, 2100.0)\n")
+    g = geometry_from_minicbf_header(header, shape=(5071, 2463))
+    assert "cylinder" in g.placeholder and "--geometry" in g.placeholder
+    flat = geometry_from_minicbf_header(header.replace("12M", "6M"), shape=(2527, 2463))
+    assert flat.placeholder == ""

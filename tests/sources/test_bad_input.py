@@ -106,14 +106,16 @@ def test_all_masked_and_nan_frames(tmp_path):
     a = g.create_array("frames", shape=(3, 8, 8), chunks=(1, 8, 8), dtype="float32",
                        fill_value=0)
     frames = np.ones((3, 8, 8), np.float32)
-    frames[0, 0, 0] = np.nan  # one NaN pixel: masked, frame fine
+    frames[0, 0, 0] = np.nan  # one NaN pixel: invalid in this frame, frame fine
     frames[1] = np.nan  # all NaN: bad
     a[...] = frames
     src = open_source(tmp_path / "f.zarr",
                       geometry=Geometry.simple(shape=(8, 8), pixel_size=1e-4, distance=0.1,
                                                beam_center_x=4, beam_center_y=4, wavelength=1))
     src.refresh()
-    assert src.geometry.mask[0, 0] and src.geometry.mask.sum() == 1
+    # no pixel is masked for the value it holds in one frame (NaN is invalid where it is)
+    assert src.geometry.mask is None
+    assert src.geometry.valid_range(np.float32) == (-np.inf, np.inf)
     v = src.frames().values  # computing finds the bad frame...
     assert np.isnan(v[1]).all() and src.bad_frames == {1}
     assert src.frames().bad.values.tolist() == [False, True, False]  # ...and later graphs know it

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..validate import check_fields
 from .running import RunAggregates
 
 
@@ -51,6 +53,15 @@ class FlagThresholds:
     beam_quality_min: float = 0.5
     #: ... and over at least this many frames of the mean image (a sample: every 10th frame)
     beam_min_frames: int = 10
+
+    def __post_init__(self):
+        check_fields(self, "flags", error=ConfigError, ranges={
+            "window": (1, None), "min_frames": (0, None), "jet_score_min": (0, None),
+            "jet_window": (1, None), "hit_rate_drop": (0, 1), "hit_rate_min_run": (0, 1),
+            "ice_score_min": (0, None), "ice_fraction": (0, 1), "multi_lattice_score_min": (0, 1),
+            "multi_lattice_fraction": (0, 1), "saturated_pixels": (0, None), "dying_drop": (0, 1),
+            "dropped_frames": (1, None), "hot_pixels": (1, None), "beam_offset_px": (0, None),
+            "beam_quality_min": (0, 1), "beam_min_frames": (1, None)})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analyzers.base import valid_range
+from ..analyzers.base import in_photons, valid_range
 from ..geometry.core import Geometry
 from ._kernels import project, ring_outliers
 
@@ -75,13 +75,14 @@ class ProjectionReducer:
 
     def __init__(self, geometry: Geometry, *, factor: int | None = None, stride: int = 10):
         self.shape = geometry.shape
+        self.geometry = geometry
         self.factor = factor or bin_factor(geometry.shape)
         self.valid = ~geometry.maps.mask
         #: the mean image uses every stride-th frame (it only needs to be a fair sample)
         self.stride = stride
 
     def __call__(self, frames: np.ndarray, block, into: Projections | None = None) -> Projections:
-        lo, hi = valid_range(frames.dtype)
+        lo, hi = valid_range(frames.dtype, self.geometry)
         lo, hi = max(lo, -3e38), min(hi, 3e38)
         f = self.factor
         hits = np.asarray(block.get("is_hit", np.zeros(len(frames), bool)), bool)
@@ -129,6 +130,7 @@ class HotPixelReducer:
     def __init__(self, geometry: Geometry, *, stride: int = 25, nsigma: float = 8.0,
                  ring_width: float = 4.0, max_candidates: int = 100_000):
         self.stride = stride
+        self.geometry = geometry
         self.nsigma = nsigma
         self.max_candidates = max_candidates
         m = geometry.maps
@@ -142,12 +144,13 @@ class HotPixelReducer:
         pick = np.flatnonzero(block.good & (block.frames % self.stride == 0))
         if into is not None and not pick.size:
             return into  # nothing sampled here: no new partial to add
-        lo, hi = valid_range(frames.dtype)
-        lo, hi = max(lo, -3e38), min(hi, 3e38)
         out = []
         buf = np.empty(self.max_candidates, np.int64)
         for k in pick:
-            n = ring_outliers(frames[k], self.ring, self.n_rings, lo, hi, self.nsigma, buf)
+            frame = in_photons(frames[k], self.geometry)  # the outlier rule is Poisson
+            lo, hi = valid_range(frame.dtype, self.geometry)
+            lo, hi = max(lo, -3e38), min(hi, 3e38)
+            n = ring_outliers(frame, self.ring, self.n_rings, lo, hi, self.nsigma, buf)
             out.append(buf[:n].copy())
         indices = np.concatenate(out) if out else np.zeros(0, np.int64)
         found = HotCandidates(len(pick), indices)

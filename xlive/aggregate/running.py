@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..conventions import FRAME, FRAME_NUMBER, LASER_ON, TIMESTAMP
+from ..errors import ConfigError
+from ..ring import RingSeries
+from ..validate import check_fields
 from .declared import HistogramAggregate, ImageAggregate
 
 #: rolling hit-rate points kept (one per stored block; older ones are dropped)
@@ -42,6 +45,12 @@ class AggregateParams:
     log_i_range: tuple[float, float] = (0.0, 6.0)
     #: how many recent frames keep full per-frame series
     history: int = 100_000
+
+    def __post_init__(self):
+        check_fields(self, "aggregate", error=ConfigError, ranges={
+            "window": (1, None), "inv_d_bins": (1, None), "inv_d_max": (1e-06, None),
+            "separation_bins": (1, None), "separation_max": (1e-06, None), "log_i_bins": (1, None),
+            "history": (1, None)})
 
 
 class RunAggregates:
@@ -68,10 +77,12 @@ class RunAggregates:
         self.hits_by_laser = {True: 0, False: 0}
         self.frames_by_laser = {True: 0, False: 0}
         self._recent = collections.deque(maxlen=p.window)  # (is_hit, laser_on)
-        self.series: dict[str, collections.deque] = {
-            k: collections.deque(maxlen=p.history) for k in (*self.SERIES, "frame", LASER_ON,
-                                                              FRAME_NUMBER, TIMESTAMP,
-                                                              "peak_intensity_mean")}
+        # numpy rings, not deques of Python floats: 8 bytes a value instead of 32
+        self.series: dict[str, RingSeries] = {
+            k: RingSeries(p.history, np.float64) for k in (*self.SERIES, FRAME_NUMBER,
+                                                           TIMESTAMP, "peak_intensity_mean")}
+        self.series["frame"] = RingSeries(p.history, np.int64)
+        self.series[LASER_ON] = RingSeries(p.history, np.bool_)
         #: rolling hit rate points: frame index, rate, rate laser on, rate laser off (the
         #: newest MAX_HIT_RATE_POINTS; ``hit_rate_count`` counts every point ever added)
         self.hit_rate_points: collections.deque[tuple[int, float, float, float]] = \
@@ -270,6 +281,9 @@ class RunAggregates:
                         np.int64)
 
     def recent(self, name: str, n: int | None = None) -> np.ndarray:
+        """The newest ``n`` values of a series (all it holds when None), as floats."""
         s = self.series[name]
+        if isinstance(s, RingSeries):
+            return s.last(n).astype(float, copy=False)
         arr = np.asarray(s, float)
         return arr if n is None else arr[-n:]

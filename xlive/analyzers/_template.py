@@ -82,7 +82,7 @@ class MaxPixel:
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames = as_block(frames, self.geometry.shape, self.name)
-        lo, hi = valid_range(frames.dtype)
+        lo, hi = valid_range(frames.dtype, self.geometry)
         t, (ty, tx) = self.params.tile, self.tiles
         out = np.full(frames.shape[0], np.nan)
         tiles = np.full((frames.shape[0], ty, tx), np.nan, np.float32)

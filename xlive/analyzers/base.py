@@ -23,6 +23,7 @@ import numpy as np
 
 from ..conventions import FRAME
 from ..errors import AnalyzerError
+from ..geometry import Geometry
 
 #: how a feature may be shown: per-frame value along the run, histogram over the run, image
 SHOW_KINDS = ("strip", "histogram", "image")
@@ -199,17 +200,48 @@ def as_block(frames: np.ndarray, shape: tuple[int, int], name: str) -> np.ndarra
     return a
 
 
-def valid_range(dtype: np.dtype) -> tuple[float, float]:
+def valid_range(dtype: np.dtype, geometry: Geometry | None = None) -> tuple[float, float]:
     """Pixel values treated as measurements: ``[lo, hi]``; others (gap markers, NaN) are skipped.
 
-    Unsigned integers: the maximum value (``2**32 - 1`` on EIGER) marks gaps and bad pixels.
-    Signed integers: negative values (-1 gaps, -2 bad on PILATUS). Floats: any finite value.
+    The geometry's declared sentinels decide (:meth:`xlive.geometry.Geometry.valid_range`);
+    without a geometry, the undeclared rule: unsigned integers reserve their maximum value
+    (``2**32 - 1`` on EIGER), signed integers and floats are all measurements (finite values).
     """
+    if geometry is not None:
+        return geometry.valid_range(dtype)
     dt = np.dtype(dtype)
     if dt.kind == "u":
         return 0.0, float(np.iinfo(dt).max) - 1.0
-    if dt.kind == "i":
-        return 0.0, float(np.iinfo(dt).max)
     if dt.kind == "b":
         return 0.0, 1.0
     return -math.inf, math.inf
+
+
+def in_photons(frames: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """``frames`` in photons for Poisson-based rules: untouched when the gain is 1 everywhere,
+    else float32 divided by the gain map, invalid values as NaN."""
+    if geometry.gain == 1.0:
+        return frames
+    lo, hi = geometry.valid_range(frames.dtype)
+    f = np.asarray(frames, np.float32)
+    with np.errstate(invalid="ignore"):
+        f = np.where((f >= lo) & (f <= hi), f, np.float32(np.nan))
+    return f / geometry.gain_map()
+
+
+def photon_frames(frames: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, float]:
+    """``(frames, gain)`` ready for the kernels, which take one gain (ADU per photon).
+
+    With one gain for the whole detector the frames are returned untouched. Panels of
+    different gains are converted to photons first (float32, invalid values become NaN), and
+    the gain is then 1.
+    """
+    gain = geometry.gain
+    if gain is not None:
+        return frames, float(gain)
+    lo, hi = geometry.valid_range(frames.dtype)
+    f = frames.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        f[~((f >= lo) & (f <= hi))] = np.nan
+    f /= geometry.gain_map()
+    return f, 1.0

@@ -16,7 +16,7 @@ import numpy as np
 from ..geometry.core import Geometry
 from ._kernels.binning import radial_ring_pass_int
 from ._kernels.runs import runs_apply
-from .base import FeatureSpec, as_block, valid_range
+from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .radial import RadialParams, RadialProfile
 from .spots import SpotFinder, SpotParams
 from .stats import FrameStats, StatsParams
@@ -60,29 +60,32 @@ class FrameAnalyzer:
         return self.radial.coords()
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        frames = as_block(frames, self.geometry.shape, self.name)
-        lo, hi = valid_range(frames.dtype)
+        frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name),
+                                  self.geometry)
+        lo, hi = valid_range(frames.dtype, self.geometry)
         result = {s.name: s.empty(frames.shape[0]) for s in self.describe()}
         rp, sf, binning = self.radial, self.spots, self.spots.binning
         n_bins = rp.params.n_bins
         for k, frame in enumerate(frames):
             sums, lost = np.zeros(n_bins), np.zeros(n_bins)
             cand = np.empty(sf.params.max_candidates, np.int64)
-            if runs_apply(frame.dtype):
+            if runs_apply(frame.dtype, lo) and binning.counting(frame.dtype, lo):
                 hist, ovf = binning.empty()
                 r = rp.runs
                 nc, nsat, total = radial_ring_pass_int(
                     frame, rp.weights, r.start, r.end, r.bin, r.row_ptr, binning.rings, hi,
-                    sf.saturation, sf.params.adc_threshold, sums, lost, hist, ovf, cand)
-                res = binning.finish(hist, ovf, nc, nsat, total, frame.dtype)
+                    sf.saturation, sf.adc_level, sums, lost, hist, ovf, cand)
+                res = binning.finish(hist, ovf, nc, nsat, total, frame.dtype, lo)
             else:
                 rp.bin_sums(frame, lo, hi, sums, lost)
-                res = binning.run(frame, lo, hi, sf.saturation, sf.params.adc_threshold, cand)
+                res = binning.run(frame, lo, hi, sf.saturation, sf.adc_level, cand)
             norm = rp.norm - lost
             with np.errstate(invalid="ignore", divide="ignore"):
                 result["radial_profile"][k] = np.where(norm > 0, sums / norm, np.nan)
             sf.features(sf.peaks_from_rings(frame, res, cand), res, result, k)
-            result["background"][k] = binning.median(res, frame.dtype)
+            med = binning.median(res, frame.dtype, lo,
+                                 exact=lambda f=frame: binning.values(f, lo, hi, 2))
+            result["background"][k] = med / sf.gain
             result["jet_score"][k], result["ice_score"][k] = self.stats.scores(
                 res.mean, res.count, self.ring_q)
         return result

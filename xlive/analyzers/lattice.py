@@ -53,6 +53,9 @@ from itertools import combinations
 
 import numpy as np
 
+from ..errors import AnalyzerError
+from ..validate import check_fields
+
 
 @dataclass(frozen=True, kw_only=True)
 class LatticeParams:
@@ -92,6 +95,15 @@ class LatticeParams:
     min_second_fraction: float = 0.3
     #: searches for a second lattice (another after one that found the first's leftovers)
     second_tries: int = 2
+
+    def __post_init__(self):
+        check_fields(self, "analyzers.spots.stats.lattice", error=AnalyzerError, ranges={
+            "min_spots": (3, None), "max_spots": (3, None), "d_limit": (0, None),
+            "k_neighbours": (1, None), "tau": (1e-6, None), "n_candidates": (1, None),
+            "n_clusters": (1, None), "n_extra": (0, None), "tol": (0, 0.5),
+            "keep_fraction": (0, 1), "same_tol": (0, 0.5), "same_fraction": (0, 1),
+            "stages": (0, 1), "stage_keep": (1, None), "min_second": (1, None),
+            "min_second_fraction": (0, 1), "second_tries": (0, None)})
 
 
 def reciprocal_vectors(lab: np.ndarray, wavelength: float) -> np.ndarray:

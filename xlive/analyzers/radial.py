@@ -16,6 +16,7 @@ import numpy as np
 from ..conventions import D_UNITS, FRAME, Q_UNITS, Q
 from ..errors import AnalyzerError
 from ..geometry.core import Geometry
+from ..validate import check_fields
 from ._kernels.binning import bin_sums
 from ._kernels.runs import PixelRuns, run_sums, runs_apply
 from .base import FeatureSpec, as_block, valid_range
@@ -35,6 +36,8 @@ class RadialParams:
     polarization: float | None = None
 
     def __post_init__(self):
+        check_fields(self, "analyzers.radial", error=AnalyzerError, ranges={
+            "n_bins": (1, None), "polarization": (-1, 1)})
         if self.n_bins < 1:
             raise AnalyzerError(f"radial n_bins must be >= 1, got {self.n_bins}")
         if self.q_range is not None and not self.q_range[0] < self.q_range[1]:
@@ -116,7 +119,7 @@ class RadialProfile:
                  lost: np.ndarray) -> None:
         """Add one frame's valid values per bin to ``sums``, invalid pixels' weights to
         ``lost``: the run kernel for integer frames of up to 32 bits, else the per-pixel one."""
-        if runs_apply(frame.dtype):
+        if runs_apply(frame.dtype, lo):
             r = self.runs
             run_sums(frame, self.weights, hi, r.start, r.end, r.bin, r.row_ptr, sums, lost)
         else:
@@ -124,7 +127,7 @@ class RadialProfile:
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames = as_block(frames, self.geometry.shape, self.name)
-        lo, hi = valid_range(frames.dtype)
+        lo, hi = valid_range(frames.dtype, self.geometry)
         n_bins = self.params.n_bins
         out = np.empty((frames.shape[0], n_bins), np.float32)
         for k, frame in enumerate(frames):

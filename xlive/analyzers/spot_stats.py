@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..conventions import D_UNITS, FRAME
+from ..errors import AnalyzerError
 from ..geometry.core import Geometry
+from ..validate import check_fields
 from ._kernels.neighbours import nearest_distances
 from .base import FeatureSpec
 from .lattice import LatticeParams, multi_lattice_score, reciprocal_vectors
@@ -33,6 +35,10 @@ class SpotStatsParams:
     d_min_min_spots: int = 5
     #: settings of the multiple-lattice score
     lattice: LatticeParams = field(default_factory=LatticeParams)
+
+    def __post_init__(self):
+        check_fields(self, "analyzers.spots.stats", error=AnalyzerError, ranges={
+            "d_min_snr": (0, None), "d_min_quantile": (0, 1), "d_min_min_spots": (1, None)})
 
 
 def spot_feature_specs() -> list[FeatureSpec]:

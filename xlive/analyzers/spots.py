@@ -19,8 +19,9 @@ import numpy as np
 from ..conventions import D_UNITS, FRAME, ICE_D_SPACINGS, PEAK
 from ..errors import AnalyzerError
 from ..geometry.core import Geometry
+from ..validate import check_fields
 from ._kernels.peaks import find_peaks, pixels_above
-from .base import FeatureSpec, as_block, valid_range
+from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .rings import RingBinning
 from .spot_stats import SpotStatsParams, spot_feature_specs, spot_features
 
@@ -29,11 +30,12 @@ from .spot_stats import SpotStatsParams, spot_feature_specs, spot_features
 class SpotParams:
     """Settings of the spot finder and the hit rule."""
 
-    #: pixels at or below this value (counts) never seed a spot (peakfinder8's adc_thresh)
+    #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
+    #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
     #: a pixel joins a spot above ring mean + pixel_snr * ring sigma (peakfinder8's minimum_snr)
     pixel_snr: float = 5.0
-    #: minimum integrated SNR of a spot, I / sqrt(I + n_pixels * background variance)
+    #: minimum integrated SNR of a spot, I / sqrt(gain I + n_pixels * background variance)
     min_snr: float = 5.0
     #: sigma-clipping level for the ring statistics
     clip_sigma: float = 3.0
@@ -57,12 +59,31 @@ class SpotParams:
     max_spots_hit: int = 100_000
     #: half-width (1/nm) of the ice-ring windows whose spots the hit rule ignores
     ice_ring_halfwidth: float = 0.15
+    #: radial width (pixels) of the shells in which powder rings are looked for
+    powder_ring_width: float = 6.0
+    #: azimuthal sectors of a shell; a powder ring puts spots in many of those on the detector
+    powder_sectors: int = 36
+    #: a shell is a powder ring with at least this many spots ...
+    powder_min_spots: int = 8
+    #: ... spread over at least this fraction of its sectors on the detector ...
+    powder_coverage: float = 0.3
+    #: ... and this many times the spot density (per pixel) of the shells beside it
+    powder_contrast: float = 3.0
+    #: frames with at least this fraction of their spots on powder rings are no hits
+    max_powder_score: float = 0.5
     #: candidate pixels kept from the first pass (beyond: a second full pass)
     max_candidates: int = 1 << 18
     #: settings of the spot features
     stats: SpotStatsParams = field(default_factory=SpotStatsParams)
 
     def __post_init__(self):
+        check_fields(self, "analyzers.spots", error=AnalyzerError, ranges={
+            "adc_threshold": (None, None), "pixel_snr": (0, None), "min_snr": (0, None),
+            "clip_sigma": (0.1, None), "ring_width": (0.001, None), "min_pixels": (1, None),
+            "max_pixels": (1, None), "local_bg_radius": (1, 1000), "max_single_fraction": (0, 1),
+            "max_peaks": (1, 1000000), "max_found": (1, None), "min_spots_hit": (0, None),
+            "max_spots_hit": (0, None), "ice_ring_halfwidth": (0, None),
+            "max_candidates": (1, None)})
         if self.ring_width <= 0 or self.max_peaks < 1 or self.min_pixels < 1:
             raise AnalyzerError("spot finder: ring_width > 0, max_peaks >= 1, min_pixels >= 1")
 
@@ -96,12 +117,35 @@ class SpotFinder:
         maps = geometry.maps
         self.mask = maps.mask
         radius_px = maps.radius / geometry.pixel_size
+        gain = geometry.gain
+        #: ADU per photon the kernels see (frames of panels with different gains are
+        #: converted to photons first: see :func:`~.base.photon_frames`)
+        self.gain = float(gain) if gain is not None else 1.0
+        self.adc_level = p.adc_threshold * self.gain
+        #: read-noise floor of the noise model, ADU
+        self.read_sigma = geometry.read_noise * self.gain
         self.binning = RingBinning(ring_index(radius_px, maps.mask, p.ring_width),
-                                   clip_sigma=p.clip_sigma)
+                                   clip_sigma=p.clip_sigma, gain=self.gain)
         self.d_map = maps.d.astype(np.float32)
         self.q_map = maps.q.astype(np.float32)
+        # powder rings: radius in shell widths, azimuthal sector of every pixel, and per shell
+        # (two grids offset by half a shell, so that a ring is never split) the sectors it
+        # has on the detector and its pixel count
+        self.radius_px = radius_px
+        sector = np.floor((maps.azimuth + np.pi) / (2 * np.pi) * p.powder_sectors)
+        self.sector_map = np.clip(np.nan_to_num(sector), 0, p.powder_sectors - 1).astype(np.int16)
+        ok = ~maps.mask & np.isfinite(radius_px)
+        self.powder_grids = []
+        for offset in (0.0, 0.5):
+            shell = np.floor(radius_px[ok] / p.powder_ring_width + offset).astype(np.int64)
+            n = int(shell.max(initial=-1)) + 1
+            cover = np.zeros(max(n, 1) * p.powder_sectors, bool)
+            cover[shell * p.powder_sectors + self.sector_map[ok]] = True
+            self.powder_grids.append((offset, cover.reshape(-1, p.powder_sectors).sum(axis=1),
+                                      np.bincount(shell, minlength=max(n, 1)).astype(float)))
         sat = geometry.saturation_value
-        self.saturation = float(sat) if sat is not None else np.inf
+        # frames converted to photons (panels of different gains) lose the ADU saturation level
+        self.saturation = float(sat) if sat is not None and gain is not None else np.inf
 
     # ------------------------------------------------------------------ declarations
     def describe(self) -> list[FeatureSpec]:
@@ -112,23 +156,28 @@ class SpotFinder:
                         "spot centroid x (array-index coordinates)", sizes=size),
             FeatureSpec("peak_y", (FRAME, PEAK), "float32", "pixel",
                         "spot centroid y (array-index coordinates)", sizes=size),
-            FeatureSpec("peak_intensity", (FRAME, PEAK), "float32", "counts",
+            FeatureSpec("peak_intensity", (FRAME, PEAK), "float32", "photons",
                         "background-subtracted integrated intensity", sizes=size),
             FeatureSpec("peak_npix", (FRAME, PEAK), "float32", "pixel",
                         "pixels above threshold", sizes=size),
             FeatureSpec("peak_snr", (FRAME, PEAK), "float32", "",
-                        "integrated SNR I / sqrt(I + n var_bg)", sizes=size),
+                        "integrated SNR I / sqrt(I + n var_bg), in photons", sizes=size),
             FeatureSpec("peak_d", (FRAME, PEAK), "float32", D_UNITS,
                         "d-spacing at the spot", sizes=size),
         ]
         return [
             FeatureSpec("n_spots", (FRAME,), "int32", "", "spots found", fill=0),
-            FeatureSpec("total_intensity", (FRAME,), "float64", "counts",
-                        "sum of valid unmasked pixel values"),
+            FeatureSpec("total_intensity", (FRAME,), "float64", "photons",
+                        "sum of valid unmasked pixel values over the gain"),
             FeatureSpec("n_saturated", (FRAME,), "int32", "",
                         "unmasked pixels at or above the saturation value", fill=0),
             FeatureSpec("is_hit", (FRAME,), "bool", "",
-                        "min_spots_hit <= spots off the ice rings <= max_spots_hit", fill=0),
+                        "min_spots_hit <= spots off the ice and powder rings <= max_spots_hit, "
+                        "powder_score < max_powder_score",
+                        fill=0),
+            FeatureSpec("powder_score", (FRAME,), "float32", "",
+                        "fraction of the spots on powder rings (shells whose spots fill most "
+                        "of the ring): 0 for a crystal, near 1 for a powder", fill=0),
             *table,
             *spot_feature_specs(),
         ]
@@ -138,21 +187,24 @@ class SpotFinder:
 
     # ------------------------------------------------------------------ compute
     def find(self, frame: np.ndarray) -> np.ndarray:
-        """Peaks of one 2-D frame: rows ``(x, y, intensity, npix, snr, background, max)``."""
+        """Peaks of one 2-D frame: rows ``(x, y, intensity, npix, snr, background, max)``,
+        intensity, background and max in ADU."""
+        frame, _ = photon_frames(frame, self.geometry)
         return self._find(frame)[0]
 
     def _find(self, frame: np.ndarray):
         p = self.params
-        lo, hi = valid_range(frame.dtype)
+        lo, hi = valid_range(frame.dtype, self.geometry)
         cand = np.empty(p.max_candidates, np.int64)
-        res = self.binning.run(frame, lo, hi, self.saturation, p.adc_threshold, cand)
+        res = self.binning.run(frame, lo, hi, self.saturation, self.adc_level, cand)
         return self.peaks_from_rings(frame, res, cand), res
 
     def peaks_from_rings(self, frame: np.ndarray, res, cand: np.ndarray) -> np.ndarray:
         """Peaks of ``frame`` given its ring statistics ``res`` and candidate buffer ``cand``."""
         p = self.params
-        lo, hi = valid_range(frame.dtype)
-        thr = np.maximum(p.adc_threshold, res.mean + p.pixel_snr * res.sigma)
+        lo, hi = valid_range(frame.dtype, self.geometry)
+        sigma = np.maximum(res.sigma, self.read_sigma)  # noise model: never below read noise
+        thr = np.maximum(self.adc_level, res.mean + p.pixel_snr * sigma)
         thr = np.where(np.isfinite(thr), thr, np.inf)
         if res.n_candidates <= cand.size:
             cand = cand[:res.n_candidates]
@@ -161,14 +213,14 @@ class SpotFinder:
         out = np.empty((p.max_found, 7))
         n = find_peaks(frame, self.binning.rings, thr, res.mean, res.sigma, lo, hi, cand,
                        p.min_pixels, p.max_pixels, p.local_bg_radius, p.min_snr,
-                       p.max_single_fraction, out)
+                       p.max_single_fraction, self.gain, self.read_sigma**2, out)
         return out[:min(n, p.max_found)]
 
     def features(self, peaks: np.ndarray, res, result: dict, k: int) -> None:
         """Write frame ``k``'s features from its peaks and ring pass into ``result``."""
         p = self.params
         ny, nx = self.geometry.shape
-        result["total_intensity"][k] = res.total
+        result["total_intensity"][k] = res.total / self.gain
         result["n_saturated"][k] = res.n_saturated
         ix = np.clip(np.rint(peaks[:, 0]).astype(np.int64), 0, nx - 1)
         iy = np.clip(np.rint(peaks[:, 1]).astype(np.int64), 0, ny - 1)
@@ -176,18 +228,56 @@ class SpotFinder:
         q = self.q_map[iy, ix].astype(np.float64)
         result["n_spots"][k] = len(peaks)
         off_ice = ~_on_ice_rings(q, p.ice_ring_halfwidth)
-        result["is_hit"][k] = p.min_spots_hit <= np.count_nonzero(off_ice) <= p.max_spots_hit
+        powder = self.on_powder_rings(ix, iy)
+        result["powder_score"][k] = powder.mean() if powder.size else 0.0
+        crystal = np.count_nonzero(off_ice & ~powder)
+        result["is_hit"][k] = (p.min_spots_hit <= crystal <= p.max_spots_hit
+                               and result["powder_score"][k] < p.max_powder_score)
         order = np.argsort(-peaks[:, 4], kind="stable")[:p.max_peaks]
         m = order.size
-        for name, col in (("peak_x", 0), ("peak_y", 1), ("peak_intensity", 2),
-                          ("peak_npix", 3), ("peak_snr", 4)):
+        for name, col in (("peak_x", 0), ("peak_y", 1), ("peak_npix", 3), ("peak_snr", 4)):
             result[name][k, :m] = peaks[order, col]
+        result["peak_intensity"][k, :m] = peaks[order, 2] / self.gain
         result["peak_d"][k, :m] = d[order]
         for name, value in spot_features(peaks, d, self.geometry, p.stats).items():
             result[name][k] = value
 
+    def on_powder_rings(self, ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
+        """Which spots (pixel indices) lie on powder rings.
+
+        A shell ``powder_ring_width`` pixels wide is a powder ring when it holds at least
+        ``powder_min_spots`` spots, in at least ``powder_coverage`` of the azimuthal sectors
+        it has on the detector, at ``powder_contrast`` times the spot density of the shells
+        beside it: a powder fills its rings, while a crystal's spots in one thin shell are
+        few, bunched and as dense as in the next shells. Rings are only sharp about the right
+        beam centre: a stale one smears them over several shells.
+        """
+        p = self.params
+        out = np.zeros(ix.size, bool)
+        if ix.size < p.powder_min_spots:
+            return out
+        r = self.radius_px[iy, ix]
+        sec = self.sector_map[iy, ix].astype(np.int64)
+        on = np.isfinite(r)
+        for offset, sectors, pixels in self.powder_grids:
+            n = sectors.size
+            shell = np.clip(np.floor(np.where(on, r, 0) / p.powder_ring_width + offset),
+                            0, n - 1).astype(np.int64)
+            counts = np.bincount(shell[on], minlength=n)
+            filled = np.bincount(np.unique(shell[on] * p.powder_sectors + sec[on])
+                                 // p.powder_sectors, minlength=n)
+            density = counts / np.maximum(pixels, 1.0)
+            pad = np.pad(density, 3)
+            beside = (pad[0:n] + pad[1:n + 1] + pad[5:n + 5] + pad[6:n + 6]) / 4
+            ring = ((counts >= p.powder_min_spots)
+                    & (filled >= p.powder_coverage * np.maximum(sectors, 1))
+                    & (density >= p.powder_contrast * beside))
+            out |= on & ring[shell]
+        return out
+
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        frames = as_block(frames, self.geometry.shape, self.name)
+        frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name),
+                                  self.geometry)
         result = {s.name: s.empty(frames.shape[0]) for s in self.describe()}
         for k, frame in enumerate(frames):
             peaks, res = self._find(frame)

@@ -4,7 +4,8 @@ All three come from robust (sigma-clipped) means in fine q shells, computed from
 pass over every ``sample_step``-th row and column (statistics of millions of pixels do not need
 every pixel; Bragg spots are clipped away):
 
-* ``background``: median pixel value (counts) of the sampled unmasked pixels.
+* ``background``: median pixel value (photons: ADU over the gain) of the sampled unmasked
+  pixels; read from the histograms, or from the pixels themselves when it lies above them.
 * ``jet_score``: water-ring contrast ``(W / B - 1) / jet_reference``, with ``W`` the mean level in
   the water band (``water_band``, 1/nm, around the water maximum at q ≈ 20 /nm, d ≈ 3.1 Å) and
   ``B`` the level in a reference band at lower q where water scatters little. No jet gives about
@@ -29,7 +30,8 @@ import numpy as np
 from ..conventions import FRAME, ICE_D_SPACINGS
 from ..errors import AnalyzerError
 from ..geometry.core import Geometry
-from .base import FeatureSpec, as_block, valid_range
+from ..validate import check_fields
+from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .rings import RingBinning
 
 
@@ -59,6 +61,11 @@ class StatsParams:
     clip_sigma: float = 3.0
 
     def __post_init__(self):
+        check_fields(self, "analyzers.stats", error=AnalyzerError, ranges={
+            "sample_step": (1, None), "q_step": (1e-06, None), "water_band": (0, None),
+            "reference_band": (0, None), "jet_reference": (1e-09, None),
+            "ice_halfwidth": (0, None), "ice_gap": (0, None), "ice_side": (0, None),
+            "ice_min_pixels": (1, None), "clip_sigma": (0.1, None)})
         if self.sample_step < 1:
             raise AnalyzerError(f"stats sample_step must be >= 1, got {self.sample_step}")
         if self.jet_reference <= 0:
@@ -93,13 +100,15 @@ class FrameStats:
         with np.errstate(invalid="ignore"):
             shell = np.floor(maps.q / self.q_step)
         shell = np.where(maps.mask | ~np.isfinite(shell), -1, shell).astype(np.int32)
-        self.binning = RingBinning(shell, clip_sigma=p.clip_sigma)
+        gain = geometry.gain
+        self.gain = float(gain) if gain is not None else 1.0
+        self.binning = RingBinning(shell, clip_sigma=p.clip_sigma, gain=self.gain)
         self.q_shell = (np.arange(self.binning.n_rings) + 0.5) * self.q_step
         self._cand = np.empty(0, np.int64)
 
     def describe(self) -> list[FeatureSpec]:
         return [
-            FeatureSpec("background", (FRAME,), "float32", "counts",
+            FeatureSpec("background", (FRAME,), "float32", "photons",
                         "median pixel value (sampled unmasked pixels)"),
             FeatureSpec("jet_score", (FRAME,), "float32", "",
                         "water-ring contrast W/B - 1 over its expected value"),
@@ -109,6 +118,13 @@ class FrameStats:
 
     def coords(self) -> dict[str, tuple[str, np.ndarray, dict]]:
         return {}
+
+    def background(self, res, frame: np.ndarray, lo: float, hi: float) -> float:
+        """Median pixel value in photons from a ring pass ``res`` of ``frame`` (no cap)."""
+        step = self.params.sample_step
+        med = self.binning.median(res, frame.dtype, lo,
+                                  exact=lambda: self.binning.values(frame, lo, hi, step))
+        return med / self.gain
 
     def _band(self, mean, count, lo, hi, q):
         sel = (q >= lo) & (q < hi) & (count > 0) & np.isfinite(mean)
@@ -143,12 +159,13 @@ class FrameStats:
         return float(jet), ice
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        frames = as_block(frames, self.geometry.shape, self.name)
-        lo, hi = valid_range(frames.dtype)
+        frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name),
+                                  self.geometry)
+        lo, hi = valid_range(frames.dtype, self.geometry)
         out = {s.name: s.empty(frames.shape[0]) for s in self.describe()}
+        step = self.params.sample_step
         for k, frame in enumerate(frames):
-            res = self.binning.run(frame, lo, hi, np.inf, np.inf, self._cand,
-                                   step=self.params.sample_step)
-            out["background"][k] = self.binning.median(res, frame.dtype)
+            res = self.binning.run(frame, lo, hi, np.inf, np.inf, self._cand, step=step)
+            out["background"][k] = self.background(res, frame, lo, hi)
             out["jet_score"][k], out["ice_score"][k] = self.scores(res.mean, res.count)
         return out

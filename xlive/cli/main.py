@@ -8,7 +8,9 @@ One module per group of subcommands, each with a ``register(sub)``: :mod:`.simul
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from ..errors import XliveError
@@ -31,13 +33,43 @@ def _version() -> str:
     return f"xlive {__version__}"
 
 
+def os_error_text(e: OSError) -> str:
+    """One line for an operating-system error on files: what, where, and what to do."""
+    import errno
+
+    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted"}.get(e.errno, e.strerror or str(e))
+    where = f" writing {e.filename}" if e.filename else ""
+    return (f"{what}{where} ({type(e).__name__}, errno {e.errno}). Free space or fix the "
+            "permissions (or choose another --out), then run the same command again: "
+            "finished work is kept and it resumes")
+
+
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C and kill -TERM: clean up (children stopped, work stored) without the noise the
+    dask client's event loop logs about the tasks the interruption cancels."""
+    import logging
+
+    noisy = ("asyncio", "distributed", "tornado")  # (dask sets some children's levels itself)
+    for name in [*noisy, *logging.root.manager.loggerDict]:
+        if name.split(".")[0] in noisy:
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         return int(args.func(args) or 0)
     except XliveError as e:
         parser.exit(2, f"xlive {args.command}: error: {e}\n")
+    except OSError as e:  # disk full, read-only or forbidden output: one line, not a traceback
+        parser.exit(2, f"xlive {args.command}: error: {os_error_text(e)}\n")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

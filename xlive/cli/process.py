@@ -13,7 +13,7 @@ from ..errors import ConfigError
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the remaining subcommands to the ``xlive`` parser."""
-    from .simulate import add_simulation_options
+    from .simulate import add_simulation_options, number, positive_int
 
     p = sub.add_parser(
         "demo", help="simulate a beamtime run and monitor it live",
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(hit_fraction=0.35)
     p.add_argument("--no-browser", action="store_true",
                    help="do not open a web browser on the dashboard")
-    p.add_argument("--port", type=int, default=5006,
+    p.add_argument("--port", type=positive_int("--port", 0, 65535), default=5006,
                    help="port of the dashboard on 127.0.0.1 (default %(default)s; taken: any)")
     add_config_option(p)
     p.set_defaults(func=cmd_demo)
@@ -39,22 +39,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="feature store (.zarr) to create or resume")
     p.add_argument("--live", action="store_true",
                    help="keep polling the run for new frames until it stays idle")
-    p.add_argument("--idle-timeout", type=float, default=30.0,
+    p.add_argument("--idle-timeout", type=number("--idle-timeout", low=0), default=30.0,
                    help="with --live: stop after this many seconds without new frames")
-    p.add_argument("--sample", type=float, default=None,
+    p.add_argument("--sample", type=number("--sample", low=0, low_open=True, high=1), default=None,
                    help="compute only this fraction of frames (every k-th), e.g. 0.1")
     p.add_argument("--fill-in", action="store_true",
                    help="compute frames an earlier pass skipped")
-    p.add_argument("--latency-budget", type=float, default=None,
+    p.add_argument("--latency-budget", type=number("--latency-budget", low=0, low_open=True),
+                   default=None,
                    help="with --live: sample when the lag would exceed this (s; default 5)")
     p.add_argument("--no-sampling", action="store_true",
                    help="with --live: never skip frames, however late")
     p.add_argument("--scheduler", default=None,
                    help="address of a running dask.distributed scheduler (default: local)")
-    p.add_argument("--workers", type=int, default=None,
+    add_cluster_option(p)
+    p.add_argument("--workers", type=positive_int("--workers"), default=None,
                    help="local dask worker threads (or processes with --processes)")
     p.add_argument("--processes", action="store_true", help="local workers as processes")
     add_config_option(p, " (--fill-in: default the one stored with the features)")
+    p.add_argument("--geometry", default=None,
+                   help="detector geometry file (.geom, .poni, NXmx .h5/.nxs, xlive .json) used "
+                        "instead of the run's headers (e.g. a stream whose header was missed)")
+    p.add_argument("--spool", default=None,
+                   help="for tcp:// streams: the spool folder receiving the frames (default: "
+                        "OUT with '-spool.zarr'); a restarted process continues the same run")
+    add_detector_option(p)
     p.add_argument("--hits-cxi", default=None,
                    help="also write hits as they are found into this CXI file (+ .lst beside)")
     from .outputs import add_db_option
@@ -68,24 +77,114 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_process)
 
 
+# --------------------------------------------------------------------------- sources
+def add_detector_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", default=None,
+                   help="European XFEL runs: the detector (SPB_DET_AGIPD1M-1, an ePix100 "
+                        "source...); Karabo bridge (karabo://HOST:PORT): the source")
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """``--geometry`` and ``--detector``, for the commands that open a run."""
+    p.add_argument("--geometry", default=None,
+                   help="detector geometry file: CrystFEL .geom, pyFAI .poni, NXmx .h5 or xlive "
+                        ".json (values a .geom leaves to the data, e.g. its clen, come from "
+                        "[geometry] clen/distance/wavelength in --config)")
+    add_detector_option(p)
+
+
+def geometry_values(args: argparse.Namespace) -> dict:
+    """The ``[geometry]`` values of ``--config`` a geometry file or an EuXFEL run may need."""
+    from ..config import load_config
+    from ..geometry.files import FILE_VALUES
+
+    if not getattr(args, "config", None):
+        return {}
+    return {k: v for k, v in load_config(args.config).geometry.items() if k in FILE_VALUES}
+
+
+def open_run_source(target: str, args: argparse.Namespace, values: dict | None = None,
+                    **options):
+    """The run's source with the geometry file, detector and config values the user gave;
+    prints a loud warning when the geometry is known to be a placeholder."""
+    import sys
+
+    from ..geometry.files import placeholder_warning
+    from ..registry import guess_source
+    from ..sources import open_source
+
+    values = values or {}
+    if getattr(args, "geometry", None):
+        options["geometry"] = load_geometry_file(args.geometry, values)
+    kind = guess_source(str(target)) if "://" not in str(target) or str(target).startswith(
+        "karabo://") else None
+    if getattr(args, "detector", None):
+        if kind not in ("euxfel", "karabo"):
+            raise ConfigError("--detector applies to European XFEL run folders and "
+                              "karabo://HOST:PORT streams")
+        options["detector" if kind == "euxfel" else "source"] = args.detector
+    if kind == "euxfel" and "geometry" not in options:
+        options.update({k: values[k] for k in ("distance", "wavelength", "photon_energy")
+                        if k in values})
+    source = open_source(target, **options)
+    if source.refresh():
+        try:
+            warning = placeholder_warning(source.geometry)
+        except Exception:  # the geometry error is reported where the geometry is used
+            warning = None
+        if warning:
+            print(f"xlive: {warning}", file=sys.stderr, flush=True)
+    return source
+
+
 def add_config_option(p: argparse.ArgumentParser, more: str = "") -> None:
     p.add_argument("--config", default=None,
                    help="run configuration (TOML): geometry overrides, analyzers and their "
                         f"parameters, live-loop settings, flag thresholds{more}")
 
 
+def add_cluster_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", choices=["local", "slurm"], default=None,
+                   help="where workers run: this machine, or SLURM jobs through dask-jobqueue "
+                        "sized by the [cluster] table of --config (default: that table's kind, "
+                        "else local)")
+
+
+def notice(text: str) -> None:
+    """Print a plain-language notice above a progress bar."""
+    import sys
+
+    from tqdm import tqdm
+
+    tqdm.write(f"xlive: {text}", file=sys.stderr)
+
+
 # --------------------------------------------------------------------------- process
-def _client(args):
-    from ..engine.live import default_client
+def _client(args, cfg):
+    """(client, batch-cluster workers or None) for --scheduler / --cluster / local."""
+    from ..engine.cluster import cluster_params, make_client
 
-    if args.scheduler:
-        from dask.distributed import Client
-
-        return Client(args.scheduler)
-    return default_client(args.workers, processes=args.processes)
+    params = cluster_params(args.cluster, cfg.cluster) if args.cluster else cfg.cluster
+    return make_client(params, scheduler=args.scheduler, workers=args.workers,
+                       processes=args.processes, notice=notice)
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+
+    options = {}
+    if args.target.startswith("tcp://"):
+        options["spool"] = args.spool or default_spool(args.out)
+    elif args.spool:
+        raise ConfigError("--spool applies to tcp:// streams only")
+    # a stream's receiver starts first, before the heavy imports: a detector does not wait
+    source = open_run_source(args.target, args, geometry_values(args), **options)
+    try:
+        return _process(args, source)
+    finally:
+        source.close()
+
+
+def _process(args: argparse.Namespace, source) -> int:
     import dataclasses
 
     from tqdm import tqdm
@@ -93,10 +192,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     from ..config import load_config, stored_config
     from ..engine.live import LiveProcessor, fill_in
     from ..engine.store import FeatureStore
-    from ..sources import open_source
 
-    if args.sample is not None and not 0 < args.sample <= 1:
-        raise ConfigError(f"--sample must be in (0, 1], got {args.sample}")
     if args.fill_in and args.config is None and Path(args.out).exists():
         cfg = stored_config(FeatureStore.open(args.out).info)  # computed as the first pass was
     else:
@@ -104,14 +200,12 @@ def cmd_process(args: argparse.Namespace) -> int:
     from .logbook import finish_recorder, start_recorder, variables_from
 
     variables = variables_from(args, cfg)
-    source = open_source(args.target)
     n = source.refresh()
-    if cfg.geometry and n:
-        geometry = cfg.apply_geometry(source.geometry)
-        source.close()
-        source = open_source(args.target, geometry=geometry)
-        n = source.refresh()
-    client = _client(args)
+    if cfg.geometry and n and not args.geometry and not getattr(source, "distance", None):
+        source.set_geometry(cfg.apply_geometry(source.geometry))
+    client, workers = _client(args, cfg)
+    if workers is not None:
+        notice(f"{workers.summary()}; dask dashboard {workers.dashboard_link}")
     listeners = []
     try:
         if args.fill_in:
@@ -139,12 +233,15 @@ def cmd_process(args: argparse.Namespace) -> int:
             recorder = start_recorder(args, lp, variables, cfg)
             done_before = lp.store.frames_done_count() if lp.store is not None else 0
             bar.update(done_before)
+            if workers is not None:
+                workers.attach(lp)
 
             def progress(proc):
                 bar.total = max(bar.total or 0, proc.source.n_frames)
                 bar.n = done_before + proc.stats.frames_stored + proc.stats.frames_skipped
                 bar.set_postfix(lag=f"{proc.stats.lag_percentile(95):.1f}s",
-                                rate=f"{proc.stats.throughput():.0f}/s", refresh=False)
+                                rate=f"{proc.stats.throughput():.0f}/s", refresh=False,
+                                **({"workers": workers.summary()} if workers else {}))
                 bar.refresh()
 
             try:
@@ -153,14 +250,60 @@ def cmd_process(args: argparse.Namespace) -> int:
             except BaseException:
                 finish_recorder(recorder, ok=False)
                 raise
+            faults = lp.update_faults(force=True)
         print(f"stored features of {stats.frames_stored} frames in {args.out} "
               f"({stats.frames_skipped} skipped; 95% lag {stats.lag_percentile(95):.2f} s)")
+        _print_faults(faults)
         finish_recorder(recorder, _record(args))
     finally:
         for f in listeners:
             f.close()
-        client.close()
+        if workers is not None:
+            workers.close()
+        else:
+            client.close()
     return 0
+
+
+def _print_faults(faults: dict | None) -> None:
+    """One line per fault (unreadable, dropped, refused frames): a faulty run never looks clean."""
+    from ..faults import faults_text
+
+    lines = faults_text(faults)
+    if lines:
+        print("faults: " + str(len(lines)))
+        for line in lines:
+            print("  " + line)
+
+
+def default_spool(out: str) -> str:
+    """The spool of a stream beside its feature store: ``feats.zarr`` -> ``feats-spool.zarr``."""
+    path = Path(out)
+    stem = path.name[:-5] if path.name.endswith(".zarr") else path.name
+    return str(path.with_name(stem + "-spool.zarr"))
+
+
+def load_geometry_file(path: str, values: dict | None = None):
+    """A Geometry from a .geom, .poni, NXmx (.h5/.nxs) or xlive .json file; ``values``
+    (clen, distance, wavelength, photon_energy) complete or override the file's."""
+    from ..errors import GeometryError
+    from ..geometry import Geometry
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--geometry {path}: no such file")
+    suffix = p.suffix.lower()
+    if suffix in (".geom", ".poni", ".h5", ".nxs", ".hdf5"):
+        from ..geometry.files import read_geometry_file
+
+        return read_geometry_file(p, **(values or {}))
+    if suffix == ".json":
+        try:
+            d = json.loads(p.read_text())
+            return Geometry.from_dict(d.get("geometry", d))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GeometryError(f"{path} is not an xlive geometry JSON ({exc})") from None
+    raise ConfigError(f"--geometry {path}: unknown kind; expected .geom, .poni, .h5/.nxs or .json")
 
 
 def _record(args):
@@ -180,7 +323,6 @@ def _start_simulator(args, run: Path):
     import dataclasses
     import multiprocessing
 
-    from ..simulate import write_run
     from .simulate import simulation_params
 
     frames = args.frames if args.frames > 0 else 10**9
@@ -198,10 +340,29 @@ def _start_simulator(args, run: Path):
         laser_on_fraction=args.laser_on_fraction or 0.5,
         dropped_fraction=args.dropped_fraction or 0.002)
     proc = multiprocessing.get_context("spawn").Process(
-        target=write_run, args=(str(run),), name="xlive-demo-simulator", daemon=True,
+        target=simulate_child, args=(str(run),), name="xlive-demo-simulator", daemon=True,
         kwargs=dict(frames=frames, rate=args.rate, fmt="zarr", params=params))
     proc.start()
     return proc
+
+
+def simulate_child(*args, **kwargs) -> None:
+    """The demo's simulator process: :func:`~xlive.simulate.write_run`, ended by the kernel
+    when its parent dies, even by kill -9 (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+    import os
+    import signal
+
+    from ..simulate import write_run
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux's libc: the parent's own clean-up still stops the child
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        return
+    write_run(*args, **kwargs)
 
 
 def _wait_for_run(run: Path, writer, timeout: float = 120.0) -> None:

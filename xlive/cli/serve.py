@@ -23,9 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=float, default=None,
                    help="fraction of frames to analyse (default: all, sampling when behind)")
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
-    from .process import add_config_option
+    from .process import add_cluster_option, add_config_option, add_source_options
 
-    add_config_option(p)
+    add_config_option(p, ", where workers run ([cluster])")
+    add_cluster_option(p)
+    add_source_options(p)
     from .logbook import add_serve_options
 
     add_serve_options(p)
@@ -48,7 +50,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.sample:
         config = dataclasses.replace(config, live=dataclasses.replace(config.live,
                                                                       sample=args.sample))
-    session = LiveSession(args.target, args.features, config=config)
+    from .process import geometry_values, open_run_source
+
+    source = open_run_source(args.target, args, geometry_values(args))
+    session = LiveSession(source, args.features, config=config, cluster=args.cluster)
+    if session.cluster_workers is not None:
+        print(f"xlive: {session.cluster_workers.summary()}; dask dashboard "
+              f"{session.cluster_workers.dashboard_link}", flush=True)
     from .logbook import finish_serve, serve_extras
 
     recorder, apps, patterns = serve_extras(args, session, config)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
+
+#: slowest frame rate accepted (one frame per hour); 0 means as fast as possible
+MIN_RATE = 1 / 3600
 
 
 def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
@@ -13,6 +18,54 @@ def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
     if len(vals) != n:
         raise argparse.ArgumentTypeError(f"{what} needs {n} numbers, got {len(vals)}")
     return vals
+
+
+def positive_int(option: str, low: int = 1, high: int | None = None) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high] (the message names the option)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} needs an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{option} must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{option} must be <= {high}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(option: str, *, low: float | None = None, high: float | None = None,
+           low_open: bool = False) -> Callable[[str], float]:
+    """argparse type: a finite number in [low, high] ((low, high] with ``low_open``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} needs a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{option} must be a finite number, got {text!r}")
+        if low is not None and (value < low or (low_open and value == low)):
+            raise argparse.ArgumentTypeError(
+                f"{option} must be {'>' if low_open else '>='} {low:g}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{option} must be <= {high:g}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _rate(text: str) -> float:
+    """--rate: 0 (as fast as possible) or a finite rate of at least one frame per hour."""
+    value = number("--rate", low=0)(text)
+    if 0 < value < MIN_RATE:
+        raise argparse.ArgumentTypeError(
+            f"--rate must be 0 (as fast as possible) or at least {MIN_RATE:g} frames/s "
+            f"(one per hour), got {text}")
+    return value
 
 
 def _unit_cell(text: str) -> tuple[float, ...]:
@@ -36,28 +89,30 @@ def add_simulation_options(p: argparse.ArgumentParser, *, frames: int, rate: flo
                            detector: str) -> None:
     from ..geometry.detectors import DETECTORS
 
-    p.add_argument("--frames", type=int, default=frames, help="frames to write (default %(default)s)")
-    p.add_argument("--rate", type=float, default=rate,
+    p.add_argument("--frames", type=positive_int("--frames", 0), default=frames,
+                   help="frames to write (default %(default)s)")
+    p.add_argument("--rate", type=_rate, default=rate,
                    help="frames per second; 0 writes as fast as possible (default %(default)s)")
     p.add_argument("--detector", choices=list(DETECTORS), default=detector,
                    help="detector model (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     g = p.add_argument_group("what happens in the run")
-    g.add_argument("--hit-fraction", type=float, default=0.3, help="fraction of crystal hits")
+    g.add_argument("--hit-fraction", type=number("--hit-fraction", low=0, high=1), default=0.3, help="fraction of crystal hits")
     g.add_argument("--unit-cell", type=_unit_cell, default=(79.1, 79.1, 37.9, 90, 90, 90),
                    help="a,b,c,alpha,beta,gamma in Å and degrees (default lysozyme)")
-    g.add_argument("--wavelength", type=float, default=1.0, help="wavelength in Å")
-    g.add_argument("--distance", type=float, default=None, help="detector distance in m")
-    g.add_argument("--ice-fraction", type=float, default=0.0, help="fraction of frames with ice")
-    g.add_argument("--multi-lattice-fraction", type=float, default=0.0,
+    g.add_argument("--wavelength", type=number("--wavelength", low=0, low_open=True), default=1.0, help="wavelength in Å")
+    g.add_argument("--distance", type=number("--distance", low=0, low_open=True), default=None, help="detector distance in m")
+    g.add_argument("--ice-fraction", type=number("--ice-fraction", low=0, high=1), default=0.0, help="fraction of frames with ice")
+    g.add_argument("--multi-lattice-fraction",
+                   type=number("--multi-lattice-fraction", low=0, high=1), default=0.0,
                    help="fraction of hits with two lattices")
     g.add_argument("--jet-loss", type=_ranges, default=(),
                    help="frame ranges without jet, e.g. 100:200,500:550")
-    g.add_argument("--dose-decay", type=float, default=0.0,
+    g.add_argument("--dose-decay", type=number("--dose-decay", low=0, high=1), default=0.0,
                    help="relative decay of diffraction per frame (sample dying)")
-    g.add_argument("--laser-on-fraction", type=float, default=0.0,
+    g.add_argument("--laser-on-fraction", type=number("--laser-on-fraction", low=0, high=1), default=0.0,
                    help="fraction of frames with the pump laser on")
-    g.add_argument("--dropped-fraction", type=float, default=0.0,
+    g.add_argument("--dropped-fraction", type=number("--dropped-fraction", low=0, high=1), default=0.0,
                    help="fraction of frames the detector drops")
 
 
@@ -106,7 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="zarr", help="file format (default zarr)")
     add_simulation_options(p, frames=200, rate=100.0, detector="eiger4m")
     p.add_argument("--name", default="run", help="file name stem for eiger-h5 and cbf")
-    p.add_argument("--frames-per-file", type=int, default=100,
+    p.add_argument("--frames-per-file", type=positive_int("--frames-per-file"), default=100,
                    help="frames per Eiger data file (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in OUT")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

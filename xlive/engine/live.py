@@ -19,8 +19,8 @@ import math
 import os
 import time
 import uuid
-import warnings
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +29,11 @@ import numpy as np
 from ..aggregate.reducers import merge_partials
 from ..conventions import TIMESTAMP
 from ..errors import ConfigError
+from ..ring import RingSeries
+from ..validate import check_fields
 from .backlog import fixed_step, sample_backlog
 from .block import Block, concat_blocks
-from .cluster import FrameBuffers
+from .cluster import FrameBuffers, default_client  # noqa: F401  (default_client: also from here)
 from .features import analyze_block, feature_coords, feature_specs, release_partials
 from .store import BAD, DONE, SKIPPED, FeatureStore
 
@@ -64,15 +66,21 @@ class LiveParams:
     #: them over at most this often; the rest when the run ends or the processor closes
     partials_interval: float = 2.0
 
+    def __post_init__(self):
+        check_fields(self, "live", error=ConfigError, ranges={
+            "poll_interval": (0.001, 3600), "latency_budget": (0.01, None), "block": (1, None),
+            "max_block": (1, None), "sample": (1e-09, 1), "max_in_flight": (1, None),
+            "store_interval": (0, 3600), "partials_interval": (0, 3600)})
+
 
 @dataclass
 class LiveStats:
     frames_stored: int = 0
     frames_skipped: int = 0
-    #: seconds from frame written (first seen complete) to features stored
-    lags: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
+    #: seconds from frame written (first seen complete) to features stored (newest 100,000)
+    lags: RingSeries = field(default_factory=lambda: RingSeries(100_000))
     #: seconds from the frame's detector timestamp to features stored
-    ages: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
+    ages: RingSeries = field(default_factory=lambda: RingSeries(100_000))
     started: float = field(default_factory=time.time)
     stored_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4096))
     sample_step: int = 1
@@ -88,37 +96,6 @@ class LiveStats:
 
     def lag_percentile(self, p: float = 95.0) -> float:
         return float(np.percentile(np.asarray(self.lags), p)) if self.lags else float("nan")
-
-
-def default_client(n_workers: int | None = None, processes: bool = False):
-    """A local dask.distributed client sized to the machine (threads: the kernels drop the GIL)."""
-    import dask
-    from dask.distributed import Client, LocalCluster
-
-    ncores = os.cpu_count() or 1
-    quiet = dict(dashboard_address=None, silence_logs=logging.ERROR)
-    # no dashboard, so nobody reads the workers' statistical profiles: their sampling thread
-    # cost about 1 ms of CPU per EIGER 4M frame (bench/workers_scaling.py)
-    with warnings.catch_warnings(), dask.config.set({"distributed.worker.profile.enabled": False}):
-        # without a dashboard the scheduler still opens an HTTP port and warns when 8787 is taken
-        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
-        if processes:
-            cluster = LocalCluster(n_workers=n_workers or ncores, threads_per_worker=1,
-                                   processes=True, **quiet)
-        else:
-            cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
-                                   processes=False, **quiet)
-    client = Client(cluster)
-    if processes:
-        client.run(_one_codec_thread)
-    return client
-
-
-def _one_codec_thread() -> None:
-    """One Blosc thread per worker process: workers already share out the cores."""
-    import numcodecs.blosc
-
-    numcodecs.blosc.set_nthreads(1)
 
 
 class LiveProcessor:
@@ -169,18 +146,26 @@ class LiveProcessor:
         #: blocks gathered from the workers, not yet stored
         self._unstored: list[Block] = []
         self._nthreads: tuple[float, int] | None = None
+        self._workers_seen: tuple[float, int] | None = None
         self._last_poll = -math.inf
         #: key under which workers hold this processor's partial aggregates
         self._hold_key = f"xlive-partials-{uuid.uuid4().hex}"
         self._last_store = 0.0
         self._seen = 0
+        #: (time, frames) of each poll that found new frames: the arrival rate
+        self._arrivals: collections.deque = collections.deque(maxlen=256)
         self._first_seen: dict[int, float] = {}
-        self._done: set[int] = set()
+        self._done = FrameSet()
         self._reader_f = None
         self._analyzers_f = None
         self._reducers_f = None
         self._pending_analyzers = None
         self._meta_cache: dict[str, np.ndarray] = {}
+        #: frames found unreadable (stored as bad), and the faults last written to the store
+        self._bad: set[int] = set()
+        self._faults: dict | None = None
+        self._last_faults = -math.inf
+        self._last_trim = time.monotonic()
         self._ready = False
         source.refresh()
         self._ensure_ready()
@@ -214,7 +199,8 @@ class LiveProcessor:
                 self._store_arg, specs=feature_specs(self.analyzers),
                 coords=feature_coords(self.analyzers), attrs=attrs)
         status = self.store.status()
-        self._done = set(np.flatnonzero((status == DONE) | (status == BAD)).tolist())
+        self._done = FrameSet(np.flatnonzero((status == DONE) | (status == BAD)))
+        self._bad = set(np.flatnonzero(status == BAD).tolist())
         self._ready = True
         return True
 
@@ -253,6 +239,20 @@ class LiveProcessor:
             self._nthreads = (now, n)
         return self._nthreads[1]
 
+    def _has_workers(self) -> bool:
+        """Whether any worker is connected (asked every 0.5 s while there is none, else 5 s)."""
+        now = time.monotonic()
+        seen = self._workers_seen
+        if seen is None or now - seen[0] > (5.0 if seen[1] else 0.5):
+            try:
+                n = len(self.client.nthreads())
+            except Exception:
+                n = 1
+            self._workers_seen = (now, n)
+            if n:  # once there are workers, ask only when the thread count is asked again
+                self._nthreads = None
+        return self._workers_seen[1] > 0
+
     def _poll(self) -> None:
         # a step follows each finished block: while busy, look at the source once per poll
         # interval only (each look opens the run's metadata)
@@ -266,6 +266,7 @@ class LiveProcessor:
         self.store.see(n)
         self._reader_f = None  # workers get the reader as it is now (new files, segments)
         now = time.time()
+        self._arrivals.append((now, n - self._seen))
         step = fixed_step(self.params.sample)
         skipped = []
         for i in range(self._seen, n):
@@ -305,7 +306,18 @@ class LiveProcessor:
             self.stats.frames_skipped += len(skip)
 
     def _submit(self) -> None:
-        self._futures_setup()
+        if self._queue and not self._has_workers():
+            return  # e.g. batch jobs still queued: ship nothing until a worker is there
+        try:
+            self._futures_setup()
+        except (OSError, CancelledError, TimeoutError) as exc:
+            # a worker left while the reader and analyzers were shipped (a batch job
+            # cancelled): ship them again at the next step, to the workers there are then
+            log.info("shipping to the workers failed (%s: %s); trying again",
+                     type(exc).__name__, exc)
+            self._analyzers_f = self._reducers_f = self._reader_f = None
+            self._workers_seen = None
+            return
         limit = self.params.max_in_flight or 2 * self._threads
         while self._queue and len(self._in_flight) < limit:
             idx = [self._queue.popleft() for _ in range(self._block_size(limit))]
@@ -332,7 +344,13 @@ class LiveProcessor:
                 dwait(list(self._in_flight), timeout=wait, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 pass  # nothing finished yet: poll again
+            except CancelledError:
+                pass  # blocks lost with a worker: queued again below
         finished = [f for f in self._in_flight if f.done()]
+        lost = [f for f in finished if f.cancelled()]
+        if lost:
+            self._requeue(lost)
+            finished = [f for f in finished if not f.cancelled()]
         self._unstored.extend(fut.result() for fut in finished)
         for fut in finished:
             self._in_flight.pop(fut)
@@ -343,12 +361,25 @@ class LiveProcessor:
             return self._store_unstored()
         return 0
 
+    def _requeue(self, lost: list) -> None:
+        """Queue again the frames of blocks cancelled because a worker left with the data
+        they needed (the only worker holding the scattered reader and analyzers, e.g. a
+        batch job cancelled); the reader and analyzers are shipped again."""
+        for fut in lost:
+            self._queue.extendleft(reversed(self._in_flight.pop(fut)))
+        self._analyzers_f = self._reducers_f = self._reader_f = None
+        self._workers_seen = None  # ask again before shipping them
+        log.info("%d blocks lost with a worker; computing them again", len(lost))
+
     def _release_partials(self) -> dict:
         """The partial aggregates the workers still hold for this processor."""
         if not self.reducers:
             return {}
-        held = self.client.run(release_partials, self._hold_key)
-        return merge_partials(list(held.values()))
+        held = list(self.client.run(release_partials, self._hold_key, on_error="ignore").values())
+        # a worker that ran in this process and has left (the stand-in while batch jobs
+        # waited, see xlive.cluster) leaves its partials here
+        held.append(release_partials(self._hold_key))
+        return merge_partials(held)
 
     def _store_unstored(self, partials: dict | None = None) -> int:
         """One store write for every block finished since the last, then the listeners
@@ -365,17 +396,38 @@ class LiveProcessor:
         self.store.write(block, meta)
         now = time.time()
         ts = meta.get(TIMESTAMP)
-        for k, i in enumerate(idx.tolist()):
-            self.stats.lags.append(now - self._first_seen.pop(i, now))
-            # detector clocks may count from the start of a series: trust only epoch times
-            if ts is not None and EPOCH_2000 < ts[k] <= now + 60:
-                self.stats.ages.append(now - float(ts[k]))
-            self._done.add(i)
+        self.stats.lags.extend([now - self._first_seen.pop(i, now) for i in idx.tolist()])
+        if ts is not None:  # detector clocks may count from a series' start: epoch times only
+            t = np.asarray(ts, float)
+            self.stats.ages.extend(now - t[(t > EPOCH_2000) & (t <= now + 60)])
+        self._done.update(idx)
         self.stats.frames_stored += len(idx)
         self.stats.stored_times.append((now, len(idx)))
+        if idx.size:
+            self._bad.update(idx[block.bad].tolist())
+        self.update_faults(force=partials is not None)
         for f in self.listeners:
             f(block, meta)
         return len(idx)
+
+    def faults(self) -> dict:
+        """The run's faults now (see :mod:`xlive.faults`): the source's own, plus the frames
+        found unreadable, by file."""
+        from ..faults import run_faults
+
+        return run_faults(self.source, sorted(self._bad))
+
+    def update_faults(self, force: bool = False) -> dict | None:
+        """Record the faults in the store's ``faults`` attribute (at most every 2 s)."""
+        now = time.monotonic()
+        if self.store is None or (not force and now - self._last_faults < 2.0):
+            return self._faults
+        self._last_faults = now
+        faults = self.faults()
+        if faults != self._faults:
+            self.store.group.attrs["faults"] = faults
+            self._faults = faults
+        return faults
 
     def _meta(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         meta = self._meta_cache
@@ -418,6 +470,10 @@ class LiveProcessor:
         self._poll()
         self._adapt()
         self._submit()
+        now = time.monotonic()
+        if now - self._last_trim > TRIM_INTERVAL:
+            self._last_trim = now
+            release_free_memory()
         wait = self.params.poll_interval if wait is None else wait
         if not self._in_flight and wait > 0:
             time.sleep(wait)  # nothing to wait for but new frames
@@ -448,7 +504,21 @@ class LiveProcessor:
             elif until_idle is not None and time.time() - last_new >= until_idle:
                 break
         self._collect(wait=0, flush=True)
+        self.update_faults(force=True)
         return self.stats
+
+    def backlog(self) -> int:
+        """Frames queued or computing."""
+        return len(self._queue) + sum(len(idx) for idx in self._in_flight.values())
+
+    def arrival_rate(self, window: float = 10.0) -> float:
+        """New frames per second seen over the last ``window`` seconds."""
+        now = time.time()
+        recent = [(t, k) for t, k in list(self._arrivals) if now - t <= window]
+        if len(recent) < 2:
+            return 0.0
+        span = max(now - recent[0][0], 1e-3)
+        return sum(k for _, k in recent[1:]) / span
 
     def pending(self) -> np.ndarray:
         """Frames seen but neither computed nor bad (skipped ones included)."""
@@ -463,6 +533,8 @@ class LiveProcessor:
         if self.store is not None and self.client.status == "running":
             try:
                 self._store_unstored(self._release_partials())
+            except OSError as exc:  # disk full / read-only: the caller reports the first error
+                log.info("could not store the last results on close: %s", exc)
             except Exception as exc:  # closing after a failure: report, keep the first error
                 log.warning("could not store the last results on close: %s", exc)
         if self._in_flight:
@@ -480,6 +552,56 @@ class LiveProcessor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: seconds between returns of freed memory to the system (see release_free_memory)
+TRIM_INTERVAL = 30.0
+_LIBC: list = []
+
+
+def release_free_memory() -> None:
+    """Give memory freed by the frames' buffers back to the system (glibc ``malloc_trim``).
+
+    The decoded frames, zarr's buffers and dask's messages come and go from several threads;
+    glibc keeps what they free in per-thread arenas, so the resident size creeps up by ~1 MB
+    per 1000 frames although nothing is held (bench/soak.py, ``--trim``). A no-op elsewhere.
+    """
+    if not _LIBC:
+        try:
+            import ctypes
+
+            _LIBC.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):
+            _LIBC.append(None)
+    if _LIBC[0] is not None:
+        _LIBC[0](0)
+
+
+class FrameSet:
+    """Frame indices as a growing boolean array: 1 byte a frame, where a Python set of ints
+    costs ~60 (a 3-hour run at 100 Hz: 1 MB instead of 65 MB)."""
+
+    def __init__(self, indices=()):
+        self._a = np.zeros(1024, bool)
+        self.update(indices)
+
+    def update(self, indices) -> None:
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size:
+            need = int(idx.max()) + 1
+            if need > self._a.size:
+                self._a = np.concatenate([self._a, np.zeros(max(need, 2 * self._a.size)
+                                                            - self._a.size, bool)])
+            self._a[idx] = True
+
+    def add(self, i: int) -> None:
+        self.update((i,))
+
+    def __contains__(self, i: int) -> bool:
+        return 0 <= i < self._a.size and bool(self._a[i])
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self._a))
 
 
 #: timestamps before 2000-01-01 are not wall-clock times (a series-relative detector clock)

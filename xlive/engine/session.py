@@ -18,6 +18,7 @@ import numpy as np
 
 from ..aggregate.flags import Flag, FlagThresholds, evaluate, status
 from ..aggregate.running import AggregateParams, RunAggregates
+from ..faults import merge_flags
 from .live import LiveParams, LiveProcessor
 
 
@@ -38,6 +39,10 @@ class LiveSession:
         A run configuration (:class:`~xlive.config.RunConfig` or a TOML file): geometry
         overrides, analyzers, live-loop settings, flag thresholds, aggregate windows. The
         keyword arguments below take precedence over it.
+    cluster
+        Workers on a batch cluster: ``"slurm"``, a dict of ``[cluster]`` keys or a
+        :class:`~xlive.engine.cluster.ClusterParams` (default: the configuration's
+        ``[cluster]`` table). Started here and stopped with the session; not with ``client``.
 
     Examples
     --------
@@ -50,9 +55,11 @@ class LiveSession:
                  client=None, params: LiveParams | None = None,
                  thresholds: FlagThresholds | None = None,
                  aggregate_params: AggregateParams | None = None,
-                 analyzer_params: dict | None = None, config=None):
+                 analyzer_params: dict | None = None, config=None, cluster=None):
         from ..config import load_config
+        from ..errors import ConfigError
         from ..sources import Source, open_source
+        from .cluster import ClusterWorkers, cluster_params
 
         self.config = load_config(config)
         self._own_source = not isinstance(target, Source)
@@ -80,9 +87,20 @@ class LiveSession:
         self.hit_peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         #: called with every stored Block and its metadata, after the aggregates
         self.listeners: list[Callable] = []
+        #: batch-cluster workers (:class:`~xlive.engine.cluster.ClusterWorkers`), or None
+        self.cluster_workers = None
+        cluster = (self.config.cluster if cluster is None
+                   else cluster_params(cluster, self.config.cluster))
+        if cluster.kind != "local" and client is None:
+            self.cluster_workers = ClusterWorkers(cluster)
+            client = self.cluster_workers.client
+        elif cluster.kind != "local":
+            raise ConfigError("give a LiveSession either a client or a cluster, not both")
         self.processor = LiveProcessor(self.source, self.features, analyzers=analyzers,
                                        client=client, params=params or self.config.live,
                                        listeners=[self._on_block], config=self.config)
+        if self.cluster_workers is not None:
+            self.cluster_workers.attach(self.processor)
         self._last_flags = 0.0
         self.error: BaseException | None = None
 
@@ -115,7 +133,9 @@ class LiveSession:
 
     def update_flags(self) -> list[Flag]:
         with self.lock:
-            self.flags = evaluate(self.aggregates, self.thresholds)
+            # the rules judge the recent frames; faults (unreadable, dropped, refused) the run
+            self.flags = merge_flags(evaluate(self.aggregates, self.thresholds),
+                                     self.processor.update_faults())
             self._last_flags = time.time()
             return self.flags
 
@@ -131,6 +151,8 @@ class LiveSession:
 
     def close(self) -> None:
         self.processor.close()
+        if self.cluster_workers is not None:
+            self.cluster_workers.close()
         if self._own_source:
             self.source.close()
 

@@ -13,6 +13,8 @@ Only one process writes a store at a time (the live loop's driver); readers may 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from ..errors import ConfigError, SourceError
 PENDING, DONE, BAD, SKIPPED = 0, 1, 2, 3
 CHUNK = 128
 META_FIELDS = {"timestamp": "float64", "laser_on": "bool", "pulse_energy": "float32",
-               "frame_number": "int64"}
+               "frame_number": "int64", "train_id": "uint64", "pulse_id": "uint64"}
 
 
 #: threads that write a block's arrays concurrently (zarr's own I/O is asynchronous: each
@@ -47,7 +49,8 @@ class FeatureStore:
         self.path = Path(str(group.store.root)) if hasattr(group.store, "root") else None
         info = group.attrs.get("xlive", {})
         if info.get("kind") != "features":
-            raise SourceError(f"{self.path} is not an xlive feature store")
+            raise SourceError(f"{self.path} is not an xlive feature store; give another --out "
+                              "(or delete it if it is left from a failed run)")
         self.info = info
         self.specs = {s["name"]: s for s in info["specs"]}
         self._arrays: dict[str, zarr.Array] = {}
@@ -63,6 +66,24 @@ class FeatureStore:
     @classmethod
     def create(cls, path: str | Path, *, specs, coords: dict, attrs: dict | None = None,
                chunk: int = CHUNK) -> FeatureStore:
+        """Create a store; it is built beside ``path`` and renamed into place when complete, so
+        a failure (disk full, kill) never leaves a half-made store that cannot be resumed."""
+        path = Path(path)
+        remove_stale_partials(path)
+        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            cls._build(tmp, specs=specs, coords=coords, attrs=attrs, chunk=chunk)
+            os.rename(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if path.exists() and not (path / "zarr.json").exists() and not any(path.iterdir()):
+                path.rmdir()
+            raise
+        return cls(zarr.open_group(str(path), mode="r+"))
+
+    @staticmethod
+    def _build(path: Path, *, specs, coords: dict, attrs: dict | None, chunk: int) -> None:
         g = zarr.open_group(str(path), mode="w-")
         spec_dicts = []
         for s in specs:
@@ -90,10 +111,10 @@ class FeatureStore:
                       "coords": list(coords), **(attrs or {})},
             "frames_seen": 0, "frames_done": 0,
         })
-        return cls(g)
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> FeatureStore:
+        """Open an existing store (``mode`` "r" or "r+")."""
         if not Path(path).exists():
             raise SourceError(f"no feature store at {path}; run `xlive process RUN --out {path}`")
         return cls(zarr.open_group(str(path), mode=mode))
@@ -212,6 +233,25 @@ class FeatureStore:
         if computed_only:
             ds = ds.isel({FRAME: np.flatnonzero(ds["status"].values == DONE)})
         return ds
+
+
+def remove_stale_partials(path: Path) -> None:
+    """Delete half-made stores (``.NAME.partial-PID``) beside ``path`` whose process is gone."""
+    for p in path.parent.glob(f".{path.name}.partial-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid():
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def open_features(path: str | Path, *, computed_only: bool = True) -> xr.Dataset:

@@ -13,6 +13,7 @@ Maps are computed once per geometry (``Geometry.maps``) and reused for every fra
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -39,6 +40,19 @@ class Panel:
     coffset: float = 0.0
     #: metres per pixel
     pixel_size: float = 75e-6
+    #: gain in ADU per photon (CrystFEL ``adu_per_photon``); None: from ``adu_per_ev`` or 1
+    adu_per_photon: float | None = None
+    #: gain in ADU per eV of photon energy (CrystFEL ``adu_per_eV``)
+    adu_per_ev: float | None = None
+
+    def gain(self, photon_energy: float) -> float:
+        """ADU per photon at ``photon_energy`` (eV): ``adu_per_photon``, else ``adu_per_ev *
+        photon_energy``, else 1 (photon-counting detectors and data already in photons)."""
+        if self.adu_per_photon is not None:
+            return float(self.adu_per_photon)
+        if self.adu_per_ev is not None:
+            return float(self.adu_per_ev) * float(photon_energy)
+        return 1.0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -60,6 +74,14 @@ class Geometry:
 
     Parameters are keyword-only. ``mask`` is a boolean array in the data's shape, True where a
     pixel must be ignored (gaps, dead, hot, user-masked).
+
+    Detector response: each panel's gain (:meth:`Panel.gain`) turns ADU into photons, so the
+    analyzers' thresholds are in photons for every detector; ``sentinels`` are the values the
+    *format* declares for gaps and bad pixels (PILATUS -1/-2, EIGER 2**n-1), never guessed from
+    the data (:meth:`valid_range`); ``read_noise`` (photons rms) completes the noise model
+    ``variance = read_noise**2 + photons`` of integrating detectors (0 for photon counters).
+    ``placeholder`` is set when the geometry is known not to be the real one (e.g. a curved or
+    multi-module detector written into its file header as one flat panel): it says why.
     """
 
     shape: tuple[int, int]
@@ -73,10 +95,23 @@ class Geometry:
     saturation_value: float | None = None
     #: free-form description (detector name, origin of the geometry)
     description: str = ""
+    #: gap/bad-pixel values declared by the format (None: the dtype's rule, see valid_range)
+    sentinels: tuple[float, ...] | None = None
+    #: read noise of an integrating detector, photons rms
+    read_noise: float = 0.0
+    #: why this geometry is only a placeholder for the real one ("" when it is real)
+    placeholder: str = ""
 
     def __post_init__(self):
-        if self.distance <= 0:
-            raise GeometryError(f"detector distance must be > 0 m, got {self.distance!r}")
+        if self.sentinels is not None:
+            object.__setattr__(self, "sentinels", tuple(float(v) for v in self.sentinels))
+        # CrystFEL's camera length may be negative (an encoder position) when the panels'
+        # coffset brings them in front of the sample: what must be positive is each panel's z
+        nearest = self.distance + min((p.coffset for p in self.panels), default=0.0)
+        if not nearest > 0:
+            raise GeometryError(
+                f"detector distance must be > 0 m, got {self.distance!r}"
+                + (f" (+ panel coffset: {nearest!r} m)" if nearest != self.distance else ""))
         if not self.wavelength or self.wavelength <= 0:
             raise GeometryError(
                 f"wavelength must be > 0 angstrom, got {self.wavelength!r}; "
@@ -112,18 +147,24 @@ class Geometry:
         mask: np.ndarray | None = None,
         saturation_value: float | None = None,
         description: str = "",
+        adu_per_photon: float | None = None,
+        adu_per_ev: float | None = None,
+        sentinels: tuple[float, ...] | None = None,
+        read_noise: float = 0.0,
+        placeholder: str = "",
     ) -> Geometry:
         """A single flat detector perpendicular to the beam (beam centre in pixels, pyFAI rule)."""
         ny, nx = shape
         panel = Panel(
             name="p0", min_fs=0, max_fs=nx - 1, min_ss=0, max_ss=ny - 1,
             corner_x=-float(beam_center_x), corner_y=-float(beam_center_y),
-            pixel_size=float(pixel_size),
+            pixel_size=float(pixel_size), adu_per_photon=adu_per_photon, adu_per_ev=adu_per_ev,
         )
         return cls(
             shape=(int(ny), int(nx)), distance=float(distance), wavelength=float(wavelength),
             panels=(panel,), mask=mask, saturation_value=saturation_value,
-            description=description,
+            description=description, sentinels=sentinels, read_noise=read_noise,
+            placeholder=placeholder,
         )
 
     # ----------------------------------------------------------------- derived values
@@ -131,6 +172,45 @@ class Geometry:
     def photon_energy(self) -> float:
         """Photon energy in eV."""
         return HC_EV_ANGSTROM / self.wavelength
+
+    @property
+    def gain(self) -> float | None:
+        """ADU per photon shared by every panel (None when panels differ: see gain_map)."""
+        gains = {p.gain(self.photon_energy) for p in self.panels}
+        return gains.pop() if len(gains) == 1 else None
+
+    def gain_map(self) -> np.ndarray:
+        """Per-pixel ADU per photon (float32, 1 outside every panel)."""
+        out = np.ones(self.shape, np.float32)
+        for p in self.panels:
+            out[p.min_ss:p.max_ss + 1, p.min_fs:p.max_fs + 1] = p.gain(self.photon_energy)
+        return out
+
+    def valid_range(self, dtype) -> tuple[float, float]:
+        """Pixel values that are measurements, ``[lo, hi]``, for frames of ``dtype``.
+
+        Declared ``sentinels`` decide: a negative one invalidates it and everything below (a
+        photon counter never counts below zero: PILATUS -1 gaps, -2 bad pixels), a positive one
+        invalidates it and everything above (EIGER's 2**n-1 is above the counter's range).
+        Without a declaration (``sentinels=None``) unsigned data keep the EIGER rule (the
+        dtype's maximum marks gaps) and signed or float data are all measurements (negative
+        values of pedestal-subtracted integrating detectors are real). NaN is never valid.
+        """
+        dt = np.dtype(dtype)
+        sentinels = self.sentinels
+        if sentinels is None:
+            sentinels = (float(np.iinfo(dt).max),) if dt.kind == "u" else ()
+        lo, hi = -math.inf, math.inf
+        if dt.kind in "ub":
+            lo = 0.0
+        for v in sentinels:
+            if v < 0:
+                lo = max(lo, v + 1.0)
+            elif v > 0:
+                hi = min(hi, v - 1.0)
+        if dt.kind == "b":
+            hi = min(hi, 1.0)
+        return lo, hi
 
     @property
     def pixel_size(self) -> float:
@@ -196,6 +276,8 @@ class Geometry:
         return {
             "shape": list(self.shape), "distance": self.distance, "wavelength": self.wavelength,
             "saturation_value": self.saturation_value, "description": self.description,
+            "sentinels": None if self.sentinels is None else list(self.sentinels),
+            "read_noise": self.read_noise, "placeholder": self.placeholder,
             "panels": [
                 {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.__dict__.items()}
                 for p in self.panels
@@ -211,7 +293,8 @@ class Geometry:
         return cls(
             shape=tuple(d["shape"]), distance=d["distance"], wavelength=d["wavelength"],
             panels=panels, mask=mask, saturation_value=d.get("saturation_value"),
-            description=d.get("description", ""),
+            description=d.get("description", ""), sentinels=d.get("sentinels"),
+            read_noise=d.get("read_noise", 0.0), placeholder=d.get("placeholder", ""),
         )
 
 

@@ -42,18 +42,36 @@ def geometry_from_minicbf_header(header: str, *, shape: tuple[int, int],
     bx, by = float(found["beam_xy"].group(1)), float(found["beam_xy"].group(2))
     sat = float(found["cutoff"].group(1)) if found["cutoff"] else None
     desc = found["detector"].group(1).strip() if found["detector"] else "miniCBF detector"
+    # the PILATUS header convention (PILATUS and EIGER miniCBFs) writes -1 into module gaps
+    # and -2 into bad pixels: declared here, checked per frame, never learnt from a frame
     return Geometry.simple(shape=shape, pixel_size=px, distance=dist, beam_center_x=bx,
                            beam_center_y=by, wavelength=wl, mask=mask, saturation_value=sat,
-                           description=desc)
+                           description=desc, sentinels=(-1, -2),
+                           placeholder=_known_placeholder(desc, shape))
+
+
+#: detectors whose miniCBF header can only describe one flat panel although they are not one:
+#: (pattern in the ``Detector:`` line, why)
+CURVED = ((re.compile(r"PILATUS\S*\s+12M", re.I),
+           "the PILATUS 12M is a cylinder of 24 module rows (Diamond I23)"),)
+
+
+def _known_placeholder(description: str, shape: tuple[int, int]) -> str:
+    for pattern, why in CURVED:
+        if pattern.search(description):
+            return (f"the miniCBF header of this {description} describes one flat panel, but "
+                    f"{why}; give the real geometry with --geometry FILE.geom (a CrystFEL "
+                    "geometry of its modules) or geometry= in Python")
+    return ""
 
 
 def read_minicbf_geometry(path: str | Path) -> Geometry:
     """Read the geometry of a miniCBF file (``.cbf`` or compressed ``.cbf.bz2/.gz``).
 
-    Pixels holding -1 (module gaps) or -2 (bad pixels) in this image are masked.
+    The geometry declares the format's markers (-1 module gaps, -2 bad pixels) as
+    ``sentinels``; no pixel is masked for the value it holds in this image.
     """
-    image = fabio.open(str(path))
-    header = image.header.get("_array_data.header_contents", "")
-    data = image.data
-    mask = (data == -1) | (data == -2) if data.dtype.kind == "i" else None
-    return geometry_from_minicbf_header(header, shape=data.shape, mask=mask)
+    with fabio.open(str(path)) as image:
+        header = image.header.get("_array_data.header_contents", "")
+        shape = image.data.shape
+    return geometry_from_minicbf_header(header, shape=shape)

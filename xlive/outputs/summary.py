@@ -97,6 +97,7 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
     else:
         flag_dicts = [{"name": f.name, "severity": f.severity, "message": f.message}
                       for f in flags]
+    flag_dicts = _with_faults(flag_dicts, features, st)
     d_min = ds["d_min"].values[hit] if "d_min" in ds else np.zeros(0)
     d_min = d_min[np.isfinite(d_min)].astype(float)
     counts = np.histogram(d_min, np.asarray(D_MIN_EDGES))[0] if d_min.size else \
@@ -120,3 +121,21 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
                                          for f in flag_dicts]),
         started=_time(ts, np.min), ended=_time(ts, np.max),
     )
+
+
+def _with_faults(flag_dicts: list[dict], features, status: np.ndarray) -> list[dict]:
+    """Add the fault flags the store recorded (unreadable, dropped, refused frames); a store
+    with bad frames but no record (an older one) still says how many."""
+    from ..faults import fault_flags
+    from ..store import BAD, FeatureStore
+
+    faults = {}
+    if isinstance(features, (str, Path)):
+        faults = dict(FeatureStore.open(features).group.attrs.get("faults", {}) or {})
+    n_bad = int(np.sum(status == BAD)) if status is not None else 0
+    if n_bad and not faults.get("unreadable"):
+        faults["unreadable"] = {"the run": n_bad}
+    extra = fault_flags(faults)
+    names = {f.name for f in extra}
+    return [f for f in flag_dicts if f["name"] not in names] + [
+        {"name": f.name, "severity": f.severity, "message": f.message} for f in extra]

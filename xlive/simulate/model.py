@@ -5,15 +5,20 @@ spots are drawn sparsely into 7 x 7 windows. Every frame is a pure function of
 ``(params, frame_number)``, so a run is reproducible for a seed whatever the batching.
 
 Ground truth per spot: position (array-index coordinates), hkl, d, expected photons and an
-*integrated SNR* ``N / sqrt(N + 9 b)`` (N expected spot photons, b expected background per pixel
-at the spot: the noise of a 3 x 3 box sum).
+*integrated SNR* ``N / sqrt(N + 9 (b + r**2))`` (N expected spot photons, b expected background
+per pixel at the spot, r the read noise of an integrating detector in photons: the noise of a
+3 x 3 box sum).
+
+Integrating detectors (JUNGFRAU, AGIPD: :class:`~xlive.detectors.IntegratingModel`) are drawn in
+photons on a flat canvas holding every panel and the gaps between them, then moved to the
+stacked-module data array and written in ADU (or keV) as float32 with pedestal noise.
 Truth ``d_min`` of a frame: ``1 / quantile(1/d, 0.95)`` over spots with SNR >= 5 on unmasked
 pixels (NaN with fewer than 5 such spots): the resolution that 5 % of the detectable spots exceed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -21,7 +26,7 @@ from scipy.special import ndtr
 
 from ..conventions import ICE_D_SPACINGS
 from ..geometry.core import Geometry
-from ..geometry.detectors import DetectorModel, get_detector
+from ..geometry.detectors import DetectorModel, IntegratingModel, get_detector
 from .lattice import ReflectionSet, predict_spots, random_rotation
 from .params import SimParams
 
@@ -75,7 +80,14 @@ class Simulation:
     def __init__(self, params: SimParams | None = None, **kwargs):
         self.params = params if params is not None else SimParams(**kwargs)
         p = self.params
-        self.detector: DetectorModel = get_detector(p.detector)
+        self.detector: DetectorModel | IntegratingModel = get_detector(p.detector)
+        self._bg_cache: dict[tuple, list[np.ndarray]] = {}
+        self._canvas_cache: dict[tuple, list[np.ndarray]] = {}
+        #: data pixel -> pixel of the flat canvas the model is drawn on (None: the same array)
+        self._gather: np.ndarray | None = None
+        if isinstance(self.detector, IntegratingModel):
+            self._init_integrating(self.detector)
+            return
         det = self.detector
         ny, nx = det.shape
         rng = np.random.default_rng([p.seed, 1])
@@ -91,24 +103,91 @@ class Simulation:
             beam_center_x=nx / 2 + p.beam_offset[0], beam_center_y=ny / 2 + p.beam_offset[1],
             wavelength=p.wavelength, mask=self.pixel_mask != 0,
             saturation_value=det.saturation_value, description=det.description,
+            sentinels=det.sentinels,
         )
+        #: the flat detector the model (background, spots, truth) is drawn on
+        self._model = self.geometry
         self._mask_flat = self.geometry.mask.ravel()
         frame_bytes = ny * nx * np.dtype(det.dtype).itemsize
         self.n_backgrounds = p.n_backgrounds or int(np.clip(128e6 // frame_bytes, 4, 32))
-        self._bg_cache: dict[tuple, list[np.ndarray]] = {}
+
+    def _init_integrating(self, det: IntegratingModel) -> None:
+        """Multi-panel integrating detector: the model is drawn in photons on a flat canvas
+        covering every panel (gaps included), then each data pixel takes its canvas pixel,
+        times the gain, plus pedestal (read) noise: float32 ADU with negative values."""
+        p = self.params
+        ny, nx = det.shape
+        rng = np.random.default_rng([p.seed, 1])
+        raw = det.panels()
+        corners = []
+        for q in raw:
+            for u, v in ((0, 0), (q.shape[1], 0), (0, q.shape[0]), q.shape[::-1]):
+                corners.append((q.corner_x + q.fs[0] * u + q.ss[0] * v,
+                                q.corner_y + q.fs[1] * u + q.ss[1] * v))
+        corners = np.array(corners)
+        (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+        cw, ch = int(np.ceil(x1 - x0)), int(np.ceil(y1 - y0))
+        bcx, bcy = cw / 2 + p.beam_offset[0], ch / 2 + p.beam_offset[1]
+        panels = tuple(replace(q, corner_x=q.corner_x - x0 - bcx, corner_y=q.corner_y - y0 - bcy)
+                       for q in raw)
+        bad = rng.random((ny, nx)) < det.bad_fraction
+        #: bit 1: dead pixel (no gaps inside the stacked modules)
+        self.pixel_mask = bad.astype(np.uint32) << 1
+        self.hot_pixels = rng.choice(np.flatnonzero(~bad), size=p.hot_pixels, replace=False)
+        distance = p.distance if p.distance is not None else det.distance
+        self.geometry = Geometry(
+            shape=(ny, nx), distance=distance, wavelength=p.wavelength, panels=panels,
+            mask=bad, saturation_value=det.saturation_value, description=det.description,
+            sentinels=(), read_noise=det.read_noise)
+        m = self.geometry.maps
+        col = np.rint(m.lab_x / det.pixel_size + bcx - 0.5).astype(np.int64)
+        row = np.rint(m.lab_y / det.pixel_size + bcy - 0.5).astype(np.int64)
+        self._gather = (row * cw + col).ravel()
+        canvas_mask = np.ones(ch * cw, bool)
+        canvas_mask[self._gather] = bad.ravel()
+        self._canvas_panel = np.full(ch * cw, -1, np.int64)
+        self._canvas_panel[self._gather] = m.panel.ravel()
+        self._canvas_data = np.full(ch * cw, -1, np.int64)
+        self._canvas_data[self._gather] = np.arange(ny * nx)
+        self._model = Geometry.simple(
+            shape=(ch, cw), pixel_size=det.pixel_size, distance=distance, beam_center_x=bcx,
+            beam_center_y=bcy, wavelength=p.wavelength, mask=canvas_mask.reshape(ch, cw))
+        self._mask_flat = canvas_mask
+        self.gain = self.geometry.gain
+        frame_bytes = ny * nx * 4 + ch * cw * 4
+        self.n_backgrounds = p.n_backgrounds or int(np.clip(128e6 // frame_bytes, 4, 32))
+
+    def _to_data_coordinates(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Canvas positions (pixel-centre coordinates) -> data-array ones (NaN in the gaps)."""
+        ch, cw = self._model.shape
+        ix, iy = np.rint(x).astype(np.int64), np.rint(y).astype(np.int64)
+        inside = (ix >= 0) & (ix < cw) & (iy >= 0) & (iy < ch)
+        flat = np.where(inside, iy * cw + ix, 0)
+        pix = np.where(inside, self._canvas_data[flat], -1)
+        pan = np.where(inside, self._canvas_panel[flat], -1)
+        nx = self.geometry.shape[1]
+        out_x, out_y = np.full(x.shape, np.nan), np.full(y.shape, np.nan)
+        for i in np.unique(pan[pan >= 0]):
+            q = self.geometry.panels[i]
+            sel = pan == i
+            mat = np.array([[q.fs[0], q.ss[0]], [q.fs[1], q.ss[1]]])
+            du, dv = np.linalg.solve(mat, np.stack([x[sel] - ix[sel], y[sel] - iy[sel]]))
+            out_x[sel] = pix[sel] % nx + du
+            out_y[sel] = pix[sel] // nx + dv
+        return out_x, out_y
 
     # ------------------------------------------------------------------ background
     @cached_property
     def reflections(self) -> ReflectionSet:
-        d_corner = float(np.nanmin(self.geometry.maps.d))
+        d_corner = float(np.nanmin(self._model.maps.d))
         return ReflectionSet.build(self.params.unit_cell, d_min=d_corner * 0.98, seed=self.params.seed)
 
     @cached_property
     def _bg_components(self) -> dict[str, np.ndarray]:
-        m = self.geometry.maps
+        m = self._model.maps
         q = m.q
         det = self.detector
-        level = (det.pixel_size / 75e-6) ** 2 * (0.12 / self.geometry.distance) ** 2
+        level = (det.pixel_size / 75e-6) ** 2 * (0.12 / self._model.distance) ** 2
         scale = (m.solid_angle * m.polarization() * level * self.params.background_scale)
         water = 2.5 * np.exp(-0.5 * ((q - 20.0) / 3.5) ** 2)
         air = 0.6 * np.exp(-q / 8.0) + 0.05
@@ -130,6 +209,8 @@ class Simulation:
         return bg
 
     def _backgrounds(self, key: tuple) -> list[np.ndarray]:
+        if key not in self._bg_cache and self._gather is not None:
+            self._bg_cache[key] = self._integrating_backgrounds(key)
         if key not in self._bg_cache:
             jet_on, ice, laser_on = key
             det = self.detector
@@ -150,6 +231,25 @@ class Simulation:
                 out.append(img)
             self._bg_cache[key] = out
         return self._bg_cache[key]
+
+    def _integrating_backgrounds(self, key: tuple) -> list[np.ndarray]:
+        """Data-space backgrounds: canvas photons x gain + pedestal noise, float32 ADU."""
+        jet_on, ice, laser_on = key
+        det = self.detector
+        expected = self.expected_background(jet_on=jet_on, ice=ice, laser_on=laser_on)
+        expected = expected.reshape(-1)[self._gather].reshape(self.geometry.shape)
+        rng = np.random.default_rng([self.params.seed, 2, *map(int, key)])
+        gain = self.geometry.gain
+        out = []
+        for k in range(self.n_backgrounds):
+            photons = rng.poisson(expected * self.pulse_scale(k))
+            img = (photons * gain + rng.normal(0.0, det.read_noise * gain, photons.shape))
+            img = img.astype(np.float32)
+            img.reshape(-1)[self.hot_pixels] = det.saturation_value * 0.3
+            img[(self.pixel_mask & 2).astype(bool)] = 0.0
+            img.setflags(write=False)
+            out.append(img)
+        return out
 
     def prepare(self) -> None:
         """Compute every background kind this run can show (jet, ice, laser) now."""
@@ -203,13 +303,25 @@ class Simulation:
         bg = self._backgrounds(key)[k]
         if not rotations:
             return bg, truth, (*key, k)
-        img = bg.copy()
-        truth.spots = self._draw_spots(img, frame_number, truth, rotations, k)
+        if self._gather is None:
+            img = bg.copy()
+            truth.spots = self._draw_spots(img, frame_number, truth, rotations, k)
+            return img, truth, None
+        # integrating: spot photons drawn on the canvas, moved to the data pixels, x gain
+        canvas = np.zeros(self._model.shape, np.float64)
+        spots = self._draw_spots(canvas, frame_number, truth, rotations, k)
+        spots["x"], spots["y"] = self._to_data_coordinates(spots["x"], spots["y"])
+        spots["masked"] |= ~np.isfinite(spots["x"])
+        truth.spots = spots
+        img = bg + (canvas.reshape(-1)[self._gather].reshape(bg.shape) * self.gain
+                    ).astype(np.float32)
+        np.minimum(img, np.float32(self.detector.saturation_value), out=img)
+        img[(self.pixel_mask & 2).astype(bool)] = 0.0
         return img, truth, None
 
     # ------------------------------------------------------------------ spots
     def _draw_spots(self, img, frame_number, truth, rotations, k) -> dict:
-        p, g = self.params, self.geometry
+        p, g = self.params, self._model
         rng = np.random.default_rng([p.seed, 5, frame_number])
         decay = np.exp(-p.dose_decay * frame_number)
         b_eff = p.b_factor + 40.0 * (1.0 - decay)
@@ -238,7 +350,8 @@ class Simulation:
             jet_on=truth.jet_on, ice=truth.ice, laser_on=truth.laser_on, at=centre
         ) * self.pulse_scale(k)
         n = spots["photons"]
-        spots["snr"] = n / np.sqrt(n + 9.0 * expected_bg)
+        read_var = self.detector.read_noise ** 2 if self._gather is not None else 0.0
+        spots["snr"] = n / np.sqrt(n + 9.0 * (expected_bg + read_var))
         spots["masked"] = self._mask_flat[centre]
         self._render(img, spots, rng)
         return spots
@@ -265,7 +378,7 @@ class Simulation:
         good = ~self._mask_flat[flat_idx]
         flat_idx, c = flat_idx[good], counts[ok][good]
         flat = img.reshape(-1)
-        sat = self.detector.saturation_value
+        sat = self.detector.saturation_value if self._gather is None else np.inf
         uniq, inv = np.unique(flat_idx, return_inverse=True)
         sums = np.bincount(inv, weights=c.astype(np.float64))
         acc = flat[uniq].astype(np.float64) + sums

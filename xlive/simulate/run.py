@@ -21,12 +21,15 @@ import numpy as np
 
 from ..conventions import FRAME_NUMBER, LASER_ON, PULSE_ENERGY, TIMESTAMP
 from ..errors import ConfigError
+from ..geometry.detectors import IntegratingModel
 from .model import Simulation
 from .params import SimParams
 from .truth import TruthWriter
 
 FORMATS = ("zarr", "eiger-h5", "cbf")
 RUN_FILE = "xlive-run.json"
+#: CrystFEL geometry written beside runs of multi-panel detectors
+GEOM_FILE = "detector.geom"
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,9 @@ def check_options(*, frames: int, rate: float, fmt: str, frames_per_file: int = 
         raise ConfigError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {frames}")
-    if rate < 0:
-        raise ConfigError(f"--rate must be >= 0 frames/s (0 = as fast as possible), got {rate}")
+    if not (rate == 0 or 1 / 3600 <= rate < float("inf")):  # also refuses NaN
+        raise ConfigError(f"--rate must be 0 (as fast as possible) or a finite rate of at least "
+                          f"one frame per hour ({1 / 3600:.6g} frames/s), got {rate}")
     if frames_per_file < 1:
         raise ConfigError(f"--frames-per-file must be >= 1, got {frames_per_file}")
     if out is not None and not overwrite:
@@ -117,6 +121,11 @@ def write_run(
     check_options(frames=frames, rate=rate, fmt=fmt, frames_per_file=frames_per_file)
     params = params or SimParams(**sim_kwargs)
     sim = Simulation(params)
+    if isinstance(sim.detector, IntegratingModel) and fmt != "zarr":
+        raise ConfigError(
+            f"{sim.detector.name} is a multi-panel integrating detector: simulate it with "
+            f"--format zarr (the CrystFEL geometry of its panels is written beside the run as "
+            f"{GEOM_FILE}); {fmt} headers describe one flat panel only")
     out = Path(out)
     prepare_folder(out, overwrite)
     det = sim.detector
@@ -130,6 +139,11 @@ def write_run(
         "truth": "truth.zarr", "metadata": None if fmt == "zarr" else "metadata.csv",
         "params": params.to_dict(), "complete": False,
     }
+    if isinstance(det, IntegratingModel):
+        from ..geometry.crystfel import write_crystfel_geom
+
+        write_crystfel_geom(sim.geometry, out / GEOM_FILE)
+        description["crystfel_geometry"] = GEOM_FILE
     _write_json(out / RUN_FILE, description)
     sim.prepare()  # noisy backgrounds first: no CPU burst once frames are flowing
     writer = _make_writer(fmt, out, name, sim, frames, frames_per_file, frame_time)

@@ -96,10 +96,13 @@ def _masked(values: np.ndarray, masked_values: tuple[float, ...]) -> np.ndarray:
 
 
 def masked_values_for(dtype: np.dtype, *, unsigned_max: bool = True) -> tuple[float, ...]:
-    """Default gap/bad-pixel values for a dtype: (-1, -2) if signed, the maximum if unsigned."""
+    """Default gap/bad-pixel values for a dtype: the maximum if unsigned (EIGER), none otherwise.
+
+    Signed data have no default markers: pedestal-subtracted integrating detectors hold real
+    negative values. Formats that mark gaps with negative values declare them (miniCBF:
+    PILATUS -1/-2, through the header geometry's ``sentinels``).
+    """
     dtype = np.dtype(dtype)
-    if dtype.kind == "i":
-        return (-1, -2)
     if dtype.kind == "u" and unsigned_max:
         return (int(np.iinfo(dtype).max),)
     return ()
@@ -175,6 +178,21 @@ class Source(abc.ABC):
         """Release open files or sockets (a no-op for most sources)."""
         return None
 
+    def set_geometry(self, geometry: Geometry) -> None:
+        """Use ``geometry`` instead of the headers' from now on (e.g. configuration overrides)."""
+        self._geometry_override = geometry
+        self._geometry = None
+
+    def frame_origin(self, index: int) -> str | None:
+        """Where frame ``index`` lives, in words (``"data file 2 (x_data_000002.h5)"``), for
+        fault reports; None when the run is one piece."""
+        return None
+
+    def faults(self) -> dict:
+        """Faults the source itself knows (frames dropped, stream messages refused...); the
+        live loop adds frames found unreadable. See :mod:`xlive.faults`."""
+        return {}
+
     def __enter__(self) -> Source:
         return self
 
@@ -220,22 +238,26 @@ class Source(abc.ABC):
 
     @property
     def geometry(self) -> Geometry:
-        """Detector geometry (mask = header mask | pixels holding a masked value in frame 0)."""
+        """Detector geometry, with the gap/bad-pixel values the format declares (``sentinels``).
+
+        Pixels are never masked for the values they hold in some frame: a marker value is
+        invalid in every frame where it appears (see :meth:`Geometry.valid_range`), and a
+        real value equal to a marker of another format is kept.
+        """
         if self._geometry is None:
             geom = self._geometry_override or self._header_geometry()
             if geom is None:
                 raise GeometryError(
                     f"{type(self).__name__} found no detector geometry in the run's headers; "
-                    "pass geometry=Geometry.simple(...) or a geometry file to open_source"
+                    "give a geometry file (xlive process --geometry FILE) or pass "
+                    "geometry=Geometry.simple(...) to open_source"
                 )
+            if self._masked_values_override is not None:
+                geom = geom.replace(sentinels=self._masked_values_override)
             if self._n == 0:
-                return geom  # no frame yet to learn gap values from: do not cache
-            try:
-                first = self.reader.read_one(0)
-            except BadFrameError:
-                first = None
-            if first is not None and (self.masked_values or first.dtype.kind == "f"):
-                geom = geom.with_mask(_masked(first, self.masked_values))
+                return geom  # the dtype is not known before the first frame: do not cache
+            if geom.sentinels is None:
+                geom = geom.replace(sentinels=self.masked_values)
             self._geometry = geom
         return self._geometry
 

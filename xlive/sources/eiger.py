@@ -196,6 +196,16 @@ class EigerSource(Source):
     def _frame_shape_hint(self) -> tuple[int, int]:
         return self._shape or (0, 0)
 
+    def frame_origin(self, index: int) -> str | None:
+        found = None  # the last segment starting at or before index (they are in frame order)
+        for k, (path, _dset, start, _n) in enumerate(self._segments):
+            if start > index:
+                break
+            found = (k, path)
+        if found is None or (found[1] == str(self.path) and len(self._segments) == 1):
+            return None
+        return f"data file {found[0] + 1} ({Path(found[1]).name})"
+
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()

@@ -105,7 +105,11 @@ class FilesSource(Source):
                 if newest and not settled and not isinstance(exc, BadFrameError):
                     break  # probably still being written: retry at the next poll
                 if self._shape is None:
-                    raise SourceError(f"cannot read the first image {path}: {exc}") from exc
+                    reason = (str(exc).strip()
+                              or "no message; the file is probably truncated or corrupt")
+                    raise SourceError(f"cannot read the first image {path} "
+                                      f"({type(exc).__name__}: {reason}); check the file or "
+                                      "start from the next one") from exc
                 self._bad.add(len(self._files))
             self._files.append(path)
             self._known.add(path)
@@ -129,6 +133,9 @@ class FilesSource(Source):
 
     def _dtype_hint(self) -> np.dtype:
         return self._dtype or np.dtype("int32")
+
+    def frame_origin(self, index: int) -> str | None:
+        return os.path.basename(self._files[index]) if 0 <= index < len(self._files) else None
 
     @property
     def files(self) -> list[str]:

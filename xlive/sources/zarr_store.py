@@ -15,14 +15,22 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from ..conventions import FRAME_NUMBER, FRAMES_COMPLETE, LASER_ON, PULSE_ENERGY, TIMESTAMP
+from ..conventions import (
+    FRAME_NUMBER,
+    FRAMES_COMPLETE,
+    LASER_ON,
+    PULSE_ENERGY,
+    PULSE_ID,
+    TIMESTAMP,
+    TRAIN_ID,
+)
 from ..errors import BadFrameError, SourceError
 from ..geometry.core import Geometry
 from . import _bslz4  # noqa: F401  (registers the spool codec)
 from ._zarr_direct import DirectChunks
 from .base import FrameReader, Source
 
-META_NAMES = (TIMESTAMP, LASER_ON, PULSE_ENERGY, FRAME_NUMBER)
+META_NAMES = (TIMESTAMP, LASER_ON, PULSE_ENERGY, FRAME_NUMBER, TRAIN_ID, PULSE_ID)
 #: seconds to wait for the frames array of a group that has no member yet (being created)
 CREATE_WAIT = 10.0
 

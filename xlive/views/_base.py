@@ -64,6 +64,8 @@ def tail(seq: Sequence, k: int) -> list:
         return []
     if isinstance(seq, list):
         return seq[-k:]
+    if hasattr(seq, "last"):  # a RingSeries: numpy slice, Python values
+        return seq.last(k).tolist()
     out = list(itertools.islice(reversed(seq), k))
     out.reverse()
     return out

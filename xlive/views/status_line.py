@@ -25,10 +25,28 @@ def status_text(session) -> tuple[str, str]:
         parts.append("; ".join(f.name.replace("_", " ") for f in session.flags))
     elif agg.frames:
         parts.append("all checks pass")
+    warning = _placeholder(session)
+    if warning:  # a meaningless geometry outweighs every flag: say it first
+        st = "red"
+        parts.insert(0, warning)
+    workers = getattr(session, "cluster_workers", None)
+    if workers is not None:  # batch-cluster workers and their jobs
+        parts.append(workers.summary())
     if getattr(session, "error", None) is not None:
         st = "red"
         parts.append(f"live loop stopped: {type(session.error).__name__}: {session.error}")
     return st, " · ".join(parts)
+
+
+def _placeholder(session) -> str | None:
+    """The placeholder-geometry warning of the session's run (None when the geometry is real
+    or not known yet)."""
+    from ..geometry.files import placeholder_warning
+
+    try:
+        return placeholder_warning(session.source.geometry) if session.source.n_frames else None
+    except Exception:  # no geometry yet: the live loop reports why
+        return None
 
 
 class StatusLine(View):

@@ -4,7 +4,7 @@ Given per-ring thresholds, the pixels above them are grouped into 8-connected co
 Each component gets a *local* background (mean and variance of the pixels in a box around it that
 are neither near it nor above their ring threshold, as peakfinder8 does), an integration region
 (its bounding box grown by one pixel), a background-subtracted intensity, a centroid and an
-integrated SNR ``I / sqrt(I + n * var_bg)`` — the same form as the simulator's truth SNR, so
+integrated SNR ``I / sqrt(g I + n * var_bg)`` (g: ADU per photon) — the same form as the simulator's truth SNR, so
 a threshold on it means the same thing. A component is a peak when its pixel count is within
 limits, its integrated SNR reaches ``min_snr`` and it is not a lone pixel holding almost all of
 its intensity (a hot pixel: a real spot always spreads over its neighbours).
@@ -56,8 +56,12 @@ def pixels_above(frame, rings, thr, lo, hi):
 
 @numba.njit(**_JIT)
 def find_peaks(frame, rings, thr, rmean, rsigma, lo, hi, cand, min_pix, max_pix, bg_radius,
-               min_snr, max_single_frac, out):
+               min_snr, max_single_frac, gain, read_var, out):
     """Peaks among candidate pixels ``cand``; rows of ``out`` get :data:`COLUMNS`.
+
+    ``gain`` (ADU per photon) and ``read_var`` (read-noise variance, ADU**2) make the noise
+    model: the spot's own Poisson variance is ``gain * I`` (I in ADU), the background variance
+    is measured around it but never below ``read_var``.
 
     Returns the number of peaks found (rows beyond ``out``'s length are counted, not stored).
     """
@@ -153,6 +157,7 @@ def find_peaks(frame, rings, thr, rmean, rsigma, lo, hi, cand, min_pix, max_pix,
             r = rings[pm // nx, pm % nx]
             bg = rmean[r]
             var = rsigma[r] ** 2
+        var = max(var, read_var)
         # integration region: box grown by one pixel
         ni = 0
         tot = 0.0
@@ -173,7 +178,7 @@ def find_peaks(frame, rings, thr, rmean, rsigma, lo, hi, cand, min_pix, max_pix,
                     wsum += net
                     wx += net * j
                     wy += net * i
-        den = max(tot, 0.0) + ni * var
+        den = gain * max(tot, 0.0) + ni * var
         snr = tot / np.sqrt(den) if den > 0 else 0.0
         if snr < min_snr or wsum <= 0:
             continue
@@ -192,7 +197,7 @@ def find_peaks(frame, rings, thr, rmean, rsigma, lo, hi, cand, min_pix, max_pix,
 
 
 def find_peaks_ref(frame, rings, thr, rmean, rsigma, lo, hi, min_pix, max_pix, bg_radius,
-                   min_snr, max_single_frac):
+                   min_snr, max_single_frac, gain=1.0, read_var=0.0):
     """Reference of :func:`find_peaks` with numpy and ``scipy.ndimage.label``; ``(n, 7)`` rows.
 
     Rows follow scipy's label order (raster order of each component's first pixel), which is
@@ -227,11 +232,12 @@ def find_peaks_ref(frame, rings, thr, rmean, rsigma, lo, hi, min_pix, max_pix, b
         else:
             r = rings[i0 + im, j0 + jm]
             bg, var = rmean[r], rsigma[r] ** 2
+        var = max(var, read_var)
         inner = (slice(max(i0 - 1, 0), min(i1 + 2, ny)), slice(max(j0 - 1, 0), min(j1 + 2, nx)))
         ok = valid[inner]
         net = np.where(ok, f[inner] - bg, 0.0)
         tot = net.sum()
-        den = max(tot, 0.0) + ok.sum() * var
+        den = gain * max(tot, 0.0) + ok.sum() * var
         snr = tot / np.sqrt(den) if den > 0 else 0.0
         w = np.where(net > 0, net, 0.0)
         if snr < min_snr or w.sum() <= 0:

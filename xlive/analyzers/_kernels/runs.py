@@ -43,10 +43,11 @@ class PixelRuns:
         return cls(start.astype(col), end.astype(col), b.astype(bins.dtype), ptr)
 
 
-def runs_apply(dtype: np.dtype) -> bool:
-    """Whether the run kernels are exact for frames of ``dtype`` (integers of 32 bits or fewer)."""
+def runs_apply(dtype: np.dtype, lo: float = 0.0) -> bool:
+    """Whether the run kernels are exact for frames of ``dtype`` (integers of 32 bits or fewer
+    whose valid values start at ``lo >= 0``: the kernels treat negative values as invalid)."""
     dt = np.dtype(dtype)
-    return dt.kind in "iu" and dt.itemsize <= 4
+    return dt.kind in "iu" and dt.itemsize <= 4 and lo >= 0
 
 
 @numba.njit(**_JIT)

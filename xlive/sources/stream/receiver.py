@@ -27,11 +27,11 @@ import zarr
 import zmq
 
 from ...conventions import FRAME_NUMBER, FRAMES_COMPLETE, TIMESTAMP
-from ...errors import SourceError
+from ...errors import BadFrameError, SourceError
 from ...geometry.core import Geometry
 from ..base import FrameReader, Source
 from .protocol import End, Image, ProtocolError, Start, decode
-from .spool import Spool
+from .spool import KEEP_ERRORS, Spool, _segment_names
 
 
 class StreamReceiver:
@@ -52,6 +52,8 @@ class StreamReceiver:
         self.spool = Spool(spool)
         self.publish_interval = publish_interval
         self.received = 0
+        #: messages refused (malformed, or not fitting the series); the last texts in errors
+        self.bad_messages = 0
         self.errors: list[str] = []
         self.series_ended = 0
         self._stop = threading.Event()
@@ -86,7 +88,7 @@ class StreamReceiver:
                 if max_series is not None and self.series_ended >= max_series:
                     break
                 if not poller.poll(int(self.publish_interval * 1000)):
-                    self.spool.maybe_publish(0.0)
+                    self._publish(0.0)
                     continue
                 while True:  # drain what is queued before publishing
                     try:
@@ -94,25 +96,45 @@ class StreamReceiver:
                     except zmq.Again:
                         break
                     self._handle(parts)
-                    self.spool.maybe_publish(self.publish_interval)
+                    self._publish(self.publish_interval)
         finally:
-            self.spool.close_segment()
-            sock.close()
+            try:
+                self.spool.flush()  # a restarted receiver continues this segment
+            finally:
+                sock.close()
+
+    def _publish(self, interval: float) -> None:
+        try:
+            self.spool.maybe_publish(interval)
+        except Exception as exc:  # disk full or read-only: keep receiving, publish later
+            self._note("spool_errors", f"could not publish the spool ({type(exc).__name__}: "
+                                       f"{exc})")
 
     def _handle(self, parts: list) -> None:
+        """Decode and spool one message; a bad one is counted, recorded and skipped."""
         try:
             msg = decode(parts)
+            if isinstance(msg, Image):
+                self.spool.image(msg)
+                self.received += 1
+            elif isinstance(msg, Start):
+                self.spool.start(msg)
+            elif isinstance(msg, End):
+                self.spool.end()
+                self.series_ended += 1
         except ProtocolError as exc:
-            self.errors.append(str(exc))
-            return
-        if isinstance(msg, Image):
-            self.spool.image(msg)
-            self.received += 1
-        elif isinstance(msg, Start):
-            self.spool.start(msg)
-        elif isinstance(msg, End):
-            self.spool.end()
-            self.series_ended += 1
+            self.bad_messages += 1
+            self._note("bad_messages", f"bad message skipped: {exc}")
+        except Exception as exc:  # the spool could not take it (disk full...): go on
+            self._note("spool_errors", f"could not spool a message ({type(exc).__name__}: {exc})")
+
+    def _note(self, kind: str, text: str) -> None:
+        self.errors.append(text)
+        del self.errors[:-KEEP_ERRORS]
+        try:
+            self.spool.note_error(kind, text)
+        except Exception:  # noqa: S110 - counting must never stop the receiver
+            pass
 
 
 class ZarrSegmentsReader(FrameReader):
@@ -130,6 +152,9 @@ class ZarrSegmentsReader(FrameReader):
         k = bisect.bisect_right([s[1] for s in self.segments], index) - 1
         path, start = self.segments[k]
         local = index - start
+        if not (Path(path) / "frames" / "c" / str(local) / "0" / "0").exists():
+            raise BadFrameError(f"frame {index} (segment {Path(path).name}, frame {local}) has "
+                                "no chunk file in the spool: it is missing")
         arr = self._arrays.get(path)
         if arr is None or arr.shape[0] <= local:
             arr = self._arrays[path] = zarr.open_array(f"{path}/frames", mode="r")
@@ -170,7 +195,11 @@ class StreamSource(Source):
         if address is not None and receive:
             if not address.startswith("tcp://"):
                 raise SourceError(f"stream address {address!r} must look like tcp://HOST:PORT")
-            self.receiver = StreamReceiver(address, self.spool_path).start()
+            try:
+                self.receiver = StreamReceiver(address, self.spool_path).start()
+            except OSError as exc:
+                raise SourceError(f"cannot write the stream spool {self.spool_path} "
+                                  f"({exc.strerror or exc}); give a writable --spool") from None
         elif not self.spool_path.exists():
             raise SourceError(f"spool {self.spool_path} does not exist and no address was given")
         self._segs: list[tuple[str, int, int]] = []  # (path, start, n)
@@ -180,21 +209,25 @@ class StreamSource(Source):
         self.refresh()
 
     def _count(self) -> int:
+        """Frames published in the spool's segments (a segment being created is skipped)."""
         if not (self.spool_path / "zarr.json").exists():
             return 0
         try:
             root = zarr.open_group(str(self.spool_path), mode="r")
-            names = sorted(k for k in root.group_keys() if k.startswith("seg"))
+            names = _segment_names(root)
         except Exception:
             return self._n
         segs, start = [], 0
         for name in names:
-            g = root[name]
-            if "frames" not in g:
-                break  # a segment being created: its frames array comes next
-            n = int(g.attrs.get(FRAMES_COMPLETE, 0))
-            frames = g["frames"]
-            if self._shape is None and n:
+            try:
+                g = root[name]
+                n = int(g.attrs.get(FRAMES_COMPLETE, 0))
+                if not n:
+                    continue  # created, nothing published yet (its arrays may not exist)
+                frames = g["frames"]
+            except (KeyError, FileNotFoundError, ValueError):
+                continue  # being created by the receiver right now
+            if self._shape is None:
                 self._shape, self._dtype = tuple(frames.shape[1:]), frames.dtype
                 geom = g.attrs.get("xlive", {}).get("geometry")
                 if geom:
@@ -202,10 +235,11 @@ class StreamSource(Source):
                     if "mask" in g:
                         mask = (np.asarray(g["mask"][...]).astype(np.uint64) & 0xFFFF) != 0
                     self._seg_geometry = Geometry.from_dict(geom, mask=mask)
-            if n and tuple(frames.shape[1:]) != self._shape:
+            if tuple(frames.shape[1:]) != self._shape:
                 break  # a different detector: open that segment on its own
             segs.append((str(self.spool_path / name), start, n))
             start += n
+        # a resumed segment grows after later ones cannot exist: counts only ever increase
         self._segs = segs
         if self._reader is not None:
             self._reader.segments = [(p, s) for p, s, n in segs if n]
@@ -240,6 +274,28 @@ class StreamSource(Source):
     @property
     def n_dropped(self) -> int:
         return sum(b - a for ranges in self.dropped_frames.values() for a, b in ranges)
+
+    def receiver_stats(self) -> dict:
+        """What the receiver recorded: bad messages, spool errors, starts, last error texts."""
+        try:
+            return dict(zarr.open_group(str(self.spool_path), mode="r").attrs.get("receiver", {}))
+        except Exception:
+            return {}
+
+    def faults(self) -> dict:
+        """Frames dropped (gaps in the detector's numbering) and messages refused."""
+        out = super().faults()
+        dropped = self.dropped_frames
+        if dropped:
+            out["dropped"] = self.n_dropped
+            out["dropped_ranges"] = {f"segment {k}": v for k, v in dropped.items()}
+        rs = self.receiver_stats()
+        for key in ("bad_messages", "spool_errors"):
+            if rs.get(key):
+                out[key] = int(rs[key])
+        if rs.get("last_errors"):
+            out["last_errors"] = list(rs["last_errors"])[-3:]
+        return out
 
     def _frame_shape_hint(self) -> tuple[int, int]:
         return self._shape or (0, 0)

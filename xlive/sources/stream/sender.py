@@ -102,31 +102,46 @@ def send(args: argparse.Namespace) -> dict:
     enc = args.encoding or ("bs16-lz4<" if dtype.itemsize == 2 else "bs32-lz4<")
     if enc.startswith("bs"):
         enc = f"bs{dtype.itemsize * 8}-lz4<"
-    stats = {"sent": 0, "skipped": 0}
+    stats = {"sent": 0, "skipped": 0, "no_receiver": 0}
     t0 = time.monotonic()
     try:
         for s in range(args.series):
             series = args.first_series + s
-            if args.protocol == 1:
-                sock.send_multipart(encode_v1_header(series, args.header_detail, cfg, None))
-            else:
-                sock.send(encode_v2_start(series, cfg))
+            try:
+                if args.protocol == 1:
+                    sock.send_multipart(encode_v1_header(series, args.header_detail, cfg, None),
+                                        flags=zmq.NOBLOCK if args.no_wait else 0)
+                else:
+                    sock.send(encode_v2_start(series, cfg), flags=zmq.NOBLOCK if args.no_wait else 0)
+            except zmq.Again:
+                if not args.no_wait:
+                    raise
+                stats["headers_lost"] = stats.get("headers_lost", 0) + 1
             for i in range(args.frames):
                 if i in skip:
                     stats["skipped"] += 1
                     continue
                 if args.rate > 0:
-                    delay = t0 + stats["sent"] / args.rate - time.monotonic()
+                    done = stats["sent"] + stats["no_receiver"]
+                    delay = t0 + done / args.rate - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
                 blob = blobs[i % len(blobs)]
                 t = time.time()
-                if args.protocol == 1:
-                    sock.send_multipart(encode_v1_image(series, i, blob, shape=shape, dtype=dtype,
-                                                        encoding=enc, t=t), copy=False)
-                else:
-                    sock.send(encode_v2_image(series, i, blob, shape=shape, dtype=dtype, t=t),
-                              copy=False)
+                flags = zmq.NOBLOCK if args.no_wait else 0
+                try:
+                    if args.protocol == 1:
+                        sock.send_multipart(encode_v1_image(series, i, blob, shape=shape,
+                                                            dtype=dtype, encoding=enc, t=t),
+                                            flags=flags, copy=False)
+                    else:
+                        sock.send(encode_v2_image(series, i, blob, shape=shape, dtype=dtype, t=t),
+                                  flags=flags, copy=False)
+                except zmq.Again:
+                    if not args.no_wait:
+                        raise
+                    stats["no_receiver"] += 1  # a detector does not wait: the frame is lost
+                    continue
                 stats["sent"] += 1
             sock.send_multipart(encode_v1_end(series)) if args.protocol == 1 else \
                 sock.send(encode_v2_end(series))
@@ -156,6 +171,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default=None, help="V1: bs16-lz4<, bs32-lz4<, lz4<, <")
     p.add_argument("--header-detail", default="basic", choices=("none", "basic", "all"))
     p.add_argument("--timeout", type=float, default=20.0, help="give up after S s without a reader")
+    p.add_argument("--no-wait", action="store_true",
+                   help="like a detector, drop headers and frames while no receiver takes them "
+                        "(the end of series still waits up to --timeout)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="uint16", choices=("uint8", "uint16", "uint32"),
                    help="pixel type of synthetic frames")

@@ -21,9 +21,14 @@ import zarr
 from ...conventions import FRAME_NUMBER, FRAMES_COMPLETE, TIMESTAMP
 from ...geometry.core import Geometry
 from .._bslz4 import BitshuffleLZ4Codec
-from .protocol import Image, Start
+from .protocol import Image, ProtocolError, Start
 
 BLOCK = 1024
+#: bad-message texts kept in the spool's attributes
+KEEP_ERRORS = 20
+#: a first frame numbered below this means the frames before it were lost; above, the
+#: detector numbers from elsewhere
+MISSED_AT_START_MAX = 1 << 20
 
 
 def geometry_from_config(cfg: dict, shape: tuple[int, int], mask: np.ndarray | None) -> Geometry | None:
@@ -39,18 +44,24 @@ def geometry_from_config(cfg: dict, shape: tuple[int, int], mask: np.ndarray | N
             saturation_value=cfg.get("saturation_value", cfg.get("countrate_correction_count_cutoff")),
             description=str(cfg.get("description", cfg.get("detector_description", "Eiger stream"))),
         )
-    except (KeyError, TypeError, ValueError):
+    except Exception:  # any garbage in a header: no geometry (--geometry gives one)
         return None
 
 
 class SegmentWriter:
-    """Writes one series into ``root/segNNN``; chunks first, counter last."""
+    """Writes one series into ``root/segNNN``; chunks first, counter last.
 
-    def __init__(self, root: zarr.Group, index: int, first: Image, start: Start | None):
+    Open a new segment with ``SegmentWriter(root, index, first, start)`` or continue one a
+    previous receiver left unfinished with :meth:`reopen`.
+    """
+
+    def __init__(self, root: zarr.Group | None, index: int, first: Image | None,
+                 start: Start | None):
+        if root is None:  # reopen() fills the fields in
+            return
         self.name = f"seg{index:03d}"
         ny, nx = first.shape
         self.group = root.create_group(self.name)
-        self.dir = Path(root.store.root) / (root.path or "") / self.name  # a LocalStore
         geom = None
         if start is not None:
             geom = geometry_from_config(start.config, (ny, nx), start.pixel_mask)
@@ -74,15 +85,62 @@ class SegmentWriter:
             TIMESTAMP: self.group.create_array(TIMESTAMP, shape=(BLOCK,), chunks=(BLOCK,),
                                                dtype="float64", fill_value=np.nan),
         }
+        self.series = first.series
         self.shape, self.dtype = (ny, nx), first.dtype
+        self.n_images = start.n_images if start is not None else None
+        self._init_counters(root)
+        # frames numbered from 0: those before the first one received never arrived
+        self.next_number = 0 if first.frame < MISSED_AT_START_MAX else first.frame
+
+    def _init_counters(self, root: zarr.Group) -> None:
+        self.dir = Path(root.store.root) / (root.path or "") / self.name  # a LocalStore
         self.chunk_dir = self.dir / "frames" / "c"
         self.n = 0
         self.published = 0
+        #: frame numbers and times of frames written but not yet published
         self.frame_numbers: list[int] = []
         self.times: list[float] = []
-        self.next_number = first.frame
         self.dropped_ranges: list[list[int]] = []
         self.dropped = 0
+        self.last_frame = -1
+
+    @classmethod
+    def reopen(cls, root: zarr.Group, name: str) -> SegmentWriter | None:
+        """Continue segment ``name`` (None when it has no published frame to continue from)."""
+        g = root[name]
+        n = int(g.attrs.get(FRAMES_COMPLETE, 0))
+        if n == 0 or g.attrs.get("ended") or "frames" not in g:
+            return None
+        self = cls(None, 0, None, None)
+        self.name, self.group = name, g
+        self.frames = g["frames"]
+        self.meta = {FRAME_NUMBER: g[FRAME_NUMBER], TIMESTAMP: g[TIMESTAMP]}
+        self.series = int(g.attrs.get("series", 0))
+        self.shape, self.dtype = tuple(self.frames.shape[1:]), np.dtype(self.frames.dtype)
+        self.n_images = None
+        self._init_counters(root)
+        self.n = self.published = n
+        numbers = np.asarray(self.meta[FRAME_NUMBER][:n])
+        self.last_frame = int(numbers.max())
+        self.next_number = self.last_frame + 1
+        self.dropped_ranges = [list(r) for r in g.attrs.get("dropped_ranges", [])]
+        self.dropped = int(g.attrs.get("dropped", 0))
+        return self
+
+    def check(self, image: Image) -> None:
+        """Raise ProtocolError when ``image`` cannot belong to this series."""
+        if image.shape != self.shape or image.dtype != self.dtype:
+            raise ProtocolError(
+                f"frame {image.frame} of series {image.series} is {image.shape} {image.dtype}, "
+                f"but the series is {self.shape} {self.dtype}")
+        if image.frame == self.last_frame:
+            raise ProtocolError(f"frame {image.frame} of series {image.series} received twice")
+        if image.frame < self.last_frame:
+            raise ProtocolError(f"frame {image.frame} of series {image.series} came after frame "
+                                f"{self.last_frame} without a new series header")
+        if self.n_images is not None and image.frame >= self.n_images:
+            raise ProtocolError(f"frame {image.frame} is beyond the {self.n_images} frames the "
+                                f"header of series {image.series} announced")
 
     def write(self, image: Image) -> None:
         if image.frame > self.next_number:  # the detector or the network lost frames
@@ -97,6 +155,7 @@ class SegmentWriter:
         os.replace(tmp, d / "0")
         self.frame_numbers.append(image.frame)
         self.times.append(image.start_time)
+        self.last_frame = image.frame
         self.n += 1
 
     def publish(self, *, ended: bool = False) -> None:
@@ -111,50 +170,129 @@ class SegmentWriter:
                 a.resize((cap,))
         lo, hi = self.published, self.n
         if hi > lo:
-            self.meta[FRAME_NUMBER][lo:hi] = np.asarray(self.frame_numbers[lo:hi], np.int64)
-            self.meta[TIMESTAMP][lo:hi] = np.asarray(self.times[lo:hi], np.float64)
+            self.meta[FRAME_NUMBER][lo:hi] = np.asarray(self.frame_numbers, np.int64)
+            self.meta[TIMESTAMP][lo:hi] = np.asarray(self.times, np.float64)
         self.group.attrs.update({FRAMES_COMPLETE: self.n, "dropped": self.dropped,
                                  "dropped_ranges": self.dropped_ranges, "ended": ended})
         self.published = self.n
+        self.frame_numbers.clear()  # published: only unpublished frames stay in memory
+        self.times.clear()
+
+
+def _segment_names(root: zarr.Group) -> list[str]:
+    """``segNNN`` groups in numeric order (seg1000 after seg999)."""
+    names = [k for k in root.group_keys() if k.startswith("seg") and k[3:].isdigit()]
+    return sorted(names, key=lambda k: int(k[3:]))
+
+
+def remove_partials(path: Path) -> int:
+    """Delete ``*.partial`` chunk files a killed receiver left; returns how many."""
+    removed = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            if f.endswith(".partial"):
+                try:
+                    os.unlink(os.path.join(dirpath, f))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
 
 
 class Spool:
-    """A spool store: a Zarr group holding one segment per received series."""
+    """A spool store: a Zarr group holding one segment per received series.
+
+    Opening an existing spool continues it: leftover ``*.partial`` files are removed and an
+    unfinished last segment is continued when the stream goes on with the same series (frames
+    sent while no receiver ran are recorded as dropped).
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.root = zarr.open_group(str(self.path), mode="a")
-        self.segments = sorted(k for k in self.root.group_keys() if k.startswith("seg"))
+        self.segments = _segment_names(self.root)
+        remove_partials(self.path)
         self.current: SegmentWriter | None = None
+        self.resumable: SegmentWriter | None = None
+        if self.segments:
+            self.resumable = SegmentWriter.reopen(self.root, self.segments[-1])
         self.pending_start: Start | None = None
         self.last_publish = time.monotonic()
+        #: receiver statistics shown to readers: bad messages, frames that could not be spooled
+        prev = self.root.attrs.get("receiver", {})
+        self.stats = {"bad_messages": int(prev.get("bad_messages", 0)),
+                      "spool_errors": int(prev.get("spool_errors", 0)),
+                      "starts": int(prev.get("starts", 0)) + 1,
+                      "last_errors": list(prev.get("last_errors", []))[-KEEP_ERRORS:]}
+        self._stats_dirty = True
+
+    def note_error(self, kind: str, message: str) -> None:
+        """Count a bad message (``kind`` "bad_messages") or a spool failure ("spool_errors")."""
+        self.stats[kind] += 1
+        self.stats["last_errors"] = [*self.stats["last_errors"][-(KEEP_ERRORS - 1):],
+                                     message[:300]]
+        self._stats_dirty = True
 
     def start(self, msg: Start) -> None:
         self.close_segment()
+        self.resumable = None
         self.pending_start = msg
 
     def image(self, msg: Image) -> None:
+        """Spool one frame; raises ProtocolError when it cannot belong to the stream."""
         cur = self.current
-        if cur is None or msg.series != cur.group.attrs["series"] or msg.shape != cur.shape \
-                or msg.frame < cur.next_number - 1:
-            self.close_segment()  # a new series (or a restarted sender) starts a new segment
-            start = self.pending_start if self.pending_start and \
-                self.pending_start.series == msg.series else None
-            cur = self.current = SegmentWriter(self.root, len(self.segments), msg, start)
+        start = self.pending_start if self.pending_start and \
+            self.pending_start.series == msg.series else None
+        if cur is None and start is None and self.resumable is not None:
+            if msg.series == self.resumable.series:
+                self.resumable.check(msg)
+                cur = self.current = self.resumable  # a restarted receiver continues the series
+            self.resumable = None
+        if start is None and cur is not None and msg.series == cur.series:
+            cur.check(msg)  # same series, no new header: must fit and come after the last
+        else:
+            if start is not None:
+                want = start.shape
+                if want is not None and msg.shape != want:
+                    raise ProtocolError(f"frame {msg.frame} is {msg.shape}, but the header of "
+                                        f"series {msg.series} announced {want}")
+                if start.n_images is not None and msg.frame >= start.n_images:
+                    raise ProtocolError(f"frame {msg.frame} is beyond the {start.n_images} "
+                                        f"frames the header of series {msg.series} announced")
+            self.close_segment()  # a new series (or a restarted detector) starts a new segment
+            cur = self.current = SegmentWriter(self.root, self._next_index(), msg, start)
             self.segments.append(cur.name)
             self.pending_start = None
         cur.write(msg)
 
+    def _next_index(self) -> int:
+        return int(self.segments[-1][3:]) + 1 if self.segments else 0
+
     def end(self) -> None:
         self.close_segment()
+        self.resumable = None
 
     def close_segment(self) -> None:
         if self.current is not None:
             self.current.publish(ended=True)
             self.current = None
+        self.publish_stats()
+
+    def publish_stats(self) -> None:
+        if self._stats_dirty:
+            self.root.attrs["receiver"] = self.stats
+            self._stats_dirty = False
 
     def maybe_publish(self, interval: float) -> None:
         now = time.monotonic()
-        if self.current is not None and now - self.last_publish >= interval:
-            self.current.publish()
+        if now - self.last_publish >= interval:
+            if self.current is not None:
+                self.current.publish()
+            self.publish_stats()
             self.last_publish = now
+
+    def flush(self) -> None:
+        """Publish what was written without ending the segment (the receiver stops)."""
+        if self.current is not None:
+            self.current.publish()
+        self.publish_stats()
