@@ -38,6 +38,14 @@ def test_widget_follows_the_database_and_writes_comments(tmp_path):
         with LogbookDB(db) as logdb:
             note = logdb.notes()["r2"]
         assert note["comment"] == "no jet" and note["tags"] == ["bad", "jet"]
+        # the form of the selected run
+        w.view.source.selected.indices = [0]
+        assert w.view.note_comment.value == "" and not w.view.note_save.disabled
+        w.view.note_comment.value, w.view.note_tags.value = "fine", "lyso"
+        w.view._save_note()
+        with LogbookDB(db) as logdb:
+            assert logdb.notes()["r1"]["comment"] == "fine"
+        assert w.view.source.data["comment"] == ["fine", "no jet"]
         # a read-only cell typed over is put back
         w.view.source.patch({"hits": [(0, 99.0)]})
         assert w.update()  # (the refresh task does this in a notebook)

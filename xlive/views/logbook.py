@@ -2,11 +2,13 @@
 
 One :class:`LogbookView` per bokeh document (a page of ``xlive logbook`` or ``xlive serve``, or
 the notebook's :class:`LogbookWidget`). :meth:`LogbookView.update` re-reads the database and
-re-sends the rows only when something changed; comment and tag cells typed in the table are
-written back to the database (other cells are read-only: an edit there is undone). A filter
-box takes text (rows containing it) or a condition (``hit_rate > 0.2 and d_min < 2``); links
-export the rows shown as CSV, Excel or Markdown; each run links to its live page or report;
-a scatter plot shows any numeric column against another across runs.
+re-sends the rows only when something changed; comment and tag cells typed in the table (or
+in the form below it, for the selected run) are written back to the database (other cells
+are read-only: an edit there is undone). A cell editor closes when its table is refreshed, so
+notes on a run whose row changes live are best typed in the form. A filter box takes text
+(rows containing it) or a condition (``hit_rate > 0.2 and d_min < 2``); links export the
+rows shown as CSV, Excel or Markdown; each run links to its live page or report; a scatter
+plot shows any numeric column against another across runs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 from bokeh.layouts import column, row
 from bokeh.models import (
+    Button,
     ColumnDataSource,
     DataTable,
     Div,
@@ -129,9 +132,23 @@ class LogbookView:
         for sel in (self.xsel, self.ysel):
             sel.on_change("value", lambda attr, old, new: self._update_scatter())
         self.source.on_change("data", self._on_edit)
+        # the selected run's notes in a form: typing there is never cut short by a refresh of
+        # the table (a cell editor is, when a live row changes under it)
+        self.note_run = Div(text="<i>click a run to annotate it</i>", width=260,
+                            name="logbook_note_run")
+        self.note_comment = TextInput(title="Comment", width=420, name="logbook_note_comment")
+        self.note_tags = TextInput(title="Tags (comma separated)", width=240,
+                                   name="logbook_note_tags")
+        self.note_save = Button(label="Save", button_type="primary", width=80,
+                                name="logbook_note_save", disabled=True)
+        self.note_save.on_click(self._save_note)
+        self._note_key: str | None = None
+        self.source.selected.on_change("indices", self._on_select)
         self.root = column(
             row(self.filter, self.count, self.exports, self.message),
             self.table,
+            row(self.note_run, self.note_comment, self.note_tags,
+                column(Div(text="&nbsp;"), self.note_save)),
             row(column(self.xsel, self.ysel), self.scatter),
             sizing_mode="stretch_width", name="xlive-logbook")
         self.update()
@@ -283,6 +300,26 @@ class LogbookView:
         doc = self.source.document
         if doc is not None and doc.session_context is not None:
             doc.add_next_tick_callback(self.update)
+
+    def _on_select(self, attr, old, new) -> None:
+        runs = self.source.data.get("run", [])
+        if not new or new[0] >= len(runs):
+            return
+        i = new[0]
+        self._note_key = runs[i]
+        self.note_run.text = f"<b>{html.escape(short_name(runs[i]))}</b>"
+        self.note_comment.value = self.source.data["comment"][i]
+        self.note_tags.value = self.source.data["tags"][i]
+        self.note_save.disabled = False
+
+    def _save_note(self) -> None:
+        if self._note_key is None:
+            return
+        self.logdb.set_note(self._note_key, comment=self.note_comment.value,
+                            tags=parse_tags(self.note_tags.value))
+        self.edits += 1
+        self._digest = None
+        self.update()
 
     # ------------------------------------------------------------------ misc
     def export(self, fmt: str, filter_text: str | None = None) -> bytes:
