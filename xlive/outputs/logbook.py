@@ -320,6 +320,8 @@ class LiveRecorder:
         """Write the row now (and the cheap variables)."""
         self._cancel()
         with self._lock:
+            if self._closed and state == "live":  # a timer that fired as the run finished
+                return
             self._write(state)
 
     def _cancel(self) -> None:
