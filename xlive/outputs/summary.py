@@ -126,8 +126,8 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
 def _with_faults(flag_dicts: list[dict], features, status: np.ndarray) -> list[dict]:
     """Add the fault flags the store recorded (unreadable, dropped, refused frames); a store
     with bad frames but no record (an older one) still says how many."""
-    from ..faults import fault_flags
     from ..engine.store import BAD, FeatureStore
+    from ..faults import fault_flags
 
     faults = {}
     if isinstance(features, (str, Path)):
