@@ -40,7 +40,7 @@ def test_widget_follows_the_database_and_writes_comments(tmp_path):
         assert note["comment"] == "no jet" and note["tags"] == ["bad", "jet"]
         # the form of the selected run
         w.view.source.selected.indices = [0]
-        assert w.view.note_comment.value == "" and not w.view.note_save.disabled
+        assert w.view.note_comment.value == "" and w.view.note_run.value == "r1"
         w.view.note_comment.value, w.view.note_tags.value = "fine", "lyso"
         w.view._save_note()
         with LogbookDB(db) as logdb:

@@ -57,7 +57,8 @@ def lazy_features(path: str | Path) -> xr.Dataset:
     data_vars, coords = {}, {}
     for name, s in store.specs.items():
         a = store.group[name]
-        arr = da.from_array(a, chunks=a.chunks, name=f"xlive-{Path(path).name}-{name}-{n}")[:n]
+        # a fresh name each time: a store read again (it grows) is never taken for the last read
+        arr = da.from_array(a, chunks=a.chunks, name=False)[:n]
         data_vars[name] = xr.Variable(tuple(s["dims"]), arr, attrs=dict(a.attrs))
     for name in META_FIELDS:
         coords[name] = (FRAME, store.group[name][:n])
@@ -120,7 +121,11 @@ def compute_variables(variables: VariableSet, features: str | Path, run: str | N
         msg = f"cannot read the features {features}: {exc}"
         return run or str(features), {n: (None, msg) for n in variables.names}
     key = run or run_key(ds, features)
-    return key, evaluate(variables, ds, lambda: run_metadata(ds, key))
+    import dask
+
+    # local threads, never the live loop's dask cluster (when this process has one)
+    with dask.config.set(scheduler="threads"):
+        return key, evaluate(variables, ds, lambda: run_metadata(ds, key))
 
 
 # --------------------------------------------------------------------------- run figures
@@ -189,7 +194,7 @@ def store_figures(features: str | Path) -> dict:
     store = FeatureStore.open(features)
     n_seen = store.frames_seen
     names = [k for k in ("is_hit", "d_min", "indexed", "unit_cell") if k in ds]
-    small = ds[names].compute() if names else ds
+    small = ds[names].compute(scheduler="threads") if names else ds
     hit = small["is_hit"].values if "is_hit" in small else np.zeros(small.sizes[FRAME], bool)
     out = figures(hit, small["d_min"].values if "d_min" in small else None,
                   small["indexed"].values if "indexed" in small else None,

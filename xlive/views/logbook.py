@@ -134,13 +134,15 @@ class LogbookView:
         self.source.on_change("data", self._on_edit)
         # the selected run's notes in a form: typing there is never cut short by a refresh of
         # the table (a cell editor is, when a live row changes under it)
-        self.note_run = Div(text="<i>click a run to annotate it</i>", width=260,
-                            name="logbook_note_run")
+        # (inputs only: a Div or a button changing on selection makes the page lay out again,
+        # which closes a cell editor opened by the same click)
+        self.note_run = TextInput(title="Run (click a row)", width=260, disabled=True,
+                                  name="logbook_note_run")
         self.note_comment = TextInput(title="Comment", width=420, name="logbook_note_comment")
         self.note_tags = TextInput(title="Tags (comma separated)", width=240,
                                    name="logbook_note_tags")
         self.note_save = Button(label="Save", button_type="primary", width=80,
-                                name="logbook_note_save", disabled=True)
+                                name="logbook_note_save")
         self.note_save.on_click(self._save_note)
         self._note_key: str | None = None
         self.source.selected.on_change("indices", self._on_select)
@@ -307,10 +309,9 @@ class LogbookView:
             return
         i = new[0]
         self._note_key = runs[i]
-        self.note_run.text = f"<b>{html.escape(short_name(runs[i]))}</b>"
+        self.note_run.value = short_name(runs[i])
         self.note_comment.value = self.source.data["comment"][i]
         self.note_tags.value = self.source.data["tags"][i]
-        self.note_save.disabled = False
 
     def _save_note(self) -> None:
         if self._note_key is None:
