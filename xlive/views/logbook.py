@@ -332,16 +332,3 @@ class LogbookView:
     def close(self) -> None:
         if self._own_db:
             self.logdb.close()
-
-
-def export_rows(db, fmt: str, *, variables=None, filter_text: str = "") -> bytes:
-    """The logbook of ``db`` (rows matching ``filter_text``) as CSV, Excel or Markdown."""
-    from ..outputs.logbook import export
-
-    logdb = db if isinstance(db, LogbookDB) else LogbookDB(db)
-    try:
-        df = logbook_frame(logdb, variables)
-    finally:
-        if logdb is not db:
-            logdb.close()
-    return export(filter_rows(df, filter_text), fmt)
