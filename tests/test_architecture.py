@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xlive"
 
 #: layers, lowest first; a module may import its own layer and those below (docs/architecture.md)
 LAYERS = [
-    ("foundation", ["xlive.conventions", "xlive.errors"]),
+    ("foundation", ["xlive.conventions", "xlive.errors", "xlive.validate"]),
     ("kernels", ["xlive.analyzers._kernels", "xlive.aggregate._kernels"]),
     ("geometry", ["xlive.geometry"]),
     ("data", ["xlive.registry", "xlive.sources", "xlive.analyzers", "xlive.simulate"]),

@@ -19,9 +19,9 @@ import numpy as np
 
 from ..conventions import FRAME, FRAME_NUMBER, LASER_ON, TIMESTAMP
 from ..errors import ConfigError
-from ..ring import RingSeries
 from ..validate import check_fields
 from .declared import HistogramAggregate, ImageAggregate
+from .ring import RingSeries
 
 #: rolling hit-rate points kept (one per stored block; older ones are dropped)
 MAX_HIT_RATE_POINTS = 20_000

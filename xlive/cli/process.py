@@ -265,7 +265,7 @@ def _process(args: argparse.Namespace, source) -> int:
 
 def _print_faults(faults: dict | None) -> None:
     """One line per fault (unreadable, dropped, refused frames): a faulty run never looks clean."""
-    from ..faults import faults_text
+    from ..aggregate.faults import faults_text
 
     lines = faults_text(faults)
     if lines:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..aggregate.faults import merge_flags
 from ..aggregate.flags import Flag, FlagThresholds, evaluate, status
 from ..aggregate.running import AggregateParams, RunAggregates
-from ..faults import merge_flags
 from .live import LiveParams, LiveProcessor
 
 

@@ -157,8 +157,8 @@ def _indexing_figures(ds: xr.Dataset, hit: np.ndarray) -> dict:
 def _with_faults(flag_dicts: list[dict], features, status: np.ndarray) -> list[dict]:
     """Add the fault flags the store recorded (unreadable, dropped, refused frames); a store
     with bad frames but no record (an older one) still says how many."""
+    from ..aggregate.faults import fault_flags
     from ..engine.store import BAD, FeatureStore
-    from ..faults import fault_flags
 
     faults = {}
     if isinstance(features, (str, Path)):
