@@ -127,7 +127,7 @@ def _with_faults(flag_dicts: list[dict], features, status: np.ndarray) -> list[d
     """Add the fault flags the store recorded (unreadable, dropped, refused frames); a store
     with bad frames but no record (an older one) still says how many."""
     from ..faults import fault_flags
-    from ..store import BAD, FeatureStore
+    from ..engine.store import BAD, FeatureStore
 
     faults = {}
     if isinstance(features, (str, Path)):
