@@ -16,6 +16,7 @@ Aim: no growth beyond caches (bounded histories: ``AggregateParams.history`` fra
 from __future__ import annotations
 
 import argparse
+import collections
 import ctypes
 import gc
 import tempfile
@@ -85,6 +86,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256, help="frames the run grows per poll")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--trace", action="store_true", help="tracemalloc: top growth sites")
+    p.add_argument("--objects", action="store_true",
+                   help="at each sample, the Python object types whose count grew most")
     p.add_argument("--trim", action="store_true",
                    help="glibc malloc_trim(0) before each sample: memory freed but kept by the "
                         "allocator is returned, what remains is held")
@@ -97,6 +100,7 @@ def main() -> None:
                           params=LiveParams(adaptive=False, poll_interval=0.05))
     samples: list[tuple[int, float, float]] = []
     snap0 = None
+    last_counts = None
     t0 = time.time()
     next_sample = 0
     lp = session.processor
@@ -111,6 +115,12 @@ def main() -> None:
                 samples.append((done, rss_mb(), time.time() - t0))
                 print(f"{done:>8} frames  RSS {samples[-1][1]:8.1f} MB  {samples[-1][2]:7.1f} s",
                       flush=True)
+                if a.objects:
+                    counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
+                    if last_counts is not None:
+                        grew = (counts - last_counts).most_common(8)
+                        print("          grew: " + ", ".join(f"{k} +{v}" for k, v in grew))
+                    last_counts = counts
                 if a.trace and snap0 is None and done >= a.every:
                     tracemalloc.start(12)
                     snap0 = tracemalloc.take_snapshot()

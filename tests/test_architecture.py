@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xlive"
 
 #: layers, lowest first; a module may import its own layer and those below (docs/architecture.md)
 LAYERS = [
-    ("foundation", ["xlive.conventions", "xlive.errors"]),
+    ("foundation", ["xlive.conventions", "xlive.errors", "xlive.validate"]),
     ("kernels", ["xlive.analyzers._kernels", "xlive.aggregate._kernels"]),
     ("geometry", ["xlive.geometry"]),
     ("data", ["xlive.registry", "xlive.sources", "xlive.analyzers", "xlive.simulate"]),
@@ -141,6 +141,34 @@ def test_only_the_front_ends_import_ui_packages(graph):
     for m, (_, external) in graph.items():
         if layer_of(m) is not None and layer_of(m) < 5:
             assert not external & UI, f"{m} imports {external & UI}"
+
+
+def test_every_xlive_import_names_an_existing_module():
+    """Lazy imports fail only when they run: check that every ``from ..x import y`` (and
+    ``import xlive.x``) names a module of the package (a moved module leaves none behind)."""
+    known = set(modules())
+    missing = []
+    for name, path in modules().items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    mod = ".".join(base[:len(base) - node.level + 1] + (
+                        [node.module] if node.module else []))
+                else:
+                    mod = node.module or ""
+                if not mod.startswith("xlive"):
+                    continue
+                ok = mod in known or all(f"{mod}.{a.name}" in known for a in node.names)
+            elif isinstance(node, ast.Import):
+                mod = next((a.name for a in node.names if a.name.startswith("xlive")), None)
+                ok = mod is None or mod in known
+            else:
+                continue
+            if not ok:
+                missing.append(f"{name} (line {node.lineno}) imports {mod}")
+    assert not missing, "imports of modules that do not exist:\n" + "\n".join(missing)
 
 
 def test_the_checker_sees_lazy_and_relative_imports(graph):

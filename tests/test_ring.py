@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from xlive.ring import RingSeries
+from xlive.aggregate.ring import RingSeries
 
 
 @pytest.mark.parametrize("maxlen", [1, 5, 100, 3000])

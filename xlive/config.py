@@ -7,7 +7,9 @@ NAME switches on the analyzer registered under it (its keys are the fields of it
 ``params_class``); ``[live]`` (:class:`~xlive.engine.live.LiveParams`), ``[flags]``
 (:class:`~xlive.aggregate.flags.FlagThresholds`), ``[aggregate]``
 (:class:`~xlive.aggregate.running.AggregateParams`) and ``[cluster]``
-(:class:`~xlive.engine.cluster.ClusterParams`: where the workers run).
+(:class:`~xlive.engine.cluster.ClusterParams`: where the workers run). ``[indexing]`` switches
+on indexing of the hits (:class:`~xlive.analyzers.indexing.IndexingParams`: ``cell``,
+``space_group``, ``budget``...); it is the same as ``[analyzers.indexing]``.
 
 Everything is checked when the file is loaded: an unknown table, analyzer or key is an error
 that suggests the nearest allowed name; a value of the wrong type is an error naming the key
@@ -42,7 +44,8 @@ else:  # pragma: no cover
 
 GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y", "clen",
                  "photon_energy")
-TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "cluster", "logbook")
+TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "cluster", "indexing",
+          "logbook")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +79,12 @@ class RunConfig:
                                     corner_y=-float(g.get("beam_center_y", by)))
             changes["panels"] = (p,)
         return geom.replace(**changes)
+
+    def with_indexing(self, params) -> RunConfig:
+        """A copy that indexes hits with ``params`` (IndexingParams; None: no change)."""
+        if params is None:
+            return self
+        return dataclasses.replace(self, analyzers={**self.analyzers, "indexing": params})
 
     def build_analyzers(self, geometry: Geometry) -> list:
         """The built-in analyzers tuned by, plus the analyzers switched on by, ``[analyzers.*]``."""
@@ -217,8 +226,15 @@ def parse_config(data: dict, *, origin: str = "configuration") -> RunConfig:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or (
                 v <= 0 and k in ("distance", "wavelength")):
             raise ConfigError(f"{origin} [geometry] {k} must be a positive number, got {v!r}")
+    analyzers = _analyzer_tables(data.get("analyzers", {}), origin)
+    if "indexing" in data:  # [indexing] is [analyzers.indexing]
+        if "indexing" in analyzers:
+            raise ConfigError(f"{origin}: give [indexing] or [analyzers.indexing], not both")
+        from .analyzers.indexing import IndexingParams
+
+        analyzers["indexing"] = _build(IndexingParams, data["indexing"], "indexing")
     return RunConfig(
-        geometry=geom, analyzers=_analyzer_tables(data.get("analyzers", {}), origin),
+        geometry=geom, analyzers=analyzers,
         live=_build(LiveParams, data.get("live", {}), "live"),
         flags=_build(FlagThresholds, data.get("flags", {}), "flags"),
         aggregate=_build(AggregateParams, data.get("aggregate", {}), "aggregate"),

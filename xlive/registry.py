@@ -234,7 +234,8 @@ def open_source(target: str | Path, *, kind: str | None = None, **options: Any):
     if kind is None:
         exists = "exists" if os.path.exists(target) else "does not exist"
         raise SourceError(
-            f"no xlive source can open {target!r} ({exists}); asked {', '.join(source_order())}. "
+            f"no xlive source can open {target!r} ({exists}); tried the sources "
+            f"{', '.join(source_order())}. "
             "Expected a .zarr store, an Eiger master .h5/.nxs, an HDF5 file, a folder or glob "
             "of CBF/TIFF/SMV files, tcp://HOST:PORT or an xlive run folder; or pass kind=NAME"
         )

@@ -24,6 +24,7 @@ def aggregates_of(tmp_path_factory, name: str, geometry_shift=None, **sim) -> Ru
     """Simulate a run, compute it block by block with the live loop's worker function
     (analyzers + reducers) and feed the aggregates in order, as the live loop does."""
     out = tmp_path_factory.mktemp(name) / "run"
+    index = sim.pop("index", False)  # index the hits (the multiple-lattice flag needs it)
     params = dict(detector="eiger500k", seed=21, hit_fraction=0.4, hot_pixels=0) | sim
     write_run(out, frames=FRAMES, rate=0, **params)
     src = open_source(out)
@@ -34,7 +35,7 @@ def aggregates_of(tmp_path_factory, name: str, geometry_shift=None, **sim) -> Ru
         panel = dataclasses.replace(geom.panels[0], corner_x=-(bx - geometry_shift[0]),
                                     corner_y=-(by - geometry_shift[1]))
         geom = geom.replace(panels=(panel,))
-    analyzers = default_analyzers(geom)
+    analyzers = default_analyzers(geom, indexing=index)
     reducers = default_reducers(geom)
     agg = RunAggregates(geometry=geom)
     meta = src.metadata()
@@ -49,7 +50,7 @@ SCENARIOS = {
     "jet_lost": dict(jet_loss=((70, FRAMES),)),
     "hit_rate_dropped": dict(jet_loss=((100, FRAMES),)),
     "ice_rings": dict(ice_fraction=1.0),
-    "multiple_lattices": dict(multi_lattice_fraction=0.9, hit_fraction=0.8),
+    "multiple_lattices": dict(multi_lattice_fraction=0.9, hit_fraction=0.8, index=True),
     "sample_dying": dict(dose_decay=0.012, hit_fraction=0.8),
     "frames_dropped": dict(dropped_fraction=0.05),
     "saturated": dict(crystal_strength=300000.0, hit_fraction=0.8),

@@ -41,4 +41,5 @@ def test_demo_serves_the_dashboard_and_exits_when_the_run_ends(tmp_path):
     text = "".join(lines) + out
     assert proc.returncode == 0, text
     assert "run finished: " in text and "hits: " in text and "status: " in text
+    assert "indexed: " in text and "median cell 79." in text  # indexed to the simulated cell
     assert (tmp_path / "d" / "features.zarr").is_dir()

@@ -74,14 +74,15 @@ def test_job_script_carries_the_table():
 
     cluster = slurm_cluster(ClusterParams(
         kind="slurm", queue="beamtime", account="mx1234", cores=4, processes=2, memory="8GB",
-        walltime="00:30:00", extra_directives=("--reservation=mx",), interface="lo"))
+        walltime="00:30:00", extra_directives=("--reservation=mx",), interface="lo",
+        nanny=False))
     try:
         script = cluster.job_script()
     finally:
         cluster.close()
     for line in ("#SBATCH -p beamtime", "#SBATCH -A mx1234", "#SBATCH --cpus-per-task=4",
                  "#SBATCH -t 00:30:00", "#SBATCH --reservation=mx", "--nworkers 2",
-                 "--nthreads 2", "--interface lo"):
+                 "--nthreads 2", "--interface lo", "--no-nanny"):
         assert line in script, script
     assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..validate import check_fields
+from .flag import Flag  # noqa: F401 (re-exported: xlive.aggregate.flags.Flag)
 from .running import RunAggregates
 
 
@@ -36,9 +37,22 @@ class FlagThresholds:
     #: ice: fraction of recent frames whose ice_score exceeds ice_score_min
     ice_score_min: float = 0.5
     ice_fraction: float = 0.2
-    #: multiple lattices: fraction of recent hits with multi_lattice_score above the minimum
-    multi_lattice_score_min: float = 0.1
+    #: multiple lattices: fraction of recent indexed hits with two lattices or more
     multi_lattice_fraction: float = 0.3
+    #: (no longer used: the multiple-lattice flag reads the lattices found by indexing)
+    multi_lattice_score_min: float = 0.1
+    #: indexing flags speak after this many hits tried
+    index_min_hits: int = 20
+    #: hits do not index: fraction of recent hits indexed below this
+    index_rate_min: float = 0.1
+    #: indexing rate dropped: recent rate below this fraction of the run's rate
+    index_rate_drop: float = 0.5
+    #: cell differs: fraction of recent hits indexing only to another cell than the given one
+    cell_differs_fraction: float = 0.3
+    #: second cell population: the second-largest population's share of recent cells ...
+    second_cell_fraction: float = 0.15
+    #: ... among the cells of the last this many indexed lattices
+    cell_window: int = 500
     #: saturation: median saturated pixels per recent hit above this
     saturated_pixels: float = 20.0
     #: sample dying: mean spot intensity of hits fell by this fraction along the run
@@ -62,13 +76,6 @@ class FlagThresholds:
             "multi_lattice_fraction": (0, 1), "saturated_pixels": (0, None), "dying_drop": (0, 1),
             "dropped_frames": (1, None), "hot_pixels": (1, None), "beam_offset_px": (0, None),
             "beam_quality_min": (0, 1), "beam_min_frames": (1, None)})
-
-
-@dataclass(frozen=True)
-class Flag:
-    name: str
-    severity: str  # "warning" or "error"
-    message: str
 
 
 Rule = Callable[[RunAggregates, FlagThresholds], "Flag | None"]
@@ -115,18 +122,6 @@ def ice_rings(agg, t):
         return Flag("ice_rings", "warning",
                     f"Ice rings in {frac:.0%} of recent frames. Check cryo/humidity and the jet "
                     "temperature; ice masks spots at 3.9-1.9 Å.")
-    return None
-
-
-def multiple_lattices(agg, t):
-    score = _recent(agg, "multi_lattice_score", t)
-    hit = _recent(agg, "is_hit", t).astype(bool)
-    s = score[hit[: len(score)]] if len(hit) == len(score) else score
-    frac = _fraction_above(s, t.multi_lattice_score_min, max(5, t.min_frames // 3))
-    if frac is not None and frac > t.multi_lattice_fraction:
-        return Flag("multiple_lattices", "warning",
-                    f"Multiple lattices in {frac:.0%} of recent hits. Crystals may be clumping: "
-                    "dilute the sample or filter it.")
     return None
 
 
@@ -224,11 +219,14 @@ def beam_centre_suspect(agg, t):
     return None
 
 
+from .flags_indexing import RULES as _INDEXING_RULES  # noqa: E402
+
 RULES: dict[str, Rule] = {
     "jet_lost": jet_lost, "hit_rate_dropped": hit_rate_dropped, "ice_rings": ice_rings,
-    "multiple_lattices": multiple_lattices, "saturated": saturated,
+    "saturated": saturated,
     "sample_dying": sample_dying, "frames_dropped": frames_dropped,
     "new_hot_pixels": new_hot_pixels, "beam_centre_suspect": beam_centre_suspect,
+    **_INDEXING_RULES,
 }
 
 

@@ -19,9 +19,9 @@ import numpy as np
 
 from ..conventions import FRAME, FRAME_NUMBER, LASER_ON, TIMESTAMP
 from ..errors import ConfigError
-from ..ring import RingSeries
 from ..validate import check_fields
 from .declared import HistogramAggregate, ImageAggregate
+from .ring import RingSeries
 
 #: rolling hit-rate points kept (one per stored block; older ones are dropped)
 MAX_HIT_RATE_POINTS = 20_000
@@ -98,6 +98,10 @@ class RunAggregates:
         #: radial profile of the newest good frame
         self.latest_profile: np.ndarray | None = None
         self.updates = 0
+        from .indexing import IndexingAggParams, IndexingAggregates
+
+        #: indexing rate, lattices and unit cells (idle for runs without indexing)
+        self.indexing = IndexingAggregates(IndexingAggParams(window=p.window))
         #: features declared by the analyzers (name -> FeatureSpec), see :meth:`declare`
         self.declared: dict = {}
         self.histograms: dict[str, HistogramAggregate] = {}
@@ -136,6 +140,7 @@ class RunAggregates:
         self._update_partials(block.partials)
         if n == 0:
             return
+        self.indexing.update(block, meta)
         self.has_laser = self.has_laser or LASER_ON in meta
         laser = np.asarray(meta.get(LASER_ON, np.zeros(good.size, bool)), bool)[good]
         hit = np.asarray(result.get("is_hit", np.zeros(good.size, bool)), bool)[good]

@@ -22,6 +22,7 @@ from ..geometry.core import Geometry
 from ..registry import analyzer_class, available_analyzers
 from .base import Analyzer, FeatureFlag, FeatureSpec, Show
 from .combined import FrameAnalyzer
+from .indexing_core import IndexingParams
 from .radial import RadialParams, RadialProfile
 from .spot_stats import SpotStatsParams
 from .spots import SpotFinder, SpotParams
@@ -35,21 +36,35 @@ __all__ = [
 ]
 
 #: ``[analyzers.NAME]`` tables that tune the built-in set rather than add an analyzer
-DEFAULT_TABLES = {"radial": RadialParams, "spots": SpotParams, "stats": StatsParams}
+#: (``indexing`` adds indexing of the hits to the spot finder)
+DEFAULT_TABLES = {"radial": RadialParams, "spots": SpotParams, "stats": StatsParams,
+                  "indexing": IndexingParams}
 
 
 def default_analyzers(geometry: Geometry, *, radial: RadialParams | None = None,
                       spots: SpotParams | None = None, stats: StatsParams | None = None,
-                      fused: bool = True) -> list[Analyzer]:
+                      fused: bool = True, indexing=None) -> list[Analyzer]:
     """The built-in set: radial profile, spots (+ hits, spot features), frame statistics.
 
     ``fused=True`` gives one :class:`FrameAnalyzer` (one read per frame, the fast choice);
-    ``fused=False`` the three separate analyzers, with the same output names.
+    ``fused=False`` the three separate analyzers, with the same output names. ``indexing``
+    (:class:`~xlive.analyzers.indexing.IndexingParams`, or True for the defaults) indexes the
+    hits after the spot finder (:class:`~xlive.analyzers.indexing.IndexedAnalyzer`).
     """
     if fused:
-        return [FrameAnalyzer(geometry, radial=radial, spots=spots, stats=stats)]
-    return [RadialProfile(geometry, radial), SpotFinder(geometry, spots),
-            FrameStats(geometry, stats)]
+        out = [FrameAnalyzer(geometry, radial=radial, spots=spots, stats=stats)]
+    else:
+        out = [RadialProfile(geometry, radial), SpotFinder(geometry, spots),
+               FrameStats(geometry, stats)]
+    if indexing is not None and indexing is not False:
+        from .indexing import IndexedAnalyzer, Indexer, IndexingParams
+
+        params = IndexingParams() if indexing is True else indexing
+        k = 0 if fused else 1
+        max_peaks = (spots or SpotParams()).max_peaks
+        out[k] = IndexedAnalyzer(out[k], Indexer(geometry, params, max_peaks=max_peaks),
+                                 budget=params.budget)
+    return out
 
 
 def build_analyzers(geometry: Geometry, params: dict | None = None, *,

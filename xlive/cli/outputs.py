@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-half-pixel-shift", action="store_true",
                    help="write positions + 0.5 for `indexamajig --no-half-pixel-shift`")
     p.add_argument("--compress", action="store_true", help="gzip the frames")
+    p.add_argument("--stream", default=None,
+                   help="also write the indexed hits as a CrystFEL stream (crystals, reflections;"
+                        " needs a run processed with --cell or --index)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_export_hits)
 
@@ -84,9 +87,12 @@ def cmd_export_hits(args: argparse.Namespace) -> int:
     res = export_hits(args.features, args.cxi, lst=args.lst, geom=args.geom,
                       lst_original=args.lst_original, source=args.source,
                       half_pixel_shift=not args.no_half_pixel_shift,
-                      compression="gzip" if args.compress else None, overwrite=args.overwrite)
+                      compression="gzip" if args.compress else None, overwrite=args.overwrite,
+                      stream=args.stream)
     print(f"wrote {res.hits} hits to {res.cxi}"
           + (f" ({res.unreadable} unreadable frames left out)" if res.unreadable else ""))
+    if res.stream is not None:
+        print(f"wrote {res.indexed} indexed hits to the CrystFEL stream {res.stream}")
     for what, path in (("event list", res.lst), ("geometry", res.geom),
                        ("event list of the original files", res.lst_original)):
         if path is not None:

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=positive_int("--port", 0, 65535), default=5006,
                    help="port of the dashboard on 127.0.0.1 (default %(default)s; taken: any)")
     add_config_option(p)
+    from .indexing import add_indexing_options
+
+    add_indexing_options(p)  # the demo indexes to the simulated cell unless told otherwise
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -66,7 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_detector_option(p)
     p.add_argument("--hits-cxi", default=None,
                    help="also write hits as they are found into this CXI file (+ .lst beside)")
+    from .indexing import add_indexing_options
     from .outputs import add_db_option
+
+    add_indexing_options(p)
 
     add_db_option(p)
     p.add_argument("--no-db", action="store_true", help="do not record the run in the run database")
@@ -192,11 +198,13 @@ def _process(args: argparse.Namespace, source) -> int:
     from ..config import load_config, stored_config
     from ..engine.live import LiveProcessor, fill_in
     from ..engine.store import FeatureStore
+    from .indexing import apply_indexing_options
 
     if args.fill_in and args.config is None and Path(args.out).exists():
         cfg = stored_config(FeatureStore.open(args.out).info)  # computed as the first pass was
     else:
         cfg = load_config(args.config)
+    cfg = apply_indexing_options(cfg, args)
     from .logbook import finish_recorder, start_recorder, variables_from
 
     variables = variables_from(args, cfg)
@@ -211,6 +219,11 @@ def _process(args: argparse.Namespace, source) -> int:
         if args.fill_in:
             stats = fill_in(source, args.out, client=client, config=cfg)
             print(f"filled in {stats.frames_stored} frames into {args.out}")
+            from ..engine.index_fill import fill_in_indexing
+
+            if "index_tried" in FeatureStore.open(args.out).specs:
+                n_idx = fill_in_indexing(args.out, cfg.analyzers.get("indexing"))
+                print(f"indexed {n_idx} hits left for later into {args.out}")
             if _record(args) is not None:
                 from .logbook import record_final_row
 
@@ -267,7 +280,7 @@ def _process(args: argparse.Namespace, source) -> int:
 
 def _print_faults(faults: dict | None) -> None:
     """One line per fault (unreadable, dropped, refused frames): a faulty run never looks clean."""
-    from ..faults import faults_text
+    from ..aggregate.faults import faults_text
 
     lines = faults_text(faults)
     if lines:
@@ -394,9 +407,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     session = handle = None
     try:
         _wait_for_run(run, writer)
+        from .indexing import apply_indexing_options
+
         cfg = load_config(args.config)
         if args.config is None:  # the demo keeps the lag short
             cfg = dataclasses.replace(cfg, live=dataclasses.replace(cfg.live, latency_budget=3.0))
+        cfg = apply_indexing_options(cfg, args, default_cell=tuple(args.unit_cell),
+                                     default_budget=0.5)
         session = LiveSession(run, feats, config=cfg)
         # analyzers exist once the first frame does: the page then has its spot controls
         deadline = time.monotonic() + 60
@@ -435,6 +452,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\nrun finished: {agg.frames} frames analysed ({lp.stats.frames_skipped} sampled "
               f"out), {info.get('frames_dropped', 0)} dropped by the detector")
         print(f"hits: {agg.hits} ({agg.hit_rate:.1%}); 95% lag {lp.stats.lag_percentile(95):.2f} s")
+        ix = agg.indexing
+        if ix.tried:
+            cell = ", ".join(f"{v:.2f}" for v in ix.median_cell())
+            print(f"indexed: {ix.indexed} of {ix.tried} hits tried ({ix.rate:.0%}; "
+                  f"{ix.multi} with two lattices or more); median cell {cell}")
         print(f"status: {session.status.upper()}")
         for f in flags:
             print(f"  [{f.severity}] {f.message}")

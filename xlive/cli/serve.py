@@ -23,11 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=float, default=None,
                    help="fraction of frames to analyse (default: all, sampling when behind)")
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
+    from .indexing import add_indexing_options
     from .process import add_cluster_option, add_config_option, add_source_options
 
     add_config_option(p, ", where workers run ([cluster])")
     add_cluster_option(p)
     add_source_options(p)
+    add_indexing_options(p)
     from .logbook import add_serve_options
 
     add_serve_options(p)
@@ -46,11 +48,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    from .indexing import apply_indexing_options
+
     config = load_config(args.config)
     if args.sample:
         config = dataclasses.replace(config, live=dataclasses.replace(config.live,
                                                                       sample=args.sample))
     from .process import geometry_values, open_run_source
+
+    # live: indexing takes at most half the frame analysis time unless told otherwise
+    config = apply_indexing_options(config, args, default_budget=0.5)
 
     source = open_run_source(args.target, args, geometry_values(args))
     session = LiveSession(source, args.features, config=config, cluster=args.cluster)

@@ -100,7 +100,12 @@ def default_client(n_workers: int | None = None, processes: bool = False):
     quiet = dict(dashboard_address=None, silence_logs=logging.ERROR)
     # no dashboard, so nobody reads the workers' statistical profiles: their sampling thread
     # cost about 1 ms of CPU per EIGER 4M frame (bench/workers_scaling.py)
-    with warnings.catch_warnings(), dask.config.set({"distributed.worker.profile.enabled": False}):
+    # each comm keeps its last low-level-log-length batches of messages for debugging: with
+    # the default (1000) the client's copies of recent task graphs (frame indices, pickled
+    # arguments) stay alive, ~0.5 MB per 1000 frames until the log is full (bench/soak.py)
+    config = {"distributed.worker.profile.enabled": False,
+              "distributed.admin.low-level-log-length": 10}
+    with warnings.catch_warnings(), dask.config.set(config):
         # without a dashboard the scheduler still opens an HTTP port and warns when 8787 is taken
         warnings.filterwarnings("ignore", message="Port 8787 is already in use")
         if processes:
@@ -109,7 +114,7 @@ def default_client(n_workers: int | None = None, processes: bool = False):
         else:
             cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
                                    processes=False, **quiet)
-    client = Client(cluster)
+        client = Client(cluster)
     if processes:
         client.run(_one_codec_thread)
     return client
@@ -144,6 +149,9 @@ class ClusterParams:
     cores: int = 4
     #: worker processes per job (threads per process = cores / processes)
     processes: int = 1
+    #: run each worker under a dask nanny process (restarts it when it dies of memory); off:
+    #: the job runs the worker itself (one Python start-up less; SLURM supervises the job)
+    nanny: bool = True
     #: memory per job, e.g. "16GB"
     memory: str = "16GB"
     #: walltime per job, HH:MM:SS
@@ -163,7 +171,8 @@ class ClusterParams:
     start_timeout: float = 60.0
     #: threads of the stand-in worker on this machine (0: all cores; -1: never process here)
     local_threads: int = 0
-    #: folder for the job scripts' logs (None: no log files kept)
+    #: folder for the jobs' output (None: SLURM's default, slurm-JOBID.out in the folder
+    #: xlive was started in)
     log_directory: str | None = None
     #: seconds after a worker disappears before its job counts as lost and is replaced
     lost_worker_timeout: float = 2.0
@@ -217,7 +226,7 @@ def slurm_cluster(params: ClusterParams, *, local_directory: str | None = None):
     kw = dict(cores=params.cores, processes=params.processes, memory=params.memory,
               walltime=params.walltime, queue=params.queue, account=params.account,
               job_extra_directives=list(params.extra_directives),
-              interface=params.interface, python=sys.executable,
+              interface=params.interface, python=sys.executable, nanny=params.nanny,
               # ":0": any free port (None would still try 8787, which is often taken)
               scheduler_options={"dashboard_address": ":0"},
               log_directory=params.log_directory)

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from ..aggregate.reducers import merge_partials
+from ..aggregate.ring import RingSeries
 from ..conventions import TIMESTAMP
 from ..errors import ConfigError
-from ..ring import RingSeries
 from ..validate import check_fields
 from .backlog import fixed_step, sample_backlog
 from .block import Block, concat_blocks
@@ -195,6 +195,8 @@ class LiveProcessor:
                      "geometry": self.source.geometry.to_dict() if have_frames else None}
             if self.config is not None:
                 attrs["config"] = self.config.to_dict()
+            for a in self.analyzers:  # e.g. the indexer's given cell
+                attrs.update(getattr(a, "store_attrs", dict)())
             self.store = FeatureStore.open_or_create(
                 self._store_arg, specs=feature_specs(self.analyzers),
                 coords=feature_coords(self.analyzers), attrs=attrs)
@@ -377,7 +379,7 @@ class LiveProcessor:
             return {}
         held = list(self.client.run(release_partials, self._hold_key, on_error="ignore").values())
         # a worker that ran in this process and has left (the stand-in while batch jobs
-        # waited, see xlive.cluster) leaves its partials here
+        # waited, see xlive.engine.cluster) leaves its partials here
         held.append(release_partials(self._hold_key))
         return merge_partials(held)
 
@@ -411,9 +413,9 @@ class LiveProcessor:
         return len(idx)
 
     def faults(self) -> dict:
-        """The run's faults now (see :mod:`xlive.faults`): the source's own, plus the frames
+        """The run's faults now (see :mod:`xlive.aggregate.faults`): the source's own, plus the frames
         found unreadable, by file."""
-        from ..faults import run_faults
+        from ..aggregate.faults import run_faults
 
         return run_faults(self.source, sorted(self._bad))
 

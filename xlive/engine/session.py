@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..aggregate.faults import merge_flags
 from ..aggregate.flags import Flag, FlagThresholds, evaluate, status
 from ..aggregate.running import AggregateParams, RunAggregates
-from ..faults import merge_flags
 from .live import LiveParams, LiveProcessor
 
 
@@ -85,6 +85,8 @@ class LiveSession:
         self.latest_hit: int | None = None
         #: peaks of recent hits: frame index -> (x, y) arrays
         self.hit_peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: orientation matrices (A = UB) of the lattices of recent indexed hits
+        self.hit_lattices: dict[int, list[np.ndarray]] = {}
         #: called with every stored Block and its metadata, after the aggregates
         self.listeners: list[Callable] = []
         #: batch-cluster workers (:class:`~xlive.engine.cluster.ClusterWorkers`), or None
@@ -124,8 +126,13 @@ class LiveSession:
                     x, y = block["peak_x"][k], block["peak_y"][k]
                     ok = np.isfinite(x)
                     self.hit_peaks[i] = (x[ok], y[ok])
+                if "orientation" in block and block["indexed"][k]:
+                    self.hit_lattices[i] = [np.asarray(a, float) for a in
+                                            block["orientation"][k, :int(block["n_lattices"][k])]]
             while len(self.hit_peaks) > 500:
                 self.hit_peaks.pop(next(iter(self.hit_peaks)))
+            while len(self.hit_lattices) > 500:
+                self.hit_lattices.pop(next(iter(self.hit_lattices)))
             if time.time() - self._last_flags > 0.5:
                 self.update_flags()
             for f in self.listeners:

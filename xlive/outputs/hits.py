@@ -13,7 +13,7 @@ from ..conventions import FRAME
 from ..engine.block import Block
 from ..errors import BadFrameError, ConfigError
 from ..geometry.core import Geometry
-from ._common import META, features_dataset, require, run_source
+from ._common import META, attr_json, features_dataset, require, run_source
 from .cxi import DATA, PEAKS, CXIHitsWriter
 
 
@@ -29,6 +29,9 @@ class HitsExport:
     lst: Path | None = None
     geom: Path | None = None
     lst_original: Path | None = None
+    stream: Path | None = None
+    #: indexed hits written to the stream
+    indexed: int = 0
 
 
 def write_hits_geom(geometry: Geometry, path: str | Path, *, data: str = DATA,
@@ -87,7 +90,7 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
                 lst: str | Path | None = None, geom: str | Path | None = None,
                 lst_original: str | Path | None = None, source=None,
                 half_pixel_shift: bool = True, compression: str | None = None,
-                overwrite: bool = False, batch: int = 16,
+                overwrite: bool = False, batch: int = 16, stream: str | Path | None = None,
                 progress: Callable[[int], None] | None = None) -> HitsExport:
     """Write the hits of a processed run as a CXI file for ``indexamajig --peaks=cxi``.
 
@@ -105,6 +108,9 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
         Event list pointing at the same hits in the run's own files (HDF5 or image series).
     source
         The run (path or Source); default: the one recorded in the feature store.
+    stream
+        CrystFEL stream of the indexed hits (:mod:`xlive.outputs.stream`): peaks, crystals
+        and predicted reflections integrated on the frames; events point at the CXI rows.
     half_pixel_shift, compression
         As for :class:`~xlive.outputs.cxi.CXIHitsWriter`.
     overwrite
@@ -117,7 +123,10 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
     ds = features_dataset(features)
     require(ds, "is_hit", "peak_x", "peak_y", what="exporting hits")
     cxi = Path(cxi)
-    outputs = [Path(p) for p in (cxi, lst, geom, lst_original) if p is not None]
+    if stream is not None:
+        require(ds, "indexed", "unit_cell", "orientation", "peak_lattice",
+                what="writing a CrystFEL stream (process the run with --cell or --index)")
+    outputs = [Path(p) for p in (cxi, lst, geom, lst_original, stream) if p is not None]
     for p in outputs:
         if p.exists() and not overwrite:
             raise ConfigError(f"{p} exists; choose another name or pass overwrite=True "
@@ -130,8 +139,19 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
     hits = ds.isel({FRAME: np.flatnonzero(ds["is_hit"].values.astype(bool))})
     names = [k for k in ("peak_x", "peak_y", "peak_intensity", "peak_npix", "peak_snr")
              if k in hits.variables]
-    written, unreadable, kept = 0, 0, []
+    written, unreadable, kept, n_indexed = 0, 0, [], 0
     max_peaks = int(ds.sizes.get("peak", ds["peak_x"].shape[1]))
+    sw = None
+    if stream is not None:
+        from ..analyzers.indexing_cells import TargetCell
+        from .stream import StreamWriter, lattices_of
+
+        cell = attr_json(ds, "indexing_cell")
+        target = TargetCell(tuple(cell), attr_json(ds, "indexing_space_group")) if cell else None
+        sw = StreamWriter(stream, src.geometry, target=target)
+        names = names + [k for k in ("indexed", "n_lattices", "unit_cell", "orientation",
+                                     "bravais", "peak_lattice", "d_min")
+                         if k in hits.variables and k not in names]
     with CXIHitsWriter(cxi, frame_shape=tuple(src.geometry.shape), max_peaks=max_peaks,
                        lst=lst, half_pixel_shift=half_pixel_shift,
                        compression=compression) as writer:
@@ -148,10 +168,25 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
                 except BadFrameError:
                     unreadable += 1
             if rows:
+                first = written
                 written += writer.append(np.stack(frames), result, np.array(rows), meta)
                 kept.extend(int(result.frames[r]) for r in rows)
+                if sw is not None:
+                    for row, (r, img) in enumerate(zip(rows, frames, strict=True)):
+                        if not result["indexed"][r]:
+                            continue
+                        n_indexed += 1
+                        peaks = {"x": result["peak_x"][r], "y": result["peak_y"][r],
+                                 "intensity": result.get("peak_intensity",
+                                                         np.zeros_like(result["peak_x"]))[r]}
+                        d_min = float(result["d_min"][r]) if "d_min" in result else None
+                        sw.chunk(filename=str(cxi.absolute()), event=f"//{first + row}",
+                                 peaks=peaks, lattices=lattices_of(result, r, src.geometry),
+                                 frame=img, d_min=d_min)
             if progress:
                 progress(sub.sizes[FRAME])
+    if sw is not None:
+        sw.close()
     if geom is not None:
         write_hits_geom(src.geometry, geom)
     if lst_original is not None:
@@ -159,4 +194,5 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
         Path(lst_original).write_text("".join(f"{line}\n" for line in lines))
     return HitsExport(hits=written, unreadable=unreadable, cxi=cxi,
                       lst=Path(lst) if lst else None, geom=Path(geom) if geom else None,
-                      lst_original=Path(lst_original) if lst_original else None)
+                      lst_original=Path(lst_original) if lst_original else None,
+                      stream=Path(stream) if stream else None, indexed=n_indexed)

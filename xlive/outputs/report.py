@@ -142,6 +142,13 @@ def _figures_table(s: RunSummary) -> str:
         ("Median spots (hits)", fmt(s.median_spots_hits, "{:.0f}")),
         ("d_min of hits, 10/50/90 % (Å)", " / ".join(
             fmt(v, "{:.2f}") for v in (s.d_min_p10, s.d_min_p50, s.d_min_p90))),
+        *([("Indexing rate (of hits tried)", f"{fmt(s.indexing_rate, '{:.1%}')} "
+                                               f"({s.hits_indexed} of {s.hits_tried})"),
+           ("Indexed hits per frame", fmt(s.indexing_rate_frames, "{:.1%}")),
+           ("Median unit cell (Å, °)", fmt(s.median_cell and ", ".join(
+               f"{v:.2f}" for v in s.median_cell))),
+           ("Hits with two lattices or more", s.multi_lattice_hits)]
+          if s.hits_tried is not None else []),
         ("Started (UTC)", fmt(s.started and s.started.strftime("%Y-%m-%d %H:%M:%S"))),
         ("Ended (UTC)", fmt(s.ended and s.ended.strftime("%Y-%m-%d %H:%M:%S"))),
     ]
@@ -181,6 +188,12 @@ def build_report(features: str | Path | xr.Dataset, *, flags=None, title: str | 
         plots.append(spots_plot(ds))
     if "d_min" in ds and "is_hit" in ds:
         plots.append(d_min_plot(ds))
+    cells = None
+    if "index_tried" in ds and "is_hit" in ds:
+        from .report_indexing import cell_histograms, indexing_rate_plot
+
+        plots.append(indexing_rate_plot(ds))
+        cells = cell_histograms(ds)
     if "radial_profile" in ds and agg.mean_profile() is not None:
         plots.append(radial_plot(ds, agg))
     if "peak_d" in ds:
@@ -193,7 +206,10 @@ def build_report(features: str | Path | xr.Dataset, *, flags=None, title: str | 
     figures = Div(text="<h2>Run figures</h2>" + _figures_table(summary), name="figures")
     flag_div = Div(text="<h2>Flags</h2>" + _flags_html(summary), name="flags")
     grid = gridplot(plots, ncols=2) if plots else Div(text="<p>No features to plot.</p>")
-    return column(header, figures, flag_div, grid), summary, title
+    parts = [header, figures, flag_div, grid]
+    if cells is not None:
+        parts += [Div(text="<h2>Unit cells of the indexed hits</h2>", name="cells_title"), cells]
+    return column(*parts), summary, title
 
 
 def write_report(features: str | Path | xr.Dataset, out: str | Path, *, flags=None,

@@ -49,6 +49,9 @@ runs_table = Table(
     Column("processed_at", DateTime(timezone=True)),
     Column("times_processed", Integer, nullable=False, default=1),
     Column("xlive_version", String(32)),
+    Column("hits_tried", Integer), Column("hits_indexed", Integer),
+    Column("indexing_rate", Float), Column("indexing_rate_frames", Float),
+    Column("median_cell", JSON), Column("multi_lattice_hits", Integer),
 )
 #: columns ``xlive runs`` shows by default
 BRIEF = ("id", "run", "frames", "hits", "hit_rate", "median_spots", "d_min_p50", "status",
@@ -98,6 +101,7 @@ class RunDB:
             kw = {"connect_args": {"timeout": 30}} if self.url.startswith("sqlite") else {}
             self.engine = create_engine(self.url, **kw)
             _meta.create_all(self.engine)
+            self._add_missing_columns()
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
             raise RunDBError(f"cannot use the database URL {self.safe_url}: {exc}; give a file "
                              "path or a SQLAlchemy URL like postgresql+psycopg://user@host/db "
@@ -106,6 +110,17 @@ class RunDB:
             raise RunDBError(f"cannot reach the run database {self.safe_url}: "
                              f"{exc.orig or exc}; check the server, the URL and the "
                              "credentials, or use a local file with --db runs.sqlite") from exc
+
+    def _add_missing_columns(self) -> None:
+        """Columns added in later versions (indexing figures) into a table made before them."""
+        from sqlalchemy import inspect, text
+
+        have = {c["name"] for c in inspect(self.engine).get_columns(TABLE)}
+        with self.engine.begin() as conn:
+            for col in runs_table.columns:
+                if col.name not in have:
+                    kind = col.type.compile(dialect=self.engine.dialect)
+                    conn.execute(text(f"ALTER TABLE {TABLE} ADD COLUMN {col.name} {kind}"))
 
     @property
     def safe_url(self) -> str:

@@ -47,6 +47,16 @@ class RunSummary:
     flags: list = field(default_factory=list)
     #: "green", "amber" or "red"
     status: str = "green"
+    #: hits indexing was tried on, and indexed (None: the run was not indexed)
+    hits_tried: int | None = None
+    hits_indexed: int | None = None
+    #: indexed / tried hits, and indexed hits per frame
+    indexing_rate: float | None = None
+    indexing_rate_frames: float | None = None
+    #: median a, b, c (Å), alpha, beta, gamma (deg) of the indexed lattices
+    median_cell: list | None = None
+    #: indexed hits with two lattices or more
+    multi_lattice_hits: int | None = None
     started: dt.datetime | None = None
     ended: dt.datetime | None = None
     processed_at: dt.datetime = field(
@@ -104,6 +114,7 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
         np.zeros(len(D_MIN_EDGES) - 1, int)
     pct = np.percentile(d_min, [10, 50, 90]) if d_min.size else [np.nan] * 3
     ts = ds[TIMESTAMP].values.astype(float) if TIMESTAMP in ds.coords else np.zeros(0)
+    indexing = _indexing_figures(ds, hit)
     return RunSummary(
         run=run or source or str(attr_json(ds, "features") or ""),
         source=source,
@@ -119,15 +130,35 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
                     "counts": [int(c) for c in counts]},
         flags=flag_dicts, status=status([Flag(f["name"], f["severity"], f["message"])
                                          for f in flag_dicts]),
-        started=_time(ts, np.min), ended=_time(ts, np.max),
+        started=_time(ts, np.min), ended=_time(ts, np.max), **indexing,
     )
+
+
+def _indexing_figures(ds: xr.Dataset, hit: np.ndarray) -> dict:
+    """Indexing rate and median cell of a run processed with indexing ({} otherwise)."""
+    if "index_tried" not in ds:
+        return {}
+    tried = ds["index_tried"].values.astype(bool) & hit
+    ok = ds["indexed"].values.astype(bool) & tried
+    nlat = ds["n_lattices"].values
+    cells = ds["unit_cell"].values[ok].reshape(-1, 6)
+    cells = cells[np.isfinite(cells).all(axis=1)]
+    rate = ok.sum() / tried.sum() if tried.any() else np.nan
+    return {
+        "hits_tried": int(tried.sum()), "hits_indexed": int(ok.sum()),
+        "indexing_rate": _finite(rate),
+        "indexing_rate_frames": _finite(rate * hit.mean()) if hit.size else None,
+        "median_cell": [round(float(v), 3) for v in np.median(cells, axis=0)] if len(cells)
+        else None,
+        "multi_lattice_hits": int(np.sum(ok & (nlat >= 2))),
+    }
 
 
 def _with_faults(flag_dicts: list[dict], features, status: np.ndarray) -> list[dict]:
     """Add the fault flags the store recorded (unreadable, dropped, refused frames); a store
     with bad frames but no record (an older one) still says how many."""
+    from ..aggregate.faults import fault_flags
     from ..engine.store import BAD, FeatureStore
-    from ..faults import fault_flags
 
     faults = {}
     if isinstance(features, (str, Path)):

@@ -190,7 +190,7 @@ class Source(abc.ABC):
 
     def faults(self) -> dict:
         """Faults the source itself knows (frames dropped, stream messages refused...); the
-        live loop adds frames found unreadable. See :mod:`xlive.faults`."""
+        live loop adds frames found unreadable. See :mod:`xlive.aggregate.faults`."""
         return {}
 
     def __enter__(self) -> Source:

@@ -38,11 +38,15 @@ CREATE_WAIT = 10.0
 class ZarrFrameReader(FrameReader):
     """Reads ``frames`` of a Zarr group, reopening the array when it has grown."""
 
-    def __init__(self, path: str, array: str, **kw):
+    def __init__(self, path: str, array: str, *, check_chunks: bool = False, **kw):
         super().__init__(**kw)
         self.path, self.array = path, array
+        #: frames below the run's count must have chunk files (zarr reads a missing chunk as
+        #: fill values: a lost frame would pass for an empty one)
+        self.check_chunks = check_chunks
         self._arr = None
         self._direct: DirectChunks | None = None
+        self._chunk_root: Path | None = None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_arr": None, "_direct": None}
@@ -51,10 +55,26 @@ class ZarrFrameReader(FrameReader):
         if self._arr is None or self._arr.shape[0] < stop:
             self._arr = zarr.open_array(f"{self.path}/{self.array}", mode="r")
             self._direct = DirectChunks.for_array(self._arr)
+            self._chunk_root = _local_chunk_root(self._arr) if self.check_chunks else None
         return self._arr
+
+    def _missing_chunk(self, index: int) -> str | None:
+        """The chunk file of frame ``index`` when it does not exist (None: it does, or the
+        store is not a plain local one and cannot be checked)."""
+        if self._chunk_root is None:
+            return None
+        arr = self._arr
+        coords = (index // arr.chunks[0], 0, 0)
+        key = arr.metadata.encode_chunk_key(coords)
+        path = self._chunk_root / key
+        return None if path.exists() else str(path)
 
     def _read(self, index: int) -> np.ndarray:
         arr = self._get(index + 1)
+        missing = self._missing_chunk(index)
+        if missing:
+            raise BadFrameError(f"frame {index} is missing: its chunk {missing} does not exist "
+                                "although the run has moved past it")
         frame = self._direct.read(index) if self._direct is not None else None
         return arr[index] if frame is None else frame
 
@@ -63,14 +83,32 @@ class ZarrFrameReader(FrameReader):
             block = np.asarray(self._get(stop)[start:stop])
         except Exception:  # a corrupt chunk: find it frame by frame
             return super().read_block(start, stop)
-        for k in range(len(block)):  # all-masked frames are bad too
-            if self._all_masked(block[k]):
+        for k in range(len(block)):  # missing and all-masked frames are bad too
+            if self._missing_chunk(start + k):
+                block[k] = np.nan if self.dtype.kind == "f" else 0
+                self.bad.add(start + k)
+            elif self._all_masked(block[k]):
                 try:
                     self.read_one(start + k)
                 except BadFrameError:
                     block[k] = np.nan if self.dtype.kind == "f" else 0
                     self.bad.add(start + k)
         return block
+
+
+def _local_chunk_root(arr: zarr.Array) -> Path | None:
+    """Folder of a local, unsharded array whose chunks hold whole frames (None otherwise)."""
+    from zarr.codecs import ShardingCodec
+    from zarr.storage import LocalStore
+
+    md = arr.metadata
+    if getattr(md, "zarr_format", None) != 3 or not isinstance(arr.store, LocalStore):
+        return None
+    if arr.ndim != 3 or tuple(arr.chunks[1:]) != tuple(arr.shape[1:]):
+        return None
+    if any(isinstance(c, ShardingCodec) for c in md.codecs):
+        return None
+    return Path(str(arr.store.root)) / arr.path
 
 
 class ZarrSource(Source):
@@ -99,6 +137,7 @@ class ZarrSource(Source):
         self.path = str(path)
         self.array = array
         self._meta_cache: tuple[int, dict] = (-1, {})
+        self._has_count = False
         group = self._open_group()
         # a group with no member yet is a run being created: give its writer a moment
         deadline = time.monotonic() + CREATE_WAIT
@@ -128,6 +167,7 @@ class ZarrSource(Source):
             group = zarr.open_group(self.path, mode="r")
             attrs = dict(group.attrs)
             if FRAMES_COMPLETE in attrs:
+                self._has_count = True  # written by a writer that counts (simulator, spool)
                 return int(attrs[FRAMES_COMPLETE])
             return int(group[self.array].shape[0])
         except Exception:  # a metadata file being replaced: try again at the next poll
@@ -135,6 +175,7 @@ class ZarrSource(Source):
 
     def _make_reader(self) -> FrameReader:
         return ZarrFrameReader(self.path, self.array, shape=self._shape, dtype=self._dtype,
+                               check_chunks=self._has_count,
                                masked_values=self._masked_for(self._dtype))
 
     def _dtype_hint(self) -> np.dtype:

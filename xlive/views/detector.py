@@ -45,6 +45,9 @@ class DetectorView(View):
         self.source = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []},
                                        name="detector_source")
         self.spots = ColumnDataSource({"x": [], "y": []}, name="detector_spots")
+        #: predicted spots of the frame's indexed lattices (lattice 0, 1, ...)
+        self.predicted = ColumnDataSource({"x": [], "y": [], "color": [], "lattice": []},
+                                          name="detector_predicted")
         self.rings = ColumnDataSource({"x": [], "y": [], "radius": [], "label": [], "lx": [],
                                        "ly": []}, name="detector_rings")
         self.mapper = LinearColorMapper(palette=Greys256[::-1], nan_color="#ffe4b5")
@@ -56,6 +59,8 @@ class DetectorView(View):
                   color_mapper=self.mapper)
         fig.scatter("x", "y", source=self.spots, marker="circle", size=12, fill_alpha=0,
                     line_color="red", line_width=1.5)
+        fig.scatter("x", "y", source=self.predicted, marker="square", size=9, fill_alpha=0,
+                    line_color="color", line_width=1.2, legend_field="lattice")
         fig.circle("x", "y", radius="radius", source=self.rings, fill_alpha=0,
                    line_color="deepskyblue", line_dash="dashed", line_alpha=0.8)
         fig.add_layout(LabelSet(x="lx", y="ly", text="label", source=self.rings,
@@ -112,8 +117,12 @@ class DetectorView(View):
         x, y = self._peaks.get(self.frame) or session.hit_peaks.get(self.frame) or ((), ())
         self.spots.data = {"x": np.asarray(x, float).tolist(), "y": np.asarray(y, float).tolist()}
         kind = "hit" if self.frame in session.hit_peaks else "frame"
-        self.root.title.text = (f"Detector: {kind} {self.frame}, {len(x)} spots circled "
-                                f"({self.scale} scale)")
+        lattices = getattr(session, "hit_lattices", {}).get(self.frame, [])
+        self.predicted.data = predicted_spots(geom, lattices)
+        extra = f", {len(lattices)} lattice{'s' * (len(lattices) != 1)} (squares: predicted)" \
+            if lattices else ""
+        self.root.title.text = (f"Detector: {kind} {self.frame}, {len(x)} spots circled"
+                                f"{extra} ({self.scale} scale)")
         return True
 
     def _draw_rings(self, session) -> None:
@@ -130,3 +139,25 @@ class DetectorView(View):
         self.rings.data = {"x": [cx] * len(ds), "y": [cy] * len(ds), "radius": rs,
                            "label": [f"{d:g} Å" for d in ds],
                            "lx": [cx + r * 0.7071 for r in rs], "ly": [cy - r * 0.7071 for r in rs]}
+
+
+LATTICE_COLORS = ("limegreen", "orange", "magenta", "cyan")
+
+
+def predicted_spots(geometry, orientations, excitation: float = 0.0015) -> dict:
+    """Predicted spot positions of each lattice (``A`` matrices) on the detector, as columns
+    ``x, y, color, lattice`` for the detector view."""
+    from ..analyzers.indexing_predict import predict_reflections
+
+    out = {"x": [], "y": [], "color": [], "lattice": []}
+    if not orientations:
+        return out
+    d_min = float(np.nanmin(geometry.maps.d))
+    for j, a in enumerate(orientations):
+        refl = predict_reflections(geometry, a, d_min=d_min, excitation=excitation)
+        n = len(refl["x"])
+        out["x"] += refl["x"].tolist()
+        out["y"] += refl["y"].tolist()
+        out["color"] += [LATTICE_COLORS[j % len(LATTICE_COLORS)]] * n
+        out["lattice"] += [f"lattice {j + 1}"] * n
+    return out

@@ -18,6 +18,7 @@ from .dmin_chart import DminChart
 from .flags_panel import FlagsPanel
 from .grid_map import GridMapView
 from .hit_rate import HitRateChart
+from .indexing import CellHistograms, IndexingRateChart
 from .lag import LagView
 from .peakogram import PeakogramView
 from .powder import PowderView
@@ -46,18 +47,20 @@ class Dashboard:
         correlation_for(session)
         views = [StatusLine(), FlagsPanel(), HitRateChart(), SpotsChart(), DminChart(),
                  RadialProfileView(), WaterfallView(), PowderView(), SeparationView(),
-                 PeakogramView(), DetectorView(), LagView(), GridMapView(), CorrelationView()]
+                 PeakogramView(), DetectorView(), LagView(), GridMapView(),
+                 IndexingRateChart(), CellHistograms(), CorrelationView()]
         self.views = {v.name: v for v in views}
         self.detector: DetectorView = self.views["detector"]
         self.on_frame_chosen: list = []
-        for name in ("spots", "d_min", "hit_rate"):
+        for name in ("spots", "d_min", "hit_rate", "indexing_rate"):
             src = self.views[name].source
             src.selected.on_change("indices", self._tapped(src))
         self.views["grid"].root.visible = False
         self.updates = 0
         v = self.views
-        plots = gridplot([[v["hit_rate"].root, v["spots"].root],
-                          [v["d_min"].root, v["lag"].root],
+        plots = gridplot([[v["hit_rate"].root, v["indexing_rate"].root],
+                          [v["spots"].root, v["d_min"].root],
+                          [v["lag"].root, v["cells"].root],
                           [v["radial"].root, v["waterfall"].root],
                           [v["powder"].root, v["peakogram"].root],
                           [v["separation"].root, v["grid"].root],

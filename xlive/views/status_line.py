@@ -18,6 +18,10 @@ def status_text(session) -> tuple[str, str]:
     rate = agg.rolling_hit_rate()[0]
     parts = [f"{agg.frames} frames analysed of {session.source.n_frames}",
              f"hit rate {rate:.1%}" if math.isfinite(rate) else "no frames yet"]
+    ix = getattr(agg, "indexing", None)
+    if ix is not None and ix.tried:
+        recent = ix.rolling_rates()[0]
+        parts.append(f"indexed {recent if math.isfinite(recent) else ix.rate:.0%} of hits")
     lag = session.lag
     if math.isfinite(lag):
         parts.append(f"lag {lag:.1f} s")

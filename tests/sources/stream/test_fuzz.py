@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zmq
 
-from xlive.faults import fault_flags
+from xlive.aggregate.faults import fault_flags
 from xlive.sources._bslz4 import bslz4_encode
 from xlive.sources.stream.protocol import (
     encode_v1_end,

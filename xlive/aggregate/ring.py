@@ -15,12 +15,14 @@ import numpy as np
 
 
 class RingSeries:
-    """Bounded series in a buffer of twice ``maxlen``: appends are amortised O(1) and the
-    values always lie contiguous (compacted to the front when the buffer end is reached)."""
+    """Bounded series in a buffer a quarter longer than ``maxlen``: appends are amortised O(1)
+    and the values always lie contiguous (compacted to the front when the buffer end is
+    reached)."""
 
     def __init__(self, maxlen: int, dtype: np.dtype | str = np.float64):
         self.maxlen = int(maxlen)
-        self._buf = np.empty(min(2 * self.maxlen, 1024), dtype)
+        self._cap = self.maxlen + max(self.maxlen // 4, 256)
+        self._buf = np.empty(min(self._cap, 1024), dtype)
         self._start = self._end = 0
 
     def _view(self) -> np.ndarray:
@@ -35,8 +37,8 @@ class RingSeries:
         keep = min(len(self), self.maxlen - new.size)
         if self._end + new.size > self._buf.size:
             old = self._buf[self._end - keep:self._end]
-            if self._buf.size < 2 * self.maxlen:  # grow towards the final size
-                size = min(2 * self.maxlen, max(2 * self._buf.size, keep + new.size))
+            if self._buf.size < self._cap:  # grow towards the final size
+                size = min(self._cap, max(2 * self._buf.size, keep + new.size))
                 buf = np.empty(size, self._buf.dtype)
             else:
                 buf = self._buf

@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from .aggregate.flags import Flag
+from .flags import Flag
 
 #: origin label of frames when the source does not split the run into files
 WHOLE_RUN = "the run"
