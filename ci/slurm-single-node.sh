@@ -6,10 +6,12 @@
 # Environment:
 #   SLURM_BASE        state, spool, logs, pid files and slurm.conf (default /tmp/slurm-ci)
 #   SLURM_PORT        slurmctld port; slurmd uses SLURM_PORT+1 (default 6817)
+#   SLURM_NODENAME    node name (default: `hostname -s`, or localhost when that does not resolve)
 # After "start":  export SLURM_CONF=$SLURM_BASE/slurm.conf   (sbatch/squeue/sinfo need it)
 set -euo pipefail
 BASE=${SLURM_BASE:-/tmp/slurm-ci}
 PORT=${SLURM_PORT:-6817}
+NODE=${SLURM_NODENAME:-}
 export SLURM_CONF=$BASE/slurm.conf
 
 install_pkgs() {
@@ -37,17 +39,24 @@ start_munge() {
   echo "munged did not come up; see /var/log/munge/munged.log" >&2; return 1
 }
 
+node_name() {
+  # slurmd must find its NodeName; a host name that does not resolve: run the node as localhost
+  if [ -z "$NODE" ]; then
+    NODE=$(hostname -s)
+    getent hosts "$NODE" >/dev/null || NODE=localhost
+  fi
+}
+
 write_conf() {
-  local host mem node
-  host=$(hostname -s)
-  getent hosts "$host" >/dev/null || { echo "hostname $host does not resolve; add it to /etc/hosts" >&2; return 1; }
+  local mem node
+  node_name
   # CPUs/Boards/Sockets/Cores/Threads exactly as slurmd detects them; RealMemory = 90% of MemAvailable
-  node=$(slurmd -C | sed -n -E '1s/ RealMemory=[0-9]+//p')
+  node=$(slurmd -C | sed -n -E "1{s/ RealMemory=[0-9]+//;s/^NodeName=[^ ]+/NodeName=$NODE/p}")
   mem=$(( $(awk '/^MemAvailable:/{print $2}' /proc/meminfo) / 1024 * 90 / 100 ))
   # proctrack/linuxproc + task/none: no cgroups (portable to cgroup-v2-only or read-only runners)
   cat > "$SLURM_CONF" <<CONF
 ClusterName=ci
-SlurmctldHost=${host}(127.0.0.1)
+SlurmctldHost=${NODE}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -87,7 +96,7 @@ start_slurm() {
   fi
   # both fork and write the PidFiles named in slurm.conf; -c: start with empty state
   slurmctld -c
-  slurmd
+  slurmd -N "$NODE"
   for _ in $(seq 120); do
     if [ "$(sinfo -h -o %T 2>/dev/null)" = idle ]; then
       kill -0 "$(cat "$BASE/run/slurmctld.pid")" && kill -0 "$(cat "$BASE/run/slurmd.pid")" && return 0

@@ -143,6 +143,34 @@ def test_only_the_front_ends_import_ui_packages(graph):
             assert not external & UI, f"{m} imports {external & UI}"
 
 
+def test_every_xlive_import_names_an_existing_module():
+    """Lazy imports fail only when they run: check that every ``from ..x import y`` (and
+    ``import xlive.x``) names a module of the package (a moved module leaves none behind)."""
+    known = set(modules())
+    missing = []
+    for name, path in modules().items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    mod = ".".join(base[:len(base) - node.level + 1] + (
+                        [node.module] if node.module else []))
+                else:
+                    mod = node.module or ""
+                if not mod.startswith("xlive"):
+                    continue
+                ok = mod in known or all(f"{mod}.{a.name}" in known for a in node.names)
+            elif isinstance(node, ast.Import):
+                mod = next((a.name for a in node.names if a.name.startswith("xlive")), None)
+                ok = mod is None or mod in known
+            else:
+                continue
+            if not ok:
+                missing.append(f"{name} (line {node.lineno}) imports {mod}")
+    assert not missing, "imports of modules that do not exist:\n" + "\n".join(missing)
+
+
 def test_the_checker_sees_lazy_and_relative_imports(graph):
     # cli.process imports the session inside a function, relatively: the edge must be there
     assert "xlive.engine.session" in graph["xlive.cli.process"][0]

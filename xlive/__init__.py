@@ -28,6 +28,8 @@ _LAZY = {
     "load_config": ("xlive.config", "load_config"),
     "default_analyzers": ("xlive.analyzers", "default_analyzers"),
     "analyze_frames": ("xlive.analyzers", "analyze_frames"),
+    "run_variable": ("xlive.outputs.variables", "run_variable"),
+    "Logbook": ("xlive.views.logbook_widget", "LogbookWidget"),
 }
 
 __all__ = ["Geometry", "Panel", "XliveError", "__version__", *_LAZY]

@@ -45,7 +45,8 @@ else:  # pragma: no cover
 GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y", "clen",
                  "photon_energy", "pixel_size", "saturation_value", "file", "mask")
 # file, mask: paths (as --geometry FILE, --mask FILE)
-TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "cluster", "indexing")
+TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "cluster", "indexing",
+          "logbook")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +62,8 @@ class RunConfig:
     aggregate: AggregateParams = field(default_factory=AggregateParams)
     #: where workers run (:class:`~xlive.engine.cluster.ClusterParams`)
     cluster: ClusterParams = field(default_factory=ClusterParams)
+    #: ``[logbook]``: ``variables`` = a file of @xlive.run_variable functions (issue 18)
+    logbook: dict = field(default_factory=dict)
 
     def apply_geometry(self, geom: Geometry) -> Geometry:
         """The geometry with this configuration's overrides applied."""
@@ -241,7 +244,23 @@ def parse_config(data: dict, *, origin: str = "configuration") -> RunConfig:
         flags=_build(FlagThresholds, data.get("flags", {}), "flags"),
         aggregate=_build(AggregateParams, data.get("aggregate", {}), "aggregate"),
         cluster=_build(ClusterParams, data.get("cluster", {}), "cluster"),
+        logbook=_logbook(data.get("logbook", {}), origin),
     )
+
+
+def _logbook(table: dict, origin: str) -> dict:
+    """``[logbook]``: ``variables = "FILE"``, a path relative to the configuration file."""
+    for k in table:
+        if k != "variables":
+            raise ConfigError(f"{origin} [logbook] has no key {k!r}; allowed: variables")
+    out = dict(table)
+    if "variables" in out:
+        if not isinstance(out["variables"], str) or not out["variables"]:
+            raise ConfigError(f"{origin} [logbook] variables must be a file path (a string)")
+        path = Path(out["variables"]).expanduser()
+        base = Path(origin).parent if Path(origin).is_file() else Path.cwd()
+        out["variables"] = str(path if path.is_absolute() else base / path)
+    return out
 
 
 def load_config(path: str | Path | RunConfig | None) -> RunConfig:

@@ -50,3 +50,21 @@ def test_thaumatin_hits_index_to_the_thaumatin_cell(thaumatin, params):
         np.testing.assert_allclose(cell[3:], 90.0, atol=1.0)
         assert out["indexed_fraction"][k, 0] > 0.8
         assert out["rmsd_px"][k, 0] < 1.5
+
+
+@pytest.mark.slow
+def test_multiple_lattice_flag_stays_silent_on_thaumatin(thaumatin):
+    from xlive.aggregate import RunAggregates
+    from xlive.aggregate.flags import FlagThresholds, evaluate
+    from xlive.engine.block import Block
+
+    geom, feats = thaumatin
+    out = Indexer(geom, IndexingParams()).index_block(feats)
+    agg = RunAggregates()
+    block = Block(np.arange(4), np.zeros(4, bool), {**feats, **out})
+    for _ in range(5):  # the same four frames again and again: enough hits for the rules
+        agg.update(block, {})
+    t = FlagThresholds(window=20, min_frames=4, index_min_hits=4)
+    names = {f.name for f in evaluate(agg, t)}
+    assert agg.indexing.tried == 10 and agg.indexing.multi == 0
+    assert not names & {"multiple_lattices", "hits_do_not_index", "second_cell_population"}

@@ -30,10 +30,12 @@ def test_runs_lists_a_run_that_never_finished(tmp_path, capsys):
     with RunDB(db) as rdb:
         rdb.record(_summary("run-done", finished=True))
         rdb.record(_summary("run-unfinished", finished=False))
-    assert main(["runs", "--db", str(db)]) == 0
+    assert main(["runs", "--db", str(db)]) == 0  # the logbook view
+    assert "run-unfinished" in capsys.readouterr().out
+    assert main(["runs", "--all", "--db", str(db)]) == 0  # every column
     out = capsys.readouterr().out
     (line,) = [ln for ln in out.splitlines() if "run-unfinished" in ln]
-    assert "-" in line.split("run-unfinished")[1]  # no start, no end: shown as "-"
+    assert "-" in line.rsplit("run-unfinished", 1)[1]  # no start, no end: shown as "-"
 
 
 def test_runs_json_into_a_pipe_closed_early(tmp_path):

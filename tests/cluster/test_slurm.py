@@ -35,11 +35,11 @@ DETECTOR = "pilatus300k"  # the smallest: the node also runs the test and the sc
 
 def params(slurm, **kw) -> ClusterParams:
     """Small jobs on the test node; scheduler and workers on 127.0.0.1; job logs in a
-    temporary folder (SLURM writes slurm-JOBID.out into the submitting folder otherwise);
-    no nanny process (one Python start-up less per job: the CLI test keeps the default)."""
+    temporary folder (SLURM writes slurm-JOBID.out into the submitting folder otherwise).
+    Workers keep their nanny: without it, a worker cancelled while closing outlived its job
+    here (orphaned when the test cluster stopped)."""
     base = dict(kind="slurm", queue=slurm, cores=1, memory="1GB", walltime="00:10:00",
                 jobs=1, maximum=0, interface="lo", start_timeout=60.0, local_threads=-1,
-                nanny=False,
                 log_directory=tempfile.mkdtemp(prefix="xlive-slurm-logs-"))
     return ClusterParams(**{**base, **kw})
 

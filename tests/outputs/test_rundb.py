@@ -63,7 +63,7 @@ def test_runs_command_prints_them(processed, tmp_path):
     run_xlive("record", str(processed.features), "--db", str(db), "--run", "r0042")
     out = run_xlive("runs", "--db", str(db)).stdout
     lines = out.strip().splitlines()
-    assert len(lines) == 3 and lines[0].split()[:4] == ["id", "run", "frames", "hits"]
+    assert len(lines) == 3 and lines[0].split()[:5] == ["run", "start", "seen", "analysed", "hits"]
     assert str(processed.run / "run.zarr") in lines[1] and "r0042" in lines[2]
     assert f" {open_features(processed.features).sizes['frame']} " in lines[1]
     csv = run_xlive("runs", "--db", str(db), "--format", "csv", "--all").stdout

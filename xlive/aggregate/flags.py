@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..validate import check_fields
+from .flag import Flag  # noqa: F401 (re-exported: xlive.aggregate.flags.Flag)
 from .running import RunAggregates
 
 
@@ -79,15 +80,6 @@ class FlagThresholds:
             "multi_lattice_fraction": (0, 1), "saturated_pixels": (0, None), "dying_drop": (0, 1),
             "dropped_frames": (1, None), "hot_pixels": (1, None), "beam_offset_px": (0, None),
             "beam_quality_min": (0, 1), "beam_min_frames": (1, None)})
-
-
-@dataclass(frozen=True)
-class Flag:
-    name: str
-    severity: str  # "warning" or "error"
-    message: str
-    #: the figure the rule judged (e.g. the jet score, the ice fraction); None if it has none
-    value: float | None = None
 
 
 #: flags whose figure is worse when lower (the others are worse when higher)
@@ -242,7 +234,7 @@ def beam_centre_suspect(agg, t):
     return None
 
 
-from .flags_indexing import RULES as _INDEXING_RULES  # noqa: E402 (rules need Flag above)
+from .flags_indexing import RULES as _INDEXING_RULES  # noqa: E402
 
 RULES: dict[str, Rule] = {
     "jet_lost": jet_lost, "hit_rate_dropped": hit_rate_dropped, "ice_rings": ice_rings,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .flags import Flag
+from .flag import Flag
 
 
 def _ix(agg):

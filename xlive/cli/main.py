@@ -1,8 +1,8 @@
 """The ``xlive`` command: thin subcommands that parse, call the library and print.
 
 One module per group of subcommands, each with a ``register(sub)``: :mod:`.simulate`,
-:mod:`.process` (``process``, ``demo``), :mod:`.outputs` (exports, report, run database) and
-:mod:`.serve`.
+:mod:`.process` (``process``, ``demo``), :mod:`.outputs` (exports, report, run database),
+:mod:`.serve` and :mod:`.logbook` (``logbook``; the logbook form of ``runs``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 
 from ..errors import XliveError
-from . import outputs, process, serve, simulate
+from . import logbook, outputs, process, serve, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xlive", description="Live analysis of serial crystallography runs.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (simulate, process, outputs, serve):
+    for group in (simulate, process, outputs, serve, logbook):
         group.register(sub)
     return parser
 

@@ -59,9 +59,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list the runs in the run database",
                        description="List the processed runs recorded in the run database.")
     add_db_option(p)
-    p.add_argument("--all", action="store_true", help="every column, not just the main ones")
+    p.add_argument("--all", action="store_true",
+                   help="the run summaries' every column (instead of the logbook table)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="output format (default %(default)s)")
+    from .logbook import add_variables_option
+
+    add_variables_option(p)
+    p.add_argument("--features", action="store_true",
+                   help="also show each run's feature store and page link")
+    p.add_argument("--export", default=None, metavar="FILE",
+                   help="also write the table to FILE: .csv, .xlsx (Excel) or .md (Markdown)")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a processed run",
@@ -134,6 +142,10 @@ def _cell(v) -> str:
 def cmd_runs(args: argparse.Namespace) -> int:
     from ..outputs.rundb import BRIEF, RunDB
 
+    if not args.all:  # the logbook: live rows, comments, tags, variables
+        from .logbook import cmd_runs_logbook
+
+        return cmd_runs_logbook(args)
     with RunDB(args.db) as db:
         df = db.to_frame(None if args.all else BRIEF)
         where = db.safe_url

@@ -80,6 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_db_option(p)
     p.add_argument("--no-db", action="store_true", help="do not record the run in the run database")
+    from .logbook import add_variables_option
+
+    add_variables_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_process)
 
@@ -253,6 +256,9 @@ def _process(args: argparse.Namespace, source) -> int:
     else:
         cfg = load_config(args.config)
     cfg = apply_indexing_options(cfg, args)
+    from .logbook import finish_recorder, start_recorder, variables_from
+
+    variables = variables_from(args, cfg)
     n = source.refresh()
     waiting = getattr(source, "waiting_for", "")
     if waiting and not args.live:
@@ -281,7 +287,10 @@ def _process(args: argparse.Namespace, source) -> int:
                 print(f"indexed {n_idx} hits left for later into {args.out}")
             _replay_timeline(args.out)  # judged again over every frame
             _print_flags(args.out)
-            _record(args)
+            if _record(args) is not None:
+                from .logbook import record_final_row
+
+                record_final_row(args, variables)
             return 0
         params = dataclasses.replace(
             cfg.live, sample=args.sample if args.sample is not None else cfg.live.sample,
@@ -299,6 +308,7 @@ def _process(args: argparse.Namespace, source) -> int:
                            listeners=listeners, history_listeners=[tracker],
                            attrs=provenance(args, cfg)) as lp, \
                 tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
+            recorder = start_recorder(args, lp, variables, cfg)
             done_before = lp.store.frames_done_count() if lp.store is not None else 0
             bar.update(done_before)
             if workers is not None:
@@ -318,8 +328,12 @@ def _process(args: argparse.Namespace, source) -> int:
                                 **({"workers": workers.summary()} if workers else {}))
                 bar.refresh()
 
-            stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0, progress=progress,
-                           stop=ended)
+            try:
+                stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0,
+                               progress=progress, stop=ended)
+            except BaseException:
+                finish_recorder(recorder, ok=False)
+                raise
             faults = lp.update_faults(force=True)
             if lp.store is not None:
                 tracker.aggregates.geometry = source.geometry
@@ -331,7 +345,7 @@ def _process(args: argparse.Namespace, source) -> int:
               f"({stats.frames_skipped} skipped; 95% lag {stats.lag_percentile(95):.2f} s)")
         _print_flags(args.out)
         _print_faults(faults)
-        _record(args)
+        finish_recorder(recorder, _record(args))
     finally:
         for f in listeners:
             f.close()
@@ -417,14 +431,15 @@ def _print_flags(features) -> None:
         print(f"  {e.describe()}: {e.message}")
 
 
-def _record(args) -> None:
-    """Record (or update) the run's summary in the run database."""
+def _record(args):
+    """Record (or update) the run's summary in the run database (returns it)."""
     if args.no_db:
-        return
+        return None
     from ..outputs.rundb import record_run
 
     summary = record_run(args.db, args.out)
     print(f"recorded in the run database: {summary.hits} hits of {summary.frames} frames")
+    return summary
 
 
 # --------------------------------------------------------------------------- demo

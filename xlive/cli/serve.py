@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_cluster_option(p)
     add_source_options(p)
     add_indexing_options(p)
+    from .logbook import add_serve_options
+
+    add_serve_options(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -64,14 +67,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if session.cluster_workers is not None:
         print(f"xlive: {session.cluster_workers.summary()}; dask dashboard "
               f"{session.cluster_workers.dashboard_link}", flush=True)
+    from .logbook import finish_serve, serve_extras
+
+    recorder, apps, patterns = serve_extras(args, session, config)
     runner = SessionRunner(session).start()
     handle = None
     try:
         handle = serve_session(session, port=args.port, address=args.address,
-                               open_browser=args.show)
+                               open_browser=args.show, apps=apps, extra_patterns=patterns)
+        if recorder is not None:
+            recorder.link = handle.url
         print(f"xlive: serving {args.target} at {handle.url} (Ctrl-C stops)", flush=True)
         if session.source.n_frames == 0:
             print(f"xlive: {session.waiting_for()}", flush=True)
+        if recorder is not None:
+            print(f"xlive: logbook of {args.db} at {handle.url}logbook", flush=True)
         wait_forever(handle)
     except KeyboardInterrupt:
         print("xlive: stopping", flush=True)
@@ -79,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if handle is not None:
             handle.stop()
         runner.stop()
+        finish_serve(args, session, recorder)
         session.close()
         source.close()
     return 0

@@ -87,14 +87,15 @@ def _ranges(text: str) -> tuple[tuple[int, int], ...]:
 
 def add_simulation_options(p: argparse.ArgumentParser, *, frames: int, rate: float,
                            detector: str) -> None:
-    from ..geometry.detectors import DETECTORS
+    from ..geometry.detectors import DETECTORS, INTEGRATING
 
     p.add_argument("--frames", type=positive_int("--frames", 0), default=frames,
                    help="frames to write (default %(default)s)")
     p.add_argument("--rate", type=_rate, default=rate,
                    help="frames per second; 0 writes as fast as possible (default %(default)s)")
-    p.add_argument("--detector", choices=list(DETECTORS), default=detector,
-                   help="detector model (default %(default)s)")
+    p.add_argument("--detector", choices=[*DETECTORS, *INTEGRATING], default=detector,
+                   help="detector model (default %(default)s; jungfrau*/agipd* are integrating "
+                        "multi-panel detectors: float ADU/keV, --format zarr, .geom beside)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     g = p.add_argument_group("what happens in the run")
     g.add_argument("--hit-fraction", type=number("--hit-fraction", low=0, high=1), default=0.3, help="fraction of crystal hits")

@@ -9,6 +9,16 @@ from ..analyzers.indexing import CELL_PARAMS
 from ..conventions import FRAME
 
 
+def _fig(title: str, x_label: str, y_label: str, name: str, **kw):
+    """A report figure (the report's size and tools)."""
+    from bokeh.plotting import figure
+
+    p = figure(title=title, width=560, height=280, name=name,
+               tools="pan,wheel_zoom,box_zoom,reset,save,hover", **kw)
+    p.xaxis.axis_label, p.yaxis.axis_label = x_label, y_label
+    return p
+
+
 def _rolling_ratio(num: np.ndarray, den: np.ndarray, window: int) -> np.ndarray:
     cn = np.concatenate([[0.0], np.cumsum(num.astype(float))])
     cd = np.concatenate([[0.0], np.cumsum(den.astype(float))])
@@ -20,8 +30,6 @@ def _rolling_ratio(num: np.ndarray, den: np.ndarray, window: int) -> np.ndarray:
 
 def indexing_rate_plot(ds: xr.Dataset, window: int | None = None):
     """Rolling indexing rate of the hits and of all frames, with the hit rate."""
-    from .report import _fig
-
     n = ds.sizes[FRAME]
     window = window or max(5, min(200, n // 10 or 1))
     frame = ds[FRAME].values
@@ -43,8 +51,6 @@ def indexing_rate_plot(ds: xr.Dataset, window: int | None = None):
 def cell_histograms(ds: xr.Dataset, bins: int = 40):
     """Histograms of a, b, c, alpha, beta, gamma over the indexed lattices (None: no cells)."""
     from bokeh.layouts import gridplot
-
-    from .report import _fig
 
     ok = ds["indexed"].values.astype(bool)
     cells = ds["unit_cell"].values[ok].reshape(-1, 6)

@@ -76,7 +76,8 @@ class ServerHandle:
 
 
 def serve_session(session, *, port: int = 5006, address: str = "127.0.0.1",
-                  open_browser: bool = False, interval: float = 0.5) -> ServerHandle:
+                  open_browser: bool = False, interval: float = 0.5, apps: dict | None = None,
+                  extra_patterns: list | None = None) -> ServerHandle:
     """Serve the dashboard of ``session`` at ``http://address:port/`` from a background thread.
 
     The caller keeps driving the session (its live loop); the page only reads it.
@@ -84,7 +85,7 @@ def serve_session(session, *, port: int = 5006, address: str = "127.0.0.1",
     Parameters
     ----------
     session
-        A :class:`~xlive.engine.session.LiveSession`.
+        A :class:`~xlive.engine.session.LiveSession` (None: only ``apps``).
     port
         TCP port (0: any free port; see ``handle.port``).
     address
@@ -93,6 +94,9 @@ def serve_session(session, *, port: int = 5006, address: str = "127.0.0.1",
         Open the page in the default web browser.
     interval
         Seconds between refreshes of each open page.
+    apps, extra_patterns
+        More bokeh applications by path (e.g. ``{"/logbook": ...}``) and tornado handlers
+        served beside the dashboard.
 
     Returns
     -------
@@ -114,7 +118,10 @@ def serve_session(session, *, port: int = 5006, address: str = "127.0.0.1",
         try:
             from tornado.ioloop import IOLoop
 
-            server = Server({"/": make_application(session, interval=interval)},
+            dashboard = {"/": make_application(session, interval=interval)} \
+                if session is not None else {}
+            server = Server({**dashboard, **(apps or {})},
+                            extra_patterns=list(extra_patterns or []),
                             io_loop=IOLoop.current(), address=address, port=port,
                             allow_websocket_origin=[f"{address}:{port}", f"localhost:{port}"])
             server.start()

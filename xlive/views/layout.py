@@ -11,6 +11,7 @@ from __future__ import annotations
 from bokeh.layouts import column, gridplot, row
 
 from ._history import history_for
+from .correlation import CorrelationView, correlation_for
 from .declared import feature_view
 from .detector import DetectorView
 from .dmin_chart import DminChart
@@ -44,10 +45,11 @@ class Dashboard:
     def __init__(self, session):
         self.session = session
         history_for(session)  # start collecting per-frame history now
+        correlation_for(session)
         views = [StatusLine(), FlagsPanel(), HitRateChart(), SpotsChart(), DminChart(),
                  RadialProfileView(), WaterfallView(), PowderView(), SeparationView(),
                  PeakogramView(), DetectorView(), LagView(), GridMapView(),
-                 IndexingRateChart(), CellHistograms()]
+                 IndexingRateChart(), CellHistograms(), CorrelationView()]
         self.views = {v.name: v for v in views}
         self.detector: DetectorView = self.views["detector"]
         self.on_frame_chosen: list = []
@@ -64,7 +66,8 @@ class Dashboard:
                           [v["lag"].root, v["cells"].root],
                           [v["radial"].root, v["waterfall"].root],
                           [v["powder"].root, v["peakogram"].root],
-                          [v["separation"].root, v["grid"].root]],
+                          [v["separation"].root, v["grid"].root],
+                          [v["correlation"].root, None]],
                          sizing_mode="stretch_width", merge_tools=False)
         #: views of the features the analyzers declare (filled by :meth:`update`)
         self.features = column(sizing_mode="stretch_width", name="xlive_features")

@@ -26,6 +26,9 @@ class SessionRunner:
 
         self.session = session
         history_for(session)  # the views' per-frame buffers see every frame from the start
+        from .correlation import correlation_for
+
+        correlation_for(session)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.steps = 0
