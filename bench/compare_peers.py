@@ -60,8 +60,14 @@ def run(detector: str, n_frames: int, repeat: int) -> None:
     full = FrameAnalyzer(g)
     bx, by = g.beam_center
     px = g.pixel_size
-    ai = AzimuthalIntegrator(dist=g.distance, poni1=by * px, poni2=bx * px, pixel1=px,
-                             pixel2=px, wavelength=g.wavelength * 1e-10)
+    ai = AzimuthalIntegrator(
+        dist=g.distance,
+        poni1=by * px,
+        poni2=bx * px,
+        pixel1=px,
+        pixel2=px,
+        wavelength=g.wavelength * 1e-10,
+    )
     mask = np.array(g.maps.mask, np.int8)
 
     def pyfai(method):
@@ -92,19 +98,33 @@ def run(detector: str, n_frames: int, repeat: int) -> None:
         "peakfinder8 normal": recall_precision([pf8(f)[:, :2] for f in frames], truths),
         "peakfinder8 fast": recall_precision([pf8_fast(f)[:, :2] for f in frames], truths),
     }
-    print(f"\n## {g.description} {g.shape[0]} x {g.shape[1]} uint32, {n_frames} frames "
-          f"({sum(t_.hit for t_ in truths)} hits), one thread\n")
+    print(
+        f"\n## {g.description} {g.shape[0]} x {g.shape[1]} uint32, {n_frames} frames "
+        f"({sum(t_.hit for t_ in truths)} hits), one thread\n"
+    )
     print("| what | ms/frame |\n|---|---:|")
     for k, v in t.items():
         print(f"| {k} | {v:.2f} |")
     r = t
     print("\n| ratio | value | target |\n|---|---:|---:|")
-    print(f"| pyFAI csc / xlive radial | {r['pyFAI integrate1d csc'] / r['xlive radial_profile']:.1f} | >= 5 |")
-    print(f"| pyFAI histogram / xlive radial | {r['pyFAI integrate1d histogram'] / r['xlive radial_profile']:.1f} | |")
-    print(f"| peakfinder8 normal / xlive spots | {r['OM peakfinder8 normal'] / r['xlive spots (+hit, spot stats)']:.1f} | >= 3 |")
-    print(f"| peakfinder8 fast / xlive spots | {r['OM peakfinder8 fast'] / r['xlive spots (+hit, spot stats)']:.1f} | >= 1 |")
-    print(f"| (peakfinder8 + pyFAI) / xlive full set | {r['peakfinder8 + pyFAI csc'] / r['xlive full per-frame set (FrameAnalyzer)']:.1f} | >= 6 |")
-    print(f"| xlive full set / memory floor | {r['xlive full per-frame set (FrameAnalyzer)'] / r['memory floor (np.max)']:.1f} | |")
+    print(
+        f"| pyFAI csc / xlive radial | {r['pyFAI integrate1d csc'] / r['xlive radial_profile']:.1f} | >= 5 |"
+    )
+    print(
+        f"| pyFAI histogram / xlive radial | {r['pyFAI integrate1d histogram'] / r['xlive radial_profile']:.1f} | |"
+    )
+    print(
+        f"| peakfinder8 normal / xlive spots | {r['OM peakfinder8 normal'] / r['xlive spots (+hit, spot stats)']:.1f} | >= 3 |"
+    )
+    print(
+        f"| peakfinder8 fast / xlive spots | {r['OM peakfinder8 fast'] / r['xlive spots (+hit, spot stats)']:.1f} | >= 1 |"
+    )
+    print(
+        f"| (peakfinder8 + pyFAI) / xlive full set | {r['peakfinder8 + pyFAI csc'] / r['xlive full per-frame set (FrameAnalyzer)']:.1f} | >= 6 |"
+    )
+    print(
+        f"| xlive full set / memory floor | {r['xlive full per-frame set (FrameAnalyzer)'] / r['memory floor (np.max)']:.1f} | |"
+    )
     print("\n| spot finder | recall (SNR >= 10) | precision | truth spots |\n|---|---:|---:|---:|")
     for k, (rec, prec, n) in acc.items():
         print(f"| {k} | {rec:.4f} | {prec:.4f} | {n} |")
@@ -112,11 +132,18 @@ def run(detector: str, n_frames: int, repeat: int) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--detector", action="append", help="eiger4m, eiger16m, eiger1m, ... "
-                    "(repeatable; default: eiger4m and eiger16m)")
+    ap.add_argument(
+        "--detector",
+        action="append",
+        help="eiger4m, eiger16m, eiger1m, ... (repeatable; default: eiger4m and eiger16m)",
+    )
     ap.add_argument("--frames", type=int, default=20, help="frames per detector (default 20)")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="timing rounds over all tools (round robin), best kept per tool")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="timing rounds over all tools (round robin), best kept per tool",
+    )
     args = ap.parse_args(argv)
     for det in args.detector or ["eiger4m", "eiger16m"]:
         run(det, args.frames, args.repeat)

@@ -41,8 +41,9 @@ def collect_hits(n_hits: int, detector: str, seed: int):
     from xlive.analyzers import FrameAnalyzer
     from xlive.simulate import SimParams, Simulation
 
-    sim = Simulation(SimParams(detector=detector, seed=seed, hit_fraction=1.0,
-                               crystal_strength=60.0))
+    sim = Simulation(
+        SimParams(detector=detector, seed=seed, hit_fraction=1.0, crystal_strength=60.0)
+    )
     fa = FrameAnalyzer(sim.geometry)
     frames, feats = [], []
     i = 0
@@ -79,13 +80,17 @@ def main() -> None:
 
     sim, fa, frames, feats = collect_hits(args.hits, args.detector, args.seed)
     n_spots = [int(f["n_spots"][0]) for f in feats]
-    print(f"{len(frames)} {args.detector} hits, {min(n_spots)}-{max(n_spots)} spots "
-          f"(median {int(np.median(n_spots))}); one thread, CPU time")
+    print(
+        f"{len(frames)} {args.detector} hits, {min(n_spots)}-{max(n_spots)} spots "
+        f"(median {int(np.median(n_spots))}); one thread, CPU time"
+    )
     t_spots = cpu_per_call(lambda f: fa(f[None]), frames, args.repeat)
     rows = [("spot finder + frame features (FrameAnalyzer)", t_spots, "frames")]
     results = {}
-    for label, params in (("indexer, cell given", IndexingParams(cell=sim.params.unit_cell)),
-                          ("indexer, cell found", IndexingParams())):
+    for label, params in (
+        ("indexer, cell given", IndexingParams(cell=sim.params.unit_cell)),
+        ("indexer, cell found", IndexingParams()),
+    ):
         ix = Indexer(sim.geometry, params)
         results[label] = [ix.index_block(f) for f in feats]
         rows.append((label, cpu_per_call(ix.index_block, feats, args.repeat), "hits"))
@@ -95,22 +100,26 @@ def main() -> None:
         hard = iotbx.phil.parse(input_string=indexing_api_defs).extract()
 
         def dps(r):
-            d = DPS_primitive_lattice(max_cell=ix.params.max_cell,
-                                      recommended_grid_sampling_rad=None, horizon_phil=hard)
+            d = DPS_primitive_lattice(
+                max_cell=ix.params.max_cell, recommended_grid_sampling_rad=None, horizon_phil=hard
+            )
             d.index(reciprocal_space_vectors=flex.vec3_double([tuple(v) for v in r]))
             return d.getSolutions()
 
-        rows.append(("rstbx DPS basis search only (peer)", cpu_per_call(dps, rvecs[:10]),
-                     "hits"))
+        rows.append(("rstbx DPS basis search only (peer)", cpu_per_call(dps, rvecs[:10]), "hits"))
     for label, t, unit in rows:
-        print(f"{label:48s} {t * 1e3:8.1f} ms  {1.0 / t:7.1f} {unit}/s/core  "
-              f"x{t / t_spots:5.2f} of the spot finder")
+        print(
+            f"{label:48s} {t * 1e3:8.1f} ms  {1.0 / t:7.1f} {unit}/s/core  "
+            f"x{t / t_spots:5.2f} of the spot finder"
+        )
     for label, res in results.items():
         n_idx = sum(int(r["indexed"][0]) for r in res)
         print(f"{label}: {n_idx}/{len(res)} hits indexed")
     t_index = min(t for label, t, _ in rows if label.startswith("indexer"))
-    print(f"a 100 Hz run at 30 % hits needs {100 * t_spots:.2f} cores for spots and "
-          f"{30 * t_index:.2f} cores to index every hit (cell given)")
+    print(
+        f"a 100 Hz run at 30 % hits needs {100 * t_spots:.2f} cores for spots and "
+        f"{30 * t_index:.2f} cores to index every hit (cell given)"
+    )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,21 @@ def free_port() -> int:
 
 
 def start_sim(port: int) -> subprocess.Popen:
-    return subprocess.Popen([shutil.which("karabo-bridge-server-sim"), str(port), "-z", "PUSH",
-                             "-d", "AGIPDModule", "-r", "-g", "zeros"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            shutil.which("karabo-bridge-server-sim"),
+            str(port),
+            "-z",
+            "PUSH",
+            "-d",
+            "AGIPDModule",
+            "-r",
+            "-g",
+            "zeros",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def bare_rate(seconds: float) -> tuple[float, int]:
@@ -80,21 +92,52 @@ def live_follow(trains: int, work: Path) -> tuple[int, int, float]:
 
     run = work / "SPB" / "202601" / "p700000" / "raw" / "r0001"
     pulses = 8
-    write_euxfel_run(run, detector="agipd1m", trains=trains, pulses=pulses, seed=3,
-                     hit_fraction=0.5)
+    write_euxfel_run(
+        run, detector="agipd1m", trains=trains, pulses=pulses, seed=3, hit_fraction=0.5
+    )
     port = free_port()
     env = {**os.environ, "EXTRA_DATA_DATA_ROOT": str(work)}
     server = subprocess.Popen(
-        [shutil.which("karabo-bridge-serve-run"), "700000", "1", "--port",
-         f"tcp://127.0.0.1:{port}", "-z", "PUSH", "--append-detector-modules", "--include",
-         "SPB_DET_AGIPD1M-1/DET/*"], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        [
+            shutil.which("karabo-bridge-serve-run"),
+            "700000",
+            "1",
+            "--port",
+            f"tcp://127.0.0.1:{port}",
+            "-z",
+            "PUSH",
+            "--append-detector-modules",
+            "--include",
+            "SPB_DET_AGIPD1M-1/DET/*",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     out = work / "features.zarr"
     t0 = time.monotonic()
     try:
-        subprocess.run([sys.executable, "-m", "xlive.cli", "process", f"karabo://127.0.0.1:{port}",
-                        "--live", "--no-sampling", "--idle-timeout", "10", "--out", str(out), "--geometry",
-                        str(run.with_suffix(".geom")), "--no-db", "-q"], check=True, timeout=900)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "xlive.cli",
+                "process",
+                f"karabo://127.0.0.1:{port}",
+                "--live",
+                "--no-sampling",
+                "--idle-timeout",
+                "10",
+                "--out",
+                str(out),
+                "--geometry",
+                str(run.with_suffix(".geom")),
+                "--no-db",
+                "-q",
+            ],
+            check=True,
+            timeout=900,
+        )
     finally:
         server.kill()
         server.wait()
@@ -113,15 +156,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         full, n_bare = bare_rate(a.seconds)
-        print(f"sender full rate (bare client, trains dropped): {full:.2f} trains/s "
-              f"({n_bare} trains)")
+        print(
+            f"sender full rate (bare client, trains dropped): {full:.2f} trains/s ({n_bare} trains)"
+        )
         trains_s, frames_s, n, lost = spool_rate(a.seconds, tmp / "spool.zarr")
-        print(f"xlive KaraboReceiver (spooling every pulse): {trains_s:.2f} trains/s, "
-              f"{frames_s:.0f} frames/s, {n} trains, {lost} trains lost; "
-              f"ratio to the sender's full rate {trains_s / full:.2f}")
+        print(
+            f"xlive KaraboReceiver (spooling every pulse): {trains_s:.2f} trains/s, "
+            f"{frames_s:.0f} frames/s, {n} trains, {lost} trains lost; "
+            f"ratio to the sender's full rate {trains_s / full:.2f}"
+        )
         done, sent, lost, dt = live_follow(a.trains, tmp / "live")
-        print(f"xlive process --live on karabo-bridge-serve-run: {done} of {sent} frames "
-              f"analysed, {lost} trains lost, {dt:.0f} s")
+        print(
+            f"xlive process --live on karabo-bridge-serve-run: {done} of {sent} frames "
+            f"analysed, {lost} trains lost, {dt:.0f} s"
+        )
     return 0
 
 

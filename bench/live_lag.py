@@ -46,46 +46,77 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run, feats = Path(tmp) / "run", Path(tmp) / "features.zarr"
         writer = subprocess.Popen(
-            [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--frames", str(args.frames),
-             "--rate", str(args.rate), "--detector", args.detector, "-q"],
-            stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "xlive.cli",
+                "simulate",
+                str(run),
+                "--frames",
+                str(args.frames),
+                "--rate",
+                str(args.rate),
+                "--detector",
+                args.detector,
+                "-q",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         while not (run / "run.zarr" / "zarr.json").exists():
             time.sleep(0.02)
         src = open_source(run)
         params = LiveParams(latency_budget=args.budget, adaptive=not args.no_sampling)
         stored_at: list[float] = []  # wall time each frame's features were stored, in order
-        with LiveProcessor(src, feats, client=client, params=params, analyzers=analyzers,
-                           reducers=reducers,
-                           listeners=[lambda r, m: stored_at.extend(
-                               [time.time()] * len(r))]) as lp:
+        with LiveProcessor(
+            src,
+            feats,
+            client=client,
+            params=params,
+            analyzers=analyzers,
+            reducers=reducers,
+            listeners=[lambda r, m: stored_at.extend([time.time()] * len(r))],
+        ) as lp:
             t0 = time.time()
             while writer.poll() is None or not lp.idle or src.refresh() > lp.frames_seen:
                 if lp.step() and args.trace:
-                    print(f"t={time.time() - t0:5.1f}s seen {lp.frames_seen} stored "
-                          f"{lp.stats.frames_stored} queued {len(lp._queue)} skipped "
-                          f"{lp.stats.frames_skipped} lag {lp.stats.lags[-1]:.2f}s")
+                    print(
+                        f"t={time.time() - t0:5.1f}s seen {lp.frames_seen} stored "
+                        f"{lp.stats.frames_stored} queued {len(lp._queue)} skipped "
+                        f"{lp.stats.frames_skipped} lag {lp.stats.lags[-1]:.2f}s"
+                    )
             lags = np.asarray(lp.stats.lags)
             ages = np.asarray(lp.stats.ages)
         print(writer.communicate()[0].strip())
         status = FeatureStore.open(feats).status()
         done, skipped = int(np.sum(status == DONE)), int(np.sum(status == SKIPPED))
-        print(f"rate {args.rate:g} Hz, {args.frames} {args.detector} frames: computed {done}, "
-              f"skipped {skipped}")
-        print(f"lag (s), all frames: median {np.median(lags):.2f}, "
-              f"p95 {np.percentile(lags, 95):.2f}, max {lags.max():.2f}")
+        print(
+            f"rate {args.rate:g} Hz, {args.frames} {args.detector} frames: computed {done}, "
+            f"skipped {skipped}"
+        )
+        print(
+            f"lag (s), all frames: median {np.median(lags):.2f}, "
+            f"p95 {np.percentile(lags, 95):.2f}, max {lags.max():.2f}"
+        )
         if ages.size:
-            print(f"age (s) from the detector timestamp (adds the writer's own delay): median "
-                  f"{np.median(ages):.2f}, p95 {np.percentile(ages, 95):.2f}")
+            print(
+                f"age (s) from the detector timestamp (adds the writer's own delay): median "
+                f"{np.median(ages):.2f}, p95 {np.percentile(ages, 95):.2f}"
+            )
         steady = lags[np.asarray(stored_at) > t0 + 10.0]
         if steady.size:
-            print(f"lag (s) after the first 10 s (start-up absorbed): median "
-                  f"{np.median(steady):.2f}, p95 {np.percentile(steady, 95):.2f}, "
-                  f"max {steady.max():.2f} over {steady.size} frames")
+            print(
+                f"lag (s) after the first 10 s (start-up absorbed): median "
+                f"{np.median(steady):.2f}, p95 {np.percentile(steady, 95):.2f}, "
+                f"max {steady.max():.2f} over {steady.size} frames"
+            )
         t1 = time.time()
         stats = fill_in(src, feats, client=client)
         status = FeatureStore.open(feats).status()
-        print(f"fill-in: {stats.frames_stored} frames in {time.time() - t1:.1f} s; now "
-              f"{int(np.sum(status == DONE))} of {args.frames} frames done")
+        print(
+            f"fill-in: {stats.frames_stored} frames in {time.time() - t1:.1f} s; now "
+            f"{int(np.sum(status == DONE))} of {args.frames} frames done"
+        )
     client.close()
     client.cluster.close()
 

@@ -16,10 +16,20 @@ import numpy as np
 class OMPeakfinder8:
     """peakfinder8 with its usual parameters (adc_thresh 5, minimum_snr 5, 3-1000 pixels)."""
 
-    def __init__(self, geometry, *, fast: bool = False, pixels_per_bin: int = 100,
-                 adc_thresh: float = 5.0, minimum_snr: float = 5.0, min_pixel_count: int = 3,
-                 max_pixel_count: int = 1000, local_bg_radius: int = 5,
-                 max_num_peaks: int = 2048, seed: int = 0):
+    def __init__(
+        self,
+        geometry,
+        *,
+        fast: bool = False,
+        pixels_per_bin: int = 100,
+        adc_thresh: float = 5.0,
+        minimum_snr: float = 5.0,
+        min_pixel_count: int = 3,
+        max_pixel_count: int = 1000,
+        local_bg_radius: int = 5,
+        max_num_peaks: int = 2048,
+        seed: int = 0,
+    ):
         from om.algorithms._crystallography import peakfinder_8
 
         self._pf8 = peakfinder_8
@@ -36,10 +46,13 @@ class OMPeakfinder8:
             order = np.argsort(rint, kind="mergesort")
             groups = np.split(order, np.cumsum(np.bincount(rint))[:-1])
             rng = np.random.default_rng(seed)
-            idx = np.concatenate([
-                g if len(g) <= pixels_per_bin else rng.choice(g, pixels_per_bin, replace=False)
-                for g in groups if len(g)
-            ])
+            idx = np.concatenate(
+                [
+                    g if len(g) <= pixels_per_bin else rng.choice(g, pixels_per_bin, replace=False)
+                    for g in groups
+                    if len(g)
+                ]
+            )
             self.idx = idx.astype(np.int32)
             self.rad = rint[idx].astype(np.int32)
             self.n_stats = int(idx.size)
@@ -48,6 +61,18 @@ class OMPeakfinder8:
         """Peaks of one frame as rows ``(x, y, intensity, npix, snr)`` (array-index coords)."""
         ny, nx = self.shape
         fs, ss, inten, _com, npix, _mx, _sig, snr = self._pf8(
-            self.max_num_peaks, frame.astype(np.float32), self.mask, self.radius,
-            self.n_stats, self.idx, self.rad, int(self.fast), nx, ny, 1, 1, *self.args)
+            self.max_num_peaks,
+            frame.astype(np.float32),
+            self.mask,
+            self.radius,
+            self.n_stats,
+            self.idx,
+            self.rad,
+            int(self.fast),
+            nx,
+            ny,
+            1,
+            1,
+            *self.args,
+        )
         return np.column_stack([fs, ss, inten, npix, snr]).astype(float).reshape(-1, 5)

@@ -30,14 +30,23 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        s = write_run(f"{tmp}/run", frames=args.frames, rate=0, fmt=args.format,
-                      detector=args.detector, hit_fraction=args.hit_fraction, progress=progress)
+        s = write_run(
+            f"{tmp}/run",
+            frames=args.frames,
+            rate=0,
+            fmt=args.format,
+            detector=args.detector,
+            hit_fraction=args.hit_fraction,
+            progress=progress,
+        )
         total = time.perf_counter() - t0
     # sustained: from the first written batch to the last (excludes set-up)
     (ta, na), (tb, nb) = stamps[0], stamps[-1]
     sustained = (nb - na) / (tb - ta)
-    print(f"detector={args.detector} format={args.format} frames={s.frames} "
-          f"hit_fraction={args.hit_fraction}")
+    print(
+        f"detector={args.detector} format={args.format} frames={s.frames} "
+        f"hit_fraction={args.hit_fraction}"
+    )
     print(f"set-up + first batch: {ta - t0:.2f} s; total {total:.2f} s")
     print(f"sustained write rate: {sustained:.1f} frames/s (goal >= 100 for eiger4m zarr)")
 

@@ -57,8 +57,14 @@ class TinySource(Source):
         super().__init__()
         self.total, self.batch, self._avail = total, batch, 0
         self.path = None
-        self._geom = Geometry.simple(shape=SHAPE, pixel_size=600e-6, distance=0.1,
-                                     beam_center_x=32.0, beam_center_y=32.0, wavelength=1.0)
+        self._geom = Geometry.simple(
+            shape=SHAPE,
+            pixel_size=600e-6,
+            distance=0.1,
+            beam_center_x=32.0,
+            beam_center_y=32.0,
+            wavelength=1.0,
+        )
 
     def _count(self) -> int:
         self._avail = min(self.total, self._avail + self.batch)
@@ -86,18 +92,25 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256, help="frames the run grows per poll")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--trace", action="store_true", help="tracemalloc: top growth sites")
-    p.add_argument("--objects", action="store_true",
-                   help="at each sample, the Python object types whose count grew most")
-    p.add_argument("--trim", action="store_true",
-                   help="glibc malloc_trim(0) before each sample: memory freed but kept by the "
-                        "allocator is returned, what remains is held")
+    p.add_argument(
+        "--objects",
+        action="store_true",
+        help="at each sample, the Python object types whose count grew most",
+    )
+    p.add_argument(
+        "--trim",
+        action="store_true",
+        help="glibc malloc_trim(0) before each sample: memory freed but kept by the "
+        "allocator is returned, what remains is held",
+    )
     p.add_argument("--out", default=None, help="feature store (default: a temporary folder)")
     a = p.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="xlive-soak-")) / "features.zarr"
     client = default_client(a.workers)
     source = TinySource(a.frames, a.batch)
-    session = LiveSession(source, out, client=client,
-                          params=LiveParams(adaptive=False, poll_interval=0.05))
+    session = LiveSession(
+        source, out, client=client, params=LiveParams(adaptive=False, poll_interval=0.05)
+    )
     samples: list[tuple[int, float, float]] = []
     snap0 = None
     last_counts = None
@@ -113,8 +126,10 @@ def main() -> None:
                 if a.trim:
                     ctypes.CDLL("libc.so.6").malloc_trim(0)
                 samples.append((done, rss_mb(), time.time() - t0))
-                print(f"{done:>8} frames  RSS {samples[-1][1]:8.1f} MB  {samples[-1][2]:7.1f} s",
-                      flush=True)
+                print(
+                    f"{done:>8} frames  RSS {samples[-1][1]:8.1f} MB  {samples[-1][2]:7.1f} s",
+                    flush=True,
+                )
                 if a.objects:
                     counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
                     if last_counts is not None:
@@ -142,9 +157,11 @@ def main() -> None:
     # growth per 10,000 frames: from the second sample (after warm-up) to the end
     (f1, r1, _), (f2, r2, _) = samples[min(1, len(samples) - 1)], samples[-1]
     slope = (r2 - r1) / max(f2 - f1, 1) * 10_000
-    print(f"\nRSS {r1:.1f} MB at {f1} frames -> {r2:.1f} MB at {f2} frames: "
-          f"{slope:+.2f} MB per 10,000 frames ({(f2 - f1) / max(samples[-1][2] - samples[1][2], 1e-9):.0f}"
-          " frames/s)")
+    print(
+        f"\nRSS {r1:.1f} MB at {f1} frames -> {r2:.1f} MB at {f2} frames: "
+        f"{slope:+.2f} MB per 10,000 frames ({(f2 - f1) / max(samples[-1][2] - samples[1][2], 1e-9):.0f}"
+        " frames/s)"
+    )
 
 
 if __name__ == "__main__":

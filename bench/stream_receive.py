@@ -36,10 +36,28 @@ def main() -> None:
     address = f"tcp://127.0.0.1:{port}"
     spool = Path(a.spool or tempfile.mkdtemp(prefix="xlive-bench-")) / "spool.zarr"
     sender = subprocess.Popen(
-        [sys.executable, "-m", "xlive.sources.stream.sender", "--bind", address, "--synthetic",
-         a.detector, "--frames", str(a.frames), "--rate", str(a.rate), "--protocol",
-         str(a.protocol), "--distinct", "8", "--timeout", "30"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "xlive.sources.stream.sender",
+            "--bind",
+            address,
+            "--synthetic",
+            a.detector,
+            "--frames",
+            str(a.frames),
+            "--rate",
+            str(a.rate),
+            "--protocol",
+            str(a.protocol),
+            "--distinct",
+            "8",
+            "--timeout",
+            "30",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     rec = StreamReceiver(address, spool)
     first = {}
 
@@ -57,13 +75,18 @@ def main() -> None:
     n = StreamSource(None, spool=spool).refresh()
     dt = t_end - first.get("t", t_end)
     size = sum(f.stat().st_size for f in (spool / "seg000" / "frames" / "c").rglob("0"))
-    print(f"detector {a.detector}, protocol V{a.protocol}, requested rate "
-          f"{a.rate or 'max'} frames/s")
-    print(f"sent {sent['sent']} frames in {sent['seconds']:.2f} s "
-          f"({sent['sent'] / sent['seconds']:.0f} frames/s)")
-    print(f"received {rec.received}, spooled {n} frames in {dt:.2f} s: "
-          f"{rec.received / dt:.0f} frames/s received, "
-          f"{size / max(n, 1) / 1e3:.0f} kB/frame compressed")
+    print(
+        f"detector {a.detector}, protocol V{a.protocol}, requested rate {a.rate or 'max'} frames/s"
+    )
+    print(
+        f"sent {sent['sent']} frames in {sent['seconds']:.2f} s "
+        f"({sent['sent'] / sent['seconds']:.0f} frames/s)"
+    )
+    print(
+        f"received {rec.received}, spooled {n} frames in {dt:.2f} s: "
+        f"{rec.received / dt:.0f} frames/s received, "
+        f"{size / max(n, 1) / 1e3:.0f} kB/frame compressed"
+    )
     print(f"lost: {sent['sent'] - n}")
 
 

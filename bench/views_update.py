@@ -31,8 +31,15 @@ def main() -> None:
     ap.add_argument("--per-update", type=int, default=1000)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="xlive-bench-"))
-    write_run(tmp / "run", frames=64, rate=0, detector="eiger500k", seed=5, hit_fraction=0.4,
-              laser_on_fraction=0.5)
+    write_run(
+        tmp / "run",
+        frames=64,
+        rate=0,
+        detector="eiger500k",
+        seed=5,
+        hit_fraction=0.4,
+        laser_on_fraction=0.5,
+    )
     session = LiveSession(tmp / "run", tmp / "features.zarr")
     frames = np.stack([session.read_frame(i) for i in range(64)])
     feats = analyze_frames(frames, session.source.geometry, session.processor.analyzers)
@@ -46,11 +53,16 @@ def main() -> None:
     while done < args.frames:
         for _ in range(args.per_update // block):
             pick = rng.integers(0, 64, block)
-            result = Block(np.arange(done, done + block), np.zeros(block, bool),
-                           {k: v[pick] for k, v in feats.items()})
-            meta = {"laser_on": rng.random(block) < 0.5,
-                    "frame_number": np.arange(done, done + block),
-                    "timestamp": time.time() + np.zeros(block)}
+            result = Block(
+                np.arange(done, done + block),
+                np.zeros(block, bool),
+                {k: v[pick] for k, v in feats.items()},
+            )
+            meta = {
+                "laser_on": rng.random(block) < 0.5,
+                "frame_number": np.arange(done, done + block),
+                "timestamp": time.time() + np.zeros(block),
+            }
             session._on_block(result, meta)
             session.latest_hit = int(pick[-1])  # a frame the source can read
             done += block
@@ -64,11 +76,13 @@ def main() -> None:
         if mark > args.frames:
             break
         k = int(np.searchsorted(arr[:, 0], mark))
-        sel = arr[max(0, k - 4): k + 1, 1]
+        sel = arr[max(0, k - 4) : k + 1, 1]
         print(f"{mark:>8} {1000 * np.median(sel):>12.1f}")
-    first, last = arr[: max(1, len(arr) // 10), 1], arr[-max(1, len(arr) // 10):, 1]
-    print(f"first 10 %: {1000 * np.median(first):.1f} ms, last 10 %: {1000 * np.median(last):.1f} ms "
-          f"per update of {args.per_update} new frames")
+    first, last = arr[: max(1, len(arr) // 10), 1], arr[-max(1, len(arr) // 10) :, 1]
+    print(
+        f"first 10 %: {1000 * np.median(first):.1f} ms, last 10 %: {1000 * np.median(last):.1f} ms "
+        f"per update of {args.per_update} new frames"
+    )
 
 
 if __name__ == "__main__":

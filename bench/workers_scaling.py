@@ -32,8 +32,7 @@ def cpu_seconds(procs) -> list[float]:
     return [sum(p.cpu_times()[:2]) for p in procs]
 
 
-def throughput(run: Path, feats: Path, workers: int, processes: bool, params: LiveParams
-               ) -> float:
+def throughput(run: Path, feats: Path, workers: int, processes: bool, params: LiveParams) -> float:
     client = default_client(workers, processes=processes)
     try:
         src = open_source(run)
@@ -46,8 +45,12 @@ def throughput(run: Path, feats: Path, workers: int, processes: bool, params: Li
             stats = lp.run()
             wall, c1 = time.perf_counter() - t0, cpu_seconds(procs)
             n = stats.frames_stored
-            used = ", ".join(f"{name} {1e3 * (b - a) / n:.1f}" for name, a, b in zip(
-                ["driver"] + [f"worker {k}" for k in range(1, len(procs))], c0, c1, strict=True))
+            used = ", ".join(
+                f"{name} {1e3 * (b - a) / n:.1f}"
+                for name, a, b in zip(
+                    ["driver"] + [f"worker {k}" for k in range(1, len(procs))], c0, c1, strict=True
+                )
+            )
             print(f"  {workers} worker(s): {n / wall:.1f} frames/s; CPU ms per frame: {used}")
             return n / wall
     finally:
@@ -59,11 +62,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--detector", default="eiger4m")
     ap.add_argument("--frames", type=int, default=1000)
-    ap.add_argument("--threads", action="store_true",
-                    help="workers as threads of one process (default: one process each)")
+    ap.add_argument(
+        "--threads",
+        action="store_true",
+        help="workers as threads of one process (default: one process each)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="rounds of (1 worker, 2 workers)")
-    ap.add_argument("--max-block", type=int, default=LiveParams.max_block,
-                    help="largest block of frames per task (default: the live loop's)")
+    ap.add_argument(
+        "--max-block",
+        type=int,
+        default=LiveParams.max_block,
+        help="largest block of frames per task (default: the live loop's)",
+    )
     args = ap.parse_args()
     params = LiveParams(adaptive=False, max_block=args.max_block)
     kind = "thread" if args.threads else "process"
@@ -75,10 +85,14 @@ def main() -> None:
             one = throughput(run, Path(tmp) / f"one{k}.zarr", 1, not args.threads, params)
             two = throughput(run, Path(tmp) / f"two{k}.zarr", 2, not args.threads, params)
             ratios.append(two / one)
-            print(f"{args.detector}, {args.frames} frames, {kind} workers: 1 worker {one:.1f} "
-                  f"frames/s, 2 workers {two:.1f} frames/s, ratio {two / one:.2f}")
-    print(f"ratio over {len(ratios)} rounds: median {np.median(ratios):.2f}, "
-          f"min {min(ratios):.2f}, max {max(ratios):.2f} (goal >= 1.7)")
+            print(
+                f"{args.detector}, {args.frames} frames, {kind} workers: 1 worker {one:.1f} "
+                f"frames/s, 2 workers {two:.1f} frames/s, ratio {two / one:.2f}"
+            )
+    print(
+        f"ratio over {len(ratios)} rounds: median {np.median(ratios):.2f}, "
+        f"min {min(ratios):.2f}, max {max(ratios):.2f} (goal >= 1.7)"
+    )
 
 
 if __name__ == "__main__":

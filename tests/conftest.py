@@ -20,8 +20,10 @@ def chromium():
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=exe,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         try:
             yield browser
         finally:
@@ -32,7 +34,9 @@ def chromium():
 def realdata() -> Path:
     """``../shared/realdata`` beside the checkout; tests skip when it is absent."""
     if not REALDATA.is_dir():
-        pytest.skip(f"measured data folder {REALDATA} is absent (it sits beside the checkout in CI)")
+        pytest.skip(
+            f"measured data folder {REALDATA} is absent (it sits beside the checkout in CI)"
+        )
     return REALDATA
 
 
@@ -73,9 +77,12 @@ def install_plugin(tmp_path):
         dist = site / f"{name.replace('-', '_')}-0.1.dist-info"
         dist.mkdir(parents=True, exist_ok=True)
         (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-        (dist / "entry_points.txt").write_text("".join(
-            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
-            for group, eps in entry_points.items()))
+        (dist / "entry_points.txt").write_text(
+            "".join(
+                f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
+                for group, eps in entry_points.items()
+            )
+        )
         for rel, text in (files or {}).items():
             (site / rel).parent.mkdir(parents=True, exist_ok=True)
             (site / rel).write_text(text)

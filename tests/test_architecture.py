@@ -50,13 +50,12 @@ def imports(name: str, path: Path, known: set[str]) -> tuple[set[str], set[str]]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
             # `from pkg import sub` imports the module pkg.sub
-            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in known else mod
-                       for a in node.names]
+            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in known else mod for a in node.names]
         else:
             continue
         for t in targets:
@@ -103,7 +102,7 @@ def test_no_import_cycles(graph):
         stack.append(m)
         for t in sorted(edges.get(m, ())):
             if state.get(t) == 1:
-                cycle = stack[stack.index(t):] + [t]
+                cycle = stack[stack.index(t) :] + [t]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if t not in state:
                 visit(t)
@@ -154,8 +153,9 @@ def test_every_xlive_import_names_an_existing_module():
             if isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = package.split(".")
-                    mod = ".".join(base[:len(base) - node.level + 1] + (
-                        [node.module] if node.module else []))
+                    mod = ".".join(
+                        base[: len(base) - node.level + 1] + ([node.module] if node.module else [])
+                    )
                 else:
                     mod = node.module or ""
                 if not mod.startswith("xlive"):

@@ -14,9 +14,27 @@ import pytest
 
 def start_demo(out) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "xlive.cli", "demo", "--no-browser", "--frames", "0", "--rate",
-         "5", "--detector", "eiger500k", "--port", "0", "--out", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "demo",
+            "--no-browser",
+            "--frames",
+            "0",
+            "--rate",
+            "5",
+            "--detector",
+            "eiger500k",
+            "--port",
+            "0",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def simulator_of(proc: subprocess.Popen, timeout: float = 120) -> psutil.Process:

@@ -28,8 +28,9 @@ def test_wrong_type_names_the_key(tmp_path):
 
 
 def test_values_take_the_field_type():
-    cfg = parse_config({"live": {"latency_budget": 3, "sample": 0.5},
-                        "aggregate": {"log_i_range": [0, 5]}})
+    cfg = parse_config(
+        {"live": {"latency_budget": 3, "sample": 0.5}, "aggregate": {"log_i_range": [0, 5]}}
+    )
     assert cfg.live.latency_budget == 3.0 and isinstance(cfg.live.latency_budget, float)
     assert cfg.aggregate.log_i_range == (0.0, 5.0)
 
@@ -48,8 +49,14 @@ def test_unknown_names_suggest_the_nearest():
 
 
 def test_an_analyzer_table_switches_the_analyzer_on():
-    geom = Geometry.simple(shape=(64, 64), pixel_size=75e-6, distance=0.1, beam_center_x=32,
-                           beam_center_y=32, wavelength=1.0)
+    geom = Geometry.simple(
+        shape=(64, 64),
+        pixel_size=75e-6,
+        distance=0.1,
+        beam_center_x=32,
+        beam_center_y=32,
+        wavelength=1.0,
+    )
     cfg = parse_config({"analyzers": {"max_pixel": {"alarm_level": 100}, "spots": {"min_snr": 4}}})
     assert cfg.analyzers["max_pixel"] == MaxPixelParams(alarm_level=100.0)
     fused, extra = cfg.build_analyzers(geom)
@@ -59,8 +66,13 @@ def test_an_analyzer_table_switches_the_analyzer_on():
 
 
 def test_configuration_round_trips_through_the_store_attributes():
-    cfg = parse_config({"live": {"block": 8}, "flags": {"ice_fraction": 0.4},
-                        "analyzers": {"max_pixel": {"tile": 16}}})
+    cfg = parse_config(
+        {
+            "live": {"block": 8},
+            "flags": {"ice_fraction": 0.4},
+            "analyzers": {"max_pixel": {"tile": 16}},
+        }
+    )
     attrs = {"config": json.dumps(cfg.to_dict())}  # as FeatureStore.to_dataset gives it
     back = stored_config(attrs)
     assert back == cfg

@@ -16,13 +16,21 @@ from xlive.simulate import write_run
 
 
 def test_plan_mask_file_and_values(tmp_path):
-    g = Geometry.simple(shape=(40, 50), pixel_size=1e-4, distance=0.1, beam_center_x=20,
-                        beam_center_y=25, wavelength=1.0)
+    g = Geometry.simple(
+        shape=(40, 50),
+        pixel_size=1e-4,
+        distance=0.1,
+        beam_center_x=20,
+        beam_center_y=25,
+        wavelength=1.0,
+    )
     m = np.zeros((40, 50), np.uint8)
     m[:5, :7] = 1
     np.save(tmp_path / "m.npy", m)
-    out = GeometryPlan(mask=str(tmp_path / "m.npy"),
-                       values={"distance": 0.2, "beam_center_x": 21.5, "pixel_size": 2e-4})(g)
+    out = GeometryPlan(
+        mask=str(tmp_path / "m.npy"),
+        values={"distance": 0.2, "beam_center_x": 21.5, "pixel_size": 2e-4},
+    )(g)
     assert out.mask.sum() == 35 and out.mask[:5, :7].all()
     assert out.distance == 0.2 and out.beam_center == (21.5, 25) and out.pixel_size == 2e-4
     np.save(tmp_path / "bad.npy", np.zeros((3, 3)))
@@ -37,13 +45,25 @@ def test_process_takes_geometry_file_and_config_and_records_provenance(tmp_path)
     px = 75e-6
     (tmp_path / "det.poni").write_text(
         f"Distance: 0.25\nPoni1: {250 * px}\nPoni2: {500 * px}\nRot1: 0\nRot2: 0\nRot3: 0\n"
-        "PixelSize1: 7.5e-05\nPixelSize2: 7.5e-05\nWavelength: 1.1e-10\n")
+        "PixelSize1: 7.5e-05\nPixelSize2: 7.5e-05\nWavelength: 1.1e-10\n"
+    )
     (tmp_path / "run.toml").write_text("[geometry]\ndistance = 0.3\n")
     feats = tmp_path / "f.zarr"
     run_a = str(tmp_path / "a" / "run_*.cbf")
-    out = run_xlive("process", run_a, "--out", str(feats), "--geometry",
-                    str(tmp_path / "det.poni"), "--config", str(tmp_path / "run.toml"),
-                    "--no-db", "-q", "--workers", "1").stdout
+    out = run_xlive(
+        "process",
+        run_a,
+        "--out",
+        str(feats),
+        "--geometry",
+        str(tmp_path / "det.poni"),
+        "--config",
+        str(tmp_path / "run.toml"),
+        "--no-db",
+        "-q",
+        "--workers",
+        "1",
+    ).stdout
     assert "stored features of 6 frames" in out
     info = dict(zarr.open_group(str(feats), mode="r").attrs)["xlive"]
     geom = info["geometry"]
@@ -60,8 +80,17 @@ def test_process_takes_geometry_file_and_config_and_records_provenance(tmp_path)
     res = run_xlive("export-hits", str(feats), "--cxi", str(tmp_path / "h.cxi"))
     assert "wrote" in res.stdout
     # another run into the same store is refused, saying which runs
-    other = run_xlive("process", str(tmp_path / "b" / "run_*.cbf"), "--out", str(feats),
-                      "--no-db", "-q", "--workers", "1", check=False)
+    other = run_xlive(
+        "process",
+        str(tmp_path / "b" / "run_*.cbf"),
+        "--out",
+        str(feats),
+        "--no-db",
+        "-q",
+        "--workers",
+        "1",
+        check=False,
+    )
     assert other.returncode == 2 and "Traceback" not in other.stderr
     assert "holds features of" in other.stderr and "b/run_*.cbf" in other.stderr
     assert json.loads(json.dumps(info))  # provenance is plain JSON

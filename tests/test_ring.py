@@ -24,7 +24,7 @@ def test_ring_matches_deque(maxlen):
         assert len(ring) == len(ref) and bool(ring) == bool(ref)
         np.testing.assert_array_equal(np.asarray(ring), np.asarray(ref, float))
         n = rng.randrange(0, maxlen + 5)
-        np.testing.assert_array_equal(ring.last(n), np.asarray(ref, float)[max(len(ref) - n, 0):])
+        np.testing.assert_array_equal(ring.last(n), np.asarray(ref, float)[max(len(ref) - n, 0) :])
         assert list(reversed(ring)) == list(reversed(ref)) and list(ring) == list(ref)
     ring.append(7.0)
     ref.append(7.0)

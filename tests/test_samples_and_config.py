@@ -43,7 +43,9 @@ def test_documented_command_regenerates_the_sample(tmp_path):
 
 
 EXAMPLES = sorted(
-    p for top in ("data-samples", "notebooks", "binder", "docs") for p in (REPO / top).glob("**/*.toml")
+    p
+    for top in ("data-samples", "notebooks", "binder", "docs")
+    for p in (REPO / top).glob("**/*.toml")
 )
 
 
@@ -73,8 +75,14 @@ def test_configuration_errors_say_what_is_allowed(tmp_path):
 def test_geometry_overrides_apply():
     from xlive.geometry import Geometry
 
-    g = Geometry.simple(shape=(10, 12), pixel_size=1e-4, distance=0.1, beam_center_x=6,
-                        beam_center_y=5, wavelength=1.0)
+    g = Geometry.simple(
+        shape=(10, 12),
+        pixel_size=1e-4,
+        distance=0.1,
+        beam_center_x=6,
+        beam_center_y=5,
+        wavelength=1.0,
+    )
     cfg = parse_config({"geometry": {"distance": 0.2, "beam_center_x": 3.5}})
     g2 = cfg.apply_geometry(g)
     assert g2.distance == 0.2 and g2.beam_center == (3.5, 5.0)

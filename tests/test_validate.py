@@ -14,25 +14,28 @@ from xlive.engine.live import LiveParams
 from xlive.errors import AnalyzerError, ConfigError, XliveError
 
 
-@pytest.mark.parametrize("cls, key, value, words", [
-    (SpotParams, "min_snr", "high", ["[analyzers.spots]", "min_snr", "a number", "'high'"]),
-    (SpotParams, "min_snr", math.nan, ["min_snr", "a number"]),
-    (SpotParams, "min_snr", -1.0, ["min_snr", ">= 0"]),
-    (SpotParams, "max_peaks", 2.5, ["max_peaks", "an integer"]),
-    (SpotParams, "max_peaks", True, ["max_peaks", "an integer"]),
-    (SpotParams, "adc_threshold", math.inf, ["adc_threshold", "finite"]),
-    (RadialParams, "q_range", (1.0,), ["q_range", "a list of 2 numbers"]),
-    (RadialParams, "q_range", "0,10", ["q_range", "a list of 2 numbers"]),
-    (RadialParams, "solid_angle", "yes", ["solid_angle", "true or false"]),
-    (StatsParams, "sample_step", 0, ["sample_step", ">= 1"]),
-    (LatticeParams, "stages", (0.5, "x"), ["stages", "a list of numbers"]),
-    (LiveParams, "poll_interval", "fast", ["[live]", "poll_interval", "a number"]),
-    (LiveParams, "sample", 1.5, ["sample", "between"]),
-    (LiveParams, "block", 0, ["block", ">= 1"]),
-    (FlagThresholds, "window", "100", ["[flags]", "window", "an integer"]),
-    (FlagThresholds, "ice_fraction", 2.0, ["ice_fraction", "between 0 and 1"]),
-    (AggregateParams, "log_i_range", [0, "6"], ["[aggregate]", "log_i_range"]),
-])
+@pytest.mark.parametrize(
+    "cls, key, value, words",
+    [
+        (SpotParams, "min_snr", "high", ["[analyzers.spots]", "min_snr", "a number", "'high'"]),
+        (SpotParams, "min_snr", math.nan, ["min_snr", "a number"]),
+        (SpotParams, "min_snr", -1.0, ["min_snr", ">= 0"]),
+        (SpotParams, "max_peaks", 2.5, ["max_peaks", "an integer"]),
+        (SpotParams, "max_peaks", True, ["max_peaks", "an integer"]),
+        (SpotParams, "adc_threshold", math.inf, ["adc_threshold", "finite"]),
+        (RadialParams, "q_range", (1.0,), ["q_range", "a list of 2 numbers"]),
+        (RadialParams, "q_range", "0,10", ["q_range", "a list of 2 numbers"]),
+        (RadialParams, "solid_angle", "yes", ["solid_angle", "true or false"]),
+        (StatsParams, "sample_step", 0, ["sample_step", ">= 1"]),
+        (LatticeParams, "stages", (0.5, "x"), ["stages", "a list of numbers"]),
+        (LiveParams, "poll_interval", "fast", ["[live]", "poll_interval", "a number"]),
+        (LiveParams, "sample", 1.5, ["sample", "between"]),
+        (LiveParams, "block", 0, ["block", ">= 1"]),
+        (FlagThresholds, "window", "100", ["[flags]", "window", "an integer"]),
+        (FlagThresholds, "ice_fraction", 2.0, ["ice_fraction", "between 0 and 1"]),
+        (AggregateParams, "log_i_range", [0, "6"], ["[aggregate]", "log_i_range"]),
+    ],
+)
 def test_bad_value_names_key_and_type(cls, key, value, words):
     with pytest.raises(XliveError) as exc:
         cls(**{key: value})
@@ -69,6 +72,13 @@ def test_nested_table_checked():
 
 
 def test_defaults_pass():
-    for cls in (SpotParams, RadialParams, StatsParams, LatticeParams, LiveParams,
-                FlagThresholds, AggregateParams):
+    for cls in (
+        SpotParams,
+        RadialParams,
+        StatsParams,
+        LatticeParams,
+        LiveParams,
+        FlagThresholds,
+        AggregateParams,
+    ):
         cls()

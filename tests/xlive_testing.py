@@ -7,16 +7,24 @@ import subprocess
 import sys
 
 
-def run_xlive(*args: str, timeout: float = 300, check: bool = True, env: dict | None = None,
-              **kw) -> subprocess.CompletedProcess:
+def run_xlive(
+    *args: str, timeout: float = 300, check: bool = True, env: dict | None = None, **kw
+) -> subprocess.CompletedProcess:
     """Run the installed ``xlive`` command line in a separate process (``env``: added to this
     process's environment)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "xlive.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, **kw)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xlive.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kw,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"xlive {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"xlive {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

@@ -42,11 +42,20 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-GEOMETRY_KEYS = ("distance", "wavelength", "beam_center_x", "beam_center_y", "clen",
-                 "photon_energy", "pixel_size", "saturation_value", "file", "mask")
+GEOMETRY_KEYS = (
+    "distance",
+    "wavelength",
+    "beam_center_x",
+    "beam_center_y",
+    "clen",
+    "photon_energy",
+    "pixel_size",
+    "saturation_value",
+    "file",
+    "mask",
+)
 # file, mask: paths (as --geometry FILE, --mask FILE)
-TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "cluster", "indexing",
-          "logbook")
+TABLES = ("geometry", "analyzers", "live", "flags", "aggregate", "cluster", "indexing", "logbook")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,9 +84,11 @@ class RunConfig:
             if len(geom.panels) != 1:
                 raise ConfigError("beam_center_x/y overrides apply to single-panel detectors only")
             bx, by = geom.beam_center
-            p = dataclasses.replace(geom.panels[0],
-                                    corner_x=-float(g.get("beam_center_x", bx)),
-                                    corner_y=-float(g.get("beam_center_y", by)))
+            p = dataclasses.replace(
+                geom.panels[0],
+                corner_x=-float(g.get("beam_center_x", bx)),
+                corner_y=-float(g.get("beam_center_y", by)),
+            )
             changes["panels"] = (p,)
         return geom.replace(**changes)
 
@@ -95,12 +106,16 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         """Plain data (JSON/TOML-able); :func:`parse_config` reads it back."""
-        return {"geometry": dict(self.geometry),
-                "analyzers": {k: {} if p is None else dataclasses.asdict(p)
-                              for k, p in self.analyzers.items()},
-                "live": dataclasses.asdict(self.live), "flags": dataclasses.asdict(self.flags),
-                "aggregate": dataclasses.asdict(self.aggregate),
-                "cluster": dataclasses.asdict(self.cluster)}
+        return {
+            "geometry": dict(self.geometry),
+            "analyzers": {
+                k: {} if p is None else dataclasses.asdict(p) for k, p in self.analyzers.items()
+            },
+            "live": dataclasses.asdict(self.live),
+            "flags": dataclasses.asdict(self.flags),
+            "aggregate": dataclasses.asdict(self.aggregate),
+            "cluster": dataclasses.asdict(self.cluster),
+        }
 
 
 # --------------------------------------------------------------------------- checking values
@@ -114,8 +129,13 @@ def _describe(tp) -> str:
         return f"a list of {len(args)} values"
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-            dict: "a table"}.get(tp, getattr(tp, "__name__", str(tp)))
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a table",
+    }.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _coerce(value: Any, tp) -> tuple[bool, Any]:
@@ -169,15 +189,19 @@ def _build(cls, table: Any, name: str):
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in table:
         if key not in fields:
-            raise ConfigError(f"[{name}] has no key {key!r}{did_you_mean(key, fields)}; "
-                              f"allowed: {', '.join(fields)}")
+            raise ConfigError(
+                f"[{name}] has no key {key!r}{did_you_mean(key, fields)}; "
+                f"allowed: {', '.join(fields)}"
+            )
     hints = typing.get_type_hints(cls)
     values = {}
     for key, value in table.items():
         ok, v = _coerce(value, hints.get(key, Any))
         if not ok:
-            raise ConfigError(f"[{name}] {key} must be {_describe(hints[key])}, "
-                              f"got {value!r} ({type(value).__name__})")
+            raise ConfigError(
+                f"[{name}] {key} must be {_describe(hints[key])}, "
+                f"got {value!r} ({type(value).__name__})"
+            )
         values[key] = v
     try:
         return cls(**values)
@@ -196,8 +220,10 @@ def _analyzer_tables(tables: Any, origin: str) -> dict:
         if name in DEFAULT_TABLES:
             cls = DEFAULT_TABLES[name]
         elif name == "frame":
-            raise ConfigError(f"{origin}: [analyzers.frame] is the built-in set; tune it with "
-                              f"[analyzers.{'], [analyzers.'.join(DEFAULT_TABLES)}]")
+            raise ConfigError(
+                f"{origin}: [analyzers.frame] is the built-in set; tune it with "
+                f"[analyzers.{'], [analyzers.'.join(DEFAULT_TABLES)}]"
+            )
         else:
             try:
                 cls = getattr(analyzer_class(name), "params_class", None)
@@ -205,8 +231,10 @@ def _analyzer_tables(tables: Any, origin: str) -> dict:
                 raise ConfigError(f"{origin} [analyzers.{name}]: {e}") from None
         if cls is None:
             if table:
-                raise ConfigError(f"{origin} [analyzers.{name}]: this analyzer takes no "
-                                  f"parameters, got {sorted(table)}")
+                raise ConfigError(
+                    f"{origin} [analyzers.{name}]: this analyzer takes no "
+                    f"parameters, got {sorted(table)}"
+                )
             out[name] = None
         else:
             out[name] = _build(cls, table, f"analyzers.{name}")
@@ -217,19 +245,26 @@ def parse_config(data: dict, *, origin: str = "configuration") -> RunConfig:
     """A :class:`RunConfig` from parsed TOML (or :meth:`RunConfig.to_dict`), checked."""
     for key in data:
         if key not in TABLES:
-            raise ConfigError(f"{origin}: unknown table [{key}]{did_you_mean(key, TABLES)}; "
-                              f"allowed: {', '.join(TABLES)}")
+            raise ConfigError(
+                f"{origin}: unknown table [{key}]{did_you_mean(key, TABLES)}; "
+                f"allowed: {', '.join(TABLES)}"
+            )
     geom = dict(data.get("geometry", {}))
     for k, v in geom.items():
         if k not in GEOMETRY_KEYS:
-            raise ConfigError(f"{origin} [geometry] has no key {k!r}{did_you_mean(k, GEOMETRY_KEYS)}"
-                              f"; allowed: {', '.join(GEOMETRY_KEYS)}")
+            raise ConfigError(
+                f"{origin} [geometry] has no key {k!r}{did_you_mean(k, GEOMETRY_KEYS)}"
+                f"; allowed: {', '.join(GEOMETRY_KEYS)}"
+            )
         if k in ("file", "mask"):
             if not isinstance(v, str):
                 raise ConfigError(f"{origin} [geometry] {k} must be a file path, got {v!r}")
             continue
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or (
-                v <= 0 and k in ("distance", "wavelength")):
+        if (
+            not isinstance(v, (int, float))
+            or isinstance(v, bool)
+            or (v <= 0 and k in ("distance", "wavelength"))
+        ):
             raise ConfigError(f"{origin} [geometry] {k} must be a positive number, got {v!r}")
     analyzers = _analyzer_tables(data.get("analyzers", {}), origin)
     if "indexing" in data:  # [indexing] is [analyzers.indexing]
@@ -239,7 +274,8 @@ def parse_config(data: dict, *, origin: str = "configuration") -> RunConfig:
 
         analyzers["indexing"] = _build(IndexingParams, data["indexing"], "indexing")
     return RunConfig(
-        geometry=geom, analyzers=analyzers,
+        geometry=geom,
+        analyzers=analyzers,
         live=_build(LiveParams, data.get("live", {}), "live"),
         flags=_build(FlagThresholds, data.get("flags", {}), "flags"),
         aggregate=_build(AggregateParams, data.get("aggregate", {}), "aggregate"),

@@ -58,8 +58,9 @@ def _import(spec: str) -> Any:
 class Registry:
     """Plugins of one kind: built-ins by ``"module:attribute"``, then the entry-point group."""
 
-    def __init__(self, kind: str, group: str, builtins: dict[str, str], error: type[XliveError],
-                 package: str):
+    def __init__(
+        self, kind: str, group: str, builtins: dict[str, str], error: type[XliveError], package: str
+    ):
         self.kind, self.group, self.builtins, self.error = kind, group, dict(builtins), error
         #: package whose module NAME may define the plugin NAME
         self.package = package
@@ -75,8 +76,11 @@ class Registry:
             return None
         module = importlib.import_module(module_name)
         for obj in vars(module).values():
-            if (inspect.isclass(obj) and obj.__module__ == module_name
-                    and getattr(obj, "name", None) == name):
+            if (
+                inspect.isclass(obj)
+                and obj.__module__ == module_name
+                and getattr(obj, "name", None) == name
+            ):
                 return obj
         return None
 
@@ -85,17 +89,21 @@ class Registry:
         if self._in_tree is None:
             pkg = importlib.import_module(self.package)
             mods = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__))
-            self._in_tree = [m for m in mods if m not in self.builtins
-                             and self._module_plugin(m) is not None]
+            self._in_tree = [
+                m for m in mods if m not in self.builtins and self._module_plugin(m) is not None
+            ]
         return self._in_tree
 
     def _plugins(self) -> dict[str, EntryPoint]:
         eps = _entry_points(self.group)
         for name in sorted(set(eps) & set(self.builtins)):
             if name not in self._loaded:
-                warnings.warn(f"xlive {self.kind} plugin {name!r} ({eps[name].value}) has the "
-                              f"name of a built-in {self.kind}; the built-in is used",
-                              PluginWarning, stacklevel=3)
+                warnings.warn(
+                    f"xlive {self.kind} plugin {name!r} ({eps[name].value}) has the "
+                    f"name of a built-in {self.kind}; the built-in is used",
+                    PluginWarning,
+                    stacklevel=3,
+                )
         return {n: ep for n, ep in eps.items() if n not in self.builtins}
 
     def names(self) -> list[str]:
@@ -117,14 +125,17 @@ class Registry:
             try:
                 obj = plugins[name].load()
             except Exception as exc:  # third-party code: report it with its name
-                raise self.error(f"the xlive {self.kind} plugin {name!r} ({plugins[name].value}) "
-                                 f"failed to load: {type(exc).__name__}: {exc}") from exc
+                raise self.error(
+                    f"the xlive {self.kind} plugin {name!r} ({plugins[name].value}) "
+                    f"failed to load: {type(exc).__name__}: {exc}"
+                ) from exc
         else:
             names = self.names()
             raise self.error(
                 f"unknown {self.kind} {name!r}{did_you_mean(name, names)}; available: "
                 f"{', '.join(names)}. Installed packages add {self.kind}s under the entry-point "
-                f"group {self.group!r}")
+                f"group {self.group!r}"
+            )
         self._loaded[name] = obj
         return obj
 
@@ -146,26 +157,38 @@ class Registry:
 
 
 #: sources; the generic ones (last in the dict) are asked after the plugins
-SOURCES = Registry("source", "xlive.sources", {
-    "karabo": "xlive.sources.karabo:KaraboSource",
-    "euxfel": "xlive.sources.extra_data:ExtraDataSource",
-    "stream": "xlive.sources.stream.receiver:StreamSource",
-    "run": "xlive.sources.simulated:RunFolder",
-    "zarr": "xlive.sources.zarr_store:ZarrSource",
-    "eiger": "xlive.sources.eiger:EigerSource",
-    "hdf5": "xlive.sources.hdf5:HDF5Source",
-    "files": "xlive.sources.files:FilesSource",
-}, SourceError, "xlive.sources")
+SOURCES = Registry(
+    "source",
+    "xlive.sources",
+    {
+        "karabo": "xlive.sources.karabo:KaraboSource",
+        "euxfel": "xlive.sources.extra_data:ExtraDataSource",
+        "stream": "xlive.sources.stream.receiver:StreamSource",
+        "run": "xlive.sources.simulated:RunFolder",
+        "zarr": "xlive.sources.zarr_store:ZarrSource",
+        "eiger": "xlive.sources.eiger:EigerSource",
+        "hdf5": "xlive.sources.hdf5:HDF5Source",
+        "files": "xlive.sources.files:FilesSource",
+    },
+    SourceError,
+    "xlive.sources",
+)
 GENERIC_SOURCES = ("hdf5", "files")
 
 #: analyzers (``frame`` is the fused default set; the others are switched on by a config table)
-ANALYZERS = Registry("analyzer", "xlive.analyzers", {
-    "frame": "xlive.analyzers.combined:FrameAnalyzer",
-    "radial": "xlive.analyzers.radial:RadialProfile",
-    "spots": "xlive.analyzers.spots:SpotFinder",
-    "stats": "xlive.analyzers.stats:FrameStats",
-    "max_pixel": "xlive.analyzers._template:MaxPixel",
-}, AnalyzerError, "xlive.analyzers")
+ANALYZERS = Registry(
+    "analyzer",
+    "xlive.analyzers",
+    {
+        "frame": "xlive.analyzers.combined:FrameAnalyzer",
+        "radial": "xlive.analyzers.radial:RadialProfile",
+        "spots": "xlive.analyzers.spots:SpotFinder",
+        "stats": "xlive.analyzers.stats:FrameStats",
+        "max_pixel": "xlive.analyzers._template:MaxPixel",
+    },
+    AnalyzerError,
+    "xlive.analyzers",
+)
 
 
 def refresh() -> None:
@@ -196,9 +219,12 @@ def guess_source(target: str) -> str | None:
             if guess is not None and guess(target):
                 return name
         except Exception as exc:  # third-party code
-            warnings.warn(f"xlive source {name!r}: guess_can_open({target!r}) failed "
-                          f"({type(exc).__name__}: {exc}); it is skipped", PluginWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"xlive source {name!r}: guess_can_open({target!r}) failed "
+                f"({type(exc).__name__}: {exc}); it is skipped",
+                PluginWarning,
+                stacklevel=2,
+            )
     return None
 
 
@@ -248,10 +274,13 @@ def open_source(target: str | Path, *, kind: str | None = None, **options: Any):
     except SourceError:
         raise
     except TypeError as exc:
-        raise SourceError(f"the {kind!r} source rejected the options {sorted(options)}: {exc}") from exc
+        raise SourceError(
+            f"the {kind!r} source rejected the options {sorted(options)}: {exc}"
+        ) from exc
     except Exception as exc:
-        raise SourceError(f"the {kind!r} source cannot open {target!r}: {type(exc).__name__}: {exc}") \
-            from exc
+        raise SourceError(
+            f"the {kind!r} source cannot open {target!r}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def list_sources() -> dict[str, Any]:

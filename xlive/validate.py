@@ -68,8 +68,7 @@ def _name(tp: Any) -> str:
 
 
 def _plural(tp: Any) -> str:
-    return {float: "numbers", int: "integers", bool: "booleans", str: "strings"}.get(
-        tp, _name(tp))
+    return {float: "numbers", int: "integers", bool: "booleans", str: "strings"}.get(tp, _name(tp))
 
 
 class _Mismatch(Exception):
@@ -155,9 +154,14 @@ def _show(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
-def check_fields(obj: Any, where: str | None = None, *,
-                 ranges: dict[str, tuple[float | None, float | None]] | None = None,
-                 finite: bool = True, error: type[Exception] = ConfigError) -> None:
+def check_fields(
+    obj: Any,
+    where: str | None = None,
+    *,
+    ranges: dict[str, tuple[float | None, float | None]] | None = None,
+    finite: bool = True,
+    error: type[Exception] = ConfigError,
+) -> None:
     """Check (and normalise in place) every field of the dataclass instance ``obj``.
 
     Parameters
@@ -201,10 +205,14 @@ def check_fields(obj: Any, where: str | None = None, *,
         if f.name in ranges:
             lo, hi = ranges[f.name]
             for v in numbers_in:
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and (
-                        (lo is not None and v < lo) or (hi is not None and v > hi)):
-                    raise error(f"[{where}] {f.name} must be {_range_text(lo, hi)}, "
-                                f"got {_show(value)}")
+                if (
+                    isinstance(v, (int, float))
+                    and not isinstance(v, bool)
+                    and ((lo is not None and v < lo) or (hi is not None and v > hi))
+                ):
+                    raise error(
+                        f"[{where}] {f.name} must be {_range_text(lo, hi)}, got {_show(value)}"
+                    )
         if type(new) is not type(value) or new != value:
             object.__setattr__(obj, f.name, new)
 

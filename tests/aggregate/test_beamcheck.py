@@ -25,8 +25,9 @@ def shifted(geom, dx, dy):
 
 @pytest.mark.parametrize("dx, dy", [(0.0, 0.0), (8.0, -5.0), (-3.0, 2.0), (0.0, 12.0)])
 def test_offset_of_noise_free_rings(sim, dx, dy):
-    img = np.where(sim.geometry.maps.mask, 0.0,
-                   sim.expected_background(jet_on=True, ice=True, laser_on=False))
+    img = np.where(
+        sim.geometry.maps.mask, 0.0, sim.expected_background(jet_on=True, ice=True, laser_on=False)
+    )
     f = bin_factor(sim.geometry.shape)
     ex, ey, quality = estimate_beam_offset(bin_image(img, f), shifted(sim.geometry, dx, dy), f)
     assert quality > 0.8

@@ -21,9 +21,14 @@ def _blocks(size: int, step: int = 1):
     for s in range(0, len(idx), size):
         sl = slice(s, s + size)
         k = len(idx[sl])
-        yield Block(idx[sl], np.zeros(k, bool), {"jet_score": jet[sl],
-                                                 "is_hit": (idx[sl] % 3 == 0),
-                                                 "n_spots": np.full(k, 20)}), {}
+        yield (
+            Block(
+                idx[sl],
+                np.zeros(k, bool),
+                {"jet_score": jet[sl], "is_hit": (idx[sl] % 3 == 0), "n_spots": np.full(k, 20)},
+            ),
+            {},
+        )
 
 
 def _jet_episodes(tracker):

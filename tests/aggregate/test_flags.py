@@ -32,8 +32,9 @@ def aggregates_of(tmp_path_factory, name: str, geometry_shift=None, **sim) -> Ru
     geom = src.geometry
     if geometry_shift is not None:  # analyse with a beam centre that is off
         bx, by = geom.beam_center
-        panel = dataclasses.replace(geom.panels[0], corner_x=-(bx - geometry_shift[0]),
-                                    corner_y=-(by - geometry_shift[1]))
+        panel = dataclasses.replace(
+            geom.panels[0], corner_x=-(bx - geometry_shift[0]), corner_y=-(by - geometry_shift[1])
+        )
         geom = geom.replace(panels=(panel,))
     analyzers = default_analyzers(geom, indexing=index)
     reducers = default_reducers(geom)

@@ -19,18 +19,24 @@ LYSOZYME = (79.1, 79.1, 37.9, 90.0, 90.0, 90.0)
 T = FlagThresholds(window=20, min_frames=10, index_min_hits=10)
 
 
-def feed(agg: RunAggregates, geom, frames, params: IndexingParams, start: int = 0,
-         laser: np.ndarray | None = None) -> None:
+def feed(
+    agg: RunAggregates,
+    geom,
+    frames,
+    params: IndexingParams,
+    start: int = 0,
+    laser: np.ndarray | None = None,
+) -> None:
     """Index simulated frames' peak tables and feed the aggregates in blocks of 8 frames."""
     ix = Indexer(geom, params)
     keys = ("peak_x", "peak_y", "peak_snr", "is_hit")
     for s in range(0, len(frames), 8):
-        block = frames[s:s + 8]
+        block = frames[s : s + 8]
         feats = {k: np.stack([np.asarray(f[k]) for f in block]) for k in keys}
         res = ix.index_block(feats)
         res.update(feats)
         idx = np.arange(start + s, start + s + len(block))
-        meta = {} if laser is None else {"laser_on": laser[s:s + len(block)]}
+        meta = {} if laser is None else {"laser_on": laser[s : s + len(block)]}
         agg.update(Block(idx, np.zeros(len(block), bool), res), meta)
 
 
@@ -68,8 +74,9 @@ def test_wrong_geometry_hits_do_not_index_and_rate_drops(lysozyme_hits):
     bx, by = geom.beam_center
     import dataclasses
 
-    off = geom.replace(panels=(dataclasses.replace(geom.panels[0], corner_x=-(bx + 12),
-                                                   corner_y=-(by - 9)),))
+    off = geom.replace(
+        panels=(dataclasses.replace(geom.panels[0], corner_x=-(bx + 12), corner_y=-(by - 9)),)
+    )
     agg = RunAggregates()
     feed(agg, geom, frames, IndexingParams(cell=cell))
     assert not {f.name for f in evaluate(agg, T)} & {"hits_do_not_index", "indexing_rate_dropped"}
@@ -91,8 +98,9 @@ def test_cell_differs_from_the_given_one(lysozyme_hits):
 @pytest.mark.slow
 def test_second_cell_population(lysozyme_hits):
     geom, _, frames = lysozyme_hits
-    geom2, _, other = simulated_peaks(12, seed=42, hit_fraction=1.0,
-                                      unit_cell=(70.0, 70.0, 45.0, 90, 90, 90))
+    geom2, _, other = simulated_peaks(
+        12, seed=42, hit_fraction=1.0, unit_cell=(70.0, 70.0, 45.0, 90, 90, 90)
+    )
     agg = RunAggregates()
     feed(agg, geom, frames[:24], IndexingParams())
     assert "second_cell_population" not in {f.name for f in evaluate(agg, T)}

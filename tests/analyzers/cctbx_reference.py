@@ -28,8 +28,9 @@ def dps_vectors(r: np.ndarray, max_cell: float) -> np.ndarray:
     from scitbx.array_family import flex
 
     hard = iotbx.phil.parse(input_string=indexing_api_defs).extract()
-    dps = DPS_primitive_lattice(max_cell=max_cell, recommended_grid_sampling_rad=None,
-                                horizon_phil=hard)
+    dps = DPS_primitive_lattice(
+        max_cell=max_cell, recommended_grid_sampling_rad=None, horizon_phil=hard
+    )
     dps.index(reciprocal_space_vectors=flex.vec3_double([tuple(v) for v in r]))
     return np.array([s.bvec() for s in dps.getSolutions()])
 

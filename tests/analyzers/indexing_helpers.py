@@ -24,8 +24,11 @@ def simulated_peaks(n: int, **params):
         img, truth = sim.frame(i)
         out = sf(img)
         frame = {k: v[0] for k, v in out.items()}
-        frame.update(n_lattices=truth.n_lattices, n_strong=truth.n_spots,
-                     true_a=[u @ b for u in sim.event(i)[2]])
+        frame.update(
+            n_lattices=truth.n_lattices,
+            n_strong=truth.n_spots,
+            true_a=[u @ b for u in sim.event(i)[2]],
+        )
         frames.append(frame)
     return sim.geometry, sim.params.unit_cell, frames
 

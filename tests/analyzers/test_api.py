@@ -34,8 +34,11 @@ def block(sim):
 
 
 def test_describe_matches_every_output(sim, block):
-    for a in [*default_analyzers(sim.geometry), *default_analyzers(sim.geometry, fused=False),
-              MaxPixel(sim.geometry)]:
+    for a in [
+        *default_analyzers(sim.geometry),
+        *default_analyzers(sim.geometry, fused=False),
+        MaxPixel(sim.geometry),
+    ]:
         specs = {s.name: s for s in a.describe()}
         out = a(block)
         assert set(out) == set(specs)
@@ -54,8 +57,11 @@ def test_pickle_and_threads_give_identical_results(sim, block):
     serial = analyze_frames(block, sim.geometry, analyzers)
     clones = pickle.loads(pickle.dumps(analyzers))
     with ThreadPoolExecutor(2) as pool:
-        parts = list(pool.map(lambda i: analyze_frames(block[i:i + 1], sim.geometry, clones),
-                              range(len(block))))
+        parts = list(
+            pool.map(
+                lambda i: analyze_frames(block[i : i + 1], sim.geometry, clones), range(len(block))
+            )
+        )
     for name, arr in serial.items():
         np.testing.assert_array_equal(np.concatenate([p[name] for p in parts]), arr, err_msg=name)
 
@@ -67,8 +73,9 @@ def test_fused_analyzer_equals_the_separate_ones(sim, block):
     for name in set(fused) - {"jet_score", "ice_score"}:  # these use other q shells
         np.testing.assert_allclose(fused[name], separate[name], rtol=1e-6, err_msg=name)
     for name in ("jet_score", "ice_score"):
-        np.testing.assert_allclose(fused[name], separate[name], atol=0.05 + 0.1 * abs(
-            separate[name]).max(), err_msg=name)
+        np.testing.assert_allclose(
+            fused[name], separate[name], atol=0.05 + 0.1 * abs(separate[name]).max(), err_msg=name
+        )
 
 
 def test_duplicate_output_names_are_an_error(sim, block):
@@ -94,8 +101,14 @@ def test_registry_builtins_and_broken_plugin_warns(install_plugin):
     assert analyzer_class("spots").__name__ == "SpotFinder"
     with pytest.raises(AnalyzerError, match="unknown analyzer 'nope'"):
         analyzer_class("nope")
-    install_plugin({"xlive.analyzers": {"broken": "nowhere_at_all:Thing",
-                                        "max_pixel_copy": "xlive.analyzers._template:MaxPixel"}})
+    install_plugin(
+        {
+            "xlive.analyzers": {
+                "broken": "nowhere_at_all:Thing",
+                "max_pixel_copy": "xlive.analyzers._template:MaxPixel",
+            }
+        }
+    )
     with pytest.warns(PluginWarning, match="broken"):
         avail = available_analyzers()
     assert "broken" not in avail and avail["max_pixel_copy"] is MaxPixel
@@ -111,7 +124,10 @@ def test_in_tree_analyzer_is_found_by_its_module_name(tmp_path, monkeypatch):
 
     src = (Path(xlive.analyzers.__file__).parent / "_template.py").read_text()
     (tmp_path / "peak_pixel.py").write_text(
-        src.replace('name = "max_pixel"', 'name = "peak_pixel"').replace("class MaxPixel:", "class PeakPixel:"))
+        src.replace('name = "max_pixel"', 'name = "peak_pixel"').replace(
+            "class MaxPixel:", "class PeakPixel:"
+        )
+    )
     monkeypatch.setattr(xlive.analyzers, "__path__", [*xlive.analyzers.__path__, str(tmp_path)])
     registry.refresh()
     try:

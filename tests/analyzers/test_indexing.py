@@ -79,15 +79,18 @@ def random_setting(cell, rng, centring_op=None, noise=0.0):
     return (m @ d) @ q.T + rng.normal(0.0, noise, (3, 3))
 
 
-@pytest.mark.parametrize("cell, sg, bravais", [
-    (LYSOZYME, "P 43 21 2", "tP"),
-    ((58.6, 58.6, 151.5, 90, 90, 90), "P 41 21 2", "tP"),
-    ((61.0, 91.0, 151.0, 90, 90, 90), "I 2 2 2", "oI"),
-    ((120.0, 60.0, 80.0, 90, 106.0, 90), "C 1 2 1", "mC"),
-    ((70.0, 70.0, 120.0, 90, 90, 120), "P 61", "hP"),
-    ((120.0, 120.0, 120.0, 90, 90, 90), "F 2 3", "cF"),
-    ((50.0, 60.0, 70.0, 80.0, 95.0, 105.0), "P 1", "aP"),
-])
+@pytest.mark.parametrize(
+    "cell, sg, bravais",
+    [
+        (LYSOZYME, "P 43 21 2", "tP"),
+        ((58.6, 58.6, 151.5, 90, 90, 90), "P 41 21 2", "tP"),
+        ((61.0, 91.0, 151.0, 90, 90, 90), "I 2 2 2", "oI"),
+        ((120.0, 60.0, 80.0, 90, 106.0, 90), "C 1 2 1", "mC"),
+        ((70.0, 70.0, 120.0, 90, 90, 120), "P 61", "hP"),
+        ((120.0, 120.0, 120.0, 90, 90, 90), "F 2 3", "cF"),
+        ((50.0, 60.0, 70.0, 80.0, 95.0, 105.0), "P 1", "aP"),
+    ],
+)
 def test_bravais_lattice_and_given_cell_from_any_setting(cell, sg, bravais):
     import gemmi
 
@@ -121,8 +124,9 @@ def test_niggli_cell_equals_gemmi_reduced_cell_of_the_truth():
     red = gemmi.UnitCell(*LYSOZYME)
     gv = gemmi.GruberVector(red, "P", True)
     gv.niggli_reduce()
-    np.testing.assert_allclose(cell_parameters(niggli_basis(d)), gv.get_cell().parameters,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        cell_parameters(niggli_basis(d)), gv.get_cell().parameters, atol=1e-6
+    )
 
 
 def test_bad_cells_say_what_is_wrong():
@@ -139,8 +143,19 @@ def test_rays_to_pixels_inverts_lab_positions():
 
     # two panels: one flat, one rotated in plane and tilted out of it, farther away
     p0 = Panel("p0", 0, 99, 0, 79, corner_x=-120.0, corner_y=-40.0, pixel_size=1e-4)
-    p1 = Panel("p1", 0, 99, 80, 159, fs=(0.0, 0.96, 0.28), ss=(-1.0, 0.0, 0.0),
-               corner_x=60.0, corner_y=-50.0, coffset=0.01, pixel_size=1e-4)
+    p1 = Panel(
+        "p1",
+        0,
+        99,
+        80,
+        159,
+        fs=(0.0, 0.96, 0.28),
+        ss=(-1.0, 0.0, 0.0),
+        corner_x=60.0,
+        corner_y=-50.0,
+        coffset=0.01,
+        pixel_size=1e-4,
+    )
     g = Geometry(shape=(160, 100), distance=0.1, wavelength=1.0, panels=(p0, p1))
     rng = np.random.default_rng(5)
     x = rng.uniform(-0.4, 99.4, 300)
@@ -173,8 +188,9 @@ def test_single_lattice_hits_index_to_the_true_crystal(one_lattice, given):
     assert len(strong) >= 25
     good = wrong = 0
     for f in strong:
-        out = ix.index_block({k: np.asarray(f[k])[None] for k in ("peak_x", "peak_y",
-                                                                   "peak_snr", "is_hit")})
+        out = ix.index_block(
+            {k: np.asarray(f[k])[None] for k in ("peak_x", "peak_y", "peak_snr", "is_hit")}
+        )
         n = int(out["n_lattices"][0])
         if n != 1:
             wrong += n > 1
@@ -194,8 +210,10 @@ def test_single_lattice_hits_index_to_the_true_crystal(one_lattice, given):
 def test_two_lattice_frames_are_found_as_two(two_lattices):
     geom, cell, frames = two_lattices
     ix = Indexer(geom, IndexingParams(cell=cell))
-    feats = {k: np.stack([np.asarray(f[k]) for f in frames]) for k in
-             ("peak_x", "peak_y", "peak_snr", "is_hit")}
+    feats = {
+        k: np.stack([np.asarray(f[k]) for f in frames])
+        for k in ("peak_x", "peak_y", "peak_snr", "is_hit")
+    }
     out = ix.index_block(feats)
     assert np.mean(out["n_lattices"] == 2) >= 0.9, out["n_lattices"]
     # each found lattice is one of the frame's two crystals
@@ -211,8 +229,9 @@ def test_two_lattice_frames_are_found_as_two(two_lattices):
 @pytest.mark.parametrize("ice", [0.0, 1.0], ids=["plain", "ice-rings"])
 def test_blank_frames_do_not_index(ice):
     geom, cell, frames = simulated_peaks(12, seed=23, hit_fraction=0.0, ice_fraction=ice)
-    feats = {k: np.stack([np.asarray(f[k]) for f in frames]) for k in
-             ("peak_x", "peak_y", "peak_snr")}
+    feats = {
+        k: np.stack([np.asarray(f[k]) for f in frames]) for k in ("peak_x", "peak_y", "peak_snr")
+    }
     feats["is_hit"] = np.ones(len(frames), bool)  # index them all, hit or not
     for params in (IndexingParams(cell=cell), IndexingParams()):
         out = Indexer(geom, params).index_block(feats)

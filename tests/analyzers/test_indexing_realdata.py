@@ -31,8 +31,11 @@ def thaumatin(realdata):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("params", [IndexingParams(cell=THAUMATIN, space_group="P 41 21 2"),
-                                    IndexingParams()], ids=["cell-given", "cell-free"])
+@pytest.mark.parametrize(
+    "params",
+    [IndexingParams(cell=THAUMATIN, space_group="P 41 21 2"), IndexingParams()],
+    ids=["cell-given", "cell-free"],
+)
 def test_thaumatin_hits_index_to_the_thaumatin_cell(thaumatin, params):
     geom, feats = thaumatin
     assert feats["is_hit"].tolist() == [True, True, False, False]

@@ -20,14 +20,19 @@ HERE = Path(__file__).parent
 
 def cctbx_reference(tmp_path, **arrays) -> dict:
     """Run tests/analyzers/cctbx_reference.py on ``arrays`` in a fresh interpreter."""
-    probe = subprocess.run([sys.executable, "-c", "import cctbx.uctbx, rstbx.dps_core"],
-                           capture_output=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import cctbx.uctbx, rstbx.dps_core"], capture_output=True
+    )
     if probe.returncode != 0:
         pytest.skip("cctbx-base (cctbx, rstbx) is not installed: pip install cctbx-base")
     path = tmp_path / "in.npz"
     np.savez(path, **arrays)
-    res = subprocess.run([sys.executable, str(HERE / "cctbx_reference.py"), str(path)],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(HERE / "cctbx_reference.py"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -49,14 +54,21 @@ def test_basis_search_finds_the_vectors_rstbx_dps_finds(tmp_path):
 
 def test_niggli_cells_and_bravais_lattices_equal_cctbx(tmp_path):
     rng = np.random.default_rng(7)
-    cells = [(79.1, 79.1, 37.9, 90, 90, 90), (58.6, 58.6, 151.5, 90, 90, 90),
-             (40.0, 60.0, 80.0, 90, 90, 90), (70.0, 70.0, 120.0, 90, 90, 120),
-             (60.0, 60.0, 60.0, 70, 70, 70), (52.0, 58.0, 67.0, 90, 104.0, 90),
-             (50.0, 60.0, 70.0, 80.0, 95.0, 105.0), (100.0, 100.0, 100.0, 90, 90, 90)]
+    cells = [
+        (79.1, 79.1, 37.9, 90, 90, 90),
+        (58.6, 58.6, 151.5, 90, 90, 90),
+        (40.0, 60.0, 80.0, 90, 90, 90),
+        (70.0, 70.0, 120.0, 90, 90, 120),
+        (60.0, 60.0, 60.0, 70, 70, 70),
+        (52.0, 58.0, 67.0, 90, 104.0, 90),
+        (50.0, 60.0, 70.0, 80.0, 95.0, 105.0),
+        (100.0, 100.0, 100.0, 90, 90, 90),
+    ]
     noisy = []
     for c in cells:  # the measured kind: lengths to 0.2 %, angles to 0.2 degrees
-        noisy.append(tuple(np.asarray(c) + np.r_[rng.normal(0, 0.002, 3) * c[:3],
-                                                 rng.normal(0, 0.2, 3)]))
+        noisy.append(
+            tuple(np.asarray(c) + np.r_[rng.normal(0, 0.002, 3) * c[:3], rng.normal(0, 0.2, 3)])
+        )
     ref = cctbx_reference(tmp_path, cells=np.array(noisy))
     for c, b, nig in zip(noisy, ref["bravais"], ref["niggli"], strict=True):
         d = direct_basis(c)

@@ -25,8 +25,15 @@ SHAPE = (60, 70)
 INVALID = 2**32 - 1
 
 
-_pilatus = Geometry.simple(shape=(2, 2), pixel_size=172e-6, distance=0.2, beam_center_x=1,
-                           beam_center_y=1, wavelength=1.0, sentinels=(-1, -2))
+_pilatus = Geometry.simple(
+    shape=(2, 2),
+    pixel_size=172e-6,
+    distance=0.2,
+    beam_center_x=1,
+    beam_center_y=1,
+    wavelength=1.0,
+    sentinels=(-1, -2),
+)
 
 
 def test_runs_do_not_serve_signed_frames_with_real_negative_values():
@@ -52,8 +59,10 @@ def _frames():
     gaps[:, 30:33] = INVALID
     sat = np.full(SHAPE, 65535, np.uint32)
     return {
-        "random": (rand, None), "empty": (np.zeros(SHAPE, np.uint32), None),
-        "saturated": (sat, None), "all_masked": (rand, np.ones(SHAPE, bool)),
+        "random": (rand, None),
+        "empty": (np.zeros(SHAPE, np.uint32), None),
+        "saturated": (sat, None),
+        "all_masked": (rand, np.ones(SHAPE, bool)),
         "gap_markers": (gaps, None),
         "float": (rng.normal(2.0, 1.0, SHAPE).astype(np.float32), None),
     }
@@ -152,7 +161,8 @@ def test_ring_histograms_match_reference(case, step):
     cand = np.empty(SHAPE[0] * SHAPE[1], np.int64)
     nc, nsat, total = kernel(frame, rings, lo, hi, vmin, scale, 65535.0, 5.0, step, hist, ovf, cand)
     rh, rovf, rcand, rsat, rtotal = ring_histograms_ref(
-        frame, rings, lo, hi, vmin, scale, 65535.0, 5.0, step, n, 256)
+        frame, rings, lo, hi, vmin, scale, 65535.0, 5.0, step, n, 256
+    )
     np.testing.assert_array_equal(hist, rh)
     np.testing.assert_allclose(ovf, rovf, rtol=1e-12)
     np.testing.assert_array_equal(cand[:nc], rcand)
@@ -164,8 +174,9 @@ def test_candidate_buffer_overflow_is_reported():
     frame = np.full(SHAPE, 10, np.uint32)
     cand = np.empty(5, np.int64)
     hist = np.zeros((50, 256), np.int32)
-    nc, _, _ = ring_histograms_int(frame, _rings(), 0.0, 1e9, 0.0, 1.0, 1e9, 5.0, 1, hist,
-                                   np.zeros((50, 3)), cand)
+    nc, _, _ = ring_histograms_int(
+        frame, _rings(), 0.0, 1e9, 0.0, 1.0, 1e9, 5.0, 1, hist, np.zeros((50, 3)), cand
+    )
     assert nc == frame.size  # counted beyond the buffer, so callers know to rescan
 
 
@@ -207,8 +218,9 @@ def _peak_case(name):
     yy, xx = np.indices(SHAPE)
 
     def spot(x, y, n):
-        frame[...] += rng.poisson(n * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 0.7**2))
-                                  / (2 * np.pi * 0.7**2)).astype(np.int32)
+        frame[...] += rng.poisson(
+            n * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 0.7**2)) / (2 * np.pi * 0.7**2)
+        ).astype(np.int32)
 
     if name == "random":
         for x, y, n in ((10.2, 12.7, 200), (40.6, 30.1, 80), (55.0, 50.4, 500), (20, 45, 30)):
@@ -228,8 +240,9 @@ def _peak_case(name):
     return frame, mask
 
 
-@pytest.mark.parametrize("case", ["random", "single_pixel", "gap_edge", "empty", "saturated",
-                                  "all_masked"])
+@pytest.mark.parametrize(
+    "case", ["random", "single_pixel", "gap_edge", "empty", "saturated", "all_masked"]
+)
 @pytest.mark.parametrize("single_frac", [0.9, 1.01])
 @pytest.mark.parametrize("gain, read_var", [(1.0, 0.0), (2.5, 4.0)])
 def test_find_peaks_matches_reference(case, single_frac, gain, read_var):
@@ -242,10 +255,27 @@ def test_find_peaks_matches_reference(case, single_frac, gain, read_var):
     lo, hi = valid_range(frame.dtype)
     cand = pixels_above(frame, rings, thr, lo, hi)
     out = np.empty((100, 7))
-    found = find_peaks(frame, rings, thr, rmean, rsigma, lo, hi, cand, 1, 1000, 5, 3.0,
-                       single_frac, gain, read_var, out)
-    ref = find_peaks_ref(frame, rings, thr, rmean, rsigma, lo, hi, 1, 1000, 5, 3.0, single_frac,
-                         gain, read_var)
+    found = find_peaks(
+        frame,
+        rings,
+        thr,
+        rmean,
+        rsigma,
+        lo,
+        hi,
+        cand,
+        1,
+        1000,
+        5,
+        3.0,
+        single_frac,
+        gain,
+        read_var,
+        out,
+    )
+    ref = find_peaks_ref(
+        frame, rings, thr, rmean, rsigma, lo, hi, 1, 1000, 5, 3.0, single_frac, gain, read_var
+    )
     assert found == len(ref)
     np.testing.assert_allclose(out[:found], ref, rtol=1e-9, atol=1e-9)
     if case == "random" and gain == 1.0:
@@ -279,12 +309,27 @@ def test_fused_pass_matches_both_references(case):
     sums, lost = np.zeros(n), np.zeros(n)
     hist, ovf = np.zeros((n, 256), np.int32), np.zeros((n, 3))
     cand = np.empty(frame.size, np.int64)
-    nc, nsat, total = radial_ring_pass_int(frame, weights, runs.start, runs.end, runs.bin,
-                                           runs.row_ptr, rings, hi, 65535.0, 5.0, sums, lost,
-                                           hist, ovf, cand)
+    nc, nsat, total = radial_ring_pass_int(
+        frame,
+        weights,
+        runs.start,
+        runs.end,
+        runs.bin,
+        runs.row_ptr,
+        rings,
+        hi,
+        65535.0,
+        5.0,
+        sums,
+        lost,
+        hist,
+        ovf,
+        cand,
+    )
     rs, rl = bin_sums_ref(frame, bins, weights, lo, hi, n)
     rh, rovf, rcand, rsat, rtotal = ring_histograms_ref(
-        frame, rings, lo, hi, 0.0, 1.0, 65535.0, 5.0, 1, n, 256)
+        frame, rings, lo, hi, 0.0, 1.0, 65535.0, 5.0, 1, n, 256
+    )
     np.testing.assert_allclose(sums, rs, rtol=1e-12)
     np.testing.assert_allclose(lost, rl, rtol=1e-6)
     np.testing.assert_array_equal(hist, rh)

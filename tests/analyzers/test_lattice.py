@@ -19,8 +19,14 @@ P = LatticeParams()
 def truth_frames(seed: int, multi_lattice_fraction: float, n: int):
     """Per frame: reciprocal vectors of the truth's strong low-resolution spots, their crystal,
     and the crystals' true reciprocal bases (columns, lab frame)."""
-    sim = Simulation(SimParams(detector="eiger500k", seed=seed, hit_fraction=1.0,
-                               multi_lattice_fraction=multi_lattice_fraction))
+    sim = Simulation(
+        SimParams(
+            detector="eiger500k",
+            seed=seed,
+            hit_fraction=1.0,
+            multi_lattice_fraction=multi_lattice_fraction,
+        )
+    )
     g = sim.geometry
     b = reciprocal_basis(sim.params.unit_cell)
     bx, by = g.beam_center
@@ -30,11 +36,15 @@ def truth_frames(seed: int, multi_lattice_fraction: float, n: int):
         s = truth.spots
         use = np.flatnonzero((s["snr"] >= 10) & ~s["masked"] & (s["d"] >= P.d_limit))
         use = use[np.argsort(-s["snr"][use], kind="stable")[: P.max_spots]]
-        lab = np.stack([(s["x"][use] - bx + 0.5) * g.pixel_size,
-                        (s["y"][use] - by + 0.5) * g.pixel_size,
-                        np.full(use.size, g.distance)], axis=1)
-        yield (reciprocal_vectors(lab, g.wavelength), s["lattice"][use],
-               [u @ b for u in rotations])
+        lab = np.stack(
+            [
+                (s["x"][use] - bx + 0.5) * g.pixel_size,
+                (s["y"][use] - by + 0.5) * g.pixel_size,
+                np.full(use.size, g.distance),
+            ],
+            axis=1,
+        )
+        yield (reciprocal_vectors(lab, g.wavelength), s["lattice"][use], [u @ b for u in rotations])
 
 
 def is_the_lattice(basis: np.ndarray | None, true_basis: np.ndarray) -> bool:
@@ -69,8 +79,10 @@ def test_second_lattice_is_the_other_crystal():
 
 
 def test_one_lattice_scores_zero_and_too_few_spots_nan():
-    scores = [multi_lattice_score(r, P)
-              for r, _, _ in truth_frames(seed=33, multi_lattice_fraction=0.0, n=8)]
+    scores = [
+        multi_lattice_score(r, P)
+        for r, _, _ in truth_frames(seed=33, multi_lattice_fraction=0.0, n=8)
+    ]
     assert np.mean(np.array(scores) == 0.0) >= 0.85, scores
     r = next(truth_frames(seed=33, multi_lattice_fraction=0.0, n=1))[0]
     assert np.isnan(multi_lattice_score(r[: P.min_spots - 1], P))

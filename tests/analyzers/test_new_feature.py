@@ -93,8 +93,10 @@ FRAMES = 16
 @pytest.fixture
 def plugin(install_plugin):
     """The one-file analyzer, installed as a distribution with an entry point."""
-    return install_plugin({"xlive.analyzers": {"mean_level": "xlive_mean_level:MeanLevel"}},
-                          {"xlive_mean_level.py": PLUGIN})
+    return install_plugin(
+        {"xlive.analyzers": {"mean_level": "xlive_mean_level:MeanLevel"}},
+        {"xlive_mean_level.py": PLUGIN},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +140,19 @@ def test_process_store_report_from_an_entry_point(plugin, small_run, tmp_path):
     cfg.write_text("[analyzers.mean_level]\nlow_level = 1e9\n")  # the flag fires on every frame
     feats, html = tmp_path / "features.zarr", tmp_path / "report.html"
     env = {"PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
-    run_xlive("process", str(small_run), "--out", str(feats), "--config", str(cfg), "--no-db",
-              "-q", "--workers", "1", env=env)
+    run_xlive(
+        "process",
+        str(small_run),
+        "--out",
+        str(feats),
+        "--config",
+        str(cfg),
+        "--no-db",
+        "-q",
+        "--workers",
+        "1",
+        env=env,
+    )
     ds = open_features(feats)
     assert ds.sizes["frame"] == FRAMES
     np.testing.assert_allclose(ds["mean_level"].values, reference_levels(small_run), rtol=1e-9)

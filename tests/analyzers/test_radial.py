@@ -17,20 +17,30 @@ def pyfai_integrator(geom: Geometry):
 
     bx, by = geom.beam_center
     px = geom.pixel_size
-    return AzimuthalIntegrator(dist=geom.distance, poni1=by * px, poni2=bx * px, pixel1=px,
-                               pixel2=px, wavelength=geom.wavelength * 1e-10)
+    return AzimuthalIntegrator(
+        dist=geom.distance,
+        poni1=by * px,
+        poni2=bx * px,
+        pixel1=px,
+        pixel2=px,
+        wavelength=geom.wavelength * 1e-10,
+    )
 
 
 def compare_with_pyfai(geom, frame, params, min_pixels=50):
     rp = RadialProfile(geom, params)
     ours = rp(frame[None])["radial_profile"][0].astype(float)
     ai = pyfai_integrator(geom)
-    res = ai.integrate1d(frame.astype(np.float64), params.n_bins, unit="q_nm^-1",
-                         method=("no", "histogram", "cython"),
-                         mask=np.array(geom.maps.mask, np.int8),
-                         radial_range=(rp.edges[0], rp.edges[-1]),
-                         correctSolidAngle=params.solid_angle,
-                         polarization_factor=params.polarization)
+    res = ai.integrate1d(
+        frame.astype(np.float64),
+        params.n_bins,
+        unit="q_nm^-1",
+        method=("no", "histogram", "cython"),
+        mask=np.array(geom.maps.mask, np.int8),
+        radial_range=(rp.edges[0], rp.edges[-1]),
+        correctSolidAngle=params.solid_angle,
+        polarization_factor=params.polarization,
+    )
     np.testing.assert_allclose(res.radial, rp.q, rtol=1e-6)
     counts = np.bincount(rp.bins[rp.bins >= 0], minlength=params.n_bins)
     good = (counts >= min_pixels) & (res.intensity > 0)
@@ -49,8 +59,14 @@ def test_equals_pyfai_on_simulated_frames(corrections):
 
 
 def test_constant_frame_gives_constant_profile_and_masked_bins_nan():
-    geom = Geometry.simple(shape=(80, 90), pixel_size=75e-6, distance=0.05, beam_center_x=10.0,
-                           beam_center_y=70.0, wavelength=1.0)
+    geom = Geometry.simple(
+        shape=(80, 90),
+        pixel_size=75e-6,
+        distance=0.05,
+        beam_center_x=10.0,
+        beam_center_y=70.0,
+        wavelength=1.0,
+    )
     rp = RadialProfile(geom, RadialParams(n_bins=40, q_range=(0.0, 15.0)))
     out = rp(np.full((2, 80, 90), 7, np.uint32))["radial_profile"]
     filled = np.isfinite(out[0])
@@ -59,8 +75,14 @@ def test_constant_frame_gives_constant_profile_and_masked_bins_nan():
 
 
 def test_invalid_pixels_are_left_out_per_frame():
-    geom = Geometry.simple(shape=(50, 50), pixel_size=75e-6, distance=0.05, beam_center_x=25.0,
-                           beam_center_y=25.0, wavelength=1.0)
+    geom = Geometry.simple(
+        shape=(50, 50),
+        pixel_size=75e-6,
+        distance=0.05,
+        beam_center_x=25.0,
+        beam_center_y=25.0,
+        wavelength=1.0,
+    )
     frame = np.full((50, 50), 3, np.uint32)
     frame[10:20, :] = 2**32 - 1  # unmasked gap markers must not enter the mean
     out = RadialProfile(geom, RadialParams(n_bins=20))(frame)["radial_profile"][0]

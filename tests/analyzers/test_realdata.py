@@ -52,10 +52,19 @@ def test_ceo2_radial_profile_equals_pyfai(realdata):
     assert abs(bx - bx2) < 0.3 and abs(by - by2) < 0.3
     assert cost((bx, by)) < cost(header_beam)
     # distance from the header; 30 keV (threshold 15 keV at half the energy) -> 0.4133 A
-    geom = Geometry.simple(shape=img.shape, pixel_size=172e-6, distance=0.21143,
-                           beam_center_x=bx, beam_center_y=by, wavelength=0.41328, mask=mask)
-    for params in (RadialParams(n_bins=1000), RadialParams(n_bins=400, solid_angle=True,
-                                                            polarization=0.99)):
+    geom = Geometry.simple(
+        shape=img.shape,
+        pixel_size=172e-6,
+        distance=0.21143,
+        beam_center_x=bx,
+        beam_center_y=by,
+        wavelength=0.41328,
+        mask=mask,
+    )
+    for params in (
+        RadialParams(n_bins=1000),
+        RadialParams(n_bins=400, solid_angle=True, polarization=0.99),
+    ):
         rel, good = compare_with_pyfai(geom, img, params, min_pixels=100)
         assert good.sum() > 0.7 * params.n_bins
         assert np.max(rel) < 0.005, f"worst bin differs by {np.max(rel):.4f}"
@@ -100,9 +109,15 @@ def test_ceo2_powder_calibrant_is_no_hit(realdata):
     img = fabio.open(str(realdata / "pilatus1M_CeO2_powder" / "CeO2_Pilatus1M.tif")).data
     (bx, by), _ = fit_beam_centre(img, img < 0, (498.18, 515.77))
     # a PILATUS TIFF: the detector's -1/-2 markers, declared
-    geom = Geometry.simple(shape=img.shape, pixel_size=172e-6, distance=0.21143,
-                           beam_center_x=bx, beam_center_y=by, wavelength=0.41328,
-                           sentinels=(-1, -2))
+    geom = Geometry.simple(
+        shape=img.shape,
+        pixel_size=172e-6,
+        distance=0.21143,
+        beam_center_x=bx,
+        beam_center_y=by,
+        wavelength=0.41328,
+        sentinels=(-1, -2),
+    )
     out = SpotFinder(geom)(img)
     assert out["n_spots"][0] > 200  # plenty of "spots", all along the rings
     assert out["powder_score"][0] > 0.8 and not out["is_hit"][0]

@@ -22,8 +22,9 @@ from .conftest import recall_precision
 
 @pytest.fixture(scope="module")
 def sim_hits():
-    sim = Simulation(SimParams(detector="eiger500k", seed=5, hit_fraction=1.0,
-                               crystal_strength=200.0))
+    sim = Simulation(
+        SimParams(detector="eiger500k", seed=5, hit_fraction=1.0, crystal_strength=200.0)
+    )
     return sim, [sim.frame(i) for i in range(4)]
 
 
@@ -33,8 +34,15 @@ def _with_gain(geom: Geometry, gain: float, **changes) -> Geometry:
 
 
 def test_gain_from_adu_per_ev_and_photon_energy():
-    g = Geometry.simple(shape=(4, 4), pixel_size=75e-6, distance=0.1, beam_center_x=2,
-                        beam_center_y=2, wavelength=1.0, adu_per_ev=0.004)
+    g = Geometry.simple(
+        shape=(4, 4),
+        pixel_size=75e-6,
+        distance=0.1,
+        beam_center_x=2,
+        beam_center_y=2,
+        wavelength=1.0,
+        adu_per_ev=0.004,
+    )
     assert g.gain == pytest.approx(0.004 * g.photon_energy)
     assert np.allclose(g.gain_map(), 0.004 * g.photon_energy)
 
@@ -84,8 +92,17 @@ def test_int32_and_float32_copies_give_the_same_spots(sim_hits):
     assert np.count_nonzero(ints < 0) > 0.1 * ints.size
     a = FrameAnalyzer(geom)(ints)
     b = FrameAnalyzer(geom)(ints.astype(np.float32))
-    for name in ("n_spots", "peak_x", "peak_y", "peak_intensity", "peak_snr", "is_hit",
-                 "background", "total_intensity", "d_min"):
+    for name in (
+        "n_spots",
+        "peak_x",
+        "peak_y",
+        "peak_intensity",
+        "peak_snr",
+        "is_hit",
+        "background",
+        "total_intensity",
+        "d_min",
+    ):
         np.testing.assert_allclose(a[name], b[name], rtol=1e-6, err_msg=name)
     assert a["n_spots"].min() > 100
 
@@ -102,8 +119,7 @@ def test_negative_values_count_in_statistics_and_markers_are_declared(sim_hits):
     assert pilatus.valid_range(np.int32)[0] == 0
 
 
-@pytest.mark.parametrize("dtype, level", [(np.uint32, 500), (np.float32, 300.0),
-                                          (np.int32, 1000)])
+@pytest.mark.parametrize("dtype, level", [(np.uint32, 500), (np.float32, 300.0), (np.int32, 1000)])
 def test_background_has_no_histogram_cap(dtype, level):
     sim = Simulation(SimParams(detector="eiger500k", seed=2))
     rng = np.random.default_rng(0)
@@ -119,8 +135,9 @@ def test_panels_of_different_gains_are_converted_to_photons(sim_hits):
     (p,) = g.panels
     half = (p.max_fs + 1) // 2
     left = dataclasses.replace(p, name="a", max_fs=half - 1)
-    right = dataclasses.replace(p, name="b", min_fs=half, corner_x=p.corner_x + half,
-                                adu_per_photon=12.0)
+    right = dataclasses.replace(
+        p, name="b", min_fs=half, corner_x=p.corner_x + half, adu_per_photon=12.0
+    )
     two = g.replace(panels=(left, right))
     counts = frames[0][0].astype(np.float32)
     adu = counts.copy()

@@ -18,8 +18,15 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 @pytest.fixture(scope="module")
 def hits():
-    sim = Simulation(SimParams(detector="eiger1m", seed=21, hit_fraction=1.0,
-                               multi_lattice_fraction=0.3, crystal_strength=300.0))
+    sim = Simulation(
+        SimParams(
+            detector="eiger1m",
+            seed=21,
+            hit_fraction=1.0,
+            multi_lattice_fraction=0.3,
+            crystal_strength=300.0,
+        )
+    )
     return sim, [sim.frame(i) for i in range(6)]
 
 
@@ -107,8 +114,9 @@ def test_multi_lattice_detected_on_95_percent_of_frames():
     """40 hits, 20 of them with two crystals (the previous method got about 90 % right)."""
     right = []
     for mlf in (0.0, 1.0):
-        sim = Simulation(SimParams(detector="eiger500k", seed=11, hit_fraction=1.0,
-                                   multi_lattice_fraction=mlf))
+        sim = Simulation(
+            SimParams(detector="eiger500k", seed=11, hit_fraction=1.0, multi_lattice_fraction=mlf)
+        )
         sf = SpotFinder(sim.geometry)
         for i in range(20):
             f, t = sim.frame(i)
@@ -120,8 +128,9 @@ def test_multi_lattice_score_separates_one_and_two_lattices_in_blocks():
     """Another seed, frames in blocks (NaN scores, too few spots, count as one lattice)."""
     right = []
     for mlf in (0.0, 1.0):
-        sim = Simulation(SimParams(detector="eiger500k", seed=12, hit_fraction=1.0,
-                                   multi_lattice_fraction=mlf))
+        sim = Simulation(
+            SimParams(detector="eiger500k", seed=12, hit_fraction=1.0, multi_lattice_fraction=mlf)
+        )
         sf = SpotFinder(sim.geometry)
         out = sf(np.stack([sim.frame(i)[0] for i in range(10)]))
         right.extend((np.nan_to_num(out["multi_lattice_score"]) > 0.1) == (mlf == 1.0))
@@ -132,10 +141,14 @@ def test_close_peaks_merge_into_one_spot():
     from xlive.analyzers._kernels.peaks import merge_close_peaks
 
     #            x     y     I     npix  snr  bg   max
-    rows = np.array([[10.0, 10.0, 100.0, 3, 8.0, 1.0, 50.0],
-                     [40.0, 40.0, 80.0, 2, 7.0, 1.0, 30.0],
-                     [11.5, 10.0, 300.0, 4, 12.0, 2.0, 90.0],
-                     [13.0, 10.5, 0.0, 1, 5.0, 1.0, 9.0]])  # joins via the third (chain)
+    rows = np.array(
+        [
+            [10.0, 10.0, 100.0, 3, 8.0, 1.0, 50.0],
+            [40.0, 40.0, 80.0, 2, 7.0, 1.0, 30.0],
+            [11.5, 10.0, 300.0, 4, 12.0, 2.0, 90.0],
+            [13.0, 10.5, 0.0, 1, 5.0, 1.0, 9.0],
+        ]
+    )  # joins via the third (chain)
     out = merge_close_peaks(rows, 2.0)
     assert len(out) == 2
     spot = out[0]

@@ -18,11 +18,19 @@ from xlive.outputs.summary import RunSummary
 
 def _summary(run: str, *, finished: bool) -> RunSummary:
     t0 = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.timezone.utc)
-    return RunSummary(run=run, source=run, features="", frames=100 if finished else 0,
-                      hits=30 if finished else 0, hit_rate=0.3 if finished else None,
-                      median_spots=12.0 if finished else None, median_spots_hits=None,
-                      frames_pending=0 if finished else 50,
-                      started=t0 if finished else None, ended=t0 if finished else None)
+    return RunSummary(
+        run=run,
+        source=run,
+        features="",
+        frames=100 if finished else 0,
+        hits=30 if finished else 0,
+        hit_rate=0.3 if finished else None,
+        median_spots=12.0 if finished else None,
+        median_spots_hits=None,
+        frames_pending=0 if finished else 50,
+        started=t0 if finished else None,
+        ended=t0 if finished else None,
+    )
 
 
 def test_runs_lists_a_run_that_never_finished(tmp_path, capsys):
@@ -46,7 +54,12 @@ def test_runs_json_into_a_pipe_closed_early(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     res = subprocess.run(
         f"{sys.executable} -m xlive.cli runs --all --format json --db {db} | head -n 2",
-        shell=True, capture_output=True, text=True, timeout=120, env=env)
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert res.stdout.startswith("[")
     assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
 
@@ -62,8 +75,10 @@ def test_serve_on_a_busy_port_says_so():
             serve_session(object(), port=port)  # the page is never built: the port fails first
 
 
-@pytest.mark.parametrize("option", ["--ice-fraction", "--multi-lattice-fraction",
-                                    "--laser-on-fraction", "--dropped-fraction"])
+@pytest.mark.parametrize(
+    "option",
+    ["--ice-fraction", "--multi-lattice-fraction", "--laser-on-fraction", "--dropped-fraction"],
+)
 def test_demo_takes_zero_as_zero(option):
     from xlive.cli.process import demo_params
 
@@ -82,12 +97,21 @@ def test_export_hits_says_when_peak_lists_are_cut(tmp_path):
     from xlive.engine.store import open_features
     from xlive.simulate import write_run
 
-    write_run(tmp_path / "run", frames=12, rate=0, detector="eiger500k", seed=4,
-              hit_fraction=0.6)
+    write_run(tmp_path / "run", frames=12, rate=0, detector="eiger500k", seed=4, hit_fraction=0.6)
     (tmp_path / "cfg.toml").write_text("[analyzers.spots]\nmax_peaks = 8\n")
     feats = tmp_path / "f.zarr"
-    run_xlive("process", str(tmp_path / "run"), "--out", str(feats), "--config",
-              str(tmp_path / "cfg.toml"), "--no-db", "-q", "--workers", "1")
+    run_xlive(
+        "process",
+        str(tmp_path / "run"),
+        "--out",
+        str(feats),
+        "--config",
+        str(tmp_path / "cfg.toml"),
+        "--no-db",
+        "-q",
+        "--workers",
+        "1",
+    )
     ds = open_features(feats)
     spots = ds.n_spots.values[ds.is_hit.values]
     assert (spots > 8).sum() >= 2

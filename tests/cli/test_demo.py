@@ -15,9 +15,27 @@ import pytest
 @pytest.mark.slow
 def test_demo_serves_the_dashboard_and_exits_when_the_run_ends(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xlive.cli", "demo", "--no-browser", "--frames", "120",
-         "--rate", "30", "--detector", "eiger500k", "--port", "0", "--out", str(tmp_path / "d")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "demo",
+            "--no-browser",
+            "--frames",
+            "120",
+            "--rate",
+            "30",
+            "--detector",
+            "eiger500k",
+            "--port",
+            "0",
+            "--out",
+            str(tmp_path / "d"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     url = None
     t_end = time.time() + 120

@@ -51,17 +51,22 @@ def slurm():
     if not sys.platform.startswith("linux"):
         _cannot("the single-node SLURM test cluster runs on Linux only")
     if os.geteuid() != 0:
-        _cannot("starting slurmctld/slurmd/munged needs root (run the slurm tests as root, "
-                "as CI does)")
+        _cannot(
+            "starting slurmctld/slurmd/munged needs root (run the slurm tests as root, as CI does)"
+        )
     if shutil.which("slurmd") is None and shutil.which("apt-get") is None:
-        _cannot("SLURM is not installed and there is no apt-get to install it "
-                "(apt-get install --no-install-recommends munge slurmctld slurmd slurm-client)")
-    pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is not installed "
-                                                "(pip install -e '.[test]')")
+        _cannot(
+            "SLURM is not installed and there is no apt-get to install it "
+            "(apt-get install --no-install-recommends munge slurmctld slurmd slurm-client)"
+        )
+    pytest.importorskip(
+        "dask_jobqueue", reason="dask-jobqueue is not installed (pip install -e '.[test]')"
+    )
     base = tempfile.mkdtemp(prefix="xlive-slurm-")
     env = dict(os.environ, SLURM_BASE=base, SLURM_PORT=str(_free_port_pair()))
-    start = subprocess.run(["bash", str(SCRIPT), "start"], env=env, capture_output=True,
-                           text=True, timeout=300)
+    start = subprocess.run(
+        ["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=300
+    )
     if start.returncode:
         subprocess.run(["bash", str(SCRIPT), "stop"], env=env, timeout=120)
         _cannot(f"ci/slurm-single-node.sh start failed:\n{start.stdout}\n{start.stderr}")

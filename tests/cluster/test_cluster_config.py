@@ -19,28 +19,47 @@ from xlive.errors import ConfigError
 
 
 def test_cluster_table_reaches_cluster_params():
-    cfg = parse_config({"cluster": {"kind": "slurm", "queue": "beamtime", "cores": 8,
-                                    "memory": "32GB", "walltime": "02:00:00", "jobs": 2,
-                                    "minimum": 1, "maximum": 6,
-                                    "extra_directives": ["--reservation=mx", "--exclusive"]}})
+    cfg = parse_config(
+        {
+            "cluster": {
+                "kind": "slurm",
+                "queue": "beamtime",
+                "cores": 8,
+                "memory": "32GB",
+                "walltime": "02:00:00",
+                "jobs": 2,
+                "minimum": 1,
+                "maximum": 6,
+                "extra_directives": ["--reservation=mx", "--exclusive"],
+            }
+        }
+    )
     c = cfg.cluster
     assert (c.kind, c.queue, c.cores, c.memory, c.walltime) == (
-        "slurm", "beamtime", 8, "32GB", "02:00:00")
+        "slurm",
+        "beamtime",
+        8,
+        "32GB",
+        "02:00:00",
+    )
     assert (c.jobs, c.minimum, c.maximum, c.adaptive) == (2, 1, 6, True)
     assert c.extra_directives == ("--reservation=mx", "--exclusive")
     assert cfg.to_dict()["cluster"]["queue"] == "beamtime"
     assert parse_config({}).cluster.kind == "local"
 
 
-@pytest.mark.parametrize("table, message", [
-    ({"nodes": 3}, "\\[cluster\\] has no key 'nodes'"),
-    ({"cores": "four"}, "\\[cluster\\] cores must be an integer"),
-    ({"kind": "pbs"}, "kind must be one of"),
-    ({"cores": 0}, "cores must be at least 1"),
-    ({"minimum": 5, "maximum": 2, "jobs": 1}, "minimum \\(5\\) is above maximum"),
-    ({"jobs": 9, "maximum": 4}, "jobs \\(9\\) must lie between"),
-    ({"cores": 6, "processes": 4}, "multiple of processes"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"nodes": 3}, "\\[cluster\\] has no key 'nodes'"),
+        ({"cores": "four"}, "\\[cluster\\] cores must be an integer"),
+        ({"kind": "pbs"}, "kind must be one of"),
+        ({"cores": 0}, "cores must be at least 1"),
+        ({"minimum": 5, "maximum": 2, "jobs": 1}, "minimum \\(5\\) is above maximum"),
+        ({"jobs": 9, "maximum": 4}, "jobs \\(9\\) must lie between"),
+        ({"cores": 6, "processes": 4}, "multiple of processes"),
+    ],
+)
 def test_bad_cluster_tables_say_what_is_wrong(table, message):
     with pytest.raises(ConfigError, match=message):
         parse_config({"cluster": table})
@@ -72,17 +91,35 @@ def test_job_script_carries_the_table():
         pytest.skip("sbatch is not installed (apt-get install slurm-client)")
     from xlive.engine.cluster import slurm_cluster
 
-    cluster = slurm_cluster(ClusterParams(
-        kind="slurm", queue="beamtime", account="mx1234", cores=4, processes=2, memory="8GB",
-        walltime="00:30:00", extra_directives=("--reservation=mx",), interface="lo",
-        nanny=False))
+    cluster = slurm_cluster(
+        ClusterParams(
+            kind="slurm",
+            queue="beamtime",
+            account="mx1234",
+            cores=4,
+            processes=2,
+            memory="8GB",
+            walltime="00:30:00",
+            extra_directives=("--reservation=mx",),
+            interface="lo",
+            nanny=False,
+        )
+    )
     try:
         script = cluster.job_script()
     finally:
         cluster.close()
-    for line in ("#SBATCH -p beamtime", "#SBATCH -A mx1234", "#SBATCH --cpus-per-task=4",
-                 "#SBATCH -t 00:30:00", "#SBATCH --reservation=mx", "--nworkers 2",
-                 "--nthreads 2", "--interface lo", "--no-nanny"):
+    for line in (
+        "#SBATCH -p beamtime",
+        "#SBATCH -A mx1234",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH -t 00:30:00",
+        "#SBATCH --reservation=mx",
+        "--nworkers 2",
+        "--nthreads 2",
+        "--interface lo",
+        "--no-nanny",
+    ):
         assert line in script, script
     assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
 

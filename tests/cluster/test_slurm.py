@@ -38,9 +38,19 @@ def params(slurm, **kw) -> ClusterParams:
     temporary folder (SLURM writes slurm-JOBID.out into the submitting folder otherwise).
     Workers keep their nanny: without it, a worker cancelled while closing outlived its job
     here (orphaned when the test cluster stopped)."""
-    base = dict(kind="slurm", queue=slurm, cores=1, memory="1GB", walltime="00:10:00",
-                jobs=1, maximum=0, interface="lo", start_timeout=60.0, local_threads=-1,
-                log_directory=tempfile.mkdtemp(prefix="xlive-slurm-logs-"))
+    base = dict(
+        kind="slurm",
+        queue=slurm,
+        cores=1,
+        memory="1GB",
+        walltime="00:10:00",
+        jobs=1,
+        maximum=0,
+        interface="lo",
+        start_timeout=60.0,
+        local_threads=-1,
+        log_directory=tempfile.mkdtemp(prefix="xlive-slurm-logs-"),
+    )
     return ClusterParams(**{**base, **kw})
 
 
@@ -80,14 +90,27 @@ def test_process_cluster_slurm_matches_a_local_run(slurm, run, local_features, t
     """``xlive process --cluster slurm`` with a [cluster] table: workers are SLURM jobs (never
     this machine: local_threads = -1) and the features equal the local run's."""
     cfg = tmp_path / "run.toml"
-    cfg.write_text(f'[cluster]\nqueue = "{slurm}"\ncores = 1\nmemory = "1GB"\n'
-                   'walltime = "00:05:00"\njobs = 1\nminimum = 1\nmaximum = 2\n'
-                   'interface = "lo"\nlocal_threads = -1\n'
-                   f'log_directory = "{tmp_path / "logs"}"\n'
-                   'extra_directives = ["--job-name=xlive-test"]\n')
+    cfg.write_text(
+        f'[cluster]\nqueue = "{slurm}"\ncores = 1\nmemory = "1GB"\n'
+        'walltime = "00:05:00"\njobs = 1\nminimum = 1\nmaximum = 2\n'
+        'interface = "lo"\nlocal_threads = -1\n'
+        f'log_directory = "{tmp_path / "logs"}"\n'
+        'extra_directives = ["--job-name=xlive-test"]\n'
+    )
     out = tmp_path / "features.zarr"
-    proc = run_xlive("process", str(run), "--out", str(out), "--cluster", "slurm",
-                     "--config", str(cfg), "--no-db", "-q", timeout=120)
+    proc = run_xlive(
+        "process",
+        str(run),
+        "--out",
+        str(out),
+        "--cluster",
+        "slurm",
+        "--config",
+        str(cfg),
+        "--no-db",
+        "-q",
+        timeout=120,
+    )
     assert "SLURM: 1 worker (job " in proc.stderr, proc.stderr
     assert "this machine" not in proc.stderr
     assert "stored features of 48 frames" in proc.stdout
@@ -98,8 +121,9 @@ def test_workers_run_in_slurm_jobs(slurm, run, local_features, tmp_path):
     """A LiveSession (what Monitor and serve drive) with two SLURM jobs: both workers run
     inside SLURM (their environment has the job id squeue lists), the status line names the
     jobs, and the features equal the local run's."""
-    session = LiveSession(run, tmp_path / "f.zarr", params=ALL_FRAMES,
-                          cluster=params(slurm, jobs=2))
+    session = LiveSession(
+        run, tmp_path / "f.zarr", params=ALL_FRAMES, cluster=params(slurm, jobs=2)
+    )
     try:
         cw = session.cluster_workers
         cw.client.wait_for_workers(2, timeout=60)
@@ -127,8 +151,12 @@ def test_adaptive_scaling_follows_the_backlog(slurm, tmp_path):
     write_run(run, frames=400, rate=0, detector="eiger1m", seed=5)
     spec_sizes = []
     with ClusterWorkers(params(slurm, jobs=1, minimum=1, maximum=2)) as cw:
-        with LiveProcessor(open_source(run), tmp_path / "f.zarr", client=cw.client,
-                           params=LiveParams(adaptive=False, latency_budget=0.5)) as lp:
+        with LiveProcessor(
+            open_source(run),
+            tmp_path / "f.zarr",
+            client=cw.client,
+            params=LiveParams(adaptive=False, latency_budget=0.5),
+        ) as lp:
             cw.attach(lp)
             while not (lp.idle and lp._seen == 400):
                 lp.step()
@@ -148,9 +176,26 @@ def test_cancelled_job_mid_run(slurm, tmp_path):
     budget, and the features of every frame equal a local run's."""
     live_run = tmp_path / "run"
     writer = subprocess.Popen(
-        [sys.executable, "-m", "xlive.cli", "simulate", str(live_run), "--frames", "100000",
-         "--rate", "2", "--detector", DETECTOR, "--seed", "11", "--hit-fraction", "0.5", "-q"],
-        stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "simulate",
+            str(live_run),
+            "--frames",
+            "100000",
+            "--rate",
+            "2",
+            "--detector",
+            DETECTOR,
+            "--seed",
+            "11",
+            "--hit-fraction",
+            "0.5",
+            "-q",
+        ],
+        stderr=subprocess.PIPE,
+    )
     budget = 5.0
     try:
         with ClusterWorkers(params(slurm, jobs=1)) as cw:
@@ -159,8 +204,12 @@ def test_cancelled_job_mid_run(slurm, tmp_path):
                 assert time.time() < t_end and writer.poll() is None
                 time.sleep(0.05)
             src = open_source(live_run)
-            with LiveProcessor(src, tmp_path / "f.zarr", client=cw.client,
-                               params=LiveParams(adaptive=False, latency_budget=budget)) as lp:
+            with LiveProcessor(
+                src,
+                tmp_path / "f.zarr",
+                client=cw.client,
+                params=LiveParams(adaptive=False, latency_budget=budget),
+            ) as lp:
                 cw.attach(lp)
                 while lp.stats.frames_stored < 6:
                     lp.step()
@@ -170,8 +219,10 @@ def test_cancelled_job_mid_run(slurm, tmp_path):
                 stored_at_cancel = lp.stats.frames_stored
                 # go on until the lag has recovered: the 8 newest frames within the budget
                 t_end = time.time() + 90
-                while not (lp.stats.frames_stored > stored_at_cancel + 8
-                           and max(list(lp.stats.lags)[-8:]) < budget):
+                while not (
+                    lp.stats.frames_stored > stored_at_cancel + 8
+                    and max(list(lp.stats.lags)[-8:]) < budget
+                ):
                     lp.step()
                     assert time.time() < t_end, "the lag did not recover"
                 assert max(lp.stats.lags) > budget  # the outage did delay frames
@@ -194,26 +245,46 @@ def test_queue_full_processes_locally_with_a_notice(slurm, run, local_features, 
     """Every core of the node is taken by another job: xlive's job waits (Resources), the run
     is processed on this machine with a plain-language notice; once the blocker ends, the SLURM
     worker joins and this machine stops processing."""
-    cpus = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True,
-                          check=True).stdout.split()[0]
-    blocker = subprocess.run(["sbatch", "--parsable", "-p", slurm, "-c", cpus, "--mem=100M",
-                              "-t", "00:05:00", "-o", "/dev/null", "--wrap", "sleep 300"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    cpus = subprocess.run(
+        ["sinfo", "-h", "-o", "%c"], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    blocker = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "-p",
+            slurm,
+            "-c",
+            cpus,
+            "--mem=100M",
+            "-t",
+            "00:05:00",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 300",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     try:
         t_end = time.time() + 30
         while job_states([blocker]).get(blocker, ("",))[0] != "RUNNING":
             assert time.time() < t_end, job_states([blocker])
             time.sleep(0.2)
         notices: list[str] = []
-        with ClusterWorkers(params(slurm, start_timeout=2.0, local_threads=1),
-                            notice=notices.append) as cw:
+        with ClusterWorkers(
+            params(slurm, start_timeout=2.0, local_threads=1), notice=notices.append
+        ) as cw:
             assert len(notices) == 1
             assert "No SLURM worker after 2 s" in notices[0]
             assert "are waiting (pending" in notices[0], notices
             assert "Processing on this machine" in notices[0]
             assert "processing on this machine meanwhile" in cw.summary()
-            with LiveProcessor(open_source(run), tmp_path / "f.zarr", client=cw.client,
-                               params=ALL_FRAMES) as lp:
+            with LiveProcessor(
+                open_source(run), tmp_path / "f.zarr", client=cw.client, params=ALL_FRAMES
+            ) as lp:
                 lp.run()
             assert_same_features(tmp_path / "f.zarr", local_features)
             subprocess.run(["scancel", blocker], check=True)

@@ -11,8 +11,9 @@ from xlive.engine.backlog import fixed_step, sample_backlog
 KW = dict(in_flight=0, frames_stored=100, block=4, latency_budget=10.0)
 
 
-@pytest.mark.parametrize(("sample", "step"), [(None, 1), (1.0, 1), (0.5, 2), (0.1, 10),
-                                              (0.3, 3), (0.001, 1000)])
+@pytest.mark.parametrize(
+    ("sample", "step"), [(None, 1), (1.0, 1), (0.5, 2), (0.1, 10), (0.3, 3), (0.001, 1000)]
+)
 def test_fixed_sampling_step(sample, step):
     assert fixed_step(sample) == step
 

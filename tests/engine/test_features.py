@@ -33,8 +33,15 @@ class CountTasks(Callback):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("feat") / "run"
-    write_run(out, frames=12, rate=0, detector="eiger500k", seed=4, hit_fraction=0.5,
-              laser_on_fraction=0.5)
+    write_run(
+        out,
+        frames=12,
+        rate=0,
+        detector="eiger500k",
+        seed=4,
+        hit_fraction=0.5,
+        laser_on_fraction=0.5,
+    )
     return out
 
 

@@ -27,8 +27,16 @@ def client():
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("live") / "run"
-    write_run(out, frames=20, rate=0, detector="eiger500k", seed=6, hit_fraction=0.5,
-              laser_on_fraction=0.5, dropped_fraction=0.1)
+    write_run(
+        out,
+        frames=20,
+        rate=0,
+        detector="eiger500k",
+        seed=6,
+        hit_fraction=0.5,
+        laser_on_fraction=0.5,
+        dropped_fraction=0.1,
+    )
     return out
 
 
@@ -39,15 +47,21 @@ def radial(src):
 def test_finished_run_is_stored_once_and_reads_back(finished_run, tmp_path, client):
     src = open_source(finished_run)
     seen = []
-    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
-                       listeners=[lambda b, m: seen.extend(b.frames.tolist())]) as lp:
+    with LiveProcessor(
+        src,
+        tmp_path / "f.zarr",
+        analyzers=radial(src),
+        client=client,
+        listeners=[lambda b, m: seen.extend(b.frames.tolist())],
+    ) as lp:
         stats = lp.run(until_idle=0.0)
     assert stats.frames_stored == 20 and sorted(seen) == list(range(20))
     ds = open_features(tmp_path / "f.zarr")
     assert ds.sizes["frame"] == 20 and (ds.status == DONE).all()
     frames = np.stack([src.read_frame(i) for i in range(20)])
-    np.testing.assert_allclose(ds.radial_profile.values,
-                               radial(src)[0](frames)["radial_profile"], rtol=1e-6)
+    np.testing.assert_allclose(
+        ds.radial_profile.values, radial(src)[0](frames)["radial_profile"], rtol=1e-6
+    )
     # metadata travels with the features
     np.testing.assert_array_equal(ds.frame_number.values, src.metadata()["frame_number"])
     assert ds.q.attrs.get("units") == "1/nm"
@@ -55,8 +69,9 @@ def test_finished_run_is_stored_once_and_reads_back(finished_run, tmp_path, clie
 
 def test_resume_computes_only_missing_frames(finished_run, tmp_path, client):
     src = open_source(finished_run)
-    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
-                       frames=np.arange(0, 20, 3)) as lp:
+    with LiveProcessor(
+        src, tmp_path / "f.zarr", analyzers=radial(src), client=client, frames=np.arange(0, 20, 3)
+    ) as lp:
         assert lp.run().frames_stored == 7
     with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client) as lp:
         assert lp.run().frames_stored == 13
@@ -65,8 +80,13 @@ def test_resume_computes_only_missing_frames(finished_run, tmp_path, client):
 
 def test_fixed_sampling_then_fill_in(finished_run, tmp_path, client):
     src = open_source(finished_run)
-    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
-                       params=LiveParams(sample=0.25)) as lp:
+    with LiveProcessor(
+        src,
+        tmp_path / "f.zarr",
+        analyzers=radial(src),
+        client=client,
+        params=LiveParams(sample=0.25),
+    ) as lp:
         stats = lp.run()
     assert stats.frames_stored == 5 and stats.frames_skipped == 15
     status = FeatureStore.open(tmp_path / "f.zarr").status()
@@ -82,20 +102,38 @@ def test_store_refuses_other_features(finished_run, tmp_path, client):
     from xlive.errors import ConfigError
 
     src = open_source(finished_run)
-    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
-                       frames=[0]) as lp:
+    with LiveProcessor(
+        src, tmp_path / "f.zarr", analyzers=radial(src), client=client, frames=[0]
+    ) as lp:
         lp.run()
     with pytest.raises(ConfigError, match="holds features"):
-        FeatureStore.open_or_create(tmp_path / "f.zarr", coords={},
-                                    specs=[FeatureSpec("n_spots", ("frame",), "int32")])
+        FeatureStore.open_or_create(
+            tmp_path / "f.zarr", coords={}, specs=[FeatureSpec("n_spots", ("frame",), "int32")]
+        )
 
 
 @pytest.mark.slow
 def test_growing_run_every_frame_exactly_once(tmp_path, client):
     out = tmp_path / "run"
     writer = subprocess.Popen(
-        [sys.executable, "-m", "xlive.cli", "simulate", str(out), "--frames", "60", "--rate", "30",
-         "--detector", "eiger500k", "--seed", "2", "-q"], stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "simulate",
+            str(out),
+            "--frames",
+            "60",
+            "--rate",
+            "30",
+            "--detector",
+            "eiger500k",
+            "--seed",
+            "2",
+            "-q",
+        ],
+        stderr=subprocess.PIPE,
+    )
     import time
 
     t_end = time.time() + 60
@@ -105,9 +143,14 @@ def test_growing_run_every_frame_exactly_once(tmp_path, client):
     src = open_source(out)
     seen: list[int] = []
     counts = set()
-    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
-                       params=LiveParams(adaptive=False),
-                       listeners=[lambda b, m: seen.extend(b.frames.tolist())]) as lp:
+    with LiveProcessor(
+        src,
+        tmp_path / "f.zarr",
+        analyzers=radial(src),
+        client=client,
+        params=LiveParams(adaptive=False),
+        listeners=[lambda b, m: seen.extend(b.frames.tolist())],
+    ) as lp:
         while writer.poll() is None or not lp.idle or src.refresh() > lp.frames_seen:
             lp.step()
             counts.add(src.n_frames)
@@ -123,8 +166,12 @@ def test_block_results_merge_when_a_block_is_all_bad():
     from xlive.engine.block import Block
     from xlive.engine.live import merge_results
 
-    good = Block(np.array([4, 5]), np.array([False, False]), {"n_spots": np.array([3, 4])},
-                 {"hot_pixels": HotCandidates(1, np.array([7]))})
+    good = Block(
+        np.array([4, 5]),
+        np.array([False, False]),
+        {"n_spots": np.array([3, 4])},
+        {"hot_pixels": HotCandidates(1, np.array([7]))},
+    )
     all_bad = Block(np.array([0, 1]), np.array([True, True]), {"n_spots": np.array([0, 0])})
     for parts in ([good, all_bad], [all_bad, good]):
         m = merge_results(parts)
@@ -140,13 +187,21 @@ def test_processor_started_before_the_first_frame(tmp_path, client):
     from xlive.simulate.write_zarr import ZarrRunWriter
 
     sim = Simulation(SimParams(detector="eiger500k", seed=8))
-    w = ZarrRunWriter(tmp_path / "run.zarr", geometry=sim.geometry, pixel_mask=sim.pixel_mask,
-                      dtype=sim.detector.dtype)
+    w = ZarrRunWriter(
+        tmp_path / "run.zarr",
+        geometry=sim.geometry,
+        pixel_mask=sim.pixel_mask,
+        dtype=sim.detector.dtype,
+    )
     src = open_source(tmp_path / "run.zarr")
     with LiveProcessor(src, tmp_path / "f.zarr", client=client) as lp:
         assert lp.store is None and lp.step(wait=0) == 0
-        meta = {"timestamp": np.zeros(6), "laser_on": np.zeros(6, bool),
-                "pulse_energy": np.ones(6), "frame_number": np.arange(6)}
+        meta = {
+            "timestamp": np.zeros(6),
+            "laser_on": np.zeros(6, bool),
+            "pulse_energy": np.ones(6),
+            "frame_number": np.arange(6),
+        }
         w.append([sim.frame(i)[0] for i in range(6)], meta)
         lp.run()
         assert lp.stats.frames_stored == 6
@@ -157,8 +212,13 @@ def test_blocks_grow_with_the_backlog(finished_run, tmp_path, client):
     import collections
 
     src = open_source(finished_run)
-    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client,
-                       params=LiveParams(block=2, max_block=8)) as lp:
+    with LiveProcessor(
+        src,
+        tmp_path / "f.zarr",
+        analyzers=radial(src),
+        client=client,
+        params=LiveParams(block=2, max_block=8),
+    ) as lp:
         lp._queue = collections.deque(range(20))
         assert lp._block_size(limit=4) == 5  # the backlog shared over four task slots
         lp._queue = collections.deque(range(100))
@@ -179,8 +239,13 @@ def test_process_workers_keep_frame_buffers_and_hold_partials(finished_run, tmp_
         src = open_source(finished_run)
         agg = RunAggregates(geometry=src.geometry)
         # the worker holds the projections for the whole run, then hands them over at the end
-        with LiveProcessor(src, tmp_path / "f.zarr", client=c, listeners=[agg.update],
-                           params=LiveParams(partials_interval=3600, max_block=4)) as lp:
+        with LiveProcessor(
+            src,
+            tmp_path / "f.zarr",
+            client=c,
+            listeners=[agg.update],
+            params=LiveParams(partials_interval=3600, max_block=4),
+        ) as lp:
             assert lp.run().frames_stored == 20
         plugins = c.run(lambda dask_worker: sorted(dask_worker.plugins))
         assert all(FrameBuffers.name in p for p in plugins.values())

@@ -23,8 +23,9 @@ def small_fs(tmp_path):
     mnt.mkdir()
 
     def mount(opts: str) -> None:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True, text=True
+        )
         if r.returncode:
             pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
 
@@ -36,9 +37,24 @@ def small_fs(tmp_path):
 
 
 def process(out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xlive.cli", "process", str(SAMPLE), "--out",
-                           str(out), "--no-db", "-q", "--workers", "1"],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "process",
+            str(SAMPLE),
+            "--out",
+            str(out),
+            "--no-db",
+            "-q",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def one_line(r: subprocess.CompletedProcess, words: str) -> None:

@@ -26,9 +26,23 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     run_xlive("process", str(run), "--out", str(tmp_path / "a.zarr"), "--workers", "1", "-q")
 
     b = tmp_path / "b.zarr"
-    proc = subprocess.Popen([sys.executable, "-m", "xlive.cli", "process", str(run), "--out",
-                             str(b), "--workers", "1", "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "process",
+            str(run),
+            "--out",
+            str(b),
+            "--workers",
+            "1",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     t_end = time.time() + 120
     done = 0
     while time.time() < t_end and proc.poll() is None:

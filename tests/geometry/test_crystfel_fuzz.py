@@ -11,11 +11,35 @@ from xlive.errors import GeometryError
 from xlive.geometry import Geometry
 from xlive.geometry.crystfel import read_crystfel_geom
 
-GEOMS = ("Eiger16M-binning2-nativefiles.geom", "cspad-cxiformat.geom", "jf-swissfel-16M.geom",
-         "pilatus.geom")
+GEOMS = (
+    "Eiger16M-binning2-nativefiles.geom",
+    "cspad-cxiformat.geom",
+    "jf-swissfel-16M.geom",
+    "pilatus.geom",
+)
 #: values a clumsy edit or a corrupt copy puts where a number belongs
-GARBAGE = ["1e999", "-1e999", "nan", "inf", "0", "-1", "9" * 400, "abc", "", "0x10", "1/0",
-           "1e-320", "99999999999", "-0", "/entry/data", "+", "x", "1 2 3", "\x00", "é"]
+GARBAGE = [
+    "1e999",
+    "-1e999",
+    "nan",
+    "inf",
+    "0",
+    "-1",
+    "9" * 400,
+    "abc",
+    "",
+    "0x10",
+    "1/0",
+    "1e-320",
+    "99999999999",
+    "-0",
+    "/entry/data",
+    "+",
+    "x",
+    "1 2 3",
+    "\x00",
+    "é",
+]
 
 
 def mutate(text: str, rng: random.Random) -> bytes:
@@ -42,15 +66,19 @@ def mutate(text: str, rng: random.Random) -> bytes:
     elif kind == 4:  # a panel's extent made absurd
         for k, line in enumerate(lines):
             if "max_fs" in line or "max_ss" in line:
-                lines[k] = line.split("=")[0] + "= " + rng.choice(
-                    ["4000000000", "-5", "1e300", "65535", "2"])
+                lines[k] = (
+                    line.split("=")[0]
+                    + "= "
+                    + rng.choice(["4000000000", "-5", "1e300", "65535", "2"])
+                )
                 if rng.random() < 0.5:
                     break
     else:  # random lines of junk inserted
         for _ in range(rng.randint(1, 5)):
             junk = "".join(chr(rng.randrange(32, 0x3000)) for _ in range(rng.randint(1, 30)))
-            lines.insert(rng.randrange(len(lines) + 1), rng.choice([junk, "p0/" + junk,
-                                                                    junk + " = " + junk]))
+            lines.insert(
+                rng.randrange(len(lines) + 1), rng.choice([junk, "p0/" + junk, junk + " = " + junk])
+            )
     return "\n".join(lines).encode("utf-8", "surrogatepass")
 
 

@@ -38,8 +38,18 @@ def _pyfai_q(ai, shape):
 
 @pytest.mark.parametrize("rot", [(0, 0, 0), (0.05, -0.03, 0.2), (-0.1, 0.08, -1.0)])
 def test_poni_q_map_equals_pyfai(tmp_path, rot):
-    ai, shape = _ai(dist=0.12, poni1=0.009, poni2=0.011, rot1=rot[0], rot2=rot[1], rot3=rot[2],
-                    pixel1=100e-6, pixel2=75e-6, wavelength=0.9e-10, shape=(150, 220))
+    ai, shape = _ai(
+        dist=0.12,
+        poni1=0.009,
+        poni2=0.011,
+        rot1=rot[0],
+        rot2=rot[1],
+        rot3=rot[2],
+        pixel1=100e-6,
+        pixel2=75e-6,
+        wavelength=0.9e-10,
+        shape=(150, 220),
+    )
     ai.save(str(tmp_path / "g.poni"))
     geom = read_poni_geometry(tmp_path / "g.poni")
     assert geom.shape == shape
@@ -52,9 +62,13 @@ def test_eiger_master_beam_centre_gives_pyfai_q(tmp_path):
     path = tmp_path / "m_master.h5"
     with h5py.File(path, "w") as f:
         det = f.create_group("/entry/instrument/detector")
-        for k, v, u in [("beam_center_x", 101.3, "pixel"), ("beam_center_y", 77.8, "pixel"),
-                        ("detector_distance", 0.15, "m"), ("x_pixel_size", 75e-6, "m"),
-                        ("y_pixel_size", 75e-6, "m")]:
+        for k, v, u in [
+            ("beam_center_x", 101.3, "pixel"),
+            ("beam_center_y", 77.8, "pixel"),
+            ("detector_distance", 0.15, "m"),
+            ("x_pixel_size", 75e-6, "m"),
+            ("y_pixel_size", 75e-6, "m"),
+        ]:
             det[k] = v
             det[k].attrs["units"] = u
         spec = det.create_group("detectorSpecific")
@@ -65,8 +79,15 @@ def test_eiger_master_beam_centre_gives_pyfai_q(tmp_path):
         f["/entry/instrument/beam/incident_wavelength"] = 1.2
     geom = read_nxmx_geometry(path)
     assert geom.mask[5, 6] and not geom.mask[7, 8] and not geom.mask[9, 10]
-    ai, shape = _ai(dist=0.15, poni1=77.8 * 75e-6, poni2=101.3 * 75e-6, pixel1=75e-6,
-                    pixel2=75e-6, wavelength=1.2e-10, shape=(160, 200))
+    ai, shape = _ai(
+        dist=0.15,
+        poni1=77.8 * 75e-6,
+        poni2=101.3 * 75e-6,
+        pixel1=75e-6,
+        pixel2=75e-6,
+        wavelength=1.2e-10,
+        shape=(160, 200),
+    )
     np.testing.assert_allclose(geom.maps.q, _pyfai_q(ai, shape), rtol=1e-6)
 
 
@@ -76,10 +97,23 @@ def test_real_eiger_master(tmp_path):
         pytest.skip("shared/realdata is absent")
     geom = read_nxmx_geometry(REALDATA / "eiger9M_master/dectris_eiger_master.h5")
     bx, by = geom.beam_center
-    ai, shape = _ai(dist=geom.distance, poni1=by * 75e-6, poni2=bx * 75e-6, pixel1=75e-6,
-                    pixel2=75e-6, wavelength=geom.wavelength * 1e-10, shape=(64, 64))
-    small = Geometry.simple(shape=(64, 64), pixel_size=75e-6, distance=geom.distance,
-                            beam_center_x=bx, beam_center_y=by, wavelength=geom.wavelength)
+    ai, shape = _ai(
+        dist=geom.distance,
+        poni1=by * 75e-6,
+        poni2=bx * 75e-6,
+        pixel1=75e-6,
+        pixel2=75e-6,
+        wavelength=geom.wavelength * 1e-10,
+        shape=(64, 64),
+    )
+    small = Geometry.simple(
+        shape=(64, 64),
+        pixel_size=75e-6,
+        distance=geom.distance,
+        beam_center_x=bx,
+        beam_center_y=by,
+        wavelength=geom.wavelength,
+    )
     np.testing.assert_allclose(small.maps.q, _pyfai_q(ai, shape), rtol=1e-6)
     assert geom.shape == (3269, 3110) and geom.saturation_value == 12440
 
@@ -120,12 +154,16 @@ def test_crystfel_files(name):
     for p in geom.panels:
         for ss, fs in [(p.min_ss, p.min_fs), (p.max_ss, p.max_fs), (p.min_ss, p.max_fs)]:
             i, j = ss - p.min_ss + 0.5, fs - p.min_fs + 0.5
-            expect = np.array([p.corner_x, p.corner_y, 0.0]) + np.multiply(p.fs, j) + \
-                np.multiply(p.ss, i)
+            expect = (
+                np.array([p.corner_x, p.corner_y, 0.0])
+                + np.multiply(p.fs, j)
+                + np.multiply(p.ss, i)
+            )
             got = np.array([maps.lab_x[ss, fs], maps.lab_y[ss, fs]]) / p.pixel_size
             np.testing.assert_allclose(got, expect[:2], atol=1e-9)
-        assert (maps.panel[p.min_ss:p.max_ss + 1, p.min_fs:p.max_fs + 1] ==
-                geom.panels.index(p)).all()
+        assert (
+            maps.panel[p.min_ss : p.max_ss + 1, p.min_fs : p.max_fs + 1] == geom.panels.index(p)
+        ).all()
     # lab positions of fractional points: the maps at pixel centres, linear in between
     rng = np.random.default_rng(0)
     ss = rng.integers(0, geom.shape[0] - 1, 500)
@@ -138,9 +176,13 @@ def test_crystfel_files(name):
     inner = on & (maps.panel[ss + 1, fs + 1] == maps.panel[ss, fs])
     mid = geom.lab_positions(fs + 0.5, ss + 0.5)
     corners = [(0, 0), (0, 1), (1, 0), (1, 1)]
-    bilinear = np.mean([np.stack([m[ss + a, fs + b] for m in (maps.lab_x, maps.lab_y,
-                                                              maps.lab_z)], axis=1)
-                        for a, b in corners], axis=0)
+    bilinear = np.mean(
+        [
+            np.stack([m[ss + a, fs + b] for m in (maps.lab_x, maps.lab_y, maps.lab_z)], axis=1)
+            for a, b in corners
+        ],
+        axis=0,
+    )
     np.testing.assert_allclose(mid[inner], bilinear[inner], rtol=0, atol=1e-12)
     text = path.read_text()
     if "bad_v0/min_fs = 1030" in text:  # Eiger: the strip between panels is masked
@@ -153,18 +195,43 @@ def test_crystfel_files(name):
 def test_crystfel_round_trip(tmp_path):
     fs = (0.999, 0.0447, 0.0)
     panels = (
-        Geometry.simple(shape=(10, 12), pixel_size=75e-6, distance=0.1, beam_center_x=6,
-                        beam_center_y=5, wavelength=1.0).panels[0],
+        Geometry.simple(
+            shape=(10, 12),
+            pixel_size=75e-6,
+            distance=0.1,
+            beam_center_x=6,
+            beam_center_y=5,
+            wavelength=1.0,
+        ).panels[0],
     )
     from xlive.geometry import Panel
 
-    panels = panels + (Panel(name="b", min_fs=0, max_fs=11, min_ss=10, max_ss=19, fs=fs,
-                             ss=(-0.0447, 0.999, 0.01), corner_x=3.25, corner_y=-20.5,
-                             coffset=0.002, pixel_size=75e-6),)
+    panels = panels + (
+        Panel(
+            name="b",
+            min_fs=0,
+            max_fs=11,
+            min_ss=10,
+            max_ss=19,
+            fs=fs,
+            ss=(-0.0447, 0.999, 0.01),
+            corner_x=3.25,
+            corner_y=-20.5,
+            coffset=0.002,
+            pixel_size=75e-6,
+        ),
+    )
     mask = np.zeros((20, 12), bool)
     mask[3, 4] = mask[15, 0] = True
-    geom = Geometry(shape=(20, 12), distance=0.1, wavelength=1.1, panels=panels, mask=mask,
-                    saturation_value=65000.0, description="two panels")
+    geom = Geometry(
+        shape=(20, 12),
+        distance=0.1,
+        wavelength=1.1,
+        panels=panels,
+        mask=mask,
+        saturation_value=65000.0,
+        description="two panels",
+    )
     write_crystfel_geom(geom, tmp_path / "t.geom")
     back = read_crystfel_geom(tmp_path / "t.geom")
     assert [p.name for p in back.panels] == ["p0", "b"]
@@ -202,9 +269,12 @@ def _extra_geom_pixel_centres(path, tmp_path):
     out = {}
     for name, d in load_crystfel_geometry(str(copy)).detector["panels"].items():
         frag = GeometryFragment.from_panel_dict(d)
-        ss, fs = np.mgrid[0:frag.ss_pixels, 0:frag.fs_pixels] + 0.5
-        out[name] = (frag.corner_pos[None, None, :] + ss[..., None] * frag.ss_vec
-                     + fs[..., None] * frag.fs_vec)
+        ss, fs = np.mgrid[0 : frag.ss_pixels, 0 : frag.fs_pixels] + 0.5
+        out[name] = (
+            frag.corner_pos[None, None, :]
+            + ss[..., None] * frag.ss_vec
+            + fs[..., None] * frag.fs_vec
+        )
     return out
 
 
@@ -233,8 +303,13 @@ def test_extra_geom_written_agipd_geometry_reads_to_its_pixel_positions(tmp_path
     extra_geom = pytest.importorskip("extra_geom")
     quad_pos = [(-525, 625), (-550, -10), (520, -160), (542.5, 475)]
     eg = extra_geom.AGIPD_1MGeometry.from_quad_positions(quad_pos)
-    eg.write_crystfel_geom(str(tmp_path / "agipd.geom"), dims=("frame", "modno", "ss", "fs"),
-                           adu_per_ev=0.001, clen=0.12, photon_energy=9300)
+    eg.write_crystfel_geom(
+        str(tmp_path / "agipd.geom"),
+        dims=("frame", "modno", "ss", "fs"),
+        adu_per_ev=0.001,
+        clen=0.12,
+        photon_energy=9300,
+    )
     geom = read_crystfel_geom(tmp_path / "agipd.geom")
     assert geom.shape == (16 * 512, 128) and len(geom.panels) == 128
     assert geom.gain == pytest.approx(9.3)  # 0.001 ADU/eV (keV units) x 9300 eV
@@ -245,10 +320,12 @@ def test_extra_geom_written_agipd_geometry_reads_to_its_pixel_positions(tmp_path
 
 
 def test_crystfel_clen_path_coffset_added_once_and_negative_clen_allowed(tmp_path):
-    text = ("photon_energy = 9500 eV\nres = 10000\nclen = /LCLS/detector_1/EncoderValue\n"
-            "coffset = 0.573\nadu_per_eV = 0.00338\n"
-            "p0/min_fs = 0\np0/max_fs = 99\np0/min_ss = 0\np0/max_ss = 99\n"
-            "p0/corner_x = -50\np0/corner_y = -50\np0/fs = x\np0/ss = y\n")
+    text = (
+        "photon_energy = 9500 eV\nres = 10000\nclen = /LCLS/detector_1/EncoderValue\n"
+        "coffset = 0.573\nadu_per_eV = 0.00338\n"
+        "p0/min_fs = 0\np0/max_fs = 99\np0/min_ss = 0\np0/max_ss = 99\n"
+        "p0/corner_x = -50\np0/corner_y = -50\np0/fs = x\np0/ss = y\n"
+    )
     path = tmp_path / "c.geom"
     path.write_text(text)
     with pytest.raises(GeometryError, match="data_file=.*clen=<metres>.*distance="):
@@ -257,8 +334,11 @@ def test_crystfel_clen_path_coffset_added_once_and_negative_clen_allowed(tmp_pat
     data = tmp_path / "run.h5"
     with h5py.File(data, "w") as f:
         f["LCLS/detector_1/EncoderValue"] = np.full(5, -473.0)
-    for g in (read_crystfel_geom(path, data_file=data), read_crystfel_geom(path, clen=-0.473),
-              read_crystfel_geom(path, distance=0.1)):
+    for g in (
+        read_crystfel_geom(path, data_file=data),
+        read_crystfel_geom(path, clen=-0.473),
+        read_crystfel_geom(path, distance=0.1),
+    ):
         assert g.maps.lab_z[50, 50] == pytest.approx(0.1)
         assert g.gain == pytest.approx(0.00338 * 9500)
     with pytest.raises(GeometryError, match="distance must be > 0"):
@@ -270,12 +350,14 @@ def test_crystfel_bad_regions_mask_files_and_asic_edges(tmp_path):
         m = np.ones((20, 10), np.uint16)
         m[3, 4] = 0  # goodbits 1 missing: bad
         f["mask"] = m
-    text = ("photon_energy = 9500 eV\nres = 10000\nclen = 0.1\n"
-            "mask_file = m.h5\nmask = /mask\nmask_good = 0x1\nmask_bad = 0x0\n"
-            "a/min_fs = 0\na/max_fs = 9\na/min_ss = 0\na/max_ss = 9\na/corner_x = -5\n"
-            "a/corner_y = -5\nb/min_fs = 0\nb/max_fs = 9\nb/min_ss = 10\nb/max_ss = 19\n"
-            "b/corner_x = 6\nb/corner_y = -5\n"
-            "bad1/min_fs = 2\nbad1/max_fs = 3\nbad1/min_ss = 12\nbad1/max_ss = 12\nbad1/panel = b\n")
+    text = (
+        "photon_energy = 9500 eV\nres = 10000\nclen = 0.1\n"
+        "mask_file = m.h5\nmask = /mask\nmask_good = 0x1\nmask_bad = 0x0\n"
+        "a/min_fs = 0\na/max_fs = 9\na/min_ss = 0\na/max_ss = 9\na/corner_x = -5\n"
+        "a/corner_y = -5\nb/min_fs = 0\nb/max_fs = 9\nb/min_ss = 10\nb/max_ss = 19\n"
+        "b/corner_x = 6\nb/corner_y = -5\n"
+        "bad1/min_fs = 2\nbad1/max_fs = 3\nbad1/min_ss = 12\nbad1/max_ss = 12\nbad1/panel = b\n"
+    )
     path = tmp_path / "m.geom"
     path.write_text(text)
     g = read_crystfel_geom(path)
@@ -288,8 +370,10 @@ def test_crystfel_bad_regions_mask_files_and_asic_edges(tmp_path):
 def test_curved_detector_in_a_flat_minicbf_header_is_a_placeholder():
     from xlive.geometry.minicbf import geometry_from_minicbf_header
 
-    header = ("# Detector: PILATUS 12M, S/N 120-0100\n# Pixel_size 172e-6 m x 172e-6 m\n"
-              "# Wavelength 0.9795 A\n# Detector_distance 0.25 m\n# Beam_xy (1200.0, 2100.0)\n")
+    header = (
+        "# Detector: PILATUS 12M, S/N 120-0100\n# Pixel_size 172e-6 m x 172e-6 m\n"
+        "# Wavelength 0.9795 A\n# Detector_distance 0.25 m\n# Beam_xy (1200.0, 2100.0)\n"
+    )
     g = geometry_from_minicbf_header(header, shape=(5071, 2463))
     assert "cylinder" in g.placeholder and "--geometry" in g.placeholder
     flat = geometry_from_minicbf_header(header.replace("12M", "6M"), shape=(2527, 2463))

@@ -24,18 +24,29 @@ def test_binder_environment_runs_the_quickstart(tmp_path):
     code = f"""
 import nbformat
 from nbclient import NotebookClient
-nb = nbformat.read({str(REPO / 'notebooks' / 'quickstart.ipynb')!r}, as_version=4)
+nb = nbformat.read({str(REPO / "notebooks" / "quickstart.ipynb")!r}, as_version=4)
 NotebookClient(nb, timeout=600, kernel_name="python3").execute()
 print("".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", [])))
 """
-    env = {**os.environ, "XLIVE_NB_FRAMES": "60", "XLIVE_NB_RATE": "40", "XLIVE_NB_WAIT": "1",
-           "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "XLIVE_NB_FRAMES": "60",
+        "XLIVE_NB_RATE": "40",
+        "XLIVE_NB_WAIT": "1",
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
     env.pop("PYTHONPATH", None)
-    out = subprocess.run([str(py), "-c", code], env=env, capture_output=True, text=True,
-                         timeout=900, cwd=tmp_path)
+    out = subprocess.run(
+        [str(py), "-c", code], env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "frames handled" in out.stdout
     # xlive came from the repository, into the fresh venv
-    where = subprocess.run([str(py), "-c", "import xlive; print(xlive.__file__)"],
-                           capture_output=True, text=True, cwd=tmp_path, check=True).stdout
+    where = subprocess.run(
+        [str(py), "-c", "import xlive; print(xlive.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
     assert str(venv) in where or str(REPO) in where

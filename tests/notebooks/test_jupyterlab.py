@@ -29,15 +29,35 @@ def lab(tmp_path):
     """``jupyter lab`` on 127.0.0.1 serving a copy of the quickstart, stopped after the test."""
     shutil.copy(NOTEBOOKS / "quickstart.ipynb", tmp_path / "quickstart.ipynb")
     port = _free_port()
-    env = {**os.environ, "XLIVE_NB_FRAMES": "1500", "XLIVE_NB_RATE": "15",
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "TMPDIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "XLIVE_NB_FRAMES": "1500",
+        "XLIVE_NB_RATE": "15",
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+        "TMPDIR": str(tmp_path),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.token=", "--ServerApp.password=",
-         "--ServerApp.disable_check_xsrf=True", "--allow-root", f"--ServerApp.root_dir={tmp_path}",
-         "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            "--allow-root",
+            f"--ServerApp.root_dir={tmp_path}",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         t_end = time.time() + 90
@@ -61,11 +81,13 @@ def test_quickstart_live_in_jupyterlab(lab, chromium):
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{lab}/lab/tree/quickstart.ipynb", wait_until="domcontentloaded")
-    page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')",
-                           timeout=120_000)
+    page.wait_for_function(
+        "() => window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=120_000
+    )
     page.wait_for_function(
         "() => window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel",
-        timeout=120_000)
+        timeout=120_000,
+    )
     page.wait_for_timeout(2000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     # the monitor's bokeh plots appear in the output (canvases inside bokeh's shadow roots)
@@ -84,7 +106,7 @@ def test_quickstart_live_in_jupyterlab(lab, chromium):
     second = page.evaluate(status)
     page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-2.png"))
     body = page.inner_text("body")
-    assert "xlive views: update failed" not in body, body[body.find("xlive views"):][:500]
+    assert "xlive views: update failed" not in body, body[body.find("xlive views") :][:500]
     assert "Failed to create view" not in body
     assert "javascript error" not in body.lower()
     assert first != second, "the live plots did not change while the run proceeded"

@@ -27,23 +27,51 @@ def _free_port() -> int:
 def lab_with_logbook(tmp_path):
     db = tmp_path / "bt.sqlite"
     with LogbookDB(db) as logdb:
-        logdb.set_progress("run-7", frames_seen=100, frames_analysed=90, hits=30,
-                           hit_rate=1 / 3, trend=[0.1, 0.3, 0.5], state="live")
+        logdb.set_progress(
+            "run-7",
+            frames_seen=100,
+            frames_analysed=90,
+            hits=30,
+            hit_rate=1 / 3,
+            trend=[0.1, 0.3, 0.5],
+            state="live",
+        )
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(
-        f"import xlive\nlb = xlive.Logbook({str(db)!r}, interval=0.5)\nlb")]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            f"import xlive\nlb = xlive.Logbook({str(db)!r}, interval=0.5)\nlb"
+        )
+    ]
     nbformat.write(nb, tmp_path / "logbook.ipynb")
     port = _free_port()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.token=", "--ServerApp.password=",
-         "--ServerApp.disable_check_xsrf=True", "--allow-root", f"--ServerApp.root_dir={tmp_path}",
-         "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            "--allow-root",
+            f"--ServerApp.root_dir={tmp_path}",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         t_end = time.time() + 90
@@ -75,7 +103,8 @@ def test_logbook_widget_in_jupyterlab(lab_with_logbook, chromium):
     page.goto(f"{url}/lab/tree/logbook.ipynb", wait_until="domcontentloaded")
     page.wait_for_function(
         "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel",
-        timeout=120_000)
+        timeout=120_000,
+    )
     page.wait_for_timeout(2000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_function(f"({ROWS})()?.[0]?.length === 1", timeout=120_000)

@@ -10,8 +10,13 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 #: frames per notebook when the suite runs it (enough for the flags each one shows)
-FRAMES = {"quickstart": 80, "beamtime": 150, "reprocessing": 100, "pump_probe": 100,
-          "rotation_dose": 120}
+FRAMES = {
+    "quickstart": 80,
+    "beamtime": 150,
+    "reprocessing": 100,
+    "pump_probe": 100,
+    "rotation_dose": 120,
+}
 
 
 def test_notebooks_are_stripped_and_declare_a_kernel():
@@ -31,8 +36,9 @@ def execute(name: str, tmp_path: Path, monkeypatch, frames: int, rate: float = 4
     monkeypatch.setenv("XLIVE_NB_WAIT", "1")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     return nb
 
 

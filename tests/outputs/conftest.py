@@ -34,22 +34,43 @@ def processed(tmp_path_factory) -> SimpleNamespace:
     (hits written by :class:`CXIHitsListener` while the run was processed)."""
     tmp: Path = tmp_path_factory.mktemp("outputs")
     run = tmp / "run"
-    write_run(run, frames=FRAMES, rate=0, detector="eiger500k", seed=11, hit_fraction=0.5,
-              laser_on_fraction=0.5, ice_fraction=0.1)
+    write_run(
+        run,
+        frames=FRAMES,
+        rate=0,
+        detector="eiger500k",
+        seed=11,
+        hit_fraction=0.5,
+        laser_on_fraction=0.5,
+        ice_fraction=0.1,
+    )
     src = open_source(run)
     feats, live_cxi, live_lst = tmp / "features.zarr", tmp / "live.cxi", tmp / "live.lst"
     client = default_client(2)
     try:
-        with CXIHitsListener(src, live_cxi, lst=live_lst) as listener, \
-                LiveProcessor(src, feats, client=client, listeners=[listener],
-                              params=LiveParams(block=4, poll_interval=30.0)) as lp:
+        with (
+            CXIHitsListener(src, live_cxi, lst=live_lst) as listener,
+            LiveProcessor(
+                src,
+                feats,
+                client=client,
+                listeners=[listener],
+                params=LiveParams(block=4, poll_interval=30.0),
+            ) as lp,
+        ):
             stats = lp.run(until_idle=0.0)
     finally:
         client.close()
         client.cluster.close()
     assert stats.frames_stored == FRAMES
-    return SimpleNamespace(tmp=tmp, run=run, features=feats, live_cxi=live_cxi,
-                           live_lst=live_lst, hits_live=listener.hits)
+    return SimpleNamespace(
+        tmp=tmp,
+        run=run,
+        features=feats,
+        live_cxi=live_cxi,
+        live_lst=live_lst,
+        hits_live=listener.hits,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +116,14 @@ class PgServer:
     user: str | None
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([self.pg_ctl, *args], user=self.user, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [self.pg_ctl, *args],
+            user=self.user,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def stop(self) -> None:
         try:
@@ -121,28 +148,53 @@ def start(timeout: float = 60) -> PgServer:
         try:
             pw = pwd.getpwnam("postgres")
         except KeyError:
-            raise Unavailable("running as root and there is no 'postgres' user to run the "
-                              "server as") from None
+            raise Unavailable(
+                "running as root and there is no 'postgres' user to run the server as"
+            ) from None
         user = "postgres"
     root = tempfile.mkdtemp(prefix="xlive-pg-")
     if user:
         os.chown(root, pw.pw_uid, pw.pw_gid)
     datadir = os.path.join(root, "data")
     port = _free_port()
-    srv = PgServer(url=f"postgresql+psycopg://xlive@127.0.0.1:{port}/postgres", datadir=datadir,
-                   root=root, pg_ctl=pg_ctl, user=user)
-    init = subprocess.run([initdb, "-D", datadir, "-U", "xlive", "-A", "trust", "-E", "UTF8",
-                           "--no-sync"], user=user, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    srv = PgServer(
+        url=f"postgresql+psycopg://xlive@127.0.0.1:{port}/postgres",
+        datadir=datadir,
+        root=root,
+        pg_ctl=pg_ctl,
+        user=user,
+    )
+    init = subprocess.run(
+        [initdb, "-D", datadir, "-U", "xlive", "-A", "trust", "-E", "UTF8", "--no-sync"],
+        user=user,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if init.returncode:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {init.stderr}")
     opts = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c full_page_writes=off"
-    run = srv._run("-D", datadir, "-l", os.path.join(root, "log"), "-o", opts, "-w", "-t",
-                   str(int(timeout)), "start", timeout=timeout + 10)
+    run = srv._run(
+        "-D",
+        datadir,
+        "-l",
+        os.path.join(root, "log"),
+        "-o",
+        opts,
+        "-w",
+        "-t",
+        str(int(timeout)),
+        "start",
+        timeout=timeout + 10,
+    )
     if run.returncode:
-        log = open(os.path.join(root, "log")).read() if os.path.exists(
-            os.path.join(root, "log")) else ""
+        log = (
+            open(os.path.join(root, "log")).read()
+            if os.path.exists(os.path.join(root, "log"))
+            else ""
+        )
         srv.stop()
         raise RuntimeError(f"pg_ctl start failed: {run.stderr}\n{log}")
     return srv

@@ -12,8 +12,17 @@ from xlive.engine.store import open_features
 
 def test_export_hits_command(processed, tmp_path):
     cxi, lst, geom = tmp_path / "h.cxi", tmp_path / "h.lst", tmp_path / "h.geom"
-    out = run_xlive("export-hits", str(processed.features), "--cxi", str(cxi), "--lst", str(lst),
-                    "--geom", str(geom), "--compress").stdout
+    out = run_xlive(
+        "export-hits",
+        str(processed.features),
+        "--cxi",
+        str(cxi),
+        "--lst",
+        str(lst),
+        "--geom",
+        str(geom),
+        "--compress",
+    ).stdout
     n_hits = int(open_features(processed.features).is_hit.sum())
     assert f"wrote {n_hits} hits" in out and "indexamajig -i" in out
     with h5py.File(cxi, "r") as f:
@@ -26,8 +35,9 @@ def test_export_hits_command(processed, tmp_path):
 
 def test_export_table_command(processed, tmp_path):
     run_xlive("export-table", str(processed.features), "--out", str(tmp_path / "f.parquet"))
-    run_xlive("export-table", str(processed.features), "--out", str(tmp_path / "p.csv.gz"),
-              "--peaks")
+    run_xlive(
+        "export-table", str(processed.features), "--out", str(tmp_path / "p.csv.gz"), "--peaks"
+    )
     ds = open_features(processed.features)
     assert len(pd.read_parquet(tmp_path / "f.parquet")) == ds.sizes["frame"]
     assert len(pd.read_csv(tmp_path / "p.csv.gz")) == np.isfinite(ds.peak_x.values).sum()

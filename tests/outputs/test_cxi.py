@@ -26,8 +26,9 @@ from xlive.sources import open_source
 @pytest.fixture(scope="module")
 def exported(processed, tmp_path_factory):
     out = tmp_path_factory.mktemp("cxi")
-    res = export_hits(processed.features, out / "hits.cxi", lst=out / "hits.lst",
-                      geom=out / "hits.geom")
+    res = export_hits(
+        processed.features, out / "hits.cxi", lst=out / "hits.lst", geom=out / "hits.geom"
+    )
     return res
 
 
@@ -55,10 +56,10 @@ def test_cxi_reads_back_with_h5py_to_the_feature_store(processed, exported):
             ex, ey, ei = _expected(ds, frame)
             assert n_peaks[row] == len(ex) > 0
             assert n_peaks[row] == min(int(ds.n_spots.sel(frame=frame)), ds.sizes["peak"])
-            np.testing.assert_array_equal(xs[row, :n_peaks[row]], ex)
-            np.testing.assert_array_equal(ys[row, :n_peaks[row]], ey)
-            np.testing.assert_array_equal(inten[row, :n_peaks[row]], ei)
-            assert not xs[row, n_peaks[row]:].any()  # unused slots are zero
+            np.testing.assert_array_equal(xs[row, : n_peaks[row]], ex)
+            np.testing.assert_array_equal(ys[row, : n_peaks[row]], ey)
+            np.testing.assert_array_equal(inten[row, : n_peaks[row]], ei)
+            assert not xs[row, n_peaks[row] :].any()  # unused slots are zero
             np.testing.assert_array_equal(data[row], src.read_frame(int(frame)).astype(np.float32))
         # xlive positions are pixel-centre indices; CrystFEL's default +0.5 completes them
         assert "CrystFEL adds 0.5" in f["entry_1/result_1/peakXPosRaw"].attrs["xlive_convention"]
@@ -84,8 +85,9 @@ def test_geom_reads_back_to_the_same_pixel_maps(processed, exported):
     geom = open_source(processed.run).geometry
     back = read_crystfel_geom(exported.geom)
     for name in ("q", "d", "two_theta", "lab_x", "lab_y", "lab_z", "panel", "mask"):
-        np.testing.assert_allclose(getattr(back.maps, name), getattr(geom.maps, name),
-                                   rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            getattr(back.maps, name), getattr(geom.maps, name), rtol=1e-12, err_msg=name
+        )
     text = exported.geom.read_text()
     assert "data = /entry_1/data_1/data" in text and "peak_list = /entry_1/result_1" in text
     assert "peak_list_type = cxi" in text and "dim0 = %" in text
@@ -95,13 +97,16 @@ def test_live_listener_wrote_the_same_hits(processed, exported):
     assert processed.hits_live == exported.hits
     with h5py.File(processed.live_cxi, "r") as live, h5py.File(exported.cxi, "r") as exp:
         order = np.argsort(live["entry_1/xlive/frame_index"][:])  # blocks may finish out of order
-        np.testing.assert_array_equal(live["entry_1/xlive/frame_index"][:][order],
-                                      exp["entry_1/xlive/frame_index"][:])
+        np.testing.assert_array_equal(
+            live["entry_1/xlive/frame_index"][:][order], exp["entry_1/xlive/frame_index"][:]
+        )
         for k in ("nPeaks", "peakXPosRaw", "peakYPosRaw", "peakTotalIntensity"):
-            np.testing.assert_array_equal(live["entry_1/result_1"][k][:][order],
-                                          exp["entry_1/result_1"][k][:], err_msg=k)
-        np.testing.assert_array_equal(live["entry_1/data_1/data"][:][order],
-                                      exp["entry_1/data_1/data"][:])
+            np.testing.assert_array_equal(
+                live["entry_1/result_1"][k][:][order], exp["entry_1/result_1"][k][:], err_msg=k
+            )
+        np.testing.assert_array_equal(
+            live["entry_1/data_1/data"][:][order], exp["entry_1/data_1/data"][:]
+        )
     lines = processed.live_lst.read_text().splitlines()
     assert lines == [f"{processed.live_cxi.absolute()} //{k}" for k in range(exported.hits)]
 
@@ -109,8 +114,11 @@ def test_live_listener_wrote_the_same_hits(processed, exported):
 def test_writer_resumes_without_duplicates(processed, tmp_path):
     ds = open_features(processed.features)
     hits = ds.isel(frame=np.flatnonzero(ds.is_hit.values))
-    result = Block(hits.frame.values, np.zeros(hits.sizes["frame"], bool),
-                   {k: hits[k].values for k in ("peak_x", "peak_y", "peak_intensity")})
+    result = Block(
+        hits.frame.values,
+        np.zeros(hits.sizes["frame"], bool),
+        {k: hits[k].values for k in ("peak_x", "peak_y", "peak_intensity")},
+    )
     frames = np.zeros((hits.sizes["frame"], 4, 5), np.float32)
     rows = np.arange(hits.sizes["frame"])
     with CXIHitsWriter(tmp_path / "h.cxi", frame_shape=(4, 5), max_peaks=ds.sizes["peak"]) as w:
@@ -136,23 +144,29 @@ def test_no_half_pixel_shift_adds_half_a_pixel(processed, exported, tmp_path):
     with h5py.File(res.cxi, "r") as f, h5py.File(exported.cxi, "r") as g:
         n = f["entry_1/result_1/nPeaks"][:]
         for row in range(res.hits):
-            np.testing.assert_allclose(f["entry_1/result_1/peakXPosRaw"][row, :n[row]],
-                                       g["entry_1/result_1/peakXPosRaw"][row, :n[row]] + 0.5)
+            np.testing.assert_allclose(
+                f["entry_1/result_1/peakXPosRaw"][row, : n[row]],
+                g["entry_1/result_1/peakXPosRaw"][row, : n[row]] + 0.5,
+            )
 
 
 def test_existing_output_and_zarr_originals_are_refused(processed, exported):
     with pytest.raises(ConfigError, match="exists"):
         export_hits(processed.features, exported.cxi)
     with pytest.raises(ConfigError, match="CrystFEL cannot read"):
-        export_hits(processed.features, exported.cxi.with_name("z.cxi"),
-                    lst_original=exported.cxi.with_name("z.lst"))
+        export_hits(
+            processed.features,
+            exported.cxi.with_name("z.cxi"),
+            lst_original=exported.cxi.with_name("z.lst"),
+        )
     assert not exported.cxi.with_name("z.cxi").exists()
 
 
 def test_original_events_point_into_eiger_data_files(tmp_path):
     run = tmp_path / "eiger"
-    write_run(run, frames=10, rate=0, fmt="eiger-h5", detector="eiger500k", seed=2,
-              frames_per_file=4)
+    write_run(
+        run, frames=10, rate=0, fmt="eiger-h5", detector="eiger500k", seed=2, frames_per_file=4
+    )
     src = open_source(run)
     src.refresh()
     frames = [0, 3, 4, 9]
@@ -167,9 +181,29 @@ def test_listener_follows_a_growing_run(tmp_path):
     """Hits are appended while another process is still writing the run."""
     run = tmp_path / "run"
     writer = subprocess.Popen(
-        [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--format", "zarr",
-         "--frames", "24", "--rate", "15", "--detector", "eiger500k", "--seed", "5",
-         "--hit-fraction", "0.5", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "simulate",
+            str(run),
+            "--format",
+            "zarr",
+            "--frames",
+            "24",
+            "--rate",
+            "15",
+            "--detector",
+            "eiger500k",
+            "--seed",
+            "5",
+            "--hit-fraction",
+            "0.5",
+            "-q",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     client = default_client(2)
     try:
         deadline = time.time() + 60
@@ -178,9 +212,16 @@ def test_listener_follows_a_growing_run(tmp_path):
             time.sleep(0.05)
         src = open_source(run)
         cxi = tmp_path / "live.cxi"
-        with CXIHitsListener(src, cxi) as listener, \
-                LiveProcessor(src, tmp_path / "f.zarr", client=client, listeners=[listener],
-                              params=LiveParams(block=2, poll_interval=0.1)) as lp:
+        with (
+            CXIHitsListener(src, cxi) as listener,
+            LiveProcessor(
+                src,
+                tmp_path / "f.zarr",
+                client=client,
+                listeners=[listener],
+                params=LiveParams(block=2, poll_interval=0.1),
+            ) as lp,
+        ):
             lp.run(until_idle=3.0)
             grew = lp.stats.frames_stored
         assert writer.wait(timeout=60) == 0
@@ -194,10 +235,10 @@ def test_listener_follows_a_growing_run(tmp_path):
     assert grew == ds.sizes["frame"] == 24
     peaks = read_cxi_peaks(cxi)
     order = np.argsort(peaks["frame_index"])
-    np.testing.assert_array_equal(peaks["frame_index"][order],
-                                  ds.frame.values[ds.is_hit.values])
-    np.testing.assert_array_equal(peaks["nPeaks"][order],
-                                  np.isfinite(ds.peak_x.values[ds.is_hit.values]).sum(axis=1))
+    np.testing.assert_array_equal(peaks["frame_index"][order], ds.frame.values[ds.is_hit.values])
+    np.testing.assert_array_equal(
+        peaks["nPeaks"][order], np.isfinite(ds.peak_x.values[ds.is_hit.values]).sum(axis=1)
+    )
 
 
 def test_original_events_name_image_files(tmp_path):

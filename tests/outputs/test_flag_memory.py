@@ -35,26 +35,64 @@ def _check(features, db, out: str, html):
 def test_jet_loss_in_summary_report_and_database_live_sampled_and_offline(tmp_path):
     run = tmp_path / "run"
     writer = subprocess.Popen(
-        [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--frames", str(FRAMES),
-         "--rate", "60", "--detector", "eiger500k", "--hit-fraction", "0.3",
-         "--jet-loss", f"{LOSS[0]}:{LOSS[1]}", "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "simulate",
+            str(run),
+            "--frames",
+            str(FRAMES),
+            "--rate",
+            "60",
+            "--detector",
+            "eiger500k",
+            "--hit-fraction",
+            "0.3",
+            "--jet-loss",
+            f"{LOSS[0]}:{LOSS[1]}",
+            "-q",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         t_end = time.time() + 60
         while not (run / "xlive-run.json").exists():
             assert writer.poll() is None and time.time() < t_end, "the simulator wrote nothing"
             time.sleep(0.1)
         # live, every 3rd frame only: the jet loss spans 30 analysed frames
-        live = run_xlive("process", str(run), "--out", str(tmp_path / "live.zarr"), "--live",
-                         "--sample", "0.34", "--idle-timeout", "6", "--workers", "1", "-q",
-                         "--db", str(tmp_path / "live.sqlite")).stdout
+        live = run_xlive(
+            "process",
+            str(run),
+            "--out",
+            str(tmp_path / "live.zarr"),
+            "--live",
+            "--sample",
+            "0.34",
+            "--idle-timeout",
+            "6",
+            "--workers",
+            "1",
+            "-q",
+            "--db",
+            str(tmp_path / "live.sqlite"),
+        ).stdout
         assert writer.wait(timeout=60) == 0
     finally:
         stop_process(writer)
-    ep_live = _check(tmp_path / "live.zarr", tmp_path / "live.sqlite", live,
-                     tmp_path / "live.html")
-    offline = run_xlive("process", str(run), "--out", str(tmp_path / "off.zarr"), "-q",
-                        "--workers", "1", "--db", str(tmp_path / "off.sqlite")).stdout
-    ep_off = _check(tmp_path / "off.zarr", tmp_path / "off.sqlite", offline,
-                    tmp_path / "off.html")
+    ep_live = _check(tmp_path / "live.zarr", tmp_path / "live.sqlite", live, tmp_path / "live.html")
+    offline = run_xlive(
+        "process",
+        str(run),
+        "--out",
+        str(tmp_path / "off.zarr"),
+        "-q",
+        "--workers",
+        "1",
+        "--db",
+        str(tmp_path / "off.sqlite"),
+    ).stdout
+    ep_off = _check(tmp_path / "off.zarr", tmp_path / "off.sqlite", offline, tmp_path / "off.html")
     assert abs(ep_live["raised_at"] - ep_off["raised_at"]) <= 40

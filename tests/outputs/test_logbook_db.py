@@ -28,7 +28,7 @@ from xlive.outputs.rundb import record_run
 from xlive.outputs.variables import load_variables
 
 # a separate process writing its run's live row many times (like `xlive process --live`)
-WRITER = textwrap.dedent('''
+WRITER = textwrap.dedent("""
     import sys
     from xlive.outputs.logbook_db import LogbookDB
     db, run = sys.argv[1], sys.argv[2]
@@ -38,7 +38,7 @@ WRITER = textwrap.dedent('''
                                hit_rate=0.5, trend=[0.5] * (i % 5), state="live")
             logdb.set_note("shared-run", tags=[run])
         logdb.set_progress(run, state="finished")
-''')
+""")
 
 
 def _check_logbook(db, processed, tmp_path):
@@ -59,14 +59,20 @@ def _check_logbook(db, processed, tmp_path):
     assert note["comment"] == "first sample, jet stable" and note["tags"] == ["lysozyme", "good"]
 
     # several processes write their rows at once
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), f"proc-{i}"],
-                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db), f"proc-{i}"], stderr=subprocess.PIPE, text=True
+        )
+        for i in range(3)
+    ]
     for p in procs:
         assert p.wait(timeout=120) == 0, p.stderr.read()
 
     vars_py = tmp_path / "vars.py"
-    vars_py.write_text("import xlive\n\n@xlive.run_variable(title='Hits')\n"
-                       "def n_hits(ds):\n    return int(ds.is_hit.sum())\n")
+    vars_py.write_text(
+        "import xlive\n\n@xlive.run_variable(title='Hits')\n"
+        "def n_hits(ds):\n    return int(ds.is_hit.sum())\n"
+    )
     vs = load_variables(vars_py)
     with LogbookDB(db) as logdb:
         assert refresh_variables(logdb, vs) == [key]  # the others have no feature store
@@ -129,8 +135,11 @@ def test_indexing_rate_and_median_cell_when_the_features_have_them():
     hit = np.array([1, 1, 1, 1, 0, 0], bool)
     indexed = np.array([1, 1, 0, 1, 0, 0], bool)
     cell = np.full((6, 2, 6), np.nan)
-    cell[[0, 1, 3], 0] = [[79, 79, 38, 90, 90, 90], [80, 80, 37, 90, 90, 90],
-                          [78, 81, 38, 90, 90, 91]]
+    cell[[0, 1, 3], 0] = [
+        [79, 79, 38, 90, 90, 90],
+        [80, 80, 37, 90, 90, 90],
+        [78, 81, 38, 90, 90, 91],
+    ]
     cell[1, 1] = [10, 10, 10, 60, 60, 60]  # a second lattice does not count
     d_min = np.array([2.0, 3.0, np.nan, 1.0, 9.0, 9.0])
     f = figures(hit, d_min, indexed, cell)

@@ -16,7 +16,7 @@ from xlive.outputs.logbook_db import LogbookDB
 from xlive.outputs.rundb import record_run
 from xlive.outputs.variables import evaluate, load_variables, run_variable, to_cell
 
-VARS = textwrap.dedent('''
+VARS = textwrap.dedent("""
     import numpy as np
     import xlive
 
@@ -39,7 +39,7 @@ VARS = textwrap.dedent('''
     @xlive.run_variable(title="Broken")
     def broken(ds):
         return ds.no_such_feature.mean()
-''')
+""")
 
 
 def _runs_json(db, variables):
@@ -58,8 +58,10 @@ def test_runs_lists_each_variable_per_run(processed, tmp_path):
     assert set(rows) == {str(processed.run.absolute() / "run.zarr"), "second"}
     ds = open_features(processed.features)
     hit, dmin = ds.is_hit.values, ds.d_min.values
-    counts = [int(((ds.n_spots.values >= a) & (ds.n_spots.values < b)).sum())
-              for a, b in ((0, 5), (5, 20), (20, 1000))]
+    counts = [
+        int(((ds.n_spots.values >= a) & (ds.n_spots.values < b)).sum())
+        for a, b in ((0, 5), (5, 20), (20, 1000))
+    ]
     for row in rows.values():
         assert row["hires_hit_rate"] == pytest.approx(np.mean(hit & (dmin < 2.5)))
         assert row["spots_hist"] == counts
@@ -74,8 +76,9 @@ def test_runs_lists_each_variable_per_run(processed, tmp_path):
     assert "error: AttributeError" in table and "lysozyme" in table
 
     # exported as Markdown: the variables' titles head their columns, errors in their cells
-    run_xlive("runs", "--db", str(db), "--variables", str(vars_py), "--export",
-              str(tmp_path / "lb.md"))
+    run_xlive(
+        "runs", "--db", str(db), "--variables", str(vars_py), "--export", str(tmp_path / "lb.md")
+    )
     md = (tmp_path / "lb.md").read_text().splitlines()
     assert "Hit rate at d < 2.5 Å" in md[0] and len(md) == 4
     assert all("error: AttributeError" in line for line in md[2:])

@@ -57,28 +57,31 @@ def test_report_opens_in_chromium_and_draws_its_plots(report):
     errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=chromium, timeout=60_000,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking"])
+            executable_path=chromium,
+            timeout=60_000,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.set_default_timeout(30_000)
             page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-            page.on("console", lambda m: errors.append(f"console: {m.text}")
-                    if m.type == "error" else None)
+            page.on(
+                "console",
+                lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None,
+            )
             page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
             page.goto(report.as_uri(), wait_until="load")
             page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
             canvases = page.locator("canvas")
-            page.wait_for_function(
-                "() => Object.values(Bokeh.index).length > 0", timeout=30_000)
+            page.wait_for_function("() => Object.values(Bokeh.index).length > 0", timeout=30_000)
             page.wait_for_timeout(1000)  # let the plots paint
             assert canvases.count() >= len(PLOTS)
             for text in ("Run figures", "Flags", "Status:", "Hit rate"):
                 assert page.get_by_text(text).count() >= 1, text
-            shown = page.evaluate("names => names.filter(n => "
-                                  "Bokeh.documents[0].get_model_by_name(n) !== null)",
-                                  sorted(PLOTS))
+            shown = page.evaluate(
+                "names => names.filter(n => Bokeh.documents[0].get_model_by_name(n) !== null)",
+                sorted(PLOTS),
+            )
             assert set(shown) == PLOTS
             page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
             drawn = 0

@@ -29,7 +29,8 @@ def _check_round_trip(db, processed):
     assert row["hit_rate"] == pytest.approx(float(ds.is_hit.mean()))
     assert row["median_spots"] == pytest.approx(float(np.median(ds.n_spots.values)))
     assert row["d_min_p50"] == pytest.approx(
-        float(np.median(ds.d_min.values[ds.is_hit.values])), rel=1e-6)
+        float(np.median(ds.d_min.values[ds.is_hit.values])), rel=1e-6
+    )
     assert sum(row["d_min_hist"]["counts"]) == int(ds.is_hit.sum())
     t0 = dt.datetime.fromtimestamp(float(ds.timestamp.min()), dt.timezone.utc)
     assert abs((row["started"] - t0).total_seconds()) < 1e-3
@@ -44,8 +45,7 @@ def _check_round_trip(db, processed):
         again = rdb.get(s.run)
     assert [r["run"] for r in rows] == [s.run, "other-run"]
     assert again["id"] == row["id"] and again["times_processed"] == 2
-    assert again["flags"] == [{"name": "ice_rings", "severity": "warning",
-                               "message": flag.message}]
+    assert again["flags"] == [{"name": "ice_rings", "severity": "warning", "message": flag.message}]
     assert again["status"] == "amber"
     return rows
 
@@ -110,9 +110,13 @@ def test_flags_raised_along_the_run_are_kept(tmp_path):
     jet = np.ones(n, np.float32)
     jet[100:200] = 0.05
     ds = xr.Dataset(
-        {"jet_score": ("frame", jet), "is_hit": ("frame", np.arange(n) % 3 == 0),
-         "n_spots": ("frame", np.arange(n) % 7)},
-        coords={"frame": np.arange(n), "status": ("frame", np.ones(n, np.uint8))})
+        {
+            "jet_score": ("frame", jet),
+            "is_hit": ("frame", np.arange(n) % 3 == 0),
+            "n_spots": ("frame", np.arange(n) % 7),
+        },
+        coords={"frame": np.arange(n), "status": ("frame", np.ones(n, np.uint8))},
+    )
     s = record_run(tmp_path / "r.sqlite", ds, run="jet-run")
     (flag,) = [f for f in s.flags if f["name"] == "jet_lost"]
     assert 100 <= flag["first_frame"] < 200 and s.status == "red"  # raised during the loss

@@ -29,8 +29,13 @@ def indexed_run(tmp_path_factory):
     params = IndexingParams(cell=LYSOZYME, space_group="P 43 21 2")
     client = default_client(1)
     try:
-        with LiveProcessor(src, feats, client=client, params=LiveParams(block=4),
-                           analyzers=lambda g: default_analyzers(g, indexing=params)) as lp:
+        with LiveProcessor(
+            src,
+            feats,
+            client=client,
+            params=LiveParams(block=4),
+            analyzers=lambda g: default_analyzers(g, indexing=params),
+        ) as lp:
             lp.run(until_idle=0.0)
     finally:
         client.close()
@@ -97,8 +102,9 @@ def test_stream_crystals_agree_with_the_features(indexed_run):
             # cell line (nm) = features (Å); astar/bstar/cstar (nm^-1) give the same cell
             np.testing.assert_allclose(cr["cell"][:3] * 10, idx["unit_cell"][k, j, :3], rtol=1e-4)
             a = np.stack([cr["astar"], cr["bstar"], cr["cstar"]], axis=1) / 10.0
-            np.testing.assert_allclose(cell_parameters(np.linalg.inv(a)), cr["cell"] * [10, 10, 10, 1, 1, 1],
-                                       rtol=1e-4)
+            np.testing.assert_allclose(
+                cell_parameters(np.linalg.inv(a)), cr["cell"] * [10, 10, 10, 1, 1, 1], rtol=1e-4
+            )
             np.testing.assert_allclose(cell_parameters(np.linalg.inv(a)), LYSOZYME, rtol=0.01)
             # most observed peaks lie within 2 pixels of a predicted reflection
             refl = cr["reflections"]

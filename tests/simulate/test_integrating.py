@@ -17,8 +17,9 @@ from xlive.sources import open_source
 
 @pytest.fixture(scope="module", params=["jungfrau1m", "agipd-quadrant"])
 def run(request):
-    sim = Simulation(SimParams(detector=request.param, seed=4, hit_fraction=1.0,
-                               crystal_strength=300.0))
+    sim = Simulation(
+        SimParams(detector=request.param, seed=4, hit_fraction=1.0, crystal_strength=300.0)
+    )
     return sim, [sim.frame(i) for i in range(4)]
 
 
@@ -30,7 +31,8 @@ def test_data_are_float_adu_with_pedestal_noise_on_stacked_modules(run):
     assert np.count_nonzero(frame < 0) > 0.05 * frame.size  # pedestal-subtracted noise
     g = sim.geometry
     assert len(g.panels) == 8 * det.n_modules and g.gain == pytest.approx(
-        det.adu_per_ev * g.photon_energy)
+        det.adu_per_ev * g.photon_energy
+    )
     assert g.sentinels == () and g.read_noise == det.read_noise
     # negative values are the lower half of the read noise around 0 photons: their mean
     # square is the read-noise variance (ADU**2)
@@ -54,8 +56,10 @@ def test_scaled_by_30_keeps_the_spot_count(run):
     import dataclasses
 
     g = sim.geometry
-    g30 = g.replace(panels=tuple(dataclasses.replace(p, adu_per_ev=p.adu_per_ev * 30)
-                                 for p in g.panels), saturation_value=g.saturation_value * 30)
+    g30 = g.replace(
+        panels=tuple(dataclasses.replace(p, adu_per_ev=p.adu_per_ev * 30) for p in g.panels),
+        saturation_value=g.saturation_value * 30,
+    )
     stack = np.stack([f for f, _ in frames])
     a = FrameAnalyzer(g)(stack)["n_spots"].astype(float)
     b = FrameAnalyzer(g30)(stack * 30)["n_spots"].astype(float)
@@ -70,8 +74,9 @@ def test_run_folder_has_the_crystfel_geometry_and_reads_back(tmp_path):
     sim = Simulation(SimParams(detector="jungfrau1m", seed=2, hit_fraction=1.0))
     back = read_crystfel_geom(geom_file)
     for name in ("lab_x", "lab_y", "lab_z"):
-        np.testing.assert_allclose(getattr(back.maps, name), getattr(sim.geometry.maps, name),
-                                   rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            getattr(back.maps, name), getattr(sim.geometry.maps, name), rtol=0, atol=1e-9
+        )
     assert back.gain == pytest.approx(sim.geometry.gain)
     np.testing.assert_array_equal(back.mask, sim.geometry.mask)
     src = open_source(out)

@@ -13,9 +13,13 @@ def d_from_cell(hkl: np.ndarray, cell) -> np.ndarray:
     """d-spacing from the metric tensor (independent of the B-matrix construction)."""
     a, b, c, al, be, ga = cell
     ca, cb, cg = np.cos(np.radians([al, be, ga]))
-    G = np.array([[a * a, a * b * cg, a * c * cb],
-                  [a * b * cg, b * b, b * c * ca],
-                  [a * c * cb, b * c * ca, c * c]])
+    G = np.array(
+        [
+            [a * a, a * b * cg, a * c * cb],
+            [a * b * cg, b * b, b * c * ca],
+            [a * c * cb, b * c * ca, c * c],
+        ]
+    )
     Gs = np.linalg.inv(G)
     inv_d2 = np.einsum("ni,ij,nj->n", hkl, Gs, hkl)
     return 1.0 / np.sqrt(inv_d2)
@@ -23,8 +27,14 @@ def d_from_cell(hkl: np.ndarray, cell) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def sim():
-    return Simulation(SimParams(detector="eiger500k", seed=3, hit_fraction=1.0,
-                                unit_cell=(61.2, 72.5, 80.3, 90.0, 101.5, 90.0)))
+    return Simulation(
+        SimParams(
+            detector="eiger500k",
+            seed=3,
+            hit_fraction=1.0,
+            unit_cell=(61.2, 72.5, 80.3, 90.0, 101.5, 90.0),
+        )
+    )
 
 
 def test_deterministic_for_a_seed(sim):
@@ -34,9 +44,17 @@ def test_deterministic_for_a_seed(sim):
         b, tb = again.frame(n)
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(ta.spots["x"], tb.spots["x"])
-    other = Simulation(SimParams(**{**sim.params.to_dict(), "seed": 4,
-                                    "unit_cell": sim.params.unit_cell, "jet_loss": (),
-                                    "beam_offset": sim.params.beam_offset}))
+    other = Simulation(
+        SimParams(
+            **{
+                **sim.params.to_dict(),
+                "seed": 4,
+                "unit_cell": sim.params.unit_cell,
+                "jet_loss": (),
+                "beam_offset": sim.params.beam_offset,
+            }
+        )
+    )
     assert not np.array_equal(sim.frame(0)[0], other.frame(0)[0])
 
 
@@ -91,9 +109,15 @@ def test_spots_are_in_the_pixels(sim):
     excess = img[iy, ix].astype(float) - np.median([b[iy, ix] for b in bg], axis=0)
     assert np.all(excess > 0)
     # the sum over a 7x7 box recovers the expected photons within Poisson + background noise
-    box = np.array([img[y - 3:y + 4, x - 3:x + 4].astype(float).sum() for y, x in zip(iy, ix, strict=True)
-                    if 3 <= y < img.shape[0] - 3 and 3 <= x < img.shape[1] - 3
-                    and not sim.geometry.mask[y - 3:y + 4, x - 3:x + 4].any()])
+    box = np.array(
+        [
+            img[y - 3 : y + 4, x - 3 : x + 4].astype(float).sum()
+            for y, x in zip(iy, ix, strict=True)
+            if 3 <= y < img.shape[0] - 3
+            and 3 <= x < img.shape[1] - 3
+            and not sim.geometry.mask[y - 3 : y + 4, x - 3 : x + 4].any()
+        ]
+    )
     n = s["photons"][strong][: len(box)]
     assert np.median(box / n) == pytest.approx(1.0, abs=0.25)
 
@@ -114,9 +138,16 @@ def test_detector_values_at_gaps_and_bad_pixels():
 
 
 def test_conditions_appear_in_truth():
-    p = SimParams(detector="eiger500k", seed=1, hit_fraction=0.5, ice_fraction=0.5,
-                  multi_lattice_fraction=0.5, jet_loss=((10, 20),), laser_on_fraction=0.5,
-                  dropped_fraction=0.1)
+    p = SimParams(
+        detector="eiger500k",
+        seed=1,
+        hit_fraction=0.5,
+        ice_fraction=0.5,
+        multi_lattice_fraction=0.5,
+        jet_loss=((10, 20),),
+        laser_on_fraction=0.5,
+        dropped_fraction=0.1,
+    )
     sim = Simulation(p)
     truths = [sim.event(n)[0] for n in range(200)]
     assert not any(t.jet_on for t in truths[10:20]) and all(t.jet_on for t in truths[:10])

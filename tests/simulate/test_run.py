@@ -33,8 +33,15 @@ def expected(params: dict, frame_number: int) -> np.ndarray:
 
 
 def test_zarr_run_reads_back_with_plain_zarr(tmp_path):
-    s = write_run(tmp_path / "run", frames=12, rate=0, detector=DET, hit_fraction=0.5,
-                  dropped_fraction=0.2, seed=2)
+    s = write_run(
+        tmp_path / "run",
+        frames=12,
+        rate=0,
+        detector=DET,
+        hit_fraction=0.5,
+        dropped_fraction=0.2,
+        seed=2,
+    )
     desc = json.loads((tmp_path / "run" / "xlive-run.json").read_text())
     g = zarr.open_group(str(tmp_path / "run" / "run.zarr"), mode="r")
     assert g.attrs["frames_complete"] == s.frames == 12
@@ -53,15 +60,17 @@ def test_zarr_run_reads_back_with_plain_zarr(tmp_path):
     # truth spot table is consistent with the per-frame view
     i = int(np.argmax(truth["spot_count"]))
     rows = slice(truth["spot_start"][i], truth["spot_start"][i] + truth["spot_count"][i])
-    np.testing.assert_allclose(truth["spots"]["x"][rows], sim.frame(int(numbers[i]))[1].spots["x"],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        truth["spots"]["x"][rows], sim.frame(int(numbers[i]))[1].spots["x"], rtol=1e-6
+    )
     assert np.all(truth["spots"]["frame"][rows] == i)
 
 
 def test_eiger_run_reads_back_with_h5py(tmp_path):
     out = tmp_path / "run"
-    write_run(out, frames=7, rate=0, fmt="eiger-h5", name="lyso", frames_per_file=3,
-              detector=DET, seed=1)
+    write_run(
+        out, frames=7, rate=0, fmt="eiger-h5", name="lyso", frames_per_file=3, detector=DET, seed=1
+    )
     sim = Simulation(SimParams(detector=DET, seed=1))
     with h5py.File(out / "lyso_master.h5", "r") as f:
         det = f["/entry/instrument/detector"]
@@ -95,9 +104,31 @@ def test_cbf_run_reads_back_with_fabio(tmp_path):
 # ------------------------------------------------------------------ growing runs, two processes
 def _start_writer(out: Path, fmt: str, frames: int, rate: float, extra=()) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "xlive.cli", "simulate", str(out), "--format", fmt, "--frames",
-         str(frames), "--rate", str(rate), "--detector", DET, "--seed", "9", "--hit-fraction",
-         "0.5", "-q", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "simulate",
+            str(out),
+            "--format",
+            fmt,
+            "--frames",
+            str(frames),
+            "--rate",
+            str(rate),
+            "--detector",
+            DET,
+            "--seed",
+            "9",
+            "--hit-fraction",
+            "0.5",
+            "-q",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _watch(proc: subprocess.Popen, poll, timeout: float = 120) -> list[int]:
@@ -196,13 +227,16 @@ def test_cli_help_for_every_subcommand():
         assert "usage: xlive " + c in run_xlive(c, "--help").stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--detector", "pilatus9m"], "invalid choice: 'pilatus9m'"),
-    (["--rate", "-5"], "--rate must be >= 0"),
-    (["--frames", "0"], "--frames must be >= 1"),
-    (["--hit-fraction", "1.5"], "hit-fraction must be between 0 and 1"),
-    (["--unit-cell", "1,2,3"], "--unit-cell"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--detector", "pilatus9m"], "invalid choice: 'pilatus9m'"),
+        (["--rate", "-5"], "--rate must be >= 0"),
+        (["--frames", "0"], "--frames must be >= 1"),
+        (["--hit-fraction", "1.5"], "hit-fraction must be between 0 and 1"),
+        (["--unit-cell", "1,2,3"], "--unit-cell"),
+    ],
+)
 def test_cli_bad_options_are_one_line_errors(tmp_path, args, message):
     p = run_xlive("simulate", str(tmp_path / "r"), *args, check=False)
     assert p.returncode == 2

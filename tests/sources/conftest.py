@@ -25,5 +25,6 @@ def free_port() -> int:
 
 def start_python(code_or_module: list[str]) -> subprocess.Popen:
     """A separate Python process (the writer side of a growing-run test)."""
-    return subprocess.Popen([sys.executable, *code_or_module], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, *code_or_module], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )

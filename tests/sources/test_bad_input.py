@@ -25,8 +25,12 @@ def test_unknown_target_names_what_was_tried(tmp_path):
 
 def _h5(path, frames):
     with h5py.File(path, "w") as f:
-        f.create_dataset("/entry/data/data", data=frames, chunks=(1, *frames.shape[1:]),
-                         **hdf5plugin.Bitshuffle())
+        f.create_dataset(
+            "/entry/data/data",
+            data=frames,
+            chunks=(1, *frames.shape[1:]),
+            **hdf5plugin.Bitshuffle(),
+        )
 
 
 def test_truncated_hdf5_data_file_is_a_clear_error(tmp_path):
@@ -43,19 +47,26 @@ def test_truncated_eiger_data_file_mid_run_marks_its_frames_bad(tmp_path):
     master = tmp_path / "x_master.h5"
     with h5py.File(master, "w") as f:
         det = f.create_group("/entry/instrument/detector")
-        for k, v in dict(beam_center_x=20.0, beam_center_y=16.0, detector_distance=0.1,
-                         x_pixel_size=75e-6, y_pixel_size=75e-6).items():
+        for k, v in dict(
+            beam_center_x=20.0,
+            beam_center_y=16.0,
+            detector_distance=0.1,
+            x_pixel_size=75e-6,
+            y_pixel_size=75e-6,
+        ).items():
             det[k] = v
         f["/entry/instrument/beam/incident_wavelength"] = 1.0
         for k in range(3):
-            f[f"/entry/data/data_{k + 1:06d}"] = h5py.ExternalLink(f"x_data_{k + 1:06d}.h5",
-                                                                    "/entry/data/data")
+            f[f"/entry/data/data_{k + 1:06d}"] = h5py.ExternalLink(
+                f"x_data_{k + 1:06d}.h5", "/entry/data/data"
+            )
     data = [np.full((2, *shape), 10 * k + 1, np.uint32) for k in range(3)]
     for k in range(3):
         p = tmp_path / f"x_data_{k + 1:06d}.h5"
         with h5py.File(p, "w") as f:
-            d = f.create_dataset("/entry/data/data", data=data[k], chunks=(1, *shape),
-                                 **hdf5plugin.Bitshuffle())
+            d = f.create_dataset(
+                "/entry/data/data", data=data[k], chunks=(1, *shape), **hdf5plugin.Bitshuffle()
+            )
             d.attrs["image_nr_low"], d.attrs["image_nr_high"] = 2 * k + 1, 2 * k + 2
     src = open_source(master)
     assert src.refresh() == 6
@@ -76,8 +87,9 @@ def test_truncated_eiger_data_file_mid_run_marks_its_frames_bad(tmp_path):
 
 def test_corrupt_zarr_chunk_is_a_bad_frame(tmp_path):
     g = zarr.open_group(str(tmp_path / "r.zarr"), mode="w")
-    a = g.create_array("frames", shape=(4, 16, 16), chunks=(1, 16, 16), dtype="uint16",
-                       fill_value=0)
+    a = g.create_array(
+        "frames", shape=(4, 16, 16), chunks=(1, 16, 16), dtype="uint16", fill_value=0
+    )
     a[...] = np.arange(4 * 256, dtype=np.uint16).reshape(4, 16, 16)
     g.attrs["frames_complete"] = 4
     chunk = tmp_path / "r.zarr" / "frames" / "c" / "2" / "0" / "0"
@@ -94,7 +106,8 @@ def test_corrupt_zarr_chunk_is_a_bad_frame(tmp_path):
 def test_cbf_of_wrong_size_mid_run_is_bad(tmp_path):
     for i, shape in enumerate([(20, 30), (20, 30), (10, 30), (20, 30)]):
         fabio.cbfimage.CbfImage(data=np.full(shape, i + 1, np.int32)).write(
-            str(tmp_path / f"s_{i:03d}.cbf"))
+            str(tmp_path / f"s_{i:03d}.cbf")
+        )
     src = open_source(tmp_path)
     assert src.refresh() == 4  # counted from the listing (no decode per file) ...
     v = src.frames().values
@@ -104,15 +117,22 @@ def test_cbf_of_wrong_size_mid_run_is_bad(tmp_path):
 
 def test_all_masked_and_nan_frames(tmp_path):
     g = zarr.open_group(str(tmp_path / "f.zarr"), mode="w")
-    a = g.create_array("frames", shape=(3, 8, 8), chunks=(1, 8, 8), dtype="float32",
-                       fill_value=0)
+    a = g.create_array("frames", shape=(3, 8, 8), chunks=(1, 8, 8), dtype="float32", fill_value=0)
     frames = np.ones((3, 8, 8), np.float32)
     frames[0, 0, 0] = np.nan  # one NaN pixel: invalid in this frame, frame fine
     frames[1] = np.nan  # all NaN: bad
     a[...] = frames
-    src = open_source(tmp_path / "f.zarr",
-                      geometry=Geometry.simple(shape=(8, 8), pixel_size=1e-4, distance=0.1,
-                                               beam_center_x=4, beam_center_y=4, wavelength=1))
+    src = open_source(
+        tmp_path / "f.zarr",
+        geometry=Geometry.simple(
+            shape=(8, 8),
+            pixel_size=1e-4,
+            distance=0.1,
+            beam_center_x=4,
+            beam_center_y=4,
+            wavelength=1,
+        ),
+    )
     src.refresh()
     # no pixel is masked for the value it holds in one frame (NaN is invalid where it is)
     assert src.geometry.mask is None

@@ -18,7 +18,8 @@ from xlive.sources import open_source
 def test_folder_of_files_is_counted_without_decoding_them(tmp_path, monkeypatch):
     n = 200
     fabio.cbfimage.CbfImage(data=np.arange(64 * 48, dtype=np.int32).reshape(64, 48)).write(
-        str(tmp_path / "img_00000.cbf"))
+        str(tmp_path / "img_00000.cbf")
+    )
     whole = (tmp_path / "img_00000.cbf").read_bytes()
     for i in range(1, n):  # copies, except frame 7: garbage (found when read, not at opening)
         (tmp_path / f"img_{i:05d}.cbf").write_bytes(b"garbage" if i == 7 else whole)

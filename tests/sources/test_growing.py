@@ -39,7 +39,7 @@ def watch(target, proc, *, timeout: float = 60.0, **options):
         n = src.refresh()
         if n > len(seen):
             overlap |= proc.poll() is None
-            seen.extend(src.frames()[len(seen):n].values)  # only the new frames
+            seen.extend(src.frames()[len(seen) : n].values)  # only the new frames
         if done and src.refresh() == len(seen):
             break
         time.sleep(0.03)
@@ -50,9 +50,14 @@ def watch(target, proc, *, timeout: float = 60.0, **options):
 
 def simulate(out: Path, fmt: str, frames: int, rate: float, detector: str, **kw):
     extra = "".join(f", {k}={v!r}" for k, v in kw.items())
-    return start_python(["-c", f"from xlive.simulate import write_run; write_run({str(out)!r}, "
-                               f"frames={frames}, rate={rate}, fmt={fmt!r}, detector={detector!r}"
-                               f"{extra})"])
+    return start_python(
+        [
+            "-c",
+            f"from xlive.simulate import write_run; write_run({str(out)!r}, "
+            f"frames={frames}, rate={rate}, fmt={fmt!r}, detector={detector!r}"
+            f"{extra})",
+        ]
+    )
 
 
 def test_zarr_run_grows(tmp_path):
@@ -104,8 +109,22 @@ def test_cbf_newest_file_half_written_is_retried(tmp_path, realdata):
 
 def test_swmr_file_grows(tmp_path):
     out, ready = tmp_path / "swmr.h5", tmp_path / "ready"
-    proc = start_python(["-m", "xlive.simulate.write_swmr", str(out), "--frames", "40",
-                         "--rate", "40", "--shape", "48", "64", "--ready", str(ready)])
+    proc = start_python(
+        [
+            "-m",
+            "xlive.simulate.write_swmr",
+            str(out),
+            "--frames",
+            "40",
+            "--rate",
+            "40",
+            "--shape",
+            "48",
+            "64",
+            "--ready",
+            str(ready),
+        ]
+    )
     t0 = time.monotonic()
     while not ready.exists() and time.monotonic() - t0 < 30:
         time.sleep(0.02)
@@ -117,16 +136,31 @@ def test_swmr_file_grows(tmp_path):
 @pytest.mark.network
 def test_stream_frames_reach_the_spool(tmp_path):
     port = free_port()
-    proc = start_python(["-m", "xlive.sources.stream.sender", "--bind", f"tcp://127.0.0.1:{port}",
-                         "--synthetic", "eiger500k", "--frames", "60", "--rate", "60",
-                         "--distinct", "5", "--timeout", "20"])
+    proc = start_python(
+        [
+            "-m",
+            "xlive.sources.stream.sender",
+            "--bind",
+            f"tcp://127.0.0.1:{port}",
+            "--synthetic",
+            "eiger500k",
+            "--frames",
+            "60",
+            "--rate",
+            "60",
+            "--distinct",
+            "5",
+            "--timeout",
+            "20",
+        ]
+    )
     src, seen, overlap = watch(f"tcp://127.0.0.1:{port}", proc, spool=tmp_path / "spool.zarr")
     # the receiver publishes at the end of the series; wait for the last count
     t0 = time.monotonic()
     while src.refresh() < 60 and time.monotonic() - t0 < 10:
         time.sleep(0.05)
     if len(seen) < src.n_frames:
-        seen = np.concatenate([seen, src.frames()[len(seen):].values])
+        seen = np.concatenate([seen, src.frames()[len(seen) :].values])
     src.close()
     assert overlap and len(seen) == 60
     frames = synthetic_frames("eiger500k", 5, 0)
@@ -140,8 +174,9 @@ def test_group_being_created_waits_for_its_frames_array(tmp_path):
     g = zarr.open_group(str(tmp_path / "r.zarr"), mode="w")  # the writer has only begun
 
     def create_later():
-        a = g.create_array("frames", shape=(2, 12, 10), chunks=(1, 12, 10), dtype="uint16",
-                           fill_value=0)
+        a = g.create_array(
+            "frames", shape=(2, 12, 10), chunks=(1, 12, 10), dtype="uint16", fill_value=0
+        )
         a[...] = 7
 
     timer = threading.Timer(0.5, create_later)

@@ -17,8 +17,22 @@ from xlive.sources import open_source
 
 
 def simulate(out: Path, fmt: str, frames: int, **kw) -> None:
-    args = [sys.executable, "-m", "xlive.cli", "simulate", str(out), "--format", fmt, "--frames",
-            str(frames), "--rate", "0", "--detector", "eiger500k", "-q"]
+    args = [
+        sys.executable,
+        "-m",
+        "xlive.cli",
+        "simulate",
+        str(out),
+        "--format",
+        fmt,
+        "--frames",
+        str(frames),
+        "--rate",
+        "0",
+        "--detector",
+        "eiger500k",
+        "-q",
+    ]
     for k, v in kw.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
     subprocess.run(args, check=True, capture_output=True, timeout=300)
@@ -48,9 +62,24 @@ def test_truncated_data_file_shows_in_process_output_and_summary(tmp_path):
     data2 = run / "run_data_000002.h5"
     data2.write_bytes(data2.read_bytes()[: data2.stat().st_size // 2])  # truncated to half
     out = tmp_path / "f.zarr"
-    r = subprocess.run([sys.executable, "-m", "xlive.cli", "process", str(run / "run_master.h5"),
-                        "--out", str(out), "--no-db", "-q", "--workers", "1"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "process",
+            str(run / "run_master.h5"),
+            "--out",
+            str(out),
+            "--no-db",
+            "-q",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "10 frames unreadable in data file 2 (run_data_000002.h5)" in r.stdout, r.stdout
     from xlive.engine.store import BAD, FeatureStore

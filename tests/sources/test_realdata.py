@@ -39,8 +39,10 @@ def test_pilatus_cbf_series_equals_fabio(realdata):
     np.testing.assert_array_equal((first < lo) | (first > hi), (first == -1) | (first == -2))
 
 
-@pytest.mark.parametrize("rel", ["pilatus1M_CeO2_powder/CeO2_Pilatus1M.tif",
-                                 "timepix512_smv/TIMEPIX_SU_512-stdgoni_0001.img"])
+@pytest.mark.parametrize(
+    "rel",
+    ["pilatus1M_CeO2_powder/CeO2_Pilatus1M.tif", "timepix512_smv/TIMEPIX_SU_512-stdgoni_0001.img"],
+)
 def test_single_image_files_equal_fabio(realdata, rel):
     src = open_source(realdata / rel)
     assert src.refresh() == 1

@@ -52,8 +52,15 @@ def test_run_clock_learns_the_cadence():
 @pytest.fixture(scope="module")
 def eiger_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("eiger") / "run"
-    write_run(run, frames=30, rate=0, fmt="eiger-h5", frames_per_file=10,
-              detector="eiger500k", laser_on_fraction=0.5)
+    write_run(
+        run,
+        frames=30,
+        rate=0,
+        fmt="eiger-h5",
+        frames_per_file=10,
+        detector="eiger500k",
+        laser_on_fraction=0.5,
+    )
     return run
 
 
@@ -74,7 +81,14 @@ def test_missing_data_files_are_named(eiger_run, tmp_path):
     assert src.refresh() == 20 and src.finished is False
     assert [p.rsplit("/", 1)[1] for p in src.missing_files()] == ["run_data_000003.h5"]
     assert src.waiting_for == "waiting for data file run_data_000003.h5"
-    res = run_xlive("process", str(copy / "run_master.h5"), "--out", str(tmp_path / "f.zarr"),
-                    "--no-db", "-q", check=False)
+    res = run_xlive(
+        "process",
+        str(copy / "run_master.h5"),
+        "--out",
+        str(tmp_path / "f.zarr"),
+        "--no-db",
+        "-q",
+        check=False,
+    )
     assert res.returncode == 2 and "run_data_000003.h5" in res.stderr and "--live" in res.stderr
     assert "Traceback" not in res.stderr

@@ -28,8 +28,15 @@ from xlive.sources import open_source  # noqa: E402
 def agipd_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("exfel")
     run = root / "SPB" / "202601" / "p700000" / "raw" / "r0001"
-    sim = write_euxfel_run(run, detector="agipd1m", trains=3, pulses=3, seed=1,
-                           hit_fraction=1.0, crystal_strength=300.0)
+    sim = write_euxfel_run(
+        run,
+        detector="agipd1m",
+        trains=3,
+        pulses=3,
+        seed=1,
+        hit_fraction=1.0,
+        crystal_strength=300.0,
+    )
     return root, run, sim
 
 
@@ -60,7 +67,8 @@ def test_extra_geom_default_layout_is_a_placeholder(agipd_run):
     g = open_source(run, distance=0.2, wavelength=1.3).geometry
     assert "--geometry" in g.placeholder
     eg = extra_geom.AGIPD_1MGeometry.from_quad_positions(
-        [(-525, 625), (-550, -10), (520, -160), (542.5, 475)])
+        [(-525, 625), (-550, -10), (520, -160), (542.5, 475)]
+    )
     pos = eg.get_pixel_positions()
     ours = np.stack([g.maps.lab_x, g.maps.lab_y], -1).reshape(16, 512, 128, 2)
     np.testing.assert_allclose(ours, pos[..., :2], rtol=0, atol=1e-6)
@@ -77,9 +85,13 @@ def test_bad_xfel_inputs_say_what_to_do(tmp_path, agipd_run):
     raw = tmp_path / "raw"
     raw.mkdir()
     for m in range(2):
-        write_file(str(raw / f"RAW-R0002-AGIPD{m:02}-S00000.h5"),
-                   [AGIPDModule(f"SPB_DET_AGIPD1M-1/DET/{m}CH0", frames_per_train=2)],
-                   ntrains=2, chunksize=2, format_version="1.0")
+        write_file(
+            str(raw / f"RAW-R0002-AGIPD{m:02}-S00000.h5"),
+            [AGIPDModule(f"SPB_DET_AGIPD1M-1/DET/{m}CH0", frames_per_train=2)],
+            ntrains=2,
+            chunksize=2,
+            format_version="1.0",
+        )
     with pytest.raises(SourceError, match="raw .*proc"):
         open_source(raw)
 
@@ -88,9 +100,22 @@ def _serve_run(root, port):
     exe = shutil.which("karabo-bridge-serve-run")
     env = {**os.environ, "EXTRA_DATA_DATA_ROOT": str(root)}
     return subprocess.Popen(
-        [exe, "700000", "1", "--port", f"tcp://127.0.0.1:{port}", "-z", "PUSH",
-         "--append-detector-modules", "--include", "SPB_DET_AGIPD1M-1/DET/*"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            exe,
+            "700000",
+            "1",
+            "--port",
+            f"tcp://127.0.0.1:{port}",
+            "-z",
+            "PUSH",
+            "--append-detector-modules",
+            "--include",
+            "SPB_DET_AGIPD1M-1/DET/*",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.network
@@ -99,8 +124,12 @@ def test_karabo_bridge_replayed_run_is_spooled_with_ids(agipd_run, tmp_path):
     port = free_port()
     proc = _serve_run(root, port)
     try:
-        src = open_source(f"karabo://127.0.0.1:{port}", spool=tmp_path / "k.zarr",
-                          geometry=read_crystfel_geom(run.with_suffix(".geom")), wait=60)
+        src = open_source(
+            f"karabo://127.0.0.1:{port}",
+            spool=tmp_path / "k.zarr",
+            geometry=read_crystfel_geom(run.with_suffix(".geom")),
+            wait=60,
+        )
         deadline = time.monotonic() + 60
         while src.refresh() < 9 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -120,8 +149,11 @@ def test_karabo_bridge_replayed_run_is_spooled_with_ids(agipd_run, tmp_path):
 def test_karabo_bridge_simulator_online_layout(tmp_path):
     port = free_port()
     exe = shutil.which("karabo-bridge-server-sim")
-    proc = subprocess.Popen([exe, str(port), "-z", "PUSH", "-d", "AGIPDModule", "-r", "-g",
-                             "zeros"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, str(port), "-z", "PUSH", "-d", "AGIPDModule", "-r", "-g", "zeros"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         from xlive.sources.karabo import KaraboReceiver
 
@@ -140,8 +172,6 @@ def test_karabo_without_server_says_what_to_check(tmp_path):
         open_source(f"karabo://127.0.0.1:{free_port()}", spool=tmp_path / "x.zarr", wait=1)
 
 
-
-
 def test_xlive_process_a_mock_run_with_its_geometry_file(agipd_run, tmp_path):
     from xlive_testing import run_xlive
 
@@ -149,8 +179,18 @@ def test_xlive_process_a_mock_run_with_its_geometry_file(agipd_run, tmp_path):
 
     _, run, sim = agipd_run
     out = tmp_path / "f.zarr"
-    res = run_xlive("process", str(run), "--out", str(out), "--geometry",
-                    str(run.with_suffix(".geom")), "--no-db", "-q", "--workers", "1")
+    res = run_xlive(
+        "process",
+        str(run),
+        "--out",
+        str(out),
+        "--geometry",
+        str(run.with_suffix(".geom")),
+        "--no-db",
+        "-q",
+        "--workers",
+        "1",
+    )
     assert "WARNING" not in res.stderr
     ds = open_features(out)
     assert ds.sizes["frame"] == 9 and ds.train_id.values.tolist()[3] == 10001
@@ -171,8 +211,20 @@ def test_placeholder_geometry_warns_in_cli_and_status_line(agipd_run, tmp_path):
     _, run, _ = agipd_run
     cfg = tmp_path / "run.toml"
     cfg.write_text("[geometry]\ndistance = 0.2\nwavelength = 1.3\n")
-    res = run_xlive("process", str(run), "--out", str(tmp_path / "f.zarr"), "--config",
-                    str(cfg), "--no-db", "-q", "--workers", "1", "--sample", "0.2")
+    res = run_xlive(
+        "process",
+        str(run),
+        "--out",
+        str(tmp_path / "f.zarr"),
+        "--config",
+        str(cfg),
+        "--no-db",
+        "-q",
+        "--workers",
+        "1",
+        "--sample",
+        "0.2",
+    )
     assert "WARNING" in res.stderr and "placeholder" in res.stderr
     assert "--geometry FILE.geom" in res.stderr
     session = LiveSession(open_source(run, distance=0.2, wavelength=1.3), tmp_path / "s.zarr")

@@ -16,8 +16,7 @@ from xlive.sources._zarr_direct import DirectChunks
 def _run(path, dtype="uint32", chunks=(1, 12, 10), codecs=None, n=5):
     g = zarr.open_group(str(path), mode="w")
     kw = {} if codecs is None else {"serializer": codecs[0], "compressors": codecs[1:]}
-    a = g.create_array("frames", shape=(n, 12, 10), chunks=chunks, dtype=dtype, fill_value=0,
-                       **kw)
+    a = g.create_array("frames", shape=(n, 12, 10), chunks=chunks, dtype=dtype, fill_value=0, **kw)
     rng = np.random.default_rng(0)
     data = rng.integers(0, 1000, (n, 12, 10)).astype(dtype)
     a[...] = data
@@ -43,9 +42,11 @@ def test_direct_reads_equal_zarr(tmp_path, dtype):
 
 @pytest.mark.parametrize("layout", ["zstd", "two_frames_per_chunk", "big_endian"])
 def test_other_layouts_go_through_zarr(tmp_path, layout):
-    kw = {"zstd": dict(codecs=(BytesCodec(), ZstdCodec())),
-          "two_frames_per_chunk": dict(chunks=(2, 12, 10), codecs=BLOSC),
-          "big_endian": dict(codecs=(BytesCodec(endian="big"), BLOSC[1]))}[layout]
+    kw = {
+        "zstd": dict(codecs=(BytesCodec(), ZstdCodec())),
+        "two_frames_per_chunk": dict(chunks=(2, 12, 10), codecs=BLOSC),
+        "big_endian": dict(codecs=(BytesCodec(endian="big"), BLOSC[1])),
+    }[layout]
     a, data = _run(tmp_path / "r.zarr", **kw)
     assert DirectChunks.for_array(a) is None
     src = open_source(tmp_path / "r.zarr")
@@ -72,4 +73,3 @@ def test_broken_blosc_chunk(tmp_path, damage):
         with pytest.raises(BadFrameError, match="frame 2"):
             src.reader.read_one(2)
     np.testing.assert_array_equal(src.reader.read_one(3), data[3])
-

@@ -21,8 +21,15 @@ def finished_run(tmp_path_factory) -> Path:
     from xlive.simulate import write_run
 
     out = tmp_path_factory.mktemp("views") / "run"
-    write_run(out, frames=80, rate=0, detector="eiger500k", seed=3, hit_fraction=0.4,
-              laser_on_fraction=0.5)
+    write_run(
+        out,
+        frames=80,
+        rate=0,
+        detector="eiger500k",
+        seed=3,
+        hit_fraction=0.4,
+        laser_on_fraction=0.5,
+    )
     return out
 
 
@@ -35,8 +42,10 @@ def _run_to_end(session, timeout: float = 120.0) -> None:
             proc.step()
         except TimeoutError:
             continue
-        if proc.idle and proc.stats.frames_stored + proc.stats.frames_skipped >= \
-                session.source.refresh():
+        if (
+            proc.idle
+            and proc.stats.frames_stored + proc.stats.frames_skipped >= session.source.refresh()
+        ):
             session.update_flags()
             return
     raise AssertionError(f"the session did not finish within {timeout} s")
@@ -44,9 +53,25 @@ def _run_to_end(session, timeout: float = 120.0) -> None:
 
 def _start_simulator(run: Path, *, frames: int, rate: float, extra=()) -> subprocess.Popen:
     """``xlive simulate`` in a subprocess, writing ``frames`` at ``rate`` frames/s."""
-    cmd = [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--frames", str(frames),
-           "--rate", str(rate), "--detector", "eiger500k", "--hit-fraction", "0.4",
-           "--laser-on-fraction", "0.5", "-q", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "xlive.cli",
+        "simulate",
+        str(run),
+        "--frames",
+        str(frames),
+        "--rate",
+        str(rate),
+        "--detector",
+        "eiger500k",
+        "--hit-fraction",
+        "0.4",
+        "--laser-on-fraction",
+        "0.5",
+        "-q",
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     t_end = time.time() + 60
     while not (run / "run.zarr" / "zarr.json").exists():
@@ -97,8 +122,7 @@ def process():
     procs = []
 
     def start(cmd, **kw):
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             **kw)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
         procs.append(p)
         return p
 

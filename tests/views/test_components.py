@@ -30,8 +30,20 @@ def test_every_view_has_data_and_idle_updates_change_nothing(done_session):
     changed = dash.update()
     agg = done_session.aggregates
     assert agg.frames == 80
-    for name in ("hit_rate", "spots", "d_min", "radial", "waterfall", "powder", "separation",
-                 "peakogram", "detector", "flags", "status", "lag"):
+    for name in (
+        "hit_rate",
+        "spots",
+        "d_min",
+        "radial",
+        "waterfall",
+        "powder",
+        "separation",
+        "peakogram",
+        "detector",
+        "flags",
+        "status",
+        "lag",
+    ):
         assert name in changed or name == "flags", name
     v = dash.views
     assert len(v["spots"].source.data["frame"]) == 80
@@ -66,17 +78,20 @@ def test_time_series_are_streamed_not_replaced(finished_run):
         dash.update()
         for name in STREAMED:
             src = doc.get_model_by_name(name)
-            streamed = [e for e in events if isinstance(e, ColumnsStreamedEvent)
-                        and e.model is src]
-            replaced = [e for e in events if isinstance(e, ColumnDataChangedEvent)
-                        and e.model is src]
+            streamed = [e for e in events if isinstance(e, ColumnsStreamedEvent) and e.model is src]
+            replaced = [
+                e for e in events if isinstance(e, ColumnDataChangedEvent) and e.model is src
+            ]
             assert len(streamed) >= 3, name
             assert not replaced, name
             rows = sum(len(next(iter(e.data.values()))) for e in streamed)
             assert rows == len(src.data["frame"]), name
         # every stream carries only frames not sent before
-        spots = [e.data["frame"] for e in events if isinstance(e, ColumnsStreamedEvent)
-                 and e.model.name == "spots_source"]
+        spots = [
+            e.data["frame"]
+            for e in events
+            if isinstance(e, ColumnsStreamedEvent) and e.model.name == "spots_source"
+        ]
         flat = [f for chunk in spots for f in chunk]
         assert len(flat) == len(set(flat)) == 80
     finally:
@@ -130,8 +145,11 @@ def test_grid_scan_heat_map(done_session, finished_run):
     dash = Dashboard(s)
     dash.update()
     frames = np.stack([s.read_frame(i) for i in range(4)])
-    result = Block(np.arange(4), np.zeros(4, bool),
-                   analyze_frames(frames, s.source.geometry, s.processor.analyzers))
+    result = Block(
+        np.arange(4),
+        np.zeros(4, bool),
+        analyze_frames(frames, s.source.geometry, s.processor.analyzers),
+    )
     meta = {"grid_x": np.array([0, 1, 0, 1]), "grid_y": np.array([0, 0, 1, 1])}
     for listener in s.listeners:
         if type(listener).__name__ == "ViewHistory":
@@ -140,7 +158,11 @@ def test_grid_scan_heat_map(done_session, finished_run):
     grid = dash.views["grid"]
     assert grid.root.visible
     assert sorted(zip(grid.source.data["gx"], grid.source.data["gy"], strict=True)) == [
-        (0, 0), (0, 1), (1, 0), (1, 1)]
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+    ]
 
 
 def test_bin_max_keeps_spots():
@@ -157,8 +179,12 @@ def test_page_opened_before_the_first_frame(tmp_path):
     from xlive.views.app import add_dashboard
 
     sim = Simulation(SimParams(detector="eiger500k", seed=8))
-    ZarrRunWriter(tmp_path / "run.zarr", geometry=sim.geometry, pixel_mask=sim.pixel_mask,
-                  dtype=sim.detector.dtype)
+    ZarrRunWriter(
+        tmp_path / "run.zarr",
+        geometry=sim.geometry,
+        pixel_mask=sim.pixel_mask,
+        dtype=sim.detector.dtype,
+    )
     s = LiveSession(tmp_path / "run.zarr", tmp_path / "f.zarr")
     try:
         assert s.processor.analyzers is None and LiveControls(s).spot_params is None

@@ -37,8 +37,10 @@ def test_buffer_keeps_the_latest_frames():
     buf = CorrelationBuffer(max_frames=10)
     for start in range(0, 24, 4):
         idx = np.arange(start, start + 4)
-        buf(Block(idx, idx == 5, {"n_spots": idx * 2.0, "radial_profile": np.zeros((4, 3))}),
-            {"pulse_energy": idx * 1.0})
+        buf(
+            Block(idx, idx == 5, {"n_spots": idx * 2.0, "radial_profile": np.zeros((4, 3))}),
+            {"pulse_energy": idx * 1.0},
+        )
     x, y = buf.pair("n_spots", "pulse_energy")
     assert sorted(x.tolist()) == list(range(14, 24)) and np.all(y == 2 * x)
     assert buf.features == {"n_spots"} and buf.metadata == {"pulse_energy"}

@@ -22,10 +22,18 @@ def indexed_session(tmp_path_factory):
     from xlive.simulate import write_run
 
     run = tmp_path_factory.mktemp("views_indexing") / "run"
-    write_run(run, frames=24, rate=0, detector="eiger500k", seed=5, hit_fraction=0.6,
-              multi_lattice_fraction=0.5)
+    write_run(
+        run,
+        frames=24,
+        rate=0,
+        detector="eiger500k",
+        seed=5,
+        hit_fraction=0.6,
+        multi_lattice_fraction=0.5,
+    )
     cfg = RunConfig(live=LiveParams(adaptive=False, block=4)).with_indexing(
-        IndexingParams(cell=LYSOZYME))
+        IndexingParams(cell=LYSOZYME)
+    )
     s = LiveSession(run, config=cfg)
     _run_to_end(s)
     yield s
@@ -45,7 +53,9 @@ def test_dashboard_shows_indexing(indexed_session):
     assert sum(counts) == len(ix.cells())
     left = dash.views["cells"].sources["c"].data["left"]
     assert min(left) < 37.9 < max(left) + 1
-    assert "indexed" in dash.views["status"].root.text and "of hits" in dash.views["status"].root.text
+    assert (
+        "indexed" in dash.views["status"].root.text and "of hits" in dash.views["status"].root.text
+    )
 
 
 def test_detector_view_draws_each_lattices_predicted_spots(indexed_session):

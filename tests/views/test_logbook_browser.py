@@ -18,19 +18,20 @@ from xlive.views.app import free_port
 
 FRAMES, RATE = 160, 8.0
 
-VARS = textwrap.dedent('''
+VARS = textwrap.dedent("""
     import xlive
 
     @xlive.run_variable(title="Frames with ≥ 10 spots")
     def many_spots(ds):
         return int((ds.n_spots >= 10).sum())
-''')
+""")
 
 
 def _read(page, expr):
     return page.evaluate(
         f"() => {{ const d = Bokeh.documents[0]; const s = d.get_model_by_name('logbook_source');"
-        f" return {expr}; }}")
+        f" return {expr}; }}"
+    )
 
 
 def _rows(page) -> dict:
@@ -51,8 +52,23 @@ def _wait(cond, timeout: float, what: str, poll: float = 0.5):
 
 
 def _process(process, run, out, db, *extra):
-    return process([sys.executable, "-m", "xlive.cli", "process", str(run), "--out", str(out),
-                    "--db", str(db), "--workers", "1", "-q", *extra])
+    return process(
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "process",
+            str(run),
+            "--out",
+            str(out),
+            "--db",
+            str(db),
+            "--workers",
+            "1",
+            "-q",
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.browser
@@ -63,8 +79,20 @@ def test_two_live_runs_variables_and_comments(tmp_path, chromium, simulator, pro
     runs = [tmp_path / "run_a", tmp_path / "run_b"]
     keys = [str(r.absolute() / "run.zarr") for r in runs]
     port = free_port()
-    server = process([sys.executable, "-m", "xlive.cli", "logbook", "--db", str(db),
-                      "--variables", str(vars_py), "--port", str(port)])
+    server = process(
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "logbook",
+            "--db",
+            str(db),
+            "--variables",
+            str(vars_py),
+            "--port",
+            str(port),
+        ]
+    )
     line = ""
     t_end = time.time() + 60
     while "logbook of" not in line:
@@ -73,18 +101,33 @@ def test_two_live_runs_variables_and_comments(tmp_path, chromium, simulator, pro
         assert time.time() < t_end, "xlive logbook did not start within 60 s"
     url = f"http://127.0.0.1:{port}/"
 
-    writers = [simulator(r, frames=FRAMES, rate=RATE, extra=("--seed", str(i)))
-               for i, r in enumerate(runs)]
-    procs = [_process(process, r, tmp_path / f"features_{i}.zarr", db, "--live",
-                      "--idle-timeout", "4", "--no-sampling")
-             for i, r in enumerate(runs)]
+    writers = [
+        simulator(r, frames=FRAMES, rate=RATE, extra=("--seed", str(i))) for i, r in enumerate(runs)
+    ]
+    procs = [
+        _process(
+            process,
+            r,
+            tmp_path / f"features_{i}.zarr",
+            db,
+            "--live",
+            "--idle-timeout",
+            "4",
+            "--no-sampling",
+        )
+        for i, r in enumerate(runs)
+    ]
 
     page = chromium.new_page(viewport={"width": 1600, "height": 1000})
     errors, foreign = [], []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("request", lambda r: foreign.append(r.url)
-            if urlparse(r.url).hostname not in ("127.0.0.1", None) else None)
+    page.on(
+        "request",
+        lambda r: (
+            foreign.append(r.url) if urlparse(r.url).hostname not in ("127.0.0.1", None) else None
+        ),
+    )
     page.goto(url, wait_until="domcontentloaded")
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=60_000)
 
@@ -106,8 +149,13 @@ def test_two_live_runs_variables_and_comments(tmp_path, chromium, simulator, pro
     for p in (*writers, *procs):
         p.wait(timeout=300)
     assert [p.returncode for p in procs] == [0, 0], [p.stdout.read() for p in procs]
-    rows = _wait(lambda: (r := _rows(page)) and all(
-        r.get(k, {}).get("state") == "finished" for k in keys) and r, 60, "both rows finished")
+    rows = _wait(
+        lambda: (
+            (r := _rows(page)) and all(r.get(k, {}).get("state") == "finished" for k in keys) and r
+        ),
+        60,
+        "both rows finished",
+    )
     for i, k in enumerate(keys):
         ds = open_features(tmp_path / f"features_{i}.zarr")
         assert rows[k]["analysed"] == ds.sizes["frame"] == FRAMES
@@ -117,10 +165,15 @@ def test_two_live_runs_variables_and_comments(tmp_path, chromium, simulator, pro
 
     # a variables file added now fills its column for both runs
     vars_py.write_text(VARS)
-    rows = _wait(lambda: (r := _rows(page)) and all(
-        isinstance(v := r[k].get("many_spots"), (int, float)) and v == v for k in keys)
-        and r, 60,
-        "the variable's column filled")
+    rows = _wait(
+        lambda: (
+            (r := _rows(page))
+            and all(isinstance(v := r[k].get("many_spots"), (int, float)) and v == v for k in keys)
+            and r
+        ),
+        60,
+        "the variable's column filled",
+    )
     for i, k in enumerate(keys):
         ds = open_features(tmp_path / f"features_{i}.zarr")
         assert rows[k]["many_spots"] == int(np.sum(ds.n_spots.values >= 10))
@@ -134,17 +187,24 @@ def test_two_live_runs_variables_and_comments(tmp_path, chromium, simulator, pro
     editor = page.locator(".slick-cell input")
     editor.first.fill("jet wobbly, good crystals")
     editor.first.press("Enter")
-    comment_in_db = _wait(lambda: sqlite3.connect(db).execute(
-        "select comment from xlive_logbook_notes where run = ?", (keys[0],)).fetchone(),
-        20, "the comment stored")
+    comment_in_db = _wait(
+        lambda: (
+            sqlite3.connect(db)
+            .execute("select comment from xlive_logbook_notes where run = ?", (keys[0],))
+            .fetchone()
+        ),
+        20,
+        "the comment stored",
+    )
     assert comment_in_db == ("jet wobbly, good crystals",)
 
     # run A processed again, into a new store: its comment stays, on the page and in the db
     again = _process(process, runs[0], tmp_path / "features_again.zarr", db)
     assert again.wait(timeout=300) == 0, again.stdout.read()
     con = sqlite3.connect(db)
-    assert con.execute("select times_processed from xlive_runs where run = ?",
-                       (keys[0],)).fetchone() == (2,)
+    assert con.execute(
+        "select times_processed from xlive_runs where run = ?", (keys[0],)
+    ).fetchone() == (2,)
     page.reload(wait_until="domcontentloaded")
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=60_000)
     rows = _wait(lambda: (r := _rows(page)) and keys[0] in r and r, 30, "rows after reload")
@@ -165,8 +225,11 @@ def test_two_live_runs_variables_and_comments(tmp_path, chromium, simulator, pro
     values = [[c.value for c in r] for r in sheet.iter_rows()]
     assert len(values) == 3 and "Comment" in values[0]
     # the run's cell links to its report (the page of a run served live links there instead)
-    href = page.locator(".slick-row", has_text="run_b/run.zarr").locator("a").first \
-        .get_attribute("href")
+    href = (
+        page.locator(".slick-row", has_text="run_b/run.zarr")
+        .locator("a")
+        .first.get_attribute("href")
+    )
     assert href == "/report?run=" + quote(keys[1], safe="")
     report = urllib.request.urlopen(url + "report?run=" + quote(keys[1], safe=""), timeout=120)
     assert b"<html" in report.read()[:2000].lower()

@@ -20,8 +20,15 @@ def test_widget_follows_the_database_and_writes_comments(tmp_path):
 
     db = tmp_path / "bt.sqlite"
     with LogbookDB(db) as logdb:
-        logdb.set_progress("r1", frames_seen=10, frames_analysed=8, hits=2, hit_rate=0.25,
-                           trend=[0.0, 0.5], state="live")
+        logdb.set_progress(
+            "r1",
+            frames_seen=10,
+            frames_analysed=8,
+            hits=2,
+            hit_rate=0.25,
+            trend=[0.0, 0.5],
+            state="live",
+        )
     w = Logbook(db, interval=0.2)  # no running event loop here: update() by hand
     try:
         assert list(w.rows["run"]) == ["r1"] and w.view.source.data["analysed"] == [8.0]
@@ -70,11 +77,26 @@ def test_widget_follows_the_database_and_writes_comments(tmp_path):
 @pytest.mark.slow
 def test_serve_records_the_run_and_serves_the_logbook(tmp_path, finished_run, process):
     db = tmp_path / "bt.sqlite"
-    (tmp_path / "v.py").write_text("import xlive\n\n@xlive.run_variable(cheap=True)\n"
-                                   "def n_frames(ds):\n    return int(ds.sizes['frame'])\n")
+    (tmp_path / "v.py").write_text(
+        "import xlive\n\n@xlive.run_variable(cheap=True)\n"
+        "def n_frames(ds):\n    return int(ds.sizes['frame'])\n"
+    )
     port = free_port()
-    server = process([sys.executable, "-m", "xlive.cli", "serve", str(finished_run), "--port",
-                      str(port), "--db", str(db), "--variables", str(tmp_path / "v.py")])
+    server = process(
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "serve",
+            str(finished_run),
+            "--port",
+            str(port),
+            "--db",
+            str(db),
+            "--variables",
+            str(tmp_path / "v.py"),
+        ]
+    )
     t_end = time.time() + 60
     line = ""
     while "serving" not in line:

@@ -40,12 +40,17 @@ def test_monitor_streams_new_rows_in_a_kernel(tmp_path, simulator):
     run = tmp_path / "run"
     simulator(run, frames=120, rate=25)
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [nbformat.v4.new_code_cell(f"RUN = {str(run)!r}")] + [
-        nbformat.v4.new_code_cell(c.strip()) for c in CELLS]
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+        nbformat.v4.new_code_cell(c.strip()) for c in CELLS
+    ]
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     # the display cell loaded BokehJS inline (no CDN) before showing the widget
     shown = nb.cells[1].outputs
     js = "".join(str(o.get("data", {}).get("application/javascript", "")) for o in shown)

@@ -23,9 +23,27 @@ def test_monitor_waits_for_the_run_and_for_its_last_data_file(tmp_path):
         assert m.session.run_state() == "waiting"
         assert "to appear" in m.session.waiting_for()
         writer = subprocess.Popen(
-            [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--format", "eiger-h5",
-             "--frames", "60", "--frames-per-file", "15", "--rate", "12",
-             "--detector", "eiger500k", "-q"], stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "xlive.cli",
+                "simulate",
+                str(run),
+                "--format",
+                "eiger-h5",
+                "--frames",
+                "60",
+                "--frames-per-file",
+                "15",
+                "--rate",
+                "12",
+                "--detector",
+                "eiger500k",
+                "-q",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         handled = asyncio.run(m.wait(idle=0.5, timeout=300))
         assert writer.wait(timeout=60) == 0
         assert handled == 60 and m.session.source.n_frames == 60

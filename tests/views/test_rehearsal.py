@@ -38,11 +38,37 @@ def _wait_status(page, needle: str, timeout: float) -> str:
 def test_serve_and_process_started_before_the_run(tmp_path, chromium, simulator, process):
     run = tmp_path / "run"
     port = free_port()
-    server = process([sys.executable, "-m", "xlive.cli", "serve", str(run), "--port", str(port),
-                      "--features", str(tmp_path / "serve.zarr")])
-    proc = process([sys.executable, "-m", "xlive.cli", "process", str(run), "--live",
-                    "--out", str(tmp_path / "proc.zarr"), "--workers", "1", "--no-db", "-q",
-                    "--idle-timeout", "60"])
+    server = process(
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "serve",
+            str(run),
+            "--port",
+            str(port),
+            "--features",
+            str(tmp_path / "serve.zarr"),
+        ]
+    )
+    proc = process(
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "process",
+            str(run),
+            "--live",
+            "--out",
+            str(tmp_path / "proc.zarr"),
+            "--workers",
+            "1",
+            "--no-db",
+            "-q",
+            "--idle-timeout",
+            "60",
+        ]
+    )
     t_end = time.time() + 90
     lines = []
     while not any("serving" in ln for ln in lines):

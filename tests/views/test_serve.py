@@ -12,8 +12,20 @@ import pytest
 
 from xlive.views.app import free_port, serve_session
 
-PLOTS = ("hit_rate", "spots", "d_min", "radial", "waterfall", "powder", "separation",
-         "peakogram", "detector", "lag", "flags", "status")
+PLOTS = (
+    "hit_rate",
+    "spots",
+    "d_min",
+    "radial",
+    "waterfall",
+    "powder",
+    "separation",
+    "peakogram",
+    "detector",
+    "lag",
+    "flags",
+    "status",
+)
 
 
 def test_serve_session_in_a_thread_and_stop(finished_run):
@@ -53,21 +65,33 @@ def test_serve_page_updates_during_a_run(tmp_path, chromium, simulator, process,
     errors, foreign = [], []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("request", lambda r: foreign.append(r.url)
-            if urlparse(r.url).hostname not in ("127.0.0.1", None) else None)
+    page.on(
+        "request",
+        lambda r: (
+            foreign.append(r.url) if urlparse(r.url).hostname not in ("127.0.0.1", None) else None
+        ),
+    )
     page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=60_000)
     page.wait_for_function(
         "() => Bokeh.documents[0].get_model_by_name('hit_rate_source').data.frame.length > 2",
-        timeout=90_000)
+        timeout=90_000,
+    )
     for name in PLOTS:  # each plot is in the document and has a view drawn in the page
-        assert _read(page, f"Bokeh.index.find_one(d.get_model_by_name('{name}_plot')) != null"), \
+        assert _read(page, f"Bokeh.index.find_one(d.get_model_by_name('{name}_plot')) != null"), (
             name
-    first = _read(page, "[d.get_model_by_name('hit_rate_source').data.frame.length, "
-                        "d.get_model_by_name('spots_source').data.frame.length]")
+        )
+    first = _read(
+        page,
+        "[d.get_model_by_name('hit_rate_source').data.frame.length, "
+        "d.get_model_by_name('spots_source').data.frame.length]",
+    )
     page.wait_for_timeout(5000)
-    second = _read(page, "[d.get_model_by_name('hit_rate_source').data.frame.length, "
-                         "d.get_model_by_name('spots_source').data.frame.length]")
+    second = _read(
+        page,
+        "[d.get_model_by_name('hit_rate_source').data.frame.length, "
+        "d.get_model_by_name('spots_source').data.frame.length]",
+    )
     assert second[0] > first[0] and second[1] > first[1], (first, second)
     status = _read(page, "d.get_model_by_name('status_plot').text")
     assert "frames analysed" in status

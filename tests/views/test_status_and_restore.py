@@ -53,7 +53,9 @@ def test_flag_episodes_are_bands_and_stay_listed(finished_run, tmp_path):
         dash.update()
         bands = dash.flag_bands.source.data
         assert list(zip(bands["flag"], bands["x0"], bands["x1"], strict=True)) == [
-            ("jet_lost", 40, 70), ("ice_rings", 50, 79)]
+            ("jet_lost", 40, 70),
+            ("ice_rings", 50, 79),
+        ]
         assert bands["color"][0] == "#c62828"
         doc_names = {r.glyph.__class__.__name__ for r in dash.views["hit_rate"].root.renderers}
         assert "VStrip" in doc_names

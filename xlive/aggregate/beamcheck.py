@@ -30,8 +30,9 @@ def _binned_maps(geometry: Geometry, f: int) -> tuple[np.ndarray, np.ndarray, np
     return bx, by, n
 
 
-def sector_profiles(image: np.ndarray, geometry: Geometry, factor: int,
-                    r_step: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def sector_profiles(
+    image: np.ndarray, geometry: Geometry, factor: int, r_step: float | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Mean of a (binned) image per radius bin in the right/left/down/up sectors."""
     bx, by, n = _binned_maps(geometry, factor)
     r = np.hypot(bx, by)
@@ -64,7 +65,9 @@ def _smooth(a: np.ndarray, sigma: float) -> np.ndarray:
         return np.where(ok, num / den, np.nan)
 
 
-def _shift(a: np.ndarray, b: np.ndarray, max_shift: int, smooth: float = 2.0) -> tuple[float, float]:
+def _shift(
+    a: np.ndarray, b: np.ndarray, max_shift: int, smooth: float = 2.0
+) -> tuple[float, float]:
     """Shift s (bins) that best maps profile ``a(r)`` onto ``b(r + s)``, and the correlation."""
     a, b = _smooth(a, smooth), _smooth(b, smooth)
     ok = np.isfinite(a) & np.isfinite(b)
@@ -74,8 +77,12 @@ def _shift(a: np.ndarray, b: np.ndarray, max_shift: int, smooth: float = 2.0) ->
     if not ga.any() or not gb.any():
         return float("nan"), 0.0
     lags = np.arange(-max_shift, max_shift + 1)
-    cc = np.array([np.sum(ga[max(0, -k): len(ga) - max(0, k)] * gb[max(0, k): len(gb) - max(0, -k)])
-                   for k in lags])
+    cc = np.array(
+        [
+            np.sum(ga[max(0, -k) : len(ga) - max(0, k)] * gb[max(0, k) : len(gb) - max(0, -k)])
+            for k in lags
+        ]
+    )
     i = int(np.argmax(cc))
     if 0 < i < len(cc) - 1:
         y0, y1, y2 = cc[i - 1], cc[i], cc[i + 1]
@@ -87,8 +94,9 @@ def _shift(a: np.ndarray, b: np.ndarray, max_shift: int, smooth: float = 2.0) ->
     return float(lags[i] + frac), float(cc[i] / norm) if norm > 0 else 0.0
 
 
-def estimate_beam_offset(image: np.ndarray, geometry: Geometry, factor: int = 1,
-                         max_shift_px: float = 40.0) -> tuple[float, float, float]:
+def estimate_beam_offset(
+    image: np.ndarray, geometry: Geometry, factor: int = 1, max_shift_px: float = 40.0
+) -> tuple[float, float, float]:
     """``(dx, dy, quality)``: how far (pixels) the rings' centre lies from the beam centre.
 
     ``image`` is a mean image binned by ``factor``; quality is the weaker of the two

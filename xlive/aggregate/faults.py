@@ -50,33 +50,60 @@ def fault_flags(faults: dict | None) -> list[Flag]:
     unreadable = faults.get("unreadable") or {}
     if unreadable:
         total = sum(unreadable.values())
-        where = "; ".join(f"{n} frame{'s' if n != 1 else ''} unreadable in {origin}"
-                          for origin, n in sorted(unreadable.items(), key=lambda kv: -kv[1]))
-        out.append(Flag("frames_unreadable", "warning",
-                        f"{where[0].upper()}{where[1:]} ({total} in all): marked bad, not "
-                        "analysed. Check for truncated or corrupt files."))
+        where = "; ".join(
+            f"{n} frame{'s' if n != 1 else ''} unreadable in {origin}"
+            for origin, n in sorted(unreadable.items(), key=lambda kv: -kv[1])
+        )
+        out.append(
+            Flag(
+                "frames_unreadable",
+                "warning",
+                f"{where[0].upper()}{where[1:]} ({total} in all): marked bad, not "
+                "analysed. Check for truncated or corrupt files.",
+            )
+        )
     dropped = int(faults.get("dropped") or 0)
     if dropped:
         ranges = faults.get("dropped_ranges") or {}
         detail = f" (detector frame numbers {_ranges_text(ranges)})" if ranges else ""
-        out.append(Flag("frames_dropped", "warning",
-                        f"{dropped} frames dropped{detail}: never received from the detector. "
-                        "Check the detector stream, the network and that the receiver ran."))
+        out.append(
+            Flag(
+                "frames_dropped",
+                "warning",
+                f"{dropped} frames dropped{detail}: never received from the detector. "
+                "Check the detector stream, the network and that the receiver ran.",
+            )
+        )
     bad_messages = int(faults.get("bad_messages") or 0)
     if bad_messages:
         last = (faults.get("last_errors") or [""])[-1]
-        out.append(Flag("stream_errors", "warning",
-                        f"{bad_messages} malformed stream message{'s' if bad_messages > 1 else ''} "
-                        f"skipped{' (last: ' + last + ')' if last else ''}. Check the detector's "
-                        "stream settings."))
+        out.append(
+            Flag(
+                "stream_errors",
+                "warning",
+                f"{bad_messages} malformed stream message{'s' if bad_messages > 1 else ''} "
+                f"skipped{' (last: ' + last + ')' if last else ''}. Check the detector's "
+                "stream settings.",
+            )
+        )
     spool_errors = int(faults.get("spool_errors") or 0)
     if spool_errors:
-        out.append(Flag("spool_errors", "error",
-                        f"{spool_errors} stream messages could not be written to the spool "
-                        "(disk full or not writable?): those frames are lost."))
+        out.append(
+            Flag(
+                "spool_errors",
+                "error",
+                f"{spool_errors} stream messages could not be written to the spool "
+                "(disk full or not writable?): those frames are lost.",
+            )
+        )
     if faults.get("fault_report_error"):
-        out.append(Flag("fault_report_error", "warning",
-                        f"Faults could not be counted: {faults['fault_report_error']}"))
+        out.append(
+            Flag(
+                "fault_report_error",
+                "warning",
+                f"Faults could not be counted: {faults['fault_report_error']}",
+            )
+        )
     return out
 
 

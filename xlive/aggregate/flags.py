@@ -73,21 +73,37 @@ class FlagThresholds:
     slow_every: int = 200
 
     def __post_init__(self):
-        check_fields(self, "flags", error=ConfigError, ranges={
-            "window": (1, None), "min_frames": (0, None), "jet_score_min": (0, None),
-            "jet_window": (1, None), "hit_rate_drop": (0, 1), "hit_rate_min_run": (0, 1),
-            "ice_score_min": (0, None), "ice_fraction": (0, 1), "multi_lattice_score_min": (0, 1),
-            "multi_lattice_fraction": (0, 1), "saturated_pixels": (0, None), "dying_drop": (0, 1),
-            "dropped_frames": (1, None), "hot_pixels": (1, None), "beam_offset_px": (0, None),
-            "beam_quality_min": (0, 1), "beam_min_frames": (1, None)})
+        check_fields(
+            self,
+            "flags",
+            error=ConfigError,
+            ranges={
+                "window": (1, None),
+                "min_frames": (0, None),
+                "jet_score_min": (0, None),
+                "jet_window": (1, None),
+                "hit_rate_drop": (0, 1),
+                "hit_rate_min_run": (0, 1),
+                "ice_score_min": (0, None),
+                "ice_fraction": (0, 1),
+                "multi_lattice_score_min": (0, 1),
+                "multi_lattice_fraction": (0, 1),
+                "saturated_pixels": (0, None),
+                "dying_drop": (0, 1),
+                "dropped_frames": (1, None),
+                "hot_pixels": (1, None),
+                "beam_offset_px": (0, None),
+                "beam_quality_min": (0, 1),
+                "beam_min_frames": (1, None),
+            },
+        )
 
 
 #: flags whose figure is worse when lower (the others are worse when higher)
 LOWER_IS_WORSE = frozenset({"jet_lost", "hit_rate_dropped"})
 #: rules over the whole run rather than a recent window, or costly: evaluated every
 #: ``FlagThresholds.slow_every`` frames and at the end of the run
-SLOW_RULES = frozenset({"sample_dying", "frames_dropped", "new_hot_pixels",
-                        "beam_centre_suspect"})
+SLOW_RULES = frozenset({"sample_dying", "frames_dropped", "new_hot_pixels", "beam_centre_suspect"})
 
 
 Rule = Callable[[RunAggregates, FlagThresholds], "Flag | None"]
@@ -101,10 +117,13 @@ def jet_lost(agg, t):
     js = agg.recent("jet_score", t.jet_window) if agg.series["jet_score"] else np.zeros(0)
     js = js[np.isfinite(js)]
     if len(js) >= min(t.min_frames, t.jet_window) and np.median(js) < t.jet_score_min:
-        return Flag("jet_lost", "error",
-                    f"Jet lost: the water ring is at {np.median(js):.0%} of its expected strength "
-                    f"over the last {len(js)} frames. Check the jet and the nozzle.",
-                    float(np.median(js)))
+        return Flag(
+            "jet_lost",
+            "error",
+            f"Jet lost: the water ring is at {np.median(js):.0%} of its expected strength "
+            f"over the last {len(js)} frames. Check the jet and the nozzle.",
+            float(np.median(js)),
+        )
     return None
 
 
@@ -115,9 +134,13 @@ def hit_rate_dropped(agg, t):
     run_rate = agg.hit_rate
     recent = float(np.mean(hits))
     if run_rate >= t.hit_rate_min_run and recent < t.hit_rate_drop * run_rate:
-        return Flag("hit_rate_dropped", "warning",
-                    f"Hit rate dropped to {recent:.1%} over the last {len(hits)} frames "
-                    f"(run: {run_rate:.1%}). Check sample delivery and crystal density.", recent)
+        return Flag(
+            "hit_rate_dropped",
+            "warning",
+            f"Hit rate dropped to {recent:.1%} over the last {len(hits)} frames "
+            f"(run: {run_rate:.1%}). Check sample delivery and crystal density.",
+            recent,
+        )
     return None
 
 
@@ -132,9 +155,13 @@ def _fraction_above(values: np.ndarray, minimum: float, needed: int) -> float | 
 def ice_rings(agg, t):
     frac = _fraction_above(_recent(agg, "ice_score", t), t.ice_score_min, t.min_frames)
     if frac is not None and frac > t.ice_fraction:
-        return Flag("ice_rings", "warning",
-                    f"Ice rings in {frac:.0%} of recent frames. Check cryo/humidity and the jet "
-                    "temperature; ice masks spots at 3.9-1.9 Å.", frac)
+        return Flag(
+            "ice_rings",
+            "warning",
+            f"Ice rings in {frac:.0%} of recent frames. Check cryo/humidity and the jet "
+            "temperature; ice masks spots at 3.9-1.9 Å.",
+            frac,
+        )
     return None
 
 
@@ -145,8 +172,12 @@ def saturated(agg, t):
         return None
     med = float(np.median(sat[hit]))
     if med > t.saturated_pixels:
-        return Flag("saturated", "warning",
-                    f"Hits carry a median of {med:.0f} saturated pixels. Attenuate the beam.", med)
+        return Flag(
+            "saturated",
+            "warning",
+            f"Hits carry a median of {med:.0f} saturated pixels. Attenuate the beam.",
+            med,
+        )
     return None
 
 
@@ -164,9 +195,13 @@ def sample_dying(agg, t):
     span = x[ok].max() - x[ok].min()
     drop = 1.0 - float(np.exp(slope * span))
     if drop > t.dying_drop:
-        return Flag("sample_dying", "warning",
-                    f"Spot intensity fell by {drop:.0%} along the run: radiation damage or a "
-                    "dying sample. Move to fresh crystal or lower the dose.", drop)
+        return Flag(
+            "sample_dying",
+            "warning",
+            f"Spot intensity fell by {drop:.0%} along the run: radiation damage or a "
+            "dying sample. Move to fresh crystal or lower the dose.",
+            drop,
+        )
     return None
 
 
@@ -194,9 +229,12 @@ def frames_dropped(agg, t):
             parts.append(f"{missing} frames dropped by the detector or the network")
         if out_of_order:
             parts.append(f"{out_of_order} frames out of order")
-        return Flag("frames_dropped", "warning",
-                    "; ".join(parts).capitalize() + ". Check the detector stream and disk speed.",
-                    float(missing + out_of_order))
+        return Flag(
+            "frames_dropped",
+            "warning",
+            "; ".join(parts).capitalize() + ". Check the detector stream and disk speed.",
+            float(missing + out_of_order),
+        )
     return None
 
 
@@ -209,10 +247,13 @@ def new_hot_pixels(agg, t):
     if hot.size >= t.hot_pixels:
         ny, nx = agg.geometry.shape
         where = ", ".join(f"({i % nx}, {i // nx})" for i in hot[:3].tolist())
-        return Flag("new_hot_pixels", "warning",
-                    f"{hot.size} hot pixels outside the detector mask (x, y: {where}"
-                    f"{', ...' if hot.size > 3 else ''}). Add them to the mask: they pass for spots.",
-                    float(hot.size))
+        return Flag(
+            "new_hot_pixels",
+            "warning",
+            f"{hot.size} hot pixels outside the detector mask (x, y: {where}"
+            f"{', ...' if hot.size > 3 else ''}). Add them to the mask: they pass for spots.",
+            float(hot.size),
+        )
     return None
 
 
@@ -227,20 +268,28 @@ def beam_centre_suspect(agg, t):
     dx, dy, quality = estimate_beam_offset(proj.mean_image(), agg.geometry, proj.factor)
     agg.beam_offset = (dx, dy, quality)
     if quality >= t.beam_quality_min and np.hypot(dx, dy) > t.beam_offset_px:
-        return Flag("beam_centre_suspect", "warning",
-                    f"Beam centre suspect: the rings are centred {dx:+.1f}, {dy:+.1f} pixels "
-                    "(x, y) from the geometry's beam centre. Check the geometry; resolution and "
-                    "radial profiles are off until it is fixed.", float(np.hypot(dx, dy)))
+        return Flag(
+            "beam_centre_suspect",
+            "warning",
+            f"Beam centre suspect: the rings are centred {dx:+.1f}, {dy:+.1f} pixels "
+            "(x, y) from the geometry's beam centre. Check the geometry; resolution and "
+            "radial profiles are off until it is fixed.",
+            float(np.hypot(dx, dy)),
+        )
     return None
 
 
 from .flags_indexing import RULES as _INDEXING_RULES  # noqa: E402
 
 RULES: dict[str, Rule] = {
-    "jet_lost": jet_lost, "hit_rate_dropped": hit_rate_dropped, "ice_rings": ice_rings,
+    "jet_lost": jet_lost,
+    "hit_rate_dropped": hit_rate_dropped,
+    "ice_rings": ice_rings,
     "saturated": saturated,
-    "sample_dying": sample_dying, "frames_dropped": frames_dropped,
-    "new_hot_pixels": new_hot_pixels, "beam_centre_suspect": beam_centre_suspect,
+    "sample_dying": sample_dying,
+    "frames_dropped": frames_dropped,
+    "new_hot_pixels": new_hot_pixels,
+    "beam_centre_suspect": beam_centre_suspect,
     **_INDEXING_RULES,
 }
 
@@ -257,14 +306,24 @@ def feature_flags(agg: RunAggregates) -> list[Flag]:
             limit = ff.above if ff.above is not None else ff.below
             share = float(np.mean(v > limit if ff.above is not None else v < limit))
             if share >= ff.fraction:
-                out.append(Flag(ff.name, ff.severity, ff.message.format(
-                    feature=spec.name, fraction=share, limit=limit)))
+                out.append(
+                    Flag(
+                        ff.name,
+                        ff.severity,
+                        ff.message.format(feature=spec.name, fraction=share, limit=limit),
+                    )
+                )
     return out
 
 
-def evaluate(agg: RunAggregates, thresholds: FlagThresholds | None = None,
-             rules: dict[str, Rule] | None = None, *, only: frozenset | None = None,
-             skip: frozenset = frozenset()) -> list[Flag]:
+def evaluate(
+    agg: RunAggregates,
+    thresholds: FlagThresholds | None = None,
+    rules: dict[str, Rule] | None = None,
+    *,
+    only: frozenset | None = None,
+    skip: frozenset = frozenset(),
+) -> list[Flag]:
     """All flags that fire now: the built-in rules (those named in ``only``, minus those in
     ``skip``), then, unless ``only`` is given, the analyzers' declared flags."""
     t = thresholds or FlagThresholds()

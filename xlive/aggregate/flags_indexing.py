@@ -32,10 +32,13 @@ def hits_do_not_index(agg, t):
         return None
     rate = float(np.mean(ok))
     if rate < t.index_rate_min:
-        return Flag("hits_do_not_index", "warning",
-                    f"Hits do not index: {rate:.0%} of the last {len(ok)} hits index. Check the "
-                    "geometry (distance, beam centre, wavelength) and the expected unit cell; "
-                    "powder, salt or ice hits do not index either.")
+        return Flag(
+            "hits_do_not_index",
+            "warning",
+            f"Hits do not index: {rate:.0%} of the last {len(ok)} hits index. Check the "
+            "geometry (distance, beam centre, wavelength) and the expected unit cell; "
+            "powder, salt or ice hits do not index either.",
+        )
     return None
 
 
@@ -50,17 +53,20 @@ def cell_differs(agg, t):
     if frac > t.cell_differs_fraction:
         pops = ix_clusters_unmatched(ix, t)
         where = f" They index to {_fmt(pops[0][1])} instead." if pops else ""
-        return Flag("cell_differs", "warning",
-                    f"Unit cell differs from the expected one in {frac:.0%} of recent hits.{where} "
-                    "Check the cell given (--cell, [indexing] cell) and the geometry; or the "
-                    "sample is not what was expected.")
+        return Flag(
+            "cell_differs",
+            "warning",
+            f"Unit cell differs from the expected one in {frac:.0%} of recent hits.{where} "
+            "Check the cell given (--cell, [indexing] cell) and the geometry; or the "
+            "sample is not what was expected.",
+        )
     return None
 
 
 def ix_clusters_unmatched(ix, t):
     from .indexing import cell_clusters
 
-    return cell_clusters(ix.unmatched_cells()[-t.window:], ix.params.cluster_tol)
+    return cell_clusters(ix.unmatched_cells()[-t.window :], ix.params.cluster_tol)
 
 
 def second_cell_population(agg, t):
@@ -74,10 +80,13 @@ def second_cell_population(agg, t):
     n2, c2 = pops[1]
     if n2 / total >= t.second_cell_fraction:
         n1, c1 = pops[0]
-        return Flag("second_cell_population", "warning",
-                    f"A second unit-cell population: {n2 / total:.0%} of recent indexed hits "
-                    f"have {_fmt(c2)}, the others {_fmt(c1)}. A polymorph, an isoform or "
-                    "another crystal in the sample.")
+        return Flag(
+            "second_cell_population",
+            "warning",
+            f"A second unit-cell population: {n2 / total:.0%} of recent indexed hits "
+            f"have {_fmt(c2)}, the others {_fmt(c1)}. A polymorph, an isoform or "
+            "another crystal in the sample.",
+        )
     return None
 
 
@@ -91,9 +100,12 @@ def multiple_lattices(agg, t):
         return None
     frac = float(np.mean(nlat[ok] >= 2))
     if frac > t.multi_lattice_fraction:
-        return Flag("multiple_lattices", "warning",
-                    f"Multiple lattices in {frac:.0%} of recent indexed hits: several crystals "
-                    "in the beam at once. Dilute the sample or filter it.")
+        return Flag(
+            "multiple_lattices",
+            "warning",
+            f"Multiple lattices in {frac:.0%} of recent indexed hits: several crystals "
+            "in the beam at once. Dilute the sample or filter it.",
+        )
     return None
 
 
@@ -105,14 +117,19 @@ def indexing_rate_dropped(agg, t):
     run_rate = ix.rate
     recent = float(np.mean(ok))
     if run_rate >= t.index_rate_min and recent < t.index_rate_drop * run_rate:
-        return Flag("indexing_rate_dropped", "warning",
-                    f"Indexing rate dropped to {recent:.0%} of hits over the last {len(ok)} hits "
-                    f"(run: {run_rate:.0%}). Crystals changed, or the detector or beam moved.")
+        return Flag(
+            "indexing_rate_dropped",
+            "warning",
+            f"Indexing rate dropped to {recent:.0%} of hits over the last {len(ok)} hits "
+            f"(run: {run_rate:.0%}). Crystals changed, or the detector or beam moved.",
+        )
     return None
 
 
 RULES = {
-    "hits_do_not_index": hits_do_not_index, "cell_differs": cell_differs,
-    "second_cell_population": second_cell_population, "multiple_lattices": multiple_lattices,
+    "hits_do_not_index": hits_do_not_index,
+    "cell_differs": cell_differs,
+    "second_cell_population": second_cell_population,
+    "multiple_lattices": multiple_lattices,
     "indexing_rate_dropped": indexing_rate_dropped,
 }

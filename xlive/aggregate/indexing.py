@@ -46,8 +46,9 @@ class IndexingAggregates:
         self._recent = collections.deque(maxlen=p.window)
         #: per tried hit, in arrival order: frame, indexed, n_lattices, laser
         self.series: dict[str, collections.deque] = {
-            k: collections.deque(maxlen=p.history) for k in ("frame", "indexed", "n_lattices",
-                                                             LASER_ON, "unmatched")}
+            k: collections.deque(maxlen=p.history)
+            for k in ("frame", "indexed", "n_lattices", LASER_ON, "unmatched")
+        }
         #: unit cells of the indexed lattices: frame, lattice, a, b, c, alpha, beta, gamma
         self._cells = collections.deque(maxlen=p.history)
         self._unmatched = collections.deque(maxlen=p.history)
@@ -84,8 +85,11 @@ class IndexingAggregates:
         for row in zip(hit, tried, ok, laser, strict=True):
             self._recent.append(tuple(bool(v) for v in row))
         cells = np.asarray(result["unit_cell"], float)[good]
-        unmatched = np.asarray(result["unmatched_cell"], float)[good] \
-            if "unmatched_cell" in result else np.full((idx.size, 6), np.nan)
+        unmatched = (
+            np.asarray(result["unmatched_cell"], float)[good]
+            if "unmatched_cell" in result
+            else np.full((idx.size, 6), np.nan)
+        )
         for k in np.flatnonzero(tried):
             self.series["frame"].append(int(idx[k]))
             self.series["indexed"].append(bool(ok[k]))
@@ -175,10 +179,14 @@ def cell_clusters(cells: np.ndarray, tol: float = 0.02) -> list[tuple[int, np.nd
         sub = x[:: int(np.ceil(len(x) / 2000))]
     else:
         sub = x
-    labels_sub = fcluster(linkage(sub, method="average", metric="chebyshev"), tol,
-                          criterion="distance")
+    labels_sub = fcluster(
+        linkage(sub, method="average", metric="chebyshev"), tol, criterion="distance"
+    )
     centres = np.array([np.median(sub[labels_sub == k], axis=0) for k in np.unique(labels_sub)])
     labels = np.argmin(np.abs(x[:, None, :] - centres[None]).max(axis=2), axis=1)
-    out = [(int(np.sum(labels == k)), np.median(cells[labels == k], axis=0))
-           for k in range(len(centres)) if np.any(labels == k)]
+    out = [
+        (int(np.sum(labels == k)), np.median(cells[labels == k], axis=0))
+        for k in range(len(centres))
+        if np.any(labels == k)
+    ]
     return sorted(out, key=lambda c: -c[0])

@@ -52,9 +52,14 @@ class Projections:
             return other
         if other.n_all + other.n_hits == 0:
             return self
-        return Projections(self.factor, self.n_all + other.n_all, self.sum_all + other.sum_all,
-                           self.n_hits + other.n_hits, self.sum_hits + other.sum_hits,
-                           np.maximum(self.max_hits, other.max_hits))
+        return Projections(
+            self.factor,
+            self.n_all + other.n_all,
+            self.sum_all + other.sum_all,
+            self.n_hits + other.n_hits,
+            self.sum_hits + other.sum_hits,
+            np.maximum(self.max_hits, other.max_hits),
+        )
 
     def mean_image(self) -> np.ndarray:
         return self.sum_all / max(self.n_all, 1)
@@ -92,13 +97,13 @@ class ProjectionReducer:
             return into if into is not None else Projections(f, 0, None, 0, None, None)
         if into is None or into.sum_all is None:
             binned_shape = (-(-self.shape[0] // f), -(-self.shape[1] // f))
-            into = Projections(f, 0, np.zeros(binned_shape), 0, np.zeros(binned_shape),
-                               np.zeros(binned_shape))
+            into = Projections(
+                f, 0, np.zeros(binned_shape), 0, np.zeros(binned_shape), np.zeros(binned_shape)
+            )
         for k in todo:
             hit, both = hits[k], hits[k] and sampled[k]
             # a frame that is one of the two is added in place; one that is both, once, to both
-            part = np.zeros_like(into.sum_all) if both else (into.sum_hits if hit else
-                                                              into.sum_all)
+            part = np.zeros_like(into.sum_all) if both else (into.sum_hits if hit else into.sum_all)
             project(frames[k], self.valid, lo, hi, f, part, into.max_hits, hit)
             if both:
                 into.sum_hits += part
@@ -116,8 +121,9 @@ class HotCandidates:
     indices: np.ndarray
 
     def __add__(self, other: HotCandidates) -> HotCandidates:
-        return HotCandidates(self.frames + other.frames,
-                             np.concatenate([self.indices, other.indices]))
+        return HotCandidates(
+            self.frames + other.frames, np.concatenate([self.indices, other.indices])
+        )
 
 
 class HotPixelReducer:
@@ -127,8 +133,15 @@ class HotPixelReducer:
 
     name = "hot_pixels"
 
-    def __init__(self, geometry: Geometry, *, stride: int = 25, nsigma: float = 8.0,
-                 ring_width: float = 4.0, max_candidates: int = 100_000):
+    def __init__(
+        self,
+        geometry: Geometry,
+        *,
+        stride: int = 25,
+        nsigma: float = 8.0,
+        ring_width: float = 4.0,
+        max_candidates: int = 100_000,
+    ):
         self.stride = stride
         self.geometry = geometry
         self.nsigma = nsigma
@@ -140,7 +153,9 @@ class HotPixelReducer:
         self.ring = ring
         self.n_rings = int(ring.max(initial=-1)) + 1
 
-    def __call__(self, frames: np.ndarray, block, into: HotCandidates | None = None) -> HotCandidates:
+    def __call__(
+        self, frames: np.ndarray, block, into: HotCandidates | None = None
+    ) -> HotCandidates:
         pick = np.flatnonzero(block.good & (block.frames % self.stride == 0))
         if into is not None and not pick.size:
             return into  # nothing sampled here: no new partial to add

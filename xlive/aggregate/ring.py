@@ -26,17 +26,18 @@ class RingSeries:
         self._start = self._end = 0
 
     def _view(self) -> np.ndarray:
-        return self._buf[self._start:self._end]
+        return self._buf[self._start : self._end]
 
     def extend(self, values: Iterable) -> None:
-        new = np.asarray(values if not isinstance(values, Iterator) else list(values),
-                         dtype=self._buf.dtype).ravel()
+        new = np.asarray(
+            values if not isinstance(values, Iterator) else list(values), dtype=self._buf.dtype
+        ).ravel()
         if new.size >= self.maxlen:
-            new = new[-self.maxlen:]
+            new = new[-self.maxlen :]
             self._start, self._end = 0, 0
         keep = min(len(self), self.maxlen - new.size)
         if self._end + new.size > self._buf.size:
-            old = self._buf[self._end - keep:self._end]
+            old = self._buf[self._end - keep : self._end]
             if self._buf.size < self._cap:  # grow towards the final size
                 size = min(self._cap, max(2 * self._buf.size, keep + new.size))
                 buf = np.empty(size, self._buf.dtype)
@@ -46,7 +47,7 @@ class RingSeries:
             self._buf, self._start, self._end = buf, 0, keep
         else:
             self._start = self._end - keep
-        self._buf[self._end:self._end + new.size] = new
+        self._buf[self._end : self._end + new.size] = new
         self._end += new.size
 
     def append(self, value) -> None:
@@ -55,7 +56,7 @@ class RingSeries:
     def last(self, n: int | None = None) -> np.ndarray:
         """The newest ``n`` values (all when None), oldest first, as a new array."""
         v = self._view()
-        return (v if n is None else v[max(len(v) - n, 0):]).copy()
+        return (v if n is None else v[max(len(v) - n, 0) :]).copy()
 
     def __getitem__(self, key):
         return self._view()[key].copy() if isinstance(key, slice) else self._view()[key].item()

@@ -47,18 +47,38 @@ class AggregateParams:
     history: int = 100_000
 
     def __post_init__(self):
-        check_fields(self, "aggregate", error=ConfigError, ranges={
-            "window": (1, None), "inv_d_bins": (1, None), "inv_d_max": (1e-06, None),
-            "separation_bins": (1, None), "separation_max": (1e-06, None), "log_i_bins": (1, None),
-            "history": (1, None)})
+        check_fields(
+            self,
+            "aggregate",
+            error=ConfigError,
+            ranges={
+                "window": (1, None),
+                "inv_d_bins": (1, None),
+                "inv_d_max": (1e-06, None),
+                "separation_bins": (1, None),
+                "separation_max": (1e-06, None),
+                "log_i_bins": (1, None),
+                "history": (1, None),
+            },
+        )
 
 
 class RunAggregates:
     """Everything the live views and flags read, updated block by block."""
 
-    SERIES = ("n_spots", "is_hit", "d_min", "jet_score", "ice_score", "n_saturated",
-              "multi_lattice_score", "background", "total_intensity", "spot_separation_min",
-              "spot_separation_median")
+    SERIES = (
+        "n_spots",
+        "is_hit",
+        "d_min",
+        "jet_score",
+        "ice_score",
+        "n_saturated",
+        "multi_lattice_score",
+        "background",
+        "total_intensity",
+        "spot_separation_min",
+        "spot_separation_median",
+    )
 
     def __init__(self, params: AggregateParams | None = None, *, geometry=None):
         p = self.params = params or AggregateParams()
@@ -79,14 +99,16 @@ class RunAggregates:
         self._recent = collections.deque(maxlen=p.window)  # (is_hit, laser_on)
         # numpy rings, not deques of Python floats: 8 bytes a value instead of 32
         self.series: dict[str, RingSeries] = {
-            k: RingSeries(p.history, np.float64) for k in (*self.SERIES, FRAME_NUMBER,
-                                                           TIMESTAMP, "peak_intensity_mean")}
+            k: RingSeries(p.history, np.float64)
+            for k in (*self.SERIES, FRAME_NUMBER, TIMESTAMP, "peak_intensity_mean")
+        }
         self.series["frame"] = RingSeries(p.history, np.int64)
         self.series[LASER_ON] = RingSeries(p.history, np.bool_)
         #: rolling hit rate points: frame index, rate, rate laser on, rate laser off (the
         #: newest MAX_HIT_RATE_POINTS; ``hit_rate_count`` counts every point ever added)
-        self.hit_rate_points: collections.deque[tuple[int, float, float, float]] = \
+        self.hit_rate_points: collections.deque[tuple[int, float, float, float]] = (
             collections.deque(maxlen=MAX_HIT_RATE_POINTS)
+        )
         self.hit_rate_count = 0
         self.inv_d_edges = np.linspace(0.0, p.inv_d_max, p.inv_d_bins + 1)
         self.powder = np.zeros(p.inv_d_bins, np.int64)
@@ -118,7 +140,8 @@ class RunAggregates:
             if s.dims == (FRAME,) and s.name not in self.series:
                 # aligned with the other series: NaN for the frames already seen
                 self.series[s.name] = collections.deque(
-                    [np.nan] * len(self.series["frame"]), maxlen=self.params.history)
+                    [np.nan] * len(self.series["frame"]), maxlen=self.params.history
+                )
                 self._series_names.append(s.name)
             kind = s.show.kind if s.show is not None else None
             if kind == "histogram":
@@ -202,12 +225,14 @@ class RunAggregates:
         self.powder += np.histogram(inv_d, self.inv_d_edges)[0]
         li = np.log10(np.clip(inten[ok], 1.0, None))
         self.peakogram += np.histogram2d(inv_d, li, [self.inv_d_edges, self.log_i_edges])[0].astype(
-            np.int64)
+            np.int64
+        )
         if "spot_separation_min" in result:
             sep = np.asarray(result["spot_separation_min"], float)[good]
             sep = sep[np.isfinite(sep)]
-            self.separation += np.histogram(np.clip(sep, 0, self.params.separation_max - 1e-9),
-                                            self.sep_edges)[0]
+            self.separation += np.histogram(
+                np.clip(sep, 0, self.params.separation_max - 1e-9), self.sep_edges
+            )[0]
 
     def _update_radial(self, result, good: np.ndarray, laser: np.ndarray) -> None:
         if "radial_profile" not in result:
@@ -218,8 +243,15 @@ class RunAggregates:
             if not len(sel):
                 continue
             zeros = np.zeros(prof.shape[1])
-            acc = self.radial.setdefault(flag, {"n": zeros.copy(), "sum": zeros.copy(),
-                                                "nsum": zeros.copy(), "nsumsq": zeros.copy()})
+            acc = self.radial.setdefault(
+                flag,
+                {
+                    "n": zeros.copy(),
+                    "sum": zeros.copy(),
+                    "nsum": zeros.copy(),
+                    "nsumsq": zeros.copy(),
+                },
+            )
             fin = np.isfinite(sel)
             v = np.where(fin, sel, 0.0)
             acc["n"] += fin.sum(axis=0)
@@ -242,8 +274,11 @@ class RunAggregates:
         if not self.has_laser:
             return rate, float("nan"), float("nan")
         on, off = arr[arr[:, 1]], arr[~arr[:, 1]]
-        return (rate, float(on[:, 0].mean()) if len(on) else float("nan"),
-                float(off[:, 0].mean()) if len(off) else float("nan"))
+        return (
+            rate,
+            float(on[:, 0].mean()) if len(on) else float("nan"),
+            float(off[:, 0].mean()) if len(off) else float("nan"),
+        )
 
     @property
     def hit_rate(self) -> float:
@@ -282,8 +317,9 @@ class RunAggregates:
         n = self.hot_frames
         if n < min_frames:
             return np.zeros(0, np.int64)
-        return np.array(sorted(i for i, c in self.hot_counts.items() if c >= fraction * n),
-                        np.int64)
+        return np.array(
+            sorted(i for i, c in self.hot_counts.items() if c >= fraction * n), np.int64
+        )
 
     def recent(self, name: str, n: int | None = None) -> np.ndarray:
         """The newest ``n`` values of a series (all it holds when None), as floats."""

@@ -55,8 +55,11 @@ class FlagEpisode:
 
     def describe(self) -> str:
         """``jet_lost (error): frames 104-196, worst 0.05``: one line for summaries."""
-        span = (f"frames {self.raised_at}-{self.cleared_at}" if self.cleared_at is not None
-                else f"from frame {self.raised_at} to the end")
+        span = (
+            f"frames {self.raised_at}-{self.cleared_at}"
+            if self.cleared_at is not None
+            else f"from frame {self.raised_at} to the end"
+        )
         worst = "" if self.worst is None else f", worst {self.worst:.3g}"
         return f"{self.name} ({self.severity}): {span}{worst}"
 
@@ -70,8 +73,14 @@ class FlagTimeline:
     def __post_init__(self):
         self._open = {e.name: e for e in self.episodes if e.cleared_at is None}
 
-    def observe(self, flags: list[Flag], frame: int, *, not_judged: frozenset = frozenset(),
-                now: float | None = None) -> bool:
+    def observe(
+        self,
+        flags: list[Flag],
+        frame: int,
+        *,
+        not_judged: frozenset = frozenset(),
+        now: float | None = None,
+    ) -> bool:
         """Record the flags firing at ``frame`` (rules in ``not_judged`` were not evaluated:
         their episodes stay as they are).
 
@@ -86,8 +95,9 @@ class FlagTimeline:
         for name, f in firing.items():
             ep = self._open.get(name)
             if ep is None:
-                ep = FlagEpisode(f.name, f.severity, f.message, int(frame), worst=f.value,
-                                 raised_time=now)
+                ep = FlagEpisode(
+                    f.name, f.severity, f.message, int(frame), worst=f.value, raised_time=now
+                )
                 self.episodes.append(ep)
                 self._open[name] = ep
                 changed = True
@@ -117,8 +127,9 @@ def _worse(name: str, value: float, than: float) -> bool:
     return value < than if name in LOWER_IS_WORSE else value > than
 
 
-def split_block(block, meta: dict, size: int, first: int | None = None
-                ) -> Iterator[tuple[object, dict]]:
+def split_block(
+    block, meta: dict, size: int, first: int | None = None
+) -> Iterator[tuple[object, dict]]:
     """``(block, meta)`` of a stored :class:`~xlive.engine.block.Block` in steps of ``size``
     frames (the first step: ``first`` frames); the partial aggregates go with the last step."""
     n = len(block)
@@ -149,11 +160,16 @@ class FlagTracker:
         Wall clock for the episodes' times (None when replaying a finished run).
     """
 
-    def __init__(self, aggregates: RunAggregates | None = None,
-                 thresholds: FlagThresholds | None = None, *,
-                 timeline: FlagTimeline | None = None,
-                 on_change: Callable[[FlagTracker], None] | None = None, rules=None,
-                 clock: Callable[[], float] | None = time.time):
+    def __init__(
+        self,
+        aggregates: RunAggregates | None = None,
+        thresholds: FlagThresholds | None = None,
+        *,
+        timeline: FlagTimeline | None = None,
+        on_change: Callable[[FlagTracker], None] | None = None,
+        rules=None,
+        clock: Callable[[], float] | None = time.time,
+    ):
         self.aggregates = aggregates if aggregates is not None else RunAggregates()
         self.thresholds = thresholds or FlagThresholds()
         self.timeline = timeline or FlagTimeline()
@@ -205,8 +221,7 @@ class FlagTracker:
         self.flags = flags + self._slow
         if self.last_frame is None:
             return False
-        return self.timeline.observe(self.flags, self.last_frame, not_judged=not_judged,
-                                     now=now)
+        return self.timeline.observe(self.flags, self.last_frame, not_judged=not_judged, now=now)
 
     def evaluate_all(self) -> list[Flag]:
         """Every rule now (e.g. at the end of the run or after new thresholds)."""
@@ -220,8 +235,9 @@ class FlagTracker:
         return status(self.flags)
 
 
-def replay(blocks, *, aggregates: RunAggregates | None = None,
-           thresholds: FlagThresholds | None = None) -> FlagTracker:
+def replay(
+    blocks, *, aggregates: RunAggregates | None = None, thresholds: FlagThresholds | None = None
+) -> FlagTracker:
     """A tracker fed with ``(block, meta)`` pairs (e.g. a finished feature store), as the live
     loop would have been, then judged by every rule at the end."""
     tracker = FlagTracker(aggregates, thresholds, clock=None)

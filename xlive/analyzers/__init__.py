@@ -29,21 +29,45 @@ from .spots import SpotFinder, SpotParams
 from .stats import FrameStats, StatsParams
 
 __all__ = [
-    "Analyzer", "FeatureSpec", "Show", "FeatureFlag", "FrameAnalyzer", "RadialProfile", "RadialParams", "SpotFinder", "SpotParams",
-    "SpotStatsParams", "FrameStats", "StatsParams",
-    "default_analyzers", "build_analyzers", "analyze_frames", "available_analyzers",
-    "analyzer_class", "DEFAULT_TABLES",
+    "Analyzer",
+    "FeatureSpec",
+    "Show",
+    "FeatureFlag",
+    "FrameAnalyzer",
+    "RadialProfile",
+    "RadialParams",
+    "SpotFinder",
+    "SpotParams",
+    "SpotStatsParams",
+    "FrameStats",
+    "StatsParams",
+    "default_analyzers",
+    "build_analyzers",
+    "analyze_frames",
+    "available_analyzers",
+    "analyzer_class",
+    "DEFAULT_TABLES",
 ]
 
 #: ``[analyzers.NAME]`` tables that tune the built-in set rather than add an analyzer
 #: (``indexing`` adds indexing of the hits to the spot finder)
-DEFAULT_TABLES = {"radial": RadialParams, "spots": SpotParams, "stats": StatsParams,
-                  "indexing": IndexingParams}
+DEFAULT_TABLES = {
+    "radial": RadialParams,
+    "spots": SpotParams,
+    "stats": StatsParams,
+    "indexing": IndexingParams,
+}
 
 
-def default_analyzers(geometry: Geometry, *, radial: RadialParams | None = None,
-                      spots: SpotParams | None = None, stats: StatsParams | None = None,
-                      fused: bool = True, indexing=None) -> list[Analyzer]:
+def default_analyzers(
+    geometry: Geometry,
+    *,
+    radial: RadialParams | None = None,
+    spots: SpotParams | None = None,
+    stats: StatsParams | None = None,
+    fused: bool = True,
+    indexing=None,
+) -> list[Analyzer]:
     """The built-in set: radial profile, spots (+ hits, spot features), frame statistics.
 
     ``fused=True`` gives one :class:`FrameAnalyzer` (one read per frame, the fast choice);
@@ -54,21 +78,26 @@ def default_analyzers(geometry: Geometry, *, radial: RadialParams | None = None,
     if fused:
         out = [FrameAnalyzer(geometry, radial=radial, spots=spots, stats=stats)]
     else:
-        out = [RadialProfile(geometry, radial), SpotFinder(geometry, spots),
-               FrameStats(geometry, stats)]
+        out = [
+            RadialProfile(geometry, radial),
+            SpotFinder(geometry, spots),
+            FrameStats(geometry, stats),
+        ]
     if indexing is not None and indexing is not False:
         from .indexing import IndexedAnalyzer, Indexer, IndexingParams
 
         params = IndexingParams() if indexing is True else indexing
         k = 0 if fused else 1
         max_peaks = (spots or SpotParams()).max_peaks
-        out[k] = IndexedAnalyzer(out[k], Indexer(geometry, params, max_peaks=max_peaks),
-                                 budget=params.budget)
+        out[k] = IndexedAnalyzer(
+            out[k], Indexer(geometry, params, max_peaks=max_peaks), budget=params.budget
+        )
     return out
 
 
-def build_analyzers(geometry: Geometry, params: dict | None = None, *,
-                    fused: bool = True) -> list[Analyzer]:
+def build_analyzers(
+    geometry: Geometry, params: dict | None = None, *, fused: bool = True
+) -> list[Analyzer]:
     """The built-in set plus every analyzer switched on in ``params``.
 
     ``params`` maps ``[analyzers.NAME]`` table names to parameter objects, as
@@ -85,8 +114,9 @@ def build_analyzers(geometry: Geometry, params: dict | None = None, *,
     return out
 
 
-def analyze_frames(frames: np.ndarray, geometry: Geometry,
-                   analyzers: list[Analyzer] | None = None) -> dict[str, np.ndarray]:
+def analyze_frames(
+    frames: np.ndarray, geometry: Geometry, analyzers: list[Analyzer] | None = None
+) -> dict[str, np.ndarray]:
     """Run analyzers over a block of frames eagerly; one dict of numpy arrays.
 
     Raises :class:`~xlive.errors.AnalyzerError` if two analyzers declare the same output name.

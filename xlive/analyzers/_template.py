@@ -63,18 +63,40 @@ class MaxPixel:
 
     def describe(self) -> list[FeatureSpec]:
         p = self.params
-        flag = FeatureFlag(name="max_pixel_alarm", above=p.alarm_level, fraction=0.5,
-                           message="Half of the recent frames have a pixel at {limit:.0f} counts "
-                                   "or more ({fraction:.0%}): attenuate the beam.")
+        flag = FeatureFlag(
+            name="max_pixel_alarm",
+            above=p.alarm_level,
+            fraction=0.5,
+            message="Half of the recent frames have a pixel at {limit:.0f} counts "
+            "or more ({fraction:.0%}): attenuate the beam.",
+        )
         return [
-            FeatureSpec("max_pixel", (FRAME,), "float64", "counts", "largest valid value",
-                        show=Show(kind="strip", title="Largest pixel per frame"), flags=(flag,)),
-            FeatureSpec("max_pixel_log", (FRAME,), "float32", "", "log10 of the largest value",
-                        show=Show(kind="histogram", range=(0.0, 7.0), bins=70)),
-            FeatureSpec("max_pixel_tiles", (FRAME, "tile_y", "tile_x"), "float32", "counts",
-                        "largest value per tile",
-                        sizes={"tile_y": self.tiles[0], "tile_x": self.tiles[1]},
-                        show=Show(kind="image", reduce="max", title="Largest pixel per tile")),
+            FeatureSpec(
+                "max_pixel",
+                (FRAME,),
+                "float64",
+                "counts",
+                "largest valid value",
+                show=Show(kind="strip", title="Largest pixel per frame"),
+                flags=(flag,),
+            ),
+            FeatureSpec(
+                "max_pixel_log",
+                (FRAME,),
+                "float32",
+                "",
+                "log10 of the largest value",
+                show=Show(kind="histogram", range=(0.0, 7.0), bins=70),
+            ),
+            FeatureSpec(
+                "max_pixel_tiles",
+                (FRAME, "tile_y", "tile_x"),
+                "float32",
+                "counts",
+                "largest value per tile",
+                sizes={"tile_y": self.tiles[0], "tile_x": self.tiles[1]},
+                show=Show(kind="image", reduce="max", title="Largest pixel per tile"),
+            ),
         ]
 
     def coords(self) -> dict[str, tuple[str, np.ndarray, dict]]:
@@ -93,7 +115,7 @@ class MaxPixel:
             v = np.where(ok, f, -np.inf).astype(np.float64)
             out[k] = v.max()
             pad = np.full((ty * t, tx * t), -np.inf)
-            pad[:v.shape[0], :v.shape[1]] = v
+            pad[: v.shape[0], : v.shape[1]] = v
             m = pad.reshape(ty, t, tx, t).max(axis=(1, 3))
             tiles[k] = np.where(np.isfinite(m), m, np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):

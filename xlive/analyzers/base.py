@@ -55,12 +55,20 @@ class Show:
     def __post_init__(self):
         if self.kind not in SHOW_KINDS:
             raise AnalyzerError(f"Show(kind={self.kind!r}): kind must be one of {SHOW_KINDS}")
-        if self.kind == "histogram" and (self.range is None or len(self.range) != 2
-                                         or not self.range[0] < self.range[1] or self.bins < 1):
-            raise AnalyzerError("Show(kind='histogram') needs range=(low, high) with low < high "
-                                f"and bins >= 1; got range={self.range}, bins={self.bins}")
+        if self.kind == "histogram" and (
+            self.range is None
+            or len(self.range) != 2
+            or not self.range[0] < self.range[1]
+            or self.bins < 1
+        ):
+            raise AnalyzerError(
+                "Show(kind='histogram') needs range=(low, high) with low < high "
+                f"and bins >= 1; got range={self.range}, bins={self.bins}"
+            )
         if self.reduce not in IMAGE_REDUCE:
-            raise AnalyzerError(f"Show(reduce={self.reduce!r}): reduce must be one of {IMAGE_REDUCE}")
+            raise AnalyzerError(
+                f"Show(reduce={self.reduce!r}): reduce must be one of {IMAGE_REDUCE}"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -120,17 +128,22 @@ class FeatureSpec:
 
     def __post_init__(self):
         if not self.dims or self.dims[0] != FRAME:
-            raise AnalyzerError(f"feature {self.name!r}: dims must start with {FRAME!r}, got {self.dims}")
+            raise AnalyzerError(
+                f"feature {self.name!r}: dims must start with {FRAME!r}, got {self.dims}"
+            )
         missing = [d for d in self.dims[1:] if d not in self.sizes]
         if missing:
             raise AnalyzerError(f"feature {self.name!r}: give sizes for dims {missing}")
         kind = self.show.kind if self.show is not None else None
         if (kind in ("strip", "histogram") or self.flags) and len(self.dims) != 1:
-            raise AnalyzerError(f"feature {self.name!r}: strip charts, histograms and flags need "
-                                f"one value per frame (dims ({FRAME!r},)), got {self.dims}")
+            raise AnalyzerError(
+                f"feature {self.name!r}: strip charts, histograms and flags need "
+                f"one value per frame (dims ({FRAME!r},)), got {self.dims}"
+            )
         if kind == "image" and len(self.dims) != 3:
-            raise AnalyzerError(f"feature {self.name!r}: an image needs dims ({FRAME!r}, a, b), "
-                                f"got {self.dims}")
+            raise AnalyzerError(
+                f"feature {self.name!r}: an image needs dims ({FRAME!r}, a, b), got {self.dims}"
+            )
 
     @property
     def title(self) -> str:
@@ -139,12 +152,17 @@ class FeatureSpec:
 
     def to_dict(self) -> dict:
         """JSON-able description (stored with the features; :meth:`from_dict` reads it back)."""
-        return {"name": self.name, "dims": list(self.dims), "dtype": self.dtype,
-                "units": self.units, "description": self.description,
-                "fill": None if math.isnan(self.fill) else self.fill,
-                "sizes": {k: int(v) for k, v in self.sizes.items()},
-                "show": None if self.show is None else self.show.to_dict(),
-                "flags": [f.to_dict() for f in self.flags]}
+        return {
+            "name": self.name,
+            "dims": list(self.dims),
+            "dtype": self.dtype,
+            "units": self.units,
+            "description": self.description,
+            "fill": None if math.isnan(self.fill) else self.fill,
+            "sizes": {k: int(v) for k, v in self.sizes.items()},
+            "show": None if self.show is None else self.show.to_dict(),
+            "flags": [f.to_dict() for f in self.flags],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureSpec:
@@ -152,10 +170,17 @@ class FeatureSpec:
         if show is not None:
             show = Show(**{**show, "range": tuple(show["range"]) if show.get("range") else None})
         fill = d.get("fill")
-        return cls(d["name"], tuple(d["dims"]), d["dtype"], d.get("units", ""),
-                   d.get("description", ""), math.nan if fill is None else fill,
-                   dict(d.get("sizes", {})), show,
-                   tuple(FeatureFlag(**f) for f in d.get("flags", ())))
+        return cls(
+            d["name"],
+            tuple(d["dims"]),
+            d["dtype"],
+            d.get("units", ""),
+            d.get("description", ""),
+            math.nan if fill is None else fill,
+            dict(d.get("sizes", {})),
+            show,
+            tuple(FeatureFlag(**f) for f in d.get("flags", ())),
+        )
 
     def shape(self, n_frames: int) -> tuple[int, ...]:
         """Array shape for ``n_frames`` frames."""

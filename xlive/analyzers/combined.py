@@ -39,8 +39,14 @@ class FrameAnalyzer:
     #: configured through the [analyzers.radial], [analyzers.spots] and [analyzers.stats] tables
     params_class = None
 
-    def __init__(self, geometry: Geometry, *, radial: RadialParams | None = None,
-                 spots: SpotParams | None = None, stats: StatsParams | None = None):
+    def __init__(
+        self,
+        geometry: Geometry,
+        *,
+        radial: RadialParams | None = None,
+        spots: SpotParams | None = None,
+        stats: StatsParams | None = None,
+    ):
         self.geometry = geometry
         self.radial = RadialProfile(geometry, radial)
         self.spots = SpotFinder(geometry, spots)
@@ -60,8 +66,7 @@ class FrameAnalyzer:
         return self.radial.coords()
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name),
-                                  self.geometry)
+        frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name), self.geometry)
         lo, hi = valid_range(frames.dtype, self.geometry)
         result = {s.name: s.empty(frames.shape[0]) for s in self.describe()}
         rp, sf, binning = self.radial, self.spots, self.spots.binning
@@ -73,8 +78,22 @@ class FrameAnalyzer:
                 hist, ovf = binning.empty()
                 r = rp.runs
                 nc, nsat, total = radial_ring_pass_int(
-                    frame, rp.weights, r.start, r.end, r.bin, r.row_ptr, binning.rings, hi,
-                    sf.saturation, sf.adc_level, sums, lost, hist, ovf, cand)
+                    frame,
+                    rp.weights,
+                    r.start,
+                    r.end,
+                    r.bin,
+                    r.row_ptr,
+                    binning.rings,
+                    hi,
+                    sf.saturation,
+                    sf.adc_level,
+                    sums,
+                    lost,
+                    hist,
+                    ovf,
+                    cand,
+                )
                 res = binning.finish(hist, ovf, nc, nsat, total, frame.dtype, lo)
             else:
                 rp.bin_sums(frame, lo, hi, sums, lost)
@@ -83,9 +102,11 @@ class FrameAnalyzer:
             with np.errstate(invalid="ignore", divide="ignore"):
                 result["radial_profile"][k] = np.where(norm > 0, sums / norm, np.nan)
             sf.features(sf.peaks_from_rings(frame, res, cand), res, result, k)
-            med = binning.median(res, frame.dtype, lo,
-                                 exact=lambda f=frame: binning.values(f, lo, hi, 2))
+            med = binning.median(
+                res, frame.dtype, lo, exact=lambda f=frame: binning.values(f, lo, hi, 2)
+            )
             result["background"][k] = med / sf.gain
             result["jet_score"][k], result["ice_score"][k] = self.stats.scores(
-                res.mean, res.count, self.ring_q)
+                res.mean, res.count, self.ring_q
+            )
         return result

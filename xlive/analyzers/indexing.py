@@ -39,8 +39,15 @@ AXIS = "axis"
 #: the peak-table features the indexer reads
 INPUTS = ("peak_x", "peak_y", "peak_snr", "is_hit")
 
-__all__ = ["Indexer", "IndexedAnalyzer", "IndexingParams", "index_features", "CELL_PARAMS",
-           "LATTICE", "CELL_PARAM"]
+__all__ = [
+    "Indexer",
+    "IndexedAnalyzer",
+    "IndexingParams",
+    "index_features",
+    "CELL_PARAMS",
+    "LATTICE",
+    "CELL_PARAM",
+]
 
 
 def reciprocal_vectors(lab: np.ndarray, wavelength: float) -> np.ndarray:
@@ -76,8 +83,9 @@ class Indexer:
     #: not "indexing": the registry would take this class for a frame analyzer of that name
     name = "indexer"
 
-    def __init__(self, geometry: Geometry, params: IndexingParams | None = None, *,
-                 max_peaks: int = 256):
+    def __init__(
+        self, geometry: Geometry, params: IndexingParams | None = None, *, max_peaks: int = 256
+    ):
         self.geometry = geometry
         self.params = params or IndexingParams()
         self.max_peaks = int(max_peaks)
@@ -92,38 +100,95 @@ class Indexer:
         return [
             FeatureSpec("indexed", (FRAME,), "bool", "", "at least one lattice found", fill=0),
             FeatureSpec("n_lattices", (FRAME,), "int8", "", "lattices found", fill=0),
-            FeatureSpec("index_tried", (FRAME,), "bool", "",
-                        "indexing was attempted (False: not a hit, or a hit left for later)",
-                        fill=0),
-            FeatureSpec("unit_cell", (FRAME, LATTICE, CELL_PARAM), "float32", "angstrom, degree",
-                        "a, b, c (angstrom), alpha, beta, gamma (degrees) of each lattice",
-                        sizes={**lat, CELL_PARAM: 6}),
-            FeatureSpec("orientation", (FRAME, LATTICE, XYZ, AXIS), "float32", "1/angstrom",
-                        "A = UB: columns a*, b*, c* in the lab frame", sizes={**lat, XYZ: 3, AXIS: 3}),
-            FeatureSpec("bravais", (FRAME, LATTICE), "int8", "",
-                        "Bravais lattice: " + " ".join(f"{i}={b}" for i, b in enumerate(BRAVAIS)),
-                        fill=-1, sizes=lat),
-            FeatureSpec("n_indexed", (FRAME, LATTICE), "int32", "", "spots indexed by the lattice",
-                        fill=0, sizes=lat),
-            FeatureSpec("indexed_fraction", (FRAME, LATTICE), "float32", "",
-                        "fraction of the frame's spots indexed by the lattice", sizes=lat),
-            FeatureSpec("rmsd_px", (FRAME, LATTICE), "float32", "pixel",
-                        "RMS distance of indexed spots from their predicted positions", sizes=lat),
-            FeatureSpec("peak_lattice", (FRAME, PEAK), "int8", "",
-                        "lattice indexing each peak-table row (-1: none)", fill=-1,
-                        sizes={PEAK: self.max_peaks}),
-            FeatureSpec("unmatched_cell", (FRAME, CELL_PARAM), "float32", "angstrom, degree",
-                        "with a given cell: the cell the hit indexes to instead (NaN otherwise)",
-                        sizes={CELL_PARAM: 6}),
+            FeatureSpec(
+                "index_tried",
+                (FRAME,),
+                "bool",
+                "",
+                "indexing was attempted (False: not a hit, or a hit left for later)",
+                fill=0,
+            ),
+            FeatureSpec(
+                "unit_cell",
+                (FRAME, LATTICE, CELL_PARAM),
+                "float32",
+                "angstrom, degree",
+                "a, b, c (angstrom), alpha, beta, gamma (degrees) of each lattice",
+                sizes={**lat, CELL_PARAM: 6},
+            ),
+            FeatureSpec(
+                "orientation",
+                (FRAME, LATTICE, XYZ, AXIS),
+                "float32",
+                "1/angstrom",
+                "A = UB: columns a*, b*, c* in the lab frame",
+                sizes={**lat, XYZ: 3, AXIS: 3},
+            ),
+            FeatureSpec(
+                "bravais",
+                (FRAME, LATTICE),
+                "int8",
+                "",
+                "Bravais lattice: " + " ".join(f"{i}={b}" for i, b in enumerate(BRAVAIS)),
+                fill=-1,
+                sizes=lat,
+            ),
+            FeatureSpec(
+                "n_indexed",
+                (FRAME, LATTICE),
+                "int32",
+                "",
+                "spots indexed by the lattice",
+                fill=0,
+                sizes=lat,
+            ),
+            FeatureSpec(
+                "indexed_fraction",
+                (FRAME, LATTICE),
+                "float32",
+                "",
+                "fraction of the frame's spots indexed by the lattice",
+                sizes=lat,
+            ),
+            FeatureSpec(
+                "rmsd_px",
+                (FRAME, LATTICE),
+                "float32",
+                "pixel",
+                "RMS distance of indexed spots from their predicted positions",
+                sizes=lat,
+            ),
+            FeatureSpec(
+                "peak_lattice",
+                (FRAME, PEAK),
+                "int8",
+                "",
+                "lattice indexing each peak-table row (-1: none)",
+                fill=-1,
+                sizes={PEAK: self.max_peaks},
+            ),
+            FeatureSpec(
+                "unmatched_cell",
+                (FRAME, CELL_PARAM),
+                "float32",
+                "angstrom, degree",
+                "with a given cell: the cell the hit indexes to instead (NaN otherwise)",
+                sizes={CELL_PARAM: 6},
+            ),
         ]
 
     def coords(self) -> dict[str, tuple[str, np.ndarray, dict]]:
         # integer coordinates with their labels in attrs (Zarr v3 has no stable string type)
         return {
             LATTICE: (LATTICE, np.arange(self.params.max_lattices), {}),
-            CELL_PARAM: (CELL_PARAM, np.arange(6),
-                         {"labels": " ".join(CELL_PARAMS),
-                          "units": "a, b, c: angstrom; alpha, beta, gamma: degree"}),
+            CELL_PARAM: (
+                CELL_PARAM,
+                np.arange(6),
+                {
+                    "labels": " ".join(CELL_PARAMS),
+                    "units": "a, b, c: angstrom; alpha, beta, gamma: degree",
+                },
+            ),
             XYZ: (XYZ, np.arange(3), {"labels": "x y z", "long_name": "lab axis"}),
             AXIS: (AXIS, np.arange(3), {"labels": "a* b* c*", "long_name": "reciprocal axis"}),
         }
@@ -138,7 +203,9 @@ class Indexer:
         good = np.isfinite(lab[:, 0])
         return ok[good], reciprocal_vectors(lab[good], self.geometry.wavelength)
 
-    def index(self, x: np.ndarray, y: np.ndarray, snr: np.ndarray) -> tuple[list[Lattice], np.ndarray, np.ndarray]:
+    def index(
+        self, x: np.ndarray, y: np.ndarray, snr: np.ndarray
+    ) -> tuple[list[Lattice], np.ndarray, np.ndarray]:
         """Lattices of one frame's peaks: ``(lattices, rows used, reciprocal vectors)``."""
         rows, r = self.spots(np.asarray(x, float), np.asarray(y, float), np.asarray(snr, float))
         return index_spots(r, self.params, self.grid), rows, r
@@ -166,8 +233,9 @@ class Indexer:
             inside = sel[sel < out["peak_lattice"].shape[1]]
             out["peak_lattice"][k, inside] = j
         if not lattices and p.cell is not None and len(r) >= p.min_spots:
-            free = IndexingParams(**{**_fields(p), "cell": None, "space_group": None,
-                                     "max_lattices": 1})
+            free = IndexingParams(
+                **{**_fields(p), "cell": None, "space_group": None, "max_lattices": 1}
+            )
             other = index_spots(r, free, self.grid)
             if other:
                 out["unmatched_cell"][k] = other[0].cell
@@ -175,7 +243,9 @@ class Indexer:
     def empty(self, n: int) -> dict[str, np.ndarray]:
         return {s.name: s.empty(n) for s in self.describe()}
 
-    def index_block(self, features: dict, *, only: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def index_block(
+        self, features: dict, *, only: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """Indexing features of a block from its peak-table features (hits only).
 
         ``only``: boolean mask of the frames to index (default: every hit).
@@ -184,14 +254,17 @@ class Indexer:
         out = self.empty(hit.size)
         todo = hit if only is None else hit & np.asarray(only, bool)
         for k in np.flatnonzero(todo):
-            self.index_frame(features["peak_x"][k], features["peak_y"][k],
-                             features["peak_snr"][k], out, k)
+            self.index_frame(
+                features["peak_x"][k], features["peak_y"][k], features["peak_snr"][k], out, k
+            )
         return out
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         """Not a frame analyzer on its own: combine it with a spot finder (IndexedAnalyzer)."""
-        raise TypeError("Indexer works on peak tables: use IndexedAnalyzer(spot_analyzer, "
-                        "indexer), or Indexer.index_block(features)")
+        raise TypeError(
+            "Indexer works on peak tables: use IndexedAnalyzer(spot_analyzer, "
+            "indexer), or Indexer.index_block(features)"
+        )
 
 
 def _fields(p: IndexingParams) -> dict:
@@ -225,8 +298,10 @@ class IndexedAnalyzer:
     def store_attrs(self) -> dict:
         """Feature-store attributes: the cell and space group indexing was given."""
         p = self.indexer.params
-        return {"indexing_cell": None if p.cell is None else [float(v) for v in p.cell],
-                "indexing_space_group": p.space_group}
+        return {
+            "indexing_cell": None if p.cell is None else [float(v) for v in p.cell],
+            "indexing_space_group": p.space_group,
+        }
 
     def coords(self) -> dict:
         return {**self.inner.coords(), **self.indexer.coords()}
@@ -256,11 +331,19 @@ class IndexedAnalyzer:
         return out
 
 
-def index_features(features: dict, geometry: Geometry, params: IndexingParams | None = None,
-                   *, only: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def index_features(
+    features: dict,
+    geometry: Geometry,
+    params: IndexingParams | None = None,
+    *,
+    only: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Index the hits of stored features (a dict of arrays or an ``xarray.Dataset``)."""
-    get = (lambda k: np.asarray(features[k].values)) if hasattr(features, "data_vars") \
+    get = (
+        (lambda k: np.asarray(features[k].values))
+        if hasattr(features, "data_vars")
         else (lambda k: np.asarray(features[k]))
+    )
     feats = {k: get(k) for k in INPUTS}
     idx = Indexer(geometry, params, max_peaks=feats["peak_x"].shape[1])
     return idx.index_block(feats, only=only)

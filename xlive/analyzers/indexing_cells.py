@@ -37,8 +37,9 @@ def cell_parameters(d: np.ndarray) -> np.ndarray:
     g = d @ np.swapaxes(d, -1, -2)
     lengths = np.sqrt(np.stack([g[..., 0, 0], g[..., 1, 1], g[..., 2, 2]], axis=-1))
     a, b, c = lengths[..., 0], lengths[..., 1], lengths[..., 2]
-    cosines = np.stack([g[..., 1, 2] / (b * c), g[..., 0, 2] / (a * c), g[..., 0, 1] / (a * b)],
-                       axis=-1)
+    cosines = np.stack(
+        [g[..., 1, 2] / (b * c), g[..., 0, 2] / (a * c), g[..., 0, 1] / (a * b)], axis=-1
+    )
     return np.concatenate([lengths, np.degrees(np.arccos(np.clip(cosines, -1, 1)))], axis=-1)
 
 
@@ -102,8 +103,7 @@ def _bravais_symbol(number: int, international: str) -> str:
     return "c" + centring
 
 
-def lattice_type(d: np.ndarray, *, length_tol: float = 0.01,
-                 angle_tol: float = 1.5) -> LatticeType:
+def lattice_type(d: np.ndarray, *, length_tol: float = 0.01, angle_tol: float = 1.5) -> LatticeType:
     """Bravais type and conventional basis of the lattice of rows ``d`` (spglib).
 
     ``length_tol`` is relative to the cube root of the cell volume; ``angle_tol`` in degrees.
@@ -116,9 +116,11 @@ def lattice_type(d: np.ndarray, *, length_tol: float = 0.01,
     d = niggli_basis(d)
     vol = abs(np.linalg.det(d))
     try:
-        ds = spglib.get_symmetry_dataset((d, [[0.0, 0.0, 0.0]], [1]),
-                                         symprec=length_tol * vol ** (1 / 3),
-                                         angle_tolerance=angle_tol)
+        ds = spglib.get_symmetry_dataset(
+            (d, [[0.0, 0.0, 0.0]], [1]),
+            symprec=length_tol * vol ** (1 / 3),
+            angle_tolerance=angle_tol,
+        )
     except spglib.error.SpglibError:
         ds = None
     if ds is None:
@@ -136,8 +138,10 @@ class TargetCell:
 
     def __post_init__(self):
         if len(self.cell) != 6:
-            raise ConfigError(f"a unit cell has 6 numbers (a, b, c, alpha, beta, gamma), got "
-                              f"{len(self.cell)}: {self.cell}")
+            raise ConfigError(
+                f"a unit cell has 6 numbers (a, b, c, alpha, beta, gamma), got "
+                f"{len(self.cell)}: {self.cell}"
+            )
         direct_basis(self.cell)  # checks the numbers form a cell
         _ = self.centring  # checks the space group
 
@@ -150,8 +154,10 @@ class TargetCell:
         try:
             sg = gemmi.SpaceGroup(self.space_group)
         except ValueError:
-            raise ConfigError(f"unknown space group {self.space_group!r}; give a Hermann-Mauguin "
-                              "symbol such as 'P 41 21 2' or 'P43212', or a number") from None
+            raise ConfigError(
+                f"unknown space group {self.space_group!r}; give a Hermann-Mauguin "
+                "symbol such as 'P 41 21 2' or 'P43212', or a number"
+            ) from None
         return sg.centring_type()
 
     @property
@@ -168,8 +174,9 @@ class TargetCell:
 _COMBOS = np.array([v for v in product(range(-2, 3), repeat=3) if any(v)], dtype=np.float64)
 
 
-def match_cell(d: np.ndarray, target: TargetCell, *, length_tol: float = 0.05,
-               angle_tol: float = 3.0) -> np.ndarray | None:
+def match_cell(
+    d: np.ndarray, target: TargetCell, *, length_tol: float = 0.05, angle_tol: float = 3.0
+) -> np.ndarray | None:
     """Basis of lattice ``d`` (rows, any primitive basis) in ``target``'s setting, or None.
 
     The returned rows are integer combinations of ``d`` whose lengths lie within ``length_tol``

@@ -96,19 +96,27 @@ class IndexingParams:
             object.__setattr__(self, "cell", tuple(float(v) for v in self.cell))
             TargetCell(self.cell, self.space_group)  # checks both
         elif self.space_group is not None:
-            raise ConfigError("indexing: a space group needs a cell (give cell = [a, b, c, "
-                              "alpha, beta, gamma] too)")
+            raise ConfigError(
+                "indexing: a space group needs a cell (give cell = [a, b, c, "
+                "alpha, beta, gamma] too)"
+            )
         if not 0 < self.tol < 0.5 or not 0 < self.vector_tol < 0.5:
-            raise ConfigError(f"indexing: tol and vector_tol must be in (0, 0.5), got "
-                              f"{self.tol}, {self.vector_tol}")
+            raise ConfigError(
+                f"indexing: tol and vector_tol must be in (0, 0.5), got "
+                f"{self.tol}, {self.vector_tol}"
+            )
         if self.max_lattices < 1 or self.min_indexed < 3 or self.step <= 0:
             raise ConfigError("indexing: max_lattices >= 1, min_indexed >= 3 and step > 0")
         if self.budget is not None and not self.budget > 0:
-            raise ConfigError(f"indexing: budget must be > 0 (share of the frame analysis "
-                              f"time), got {self.budget}")
+            raise ConfigError(
+                f"indexing: budget must be > 0 (share of the frame analysis "
+                f"time), got {self.budget}"
+            )
         if not self.min_cell < self.max_cell:
-            raise ConfigError(f"indexing: min_cell ({self.min_cell}) must be below max_cell "
-                              f"({self.max_cell}) angstrom")
+            raise ConfigError(
+                f"indexing: min_cell ({self.min_cell}) must be below max_cell "
+                f"({self.max_cell}) angstrom"
+            )
 
     @property
     def target(self) -> TargetCell | None:
@@ -148,8 +156,9 @@ def index_rms(r: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean((h - np.rint(h)) ** 2, axis=0)) if len(r) else np.full(3, np.nan)
 
 
-def refine_basis(r: np.ndarray, d: np.ndarray, tol: float,
-                 stages: tuple[float, ...] = (0.5, 1.0, 1.0, 1.0)) -> np.ndarray:
+def refine_basis(
+    r: np.ndarray, d: np.ndarray, tol: float, stages: tuple[float, ...] = (0.5, 1.0, 1.0, 1.0)
+) -> np.ndarray:
     """Least-squares basis (rows) making ``d r`` integral, from the nearest spots outwards.
 
     ``r`` sorted by length is assumed. A stage that would leave fewer than 6 spots or change
@@ -230,15 +239,27 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> float:
     return best
 
 
-def find_lattice(r: np.ndarray, p: IndexingParams, grid: DirectionGrid,
-                 target: TargetCell | None, max_cell: float):
+def find_lattice(
+    r: np.ndarray,
+    p: IndexingParams,
+    grid: DirectionGrid,
+    target: TargetCell | None,
+    max_cell: float,
+):
     """One lattice among spots ``r`` (sorted by length): ``(basis in reported setting, bravais)``.
 
     None if no trial basis works (or, with a target cell, none matches it).
     """
-    t, count = candidate_vectors(r, max_cell=max_cell, min_cell=p.min_cell, step=p.step,
-                                 n_trial=p.n_trial, tol=p.tol, min_count=max(p.min_indexed // 2, 3),
-                                 grid=grid)
+    t, count = candidate_vectors(
+        r,
+        max_cell=max_cell,
+        min_cell=p.min_cell,
+        step=p.step,
+        n_trial=p.n_trial,
+        tol=p.tol,
+        min_count=max(p.min_indexed // 2, 3),
+        grid=grid,
+    )
     if len(t) < 3:
         return None
     # a lattice's shortest vectors are its likeliest basis: of the vectors indexing nearly as
@@ -274,8 +295,9 @@ def find_lattice(r: np.ndarray, p: IndexingParams, grid: DirectionGrid,
     return lt.basis, lt.bravais
 
 
-def index_spots(r: np.ndarray, p: IndexingParams, grid: DirectionGrid | None = None
-                ) -> list[Lattice]:
+def index_spots(
+    r: np.ndarray, p: IndexingParams, grid: DirectionGrid | None = None
+) -> list[Lattice]:
     """Lattices found among reciprocal vectors ``r`` ``(n, 3)`` (1/Å), best first."""
     n = len(r)
     if n < p.min_spots:
@@ -283,8 +305,7 @@ def index_spots(r: np.ndarray, p: IndexingParams, grid: DirectionGrid | None = N
     target = p.target
     max_cell = p.max_cell
     if target is not None:
-        max_cell = 1.2 * float(np.max(cell_parameters(niggli_basis(
-            match_ready(target)))[:3]))
+        max_cell = 1.2 * float(np.max(cell_parameters(niggli_basis(match_ready(target)))[:3]))
     if grid is None:
         grid = DirectionGrid(p.step)
     order = np.argsort(np.sum(r * r, axis=1), kind="stable")
@@ -309,8 +330,15 @@ def index_spots(r: np.ndarray, p: IndexingParams, grid: DirectionGrid | None = N
                 break
             if target is None:
                 first = found[0]
-                if match_cell(basis, TargetCell(tuple(first.cell)), length_tol=p.length_tol,
-                              angle_tol=p.angle_tol) is None:
+                if (
+                    match_cell(
+                        basis,
+                        TargetCell(tuple(first.cell)),
+                        length_tol=p.length_tol,
+                        angle_tol=p.angle_tol,
+                    )
+                    is None
+                ):
                     break
         mask = np.zeros(n, bool)
         mask[order[left[ok_left]]] = True

@@ -38,8 +38,12 @@ def rays_to_pixels(geometry: Geometry, rays: np.ndarray) -> tuple[np.ndarray, np
         uv = np.linalg.solve(gram, np.stack([rel @ f, rel @ s]))
         px = uv[0] - 0.5 + p.min_fs
         py = uv[1] - 0.5 + p.min_ss
-        inside = ((px >= p.min_fs - 0.5) & (px < p.max_fs + 0.5)
-                  & (py >= p.min_ss - 0.5) & (py < p.max_ss + 0.5))
+        inside = (
+            (px >= p.min_fs - 0.5)
+            & (px < p.max_fs + 0.5)
+            & (py >= p.min_ss - 0.5)
+            & (py < p.max_ss + 0.5)
+        )
         idx = np.flatnonzero(hit)[inside]
         x[idx] = px[inside]
         y[idx] = py[inside]
@@ -53,8 +57,9 @@ def spot_pixels(geometry: Geometry, orientation: np.ndarray, hkl: np.ndarray):
     return rays_to_pixels(geometry, rays)
 
 
-def predict_reflections(geometry: Geometry, orientation: np.ndarray, *, d_min: float,
-                        excitation: float = 0.002) -> dict[str, np.ndarray]:
+def predict_reflections(
+    geometry: Geometry, orientation: np.ndarray, *, d_min: float, excitation: float = 0.002
+) -> dict[str, np.ndarray]:
     """Reflections of lattice ``A`` within ``excitation`` (1/Å) of the Ewald sphere, on the detector.
 
     Returns ``h, k, l`` (int), ``x, y`` (pixels), ``d`` (Å) and ``excitation`` (signed distance
@@ -74,5 +79,12 @@ def predict_reflections(geometry: Geometry, orientation: np.ndarray, *, d_min: f
     hkl, s, exc, rlen = hkl[keep], s[keep], exc[keep], rlen[keep]
     x, y = rays_to_pixels(geometry, s)
     on = np.isfinite(x)
-    return {"h": hkl[on, 0], "k": hkl[on, 1], "l": hkl[on, 2], "x": x[on], "y": y[on],
-            "d": 1.0 / rlen[on], "excitation": exc[on]}
+    return {
+        "h": hkl[on, 0],
+        "k": hkl[on, 1],
+        "l": hkl[on, 2],
+        "x": x[on],
+        "y": y[on],
+        "d": 1.0 / rlen[on],
+        "excitation": exc[on],
+    }

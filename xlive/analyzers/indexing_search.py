@@ -53,9 +53,14 @@ class DirectionGrid:
         tree = cKDTree(self.directions)
         radius = 2.0 * np.sin(0.8 * step)  # chord of 1.6 * step
         m = len(self.directions)
-        lists = [set(a) | set(b) for a, b in zip(
-            tree.query_ball_point(self.directions, radius),
-            tree.query_ball_point(-self.directions, radius), strict=True)]
+        lists = [
+            set(a) | set(b)
+            for a, b in zip(
+                tree.query_ball_point(self.directions, radius),
+                tree.query_ball_point(-self.directions, radius),
+                strict=True,
+            )
+        ]
         width = max(len(x) for x in lists)
         nb = np.tile(np.arange(m)[:, None], (1, width))
         for j, x in enumerate(lists):
@@ -67,7 +72,9 @@ class DirectionGrid:
         neighbours (ties kept once, for the lowest index)."""
         nb_score = score[self.neighbours]
         idx = np.arange(len(score))[:, None]
-        beaten = (nb_score > score[:, None]) | ((nb_score == score[:, None]) & (self.neighbours < idx))
+        beaten = (nb_score > score[:, None]) | (
+            (nb_score == score[:, None]) & (self.neighbours < idx)
+        )
         peaks = np.flatnonzero(~beaten.any(axis=1))
         return peaks[np.argsort(-score[peaks], kind="stable")[:n_keep]]
 
@@ -143,13 +150,14 @@ def fundamental_peaks_ref(f, k_min, k_max, harmonic_ratio):
     """Numpy reference of :func:`fundamental_peaks`: ``(k, power)``."""
     power = f.real.astype(np.float64) ** 2 + f.imag.astype(np.float64) ** 2
     rows = np.arange(len(f))
-    k = np.argmax(power[:, k_min:k_max + 1], axis=1) + k_min
+    k = np.argmax(power[:, k_min : k_max + 1], axis=1) + k_min
     best = power[rows, k]
     for div in (3, 2):
         kd = np.floor(k / div + 0.5).astype(np.int64)
         ok = (kd >= k_min) & (np.abs(k - div * kd) <= 1)
-        win = np.stack([power[rows, np.clip(kd + q, 0, power.shape[1] - 1)] for q in (-1, 0, 1)],
-                       axis=1)
+        win = np.stack(
+            [power[rows, np.clip(kd + q, 0, power.shape[1] - 1)] for q in (-1, 0, 1)], axis=1
+        )
         ks = kd + np.argmax(win, axis=1) - 1
         sub = win.max(axis=1)
         take = ok & (sub >= harmonic_ratio * best)
@@ -158,9 +166,16 @@ def fundamental_peaks_ref(f, k_min, k_max, harmonic_ratio):
     return k, best
 
 
-def periodicity_search(r: np.ndarray, directions: np.ndarray, *, max_cell: float,
-                       min_cell: float, oversample: float = 1.5, chunk: int = 512,
-                       harmonic_ratio: float = 0.64):
+def periodicity_search(
+    r: np.ndarray,
+    directions: np.ndarray,
+    *,
+    max_cell: float,
+    min_cell: float,
+    oversample: float = 1.5,
+    chunk: int = 512,
+    harmonic_ratio: float = 0.64,
+):
     """Each direction's strongest periodicity: direct length (Å) and its normalised amplitude.
 
     Returns ``(length, score)``, both ``(m,)``; ``score`` is ``|F(k)| / n`` in ``[0, 1]`` (1: every
@@ -188,9 +203,13 @@ def periodicity_search(r: np.ndarray, directions: np.ndarray, *, max_cell: float
     return k / (2.0 * pmax), np.sqrt(power) / n
 
 
-def refine_vectors(r: np.ndarray, t: np.ndarray, tol: float,
-                   stages: tuple[float, ...] = (0.35, 0.7, 1.0, 1.0),
-                   max_change: float = 0.15) -> np.ndarray:
+def refine_vectors(
+    r: np.ndarray,
+    t: np.ndarray,
+    tol: float,
+    stages: tuple[float, ...] = (0.35, 0.7, 1.0, 1.0),
+    max_change: float = 0.15,
+) -> np.ndarray:
     """Least-squares refinement of direct vectors ``t`` ``(c, 3)`` so that ``t·r`` is integral.
 
     Each stage uses the given fraction of spots nearest the origin (``r`` sorted by length is
@@ -249,9 +268,18 @@ def integral(r: np.ndarray, t: np.ndarray, tol: float) -> np.ndarray:
     return np.abs(h - np.rint(h)) <= tol
 
 
-def candidate_vectors(r: np.ndarray, *, max_cell: float, min_cell: float, step: float,
-                      n_trial: int, tol: float, min_count: int, min_spread: float = 1.0,
-                      grid: DirectionGrid | None = None):
+def candidate_vectors(
+    r: np.ndarray,
+    *,
+    max_cell: float,
+    min_cell: float,
+    step: float,
+    n_trial: int,
+    tol: float,
+    min_count: int,
+    min_spread: float = 1.0,
+    grid: DirectionGrid | None = None,
+):
     """Refined, distinct direct-lattice vector candidates ``(c, 3)`` (Å) and their spot counts.
 
     ``r`` must be sorted by length (nearest the origin first). A vector whose indices ``t·r``

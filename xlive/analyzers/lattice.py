@@ -97,13 +97,30 @@ class LatticeParams:
     second_tries: int = 2
 
     def __post_init__(self):
-        check_fields(self, "analyzers.spots.stats.lattice", error=AnalyzerError, ranges={
-            "min_spots": (3, None), "max_spots": (3, None), "d_limit": (0, None),
-            "k_neighbours": (1, None), "tau": (1e-6, None), "n_candidates": (1, None),
-            "n_clusters": (1, None), "n_extra": (0, None), "tol": (0, 0.5),
-            "keep_fraction": (0, 1), "same_tol": (0, 0.5), "same_fraction": (0, 1),
-            "stages": (0, 1), "stage_keep": (1, None), "min_second": (1, None),
-            "min_second_fraction": (0, 1), "second_tries": (0, None)})
+        check_fields(
+            self,
+            "analyzers.spots.stats.lattice",
+            error=AnalyzerError,
+            ranges={
+                "min_spots": (3, None),
+                "max_spots": (3, None),
+                "d_limit": (0, None),
+                "k_neighbours": (1, None),
+                "tau": (1e-6, None),
+                "n_candidates": (1, None),
+                "n_clusters": (1, None),
+                "n_extra": (0, None),
+                "tol": (0, 0.5),
+                "keep_fraction": (0, 1),
+                "same_tol": (0, 0.5),
+                "same_fraction": (0, 1),
+                "stages": (0, 1),
+                "stage_keep": (1, None),
+                "min_second": (1, None),
+                "min_second_fraction": (0, 1),
+                "second_tries": (0, None),
+            },
+        )
 
 
 def reciprocal_vectors(lab: np.ndarray, wavelength: float) -> np.ndarray:
@@ -136,8 +153,9 @@ def _candidates(r: np.ndarray, p: LatticeParams) -> np.ndarray:
     order = np.argsort(-counts, kind="stable")[: p.n_clusters]
     order = order[counts[order] >= 3]
     # cluster means, then the mean over each one's neighbourhood (clusters split by cell edges)
-    sums = np.stack([np.bincount(inv, weights=diff[:, a], minlength=len(counts))
-                     for a in range(3)], axis=1)
+    sums = np.stack(
+        [np.bincount(inv, weights=diff[:, a], minlength=len(counts)) for a in range(3)], axis=1
+    )
     means = sums[order] / counts[order, None]
     lim2 = (1.5 * tau) ** 2
     d2 = np.sum(means**2, axis=1)[:, None] + np.sum(diff**2, axis=1)[None, :] - 2 * means @ diff.T
@@ -156,7 +174,7 @@ def _candidates(r: np.ndarray, p: LatticeParams) -> np.ndarray:
         return centres
     # short vectors of a still tend to lie in one lattice plane: add the strongest further
     # clusters that are not small integer combinations of two candidates (out-of-plane ones)
-    rest = means[picked[-1] + 1:]
+    rest = means[picked[-1] + 1 :]
     a, b = np.triu_indices(len(centres), 1)
     pair = np.stack([centres[a], centres[b]], axis=2)  # (P, 3, 2)
     coef = np.rint(np.einsum("pkj,mj->mpk", np.linalg.pinv(pair), rest))  # (M, P, 2)
@@ -250,8 +268,10 @@ def multi_lattice_score(r: np.ndarray, p: LatticeParams) -> float:
             return 0.0
         # the first crystal's leftovers (its weaker, less precise spots), not a second crystal:
         # set them aside and look again
-        if same_lattice(basis1, basis2) or \
-                _indexed(rest[second], basis1, p.same_tol).mean() >= p.same_fraction:
+        if (
+            same_lattice(basis1, basis2)
+            or _indexed(rest[second], basis1, p.same_tol).mean() >= p.same_fraction
+        ):
             rest = rest[~second]
             continue
         return n2 / len(r)

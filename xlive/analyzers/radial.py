@@ -36,16 +36,23 @@ class RadialParams:
     polarization: float | None = None
 
     def __post_init__(self):
-        check_fields(self, "analyzers.radial", error=AnalyzerError, ranges={
-            "n_bins": (1, None), "polarization": (-1, 1)})
+        check_fields(
+            self,
+            "analyzers.radial",
+            error=AnalyzerError,
+            ranges={"n_bins": (1, None), "polarization": (-1, 1)},
+        )
         if self.n_bins < 1:
             raise AnalyzerError(f"radial n_bins must be >= 1, got {self.n_bins}")
         if self.q_range is not None and not self.q_range[0] < self.q_range[1]:
-            raise AnalyzerError(f"radial q_range must be (low, high) with low < high, got {self.q_range}")
+            raise AnalyzerError(
+                f"radial q_range must be (low, high) with low < high, got {self.q_range}"
+            )
 
 
-def q_bin_map(q: np.ndarray, mask: np.ndarray, n_bins: int,
-              q_range: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+def q_bin_map(
+    q: np.ndarray, mask: np.ndarray, n_bins: int, q_range: tuple[float, float] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Bin index per pixel (-1: masked or outside) and the bin edges, pyFAI's histogram rule.
 
     Bins are ``n_bins`` equal steps over ``q_range`` (default: unmasked pixels' q range, top
@@ -101,11 +108,21 @@ class RadialProfile:
         self.q = 0.5 * (self.edges[1:] + self.edges[:-1])
 
     def describe(self) -> list[FeatureSpec]:
-        units = "counts/pixel" if not (self.params.solid_angle or self.params.polarization) else \
-            "counts/pixel (corrected)"
-        return [FeatureSpec("radial_profile", (FRAME, Q), "float32", units,
-                            "mean intensity per q bin over unmasked pixels",
-                            sizes={Q: self.params.n_bins})]
+        units = (
+            "counts/pixel"
+            if not (self.params.solid_angle or self.params.polarization)
+            else "counts/pixel (corrected)"
+        )
+        return [
+            FeatureSpec(
+                "radial_profile",
+                (FRAME, Q),
+                "float32",
+                units,
+                "mean intensity per q bin over unmasked pixels",
+                sizes={Q: self.params.n_bins},
+            )
+        ]
 
     def coords(self) -> dict[str, tuple[str, np.ndarray, dict]]:
         with np.errstate(divide="ignore"):
@@ -115,8 +132,9 @@ class RadialProfile:
             "d": (Q, d, {"units": D_UNITS, "long_name": "d-spacing at the bin centre"}),
         }
 
-    def bin_sums(self, frame: np.ndarray, lo: float, hi: float, sums: np.ndarray,
-                 lost: np.ndarray) -> None:
+    def bin_sums(
+        self, frame: np.ndarray, lo: float, hi: float, sums: np.ndarray, lost: np.ndarray
+    ) -> None:
         """Add one frame's valid values per bin to ``sums``, invalid pixels' weights to
         ``lost``: the run kernel for integer frames of up to 32 bits, else the per-pixel one."""
         if runs_apply(frame.dtype, lo):

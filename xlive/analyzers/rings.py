@@ -52,9 +52,17 @@ class RingBinning:
     together get the same statistics in photons.
     """
 
-    def __init__(self, rings: np.ndarray, *, n_hist: int = 256, clip_sigma: float = 3.0,
-                 max_iter: int = 10, float_bin_width: float = 0.25, float_vmin: float = -2.0,
-                 gain: float = 1.0):
+    def __init__(
+        self,
+        rings: np.ndarray,
+        *,
+        n_hist: int = 256,
+        clip_sigma: float = 3.0,
+        max_iter: int = 10,
+        float_bin_width: float = 0.25,
+        float_vmin: float = -2.0,
+        gain: float = 1.0,
+    ):
         dtype = np.int16 if rings.max(initial=0) < 2**15 else np.int32
         self.rings = rings.astype(dtype)
         self.n_rings = int(rings.max(initial=-1)) + 1
@@ -77,8 +85,16 @@ class RingBinning:
             return 0.0, 1.0, 0.0
         return self.float_vmin * self.gain, self.float_bin_width * self.gain, 0.5
 
-    def run(self, frame: np.ndarray, lo: float, hi: float, sat: float, cand_level: float,
-            cand: np.ndarray, step: int = 1) -> RingResult:
+    def run(
+        self,
+        frame: np.ndarray,
+        lo: float,
+        hi: float,
+        sat: float,
+        cand_level: float,
+        cand: np.ndarray,
+        step: int = 1,
+    ) -> RingResult:
         """Histogram pass + clipping for one frame; candidate indices go into ``cand``.
 
         ``step`` > 1 samples every ``step``-th row and column (statistics only).
@@ -87,8 +103,9 @@ class RingBinning:
         counting = self.counting(frame.dtype, lo)
         kernel = ring_histograms_int if counting else ring_histograms
         hist, ovf = self.empty()
-        nc, nsat, total = kernel(frame, self.rings, lo, hi, vmin, 1.0 / width, sat,
-                                 cand_level, step, hist, ovf, cand)
+        nc, nsat, total = kernel(
+            frame, self.rings, lo, hi, vmin, 1.0 / width, sat, cand_level, step, hist, ovf, cand
+        )
         return self.finish(hist, ovf, nc, nsat, total, frame.dtype, lo)
 
     def empty(self) -> tuple[np.ndarray, np.ndarray]:
@@ -102,8 +119,19 @@ class RingBinning:
         n = hist.shape[0]
         mean, sigma, count = np.empty(n), np.empty(n), np.empty(n)
         min_excess = 1.0 if self.counting(dtype, lo) else 0.0
-        clipped_stats(hist, ovf, vmin, width, offset, self.clip_sigma, min_excess,
-                      self.max_iter, mean, sigma, count)
+        clipped_stats(
+            hist,
+            ovf,
+            vmin,
+            width,
+            offset,
+            self.clip_sigma,
+            min_excess,
+            self.max_iter,
+            mean,
+            sigma,
+            count,
+        )
         return RingResult(mean, sigma, count, hist, ovf, int(nc), int(nsat), float(total))
 
     def values(self, frame: np.ndarray, lo: float, hi: float, step: int = 1) -> np.ndarray:
@@ -113,8 +141,7 @@ class RingBinning:
         with np.errstate(invalid="ignore"):
             return v[(r >= 0) & (v >= lo) & (v <= hi)]
 
-    def median(self, res: RingResult, dtype: np.dtype, lo: float = 0.0,
-               exact=None) -> float:
+    def median(self, res: RingResult, dtype: np.dtype, lo: float = 0.0, exact=None) -> float:
         """Median pixel value (ADU) over all rings, from the histograms.
 
         When the median lies in the overflow bin (a background above the histogram's range),

@@ -37,22 +37,46 @@ class SpotStatsParams:
     lattice: LatticeParams = field(default_factory=LatticeParams)
 
     def __post_init__(self):
-        check_fields(self, "analyzers.spots.stats", error=AnalyzerError, ranges={
-            "d_min_snr": (0, None), "d_min_quantile": (0, 1), "d_min_min_spots": (1, None)})
+        check_fields(
+            self,
+            "analyzers.spots.stats",
+            error=AnalyzerError,
+            ranges={"d_min_snr": (0, None), "d_min_quantile": (0, 1), "d_min_min_spots": (1, None)},
+        )
 
 
 def spot_feature_specs() -> list[FeatureSpec]:
     """Declarations of the features :func:`spot_features` returns."""
     return [
-        FeatureSpec("d_min", (FRAME,), "float32", D_UNITS,
-                    "resolution exceeded by 5 % of the spots (1/quantile(1/d, 0.95))"),
+        FeatureSpec(
+            "d_min",
+            (FRAME,),
+            "float32",
+            D_UNITS,
+            "resolution exceeded by 5 % of the spots (1/quantile(1/d, 0.95))",
+        ),
         FeatureSpec("n_spots_4A", (FRAME,), "int32", "", "spots at d <= 4 angstrom", fill=0),
-        FeatureSpec("spot_separation_median", (FRAME,), "float32", "pixel",
-                    "median nearest-neighbour distance between spots"),
-        FeatureSpec("spot_separation_min", (FRAME,), "float32", "pixel",
-                    "smallest nearest-neighbour distance between spots"),
-        FeatureSpec("multi_lattice_score", (FRAME,), "float32", "",
-                    "fraction of spots indexed by a second lattice (0: one lattice)"),
+        FeatureSpec(
+            "spot_separation_median",
+            (FRAME,),
+            "float32",
+            "pixel",
+            "median nearest-neighbour distance between spots",
+        ),
+        FeatureSpec(
+            "spot_separation_min",
+            (FRAME,),
+            "float32",
+            "pixel",
+            "smallest nearest-neighbour distance between spots",
+        ),
+        FeatureSpec(
+            "multi_lattice_score",
+            (FRAME,),
+            "float32",
+            "",
+            "fraction of spots indexed by a second lattice (0: one lattice)",
+        ),
     ]
 
 
@@ -64,11 +88,14 @@ def estimate_d_min(d: np.ndarray, snr: np.ndarray, p: SpotStatsParams) -> float:
     return float(1.0 / np.quantile(1.0 / d[use], p.d_min_quantile))
 
 
-def spot_features(peaks: np.ndarray, d: np.ndarray, geometry: Geometry,
-                  p: SpotStatsParams) -> dict[str, float]:
+def spot_features(
+    peaks: np.ndarray, d: np.ndarray, geometry: Geometry, p: SpotStatsParams
+) -> dict[str, float]:
     """Features of one frame from its peak rows ``(x, y, I, npix, snr, ...)`` and their ``d``."""
-    out = {"d_min": estimate_d_min(d, peaks[:, 4], p),
-           "n_spots_4A": int(np.count_nonzero(d <= 4.0))}
+    out = {
+        "d_min": estimate_d_min(d, peaks[:, 4], p),
+        "n_spots_4A": int(np.count_nonzero(d <= 4.0)),
+    }
     if len(peaks) >= 2:
         nn = nearest_distances(peaks[:, 0].copy(), peaks[:, 1].copy())
         out["spot_separation_median"] = float(np.median(nn))
@@ -82,7 +109,8 @@ def spot_features(peaks: np.ndarray, d: np.ndarray, geometry: Geometry,
         lab = geometry.lab_positions(peaks[use, 0], peaks[use, 1])
         lab = lab[np.isfinite(lab[:, 0])]
         out["multi_lattice_score"] = multi_lattice_score(
-            reciprocal_vectors(lab, geometry.wavelength), lp)
+            reciprocal_vectors(lab, geometry.wavelength), lp
+        )
     else:
         out["multi_lattice_score"] = float("nan")
     return out

@@ -79,13 +79,28 @@ class SpotParams:
     stats: SpotStatsParams = field(default_factory=SpotStatsParams)
 
     def __post_init__(self):
-        check_fields(self, "analyzers.spots", error=AnalyzerError, ranges={
-            "adc_threshold": (None, None), "pixel_snr": (0, None), "min_snr": (0, None),
-            "clip_sigma": (0.1, None), "ring_width": (0.001, None), "min_pixels": (1, None),
-            "max_pixels": (1, None), "local_bg_radius": (1, 1000), "max_single_fraction": (0, 1),
-            "max_peaks": (1, 1000000), "max_found": (1, None), "min_spots_hit": (0, None),
-            "max_spots_hit": (0, None), "ice_ring_halfwidth": (0, None),
-            "max_candidates": (1, None)})
+        check_fields(
+            self,
+            "analyzers.spots",
+            error=AnalyzerError,
+            ranges={
+                "adc_threshold": (None, None),
+                "pixel_snr": (0, None),
+                "min_snr": (0, None),
+                "clip_sigma": (0.1, None),
+                "ring_width": (0.001, None),
+                "min_pixels": (1, None),
+                "max_pixels": (1, None),
+                "local_bg_radius": (1, 1000),
+                "max_single_fraction": (0, 1),
+                "max_peaks": (1, 1000000),
+                "max_found": (1, None),
+                "min_spots_hit": (0, None),
+                "max_spots_hit": (0, None),
+                "ice_ring_halfwidth": (0, None),
+                "max_candidates": (1, None),
+            },
+        )
         if self.ring_width <= 0 or self.max_peaks < 1 or self.min_pixels < 1:
             raise AnalyzerError("spot finder: ring_width > 0, max_peaks >= 1, min_pixels >= 1")
 
@@ -126,8 +141,9 @@ class SpotFinder:
         self.adc_level = p.adc_threshold * self.gain
         #: read-noise floor of the noise model, ADU
         self.read_sigma = geometry.read_noise * self.gain
-        self.binning = RingBinning(ring_index(radius_px, maps.mask, p.ring_width),
-                                   clip_sigma=p.clip_sigma, gain=self.gain)
+        self.binning = RingBinning(
+            ring_index(radius_px, maps.mask, p.ring_width), clip_sigma=p.clip_sigma, gain=self.gain
+        )
         self.d_map = maps.d.astype(np.float32)
         self.q_map = maps.q.astype(np.float32)
         # powder rings: radius in shell widths, azimuthal sector of every pixel, and per shell
@@ -143,8 +159,13 @@ class SpotFinder:
             n = int(shell.max(initial=-1)) + 1
             cover = np.zeros(max(n, 1) * p.powder_sectors, bool)
             cover[shell * p.powder_sectors + self.sector_map[ok]] = True
-            self.powder_grids.append((offset, cover.reshape(-1, p.powder_sectors).sum(axis=1),
-                                      np.bincount(shell, minlength=max(n, 1)).astype(float)))
+            self.powder_grids.append(
+                (
+                    offset,
+                    cover.reshape(-1, p.powder_sectors).sum(axis=1),
+                    np.bincount(shell, minlength=max(n, 1)).astype(float),
+                )
+            )
         sat = geometry.saturation_value
         # frames converted to photons (panels of different gains) lose the ADU saturation level
         self.saturation = float(sat) if sat is not None and gain is not None else np.inf
@@ -154,32 +175,80 @@ class SpotFinder:
         p = self.params
         size = {PEAK: p.max_peaks}
         table = [
-            FeatureSpec("peak_x", (FRAME, PEAK), "float32", "pixel",
-                        "spot centroid x (array-index coordinates)", sizes=size),
-            FeatureSpec("peak_y", (FRAME, PEAK), "float32", "pixel",
-                        "spot centroid y (array-index coordinates)", sizes=size),
-            FeatureSpec("peak_intensity", (FRAME, PEAK), "float32", "photons",
-                        "background-subtracted integrated intensity", sizes=size),
-            FeatureSpec("peak_npix", (FRAME, PEAK), "float32", "pixel",
-                        "pixels above threshold", sizes=size),
-            FeatureSpec("peak_snr", (FRAME, PEAK), "float32", "",
-                        "integrated SNR I / sqrt(I + n var_bg), in photons", sizes=size),
-            FeatureSpec("peak_d", (FRAME, PEAK), "float32", D_UNITS,
-                        "d-spacing at the spot", sizes=size),
+            FeatureSpec(
+                "peak_x",
+                (FRAME, PEAK),
+                "float32",
+                "pixel",
+                "spot centroid x (array-index coordinates)",
+                sizes=size,
+            ),
+            FeatureSpec(
+                "peak_y",
+                (FRAME, PEAK),
+                "float32",
+                "pixel",
+                "spot centroid y (array-index coordinates)",
+                sizes=size,
+            ),
+            FeatureSpec(
+                "peak_intensity",
+                (FRAME, PEAK),
+                "float32",
+                "photons",
+                "background-subtracted integrated intensity",
+                sizes=size,
+            ),
+            FeatureSpec(
+                "peak_npix", (FRAME, PEAK), "float32", "pixel", "pixels above threshold", sizes=size
+            ),
+            FeatureSpec(
+                "peak_snr",
+                (FRAME, PEAK),
+                "float32",
+                "",
+                "integrated SNR I / sqrt(I + n var_bg), in photons",
+                sizes=size,
+            ),
+            FeatureSpec(
+                "peak_d", (FRAME, PEAK), "float32", D_UNITS, "d-spacing at the spot", sizes=size
+            ),
         ]
         return [
             FeatureSpec("n_spots", (FRAME,), "int32", "", "spots found", fill=0),
-            FeatureSpec("total_intensity", (FRAME,), "float64", "photons",
-                        "sum of valid unmasked pixel values over the gain"),
-            FeatureSpec("n_saturated", (FRAME,), "int32", "",
-                        "unmasked pixels at or above the saturation value", fill=0),
-            FeatureSpec("is_hit", (FRAME,), "bool", "",
-                        "min_spots_hit <= spots off the ice and powder rings <= max_spots_hit, "
-                        "powder_score < max_powder_score",
-                        fill=0),
-            FeatureSpec("powder_score", (FRAME,), "float32", "",
-                        "fraction of the spots on powder rings (shells whose spots fill most "
-                        "of the ring): 0 for a crystal, near 1 for a powder", fill=0),
+            FeatureSpec(
+                "total_intensity",
+                (FRAME,),
+                "float64",
+                "photons",
+                "sum of valid unmasked pixel values over the gain",
+            ),
+            FeatureSpec(
+                "n_saturated",
+                (FRAME,),
+                "int32",
+                "",
+                "unmasked pixels at or above the saturation value",
+                fill=0,
+            ),
+            FeatureSpec(
+                "is_hit",
+                (FRAME,),
+                "bool",
+                "",
+                "min_spots_hit <= spots off the ice and powder rings <= max_spots_hit, "
+                "powder_score < max_powder_score",
+                fill=0,
+            ),
+            FeatureSpec(
+                "powder_score",
+                (FRAME,),
+                "float32",
+                "",
+                "fraction of the spots on powder rings (shells whose spots fill most "
+                "of the ring): 0 for a crystal, near 1 for a powder",
+                fill=0,
+            ),
             *table,
             *spot_feature_specs(),
         ]
@@ -209,14 +278,29 @@ class SpotFinder:
         thr = np.maximum(self.adc_level, res.mean + p.pixel_snr * sigma)
         thr = np.where(np.isfinite(thr), thr, np.inf)
         if res.n_candidates <= cand.size:
-            cand = cand[:res.n_candidates]
+            cand = cand[: res.n_candidates]
         else:
             cand = pixels_above(frame, self.binning.rings, thr, lo, hi)
         out = np.empty((p.max_found, 7))
-        n = find_peaks(frame, self.binning.rings, thr, res.mean, res.sigma, lo, hi, cand,
-                       p.min_pixels, p.max_pixels, p.local_bg_radius, p.min_snr,
-                       p.max_single_fraction, self.gain, self.read_sigma**2, out)
-        return merge_close_peaks(out[:min(n, p.max_found)], p.merge_radius)
+        n = find_peaks(
+            frame,
+            self.binning.rings,
+            thr,
+            res.mean,
+            res.sigma,
+            lo,
+            hi,
+            cand,
+            p.min_pixels,
+            p.max_pixels,
+            p.local_bg_radius,
+            p.min_snr,
+            p.max_single_fraction,
+            self.gain,
+            self.read_sigma**2,
+            out,
+        )
+        return merge_close_peaks(out[: min(n, p.max_found)], p.merge_radius)
 
     def features(self, peaks: np.ndarray, res, result: dict, k: int) -> None:
         """Write frame ``k``'s features from its peaks and ring pass into ``result``."""
@@ -233,9 +317,11 @@ class SpotFinder:
         powder = self.on_powder_rings(ix, iy)
         result["powder_score"][k] = powder.mean() if powder.size else 0.0
         crystal = np.count_nonzero(off_ice & ~powder)
-        result["is_hit"][k] = (p.min_spots_hit <= crystal <= p.max_spots_hit
-                               and result["powder_score"][k] < p.max_powder_score)
-        order = np.argsort(-peaks[:, 4], kind="stable")[:p.max_peaks]
+        result["is_hit"][k] = (
+            p.min_spots_hit <= crystal <= p.max_spots_hit
+            and result["powder_score"][k] < p.max_powder_score
+        )
+        order = np.argsort(-peaks[:, 4], kind="stable")[: p.max_peaks]
         m = order.size
         for name, col in (("peak_x", 0), ("peak_y", 1), ("peak_npix", 3), ("peak_snr", 4)):
             result[name][k, :m] = peaks[order, col]
@@ -263,23 +349,26 @@ class SpotFinder:
         on = np.isfinite(r)
         for offset, sectors, pixels in self.powder_grids:
             n = sectors.size
-            shell = np.clip(np.floor(np.where(on, r, 0) / p.powder_ring_width + offset),
-                            0, n - 1).astype(np.int64)
+            shell = np.clip(
+                np.floor(np.where(on, r, 0) / p.powder_ring_width + offset), 0, n - 1
+            ).astype(np.int64)
             counts = np.bincount(shell[on], minlength=n)
-            filled = np.bincount(np.unique(shell[on] * p.powder_sectors + sec[on])
-                                 // p.powder_sectors, minlength=n)
+            filled = np.bincount(
+                np.unique(shell[on] * p.powder_sectors + sec[on]) // p.powder_sectors, minlength=n
+            )
             density = counts / np.maximum(pixels, 1.0)
             pad = np.pad(density, 3)
-            beside = (pad[0:n] + pad[1:n + 1] + pad[5:n + 5] + pad[6:n + 6]) / 4
-            ring = ((counts >= p.powder_min_spots)
-                    & (filled >= p.powder_coverage * np.maximum(sectors, 1))
-                    & (density >= p.powder_contrast * beside))
+            beside = (pad[0:n] + pad[1 : n + 1] + pad[5 : n + 5] + pad[6 : n + 6]) / 4
+            ring = (
+                (counts >= p.powder_min_spots)
+                & (filled >= p.powder_coverage * np.maximum(sectors, 1))
+                & (density >= p.powder_contrast * beside)
+            )
             out |= on & ring[shell]
         return out
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name),
-                                  self.geometry)
+        frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name), self.geometry)
         result = {s.name: s.empty(frames.shape[0]) for s in self.describe()}
         for k, frame in enumerate(frames):
             peaks, res = self._find(frame)

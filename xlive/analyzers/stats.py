@@ -61,11 +61,23 @@ class StatsParams:
     clip_sigma: float = 3.0
 
     def __post_init__(self):
-        check_fields(self, "analyzers.stats", error=AnalyzerError, ranges={
-            "sample_step": (1, None), "q_step": (1e-06, None), "water_band": (0, None),
-            "reference_band": (0, None), "jet_reference": (1e-09, None),
-            "ice_halfwidth": (0, None), "ice_gap": (0, None), "ice_side": (0, None),
-            "ice_min_pixels": (1, None), "clip_sigma": (0.1, None)})
+        check_fields(
+            self,
+            "analyzers.stats",
+            error=AnalyzerError,
+            ranges={
+                "sample_step": (1, None),
+                "q_step": (1e-06, None),
+                "water_band": (0, None),
+                "reference_band": (0, None),
+                "jet_reference": (1e-09, None),
+                "ice_halfwidth": (0, None),
+                "ice_gap": (0, None),
+                "ice_side": (0, None),
+                "ice_min_pixels": (1, None),
+                "clip_sigma": (0.1, None),
+            },
+        )
         if self.sample_step < 1:
             raise AnalyzerError(f"stats sample_step must be >= 1, got {self.sample_step}")
         if self.jet_reference <= 0:
@@ -92,8 +104,14 @@ class FrameStats:
         self.params = p = params or StatsParams()
         maps = geometry.maps
         if p.q_step is None:
-            dq_pixel = 4 * np.pi / (geometry.wavelength / 10.0) * 0.5 * geometry.pixel_size \
+            dq_pixel = (
+                4
+                * np.pi
+                / (geometry.wavelength / 10.0)
+                * 0.5
+                * geometry.pixel_size
                 / geometry.distance
+            )
             self.q_step = max(0.05, float(dq_pixel))
         else:
             self.q_step = float(p.q_step)
@@ -108,12 +126,27 @@ class FrameStats:
 
     def describe(self) -> list[FeatureSpec]:
         return [
-            FeatureSpec("background", (FRAME,), "float32", "photons",
-                        "median pixel value (sampled unmasked pixels)"),
-            FeatureSpec("jet_score", (FRAME,), "float32", "",
-                        "water-ring contrast W/B - 1 over its expected value"),
-            FeatureSpec("ice_score", (FRAME,), "float32", "",
-                        "relative photon excess at the hexagonal-ice rings"),
+            FeatureSpec(
+                "background",
+                (FRAME,),
+                "float32",
+                "photons",
+                "median pixel value (sampled unmasked pixels)",
+            ),
+            FeatureSpec(
+                "jet_score",
+                (FRAME,),
+                "float32",
+                "",
+                "water-ring contrast W/B - 1 over its expected value",
+            ),
+            FeatureSpec(
+                "ice_score",
+                (FRAME,),
+                "float32",
+                "",
+                "relative photon excess at the hexagonal-ice rings",
+            ),
         ]
 
     def coords(self) -> dict[str, tuple[str, np.ndarray, dict]]:
@@ -122,8 +155,9 @@ class FrameStats:
     def background(self, res, frame: np.ndarray, lo: float, hi: float) -> float:
         """Median pixel value in photons from a ring pass ``res`` of ``frame`` (no cap)."""
         step = self.params.sample_step
-        med = self.binning.median(res, frame.dtype, lo,
-                                  exact=lambda: self.binning.values(frame, lo, hi, step))
+        med = self.binning.median(
+            res, frame.dtype, lo, exact=lambda: self.binning.values(frame, lo, hi, step)
+        )
         return med / self.gain
 
     def _band(self, mean, count, lo, hi, q):
@@ -131,8 +165,9 @@ class FrameStats:
         n = count[sel].sum()
         return (float((mean[sel] * count[sel]).sum() / n) if n > 0 else np.nan), n
 
-    def scores(self, mean: np.ndarray, count: np.ndarray,
-               q: np.ndarray | None = None) -> tuple[float, float]:
+    def scores(
+        self, mean: np.ndarray, count: np.ndarray, q: np.ndarray | None = None
+    ) -> tuple[float, float]:
         """(jet_score, ice_score) from shell means, pixel counts and shell q (default: ours)."""
         p = self.params
         q = self.q_shell if q is None else q
@@ -145,10 +180,12 @@ class FrameStats:
         for d in ICE_D_SPACINGS:
             q0 = 20.0 * np.pi / d
             peak, n_peak = self._band(mean, count, q0 - hw, q0 + hw, q)
-            lo_side = self._band(mean, count, q0 - hw - p.ice_gap - p.ice_side,
-                                 q0 - hw - p.ice_gap, q)
-            hi_side = self._band(mean, count, q0 + hw + p.ice_gap,
-                                 q0 + hw + p.ice_gap + p.ice_side, q)
+            lo_side = self._band(
+                mean, count, q0 - hw - p.ice_gap - p.ice_side, q0 - hw - p.ice_gap, q
+            )
+            hi_side = self._band(
+                mean, count, q0 + hw + p.ice_gap, q0 + hw + p.ice_gap + p.ice_side, q
+            )
             sides = [(m, n) for m, n in (lo_side, hi_side) if n >= p.ice_min_pixels]
             if n_peak < p.ice_min_pixels or not sides:
                 continue
@@ -159,8 +196,7 @@ class FrameStats:
         return float(jet), ice
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name),
-                                  self.geometry)
+        frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name), self.geometry)
         lo, hi = valid_range(frames.dtype, self.geometry)
         out = {s.name: s.empty(frames.shape[0]) for s in self.describe()}
         step = self.params.sample_step

@@ -24,8 +24,9 @@ def geometry_plan(args, cfg=None, *, file: bool = True):
         geometry = None
     elif not file:
         geometry = None
-    return GeometryPlan.from_options(geometry=geometry, mask=getattr(args, "mask", None),
-                                     table=table)
+    return GeometryPlan.from_options(
+        geometry=geometry, mask=getattr(args, "mask", None), table=table
+    )
 
 
 def provenance(args, cfg) -> dict:
@@ -38,5 +39,7 @@ def provenance(args, cfg) -> dict:
     if plan is not None and plan.mask:
         plan = type(plan)(plan.file, str(Path(plan.mask).absolute()), plan.values)
     metadata = getattr(args, "metadata", None)
-    return {"geometry_options": plan.to_dict() if plan else None,
-            "metadata_file": str(Path(metadata).absolute()) if metadata else None}
+    return {
+        "geometry_options": plan.to_dict() if plan else None,
+        "metadata_file": str(Path(metadata).absolute()) if metadata else None,
+    }

@@ -8,11 +8,15 @@ import json
 import signal
 
 # (cli.outputs has the same text; imported from there it would make an import cycle)
-DB_HELP = ("run database: a SQLite file or a SQLAlchemy URL such as "
-           "postgresql+psycopg://user@host/db (default: $XLIVE_DB or "
-           "~/.local/share/xlive/runs.sqlite)")
-VARIABLES_HELP = ("Python file of @xlive.run_variable functions: each adds a column to the "
-                  "run table (re-computed for past runs when the file changes)")
+DB_HELP = (
+    "run database: a SQLite file or a SQLAlchemy URL such as "
+    "postgresql+psycopg://user@host/db (default: $XLIVE_DB or "
+    "~/.local/share/xlive/runs.sqlite)"
+)
+VARIABLES_HELP = (
+    "Python file of @xlive.run_variable functions: each adds a column to the "
+    "run table (re-computed for past runs when the file changes)"
+)
 
 
 def add_variables_option(p: argparse.ArgumentParser) -> None:
@@ -32,16 +36,22 @@ def variables_from(args: argparse.Namespace, cfg=None):
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``logbook`` to the ``xlive`` parser."""
     p = sub.add_parser(
-        "logbook", help="the run table of a run database in the browser (live)",
+        "logbook",
+        help="the run table of a run database in the browser (live)",
         description="Serve the beamtime logbook: one row per run of the run database, updated "
-                    "live while runs are processed, with comments, tags and user variables. "
-                    "Stop with Ctrl-C.")
+        "live while runs are processed, with comments, tags and user variables. "
+        "Stop with Ctrl-C.",
+    )
     p.add_argument("--db", default=None, metavar="DB", help=DB_HELP)
     add_variables_option(p)
-    p.add_argument("--port", type=int, default=5007,
-                   help="TCP port (default %(default)s; 0 picks a free one)")
-    p.add_argument("--address", default="127.0.0.1",
-                   help="interface to listen on (default %(default)s: this machine only)")
+    p.add_argument(
+        "--port", type=int, default=5007, help="TCP port (default %(default)s; 0 picks a free one)"
+    )
+    p.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="interface to listen on (default %(default)s: this machine only)",
+    )
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
     p.set_defaults(func=cmd_logbook)
 
@@ -54,8 +64,13 @@ def cmd_logbook(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
-    handle = serve_logbook(args.db, variables=args.variables, port=args.port,
-                           address=args.address, open_browser=args.show)
+    handle = serve_logbook(
+        args.db,
+        variables=args.variables,
+        port=args.port,
+        address=args.address,
+        open_browser=args.show,
+    )
     print(f"xlive: logbook of {handle.db_url} at {handle.url} (Ctrl-C stops)", flush=True)
     try:
         wait_forever(handle)
@@ -149,9 +164,13 @@ def finish_recorder(recorder, summary=None, *, ok: bool = True) -> None:
 def add_serve_options(p: argparse.ArgumentParser) -> None:
     """``--db`` and ``--variables`` of ``xlive serve``: record the run live and serve the
     logbook at ``/logbook``."""
-    p.add_argument("--db", default=None, metavar="DB",
-                   help=f"record the run live in this {DB_HELP}; the page then links to the "
-                        "logbook of the database at /logbook")
+    p.add_argument(
+        "--db",
+        default=None,
+        metavar="DB",
+        help=f"record the run live in this {DB_HELP}; the page then links to the "
+        "logbook of the database at /logbook",
+    )
     add_variables_option(p)
 
 
@@ -166,8 +185,9 @@ def serve_extras(args: argparse.Namespace, session, config=None):
     recorder = LiveRecorder(args.db, variables=variables, flags=lambda: session.flags)
     with session.lock:
         recorder.attach(session.processor)
-    apps, patterns = logbook_routes(recorder.logdb, variables=variables.path if variables
-                                    else None, prefix="/logbook")
+    apps, patterns = logbook_routes(
+        recorder.logdb, variables=variables.path if variables else None, prefix="/logbook"
+    )
     return recorder, apps, patterns
 
 

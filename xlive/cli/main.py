@@ -19,7 +19,8 @@ from . import logbook, outputs, process, serve, simulate
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="xlive", description="Live analysis of serial crystallography runs.")
+        prog="xlive", description="Live analysis of serial crystallography runs."
+    )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in (simulate, process, outputs, serve, logbook):
@@ -37,13 +38,19 @@ def os_error_text(e: OSError) -> str:
     """One line for an operating-system error on files: what, where, and what to do."""
     import errno
 
-    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-            errno.EPERM: "operation not permitted"}.get(e.errno, e.strerror or str(e))
+    what = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+    }.get(e.errno, e.strerror or str(e))
     where = f" writing {e.filename}" if e.filename else ""
-    return (f"{what}{where} ({type(e).__name__}, errno {e.errno}). Free space or fix the "
-            "permissions (or choose another --out), then run the same command again: "
-            "finished work is kept and it resumes")
+    return (
+        f"{what}{where} ({type(e).__name__}, errno {e.errno}). Free space or fix the "
+        "permissions (or choose another --out), then run the same command again: "
+        "finished work is kept and it resumes"
+    )
 
 
 def _interrupt(signum, frame) -> None:

@@ -17,22 +17,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     from .simulate import add_simulation_options, number, positive_int
 
     p = sub.add_parser(
-        "demo", help="simulate a beamtime run and monitor it live",
+        "demo",
+        help="simulate a beamtime run and monitor it live",
         description="Simulate a serial-crystallography run in one process and monitor it live "
-                    "in this one: hit rate, spots, resolution, lag and red flags.")
-    p.add_argument("--out", default=None, help="folder for the run and its features "
-                                               "(default: a new temporary folder)")
+        "in this one: hit rate, spots, resolution, lag and red flags.",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for the run and its features (default: a new temporary folder)",
+    )
     add_simulation_options(p, frames=0, rate=20.0, detector="eiger1m")
     # what the demo shows unless told otherwise (0 is a value: --ice-fraction 0 means no ice)
-    p.set_defaults(hit_fraction=0.35, ice_fraction=0.1, multi_lattice_fraction=0.15,
-                   laser_on_fraction=0.5, dropped_fraction=0.002)
-    p.add_argument("--no-browser", action="store_true",
-                   help="do not open a web browser on the dashboard")
-    p.add_argument("--port", type=positive_int("--port", 0, 65535), default=5006,
-                   help="port of the dashboard on 127.0.0.1 (default %(default)s; taken: any)")
-    p.add_argument("--exit-at-end", action="store_true",
-                   help="exit when the run ends (default: with a browser, the page stays up "
-                        "with the run's final state until Ctrl-C)")
+    p.set_defaults(
+        hit_fraction=0.35,
+        ice_fraction=0.1,
+        multi_lattice_fraction=0.15,
+        laser_on_fraction=0.5,
+        dropped_fraction=0.002,
+    )
+    p.add_argument(
+        "--no-browser", action="store_true", help="do not open a web browser on the dashboard"
+    )
+    p.add_argument(
+        "--port",
+        type=positive_int("--port", 0, 65535),
+        default=5006,
+        help="port of the dashboard on 127.0.0.1 (default %(default)s; taken: any)",
+    )
+    p.add_argument(
+        "--exit-at-end",
+        action="store_true",
+        help="exit when the run ends (default: with a browser, the page stays up "
+        "with the run's final state until Ctrl-C)",
+    )
     add_config_option(p)
     add_source_options(p, timeout=False, detector=False)
     from .indexing import add_indexing_options
@@ -41,38 +59,70 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
-        "process", help="compute per-frame features of a run (finished or growing), resumably",
+        "process",
+        help="compute per-frame features of a run (finished or growing), resumably",
         description="Compute per-frame features of a run into a feature store. Killed and "
-                    "started again, it resumes where it stopped.")
-    p.add_argument("target", help="run: a .zarr store, an Eiger master .h5, a folder or glob "
-                                  "of image files, tcp://HOST:PORT, or an xlive run folder")
+        "started again, it resumes where it stopped.",
+    )
+    p.add_argument(
+        "target",
+        help="run: a .zarr store, an Eiger master .h5, a folder or glob "
+        "of image files, tcp://HOST:PORT, or an xlive run folder",
+    )
     p.add_argument("--out", required=True, help="feature store (.zarr) to create or resume")
-    p.add_argument("--live", action="store_true",
-                   help="keep polling the run for new frames until it stays idle")
-    p.add_argument("--idle-timeout", type=number("--idle-timeout", low=0), default=30.0,
-                   help="with --live: stop after this many seconds without new frames")
-    p.add_argument("--sample", type=number("--sample", low=0, low_open=True, high=1), default=None,
-                   help="compute only this fraction of frames (every k-th), e.g. 0.1")
-    p.add_argument("--fill-in", action="store_true",
-                   help="compute frames an earlier pass skipped")
-    p.add_argument("--latency-budget", type=number("--latency-budget", low=0, low_open=True),
-                   default=None,
-                   help="with --live: sample when the lag would exceed this (s; default 5)")
-    p.add_argument("--no-sampling", action="store_true",
-                   help="with --live: never skip frames, however late")
-    p.add_argument("--scheduler", default=None,
-                   help="address of a running dask.distributed scheduler (default: local)")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="keep polling the run for new frames until it stays idle",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=number("--idle-timeout", low=0),
+        default=30.0,
+        help="with --live: stop after this many seconds without new frames",
+    )
+    p.add_argument(
+        "--sample",
+        type=number("--sample", low=0, low_open=True, high=1),
+        default=None,
+        help="compute only this fraction of frames (every k-th), e.g. 0.1",
+    )
+    p.add_argument("--fill-in", action="store_true", help="compute frames an earlier pass skipped")
+    p.add_argument(
+        "--latency-budget",
+        type=number("--latency-budget", low=0, low_open=True),
+        default=None,
+        help="with --live: sample when the lag would exceed this (s; default 5)",
+    )
+    p.add_argument(
+        "--no-sampling", action="store_true", help="with --live: never skip frames, however late"
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a running dask.distributed scheduler (default: local)",
+    )
     add_cluster_option(p)
-    p.add_argument("--workers", type=positive_int("--workers"), default=None,
-                   help="local dask worker threads (or processes with --processes)")
+    p.add_argument(
+        "--workers",
+        type=positive_int("--workers"),
+        default=None,
+        help="local dask worker threads (or processes with --processes)",
+    )
     p.add_argument("--processes", action="store_true", help="local workers as processes")
     add_config_option(p, " (--fill-in: default the one stored with the features)")
-    p.add_argument("--spool", default=None,
-                   help="for tcp:// streams: the spool folder receiving the frames (default: "
-                        "OUT with '-spool.zarr'); a restarted process continues the same run")
+    p.add_argument(
+        "--spool",
+        default=None,
+        help="for tcp:// streams: the spool folder receiving the frames (default: "
+        "OUT with '-spool.zarr'); a restarted process continues the same run",
+    )
     add_source_options(p)
-    p.add_argument("--hits-cxi", default=None,
-                   help="also write hits as they are found into this CXI file (+ .lst beside)")
+    p.add_argument(
+        "--hits-cxi",
+        default=None,
+        help="also write hits as they are found into this CXI file (+ .lst beside)",
+    )
     from .indexing import add_indexing_options
     from .outputs import add_db_option
 
@@ -89,32 +139,52 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # --------------------------------------------------------------------------- sources
 def add_detector_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--detector", default=None,
-                   help="European XFEL runs: the detector (SPB_DET_AGIPD1M-1, an ePix100 "
-                        "source...); Karabo bridge (karabo://HOST:PORT): the source")
+    p.add_argument(
+        "--detector",
+        default=None,
+        help="European XFEL runs: the detector (SPB_DET_AGIPD1M-1, an ePix100 "
+        "source...); Karabo bridge (karabo://HOST:PORT): the source",
+    )
 
 
-def add_source_options(p: argparse.ArgumentParser, *, timeout: bool = True,
-                       detector: bool = True) -> None:
+def add_source_options(
+    p: argparse.ArgumentParser, *, timeout: bool = True, detector: bool = True
+) -> None:
     """``--geometry``, ``--mask``, ``--metadata``, ``--timeout`` and ``--detector``, for the
     commands that open a run."""
     g = p.add_argument_group("geometry, mask and metadata")
-    g.add_argument("--geometry", default=None, metavar="FILE",
-                   help="detector geometry file: CrystFEL .geom, pyFAI .poni, NXmx .h5 or xlive "
-                        ".json, used instead of the run's headers (values a .geom leaves to the "
-                        "data, e.g. its clen, come from [geometry] clen/distance/wavelength in "
-                        "--config)")
-    g.add_argument("--mask", default=None, metavar="FILE",
-                   help="extra mask, nonzero = masked: .npy, an image (CBF, TIFF, EDF...) or "
-                        "HDF5 (FILE or FILE:/dataset)")
-    g.add_argument("--metadata", default=None, metavar="FILE",
-                   help="per-frame side table (CSV or HDF5: timestamps, laser on/off, ...) "
-                        "joined by frame (default: metadata.csv or <run>_metadata.csv beside "
-                        "the run, when there)")
+    g.add_argument(
+        "--geometry",
+        default=None,
+        metavar="FILE",
+        help="detector geometry file: CrystFEL .geom, pyFAI .poni, NXmx .h5 or xlive "
+        ".json, used instead of the run's headers (values a .geom leaves to the "
+        "data, e.g. its clen, come from [geometry] clen/distance/wavelength in "
+        "--config)",
+    )
+    g.add_argument(
+        "--mask",
+        default=None,
+        metavar="FILE",
+        help="extra mask, nonzero = masked: .npy, an image (CBF, TIFF, EDF...) or "
+        "HDF5 (FILE or FILE:/dataset)",
+    )
+    g.add_argument(
+        "--metadata",
+        default=None,
+        metavar="FILE",
+        help="per-frame side table (CSV or HDF5: timestamps, laser on/off, ...) "
+        "joined by frame (default: metadata.csv or <run>_metadata.csv beside "
+        "the run, when there)",
+    )
     if timeout:
-        p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                       help="wait at most this long for a run that does not exist yet "
-                            "(default: no limit)")
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="wait at most this long for a run that does not exist yet (default: no limit)",
+        )
     if detector:
         add_detector_option(p)
 
@@ -129,8 +199,14 @@ def geometry_values(args: argparse.Namespace) -> dict:
     return {k: v for k, v in load_config(args.config).geometry.items() if k in FILE_VALUES}
 
 
-def open_run_source(target: str, args: argparse.Namespace, values: dict | None = None, *,
-                    wait: bool = False, **options):
+def open_run_source(
+    target: str,
+    args: argparse.Namespace,
+    values: dict | None = None,
+    *,
+    wait: bool = False,
+    **options,
+):
     """The run's source with the geometry file, mask, metadata, detector and config values
     the user gave; with ``wait``, a run that does not exist yet is waited for (a
     :class:`~xlive.sources.pending.PendingSource`, up to ``--timeout``). Prints a loud warning
@@ -148,8 +224,11 @@ def open_run_source(target: str, args: argparse.Namespace, values: dict | None =
         if not Path(args.metadata).exists() and not wait:
             raise ConfigError(f"metadata file {args.metadata} does not exist")
         options["metadata"] = args.metadata
-    kind = guess_source(str(target)) if "://" not in str(target) or str(target).startswith(
-        "karabo://") else None
+    kind = (
+        guess_source(str(target))
+        if "://" not in str(target) or str(target).startswith("karabo://")
+        else None
+    )
     # streams and EuXFEL runs take the geometry when opened; other runs build theirs at the
     # first frame (a GeometryPlan, which knows the detector shape a PONI file may lack)
     early = "://" in str(target) or kind == "euxfel"
@@ -157,12 +236,14 @@ def open_run_source(target: str, args: argparse.Namespace, values: dict | None =
         options["geometry"] = load_geometry_file(args.geometry, values)
     if getattr(args, "detector", None):
         if kind not in ("euxfel", "karabo"):
-            raise ConfigError("--detector applies to European XFEL run folders and "
-                              "karabo://HOST:PORT streams")
+            raise ConfigError(
+                "--detector applies to European XFEL run folders and karabo://HOST:PORT streams"
+            )
         options["detector" if kind == "euxfel" else "source"] = args.detector
     if kind == "euxfel" and "geometry" not in options:
-        options.update({k: values[k] for k in ("distance", "wavelength", "photon_energy")
-                        if k in values})
+        options.update(
+            {k: values[k] for k in ("distance", "wavelength", "photon_energy") if k in values}
+        )
     if wait and not target_exists(str(target)):
         source = PendingSource(target, timeout=getattr(args, "timeout", None), **options)
     else:
@@ -190,16 +271,23 @@ def open_run_source(target: str, args: argparse.Namespace, values: dict | None =
 
 
 def add_config_option(p: argparse.ArgumentParser, more: str = "") -> None:
-    p.add_argument("--config", default=None,
-                   help="run configuration (TOML): geometry overrides, analyzers and their "
-                        f"parameters, live-loop settings, flag thresholds{more}")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="run configuration (TOML): geometry overrides, analyzers and their "
+        f"parameters, live-loop settings, flag thresholds{more}",
+    )
 
 
 def add_cluster_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cluster", choices=["local", "slurm"], default=None,
-                   help="where workers run: this machine, or SLURM jobs through dask-jobqueue "
-                        "sized by the [cluster] table of --config (default: that table's kind, "
-                        "else local)")
+    p.add_argument(
+        "--cluster",
+        choices=["local", "slurm"],
+        default=None,
+        help="where workers run: this machine, or SLURM jobs through dask-jobqueue "
+        "sized by the [cluster] table of --config (default: that table's kind, "
+        "else local)",
+    )
 
 
 def notice(text: str) -> None:
@@ -217,8 +305,13 @@ def _client(args, cfg):
     from ..engine.cluster import cluster_params, make_client
 
     params = cluster_params(args.cluster, cfg.cluster) if args.cluster else cfg.cluster
-    return make_client(params, scheduler=args.scheduler, workers=args.workers,
-                       processes=args.processes, notice=notice)
+    return make_client(
+        params,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        processes=args.processes,
+        notice=notice,
+    )
 
 
 def cmd_process(args: argparse.Namespace) -> int:
@@ -230,8 +323,13 @@ def cmd_process(args: argparse.Namespace) -> int:
         raise ConfigError("--spool applies to tcp:// streams only")
     # a stream's receiver starts first, before the heavy imports: a detector does not wait;
     # with --live (or --timeout), a run that does not exist yet is waited for
-    source = open_run_source(args.target, args, geometry_values(args),
-                             wait=args.live or args.timeout is not None, **options)
+    source = open_run_source(
+        args.target,
+        args,
+        geometry_values(args),
+        wait=args.live or args.timeout is not None,
+        **options,
+    )
     try:
         return _process(args, source)
     finally:
@@ -263,14 +361,21 @@ def _process(args: argparse.Namespace, source) -> int:
     waiting = getattr(source, "waiting_for", "")
     if waiting and not args.live:
         missing = getattr(source, "missing_files", list)()
-        raise SourceError(f"{args.target}: {len(missing)} data files the master names are "
-                          f"missing ({', '.join(Path(m).name for m in missing[:3])}"
-                          f"{', ...' if len(missing) > 3 else ''}); copy them beside it, or "
-                          "process with --live to wait for them")
+        raise SourceError(
+            f"{args.target}: {len(missing)} data files the master names are "
+            f"missing ({', '.join(Path(m).name for m in missing[:3])}"
+            f"{', ...' if len(missing) > 3 else ''}); copy them beside it, or "
+            "process with --live to wait for them"
+        )
     if waiting:
         print(f"xlive process: {waiting}", flush=True)
-    if cfg.geometry and n and not args.geometry and not getattr(source, "distance", None) \
-            and source.geometry_edit is None:
+    if (
+        cfg.geometry
+        and n
+        and not args.geometry
+        and not getattr(source, "distance", None)
+        and source.geometry_edit is None
+    ):
         source.set_geometry(cfg.apply_geometry(source.geometry))
     client, workers = _client(args, cfg)
     if workers is not None:
@@ -293,21 +398,34 @@ def _process(args: argparse.Namespace, source) -> int:
                 record_final_row(args, variables)
             return 0
         params = dataclasses.replace(
-            cfg.live, sample=args.sample if args.sample is not None else cfg.live.sample,
-            latency_budget=args.latency_budget if args.latency_budget is not None
+            cfg.live,
+            sample=args.sample if args.sample is not None else cfg.live.sample,
+            latency_budget=args.latency_budget
+            if args.latency_budget is not None
             else cfg.live.latency_budget,
-            adaptive=args.live and not args.no_sampling and cfg.live.adaptive)
+            adaptive=args.live and not args.no_sampling and cfg.live.adaptive,
+        )
         if args.hits_cxi:
             from ..outputs.cxi import CXIHitsListener
 
-            listeners.append(CXIHitsListener(source, args.hits_cxi,
-                                             lst=Path(args.hits_cxi).with_suffix(".lst")))
+            listeners.append(
+                CXIHitsListener(source, args.hits_cxi, lst=Path(args.hits_cxi).with_suffix(".lst"))
+            )
         # the analyzers are built from the configuration at the first frame
         tracker = FlagTracker(RunAggregates(cfg.aggregate), cfg.flags)
-        with LiveProcessor(source, args.out, client=client, params=params, config=cfg,
-                           listeners=listeners, history_listeners=[tracker],
-                           attrs=provenance(args, cfg)) as lp, \
-                tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar:
+        with (
+            LiveProcessor(
+                source,
+                args.out,
+                client=client,
+                params=params,
+                config=cfg,
+                listeners=listeners,
+                history_listeners=[tracker],
+                attrs=provenance(args, cfg),
+            ) as lp,
+            tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar,
+        ):
             recorder = start_recorder(args, lp, variables, cfg)
             done_before = lp.store.frames_done_count() if lp.store is not None else 0
             bar.update(done_before)
@@ -318,19 +436,30 @@ def _process(args: argparse.Namespace, source) -> int:
 
             def progress(proc):
                 # a run with an end marker (complete flag, planned frames) ends with it
-                if args.live and proc.caught_up and getattr(proc.source, "finished", None) \
-                        and proc.source.refresh() == proc.source.n_frames and proc.caught_up:
+                if (
+                    args.live
+                    and proc.caught_up
+                    and getattr(proc.source, "finished", None)
+                    and proc.source.refresh() == proc.source.n_frames
+                    and proc.caught_up
+                ):
                     ended.set()  # (counted again after the marker: its last frames are in)
                 bar.total = max(bar.total or 0, proc.source.n_frames)
                 bar.n = done_before + proc.stats.frames_stored + proc.stats.frames_skipped
-                bar.set_postfix(lag=f"{proc.stats.lag_percentile(95):.1f}s",
-                                rate=f"{proc.stats.throughput():.0f}/s", refresh=False,
-                                **({"workers": workers.summary()} if workers else {}))
+                bar.set_postfix(
+                    lag=f"{proc.stats.lag_percentile(95):.1f}s",
+                    rate=f"{proc.stats.throughput():.0f}/s",
+                    refresh=False,
+                    **({"workers": workers.summary()} if workers else {}),
+                )
                 bar.refresh()
 
             try:
-                stats = lp.run(until_idle=args.idle_timeout if args.live else 0.0,
-                               progress=progress, stop=ended)
+                stats = lp.run(
+                    until_idle=args.idle_timeout if args.live else 0.0,
+                    progress=progress,
+                    stop=ended,
+                )
             except BaseException:
                 finish_recorder(recorder, ok=False)
                 raise
@@ -339,10 +468,13 @@ def _process(args: argparse.Namespace, source) -> int:
                 tracker.aggregates.geometry = source.geometry
                 tracker.aggregates.declare(lp.specs)
                 tracker.evaluate_all()  # every rule, over the whole run, at its end
-                lp.store.set_flag_timeline(tracker.timeline.to_list(),
-                                           dataclasses.asdict(tracker.thresholds))
-        print(f"stored features of {stats.frames_stored} frames in {args.out} "
-              f"({stats.frames_skipped} skipped; 95% lag {stats.lag_percentile(95):.2f} s)")
+                lp.store.set_flag_timeline(
+                    tracker.timeline.to_list(), dataclasses.asdict(tracker.thresholds)
+                )
+        print(
+            f"stored features of {stats.frames_stored} frames in {args.out} "
+            f"({stats.frames_skipped} skipped; 95% lag {stats.lag_percentile(95):.2f} s)"
+        )
         _print_flags(args.out)
         _print_faults(faults)
         finish_recorder(recorder, _record(args))
@@ -409,7 +541,8 @@ def _replay_timeline(features) -> None:
     _, timeline = aggregates(ds, replay_flags=True)
     thresholds = flag_thresholds_of(ds, stored_config(ds.attrs, analyzers=False).flags)
     FeatureStore.open(features, mode="r+").set_flag_timeline(
-        timeline.to_list(), dataclasses.asdict(thresholds))
+        timeline.to_list(), dataclasses.asdict(thresholds)
+    )
 
 
 def _print_flags(features) -> None:
@@ -466,8 +599,12 @@ def _start_simulator(args, run: Path):
 
     params, frames = demo_params(args)
     proc = multiprocessing.get_context("spawn").Process(
-        target=simulate_child, args=(str(run),), name="xlive-demo-simulator", daemon=True,
-        kwargs=dict(frames=frames, rate=args.rate, fmt="zarr", params=params))
+        target=simulate_child,
+        args=(str(run),),
+        name="xlive-demo-simulator",
+        daemon=True,
+        kwargs=dict(frames=frames, rate=args.rate, fmt="zarr", params=params),
+    )
     proc.start()
     return proc
 
@@ -495,8 +632,10 @@ def _wait_for_run(run: Path, writer, timeout: float = 120.0) -> None:
     t_end = time.time() + timeout
     while not (run / "run.zarr" / "zarr.json").exists():
         if not writer.is_alive():
-            raise ConfigError(f"the simulator stopped before writing (exit code "
-                              f"{writer.exitcode}; its messages are above)")
+            raise ConfigError(
+                f"the simulator stopped before writing (exit code "
+                f"{writer.exitcode}; its messages are above)"
+            )
         if time.time() > t_end:
             raise ConfigError(f"no run appeared in {run} within {timeout:.0f} s")
         time.sleep(0.1)
@@ -526,14 +665,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         if args.config is None:  # the demo keeps the lag short
             cfg = dataclasses.replace(cfg, live=dataclasses.replace(cfg.live, latency_budget=3.0))
-        cfg = apply_indexing_options(cfg, args, default_cell=tuple(args.unit_cell),
-                                     default_budget=0.5)
+        cfg = apply_indexing_options(
+            cfg, args, default_cell=tuple(args.unit_cell), default_budget=0.5
+        )
         source = open_run_source(run, args)  # with --geometry, --mask, --metadata
         session = LiveSession(source, feats, config=cfg, store_attrs=provenance(args, cfg))
         # analyzers exist once the first frame does: the page then has its spot controls
         deadline = time.monotonic() + 60
-        while not session.processor.prepare() and writer.is_alive() \
-                and time.monotonic() < deadline:
+        while not session.processor.prepare() and writer.is_alive() and time.monotonic() < deadline:
             time.sleep(0.1)
         try:
             handle = serve_session(session, port=args.port, open_browser=not args.no_browser)
@@ -555,26 +694,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(
                     f"seen {session.source.n_frames} | hit rate {rate:.0%} | "
                     f"lag {lp.stats.lag_percentile(95):.1f}s | {session.status.upper()}"
-                    f"{': ' + ', '.join(f.name for f in flags) if flags else ''}", refresh=False)
+                    f"{': ' + ', '.join(f.name for f in flags) if flags else ''}",
+                    refresh=False,
+                )
                 bar.refresh()
                 if finished and lp.idle and session.source.refresh() == lp.frames_seen:
                     break
         if writer.exitcode:
-            raise ConfigError(f"the simulator failed (exit code {writer.exitcode}; its messages "
-                              "are above)")
+            raise ConfigError(
+                f"the simulator failed (exit code {writer.exitcode}; its messages are above)"
+            )
         flags = session.update_flags()
         info = json.loads((run / "xlive-run.json").read_text())
-        print(f"\nrun finished: {agg.frames} frames analysed ({lp.stats.frames_skipped} sampled "
-              f"out), {info.get('frames_dropped', 0)} dropped by the detector")
+        print(
+            f"\nrun finished: {agg.frames} frames analysed ({lp.stats.frames_skipped} sampled "
+            f"out), {info.get('frames_dropped', 0)} dropped by the detector"
+        )
         print(f"hits: {agg.hits} ({agg.hit_rate:.1%}); 95% lag {lp.stats.lag_percentile(95):.2f} s")
         ix = agg.indexing
         if ix.tried:
             cell = ", ".join(f"{v:.2f}" for v in ix.median_cell())
-            print(f"indexed: {ix.indexed} of {ix.tried} hits tried ({ix.rate:.0%}; "
-                  f"{ix.multi} with two lattices or more); median cell {cell}")
+            print(
+                f"indexed: {ix.indexed} of {ix.tried} hits tried ({ix.rate:.0%}; "
+                f"{ix.multi} with two lattices or more); median cell {cell}"
+            )
         timeline = session.timeline
-        print(f"status: {timeline.status().upper()} over the run "
-              f"({session.status.upper()} at its end)")
+        print(
+            f"status: {timeline.status().upper()} over the run "
+            f"({session.status.upper()} at its end)"
+        )
         for e in timeline.episodes:
             print(f"  {e.describe()}: {e.message}")
         if flags:
@@ -583,8 +731,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.no_browser and not args.exit_at_end:
             from ..views.app import wait_forever
 
-            print(f"the dashboard stays up with the run's final state at {handle.url}; "
-                  "Ctrl-C quits", flush=True)
+            print(
+                f"the dashboard stays up with the run's final state at {handle.url}; Ctrl-C quits",
+                flush=True,
+            )
             try:
                 wait_forever(handle)
             except KeyboardInterrupt:

@@ -9,19 +9,34 @@ import signal
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``serve`` subcommand to the ``xlive`` parser."""
     p = sub.add_parser(
-        "serve", help="monitor a run live in the browser (bokeh server page)",
+        "serve",
+        help="monitor a run live in the browser (bokeh server page)",
         description="Analyse a run (growing or finished) live and serve its dashboard as a web "
-                    "page on 127.0.0.1. Stop with Ctrl-C.")
-    p.add_argument("target", help="the run: a simulated run folder, Zarr store, Eiger master "
-                                  "file, CBF folder, ...")
-    p.add_argument("--port", type=int, default=5006,
-                   help="TCP port (default %(default)s; 0 picks a free one)")
-    p.add_argument("--address", default="127.0.0.1",
-                   help="interface to listen on (default %(default)s: this machine only)")
-    p.add_argument("--features", default=None,
-                   help="feature store to write (and resume from); default: a temporary folder")
-    p.add_argument("--sample", type=float, default=None,
-                   help="fraction of frames to analyse (default: all, sampling when behind)")
+        "page on 127.0.0.1. Stop with Ctrl-C.",
+    )
+    p.add_argument(
+        "target",
+        help="the run: a simulated run folder, Zarr store, Eiger master file, CBF folder, ...",
+    )
+    p.add_argument(
+        "--port", type=int, default=5006, help="TCP port (default %(default)s; 0 picks a free one)"
+    )
+    p.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="interface to listen on (default %(default)s: this machine only)",
+    )
+    p.add_argument(
+        "--features",
+        default=None,
+        help="feature store to write (and resume from); default: a temporary folder",
+    )
+    p.add_argument(
+        "--sample",
+        type=float,
+        default=None,
+        help="fraction of frames to analyse (default: all, sampling when behind)",
+    )
     p.add_argument("--show", action="store_true", help="open the page in a web browser")
     from .indexing import add_indexing_options
     from .process import add_cluster_option, add_config_option, add_source_options
@@ -52,8 +67,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     if args.sample:
-        config = dataclasses.replace(config, live=dataclasses.replace(config.live,
-                                                                      sample=args.sample))
+        config = dataclasses.replace(
+            config, live=dataclasses.replace(config.live, sample=args.sample)
+        )
     from .inputs import provenance
     from .process import geometry_values, open_run_source
 
@@ -62,19 +78,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # a run that does not exist yet is waited for: the page says "waiting for RUN"
     source = open_run_source(args.target, args, geometry_values(args), wait=True)
-    session = LiveSession(source, args.features, config=config, cluster=args.cluster,
-                          store_attrs=provenance(args, config))
+    session = LiveSession(
+        source,
+        args.features,
+        config=config,
+        cluster=args.cluster,
+        store_attrs=provenance(args, config),
+    )
     if session.cluster_workers is not None:
-        print(f"xlive: {session.cluster_workers.summary()}; dask dashboard "
-              f"{session.cluster_workers.dashboard_link}", flush=True)
+        print(
+            f"xlive: {session.cluster_workers.summary()}; dask dashboard "
+            f"{session.cluster_workers.dashboard_link}",
+            flush=True,
+        )
     from .logbook import finish_serve, serve_extras
 
     recorder, apps, patterns = serve_extras(args, session, config)
     runner = SessionRunner(session).start()
     handle = None
     try:
-        handle = serve_session(session, port=args.port, address=args.address,
-                               open_browser=args.show, apps=apps, extra_patterns=patterns)
+        handle = serve_session(
+            session,
+            port=args.port,
+            address=args.address,
+            open_browser=args.show,
+            apps=apps,
+            extra_patterns=patterns,
+        )
         if recorder is not None:
             recorder.link = handle.url
         print(f"xlive: serving {args.target} at {handle.url} (Ctrl-C stops)", flush=True)
@@ -93,4 +123,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
         session.close()
         source.close()
     return 0
-

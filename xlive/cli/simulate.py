@@ -22,6 +22,7 @@ def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
 
 def positive_int(option: str, low: int = 1, high: int | None = None) -> Callable[[str], int]:
     """argparse type: an integer in [low, high] (the message names the option)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -37,9 +38,11 @@ def positive_int(option: str, low: int = 1, high: int | None = None) -> Callable
     return parse
 
 
-def number(option: str, *, low: float | None = None, high: float | None = None,
-           low_open: bool = False) -> Callable[[str], float]:
+def number(
+    option: str, *, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> Callable[[str], float]:
     """argparse type: a finite number in [low, high] ((low, high] with ``low_open``)."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -49,7 +52,8 @@ def number(option: str, *, low: float | None = None, high: float | None = None,
             raise argparse.ArgumentTypeError(f"{option} must be a finite number, got {text!r}")
         if low is not None and (value < low or (low_open and value == low)):
             raise argparse.ArgumentTypeError(
-                f"{option} must be {'>' if low_open else '>='} {low:g}, got {text}")
+                f"{option} must be {'>' if low_open else '>='} {low:g}, got {text}"
+            )
         if high is not None and value > high:
             raise argparse.ArgumentTypeError(f"{option} must be <= {high:g}, got {text}")
         return value
@@ -64,7 +68,8 @@ def _rate(text: str) -> float:
     if 0 < value < MIN_RATE:
         raise argparse.ArgumentTypeError(
             f"--rate must be 0 (as fast as possible) or at least {MIN_RATE:g} frames/s "
-            f"(one per hour), got {text}")
+            f"(one per hour), got {text}"
+        )
     return value
 
 
@@ -85,47 +90,110 @@ def _ranges(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def add_simulation_options(p: argparse.ArgumentParser, *, frames: int, rate: float,
-                           detector: str) -> None:
+def add_simulation_options(
+    p: argparse.ArgumentParser, *, frames: int, rate: float, detector: str
+) -> None:
     from ..geometry.detectors import DETECTORS, INTEGRATING
 
-    p.add_argument("--frames", type=positive_int("--frames", 0), default=frames,
-                   help="frames to write (default %(default)s)")
-    p.add_argument("--rate", type=_rate, default=rate,
-                   help="frames per second; 0 writes as fast as possible (default %(default)s)")
-    p.add_argument("--detector", choices=[*DETECTORS, *INTEGRATING], default=detector,
-                   help="detector model (default %(default)s; jungfrau*/agipd* are integrating "
-                        "multi-panel detectors: float ADU/keV, --format zarr, .geom beside)")
+    p.add_argument(
+        "--frames",
+        type=positive_int("--frames", 0),
+        default=frames,
+        help="frames to write (default %(default)s)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_rate,
+        default=rate,
+        help="frames per second; 0 writes as fast as possible (default %(default)s)",
+    )
+    p.add_argument(
+        "--detector",
+        choices=[*DETECTORS, *INTEGRATING],
+        default=detector,
+        help="detector model (default %(default)s; jungfrau*/agipd* are integrating "
+        "multi-panel detectors: float ADU/keV, --format zarr, .geom beside)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     g = p.add_argument_group("what happens in the run")
-    g.add_argument("--hit-fraction", type=number("--hit-fraction", low=0, high=1), default=0.3, help="fraction of crystal hits")
-    g.add_argument("--unit-cell", type=_unit_cell, default=(79.1, 79.1, 37.9, 90, 90, 90),
-                   help="a,b,c,alpha,beta,gamma in Å and degrees (default lysozyme)")
-    g.add_argument("--wavelength", type=number("--wavelength", low=0, low_open=True), default=1.0, help="wavelength in Å")
-    g.add_argument("--distance", type=number("--distance", low=0, low_open=True), default=None, help="detector distance in m")
-    g.add_argument("--ice-fraction", type=number("--ice-fraction", low=0, high=1), default=0.0, help="fraction of frames with ice")
-    g.add_argument("--multi-lattice-fraction",
-                   type=number("--multi-lattice-fraction", low=0, high=1), default=0.0,
-                   help="fraction of hits with two lattices")
-    g.add_argument("--jet-loss", type=_ranges, default=(),
-                   help="frame ranges without jet, e.g. 100:200,500:550")
-    g.add_argument("--dose-decay", type=number("--dose-decay", low=0, high=1), default=0.0,
-                   help="relative decay of diffraction per frame (sample dying)")
-    g.add_argument("--laser-on-fraction", type=number("--laser-on-fraction", low=0, high=1), default=0.0,
-                   help="fraction of frames with the pump laser on")
-    g.add_argument("--dropped-fraction", type=number("--dropped-fraction", low=0, high=1), default=0.0,
-                   help="fraction of frames the detector drops")
+    g.add_argument(
+        "--hit-fraction",
+        type=number("--hit-fraction", low=0, high=1),
+        default=0.3,
+        help="fraction of crystal hits",
+    )
+    g.add_argument(
+        "--unit-cell",
+        type=_unit_cell,
+        default=(79.1, 79.1, 37.9, 90, 90, 90),
+        help="a,b,c,alpha,beta,gamma in Å and degrees (default lysozyme)",
+    )
+    g.add_argument(
+        "--wavelength",
+        type=number("--wavelength", low=0, low_open=True),
+        default=1.0,
+        help="wavelength in Å",
+    )
+    g.add_argument(
+        "--distance",
+        type=number("--distance", low=0, low_open=True),
+        default=None,
+        help="detector distance in m",
+    )
+    g.add_argument(
+        "--ice-fraction",
+        type=number("--ice-fraction", low=0, high=1),
+        default=0.0,
+        help="fraction of frames with ice",
+    )
+    g.add_argument(
+        "--multi-lattice-fraction",
+        type=number("--multi-lattice-fraction", low=0, high=1),
+        default=0.0,
+        help="fraction of hits with two lattices",
+    )
+    g.add_argument(
+        "--jet-loss",
+        type=_ranges,
+        default=(),
+        help="frame ranges without jet, e.g. 100:200,500:550",
+    )
+    g.add_argument(
+        "--dose-decay",
+        type=number("--dose-decay", low=0, high=1),
+        default=0.0,
+        help="relative decay of diffraction per frame (sample dying)",
+    )
+    g.add_argument(
+        "--laser-on-fraction",
+        type=number("--laser-on-fraction", low=0, high=1),
+        default=0.0,
+        help="fraction of frames with the pump laser on",
+    )
+    g.add_argument(
+        "--dropped-fraction",
+        type=number("--dropped-fraction", low=0, high=1),
+        default=0.0,
+        help="fraction of frames the detector drops",
+    )
 
 
 def simulation_params(args: argparse.Namespace):
     from ..simulate import SimParams
 
     return SimParams(
-        detector=args.detector, seed=args.seed, hit_fraction=args.hit_fraction,
-        unit_cell=tuple(args.unit_cell), wavelength=args.wavelength, distance=args.distance,
-        ice_fraction=args.ice_fraction, multi_lattice_fraction=args.multi_lattice_fraction,
-        jet_loss=args.jet_loss, dose_decay=args.dose_decay,
-        laser_on_fraction=args.laser_on_fraction, dropped_fraction=args.dropped_fraction,
+        detector=args.detector,
+        seed=args.seed,
+        hit_fraction=args.hit_fraction,
+        unit_cell=tuple(args.unit_cell),
+        wavelength=args.wavelength,
+        distance=args.distance,
+        ice_fraction=args.ice_fraction,
+        multi_lattice_fraction=args.multi_lattice_fraction,
+        jet_loss=args.jet_loss,
+        dose_decay=args.dose_decay,
+        laser_on_fraction=args.laser_on_fraction,
+        dropped_fraction=args.dropped_fraction,
     )
 
 
@@ -136,17 +204,32 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from ..simulate.run import check_options
 
     params = simulation_params(args)
-    check_options(frames=args.frames, rate=args.rate, fmt=args.format,
-                  frames_per_file=args.frames_per_file, out=args.out, overwrite=args.overwrite)
-    with tqdm(total=args.frames, unit="frame", desc=f"simulate {args.format}",
-              disable=args.quiet) as bar:
+    check_options(
+        frames=args.frames,
+        rate=args.rate,
+        fmt=args.format,
+        frames_per_file=args.frames_per_file,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
+    with tqdm(
+        total=args.frames, unit="frame", desc=f"simulate {args.format}", disable=args.quiet
+    ) as bar:
         summary = write_run(
-            args.out, frames=args.frames, rate=args.rate, fmt=args.format, name=args.name,
-            overwrite=args.overwrite, frames_per_file=args.frames_per_file, params=params,
+            args.out,
+            frames=args.frames,
+            rate=args.rate,
+            fmt=args.format,
+            name=args.name,
+            overwrite=args.overwrite,
+            frames_per_file=args.frames_per_file,
+            params=params,
             progress=bar.update,
         )
-    print(f"wrote {summary.frames} frames ({summary.dropped} dropped by the detector) to "
-          f"{summary.path} at {summary.rate:.1f} frames/s")
+    print(
+        f"wrote {summary.frames} frames ({summary.dropped} dropped by the detector) to "
+        f"{summary.path} at {summary.rate:.1f} frames/s"
+    )
     return 0
 
 
@@ -154,16 +237,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``simulate`` subcommand to the ``xlive`` parser."""
     from ..simulate import FORMATS
 
-    p = sub.add_parser("simulate", help="write a simulated run, progressively, at a frame rate",
-                       description="Write a simulated serial-crystallography run with ground "
-                                   "truth, at a frame rate, so that other processes can read it "
-                                   "while it grows.")
+    p = sub.add_parser(
+        "simulate",
+        help="write a simulated run, progressively, at a frame rate",
+        description="Write a simulated serial-crystallography run with ground "
+        "truth, at a frame rate, so that other processes can read it "
+        "while it grows.",
+    )
     p.add_argument("out", help="output folder (must be new or empty unless --overwrite)")
     p.add_argument("--format", choices=FORMATS, default="zarr", help="file format (default zarr)")
     add_simulation_options(p, frames=200, rate=100.0, detector="eiger4m")
     p.add_argument("--name", default="run", help="file name stem for eiger-h5 and cbf")
-    p.add_argument("--frames-per-file", type=positive_int("--frames-per-file"), default=100,
-                   help="frames per Eiger data file (default %(default)s)")
+    p.add_argument(
+        "--frames-per-file",
+        type=positive_int("--frames-per-file"),
+        default=100,
+        help="frames per Eiger data file (default %(default)s)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in OUT")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_simulate)

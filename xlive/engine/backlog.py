@@ -26,8 +26,16 @@ class Sampling:
     skip: list[int]
 
 
-def sample_backlog(queue: Sequence[int], *, in_flight: int, rate: float, frames_stored: int,
-                   block: int, latency_budget: float, adaptive: bool = True) -> Sampling | None:
+def sample_backlog(
+    queue: Sequence[int],
+    *,
+    in_flight: int,
+    rate: float,
+    frames_stored: int,
+    block: int,
+    latency_budget: float,
+    adaptive: bool = True,
+) -> Sampling | None:
     """Thin the queue when the backlog would take longer than half the latency budget.
 
     Parameters

@@ -63,7 +63,8 @@ def concat_blocks(blocks: list[Block], merge_partials) -> Block:
         return blocks[0]
     frames = np.concatenate([b.frames for b in blocks])
     order = np.argsort(frames, kind="stable")
-    features = {k: np.concatenate([b.features[k] for b in blocks])[order]
-                for k in blocks[0].features}
+    features = {
+        k: np.concatenate([b.features[k] for b in blocks])[order] for k in blocks[0].features
+    }
     bad = np.concatenate([b.bad for b in blocks])[order]
     return Block(frames[order], bad, features, merge_partials([b.partials for b in blocks]))

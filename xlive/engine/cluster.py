@@ -75,7 +75,8 @@ def keep_frame_buffers(mmap_threshold: int = 32 * MIB, trim_threshold: int = 256
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     ok = bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-        mallopt(M_TRIM_THRESHOLD, trim_threshold))
+        mallopt(M_TRIM_THRESHOLD, trim_threshold)
+    )
     if not ok:
         log.info("mallopt refused the frame-buffer settings; large frames are mmapped each time")
     return ok
@@ -99,24 +100,35 @@ def default_client(n_workers: int | None = None, processes: bool = False):
     ncores = os.cpu_count() or 1
     # everything on 127.0.0.1: without addresses the scheduler's and workers' HTTP servers
     # listen on all interfaces (even with dashboard_address=None, which means ":8787")
-    quiet = dict(dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0",
-                 silence_logs=logging.ERROR)
+    quiet = dict(
+        dashboard_address="127.0.0.1:0",
+        worker_dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    )
     # no dashboard, so nobody reads the workers' statistical profiles: their sampling thread
     # cost about 1 ms of CPU per EIGER 4M frame (bench/workers_scaling.py)
     # each comm keeps its last low-level-log-length batches of messages for debugging: with
     # the default (1000) the client's copies of recent task graphs (frame indices, pickled
     # arguments) stay alive, ~0.5 MB per 1000 frames until the log is full (bench/soak.py)
-    config = {"distributed.worker.profile.enabled": False,
-              "distributed.admin.low-level-log-length": 10}
+    config = {
+        "distributed.worker.profile.enabled": False,
+        "distributed.admin.low-level-log-length": 10,
+    }
     with warnings.catch_warnings(), dask.config.set(config):
         # without a dashboard the scheduler still opens an HTTP port and warns when 8787 is taken
         warnings.filterwarnings("ignore", message="Port 8787 is already in use")
         if processes:
-            cluster = LocalCluster(n_workers=n_workers or ncores, threads_per_worker=1,
-                                   processes=True, host="127.0.0.1", **quiet)
+            cluster = LocalCluster(
+                n_workers=n_workers or ncores,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                **quiet,
+            )
         else:
-            cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or ncores,
-                                   processes=False, **quiet)
+            cluster = LocalCluster(
+                n_workers=1, threads_per_worker=n_workers or ncores, processes=False, **quiet
+            )
         client = Client(cluster)
     if processes:
         client.run(_one_codec_thread)
@@ -185,19 +197,20 @@ class ClusterParams:
             raise ConfigError(f"kind must be one of {list(KINDS)}, got {self.kind!r}")
         for name in ("cores", "processes", "jobs"):
             if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be at least 1, "
-                                  f"got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if self.cores % self.processes:
-            raise ConfigError(f"cores ({self.cores}) must be a multiple of processes "
-                              f"({self.processes})")
+            raise ConfigError(
+                f"cores ({self.cores}) must be a multiple of processes ({self.processes})"
+            )
         if self.minimum < 0 or self.maximum < 0:
             raise ConfigError("minimum and maximum must be 0 or more")
         if self.maximum and self.minimum > self.maximum:
-            raise ConfigError(f"minimum ({self.minimum}) is above maximum "
-                              f"({self.maximum})")
+            raise ConfigError(f"minimum ({self.minimum}) is above maximum ({self.maximum})")
         if self.maximum and not self.minimum <= self.jobs <= self.maximum:
-            raise ConfigError(f"jobs ({self.jobs}) must lie between minimum "
-                              f"({self.minimum}) and maximum ({self.maximum})")
+            raise ConfigError(
+                f"jobs ({self.jobs}) must lie between minimum "
+                f"({self.minimum}) and maximum ({self.maximum})"
+            )
         object.__setattr__(self, "extra_directives", tuple(self.extra_directives))
 
     @property
@@ -209,11 +222,15 @@ def _require_jobqueue():
     try:
         import dask_jobqueue
     except ImportError:
-        raise ClusterError("--cluster slurm needs dask-jobqueue: pip install "
-                           "'xlive[slurm]' (or pip install dask-jobqueue)") from None
+        raise ClusterError(
+            "--cluster slurm needs dask-jobqueue: pip install "
+            "'xlive[slurm]' (or pip install dask-jobqueue)"
+        ) from None
     if shutil.which("sbatch") is None:
-        raise ClusterError("--cluster slurm needs the SLURM commands (sbatch, squeue, scancel) "
-                           "on PATH: run xlive on a login node of the cluster")
+        raise ClusterError(
+            "--cluster slurm needs the SLURM commands (sbatch, squeue, scancel) "
+            "on PATH: run xlive on a login node of the cluster"
+        )
     return dask_jobqueue
 
 
@@ -224,15 +241,24 @@ def slurm_cluster(params: ClusterParams, *, local_directory: str | None = None):
     jq = _require_jobqueue()
     default = dask.config.get("distributed.deploy.lost-worker-timeout")
     if default == "15s":  # dask's default, not the user's choice: notice lost jobs sooner
-        dask.config.set({"distributed.deploy.lost-worker-timeout":
-                         f"{params.lost_worker_timeout}s"})
-    kw = dict(cores=params.cores, processes=params.processes, memory=params.memory,
-              walltime=params.walltime, queue=params.queue, account=params.account,
-              job_extra_directives=list(params.extra_directives),
-              interface=params.interface, python=sys.executable, nanny=params.nanny,
-              # ":0": any free port (None would still try 8787, which is often taken)
-              scheduler_options={"dashboard_address": ":0"},
-              log_directory=params.log_directory)
+        dask.config.set(
+            {"distributed.deploy.lost-worker-timeout": f"{params.lost_worker_timeout}s"}
+        )
+    kw = dict(
+        cores=params.cores,
+        processes=params.processes,
+        memory=params.memory,
+        walltime=params.walltime,
+        queue=params.queue,
+        account=params.account,
+        job_extra_directives=list(params.extra_directives),
+        interface=params.interface,
+        python=sys.executable,
+        nanny=params.nanny,
+        # ":0": any free port (None would still try 8787, which is often taken)
+        scheduler_options={"dashboard_address": ":0"},
+        log_directory=params.log_directory,
+    )
     if local_directory:
         kw["local_directory"] = local_directory
     with warnings.catch_warnings():
@@ -245,8 +271,12 @@ def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
     if not job_ids or shutil.which("squeue") is None:
         return {}
     try:
-        out = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i %T %r"],
-                             capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(
+            ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i %T %r"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return {}
     states = {}
@@ -257,8 +287,9 @@ def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
     return states
 
 
-def threads_needed(arrival: float, backlog: int, per_frame: float, drain: float,
-                   headroom: float = 1.25) -> float:
+def threads_needed(
+    arrival: float, backlog: int, per_frame: float, drain: float, headroom: float = 1.25
+) -> float:
     """Worker threads a live run needs: keep up with ``arrival`` frames/s (with ``headroom``)
     and work off ``backlog`` frames within ``drain`` seconds, at ``per_frame`` CPU s a frame."""
     return headroom * arrival * per_frame + backlog * per_frame / drain
@@ -274,8 +305,13 @@ class BacklogAdaptive(Adaptive):
     ``target_duration``. dask applies ``minimum``/``maximum`` and its usual scale-down delay.
     """
 
-    def __init__(self, *args, demand: Callable[[], float | None] | None = None,
-                 threads_per_worker: int = 1, **kw):
+    def __init__(
+        self,
+        *args,
+        demand: Callable[[], float | None] | None = None,
+        threads_per_worker: int = 1,
+        **kw,
+    ):
         super().__init__(*args, **kw)
         self.demand = demand
         self.threads_per_worker = max(1, threads_per_worker)
@@ -308,8 +344,14 @@ class ClusterWorkers:
         Every notice given so far.
     """
 
-    def __init__(self, params: ClusterParams, *, notice: Callable[[str], None] | None = None,
-                 local_directory: str | None = None, interval: float = 1.0):
+    def __init__(
+        self,
+        params: ClusterParams,
+        *,
+        notice: Callable[[str], None] | None = None,
+        local_directory: str | None = None,
+        interval: float = 1.0,
+    ):
         from distributed import Client
 
         if params.kind != "slurm":
@@ -321,21 +363,26 @@ class ClusterWorkers:
         self.cluster = slurm_cluster(params, local_directory=local_directory)
         self.client = Client(self.cluster)
         self._processor = None
-        self._local = None            # the stand-in worker on this machine
+        self._local = None  # the stand-in worker on this machine
         self._last_slurm = time.monotonic()
         #: job name -> SLURM job id of the jobs seen at the last watchdog round
         self._job_ids: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.adaptive = None
-        self._thread = threading.Thread(target=self._watch, args=(interval,),
-                                        name="xlive-cluster-watchdog", daemon=True)
+        self._thread = threading.Thread(
+            target=self._watch, args=(interval,), name="xlive-cluster-watchdog", daemon=True
+        )
         try:
             if params.adaptive:
                 self.adaptive = self.cluster.adapt(
-                    Adaptive=BacklogAdaptive, demand=self._demand, interval="1s",
+                    Adaptive=BacklogAdaptive,
+                    demand=self._demand,
+                    interval="1s",
                     threads_per_worker=params.cores // params.processes,
-                    minimum_jobs=params.minimum, maximum_jobs=params.maximum)
+                    minimum_jobs=params.minimum,
+                    maximum_jobs=params.maximum,
+                )
             self.cluster.scale(jobs=params.jobs)
             self._wait_first(params.start_timeout)
         except BaseException:  # e.g. Ctrl-C while waiting: cancel what was submitted
@@ -350,15 +397,21 @@ class ClusterWorkers:
 
     def jobs(self) -> dict[str, str]:
         """Job id -> dask-jobqueue status of every job the cluster holds."""
-        return {str(j.job_id): str(getattr(j, "status", "")) for j in
-                list(self.cluster.workers.values()) if getattr(j, "job_id", None)}
+        return {
+            str(j.job_id): str(getattr(j, "status", ""))
+            for j in list(self.cluster.workers.values())
+            if getattr(j, "job_id", None)
+        }
 
     def slurm_workers(self) -> dict[str, str]:
         """Connected workers that run in SLURM jobs: worker address -> job name."""
         names = set(self.cluster.worker_spec) | set(self.cluster.workers)
         info = self.client.scheduler_info(n_workers=-1)["workers"]
-        return {a: str(w.get("name")) for a, w in info.items()
-                if _job_of(str(w.get("name")), names) is not None}
+        return {
+            a: str(w.get("name"))
+            for a, w in info.items()
+            if _job_of(str(w.get("name")), names) is not None
+        }
 
     def summary(self, max_age: float = 1.0) -> str:
         """One line: the workers and their jobs, e.g. ``SLURM: 2 workers (jobs 41, 42)``
@@ -382,8 +435,10 @@ class ClusterWorkers:
         if running:
             text += f" (job{'s' * (len(running) != 1)} {', '.join(running)})"
         if waiting:
-            text += (f", {len(waiting)} job{'s' * (len(waiting) != 1)} waiting to start "
-                     f"({', '.join(waiting)})")
+            text += (
+                f", {len(waiting)} job{'s' * (len(waiting) != 1)} waiting to start "
+                f"({', '.join(waiting)})"
+            )
         if self._local is not None:
             text += "; processing on this machine meanwhile"
         return text
@@ -406,8 +461,9 @@ class ClusterWorkers:
             per_frame = prefix.all_durations.get("compute", 0.0) / max(done, 1)
         except AttributeError:  # a scheduler in another process
             return None
-        return threads_needed(lp.arrival_rate(), lp.backlog(), per_frame,
-                              max(1.0, 0.5 * lp.params.latency_budget))
+        return threads_needed(
+            lp.arrival_rate(), lp.backlog(), per_frame, max(1.0, 0.5 * lp.params.latency_budget)
+        )
 
     # ------------------------------------------------------------------ start and watch
     def _say(self, text: str) -> None:
@@ -429,10 +485,13 @@ class ClusterWorkers:
     def _why_waiting(self) -> str:
         states = job_states(list(self.jobs()))
         if not states:
-            return ("no SLURM job is queued (the submission failed; see the log above, or run "
-                    "`sbatch` by hand with the same settings)")
-        reasons = sorted({f"{s.lower()}: {r}" if r and r != "None" else s.lower()
-                          for s, r in states.values()})
+            return (
+                "no SLURM job is queued (the submission failed; see the log above, or run "
+                "`sbatch` by hand with the same settings)"
+            )
+        reasons = sorted(
+            {f"{s.lower()}: {r}" if r and r != "None" else s.lower() for s, r in states.values()}
+        )
         return f"the SLURM jobs {', '.join(sorted(states))} are waiting ({'; '.join(reasons)})"
 
     def _start_local(self, why: str) -> None:
@@ -443,14 +502,21 @@ class ClusterWorkers:
         nthreads = self.params.local_threads or os.cpu_count() or 1
 
         async def start():
-            return await Worker(self.cluster.scheduler_address, nthreads=nthreads,
-                                name="xlive-local", memory_limit=0, dashboard=False,
-                                local_directory=self._local_directory)
+            return await Worker(
+                self.cluster.scheduler_address,
+                nthreads=nthreads,
+                name="xlive-local",
+                memory_limit=0,
+                dashboard=False,
+                local_directory=self._local_directory,
+            )
 
         self._local = self.client.sync(start)
-        self._say(f"No SLURM worker after {self.params.start_timeout:.0f} s: {why}. "
-                  f"Processing on this machine ({nthreads} thread{'s' * (nthreads != 1)}) "
-                  f"until the jobs start.")
+        self._say(
+            f"No SLURM worker after {self.params.start_timeout:.0f} s: {why}. "
+            f"Processing on this machine ({nthreads} thread{'s' * (nthreads != 1)}) "
+            f"until the jobs start."
+        )
 
     def _stop_local(self) -> None:
         if self._local is None:
@@ -479,22 +545,29 @@ class ClusterWorkers:
             # a job whose worker died is dropped from cluster.workers after the lost-worker
             # timeout but stays in the spec: asking for the spec again submits a new job
             held = dict(c.workers)
-            lost = [jid for name, jid in self._job_ids.items()
-                    if name in c.worker_spec and name not in held]
+            lost = [
+                jid
+                for name, jid in self._job_ids.items()
+                if name in c.worker_spec and name not in held
+            ]
             self._job_ids = {name: _job_id(job) for name, job in held.items()}
             if set(c.worker_spec) - set(held):
                 c.scale(len(c.worker_spec))
             if lost:
-                self._say(f"SLURM job{'s' * (len(lost) > 1)} {', '.join(sorted(lost))} "
-                          f"ended under a running worker (cancelled, node failure or walltime); "
-                          f"submitted {'new jobs' if len(lost) > 1 else 'a new one'}. Frames "
-                          f"it was computing are computed again.")
+                self._say(
+                    f"SLURM job{'s' * (len(lost) > 1)} {', '.join(sorted(lost))} "
+                    f"ended under a running worker (cancelled, node failure or walltime); "
+                    f"submitted {'new jobs' if len(lost) > 1 else 'a new one'}. Frames "
+                    f"it was computing are computed again."
+                )
             if self.slurm_workers():
                 self._last_slurm = time.monotonic()
                 if self._local is not None:
                     self._stop_local()
-            elif (self._local is None and
-                  time.monotonic() - self._last_slurm > self.params.start_timeout):
+            elif (
+                self._local is None
+                and time.monotonic() - self._last_slurm > self.params.start_timeout
+            ):
                 self._start_local(why=self._why_waiting())
 
     def close(self) -> None:
@@ -532,17 +605,23 @@ def _job_of(worker_name: str, job_names: set) -> str | None:
     return base if base in job_names else None
 
 
-def make_client(params: ClusterParams | None = None, *, scheduler: str | None = None,
-                workers: int | None = None, processes: bool = False,
-                notice: Callable[[str], None] | None = None):
+def make_client(
+    params: ClusterParams | None = None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    processes: bool = False,
+    notice: Callable[[str], None] | None = None,
+):
     """The dask client for a run: ``(client, cluster_workers or None)``.
 
     ``scheduler``: address of a running dask.distributed scheduler; else ``params.kind``
     "slurm" starts worker jobs (:class:`ClusterWorkers`), "local" uses this machine.
     """
     if scheduler and params is not None and params.kind != "local":
-        raise ConfigError("give either --scheduler (a running dask cluster) or --cluster slurm, "
-                          "not both")
+        raise ConfigError(
+            "give either --scheduler (a running dask cluster) or --cluster slurm, not both"
+        )
     if scheduler:
         from distributed import Client
 

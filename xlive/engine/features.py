@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK = 4
 
 
-def analyze_block(reader, analyzers, indices: np.ndarray, reducers=(),
-                  hold: tuple[str, float] | None = None) -> Block:
+def analyze_block(
+    reader, analyzers, indices: np.ndarray, reducers=(), hold: tuple[str, float] | None = None
+) -> Block:
     """Read ``indices`` and run every analyzer; bad frames get fill values and ``bad=True``.
 
     Frames are analysed one at a time as they are read (no copy into a block array: a 4M
@@ -58,14 +59,15 @@ def analyze_block(reader, analyzers, indices: np.ndarray, reducers=(),
             for an in analyzers:
                 row.update(an(frame))
         except Exception as exc:  # one odd frame must not stop a run: record it as bad
-            log.warning("frame %d: analysis failed (%s: %s); marked bad", i,
-                        type(exc).__name__, exc)
+            log.warning(
+                "frame %d: analysis failed (%s: %s); marked bad", i, type(exc).__name__, exc
+            )
             bad[k] = True
             continue
         for spec in specs:
             out[spec.name][k] = np.asarray(row[spec.name], dtype=spec.dtype)[0]
         if reducers:
-            one = Block(indices[k:k + 1], np.zeros(1, bool), row)
+            one = Block(indices[k : k + 1], np.zeros(1, bool), row)
             for r in reducers:  # each adds the frame to the block's partial in place
                 partials[r.name] = r(frame, one, partials.get(r.name))
     if reducers and hold is not None:
@@ -127,8 +129,9 @@ def feature_coords(analyzers) -> dict[str, Any]:
     return coords
 
 
-def lazy_features(source, analyzers, indices: Sequence[int] | np.ndarray,
-                  block: int = DEFAULT_BLOCK) -> xr.Dataset:
+def lazy_features(
+    source, analyzers, indices: Sequence[int] | np.ndarray, block: int = DEFAULT_BLOCK
+) -> xr.Dataset:
     """A lazy Dataset of the features of frames ``indices`` (dims ``frame`` first)."""
     indices = np.asarray(indices, dtype=np.int64)
     specs = feature_specs(analyzers)
@@ -140,17 +143,28 @@ def lazy_features(source, analyzers, indices: Sequence[int] | np.ndarray,
         index = da.from_array(indices, chunks=block, name=f"{base}-index")
         # one task per block; its chunk is a Block object (meta says so), never an array
         blocks = da.map_blocks(
-            analyze_block, dask.delayed(source.reader, pure=False),
-            dask.delayed(list(analyzers), pure=False), index, dtype=object,
-            meta=np.empty((0,), object), name=base)
+            analyze_block,
+            dask.delayed(source.reader, pure=False),
+            dask.delayed(list(analyzers), pure=False),
+            index,
+            dtype=object,
+            meta=np.empty((0,), object),
+            name=base,
+        )
     for name, dims, dtype, rest in variables:
         if not indices.size:
             arr = da.empty((0, *rest), dtype=dtype)
         else:
             arr = da.map_blocks(
-                _feature, blocks, name, dtype=dtype, chunks=(blocks.chunks[0], *((r,) for r in rest)),
-                new_axis=list(range(1, 1 + len(rest))), meta=np.empty((0,) * (1 + len(rest)), dtype),
-                name=f"{base}-{name}")
+                _feature,
+                blocks,
+                name,
+                dtype=dtype,
+                chunks=(blocks.chunks[0], *((r,) for r in rest)),
+                new_axis=list(range(1, 1 + len(rest))),
+                meta=np.empty((0,) * (1 + len(rest)), dtype),
+                name=f"{base}-{name}",
+            )
         data_vars[name] = xr.Variable(dims, arr)
     meta = source.metadata()
     coords = {FRAME: indices}
@@ -163,8 +177,15 @@ def lazy_features(source, analyzers, indices: Sequence[int] | np.ndarray,
     return ds
 
 
-def analyze(target, analyzers=None, *, geometry=None, frames: slice | Sequence[int] | None = None,
-            block: int = DEFAULT_BLOCK, **params) -> xr.Dataset:
+def analyze(
+    target,
+    analyzers=None,
+    *,
+    geometry=None,
+    frames: slice | Sequence[int] | None = None,
+    block: int = DEFAULT_BLOCK,
+    **params,
+) -> xr.Dataset:
     """Per-frame features of a run, as a lazy ``xarray.Dataset`` (nothing computed yet).
 
     Parameters

@@ -30,16 +30,20 @@ def fill_in_indexing(features: str | Path, params=None, *, batch: int = 64) -> i
 
     store = FeatureStore.open(features, mode="r+")
     if "index_tried" not in store.specs:
-        raise ConfigError(f"{features} was computed without indexing; process the run again "
-                          "with --cell or --index")
+        raise ConfigError(
+            f"{features} was computed without indexing; process the run again "
+            "with --cell or --index"
+        )
     if params is None:
         params = stored_config(store.info).analyzers.get("indexing")
         if params is None:
             from ..analyzers.indexing import IndexingParams
 
             cell = store.info.get("indexing_cell")
-            params = IndexingParams(cell=tuple(cell) if cell else None,
-                                    space_group=store.info.get("indexing_space_group"))
+            params = IndexingParams(
+                cell=tuple(cell) if cell else None,
+                space_group=store.info.get("indexing_space_group"),
+            )
     params = dataclasses.replace(params, budget=None)
     geom = store.info.get("geometry")
     if not geom:
@@ -55,7 +59,7 @@ def fill_in_indexing(features: str | Path, params=None, *, batch: int = 64) -> i
     indexer = Indexer(geometry, params, max_peaks=store.specs["peak_x"]["shape"][0])
     names = [s.name for s in indexer.describe()]
     for s in range(0, todo.size, batch):
-        idx = todo[s:s + batch]
+        idx = todo[s : s + batch]
         feats = {k: store.group[k].get_orthogonal_selection((idx,)) for k in INPUTS}
         out = indexer.index_block(feats)
         for name in names:

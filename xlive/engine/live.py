@@ -67,10 +67,21 @@ class LiveParams:
     partials_interval: float = 2.0
 
     def __post_init__(self):
-        check_fields(self, "live", error=ConfigError, ranges={
-            "poll_interval": (0.001, 3600), "latency_budget": (0.01, None), "block": (1, None),
-            "max_block": (1, None), "sample": (1e-09, 1), "max_in_flight": (1, None),
-            "store_interval": (0, 3600), "partials_interval": (0, 3600)})
+        check_fields(
+            self,
+            "live",
+            error=ConfigError,
+            ranges={
+                "poll_interval": (0.001, 3600),
+                "latency_budget": (0.01, None),
+                "block": (1, None),
+                "max_block": (1, None),
+                "sample": (1e-09, 1),
+                "max_in_flight": (1, None),
+                "store_interval": (0, 3600),
+                "partials_interval": (0, 3600),
+            },
+        )
 
 
 @dataclass
@@ -124,12 +135,21 @@ class LiveProcessor:
         More provenance to record in a new store (e.g. the geometry options).
     """
 
-    def __init__(self, source, store, *, analyzers=None, client=None,
-                 params: LiveParams | None = None,
-                 listeners: list[Callable[[dict, dict], None]] | None = None,
-                 frames: np.ndarray | None = None, reducers=None, config=None,
-                 history_listeners: list[Callable[[dict, dict], None]] | None = None,
-                 attrs: dict | None = None):
+    def __init__(
+        self,
+        source,
+        store,
+        *,
+        analyzers=None,
+        client=None,
+        params: LiveParams | None = None,
+        listeners: list[Callable[[dict, dict], None]] | None = None,
+        frames: np.ndarray | None = None,
+        reducers=None,
+        config=None,
+        history_listeners: list[Callable[[dict, dict], None]] | None = None,
+        attrs: dict | None = None,
+    ):
         self.source = source
         self.config = config
         self.params = params or (config.live if config is not None else LiveParams())
@@ -206,16 +226,22 @@ class LiveProcessor:
             from .. import __version__
 
             # provenance: which run, which geometry, which settings, which xlive
-            attrs = {"source": source_label(self.source),
-                     "geometry": self.source.geometry.to_dict() if have_frames else None,
-                     "xlive_version": __version__, **self._attrs}
+            attrs = {
+                "source": source_label(self.source),
+                "geometry": self.source.geometry.to_dict() if have_frames else None,
+                "xlive_version": __version__,
+                **self._attrs,
+            }
             if self.config is not None:
                 attrs["config"] = self.config.to_dict()
             for a in self.analyzers:  # e.g. the indexer's given cell
                 attrs.update(getattr(a, "store_attrs", dict)())
             self.store = FeatureStore.open_or_create(
-                self._store_arg, specs=feature_specs(self.analyzers),
-                coords=feature_coords(self.analyzers), attrs=attrs)
+                self._store_arg,
+                specs=feature_specs(self.analyzers),
+                coords=feature_coords(self.analyzers),
+                attrs=attrs,
+            )
         status = self.store.status()
         self._done = FrameSet(np.flatnonzero((status == DONE) | (status == BAD)))
         self._bad = set(np.flatnonzero(status == BAD).tolist())
@@ -234,8 +260,11 @@ class LiveProcessor:
         meta_names = [k for k in ds.coords if k in META_FIELDS]
         for s in range(0, ds.sizes[FRAME], 256):
             sub = ds.isel({FRAME: slice(s, s + 256)}).compute()
-            block = Block(sub[FRAME].values, np.zeros(sub.sizes[FRAME], bool),
-                          {k: sub[k].values for k in names})
+            block = Block(
+                sub[FRAME].values,
+                np.zeros(sub.sizes[FRAME], bool),
+                {k: sub[k].values for k in names},
+            )
             meta = {k: sub[k].values for k in meta_names}
             for f in self.history_listeners:
                 f(block, meta)
@@ -251,13 +280,25 @@ class LiveProcessor:
             # every worker (also those joining later) keeps freed frame buffers for reuse
             self.client.register_plugin(FrameBuffers(), name=FrameBuffers.name)
             self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
-            self._reducers_f = (self.client.scatter(self.reducers, broadcast=True, hash=False)
-                                if self.reducers else ())
+            self._reducers_f = (
+                self.client.scatter(self.reducers, broadcast=True, hash=False)
+                if self.reducers
+                else ()
+            )
             # on every worker, run its own copy once before the first frames wait for it
             # (numba loads its kernels; unpickled geometries recompute their maps)
-            warm = [self.client.submit(warm_up, self._analyzers_f, reader.shape, reader.dtype,
-                                       self._reducers_f, workers=[w], pure=False)
-                    for w in self.client.scheduler_info()["workers"]]
+            warm = [
+                self.client.submit(
+                    warm_up,
+                    self._analyzers_f,
+                    reader.shape,
+                    reader.dtype,
+                    self._reducers_f,
+                    workers=[w],
+                    pure=False,
+                )
+                for w in self.client.scheduler_info()["workers"]
+            ]
             self.client.gather(warm)
         if self._reader_f is None and self.source.n_frames:
             # the reader learns about new data files/segments in the driver: ship it again
@@ -327,9 +368,14 @@ class LiveProcessor:
         if not p.adaptive or len(self._queue) < 2 * p.block:
             return  # the usual case, decided without asking for the rate
         decision = sample_backlog(
-            list(self._queue), in_flight=sum(len(idx) for idx in self._in_flight.values()),
-            rate=self.stats.throughput(), frames_stored=self.stats.frames_stored,
-            block=p.block, latency_budget=p.latency_budget, adaptive=p.adaptive)
+            list(self._queue),
+            in_flight=sum(len(idx) for idx in self._in_flight.values()),
+            rate=self.stats.throughput(),
+            frames_stored=self.stats.frames_stored,
+            block=p.block,
+            latency_budget=p.latency_budget,
+            adaptive=p.adaptive,
+        )
         if decision is None:
             return
         self.stats.sample_step = decision.step
@@ -351,17 +397,24 @@ class LiveProcessor:
         except (OSError, CancelledError, TimeoutError) as exc:
             # a worker left while the reader and analyzers were shipped (a batch job
             # cancelled): ship them again at the next step, to the workers there are then
-            log.info("shipping to the workers failed (%s: %s); trying again",
-                     type(exc).__name__, exc)
+            log.info(
+                "shipping to the workers failed (%s: %s); trying again", type(exc).__name__, exc
+            )
             self._analyzers_f = self._reducers_f = self._reader_f = None
             self._workers_seen = None
             return
         limit = self.params.max_in_flight or 2 * self._threads
         while self._queue and len(self._in_flight) < limit:
             idx = [self._queue.popleft() for _ in range(self._block_size(limit))]
-            fut = self.client.submit(analyze_block, self._reader_f, self._analyzers_f,
-                                     np.array(idx), self._reducers_f,
-                                     (self._hold_key, self.params.partials_interval), pure=False)
+            fut = self.client.submit(
+                analyze_block,
+                self._reader_f,
+                self._analyzers_f,
+                np.array(idx),
+                self._reducers_f,
+                (self._hold_key, self.params.partials_interval),
+                pure=False,
+            )
             self._in_flight[fut] = idx
 
     def _block_size(self, limit: int) -> int:
@@ -491,8 +544,10 @@ class LiveProcessor:
         """
         names = sorted(s.name for s in feature_specs(analyzers))
         if self.store is not None and names != sorted(self.store.specs):
-            raise ConfigError(f"the new analyzers produce {names}, but the feature store holds "
-                              f"{sorted(self.store.specs)}")
+            raise ConfigError(
+                f"the new analyzers produce {names}, but the feature store holds "
+                f"{sorted(self.store.specs)}"
+            )
         # applied by the loop thread at its next step (this may be called from a UI thread)
         self._pending_analyzers = (list(analyzers), None if reducers is None else list(reducers))
 
@@ -545,8 +600,13 @@ class LiveProcessor:
         """Nothing queued, running or waiting to be stored."""
         return not self._queue and not self._in_flight and not self._unstored
 
-    def run(self, *, until_idle: float | None = 0.0, stop=None,
-            progress: Callable[[LiveProcessor], None] | None = None) -> LiveStats:
+    def run(
+        self,
+        *,
+        until_idle: float | None = 0.0,
+        stop=None,
+        progress: Callable[[LiveProcessor], None] | None = None,
+    ) -> LiveStats:
         """Loop until the run stops growing for ``until_idle`` seconds (None: forever)."""
         last_new = time.time()
         while stop is None or not stop.is_set():
@@ -645,8 +705,9 @@ class FrameSet:
         if idx.size:
             need = int(idx.max()) + 1
             if need > self._a.size:
-                self._a = np.concatenate([self._a, np.zeros(max(need, 2 * self._a.size)
-                                                            - self._a.size, bool)])
+                self._a = np.concatenate(
+                    [self._a, np.zeros(max(need, 2 * self._a.size) - self._a.size, bool)]
+                )
             self._a[idx] = True
 
     def add(self, i: int) -> None:
@@ -699,7 +760,8 @@ def fill_in(source, store, **kw) -> LiveStats:
     status = st.status()
     todo = np.flatnonzero((status == SKIPPED) | (status == 0))
     todo = np.concatenate([todo, np.arange(len(status), source.n_frames)])
-    params = LiveParams(**{**kw.pop("params", LiveParams()).__dict__, "adaptive": False,
-                           "sample": None})
+    params = LiveParams(
+        **{**kw.pop("params", LiveParams()).__dict__, "adaptive": False, "sample": None}
+    )
     with LiveProcessor(source, st, params=params, frames=todo, **kw) as lp:
         return lp.run(until_idle=0.0)

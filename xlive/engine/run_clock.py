@@ -57,8 +57,9 @@ class RunClock:
         """The run has ended: its end marker says so, or (without one) it has been idle for
         :attr:`idle_time`. A marker saying False keeps it going however long it is quiet."""
         now = time.time() if now is None else now
-        over = marker if marker is not None else (
-            self.n > 0 and self.quiet_for(now) >= self.idle_time)
+        over = (
+            marker if marker is not None else (self.n > 0 and self.quiet_for(now) >= self.idle_time)
+        )
         if over and self.finished_at is None:
             self.finished_at = now
         elif not over:

@@ -58,12 +58,22 @@ class LiveSession:
     >>> s.aggregates.hit_rate                                 # doctest: +SKIP
     """
 
-    def __init__(self, target, features: str | Path | None = None, *, analyzers=None,
-                 client=None, params: LiveParams | None = None,
-                 thresholds: FlagThresholds | None = None,
-                 aggregate_params: AggregateParams | None = None,
-                 analyzer_params: dict | None = None, config=None, cluster=None,
-                 store_attrs: dict | None = None, wait_timeout: float | None = None):
+    def __init__(
+        self,
+        target,
+        features: str | Path | None = None,
+        *,
+        analyzers=None,
+        client=None,
+        params: LiveParams | None = None,
+        thresholds: FlagThresholds | None = None,
+        aggregate_params: AggregateParams | None = None,
+        analyzer_params: dict | None = None,
+        config=None,
+        cluster=None,
+        store_attrs: dict | None = None,
+        wait_timeout: float | None = None,
+    ):
         from ..config import load_config
         from ..errors import ConfigError, SourceError
         from ..geometry.plan import GeometryPlan
@@ -98,15 +108,20 @@ class LiveSession:
             from ..analyzers import build_analyzers
 
             analyzers = partial(build_analyzers, params=self.analyzer_params)
-        self.features = Path(features) if features else Path(
-            tempfile.mkdtemp(prefix="xlive-features-")) / "features.zarr"
+        self.features = (
+            Path(features)
+            if features
+            else Path(tempfile.mkdtemp(prefix="xlive-features-")) / "features.zarr"
+        )
         self.lock = threading.RLock()
         self.aggregates = RunAggregates(
             aggregate_params or self.config.aggregate,
-            geometry=self.source.geometry if self.source.n_frames else None)
+            geometry=self.source.geometry if self.source.n_frames else None,
+        )
         #: flag rules along the run, their timeline (stored with the features)
-        self.tracker = FlagTracker(self.aggregates, thresholds or self.config.flags,
-                                   on_change=self._timeline_changed)
+        self.tracker = FlagTracker(
+            self.aggregates, thresholds or self.config.flags, on_change=self._timeline_changed
+        )
         self._timeline_dirty = False
         self.flags: list[Flag] = []
         #: index of the newest hit stored (None until one is found)
@@ -119,18 +134,25 @@ class LiveSession:
         self.listeners: list[Callable] = []
         #: batch-cluster workers (:class:`~xlive.engine.cluster.ClusterWorkers`), or None
         self.cluster_workers = None
-        cluster = (self.config.cluster if cluster is None
-                   else cluster_params(cluster, self.config.cluster))
+        cluster = (
+            self.config.cluster if cluster is None else cluster_params(cluster, self.config.cluster)
+        )
         if cluster.kind != "local" and client is None:
             self.cluster_workers = ClusterWorkers(cluster)
             client = self.cluster_workers.client
         elif cluster.kind != "local":
             raise ConfigError("give a LiveSession either a client or a cluster, not both")
         # a resumed store hands its frames to _on_block first: all history at once
-        self.processor = LiveProcessor(self.source, self.features, analyzers=analyzers,
-                                       client=client, params=params or self.config.live,
-                                       history_listeners=[self._on_block], config=self.config,
-                                       attrs=store_attrs)
+        self.processor = LiveProcessor(
+            self.source,
+            self.features,
+            analyzers=analyzers,
+            client=client,
+            params=params or self.config.live,
+            history_listeners=[self._on_block],
+            config=self.config,
+            attrs=store_attrs,
+        )
         if self.cluster_workers is not None:
             self.cluster_workers.attach(self.processor)
         self._last_flags = 0.0
@@ -159,8 +181,10 @@ class LiveSession:
                     ok = np.isfinite(x)
                     self.hit_peaks[i] = (x[ok], y[ok])
                 if "orientation" in block and block["indexed"][k]:
-                    self.hit_lattices[i] = [np.asarray(a, float) for a in
-                                            block["orientation"][k, :int(block["n_lattices"][k])]]
+                    self.hit_lattices[i] = [
+                        np.asarray(a, float)
+                        for a in block["orientation"][k, : int(block["n_lattices"][k])]
+                    ]
             while len(self.hit_peaks) > 500:
                 self.hit_peaks.pop(next(iter(self.hit_peaks)))
             while len(self.hit_lattices) > 500:
@@ -186,8 +210,7 @@ class LiveSession:
         with self.lock:
             # the rules judge the run along its frames; faults (unreadable, dropped, refused)
             # the whole run
-            self.flags = merge_flags(self.tracker.evaluate_all(),
-                                     self.processor.update_faults())
+            self.flags = merge_flags(self.tracker.evaluate_all(), self.processor.update_faults())
             self._last_flags = time.time()
             return self.flags
 
@@ -201,8 +224,7 @@ class LiveSession:
             import dataclasses
 
             self._timeline_dirty = False
-            store.set_flag_timeline(self.timeline.to_list(),
-                                    dataclasses.asdict(self.thresholds))
+            store.set_flag_timeline(self.timeline.to_list(), dataclasses.asdict(self.thresholds))
 
     @property
     def status(self) -> str:

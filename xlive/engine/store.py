@@ -27,8 +27,14 @@ from ..errors import ConfigError, SourceError
 
 PENDING, DONE, BAD, SKIPPED = 0, 1, 2, 3
 CHUNK = 128
-META_FIELDS = {"timestamp": "float64", "laser_on": "bool", "pulse_energy": "float32",
-               "frame_number": "int64", "train_id": "uint64", "pulse_id": "uint64"}
+META_FIELDS = {
+    "timestamp": "float64",
+    "laser_on": "bool",
+    "pulse_energy": "float32",
+    "frame_number": "int64",
+    "train_id": "uint64",
+    "pulse_id": "uint64",
+}
 
 
 #: threads that write a block's arrays concurrently (zarr's own I/O is asynchronous: each
@@ -49,8 +55,10 @@ class FeatureStore:
         self.path = Path(str(group.store.root)) if hasattr(group.store, "root") else None
         info = group.attrs.get("xlive", {})
         if info.get("kind") != "features":
-            raise SourceError(f"{self.path} is not an xlive feature store; give another --out "
-                              "(or delete it if it is left from a failed run)")
+            raise SourceError(
+                f"{self.path} is not an xlive feature store; give another --out "
+                "(or delete it if it is left from a failed run)"
+            )
         self.info = info
         self.specs = {s["name"]: s for s in info["specs"]}
         self._arrays: dict[str, zarr.Array] = {}
@@ -64,8 +72,9 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def create(cls, path: str | Path, *, specs, coords: dict, attrs: dict | None = None,
-               chunk: int = CHUNK) -> FeatureStore:
+    def create(
+        cls, path: str | Path, *, specs, coords: dict, attrs: dict | None = None, chunk: int = CHUNK
+    ) -> FeatureStore:
         """Create a store; it is built beside ``path`` and renamed into place when complete, so
         a failure (disk full, kill) never leaves a half-made store that cannot be resumed."""
         path = Path(path)
@@ -92,25 +101,56 @@ class FeatureStore:
             attributes = {"units": s.units, "description": s.description}
             if d["show"] is not None or d["flags"]:  # how views and reports show it
                 attributes.update(show=d["show"], flags=d["flags"])
-            g.create_array(s.name, shape=(0, *rest), chunks=(chunk, *rest), dtype=s.dtype,
-                           fill_value=_fill(s.dtype), dimension_names=tuple(s.dims),
-                           attributes=attributes)
+            g.create_array(
+                s.name,
+                shape=(0, *rest),
+                chunks=(chunk, *rest),
+                dtype=s.dtype,
+                fill_value=_fill(s.dtype),
+                dimension_names=tuple(s.dims),
+                attributes=attributes,
+            )
             spec_dicts.append({**d, "shape": list(rest)})
         for name, dt in META_FIELDS.items():
-            g.create_array(name, shape=(0,), chunks=(chunk,), dtype=dt, fill_value=_fill(dt),
-                           dimension_names=(FRAME,))
-        g.create_array("status", shape=(0,), chunks=(chunk,), dtype="uint8", fill_value=0,
-                       dimension_names=(FRAME,))
+            g.create_array(
+                name,
+                shape=(0,),
+                chunks=(chunk,),
+                dtype=dt,
+                fill_value=_fill(dt),
+                dimension_names=(FRAME,),
+            )
+        g.create_array(
+            "status",
+            shape=(0,),
+            chunks=(chunk,),
+            dtype="uint8",
+            fill_value=0,
+            dimension_names=(FRAME,),
+        )
         for name, var in coords.items():
             values = np.asarray(var.values)
-            a = g.create_array(name, shape=values.shape, dtype=values.dtype,
-                               dimension_names=tuple(var.dims), attributes=dict(var.attrs))
+            a = g.create_array(
+                name,
+                shape=values.shape,
+                dtype=values.dtype,
+                dimension_names=tuple(var.dims),
+                attributes=dict(var.attrs),
+            )
             a[...] = values
-        g.attrs.update({
-            "xlive": {"kind": "features", "version": 1, "specs": spec_dicts,
-                      "coords": list(coords), **(attrs or {})},
-            "frames_seen": 0, "frames_done": 0,
-        })
+        g.attrs.update(
+            {
+                "xlive": {
+                    "kind": "features",
+                    "version": 1,
+                    "specs": spec_dicts,
+                    "coords": list(coords),
+                    **(attrs or {}),
+                },
+                "frames_seen": 0,
+                "frames_done": 0,
+            }
+        )
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> FeatureStore:
@@ -120,8 +160,9 @@ class FeatureStore:
         return cls(zarr.open_group(str(path), mode=mode))
 
     @classmethod
-    def open_or_create(cls, path: str | Path, *, specs, coords: dict,
-                       attrs: dict | None = None) -> FeatureStore:
+    def open_or_create(
+        cls, path: str | Path, *, specs, coords: dict, attrs: dict | None = None
+    ) -> FeatureStore:
         """Resume an existing store (checking it holds the same features) or create one."""
         if Path(path).exists():
             store = cls.open(path, mode="r+")
@@ -180,17 +221,22 @@ class FeatureStore:
         contiguous = bool(np.all(np.diff(idx) == 1))
         sel = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
         writes = [(name, block.features[name]) for name in self.specs]
-        writes += [(name, np.asarray(v, dtype=META_FIELDS[name]))
-                   for name, v in (meta or {}).items() if name in META_FIELDS]
+        writes += [
+            (name, np.asarray(v, dtype=META_FIELDS[name]))
+            for name, v in (meta or {}).items()
+            if name in META_FIELDS
+        ]
         self._put_all(writes, sel, contiguous)
         # status last: a frame counts as done only once all its features are on disk
-        self._put_all([("status", np.where(block.bad, BAD, DONE).astype(np.uint8))], sel,
-                      contiguous)
+        self._put_all(
+            [("status", np.where(block.bad, BAD, DONE).astype(np.uint8))], sel, contiguous
+        )
         if self._done_mask is None:
             self._done_mask = self.done()
         if self._done_mask.size < self.frames_seen:
             self._done_mask = np.concatenate(
-                [self._done_mask, np.zeros(self.frames_seen - self._done_mask.size, bool)])
+                [self._done_mask, np.zeros(self.frames_seen - self._done_mask.size, bool)]
+            )
         self._done_mask[idx] = True
         self.group.attrs["frames_done"] = int(self._done_mask.sum())
         return idx.size
@@ -212,7 +258,9 @@ class FeatureStore:
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size:
             self.see(int(idx.max()) + 1)
-            self._array("status").set_orthogonal_selection((idx,), np.full(idx.size, SKIPPED, np.uint8))
+            self._array("status").set_orthogonal_selection(
+                (idx,), np.full(idx.size, SKIPPED, np.uint8)
+            )
 
     def set_flag_timeline(self, episodes: list[dict], thresholds: dict | None = None) -> None:
         """Record the flags raised along the run (see :mod:`xlive.aggregate.timeline`)."""
@@ -234,13 +282,15 @@ class FeatureStore:
         only ``status`` is read now, to select the computed frames)."""
         n = self.frames_seen
         # values are stored as computed: no CF decoding (fill values are real values here)
-        ds = xr.open_zarr(self.group.store, consolidated=False, decode_cf=False,
-                          zarr_format=3)
+        ds = xr.open_zarr(self.group.store, consolidated=False, decode_cf=False, zarr_format=3)
         ds = ds[[*self.specs, *META_FIELDS, "status", *self.info.get("coords", [])]]
         ds = ds.set_coords([*META_FIELDS, "status", *self.info.get("coords", [])])
         ds = ds.isel({FRAME: slice(0, n)}).assign_coords({FRAME: np.arange(n)})
-        ds.attrs = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
-                    for k, v in self.info.items() if k not in ("specs", "coords")}
+        ds.attrs = {
+            k: json.dumps(v) if isinstance(v, (dict, list)) else v
+            for k, v in self.info.items()
+            if k not in ("specs", "coords")
+        }
         for key in ("flag_timeline", "flag_thresholds"):
             if key in self.group.attrs:
                 ds.attrs[key] = json.dumps(self.group.attrs[key])

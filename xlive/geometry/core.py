@@ -111,7 +111,8 @@ class Geometry:
         if not nearest > 0:
             raise GeometryError(
                 f"detector distance must be > 0 m, got {self.distance!r}"
-                + (f" (+ panel coffset: {nearest!r} m)" if nearest != self.distance else ""))
+                + (f" (+ panel coffset: {nearest!r} m)" if nearest != self.distance else "")
+            )
         if not self.wavelength or self.wavelength <= 0:
             raise GeometryError(
                 f"wavelength must be > 0 angstrom, got {self.wavelength!r}; "
@@ -156,14 +157,27 @@ class Geometry:
         """A single flat detector perpendicular to the beam (beam centre in pixels, pyFAI rule)."""
         ny, nx = shape
         panel = Panel(
-            name="p0", min_fs=0, max_fs=nx - 1, min_ss=0, max_ss=ny - 1,
-            corner_x=-float(beam_center_x), corner_y=-float(beam_center_y),
-            pixel_size=float(pixel_size), adu_per_photon=adu_per_photon, adu_per_ev=adu_per_ev,
+            name="p0",
+            min_fs=0,
+            max_fs=nx - 1,
+            min_ss=0,
+            max_ss=ny - 1,
+            corner_x=-float(beam_center_x),
+            corner_y=-float(beam_center_y),
+            pixel_size=float(pixel_size),
+            adu_per_photon=adu_per_photon,
+            adu_per_ev=adu_per_ev,
         )
         return cls(
-            shape=(int(ny), int(nx)), distance=float(distance), wavelength=float(wavelength),
-            panels=(panel,), mask=mask, saturation_value=saturation_value,
-            description=description, sentinels=sentinels, read_noise=read_noise,
+            shape=(int(ny), int(nx)),
+            distance=float(distance),
+            wavelength=float(wavelength),
+            panels=(panel,),
+            mask=mask,
+            saturation_value=saturation_value,
+            description=description,
+            sentinels=sentinels,
+            read_noise=read_noise,
             placeholder=placeholder,
         )
 
@@ -183,7 +197,7 @@ class Geometry:
         """Per-pixel ADU per photon (float32, 1 outside every panel)."""
         out = np.ones(self.shape, np.float32)
         for p in self.panels:
-            out[p.min_ss:p.max_ss + 1, p.min_fs:p.max_fs + 1] = p.gain(self.photon_energy)
+            out[p.min_ss : p.max_ss + 1, p.min_fs : p.max_fs + 1] = p.gain(self.photon_energy)
         return out
 
     def valid_range(self, dtype) -> tuple[float, float]:
@@ -250,12 +264,18 @@ class Geometry:
         out = np.full((x.size, 3), np.nan)
         col, row = np.rint(x), np.rint(y)
         for p in self.panels:
-            inside = ((col >= p.min_fs) & (col <= p.max_fs) & (row >= p.min_ss)
-                      & (row <= p.max_ss) & np.isnan(out[:, 0]))
+            inside = (
+                (col >= p.min_fs)
+                & (col <= p.max_fs)
+                & (row >= p.min_ss)
+                & (row <= p.max_ss)
+                & np.isnan(out[:, 0])
+            )
             if not inside.any():
                 continue
-            out[inside] = np.stack(p.lab(x[inside] - p.min_fs + 0.5, y[inside] - p.min_ss + 0.5,
-                                         self.distance), axis=1)
+            out[inside] = np.stack(
+                p.lab(x[inside] - p.min_fs + 0.5, y[inside] - p.min_ss + 0.5, self.distance), axis=1
+            )
         return out
 
     @cached_property
@@ -274,10 +294,14 @@ class Geometry:
     def to_dict(self) -> dict:
         """JSON-friendly description without the mask (store the mask as an array)."""
         return {
-            "shape": list(self.shape), "distance": self.distance, "wavelength": self.wavelength,
-            "saturation_value": self.saturation_value, "description": self.description,
+            "shape": list(self.shape),
+            "distance": self.distance,
+            "wavelength": self.wavelength,
+            "saturation_value": self.saturation_value,
+            "description": self.description,
             "sentinels": None if self.sentinels is None else list(self.sentinels),
-            "read_noise": self.read_noise, "placeholder": self.placeholder,
+            "read_noise": self.read_noise,
+            "placeholder": self.placeholder,
             "panels": [
                 {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.__dict__.items()}
                 for p in self.panels
@@ -291,10 +315,16 @@ class Geometry:
             for p in d["panels"]
         )
         return cls(
-            shape=tuple(d["shape"]), distance=d["distance"], wavelength=d["wavelength"],
-            panels=panels, mask=mask, saturation_value=d.get("saturation_value"),
-            description=d.get("description", ""), sentinels=d.get("sentinels"),
-            read_noise=d.get("read_noise", 0.0), placeholder=d.get("placeholder", ""),
+            shape=tuple(d["shape"]),
+            distance=d["distance"],
+            wavelength=d["wavelength"],
+            panels=panels,
+            mask=mask,
+            saturation_value=d.get("saturation_value"),
+            description=d.get("description", ""),
+            sentinels=d.get("sentinels"),
+            read_noise=d.get("read_noise", 0.0),
+            placeholder=d.get("placeholder", ""),
         )
 
 
@@ -331,8 +361,9 @@ class GeometryMaps:
             fs_idx = np.arange(p.min_fs, p.max_fs + 1) - p.min_fs + 0.5
             fs = np.asarray(p.fs, float)
             ss = np.asarray(p.ss, float)
-            pos = np.stack(np.broadcast_arrays(*p.lab(fs_idx[None, :], ss_idx[:, None],
-                                                       geom.distance)))
+            pos = np.stack(
+                np.broadcast_arrays(*p.lab(fs_idx[None, :], ss_idx[:, None], geom.distance))
+            )
             sl = (slice(p.min_ss, p.max_ss + 1), slice(p.min_fs, p.max_fs + 1))
             lab[(slice(None),) + sl] = pos
             panel_id[sl] = i
@@ -354,8 +385,17 @@ class GeometryMaps:
         if geom.mask is not None:
             mask = mask | geom.mask
         maps = cls(
-            lab_x=x, lab_y=y, lab_z=z, radius=radius, two_theta=two_theta, azimuth=azimuth,
-            q=q, d=d, solid_angle=solid_angle, panel=panel_id, mask=mask,
+            lab_x=x,
+            lab_y=y,
+            lab_z=z,
+            radius=radius,
+            two_theta=two_theta,
+            azimuth=azimuth,
+            q=q,
+            d=d,
+            solid_angle=solid_angle,
+            panel=panel_id,
+            mask=mask,
         )
         for a in maps.__dict__.values():
             a.setflags(write=False)

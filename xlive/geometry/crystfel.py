@@ -40,7 +40,9 @@ def _vector(text: str, where: str) -> tuple[float, float, float]:
     compact = text.replace(" ", "")
     matches = list(_VEC.finditer(compact))
     if not matches or "".join(m.group(0) for m in matches) != compact:
-        raise GeometryError(f"{where}: cannot read the vector {text!r} (expected e.g. '+0.99x -0.01y')")
+        raise GeometryError(
+            f"{where}: cannot read the vector {text!r} (expected e.g. '+0.99x -0.01y')"
+        )
     for m in matches:
         coef = m.group(1).replace(" ", "")
         v[m.group(2)] = float(coef + "1" if coef in ("", "+", "-") else coef)
@@ -98,32 +100,43 @@ class _DataValues:
             raise GeometryError(
                 f"{self.geom_name}: {key} is the HDF5 path {h5path}, a value stored with the "
                 f"data; give data_file=<one of the run's HDF5 files> to read it there, or "
-                f"{how_to_fix}")
+                f"{how_to_fix}"
+            )
         try:
             with h5py.File(self.path, "r") as f:
                 values = np.asarray(f[h5path][()], np.float64).ravel()
         except (OSError, KeyError) as exc:
             raise GeometryError(
                 f"{self.geom_name}: {key} = {h5path}, but {self.path} has no such dataset "
-                f"({exc}); {how_to_fix}") from exc
+                f"({exc}); {how_to_fix}"
+            ) from exc
         values = values[np.isfinite(values)]
         if not values.size:
-            raise GeometryError(f"{self.geom_name}: {h5path} in {self.path} holds no finite "
-                                f"value; {how_to_fix}")
+            raise GeometryError(
+                f"{self.geom_name}: {h5path} in {self.path} holds no finite value; {how_to_fix}"
+            )
         value = float(np.median(values))
         if np.ptp(values) > 1e-3 * max(abs(value), 1.0):
             warnings.warn(
                 f"{key} ({h5path}) changes within {self.path} ({values.min():g} to "
                 f"{values.max():g}); xlive uses one geometry per run, the median {value:g}",
-                stacklevel=3)
+                stacklevel=3,
+            )
         return value
 
 
-def read_crystfel_geom(path: str | Path, *, clen: float | None = None,
-                       distance: float | None = None, wavelength: float | None = None,
-                       photon_energy: float | None = None, adu_per_photon: float | None = None,
-                       data_file: str | Path | None = None, mask_files: bool = True,
-                       mask_asic_edges: int = 0) -> Geometry:
+def read_crystfel_geom(
+    path: str | Path,
+    *,
+    clen: float | None = None,
+    distance: float | None = None,
+    wavelength: float | None = None,
+    photon_energy: float | None = None,
+    adu_per_photon: float | None = None,
+    data_file: str | Path | None = None,
+    mask_files: bool = True,
+    mask_asic_edges: int = 0,
+) -> Geometry:
     """Read a CrystFEL geometry file.
 
     Parameters
@@ -163,17 +176,32 @@ def read_crystfel_geom(path: str | Path, *, clen: float | None = None,
     """
     path = Path(path)
     try:
-        return _read(path, clen=clen, distance=distance, wavelength=wavelength,
-                     photon_energy=photon_energy, adu_per_photon=adu_per_photon,
-                     data_file=data_file, mask_files=mask_files,
-                     mask_asic_edges=mask_asic_edges)
+        return _read(
+            path,
+            clen=clen,
+            distance=distance,
+            wavelength=wavelength,
+            photon_energy=photon_energy,
+            adu_per_photon=adu_per_photon,
+            data_file=data_file,
+            mask_files=mask_files,
+            mask_asic_edges=mask_asic_edges,
+        )
     except GeometryError:
         raise
-    except (ValueError, OverflowError, ArithmeticError, LookupError, TypeError,
-            MemoryError, RecursionError) as exc:  # garbage in a field: one clear error
+    except (
+        ValueError,
+        OverflowError,
+        ArithmeticError,
+        LookupError,
+        TypeError,
+        MemoryError,
+        RecursionError,
+    ) as exc:  # garbage in a field: one clear error
         raise GeometryError(
             f"{path.name} is not a valid CrystFEL geometry file ({type(exc).__name__}: "
-            f"{str(exc)[:200]}); check the line it names or regenerate the file") from None
+            f"{str(exc)[:200]}); check the line it names or regenerate the file"
+        ) from None
 
 
 #: largest panel coordinate accepted (pixels): beyond, a typo, not a detector
@@ -181,25 +209,37 @@ MAX_PIXEL_INDEX = 1 << 16
 MAX_PIXELS = 1 << 26
 
 
-def _read(path: Path, *, clen: float | None, distance: float | None,
-          wavelength: float | None, photon_energy: float | None,
-          adu_per_photon: float | None, data_file: str | Path | None, mask_files: bool,
-          mask_asic_edges: int) -> Geometry:
+def _read(
+    path: Path,
+    *,
+    clen: float | None,
+    distance: float | None,
+    wavelength: float | None,
+    photon_energy: float | None,
+    adu_per_photon: float | None,
+    data_file: str | Path | None,
+    mask_files: bool,
+    mask_asic_edges: int,
+) -> Geometry:
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise GeometryError(f"cannot read CrystFEL geometry {path}: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise GeometryError(f"{path.name} is not a text file (byte {exc.start} is not UTF-8); "
-                            "is it really a CrystFEL .geom file?") from None
+        raise GeometryError(
+            f"{path.name} is not a text file (byte {exc.start} is not UTF-8); "
+            "is it really a CrystFEL .geom file?"
+        ) from None
     globals_, raw_panels, bads = _parse(text)
     if not raw_panels:
         raise GeometryError(f"{path} describes no panels (expected lines like 'p0/min_fs = 0')")
     values = _DataValues(data_file, path.name)
-    fix_clen = ("clen=<metres> (the value at that path; coffset is added), or "
-                "distance=<sample-to-detector metres>; with the CLI: xlive process --geometry "
-                f"{path.name} --config run.toml holding [geometry] clen = <metres> or "
-                "distance = <metres>")
+    fix_clen = (
+        "clen=<metres> (the value at that path; coffset is added), or "
+        "distance=<sample-to-detector metres>; with the CLI: xlive process --geometry "
+        f"{path.name} --config run.toml holding [geometry] clen = <metres> or "
+        "distance = <metres>"
+    )
 
     # beam: photon energy (eV)
     if wavelength is not None:
@@ -218,10 +258,13 @@ def _read(path: Path, *, clen: float | None, distance: float | None,
             lims = [int(float(props[k])) for k in ("min_fs", "max_fs", "min_ss", "max_ss")]
         except KeyError as exc:
             raise GeometryError(f"{where} lacks {exc.args[0]}") from None
-        if not (0 <= lims[0] <= lims[1] < MAX_PIXEL_INDEX and
-                0 <= lims[2] <= lims[3] < MAX_PIXEL_INDEX):
-            raise GeometryError(f"{where}: min_fs/max_fs/min_ss/max_ss {lims} must satisfy "
-                                f"0 <= min <= max < {MAX_PIXEL_INDEX}")
+        if not (
+            0 <= lims[0] <= lims[1] < MAX_PIXEL_INDEX and 0 <= lims[2] <= lims[3] < MAX_PIXEL_INDEX
+        ):
+            raise GeometryError(
+                f"{where}: min_fs/max_fs/min_ss/max_ss {lims} must satisfy "
+                f"0 <= min <= max < {MAX_PIXEL_INDEX}"
+            )
         if "res" not in props:
             raise GeometryError(f"{where} has no 'res' (pixels per metre)")
         module = _module_index(props, where)
@@ -230,16 +273,28 @@ def _read(path: Path, *, clen: float | None, distance: float | None,
         lims[3] += offsets[name]
         clens.add(props.get("clen", "").strip() or None)
         gain = _gain(props, values, adu_per_photon, where)
-        panels.append(Panel(
-            name=name, min_fs=lims[0], max_fs=lims[1], min_ss=lims[2], max_ss=lims[3],
-            fs=_vector(props.get("fs", "x"), where), ss=_vector(props.get("ss", "y"), where),
-            corner_x=float(props.get("corner_x", 0.0)), corner_y=float(props.get("corner_y", 0.0)),
-            coffset=float(props.get("coffset", 0.0)), pixel_size=1.0 / float(props["res"]),
-            adu_per_photon=gain[0], adu_per_ev=gain[1],
-        ))
+        panels.append(
+            Panel(
+                name=name,
+                min_fs=lims[0],
+                max_fs=lims[1],
+                min_ss=lims[2],
+                max_ss=lims[3],
+                fs=_vector(props.get("fs", "x"), where),
+                ss=_vector(props.get("ss", "y"), where),
+                corner_x=float(props.get("corner_x", 0.0)),
+                corner_y=float(props.get("corner_y", 0.0)),
+                coffset=float(props.get("coffset", 0.0)),
+                pixel_size=1.0 / float(props["res"]),
+                adu_per_photon=gain[0],
+                adu_per_ev=gain[1],
+            )
+        )
     if len(clens) != 1:
-        raise GeometryError(f"{path.name}: panels give different clen values "
-                            f"({sorted(map(str, clens))}); CrystFEL allows one clen")
+        raise GeometryError(
+            f"{path.name}: panels give different clen values "
+            f"({sorted(map(str, clens))}); CrystFEL allows one clen"
+        )
     if distance is not None:
         mean_offset = float(np.mean([p.coffset for p in panels]))
         cam = float(distance) - mean_offset
@@ -247,34 +302,61 @@ def _read(path: Path, *, clen: float | None, distance: float | None,
         cam = float(clen)
     else:
         cam = _clen(clens.pop(), values, path.name, fix_clen)
-    bad = [f"{k} = {v}" for k, v in (("clen", cam), ("photon_energy", energy),
-                                     *((f"{p.name}/res", 1 / p.pixel_size) for p in panels))
-           if not math.isfinite(v) or (k != "clen" and v <= 0)]
-    bad += [f"{p.name}/{k} = {getattr(p, k)}" for p in panels
-            for k in ("corner_x", "corner_y", "coffset") if not math.isfinite(getattr(p, k))]
+    bad = [
+        f"{k} = {v}"
+        for k, v in (
+            ("clen", cam),
+            ("photon_energy", energy),
+            *((f"{p.name}/res", 1 / p.pixel_size) for p in panels),
+        )
+        if not math.isfinite(v) or (k != "clen" and v <= 0)
+    ]
+    bad += [
+        f"{p.name}/{k} = {getattr(p, k)}"
+        for p in panels
+        for k in ("corner_x", "corner_y", "coffset")
+        if not math.isfinite(getattr(p, k))
+    ]
     if bad:
-        raise GeometryError(f"{path.name}: {bad[0]} is not a usable value "
-                            "(lengths must be finite, res and photon energy positive)")
+        raise GeometryError(
+            f"{path.name}: {bad[0]} is not a usable value "
+            "(lengths must be finite, res and photon energy positive)"
+        )
     shape = (max(p.max_ss for p in panels) + 1, max(p.max_fs for p in panels) + 1)
     if shape[0] * shape[1] > MAX_PIXELS:
-        raise GeometryError(f"{path.name}: the panels span {shape[1]} x {shape[0]} pixels, more "
-                            f"than any detector ({MAX_PIXELS} at most); check max_fs/max_ss")
-    sats = [_number(raw_panels[p.name]["max_adu"], path.name)[0] for p in panels
-            if "max_adu" in raw_panels[p.name]]
-    geom = Geometry(shape=shape, distance=cam, wavelength=HC_EV_ANGSTROM / energy,
-                    panels=tuple(panels), saturation_value=min(sats) if sats else None,
-                    description=f"CrystFEL geometry {path.name}")
+        raise GeometryError(
+            f"{path.name}: the panels span {shape[1]} x {shape[0]} pixels, more "
+            f"than any detector ({MAX_PIXELS} at most); check max_fs/max_ss"
+        )
+    sats = [
+        _number(raw_panels[p.name]["max_adu"], path.name)[0]
+        for p in panels
+        if "max_adu" in raw_panels[p.name]
+    ]
+    geom = Geometry(
+        shape=shape,
+        distance=cam,
+        wavelength=HC_EV_ANGSTROM / energy,
+        panels=tuple(panels),
+        saturation_value=min(sats) if sats else None,
+        description=f"CrystFEL geometry {path.name}",
+    )
     mask = _mask(path, geom, raw_panels, bads, offsets, mask_files, mask_asic_edges)
     return geom.replace(mask=mask) if mask.any() else geom
 
 
 def _module_index(props: dict[str, str], where: str) -> int:
     """The module index among the panel's ``dimN`` keys (0 when there is none)."""
-    fixed = [v for k, v in props.items()
-             if re.fullmatch(r"dim\d+", k) and v.strip() not in ("%", "ss", "fs")]
+    fixed = [
+        v
+        for k, v in props.items()
+        if re.fullmatch(r"dim\d+", k) and v.strip() not in ("%", "ss", "fs")
+    ]
     if len(fixed) > 1:
-        raise GeometryError(f"{where}: several fixed dimensions {fixed}; xlive reads one module "
-                            "index (modules, ss, fs)")
+        raise GeometryError(
+            f"{where}: several fixed dimensions {fixed}; xlive reads one module "
+            "index (modules, ss, fs)"
+        )
     try:
         return int(fixed[0]) if fixed else 0
     except ValueError:
@@ -283,8 +365,10 @@ def _module_index(props: dict[str, str], where: str) -> int:
 
 def _photon_energy(globals_: dict, raw_panels: dict, values: _DataValues, name: str) -> float:
     keys = {**globals_, **next(iter(raw_panels.values()))}
-    fix = ("photon_energy=<eV> or wavelength=<angstrom>; with the CLI: [geometry] "
-           "wavelength = <angstrom> in the --config file")
+    fix = (
+        "photon_energy=<eV> or wavelength=<angstrom>; with the CLI: [geometry] "
+        "wavelength = <angstrom> in the --config file"
+    )
     if "wavelength" in keys:
         text = keys["wavelength"]
         if _is_path(text):
@@ -314,8 +398,9 @@ def _clen(text: str | None, values: _DataValues, name: str, fix: str) -> float:
     return v * (1e-3 if unit == "mm" else 1.0)
 
 
-def _gain(props: dict[str, str], values: _DataValues, given: float | None,
-          where: str) -> tuple[float | None, float | None]:
+def _gain(
+    props: dict[str, str], values: _DataValues, given: float | None, where: str
+) -> tuple[float | None, float | None]:
     """(adu_per_photon, adu_per_ev) of a panel."""
     fix = "adu_per_photon=<ADU per photon>"
     for key in ("adu_per_photon", "adu_per_eV"):
@@ -330,8 +415,15 @@ def _gain(props: dict[str, str], values: _DataValues, given: float | None,
     return (given, None)
 
 
-def _mask(path: Path, geom: Geometry, raw_panels: dict[str, dict], bads: dict[str, dict],
-          offsets: dict[str, int], mask_files: bool, asic_edges: int) -> np.ndarray:
+def _mask(
+    path: Path,
+    geom: Geometry,
+    raw_panels: dict[str, dict],
+    bads: dict[str, dict],
+    offsets: dict[str, int],
+    mask_files: bool,
+    asic_edges: int,
+) -> np.ndarray:
     mask = np.zeros(geom.shape, bool)
     by_name = {p.name: p for p in geom.panels}
     for p in geom.panels:
@@ -348,14 +440,17 @@ def _mask(path: Path, geom: Geometry, raw_panels: dict[str, dict], bads: dict[st
             mask[sl] |= _file_mask(path, props, n, p, offsets[p.name])
     for name, b in bads.items():
         if "min_fs" in b:
-            fs0, fs1, ss0, ss1 = (int(float(b[k])) for k in ("min_fs", "max_fs", "min_ss", "max_ss"))
+            fs0, fs1, ss0, ss1 = (
+                int(float(b[k])) for k in ("min_fs", "max_fs", "min_ss", "max_ss")
+            )
             shift = 0
             if "panel" in b:
                 if b["panel"] not in by_name:
-                    raise GeometryError(f"{path.name}: {name}/panel names unknown panel "
-                                        f"{b['panel']!r}")
+                    raise GeometryError(
+                        f"{path.name}: {name}/panel names unknown panel {b['panel']!r}"
+                    )
                 shift = offsets[b["panel"]]
-            mask[ss0 + shift:ss1 + shift + 1, fs0:fs1 + 1] = True
+            mask[ss0 + shift : ss1 + shift + 1, fs0 : fs1 + 1] = True
         elif "min_x" in b:
             x0, x1, y0, y1 = (float(b[k]) for k in ("min_x", "max_x", "min_y", "max_y"))
             maps = geom.maps
@@ -376,15 +471,17 @@ def _file_mask(path: Path, props: dict[str, str], n: int, p: Panel, offset: int)
         return np.zeros(p.shape, bool)  # a mask inside the data files: known only per frame
     mask_path = path.parent / props[file_key]
     if not mask_path.exists():
-        raise GeometryError(f"{path.name}: mask file {mask_path} does not exist; put it next to "
-                            "the .geom file, or pass mask_files=False to ignore it")
+        raise GeometryError(
+            f"{path.name}: mask file {mask_path} does not exist; put it next to "
+            "the .geom file, or pass mask_files=False to ignore it"
+        )
     ss0, ss1 = p.min_ss - offset, p.max_ss - offset
     with h5py.File(mask_path, "r") as f:
         ds = f[props[data_key]]
         if ds.ndim == 3:  # (modules, ss, fs)
-            values = np.asarray(ds[offset // ds.shape[1], ss0:ss1 + 1, p.min_fs:p.max_fs + 1])
+            values = np.asarray(ds[offset // ds.shape[1], ss0 : ss1 + 1, p.min_fs : p.max_fs + 1])
         else:
-            values = np.asarray(ds[p.min_ss:p.max_ss + 1, p.min_fs:p.max_fs + 1])
+            values = np.asarray(ds[p.min_ss : p.max_ss + 1, p.min_fs : p.max_fs + 1])
     good = int(props.get(good_key, "0"), 0)
     bad = int(props.get(bad_key, "0"), 0)
     values = values.astype(np.int64)
@@ -399,27 +496,40 @@ def write_crystfel_geom(geometry: Geometry, path: str | Path) -> None:
     """
     path = Path(path)
     fmt = repr
-    lines = [f"; {geometry.description or 'detector'} written by xlive",
-             f"clen = {fmt(float(geometry.distance))} m",
-             f"photon_energy = {fmt(float(geometry.photon_energy))} eV",
-             "dim0 = %", "dim1 = ss", "dim2 = fs", "data = /entry/data/data"]
+    lines = [
+        f"; {geometry.description or 'detector'} written by xlive",
+        f"clen = {fmt(float(geometry.distance))} m",
+        f"photon_energy = {fmt(float(geometry.photon_energy))} eV",
+        "dim0 = %",
+        "dim1 = ss",
+        "dim2 = fs",
+        "data = /entry/data/data",
+    ]
     if geometry.saturation_value is not None:
         lines.append(f"max_adu = {fmt(float(geometry.saturation_value))}")
     if geometry.mask is not None and geometry.mask.any():
         mask_path = path.with_name(path.stem + "-mask.h5")
         with h5py.File(mask_path, "w") as f:
             f.create_dataset("mask", data=geometry.mask.astype(np.uint8), compression="gzip")
-        lines += [f"mask0_file = {mask_path.name}", "mask0_data = /mask",
-                  "mask0_goodbits = 0x0", "mask0_badbits = 0x1"]
+        lines += [
+            f"mask0_file = {mask_path.name}",
+            "mask0_data = /mask",
+            "mask0_goodbits = 0x0",
+            "mask0_badbits = 0x1",
+        ]
     lines.append("")
     for p in geometry.panels:
+
         def vec(v: tuple[float, float, float]) -> str:
             return " ".join(f"{float(c):+.17g}{a}" for c, a in zip(v, "xyz", strict=True))
 
         lines += [
-            f"{p.name}/min_fs = {p.min_fs}", f"{p.name}/max_fs = {p.max_fs}",
-            f"{p.name}/min_ss = {p.min_ss}", f"{p.name}/max_ss = {p.max_ss}",
-            f"{p.name}/fs = {vec(p.fs)}", f"{p.name}/ss = {vec(p.ss)}",
+            f"{p.name}/min_fs = {p.min_fs}",
+            f"{p.name}/max_fs = {p.max_fs}",
+            f"{p.name}/min_ss = {p.min_ss}",
+            f"{p.name}/max_ss = {p.max_ss}",
+            f"{p.name}/fs = {vec(p.fs)}",
+            f"{p.name}/ss = {vec(p.ss)}",
             f"{p.name}/corner_x = {fmt(float(p.corner_x))}",
             f"{p.name}/corner_y = {fmt(float(p.corner_y))}",
             f"{p.name}/coffset = {fmt(float(p.coffset))}",

@@ -63,12 +63,24 @@ class DetectorModel:
 
 
 _EIGER = dict(
-    module_shape=(512, 1028), gap=(38, 12), pixel_size=75e-6, dtype="uint32",
-    gap_value=2**32 - 1, bad_value=2**32 - 1, saturation_value=65535.0, distance=0.12,
+    module_shape=(512, 1028),
+    gap=(38, 12),
+    pixel_size=75e-6,
+    dtype="uint32",
+    gap_value=2**32 - 1,
+    bad_value=2**32 - 1,
+    saturation_value=65535.0,
+    distance=0.12,
 )
 _PILATUS = dict(
-    module_shape=(195, 487), gap=(17, 7), pixel_size=172e-6, dtype="int32",
-    gap_value=-1, bad_value=-2, saturation_value=1048500.0, distance=0.25,
+    module_shape=(195, 487),
+    gap=(17, 7),
+    pixel_size=172e-6,
+    dtype="int32",
+    gap_value=-1,
+    bad_value=-2,
+    saturation_value=1048500.0,
+    distance=0.25,
 )
 
 DETECTORS: dict[str, DetectorModel] = {
@@ -76,17 +88,29 @@ DETECTORS: dict[str, DetectorModel] = {
     "eiger16m": DetectorModel("eiger16m", "Dectris EIGER2 X 16M", modules=(8, 4), **_EIGER),
     "pilatus6m": DetectorModel("pilatus6m", "Dectris PILATUS3 6M", modules=(12, 5), **_PILATUS),
     "jungfrau4m-photons": DetectorModel(
-        "jungfrau4m-photons", "PSI JUNGFRAU 4M (assembled, photon units)", module_shape=(514, 1030),
-        modules=(4, 2), gap=(36, 8), pixel_size=75e-6, dtype="float32", gap_value=0.0,
-        bad_value=0.0, saturation_value=12000.0, distance=0.12, sensor_thickness=320e-6,
+        "jungfrau4m-photons",
+        "PSI JUNGFRAU 4M (assembled, photon units)",
+        module_shape=(514, 1030),
+        modules=(4, 2),
+        gap=(36, 8),
+        pixel_size=75e-6,
+        dtype="float32",
+        gap_value=0.0,
+        bad_value=0.0,
+        saturation_value=12000.0,
+        distance=0.12,
+        sensor_thickness=320e-6,
     ),
     # small models for tests and quick demos
-    "eiger500k": DetectorModel("eiger500k", "Dectris EIGER2 X 500K", modules=(1, 1),
-                               **{**_EIGER, "distance": 0.06}),
-    "eiger1m": DetectorModel("eiger1m", "Dectris EIGER2 X 1M", modules=(2, 1),
-                             **{**_EIGER, "distance": 0.07}),
-    "pilatus300k": DetectorModel("pilatus300k", "Dectris PILATUS3 300K", modules=(3, 1),
-                                 **{**_PILATUS, "distance": 0.12}),
+    "eiger500k": DetectorModel(
+        "eiger500k", "Dectris EIGER2 X 500K", modules=(1, 1), **{**_EIGER, "distance": 0.06}
+    ),
+    "eiger1m": DetectorModel(
+        "eiger1m", "Dectris EIGER2 X 1M", modules=(2, 1), **{**_EIGER, "distance": 0.07}
+    ),
+    "pilatus300k": DetectorModel(
+        "pilatus300k", "Dectris PILATUS3 300K", modules=(3, 1), **{**_PILATUS, "distance": 0.12}
+    ),
 }
 
 
@@ -148,11 +172,19 @@ class IntegratingModel:
                 x0, y0 = col * (1030 + 8), row * (514 + 36)
                 for a in range(8):
                     r, c = divmod(a, 4)
-                    out.append(Panel(
-                        name=f"m{m}a{a}", min_fs=c * 256, max_fs=c * 256 + 255,
-                        min_ss=m * ms + r * 256, max_ss=m * ms + r * 256 + 255,
-                        corner_x=x0 + c * 258, corner_y=y0 + r * 258,
-                        pixel_size=self.pixel_size, adu_per_ev=self.adu_per_ev))
+                    out.append(
+                        Panel(
+                            name=f"m{m}a{a}",
+                            min_fs=c * 256,
+                            max_fs=c * 256 + 255,
+                            min_ss=m * ms + r * 256,
+                            max_ss=m * ms + r * 256 + 255,
+                            corner_x=x0 + c * 258,
+                            corner_y=y0 + r * 258,
+                            pixel_size=self.pixel_size,
+                            adu_per_ev=self.adu_per_ev,
+                        )
+                    )
             else:
                 # AGIPD: 8 ASICs of 64 (ss) x 128 (fs) along the slow scan, 2-pixel gaps; the
                 # slow scan runs along +x and the fast scan along -y in the left half, both
@@ -168,29 +200,73 @@ class IntegratingModel:
                     else:
                         fs, ss = (0.0, 1.0, 0.0), (-1.0, 0.0, 0.0)
                         cx, cy = x0 + 8 * 66 - a * 66, y_top
-                    out.append(Panel(
-                        name=f"p{m}a{a}", min_fs=0, max_fs=mf - 1,
-                        min_ss=m * ms + a * 64, max_ss=m * ms + a * 64 + 63,
-                        fs=fs, ss=ss, corner_x=cx, corner_y=cy,
-                        pixel_size=self.pixel_size, adu_per_ev=self.adu_per_ev))
+                    out.append(
+                        Panel(
+                            name=f"p{m}a{a}",
+                            min_fs=0,
+                            max_fs=mf - 1,
+                            min_ss=m * ms + a * 64,
+                            max_ss=m * ms + a * 64 + 63,
+                            fs=fs,
+                            ss=ss,
+                            corner_x=cx,
+                            corner_y=cy,
+                            pixel_size=self.pixel_size,
+                            adu_per_ev=self.adu_per_ev,
+                        )
+                    )
         return tuple(out)
 
 
 #: integrating detectors (simulated in ADU or keV, stacked modules, CrystFEL panels)
 INTEGRATING: dict[str, IntegratingModel] = {
     "jungfrau4m": IntegratingModel(
-        "jungfrau4m", "PSI JUNGFRAU 4M (8 modules, ADU)", "jungfrau", 8, 75e-6, 0.12,
-        adu_per_ev=0.04, read_noise=0.1, saturation_value=1.5e6),
+        "jungfrau4m",
+        "PSI JUNGFRAU 4M (8 modules, ADU)",
+        "jungfrau",
+        8,
+        75e-6,
+        0.12,
+        adu_per_ev=0.04,
+        read_noise=0.1,
+        saturation_value=1.5e6,
+    ),
     "agipd1m": IntegratingModel(
-        "agipd1m", "EuXFEL AGIPD 1M (16 modules, keV)", "agipd", 16, 200e-6, 0.25,
-        adu_per_ev=1e-3, read_noise=0.25, saturation_value=1e5, units="keV"),
+        "agipd1m",
+        "EuXFEL AGIPD 1M (16 modules, keV)",
+        "agipd",
+        16,
+        200e-6,
+        0.25,
+        adu_per_ev=1e-3,
+        read_noise=0.25,
+        saturation_value=1e5,
+        units="keV",
+    ),
     # small ones for tests
     "jungfrau1m": IntegratingModel(
-        "jungfrau1m", "PSI JUNGFRAU 1M (2 modules, ADU)", "jungfrau", 2, 75e-6, 0.07,
-        adu_per_ev=0.04, read_noise=0.1, saturation_value=1.5e6),
+        "jungfrau1m",
+        "PSI JUNGFRAU 1M (2 modules, ADU)",
+        "jungfrau",
+        2,
+        75e-6,
+        0.07,
+        adu_per_ev=0.04,
+        read_noise=0.1,
+        saturation_value=1.5e6,
+    ),
     "agipd-quadrant": IntegratingModel(
-        "agipd-quadrant", "EuXFEL AGIPD, one quadrant (4 modules, keV)", "agipd", 4, 200e-6,
-        0.12, adu_per_ev=1e-3, read_noise=0.25, saturation_value=1e5, units="keV"),
+        "agipd-quadrant",
+        "EuXFEL AGIPD, one quadrant (4 modules, keV)",
+        "agipd",
+        4,
+        200e-6,
+        0.12,
+        adu_per_ev=1e-3,
+        read_noise=0.25,
+        saturation_value=1e5,
+        units="keV",
+    ),
 }
 
 

@@ -34,8 +34,10 @@ def read_geometry_file(path: str | Path, **values) -> Geometry:
 
         geom = read_nxmx_geometry(path)
     else:
-        raise GeometryError(f"{path}: unknown geometry file kind {suffix!r}; give a CrystFEL "
-                            ".geom, a pyFAI .poni or an NXmx .h5/.nxs file")
+        raise GeometryError(
+            f"{path}: unknown geometry file kind {suffix!r}; give a CrystFEL "
+            ".geom, a pyFAI .poni or an NXmx .h5/.nxs file"
+        )
     changes = {k: float(values[k]) for k in ("distance", "wavelength") if k in values}
     return geom.replace(**changes) if changes else geom
 
@@ -44,5 +46,7 @@ def placeholder_warning(geometry: Geometry | None) -> str | None:
     """The loud warning for a geometry known to be a placeholder (None for a real one)."""
     if geometry is None or not geometry.placeholder:
         return None
-    return ("WARNING: the detector geometry is only a placeholder, so 2-theta, d-spacings and "
-            f"resolution are meaningless: {geometry.placeholder}")
+    return (
+        "WARNING: the detector geometry is only a placeholder, so 2-theta, d-spacings and "
+        f"resolution are meaningless: {geometry.placeholder}"
+    )

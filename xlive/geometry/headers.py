@@ -18,8 +18,13 @@ from .core import Geometry
 from .minicbf import _PATTERNS
 
 #: what a single flat detector needs, with units
-QUANTITIES = {"pixel_size": "m", "distance": "m", "wavelength": "Å",
-              "beam_center_x": "pixels", "beam_center_y": "pixels"}
+QUANTITIES = {
+    "pixel_size": "m",
+    "distance": "m",
+    "wavelength": "Å",
+    "beam_center_x": "pixels",
+    "beam_center_y": "pixels",
+}
 
 
 def quantities_from_pilatus_text(text: str) -> dict:
@@ -45,6 +50,7 @@ def quantities_from_pilatus_text(text: str) -> dict:
 
 def quantities_from_smv(header: dict, shape: tuple[int, int]) -> dict:
     """Quantities in an SMV header (keys as fabio gives them)."""
+
     def num(key):
         try:
             return float(header[key])
@@ -62,8 +68,10 @@ def quantities_from_smv(header: dict, shape: tuple[int, int]) -> dict:
     if num("SATURATED_VALUE"):
         out["saturation_value"] = num("SATURATED_VALUE")
     ny, nx = shape
-    for key, axis, size in (("BEAM_CENTER_X", "beam_center_x", nx),
-                            ("BEAM_CENTER_Y", "beam_center_y", ny)):
+    for key, axis, size in (
+        ("BEAM_CENTER_X", "beam_center_x", nx),
+        ("BEAM_CENTER_Y", "beam_center_y", ny),
+    ):
         v = num(key)
         if v is not None and px_mm:
             out[axis] = v if v > size * px_mm else v / px_mm  # pixels, or mm (ADSC)
@@ -76,8 +84,7 @@ def quantities_from_header(header: dict, shape: tuple[int, int]) -> dict:
     if text:
         return quantities_from_pilatus_text(text)
     if "Pixel_size" in header:  # PILATUS TIFF: the miniCBF lines as separate keys
-        return quantities_from_pilatus_text(
-            "\n".join(f"# {k} {v}" for k, v in header.items()))
+        return quantities_from_pilatus_text("\n".join(f"# {k} {v}" for k, v in header.items()))
     if "PIXEL_SIZE" in header or "DISTANCE" in header:
         return quantities_from_smv(header, shape)
     return {}
@@ -90,20 +97,31 @@ def missing_quantities(q: dict) -> list[str]:
 def how_to_give(missing) -> str:
     """The command-line and configuration ways to give ``missing`` quantities."""
     lines = "; ".join(f"{k} = ... ({QUANTITIES[k]})" for k in missing)
-    return ("give a geometry file with --geometry FILE (CrystFEL .geom, pyFAI .poni or an "
-            f"NXmx master), or the values in the run configuration's [geometry] table ({lines}) "
-            "with --config run.toml")
+    return (
+        "give a geometry file with --geometry FILE (CrystFEL .geom, pyFAI .poni or an "
+        f"NXmx master), or the values in the run configuration's [geometry] table ({lines}) "
+        "with --config run.toml"
+    )
 
 
-def geometry_from_quantities(q: dict, *, shape: tuple[int, int], mask=None,
-                             description: str = "", sentinels=None) -> Geometry:
+def geometry_from_quantities(
+    q: dict, *, shape: tuple[int, int], mask=None, description: str = "", sentinels=None
+) -> Geometry:
     """A single flat detector from ``q``; raises GeometryError naming what is missing."""
     missing = missing_quantities(q)
     if missing:
-        raise GeometryError(f"the detector geometry lacks {', '.join(missing)}: "
-                            + how_to_give(missing))
-    return Geometry.simple(shape=shape, pixel_size=q["pixel_size"], distance=q["distance"],
-                           beam_center_x=q["beam_center_x"], beam_center_y=q["beam_center_y"],
-                           wavelength=q["wavelength"], mask=mask,
-                           saturation_value=q.get("saturation_value"),
-                           description=description, sentinels=sentinels)
+        raise GeometryError(
+            f"the detector geometry lacks {', '.join(missing)}: " + how_to_give(missing)
+        )
+    return Geometry.simple(
+        shape=shape,
+        pixel_size=q["pixel_size"],
+        distance=q["distance"],
+        beam_center_x=q["beam_center_x"],
+        beam_center_y=q["beam_center_y"],
+        wavelength=q["wavelength"],
+        mask=mask,
+        saturation_value=q.get("saturation_value"),
+        description=description,
+        sentinels=sentinels,
+    )

@@ -26,8 +26,9 @@ _PATTERNS = {
 }
 
 
-def geometry_from_minicbf_header(header: str, *, shape: tuple[int, int],
-                                 mask: np.ndarray | None = None) -> Geometry:
+def geometry_from_minicbf_header(
+    header: str, *, shape: tuple[int, int], mask: np.ndarray | None = None
+) -> Geometry:
     """Build a Geometry from the text of a miniCBF header (``_array_data.header_contents``)."""
     found = {k: p.search(header) for k, p in _PATTERNS.items()}
     missing = [k for k in ("pixel_size", "distance", "wavelength", "beam_xy") if found[k] is None]
@@ -38,30 +39,47 @@ def geometry_from_minicbf_header(header: str, *, shape: tuple[int, int],
         )
     px = float(found["pixel_size"].group(1))
     dist = float(found["distance"].group(1)) * (1e-3 if found["distance"].group(2) == "mm" else 1.0)
-    wl = float(found["wavelength"].group(1)) * (10.0 if found["wavelength"].group(2) == "nm" else 1.0)
+    wl = float(found["wavelength"].group(1)) * (
+        10.0 if found["wavelength"].group(2) == "nm" else 1.0
+    )
     bx, by = float(found["beam_xy"].group(1)), float(found["beam_xy"].group(2))
     sat = float(found["cutoff"].group(1)) if found["cutoff"] else None
     desc = found["detector"].group(1).strip() if found["detector"] else "miniCBF detector"
     # the PILATUS header convention (PILATUS and EIGER miniCBFs) writes -1 into module gaps
     # and -2 into bad pixels: declared here, checked per frame, never learnt from a frame
-    return Geometry.simple(shape=shape, pixel_size=px, distance=dist, beam_center_x=bx,
-                           beam_center_y=by, wavelength=wl, mask=mask, saturation_value=sat,
-                           description=desc, sentinels=(-1, -2),
-                           placeholder=_known_placeholder(desc, shape))
+    return Geometry.simple(
+        shape=shape,
+        pixel_size=px,
+        distance=dist,
+        beam_center_x=bx,
+        beam_center_y=by,
+        wavelength=wl,
+        mask=mask,
+        saturation_value=sat,
+        description=desc,
+        sentinels=(-1, -2),
+        placeholder=_known_placeholder(desc, shape),
+    )
 
 
 #: detectors whose miniCBF header can only describe one flat panel although they are not one:
 #: (pattern in the ``Detector:`` line, why)
-CURVED = ((re.compile(r"PILATUS\S*\s+12M", re.I),
-           "the PILATUS 12M is a cylinder of 24 module rows (Diamond I23)"),)
+CURVED = (
+    (
+        re.compile(r"PILATUS\S*\s+12M", re.I),
+        "the PILATUS 12M is a cylinder of 24 module rows (Diamond I23)",
+    ),
+)
 
 
 def _known_placeholder(description: str, shape: tuple[int, int]) -> str:
     for pattern, why in CURVED:
         if pattern.search(description):
-            return (f"the miniCBF header of this {description} describes one flat panel, but "
-                    f"{why}; give the real geometry with --geometry FILE.geom (a CrystFEL "
-                    "geometry of its modules) or geometry= in Python")
+            return (
+                f"the miniCBF header of this {description} describes one flat panel, but "
+                f"{why}; give the real geometry with --geometry FILE.geom (a CrystFEL "
+                "geometry of its modules) or geometry= in Python"
+            )
     return ""
 
 

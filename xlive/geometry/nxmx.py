@@ -40,7 +40,9 @@ def _length(value: tuple[float, str], what: str) -> float:
     if unit in ("", "pixel", "pixels"):
         return v
     if unit not in _LENGTH:
-        raise GeometryError(f"{what} has unknown length unit {unit!r}; expected one of {list(_LENGTH)}")
+        raise GeometryError(
+            f"{what} has unknown length unit {unit!r}; expected one of {list(_LENGTH)}"
+        )
     return v * _LENGTH[unit]
 
 
@@ -129,17 +131,25 @@ def read_nxmx_geometry(source: str | Path | h5py.File, *, entry: str = "/entry")
     elif mask is not None:
         shape = mask.shape
     else:
-        raise GeometryError(f"{f.filename}: cannot tell the detector size "
-                            "(no x/y_pixels_in_detector and no pixel_mask)")
+        raise GeometryError(
+            f"{f.filename}: cannot tell the detector size "
+            "(no x/y_pixels_in_detector and no pixel_mask)"
+        )
     if mask is not None and mask.shape != shape:
         mask = None
     sat = _scalar(det, "saturation_value") or _scalar(spec, "countrate_correction_count_cutoff")
     desc = det["description"][()] if "description" in det else b"NXmx detector"
     desc = desc.decode() if isinstance(desc, bytes) else str(desc)
     geom = Geometry.simple(
-        shape=shape, pixel_size=pixel_x, distance=distance, beam_center_x=centre[0],
-        beam_center_y=centre[1], wavelength=wavelength, mask=mask,
-        saturation_value=None if sat is None else sat[0], description=desc,
+        shape=shape,
+        pixel_size=pixel_x,
+        distance=distance,
+        beam_center_x=centre[0],
+        beam_center_y=centre[1],
+        wavelength=wavelength,
+        mask=mask,
+        saturation_value=None if sat is None else sat[0],
+        description=desc,
     )
     if pixel_y != pixel_x:  # rectangular pixels: stretch the slow-scan vector
         p = geom.panels[0]

@@ -52,8 +52,11 @@ def read_geometry_file(path: str | Path, *, shape=None, **values) -> Geometry:
     if suffix == ".poni":
         from .poni import read_poni_geometry
 
-        return read_poni_geometry(path, shape=tuple(shape) if shape and all(shape) else None,
-                                  wavelength=values.get("wavelength"))
+        return read_poni_geometry(
+            path,
+            shape=tuple(shape) if shape and all(shape) else None,
+            wavelength=values.get("wavelength"),
+        )
     from .files import read_geometry_file as read_file
 
     return read_file(path, **values)
@@ -78,11 +81,16 @@ def read_mask_file(spec: str | Path, shape: tuple[int, int]) -> np.ndarray:
         with h5py.File(p, "r") as f:
             if not dset:
                 found = []
-                f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset)
-                             and o.ndim == 2 else None)
+                f.visititems(
+                    lambda n, o: (
+                        found.append(n) if isinstance(o, h5py.Dataset) and o.ndim == 2 else None
+                    )
+                )
                 if len(found) != 1:
-                    raise ConfigError(f"{p} holds {len(found)} 2-D datasets {found[:5]}; "
-                                      f"name one: --mask {p}:/path/to/mask")
+                    raise ConfigError(
+                        f"{p} holds {len(found)} 2-D datasets {found[:5]}; "
+                        f"name one: --mask {p}:/path/to/mask"
+                    )
                 dset = found[0]
             m = f[dset][()]
     else:
@@ -107,8 +115,9 @@ class GeometryPlan:
     values: dict = field(default_factory=dict)
 
     @classmethod
-    def from_options(cls, *, geometry: str | None = None, mask: str | None = None,
-                     table: dict | None = None) -> GeometryPlan | None:
+    def from_options(
+        cls, *, geometry: str | None = None, mask: str | None = None, table: dict | None = None
+    ) -> GeometryPlan | None:
         """From ``--geometry``/``--mask`` and the ``[geometry]`` table (whose ``file``/``mask``
         the options override); None when there is nothing to do."""
         table = dict(table or {})
@@ -116,27 +125,37 @@ class GeometryPlan:
         mask = mask or table.pop("mask", None)
         table.pop("file", None)
         table.pop("mask", None)
-        values = {k: float(v) for k, v in table.items()
-                  if k in QUANTITIES or k in EXTRA or k in FILE_ONLY}
+        values = {
+            k: float(v) for k, v in table.items() if k in QUANTITIES or k in EXTRA or k in FILE_ONLY
+        }
         if not (file or mask or values):
             return None
         return cls(file=file, mask=mask, values=values)
 
     def __call__(self, geom: Geometry | None, source=None) -> Geometry:
-        shape = tuple(geom.shape) if geom is not None else (
-            tuple(source._frame_shape_hint()) if source is not None else (0, 0))
+        shape = (
+            tuple(geom.shape)
+            if geom is not None
+            else (tuple(source._frame_shape_hint()) if source is not None else (0, 0))
+        )
         v = self.values
         if self.file:
-            geom = read_geometry_file(self.file, shape=shape, **{
-                k: v[k] for k in ("clen", "distance", "wavelength", "photon_energy") if k in v})
+            geom = read_geometry_file(
+                self.file,
+                shape=shape,
+                **{k: v[k] for k in ("clen", "distance", "wavelength", "photon_energy") if k in v},
+            )
         if geom is None:
             if not all(shape):
                 raise GeometryError("the run has no frame yet: its detector shape is unknown")
             q = dict(getattr(source, "header_quantities", None) or {})
             q.update({k: x for k, x in v.items()})
-            geom = geometry_from_quantities(q, shape=shape, description="from the headers "
-                                            "and [geometry]",
-                                            sentinels=getattr(source, "header_sentinels", None))
+            geom = geometry_from_quantities(
+                q,
+                shape=shape,
+                description="from the headers and [geometry]",
+                sentinels=getattr(source, "header_sentinels", None),
+            )
         else:
             geom = apply_values(geom, v)
         if self.mask:
@@ -149,17 +168,23 @@ class GeometryPlan:
 
 def apply_values(geom: Geometry, values: dict) -> Geometry:
     """``geom`` with the ``[geometry]`` numbers applied."""
-    changes = {k: float(values[k]) for k in ("distance", "wavelength", "saturation_value")
-               if k in values}
+    changes = {
+        k: float(values[k]) for k in ("distance", "wavelength", "saturation_value") if k in values
+    }
     panel_keys = {"beam_center_x", "beam_center_y", "pixel_size"} & set(values)
     if panel_keys:
         if len(geom.panels) != 1:
-            raise GeometryError(f"{sorted(panel_keys)} apply to single-panel detectors only; "
-                                "give a geometry file (--geometry FILE) for this detector")
+            raise GeometryError(
+                f"{sorted(panel_keys)} apply to single-panel detectors only; "
+                "give a geometry file (--geometry FILE) for this detector"
+            )
         bx, by = geom.beam_center
         p = geom.panels[0]
-        p = dataclasses.replace(p, corner_x=-float(values.get("beam_center_x", bx)),
-                                corner_y=-float(values.get("beam_center_y", by)),
-                                pixel_size=float(values.get("pixel_size", p.pixel_size)))
+        p = dataclasses.replace(
+            p,
+            corner_x=-float(values.get("beam_center_x", bx)),
+            corner_y=-float(values.get("beam_center_y", by)),
+            pixel_size=float(values.get("pixel_size", p.pixel_size)),
+        )
         changes["panels"] = (p,)
     return geom.replace(**changes) if changes else geom

@@ -37,9 +37,19 @@ def _parse(text: str) -> dict[str, str]:
 
 
 def geometry_from_poni(
-    *, dist: float, poni1: float, poni2: float, rot1: float = 0.0, rot2: float = 0.0,
-    rot3: float = 0.0, pixel1: float, pixel2: float, shape: tuple[int, int], wavelength: float,
-    mask: np.ndarray | None = None, description: str = "",
+    *,
+    dist: float,
+    poni1: float,
+    poni2: float,
+    rot1: float = 0.0,
+    rot2: float = 0.0,
+    rot3: float = 0.0,
+    pixel1: float,
+    pixel2: float,
+    shape: tuple[int, int],
+    wavelength: float,
+    mask: np.ndarray | None = None,
+    description: str = "",
 ) -> Geometry:
     """Geometry from pyFAI parameters (lengths in metres, angles in radians, wavelength in m)."""
     r = _rotation(rot1, rot2, rot3)
@@ -48,19 +58,31 @@ def geometry_from_poni(
     fs = r[:, 1] * (pixel2 / px)
     ss = r[:, 0] * (pixel1 / px)
     panel = Panel(
-        name="p0", min_fs=0, max_fs=shape[1] - 1, min_ss=0, max_ss=shape[0] - 1,
+        name="p0",
+        min_fs=0,
+        max_fs=shape[1] - 1,
+        min_ss=0,
+        max_ss=shape[0] - 1,
         fs=(float(fs[1]), float(fs[0]), float(fs[2])),
         ss=(float(ss[1]), float(ss[0]), float(ss[2])),
-        corner_x=float(corner[1] / px), corner_y=float(corner[0] / px),
-        coffset=float(corner[2] - dist), pixel_size=float(px),
+        corner_x=float(corner[1] / px),
+        corner_y=float(corner[0] / px),
+        coffset=float(corner[2] - dist),
+        pixel_size=float(px),
     )
-    return Geometry(shape=(int(shape[0]), int(shape[1])), distance=float(dist),
-                    wavelength=float(wavelength) * 1e10, panels=(panel,), mask=mask,
-                    description=description or "pyFAI PONI")
+    return Geometry(
+        shape=(int(shape[0]), int(shape[1])),
+        distance=float(dist),
+        wavelength=float(wavelength) * 1e10,
+        panels=(panel,),
+        mask=mask,
+        description=description or "pyFAI PONI",
+    )
 
 
-def read_poni_geometry(path: str | Path, *, shape: tuple[int, int] | None = None,
-                       wavelength: float | None = None) -> Geometry:
+def read_poni_geometry(
+    path: str | Path, *, shape: tuple[int, int] | None = None, wavelength: float | None = None
+) -> Geometry:
     """Read a pyFAI ``.poni`` file.
 
     Parameters
@@ -95,7 +117,15 @@ def read_poni_geometry(path: str | Path, *, shape: tuple[int, int] | None = None
     else:
         raise GeometryError(f"PONI file {path} has no Wavelength; pass wavelength=... (angstrom)")
     return geometry_from_poni(
-        dist=dist, poni1=poni1, poni2=poni2, rot1=float(d.get("rot1", 0)),
-        rot2=float(d.get("rot2", 0)), rot3=float(d.get("rot3", 0)), pixel1=pixel1,
-        pixel2=pixel2, shape=shape, wavelength=wl_m, description=f"pyFAI PONI {Path(path).name}",
+        dist=dist,
+        poni1=poni1,
+        poni2=poni2,
+        rot1=float(d.get("rot1", 0)),
+        rot2=float(d.get("rot2", 0)),
+        rot3=float(d.get("rot3", 0)),
+        pixel1=pixel1,
+        pixel2=pixel2,
+        shape=shape,
+        wavelength=wl_m,
+        description=f"pyFAI PONI {Path(path).name}",
     )

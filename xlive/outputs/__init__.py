@@ -14,12 +14,22 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "CXIHitsWriter": "cxi", "CXIHitsListener": "cxi", "read_cxi_peaks": "cxi",
-    "export_hits": "hits", "write_hits_geom": "hits", "original_events": "hits",
-    "frame_table": "tables", "peak_table": "tables", "write_table": "tables",
-    "RunSummary": "summary", "summarize": "summary",
-    "RunDB": "rundb", "record_run": "rundb", "default_db": "rundb",
-    "write_report": "report", "build_report": "report",
+    "CXIHitsWriter": "cxi",
+    "CXIHitsListener": "cxi",
+    "read_cxi_peaks": "cxi",
+    "export_hits": "hits",
+    "write_hits_geom": "hits",
+    "original_events": "hits",
+    "frame_table": "tables",
+    "peak_table": "tables",
+    "write_table": "tables",
+    "RunSummary": "summary",
+    "summarize": "summary",
+    "RunDB": "rundb",
+    "record_run": "rundb",
+    "default_db": "rundb",
+    "write_report": "report",
+    "build_report": "report",
 }
 
 __all__ = sorted(_LAZY)

@@ -59,11 +59,14 @@ def run_source(ds: xr.Dataset, source=None):
     if source is None:
         target = ds.attrs.get("source")
         if not target:
-            raise SourceError("the feature store does not say which run it came from; "
-                              "pass the run (--source RUN)")
+            raise SourceError(
+                "the feature store does not say which run it came from; pass the run (--source RUN)"
+            )
         if not target_exists(str(target)):
-            raise SourceError(f"the run {target} recorded in the feature store is gone; "
-                              "pass where it is now (--source RUN)")
+            raise SourceError(
+                f"the run {target} recorded in the feature store is gone; "
+                "pass where it is now (--source RUN)"
+            )
         source = target
     if isinstance(source, (str, Path)):
         metadata = attr_json(ds, "metadata_file")
@@ -73,8 +76,9 @@ def run_source(ds: xr.Dataset, source=None):
         if isinstance(plan, dict):
             from ..geometry.plan import GeometryPlan
 
-            source.geometry_edit = GeometryPlan(plan.get("file"), plan.get("mask"),
-                                                plan.get("values") or {})
+            source.geometry_edit = GeometryPlan(
+                plan.get("file"), plan.get("mask"), plan.get("values") or {}
+            )
     source.refresh()
     return source
 
@@ -87,8 +91,11 @@ def block_iter(ds: xr.Dataset, names, size: int = 256):
     n = ds.sizes[FRAME]
     for s in range(0, n, size):
         sub = ds.isel({FRAME: slice(s, s + size)}).compute()
-        block = Block(sub[FRAME].values, np.zeros(sub.sizes[FRAME], bool),
-                      {k: sub[k].values for k in names if k in sub.variables})
+        block = Block(
+            sub[FRAME].values,
+            np.zeros(sub.sizes[FRAME], bool),
+            {k: sub[k].values for k in names if k in sub.variables},
+        )
         meta = {k: sub[k].values for k in META if k in sub.coords}
         yield block, meta
 
@@ -102,11 +109,20 @@ def declared_specs(ds: xr.Dataset) -> list:
     for name, var in ds.data_vars.items():
         if var.attrs.get("show") is None and not var.attrs.get("flags"):
             continue
-        specs.append(FeatureSpec.from_dict({
-            "name": name, "dims": var.dims, "dtype": str(var.dtype),
-            "units": var.attrs.get("units", ""), "description": var.attrs.get("description", ""),
-            "sizes": {d: ds.sizes[d] for d in var.dims[1:]}, "show": var.attrs.get("show"),
-            "flags": var.attrs.get("flags") or ()}))
+        specs.append(
+            FeatureSpec.from_dict(
+                {
+                    "name": name,
+                    "dims": var.dims,
+                    "dtype": str(var.dtype),
+                    "units": var.attrs.get("units", ""),
+                    "description": var.attrs.get("description", ""),
+                    "sizes": {d: ds.sizes[d] for d in var.dims[1:]},
+                    "show": var.attrs.get("show"),
+                    "flags": var.attrs.get("flags") or (),
+                }
+            )
+        )
     return specs
 
 
@@ -121,8 +137,9 @@ def flag_thresholds_of(ds: xr.Dataset, default=None):
     if not isinstance(stored, dict):
         return default or FlagThresholds()
     known = {f.name for f in dataclasses.fields(FlagThresholds)}
-    return FlagThresholds(**{k: tuple(v) if isinstance(v, list) else v
-                             for k, v in stored.items() if k in known})
+    return FlagThresholds(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k in known}
+    )
 
 
 def aggregates(ds: xr.Dataset, *, replay_flags: bool = False, every: int = 256):

@@ -37,11 +37,18 @@ DATA = "/entry_1/data_1/data"
 PEAKS = "/entry_1/result_1"
 XLIVE = "/entry_1/xlive"
 _PEAK_FIELDS = {  # CXI name -> xlive feature
-    "peakXPosRaw": "peak_x", "peakYPosRaw": "peak_y", "peakTotalIntensity": "peak_intensity",
-    "peakNPixels": "peak_npix", "peakSNR": "peak_snr",
+    "peakXPosRaw": "peak_x",
+    "peakYPosRaw": "peak_y",
+    "peakTotalIntensity": "peak_intensity",
+    "peakNPixels": "peak_npix",
+    "peakSNR": "peak_snr",
 }
-_META = {"frame_number": "int64", "timestamp": "float64", "laser_on": "bool",
-         "pulse_energy": "float32"}
+_META = {
+    "frame_number": "int64",
+    "timestamp": "float64",
+    "laser_on": "bool",
+    "pulse_energy": "float32",
+}
 
 
 def pack_peaks(result: dict[str, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -93,9 +100,16 @@ class CXIHitsWriter:
     partial row. The ``.lst`` is extended after the file is closed.
     """
 
-    def __init__(self, path: str | Path, *, frame_shape: tuple[int, int], max_peaks: int,
-                 lst: str | Path | None = None, half_pixel_shift: bool = True,
-                 compression: str | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        frame_shape: tuple[int, int],
+        max_peaks: int,
+        lst: str | Path | None = None,
+        half_pixel_shift: bool = True,
+        compression: str | None = None,
+    ):
         self.path = Path(path).absolute()
         self.offset = 0.0 if half_pixel_shift else 0.5
         self.lst = Path(lst) if lst is not None else None
@@ -107,7 +121,7 @@ class CXIHitsWriter:
                 self._create(f, tuple(frame_shape), int(max_peaks), compression)
             self.max_peaks = int(f[PEAKS]["peakXPosRaw"].shape[1])
             done = f[XLIVE]["frame_index"][:]
-            done = done[:np.argmax(done < 0)] if (done < 0).any() else done  # -1: never written
+            done = done[: np.argmax(done < 0)] if (done < 0).any() else done  # -1: never written
             self._truncate(f, len(done))  # drop rows of an append that was cut short
         self.n = len(done)
         self.frames_written = set(done.tolist())
@@ -119,13 +133,18 @@ class CXIHitsWriter:
         try:
             return h5py.File(self.path, mode)
         except OSError as exc:
-            raise SourceError(f"cannot open {self.path} for writing hits ({exc}); is another "
-                              "program holding it open?") from exc
+            raise SourceError(
+                f"cannot open {self.path} for writing hits ({exc}); is another "
+                "program holding it open?"
+            ) from exc
 
     @staticmethod
     def _rows(f: h5py.File) -> list[h5py.Dataset]:
-        return [f[DATA], *(f[PEAKS][k] for k in ("nPeaks", *_PEAK_FIELDS)),
-                *(f[XLIVE][k] for k in ("frame_index", *_META))]
+        return [
+            f[DATA],
+            *(f[PEAKS][k] for k in ("nPeaks", *_PEAK_FIELDS)),
+            *(f[XLIVE][k] for k in ("frame_index", *_META)),
+        ]
 
     def _truncate(self, f: h5py.File, n: int) -> None:
         for ds in self._rows(f):
@@ -133,44 +152,69 @@ class CXIHitsWriter:
                 ds.resize(n, axis=0)
 
     # ------------------------------------------------------------------ layout
-    def _create(self, f: h5py.File, shape: tuple[int, int], max_peaks: int,
-                compression: str | None) -> None:
+    def _create(
+        self, f: h5py.File, shape: tuple[int, int], max_peaks: int, compression: str | None
+    ) -> None:
         f.attrs["creator"] = "xlive"
         f.create_dataset("cxi_version", data=150)
-        d = f.create_dataset(DATA, shape=(0, *shape), maxshape=(None, *shape), dtype="float32",
-                             chunks=(1, *shape), compression=compression)
+        d = f.create_dataset(
+            DATA,
+            shape=(0, *shape),
+            maxshape=(None, *shape),
+            dtype="float32",
+            chunks=(1, *shape),
+            compression=compression,
+        )
         d.attrs["axes"] = "experiment_identifier:y:x"
         r = f.require_group(PEAKS)
         r.create_dataset("nPeaks", shape=(0,), maxshape=(None,), dtype="int32", chunks=(1024,))
         for name in _PEAK_FIELDS:
-            ds = r.create_dataset(name, shape=(0, max_peaks), maxshape=(None, max_peaks),
-                                  dtype="float32", chunks=(1, max_peaks))
+            ds = r.create_dataset(
+                name,
+                shape=(0, max_peaks),
+                maxshape=(None, max_peaks),
+                dtype="float32",
+                chunks=(1, max_peaks),
+            )
             if name in ("peakXPosRaw", "peakYPosRaw"):
                 ds.attrs["xlive_convention"] = (
                     f"centre of pixel data[ss, fs] at (fs, ss) + {self.offset:g}; CrystFEL adds "
-                    "0.5 unless --no-half-pixel-shift")
+                    "0.5 unless --no-half-pixel-shift"
+                )
         x = f.require_group(XLIVE)
-        x.create_dataset("frame_index", shape=(0,), maxshape=(None,), dtype="int64",
-                         chunks=(1024,), fillvalue=-1)
+        x.create_dataset(
+            "frame_index", shape=(0,), maxshape=(None,), dtype="int64", chunks=(1024,), fillvalue=-1
+        )
         for name, dt in _META.items():
             x.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
         x.attrs["half_pixel_shift_in_reader"] = self.offset == 0.0
 
     def _check(self, f: h5py.File, shape) -> None:
         if DATA not in f or XLIVE not in f:
-            raise ConfigError(f"{self.path} exists but is not a CXI hits file written by xlive; "
-                              "choose another name or delete it")
+            raise ConfigError(
+                f"{self.path} exists but is not a CXI hits file written by xlive; "
+                "choose another name or delete it"
+            )
         have = f[DATA].shape[1:]
         if tuple(have) != tuple(shape):
-            raise ConfigError(f"{self.path} holds frames of shape {have}, not {tuple(shape)}; "
-                              "write these hits to another file")
+            raise ConfigError(
+                f"{self.path} holds frames of shape {have}, not {tuple(shape)}; "
+                "write these hits to another file"
+            )
         if bool(f[XLIVE].attrs["half_pixel_shift_in_reader"]) != (self.offset == 0.0):
-            raise ConfigError(f"{self.path} was written with the other half-pixel convention; "
-                              "write to another file")
+            raise ConfigError(
+                f"{self.path} was written with the other half-pixel convention; "
+                "write to another file"
+            )
 
     # ------------------------------------------------------------------ writing
-    def append(self, frames: np.ndarray, result, rows: np.ndarray,
-               meta: dict[str, np.ndarray] | None = None) -> int:
+    def append(
+        self,
+        frames: np.ndarray,
+        result,
+        rows: np.ndarray,
+        meta: dict[str, np.ndarray] | None = None,
+    ) -> int:
         """Append ``frames`` (k, ss, fs), the peaks of block ``rows`` and their metadata.
 
         ``result`` is a :class:`~xlive.engine.block.Block` (``peak_x``... with a leading block
@@ -187,13 +231,15 @@ class CXIHitsWriter:
         n_peaks, peaks = pack_peaks(result, rows)
         width = self.max_peaks
         if np.any(n_peaks > width):
-            raise ConfigError(f"{self.path} holds at most {width} peaks per frame, "
-                              f"a frame has {int(n_peaks.max())}; write to another file")
+            raise ConfigError(
+                f"{self.path} holds at most {width} peaks per frame, "
+                f"a frame has {int(n_peaks.max())}; write to another file"
+            )
         start, k = self.n, len(rows)
 
         def put(ds: h5py.Dataset, values: np.ndarray) -> None:
             ds.resize(start + k, axis=0)
-            ds[start:start + k] = values
+            ds[start : start + k] = values
 
         with self._open("a") as f:
             put(f[DATA], frames.astype(np.float32, copy=False))
@@ -202,7 +248,7 @@ class CXIHitsWriter:
             for name in _PEAK_FIELDS:
                 v = np.zeros((k, width), np.float32)
                 if name in peaks:
-                    v[:, :peaks[name].shape[1]] = peaks[name][:, :width]
+                    v[:, : peaks[name].shape[1]] = peaks[name][:, :width]
                 if name in ("peakXPosRaw", "peakYPosRaw") and self.offset:
                     v = np.where(np.arange(width)[None, :] < n_peaks[:, None], v + self.offset, 0)
                 put(r[name], v)
@@ -262,8 +308,10 @@ class CXIHitsListener:
 
     def __call__(self, result, meta: dict) -> None:
         if "is_hit" not in result or "peak_x" not in result:
-            raise ConfigError("writing hits needs the features is_hit and peak_x/peak_y; "
-                              "run the default analyzers")
+            raise ConfigError(
+                "writing hits needs the features is_hit and peak_x/peak_y; "
+                "run the default analyzers"
+            )
         sel = np.asarray(result["is_hit"], bool) & result.good
         rows, frames = [], []
         for r in np.flatnonzero(sel):
@@ -275,8 +323,12 @@ class CXIHitsListener:
         if not rows:
             return
         if self.writer is None:
-            self.writer = CXIHitsWriter(self.path, frame_shape=frames[0].shape,
-                                        max_peaks=np.shape(result["peak_x"])[1], **self.options)
+            self.writer = CXIHitsWriter(
+                self.path,
+                frame_shape=frames[0].shape,
+                max_peaks=np.shape(result["peak_x"])[1],
+                **self.options,
+            )
         self.hits += self.writer.append(np.stack(frames), result, np.array(rows), meta)
 
     update = __call__

@@ -40,17 +40,20 @@ class HitsExport:
     indexed: int = 0
 
     def cut_message(self) -> str | None:
-        """"N hits keep 256 of up to 1000 peaks ..." (None when no peak list was cut)."""
+        """ "N hits keep 256 of up to 1000 peaks ..." (None when no peak list was cut)."""
         if not self.peaks_cut:
             return None
-        return (f"{self.peaks_cut} hits keep {self.max_peaks} of up to {self.most_spots} peaks "
-                f"(the strongest by SNR): the feature store's peak table holds {self.max_peaks} "
-                "per frame; to keep more, set max_peaks in [analyzers.spots] of the run "
-                "configuration and process the run again")
+        return (
+            f"{self.peaks_cut} hits keep {self.max_peaks} of up to {self.most_spots} peaks "
+            f"(the strongest by SNR): the feature store's peak table holds {self.max_peaks} "
+            "per frame; to keep more, set max_peaks in [analyzers.spots] of the run "
+            "configuration and process the run again"
+        )
 
 
-def write_hits_geom(geometry: Geometry, path: str | Path, *, data: str = DATA,
-                    peak_list: str | None = PEAKS) -> Path:
+def write_hits_geom(
+    geometry: Geometry, path: str | Path, *, data: str = DATA, peak_list: str | None = PEAKS
+) -> Path:
     """A CrystFEL ``.geom`` for ``geometry`` that reads frames at ``data`` (``dim0 = %``) and,
     with ``peak_list``, peaks from the CXI result group (``peak_list_type = cxi``).
 
@@ -67,9 +70,12 @@ def write_hits_geom(geometry: Geometry, path: str | Path, *, data: str = DATA,
         if line.strip().startswith("data ="):
             out.append(f"data = {data}")
             if peak_list:
-                out += [f"peak_list = {peak_list}", "peak_list_type = cxi",
-                        "; peak positions are pixel-centre indices: keep CrystFEL's default "
-                        "half-pixel shift"]
+                out += [
+                    f"peak_list = {peak_list}",
+                    "peak_list_type = cxi",
+                    "; peak positions are pixel-centre indices: keep CrystFEL's default "
+                    "half-pixel shift",
+                ]
         else:
             out.append(line)
     path.write_text("\n".join(out) + "\n")
@@ -90,8 +96,10 @@ def original_events(source, frames) -> list[str]:
         return [str(Path(files[i]).absolute()) for i in frames]
     segments = getattr(source.reader, "segments", None)
     if segments is None:
-        raise ConfigError(f"CrystFEL cannot read the frames of a {type(source).__name__} run "
-                          "directly; use the CXI file and its --lst instead of --lst-original")
+        raise ConfigError(
+            f"CrystFEL cannot read the frames of a {type(source).__name__} run "
+            "directly; use the CXI file and its --lst instead of --lst-original"
+        )
     starts = [s[2] for s in segments]
     out = []
     for i in frames:
@@ -101,12 +109,21 @@ def original_events(source, frames) -> list[str]:
     return out
 
 
-def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
-                lst: str | Path | None = None, geom: str | Path | None = None,
-                lst_original: str | Path | None = None, source=None,
-                half_pixel_shift: bool = True, compression: str | None = None,
-                overwrite: bool = False, batch: int = 16, stream: str | Path | None = None,
-                progress: Callable[[int], None] | None = None) -> HitsExport:
+def export_hits(
+    features: str | Path | xr.Dataset,
+    cxi: str | Path,
+    *,
+    lst: str | Path | None = None,
+    geom: str | Path | None = None,
+    lst_original: str | Path | None = None,
+    source=None,
+    half_pixel_shift: bool = True,
+    compression: str | None = None,
+    overwrite: bool = False,
+    batch: int = 16,
+    stream: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> HitsExport:
     """Write the hits of a processed run as a CXI file for ``indexamajig --peaks=cxi``.
 
     Parameters
@@ -139,21 +156,31 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
     require(ds, "is_hit", "peak_x", "peak_y", what="exporting hits")
     cxi = Path(cxi)
     if stream is not None:
-        require(ds, "indexed", "unit_cell", "orientation", "peak_lattice",
-                what="writing a CrystFEL stream (process the run with --cell or --index)")
+        require(
+            ds,
+            "indexed",
+            "unit_cell",
+            "orientation",
+            "peak_lattice",
+            what="writing a CrystFEL stream (process the run with --cell or --index)",
+        )
     outputs = [Path(p) for p in (cxi, lst, geom, lst_original, stream) if p is not None]
     for p in outputs:
         if p.exists() and not overwrite:
-            raise ConfigError(f"{p} exists; choose another name or pass overwrite=True "
-                              "(--overwrite)")
+            raise ConfigError(
+                f"{p} exists; choose another name or pass overwrite=True (--overwrite)"
+            )
     for p in outputs:
         p.unlink(missing_ok=True)
     src = run_source(ds, source)
     if lst_original is not None:
         original_events(src, [])  # fails early for runs CrystFEL cannot read
     hits = ds.isel({FRAME: np.flatnonzero(ds["is_hit"].values.astype(bool))})
-    names = [k for k in ("peak_x", "peak_y", "peak_intensity", "peak_npix", "peak_snr")
-             if k in hits.variables]
+    names = [
+        k
+        for k in ("peak_x", "peak_y", "peak_intensity", "peak_npix", "peak_snr")
+        if k in hits.variables
+    ]
     written, unreadable, kept, n_indexed = 0, 0, [], 0
     max_peaks = int(ds.sizes.get("peak", ds["peak_x"].shape[1]))
     # n_spots counts every spot found; the table keeps the strongest max_peaks of them
@@ -167,16 +194,34 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
         cell = attr_json(ds, "indexing_cell")
         target = TargetCell(tuple(cell), attr_json(ds, "indexing_space_group")) if cell else None
         sw = StreamWriter(stream, src.geometry, target=target)
-        names = names + [k for k in ("indexed", "n_lattices", "unit_cell", "orientation",
-                                     "bravais", "peak_lattice", "d_min")
-                         if k in hits.variables and k not in names]
-    with CXIHitsWriter(cxi, frame_shape=tuple(src.geometry.shape), max_peaks=max_peaks,
-                       lst=lst, half_pixel_shift=half_pixel_shift,
-                       compression=compression) as writer:
+        names = names + [
+            k
+            for k in (
+                "indexed",
+                "n_lattices",
+                "unit_cell",
+                "orientation",
+                "bravais",
+                "peak_lattice",
+                "d_min",
+            )
+            if k in hits.variables and k not in names
+        ]
+    with CXIHitsWriter(
+        cxi,
+        frame_shape=tuple(src.geometry.shape),
+        max_peaks=max_peaks,
+        lst=lst,
+        half_pixel_shift=half_pixel_shift,
+        compression=compression,
+    ) as writer:
         for s in range(0, hits.sizes[FRAME], batch):
             sub = hits.isel({FRAME: slice(s, s + batch)}).compute()
-            result = Block(sub[FRAME].values, np.zeros(sub.sizes[FRAME], bool),
-                           {k: sub[k].values for k in names})
+            result = Block(
+                sub[FRAME].values,
+                np.zeros(sub.sizes[FRAME], bool),
+                {k: sub[k].values for k in names},
+            )
             meta = {k: sub[k].values for k in META if k in sub.coords}
             rows, frames = [], []
             for r, i in enumerate(result.frames):
@@ -194,13 +239,22 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
                         if not result["indexed"][r]:
                             continue
                         n_indexed += 1
-                        peaks = {"x": result["peak_x"][r], "y": result["peak_y"][r],
-                                 "intensity": result.get("peak_intensity",
-                                                         np.zeros_like(result["peak_x"]))[r]}
+                        peaks = {
+                            "x": result["peak_x"][r],
+                            "y": result["peak_y"][r],
+                            "intensity": result.get(
+                                "peak_intensity", np.zeros_like(result["peak_x"])
+                            )[r],
+                        }
                         d_min = float(result["d_min"][r]) if "d_min" in result else None
-                        sw.chunk(filename=str(cxi.absolute()), event=f"//{first + row}",
-                                 peaks=peaks, lattices=lattices_of(result, r, src.geometry),
-                                 frame=img, d_min=d_min)
+                        sw.chunk(
+                            filename=str(cxi.absolute()),
+                            event=f"//{first + row}",
+                            peaks=peaks,
+                            lattices=lattices_of(result, r, src.geometry),
+                            frame=img,
+                            d_min=d_min,
+                        )
             if progress:
                 progress(sub.sizes[FRAME])
     if sw is not None:
@@ -210,9 +264,16 @@ def export_hits(features: str | Path | xr.Dataset, cxi: str | Path, *,
     if lst_original is not None:
         lines = original_events(src, kept)
         Path(lst_original).write_text("".join(f"{line}\n" for line in lines))
-    return HitsExport(hits=written, unreadable=unreadable, cxi=cxi,
-                      lst=Path(lst) if lst else None, geom=Path(geom) if geom else None,
-                      lst_original=Path(lst_original) if lst_original else None,
-                      max_peaks=max_peaks, peaks_cut=int(cut.sum()),
-                      most_spots=int(n_spots.max()) if cut.any() else 0,
-                      stream=Path(stream) if stream else None, indexed=n_indexed)
+    return HitsExport(
+        hits=written,
+        unreadable=unreadable,
+        cxi=cxi,
+        lst=Path(lst) if lst else None,
+        geom=Path(geom) if geom else None,
+        lst_original=Path(lst_original) if lst_original else None,
+        max_peaks=max_peaks,
+        peaks_cut=int(cut.sum()),
+        most_spots=int(n_spots.max()) if cut.any() else 0,
+        stream=Path(stream) if stream else None,
+        indexed=n_indexed,
+    )

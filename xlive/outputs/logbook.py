@@ -33,10 +33,21 @@ _BARS = "▁▂▃▄▅▆▇█"
 
 #: the built-in columns, in order, with their headings
 COLUMNS = {
-    "run": "Run", "start": "Start", "seen": "Seen", "analysed": "Analysed", "hits": "Hits",
-    "hit_rate": "Hit rate", "indexing_rate": "Indexing rate", "d_min": "Median d_min (Å)",
-    "cell": "Median cell", "flags": "Flags", "lag": "Lag (s)", "state": "State",
-    "trend": "Hit rate trend", "comment": "Comment", "tags": "Tags",
+    "run": "Run",
+    "start": "Start",
+    "seen": "Seen",
+    "analysed": "Analysed",
+    "hits": "Hits",
+    "hit_rate": "Hit rate",
+    "indexing_rate": "Indexing rate",
+    "d_min": "Median d_min (Å)",
+    "cell": "Median cell",
+    "flags": "Flags",
+    "lag": "Lag (s)",
+    "state": "State",
+    "trend": "Hit rate trend",
+    "comment": "Comment",
+    "tags": "Tags",
 }
 
 
@@ -68,8 +79,13 @@ def lazy_features(path: str | Path) -> xr.Dataset:
         coords[name] = xr.Variable(tuple(a.metadata.dimension_names), a[...], attrs=dict(a.attrs))
     coords[FRAME] = np.arange(n)
     ds = xr.Dataset(data_vars, coords=coords)
-    ds.attrs.update({k: v for k, v in store.info.items() if k not in ("specs", "coords")
-                     and isinstance(v, (str, int, float))})
+    ds.attrs.update(
+        {
+            k: v
+            for k, v in store.info.items()
+            if k not in ("specs", "coords") and isinstance(v, (str, int, float))
+        }
+    )
     return ds.isel({FRAME: np.flatnonzero(status == DONE)})
 
 
@@ -102,17 +118,21 @@ def run_metadata(ds: xr.Dataset, run: str) -> xr.Dataset:
         cols = {}
     if cols:
         n = min(len(v) for v in cols.values())
-        meta = xr.Dataset({k: (FRAME, v[:n]) for k, v in cols.items()},
-                          coords={FRAME: np.arange(n)})
+        meta = xr.Dataset(
+            {k: (FRAME, v[:n]) for k, v in cols.items()}, coords={FRAME: np.arange(n)}
+        )
     else:
-        meta = xr.Dataset({k: (FRAME, ds[k].values) for k in META_FIELDS if k in ds.coords},
-                          coords={FRAME: ds[FRAME].values})
+        meta = xr.Dataset(
+            {k: (FRAME, ds[k].values) for k in META_FIELDS if k in ds.coords},
+            coords={FRAME: ds[FRAME].values},
+        )
     meta.attrs.update({"run": run, "source": str(ds.attrs.get("source") or "")})
     return meta
 
 
-def compute_variables(variables: VariableSet, features: str | Path, run: str | None = None
-                      ) -> tuple[str, dict]:
+def compute_variables(
+    variables: VariableSet, features: str | Path, run: str | None = None
+) -> tuple[str, dict]:
     """``(run key, {name: (value, error)})`` of a feature store; a store that cannot be read
     gives its error in every cell."""
     try:
@@ -153,8 +173,10 @@ def sparkline(values) -> str:
     top = max(known) if known else 0.0
     if top <= 0:
         return "".join(_BARS[0] if v is not None else " " for v in values)
-    return "".join(" " if v is None else _BARS[min(int(v / top * (len(_BARS) - 1) + 0.5),
-                                                   len(_BARS) - 1)] for v in values)
+    return "".join(
+        " " if v is None else _BARS[min(int(v / top * (len(_BARS) - 1) + 0.5), len(_BARS) - 1)]
+        for v in values
+    )
 
 
 def _median_cell(indexed: np.ndarray, cell: np.ndarray | None) -> list | None:
@@ -168,13 +190,20 @@ def _median_cell(indexed: np.ndarray, cell: np.ndarray | None) -> list | None:
     return [round(float(v), 2) for v in np.median(c, axis=0)] if len(c) else None
 
 
-def figures(hit: np.ndarray, d_min: np.ndarray | None, indexed: np.ndarray | None,
-            cell: np.ndarray | None) -> dict:
+def figures(
+    hit: np.ndarray, d_min: np.ndarray | None, indexed: np.ndarray | None, cell: np.ndarray | None
+) -> dict:
     """Hit rate, indexing rate (indexed hits / hits), median d_min of hits, median cell."""
     hit = np.asarray(hit, bool)
     n, nh = hit.size, int(hit.sum())
-    out = {"frames_analysed": n, "hits": nh, "hit_rate": nh / n if n else None,
-           "indexing_rate": None, "d_min": None, "cell": None}
+    out = {
+        "frames_analysed": n,
+        "hits": nh,
+        "hit_rate": nh / n if n else None,
+        "indexing_rate": None,
+        "d_min": None,
+        "cell": None,
+    }
     if d_min is not None and nh:
         d = np.asarray(d_min, float)[hit]
         d = d[np.isfinite(d)]
@@ -196,13 +225,20 @@ def store_figures(features: str | Path) -> dict:
     names = [k for k in ("is_hit", "d_min", "indexed", "unit_cell") if k in ds]
     small = ds[names].compute(scheduler="threads") if names else ds
     hit = small["is_hit"].values if "is_hit" in small else np.zeros(small.sizes[FRAME], bool)
-    out = figures(hit, small["d_min"].values if "d_min" in small else None,
-                  small["indexed"].values if "indexed" in small else None,
-                  small["unit_cell"].values if "unit_cell" in small else None)
+    out = figures(
+        hit,
+        small["d_min"].values if "d_min" in small else None,
+        small["indexed"].values if "indexed" in small else None,
+        small["unit_cell"].values if "unit_cell" in small else None,
+    )
     per_frame = np.full(n_seen, np.nan)
     per_frame[ds[FRAME].values] = hit
-    out.update(frames_seen=n_seen, trend=trend(per_frame), source=str(ds.attrs.get("source") or ""),
-               features=str(Path(features).absolute()))
+    out.update(
+        frames_seen=n_seen,
+        trend=trend(per_frame),
+        source=str(ds.attrs.get("source") or ""),
+        features=str(Path(features).absolute()),
+    )
     out["run"] = run_key(ds, features)
     return out
 
@@ -231,8 +267,17 @@ class LiveRecorder:
         :class:`~xlive.aggregate.running.RunAggregates`).
     """
 
-    def __init__(self, db, *, variables: VariableSet | None = None, interval: float = 2.0,
-                 link: str | None = None, flags=None, aggregate_params=None, thresholds=None):
+    def __init__(
+        self,
+        db,
+        *,
+        variables: VariableSet | None = None,
+        interval: float = 2.0,
+        link: str | None = None,
+        flags=None,
+        aggregate_params=None,
+        thresholds=None,
+    ):
         self.logdb = LogbookDB(db)
         self.variables = variables
         self.interval = interval
@@ -351,17 +396,33 @@ class LiveRecorder:
         per_frame[: self._hit.size] = self._hit
         lag = self.processor.stats.lag_percentile(95) if self.processor else float("nan")
         self.logdb.set_progress(
-            self.run, source=str(self.processor.store.info.get("source") or ""),
-            features=str(Path(feats).absolute()), frames_seen=int(seen),
-            frames_analysed=fig["frames_analysed"], hits=fig["hits"], hit_rate=fig["hit_rate"],
-            indexing_rate=fig["indexing_rate"], d_min=fig["d_min"], trend=trend(per_frame),
-            flags=self._flag_names(), lag=lag if np.isfinite(lag) else None, state=state,
-            link=self.link, started=self._started)
+            self.run,
+            source=str(self.processor.store.info.get("source") or ""),
+            features=str(Path(feats).absolute()),
+            frames_seen=int(seen),
+            frames_analysed=fig["frames_analysed"],
+            hits=fig["hits"],
+            hit_rate=fig["hit_rate"],
+            indexing_rate=fig["indexing_rate"],
+            d_min=fig["d_min"],
+            trend=trend(per_frame),
+            flags=self._flag_names(),
+            lag=lag if np.isfinite(lag) else None,
+            state=state,
+            link=self.link,
+            started=self._started,
+        )
         cheap = self.variables.cheap() if self.variables is not None else None
         if cheap is not None and cheap.variables:
             _, res = compute_variables(cheap, feats, self.run)
-            self.logdb.set_variables(self.run, res, titles=cheap.titles, digest=cheap.digest,
-                                     live=True, since=self._started)
+            self.logdb.set_variables(
+                self.run,
+                res,
+                titles=cheap.titles,
+                digest=cheap.digest,
+                live=True,
+                since=self._started,
+            )
         self.writes += 1
 
     def finish(self, state: str = "finished", flags: list | None = None) -> None:
@@ -376,11 +437,21 @@ class LiveRecorder:
         if feats is None:
             return
         lag = self.processor.stats.lag_percentile(95) if self.processor else float("nan")
-        names = [f["name"] if isinstance(f, dict) else f.name for f in flags] \
-            if flags is not None else self._flag_names()
-        self.run = record_final(self.logdb, feats, variables=self.variables, flags=names,
-                                state=state, link=self.link, started=self._started,
-                                lag=lag if np.isfinite(lag) else None)
+        names = (
+            [f["name"] if isinstance(f, dict) else f.name for f in flags]
+            if flags is not None
+            else self._flag_names()
+        )
+        self.run = record_final(
+            self.logdb,
+            feats,
+            variables=self.variables,
+            flags=names,
+            state=state,
+            link=self.link,
+            started=self._started,
+            lag=lag if np.isfinite(lag) else None,
+        )
 
     def close(self) -> None:
         self._closed = True
@@ -388,8 +459,15 @@ class LiveRecorder:
         self.logdb.close()
 
 
-def record_final(logdb: LogbookDB, features, *, variables: VariableSet | None = None,
-                 flags: list[str] | None = None, state: str = "finished", **extra) -> str:
+def record_final(
+    logdb: LogbookDB,
+    features,
+    *,
+    variables: VariableSet | None = None,
+    flags: list[str] | None = None,
+    state: str = "finished",
+    **extra,
+) -> str:
     """Write a run's logbook row from its feature store (and every variable); returns the
     run's key. ``extra`` are more progress columns (``link``, ``lag``, ``started``)."""
     fig = store_figures(features)
@@ -401,8 +479,15 @@ def record_final(logdb: LogbookDB, features, *, variables: VariableSet | None = 
     if variables is not None:
         _, res = compute_variables(variables, features, run)
         basis = f"{rec['times_processed']}@{rec['processed_at']}" if rec else None
-        logdb.set_variables(run, res, titles=variables.titles, digest=variables.digest,
-                            live=state != "finished", replace=True, basis=basis)
+        logdb.set_variables(
+            run,
+            res,
+            titles=variables.titles,
+            digest=variables.digest,
+            live=state != "finished",
+            replace=True,
+            basis=basis,
+        )
     return run
 
 
@@ -411,8 +496,11 @@ def _known_runs(logdb: LogbookDB) -> dict[str, dict]:
     """Every run of the database: key -> {features, state, basis (names its last record)}."""
     runs: dict[str, dict] = {}
     for r in logdb.rundb.runs():
-        runs[r["run"]] = {"features": r["features"], "state": "finished",
-                          "basis": f"{r['times_processed']}@{r['processed_at']}"}
+        runs[r["run"]] = {
+            "features": r["features"],
+            "state": "finished",
+            "basis": f"{r['times_processed']}@{r['processed_at']}",
+        }
     for p in logdb.progress():
         e = runs.setdefault(p["run"], {"features": None, "state": None, "basis": None})
         e["features"] = p["features"] or e["features"]
@@ -423,8 +511,9 @@ def _known_runs(logdb: LogbookDB) -> dict[str, dict]:
     return runs
 
 
-def refresh_variables(logdb: LogbookDB, variables: VariableSet, *, include_live: bool = True
-                      ) -> list[str]:
+def refresh_variables(
+    logdb: LogbookDB, variables: VariableSet, *, include_live: bool = True
+) -> list[str]:
     """Compute the variables of every run whose stored values are stale; returns those runs.
 
     Stale: computed from another version of the file (its hash differs), a variable missing,
@@ -441,15 +530,24 @@ def refresh_variables(logdb: LogbookDB, variables: VariableSet, *, include_live:
         live = info["state"] == "live"
         todo = variables.cheap() if live else variables
         have = {k: v for k, v in stored.get(run, {}).items() if k in todo.names or not live}
-        stale = (set(todo.names) - set(have)
-                 or any(v["digest"] != todo.digest for v in have.values())
-                 or (not live and any(v["live"] or v["basis"] != info["basis"]
-                                      for v in have.values())))
+        stale = (
+            set(todo.names) - set(have)
+            or any(v["digest"] != todo.digest for v in have.values())
+            or (not live and any(v["live"] or v["basis"] != info["basis"] for v in have.values()))
+        )
         if not stale or not todo.variables:
             continue
         _, res = compute_variables(todo, info["features"], run)
-        logdb.set_variables(run, res, titles=todo.titles, digest=todo.digest, live=live,
-                            replace=not live, basis=info["basis"], since=info.get("started"))
+        logdb.set_variables(
+            run,
+            res,
+            titles=todo.titles,
+            digest=todo.digest,
+            live=live,
+            replace=not live,
+            basis=info["basis"],
+            since=info.get("started"),
+        )
         done.append(run)
     return done
 
@@ -462,8 +560,12 @@ def fill_missing_rows(logdb: LogbookDB) -> list[str]:
     done = []
     for r in logdb.rundb.runs():
         p = rows.get(r["run"])
-        if p is not None and (p["state"] == "live" or p["updated"] is None
-                              or r["processed_at"] is None or p["updated"] >= r["processed_at"]):
+        if p is not None and (
+            p["state"] == "live"
+            or p["updated"] is None
+            or r["processed_at"] is None
+            or p["updated"] >= r["processed_at"]
+        ):
             continue
         if not r["features"] or not Path(r["features"]).exists():
             continue
@@ -495,8 +597,9 @@ class LogbookKeeper:
     def __init__(self, logdb: LogbookDB, variables=None, *, every: float = 5.0):
         self.logdb = logdb
         self._arg = variables
-        self.variables: VariableSet | None = variables if isinstance(variables,
-                                                                     VariableSet) else None
+        self.variables: VariableSet | None = (
+            variables if isinstance(variables, VariableSet) else None
+        )
         #: why the variables file cannot be used ("" when it can)
         self.message = ""
         self.every = every
@@ -545,8 +648,7 @@ class LogbookKeeper:
                 self._stop.wait(interval)
 
         if self._thread is None:
-            self._thread = threading.Thread(target=loop, name="xlive-logbook-keeper",
-                                            daemon=True)
+            self._thread = threading.Thread(target=loop, name="xlive-logbook-keeper", daemon=True)
             self._thread.start()
         return self
 
@@ -562,8 +664,7 @@ def _state(p: dict | None) -> str:
         return "finished"
     state = p.get("state") or "finished"
     upd = p.get("updated")
-    if state == "live" and upd is not None and \
-            (now() - upd).total_seconds() > STALLED_AFTER:
+    if state == "live" and upd is not None and (now() - upd).total_seconds() > STALLED_AFTER:
         return "stalled"
     return state
 
@@ -586,14 +687,20 @@ def logbook_frame(logdb: LogbookDB, variables: VariableSet | None = None) -> pd.
     rows = []
     for run in dict.fromkeys([*summaries, *progress]):
         s, p, n = summaries.get(run), progress.get(run), notes.get(run, {})
-        seen = p["frames_seen"] if p else (
-            s["frames"] + s["frames_bad"] + s["frames_skipped"] + s["frames_pending"])
+        seen = (
+            p["frames_seen"]
+            if p
+            else (s["frames"] + s["frames_bad"] + s["frames_skipped"] + s["frames_pending"])
+        )
 
         def pick(k, sk=None, p=p, s=s):
             return p[k] if p and p.get(k) is not None else (s.get(sk or k) if s else None)
 
-        flags = p["flags"] if p and p.get("flags") is not None else \
-            [f["name"] for f in (s or {}).get("flags") or []]
+        flags = (
+            p["flags"]
+            if p and p.get("flags") is not None
+            else [f["name"] for f in (s or {}).get("flags") or []]
+        )
         if s and s.get("flags") and p and p.get("state") != "live":  # the run's full record
             flags = list(dict.fromkeys([*flags, *(f["name"] for f in s["flags"])]))
         row = {
@@ -625,13 +732,20 @@ def logbook_frame(logdb: LogbookDB, variables: VariableSet | None = None) -> pd.
         rows.append(row)
     df = pd.DataFrame(rows, columns=[*COLUMNS, *names, "errors", "features", "link"])
     if len(df):
-        order = sorted(range(len(df)), key=lambda i: (
-            df["start"].iloc[i] is None or pd.isna(df["start"].iloc[i]),
-            df["start"].iloc[i] if isinstance(df["start"].iloc[i], dt.datetime) else now(),
-            df["run"].iloc[i]))
+        order = sorted(
+            range(len(df)),
+            key=lambda i: (
+                df["start"].iloc[i] is None or pd.isna(df["start"].iloc[i]),
+                df["start"].iloc[i] if isinstance(df["start"].iloc[i], dt.datetime) else now(),
+                df["run"].iloc[i],
+            ),
+        )
         df = df.iloc[order].reset_index(drop=True)
-    df.attrs["titles"] = {**COLUMNS, **{k: titles.get(k, k) for k in names},
-                          **(variables.titles if variables is not None else {})}
+    df.attrs["titles"] = {
+        **COLUMNS,
+        **{k: titles.get(k, k) for k in names},
+        **(variables.titles if variables is not None else {}),
+    }
     df.attrs["variables"] = names
     return df
 
@@ -656,8 +770,9 @@ def cell_text(value, name: str | None = None) -> str:
 
 def text_frame(df: pd.DataFrame, *, errors_in_cells: bool = True) -> pd.DataFrame:
     """The logbook as strings; a variable that raised shows ``error: ...`` in its cell."""
-    out = pd.DataFrame({c: [cell_text(v, c) for v in df[c]] for c in df.columns},
-                       columns=df.columns)
+    out = pd.DataFrame(
+        {c: [cell_text(v, c) for v in df[c]] for c in df.columns}, columns=df.columns
+    )
     if errors_in_cells and "errors" in df:
         for i, errs in enumerate(df["errors"]):
             for name, msg in (errs or {}).items():
@@ -685,12 +800,17 @@ def export(df: pd.DataFrame, fmt: str) -> bytes:
                     plain[name] = plain[name].astype(object)
                     plain.iloc[i, plain.columns.get_loc(name)] = f"error: {msg}"
         for c in cols:  # Excel takes numbers and text; lists, dicts and times become text
-            if plain[c].map(lambda v: isinstance(v, (list, dict, dt.datetime))).any() \
-                    or plain[c].dtype == object:
-                plain[c] = [v if isinstance(v, (int, float, bool)) and v is not None
-                            else cell_text(v, c) for v in plain[c]]
+            if (
+                plain[c].map(lambda v: isinstance(v, (list, dict, dt.datetime))).any()
+                or plain[c].dtype == object
+            ):
+                plain[c] = [
+                    v if isinstance(v, (int, float, bool)) and v is not None else cell_text(v, c)
+                    for v in plain[c]
+                ]
         buf = io.BytesIO()
         plain.rename(columns=lambda c: titles.get(c, c)).to_excel(
-            buf, index=False, sheet_name="logbook", engine="openpyxl")
+            buf, index=False, sheet_name="logbook", engine="openpyxl"
+        )
         return buf.getvalue()
     raise ValueError(f"unknown export format {fmt!r}; use csv, xlsx or md")

@@ -37,30 +37,48 @@ from .rundb import RunDB, _utc
 
 _meta = MetaData()
 progress_table = Table(
-    "xlive_logbook_progress", _meta,
+    "xlive_logbook_progress",
+    _meta,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run", String(512), nullable=False, unique=True),
-    Column("source", Text), Column("features", Text),
-    Column("frames_seen", Integer), Column("frames_analysed", Integer), Column("hits", Integer),
-    Column("hit_rate", Float), Column("indexing_rate", Float), Column("d_min", Float),
-    Column("cell", JSON), Column("trend", JSON), Column("flags", JSON), Column("lag", Float),
-    Column("state", String(16)), Column("link", Text),
-    Column("started", DateTime(timezone=True)), Column("updated", DateTime(timezone=True)),
+    Column("source", Text),
+    Column("features", Text),
+    Column("frames_seen", Integer),
+    Column("frames_analysed", Integer),
+    Column("hits", Integer),
+    Column("hit_rate", Float),
+    Column("indexing_rate", Float),
+    Column("d_min", Float),
+    Column("cell", JSON),
+    Column("trend", JSON),
+    Column("flags", JSON),
+    Column("lag", Float),
+    Column("state", String(16)),
+    Column("link", Text),
+    Column("started", DateTime(timezone=True)),
+    Column("updated", DateTime(timezone=True)),
 )
 notes_table = Table(
-    "xlive_logbook_notes", _meta,
+    "xlive_logbook_notes",
+    _meta,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run", String(512), nullable=False, unique=True),
-    Column("comment", Text), Column("tags", JSON),
+    Column("comment", Text),
+    Column("tags", JSON),
     Column("updated", DateTime(timezone=True)),
 )
 variables_table = Table(
-    "xlive_logbook_variables", _meta,
+    "xlive_logbook_variables",
+    _meta,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run", String(512), nullable=False),
     Column("name", String(200), nullable=False),
-    Column("title", Text), Column("value", JSON), Column("error", Text),
-    Column("digest", String(64)), Column("live", Boolean), Column("basis", String(80)),
+    Column("title", Text),
+    Column("value", JSON),
+    Column("error", Text),
+    Column("digest", String(64)),
+    Column("live", Boolean),
+    Column("basis", String(80)),
     Column("computed", DateTime(timezone=True)),
     UniqueConstraint("run", "name", name="uq_xlive_logbook_variable"),
 )
@@ -141,9 +159,18 @@ class LogbookDB:
         return {r["run"]: r for r in self._rows(notes_table)}
 
     # ------------------------------------------------------------------ variables
-    def set_variables(self, run: str, results: dict, *, titles: dict, digest: str,
-                      live: bool = False, replace: bool = False, basis: str | None = None,
-                      since: dt.datetime | None = None) -> None:
+    def set_variables(
+        self,
+        run: str,
+        results: dict,
+        *,
+        titles: dict,
+        digest: str,
+        live: bool = False,
+        replace: bool = False,
+        basis: str | None = None,
+        since: dt.datetime | None = None,
+    ) -> None:
         """Store variable results ``{name: (value, error)}`` of ``run``.
 
         ``replace`` also deletes the run's variables not in ``results`` (a file that dropped
@@ -156,16 +183,31 @@ class LogbookDB:
         with self.engine.begin() as conn:
             if replace:
                 conn.execute(delete(t).where(t.c.run == run, t.c.name.not_in(list(results))))
-            rows = conn.execute(select(t.c.id, t.c.name, t.c.live, t.c.computed)
-                                .where(t.c.run == run)).all()
+            rows = conn.execute(
+                select(t.c.id, t.c.name, t.c.live, t.c.computed).where(t.c.run == run)
+            ).all()
             have = {r.name: r.id for r in rows}
-            final = {r.name for r in rows if live and since is not None and r.live is False
-                     and r.computed is not None and _utc(r.computed) >= since}
+            final = {
+                r.name
+                for r in rows
+                if live
+                and since is not None
+                and r.live is False
+                and r.computed is not None
+                and _utc(r.computed) >= since
+            }
             for name, (value, error) in results.items():
                 if name in final:
                     continue
-                values = dict(title=titles.get(name, name), value=value, error=error,
-                              digest=digest, live=live, computed=stamp, basis=basis)
+                values = dict(
+                    title=titles.get(name, name),
+                    value=value,
+                    error=error,
+                    digest=digest,
+                    live=live,
+                    computed=stamp,
+                    basis=basis,
+                )
                 if name in have:
                     conn.execute(t.update().where(t.c.id == have[name]).values(**values))
                 else:

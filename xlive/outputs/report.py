@@ -32,8 +32,14 @@ def _rolling(x: np.ndarray, window: int) -> np.ndarray:
 def _fig(title: str, x_label: str, y_label: str, name: str, **kw):
     from bokeh.plotting import figure
 
-    p = figure(title=title, width=_W, height=_H, name=name,
-               tools="pan,wheel_zoom,box_zoom,reset,save,hover", **kw)
+    p = figure(
+        title=title,
+        width=_W,
+        height=_H,
+        name=name,
+        tools="pan,wheel_zoom,box_zoom,reset,save,hover",
+        **kw,
+    )
     p.xaxis.axis_label, p.yaxis.axis_label = x_label, y_label
     return p
 
@@ -44,16 +50,28 @@ def hit_rate_plot(ds: xr.Dataset, window: int | None = None):
     window = window or max(5, min(200, n // 10 or 1))
     frame = ds[FRAME].values
     hit = ds["is_hit"].values.astype(bool) if "is_hit" in ds else np.zeros(n, bool)
-    p = _fig(f"Hit rate ({window}-frame rolling window)", "frame", "hit rate", "hit_rate",
-             y_range=(0, 1.05))
+    p = _fig(
+        f"Hit rate ({window}-frame rolling window)",
+        "frame",
+        "hit rate",
+        "hit_rate",
+        y_range=(0, 1.05),
+    )
     p.line(frame, _rolling(hit, window), line_width=2, legend_label="all frames")
     if LASER_ON in ds.coords:
         laser = ds[LASER_ON].values.astype(bool)
         if laser.any() and (~laser).any():
-            for sel, label, color in ((laser, "laser on", "#d81b60"),
-                                      (~laser, "laser off", "#1e88e5")):
-                p.line(frame[sel], _rolling(hit[sel], max(3, window // 2)), color=color,
-                       legend_label=label, line_dash="dashed")
+            for sel, label, color in (
+                (laser, "laser on", "#d81b60"),
+                (~laser, "laser off", "#1e88e5"),
+            ):
+                p.line(
+                    frame[sel],
+                    _rolling(hit[sel], max(3, window // 2)),
+                    color=color,
+                    legend_label=label,
+                    line_dash="dashed",
+                )
     p.legend.location = "bottom_left"
     return p
 
@@ -83,10 +101,16 @@ def radial_plot(ds: xr.Dataset, agg):
     q = ds["q"].values
     p.line(q, agg.mean_profile(), line_width=2, legend_label="all frames")
     if True in agg.radial and False in agg.radial:
-        p.line(q, agg.mean_profile(True), color="#d81b60", legend_label="laser on",
-               line_dash="dashed")
-        p.line(q, agg.mean_profile(False), color="#1e88e5", legend_label="laser off",
-               line_dash="dashed")
+        p.line(
+            q, agg.mean_profile(True), color="#d81b60", legend_label="laser on", line_dash="dashed"
+        )
+        p.line(
+            q,
+            agg.mean_profile(False),
+            color="#1e88e5",
+            legend_label="laser off",
+            line_dash="dashed",
+        )
     return p
 
 
@@ -96,10 +120,22 @@ def powder_plots(agg):
     p = _fig("Virtual powder pattern (all spots)", "1/d (1/Å)", "spots", "powder")
     p.quad(left=edges[:-1], right=edges[1:], bottom=0, top=agg.powder, color="#00838f")
     lo, hi = agg.params.log_i_range
-    g = _fig("Peakogram", "1/d (1/Å)", "log10 intensity", "peakogram",
-             x_range=(0, float(edges[-1])), y_range=(lo, hi))
-    g.image(image=[np.log1p(agg.peakogram.T.astype(float))], x=0, y=lo, dw=float(edges[-1]),
-            dh=hi - lo, palette="Viridis256")
+    g = _fig(
+        "Peakogram",
+        "1/d (1/Å)",
+        "log10 intensity",
+        "peakogram",
+        x_range=(0, float(edges[-1])),
+        y_range=(lo, hi),
+    )
+    g.image(
+        image=[np.log1p(agg.peakogram.T.astype(float))],
+        x=0,
+        y=lo,
+        dw=float(edges[-1]),
+        dh=hi - lo,
+        palette="Viridis256",
+    )
     return p, g
 
 
@@ -108,7 +144,9 @@ def declared_plot(ds: xr.Dataset, agg, spec):
     kind = spec.show.kind
     if kind == "strip":
         p = _fig(spec.title, "frame", spec.units or spec.name, spec.name)
-        hit = ds["is_hit"].values.astype(bool) if "is_hit" in ds else np.zeros(ds.sizes[FRAME], bool)
+        hit = (
+            ds["is_hit"].values.astype(bool) if "is_hit" in ds else np.zeros(ds.sizes[FRAME], bool)
+        )
         frame, value = ds[FRAME].values, ds[spec.name].values.astype(float)
         if spec.show.hits_only:
             frame, value, hit = frame[hit], value[hit], hit[hit]
@@ -117,16 +155,32 @@ def declared_plot(ds: xr.Dataset, agg, spec):
         return p
     if kind == "histogram":
         h = agg.histograms[spec.name]
-        p = _fig(spec.title, f"{spec.name} ({spec.units})" if spec.units else spec.name,
-                 "frames", spec.name)
+        p = _fig(
+            spec.title,
+            f"{spec.name} ({spec.units})" if spec.units else spec.name,
+            "frames",
+            spec.name,
+        )
         p.quad(left=h.edges[:-1], right=h.edges[1:], bottom=0, top=h.counts, color="#00897b")
         return p
     img = agg.images[spec.name].image
     a, b = spec.dims[1:]
-    p = _fig(f"{spec.title} ({spec.show.reduce} over the run)", b, a, spec.name,
-             x_range=(0, img.shape[1]), y_range=(0, img.shape[0]))
-    p.image(image=[img.astype(np.float32)], x=0, y=0, dw=img.shape[1], dh=img.shape[0],
-            palette="Viridis256")
+    p = _fig(
+        f"{spec.title} ({spec.show.reduce} over the run)",
+        b,
+        a,
+        spec.name,
+        x_range=(0, img.shape[1]),
+        y_range=(0, img.shape[0]),
+    )
+    p.image(
+        image=[img.astype(np.float32)],
+        x=0,
+        y=0,
+        dw=img.shape[1],
+        dh=img.shape[0],
+        palette="Viridis256",
+    )
     return p
 
 
@@ -135,25 +189,43 @@ def _figures_table(s: RunSummary) -> str:
         return "–" if v is None else spec.format(v)
 
     rows = [
-        ("Run", s.run), ("Source", s.source), ("Frames analysed", s.frames),
-        ("Bad frames", s.frames_bad), ("Skipped by sampling", s.frames_skipped),
-        ("Hits", s.hits), ("Hit rate", fmt(s.hit_rate, "{:.1%}")),
+        ("Run", s.run),
+        ("Source", s.source),
+        ("Frames analysed", s.frames),
+        ("Bad frames", s.frames_bad),
+        ("Skipped by sampling", s.frames_skipped),
+        ("Hits", s.hits),
+        ("Hit rate", fmt(s.hit_rate, "{:.1%}")),
         ("Median spots (all frames)", fmt(s.median_spots, "{:.0f}")),
         ("Median spots (hits)", fmt(s.median_spots_hits, "{:.0f}")),
-        ("d_min of hits, 10/50/90 % (Å)", " / ".join(
-            fmt(v, "{:.2f}") for v in (s.d_min_p10, s.d_min_p50, s.d_min_p90))),
-        *([("Indexing rate (of hits tried)", f"{fmt(s.indexing_rate, '{:.1%}')} "
-                                               f"({s.hits_indexed} of {s.hits_tried})"),
-           ("Indexed hits per frame", fmt(s.indexing_rate_frames, "{:.1%}")),
-           ("Median unit cell (Å, °)", fmt(s.median_cell and ", ".join(
-               f"{v:.2f}" for v in s.median_cell))),
-           ("Hits with two lattices or more", s.multi_lattice_hits)]
-          if s.hits_tried is not None else []),
+        (
+            "d_min of hits, 10/50/90 % (Å)",
+            " / ".join(fmt(v, "{:.2f}") for v in (s.d_min_p10, s.d_min_p50, s.d_min_p90)),
+        ),
+        *(
+            [
+                (
+                    "Indexing rate (of hits tried)",
+                    f"{fmt(s.indexing_rate, '{:.1%}')} ({s.hits_indexed} of {s.hits_tried})",
+                ),
+                ("Indexed hits per frame", fmt(s.indexing_rate_frames, "{:.1%}")),
+                (
+                    "Median unit cell (Å, °)",
+                    fmt(s.median_cell and ", ".join(f"{v:.2f}" for v in s.median_cell)),
+                ),
+                ("Hits with two lattices or more", s.multi_lattice_hits),
+            ]
+            if s.hits_tried is not None
+            else []
+        ),
         ("Started (UTC)", fmt(s.started and s.started.strftime("%Y-%m-%d %H:%M:%S"))),
         ("Ended (UTC)", fmt(s.ended and s.ended.strftime("%Y-%m-%d %H:%M:%S"))),
     ]
-    body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
-                   f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    body = "".join(
+        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+        f"<td>{html.escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
     return f"<table class='xlive-figures'>{body}</table>"
 
 
@@ -179,21 +251,29 @@ def add_flag_bands(fig, flags: list[dict], last_frame: int) -> None:
             continue
         end = f.get("cleared_at")
         color = _COLORS["red" if f.get("severity") == "error" else "amber"]
-        fig.add_layout(BoxAnnotation(left=start, right=end if end is not None else last_frame,
-                                     fill_color=color, fill_alpha=0.15, line_alpha=0,
-                                     name=f"flag_band_{f.get('name')}"))
+        fig.add_layout(
+            BoxAnnotation(
+                left=start,
+                right=end if end is not None else last_frame,
+                fill_color=color,
+                fill_alpha=0.15,
+                line_alpha=0,
+                name=f"flag_band_{f.get('name')}",
+            )
+        )
 
 
 def _flags_html(s: RunSummary) -> str:
     color = _COLORS.get(s.status, "#000")
-    head = (f"<p class='xlive-status'>Status: <b style='color:{color}'>{s.status.upper()}</b>"
-            "</p>")
+    head = f"<p class='xlive-status'>Status: <b style='color:{color}'>{s.status.upper()}</b></p>"
     if not s.flags:
         return head + "<p class='xlive-flags'>No flags raised.</p>"
     items = "".join(
         f"<li><b style='color:{_COLORS['red' if f['severity'] == 'error' else 'amber']}'>"
         f"{html.escape(f['name'])}</b> ({html.escape(f['severity'])}): "
-        f"{html.escape(f['message'])}" + _span_html(f) + "</li>" for f in s.flags)
+        f"{html.escape(f['message'])}" + _span_html(f) + "</li>"
+        for f in s.flags
+    )
     return head + f"<ul class='xlive-flags'>{items}</ul>"
 
 
@@ -224,8 +304,9 @@ def build_report(features: str | Path | xr.Dataset, *, flags=None, title: str | 
     if "peak_d" in ds:
         plots.extend(powder_plots(agg))
     for spec in declared_specs(ds):
-        if spec.show is not None and (spec.show.kind != "image"
-                                      or agg.images[spec.name].image is not None):
+        if spec.show is not None and (
+            spec.show.kind != "image" or agg.images[spec.name].image is not None
+        ):
             plots.append(declared_plot(ds, agg, spec))
     last = int(ds[FRAME].values.max()) if ds.sizes[FRAME] else 0
     for p in plots:
@@ -241,8 +322,9 @@ def build_report(features: str | Path | xr.Dataset, *, flags=None, title: str | 
     return column(*parts), summary, title
 
 
-def write_report(features: str | Path | xr.Dataset, out: str | Path, *, flags=None,
-                 title: str | None = None) -> RunSummary:
+def write_report(
+    features: str | Path | xr.Dataset, out: str | Path, *, flags=None, title: str | None = None
+) -> RunSummary:
     """Write the HTML report of a processed run to ``out`` (self-contained, works offline).
 
     Examples

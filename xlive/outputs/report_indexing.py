@@ -13,8 +13,14 @@ def _fig(title: str, x_label: str, y_label: str, name: str, **kw):
     """A report figure (the report's size and tools)."""
     from bokeh.plotting import figure
 
-    p = figure(title=title, width=560, height=280, name=name,
-               tools="pan,wheel_zoom,box_zoom,reset,save,hover", **kw)
+    p = figure(
+        title=title,
+        width=560,
+        height=280,
+        name=name,
+        tools="pan,wheel_zoom,box_zoom,reset,save,hover",
+        **kw,
+    )
     p.xaxis.axis_label, p.yaxis.axis_label = x_label, y_label
     return p
 
@@ -36,14 +42,30 @@ def indexing_rate_plot(ds: xr.Dataset, window: int | None = None):
     hit = ds["is_hit"].values.astype(bool)
     tried = ds["index_tried"].values.astype(bool) & hit
     ok = ds["indexed"].values.astype(bool) & tried
-    p = _fig(f"Indexing rate ({window}-frame rolling window)", "frame", "rate", "indexing_rate",
-             y_range=(0, 1.05))
-    p.line(frame, _rolling_ratio(hit, np.ones(n), window), color="#9e9e9e", line_width=2,
-           legend_label="hit rate")
+    p = _fig(
+        f"Indexing rate ({window}-frame rolling window)",
+        "frame",
+        "rate",
+        "indexing_rate",
+        y_range=(0, 1.05),
+    )
+    p.line(
+        frame,
+        _rolling_ratio(hit, np.ones(n), window),
+        color="#9e9e9e",
+        line_width=2,
+        legend_label="hit rate",
+    )
     of_hits = _rolling_ratio(ok, tried, window)
     p.line(frame, of_hits, color="#2e7d32", line_width=2, legend_label="indexed / hits")
-    p.line(frame, of_hits * _rolling_ratio(hit, np.ones(n), window), color="#1565c0",
-           line_width=2, legend_label="indexed / frames", line_dash="dashed")
+    p.line(
+        frame,
+        of_hits * _rolling_ratio(hit, np.ones(n), window),
+        color="#1565c0",
+        line_width=2,
+        legend_label="indexed / frames",
+        line_dash="dashed",
+    )
     p.legend.location = "bottom_left"
     return p
 
@@ -64,8 +86,7 @@ def cell_histograms(ds: xr.Dataset, bins: int = 40):
         pad = max(0.02 * abs(hi - lo), 0.05 if k < 3 else 0.2)
         counts, edges = np.histogram(v, bins=bins, range=(lo - pad, hi + pad))
         unit = "Å" if k < 3 else "°"
-        f = _fig(f"{name} ({unit}), median {np.median(v):.2f}", name, "lattices",
-                 f"cell_{name}")
+        f = _fig(f"{name} ({unit}), median {np.median(v):.2f}", name, "lattices", f"cell_{name}")
         f.width, f.height = 260, 200
         f.quad(left=edges[:-1], right=edges[1:], bottom=0, top=counts, color="#5d4037")
         figs.append(f)

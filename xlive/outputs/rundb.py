@@ -35,27 +35,52 @@ from .summary import RunSummary, summarize
 TABLE = "xlive_runs"
 _meta = MetaData()
 runs_table = Table(
-    TABLE, _meta,
+    TABLE,
+    _meta,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run", String(512), nullable=False, unique=True),
-    Column("source", Text), Column("features", Text),
-    Column("frames", Integer), Column("hits", Integer), Column("hit_rate", Float),
-    Column("median_spots", Float), Column("median_spots_hits", Float),
-    Column("frames_bad", Integer), Column("frames_skipped", Integer),
+    Column("source", Text),
+    Column("features", Text),
+    Column("frames", Integer),
+    Column("hits", Integer),
+    Column("hit_rate", Float),
+    Column("median_spots", Float),
+    Column("median_spots_hits", Float),
+    Column("frames_bad", Integer),
+    Column("frames_skipped", Integer),
     Column("frames_pending", Integer),
-    Column("d_min_p10", Float), Column("d_min_p50", Float), Column("d_min_p90", Float),
-    Column("d_min_hist", JSON), Column("flags", JSON), Column("status", String(8)),
-    Column("started", DateTime(timezone=True)), Column("ended", DateTime(timezone=True)),
+    Column("d_min_p10", Float),
+    Column("d_min_p50", Float),
+    Column("d_min_p90", Float),
+    Column("d_min_hist", JSON),
+    Column("flags", JSON),
+    Column("status", String(8)),
+    Column("started", DateTime(timezone=True)),
+    Column("ended", DateTime(timezone=True)),
     Column("processed_at", DateTime(timezone=True)),
     Column("times_processed", Integer, nullable=False, default=1),
     Column("xlive_version", String(32)),
-    Column("hits_tried", Integer), Column("hits_indexed", Integer),
-    Column("indexing_rate", Float), Column("indexing_rate_frames", Float),
-    Column("median_cell", JSON), Column("multi_lattice_hits", Integer),
+    Column("hits_tried", Integer),
+    Column("hits_indexed", Integer),
+    Column("indexing_rate", Float),
+    Column("indexing_rate_frames", Float),
+    Column("median_cell", JSON),
+    Column("multi_lattice_hits", Integer),
 )
 #: columns ``xlive runs`` shows by default
-BRIEF = ("id", "run", "frames", "hits", "hit_rate", "median_spots", "d_min_p50", "status",
-         "flags", "started", "ended")
+BRIEF = (
+    "id",
+    "run",
+    "frames",
+    "hits",
+    "hit_rate",
+    "median_spots",
+    "d_min_p50",
+    "status",
+    "flags",
+    "started",
+    "ended",
+)
 
 
 class RunDBError(XliveError):
@@ -103,13 +128,17 @@ class RunDB:
             _meta.create_all(self.engine)
             self._add_missing_columns()
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
-            raise RunDBError(f"cannot use the database URL {self.safe_url}: {exc}; give a file "
-                             "path or a SQLAlchemy URL like postgresql+psycopg://user@host/db "
-                             "with its driver installed") from exc
+            raise RunDBError(
+                f"cannot use the database URL {self.safe_url}: {exc}; give a file "
+                "path or a SQLAlchemy URL like postgresql+psycopg://user@host/db "
+                "with its driver installed"
+            ) from exc
         except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            raise RunDBError(f"cannot reach the run database {self.safe_url}: "
-                             f"{exc.orig or exc}; check the server, the URL and the "
-                             "credentials, or use a local file with --db runs.sqlite") from exc
+            raise RunDBError(
+                f"cannot reach the run database {self.safe_url}: "
+                f"{exc.orig or exc}; check the server, the URL and the "
+                "credentials, or use a local file with --db runs.sqlite"
+            ) from exc
 
     def _add_missing_columns(self) -> None:
         """Columns added in later versions (indexing figures) into a table made before them."""
@@ -141,13 +170,19 @@ class RunDB:
         for attempt in range(2):
             try:
                 with self.engine.begin() as conn:
-                    row = conn.execute(select(runs_table.c.id, runs_table.c.times_processed)
-                                       .where(runs_table.c.run == summary.run)).first()
+                    row = conn.execute(
+                        select(runs_table.c.id, runs_table.c.times_processed).where(
+                            runs_table.c.run == summary.run
+                        )
+                    ).first()
                     if row is None:
                         res = conn.execute(runs_table.insert().values(**values, times_processed=1))
                         return int(res.inserted_primary_key[0])
-                    conn.execute(runs_table.update().where(runs_table.c.id == row.id)
-                                 .values(**values, times_processed=(row.times_processed or 0) + 1))
+                    conn.execute(
+                        runs_table.update()
+                        .where(runs_table.c.id == row.id)
+                        .values(**values, times_processed=(row.times_processed or 0) + 1)
+                    )
                     return int(row.id)
             except sa_exc.IntegrityError:
                 if attempt:  # another process inserted the same run at the same moment
@@ -181,8 +216,9 @@ class RunDB:
         self.close()
 
 
-def record_run(db: str | Path | None, features, *, flags=None, run: str | None = None
-               ) -> RunSummary:
+def record_run(
+    db: str | Path | None, features, *, flags=None, run: str | None = None
+) -> RunSummary:
     """Summarize a processed run and record it in the run database (insert or update).
 
     Parameters

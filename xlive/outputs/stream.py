@@ -29,8 +29,14 @@ from ..analyzers.indexing_cells import BRAVAIS
 from ..analyzers.indexing_predict import predict_reflections
 from ..geometry import Geometry
 
-_LATTICE = {"a": "triclinic", "m": "monoclinic", "o": "orthorhombic", "t": "tetragonal",
-            "h": "hexagonal", "c": "cubic"}
+_LATTICE = {
+    "a": "triclinic",
+    "m": "monoclinic",
+    "o": "orthorhombic",
+    "t": "tetragonal",
+    "h": "hexagonal",
+    "c": "cubic",
+}
 _UNIQUE = {"m": "b", "t": "c", "h": "c"}
 
 
@@ -63,19 +69,22 @@ def integrate(frame: np.ndarray, x: np.ndarray, y: np.ndarray, mask: np.ndarray 
     ny, nx = frame.shape
     out = np.full((len(x), 4), np.nan)
     f = frame.astype(np.float64)
-    for k, (cx, cy) in enumerate(zip(np.rint(x).astype(int), np.rint(y).astype(int),
-                                     strict=True)):
+    for k, (cx, cy) in enumerate(zip(np.rint(x).astype(int), np.rint(y).astype(int), strict=True)):
         if cx < 4 or cy < 4 or cx >= nx - 4 or cy >= ny - 4:
             continue
-        box = f[cy - 4:cy + 5, cx - 4:cx + 5]
-        if mask is not None and mask[cy - 4:cy + 5, cx - 4:cx + 5].any():
+        box = f[cy - 4 : cy + 5, cx - 4 : cx + 5]
+        if mask is not None and mask[cy - 4 : cy + 5, cx - 4 : cx + 5].any():
             continue
         border = np.concatenate([box[0], box[-1], box[1:-1, 0], box[1:-1, -1]])
         bg = float(np.median(border))
         inner = box[2:7, 2:7]
         total = float(inner.sum())
-        out[k] = (total - 25 * bg, np.sqrt(max(total, 0.0) + 25 * border.var()),
-                  float(inner.max()), bg)
+        out[k] = (
+            total - 25 * bg,
+            np.sqrt(max(total, 0.0) + 25 * border.var()),
+            float(inner.max()),
+            bg,
+        )
     return out
 
 
@@ -93,8 +102,9 @@ class StreamWriter:
         written as the unit-cell block; None: no block.
     """
 
-    def __init__(self, path: str | Path, geometry: Geometry, *, target=None,
-                 command: str | None = None):
+    def __init__(
+        self, path: str | Path, geometry: Geometry, *, target=None, command: str | None = None
+    ):
         from .. import __version__
 
         self.path = Path(path)
@@ -116,8 +126,10 @@ class StreamWriter:
             w(f"lattice_type = {ltype}\ncentering = {centring}\n")
             if unique != "?":
                 w(f"unique_axis = {unique}\n")
-            w(f"a = {a:.2f} A\nb = {b:.2f} A\nc = {c:.2f} A\n"
-              f"al = {al:.2f} deg\nbe = {be:.2f} deg\nga = {ga:.2f} deg\n")
+            w(
+                f"a = {a:.2f} A\nb = {b:.2f} A\nc = {c:.2f} A\n"
+                f"al = {al:.2f} deg\nbe = {be:.2f} deg\nga = {ga:.2f} deg\n"
+            )
             w("----- End unit cell -----\n")
 
     def _panel(self, x: np.ndarray, y: np.ndarray) -> list[str]:
@@ -131,8 +143,16 @@ class StreamWriter:
             names.append(name)
         return names
 
-    def chunk(self, *, filename: str, event: str | None, peaks: dict, lattices: list[dict],
-              frame: np.ndarray | None = None, d_min: float | None = None) -> None:
+    def chunk(
+        self,
+        *,
+        filename: str,
+        event: str | None,
+        peaks: dict,
+        lattices: list[dict],
+        frame: np.ndarray | None = None,
+        d_min: float | None = None,
+    ) -> None:
         """One image: ``peaks`` (``x, y, intensity`` arrays, xlive pixel coordinates) and
         ``lattices`` (each: ``orientation`` A (3, 3), ``cell`` (6,), ``bravais`` symbol,
         ``x, y, hkl`` of its indexed spots for the profile radius)."""
@@ -184,8 +204,10 @@ class StreamWriter:
         d_lim = d_min if d_min and np.isfinite(d_min) else float(np.nanmin(g.maps.d))
         refl = predict_reflections(g, a, d_min=d_lim, excitation=radius)
         w("--- Begin crystal\n")
-        w(f"Cell parameters {cell[0] / 10:.5f} {cell[1] / 10:.5f} {cell[2] / 10:.5f} nm, "
-          f"{cell[3]:.5f} {cell[4]:.5f} {cell[5]:.5f} deg\n")
+        w(
+            f"Cell parameters {cell[0] / 10:.5f} {cell[1] / 10:.5f} {cell[2] / 10:.5f} nm, "
+            f"{cell[3]:.5f} {cell[4]:.5f} {cell[5]:.5f} deg\n"
+        )
         for name, col in zip(("astar", "bstar", "cstar"), a.T * 10.0, strict=True):
             w(f"{name} = {col[0]:+.7f} {col[1]:+.7f} {col[2]:+.7f} nm^-1\n")
         w(f"lattice_type = {ltype}\ncentering = {centring}\nunique_axis = {unique}\n")
@@ -193,8 +215,10 @@ class StreamWriter:
         w(f"diffraction_resolution_limit = {10 / d_lim:.2f} nm^-1 or {d_lim:.2f} A\n")
         w(f"num_reflections = {len(refl['h'])}\n")
         w("num_saturated_reflections = 0\nnum_implausible_reflections = 0\n")
-        w("Reflections measured after indexing\n"
-          "   h    k    l          I   sigma(I)       peak background  fs/px  ss/px panel\n")
+        w(
+            "Reflections measured after indexing\n"
+            "   h    k    l          I   sigma(I)       peak background  fs/px  ss/px panel\n"
+        )
         if frame is not None:
             vals = integrate(frame, refl["x"], refl["y"], g.mask)
         else:
@@ -203,9 +227,11 @@ class StreamWriter:
         order = np.lexsort((refl["l"], refl["k"], refl["h"]))
         for j in order:
             i, sig, peak, bg = (0.0 if not np.isfinite(v) else v for v in vals[j])
-            w(f"{refl['h'][j]:4d} {refl['k'][j]:4d} {refl['l'][j]:4d} {i:10.2f} {sig:10.2f} "
-              f"{peak:10.2f} {bg:10.2f} {refl['x'][j] + 0.5:6.1f} {refl['y'][j] + 0.5:6.1f} "
-              f"{panels[j]}\n")
+            w(
+                f"{refl['h'][j]:4d} {refl['k'][j]:4d} {refl['l'][j]:4d} {i:10.2f} {sig:10.2f} "
+                f"{peak:10.2f} {bg:10.2f} {refl['x'][j] + 0.5:6.1f} {refl['y'][j] + 0.5:6.1f} "
+                f"{panels[j]}\n"
+            )
         w("End of reflections\n--- End crystal\n")
 
     def close(self) -> None:
@@ -231,8 +257,14 @@ def lattices_of(features: dict, k: int, geometry: Geometry) -> list[dict]:
         sel = np.flatnonzero((which == j) & np.isfinite(x))
         r = reciprocal_vectors(geometry.lab_positions(x[sel], y[sel]), geometry.wavelength)
         hkl = np.rint(r @ np.linalg.inv(a).T)
-        out.append({"orientation": a, "cell": np.asarray(features["unit_cell"][k, j], float),
-                    "bravais": BRAVAIS[int(features["bravais"][k, j])], "hkl": hkl})
+        out.append(
+            {
+                "orientation": a,
+                "cell": np.asarray(features["unit_cell"][k, j], float),
+                "bravais": BRAVAIS[int(features["bravais"][k, j])],
+                "hkl": hkl,
+            }
+        )
     return out
 
 

@@ -60,7 +60,8 @@ class RunSummary:
     started: dt.datetime | None = None
     ended: dt.datetime | None = None
     processed_at: dt.datetime = field(
-        default_factory=lambda: dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+        default_factory=lambda: dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,8 +74,9 @@ def _time(ts: np.ndarray, pick) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(float(pick(ts)), dt.timezone.utc)
 
 
-def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None = None
-              ) -> RunSummary:
+def summarize(
+    features: str | Path | xr.Dataset, *, flags=None, run: str | None = None
+) -> RunSummary:
     """Figures of a processed run: counts, hit rate, spots, d_min distribution, flags, times.
 
     Parameters
@@ -108,13 +110,15 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
         if not isinstance(flag_dicts, list):
             flag_dicts = aggregates(ds, replay_flags=True)[1].to_list()
     else:
-        flag_dicts = [{"name": f.name, "severity": f.severity, "message": f.message}
-                      for f in flags]
+        flag_dicts = [{"name": f.name, "severity": f.severity, "message": f.message} for f in flags]
     flag_dicts = _with_faults(flag_dicts, features, st)
     d_min = ds["d_min"].values[hit] if "d_min" in ds else np.zeros(0)
     d_min = d_min[np.isfinite(d_min)].astype(float)
-    counts = np.histogram(d_min, np.asarray(D_MIN_EDGES))[0] if d_min.size else \
-        np.zeros(len(D_MIN_EDGES) - 1, int)
+    counts = (
+        np.histogram(d_min, np.asarray(D_MIN_EDGES))[0]
+        if d_min.size
+        else np.zeros(len(D_MIN_EDGES) - 1, int)
+    )
     pct = np.percentile(d_min, [10, 50, 90]) if d_min.size else [np.nan] * 3
     ts = ds[TIMESTAMP].values.astype(float) if TIMESTAMP in ds.coords else np.zeros(0)
     indexing = _indexing_figures(ds, hit)
@@ -122,18 +126,26 @@ def summarize(features: str | Path | xr.Dataset, *, flags=None, run: str | None 
         run=run or source or str(attr_json(ds, "features") or ""),
         source=source,
         features=str(Path(features).absolute()) if isinstance(features, (str, Path)) else "",
-        frames=n, hits=int(hit.sum()),
+        frames=n,
+        hits=int(hit.sum()),
         hit_rate=_finite(hit.mean()) if n else None,
         median_spots=_finite(np.median(spots)) if spots.size else None,
         median_spots_hits=_finite(np.median(spots[hit])) if hit.any() else None,
-        frames_bad=int(np.sum(st == BAD)), frames_skipped=int(np.sum(st == SKIPPED)),
+        frames_bad=int(np.sum(st == BAD)),
+        frames_skipped=int(np.sum(st == SKIPPED)),
         frames_pending=int(np.sum(st == PENDING)) if st.size else 0,
-        d_min_p10=_finite(pct[0]), d_min_p50=_finite(pct[1]), d_min_p90=_finite(pct[2]),
-        d_min_hist={"edges": [e if np.isfinite(e) else None for e in D_MIN_EDGES],
-                    "counts": [int(c) for c in counts]},
-        flags=flag_dicts, status=status([Flag(f["name"], f["severity"], f["message"])
-                                         for f in flag_dicts]),
-        started=_time(ts, np.min), ended=_time(ts, np.max), **indexing,
+        d_min_p10=_finite(pct[0]),
+        d_min_p50=_finite(pct[1]),
+        d_min_p90=_finite(pct[2]),
+        d_min_hist={
+            "edges": [e if np.isfinite(e) else None for e in D_MIN_EDGES],
+            "counts": [int(c) for c in counts],
+        },
+        flags=flag_dicts,
+        status=status([Flag(f["name"], f["severity"], f["message"]) for f in flag_dicts]),
+        started=_time(ts, np.min),
+        ended=_time(ts, np.max),
+        **indexing,
     )
 
 
@@ -148,10 +160,12 @@ def _indexing_figures(ds: xr.Dataset, hit: np.ndarray) -> dict:
     cells = cells[np.isfinite(cells).all(axis=1)]
     rate = ok.sum() / tried.sum() if tried.any() else np.nan
     return {
-        "hits_tried": int(tried.sum()), "hits_indexed": int(ok.sum()),
+        "hits_tried": int(tried.sum()),
+        "hits_indexed": int(ok.sum()),
         "indexing_rate": _finite(rate),
         "indexing_rate_frames": _finite(rate * hit.mean()) if hit.size else None,
-        "median_cell": [round(float(v), 3) for v in np.median(cells, axis=0)] if len(cells)
+        "median_cell": [round(float(v), 3) for v in np.median(cells, axis=0)]
+        if len(cells)
         else None,
         "multi_lattice_hits": int(np.sum(ok & (nlat >= 2))),
     }
@@ -172,4 +186,5 @@ def _with_faults(flag_dicts: list[dict], features, status: np.ndarray) -> list[d
     extra = fault_flags(faults)
     names = {f.name for f in extra}
     return [f for f in flag_dicts if f["name"] not in names] + [
-        {"name": f.name, "severity": f.severity, "message": f.message} for f in extra]
+        {"name": f.name, "severity": f.severity, "message": f.message} for f in extra
+    ]

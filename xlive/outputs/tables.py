@@ -65,13 +65,20 @@ def _format(path: Path, fmt: str | None) -> str:
         return fmt
     found = FORMATS.get(path.suffix.lower())
     if found is None:
-        raise ConfigError(f"cannot tell the table format from {path.name!r}; name it .parquet "
-                          "or .csv (or .csv.gz), or pass fmt='parquet'|'csv'")
+        raise ConfigError(
+            f"cannot tell the table format from {path.name!r}; name it .parquet "
+            "or .csv (or .csv.gz), or pass fmt='parquet'|'csv'"
+        )
     return found
 
 
-def write_table(features: str | Path | xr.Dataset, out: str | Path, *, peaks: bool = False,
-                fmt: str | None = None) -> pd.DataFrame:
+def write_table(
+    features: str | Path | xr.Dataset,
+    out: str | Path,
+    *,
+    peaks: bool = False,
+    fmt: str | None = None,
+) -> pd.DataFrame:
     """Write the per-frame (or, with ``peaks``, per-peak) table to Parquet or CSV.
 
     The format follows the suffix (``.parquet``/``.pq``, ``.csv``/``.csv.gz``) unless ``fmt``
@@ -87,10 +94,12 @@ def write_table(features: str | Path | xr.Dataset, out: str | Path, *, peaks: bo
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    units = {k: ds[k].attrs.get("units", "") for k in table.columns
-             if k in ds.variables and ds[k].attrs.get("units")}
-    info = {"source": ds.attrs.get("source"), "units": units,
-            "rows": "peak" if peaks else "frame"}
+    units = {
+        k: ds[k].attrs.get("units", "")
+        for k in table.columns
+        if k in ds.variables and ds[k].attrs.get("units")
+    }
+    info = {"source": ds.attrs.get("source"), "units": units, "rows": "peak" if peaks else "frame"}
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     meta = dict(arrow.schema.metadata or {})
     meta[b"xlive"] = json.dumps(info).encode()

@@ -39,11 +39,35 @@ from ..errors import ConfigError
 MAX_ELEMENTS = 1000
 
 #: names of the logbook's own columns; a variable may not take one of them
-RESERVED = frozenset({
-    "id", "run", "source", "features", "start", "started", "ended", "frames", "seen", "analysed",
-    "hits", "hit_rate", "indexing_rate", "d_min", "cell", "flags", "lag", "state", "trend",
-    "comment", "tags", "errors", "status", "link", "updated",
-})
+RESERVED = frozenset(
+    {
+        "id",
+        "run",
+        "source",
+        "features",
+        "start",
+        "started",
+        "ended",
+        "frames",
+        "seen",
+        "analysed",
+        "hits",
+        "hit_rate",
+        "indexing_rate",
+        "d_min",
+        "cell",
+        "flags",
+        "lag",
+        "state",
+        "trend",
+        "comment",
+        "tags",
+        "errors",
+        "status",
+        "link",
+        "updated",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -57,16 +81,18 @@ class RunVariable:
 
     @property
     def wants_metadata(self) -> bool:
-        params = [p for p in inspect.signature(self.func).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(self.func).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         return len(params) >= 2
 
     def __call__(self, ds, metadata=None):
         return self.func(ds, metadata) if self.wants_metadata else self.func(ds)
 
 
-def run_variable(func: Callable | None = None, *, title: str | None = None,
-                 cheap: bool = False):
+def run_variable(func: Callable | None = None, *, title: str | None = None, cheap: bool = False):
     """Mark a function as a logbook column (``@xlive.run_variable(title=..., cheap=...)``).
 
     Parameters
@@ -113,8 +139,10 @@ def load_variables(path: str | Path) -> VariableSet:
     """Execute a variables file and collect its ``@run_variable`` functions."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ConfigError(f"variables file {path} does not exist; give a Python file of "
-                          "@xlive.run_variable functions")
+        raise ConfigError(
+            f"variables file {path} does not exist; give a Python file of "
+            "@xlive.run_variable functions"
+        )
     text = path.read_text()
     namespace: dict = {"__name__": f"xlive_variables_{path.stem}", "__file__": str(path)}
     try:
@@ -123,18 +151,25 @@ def load_variables(path: str | Path) -> VariableSet:
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         line = exc.lineno if isinstance(exc, SyntaxError) else (tb[-1].lineno if tb else "?")
-        raise ConfigError(f"variables file {path} failed to load (line {line}): "
-                          f"{type(exc).__name__}: {exc}") from exc
-    found = [v.__xlive_variable__ for v in namespace.values()
-             if callable(v) and hasattr(v, "__xlive_variable__")]
+        raise ConfigError(
+            f"variables file {path} failed to load (line {line}): {type(exc).__name__}: {exc}"
+        ) from exc
+    found = [
+        v.__xlive_variable__
+        for v in namespace.values()
+        if callable(v) and hasattr(v, "__xlive_variable__")
+    ]
     clash = sorted(v.name for v in found if v.name in RESERVED)
     if clash:
-        raise ConfigError(f"variables {clash} in {path} have the names of built-in logbook "
-                          "columns; rename the functions")
+        raise ConfigError(
+            f"variables {clash} in {path} have the names of built-in logbook "
+            "columns; rename the functions"
+        )
     if not found:
         raise ConfigError(f"variables file {path} defines no @xlive.run_variable function")
-    return VariableSet(str(path.absolute()), hashlib.sha256(text.encode()).hexdigest(),
-                       tuple(found))
+    return VariableSet(
+        str(path.absolute()), hashlib.sha256(text.encode()).hexdigest(), tuple(found)
+    )
 
 
 def to_cell(value):
@@ -157,8 +192,9 @@ def to_cell(value):
         if value.ndim == 0:
             return to_cell(value.item())
         if value.size > MAX_ELEMENTS:
-            raise TypeError(f"returned an array of {value.size} elements; a cell holds at "
-                            f"most {MAX_ELEMENTS}")
+            raise TypeError(
+                f"returned an array of {value.size} elements; a cell holds at most {MAX_ELEMENTS}"
+            )
         if value.dtype.kind not in "biufU":
             raise TypeError(f"returned an array of {value.dtype}; return numbers or strings")
         return [to_cell(v) for v in value.tolist()]
@@ -170,8 +206,9 @@ def to_cell(value):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None  # JSON (and PostgreSQL) has no NaN
-    raise TypeError(f"returned a {type(value).__name__}; return a number, a string or a "
-                    "small array")
+    raise TypeError(
+        f"returned a {type(value).__name__}; return a number, a string or a small array"
+    )
 
 
 def evaluate(variables: VariableSet, ds, metadata=None) -> dict[str, tuple[object, str | None]]:
@@ -193,4 +230,3 @@ def evaluate(variables: VariableSet, ds, metadata=None) -> dict[str, tuple[objec
         except Exception as exc:  # the cell shows it; the other variables go on
             out[var.name] = (None, f"{type(exc).__name__}: {exc}"[:500])
     return out
-

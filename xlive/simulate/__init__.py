@@ -11,5 +11,13 @@ from .params import SimParams
 from .run import FORMATS, RUN_FILE, RunSummary, write_run
 from .truth import read_truth
 
-__all__ = ["FORMATS", "RUN_FILE", "FrameTruth", "RunSummary", "SimParams", "Simulation",
-           "read_truth", "write_run"]
+__all__ = [
+    "FORMATS",
+    "RUN_FILE",
+    "FrameTruth",
+    "RunSummary",
+    "SimParams",
+    "Simulation",
+    "read_truth",
+    "write_run",
+]

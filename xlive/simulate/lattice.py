@@ -43,11 +43,13 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
     w, x, y, z = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,7 +67,9 @@ class ReflectionSet:
         a, b, c = cell[:3]
         hmax, kmax, lmax = (int(np.ceil(x / d_min)) + 1 for x in (a, b, c))
         h, k, l_ = np.meshgrid(
-            np.arange(-hmax, hmax + 1), np.arange(-kmax, kmax + 1), np.arange(-lmax, lmax + 1),
+            np.arange(-hmax, hmax + 1),
+            np.arange(-kmax, kmax + 1),
+            np.arange(-lmax, lmax + 1),
             indexing="ij",
         )
         hkl = np.stack([h.ravel(), k.ravel(), l_.ravel()], axis=1)
@@ -127,7 +131,10 @@ def predict_spots(
     inside = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
     idx = idx[inside]
     return SpotPrediction(
-        hkl=refl.hkl[idx], d=refl.d[idx], x=x[inside], y=y[inside],
+        hkl=refl.hkl[idx],
+        d=refl.d[idx],
+        x=x[inside],
+        y=y[inside],
         partiality=np.exp(-0.5 * (eps[inside] / sigma[inside]) ** 2),
         intensity=refl.intensity[idx],
     )

@@ -62,8 +62,7 @@ class FrameTruth:
 def _empty_spots() -> dict:
     f = np.zeros(0)
     i = np.zeros(0, np.int32)
-    return dict(x=f, y=f, h=i, k=i, l=i, d=f, photons=f, snr=f, lattice=i,
-                masked=np.zeros(0, bool))
+    return dict(x=f, y=f, h=i, k=i, l=i, d=f, photons=f, snr=f, lattice=i, masked=np.zeros(0, bool))
 
 
 class Simulation:
@@ -94,15 +93,20 @@ class Simulation:
         gaps = det.gap_mask()
         bad = (rng.random((ny, nx)) < det.bad_fraction) & ~gaps
         #: NXmx pixel_mask: bit 0 gap, bit 1 dead
-        self.pixel_mask = (gaps.astype(np.uint32) | (bad.astype(np.uint32) << 1))
+        self.pixel_mask = gaps.astype(np.uint32) | (bad.astype(np.uint32) << 1)
         flat = np.flatnonzero(~(gaps | bad))
         self.hot_pixels = rng.choice(flat, size=p.hot_pixels, replace=False)
         distance = p.distance if p.distance is not None else det.distance
         self.geometry = Geometry.simple(
-            shape=(ny, nx), pixel_size=det.pixel_size, distance=distance,
-            beam_center_x=nx / 2 + p.beam_offset[0], beam_center_y=ny / 2 + p.beam_offset[1],
-            wavelength=p.wavelength, mask=self.pixel_mask != 0,
-            saturation_value=det.saturation_value, description=det.description,
+            shape=(ny, nx),
+            pixel_size=det.pixel_size,
+            distance=distance,
+            beam_center_x=nx / 2 + p.beam_offset[0],
+            beam_center_y=ny / 2 + p.beam_offset[1],
+            wavelength=p.wavelength,
+            mask=self.pixel_mask != 0,
+            saturation_value=det.saturation_value,
+            description=det.description,
             sentinels=det.sentinels,
         )
         #: the flat detector the model (background, spots, truth) is drawn on
@@ -122,23 +126,32 @@ class Simulation:
         corners = []
         for q in raw:
             for u, v in ((0, 0), (q.shape[1], 0), (0, q.shape[0]), q.shape[::-1]):
-                corners.append((q.corner_x + q.fs[0] * u + q.ss[0] * v,
-                                q.corner_y + q.fs[1] * u + q.ss[1] * v))
+                corners.append(
+                    (q.corner_x + q.fs[0] * u + q.ss[0] * v, q.corner_y + q.fs[1] * u + q.ss[1] * v)
+                )
         corners = np.array(corners)
         (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
         cw, ch = int(np.ceil(x1 - x0)), int(np.ceil(y1 - y0))
         bcx, bcy = cw / 2 + p.beam_offset[0], ch / 2 + p.beam_offset[1]
-        panels = tuple(replace(q, corner_x=q.corner_x - x0 - bcx, corner_y=q.corner_y - y0 - bcy)
-                       for q in raw)
+        panels = tuple(
+            replace(q, corner_x=q.corner_x - x0 - bcx, corner_y=q.corner_y - y0 - bcy) for q in raw
+        )
         bad = rng.random((ny, nx)) < det.bad_fraction
         #: bit 1: dead pixel (no gaps inside the stacked modules)
         self.pixel_mask = bad.astype(np.uint32) << 1
         self.hot_pixels = rng.choice(np.flatnonzero(~bad), size=p.hot_pixels, replace=False)
         distance = p.distance if p.distance is not None else det.distance
         self.geometry = Geometry(
-            shape=(ny, nx), distance=distance, wavelength=p.wavelength, panels=panels,
-            mask=bad, saturation_value=det.saturation_value, description=det.description,
-            sentinels=(), read_noise=det.read_noise)
+            shape=(ny, nx),
+            distance=distance,
+            wavelength=p.wavelength,
+            panels=panels,
+            mask=bad,
+            saturation_value=det.saturation_value,
+            description=det.description,
+            sentinels=(),
+            read_noise=det.read_noise,
+        )
         m = self.geometry.maps
         col = np.rint(m.lab_x / det.pixel_size + bcx - 0.5).astype(np.int64)
         row = np.rint(m.lab_y / det.pixel_size + bcy - 0.5).astype(np.int64)
@@ -150,8 +163,14 @@ class Simulation:
         self._canvas_data = np.full(ch * cw, -1, np.int64)
         self._canvas_data[self._gather] = np.arange(ny * nx)
         self._model = Geometry.simple(
-            shape=(ch, cw), pixel_size=det.pixel_size, distance=distance, beam_center_x=bcx,
-            beam_center_y=bcy, wavelength=p.wavelength, mask=canvas_mask.reshape(ch, cw))
+            shape=(ch, cw),
+            pixel_size=det.pixel_size,
+            distance=distance,
+            beam_center_x=bcx,
+            beam_center_y=bcy,
+            wavelength=p.wavelength,
+            mask=canvas_mask.reshape(ch, cw),
+        )
         self._mask_flat = canvas_mask
         self.gain = self.geometry.gain
         frame_bytes = ny * nx * 4 + ch * cw * 4
@@ -180,7 +199,9 @@ class Simulation:
     @cached_property
     def reflections(self) -> ReflectionSet:
         d_corner = float(np.nanmin(self._model.maps.d))
-        return ReflectionSet.build(self.params.unit_cell, d_min=d_corner * 0.98, seed=self.params.seed)
+        return ReflectionSet.build(
+            self.params.unit_cell, d_min=d_corner * 0.98, seed=self.params.seed
+        )
 
     @cached_property
     def _bg_components(self) -> dict[str, np.ndarray]:
@@ -188,7 +209,7 @@ class Simulation:
         q = m.q
         det = self.detector
         level = (det.pixel_size / 75e-6) ** 2 * (0.12 / self._model.distance) ** 2
-        scale = (m.solid_angle * m.polarization() * level * self.params.background_scale)
+        scale = m.solid_angle * m.polarization() * level * self.params.background_scale
         water = 2.5 * np.exp(-0.5 * ((q - 20.0) / 3.5) ** 2)
         air = 0.6 * np.exp(-q / 8.0) + 0.05
         ice = np.zeros_like(q)
@@ -196,8 +217,9 @@ class Simulation:
             ice += amp * np.exp(-0.5 * ((q - 20.0 * np.pi / d) / 0.08) ** 2)
         return {"water": water * scale, "air": air * scale, "ice": ice * scale}
 
-    def expected_background(self, *, jet_on: bool, ice: bool, laser_on: bool,
-                            at: np.ndarray | None = None) -> np.ndarray:
+    def expected_background(
+        self, *, jet_on: bool, ice: bool, laser_on: bool, at: np.ndarray | None = None
+    ) -> np.ndarray:
         """Expected photons per pixel (float64) for one kind of frame (or at flat indices)."""
         c = self._bg_components
         if at is not None:
@@ -243,7 +265,7 @@ class Simulation:
         out = []
         for k in range(self.n_backgrounds):
             photons = rng.poisson(expected * self.pulse_scale(k))
-            img = (photons * gain + rng.normal(0.0, det.read_noise * gain, photons.shape))
+            img = photons * gain + rng.normal(0.0, det.read_noise * gain, photons.shape)
             img = img.astype(np.float32)
             img.reshape(-1)[self.hot_pixels] = det.saturation_value * 0.3
             img[(self.pixel_mask & 2).astype(bool)] = 0.0
@@ -278,11 +300,14 @@ class Simulation:
         k = int(rng.integers(self.n_backgrounds))
         pulse = 1.0 * self.pulse_scale(k) * (1.0 + 0.01 * rng.normal())
         rotations = [random_rotation(rng) for _ in range(n_lat)]
-        truth = FrameTruth(frame_number, dropped, n_lat > 0, jet_on, ice, laser_on, n_lat,
-                           pulse, _empty_spots())
+        truth = FrameTruth(
+            frame_number, dropped, n_lat > 0, jet_on, ice, laser_on, n_lat, pulse, _empty_spots()
+        )
         return truth, k, rotations
 
-    def frame(self, frame_number: int, out: np.ndarray | None = None) -> tuple[np.ndarray, FrameTruth]:
+    def frame(
+        self, frame_number: int, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, FrameTruth]:
         """The image written at ``frame_number`` (into ``out`` if given) and its ground truth."""
         img, truth, _ = self.frame_shared(frame_number)
         if out is not None:
@@ -313,8 +338,9 @@ class Simulation:
         spots["x"], spots["y"] = self._to_data_coordinates(spots["x"], spots["y"])
         spots["masked"] |= ~np.isfinite(spots["x"])
         truth.spots = spots
-        img = bg + (canvas.reshape(-1)[self._gather].reshape(bg.shape) * self.gain
-                    ).astype(np.float32)
+        img = bg + (canvas.reshape(-1)[self._gather].reshape(bg.shape) * self.gain).astype(
+            np.float32
+        )
         np.minimum(img, np.float32(self.detector.saturation_value), out=img)
         img[(self.pixel_mask & 2).astype(bool)] = 0.0
         return img, truth, None
@@ -328,19 +354,32 @@ class Simulation:
         parts = []
         for lat, U in enumerate(rotations):
             pred = predict_spots(
-                self.reflections, U, wavelength=g.wavelength, distance=g.distance,
-                pixel_size=g.pixel_size, beam_center=g.beam_center, shape=g.shape,
-                mosaicity_deg=p.mosaicity, bandwidth=p.bandwidth,
+                self.reflections,
+                U,
+                wavelength=g.wavelength,
+                distance=g.distance,
+                pixel_size=g.pixel_size,
+                beam_center=g.beam_center,
+                shape=g.shape,
+                mosaicity_deg=p.mosaicity,
+                bandwidth=p.bandwidth,
             )
             strength = p.crystal_strength * decay * rng.lognormal(0.0, 0.4)
             wilson = np.exp(-0.5 * b_eff * (1.0 / pred.d**2 - 1.0 / 16.0))
             photons = strength * pred.intensity * pred.partiality * wilson * self.pulse_scale(k)
             keep = photons >= 2.0
-            parts.append(dict(
-                x=pred.x[keep], y=pred.y[keep], h=pred.hkl[keep, 0], k=pred.hkl[keep, 1],
-                l=pred.hkl[keep, 2], d=pred.d[keep], photons=photons[keep],
-                lattice=np.full(np.count_nonzero(keep), lat, np.int32),
-            ))
+            parts.append(
+                dict(
+                    x=pred.x[keep],
+                    y=pred.y[keep],
+                    h=pred.hkl[keep, 0],
+                    k=pred.hkl[keep, 1],
+                    l=pred.hkl[keep, 2],
+                    d=pred.d[keep],
+                    photons=photons[keep],
+                    lattice=np.full(np.count_nonzero(keep), lat, np.int32),
+                )
+            )
         spots = {key: np.concatenate([pt[key] for pt in parts]) for key in parts[0]}
         ny, nx = g.shape
         ix = np.clip(np.rint(spots["x"]).astype(np.int64), 0, nx - 1)
@@ -350,7 +389,7 @@ class Simulation:
             jet_on=truth.jet_on, ice=truth.ice, laser_on=truth.laser_on, at=centre
         ) * self.pulse_scale(k)
         n = spots["photons"]
-        read_var = self.detector.read_noise ** 2 if self._gather is not None else 0.0
+        read_var = self.detector.read_noise**2 if self._gather is not None else 0.0
         spots["snr"] = n / np.sqrt(n + 9.0 * (expected_bg + read_var))
         spots["masked"] = self._mask_flat[centre]
         self._render(img, spots, rng)
@@ -367,14 +406,18 @@ class Simulation:
         y0 = np.rint(spots["y"]).astype(np.int64)
         px = x0[:, None] + off[None, :]
         py = y0[:, None] + off[None, :]
-        wx = ndtr((px + 0.5 - spots["x"][:, None]) / sig) - ndtr((px - 0.5 - spots["x"][:, None]) / sig)
-        wy = ndtr((py + 0.5 - spots["y"][:, None]) / sig) - ndtr((py - 0.5 - spots["y"][:, None]) / sig)
+        wx = ndtr((px + 0.5 - spots["x"][:, None]) / sig) - ndtr(
+            (px - 0.5 - spots["x"][:, None]) / sig
+        )
+        wy = ndtr((py + 0.5 - spots["y"][:, None]) / sig) - ndtr(
+            (py - 0.5 - spots["y"][:, None]) / sig
+        )
         lam = spots["photons"][:, None, None] * wy[:, :, None] * wx[:, None, :]
         counts = rng.poisson(lam)
         yy = np.broadcast_to(py[:, :, None], lam.shape)
         xx = np.broadcast_to(px[:, None, :], lam.shape)
         ok = (counts > 0) & (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
-        flat_idx = (yy[ok] * nx + xx[ok])
+        flat_idx = yy[ok] * nx + xx[ok]
         good = ~self._mask_flat[flat_idx]
         flat_idx, c = flat_idx[good], counts[ok][good]
         flat = img.reshape(-1)

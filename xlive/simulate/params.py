@@ -19,7 +19,14 @@ class SimParams:
     #: fraction of frames with a crystal in the beam
     hit_fraction: float = 0.3
     #: unit cell a, b, c (Å), alpha, beta, gamma (deg); default tetragonal lysozyme
-    unit_cell: tuple[float, float, float, float, float, float] = (79.1, 79.1, 37.9, 90.0, 90.0, 90.0)
+    unit_cell: tuple[float, float, float, float, float, float] = (
+        79.1,
+        79.1,
+        37.9,
+        90.0,
+        90.0,
+        90.0,
+    )
     #: X-ray wavelength, Å
     wavelength: float = 1.0
     #: detector distance, m (None: the detector model's default)
@@ -61,8 +68,13 @@ class SimParams:
 
     def __post_init__(self):
         get_detector(self.detector)
-        for name in ("hit_fraction", "multi_lattice_fraction", "ice_fraction",
-                     "laser_on_fraction", "dropped_fraction"):
+        for name in (
+            "hit_fraction",
+            "multi_lattice_fraction",
+            "ice_fraction",
+            "laser_on_fraction",
+            "dropped_fraction",
+        ):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"{name.replace('_', '-')} must be between 0 and 1, got {v}")

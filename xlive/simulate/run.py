@@ -44,16 +44,25 @@ class RunSummary:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
 
-def check_options(*, frames: int, rate: float, fmt: str, frames_per_file: int = 100,
-                  out: str | Path | None = None, overwrite: bool = False) -> None:
+def check_options(
+    *,
+    frames: int,
+    rate: float,
+    fmt: str,
+    frames_per_file: int = 100,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> None:
     """Raise ConfigError for options a run cannot have (before anything is written)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {frames}")
     if not (rate == 0 or 1 / 3600 <= rate < float("inf")):  # also refuses NaN
-        raise ConfigError(f"--rate must be 0 (as fast as possible) or a finite rate of at least "
-                          f"one frame per hour ({1 / 3600:.6g} frames/s), got {rate}")
+        raise ConfigError(
+            f"--rate must be 0 (as fast as possible) or a finite rate of at least "
+            f"one frame per hour ({1 / 3600:.6g} frames/s), got {rate}"
+        )
     if frames_per_file < 1:
         raise ConfigError(f"--frames-per-file must be >= 1, got {frames_per_file}")
     if out is not None and not overwrite:
@@ -125,7 +134,8 @@ def write_run(
         raise ConfigError(
             f"{sim.detector.name} is a multi-panel integrating detector: simulate it with "
             f"--format zarr (the CrystFEL geometry of its panels is written beside the run as "
-            f"{GEOM_FILE}); {fmt} headers describe one flat panel only")
+            f"{GEOM_FILE}); {fmt} headers describe one flat panel only"
+        )
     out = Path(out)
     prepare_folder(out, overwrite)
     det = sim.detector
@@ -134,10 +144,17 @@ def write_run(
     frame_time = 1.0 / rate if rate > 0 else 0.01
     data_name = {"zarr": "run.zarr", "eiger-h5": f"{name}_master.h5", "cbf": f"{name}_*.cbf"}[fmt]
     description = {
-        "format": fmt, "detector": det.name, "geometry": sim.geometry.to_dict(),
-        "frames_planned": frames, "rate": rate, "seed": params.seed, "data": data_name,
-        "truth": "truth.zarr", "metadata": None if fmt == "zarr" else "metadata.csv",
-        "params": params.to_dict(), "complete": False,
+        "format": fmt,
+        "detector": det.name,
+        "geometry": sim.geometry.to_dict(),
+        "frames_planned": frames,
+        "rate": rate,
+        "seed": params.seed,
+        "data": data_name,
+        "truth": "truth.zarr",
+        "metadata": None if fmt == "zarr" else "metadata.csv",
+        "params": params.to_dict(),
+        "complete": False,
     }
     if isinstance(det, IntegratingModel):
         from ..geometry.crystfel import write_crystfel_geom
@@ -166,8 +183,10 @@ def write_run(
                 if csv:
                     base = writer.n - len(imgs)
                     for i in range(len(imgs)):
-                        csv.write(f"{base + i},{meta[FRAME_NUMBER][i]},{meta[TIMESTAMP][i]:.6f},"
-                                  f"{int(meta[LASER_ON][i])},{meta[PULSE_ENERGY][i]:.5f}\n")
+                        csv.write(
+                            f"{base + i},{meta[FRAME_NUMBER][i]},{meta[TIMESTAMP][i]:.6f},"
+                            f"{int(meta[LASER_ON][i])},{meta[PULSE_ENERGY][i]:.5f}\n"
+                        )
                     csv.flush()
                 truth.append(truths, drop)
                 if progress:
@@ -220,8 +239,15 @@ def write_run(
         if csv:
             csv.close()
         # tell readers the run has ended (what a detector's end-of-series message says)
-        _write_json(out / RUN_FILE, {**description, "complete": True, "frames_written": written,
-                                     "frames_dropped": n_dropped})
+        _write_json(
+            out / RUN_FILE,
+            {
+                **description,
+                "complete": True,
+                "frames_written": written,
+                "frames_dropped": n_dropped,
+            },
+        )
     if errors:
         raise errors[0]
     return RunSummary(out, written, n_dropped, time.time() - t0)
@@ -232,16 +258,35 @@ def _make_writer(fmt, out, name, sim, frames, frames_per_file, frame_time):
     if fmt == "zarr":
         from .write_zarr import ZarrRunWriter
 
-        return ZarrRunWriter(out / "run.zarr", geometry=geom, pixel_mask=sim.pixel_mask,
-                             dtype=det.dtype, detector=det.name)
+        return ZarrRunWriter(
+            out / "run.zarr",
+            geometry=geom,
+            pixel_mask=sim.pixel_mask,
+            dtype=det.dtype,
+            detector=det.name,
+        )
     if fmt == "eiger-h5":
         from .write_eiger import EigerRunWriter
 
-        return EigerRunWriter(out, name=name, geometry=geom, pixel_mask=sim.pixel_mask,
-                              dtype=det.dtype, n_frames=frames, frames_per_file=frames_per_file,
-                              description=det.description, frame_time=frame_time,
-                              saturation_value=det.saturation_value)
+        return EigerRunWriter(
+            out,
+            name=name,
+            geometry=geom,
+            pixel_mask=sim.pixel_mask,
+            dtype=det.dtype,
+            n_frames=frames,
+            frames_per_file=frames_per_file,
+            description=det.description,
+            frame_time=frame_time,
+            saturation_value=det.saturation_value,
+        )
     from .write_cbf import CbfRunWriter
 
-    return CbfRunWriter(out, name=name, geometry=geom, description=det.description,
-                        frame_time=frame_time, saturation_value=det.saturation_value)
+    return CbfRunWriter(
+        out,
+        name=name,
+        geometry=geom,
+        description=det.description,
+        frame_time=frame_time,
+        saturation_value=det.saturation_value,
+    )

@@ -36,13 +36,30 @@ from ..conventions import FRAMES_COMPLETE
 from .model import FrameTruth
 
 FRAME_FIELDS = {
-    "frame_number": "int64", "hit": "bool", "n_lattices": "int8", "jet_on": "bool",
-    "ice": "bool", "laser_on": "bool", "pulse_energy": "float32", "n_spots": "int32",
-    "d_min": "float32", "spot_start": "int64", "spot_count": "int32",
+    "frame_number": "int64",
+    "hit": "bool",
+    "n_lattices": "int8",
+    "jet_on": "bool",
+    "ice": "bool",
+    "laser_on": "bool",
+    "pulse_energy": "float32",
+    "n_spots": "int32",
+    "d_min": "float32",
+    "spot_start": "int64",
+    "spot_count": "int32",
 }
 SPOT_FIELDS = {
-    "frame": "int64", "x": "float32", "y": "float32", "h": "int32", "k": "int32", "l": "int32",
-    "d": "float32", "photons": "float32", "snr": "float32", "lattice": "int8", "masked": "bool",
+    "frame": "int64",
+    "x": "float32",
+    "y": "float32",
+    "h": "int32",
+    "k": "int32",
+    "l": "int32",
+    "d": "float32",
+    "photons": "float32",
+    "snr": "float32",
+    "lattice": "int8",
+    "masked": "bool",
 }
 
 
@@ -55,8 +72,9 @@ class TruthWriter:
             for name, dt in FRAME_FIELDS.items()
         }
         self.spots = {
-            name: self.group.create_array(f"spot_{name}", shape=(0,), chunks=(65536,), dtype=dt,
-                                          fill_value=0)
+            name: self.group.create_array(
+                f"spot_{name}", shape=(0,), chunks=(65536,), dtype=dt, fill_value=0
+            )
             for name, dt in SPOT_FIELDS.items()
         }
         self.n = 0
@@ -83,10 +101,19 @@ class TruthWriter:
         start = self.n_spots
         for i, t in enumerate(truths):
             count = len(t.spots["x"])
-            vals = dict(frame_number=t.frame_number, hit=t.hit, n_lattices=t.n_lattices,
-                        jet_on=t.jet_on, ice=t.ice, laser_on=t.laser_on,
-                        pulse_energy=t.pulse_energy, n_spots=t.n_spots, d_min=t.d_min,
-                        spot_start=start, spot_count=count)
+            vals = dict(
+                frame_number=t.frame_number,
+                hit=t.hit,
+                n_lattices=t.n_lattices,
+                jet_on=t.jet_on,
+                ice=t.ice,
+                laser_on=t.laser_on,
+                pulse_energy=t.pulse_energy,
+                n_spots=t.n_spots,
+                d_min=t.d_min,
+                spot_start=start,
+                spot_count=count,
+            )
             for name in FRAME_FIELDS:
                 rows[name].append(vals[name])
             for name in SPOT_FIELDS:
@@ -96,7 +123,9 @@ class TruthWriter:
                     spot_rows[name].append(t.spots[name])
             start += count
         _append(self.arrays, {k: np.asarray(v) for k, v in rows.items()})
-        _append(self.spots, {k: np.concatenate(v) if v else np.zeros(0) for k, v in spot_rows.items()})
+        _append(
+            self.spots, {k: np.concatenate(v) if v else np.zeros(0) for k, v in spot_rows.items()}
+        )
         self.n += len(truths)
         self.n_spots = start
         self.dropped.extend(int(d) for d in dropped)

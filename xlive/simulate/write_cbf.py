@@ -12,11 +12,19 @@ import numpy as np
 from ..geometry.core import Geometry
 
 
-def minicbf_header(geometry: Geometry, *, description: str, frame_time: float,
-                   saturation_value: float, timestamp: float) -> str:
+def minicbf_header(
+    geometry: Geometry,
+    *,
+    description: str,
+    frame_time: float,
+    saturation_value: float,
+    timestamp: float,
+) -> str:
     bcx, bcy = geometry.beam_center
     px = geometry.pixel_size
-    when = _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    when = _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[
+        :-3
+    ]
     lines = [
         f"Detector: {description}, S/N 00-0000 (xlive simulator)",
         when,
@@ -39,8 +47,16 @@ def minicbf_header(geometry: Geometry, *, description: str, frame_time: float,
 class CbfRunWriter:
     """Append frames as ``NAME_00001.cbf``, ``NAME_00002.cbf``, ... (1-based, like Pilatus)."""
 
-    def __init__(self, folder: str | Path, *, name: str, geometry: Geometry, description: str,
-                 frame_time: float, saturation_value: float):
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        name: str,
+        geometry: Geometry,
+        description: str,
+        frame_time: float,
+        saturation_value: float,
+    ):
         self.folder = Path(folder)
         self.name = name
         self.geometry = geometry
@@ -51,13 +67,19 @@ class CbfRunWriter:
 
     def append(self, frames: np.ndarray, meta: dict) -> int:
         for i, frame in enumerate(frames):
-            header = {"_array_data.header_convention": "PILATUS_1.2",
-                      "_array_data.header_contents": minicbf_header(
-                          self.geometry, description=self.description,
-                          frame_time=self.frame_time, saturation_value=self.saturation_value,
-                          timestamp=float(meta["timestamp"][i]))}
-            img = fabio.cbfimage.CbfImage(data=np.ascontiguousarray(frame.astype(np.int32)),
-                                          header=header)
+            header = {
+                "_array_data.header_convention": "PILATUS_1.2",
+                "_array_data.header_contents": minicbf_header(
+                    self.geometry,
+                    description=self.description,
+                    frame_time=self.frame_time,
+                    saturation_value=self.saturation_value,
+                    timestamp=float(meta["timestamp"][i]),
+                ),
+            }
+            img = fabio.cbfimage.CbfImage(
+                data=np.ascontiguousarray(frame.astype(np.int32)), header=header
+            )
             final = self.folder / f"{self.name}_{self.n + 1:05d}.cbf"
             tmp = final.with_name("." + final.name + ".part")
             img.write(str(tmp))

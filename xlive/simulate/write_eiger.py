@@ -25,9 +25,18 @@ def _ds(group: h5py.Group, name: str, value, units: str | None = None) -> None:
         d.attrs["units"] = units
 
 
-def write_master(path: Path, *, geometry: Geometry, pixel_mask: np.ndarray, n_frames: int,
-                 frames_per_file: int, name: str, description: str, frame_time: float,
-                 saturation_value: float) -> None:
+def write_master(
+    path: Path,
+    *,
+    geometry: Geometry,
+    pixel_mask: np.ndarray,
+    n_frames: int,
+    frames_per_file: int,
+    name: str,
+    description: str,
+    frame_time: float,
+    saturation_value: float,
+) -> None:
     ny, nx = geometry.shape
     bcx, bcy = geometry.beam_center
     with h5py.File(path, "w") as f:
@@ -70,19 +79,36 @@ def write_master(path: Path, *, geometry: Geometry, pixel_mask: np.ndarray, n_fr
 class EigerRunWriter:
     """Append frames; a data file is renamed into place once it holds ``frames_per_file``."""
 
-    def __init__(self, folder: str | Path, *, name: str, geometry: Geometry,
-                 pixel_mask: np.ndarray, dtype: str, n_frames: int, frames_per_file: int = 100,
-                 description: str = "", frame_time: float = 0.01,
-                 saturation_value: float = 65535):
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        name: str,
+        geometry: Geometry,
+        pixel_mask: np.ndarray,
+        dtype: str,
+        n_frames: int,
+        frames_per_file: int = 100,
+        description: str = "",
+        frame_time: float = 0.01,
+        saturation_value: float = 65535,
+    ):
         self.folder = Path(folder)
         self.name = name
         self.dtype = np.dtype(dtype)
         self.shape = geometry.shape
         self.fpf = int(frames_per_file)
-        write_master(self.folder / f"{name}_master.h5", geometry=geometry,
-                     pixel_mask=pixel_mask, n_frames=n_frames, frames_per_file=self.fpf,
-                     name=name, description=description, frame_time=frame_time,
-                     saturation_value=saturation_value)
+        write_master(
+            self.folder / f"{name}_master.h5",
+            geometry=geometry,
+            pixel_mask=pixel_mask,
+            n_frames=n_frames,
+            frames_per_file=self.fpf,
+            name=name,
+            description=description,
+            frame_time=frame_time,
+            saturation_value=saturation_value,
+        )
         self.n = 0
         self._file: h5py.File | None = None
         self._dset = None
@@ -97,8 +123,12 @@ class EigerRunWriter:
         entry = self._file.create_group("entry")
         data = entry.create_group("data")
         self._dset = data.create_dataset(
-            "data", shape=(0, *self.shape), maxshape=(self.fpf, *self.shape),
-            chunks=(1, *self.shape), dtype=self.dtype, **hdf5plugin.Bitshuffle(cname="lz4"),
+            "data",
+            shape=(0, *self.shape),
+            maxshape=(self.fpf, *self.shape),
+            chunks=(1, *self.shape),
+            dtype=self.dtype,
+            **hdf5plugin.Bitshuffle(cname="lz4"),
         )
         self._dset.attrs["image_nr_low"] = self.n + 1
 

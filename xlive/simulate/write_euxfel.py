@@ -26,8 +26,15 @@ LAYOUTS = {
 }
 
 
-def write_euxfel_run(out: str | Path, *, detector: str = "agipd1m", trains: int = 3,
-                     pulses: int = 4, first_train: int = 10000, **sim_kwargs) -> Simulation:
+def write_euxfel_run(
+    out: str | Path,
+    *,
+    detector: str = "agipd1m",
+    trains: int = 3,
+    pulses: int = 4,
+    first_train: int = 10000,
+    **sim_kwargs,
+) -> Simulation:
     """Write a corrected (proc) mock run of ``detector`` into folder ``out``.
 
     Frame ``i`` of the simulation is pulse ``i % pulses`` of train ``first_train + i //
@@ -64,8 +71,14 @@ def write_euxfel_run(out: str | Path, *, detector: str = "agipd1m", trains: int 
         else:
             dev = JUNGFRAUModule(source, nsamples=trains, raw=False)
             key = f"INSTRUMENT/{source}:daqOutput/data/adc"
-        write_file(str(path), [dev], ntrains=trains, firsttrain=first_train,
-                   chunksize=1 if family == "jungfrau" else per_train, format_version="1.0")
+        write_file(
+            str(path),
+            [dev],
+            ntrains=trains,
+            firsttrain=first_train,
+            chunksize=1 if family == "jungfrau" else per_train,
+            format_version="1.0",
+        )
         with h5py.File(path, "r+") as f:
             ds = f[key]
             block = frames[:, :, m]  # (trains, per_train, ss, fs)

@@ -24,13 +24,25 @@ def frame_value(i: int, shape: tuple[int, int]) -> np.ndarray:
     return ((np.arange(ny * nx, dtype=np.uint32).reshape(ny, nx) + 7 * i) % 1000).astype(np.uint16)
 
 
-def write_swmr(path: str | Path, *, frames: int, rate: float, shape: tuple[int, int],
-               ready: str | Path | None = None) -> None:
+def write_swmr(
+    path: str | Path,
+    *,
+    frames: int,
+    rate: float,
+    shape: tuple[int, int],
+    ready: str | Path | None = None,
+) -> None:
     """Write ``frames`` frames at ``rate`` Hz (0: as fast as possible)."""
     with h5py.File(path, "w", libver="latest") as f:
         g = f.require_group("/entry/data")
-        d = g.create_dataset("data", shape=(0, *shape), maxshape=(None, *shape),
-                             chunks=(1, *shape), dtype="uint16", **hdf5plugin.Bitshuffle())
+        d = g.create_dataset(
+            "data",
+            shape=(0, *shape),
+            maxshape=(None, *shape),
+            chunks=(1, *shape),
+            dtype="uint16",
+            **hdf5plugin.Bitshuffle(),
+        )
         c = g.create_dataset("frames_complete", shape=(1,), dtype="int64", data=[0])
         f.swmr_mode = True
         if ready:

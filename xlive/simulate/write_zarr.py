@@ -25,8 +25,12 @@ from zarr.core.sync import sync
 from ..conventions import FRAME_NUMBER, FRAMES_COMPLETE, LASER_ON, PULSE_ENERGY, TIMESTAMP
 from ..geometry.core import Geometry
 
-META_DTYPES = {TIMESTAMP: "float64", LASER_ON: "bool", PULSE_ENERGY: "float32",
-               FRAME_NUMBER: "int64"}
+META_DTYPES = {
+    TIMESTAMP: "float64",
+    LASER_ON: "bool",
+    PULSE_ENERGY: "float32",
+    FRAME_NUMBER: "int64",
+}
 BLOCK = 256
 CACHE_MAX = 64
 
@@ -34,32 +38,59 @@ CACHE_MAX = 64
 class ZarrRunWriter:
     """Append frames and per-frame metadata; ``frames_complete`` is written after the data."""
 
-    def __init__(self, path: str | Path, *, geometry: Geometry, pixel_mask: np.ndarray,
-                 dtype: str, detector: str = "", fill_value=0):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        geometry: Geometry,
+        pixel_mask: np.ndarray,
+        dtype: str,
+        detector: str = "",
+        fill_value=0,
+    ):
         self.path = Path(path)
         ny, nx = geometry.shape
         self.group = zarr.open_group(str(self.path), mode="w-")
-        self.group.attrs.update({
-            FRAMES_COMPLETE: 0,
-            "xlive": {"geometry": geometry.to_dict(), "detector": detector},
-        })
+        self.group.attrs.update(
+            {
+                FRAMES_COMPLETE: 0,
+                "xlive": {"geometry": geometry.to_dict(), "detector": detector},
+            }
+        )
         self.frames = self.group.create_array(
-            "frames", shape=(BLOCK, ny, nx), chunks=(1, ny, nx), dtype=dtype,
+            "frames",
+            shape=(BLOCK, ny, nx),
+            chunks=(1, ny, nx),
+            dtype=dtype,
             compressors=[BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle")],
-            fill_value=fill_value, config={"write_empty_chunks": True},
+            fill_value=fill_value,
+            config={"write_empty_chunks": True},
             dimension_names=("frame", "y", "x"),
         )
         self.meta = {
-            name: self.group.create_array(name, shape=(BLOCK,), chunks=(4096,), dtype=dt,
-                                          fill_value=0, dimension_names=("frame",))
+            name: self.group.create_array(
+                name,
+                shape=(BLOCK,),
+                chunks=(4096,),
+                dtype=dt,
+                fill_value=0,
+                dimension_names=("frame",),
+            )
             for name, dt in META_DTYPES.items()
         }
-        mask = self.group.create_array("mask", shape=(ny, nx), chunks=(ny, nx), dtype="uint32",
-                                       fill_value=0, dimension_names=("y", "x"))
+        mask = self.group.create_array(
+            "mask",
+            shape=(ny, nx),
+            chunks=(ny, nx),
+            dtype="uint32",
+            fill_value=0,
+            dimension_names=("y", "x"),
+        )
         mask[...] = pixel_mask.astype(np.uint32)
         self.n = 0
-        self._codec = numcodecs.Blosc(cname="lz4", clevel=1, shuffle=numcodecs.Blosc.BITSHUFFLE,
-                                      blocksize=0)
+        self._codec = numcodecs.Blosc(
+            cname="lz4", clevel=1, shuffle=numcodecs.Blosc.BITSHUFFLE, blocksize=0
+        )
         numcodecs.blosc.set_nthreads(1)  # parallel across frames instead
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="xlive-zarr")
         self._cache: dict = {}
@@ -93,7 +124,7 @@ class ZarrRunWriter:
         keys = keys if keys is not None else [None] * k
         list(self._pool.map(self._put_frame, range(self.n, end), frames, keys))
         for name, a in self.meta.items():
-            a[self.n:end] = np.asarray(meta[name], dtype=a.dtype)
+            a[self.n : end] = np.asarray(meta[name], dtype=a.dtype)
         self.n = end
         self.group.attrs[FRAMES_COMPLETE] = self.n
         return self.n

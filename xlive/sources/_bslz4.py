@@ -35,16 +35,22 @@ def bslz4_encode(frame: np.ndarray) -> bytes:
     return struct.pack(">QI", frame.nbytes, bs * frame.dtype.itemsize) + body.tobytes()
 
 
-def bslz4_decode(blob: bytes | memoryview, *, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+def bslz4_decode(
+    blob: bytes | memoryview, *, dtype: np.dtype, shape: tuple[int, ...]
+) -> np.ndarray:
     """Decompress an HDF5-32008-framed bitshuffle-LZ4 blob."""
     dtype = np.dtype(dtype)
     nbytes, block_bytes = struct.unpack(">QI", bytes(blob[:12]))
     n = int(np.prod(shape))
     if nbytes != n * dtype.itemsize:
-        raise ValueError(f"bitshuffle header says {nbytes} bytes, expected {n * dtype.itemsize} "
-                         f"for {shape} {dtype}")
+        raise ValueError(
+            f"bitshuffle header says {nbytes} bytes, expected {n * dtype.itemsize} "
+            f"for {shape} {dtype}"
+        )
     body = np.frombuffer(blob, np.uint8, offset=12)
-    return bitshuffle.decompress_lz4(body, (n,), dtype, block_bytes // dtype.itemsize).reshape(shape)
+    return bitshuffle.decompress_lz4(body, (n,), dtype, block_bytes // dtype.itemsize).reshape(
+        shape
+    )
 
 
 def lz4_block_decode(blob: bytes | memoryview, nbytes: int) -> bytes:

@@ -57,5 +57,9 @@ class TemplateSource(Source):
 
     def _make_reader(self) -> FrameReader:
         first = np.load(self._files[0], mmap_mode="r")
-        return NpyReader(self._files, shape=first.shape, dtype=first.dtype,
-                         masked_values=self._masked_for(first.dtype))
+        return NpyReader(
+            self._files,
+            shape=first.shape,
+            dtype=first.dtype,
+            masked_values=self._masked_for(first.dtype),
+        )

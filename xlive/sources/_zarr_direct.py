@@ -39,8 +39,11 @@ class DirectChunks:
         if array.ndim != 3 or tuple(array.chunks) != (1, *array.shape[1:]):
             return None
         codecs = tuple(md.codecs)
-        if len(codecs) != 2 or not isinstance(codecs[0], BytesCodec) or \
-                not isinstance(codecs[1], BloscCodec):
+        if (
+            len(codecs) != 2
+            or not isinstance(codecs[0], BytesCodec)
+            or not isinstance(codecs[1], BloscCodec)
+        ):
             return None
         endian = codecs[0].endian
         if np.dtype(array.dtype).itemsize > 1 and (endian is None or endian.value != sys.byteorder):

@@ -35,8 +35,9 @@ class FrameReader(abc.ABC):
     ``read_block`` fills such frames (0 or NaN) and records their indices in ``self.bad``.
     """
 
-    def __init__(self, *, shape: tuple[int, int], dtype: np.dtype,
-                 masked_values: tuple[float, ...] = ()):
+    def __init__(
+        self, *, shape: tuple[int, int], dtype: np.dtype, masked_values: tuple[float, ...] = ()
+    ):
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
         self.masked_values = tuple(masked_values)
@@ -134,9 +135,14 @@ class Source(abc.ABC):
     #: masked-value rule: unsigned data mark gaps with the dtype's maximum (Eiger)
     mask_unsigned_max: ClassVar[bool] = True
 
-    def __init__(self, *, chunk_frames: int | None = None, metadata: str | Path | None = None,
-                 geometry: Geometry | None = None,
-                 masked_values: tuple[float, ...] | None = None):
+    def __init__(
+        self,
+        *,
+        chunk_frames: int | None = None,
+        metadata: str | Path | None = None,
+        geometry: Geometry | None = None,
+        masked_values: tuple[float, ...] | None = None,
+    ):
         self.chunk_frames = chunk_frames
         self._side_table_path = metadata
         self._side_table = None
@@ -270,7 +276,8 @@ class Source(abc.ABC):
                 missing = missing_quantities(found) if found else list(QUANTITIES)
                 raise GeometryError(
                     f"{type(self).__name__} found no complete detector geometry in the run's "
-                    f"headers (missing: {', '.join(missing)}); " + how_to_give(missing)
+                    f"headers (missing: {', '.join(missing)}); "
+                    + how_to_give(missing)
                     + "; in Python: open_source(RUN, geometry=Geometry.simple(...))"
                 )
             if self._masked_values_override is not None:
@@ -312,21 +319,30 @@ class Source(abc.ABC):
             data = da.empty((0, *shape), dtype=dtype, chunks=(1, *shape))
         else:
             c = self.chunk_frames or max(
-                1, min(_MAX_CHUNK_FRAMES, _CHUNK_BYTES // max(1, dtype.itemsize * shape[0] * shape[1]))
+                1,
+                min(
+                    _MAX_CHUNK_FRAMES, _CHUNK_BYTES // max(1, dtype.itemsize * shape[0] * shape[1])
+                ),
             )
             chunks = (tuple(min(n, s + c) - s for s in range(0, n, c)), (shape[0],), (shape[1],))
             # the reader is one key of the graph, shared by the chunk tasks
-            data = da.map_blocks(_read_chunk, dask.delayed(reader, pure=False), chunks=chunks,
-                                 dtype=dtype, meta=np.empty((0, 0, 0), dtype),
-                                 name=f"xlive-frames-{self.name}-{self._token}-{n}-{c}")
+            data = da.map_blocks(
+                _read_chunk,
+                dask.delayed(reader, pure=False),
+                chunks=chunks,
+                dtype=dtype,
+                meta=np.empty((0, 0, 0), dtype),
+                name=f"xlive-frames-{self.name}-{self._token}-{n}-{c}",
+            )
         coords: dict[str, Any] = {FRAME: np.arange(n)}
         for k, v in self.metadata().items():
             coords[k] = (FRAME, v)
         bad = np.zeros(n, bool)
         bad[[i for i in self.bad_frames if i < n]] = True
         coords["bad"] = (FRAME, bad)
-        return xr.DataArray(data, dims=(FRAME, Y, X), coords=coords, name="frames",
-                            attrs={"source": self.name})
+        return xr.DataArray(
+            data, dims=(FRAME, Y, X), coords=coords, name="frames", attrs={"source": self.name}
+        )
 
     def _frame_shape_hint(self) -> tuple[int, int]:
         geom = self._geometry_override or self._header_geometry()

@@ -31,7 +31,8 @@ def is_master(path: str | Path) -> bool:
         with h5py.File(path, "r") as f:
             data = f.get("/entry/data")
             return isinstance(data, h5py.Group) and (
-                "data_000001" in data or isinstance(data.get("data"), h5py.Dataset)
+                "data_000001" in data
+                or isinstance(data.get("data"), h5py.Dataset)
                 and data["data"].is_virtual
             )
     except OSError:
@@ -55,7 +56,11 @@ class EigerSource(Source):
     def guess_can_open(target: str) -> bool:
         """An existing HDF5 file that is an Eiger/NXmx master."""
         t = str(target)
-        return t.lower().endswith((".h5", ".hdf5", ".nxs", ".hdf", ".cxi")) and os.path.isfile(t) and is_master(t)
+        return (
+            t.lower().endswith((".h5", ".hdf5", ".nxs", ".hdf", ".cxi"))
+            and os.path.isfile(t)
+            and is_master(t)
+        )
 
     def __init__(self, path: str | Path, **options):
         if options.get("metadata") is None:  # timestamps, laser on/off... beside the master
@@ -80,8 +85,10 @@ class EigerSource(Source):
         except OSError as exc:
             raise SourceError(f"cannot open Eiger master {self.path}: {exc}") from exc
         if not self._links:
-            raise SourceError(f"{self.path} has neither /entry/data/data_NNNNNN links nor a "
-                              "/entry/data/data dataset; is it an NXmx master file?")
+            raise SourceError(
+                f"{self.path} has neither /entry/data/data_NNNNNN links nor a "
+                "/entry/data/data dataset; is it an NXmx master file?"
+            )
         self._segments: list[tuple[str, str, int, int]] = []
         self._next_link = 0
         self._next_frame = 0
@@ -142,7 +149,7 @@ class EigerSource(Source):
     def _skip_unreadable(self, k: int) -> bool:
         """Mark the frames of unreadable data file k bad if their number is known."""
         end = None
-        for path, dset in self._links[k + 1:]:
+        for path, dset in self._links[k + 1 :]:
             try:
                 with open_h5(path) as f:
                     low = int(f[dset].attrs["image_nr_low"])
@@ -210,8 +217,12 @@ class EigerSource(Source):
     # ---------------------------------------------------------------- Source API
     def _make_reader(self) -> FrameReader:
         dtype = self._dtype or np.dtype("uint32")
-        return H5SegmentsReader(list(self._segments), shape=self._shape, dtype=dtype,
-                                masked_values=self._masked_for(dtype))
+        return H5SegmentsReader(
+            list(self._segments),
+            shape=self._shape,
+            dtype=dtype,
+            masked_values=self._masked_for(dtype),
+        )
 
     def _header_geometry(self) -> Geometry | None:
         return self._geom

@@ -30,16 +30,22 @@ from ..geometry import Geometry
 from .base import FrameReader, Source
 
 _FILE = re.compile(r"^(RAW|CORR)-R\d{4}-.*-S\d{5}\.h5$")
-_IMAGE_KEYS = {"AGIPD1M": "image.data", "AGIPD500K": "image.data", "LPD1M": "image.data",
-               "DSSC1M": "image.data", "JUNGFRAU": "data.adc"}
+_IMAGE_KEYS = {
+    "AGIPD1M": "image.data",
+    "AGIPD500K": "image.data",
+    "LPD1M": "image.data",
+    "DSSC1M": "image.data",
+    "JUNGFRAU": "data.adc",
+}
 
 
 def _need_extra_data():
     try:
         import extra_data
     except ImportError:  # pragma: no cover - the extra is installed in CI
-        raise SourceError("reading European XFEL runs needs extra-data: pip install "
-                          "'xlive[xfel]'") from None
+        raise SourceError(
+            "reading European XFEL runs needs extra-data: pip install 'xlive[xfel]'"
+        ) from None
     return extra_data
 
 
@@ -66,7 +72,8 @@ class _Detector:
                 raise SourceError(
                     f"{path} holds {len(found)} multi-module detectors "
                     f"({', '.join(sorted(found)) or 'none'}) and cameras {cams}: choose one with "
-                    "detector=NAME (--detector NAME on the command line)")
+                    "detector=NAME (--detector NAME on the command line)"
+                )
             detector = next(iter(found))
         self.name = detector
         if detector in found:
@@ -77,7 +84,8 @@ class _Detector:
                 raise SourceError(
                     f"{detector} in {path} holds raw (uncalibrated) data: xlive needs corrected "
                     "data (float ADU, keV or photons: the run's proc/CORR files); open the "
-                    "run's proc folder instead") from None
+                    "run's proc folder instead"
+                ) from None
             self.kind = cls.__name__
             self.key = key or _IMAGE_KEYS.get(self.kind, "image.data")
             self.n_modules = self.component.n_modules
@@ -87,18 +95,25 @@ class _Detector:
                 raise SourceError(
                     f"{detector} in {path} holds raw (uncalibrated) {kd.dtype} data: xlive "
                     "needs corrected data (float ADU, keV or photons: the run's proc/CORR "
-                    "files); open the run's proc folder instead")
+                    "files); open the run's proc folder instead"
+                )
             self.dtype = np.dtype(kd.dtype)
-        elif detector in self.run.instrument_sources or detector + ":daqOutput" in \
-                self.run.instrument_sources:
+        elif (
+            detector in self.run.instrument_sources
+            or detector + ":daqOutput" in self.run.instrument_sources
+        ):
             src = detector if detector in self.run.instrument_sources else detector + ":daqOutput"
             self.component = None
             self.kind = "camera"
-            self.key = key or next((k for k in ("data.image.pixels", "data.image.data")
-                                    if k in self.run[src].keys()), None)
+            self.key = key or next(
+                (k for k in ("data.image.pixels", "data.image.data") if k in self.run[src].keys()),
+                None,
+            )
             if self.key is None:
-                raise SourceError(f"{src} has no image key; pass key=NAME "
-                                  f"(it has {sorted(self.run[src].keys())[:10]})")
+                raise SourceError(
+                    f"{src} has no image key; pass key=NAME "
+                    f"(it has {sorted(self.run[src].keys())[:10]})"
+                )
             self.source = src
             kd = self.run[src, self.key]
             self.n_modules = 1
@@ -108,7 +123,8 @@ class _Detector:
             raise SourceError(
                 f"{path} has no detector {detector!r}; multi-module detectors: "
                 f"{sorted(found) or 'none'}; instrument sources: "
-                f"{sorted(self.run.instrument_sources)[:10]}")
+                f"{sorted(self.run.instrument_sources)[:10]}"
+            )
         self.train_ids, self.pulse_ids = self._frames()
 
     def _frames(self) -> tuple[np.ndarray, np.ndarray]:
@@ -190,9 +206,17 @@ class ExtraDataSource(Source):
     def guess_can_open(target: str) -> bool:
         return is_euxfel_run(target)
 
-    def __init__(self, path: str | Path, *, detector: str | None = None, key: str | None = None,
-                 distance: float | None = None, wavelength: float | None = None,
-                 photon_energy: float | None = None, **options):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        detector: str | None = None,
+        key: str | None = None,
+        distance: float | None = None,
+        wavelength: float | None = None,
+        photon_energy: float | None = None,
+        **options,
+    ):
         super().__init__(**options)
         self.path = str(path)
         self._det = _Detector(self.path, detector, key)
@@ -210,8 +234,14 @@ class ExtraDataSource(Source):
         return int(self._det.train_ids.size)
 
     def _make_reader(self) -> FrameReader:
-        return ExtraDataReader(self.path, self._det.name, self._det.key, shape=self._det.shape,
-                               dtype=self._det.dtype, masked_values=self._masked_for(self._det.dtype))
+        return ExtraDataReader(
+            self.path,
+            self._det.name,
+            self._det.key,
+            shape=self._det.shape,
+            dtype=self._det.dtype,
+            masked_values=self._masked_for(self._det.dtype),
+        )
 
     def _native_metadata(self, n: int) -> dict[str, np.ndarray]:
         return {TRAIN_ID: self._det.train_ids[:n], PULSE_ID: self._det.pulse_ids[:n]}
@@ -229,7 +259,8 @@ class ExtraDataSource(Source):
                 f"energy, and {self._det.name}'s panel positions live in a geometry file: pass "
                 "geometry=read_crystfel_geom('detector.geom') (CLI: --geometry detector.geom), "
                 "or distance= and wavelength= (CLI: [geometry] distance and wavelength in the "
-                "--config file) to use extra-geom's default layout as a placeholder")
+                "--config file) to use extra-geom's default layout as a placeholder"
+            )
         return default_geometry(self._det, self.distance, self.wavelength)
 
 
@@ -238,34 +269,49 @@ def default_geometry(det: _Detector, distance: float, wavelength: float) -> Geom
     try:
         import extra_geom
     except ImportError:  # pragma: no cover - the extra is installed in CI
-        raise GeometryError("extra-geom is needed for EuXFEL detector layouts: pip install "
-                            "'xlive[xfel]', or pass geometry= yourself") from None
+        raise GeometryError(
+            "extra-geom is needed for EuXFEL detector layouts: pip install "
+            "'xlive[xfel]', or pass geometry= yourself"
+        ) from None
     from ..geometry.crystfel import read_crystfel_geom
 
     if det.kind in ("AGIPD1M",):
         eg = extra_geom.AGIPD_1MGeometry.from_quad_positions(
-            [(-525, 625), (-550, -10), (520, -160), (542.5, 475)])
+            [(-525, 625), (-550, -10), (520, -160), (542.5, 475)]
+        )
     elif det.kind == "camera" and det.module_shape == (704, 768):
         eg = extra_geom.Epix100Geometry.from_origin()
     else:
         raise GeometryError(
             f"xlive knows no default layout for {det.kind} {det.name} (JUNGFRAU module "
             "positions differ between instruments): pass its geometry, e.g. "
-            "geometry=read_crystfel_geom('jf.geom') (CLI: --geometry jf.geom)")
+            "geometry=read_crystfel_geom('jf.geom') (CLI: --geometry jf.geom)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "default.geom"
-        eg.write_crystfel_geom(str(path), dims=("frame", "modno", "ss", "fs"), clen=distance,
-                               photon_energy=HC_EV_ANGSTROM / wavelength, adu_per_ev=1e-3)
+        eg.write_crystfel_geom(
+            str(path),
+            dims=("frame", "modno", "ss", "fs"),
+            clen=distance,
+            photon_energy=HC_EV_ANGSTROM / wavelength,
+            adu_per_ev=1e-3,
+        )
         if det.kind == "camera":  # a single module: no module index in the data
             path.write_text(re.sub(r"(?m)^\S+/dim1 = 0\n", "", path.read_text()))
         geom = read_crystfel_geom(path, mask_files=False)
     if geom.shape != det.shape:
-        raise GeometryError(f"extra-geom's default {det.kind} layout is {geom.shape}, the data "
-                            f"{det.shape}: pass geometry=")
+        raise GeometryError(
+            f"extra-geom's default {det.kind} layout is {geom.shape}, the data "
+            f"{det.shape}: pass geometry="
+        )
     panels = tuple(p.__class__(**{**p.__dict__, "adu_per_ev": None}) for p in geom.panels)
     return geom.replace(
-        panels=panels, sentinels=(),
+        panels=panels,
+        sentinels=(),
         description=f"{det.name}: extra-geom default {det.kind} layout",
-        placeholder=(f"{det.name} uses extra-geom's default {det.kind} layout, not this "
-                     "experiment's panel positions: give the real geometry with --geometry "
-                     "FILE.geom (CrystFEL, e.g. from EXtra-geom or the facility)"))
+        placeholder=(
+            f"{det.name} uses extra-geom's default {det.kind} layout, not this "
+            "experiment's panel positions: give the real geometry with --geometry "
+            "FILE.geom (CrystFEL, e.g. from EXtra-geom or the facility)"
+        ),
+    )

@@ -90,8 +90,14 @@ class FilesSource(Source):
 
     def _pending(self) -> list[str]:
         known = self._known
-        names = sorted({p for pat in self.patterns for p in glob.glob(pat)
-                        if p not in known and not os.path.basename(p).startswith(".")})
+        names = sorted(
+            {
+                p
+                for pat in self.patterns
+                for p in glob.glob(pat)
+                if p not in known and not os.path.basename(p).startswith(".")
+            }
+        )
         return names
 
     def _count(self) -> int:
@@ -111,11 +117,12 @@ class FilesSource(Source):
             except Exception as exc:
                 if len(pending) == 1 and time.time() - _mtime(first) <= self.settle_time:
                     return 0  # probably still being written: retry at the next poll
-                reason = (str(exc).strip()
-                          or "no message; the file is probably truncated or corrupt")
-                raise SourceError(f"cannot read the first image {first} "
-                                  f"({type(exc).__name__}: {reason}); check the file or "
-                                  "start from the next one") from exc
+                reason = str(exc).strip() or "no message; the file is probably truncated or corrupt"
+                raise SourceError(
+                    f"cannot read the first image {first} "
+                    f"({type(exc).__name__}: {reason}); check the file or "
+                    "start from the next one"
+                ) from exc
             self._shape, self._dtype = frame.shape, frame.dtype
             self._first_data = frame
             self._take([first])
@@ -145,8 +152,12 @@ class FilesSource(Source):
 
     def _make_reader(self) -> FrameReader:
         # the reader shares the list, so files found later are readable by existing graphs
-        return FilesFrameReader(self._files, shape=self._shape, dtype=self._dtype,
-                                masked_values=self._masked_for(self._dtype))
+        return FilesFrameReader(
+            self._files,
+            shape=self._shape,
+            dtype=self._dtype,
+            masked_values=self._masked_for(self._dtype),
+        )
 
     def _header_geometry(self) -> Geometry | None:
         """The geometry in the first file's header (miniCBF, PILATUS TIFF, SMV), when
@@ -162,8 +173,10 @@ class FilesSource(Source):
 
         self.header_quantities = quantities_from_header(self._first_header, self._shape)
         # PILATUS headers (miniCBF, TIFF): -1 marks module gaps, -2 bad pixels
-        pilatus = "Pixel_size" in self._first_header or \
-            "_array_data.header_contents" in self._first_header
+        pilatus = (
+            "Pixel_size" in self._first_header
+            or "_array_data.header_contents" in self._first_header
+        )
         self.header_sentinels = (-1, -2) if pilatus else None
         if missing_quantities(self.header_quantities):
             return None  # completed by --geometry or [geometry] (GeometryPlan), or an error
@@ -171,8 +184,11 @@ class FilesSource(Source):
         if contents:
             return geometry_from_minicbf_header(contents, shape=self._shape)
         return geometry_from_quantities(
-            self.header_quantities, shape=self._shape, sentinels=self.header_sentinels,
-            description=str(self._first_header.get("Detector", "")).strip())
+            self.header_quantities,
+            shape=self._shape,
+            sentinels=self.header_sentinels,
+            description=str(self._first_header.get("Detector", "")).strip(),
+        )
 
     def _frame_shape_hint(self) -> tuple[int, int]:
         return self._shape or (0, 0)

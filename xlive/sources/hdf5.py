@@ -72,7 +72,7 @@ class H5SegmentsReader(FrameReader):
             path, dset, local = self._locate(start)
             _, dset2, local2 = self._locate(stop - 1)
             if dset2 == dset and local2 - local == stop - 1 - start:
-                block = self._dataset(path, dset, local2 + 1)[local:local2 + 1]
+                block = self._dataset(path, dset, local2 + 1)[local : local2 + 1]
                 if not any(self._all_masked(f) for f in block):
                     return block
         except Exception:
@@ -117,11 +117,14 @@ class HDF5Source(Source):
                 "written without SWMR"
             ) from exc
         if dataset is None:
-            dataset = next((p for p in DATASET_PATHS if isinstance(self._file.get(p), h5py.Dataset)),
-                           None)
+            dataset = next(
+                (p for p in DATASET_PATHS if isinstance(self._file.get(p), h5py.Dataset)), None
+            )
             if dataset is None:
-                raise SourceError(f"{self.path} has none of the datasets {DATASET_PATHS}; "
-                                  "pass dataset=PATH to open_source")
+                raise SourceError(
+                    f"{self.path} has none of the datasets {DATASET_PATHS}; "
+                    "pass dataset=PATH to open_source"
+                )
         d = self._file.get(dataset)
         if not isinstance(d, h5py.Dataset) or d.ndim != 3:
             raise SourceError(f"{self.path}:{dataset} is not a (frame, y, x) dataset")
@@ -145,8 +148,12 @@ class HDF5Source(Source):
 
     def _make_reader(self) -> FrameReader:
         dtype = self._dset.dtype
-        return H5SegmentsReader([(self.path, self.dataset, 0, -1)], shape=self._dset.shape[1:],
-                                dtype=dtype, masked_values=self._masked_for(dtype))
+        return H5SegmentsReader(
+            [(self.path, self.dataset, 0, -1)],
+            shape=self._dset.shape[1:],
+            dtype=dtype,
+            masked_values=self._masked_for(dtype),
+        )
 
     def _frame_shape_hint(self) -> tuple[int, int]:
         return tuple(self._dset.shape[1:])

@@ -34,8 +34,9 @@ def _client(address: str, sock: str, timeout: float):
     try:
         from karabo_bridge import Client
     except ImportError:  # pragma: no cover - the extra is installed in CI
-        raise SourceError("the Karabo bridge needs the karabo-bridge client: pip install "
-                          "'xlive[xfel]'") from None
+        raise SourceError(
+            "the Karabo bridge needs the karabo-bridge client: pip install 'xlive[xfel]'"
+        ) from None
     return Client(address, sock=sock, timeout=timeout)
 
 
@@ -50,7 +51,7 @@ def _pulses_first(arr: np.ndarray, block: int = 2048) -> np.ndarray:
     src = arr.reshape(-1, p)
     out = np.empty((p, src.shape[0]), arr.dtype)
     for i in range(0, src.shape[0], block):
-        out[:, i:i + block] = src[i:i + block].T
+        out[:, i : i + block] = src[i : i + block].T
     return out.reshape(p, *arr.shape[:-1])
 
 
@@ -84,9 +85,17 @@ class KaraboReceiver:
         Detector source (default: the first one holding ``key``) and image key.
     """
 
-    def __init__(self, address: str, spool: str | Path, *, sock: str = "PULL",
-                 source: str | None = None, key: str = "image.data",
-                 publish_interval: float = 0.25, geometry: dict | None = None):
+    def __init__(
+        self,
+        address: str,
+        spool: str | Path,
+        *,
+        sock: str = "PULL",
+        source: str | None = None,
+        key: str = "image.data",
+        publish_interval: float = 0.25,
+        geometry: dict | None = None,
+    ):
         self.address, self.sock = address, sock
         self.path = Path(spool)
         self.source, self.key = source, key
@@ -108,8 +117,7 @@ class KaraboReceiver:
 
     # ------------------------------------------------------------------ thread
     def start(self) -> KaraboReceiver:
-        self._thread = threading.Thread(target=self.run, name="xlive-karabo-receiver",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.run, name="xlive-karabo-receiver", daemon=True)
         self._thread.start()
         return self
 
@@ -185,13 +193,20 @@ class KaraboReceiver:
         g.attrs.update({FRAMES_COMPLETE: 0, "xlive": info, "trains_lost": 0})
         # raw chunks: compressing a 10 Hz x 352-pulse stream would cost more than writing it
         self._arrays["frames"] = g.create_array(
-            "frames", shape=(BLOCK, *shape), chunks=(1, *shape), dtype=dtype, fill_value=0,
-            compressors=None, dimension_names=("frame", "y", "x"),
+            "frames",
+            shape=(BLOCK, *shape),
+            chunks=(1, *shape),
+            dtype=dtype,
+            fill_value=0,
+            compressors=None,
+            dimension_names=("frame", "y", "x"),
             chunk_key_encoding={"name": "default", "separator": "."},
-            config={"write_empty_chunks": True})
+            config={"write_empty_chunks": True},
+        )
         for name in (TRAIN_ID, PULSE_ID):
-            self._arrays[name] = g.create_array(name, shape=(BLOCK,), chunks=(BLOCK,),
-                                                dtype="uint64", fill_value=0)
+            self._arrays[name] = g.create_array(
+                name, shape=(BLOCK,), chunks=(BLOCK,), dtype="uint64", fill_value=0
+            )
         self._group = g
         self._chunk_dir = self.path / "frames"
 
@@ -203,8 +218,9 @@ class KaraboReceiver:
         self._arrays[TRAIN_ID][lo:hi] = np.concatenate(self._tids)
         self._arrays[PULSE_ID][lo:hi] = np.concatenate(self._pids)
         self._tids, self._pids = [], []
-        self._group.attrs.update({FRAMES_COMPLETE: hi, "trains_lost": self.lost,
-                                  "trains_received": self.trains})
+        self._group.attrs.update(
+            {FRAMES_COMPLETE: hi, "trains_lost": self.lost, "trains_received": self.trains}
+        )
         self._published = hi
 
 
@@ -231,14 +247,28 @@ class KaraboSource(ZarrSource):
     def guess_can_open(target: str) -> bool:
         return str(target).startswith("karabo://")
 
-    def __init__(self, address: str, *, spool: str | Path | None = None, sock: str = "PULL",
-                 source: str | None = None, key: str = "image.data", wait: float = 30.0,
-                 **options):
+    def __init__(
+        self,
+        address: str,
+        *,
+        spool: str | Path | None = None,
+        sock: str = "PULL",
+        source: str | None = None,
+        key: str = "image.data",
+        wait: float = 30.0,
+        **options,
+    ):
         address = "tcp://" + address.removeprefix("karabo://").removeprefix("tcp://")
         spool = Path(spool) if spool is not None else Path(tempfile.mkdtemp()) / "karabo.zarr"
         geom = options.get("geometry")
-        self.receiver = KaraboReceiver(address, spool, sock=sock, source=source, key=key,
-                                       geometry=None if geom is None else geom.to_dict())
+        self.receiver = KaraboReceiver(
+            address,
+            spool,
+            sock=sock,
+            source=source,
+            key=key,
+            geometry=None if geom is None else geom.to_dict(),
+        )
         self.receiver.start()
         deadline = time.monotonic() + wait
         while self.receiver._published == 0 and time.monotonic() < deadline:
@@ -248,7 +278,8 @@ class KaraboSource(ZarrSource):
             raise SourceError(
                 f"no train from the Karabo bridge at {address} within {wait:g} s; check the "
                 "address and that the server's socket matches sock= (PUSH server: PULL, "
-                "REP server: REQ, PUB server: SUB)")
+                "REP server: REQ, PUB server: SUB)"
+            )
         super().__init__(spool, **options)
 
     def close(self) -> None:

@@ -80,8 +80,9 @@ def _read_h5(path: Path) -> pd.DataFrame:
     try:
         with h5py.File(path, "r") as f:
             group = f["metadata"] if "metadata" in f else f
-            cols = {k: v[()] for k, v in group.items()
-                    if isinstance(v, h5py.Dataset) and v.ndim == 1}
+            cols = {
+                k: v[()] for k, v in group.items() if isinstance(v, h5py.Dataset) and v.ndim == 1
+            }
     except OSError as exc:
         raise SourceError(f"side table {path} cannot be opened as HDF5: {exc}") from exc
     if not cols:

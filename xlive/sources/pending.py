@@ -44,8 +44,14 @@ class PendingSource(Source):
 
     name = "pending"
 
-    def __init__(self, target: str | Path, *, timeout: float | None = None,
-                 kind: str | None = None, **options: Any):
+    def __init__(
+        self,
+        target: str | Path,
+        *,
+        timeout: float | None = None,
+        kind: str | None = None,
+        **options: Any,
+    ):
         super().__init__()
         self.target = os.fspath(target)
         self.timeout = timeout
@@ -102,7 +108,8 @@ class PendingSource(Source):
                 raise SourceError(
                     f"{self.target} did not appear within {self.timeout:g} s"
                     + (f" (last attempt: {self.last_error})" if self.last_error else "")
-                    + "; check the path, or wait longer with --timeout SECONDS")
+                    + "; check the path, or wait longer with --timeout SECONDS"
+                )
             return 0
         self._n = self._inner.refresh()
         return self._n
@@ -162,5 +169,8 @@ class PendingSource(Source):
         return getattr(inner, name)
 
     def __repr__(self) -> str:
-        return f"<PendingSource {self.target!r}: {self._inner!r}>" if self._inner else \
-            f"<PendingSource {self.target!r}: waiting>"
+        return (
+            f"<PendingSource {self.target!r}: {self._inner!r}>"
+            if self._inner
+            else f"<PendingSource {self.target!r}: waiting>"
+        )

@@ -28,7 +28,9 @@ def open_run_folder(path: str | Path, **options) -> Source:
         info = json.loads((path / RUN_FILE).read_text())
         data = path / info["data"]
     except (OSError, ValueError, KeyError) as exc:
-        raise SourceError(f"{path / RUN_FILE} is not a readable xlive run description: {exc}") from exc
+        raise SourceError(
+            f"{path / RUN_FILE} is not a readable xlive run description: {exc}"
+        ) from exc
     if info.get("metadata") and "metadata" not in options:
         options["metadata"] = path / info["metadata"]
     source = open_source(str(data), **options)

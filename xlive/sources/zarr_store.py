@@ -73,8 +73,10 @@ class ZarrFrameReader(FrameReader):
         arr = self._get(index + 1)
         missing = self._missing_chunk(index)
         if missing:
-            raise BadFrameError(f"frame {index} is missing: its chunk {missing} does not exist "
-                                "although the run has moved past it")
+            raise BadFrameError(
+                f"frame {index} is missing: its chunk {missing} does not exist "
+                "although the run has moved past it"
+            )
         frame = self._direct.read(index) if self._direct is not None else None
         return arr[index] if frame is None else frame
 
@@ -130,7 +132,9 @@ class ZarrSource(Source):
     def guess_can_open(target: str) -> bool:
         """A ``.zarr`` path, or a folder holding a Zarr v3 group."""
         t = str(target).rstrip("/")
-        return t.endswith(".zarr") or (os.path.isdir(t) and os.path.exists(os.path.join(t, "zarr.json")))
+        return t.endswith(".zarr") or (
+            os.path.isdir(t) and os.path.exists(os.path.join(t, "zarr.json"))
+        )
 
     def __init__(self, path: str | Path, *, array: str = "frames", **options):
         super().__init__(**options)
@@ -151,7 +155,9 @@ class ZarrSource(Source):
             )
         frames = group[array]
         if frames.ndim != 3:
-            raise SourceError(f"{self.path}/{array} has shape {frames.shape}; expected (frame, y, x)")
+            raise SourceError(
+                f"{self.path}/{array} has shape {frames.shape}; expected (frame, y, x)"
+            )
         self._shape = tuple(frames.shape[1:])
         self._dtype = frames.dtype
         self.refresh()
@@ -174,9 +180,14 @@ class ZarrSource(Source):
             return self._n
 
     def _make_reader(self) -> FrameReader:
-        return ZarrFrameReader(self.path, self.array, shape=self._shape, dtype=self._dtype,
-                               check_chunks=self._has_count,
-                               masked_values=self._masked_for(self._dtype))
+        return ZarrFrameReader(
+            self.path,
+            self.array,
+            shape=self._shape,
+            dtype=self._dtype,
+            check_chunks=self._has_count,
+            masked_values=self._masked_for(self._dtype),
+        )
 
     def _dtype_hint(self) -> np.dtype:
         return np.dtype(self._dtype)

@@ -16,17 +16,22 @@ def __getattr__(name: str):
     # keep `import xlive.views` cheap: bokeh and ipywidgets load on first use
     if name == "Dashboard":
         from .layout import Dashboard
+
         return Dashboard
     if name == "Monitor":
         from .monitor import Monitor
+
         return Monitor
     if name == "serve_session":
         from .app import serve_session
+
         return serve_session
     if name == "SessionRunner":
         from .runner import SessionRunner
+
         return SessionRunner
     if name == "LiveControls":
         from .tweak import LiveControls
+
         return LiveControls
     raise AttributeError(f"module 'xlive.views' has no attribute {name!r}")

@@ -47,11 +47,19 @@ class View:
         raise NotImplementedError
 
 
-def make_figure(name: str, title: str, *, x_label: str = "frame", y_label: str = "",
-                height: int = HEIGHT, **kw):
+def make_figure(
+    name: str, title: str, *, x_label: str = "frame", y_label: str = "", height: int = HEIGHT, **kw
+):
     """A figure with xlive's defaults (stretches to the width of its container)."""
-    fig = figure(title=title, name=f"{name}_plot", height=height, sizing_mode="stretch_width",
-                 tools=kw.pop("tools", TOOLS), toolbar_location="right", **kw)
+    fig = figure(
+        title=title,
+        name=f"{name}_plot",
+        height=height,
+        sizing_mode="stretch_width",
+        tools=kw.pop("tools", TOOLS),
+        toolbar_location="right",
+        **kw,
+    )
     fig.xaxis.axis_label = x_label
     fig.yaxis.axis_label = y_label
     fig.title.text_font_size = "11pt"
@@ -116,11 +124,19 @@ class HistogramView(View):
 
     def __init__(self):
         self._updates = -1
-        self.source = ColumnDataSource({"left": [], "right": [], "count": []},
-                                       name=f"{self.name}_source")
+        self.source = ColumnDataSource(
+            {"left": [], "right": [], "count": []}, name=f"{self.name}_source"
+        )
         self.fig = make_figure(self.name, self.title, x_label=self.x_label, y_label=self.y_label)
-        self.fig.quad(left="left", right="right", bottom=0, top="count", source=self.source,
-                      color=self.color, alpha=0.8)
+        self.fig.quad(
+            left="left",
+            right="right",
+            bottom=0,
+            top="count",
+            source=self.source,
+            color=self.color,
+            alpha=0.8,
+        )
         self.root = self.fig
 
     def update(self, session) -> bool:
@@ -129,8 +145,11 @@ class HistogramView(View):
             return False
         self._updates = agg.updates
         e, counts = self.histogram(agg)
-        self.source.data = {"left": e[:-1].tolist(), "right": e[1:].tolist(),
-                            "count": counts.tolist()}
+        self.source.data = {
+            "left": e[:-1].tolist(),
+            "right": e[1:].tolist(),
+            "count": counts.tolist(),
+        }
         return True
 
     def histogram(self, agg) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - overridden

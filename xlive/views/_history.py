@@ -41,7 +41,9 @@ class ViewHistory:
             gy = np.asarray(meta[GRID_KEYS[1]], float)[good]
             spots = np.asarray(result.get("n_spots", np.zeros(good.size)), float)[good]
             hits = np.asarray(result.get("is_hit", np.zeros(good.size)), float)[good]
-            for x, y, s, h in zip(gx.tolist(), gy.tolist(), spots.tolist(), hits.tolist(), strict=True):
+            for x, y, s, h in zip(
+                gx.tolist(), gy.tolist(), spots.tolist(), hits.tolist(), strict=True
+            ):
                 acc = self.grid.setdefault((x, y), [0.0, 0.0, 0.0])
                 acc[0] += 1
                 acc[1] += s

@@ -22,14 +22,24 @@ class StripChart(View):
     def __init__(self, rollover: int = ROLLOVER):
         self.rollover = rollover
         self._cursor = SeriesCursor()
-        self.source = ColumnDataSource({"frame": [], "value": [], "color": []},
-                                       name=f"{self.name}_source")
+        self.source = ColumnDataSource(
+            {"frame": [], "value": [], "color": []}, name=f"{self.name}_source"
+        )
         fig = make_figure(self.name, self.title, y_label=self.y_label)
-        dots = fig.scatter("frame", "value", source=self.source, color="color", size=4,
-                           alpha=0.7, nonselection_alpha=0.3, selection_color="orange")
-        fig.add_tools(TapTool(renderers=[dots]),
-                      HoverTool(renderers=[dots], tooltips=[("frame", "@frame"),
-                                                            (self.y_label, "@value")]))
+        dots = fig.scatter(
+            "frame",
+            "value",
+            source=self.source,
+            color="color",
+            size=4,
+            alpha=0.7,
+            nonselection_alpha=0.3,
+            selection_color="orange",
+        )
+        fig.add_tools(
+            TapTool(renderers=[dots]),
+            HoverTool(renderers=[dots], tooltips=[("frame", "@frame"), (self.y_label, "@value")]),
+        )
         self.root = fig
 
     def update(self, session) -> bool:
@@ -39,7 +49,10 @@ class StripChart(View):
         colors = [HIT_COLOR if h == 1 else MISS_COLOR for h in rows["is_hit"]]
         values = finite_or_none(rows[self.series])
         if self.hits_only:
-            values = [v if h == 1 else float("nan") for v, h in zip(values, rows["is_hit"], strict=True)]
-        self.source.stream({"frame": rows["frame"], "value": values,
-                            "color": colors}, rollover=self.rollover)
+            values = [
+                v if h == 1 else float("nan") for v, h in zip(values, rows["is_hit"], strict=True)
+            ]
+        self.source.stream(
+            {"frame": rows["frame"], "value": values, "color": colors}, rollover=self.rollover
+        )
         return True

@@ -35,8 +35,7 @@ def add_dashboard(doc, session, *, interval: float = 0.5) -> Dashboard:
 
 def make_application(session, *, interval: float = 0.5) -> Application:
     """A bokeh Application whose documents show ``session``."""
-    return Application(FunctionHandler(lambda doc: add_dashboard(doc, session,
-                                                                 interval=interval)))
+    return Application(FunctionHandler(lambda doc: add_dashboard(doc, session, interval=interval)))
 
 
 def free_port(address: str = "127.0.0.1") -> int:
@@ -75,9 +74,16 @@ class ServerHandle:
         self.thread.join(timeout)
 
 
-def serve_session(session, *, port: int = 5006, address: str = "127.0.0.1",
-                  open_browser: bool = False, interval: float = 0.5, apps: dict | None = None,
-                  extra_patterns: list | None = None) -> ServerHandle:
+def serve_session(
+    session,
+    *,
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    open_browser: bool = False,
+    interval: float = 0.5,
+    apps: dict | None = None,
+    extra_patterns: list | None = None,
+) -> ServerHandle:
     """Serve the dashboard of ``session`` at ``http://address:port/`` from a background thread.
 
     The caller keeps driving the session (its live loop); the page only reads it.
@@ -118,12 +124,17 @@ def serve_session(session, *, port: int = 5006, address: str = "127.0.0.1",
         try:
             from tornado.ioloop import IOLoop
 
-            dashboard = {"/": make_application(session, interval=interval)} \
-                if session is not None else {}
-            server = Server({**dashboard, **(apps or {})},
-                            extra_patterns=list(extra_patterns or []),
-                            io_loop=IOLoop.current(), address=address, port=port,
-                            allow_websocket_origin=[f"{address}:{port}", f"localhost:{port}"])
+            dashboard = (
+                {"/": make_application(session, interval=interval)} if session is not None else {}
+            )
+            server = Server(
+                {**dashboard, **(apps or {})},
+                extra_patterns=list(extra_patterns or []),
+                io_loop=IOLoop.current(),
+                address=address,
+                port=port,
+                allow_websocket_origin=[f"{address}:{port}", f"localhost:{port}"],
+            )
             server.start()
             box["server"] = server
         except BaseException as e:  # reported to the caller of serve_session
@@ -142,9 +153,10 @@ def serve_session(session, *, port: int = 5006, address: str = "127.0.0.1",
     if isinstance(box.get("error"), OSError) and box["error"].errno == errno.EADDRINUSE:
         from ..errors import ConfigError
 
-        raise ConfigError(f"port {port} on {address} is taken (another server listens there); "
-                          "choose another with --port PORT, or --port 0 for any free one") \
-            from box["error"]
+        raise ConfigError(
+            f"port {port} on {address} is taken (another server listens there); "
+            "choose another with --port PORT, or --port 0 for any free one"
+        ) from box["error"]
     if "error" in box:
         raise box["error"]
     if "server" not in box:

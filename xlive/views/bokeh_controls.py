@@ -23,8 +23,14 @@ def build_controls(dashboard):
     det = dashboard.detector
     message = Div(text="", name="controls_message", sizing_mode="stretch_width")
 
-    frame = Spinner(title="frame (tap a strip-chart point, or type)", low=0, step=1, value=0,
-                    width=200, name="frame_spinner")
+    frame = Spinner(
+        title="frame (tap a strip-chart point, or type)",
+        low=0,
+        step=1,
+        value=0,
+        width=200,
+        name="frame_spinner",
+    )
     latest = Button(label="follow latest hit", width=140, name="follow_button")
     scale = RadioButtonGroup(labels=["log", "linear"], active=0, name="scale_buttons")
 
@@ -47,12 +53,19 @@ def build_controls(dashboard):
     if params is not None:
         for f in SPOT_FIELDS:
             v = getattr(params, f)
-            spot_widgets[f] = Spinner(title=_label(f), value=v, step=1 if isinstance(v, int)
-                                      else 0.5, low=0, width=120, name=f"spot_{f}")
+            spot_widgets[f] = Spinner(
+                title=_label(f),
+                value=v,
+                step=1 if isinstance(v, int) else 0.5,
+                low=0,
+                width=120,
+                name=f"spot_{f}",
+            )
 
     def trial():
-        return live.trial_params(**{f: type(getattr(live.spot_params, f))(w.value)
-                                    for f, w in spot_widgets.items()})
+        return live.trial_params(
+            **{f: type(getattr(live.spot_params, f))(w.value) for f, w in spot_widgets.items()}
+        )
 
     def on_spot(attr, old, new):
         if det.frame is None:
@@ -61,24 +74,43 @@ def build_controls(dashboard):
         det.set_peaks(p.frame, p.x, p.y)
         det.show(p.frame)
         dashboard.update()
-        message.text = (f"frame {p.frame} with these settings: {p.n_spots} spots, "
-                        f"{'a hit' if p.is_hit else 'not a hit'}")
+        message.text = (
+            f"frame {p.frame} with these settings: {p.n_spots} spots, "
+            f"{'a hit' if p.is_hit else 'not a hit'}"
+        )
 
     for w in spot_widgets.values():
         w.on_change("value", on_spot)
-    apply = Button(label="apply to the live run", button_type="primary", width=180,
-                   name="apply_button")
+    apply = Button(
+        label="apply to the live run", button_type="primary", width=180, name="apply_button"
+    )
 
     def on_apply():
         live.apply_spot_params(trial())
         message.text = "the live run now uses these spot-finder settings for new frames"
 
     apply.on_click(on_apply)
-    sample = Slider(title="fraction of frames analysed", start=0.05, end=1.0, step=0.05,
-                    value=live.sample, width=220, name="sample_slider")
+    sample = Slider(
+        title="fraction of frames analysed",
+        start=0.05,
+        end=1.0,
+        step=0.05,
+        value=live.sample,
+        width=220,
+        name="sample_slider",
+    )
     sample.on_change("value_throttled", lambda a, o, n: live.set_sample(n))
-    flag_widgets = [Spinner(title=_label(f), value=getattr(session.thresholds, f), step=0.05,
-                            low=0, width=140, name=f"flag_{f}") for f in FLAG_FIELDS]
+    flag_widgets = [
+        Spinner(
+            title=_label(f),
+            value=getattr(session.thresholds, f),
+            step=0.05,
+            low=0,
+            width=140,
+            name=f"flag_{f}",
+        )
+        for f in FLAG_FIELDS
+    ]
     for f, w in zip(FLAG_FIELDS, flag_widgets, strict=True):
         w.on_change("value", lambda a, o, n, f=f: live.set_thresholds(**{f: float(n)}))
     return column(
@@ -86,4 +118,7 @@ def build_controls(dashboard):
         Div(text="<b>Spot finder</b> (tried at once on the frame shown)"),
         row(*spot_widgets.values(), apply),
         row(sample, *flag_widgets),
-        message, sizing_mode="stretch_width", name="xlive_controls")
+        message,
+        sizing_mode="stretch_width",
+        name="xlive_controls",
+    )

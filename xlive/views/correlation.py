@@ -86,7 +86,7 @@ class CorrelationBuffer:
                 a = np.asarray(v)
                 if a.ndim != 1 or a.shape[0] != good.size or a.dtype.kind not in "biuf":
                     continue
-                new[name] = a[good][-self.max_frames:]
+                new[name] = a[good][-self.max_frames :]
                 getattr(self, kind).add(name)
         k = min(k, self.max_frames)
         slots = (self.pos + np.arange(k)) % self.max_frames
@@ -105,8 +105,10 @@ class CorrelationBuffer:
         with self._lock:
             if feature not in self.columns or metadata not in self.columns:
                 return np.zeros(0), np.zeros(0)
-            return (self.columns[metadata][: self.n].astype(float),
-                    self.columns[feature][: self.n].astype(float))
+            return (
+                self.columns[metadata][: self.n].astype(float),
+                self.columns[feature][: self.n].astype(float),
+            )
 
 
 def correlation_for(session) -> CorrelationBuffer:
@@ -126,24 +128,33 @@ class CorrelationView(View):
 
     def __init__(self, feature: str = "is_hit", metadata: str = "pulse_energy", bins: int = 20):
         self.bins = bins
-        self.source = ColumnDataSource({k: [] for k in ("x", "mean", "upper", "lower", "count")},
-                                       name="correlation_source")
-        self.feature = Select(title="feature", value=feature, options=[feature], width=170,
-                              name="correlation_feature")
-        self.metadata = Select(title="against metadata", value=metadata, options=[metadata],
-                               width=170, name="correlation_metadata")
-        self.plot = make_figure(self.name, "Correlation: feature mean ± σ per bin",
-                                x_label=metadata, y_label=feature)
-        self.plot.add_layout(Whisker(source=self.source, base="x", upper="upper",
-                                     lower="lower"))
+        self.source = ColumnDataSource(
+            {k: [] for k in ("x", "mean", "upper", "lower", "count")}, name="correlation_source"
+        )
+        self.feature = Select(
+            title="feature", value=feature, options=[feature], width=170, name="correlation_feature"
+        )
+        self.metadata = Select(
+            title="against metadata",
+            value=metadata,
+            options=[metadata],
+            width=170,
+            name="correlation_metadata",
+        )
+        self.plot = make_figure(
+            self.name, "Correlation: feature mean ± σ per bin", x_label=metadata, y_label=feature
+        )
+        self.plot.add_layout(Whisker(source=self.source, base="x", upper="upper", lower="lower"))
         r = self.plot.scatter("x", "mean", source=self.source, size=7)
-        self.plot.add_tools(HoverTool(renderers=[r], tooltips=[
-            ("bin", "@x"), ("mean", "@mean"), ("frames", "@count")]))
+        self.plot.add_tools(
+            HoverTool(
+                renderers=[r], tooltips=[("bin", "@x"), ("mean", "@mean"), ("frames", "@count")]
+            )
+        )
         self._seen = (-1, None, None)
         for sel in (self.feature, self.metadata):
             sel.on_change("value", lambda attr, old, new: self._force())
-        self.root = column(row(self.feature, self.metadata), self.plot,
-                           sizing_mode="stretch_width")
+        self.root = column(row(self.feature, self.metadata), self.plot, sizing_mode="stretch_width")
 
     def _force(self) -> None:
         self._seen = (-1, None, None)
@@ -166,9 +177,15 @@ class CorrelationView(View):
         self._seen = key
         x, y = buf.pair(self.feature.value, self.metadata.value)
         b = binned(x, y, self.bins)
-        self.source.data = {"x": b["x"], "mean": b["mean"], "upper": b["mean"] + b["std"],
-                            "lower": b["mean"] - b["std"], "count": b["count"]}
+        self.source.data = {
+            "x": b["x"],
+            "mean": b["mean"],
+            "upper": b["mean"] + b["std"],
+            "lower": b["mean"] - b["std"],
+            "count": b["count"],
+        }
         self.plot.xaxis.axis_label = self.metadata.value
-        self.plot.yaxis.axis_label = ("hit rate" if self.feature.value == "is_hit"
-                                      else self.feature.value)
+        self.plot.yaxis.axis_label = (
+            "hit rate" if self.feature.value == "is_hit" else self.feature.value
+        )
         return True

@@ -48,14 +48,19 @@ class FeatureImage(View):
     def __init__(self, spec):
         self.name = spec.name
         self._frames = -1
-        self.source = ColumnDataSource({"image": [], "dw": [], "dh": []},
-                                       name=f"{self.name}_source")
+        self.source = ColumnDataSource(
+            {"image": [], "dw": [], "dh": []}, name=f"{self.name}_source"
+        )
         self.mapper = LinearColorMapper(palette=Viridis256)
         a, b = spec.dims[1:]
-        fig = make_figure(self.name, f"{spec.title} ({spec.show.reduce} over the run)",
-                          x_label=b, y_label=a, match_aspect=True)
-        fig.image("image", x=0, y=0, dw="dw", dh="dh", source=self.source,
-                  color_mapper=self.mapper)
+        fig = make_figure(
+            self.name,
+            f"{spec.title} ({spec.show.reduce} over the run)",
+            x_label=b,
+            y_label=a,
+            match_aspect=True,
+        )
+        fig.image("image", x=0, y=0, dw="dw", dh="dh", source=self.source, color_mapper=self.mapper)
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=8, title=spec.units), "right")
         self.root = fig
 
@@ -67,7 +72,10 @@ class FeatureImage(View):
         img = agg.image.astype(np.float32)
         fin = img[np.isfinite(img)]
         if fin.size:
-            self.mapper.low, self.mapper.high = float(fin.min()), float(max(fin.max(), fin.min() + 1e-9))
+            self.mapper.low, self.mapper.high = (
+                float(fin.min()),
+                float(max(fin.max(), fin.min() + 1e-9)),
+            )
         self.source.data = {"image": [img], "dw": [img.shape[1]], "dh": [img.shape[0]]}
         return True
 

@@ -42,29 +42,72 @@ class DetectorView(View):
         self._shown: tuple | None = None
         self._peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._rings_for = None
-        self.source = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []},
-                                       name="detector_source")
+        self.source = ColumnDataSource(
+            {"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="detector_source"
+        )
         self.spots = ColumnDataSource({"x": [], "y": []}, name="detector_spots")
         #: predicted spots of the frame's indexed lattices (lattice 0, 1, ...)
-        self.predicted = ColumnDataSource({"x": [], "y": [], "color": [], "lattice": []},
-                                          name="detector_predicted")
-        self.rings = ColumnDataSource({"x": [], "y": [], "radius": [], "label": [], "lx": [],
-                                       "ly": []}, name="detector_rings")
+        self.predicted = ColumnDataSource(
+            {"x": [], "y": [], "color": [], "lattice": []}, name="detector_predicted"
+        )
+        self.rings = ColumnDataSource(
+            {"x": [], "y": [], "radius": [], "label": [], "lx": [], "ly": []}, name="detector_rings"
+        )
         self.mapper = LinearColorMapper(palette=Greys256[::-1], nan_color="#ffe4b5")
-        fig = make_figure(self.name, "Detector: waiting for the first hit", x_label="x (pixel)",
-                          y_label="y (pixel)", height=height, match_aspect=True,
-                          active_scroll="wheel_zoom")
+        fig = make_figure(
+            self.name,
+            "Detector: waiting for the first hit",
+            x_label="x (pixel)",
+            y_label="y (pixel)",
+            height=height,
+            match_aspect=True,
+            active_scroll="wheel_zoom",
+        )
         fig.y_range.flipped = True
-        fig.image("image", x="x", y="y", dw="dw", dh="dh", source=self.source,
-                  color_mapper=self.mapper)
-        fig.scatter("x", "y", source=self.spots, marker="circle", size=12, fill_alpha=0,
-                    line_color="red", line_width=1.5)
-        fig.scatter("x", "y", source=self.predicted, marker="square", size=9, fill_alpha=0,
-                    line_color="color", line_width=1.2, legend_field="lattice")
-        fig.circle("x", "y", radius="radius", source=self.rings, fill_alpha=0,
-                   line_color="deepskyblue", line_dash="dashed", line_alpha=0.8)
-        fig.add_layout(LabelSet(x="lx", y="ly", text="label", source=self.rings,
-                                text_color="deepskyblue", text_font_size="8pt"))
+        fig.image(
+            "image", x="x", y="y", dw="dw", dh="dh", source=self.source, color_mapper=self.mapper
+        )
+        fig.scatter(
+            "x",
+            "y",
+            source=self.spots,
+            marker="circle",
+            size=12,
+            fill_alpha=0,
+            line_color="red",
+            line_width=1.5,
+        )
+        fig.scatter(
+            "x",
+            "y",
+            source=self.predicted,
+            marker="square",
+            size=9,
+            fill_alpha=0,
+            line_color="color",
+            line_width=1.2,
+            legend_field="lattice",
+        )
+        fig.circle(
+            "x",
+            "y",
+            radius="radius",
+            source=self.rings,
+            fill_alpha=0,
+            line_color="deepskyblue",
+            line_dash="dashed",
+            line_alpha=0.8,
+        )
+        fig.add_layout(
+            LabelSet(
+                x="lx",
+                y="ly",
+                text="label",
+                source=self.rings,
+                text_color="deepskyblue",
+                text_font_size="8pt",
+            )
+        )
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=8), "right")
         self.root = fig
 
@@ -112,17 +155,26 @@ class DetectorView(View):
             lo, hi = np.percentile(fin, [1, 99.9])
             self.mapper.low, self.mapper.high = float(lo), float(max(hi, lo + 1e-6))
         h, w = img.shape
-        self.source.data = {"image": [small.astype(np.float32)], "x": [-0.5], "y": [-0.5],
-                            "dw": [float(w)], "dh": [float(h)]}
+        self.source.data = {
+            "image": [small.astype(np.float32)],
+            "x": [-0.5],
+            "y": [-0.5],
+            "dw": [float(w)],
+            "dh": [float(h)],
+        }
         x, y = self._peaks.get(self.frame) or session.hit_peaks.get(self.frame) or ((), ())
         self.spots.data = {"x": np.asarray(x, float).tolist(), "y": np.asarray(y, float).tolist()}
         kind = "hit" if self.frame in session.hit_peaks else "frame"
         lattices = getattr(session, "hit_lattices", {}).get(self.frame, [])
         self.predicted.data = predicted_spots(geom, lattices)
-        extra = f", {len(lattices)} lattice{'s' * (len(lattices) != 1)} (squares: predicted)" \
-            if lattices else ""
-        self.root.title.text = (f"Detector: {kind} {self.frame}, {len(x)} spots circled"
-                                f"{extra} ({self.scale} scale)")
+        extra = (
+            f", {len(lattices)} lattice{'s' * (len(lattices) != 1)} (squares: predicted)"
+            if lattices
+            else ""
+        )
+        self.root.title.text = (
+            f"Detector: {kind} {self.frame}, {len(x)} spots circled{extra} ({self.scale} scale)"
+        )
         return True
 
     def _draw_rings(self, session) -> None:
@@ -136,9 +188,14 @@ class DetectorView(View):
             return
         cx, cy = cx - 0.5, cy - 0.5  # beam centre (pyFAI rule) -> array-index coordinates
         ds, rs = ring_radii_px(geom)
-        self.rings.data = {"x": [cx] * len(ds), "y": [cy] * len(ds), "radius": rs,
-                           "label": [f"{d:g} Å" for d in ds],
-                           "lx": [cx + r * 0.7071 for r in rs], "ly": [cy - r * 0.7071 for r in rs]}
+        self.rings.data = {
+            "x": [cx] * len(ds),
+            "y": [cy] * len(ds),
+            "radius": rs,
+            "label": [f"{d:g} Å" for d in ds],
+            "lx": [cx + r * 0.7071 for r in rs],
+            "ly": [cy - r * 0.7071 for r in rs],
+        }
 
 
 LATTICE_COLORS = ("limegreen", "orange", "magenta", "cyan")

@@ -16,23 +16,34 @@ class FlagBands(View):
     name = "flag_bands"
 
     def __init__(self, figures):
-        self.source = ColumnDataSource({"x0": [], "x1": [], "color": [], "flag": []},
-                                       name="flag_bands_source")
+        self.source = ColumnDataSource(
+            {"x0": [], "x1": [], "color": [], "flag": []}, name="flag_bands_source"
+        )
         for fig in figures:
-            fig.add_glyph(self.source, VStrip(x0="x0", x1="x1", fill_color="color",
-                                              fill_alpha=0.15, line_alpha=0))
+            fig.add_glyph(
+                self.source,
+                VStrip(x0="x0", x1="x1", fill_color="color", fill_alpha=0.15, line_alpha=0),
+            )
         self._shown: tuple | None = None
         self.root = None
 
     def update(self, session) -> bool:
         eps = session.timeline.episodes
         last = session.tracker.last_frame or 0
-        rows = tuple((e.raised_at, e.cleared_at if e.cleared_at is not None else last,
-                      COLORS.get(e.severity, "#757575"), e.name) for e in eps)
+        rows = tuple(
+            (
+                e.raised_at,
+                e.cleared_at if e.cleared_at is not None else last,
+                COLORS.get(e.severity, "#757575"),
+                e.name,
+            )
+            for e in eps
+        )
         if rows == self._shown:
             return False
         self._shown = rows
-        x0, x1, color, flag = (list(c) for c in zip(*rows, strict=True)) if rows else \
-            ([], [], [], [])
+        x0, x1, color, flag = (
+            (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [], [])
+        )
         self.source.data = {"x0": x0, "x1": x1, "color": color, "flag": flag}
         return True

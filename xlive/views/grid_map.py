@@ -19,16 +19,37 @@ class GridMapView(View):
 
     def __init__(self):
         self._updates = -1
-        self.source = ColumnDataSource({"gx": [], "gy": [], "spots": [], "hits": [],
-                                        "frames": []}, name="grid_source")
+        self.source = ColumnDataSource(
+            {"gx": [], "gy": [], "spots": [], "hits": [], "frames": []}, name="grid_source"
+        )
         self.mapper = LinearColorMapper(palette=Viridis256, low=0, high=1)
-        fig = make_figure(self.name, "Grid scan: mean spots per position", x_label=GRID_KEYS[0],
-                          y_label=GRID_KEYS[1], match_aspect=True)
-        fig.rect("gx", "gy", width=1, height=1, source=self.source,
-                 fill_color={"field": "spots", "transform": self.mapper}, line_color=None)
+        fig = make_figure(
+            self.name,
+            "Grid scan: mean spots per position",
+            x_label=GRID_KEYS[0],
+            y_label=GRID_KEYS[1],
+            match_aspect=True,
+        )
+        fig.rect(
+            "gx",
+            "gy",
+            width=1,
+            height=1,
+            source=self.source,
+            fill_color={"field": "spots", "transform": self.mapper},
+            line_color=None,
+        )
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=8), "right")
-        fig.add_tools(HoverTool(tooltips=[("position", "@gx, @gy"), ("spots", "@spots{0.0}"),
-                                          ("hit fraction", "@hits{0%}"), ("frames", "@frames")]))
+        fig.add_tools(
+            HoverTool(
+                tooltips=[
+                    ("position", "@gx, @gy"),
+                    ("spots", "@spots{0.0}"),
+                    ("hit fraction", "@hits{0%}"),
+                    ("frames", "@frames"),
+                ]
+            )
+        )
         self.root = fig
 
     def update(self, session) -> bool:
@@ -40,7 +61,11 @@ class GridMapView(View):
         vals = [hist.grid[k] for k in keys]
         spots = [s / n for n, s, _ in vals]
         self.mapper.high = max(max(spots), 1.0)
-        self.source.data = {"gx": [k[0] for k in keys], "gy": [k[1] for k in keys],
-                            "spots": spots, "hits": [h / n for n, _, h in vals],
-                            "frames": [n for n, _, _ in vals]}
+        self.source.data = {
+            "gx": [k[0] for k in keys],
+            "gy": [k[1] for k in keys],
+            "spots": spots,
+            "hits": [h / n for n, _, h in vals],
+            "frames": [n for n, _, _ in vals],
+        }
         return True

@@ -19,19 +19,23 @@ class HitRateChart(View):
     def __init__(self, rollover: int = ROLLOVER):
         self.rollover = rollover
         self._seen = 0
-        self.source = ColumnDataSource({"frame": [], "rate": [], "rate_on": [], "rate_off": []},
-                                       name="hit_rate_source")
+        self.source = ColumnDataSource(
+            {"frame": [], "rate": [], "rate_on": [], "rate_off": []}, name="hit_rate_source"
+        )
         fig = make_figure(self.name, "Hit rate (rolling)", y_label="hit rate")
         fig.y_range.start = 0
-        fig.line("frame", "rate", source=self.source, color="black", line_width=2,
-                 legend_label="all")
+        fig.line(
+            "frame", "rate", source=self.source, color="black", line_width=2, legend_label="all"
+        )
         fig.line("frame", "rate_on", source=self.source, color="crimson", legend_label="laser on")
-        fig.line("frame", "rate_off", source=self.source, color="royalblue",
-                 legend_label="laser off")
+        fig.line(
+            "frame", "rate_off", source=self.source, color="royalblue", legend_label="laser off"
+        )
         dots = fig.scatter("frame", "rate", source=self.source, size=5, color="black", alpha=0.4)
-        fig.add_tools(TapTool(renderers=[dots]),
-                      HoverTool(renderers=[dots], tooltips=[("frame", "@frame"),
-                                                            ("rate", "@rate{0.0%}")]))
+        fig.add_tools(
+            TapTool(renderers=[dots]),
+            HoverTool(renderers=[dots], tooltips=[("frame", "@frame"), ("rate", "@rate{0.0%}")]),
+        )
         fig.yaxis.formatter.use_scientific = False
         fig.legend.location = "top_left"
         fig.legend.click_policy = "hide"
@@ -44,7 +48,13 @@ class HitRateChart(View):
             return False
         self._seen = agg.hit_rate_count
         frame, rate, on, off = zip(*new, strict=True)
-        self.source.stream({"frame": list(frame), "rate": finite_or_none(rate),
-                            "rate_on": finite_or_none(on), "rate_off": finite_or_none(off)},
-                           rollover=self.rollover)
+        self.source.stream(
+            {
+                "frame": list(frame),
+                "rate": finite_or_none(rate),
+                "rate_on": finite_or_none(on),
+                "rate_off": finite_or_none(off),
+            },
+            rollover=self.rollover,
+        )
         return True

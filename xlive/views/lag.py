@@ -22,15 +22,21 @@ class LagView(View):
         self.rollover = rollover
         self._t0 = time.time()
         self._stored = -1
-        self.source = ColumnDataSource({"t": [], "lag": [], "throughput": []},
-                                       name="lag_source")
-        fig = make_figure(self.name, "Lag and throughput", x_label="time (s)",
-                          y_label="lag, 95% (s)")
+        self.source = ColumnDataSource({"t": [], "lag": [], "throughput": []}, name="lag_source")
+        fig = make_figure(
+            self.name, "Lag and throughput", x_label="time (s)", y_label="lag, 95% (s)"
+        )
         fig.line("t", "lag", source=self.source, color="purple", line_width=2, legend_label="lag")
         fig.extra_y_ranges = {"rate": Range1d(0, 10)}
         fig.add_layout(LinearAxis(y_range_name="rate", axis_label="frames/s"), "right")
-        fig.line("t", "throughput", source=self.source, color="teal", y_range_name="rate",
-                 legend_label="throughput")
+        fig.line(
+            "t",
+            "throughput",
+            source=self.source,
+            color="teal",
+            y_range_name="rate",
+            legend_label="throughput",
+        )
         fig.legend.location = "top_left"
         self.root = fig
 
@@ -40,9 +46,14 @@ class LagView(View):
             return False
         self._stored = stats.frames_stored
         lag, rate = session.lag, session.throughput
-        self.source.stream({"t": [round(time.time() - self._t0, 2)],
-                            "lag": [lag if math.isfinite(lag) else float("nan")], "throughput": [rate]},
-                           rollover=self.rollover)
+        self.source.stream(
+            {
+                "t": [round(time.time() - self._t0, 2)],
+                "lag": [lag if math.isfinite(lag) else float("nan")],
+                "throughput": [rate],
+            },
+            rollover=self.rollover,
+        )
         rr = self.root.extra_y_ranges["rate"]
         rr.end = max(rr.end, 1.2 * rate)
         step = stats.sample_step
@@ -50,6 +61,9 @@ class LagView(View):
         note = f"sampling 1 in {step}" if step > 1 else "every frame"
         if sample:
             note = f"sampling {sample:.0%}"
-        self.root.title.text = (f"Lag {lag:.1f} s (95%), {rate:.0f} frames/s, {note}"
-                                if math.isfinite(lag) else "Lag and throughput")
+        self.root.title.text = (
+            f"Lag {lag:.1f} s (95%), {rate:.0f} frames/s, {note}"
+            if math.isfinite(lag)
+            else "Lag and throughput"
+        )
         return True

@@ -46,10 +46,24 @@ class Dashboard:
         self.session = session
         history_for(session)  # start collecting per-frame history now
         correlation_for(session)
-        views = [StatusLine(), FlagsPanel(), HitRateChart(), SpotsChart(), DminChart(),
-                 RadialProfileView(), WaterfallView(), PowderView(), SeparationView(),
-                 PeakogramView(), DetectorView(), LagView(), GridMapView(),
-                 IndexingRateChart(), CellHistograms(), CorrelationView()]
+        views = [
+            StatusLine(),
+            FlagsPanel(),
+            HitRateChart(),
+            SpotsChart(),
+            DminChart(),
+            RadialProfileView(),
+            WaterfallView(),
+            PowderView(),
+            SeparationView(),
+            PeakogramView(),
+            DetectorView(),
+            LagView(),
+            GridMapView(),
+            IndexingRateChart(),
+            CellHistograms(),
+            CorrelationView(),
+        ]
         self.views = {v.name: v for v in views}
         self.detector: DetectorView = self.views["detector"]
         self.on_frame_chosen: list = []
@@ -61,26 +75,38 @@ class Dashboard:
         self.flag_bands = FlagBands([self.views[k].root for k in ("hit_rate", "spots", "d_min")])
         self.updates = 0
         v = self.views
-        plots = gridplot([[v["hit_rate"].root, v["indexing_rate"].root],
-                          [v["spots"].root, v["d_min"].root],
-                          [v["lag"].root, v["cells"].root],
-                          [v["radial"].root, v["waterfall"].root],
-                          [v["powder"].root, v["peakogram"].root],
-                          [v["separation"].root, v["grid"].root],
-                          [v["correlation"].root, None]],
-                         sizing_mode="stretch_width", merge_tools=False)
+        plots = gridplot(
+            [
+                [v["hit_rate"].root, v["indexing_rate"].root],
+                [v["spots"].root, v["d_min"].root],
+                [v["lag"].root, v["cells"].root],
+                [v["radial"].root, v["waterfall"].root],
+                [v["powder"].root, v["peakogram"].root],
+                [v["separation"].root, v["grid"].root],
+                [v["correlation"].root, None],
+            ],
+            sizing_mode="stretch_width",
+            merge_tools=False,
+        )
         #: views of the features the analyzers declare (filled by :meth:`update`)
         self.features = column(sizing_mode="stretch_width", name="xlive_features")
-        self.root = column(v["status"].root, row(v["detector"].root, v["flags"].root,
-                                                 sizing_mode="stretch_width"),
-                           plots, self.features, sizing_mode="stretch_width",
-                           name="xlive_dashboard")
+        self.root = column(
+            v["status"].root,
+            row(v["detector"].root, v["flags"].root, sizing_mode="stretch_width"),
+            plots,
+            self.features,
+            sizing_mode="stretch_width",
+            name="xlive_dashboard",
+        )
         self._add_declared_views()
 
     def _add_declared_views(self) -> None:
         """Add a view for every declared feature that has none yet (two per row)."""
-        new = [feature_view(spec) for name, spec in self.session.aggregates.declared.items()
-               if name not in self.views and spec.show is not None]
+        new = [
+            feature_view(spec)
+            for name, spec in self.session.aggregates.declared.items()
+            if name not in self.views and spec.show is not None
+        ]
         for view in new:
             self.views[view.name] = view
             last = self.features.children[-1] if self.features.children else None
@@ -94,6 +120,7 @@ class Dashboard:
             if new:
                 frame = int(src.data["frame"][new[0]])
                 self.show_frame(frame)
+
         return callback
 
     def show_frame(self, frame: int | None) -> None:

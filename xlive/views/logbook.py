@@ -75,8 +75,9 @@ def short_name(run: str) -> str:
 
 
 def _numeric(values) -> bool:
-    return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-               for v in values)
+    return all(
+        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values
+    )
 
 
 class LogbookView:
@@ -98,8 +99,9 @@ class LogbookView:
         None: no links (the notebook).
     """
 
-    def __init__(self, db, *, variables=None, base_url: str | None = "",
-                 keeper: LogbookKeeper | None = None):
+    def __init__(
+        self, db, *, variables=None, base_url: str | None = "", keeper: LogbookKeeper | None = None
+    ):
         self.logdb = db if isinstance(db, LogbookDB) else LogbookDB(db)
         self._own_db = not isinstance(db, LogbookDB)
         self._own_keeper = keeper is None
@@ -112,12 +114,20 @@ class LogbookView:
         self._setting = False
         self.edits = 0
         self.source = ColumnDataSource({}, name="logbook_source")
-        self.table = DataTable(source=self.source, columns=[], editable=True, sortable=True,
-                               name="logbook_table",
-                               index_position=None, sizing_mode="stretch_width", height=360,
-                               selectable=True)
-        self.filter = TextInput(title="Filter (text, or a condition like hit_rate > 0.2)",
-                                value="", width=420)
+        self.table = DataTable(
+            source=self.source,
+            columns=[],
+            editable=True,
+            sortable=True,
+            name="logbook_table",
+            index_position=None,
+            sizing_mode="stretch_width",
+            height=360,
+            selectable=True,
+        )
+        self.filter = TextInput(
+            title="Filter (text, or a condition like hit_rate > 0.2)", value="", width=420
+        )
         self.filter.on_change("value", lambda attr, old, new: self._show())
         self.count = Div(text="")
         self.exports = Div(text="")
@@ -125,8 +135,12 @@ class LogbookView:
         self.xsel = Select(title="x", options=list(NUMERIC), value="hit_rate", width=180)
         self.ysel = Select(title="y", options=list(NUMERIC), value="d_min", width=180)
         self.scatter_source = ColumnDataSource({"x": [], "y": [], "run": []})
-        self.scatter = figure(height=300, width=420, title="runs: a column against a column",
-                              tools="pan,wheel_zoom,box_zoom,reset,save")
+        self.scatter = figure(
+            height=300,
+            width=420,
+            title="runs: a column against a column",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+        )
         self.scatter.scatter("x", "y", source=self.scatter_source, size=9, alpha=0.8)
         self.scatter.add_tools(HoverTool(tooltips=[("run", "@run"), ("x", "@x"), ("y", "@y")]))
         for sel in (self.xsel, self.ysel):
@@ -136,23 +150,32 @@ class LogbookView:
         # the table (a cell editor is, when a live row changes under it)
         # (inputs only: a Div or a button changing on selection makes the page lay out again,
         # which closes a cell editor opened by the same click)
-        self.note_run = TextInput(title="Run (click a row)", width=260, disabled=True,
-                                  name="logbook_note_run")
+        self.note_run = TextInput(
+            title="Run (click a row)", width=260, disabled=True, name="logbook_note_run"
+        )
         self.note_comment = TextInput(title="Comment", width=420, name="logbook_note_comment")
-        self.note_tags = TextInput(title="Tags (comma separated)", width=240,
-                                   name="logbook_note_tags")
-        self.note_save = Button(label="Save", button_type="primary", width=80,
-                                name="logbook_note_save")
+        self.note_tags = TextInput(
+            title="Tags (comma separated)", width=240, name="logbook_note_tags"
+        )
+        self.note_save = Button(
+            label="Save", button_type="primary", width=80, name="logbook_note_save"
+        )
         self.note_save.on_click(self._save_note)
         self._note_key: str | None = None
         self.source.selected.on_change("indices", self._on_select)
         self.root = column(
             row(self.filter, self.count, self.exports, self.message),
             self.table,
-            row(self.note_run, self.note_comment, self.note_tags,
-                column(Div(text="&nbsp;"), self.note_save)),
+            row(
+                self.note_run,
+                self.note_comment,
+                self.note_tags,
+                column(Div(text="&nbsp;"), self.note_save),
+            ),
             row(column(self.xsel, self.ysel), self.scatter),
-            sizing_mode="stretch_width", name="xlive-logbook")
+            sizing_mode="stretch_width",
+            name="xlive-logbook",
+        )
         self.update()
 
     # ------------------------------------------------------------------ data
@@ -173,9 +196,13 @@ class LogbookView:
         self.message.text = f"<span style='color:#b00'>{html.escape(msg)}</span>" if msg else ""
         variables = self.keeper.variables
         df = logbook_frame(self.logdb, variables)
-        digest = pd.util.hash_pandas_object(
-            df.map(cell_text) if hasattr(df, "map") else df.applymap(cell_text),
-            index=False).sum() if len(df) else 0
+        digest = (
+            pd.util.hash_pandas_object(
+                df.map(cell_text) if hasattr(df, "map") else df.applymap(cell_text), index=False
+            ).sum()
+            if len(df)
+            else 0
+        )
         digest = (digest, tuple(df.columns))
         if digest == self._digest:
             return False
@@ -188,23 +215,37 @@ class LogbookView:
         titles = df.attrs.get("titles", {})
         cols = []
         for name in [c for c in df.columns if c not in ("errors", "features", "link")]:
-            if name in ("indexing_rate", "cell", "lag") and df[name].map(
-                    lambda v: v is None or v == [] or (isinstance(v, float) and math.isnan(v))
-            ).all():
+            if (
+                name in ("indexing_rate", "cell", "lag")
+                and df[name]
+                .map(lambda v: v is None or v == [] or (isinstance(v, float) and math.isnan(v)))
+                .all()
+            ):
                 continue  # columns nothing fills (no indexing, no live lag)
             kw = {}
             if name in _FORMATS:
                 kw["formatter"] = NumberFormatter(format=_FORMATS[name], nan_format="")
-            elif name in df.attrs.get("variables", []) and _numeric(list(df[name])) and not \
-                    any((df["errors"].iloc[i] or {}).get(name) for i in range(len(df))):
+            elif (
+                name in df.attrs.get("variables", [])
+                and _numeric(list(df[name]))
+                and not any((df["errors"].iloc[i] or {}).get(name) for i in range(len(df)))
+            ):
                 kw["formatter"] = NumberFormatter(format="0.[0000]", nan_format="")
             elif name == "run" and self.base_url is not None:
                 kw["formatter"] = HTMLTemplateFormatter(
                     template='<a href="<%= _href %>" target="_blank" title="<%= value %>">'
-                             '<%= _label %></a>')
+                    "<%= _label %></a>"
+                )
             width = {"run": 220, "trend": 200, "comment": 240, "flags": 160}.get(name, 90)
-            cols.append(TableColumn(field=name, title=titles.get(name, COLUMNS.get(name, name)),
-                                    width=width, editor=StringEditor(), **kw))
+            cols.append(
+                TableColumn(
+                    field=name,
+                    title=titles.get(name, COLUMNS.get(name, name)),
+                    width=width,
+                    editor=StringEditor(),
+                    **kw,
+                )
+            )
         return cols
 
     def _href(self, r) -> str:
@@ -253,18 +294,25 @@ class LogbookView:
             self.source.data = data
         finally:
             self._setting = False
-        self._written = {r: (c, t) for r, c, t in zip(data.get("run", []),
-                                                       data.get("comment", []),
-                                                       data.get("tags", []), strict=True)}
+        self._written = {
+            r: (c, t)
+            for r, c, t in zip(
+                data.get("run", []), data.get("comment", []), data.get("tags", []), strict=True
+            )
+        }
         self.count.text = f"{len(df)} of {len(self.df)} runs"
         if self.base_url is not None:
             q = quote(self.filter.value or "", safe="")
             self.exports.text = " ".join(
                 f'<a href="{self.base_url}/export.{ext}?filter={q}" download="logbook.{ext}" '
                 f'class="xlive-export-{ext}">{label}</a>'
-                for ext, label in (("csv", "CSV"), ("xlsx", "Excel"), ("md", "Markdown")))
-        numeric = [c for c in data if not c.startswith("_") and data[c] and all(
-            isinstance(v, float) for v in data[c])] or list(NUMERIC)
+                for ext, label in (("csv", "CSV"), ("xlsx", "Excel"), ("md", "Markdown"))
+            )
+        numeric = [
+            c
+            for c in data
+            if not c.startswith("_") and data[c] and all(isinstance(v, float) for v in data[c])
+        ] or list(NUMERIC)
         for sel in (self.xsel, self.ysel):
             if sel.options != numeric:
                 sel.options = numeric
@@ -276,8 +324,11 @@ class LogbookView:
         data = self.source.data
         x, y = self.xsel.value, self.ysel.value
         if x in data and y in data:
-            self.scatter_source.data = {"x": list(data[x]), "y": list(data[y]),
-                                        "run": list(data.get("_label", []))}
+            self.scatter_source.data = {
+                "x": list(data[x]),
+                "y": list(data[y]),
+                "run": list(data.get("_label", [])),
+            }
             self.scatter.xaxis.axis_label, self.scatter.yaxis.axis_label = x, y
 
     # ------------------------------------------------------------------ edits
@@ -291,8 +342,11 @@ class LogbookView:
             if before is None:
                 continue
             if (comment, tags) != before:
-                self.logdb.set_note(run, comment=comment if comment != before[0] else None,
-                                    tags=parse_tags(tags) if tags != before[1] else None)
+                self.logdb.set_note(
+                    run,
+                    comment=comment if comment != before[0] else None,
+                    tags=parse_tags(tags) if tags != before[1] else None,
+                )
                 self._written[run] = (comment, tags)
                 self.edits += 1
         # re-read: an edit of a read-only cell is undone, the typed notes come back from the
@@ -316,8 +370,9 @@ class LogbookView:
     def _save_note(self) -> None:
         if self._note_key is None:
             return
-        self.logdb.set_note(self._note_key, comment=self.note_comment.value,
-                            tags=parse_tags(self.note_tags.value))
+        self.logdb.set_note(
+            self._note_key, comment=self.note_comment.value, tags=parse_tags(self.note_tags.value)
+        )
         self.edits += 1
         self._digest = None
         self.update()

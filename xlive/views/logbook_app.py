@@ -17,8 +17,11 @@ from ..outputs.logbook import LogbookKeeper, export, logbook_frame
 from ..outputs.logbook_db import LogbookDB
 from .logbook import LogbookView, filter_rows
 
-_TYPES = {"csv": "text/csv; charset=utf-8", "md": "text/markdown; charset=utf-8",
-          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "md": "text/markdown; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 class _Shared:
@@ -76,8 +79,9 @@ class ReportHandler(RequestHandler):
         self.write(html)
 
 
-def logbook_routes(db, *, variables=None, prefix: str = "", interval: float = 1.0
-                   ) -> tuple[dict, list]:
+def logbook_routes(
+    db, *, variables=None, prefix: str = "", interval: float = 1.0
+) -> tuple[dict, list]:
     """``({path: Application}, extra_patterns)`` of the logbook page under ``prefix``; a
     :class:`~xlive.outputs.logbook.LogbookKeeper` thread computes the variables meanwhile."""
     shared = _Shared(db, variables)
@@ -89,13 +93,22 @@ def logbook_routes(db, *, variables=None, prefix: str = "", interval: float = 1.
         doc.add_periodic_callback(view.update, int(interval * 1000))
 
     app = Application(FunctionHandler(make))
-    patterns = [(rf"{prefix}/export\.(csv|xlsx|md)", ExportHandler, {"shared": shared}),
-                (rf"{prefix}/report", ReportHandler, {"shared": shared})]
+    patterns = [
+        (rf"{prefix}/export\.(csv|xlsx|md)", ExportHandler, {"shared": shared}),
+        (rf"{prefix}/report", ReportHandler, {"shared": shared}),
+    ]
     return {prefix or "/": app}, patterns
 
 
-def serve_logbook(db=None, *, variables=None, port: int = 5007, address: str = "127.0.0.1",
-                  open_browser: bool = False, interval: float = 1.0):
+def serve_logbook(
+    db=None,
+    *,
+    variables=None,
+    port: int = 5007,
+    address: str = "127.0.0.1",
+    open_browser: bool = False,
+    interval: float = 1.0,
+):
     """Serve the logbook of ``db`` at ``http://address:port/`` from a background thread.
 
     Returns the :class:`~xlive.views.app.ServerHandle` (``.url``, ``.stop()``) with
@@ -105,8 +118,14 @@ def serve_logbook(db=None, *, variables=None, port: int = 5007, address: str = "
 
     logdb = LogbookDB(db)
     apps, patterns = logbook_routes(logdb, variables=variables, interval=interval)
-    handle = serve_session(None, port=port, address=address, open_browser=open_browser,
-                           apps=apps, extra_patterns=patterns)
+    handle = serve_session(
+        None,
+        port=port,
+        address=address,
+        open_browser=open_browser,
+        apps=apps,
+        extra_patterns=patterns,
+    )
     handle.db_url = logdb.rundb.safe_url
     keeper, stop = patterns[0][2]["shared"].keeper, handle.stop
 

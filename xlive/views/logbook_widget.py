@@ -81,8 +81,10 @@ class LogbookWidget:
                 self.message.value = ""
             except Exception as e:  # keep refreshing; say what went wrong under the table
                 log.exception("xlive logbook: update failed")
-                self.message.value = (f"<span style='color:#c62828'>xlive logbook: update "
-                                      f"failed: {type(e).__name__}: {e}</span>")
+                self.message.value = (
+                    f"<span style='color:#c62828'>xlive logbook: update "
+                    f"failed: {type(e).__name__}: {e}</span>"
+                )
             await asyncio.sleep(self.interval)
 
     def stop(self) -> None:

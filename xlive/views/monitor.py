@@ -69,8 +69,9 @@ class Monitor:
         #: the same bokeh controls as the server page (frame, scale, spot finder, sampling,
         #: flag thresholds), synchronised with the kernel by jupyter_bokeh
         self.controls = build_controls(self.dashboard)
-        self.plots = BokehModel(column(self.dashboard.root, self.controls,
-                                       sizing_mode="stretch_width"))
+        self.plots = BokehModel(
+            column(self.dashboard.root, self.controls, sizing_mode="stretch_width")
+        )
         self.message = W.HTML("")
         self.widget = W.VBox([self.plots, self.message])
         self._task: asyncio.Task | None = None
@@ -99,12 +100,19 @@ class Monitor:
                 self.update()
             except Exception as e:  # keep refreshing; say what went wrong under the plots
                 log.exception("xlive monitor: a view update failed")
-                self.message.value = (f"<span style='color:#c62828'>xlive views: update failed: "
-                                      f"{type(e).__name__}: {e}</span>")
+                self.message.value = (
+                    f"<span style='color:#c62828'>xlive views: update failed: "
+                    f"{type(e).__name__}: {e}</span>"
+                )
             await asyncio.sleep(self.interval)
 
-    async def wait(self, frames: int | None = None, *, idle: float | None = None,
-                   timeout: float | None = 3600.0) -> int:
+    async def wait(
+        self,
+        frames: int | None = None,
+        *,
+        idle: float | None = None,
+        timeout: float | None = 3600.0,
+    ) -> int:
         """Let the views update until ``frames`` frames were handled (stored or sampled out),
         or, with ``frames=None``, until the run has ended and every frame is handled.
 
@@ -137,7 +145,8 @@ class Monitor:
                 raise TimeoutError(
                     f"the run is not over after {timeout:g} s ({done} frames handled of "
                     f"{s.source.n_frames} seen; {s.waiting_for() or 'still growing'}); "
-                    "wait again, or pass a longer timeout=")
+                    "wait again, or pass a longer timeout="
+                )
             await asyncio.sleep(min(self.interval, 0.25))
         self.update()
         return stats.frames_stored + stats.frames_skipped

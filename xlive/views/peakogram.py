@@ -16,13 +16,16 @@ class PeakogramView(View):
 
     def __init__(self):
         self._updates = -1
-        self.source = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []},
-                                       name="peakogram_source")
+        self.source = ColumnDataSource(
+            {"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="peakogram_source"
+        )
         self.mapper = LinearColorMapper(palette=Inferno256, low=0, high=1)
-        fig = make_figure(self.name, "Peakogram", x_label="1/d (1/Å)",
-                          y_label="log10 spot intensity")
-        fig.image("image", x="x", y="y", dw="dw", dh="dh", source=self.source,
-                  color_mapper=self.mapper)
+        fig = make_figure(
+            self.name, "Peakogram", x_label="1/d (1/Å)", y_label="log10 spot intensity"
+        )
+        fig.image(
+            "image", x="x", y="y", dw="dw", dh="dh", source=self.source, color_mapper=self.mapper
+        )
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=8, title="log10(1+n)"), "right")
         self.root = fig
 
@@ -34,6 +37,11 @@ class PeakogramView(View):
         img = np.log10(1.0 + agg.peakogram.T.astype(np.float32))
         self.mapper.high = float(max(img.max(), 1.0))
         xe, ye = agg.inv_d_edges, agg.log_i_edges
-        self.source.data = {"image": [img], "x": [float(xe[0])], "y": [float(ye[0])],
-                            "dw": [float(xe[-1] - xe[0])], "dh": [float(ye[-1] - ye[0])]}
+        self.source.data = {
+            "image": [img],
+            "x": [float(xe[0])],
+            "y": [float(ye[0])],
+            "dw": [float(xe[-1] - xe[0])],
+            "dh": [float(ye[-1] - ye[0])],
+        }
         return True

@@ -23,13 +23,29 @@ class PowderView(HistogramView):
     def __init__(self):
         super().__init__()
         for d in RING_D:
-            self.fig.add_layout(Span(location=1 / d, dimension="height", line_color="gray",
-                                     line_alpha=0.5))
-            self.fig.add_layout(Label(x=1 / d, y=5, y_units="screen", text=f"{d:g} Å",
-                                      text_font_size="8pt", text_color="gray"))
+            self.fig.add_layout(
+                Span(location=1 / d, dimension="height", line_color="gray", line_alpha=0.5)
+            )
+            self.fig.add_layout(
+                Label(
+                    x=1 / d,
+                    y=5,
+                    y_units="screen",
+                    text=f"{d:g} Å",
+                    text_font_size="8pt",
+                    text_color="gray",
+                )
+            )
         for x in ice_inv_d():
-            self.fig.add_layout(Span(location=x, dimension="height", line_color="deepskyblue",
-                                     line_dash="dashed", line_alpha=0.6))
+            self.fig.add_layout(
+                Span(
+                    location=x,
+                    dimension="height",
+                    line_color="deepskyblue",
+                    line_dash="dashed",
+                    line_alpha=0.6,
+                )
+            )
 
     def histogram(self, agg):
         return agg.inv_d_edges, agg.powder

@@ -23,16 +23,23 @@ class RadialProfileView(View):
 
     def __init__(self):
         self._frames = -1
-        self.source = ColumnDataSource({"q": [], "latest": [], "mean": [], "mean_on": [],
-                                        "mean_off": []}, name="radial_source")
-        fig = make_figure(self.name, "Radial profile", x_label="q (1/nm)",
-                          y_label="mean intensity")
-        fig.line("q", "mean", source=self.source, color="black", line_width=2,
-                 legend_label="run mean")
+        self.source = ColumnDataSource(
+            {"q": [], "latest": [], "mean": [], "mean_on": [], "mean_off": []}, name="radial_source"
+        )
+        fig = make_figure(self.name, "Radial profile", x_label="q (1/nm)", y_label="mean intensity")
+        fig.line(
+            "q", "mean", source=self.source, color="black", line_width=2, legend_label="run mean"
+        )
         fig.line("q", "mean_on", source=self.source, color="crimson", legend_label="laser on")
         fig.line("q", "mean_off", source=self.source, color="royalblue", legend_label="laser off")
-        fig.line("q", "latest", source=self.source, color="orange", alpha=0.8,
-                 legend_label="latest frame")
+        fig.line(
+            "q",
+            "latest",
+            source=self.source,
+            color="orange",
+            alpha=0.8,
+            legend_label="latest frame",
+        )
         top = LinearAxis(axis_label="d (Å)", formatter=CustomJSTickFormatter(code=D_FROM_Q_JS))
         fig.add_layout(top, "above")
         fig.legend.click_policy = "hide"
@@ -50,8 +57,11 @@ class RadialProfileView(View):
         on, off = agg.mean_profile(True), agg.mean_profile(False)
         nan = np.full(len(mean), np.nan)
         latest = agg.latest_profile if agg.latest_profile is not None else nan
-        self.source.data = {"q": q.tolist(), "latest": finite_or_none(latest),
-                            "mean": finite_or_none(mean),
-                            "mean_on": finite_or_none(on if on is not None else nan),
-                            "mean_off": finite_or_none(off if off is not None else nan)}
+        self.source.data = {
+            "q": q.tolist(),
+            "latest": finite_or_none(latest),
+            "mean": finite_or_none(mean),
+            "mean_on": finite_or_none(on if on is not None else nan),
+            "mean_off": finite_or_none(off if off is not None else nan),
+        }
         return True

@@ -36,8 +36,7 @@ class SessionRunner:
     def start(self) -> SessionRunner:
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="xlive-views-live",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._loop, name="xlive-views-live", daemon=True)
             self._thread.start()
         return self
 

@@ -37,18 +37,20 @@ def status_text(session) -> tuple[str, str]:
     if state == "waiting":
         return "waiting", session.waiting_for() or "waiting for the run"
     if agg.frames == 0:
-        return "waiting", (f"no data yet: {session.source.n_frames} frames seen, "
-                           "analysing the first")
+        return "waiting", (
+            f"no data yet: {session.source.n_frames} frames seen, analysing the first"
+        )
     finished = state == "finished"
     st = session.timeline.status() if finished else session.status
     rate = agg.rolling_hit_rate()[0] if not finished else agg.hit_rate
     parts = []
     if finished:
         since = session.clock.finished_at
-        parts.append(f"run finished {_ago(time.time() - since)} ago" if since else
-                     "run finished")
-    parts += [f"{agg.frames} frames analysed of {session.source.n_frames}",
-              f"hit rate {rate:.1%}" if math.isfinite(rate) else "no hits yet"]
+        parts.append(f"run finished {_ago(time.time() - since)} ago" if since else "run finished")
+    parts += [
+        f"{agg.frames} frames analysed of {session.source.n_frames}",
+        f"hit rate {rate:.1%}" if math.isfinite(rate) else "no hits yet",
+    ]
     ix = getattr(agg, "indexing", None)
     if ix is not None and ix.tried:
         recent = ix.rolling_rates()[0]
@@ -61,9 +63,15 @@ def status_text(session) -> tuple[str, str]:
         parts.append(more)
     if finished:
         eps = session.timeline.episodes
-        parts.append("; ".join(f"{e.name.replace('_', ' ')} (frames {e.raised_at}-"
-                               f"{e.cleared_at if e.cleared_at is not None else 'end'})"
-                               for e in eps) if eps else "no flags during the run")
+        parts.append(
+            "; ".join(
+                f"{e.name.replace('_', ' ')} (frames {e.raised_at}-"
+                f"{e.cleared_at if e.cleared_at is not None else 'end'})"
+                for e in eps
+            )
+            if eps
+            else "no flags during the run"
+        )
     elif session.flags:
         parts.append("; ".join(f.name.replace("_", " ") for f in session.flags))
     else:
@@ -97,14 +105,19 @@ class StatusLine(View):
     def __init__(self):
         self.source = ColumnDataSource({"status": [], "text": []}, name="status_source")
         self._shown: tuple | None = None
-        self.root = Div(name="status_plot", sizing_mode="stretch_width",
-                        text=self._html("waiting", "waiting for the run"))
+        self.root = Div(
+            name="status_plot",
+            sizing_mode="stretch_width",
+            text=self._html("waiting", "waiting for the run"),
+        )
 
     @staticmethod
     def _html(status: str, text: str) -> str:
-        return (f'<div style="background:{COLORS[status]};color:white;padding:6px 12px;'
-                f'border-radius:4px;font-size:15pt;font-family:sans-serif">'
-                f'<b>{status.upper()}</b> &nbsp; {text}</div>')
+        return (
+            f'<div style="background:{COLORS[status]};color:white;padding:6px 12px;'
+            f'border-radius:4px;font-size:15pt;font-family:sans-serif">'
+            f"<b>{status.upper()}</b> &nbsp; {text}</div>"
+        )
 
     def update(self, session) -> bool:
         st, text = status_text(session)

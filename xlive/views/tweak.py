@@ -16,8 +16,13 @@ import numpy as np
 #: spot-finder parameters the controls expose (they never change the shape of the features)
 SPOT_FIELDS = ("adc_threshold", "pixel_snr", "min_snr", "min_spots_hit")
 #: flag thresholds the controls expose
-FLAG_FIELDS = ("jet_score_min", "ice_fraction", "hit_rate_drop", "dying_drop",
-               "multi_lattice_fraction")
+FLAG_FIELDS = (
+    "jet_score_min",
+    "ice_fraction",
+    "hit_rate_drop",
+    "dying_drop",
+    "multi_lattice_fraction",
+)
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,9 @@ class LiveControls:
         if isinstance(analyzer, cls):
             return self._finder(params)
         if isinstance(getattr(analyzer, "spots", None), cls):  # fused: rebuild with new spots
-            return type(analyzer)(geom, radial=analyzer.radial.params, spots=params,
-                                  stats=analyzer.stats.params)
+            return type(analyzer)(
+                geom, radial=analyzer.radial.params, spots=params, stats=analyzer.stats.params
+            )
         return analyzer
 
     def apply_spot_params(self, params) -> None:
@@ -112,8 +118,9 @@ class LiveControls:
         """Compute ``fraction`` of the new frames (1: all; sampling when behind stays on)."""
         fraction = float(fraction)
         proc = self.session.processor
-        proc.params = dataclasses.replace(proc.params,
-                                          sample=None if fraction >= 1 else max(fraction, 1e-3))
+        proc.params = dataclasses.replace(
+            proc.params, sample=None if fraction >= 1 else max(fraction, 1e-3)
+        )
 
     # ------------------------------------------------------------------ flags
     def set_thresholds(self, **changes) -> list:

@@ -27,7 +27,7 @@ def _shrink(a: np.ndarray, axis: int, n: int) -> np.ndarray:
     widths[axis] = (0, pad)
     a = np.pad(a, widths, constant_values=np.nan)
     shape = list(a.shape)
-    shape[axis: axis + 1] = [shape[axis] // f, f]
+    shape[axis : axis + 1] = [shape[axis] // f, f]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups stay NaN
         return np.nanmean(a.reshape(shape), axis=axis + 1)
@@ -44,13 +44,16 @@ class WaterfallView(View):
 
     def __init__(self):
         self._added = -1
-        self.source = ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": []},
-                                       name="waterfall_source")
+        self.source = ColumnDataSource(
+            {"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="waterfall_source"
+        )
         self.mapper = LinearColorMapper(palette=Viridis256, nan_color="white")
-        fig = make_figure(self.name, "Waterfall: radial profile per frame", x_label="q (1/nm)",
-                          y_label="frame")
-        fig.image("image", x="x", y="y", dw="dw", dh="dh", source=self.source,
-                  color_mapper=self.mapper)
+        fig = make_figure(
+            self.name, "Waterfall: radial profile per frame", x_label="q (1/nm)", y_label="frame"
+        )
+        fig.image(
+            "image", x="x", y="y", dw="dw", dh="dh", source=self.source, color_mapper=self.mapper
+        )
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=8), "right")
         self.root = fig
 
@@ -69,7 +72,11 @@ class WaterfallView(View):
         fin = img[np.isfinite(img)]
         if fin.size:
             self.mapper.low, self.mapper.high = (float(v) for v in np.percentile(fin, [1, 99]))
-        self.source.data = {"image": [img.astype(np.float32)], "x": [float(q[0])],
-                            "y": [float(frames[0])], "dw": [float(q[-1] - q[0]) or 1.0],
-                            "dh": [float(frames[-1] - frames[0] + 1)]}
+        self.source.data = {
+            "image": [img.astype(np.float32)],
+            "x": [float(q[0])],
+            "y": [float(frames[0])],
+            "dw": [float(q[-1] - q[0]) or 1.0],
+            "dh": [float(frames[-1] - frames[0] + 1)],
+        }
         return True

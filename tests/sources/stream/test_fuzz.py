@@ -36,8 +36,9 @@ def frame(k: int) -> np.ndarray:
 
 
 def v1_image(k: int, **over) -> list[bytes]:
-    parts = encode_v1_image(1, k, frame(k), shape=SHAPE, dtype=np.uint16, encoding="bs16-lz4<",
-                            t=time.time())
+    parts = encode_v1_image(
+        1, k, frame(k), shape=SHAPE, dtype=np.uint16, encoding="bs16-lz4<", t=time.time()
+    )
     return [bytes(p) for p in parts]
 
 
@@ -48,15 +49,18 @@ def with_json(parts: list[bytes], index: int, **changes) -> list[bytes]:
             d.pop(key)
         else:
             d[key] = value
-    return [*parts[:index], json.dumps(d).encode(), *parts[index + 1:]]
+    return [*parts[:index], json.dumps(d).encode(), *parts[index + 1 :]]
 
 
 _DELETE = object()
 
 
 def cbor_image(**over) -> bytes:
-    msg = cbor2.loads(encode_v2_image(1, 999, bslz4_encode(frame(0)), shape=SHAPE,
-                                      dtype=np.dtype("uint16"), t=1.0))
+    msg = cbor2.loads(
+        encode_v2_image(
+            1, 999, bslz4_encode(frame(0)), shape=SHAPE, dtype=np.dtype("uint16"), t=1.0
+        )
+    )
     msg = dict(msg)
     for key, value in over.items():
         if value is _DELETE:
@@ -75,8 +79,10 @@ def malformed(last_valid: int) -> dict[str, list[bytes]]:
         "dimage_without_frame": with_json(good, 0, frame=_DELETE),
         "dimage_without_shape": with_json(good, 1, shape=_DELETE),
         "bad_dtype": with_json(good, 1, type="float128"),
-        "garbage_header_config": [json.dumps({"htype": "dheader-1.0", "series": 1,
-                                              "header_detail": "basic"}).encode(), b"\xff{]garbage"],
+        "garbage_header_config": [
+            json.dumps({"htype": "dheader-1.0", "series": 1, "header_detail": "basic"}).encode(),
+            b"\xff{]garbage",
+        ],
         "cbor_image_without_data": [cbor_image(data=_DELETE)],
         "frame_10_30": with_json(good, 0, frame=10**30),
         "series_dotdot": with_json(good, 0, series="../../etc/passwd"),
@@ -98,8 +104,10 @@ def malformed(last_valid: int) -> dict[str, list[bytes]]:
 
 
 def random_message(rng: random.Random) -> list[bytes]:
-    return [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
-            for _ in range(rng.randint(1, 4))]
+    return [
+        bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
+        for _ in range(rng.randint(1, 4))
+    ]
 
 
 def test_receiver_survives_malformed_and_random_messages(tmp_path):
@@ -110,29 +118,41 @@ def test_receiver_survives_malformed_and_random_messages(tmp_path):
     push.setsockopt(zmq.LINGER, 5_000)
     push.bind(address)
     rec = StreamReceiver(address, tmp_path / "spool.zarr").start()
-    cfg = {"x_pixels_in_detector": SHAPE[1], "y_pixels_in_detector": SHAPE[0],
-           "nimages": NIMAGES, "ntrigger": 1, "beam_center_x": 30.0, "beam_center_y": 20.0,
-           "detector_distance": 0.1, "wavelength": 1.0, "x_pixel_size": 75e-6}
+    cfg = {
+        "x_pixels_in_detector": SHAPE[1],
+        "y_pixels_in_detector": SHAPE[0],
+        "nimages": NIMAGES,
+        "ntrigger": 1,
+        "beam_center_x": 30.0,
+        "beam_center_y": 20.0,
+        "detector_distance": 0.1,
+        "wavelength": 1.0,
+        "x_pixel_size": 75e-6,
+    }
     rng = random.Random(15)
     sent_valid, sent_bad, kinds = [], 0, []
     try:
         push.send_multipart(encode_v1_header(1, "basic", cfg, None))
         k = 0
-        push.send_multipart(v1_image(k)); sent_valid.append(k)  # noqa: E702
+        push.send_multipart(v1_image(k))
+        sent_valid.append(k)  # noqa: E702
         for name, parts in malformed(k).items():  # each kind, then a valid frame after it
             push.send_multipart(parts)
             sent_bad += 1
             kinds.append(name)
             k += 1
-            push.send_multipart(v1_image(k)); sent_valid.append(k)  # noqa: E702
+            push.send_multipart(v1_image(k))
+            sent_valid.append(k)  # noqa: E702
         for _ in range(100):  # random bytes, 1 to 4 parts
             push.send_multipart(random_message(rng))
             sent_bad += 1
             if rng.random() < 0.2:
                 k += 1
-                push.send_multipart(v1_image(k)); sent_valid.append(k)  # noqa: E702
+                push.send_multipart(v1_image(k))
+                sent_valid.append(k)  # noqa: E702
         k += 1
-        push.send_multipart(v1_image(k)); sent_valid.append(k)  # noqa: E702
+        push.send_multipart(v1_image(k))
+        sent_valid.append(k)  # noqa: E702
         push.send_multipart(encode_v1_end(1))
         t0 = time.monotonic()
         while rec.series_ended < 1 and time.monotonic() - t0 < 30:

@@ -27,22 +27,63 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 def start_sender(address: str, rate: float = 40) -> subprocess.Popen:
     """An endless stream that, like a detector, drops frames while nobody receives them."""
     return subprocess.Popen(
-        [sys.executable, "-m", "xlive.sources.stream.sender", "--bind", address, "--synthetic",
-         "eiger500k", "--frames", "1000000", "--rate", str(rate), "--no-wait", "--timeout", "5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "xlive.sources.stream.sender",
+            "--bind",
+            address,
+            "--synthetic",
+            "eiger500k",
+            "--frames",
+            "1000000",
+            "--rate",
+            str(rate),
+            "--no-wait",
+            "--timeout",
+            "5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def start_process(address: str, out: Path, geom: Path, idle: float = 30) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "xlive.cli", "process", address, "--out", str(out), "--live",
-         "--idle-timeout", str(idle), "--no-db", "-q", "--workers", "1", "--geometry", str(geom)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "process",
+            address,
+            "--out",
+            str(out),
+            "--live",
+            "--idle-timeout",
+            str(idle),
+            "--no-db",
+            "-q",
+            "--workers",
+            "1",
+            "--geometry",
+            str(geom),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def geometry_file(tmp_path: Path) -> Path:
     shape = get_detector("eiger500k").shape
-    g = Geometry.simple(shape=shape, pixel_size=75e-6, distance=0.1, wavelength=1.0,
-                        beam_center_x=shape[1] / 2, beam_center_y=shape[0] / 2)
+    g = Geometry.simple(
+        shape=shape,
+        pixel_size=75e-6,
+        distance=0.1,
+        wavelength=1.0,
+        beam_center_x=shape[1] / 2,
+        beam_center_y=shape[0] / 2,
+    )
     path = tmp_path / "geom.json"
     path.write_text(json.dumps(g.to_dict()))
     return path
@@ -66,8 +107,9 @@ def wait_for(cond, proc: subprocess.Popen, timeout: float = 180, what: str = "")
     t_end = time.time() + timeout
     while not cond():
         if proc.poll() is not None:
-            raise AssertionError(f"xlive process ended ({proc.returncode}) before {what}: "
-                                 f"{proc.stderr.read()}")
+            raise AssertionError(
+                f"xlive process ended ({proc.returncode}) before {what}: {proc.stderr.read()}"
+            )
         assert time.time() < t_end, f"timed out waiting for {what}"
         time.sleep(0.2)
 
@@ -89,7 +131,9 @@ def test_started_ten_times_while_the_detector_streams(tmp_path):
             before = frames_seen(out)
             proc = start_process(address, out, geom)
             try:  # running: receiving, reading the spool and storing features
-                wait_for(lambda b=before: frames_seen(out) > b, proc, what=f"start {k} stored frames")
+                wait_for(
+                    lambda b=before: frames_seen(out) > b, proc, what=f"start {k} stored frames"
+                )
                 proc.send_signal(signal.SIGINT if k % 2 else signal.SIGTERM)
                 _, err = proc.communicate(timeout=120)
             finally:

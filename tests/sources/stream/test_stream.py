@@ -21,8 +21,9 @@ def receive(tmp_path, sender_args, *, series=1, timeout=30):
     """Run a sender process and a receiver until ``series`` series ended; open the spool."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    proc = start_python(["-m", "xlive.sources.stream.sender", "--bind", address,
-                         "--timeout", "15", *sender_args])
+    proc = start_python(
+        ["-m", "xlive.sources.stream.sender", "--bind", address, "--timeout", "15", *sender_args]
+    )
     rec = StreamReceiver(address, tmp_path / "spool.zarr")
     rec.run(until=time.monotonic() + timeout, max_series=series)
     out, err = proc.communicate(timeout=30)
@@ -32,12 +33,32 @@ def receive(tmp_path, sender_args, *, series=1, timeout=30):
     return rec, src, stats
 
 
-@pytest.mark.parametrize("encoding,detail,dtype", [
-    ("bs16-lz4<", "none", "uint16"), ("bs32-lz4<", "basic", "uint32"),
-    ("lz4<", "all", "uint16"), ("<", "basic", "uint32")])
+@pytest.mark.parametrize(
+    "encoding,detail,dtype",
+    [
+        ("bs16-lz4<", "none", "uint16"),
+        ("bs32-lz4<", "basic", "uint32"),
+        ("lz4<", "all", "uint16"),
+        ("<", "basic", "uint32"),
+    ],
+)
 def test_v1_encodings_and_header_details(tmp_path, encoding, detail, dtype):
-    args = ["--protocol", "1", "--frames", "6", "--distinct", "3", "--synthetic", "eiger500k",
-            "--header-detail", detail, "--encoding", encoding, "--dtype", dtype]
+    args = [
+        "--protocol",
+        "1",
+        "--frames",
+        "6",
+        "--distinct",
+        "3",
+        "--synthetic",
+        "eiger500k",
+        "--header-detail",
+        detail,
+        "--encoding",
+        encoding,
+        "--dtype",
+        dtype,
+    ]
     rec, src, stats = receive(tmp_path, args)
     assert stats["sent"] == 6 and rec.received == 6 and not rec.errors
     assert src.frames().dtype == dtype
@@ -61,8 +82,14 @@ def test_bslz4_chunks_are_stored_as_received(tmp_path):
 @pytest.mark.realdata
 @pytest.mark.parametrize("protocol", [1, 2])
 def test_real_captures_replayed(tmp_path, realdata, protocol):
-    args = ["--protocol", str(protocol), "--capture", str(realdata / "eiger_stream_captures"),
-            "--frames", "3"]
+    args = [
+        "--protocol",
+        str(protocol),
+        "--capture",
+        str(realdata / "eiger_stream_captures"),
+        "--frames",
+        "3",
+    ]
     rec, src, _ = receive(tmp_path, args)
     assert src.refresh() == 3
     blob = (realdata / "eiger_stream_captures/stream1/frame_sample").read_bytes()
@@ -71,7 +98,9 @@ def test_real_captures_replayed(tmp_path, realdata, protocol):
     else:
         from xlive.sources.stream.protocol import decode_v2
 
-        expected = decode_v2((realdata / "eiger_stream_captures/stream2/image.cbor").read_bytes()).array()
+        expected = decode_v2(
+            (realdata / "eiger_stream_captures/stream2/image.cbor").read_bytes()
+        ).array()
     np.testing.assert_array_equal(src.read_frame(2), expected)
     assert src.geometry.wavelength == pytest.approx(0.918381073013)
     lo, hi = src.geometry.valid_range(expected.dtype)
@@ -95,8 +124,18 @@ def test_sender_restart_with_same_series_starts_new_segment(tmp_path):
     address = f"tcp://127.0.0.1:{port}"
     rec = StreamReceiver(address, tmp_path / "spool.zarr").start()
     for _ in range(2):  # the same series id twice: a restarted detector
-        p = start_python(["-m", "xlive.sources.stream.sender", "--bind", address, "--frames", "4",
-                          "--timeout", "15"])
+        p = start_python(
+            [
+                "-m",
+                "xlive.sources.stream.sender",
+                "--bind",
+                address,
+                "--frames",
+                "4",
+                "--timeout",
+                "15",
+            ]
+        )
         assert p.wait(timeout=30) == 0
         t0 = time.monotonic()
         while rec.series_ended < _ + 1 and time.monotonic() - t0 < 10:

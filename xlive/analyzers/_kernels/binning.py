@@ -128,8 +128,7 @@ def _tally_high(r, v, flat, top, isat, icand, hist, ovf, cand, nsat, nc):
 
 
 @numba.njit(**_JIT)
-def ring_histograms_int(frame, rings, lo, hi, vmin, scale, sat, cand_level, step, hist, ovf,
-                        cand):
+def ring_histograms_int(frame, rings, lo, hi, vmin, scale, sat, cand_level, step, hist, ovf, cand):
     """:func:`ring_histograms` for integer frames (value bin = value; ``vmin``, ``scale`` unused).
 
     Integer arithmetic throughout and an early exit for the common low pixel: about 1.6 times
@@ -156,13 +155,11 @@ def ring_histograms_int(frame, rings, lo, hi, vmin, scale, sat, cand_level, step
             if v <= ifast:
                 hist[r, v] += 1
                 continue
-            nsat, nc = _tally_high(r, v, i * nx + j, top, isat, icand, hist, ovf, cand,
-                                   nsat, nc)
+            nsat, nc = _tally_high(r, v, i * nx + j, top, isat, icand, hist, ovf, cand, nsat, nc)
     return nc, nsat, float(total)
 
 
-def ring_histograms_ref(frame, rings, lo, hi, vmin, scale, sat, cand_level, step, n_rings,
-                        n_hist):
+def ring_histograms_ref(frame, rings, lo, hi, vmin, scale, sat, cand_level, step, n_rings, n_hist):
     """Numpy reference of :func:`ring_histograms`: ``(hist, ovf, cand, n_saturated, total)``."""
     sub = np.zeros(frame.shape, bool)
     sub[::step, ::step] = True
@@ -174,11 +171,14 @@ def ring_histograms_ref(frame, rings, lo, hi, vmin, scale, sat, cand_level, step
     k = np.clip(np.floor((v - vmin) * scale), 0, n_hist - 1).astype(np.int64)
     hist = np.bincount(r * n_hist + k, minlength=n_rings * n_hist).reshape(n_rings, n_hist)
     top = k == n_hist - 1
-    ovf = np.stack([
-        np.bincount(r[top], minlength=n_rings).astype(float),
-        np.bincount(r[top], weights=v[top], minlength=n_rings),
-        np.bincount(r[top], weights=v[top] ** 2, minlength=n_rings),
-    ], axis=1)
+    ovf = np.stack(
+        [
+            np.bincount(r[top], minlength=n_rings).astype(float),
+            np.bincount(r[top], weights=v[top], minlength=n_rings),
+            np.bincount(r[top], weights=v[top] ** 2, minlength=n_rings),
+        ],
+        axis=1,
+    )
     cand = idx[v > cand_level]
     return hist, ovf, cand, int(np.count_nonzero(v >= sat)), float(v.sum())
 
@@ -240,6 +240,7 @@ def clipped_stats(hist, ovf, vmin, width, offset, clip, min_excess, max_iter, me
         sigma[r] = s
         count[r] = n
 
+
 def clipped_stats_ref(values_per_ring, clip, min_excess, max_iter):
     """Numpy reference of the clipping on raw values: list of arrays -> (mean, sigma, count)."""
     out = np.full((len(values_per_ring), 3), np.nan)
@@ -265,8 +266,23 @@ def clipped_stats_ref(values_per_ring, clip, min_excess, max_iter):
 
 # --------------------------------------------------------------------------- fused pass
 @numba.njit(**_JIT)
-def radial_ring_pass_int(frame, weights, start, end, rbin, row_ptr, rings, hi, sat, cand_level,
-                         sums, lost, hist, ovf, cand):
+def radial_ring_pass_int(
+    frame,
+    weights,
+    start,
+    end,
+    rbin,
+    row_ptr,
+    rings,
+    hi,
+    sat,
+    cand_level,
+    sums,
+    lost,
+    hist,
+    ovf,
+    cand,
+):
     """:func:`~.runs.run_sums` and :func:`ring_histograms_int` (step 1, values in
     ``[0, hi]``) in one read of the frame.
 
@@ -295,8 +311,8 @@ def radial_ring_pass_int(frame, weights, start, end, rbin, row_ptr, rings, hi, s
             if v <= ifast:
                 hist[r, v] += 1
                 continue
-            nsat, nc = _tally_high(r, v, i * nx + j, top, isat, icand, hist, ovf, cand,
-                                   nsat, nc)
-        _add_runs(frame, i, prefix, weights, ihi, start, end, rbin, row_ptr[i], row_ptr[i + 1],
-                  sums, lost)
+            nsat, nc = _tally_high(r, v, i * nx + j, top, isat, icand, hist, ovf, cand, nsat, nc)
+        _add_runs(
+            frame, i, prefix, weights, ihi, start, end, rbin, row_ptr[i], row_ptr[i + 1], sums, lost
+        )
     return nc, nsat, float(total)

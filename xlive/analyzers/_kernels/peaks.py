@@ -55,8 +55,24 @@ def pixels_above(frame, rings, thr, lo, hi):
 
 
 @numba.njit(**_JIT)
-def find_peaks(frame, rings, thr, rmean, rsigma, lo, hi, cand, min_pix, max_pix, bg_radius,
-               min_snr, max_single_frac, gain, read_var, out):
+def find_peaks(
+    frame,
+    rings,
+    thr,
+    rmean,
+    rsigma,
+    lo,
+    hi,
+    cand,
+    min_pix,
+    max_pix,
+    bg_radius,
+    min_snr,
+    max_single_frac,
+    gain,
+    read_var,
+    out,
+):
     """Peaks among candidate pixels ``cand``; rows of ``out`` get :data:`COLUMNS`.
 
     ``gain`` (ADU per photon) and ``read_var`` (read-noise variance, ADU**2) make the noise
@@ -196,8 +212,22 @@ def find_peaks(frame, rings, thr, rmean, rsigma, lo, hi, cand, min_pix, max_pix,
     return found
 
 
-def find_peaks_ref(frame, rings, thr, rmean, rsigma, lo, hi, min_pix, max_pix, bg_radius,
-                   min_snr, max_single_frac, gain=1.0, read_var=0.0):
+def find_peaks_ref(
+    frame,
+    rings,
+    thr,
+    rmean,
+    rsigma,
+    lo,
+    hi,
+    min_pix,
+    max_pix,
+    bg_radius,
+    min_snr,
+    max_single_frac,
+    gain=1.0,
+    read_var=0.0,
+):
     """Reference of :func:`find_peaks` with numpy and ``scipy.ndimage.label``; ``(n, 7)`` rows.
 
     Rows follow scipy's label order (raster order of each component's first pixel), which is
@@ -221,8 +251,10 @@ def find_peaks_ref(frame, rings, thr, rmean, rsigma, lo, hi, min_pix, max_pix, b
         vals = np.where(comp, f[sl], -np.inf)
         vmax = vals.max()
         im, jm = np.unravel_index(np.argmax(vals), vals.shape)
-        outer = (slice(max(i0 - bg_radius, 0), min(i1 + bg_radius + 1, ny)),
-                 slice(max(j0 - bg_radius, 0), min(j1 + bg_radius + 1, nx)))
+        outer = (
+            slice(max(i0 - bg_radius, 0), min(i1 + bg_radius + 1, ny)),
+            slice(max(j0 - bg_radius, 0), min(j1 + bg_radius + 1, nx)),
+        )
         use = valid[outer] & ~above[outer]
         ii, jj = np.mgrid[outer]
         near = (ii >= i0 - 2) & (ii <= i1 + 2) & (jj >= j0 - 2) & (jj <= j1 + 2)

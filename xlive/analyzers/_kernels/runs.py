@@ -119,10 +119,23 @@ def run_sums(frame, weights, hi, start, end, rbin, row_ptr, sums, lost):
             a1 += _packed(np.int64(f1[j]), ihi)
             p0[j + 1] = a0
             p1[j + 1] = a1
-        _add_runs(frame, i, p0, weights, ihi, start, end, rbin, row_ptr[i], row_ptr[i + 1],
-                  sums, lost)
-        _add_runs(frame, i + 1, p1, weights, ihi, start, end, rbin, row_ptr[i + 1],
-                  row_ptr[i + 2], sums, lost)
+        _add_runs(
+            frame, i, p0, weights, ihi, start, end, rbin, row_ptr[i], row_ptr[i + 1], sums, lost
+        )
+        _add_runs(
+            frame,
+            i + 1,
+            p1,
+            weights,
+            ihi,
+            start,
+            end,
+            rbin,
+            row_ptr[i + 1],
+            row_ptr[i + 2],
+            sums,
+            lost,
+        )
     if ny % 2:
         i = ny - 1
         f0 = frame[i]
@@ -130,5 +143,6 @@ def run_sums(frame, weights, hi, start, end, rbin, row_ptr, sums, lost):
         for j in range(nx):
             a0 += _packed(np.int64(f0[j]), ihi)
             p0[j + 1] = a0
-        _add_runs(frame, i, p0, weights, ihi, start, end, rbin, row_ptr[i], row_ptr[i + 1],
-                  sums, lost)
+        _add_runs(
+            frame, i, p0, weights, ihi, start, end, rbin, row_ptr[i], row_ptr[i + 1], sums, lost
+        )

@@ -49,8 +49,10 @@ class Start:
     def shape(self) -> tuple[int, int] | None:
         """(ny, nx) the header announces (None when it does not say)."""
         c = self.config
-        for kx, ky in (("x_pixels_in_detector", "y_pixels_in_detector"),
-                       ("image_size_x", "image_size_y")):
+        for kx, ky in (
+            ("x_pixels_in_detector", "y_pixels_in_detector"),
+            ("image_size_x", "image_size_y"),
+        ):
             x, y = c.get(kx), c.get(ky)
             if _is_int(x) and _is_int(y) and 0 < x <= MAX_SIDE and 0 < y <= MAX_SIDE:
                 return int(y), int(x)
@@ -84,19 +86,26 @@ class Image:
 
     def check_blob(self) -> None:
         """Raise ProtocolError when the blob cannot hold this frame (sizes in its framing)."""
-        n = len(memoryview(self.blob).cast("B")) if not isinstance(self.blob, bytes) \
+        n = (
+            len(memoryview(self.blob).cast("B"))
+            if not isinstance(self.blob, bytes)
             else len(self.blob)
+        )
         if self.encoding == "<":
             if n != self.nbytes:
-                raise ProtocolError(f"raw frame {self.frame} has {n} bytes, expected "
-                                    f"{self.nbytes} for {self.shape} {self.dtype}")
+                raise ProtocolError(
+                    f"raw frame {self.frame} has {n} bytes, expected "
+                    f"{self.nbytes} for {self.shape} {self.dtype}"
+                )
         elif self.encoding in ("bslz4", "lz4"):
             if n < 12:
                 raise ProtocolError(f"compressed frame {self.frame} has only {n} bytes")
             total = struct.unpack(">Q", bytes(memoryview(self.blob)[:8]))[0]
             if total != self.nbytes:
-                raise ProtocolError(f"compressed frame {self.frame} says {total} bytes, "
-                                    f"expected {self.nbytes} for {self.shape} {self.dtype}")
+                raise ProtocolError(
+                    f"compressed frame {self.frame} says {total} bytes, "
+                    f"expected {self.nbytes} for {self.shape} {self.dtype}"
+                )
         elif n == 0:
             raise ProtocolError(f"frame {self.frame} has no data")
 
@@ -115,8 +124,9 @@ class Image:
         elif self.encoding == "lz4":
             import dectris.compression
 
-            raw = dectris.compression.decompress(bytes(self.blob), "lz4",
-                                                 elem_size=self.dtype.itemsize)
+            raw = dectris.compression.decompress(
+                bytes(self.blob), "lz4", elem_size=self.dtype.itemsize
+            )
         else:
             raw = bytes(self.blob)
         return np.frombuffer(raw, self.dtype).reshape(self.shape)
@@ -169,8 +179,10 @@ def _shape(dims: Any, what: str, *, xy: bool) -> tuple[int, int]:
         raise ProtocolError(f"{what} shape must be two integers, got {_short(dims)}")
     ny, nx = (dims[1], dims[0]) if xy else (dims[0], dims[1])
     if not (0 < nx <= MAX_SIDE and 0 < ny <= MAX_SIDE and nx * ny <= MAX_PIXELS):
-        raise ProtocolError(f"{what} shape {list(dims)} is out of range (sides 1..{MAX_SIDE}, "
-                            f"at most {MAX_PIXELS} pixels)")
+        raise ProtocolError(
+            f"{what} shape {list(dims)} is out of range (sides 1..{MAX_SIDE}, "
+            f"at most {MAX_PIXELS} pixels)"
+        )
     return int(ny), int(nx)
 
 
@@ -195,8 +207,10 @@ def decode_v1(parts: list[Any]) -> Start | Image | End | None:
                     raise ProtocolError(f"dpixelmask type {_short(kind)} not one of {V1_TYPES}")
                 raw = bytes(_blob_bytes(rest[k + 1]))
                 if len(raw) != ny * nx * np.dtype(kind).itemsize:
-                    raise ProtocolError(f"dpixelmask has {len(raw)} bytes, expected "
-                                        f"{ny * nx * np.dtype(kind).itemsize}")
+                    raise ProtocolError(
+                        f"dpixelmask has {len(raw)} bytes, expected "
+                        f"{ny * nx * np.dtype(kind).itemsize}"
+                    )
                 mask = np.frombuffer(raw, kind).reshape(ny, nx)
         return Start(series=series, config=config, pixel_mask=mask, version=1)
     if htype.startswith("dimage-"):
@@ -223,9 +237,16 @@ def decode_v1(parts: list[Any]) -> Start | Image | End | None:
                     start = float(t) * 1e-9
             except (ValueError, UnicodeDecodeError, OverflowError, RecursionError):
                 pass  # the timing part is optional: a bad one costs only the timestamp
-        img = Image(series=series, frame=frame, shape=shape, dtype=np.dtype(kind),
-                    encoding="bslz4" if enc.startswith("bs") else enc,
-                    blob=_blob_bytes(parts[2]), start_time=start, version=1)
+        img = Image(
+            series=series,
+            frame=frame,
+            shape=shape,
+            dtype=np.dtype(kind),
+            encoding="bslz4" if enc.startswith("bs") else enc,
+            blob=_blob_bytes(parts[2]),
+            start_time=start,
+            version=1,
+        )
         img.check_blob()
         return img
     if htype.startswith("dseries_end"):
@@ -273,8 +294,11 @@ def decode_v2(message: bytes) -> Start | Image | End | None:
         raise ProtocolError("CBOR message is not a map with a 'type' key")
     kind = d["type"]
     if kind == "start":
-        cfg = {k: v for k, v in d.items() if isinstance(k, str)
-               and isinstance(v, (int, float, str, list))}
+        cfg = {
+            k: v
+            for k, v in d.items()
+            if isinstance(k, str) and isinstance(v, (int, float, str, list))
+        }
         return Start(series=_number(d, "series_id", "start", default=0), config=cfg, version=2)
     if kind == "image":
         series = _number(d, "series_id", "image", default=0)
@@ -286,11 +310,23 @@ def decode_v2(message: bytes) -> Start | Image | End | None:
         dtype, shape, enc, blob = _untag(channel)
         start = d.get("start_time")
         t = float("nan")
-        if isinstance(start, (list, tuple)) and len(start) == 2 \
-                and all(_is_int(v) for v in start) and start[1]:
+        if (
+            isinstance(start, (list, tuple))
+            and len(start) == 2
+            and all(_is_int(v) for v in start)
+            and start[1]
+        ):
             t = start[0] / start[1]
-        img = Image(series=series, frame=frame, shape=shape, dtype=dtype, encoding=enc,
-                    blob=blob, start_time=t, version=2)
+        img = Image(
+            series=series,
+            frame=frame,
+            shape=shape,
+            dtype=dtype,
+            encoding=enc,
+            blob=blob,
+            start_time=t,
+            version=2,
+        )
         img.check_blob()
         return img
     if kind == "end":
@@ -320,24 +356,40 @@ def decode(parts: list[Any]) -> Start | Image | End | None:
 
 
 # ------------------------------------------------------------------------- encoding (sender)
-def encode_v1_header(series: int, detail: str, config: dict, mask: np.ndarray | None) -> list[bytes]:
-    parts = [json.dumps({"htype": "dheader-1.0", "series": series, "header_detail": detail}).encode()]
+def encode_v1_header(
+    series: int, detail: str, config: dict, mask: np.ndarray | None
+) -> list[bytes]:
+    parts = [
+        json.dumps({"htype": "dheader-1.0", "series": series, "header_detail": detail}).encode()
+    ]
     if detail in ("basic", "all"):
         parts.append(json.dumps(config).encode())
     if detail == "all":
         ny, nx = config["y_pixels_in_detector"], config["x_pixels_in_detector"]
         m = mask if mask is not None else np.zeros((ny, nx), np.uint32)
-        for htype, arr in (("dflatfield-1.0", np.ones((ny, nx), np.float32)),
-                           ("dpixelmask-1.0", m.astype(np.uint32)),
-                           ("dcountrate_table-1.0", np.zeros((2, 16), np.float32))):
+        for htype, arr in (
+            ("dflatfield-1.0", np.ones((ny, nx), np.float32)),
+            ("dpixelmask-1.0", m.astype(np.uint32)),
+            ("dcountrate_table-1.0", np.zeros((2, 16), np.float32)),
+        ):
             shape = list(arr.shape[::-1])
-            parts += [json.dumps({"htype": htype, "shape": shape, "type": str(arr.dtype)}).encode(),
-                      arr.tobytes()]
+            parts += [
+                json.dumps({"htype": htype, "shape": shape, "type": str(arr.dtype)}).encode(),
+                arr.tobytes(),
+            ]
     return parts
 
 
-def encode_v1_image(series: int, frame: int, array_or_blob: Any, *, shape: tuple[int, int],
-                    dtype: np.dtype, encoding: str, t: float) -> list[Any]:
+def encode_v1_image(
+    series: int,
+    frame: int,
+    array_or_blob: Any,
+    *,
+    shape: tuple[int, int],
+    dtype: np.dtype,
+    encoding: str,
+    t: float,
+) -> list[Any]:
     blob = array_or_blob
     if isinstance(blob, np.ndarray):
         if encoding == "<":
@@ -345,10 +397,19 @@ def encode_v1_image(series: int, frame: int, array_or_blob: Any, *, shape: tuple
         else:
             blob = lz4_block_encode(blob) if encoding == "lz4<" else bslz4_encode(blob)
     head = {"htype": "dimage-1.0", "series": series, "frame": frame, "hash": ""}
-    d = {"htype": "dimage_d-1.0", "shape": [shape[1], shape[0]], "type": np.dtype(dtype).name,
-         "encoding": encoding, "size": len(blob)}
-    cfg = {"htype": "dconfig-1.0", "start_time": int(t * 1e9), "stop_time": int(t * 1e9) + 1000,
-           "real_time": 1000}
+    d = {
+        "htype": "dimage_d-1.0",
+        "shape": [shape[1], shape[0]],
+        "type": np.dtype(dtype).name,
+        "encoding": encoding,
+        "size": len(blob),
+    }
+    cfg = {
+        "htype": "dconfig-1.0",
+        "start_time": int(t * 1e9),
+        "stop_time": int(t * 1e9) + 1000,
+        "real_time": 1000,
+    }
     return [json.dumps(head).encode(), json.dumps(d).encode(), blob, json.dumps(cfg).encode()]
 
 
@@ -357,21 +418,40 @@ def encode_v1_end(series: int) -> list[bytes]:
 
 
 def encode_v2_start(series: int, config: dict) -> bytes:
-    return cbor2.dumps({"type": "start", "series_id": series, "series_unique_id": f"xlive-{series}",
-                        **config})
+    return cbor2.dumps(
+        {"type": "start", "series_id": series, "series_unique_id": f"xlive-{series}", **config}
+    )
 
 
-def encode_v2_image(series: int, frame: int, blob: bytes, *, shape: tuple[int, int],
-                    dtype: np.dtype, t: float) -> bytes:
+def encode_v2_image(
+    series: int, frame: int, blob: bytes, *, shape: tuple[int, int], dtype: np.dtype, t: float
+) -> bytes:
     elem = np.dtype(dtype).itemsize
-    data = cbor2.CBORTag(40, [list(shape), cbor2.CBORTag(
-        DTYPE_TAGS[np.dtype(dtype).newbyteorder("<").str if elem > 1 else np.dtype(dtype).str],
-        cbor2.CBORTag(56500, ["bslz4", elem, blob]))])
+    data = cbor2.CBORTag(
+        40,
+        [
+            list(shape),
+            cbor2.CBORTag(
+                DTYPE_TAGS[
+                    np.dtype(dtype).newbyteorder("<").str if elem > 1 else np.dtype(dtype).str
+                ],
+                cbor2.CBORTag(56500, ["bslz4", elem, blob]),
+            ),
+        ],
+    )
     num = int(round(t * 1e6))
-    return cbor2.dumps({"type": "image", "series_id": series, "series_unique_id": f"xlive-{series}",
-                        "image_id": frame, "start_time": [num, 1000000],
-                        "stop_time": [num + 1000, 1000000], "real_time": [1000, 1000000],
-                        "data": {"threshold_1": data}})
+    return cbor2.dumps(
+        {
+            "type": "image",
+            "series_id": series,
+            "series_unique_id": f"xlive-{series}",
+            "image_id": frame,
+            "start_time": [num, 1000000],
+            "stop_time": [num + 1000, 1000000],
+            "real_time": [1000, 1000000],
+            "data": {"threshold_1": data},
+        }
+    )
 
 
 def encode_v2_end(series: int) -> bytes:

@@ -107,8 +107,7 @@ class StreamReceiver:
         try:
             self.spool.maybe_publish(interval)
         except Exception as exc:  # disk full or read-only: keep receiving, publish later
-            self._note("spool_errors", f"could not publish the spool ({type(exc).__name__}: "
-                                       f"{exc})")
+            self._note("spool_errors", f"could not publish the spool ({type(exc).__name__}: {exc})")
 
     def _handle(self, parts: list) -> None:
         """Decode and spool one message; a bad one is counted, recorded and skipped."""
@@ -153,8 +152,10 @@ class ZarrSegmentsReader(FrameReader):
         path, start = self.segments[k]
         local = index - start
         if not (Path(path) / "frames" / "c" / str(local) / "0" / "0").exists():
-            raise BadFrameError(f"frame {index} (segment {Path(path).name}, frame {local}) has "
-                                "no chunk file in the spool: it is missing")
+            raise BadFrameError(
+                f"frame {index} (segment {Path(path).name}, frame {local}) has "
+                "no chunk file in the spool: it is missing"
+            )
         arr = self._arrays.get(path)
         if arr is None or arr.shape[0] <= local:
             arr = self._arrays[path] = zarr.open_array(f"{path}/frames", mode="r")
@@ -184,8 +185,14 @@ class StreamSource(Source):
         """A zeromq address ``tcp://HOST:PORT``."""
         return str(target).startswith("tcp://")
 
-    def __init__(self, address: str | None = None, *, spool: str | Path | None = None,
-                 receive: bool = True, **options):
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        spool: str | Path | None = None,
+        receive: bool = True,
+        **options,
+    ):
         super().__init__(**options)
         if spool is None:
             spool = Path(tempfile.mkdtemp(prefix="xlive-spool-")) / "spool.zarr"
@@ -198,8 +205,10 @@ class StreamSource(Source):
             try:
                 self.receiver = StreamReceiver(address, self.spool_path).start()
             except OSError as exc:
-                raise SourceError(f"cannot write the stream spool {self.spool_path} "
-                                  f"({exc.strerror or exc}); give a writable --spool") from None
+                raise SourceError(
+                    f"cannot write the stream spool {self.spool_path} "
+                    f"({exc.strerror or exc}); give a writable --spool"
+                ) from None
         elif not self.spool_path.exists():
             raise SourceError(f"spool {self.spool_path} does not exist and no address was given")
         self._segs: list[tuple[str, int, int]] = []  # (path, start, n)
@@ -246,8 +255,12 @@ class StreamSource(Source):
         return start
 
     def _make_reader(self) -> FrameReader:
-        return ZarrSegmentsReader([(p, s) for p, s, n in self._segs if n], shape=self._shape,
-                                  dtype=self._dtype, masked_values=self._masked_for(self._dtype))
+        return ZarrSegmentsReader(
+            [(p, s) for p, s, n in self._segs if n],
+            shape=self._shape,
+            dtype=self._dtype,
+            masked_values=self._masked_for(self._dtype),
+        )
 
     def _header_geometry(self) -> Geometry | None:
         return self._seg_geometry

@@ -33,8 +33,9 @@ from .protocol import (
 )
 
 
-def synthetic_frames(detector: str, count: int, seed: int = 0,
-                     dtype: str = "uint16") -> list[np.ndarray]:
+def synthetic_frames(
+    detector: str, count: int, seed: int = 0, dtype: str = "uint16"
+) -> list[np.ndarray]:
     """Sparse Poisson frames with detector gaps (gap value = dtype max)."""
     det = get_detector(detector)
     dtype = np.dtype(dtype)
@@ -58,16 +59,26 @@ def zarr_frames(path: str, count: int) -> list[np.ndarray]:
 
 def load_frames(args: argparse.Namespace) -> tuple[list, tuple[int, int], np.dtype, dict]:
     """(blobs, shape, dtype, detector config) for the chosen frame origin."""
-    cfg = {"beam_center_x": 0.0, "beam_center_y": 0.0, "detector_distance": 0.1,
-           "wavelength": 1.0, "x_pixel_size": 75e-6, "description": "xlive stream sender"}
+    cfg = {
+        "beam_center_x": 0.0,
+        "beam_center_y": 0.0,
+        "detector_distance": 0.1,
+        "wavelength": 1.0,
+        "x_pixel_size": 75e-6,
+        "description": "xlive stream sender",
+    }
     if args.capture:
         blob = (Path(args.capture) / "stream1" / "frame_sample").read_bytes()
         shape, dtype = (4362, 4148), np.dtype("uint16")
         if args.protocol == 2:
             img = decode_v2((Path(args.capture) / "stream2" / "image.cbor").read_bytes())
             blob, shape, dtype = img.blob, img.shape, img.dtype
-        cfg.update(beam_center_x=2049.38, beam_center_y=2163.62, detector_distance=0.15,
-                   wavelength=0.918381073013)
+        cfg.update(
+            beam_center_x=2049.38,
+            beam_center_y=2163.62,
+            detector_distance=0.15,
+            wavelength=0.918381073013,
+        )
         blobs = [blob]
     else:
         if args.zarr:
@@ -76,16 +87,25 @@ def load_frames(args: argparse.Namespace) -> tuple[list, tuple[int, int], np.dty
             if run.exists():
                 geom = json.loads(run.read_text())["geometry"]
                 p = geom["panels"][0]
-                cfg.update(beam_center_x=-p["corner_x"], beam_center_y=-p["corner_y"],
-                           detector_distance=geom["distance"], wavelength=geom["wavelength"],
-                           x_pixel_size=p["pixel_size"])
+                cfg.update(
+                    beam_center_x=-p["corner_x"],
+                    beam_center_y=-p["corner_y"],
+                    detector_distance=geom["distance"],
+                    wavelength=geom["wavelength"],
+                    x_pixel_size=p["pixel_size"],
+                )
         else:
             frames = synthetic_frames(args.synthetic, args.distinct, args.seed, args.dtype)
         shape, dtype = frames[0].shape, frames[0].dtype
         blobs = frames if args.encoding in ("lz4<", "<") else [bslz4_encode(f) for f in frames]
-    cfg.update(x_pixels_in_detector=shape[1], y_pixels_in_detector=shape[0],
-               image_size_x=shape[1], image_size_y=shape[0], pixel_size_x=cfg["x_pixel_size"],
-               incident_wavelength=cfg["wavelength"])
+    cfg.update(
+        x_pixels_in_detector=shape[1],
+        y_pixels_in_detector=shape[0],
+        image_size_x=shape[1],
+        image_size_y=shape[0],
+        pixel_size_x=cfg["x_pixel_size"],
+        incident_wavelength=cfg["wavelength"],
+    )
     return blobs, shape, dtype, cfg
 
 
@@ -109,10 +129,14 @@ def send(args: argparse.Namespace) -> dict:
             series = args.first_series + s
             try:
                 if args.protocol == 1:
-                    sock.send_multipart(encode_v1_header(series, args.header_detail, cfg, None),
-                                        flags=zmq.NOBLOCK if args.no_wait else 0)
+                    sock.send_multipart(
+                        encode_v1_header(series, args.header_detail, cfg, None),
+                        flags=zmq.NOBLOCK if args.no_wait else 0,
+                    )
                 else:
-                    sock.send(encode_v2_start(series, cfg), flags=zmq.NOBLOCK if args.no_wait else 0)
+                    sock.send(
+                        encode_v2_start(series, cfg), flags=zmq.NOBLOCK if args.no_wait else 0
+                    )
             except zmq.Again:
                 if not args.no_wait:
                     raise
@@ -131,20 +155,28 @@ def send(args: argparse.Namespace) -> dict:
                 flags = zmq.NOBLOCK if args.no_wait else 0
                 try:
                     if args.protocol == 1:
-                        sock.send_multipart(encode_v1_image(series, i, blob, shape=shape,
-                                                            dtype=dtype, encoding=enc, t=t),
-                                            flags=flags, copy=False)
+                        sock.send_multipart(
+                            encode_v1_image(
+                                series, i, blob, shape=shape, dtype=dtype, encoding=enc, t=t
+                            ),
+                            flags=flags,
+                            copy=False,
+                        )
                     else:
-                        sock.send(encode_v2_image(series, i, blob, shape=shape, dtype=dtype, t=t),
-                                  flags=flags, copy=False)
+                        sock.send(
+                            encode_v2_image(series, i, blob, shape=shape, dtype=dtype, t=t),
+                            flags=flags,
+                            copy=False,
+                        )
                 except zmq.Again:
                     if not args.no_wait:
                         raise
                     stats["no_receiver"] += 1  # a detector does not wait: the frame is lost
                     continue
                 stats["sent"] += 1
-            sock.send_multipart(encode_v1_end(series)) if args.protocol == 1 else \
-                sock.send(encode_v2_end(series))
+            sock.send_multipart(encode_v1_end(series)) if args.protocol == 1 else sock.send(
+                encode_v2_end(series)
+            )
     except zmq.Again:
         stats["error"] = f"nobody received for {args.timeout} s"
     finally:
@@ -171,12 +203,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default=None, help="V1: bs16-lz4<, bs32-lz4<, lz4<, <")
     p.add_argument("--header-detail", default="basic", choices=("none", "basic", "all"))
     p.add_argument("--timeout", type=float, default=20.0, help="give up after S s without a reader")
-    p.add_argument("--no-wait", action="store_true",
-                   help="like a detector, drop headers and frames while no receiver takes them "
-                        "(the end of series still waits up to --timeout)")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="like a detector, drop headers and frames while no receiver takes them "
+        "(the end of series still waits up to --timeout)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", default="uint16", choices=("uint8", "uint16", "uint32"),
-                   help="pixel type of synthetic frames")
+    p.add_argument(
+        "--dtype",
+        default="uint16",
+        choices=("uint8", "uint16", "uint32"),
+        help="pixel type of synthetic frames",
+    )
     return p
 
 

@@ -31,18 +31,29 @@ KEEP_ERRORS = 20
 MISSED_AT_START_MAX = 1 << 20
 
 
-def geometry_from_config(cfg: dict, shape: tuple[int, int], mask: np.ndarray | None) -> Geometry | None:
+def geometry_from_config(
+    cfg: dict, shape: tuple[int, int], mask: np.ndarray | None
+) -> Geometry | None:
     """Geometry from a V1 ``basic`` config or a V2 start message (None when incomplete)."""
     try:
         wl = cfg.get("wavelength", cfg.get("incident_wavelength"))
         px = cfg.get("x_pixel_size", cfg.get("pixel_size_x"))
         return Geometry.simple(
-            shape=shape, pixel_size=float(px), distance=float(cfg["detector_distance"]),
-            beam_center_x=float(cfg["beam_center_x"]), beam_center_y=float(cfg["beam_center_y"]),
+            shape=shape,
+            pixel_size=float(px),
+            distance=float(cfg["detector_distance"]),
+            beam_center_x=float(cfg["beam_center_x"]),
+            beam_center_y=float(cfg["beam_center_y"]),
             wavelength=float(wl),
-            mask=None if mask is None or mask.shape != shape else (mask.astype(np.uint64) & 0xFFFF) != 0,
-            saturation_value=cfg.get("saturation_value", cfg.get("countrate_correction_count_cutoff")),
-            description=str(cfg.get("description", cfg.get("detector_description", "Eiger stream"))),
+            mask=None
+            if mask is None or mask.shape != shape
+            else (mask.astype(np.uint64) & 0xFFFF) != 0,
+            saturation_value=cfg.get(
+                "saturation_value", cfg.get("countrate_correction_count_cutoff")
+            ),
+            description=str(
+                cfg.get("description", cfg.get("detector_description", "Eiger stream"))
+            ),
         )
     except Exception:  # any garbage in a header: no geometry (--geometry gives one)
         return None
@@ -55,8 +66,9 @@ class SegmentWriter:
     previous receiver left unfinished with :meth:`reopen`.
     """
 
-    def __init__(self, root: zarr.Group | None, index: int, first: Image | None,
-                 start: Start | None):
+    def __init__(
+        self, root: zarr.Group | None, index: int, first: Image | None, start: Start | None
+    ):
         if root is None:  # reopen() fills the fields in
             return
         self.name = f"seg{index:03d}"
@@ -68,22 +80,42 @@ class SegmentWriter:
         info = {"detector": str(start.config.get("description", "")) if start else ""}
         if geom is not None:
             info["geometry"] = geom.to_dict()
-        self.group.attrs.update({FRAMES_COMPLETE: 0, "xlive": info, "series": first.series,
-                                 "dropped": 0, "dropped_ranges": [], "ended": False,
-                                 "stream_version": first.version})
+        self.group.attrs.update(
+            {
+                FRAMES_COMPLETE: 0,
+                "xlive": info,
+                "series": first.series,
+                "dropped": 0,
+                "dropped_ranges": [],
+                "ended": False,
+                "stream_version": first.version,
+            }
+        )
         self.frames = self.group.create_array(
-            "frames", shape=(BLOCK, ny, nx), chunks=(1, ny, nx), dtype=first.dtype,
-            compressors=[BitshuffleLZ4Codec(elem_size=first.dtype.itemsize)], fill_value=0,
-            dimension_names=("frame", "y", "x"))
-        if start is not None and start.pixel_mask is not None and start.pixel_mask.shape == (ny, nx):
-            m = self.group.create_array("mask", shape=(ny, nx), chunks=(ny, nx), dtype="uint32",
-                                        fill_value=0)
+            "frames",
+            shape=(BLOCK, ny, nx),
+            chunks=(1, ny, nx),
+            dtype=first.dtype,
+            compressors=[BitshuffleLZ4Codec(elem_size=first.dtype.itemsize)],
+            fill_value=0,
+            dimension_names=("frame", "y", "x"),
+        )
+        if (
+            start is not None
+            and start.pixel_mask is not None
+            and start.pixel_mask.shape == (ny, nx)
+        ):
+            m = self.group.create_array(
+                "mask", shape=(ny, nx), chunks=(ny, nx), dtype="uint32", fill_value=0
+            )
             m[...] = start.pixel_mask.astype(np.uint32)
         self.meta = {
-            FRAME_NUMBER: self.group.create_array(FRAME_NUMBER, shape=(BLOCK,), chunks=(BLOCK,),
-                                                  dtype="int64", fill_value=-1),
-            TIMESTAMP: self.group.create_array(TIMESTAMP, shape=(BLOCK,), chunks=(BLOCK,),
-                                               dtype="float64", fill_value=np.nan),
+            FRAME_NUMBER: self.group.create_array(
+                FRAME_NUMBER, shape=(BLOCK,), chunks=(BLOCK,), dtype="int64", fill_value=-1
+            ),
+            TIMESTAMP: self.group.create_array(
+                TIMESTAMP, shape=(BLOCK,), chunks=(BLOCK,), dtype="float64", fill_value=np.nan
+            ),
         }
         self.series = first.series
         self.shape, self.dtype = (ny, nx), first.dtype
@@ -132,15 +164,20 @@ class SegmentWriter:
         if image.shape != self.shape or image.dtype != self.dtype:
             raise ProtocolError(
                 f"frame {image.frame} of series {image.series} is {image.shape} {image.dtype}, "
-                f"but the series is {self.shape} {self.dtype}")
+                f"but the series is {self.shape} {self.dtype}"
+            )
         if image.frame == self.last_frame:
             raise ProtocolError(f"frame {image.frame} of series {image.series} received twice")
         if image.frame < self.last_frame:
-            raise ProtocolError(f"frame {image.frame} of series {image.series} came after frame "
-                                f"{self.last_frame} without a new series header")
+            raise ProtocolError(
+                f"frame {image.frame} of series {image.series} came after frame "
+                f"{self.last_frame} without a new series header"
+            )
         if self.n_images is not None and image.frame >= self.n_images:
-            raise ProtocolError(f"frame {image.frame} is beyond the {self.n_images} frames the "
-                                f"header of series {image.series} announced")
+            raise ProtocolError(
+                f"frame {image.frame} is beyond the {self.n_images} frames the "
+                f"header of series {image.series} announced"
+            )
 
     def write(self, image: Image) -> None:
         if image.frame > self.next_number:  # the detector or the network lost frames
@@ -172,8 +209,14 @@ class SegmentWriter:
         if hi > lo:
             self.meta[FRAME_NUMBER][lo:hi] = np.asarray(self.frame_numbers, np.int64)
             self.meta[TIMESTAMP][lo:hi] = np.asarray(self.times, np.float64)
-        self.group.attrs.update({FRAMES_COMPLETE: self.n, "dropped": self.dropped,
-                                 "dropped_ranges": self.dropped_ranges, "ended": ended})
+        self.group.attrs.update(
+            {
+                FRAMES_COMPLETE: self.n,
+                "dropped": self.dropped,
+                "dropped_ranges": self.dropped_ranges,
+                "ended": ended,
+            }
+        )
         self.published = self.n
         self.frame_numbers.clear()  # published: only unpublished frames stay in memory
         self.times.clear()
@@ -220,17 +263,21 @@ class Spool:
         self.last_publish = time.monotonic()
         #: receiver statistics shown to readers: bad messages, frames that could not be spooled
         prev = self.root.attrs.get("receiver", {})
-        self.stats = {"bad_messages": int(prev.get("bad_messages", 0)),
-                      "spool_errors": int(prev.get("spool_errors", 0)),
-                      "starts": int(prev.get("starts", 0)) + 1,
-                      "last_errors": list(prev.get("last_errors", []))[-KEEP_ERRORS:]}
+        self.stats = {
+            "bad_messages": int(prev.get("bad_messages", 0)),
+            "spool_errors": int(prev.get("spool_errors", 0)),
+            "starts": int(prev.get("starts", 0)) + 1,
+            "last_errors": list(prev.get("last_errors", []))[-KEEP_ERRORS:],
+        }
         self._stats_dirty = True
 
     def note_error(self, kind: str, message: str) -> None:
         """Count a bad message (``kind`` "bad_messages") or a spool failure ("spool_errors")."""
         self.stats[kind] += 1
-        self.stats["last_errors"] = [*self.stats["last_errors"][-(KEEP_ERRORS - 1):],
-                                     message[:300]]
+        self.stats["last_errors"] = [
+            *self.stats["last_errors"][-(KEEP_ERRORS - 1) :],
+            message[:300],
+        ]
         self._stats_dirty = True
 
     def start(self, msg: Start) -> None:
@@ -241,8 +288,11 @@ class Spool:
     def image(self, msg: Image) -> None:
         """Spool one frame; raises ProtocolError when it cannot belong to the stream."""
         cur = self.current
-        start = self.pending_start if self.pending_start and \
-            self.pending_start.series == msg.series else None
+        start = (
+            self.pending_start
+            if self.pending_start and self.pending_start.series == msg.series
+            else None
+        )
         if cur is None and start is None and self.resumable is not None:
             if msg.series == self.resumable.series:
                 self.resumable.check(msg)
@@ -254,11 +304,15 @@ class Spool:
             if start is not None:
                 want = start.shape
                 if want is not None and msg.shape != want:
-                    raise ProtocolError(f"frame {msg.frame} is {msg.shape}, but the header of "
-                                        f"series {msg.series} announced {want}")
+                    raise ProtocolError(
+                        f"frame {msg.frame} is {msg.shape}, but the header of "
+                        f"series {msg.series} announced {want}"
+                    )
                 if start.n_images is not None and msg.frame >= start.n_images:
-                    raise ProtocolError(f"frame {msg.frame} is beyond the {start.n_images} "
-                                        f"frames the header of series {msg.series} announced")
+                    raise ProtocolError(
+                        f"frame {msg.frame} is beyond the {start.n_images} "
+                        f"frames the header of series {msg.series} announced"
+                    )
             self.close_segment()  # a new series (or a restarted detector) starts a new segment
             cur = self.current = SegmentWriter(self.root, self._next_index(), msg, start)
             self.segments.append(cur.name)
