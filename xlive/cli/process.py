@@ -413,6 +413,12 @@ def _process(args: argparse.Namespace, source) -> int:
             )
         # the analyzers are built from the configuration at the first frame
         tracker = FlagTracker(RunAggregates(cfg.aggregate), cfg.flags)
+
+        def track(block, meta):
+            # the analyzers' declared outputs (and their flags) are known once they are built
+            tracker.aggregates.declare(lp.specs)
+            tracker.update(block, meta)
+
         with (
             LiveProcessor(
                 source,
@@ -421,7 +427,7 @@ def _process(args: argparse.Namespace, source) -> int:
                 params=params,
                 config=cfg,
                 listeners=listeners,
-                history_listeners=[tracker],
+                history_listeners=[track],
                 attrs=provenance(args, cfg),
             ) as lp,
             tqdm(total=n, unit="frame", disable=args.quiet, desc="process") as bar,
@@ -668,7 +674,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cfg = apply_indexing_options(
             cfg, args, default_cell=tuple(args.unit_cell), default_budget=0.5
         )
-        source = open_run_source(run, args)  # with --geometry, --mask, --metadata
+        # with --geometry, --mask, --metadata; the demo's --detector names the simulated model
+        source = open_run_source(run, argparse.Namespace(**{**vars(args), "detector": None}))
         session = LiveSession(source, feats, config=cfg, store_attrs=provenance(args, cfg))
         # analyzers exist once the first frame does: the page then has its spot controls
         deadline = time.monotonic() + 60
