@@ -233,7 +233,7 @@ def test_cli_help_for_every_subcommand():
         (["--detector", "pilatus9m"], "invalid choice: 'pilatus9m'"),
         (["--rate", "-5"], "--rate must be >= 0"),
         (["--frames", "0"], "--frames must be >= 1"),
-        (["--hit-fraction", "1.5"], "hit-fraction must be between 0 and 1"),
+        (["--hit-fraction", "1.5"], "--hit-fraction must be <= 1, got 1.5"),
         (["--unit-cell", "1,2,3"], "--unit-cell"),
     ],
 )
