@@ -37,9 +37,9 @@ def status_text(session) -> tuple[str, str]:
     if state == "waiting":
         return "waiting", session.waiting_for() or "waiting for the run"
     if agg.frames == 0:
-        return "waiting", (
-            f"no data yet: {session.source.n_frames} frames seen, analysing the first"
-        )
+        text = f"no data yet: {session.source.n_frames} frames seen, analysing the first"
+        warning = _placeholder(session)  # a meaningless geometry is said before any data
+        return ("red", f"{warning} · {text}") if warning else ("waiting", text)
     finished = state == "finished"
     st = session.timeline.status() if finished else session.status
     rate = agg.rolling_hit_rate()[0] if not finished else agg.hit_rate
