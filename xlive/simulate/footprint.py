@@ -33,6 +33,7 @@ them), below which two Gaussians' sum has no saddle between them (one lump, not 
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 #: Mahalanobis radius of the footprint (1 - exp(-2) ≈ 86 % of the photons inside)
 FOOTPRINT_RADIUS = 2.0
@@ -140,18 +141,17 @@ def draw_photons(
     counts = rng.poisson(photons)
     chol = np.linalg.cholesky(cov)
     who = np.repeat(np.arange(len(x)), counts)
-    z = rng.standard_normal((2, len(who)))
-    c = chol[who]
-    px = np.floor(x[who] + c[:, 0, 0] * z[0] + 0.5).astype(np.int64)  # pixel j: [j-0.5, j+0.5)
-    py = np.floor(y[who] + c[:, 1, 0] * z[0] + c[:, 1, 1] * z[1] + 0.5).astype(np.int64)
+    z0, z1 = rng.standard_normal((2, len(who)))
+    # pixel j covers [j - 0.5, j + 0.5)
+    px = np.floor(x[who] + chol[:, 0, 0][who] * z0 + 0.5).astype(np.int64)
+    py = np.floor(y[who] + chol[:, 1, 0][who] * z0 + chol[:, 1, 1][who] * z1 + 0.5)
+    py = py.astype(np.int64)
     ny, nx = shape
     on = (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
     return py[on] * nx + px[on]
 
 
-def blended(
-    x: np.ndarray, y: np.ndarray, signal: np.ndarray, cov: np.ndarray, max_pairs: int = 2_000_000
-) -> np.ndarray:
+def blended(x: np.ndarray, y: np.ndarray, signal: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """True for spots with a neighbour of >= half their signal closer than the sum of the two
     widths along the line joining them (no saddle between the two: one lump)."""
     n = len(x)
@@ -159,24 +159,11 @@ def blended(
     if n < 2:
         return out
     big = np.sqrt(np.maximum(cov[:, 0, 0], cov[:, 1, 1]) + np.abs(cov[:, 0, 1]))
-    reach = 2.0 * big.max()
-    order = np.argsort(x)
-    xs = x[order]
-    # neighbours within ``reach`` along x: a sweep over the sorted positions
-    lo = np.searchsorted(xs, xs - reach, side="left")
-    hi = np.searchsorted(xs, xs + reach, side="right")
-    counts = hi - lo
-    if counts.sum() > max_pairs:
-        raise ValueError("too many spot pairs to check for blending")
-    i = np.repeat(np.arange(n), counts)
-    j = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
-    i, j = order[i], order[j]
-    keep = i != j
-    i, j = i[keep], j[keep]
+    pairs = cKDTree(np.stack([x, y], axis=1)).query_pairs(2.0 * big.max(), output_type="ndarray")
+    i = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    j = np.concatenate([pairs[:, 1], pairs[:, 0]])
     dx, dy = x[j] - x[i], y[j] - y[i]
     d = np.hypot(dx, dy)
-    close = d < reach
-    i, j, dx, dy, d = i[close], j[close], dx[close], dy[close], d[close]
     ux, uy = dx / np.maximum(d, 1e-9), dy / np.maximum(d, 1e-9)
 
     def along(k):

@@ -287,6 +287,15 @@ class Simulation:
             bg = bg + c["ice"]
         return bg
 
+    def _expected_background_flat(self, key: tuple) -> np.ndarray:
+        """:meth:`expected_background` of one kind of frame, flat, computed once."""
+        cache = self.__dict__.setdefault("_expected_cache", {})
+        if key not in cache:
+            jet_on, ice, laser_on = key
+            bg = self.expected_background(jet_on=jet_on, ice=ice, laser_on=laser_on)
+            cache[key] = bg.reshape(-1)
+        return cache[key]
+
     def _backgrounds(self, key: tuple) -> list[np.ndarray]:
         if key not in self._bg_cache and self._gather is not None:
             self._bg_cache[key] = self._integrating_backgrounds(key)
@@ -513,6 +522,7 @@ class Simulation:
         signal, background = np.zeros(n), np.zeros(n)
         npix = np.zeros(n, np.int32)
         pulse = self.pulse_scale(k)
+        expected_bg = self._expected_background_flat((truth.jet_on, truth.ice, truth.laser_on))
         for idx, flat, lam, ok in footprint.footprints(
             spots["x"], spots["y"], spots["photons"], cov, g.shape
         ):
@@ -520,9 +530,7 @@ class Simulation:
             signal[idx] = np.where(fp, lam, 0.0).sum(axis=1)
             npix[idx] = fp.sum(axis=1)
             rows = np.broadcast_to(np.arange(len(idx))[:, None], fp.shape)[fp]
-            b = self.expected_background(
-                jet_on=truth.jet_on, ice=truth.ice, laser_on=truth.laser_on, at=flat[fp]
-            )
+            b = expected_bg[flat[fp]]
             background[idx] = np.bincount(rows, weights=b * pulse, minlength=len(idx))
         hits = footprint.draw_photons(rng, spots["x"], spots["y"], spots["photons"], cov, g.shape)
         hits = hits[~self._mask_flat[hits]]
