@@ -80,34 +80,48 @@ def _pulses_first(arr: np.ndarray, block: int = 8) -> np.ndarray:
     return out if arr.ndim == 4 else out[:, 0]
 
 
-def train_frames(data: dict, key: str = "image.data") -> tuple[np.ndarray, np.ndarray]:
+def _is_online(arr: np.ndarray, n: int, layout: str | None = None) -> bool:
+    """Is ``arr`` in the online layout ``(m?, fs, ss, p)`` rather than ``(p, m?, ss, fs)``?
+
+    Told by which axis has the pulse count; when both do (as many modules as pulses), by the
+    stream's ``layout`` seen so far, else online (a last axis of fs pixels rarely equals it).
+    """
+    last, first = arr.ndim >= 3 and arr.shape[-1] == n, arr.shape[0] == n
+    if last and first:
+        return layout != "file"
+    if not (last or first):
+        raise SourceError(f"cannot tell the pulse axis of image data {arr.shape} with {n} pulses")
+    return last
+
+
+def train_frames(
+    data: dict, key: str = "image.data", layout: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(frames (n, modules * ss, fs), pulse ids)`` of one source's train data, C-contiguous
     (the file layout is used as received, without a copy; the online layout is copied once)."""
     arr = np.asarray(data[key])
     pulses = np.asarray(data.get("image.pulseId", np.arange(1)), np.uint64).ravel()
     n = pulses.size
-    if arr.ndim >= 3 and arr.shape[-1] == n and arr.shape[0] != n:  # online: (m?, fs, ss, p)
+    if _is_online(arr, n, layout):  # (m?, fs, ss, p)
         arr = _pulses_first(arr)  # (p, m?, ss, fs)
-    elif arr.shape[0] != n:
-        raise SourceError(f"cannot tell the pulse axis of {key} {arr.shape} with {n} pulse ids")
     if arr.ndim == 4:  # modules stacked along the slow scan
         arr = arr.reshape(n, arr.shape[1] * arr.shape[2], arr.shape[3])
     return np.ascontiguousarray(arr), pulses
 
 
-def _pieces(arr: np.ndarray, n: int) -> tuple[str, list[np.ndarray], tuple[int, int]]:
+def _pieces(
+    arr: np.ndarray, n: int, layout: str | None = None
+) -> tuple[str, list[np.ndarray], tuple[int, int]]:
     """``(layout, pieces, frame shape)`` of a train's image array with ``n`` pulses.
 
     Online layout ``(m?, fs, ss, p)``: one piece per module, ``(fs, ss, p)`` (contiguous
     slices of what was received); file layout ``(p, m?, ss, fs)``: one piece, the whole train
     as ``(p, m * ss, fs)``. Frames are ``(m * ss, fs)``, modules stacked along the slow scan.
     """
-    if arr.ndim >= 3 and arr.shape[-1] == n and arr.shape[0] != n:
+    if _is_online(arr, n, layout):
         mods = arr if arr.ndim == 4 else arr[None]
         m, nf, ns, _ = mods.shape
         return "online", [mods[j] for j in range(m)], (m * ns, nf)
-    if arr.shape[0] != n:
-        raise SourceError(f"cannot tell the pulse axis of image data {arr.shape} with {n} pulses")
     frames = arr.reshape(n, -1, arr.shape[-1])
     return "file", [frames], frames.shape[1:]
 
@@ -282,7 +296,7 @@ class KaraboReceiver:
         tid = int(meta.get(src, {}).get("timestamp.tid", data[src].get("image.trainId", [0])[0]))
         received = np.asarray(data[src][self.key])
         pulses = np.asarray(data[src].get("image.pulseId", np.arange(1)), np.uint64).ravel()
-        layout, pieces, frame_shape = _pieces(received, pulses.size)
+        layout, pieces, frame_shape = _pieces(received, pulses.size, self._layout)
         if self._group is None:
             self._create(layout, (pulses.size, *frame_shape), pieces[0].shape, received.dtype, src)
         if self.last_train is not None and tid > self.last_train + 1:
@@ -315,7 +329,7 @@ class KaraboReceiver:
             self._write_chunk(TRAIN_ID, f"c.{k}", tids)
             self._write_chunk(PULSE_ID, f"c.{k}", pids)
         else:  # a train of another length or layout: through zarr (chunks rewritten, slower)
-            frames, _ = train_frames(data[src], self.key)
+            frames, _ = train_frames(data[src], self.key, layout)
             arr[n0:n1] = frames
             self._arrays[TRAIN_ID][n0:n1] = tids
             self._arrays[PULSE_ID][n0:n1] = pids
