@@ -269,7 +269,7 @@ class KaraboReceiver:
             try:
                 item = self._queue.get(timeout=self.publish_interval)
             except queue.Empty:
-                self.publish()
+                self._publish_safely()
                 continue
             if item is _STOP:
                 break
@@ -283,9 +283,15 @@ class KaraboReceiver:
                 self._queued -= nbytes
                 self._room.notify()
             if time.monotonic() - last_publish >= self.publish_interval:
-                self.publish()
+                self._publish_safely()
                 last_publish = time.monotonic()
-        self.publish()
+        self._publish_safely()
+
+    def _publish_safely(self) -> None:
+        try:
+            self.publish()
+        except Exception as exc:  # e.g. the interpreter shutting down under a daemon thread
+            self.errors.append(f"publishing: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ writing
     def _train(self, data: dict, meta: dict) -> None:
