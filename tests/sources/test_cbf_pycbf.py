@@ -157,3 +157,30 @@ def test_without_pycbf_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pycbf", None)  # import pycbf now raises ImportError
     with pytest.raises(SourceError, match=r"pip install 'xlive\[cbf\]'"):
         open_source(tmp_path / "p.cbf")
+
+
+def test_multi_panel_cbf_folder_analyses_without_a_geometry_file(tmp_path):
+    # five 3 x 3 spots on three panels: found where they were put, with the d-spacing of
+    # their position as the header's axes place it (computed here from the axes directly)
+    shapes, corners = [(64, 96), (64, 96), (48, 80)], [(-4.0, 3.0), (0.3, 3.0), (-2.5, -1.9)]
+    rng = np.random.default_rng(0)
+    arrs = [rng.poisson(10, s).astype(np.int32) for s in shapes]
+    spots = [(0, 20, 30), (1, 40, 10), (2, 25, 60), (0, 50, 80), (2, 10, 5)]  # panel, row, col
+    for k, r, c in spots:
+        arrs[k][r - 1 : r + 2, c - 1 : c + 2] += 300
+    write_cbf(tmp_path / "a_000.cbf", arrs, corners_mm=corners, distance_mm=100.0)
+    from xlive.analyzers import FrameAnalyzer
+
+    src = open_source(tmp_path)
+    src.refresh()
+    out = FrameAnalyzer(src.geometry)(src.read_frame(0)[None])
+    assert out["n_spots"][0] == len(spots)
+    found = np.stack([out["peak_x"][0], out["peak_y"][0], out["peak_d"][0]], 1)
+    found = found[np.isfinite(found[:, 0])]
+    rows0 = np.cumsum([0] + [s[0] for s in shapes])
+    for k, r, c in spots:
+        x, y = corners[k][0] + (c + 0.5) * PX, corners[k][1] - (r + 0.5) * PX  # imgCIF mm
+        d = 1.0 / (2 * np.sin(np.arctan(np.hypot(x, y) / 100.0) / 2))
+        hit = found[np.hypot(found[:, 0] - c, found[:, 1] - (rows0[k] + r)) < 0.5]
+        assert len(hit) == 1, (k, r, c, found)
+        assert hit[0, 2] == pytest.approx(d, rel=2e-3)
