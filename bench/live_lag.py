@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -145,6 +146,12 @@ def main() -> None:
     client.cluster.close()
 
 
+def _cpu(who) -> float:
+    """User + system CPU seconds of this process (all threads) or of its waited-for children."""
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -197,6 +204,7 @@ def replay(args, client, analyzers, reducers, run: Path, feats: Path) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    cpu0 = _cpu(resource.RUSAGE_SELF)
     with LiveProcessor(
         src, feats, client=client, params=params, analyzers=analyzers, reducers=reducers
     ) as lp:
@@ -212,8 +220,11 @@ def replay(args, client, analyzers, reducers, run: Path, feats: Path) -> None:
                 break
         lags = np.asarray(lp.stats.lags)
         ages = np.asarray(lp.stats.ages)
+    cpu = _cpu(resource.RUSAGE_SELF) - cpu0
     src.close()
-    print(f"sender: {sender.communicate()[0].strip()}")
+    sent = sender.communicate()[0].strip()
+    sender_cpu = _cpu(resource.RUSAGE_CHILDREN)  # the simulator's and the sender's
+    print(f"sender: {sent}")
     status = FeatureStore.open(feats).status()
     done, skipped = int(np.sum(status == DONE)), int(np.sum(status == SKIPPED))
     print(
@@ -231,6 +242,14 @@ def replay(args, client, analyzers, reducers, run: Path, feats: Path) -> None:
         print(
             f"age (s), sent -> stored: median {np.median(ages):.2f}, "
             f"p95 {np.percentile(ages, 95):.2f}, max {ages.max():.2f}"
+        )
+    if done:
+        per = cpu / done
+        print(
+            f"CPU of the live process (receiver, read + decompress, analysis, reducers, store): "
+            f"{per * 1e3:.1f} ms per computed frame -> at most {(os.cpu_count() or 1) / per:.0f} Hz "
+            f"on this machine's {os.cpu_count()} cores if nothing else ran; simulator + sender "
+            f"processes together: {sender_cpu:.1f} s CPU"
         )
     print(f"computed={done}/{args.frames} p95_lag={p95:.2f}s")
 
