@@ -9,6 +9,10 @@ geometry, analyzers, dask cluster, numba kernels loaded from its on-disk cache),
 as soon as the server says it is serving, and waits until the hit-rate strip chart holds a
 frame. The first round also fills numba's cache if it is cold; the figure asked for is with a
 warm cache, so the last line reports the later rounds (the best and the median).
+
+``--phases`` first times the start-up's phases in a fresh interpreter (imports, opening the run,
+geometry maps, analyzers, first numba call, dask client, first frame analysed), to show where
+the seconds go.
 """
 
 from __future__ import annotations
@@ -26,6 +30,40 @@ FIRST_FRAME = (
     "() => window.Bokeh && Bokeh.documents.length > 0 && "
     "Bokeh.documents[0].get_model_by_name('hit_rate_source').data.frame.length > 0"
 )
+
+
+PHASES = r"""
+import sys, time
+t = time.perf_counter()
+def tick(name):
+    global t
+    n = time.perf_counter()
+    print(f"  {name:44s} {n - t:6.2f} s", flush=True)
+    t = n
+import numpy; tick("import numpy")
+import xlive.cli.main; tick("import xlive.cli.main")
+from xlive.engine.session import LiveSession; tick("import engine (dask, distributed, zarr, ...)")
+from xlive.views.app import serve_session; tick("import views (bokeh)")
+from xlive.registry import open_source
+src = open_source(sys.argv[1]); tick("open the run")
+g = src.geometry; g.maps.q; tick("geometry maps")
+import numba; from xlive.analyzers._kernels.runs import pixel_runs
+pixel_runs(numpy.zeros((2, 2), numpy.int16)); tick("first numba call (cache load)")
+from xlive.analyzers import default_analyzers
+an = default_analyzers(g); tick("build analyzers")
+from xlive.engine.cluster import default_client
+client = default_client(); tick("start the dask client")
+f = src.reader.read_one(0); tick("read frame 0")
+for a in an: a(f[None])
+tick("analyse frame 0")
+client.close(); client.cluster.close()
+"""
+
+
+def phases(run: Path) -> None:
+    """Time the start-up phases in a fresh interpreter (see the module docstring)."""
+    print("start-up phases in a fresh interpreter:", flush=True)
+    subprocess.run([sys.executable, "-c", PHASES, str(run)], check=True)
 
 
 def free_port() -> int:
@@ -77,6 +115,7 @@ def main(argv=None) -> None:
     ap.add_argument("--run", help="an existing run to serve (default: simulate one)")
     ap.add_argument("--repeat", type=int, default=3, help="rounds (the first may warm caches)")
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--phases", action="store_true", help="also time the start-up's phases")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -100,6 +139,8 @@ def main(argv=None) -> None:
                 ],
                 check=True,
             )
+        if args.phases:
+            phases(run)
         firsts = []
         with sync_playwright() as p:
             browser = p.chromium.launch(
