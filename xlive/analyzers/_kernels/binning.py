@@ -200,6 +200,10 @@ def clipped_stats(hist, ovf, vmin, width, offset, clip, min_excess, max_iter, me
     edge = vmin + top * width
     for r in range(n_rings):
         kb = top  # value bins kept
+        # bins above the last filled one add nothing: the sums below stop there
+        last = top - 1
+        while last >= 0 and hist[r, last] == 0:
+            last -= 1
         with_ovf = True
         m = np.nan
         s = np.nan
@@ -208,7 +212,7 @@ def clipped_stats(hist, ovf, vmin, width, offset, clip, min_excess, max_iter, me
             n = 0.0
             s1 = 0.0
             s2 = 0.0
-            for k in range(kb):
+            for k in range(min(kb, last + 1)):
                 c = hist[r, k]
                 if c:
                     val = vmin + (k + offset) * width
