@@ -15,7 +15,9 @@ Goals (issues 5 and 16) are for --detector eiger4m on a 2-core machine.
 (``python -m xlive.sources.stream.sender --zarr``) and replayed over the Eiger stream (V1,
 zeromq on 127.0.0.1) at ``--rate``; the live loop receives them as ``xlive process --live
 tcp://...`` does (receiver thread spooling to Zarr, read and decompressed on the workers,
-analysed, stored). Lag runs from the moment a poll of the spool first sees a frame to its
+analysed, stored); the receiver runs as its own process (``--receiver process``, the
+default; ``python -m xlive.sources.stream.receiver``) or as a thread of the live process
+(``--receiver thread``, as ``xlive process --live tcp://...`` starts it). Lag runs from the moment a poll of the spool first sees a frame to its
 features stored; the age runs from the sender's timestamp (the moment it sent the frame).
 The last line is ``computed=N/M p95_lag=X.XXs`` (N frames computed live of M sent).
 """
@@ -40,6 +42,7 @@ from xlive.engine.live import LiveParams, LiveProcessor, default_client, fill_in
 from xlive.engine.store import DONE, SKIPPED, FeatureStore
 from xlive.simulate import SimParams, Simulation
 from xlive.sources import open_source
+from xlive.sources.stream.receiver import StreamSource
 
 
 def main() -> None:
@@ -56,6 +59,18 @@ def main() -> None:
         help="replay frames encoded once over the Eiger stream (instead of simulating each)",
     )
     ap.add_argument("--distinct", type=int, default=8, help="--replay: distinct frames cycled")
+    ap.add_argument(
+        "--replay-run",
+        help="--replay: an `xlive simulate` run whose frames to replay (default: simulate "
+        "--distinct frames of --detector)",
+    )
+    ap.add_argument(
+        "--receiver",
+        choices=("process", "thread"),
+        default="process",
+        help="--replay: the stream receiver in its own process (python -m "
+        "xlive.sources.stream.receiver) or as a thread of the live process",
+    )
     args = ap.parse_args()
     sim = Simulation(SimParams(detector=args.detector))
     client = default_client()
@@ -160,6 +175,18 @@ def free_port() -> int:
 
 def replay(args, client, analyzers, reducers, run: Path, feats: Path) -> None:
     """The ``--replay`` mode (see the module docstring)."""
+    if args.replay_run:
+        run = Path(args.replay_run)
+        if not (run / "run.zarr").exists():
+            raise SystemExit(f"--replay-run {run}: no run.zarr inside (an `xlive simulate` run)")
+    else:
+        _simulate(args, run)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    spool = feats.parent / "spool.zarr"
+    _replay(args, client, analyzers, reducers, run, feats, address, spool)
+
+
+def _simulate(args, run: Path) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -177,9 +204,32 @@ def replay(args, client, analyzers, reducers, run: Path, feats: Path) -> None:
         ],
         check=True,
     )
-    address = f"tcp://127.0.0.1:{free_port()}"
-    # the live loop (and its receiver) first, as at a beamline; the sender then paces itself
-    src = open_source(address, spool=run.parent / "spool.zarr")
+
+
+def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> None:
+    # the receiver and the live loop first, as at a beamline; the sender then paces itself
+    receiver = None
+    if args.receiver == "process":
+        # its own process: in a thread it shares the live process's GIL with the driver and
+        # the workers and falls behind at 100 Hz (frames queue up in zeromq)
+        receiver = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "xlive.sources.stream.receiver",
+                address,
+                str(spool),
+                "--series",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        while not (spool / "zarr.json").exists():
+            time.sleep(0.02)
+        src = StreamSource(None, spool=spool, receive=False)
+    else:
+        src = open_source(address, spool=spool)
     params = LiveParams(latency_budget=args.budget, adaptive=not args.no_sampling)
     sender = subprocess.Popen(
         [
@@ -223,7 +273,9 @@ def replay(args, client, analyzers, reducers, run: Path, feats: Path) -> None:
     cpu = _cpu(resource.RUSAGE_SELF) - cpu0
     src.close()
     sent = sender.communicate()[0].strip()
-    sender_cpu = _cpu(resource.RUSAGE_CHILDREN)  # the simulator's and the sender's
+    if receiver is not None:
+        print(f"receiver process: {receiver.communicate(timeout=60)[0].strip()}")
+    others_cpu = _cpu(resource.RUSAGE_CHILDREN)  # the simulator, the sender (and receiver)
     print(f"sender: {sent}")
     status = FeatureStore.open(feats).status()
     done, skipped = int(np.sum(status == DONE)), int(np.sum(status == SKIPPED))
@@ -246,10 +298,11 @@ def replay(args, client, analyzers, reducers, run: Path, feats: Path) -> None:
     if done:
         per = cpu / done
         print(
-            f"CPU of the live process (receiver, read + decompress, analysis, reducers, store): "
-            f"{per * 1e3:.1f} ms per computed frame -> at most {(os.cpu_count() or 1) / per:.0f} Hz "
-            f"on this machine's {os.cpu_count()} cores if nothing else ran; simulator + sender "
-            f"processes together: {sender_cpu:.1f} s CPU"
+            f"CPU of the live process (read + decompress, analysis, reducers, store"
+            f"{', receiver thread' if receiver is None else ''}): {per * 1e3:.1f} ms per computed "
+            f"frame -> at most {(os.cpu_count() or 1) / per:.0f} Hz on this machine's "
+            f"{os.cpu_count()} cores if nothing else ran; child processes (simulator, sender"
+            f"{', receiver' if receiver is not None else ''}): {others_cpu:.1f} s CPU"
         )
     print(f"computed={done}/{args.frames} p95_lag={p95:.2f}s")
 
