@@ -46,7 +46,7 @@ class SpotParams:
     #: ``pixel_snr``)
     method: str = "integrated"
     #: integrated SNR a 3x3, 6x6 or 9x9 pixel window must reach to be looked at ("integrated")
-    detect_snr: float = 4.0
+    detect_snr: float = 5.0
     #: a pixel is in a spot's footprint when the sum over its 3x3 neighbourhood reaches this
     #: many background sigmas ("integrated")
     floor_snr: float = 2.0
