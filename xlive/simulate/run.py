@@ -164,7 +164,7 @@ def write_run(
     _write_json(out / RUN_FILE, description)
     sim.prepare()  # noisy backgrounds first: no CPU burst once frames are flowing
     writer = _make_writer(fmt, out, name, sim, frames, frames_per_file, frame_time)
-    truth = TruthWriter(out / "truth.zarr", params.to_dict())
+    truth = TruthWriter(out / "truth.zarr", params.to_dict(), hot_pixels=sim.hot_pixel_truth)
     csv = None if fmt == "zarr" else open(out / "metadata.csv", "w")  # noqa: SIM115
     if csv:
         csv.write("frame,frame_number,timestamp,laser_on,pulse_energy\n")
