@@ -5,14 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xlive.analyzers._kernels.blocks import (
-    block_rings,
-    block_seeds,
-    block_seeds_ref,
-    block_shape,
-    block_sums,
-    block_sums_ref,
-)
 from xlive.analyzers._kernels.binning import (
     bin_sums,
     bin_sums_ref,
@@ -23,10 +15,20 @@ from xlive.analyzers._kernels.binning import (
     ring_histograms_int,
     ring_histograms_ref,
 )
+from xlive.analyzers._kernels.blocks import (
+    block_rings,
+    block_seeds,
+    block_seeds_ref,
+    block_shape,
+    block_sums,
+    block_sums_ref,
+    local_background,
+    local_background_ref,
+)
 from xlive.analyzers._kernels.neighbours import nearest_distances, nearest_distances_ref
 from xlive.analyzers._kernels.peaks import find_peaks, find_peaks_ref, pixels_above
-from xlive.analyzers._kernels.watershed import dilate_blocks, find_spots, find_spots_ref
 from xlive.analyzers._kernels.runs import PixelRuns, pixel_runs, run_sums, runs_apply
+from xlive.analyzers._kernels.watershed import dilate_blocks, find_spots, find_spots_ref
 from xlive.analyzers.base import valid_range
 from xlive.geometry import Geometry
 
@@ -389,8 +391,11 @@ def test_block_sums_and_seeds_match_reference(case):
     mean[-1] = np.nan  # a ring without statistics
     br = block_rings(rings)
     seeds = np.zeros(nb, np.uint8)
-    count = block_seeds(bsum, bn, br, mean, var, 1.0, 4.0, seeds)
-    ref = block_seeds_ref(bsum, bn, br, mean, var, 1.0, 4.0)
+    resid = np.zeros((3, 3))
+    local_background(bsum, bn, br, mean, 8, 2.5, resid)
+    np.testing.assert_allclose(resid, local_background_ref(bsum, bn, br, mean, 8, 2.5))
+    count = block_seeds(bsum, bn, br, mean, resid, 8, var, 1.0, 4.0, seeds)
+    ref = block_seeds_ref(bsum, bn, br, mean, resid, 8, var, 1.0, 4.0)
     np.testing.assert_array_equal(seeds, ref)
     assert count == ref.sum() > 0
 
@@ -406,7 +411,8 @@ def test_block_rings_take_the_central_unmasked_pixel():
 @pytest.mark.parametrize("case", ["spots", "zinger", "gaps", "empty"])
 @pytest.mark.parametrize("gain", [1.0, 2.0])
 @pytest.mark.parametrize("single_frac", [0.9, 1.01])
-def test_find_spots_matches_reference(case, gain, single_frac):
+@pytest.mark.parametrize("h, split", [(1, (0.0, 0.03)), (2, (0.0, 0.03)), (2, (2.0, 0.1))])
+def test_find_spots_matches_reference(case, gain, single_frac, h, split):
     frame, mask = _spot_frame("spots" if case == "empty" else case)
     if case == "empty":
         frame[:] = 0
@@ -419,13 +425,16 @@ def test_find_spots_matches_reference(case, gain, single_frac):
     blocks = np.zeros(nb, np.uint8)
     blocks[1:-2, 2:] = 1  # most of the frame, not all
     blocks = dilate_blocks(blocks)
-    args = (frame, rings, mean, var, lo, hi, blocks, 3, gain, 2.0, 3.0, 0.1, 5.0, single_frac)
+    yy, xx = np.indices((4, 4))
+    resid = 0.1 * gain * (yy - xx)  # a tilted leftover background in boxes of 18 px
+    args = (frame, rings, mean, resid, 18, var, lo, hi, blocks, 3, h, gain, 2.0, *split, 5.0)
+    args = (*args, single_frac)
     out = np.empty((50, 7))
     found = find_spots(*args, 1, 1000, out)
     ref = find_spots_ref(*args, 1, 1000)
     assert found == len(ref)
     np.testing.assert_allclose(out[:found], ref, rtol=1e-9, atol=1e-9)
-    if case == "spots":
+    if case == "spots" and split[0] == 0:
         assert found == 4  # sharp, broad, and both of the close pair: each once
     if case == "zinger":  # the lone bright pixel is no spot unless allowed
         assert found == (0 if single_frac < 1 else 1)

@@ -25,13 +25,19 @@ from ..conventions import D_UNITS, FRAME, ICE_D_SPACINGS, PEAK
 from ..errors import AnalyzerError
 from ..geometry.core import Geometry
 from ..validate import check_fields
-from ._kernels.blocks import BLOCK, block_rings, block_seeds, block_shape, block_sums
+from ._kernels.blocks import (
+    BLOCK,
+    block_rings,
+    block_seeds,
+    block_shape,
+    block_sums,
+    local_background,
+)
 from ._kernels.peaks import find_peaks, merge_close_peaks, pixels_above
 from ._kernels.watershed import dilate_blocks, find_spots
 from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .rings import RingBinning
 from .spot_stats import SpotStatsParams, spot_feature_specs, spot_features
-
 
 #: spot-finding methods of :class:`SpotParams`
 METHODS = ("integrated", "threshold")
@@ -47,14 +53,21 @@ class SpotParams:
     method: str = "integrated"
     #: integrated SNR a 3x3, 6x6 or 9x9 pixel window must reach to be looked at ("integrated")
     detect_snr: float = 5.0
-    #: a pixel is in a spot's footprint when the sum over its 3x3 neighbourhood reaches this
-    #: many background sigmas ("integrated")
+    #: edge (pixels, a multiple of 3) of the boxes in which the background left over by the
+    #: ring means (beam-stop shadows, diffuse blobs) is measured and removed; 0: ring means
+    #: only ("integrated")
+    bg_box: int = 24
+    #: half-width (pixels) of the local sums G the watershed runs on: 1 for 3x3, 2 for 5x5
+    #: ("integrated")
+    smooth: int = 2
+    #: a pixel is in a spot's footprint when its local sum G reaches this many background
+    #: sigmas ("integrated")
     floor_snr: float = 2.0
     #: two peaks are two spots when the lower one stands above the saddle between them by
     #: split_snr sigmas of that difference ...
-    split_snr: float = 3.0
+    split_snr: float = 0.0
     #: ... and by this fraction of its height ("integrated")
-    split_frac: float = 0.1
+    split_frac: float = 0.03
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
@@ -131,6 +144,8 @@ class SpotParams:
                 "floor_snr": (0, None),
                 "split_snr": (0, None),
                 "split_frac": (0, 1),
+                "smooth": (1, BLOCK),
+                "bg_box": (0, 100000),
             },
         )
         if self.method not in METHODS:
@@ -350,18 +365,27 @@ class SpotFinder:
         bsum = np.zeros(nb)
         bn = np.zeros(nb, np.int32)
         block_sums(frame, self.binning.rings, lo, hi, BLOCK, bsum, bn)
+        sb = max(p.bg_box // BLOCK, 1)
+        resid = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb)))
+        if p.bg_box > 0:
+            local_background(bsum, bn, self.block_rings, mean, sb, 2.5, resid)
         seeds = np.zeros(nb, np.uint8)
-        block_seeds(bsum, bn, self.block_rings, mean, var, self.gain, p.detect_snr, seeds)
+        block_seeds(
+            bsum, bn, self.block_rings, mean, resid, sb, var, self.gain, p.detect_snr, seeds
+        )
         out = np.empty((p.max_found, 7))
         n = find_spots(
             frame,
             self.binning.rings,
             mean,
+            resid,
+            sb * BLOCK,
             var,
             lo,
             hi,
             dilate_blocks(seeds),
             BLOCK,
+            p.smooth,
             self.gain,
             p.floor_snr,
             p.split_snr,

@@ -92,13 +92,14 @@ def _snr(net, var, gain):
 
 
 @numba.njit(**_JIT)
-def block_seeds(bsum, bn, bring, mean, var, gain, detect_snr, seeds):
+def block_seeds(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr, seeds):
     """Mark in ``seeds`` (uint8, zeroed) the blocks of every window whose integrated SNR
     reaches ``detect_snr``; returns the number of seeded blocks.
 
     Windows: each block alone, the 2 x 2 blocks starting at it (all four marked), the 3 x 3
     blocks centred on it (the centre marked). ``mean``/``var``: background per pixel of each
-    ring (ADU, ADU**2); blocks of rings without statistics (NaN) count as empty.
+    ring (ADU, ADU**2), plus ``resid`` per box of ``sb x sb`` blocks (:func:`local_background`);
+    blocks of rings without statistics (NaN) count as empty.
     """
     nby, nbx = bsum.shape
     net = np.zeros((nby, nbx))
@@ -108,7 +109,7 @@ def block_seeds(bsum, bn, bring, mean, var, gain, detect_snr, seeds):
             r = bring[bi, bj]
             if r < 0 or bn[bi, bj] == 0:
                 continue
-            m = mean[r]
+            m = mean[r] + resid[bi // sb, bj // sb]
             s = var[r]
             if not (np.isfinite(m) and np.isfinite(s)):
                 continue
@@ -142,10 +143,11 @@ def block_seeds(bsum, bn, bring, mean, var, gain, detect_snr, seeds):
     return n
 
 
-def block_seeds_ref(bsum, bn, bring, mean, var, gain, detect_snr):
+def block_seeds_ref(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr):
     """Numpy reference of :func:`block_seeds` (window sums by slicing): the seed array."""
     r = np.maximum(bring, 0)
-    m, s = mean[r], var[r]
+    yy, xx = np.indices(bsum.shape)
+    m, s = mean[r] + resid[yy // sb, xx // sb], var[r]
     use = (bring >= 0) & (bn > 0) & np.isfinite(m) & np.isfinite(s)
     net = np.where(use, bsum - bn * np.where(use, m, 0.0), 0.0)
     nv = np.where(use, bn * np.where(use, s, 0.0), 0.0)
@@ -174,3 +176,82 @@ def block_seeds_ref(bsum, bn, bring, mean, var, gain, detect_snr):
     )
     seeds[1:-1, 1:-1] |= snr(t3, w3) >= detect_snr
     return seeds.astype(np.uint8)
+
+
+@numba.njit(**_JIT)
+def local_background(bsum, bn, bring, mean, s, clip, resid):
+    """Per box of ``s x s`` blocks, the background left over by the ring means: the clipped
+    mean of its blocks' ``bsum / bn - mean[ring]`` (weighted by ``bn``; three passes, each
+    dropping blocks above ``mean + clip * sd`` of the blocks, i.e. spots). Written into
+    ``resid`` (``ceil(nby / s) x ceil(nbx / s)``); 0 where fewer than a quarter of the box's
+    pixels are valid.
+    """
+    nby, nbx = bsum.shape
+    nry, nrx = resid.shape
+    vals = np.empty(s * s)
+    wts = np.empty(s * s)
+    full = s * s * np.max(bn) if bn.size else 0
+    for ri in range(nry):
+        for rj in range(nrx):
+            n = 0
+            for bi in range(ri * s, min(ri * s + s, nby)):
+                for bj in range(rj * s, min(rj * s + s, nbx)):
+                    r = bring[bi, bj]
+                    if r < 0 or bn[bi, bj] == 0 or not np.isfinite(mean[r]):
+                        continue
+                    vals[n] = bsum[bi, bj] / bn[bi, bj] - mean[r]
+                    wts[n] = bn[bi, bj]
+                    n += 1
+            wsum = 0.0
+            for k in range(n):
+                wsum += wts[k]
+            if n == 0 or 4 * wsum < full:
+                resid[ri, rj] = 0.0
+                continue
+            limit = np.inf
+            m = 0.0
+            for _ in range(3):
+                sw = 0.0
+                sv = 0.0
+                for k in range(n):
+                    if vals[k] <= limit:
+                        sw += wts[k]
+                        sv += wts[k] * vals[k]
+                if sw == 0:
+                    break
+                m = sv / sw
+                ss = 0.0
+                nk = 0
+                for k in range(n):
+                    if vals[k] <= limit:
+                        ss += (vals[k] - m) ** 2
+                        nk += 1
+                limit = m + clip * np.sqrt(ss / nk)
+            resid[ri, rj] = m
+
+
+def local_background_ref(bsum, bn, bring, mean, s, clip):
+    """Numpy reference of :func:`local_background`: the ``resid`` array."""
+    nby, nbx = bsum.shape
+    nry, nrx = -(-nby // s), -(-nbx // s)
+    out = np.zeros((nry, nrx))
+    full = s * s * bn.max() if bn.size else 0
+    for ri in range(nry):
+        for rj in range(nrx):
+            sl = (slice(ri * s, ri * s + s), slice(rj * s, rj * s + s))
+            r, n, t = bring[sl], bn[sl], bsum[sl]
+            m = mean[np.maximum(r, 0)]
+            ok = (r >= 0) & (n > 0) & np.isfinite(m)
+            if not ok.any() or 4 * n[ok].sum() < full:
+                continue
+            v = t[ok] / n[ok] - m[ok]
+            w = n[ok].astype(float)
+            keep = np.ones(v.size, bool)
+            mu = 0.0
+            for _ in range(3):
+                if not keep.any():
+                    break
+                mu = np.sum(w[keep] * v[keep]) / np.sum(w[keep])
+                keep = v <= mu + clip * np.sqrt(np.mean((v[keep] - mu) ** 2))
+            out[ri, rj] = mu
+    return out

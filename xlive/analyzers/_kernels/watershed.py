@@ -38,8 +38,9 @@ COLUMNS = ("x", "y", "intensity", "npix", "snr", "background", "max")
 
 
 @numba.njit(inline="always", **_JIT)
-def _net(frame, rings, mean, lo, hi, i, j):
-    """``(N, valid)`` of pixel (i, j): its value minus its ring's background."""
+def _net(frame, rings, mean, resid, sbs, lo, hi, i, j):
+    """``(N, valid)`` of pixel (i, j): its value minus its background (its ring's mean plus
+    the local residual of its box of ``sbs`` pixels)."""
     r = rings[i, j]
     if r < 0:
         return 0.0, False
@@ -49,11 +50,11 @@ def _net(frame, rings, mean, lo, hi, i, j):
     m = mean[r]
     if not np.isfinite(m):
         return 0.0, False
-    return np.float64(v) - m, True
+    return np.float64(v) - (m + resid[i // sbs, j // sbs]), True
 
 
 @numba.njit(**_JIT)
-def _local_sum(frame, rings, mean, lo, hi, i, j):
+def _local_sum(frame, rings, mean, resid, sbs, lo, hi, i, j):
     """Sum of N over the valid pixels of the 3 x 3 neighbourhood, and their count."""
     ny, nx = frame.shape
     g = 0.0
@@ -64,7 +65,7 @@ def _local_sum(frame, rings, mean, lo, hi, i, j):
         for jj in range(j - 1, j + 2):
             if jj < 0 or jj >= nx:
                 continue
-            v, ok = _net(frame, rings, mean, lo, hi, ii, jj)
+            v, ok = _net(frame, rings, mean, resid, sbs, lo, hi, ii, jj)
             if ok:
                 g += v
                 n += 1
@@ -97,11 +98,14 @@ def find_spots(
     frame,
     rings,
     mean,
+    resid,
+    sbs,
     var,
     lo,
     hi,
     blocks,
     b,
+    h,
     gain,
     floor_snr,
     split_snr,
@@ -122,16 +126,18 @@ def find_spots(
     growth reads memory that is close by.
     """
     slot, cand, ci, cj, gval, nloc = _footprint(
-        frame, rings, mean, var, lo, hi, blocks, b, floor_snr
+        frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr
     )
     order = _region_order(cand, ci, cj, gval, slot, b, rings.shape[0], rings.shape[1])
     parent, peak = _grow(
-        cand, ci, cj, gval, order, slot, rings, var, b, gain, split_snr, split_frac
+        cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac
     )
     return _measure(
         frame,
         rings,
         mean,
+        resid,
+        sbs,
         var,
         lo,
         hi,
@@ -153,7 +159,7 @@ def find_spots(
 
 
 @numba.njit(**_JIT)
-def _footprint(frame, rings, mean, var, lo, hi, blocks, b, floor_snr):
+def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr):
     """Slots of the marked blocks; the footprint pixels in raster order (local index, row,
     column, G) and N of every pixel of the marked blocks."""
     ny, nx = frame.shape
@@ -167,42 +173,45 @@ def _footprint(frame, rings, mean, var, lo, hi, blocks, b, floor_snr):
                 slot[bi, bj] = ns
                 ns += 1
     bb = b * b
-    # N and G of every pixel of the marked blocks, from a (b + 2)^2 patch of N per block
+    # N and G of every pixel of the marked blocks, from a (b + 2h)^2 patch of N per block
     nloc = np.zeros(ns * bb)
     gloc = np.zeros(ns * bb)
     infp = np.zeros(ns * bb, np.bool_)
-    pn = np.zeros((b + 2, b + 2))
-    pok = np.zeros((b + 2, b + 2), np.bool_)
+    w = b + 2 * h
+    pn = np.zeros((w, w))
+    pok = np.zeros((w, w), np.bool_)
     nfp = 0
     for bi in range(nby):
         for bj in range(nbx):
             s = slot[bi, bj]
             if s < 0:
                 continue
-            i0 = bi * b - 1
-            j0 = bj * b - 1
-            for di in range(b + 2):
-                for dj in range(b + 2):
+            i0 = bi * b - h
+            j0 = bj * b - h
+            for di in range(w):
+                for dj in range(w):
                     ii = i0 + di
                     jj = j0 + dj
                     if 0 <= ii < ny and 0 <= jj < nx:
-                        pn[di, dj], pok[di, dj] = _net(frame, rings, mean, lo, hi, ii, jj)
+                        pn[di, dj], pok[di, dj] = _net(
+                            frame, rings, mean, resid, sbs, lo, hi, ii, jj
+                        )
                     else:
                         pn[di, dj] = 0.0
                         pok[di, dj] = False
-            for di in range(1, b + 1):
-                for dj in range(1, b + 1):
+            for di in range(h, b + h):
+                for dj in range(h, b + h):
                     if not pok[di, dj]:
                         continue
                     g = 0.0
                     n = 0
-                    for ki in range(di - 1, di + 2):
-                        for kj in range(dj - 1, dj + 2):
+                    for ki in range(di - h, di + h + 1):
+                        for kj in range(dj - h, dj + h + 1):
                             if pok[ki, kj]:
                                 g += pn[ki, kj]
                                 n += 1
                     s2 = var[rings[i0 + di, j0 + dj]]
-                    loc = s * bb + (di - 1) * b + (dj - 1)
+                    loc = s * bb + (di - h) * b + (dj - h)
                     nloc[loc] = pn[di, dj]
                     gloc[loc] = g
                     if g > 0 and s2 >= 0 and g >= floor_snr * np.sqrt(n * s2):
@@ -315,7 +324,7 @@ def _region_order(cand, ci, cj, gval, slot, b, ny, nx):
 
 
 @numba.njit(**_JIT)
-def _grow(cand, ci, cj, gval, order, slot, rings, var, b, gain, split_snr, split_frac):
+def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac):
     """Union-find growth of the footprint from the highest G down: ``(parent, peak)``."""
     ny, nx = rings.shape
     bb = b * b
@@ -362,7 +371,7 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, gain, split_snr, split
             if r == main:
                 continue
             dip = peak[r] - g
-            noise = np.sqrt(18.0 * s2 + gain * (max(peak[r], 0.0) + max(g, 0.0)))
+            noise = np.sqrt(2.0 * (2 * h + 1) ** 2 * s2 + gain * (max(peak[r], 0.0) + max(g, 0.0)))
             if dip >= split_snr * noise and dip >= split_frac * peak[r]:
                 continue  # a spot of its own: its saddle is here
             parent[r] = main
@@ -375,6 +384,8 @@ def _measure(
     frame,
     rings,
     mean,
+    resid,
+    sbs,
     var,
     lo,
     hi,
@@ -409,7 +420,8 @@ def _measure(
     nmax = np.full(nc, -np.inf)
     imax = np.zeros(nc, np.int64)
     jmax = np.zeros(nc, np.int64)
-    gpk = np.zeros(nc)
+    ipk = np.zeros(nc, np.int64)
+    jpk = np.zeros(nc, np.int64)
     rpk = np.zeros(nc, np.int64)
     for o in range(nc):
         c = order[o]
@@ -419,7 +431,8 @@ def _measure(
         r = _root(parent, loc)
         if comp[r] < 0:
             comp[r] = ncomp
-            gpk[ncomp] = peak[r]
+            ipk[ncomp] = i  # the first pixel visited is the peak
+            jpk[ncomp] = j
             ncomp += 1
         k = comp[r]
         nv = nloc[loc]
@@ -448,7 +461,7 @@ def _measure(
         snr = tot / np.sqrt(den) if den > 0 else 0.0
         if snr < min_snr:
             continue
-        g3, _ = _local_sum(frame, rings, mean, lo, hi, imax[k], jmax[k])
+        g3, _ = _local_sum(frame, rings, mean, resid, sbs, lo, hi, imax[k], jmax[k])
         if g3 > 0 and nmax[k] > max_single_frac * g3:
             continue
         if found < out.shape[0]:
@@ -457,7 +470,7 @@ def _measure(
             out[found, 2] = tot
             out[found, 3] = npx[k]
             out[found, 4] = snr
-            out[found, 5] = mean[rpk[k]]
+            out[found, 5] = mean[rpk[k]] + resid[imax[k] // sbs, jmax[k] // sbs]
             out[found, 6] = vmax[k]
         found += 1
     return found
@@ -467,11 +480,14 @@ def find_spots_ref(
     frame,
     rings,
     mean,
+    resid,
+    sbs,
     var,
     lo,
     hi,
     blocks,
     b,
+    h,
     gain,
     floor_snr,
     split_snr,
@@ -485,18 +501,25 @@ def find_spots_ref(
     ny, nx = frame.shape
     f = frame.astype(np.float64)
     r = np.maximum(rings, 0)
-    m = mean[r]
+    yy, xx = np.indices((ny, nx))
+    m = mean[r] + resid[yy // sbs, xx // sbs]
     with np.errstate(invalid="ignore"):
         valid = (rings >= 0) & (f >= lo) & (f <= hi) & np.isfinite(m)
     net = np.where(valid, f - np.where(valid, m, 0.0), 0.0)
-    pn = np.pad(net, 1)
-    pv = np.pad(valid, 1)
-    g = np.zeros((ny, nx))
-    cnt = np.zeros((ny, nx), np.int64)
-    for di in (0, 1, 2):
-        for dj in (0, 1, 2):
-            g = np.where(pv[di : di + ny, dj : dj + nx], g + pn[di : di + ny, dj : dj + nx], g)
-            cnt += pv[di : di + ny, dj : dj + nx]
+
+    def local_sums(h):
+        pn = np.pad(net, h)
+        pv = np.pad(valid, h)
+        g = np.zeros((ny, nx))
+        cnt = np.zeros((ny, nx), np.int64)
+        for di in range(2 * h + 1):
+            for dj in range(2 * h + 1):
+                g = np.where(pv[di : di + ny, dj : dj + nx], g + pn[di : di + ny, dj : dj + nx], g)
+                cnt += pv[di : di + ny, dj : dj + nx]
+        return g, cnt
+
+    g, cnt = local_sums(h)
+    g3 = local_sums(1)[0]
     inblk = np.repeat(np.repeat(blocks.astype(bool), b, 0), b, 1)[:ny, :nx]
     s2 = var[r]
     with np.errstate(invalid="ignore"):
@@ -533,7 +556,7 @@ def find_spots_ref(
         for rq in found[1:]:
             if peak[rq] > peak[main]:
                 main = rq
-        noise_var = 18.0 * s2[p]
+        noise_var = 2.0 * (2 * h + 1) ** 2 * s2[p]
         for rq in found:
             if rq == main:
                 continue
@@ -571,8 +594,7 @@ def find_spots_ref(
         if snr < min_snr:
             continue
         k = int(np.argmax(nv))  # first of the highest, in visit order
-        g3 = g[pi[k], pj[k]]
-        if g3 > 0 and nv[k] > max_single_frac * g3:
+        if g3[pi[k], pj[k]] > 0 and nv[k] > max_single_frac * g3[pi[k], pj[k]]:
             continue
         rows.append((x / ws, y / ws, tot, len(pix), snr, m[pi[k], pj[k]], f[pi, pj].max()))
     return np.array(rows, float).reshape(-1, len(COLUMNS))
