@@ -56,7 +56,7 @@ class SpotParams:
     #: edge (pixels, a multiple of 3) of the boxes in which the background left over by the
     #: ring means (beam-stop shadows, diffuse blobs) is measured and removed; 0: ring means
     #: only ("integrated")
-    bg_box: int = 24
+    bg_box: int = 48
     #: half-width (pixels) of the local sums G the watershed runs on: 1 for 3x3, 2 for 5x5
     #: ("integrated")
     smooth: int = 2
