@@ -512,13 +512,11 @@ class Simulation:
         cov = footprint.covariances(spots["x"], spots["y"], sigma_r, sigma_t, beam_xy)
         signal, background = np.zeros(n), np.zeros(n)
         npix = np.zeros(n, np.int32)
-        pixels, counts = [], []
         pulse = self.pulse_scale(k)
-        for idx, flat, lam, inside, in_fp in footprint.spot_windows(
+        for idx, flat, lam, ok in footprint.footprints(
             spots["x"], spots["y"], spots["photons"], cov, g.shape
         ):
-            ok = inside & ~self._mask_flat[flat]
-            fp = ok & in_fp
+            fp = ok & ~self._mask_flat[flat]
             signal[idx] = np.where(fp, lam, 0.0).sum(axis=1)
             npix[idx] = fp.sum(axis=1)
             rows = np.broadcast_to(np.arange(len(idx))[:, None], fp.shape)[fp]
@@ -526,14 +524,13 @@ class Simulation:
                 jet_on=truth.jet_on, ice=truth.ice, laser_on=truth.laser_on, at=flat[fp]
             )
             background[idx] = np.bincount(rows, weights=b * pulse, minlength=len(idx))
-            c = rng.poisson(lam[ok])
-            drawn = c > 0
-            pixels.append(flat[ok][drawn])
-            counts.append(c[drawn])
-        if n:
-            self._accumulate(img, np.concatenate(pixels), np.concatenate(counts))
+        hits = footprint.draw_photons(rng, spots["x"], spots["y"], spots["photons"], cov, g.shape)
+        hits = hits[~self._mask_flat[hits]]
+        per_pixel = np.bincount(hits, minlength=self._mask_flat.size)
+        at = np.flatnonzero(per_pixel)
+        self._accumulate(img, at, per_pixel[at])
         spots.update(
-            snr=signal / np.sqrt(signal + background + npix * read_var),
+            snr=signal / np.sqrt(np.maximum(signal + background + npix * read_var, 1e-30)),
             signal=signal,
             npix=npix,
             sigma_r=sigma_r,
