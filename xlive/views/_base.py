@@ -66,6 +66,21 @@ def make_figure(
     return fig
 
 
+def legend_outside(fig, click_policy: str = "hide") -> None:
+    """Move the figure's legend to the right of the plot area, so it never hides data
+    (clicking an entry hides that line)."""
+    for leg in list(fig.legend):
+        if leg in fig.center:
+            fig.center.remove(leg)
+        leg.location = "top_left"
+        leg.click_policy = click_policy
+        leg.label_text_font_size = "9pt"
+        leg.spacing = 0
+        leg.padding = 4
+        leg.margin = 4
+        fig.add_layout(leg, "right")
+
+
 def tail(seq: Sequence, k: int) -> list:
     """The last ``k`` items of a sequence or deque, in order, in O(k)."""
     if k <= 0:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from bokeh.models import ColumnDataSource, HoverTool, TapTool
 
-from ._base import ROLLOVER, View, finite_or_none, make_figure, stream_in_frame_order, tail
+from ._base import (
+    ROLLOVER,
+    View,
+    finite_or_none,
+    legend_outside,
+    make_figure,
+    stream_in_frame_order,
+    tail,
+)
 
 
 class HitRateChart(View):
@@ -37,8 +45,7 @@ class HitRateChart(View):
             HoverTool(renderers=[dots], tooltips=[("frame", "@frame"), ("rate", "@rate{0.0%}")]),
         )
         fig.yaxis.formatter.use_scientific = False
-        fig.legend.location = "top_left"
-        fig.legend.click_policy = "hide"
+        legend_outside(fig)
         self.root = fig
 
     def update(self, session) -> bool:

@@ -12,7 +12,14 @@ from bokeh.layouts import gridplot
 from bokeh.models import ColumnDataSource, HoverTool, TapTool
 
 from ..analyzers.indexing import CELL_PARAMS
-from ._base import ROLLOVER, View, finite_or_none, make_figure, stream_in_frame_order
+from ._base import (
+    ROLLOVER,
+    View,
+    finite_or_none,
+    legend_outside,
+    make_figure,
+    stream_in_frame_order,
+)
 
 
 class IndexingRateChart(View):
@@ -62,8 +69,7 @@ class IndexingRateChart(View):
                 renderers=[dots], tooltips=[("frame", "@frame"), ("indexed", "@rate{0.0%} of hits")]
             ),
         )
-        fig.legend.location = "top_left"
-        fig.legend.click_policy = "hide"
+        legend_outside(fig)
         self.root = fig
 
     def update(self, session) -> bool:

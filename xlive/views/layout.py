@@ -71,6 +71,11 @@ class Dashboard:
             src = self.views[name].source
             src.selected.on_change("indices", self._tapped(src))
         self.views["grid"].root.visible = False
+        # indexing views appear once the run is indexed (an empty chart says nothing)
+        for name in ("indexing_rate", "cells"):
+            self.views[name].root.visible = False
+        #: called after every :meth:`update` (e.g. controls that show the run's state)
+        self.after_update: list = []
         # flag episodes shaded on the plots along the run (updated with the views)
         self.flag_bands = FlagBands([self.views[k].root for k in ("hit_rate", "spots", "d_min")])
         self.updates = 0
@@ -130,6 +135,30 @@ class Dashboard:
             f(frame)
         self.update()
 
+    def hits(self) -> list[int]:
+        """Frames of the recent hits the detector view can show (increasing)."""
+        with self.session.lock:
+            return sorted(self.session.hit_peaks)
+
+    def step_hit(self, step: int) -> int | None:
+        """Show the hit ``step`` hits after (``+1``) or before (``-1``) the frame on display;
+        returns that frame (None when there is none that way)."""
+        hits = self.hits()
+        if not hits:
+            return None
+        now = self.detector.frame
+        if now is None:
+            target = hits[-1]
+        elif step > 0:
+            later = [h for h in hits if h > now]
+            target = later[min(step, len(later)) - 1] if later else None
+        else:
+            earlier = [h for h in hits if h < now]
+            target = earlier[max(step, -len(earlier))] if earlier else None
+        if target is not None:
+            self.show_frame(target)
+        return target
+
     def update(self) -> list[str]:
         """Refresh every view from the session; returns the names of the views that changed."""
         changed = []
@@ -142,5 +171,10 @@ class Dashboard:
                 changed.append(self.flag_bands.name)
         if "grid" in changed:
             self.views["grid"].root.visible = True
+        for name in ("indexing_rate", "cells"):
+            if name in changed:
+                self.views[name].root.visible = True
+        for f in self.after_update:
+            f()
         self.updates += 1
         return changed
