@@ -75,10 +75,24 @@ def detector_controls(dashboard):
     return row(frame, previous, following, latest, scale, auto, low, high, name="detector_controls")
 
 
-def build_controls(dashboard):
+def page_layout(dashboard):
+    """The whole page of a dashboard: its plots, the detector's controls right under the
+    detector image, and the run's controls (spot finder, sampling, flags) below the plots.
+    The ``xlive serve`` page and the notebook ``Monitor`` show this."""
+    dashboard.detector_box.children.append(detector_controls(dashboard))
+    return column(
+        dashboard.root,
+        build_controls(dashboard, detector=False),
+        sizing_mode="stretch_width",
+        name="xlive_page",
+    )
+
+
+def build_controls(dashboard, *, detector: bool = True):
     """A bokeh layout of controls acting on ``dashboard`` and its session: the detector's
     (:func:`detector_controls`), the spot finder's (tried at once on the frame shown, then
-    applied to the live run), the sampling of frames and the flag thresholds."""
+    applied to the live run), the sampling of frames and the flag thresholds (``detector``:
+    with the detector's controls too)."""
     session = dashboard.session
     live = LiveControls(session)
     det = dashboard.detector
@@ -157,7 +171,7 @@ def build_controls(dashboard):
     for f, w in zip(FLAG_FIELDS, flag_widgets, strict=True):
         w.on_change("value", lambda a, o, n, f=f: live.set_thresholds(**{f: float(n)}))
     return column(
-        detector_controls(dashboard),
+        *([detector_controls(dashboard)] if detector else []),
         Div(text="<b>Spot finder</b> (tried at once on the frame shown)"),
         row(*spot_widgets.values(), apply),
         row(sample, *flag_widgets),

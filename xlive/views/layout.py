@@ -80,6 +80,8 @@ class Dashboard:
         self.flag_bands = FlagBands([self.views[k].root for k in ("hit_rate", "spots", "d_min")])
         self.updates = 0
         v = self.views
+        #: the detector image (and, on a page, its controls under it)
+        self.detector_box = column(v["detector"].root, sizing_mode="stretch_width")
         plots = gridplot(
             [
                 [v["hit_rate"].root, v["indexing_rate"].root],
@@ -97,7 +99,7 @@ class Dashboard:
         self.features = column(sizing_mode="stretch_width", name="xlive_features")
         self.root = column(
             v["status"].root,
-            row(v["detector"].root, v["flags"].root, sizing_mode="stretch_width"),
+            row(self.detector_box, v["flags"].root, sizing_mode="stretch_width"),
             plots,
             self.features,
             sizing_mode="stretch_width",
