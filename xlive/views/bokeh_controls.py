@@ -141,18 +141,18 @@ def build_controls(dashboard, *, detector: bool = True):
 
     apply.on_click(on_apply)
     sample = Slider(
-        title="fraction of frames analysed",
+        title="fraction of frames to analyse",
         start=0.05,
         end=1.0,
         step=0.05,
         value=live.sample,
-        width=220,
+        width=420,
         name="sample_slider",
     )
     sample.on_change("value_throttled", lambda a, o, n: live.set_sample(n))
 
     def show_sampling():  # the slider's title says what the lag chart's title says
-        text = f"fraction of frames analysed (now: {sampling_note(session)})"
+        text = f"fraction of frames to analyse (now {sampling_note(session)})"
         if sample.title != text:
             sample.title = text
 
@@ -174,7 +174,9 @@ def build_controls(dashboard, *, detector: bool = True):
         *([detector_controls(dashboard)] if detector else []),
         Div(text="<b>Spot finder</b> (tried at once on the frame shown)"),
         row(*spot_widgets.values(), apply),
-        row(sample, *flag_widgets),
+        row(sample),
+        Div(text="<b>Flag thresholds</b> (the flags are judged again at once)"),
+        row(*flag_widgets),
         message,
         sizing_mode="stretch_width",
         name="xlive_controls",

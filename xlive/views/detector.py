@@ -168,7 +168,19 @@ class DetectorView(View):
             global_alpha=0.55,
         )
         # legend glyphs for the image overlays (an image has no legend glyph of its own)
-        mask_key = fig.scatter([], [], marker="square", size=10, color=MASK_COLOR, alpha=0.55)
+        # (one point at NaN: drawn nowhere, but it gives the legend its glyph)
+        mask_key = fig.scatter(
+            [np.nan], [np.nan], marker="square", size=10, color=MASK_COLOR, alpha=0.55
+        )
+        predicted_key = fig.scatter(
+            [np.nan],
+            [np.nan],
+            marker="square",
+            size=9,
+            fill_alpha=0,
+            line_color=LATTICE_COLORS[0],
+            line_width=1.2,
+        )
         found = fig.scatter(
             "x",
             "y",
@@ -216,7 +228,7 @@ class DetectorView(View):
         self.legend = Legend(
             items=[
                 LegendItem(label="found spots", renderers=[found]),
-                LegendItem(label="predicted spots", renderers=[predicted]),
+                LegendItem(label="predicted spots", renderers=[predicted_key, predicted]),
                 LegendItem(label="masked pixels", renderers=[mask_key, mask]),
                 LegendItem(label="resolution rings", renderers=[rings]),
             ],

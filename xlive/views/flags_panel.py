@@ -31,8 +31,7 @@ class FlagsPanel(View):
         )
         self.root = Div(
             name="flags_plot",
-            sizing_mode="stretch_width",
-            min_width=260,
+            width=380,
             text=self._html([], [], []),
         )
 

@@ -8,7 +8,7 @@ the bokeh document. Features the analyzers declare with a ``show`` get their own
 
 from __future__ import annotations
 
-from bokeh.layouts import column, gridplot, row
+from bokeh.layouts import column, row
 
 from ._history import history_for
 from .correlation import CorrelationView, correlation_for
@@ -82,18 +82,21 @@ class Dashboard:
         v = self.views
         #: the detector image (and, on a page, its controls under it)
         self.detector_box = column(v["detector"].root, sizing_mode="stretch_width")
-        plots = gridplot(
-            [
-                [v["hit_rate"].root, v["indexing_rate"].root],
-                [v["spots"].root, v["d_min"].root],
-                [v["lag"].root, v["cells"].root],
-                [v["radial"].root, v["waterfall"].root],
-                [v["powder"].root, v["peakogram"].root],
-                [v["separation"].root, v["grid"].root],
-                [v["correlation"].root, None],
-            ],
+        # rows of two: a hidden view (no indexing, no grid, a finished run's lag) leaves its
+        # row to the other one
+        pairs = [
+            ("hit_rate", "indexing_rate"),
+            ("spots", "d_min"),
+            ("lag", "cells"),
+            ("radial", "waterfall"),
+            ("powder", "peakogram"),
+            ("separation", "grid"),
+        ]
+        plots = column(
+            *[row(v[a].root, v[b].root, sizing_mode="stretch_width") for a, b in pairs],
+            row(v["correlation"].root, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
-            merge_tools=False,
+            name="xlive_plots",
         )
         #: views of the features the analyzers declare (filled by :meth:`update`)
         self.features = column(sizing_mode="stretch_width", name="xlive_features")

@@ -15,7 +15,7 @@ import numpy as np
 #: q (1/nm) per 1/d (1/Å): q = 2 pi / d, and 1/Å = 10/nm
 Q_PER_INV_D = 20 * math.pi
 #: d-spacings (Å) labelled on the top axis (spaced so that their labels do not collide)
-D_TICKS = (40.0, 20.0, 10.0, 6.0, 4.0, 3.0, 2.5, 2.0, 1.6, 1.4, 1.2, 1.0, 0.8)
+D_TICKS = (10.0, 6.0, 4.0, 3.0, 2.5, 2.0, 1.6, 1.4, 1.2, 1.0)
 #: q (1/nm) -> "d" label in the browser
 D_FROM_Q_JS = (
     "if (tick <= 0) return '∞'; const d = 20 * Math.PI / tick;"

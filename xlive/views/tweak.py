@@ -26,7 +26,7 @@ FLAG_FIELDS = (
 
 
 def sampling_note(session) -> str:
-    """``"every frame analysed"``, or e.g. ``"analysing 1 in 4 frames (25%): 1 in 2 as you
+    """``"every frame analysed"``, or e.g. ``"1 in 4 frames analysed (25%): 1 in 2 as you
     set, and 1 in 2 of those as the analysis is behind"``."""
     from ..engine.backlog import fixed_step
 
@@ -42,7 +42,7 @@ def sampling_note(session) -> str:
     if behind > 1:
         those = " of those" if asked > 1 else ""
         why.append(f"1 in {behind}{those} as the analysis is behind")
-    return f"analysing 1 in {step} frames ({1 / step:.0%}): {', and '.join(why)}"
+    return f"1 in {step} frames analysed ({1 / step:.0%}): {', and '.join(why)}"
 
 
 @dataclass(frozen=True)
