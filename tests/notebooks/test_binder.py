@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_binder_environment_runs_the_quickstart(tmp_path):
+def test_binder_environment_runs_the_quickstart(tmp_path, notebook_file_with):
+    quickstart = notebook_file_with("quickstart", FRAMES=60, RATE=40.0)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
@@ -24,15 +25,12 @@ def test_binder_environment_runs_the_quickstart(tmp_path):
     code = f"""
 import nbformat
 from nbclient import NotebookClient
-nb = nbformat.read({str(REPO / "notebooks" / "quickstart.ipynb")!r}, as_version=4)
+nb = nbformat.read({str(quickstart)!r}, as_version=4)
 NotebookClient(nb, timeout=600, kernel_name="python3").execute()
 print("".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", [])))
 """
     env = {
         **os.environ,
-        "XLIVE_NB_FRAMES": "60",
-        "XLIVE_NB_RATE": "40",
-        "XLIVE_NB_WAIT": "1",
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }
     env.pop("PYTHONPATH", None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 from xlive_testing import stop_process
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -25,14 +23,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def lab(tmp_path):
-    """``jupyter lab`` on 127.0.0.1 serving a copy of the quickstart, stopped after the test."""
-    shutil.copy(NOTEBOOKS / "quickstart.ipynb", tmp_path / "quickstart.ipynb")
+def lab(tmp_path, notebook_file_with):
+    """``jupyter lab`` on 127.0.0.1 serving the quickstart (a long slow run, so that it is
+    still live while we look), stopped after the test."""
+    notebook_file_with("quickstart", FRAMES=1500, RATE=15.0)
     port = _free_port()
     env = {
         **os.environ,
-        "XLIVE_NB_FRAMES": "1500",
-        "XLIVE_NB_RATE": "15",
         "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
         "TMPDIR": str(tmp_path),
     }
