@@ -86,7 +86,8 @@ def test_quickstart_live_in_jupyterlab(lab, chromium):
         timeout=120_000,
     )
     page.wait_for_timeout(2000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # not awaited: the promise resolves only when the last cell (the end of the run) is done
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     # the monitor's bokeh plots appear in the output (canvases inside bokeh's shadow roots)
     count_canvases = """() => { let n = 0; const walk = (root) => { for (const el of
         root.querySelectorAll('*')) { if (el.tagName === 'CANVAS') n++;
@@ -105,6 +106,8 @@ def test_quickstart_live_in_jupyterlab(lab, chromium):
     body = page.inner_text("body")
     assert "xlive views: update failed" not in body, body[body.find("xlive views") :][:500]
     assert "Failed to create view" not in body
+    assert "dask dashboard" in body  # the link above the plots
+    assert "INFO:distributed" not in body  # no dask chatter before the Monitor
     assert "javascript error" not in body.lower()
     assert first != second, "the live plots did not change while the run proceeded"
     assert page.evaluate(count_canvases) >= 8
