@@ -99,10 +99,10 @@ def test_quickstart_live_in_jupyterlab(lab, chromium):
     page.wait_for_function(f"({status})()?.includes('frames analysed')", timeout=120_000)
     first = page.evaluate(status)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-1.png"))
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-1.png"), timeout=120_000)
     page.wait_for_timeout(6000)
     second = page.evaluate(status)
-    page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-2.png"))
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-2.png"), timeout=120_000)
     body = page.inner_text("body")
     assert "xlive views: update failed" not in body, body[body.find("xlive views") :][:500]
     assert "Failed to create view" not in body

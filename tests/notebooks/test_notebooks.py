@@ -94,5 +94,7 @@ def test_notebook_runs(name, tmp_path, monkeypatch, notebook_with):
         assert 3.0 < change < 6.0 and change > 5 * err, got.group()
     elif name == "rotation_dose":
         assert "sample_dying" in text
-        assert f"sweep 0.0-{0.1 * (frames - 1):.1f} deg over {frames} frames" in text
+        # frames analysed (the live loop may sample some out when it falls behind)
+        n = int(re.search(r"sweep [\d.]+-[\d.]+ deg over (\d+) frames", text).group(1))
+        assert 0.5 * frames <= n <= frames
         assert "half the intensity is lost after" in text
