@@ -10,6 +10,7 @@ from dask.callbacks import Callback
 
 from xlive.analyzers.radial import RadialParams, RadialProfile
 from xlive.engine.features import analyze
+from xlive.engine.store import BAD, DONE
 from xlive.simulate import write_run
 from xlive.sources import open_source
 
@@ -77,7 +78,9 @@ def test_frames_subset_and_a_corrupt_frame(run, tmp_path):
     rp = RadialProfile(src.geometry, RadialParams(n_bins=32))
     ds = analyze(src, [rp], frames=[0, 3, 9], block=2).compute()
     assert list(ds.frame.values) == [0, 3, 9]
-    assert ds.bad.values.tolist() == [False, True, False]
+    # one status convention with open_features: a coordinate, 1 done, 2 bad frame
+    assert "status" in ds.coords and "bad" not in ds.variables
+    assert ds.status.values.tolist() == [DONE, BAD, DONE]
     assert np.isnan(ds.radial_profile.sel(frame=3)).all()
     assert np.isfinite(ds.radial_profile.sel(frame=9)).any()
     with pytest.raises(ConfigError, match="frame indices"):

@@ -32,7 +32,8 @@ def _check_round_trip(db, processed):
         float(np.median(ds.d_min.values[ds.is_hit.values])), rel=1e-6
     )
     assert sum(row["d_min_hist"]["counts"]) == int(ds.is_hit.sum())
-    t0 = dt.datetime.fromtimestamp(float(ds.timestamp.min()), dt.timezone.utc)
+    # timestamps are datetime64 (UTC): the run started at the earliest
+    t0 = ds.timestamp.min().values.astype("datetime64[us]").item().replace(tzinfo=dt.timezone.utc)
     assert abs((row["started"] - t0).total_seconds()) < 1e-3
     assert row["ended"] >= row["started"] and row["times_processed"] == 1
 

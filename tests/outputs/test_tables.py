@@ -22,7 +22,12 @@ def test_frame_table_round_trip(processed, tmp_path, name):
     )
     assert len(back) == ds.sizes["frame"] == len(written)
     np.testing.assert_array_equal(back["frame"], ds.frame.values)
-    for col in ("n_spots", "d_min", "timestamp", "frame_number"):
+    # timestamps stay times (datetime64; ISO text in CSV)
+    assert ds.timestamp.dtype.kind == "M"
+    np.testing.assert_array_equal(
+        pd.to_datetime(back["timestamp"]).to_numpy("datetime64[ns]"), ds.timestamp.values
+    )
+    for col in ("n_spots", "d_min", "frame_number"):
         np.testing.assert_allclose(
             back[col].to_numpy(float),
             ds[col].values.astype(float),

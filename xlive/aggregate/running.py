@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..conventions import FRAME, FRAME_NUMBER, LASER_ON, TIMESTAMP
+from ..engine.cf import to_seconds
 from ..errors import ConfigError
 from ..validate import check_fields
 from .declared import HistogramAggregate, ImageAggregate
@@ -183,7 +184,8 @@ class RunAggregates:
         # every series gets one value per frame (NaN when unknown), so they stay aligned
         nan = np.full(n, np.nan)
         for k in (FRAME_NUMBER, TIMESTAMP):
-            v = np.asarray(meta[k], float)[good] if k in meta else nan
+            # kept as float (timestamps: epoch seconds, from a source or a Dataset's datetime64)
+            v = to_seconds(meta[k])[good] if k in meta else nan
             self.series[k].extend(v.tolist())
         for k in self._series_names:
             v = np.asarray(result[k], float)[good] if k in result else nan

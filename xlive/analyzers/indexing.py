@@ -180,12 +180,13 @@ class Indexer:
     def coords(self) -> dict[str, tuple[str, np.ndarray, dict]]:
         # integer coordinates with their labels in attrs (Zarr v3 has no stable string type)
         return {
-            LATTICE: (LATTICE, np.arange(self.params.max_lattices), {}),
+            LATTICE: (LATTICE, np.arange(self.params.max_lattices), {"long_name": "lattice slot"}),
             CELL_PARAM: (
                 CELL_PARAM,
                 np.arange(6),
                 {
                     "labels": " ".join(CELL_PARAMS),
+                    "long_name": "unit cell parameter",
                     "units": "a, b, c: angstrom; alpha, beta, gamma: degree",
                 },
             ),

@@ -23,13 +23,22 @@ import numpy as np
 import xarray as xr
 
 from ..aggregate.reducers import merge_partials
-from ..conventions import FRAME
+from ..conventions import FRAME, TIMESTAMP
 from ..errors import BadFrameError, ConfigError
+from . import accessor  # noqa: F401  (registers Dataset.xlive)
 from .block import Block
+from .cf import (
+    BAD,
+    DONE,
+    STATUS,
+    coord_attrs,
+    feature_attrs,
+    is_dimensionless,
+    to_datetime64,
+)
 
 _tokens = itertools.count()
 log = logging.getLogger(__name__)
-DEFAULT_BLOCK = 4
 
 
 def analyze_block(
@@ -107,7 +116,9 @@ def _rest_shape(spec) -> tuple[int, ...]:
 
 
 def _feature(block: Block, name: str) -> np.ndarray:
-    return block.bad if name == "bad" else block.features[name]
+    if name == STATUS:  # each frame done, or bad (unreadable, or its analysis failed)
+        return np.where(block.bad, BAD, DONE).astype(np.uint8)
+    return block.features[name]
 
 
 def feature_specs(analyzers) -> list:
@@ -122,25 +133,48 @@ def feature_specs(analyzers) -> list:
 
 
 def feature_coords(analyzers) -> dict[str, Any]:
+    """The analyzers' coordinates (``q``, ``d``...), with a ``long_name`` at least (their
+    name, when the analyzer gives none) and no ``units`` when dimensionless."""
     coords: dict[str, Any] = {}
     for an in analyzers:
         for name, (dim, values, attrs) in an.coords().items():
-            coords[name] = xr.Variable(dim, np.asarray(values), attrs=dict(attrs))
+            attrs = {"long_name": name.replace("_", " "), **dict(attrs)}
+            if is_dimensionless(attrs.get("units")):
+                attrs.pop("units", None)
+            coords[name] = xr.Variable(dim, np.asarray(values), attrs=attrs)
     return coords
 
 
+def frame_chunks(source, n: int, block: int | str | None) -> tuple[int, ...]:
+    """Frames per task: ``block`` frames, or (``"auto"``/None) as many as dask's
+    ``array.chunk-size`` of raw frames (dask's own ``"auto"`` rule over the frames read, so
+    a task reads about 128 MiB whatever the detector, and 100k frames are not 25k tasks)."""
+    if n == 0:
+        return (0,)
+    if block is None or block == "auto":
+        reader = source.reader
+        return da.core.normalize_chunks(
+            ("auto", -1, -1), (n, *reader.shape), dtype=np.dtype(reader.dtype)
+        )[0]
+    if not isinstance(block, (int, np.integer)) or isinstance(block, bool) or block < 1:
+        raise ConfigError(f"block must be a positive number of frames or 'auto', got {block!r}")
+    return da.core.normalize_chunks(int(block), (n,))[0]
+
+
 def lazy_features(
-    source, analyzers, indices: Sequence[int] | np.ndarray, block: int = DEFAULT_BLOCK
+    source, analyzers, indices: Sequence[int] | np.ndarray, block: int | str | None = "auto"
 ) -> xr.Dataset:
-    """A lazy Dataset of the features of frames ``indices`` (dims ``frame`` first)."""
+    """A lazy Dataset of the features of frames ``indices`` (dims ``frame`` first), with the
+    ``status`` of each frame (done or bad) as a lazy coordinate and CF attributes throughout."""
     indices = np.asarray(indices, dtype=np.int64)
     specs = feature_specs(analyzers)
     base = f"xlive-analyze-{next(_tokens)}"
-    variables = [("bad", (FRAME,), "bool", ())]
+    variables = [(STATUS, (FRAME,), "uint8", ())]
     variables += [(s.name, s.dims, s.dtype, _rest_shape(s)) for s in specs]
     data_vars = {}
     if indices.size:
-        index = da.from_array(indices, chunks=block, name=f"{base}-index")
+        chunks = frame_chunks(source, indices.size, block)
+        index = da.from_array(indices, chunks=(chunks,), name=f"{base}-index")
         # one task per block; its chunk is a Block object (meta says so), never an array
         blocks = da.map_blocks(
             analyze_block,
@@ -166,14 +200,19 @@ def lazy_features(
                 name=f"{base}-{name}",
             )
         data_vars[name] = xr.Variable(dims, arr)
+    status = data_vars.pop(STATUS)
     meta = source.metadata()
-    coords = {FRAME: indices}
+    coords: dict[str, Any] = {FRAME: xr.Variable(FRAME, indices, attrs=coord_attrs(FRAME))}
     for k, v in meta.items():
-        coords[k] = (FRAME, np.asarray(v)[indices])
+        values = np.asarray(v)[indices]
+        if k == TIMESTAMP:
+            values = to_datetime64(values)
+        coords[k] = xr.Variable(FRAME, values, attrs=coord_attrs(k))
+    coords[STATUS] = xr.Variable(FRAME, status.data, attrs=coord_attrs(STATUS))
     coords.update(feature_coords(analyzers))
     ds = xr.Dataset(data_vars, coords=coords)
     for spec in specs:
-        ds[spec.name].attrs.update({"units": spec.units, "description": spec.description})
+        ds[spec.name].attrs.update(feature_attrs(spec))
     return ds
 
 
@@ -183,7 +222,7 @@ def analyze(
     *,
     geometry=None,
     frames: slice | Sequence[int] | None = None,
-    block: int = DEFAULT_BLOCK,
+    block: int | str | None = "auto",
     **params,
 ) -> xr.Dataset:
     """Per-frame features of a run, as a lazy ``xarray.Dataset`` (nothing computed yet).
@@ -199,7 +238,17 @@ def analyze(
     frames
         A slice or indices of the frames to include (default: all complete frames now).
     block
-        Frames per dask task.
+        Frames per dask task; ``"auto"`` (default): about dask's ``array.chunk-size``
+        (128 MiB) of raw frames per task, as dask's own ``chunks="auto"`` sizes chunks.
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per declared feature (dims ``frame`` first), coordinates ``frame``,
+        the run's per-frame metadata (``timestamp`` as ``datetime64[ns]``), ``status``
+        (1 done, 2 bad frame; lazy like the features) and the analyzers' coordinates
+        (``q``, ``d``...); every variable and coordinate has CF ``long_name`` and ``units``
+        (none for a dimensionless one). The same layout as :func:`xlive.open_features`.
 
     Examples
     --------

@@ -33,6 +33,7 @@ from ..errors import ConfigError
 from ..validate import check_fields
 from .backlog import fixed_step, sample_backlog
 from .block import Block, concat_blocks
+from .cf import to_seconds
 from .cluster import FrameBuffers, default_client  # noqa: F401  (default_client: also from here)
 from .features import analyze_block, feature_coords, feature_specs, release_partials
 from .store import BAD, DONE, META_FIELDS, SKIPPED, FeatureStore
@@ -265,7 +266,11 @@ class LiveProcessor:
                 np.zeros(sub.sizes[FRAME], bool),
                 {k: sub[k].values for k in names},
             )
-            meta = {k: sub[k].values for k in meta_names}
+            # listeners take metadata as the source gives it (timestamps in epoch seconds)
+            meta = {
+                k: to_seconds(sub[k].values) if k == TIMESTAMP else sub[k].values
+                for k in meta_names
+            }
             for f in self.history_listeners:
                 f(block, meta)
 

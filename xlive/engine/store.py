@@ -1,17 +1,32 @@
 """FeatureStore: computed per-frame features in an append-only Zarr v3 group, resumable.
 
-Layout: one array per feature (``frame`` first, chunked along frame), per-frame metadata arrays,
-coordinate arrays (``q``, ``d``...), and ``status`` (uint8 per frame: 0 pending, 1 done, 2 bad
-frame, 3 skipped by sampling). A block's features are written first and its ``status`` after, so
-a process killed at any moment (even ``kill -9``) leaves only frames whose features are fully
-stored marked done; a restart computes exactly the frames not done. Zarr's local store writes
-every chunk atomically (write then rename), so a chunk is never half-written.
+Layout (xarray's own Zarr layout, so ``xarray.open_zarr(path)`` reads the store as the same
+Dataset as :func:`open_features` with ``computed_only=False``): one array per feature
+(``frame`` first, chunked along frame), the ``frame`` coordinate, per-frame metadata arrays
+(``timestamp`` as CF-encoded int64 nanoseconds, read back as ``datetime64[ns]``), coordinate
+arrays (``q``, ``d``...), and ``status`` (uint8 per frame: 0 pending, 1 done, 2 bad frame,
+3 skipped by sampling); CF ``long_name``/``units`` on every array; the group attribute
+``coordinates`` names the non-dimension coordinates.
+
+Writing: a block's features are written first and its ``status`` after, so a process killed at
+any moment (even ``kill -9``) leaves only frames whose features are fully stored marked done; a
+restart computes exactly the frames not done. Zarr's local store writes every file atomically
+(write then rename), so a chunk or a metadata document is never half-written.
+
+Growing: the arrays always have exactly as many rows as frames the run has shown
+(``frames_seen``), never a chunk's worth more. Readers see the group through its consolidated
+metadata (every array's shape in the group's ``zarr.json``), which the writer rewrites (one
+atomic file) only after all arrays have been resized and the new rows' ``frame`` values written:
+a reader polling a growing store sees every array with the same number of rows, each row either
+written (``status`` done/bad/skipped) or pending (``status`` 0, fill values, ``timestamp``
+NaT), never an unlabelled row.
 
 Only one process writes a store at a time (the live loop's driver); readers may poll freely.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -21,20 +36,40 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.core.group import ConsolidatedMetadata
 
-from ..conventions import FRAME
+from ..conventions import FRAME, TIMESTAMP
 from ..errors import ConfigError, SourceError
+from . import accessor  # noqa: F401  (registers Dataset.xlive)
+from .cf import (
+    BAD,
+    DONE,
+    NAT_INT,
+    PENDING,
+    SKIPPED,
+    STATUS,
+    TIME_ENCODING,
+    coord_attrs,
+    encode_time,
+    feature_attrs,
+)
 
-PENDING, DONE, BAD, SKIPPED = 0, 1, 2, 3
+__all__ = ["BAD", "DONE", "PENDING", "SKIPPED", "FeatureStore", "open_features"]
+
 CHUNK = 128
+#: per-frame metadata kept with the features: name -> dtype in memory (``timestamp``:
+#: datetime64, stored as int64 nanoseconds with CF time attributes)
 META_FIELDS = {
-    "timestamp": "float64",
+    "timestamp": "datetime64[ns]",
     "laser_on": "bool",
     "pulse_energy": "float32",
     "frame_number": "int64",
     "train_id": "uint64",
     "pulse_id": "uint64",
 }
+#: group attributes the writer changes as the run goes (not the run's provenance)
+RUNTIME_ATTRS = ("frames_seen", "frames_done", "flag_timeline", "flag_thresholds", "faults")
+VERSION = 2
 
 
 #: threads that write a block's arrays concurrently (zarr's own I/O is asynchronous: each
@@ -45,6 +80,18 @@ _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="xlive-store")
 def _fill(dtype: str):
     k = np.dtype(dtype).kind
     return float("nan") if k == "f" else (False if k == "b" else 0)
+
+
+def _stored(name: str, values) -> np.ndarray:
+    """A metadata column as stored (timestamps: int64 nanoseconds, NaT as int64 min)."""
+    if name == TIMESTAMP:
+        return encode_time(values)
+    return np.asarray(values, dtype=META_FIELDS[name])
+
+
+def _json_attr(value):
+    """Dict and list attributes as JSON text (a Dataset's attributes stay netCDF-friendly)."""
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 class FeatureStore:
@@ -59,8 +106,11 @@ class FeatureStore:
                 f"{self.path} is not an xlive feature store; give another --out "
                 "(or delete it if it is left from a failed run)"
             )
+        # version 1 kept the run's provenance inside "xlive" only; version 2 keeps it there too
+        # (for the engine) and as top-level attributes (for the Dataset)
         self.info = info
         self.specs = {s["name"]: s for s in info["specs"]}
+        self._coord_names = list(info.get("coords", []))
         self._arrays: dict[str, zarr.Array] = {}
         self._done_mask: np.ndarray | None = None
 
@@ -93,14 +143,12 @@ class FeatureStore:
 
     @staticmethod
     def _build(path: Path, *, specs, coords: dict, attrs: dict | None, chunk: int) -> None:
-        g = zarr.open_group(str(path), mode="w-")
+        g = zarr.open_group(str(path), mode="w-", zarr_format=3)
         spec_dicts = []
         for s in specs:
             rest = tuple(int(s.sizes[d]) for d in s.dims[1:])
             d = s.to_dict()
-            attributes = {"units": s.units, "description": s.description}
-            if d["show"] is not None or d["flags"]:  # how views and reports show it
-                attributes.update(show=d["show"], flags=d["flags"])
+            attributes = feature_attrs(s)  # CF, and how views and reports show it
             g.create_array(
                 s.name,
                 shape=(0, *rest),
@@ -111,22 +159,34 @@ class FeatureStore:
                 attributes=attributes,
             )
             spec_dicts.append({**d, "shape": list(rest)})
+        g.create_array(
+            FRAME,
+            shape=(0,),
+            chunks=(chunk,),
+            dtype="int64",
+            fill_value=-1,
+            dimension_names=(FRAME,),
+            attributes=coord_attrs(FRAME),
+        )
         for name, dt in META_FIELDS.items():
+            is_time = name == TIMESTAMP
             g.create_array(
                 name,
                 shape=(0,),
                 chunks=(chunk,),
-                dtype=dt,
-                fill_value=_fill(dt),
+                dtype="int64" if is_time else dt,
+                fill_value=NAT_INT if is_time else _fill(dt),
                 dimension_names=(FRAME,),
+                attributes={**coord_attrs(name), **(TIME_ENCODING if is_time else {})},
             )
         g.create_array(
-            "status",
+            STATUS,
             shape=(0,),
             chunks=(chunk,),
             dtype="uint8",
-            fill_value=0,
+            fill_value=PENDING,
             dimension_names=(FRAME,),
+            attributes=coord_attrs(STATUS),
         )
         for name, var in coords.items():
             values = np.asarray(var.values)
@@ -138,19 +198,24 @@ class FeatureStore:
                 attributes=dict(var.attrs),
             )
             a[...] = values
+        provenance = dict(attrs or {})
         g.attrs.update(
             {
                 "xlive": {
                     "kind": "features",
-                    "version": 1,
+                    "version": VERSION,
                     "specs": spec_dicts,
                     "coords": list(coords),
-                    **(attrs or {}),
+                    **provenance,
                 },
+                **{k: _json_attr(v) for k, v in provenance.items() if v is not None},
                 "frames_seen": 0,
                 "frames_done": 0,
+                # CF: the non-dimension coordinates (xarray sets them as coordinates on reading)
+                "coordinates": " ".join([*META_FIELDS, STATUS, *coords]),
             }
         )
+        FeatureStore(zarr.open_group(str(path), mode="r+", use_consolidated=False))._publish()
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> FeatureStore:
@@ -189,27 +254,50 @@ class FeatureStore:
 
     def status(self) -> np.ndarray:
         n = self.frames_seen
-        return self.group["status"][:n] if n else np.zeros(0, np.uint8)
+        return self._array(STATUS)[:n] if n else np.zeros(0, np.uint8)
 
     def done(self) -> np.ndarray:
         s = self.status()
         return (s == DONE) | (s == BAD)
 
+    def _names(self) -> list[str]:
+        """Every array of the store."""
+        return [*self.specs, FRAME, *META_FIELDS, STATUS, *self._coord_names]
+
+    def _publish(self) -> None:
+        """Rewrite the group's consolidated metadata from the arrays as they are now (one
+        atomic write of the group's ``zarr.json``: readers see all new shapes or none).
+
+        This is ``zarr.consolidate_metadata`` without listing the store again (the handles
+        are current: this process resized them), so it costs one small file per call."""
+        members = {name: self._array(name).metadata for name in self._names()}
+        ag = self.group._async_group
+        meta = dataclasses.replace(
+            ag.metadata, consolidated_metadata=ConsolidatedMetadata(metadata=members)
+        )
+        ag = dataclasses.replace(ag, metadata=meta)
+        zarr.core.sync.sync(ag._save_metadata())
+        self.group = zarr.Group(ag)
+
     def _ensure(self, n: int) -> None:
-        cur = self._array("status").shape[0]
+        """Grow every array to exactly ``n`` rows and label the new rows in ``frame``."""
+        cur = self._array(STATUS).shape[0]
         if n <= cur:
             return
-        cap = -(-n // CHUNK) * CHUNK
-        for name, s in self.specs.items():
-            self._array(name).resize((cap, *s["shape"]))
-        for name in (*META_FIELDS, "status"):
-            self._array(name).resize((cap,))
+        shapes = {name: (n, *s["shape"]) for name, s in self.specs.items()}
+        shapes.update({name: (n,) for name in (FRAME, *META_FIELDS, STATUS)})
+        arrays = [(self._array(name), shape) for name, shape in shapes.items()]
+        # one small metadata file per array: written concurrently (zarr's I/O is asynchronous)
+        list(_WRITERS.map(lambda a: a[0].resize(a[1]), arrays))
+        self._array(FRAME)[cur:n] = np.arange(cur, n, dtype=np.int64)
 
     def see(self, n: int) -> None:
         """Record that the run has ``n`` frames (pending until computed)."""
         if n > self.frames_seen:
             self._ensure(n)
-            self.group.attrs["frames_seen"] = n
+            # the count goes out with the new shapes, in the same write of the group metadata
+            self.group.metadata.attributes["frames_seen"] = int(n)
+            self._publish()
 
     # ------------------------------------------------------------------ writing
     def write(self, block, meta: dict[str, np.ndarray] | None = None) -> int:
@@ -222,15 +310,11 @@ class FeatureStore:
         sel = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
         writes = [(name, block.features[name]) for name in self.specs]
         writes += [
-            (name, np.asarray(v, dtype=META_FIELDS[name]))
-            for name, v in (meta or {}).items()
-            if name in META_FIELDS
+            (name, _stored(name, v)) for name, v in (meta or {}).items() if name in META_FIELDS
         ]
         self._put_all(writes, sel, contiguous)
         # status last: a frame counts as done only once all its features are on disk
-        self._put_all(
-            [("status", np.where(block.bad, BAD, DONE).astype(np.uint8))], sel, contiguous
-        )
+        self._put_all([(STATUS, np.where(block.bad, BAD, DONE).astype(np.uint8))], sel, contiguous)
         if self._done_mask is None:
             self._done_mask = self.done()
         if self._done_mask.size < self.frames_seen:
@@ -258,19 +342,23 @@ class FeatureStore:
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size:
             self.see(int(idx.max()) + 1)
-            self._array("status").set_orthogonal_selection(
+            self._array(STATUS).set_orthogonal_selection(
                 (idx,), np.full(idx.size, SKIPPED, np.uint8)
             )
 
     def set_flag_timeline(self, episodes: list[dict], thresholds: dict | None = None) -> None:
-        """Record the flags raised along the run (see :mod:`xlive.aggregate.timeline`)."""
-        self.group.attrs["flag_timeline"] = list(episodes)
+        """Record the flags raised along the run (see :mod:`xlive.aggregate.timeline`); kept
+        as JSON text, so the Dataset's attributes stay netCDF-friendly."""
+        new = {"flag_timeline": json.dumps(list(episodes))}
         if thresholds is not None:
-            self.group.attrs["flag_thresholds"] = dict(thresholds)
+            new["flag_thresholds"] = json.dumps(dict(thresholds))
+        self.group.attrs.update(new)
 
     def flag_timeline(self) -> list[dict] | None:
         """The recorded flag episodes (None when the store has none recorded)."""
         value = self.group.attrs.get("flag_timeline")
+        if isinstance(value, str):
+            value = json.loads(value)
         return None if value is None else list(value)
 
     def frames_done_count(self) -> int:
@@ -278,24 +366,30 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ reading
     def to_dataset(self, *, computed_only: bool = True) -> xr.Dataset:
-        """The store as a lazy ``xarray.Dataset`` (dask arrays through ``xarray.open_zarr``;
-        only ``status`` is read now, to select the computed frames)."""
+        """The store as a lazy ``xarray.Dataset`` (see :func:`open_features`)."""
+        if self.info.get("version", 1) < 2:
+            return self._legacy_dataset(computed_only)
+        ds = xr.open_zarr(self.group.store, consolidated=True, zarr_format=3)
+        if computed_only:
+            ds = ds.isel({FRAME: np.flatnonzero(ds[STATUS].values == DONE)})
+        return ds
+
+    def _legacy_dataset(self, computed_only: bool) -> xr.Dataset:
+        """A version-1 store (frames rounded up to chunks, float timestamps)."""
+        from .cf import to_datetime64
+
         n = self.frames_seen
-        # values are stored as computed: no CF decoding (fill values are real values here)
         ds = xr.open_zarr(self.group.store, consolidated=False, decode_cf=False, zarr_format=3)
-        ds = ds[[*self.specs, *META_FIELDS, "status", *self.info.get("coords", [])]]
-        ds = ds.set_coords([*META_FIELDS, "status", *self.info.get("coords", [])])
+        ds = ds[[*self.specs, *META_FIELDS, STATUS, *self._coord_names]]
+        ds = ds.set_coords([*META_FIELDS, STATUS, *self._coord_names])
         ds = ds.isel({FRAME: slice(0, n)}).assign_coords({FRAME: np.arange(n)})
-        ds.attrs = {
-            k: json.dumps(v) if isinstance(v, (dict, list)) else v
-            for k, v in self.info.items()
-            if k not in ("specs", "coords")
-        }
+        ds = ds.assign_coords({TIMESTAMP: (FRAME, to_datetime64(ds[TIMESTAMP].values))})
+        ds.attrs = {k: _json_attr(v) for k, v in self.info.items() if k not in ("specs", "coords")}
         for key in ("flag_timeline", "flag_thresholds"):
             if key in self.group.attrs:
-                ds.attrs[key] = json.dumps(self.group.attrs[key])
+                ds.attrs[key] = _json_attr(self.group.attrs[key])
         if computed_only:
-            ds = ds.isel({FRAME: np.flatnonzero(ds["status"].values == DONE)})
+            ds = ds.isel({FRAME: np.flatnonzero(ds[STATUS].values == DONE)})
         return ds
 
 
@@ -319,8 +413,30 @@ def _alive(pid: int) -> bool:
 
 
 def open_features(path: str | Path, *, computed_only: bool = True) -> xr.Dataset:
-    """Open a feature store as a lazy ``xarray.Dataset`` (only computed frames by default).
+    """Open a feature store as a lazy ``xarray.Dataset``.
 
-    ``status`` tells for each frame: 1 done, 2 bad frame, 3 skipped by sampling, 0 pending.
+    Parameters
+    ----------
+    path
+        The feature store (a Zarr v3 group written by ``xlive process`` or the live loop).
+    computed_only
+        True (default): only the frames whose features are computed (``status`` 1, done).
+        False: every frame the run has shown so far, ``status`` telling each one: 1 done,
+        2 bad frame, 3 skipped by sampling, 0 pending (not yet written: fill values).
+
+    Returns
+    -------
+    xarray.Dataset
+        The layout of :func:`xlive.analyze`: one variable per feature, coordinates ``frame``,
+        per-frame metadata (``timestamp`` as ``datetime64[ns]``), ``status`` and the
+        analyzers' coordinates, CF ``long_name``/``units`` throughout. With
+        ``computed_only=False`` it is the Dataset ``xarray.open_zarr(path)`` reads (the
+        store is laid out as xarray writes Zarr); ``open_features(path)`` equals
+        ``xarray.open_zarr(path).xlive.done()``.
+
+    Examples
+    --------
+    >>> ds = xlive.open_features("features.zarr")          # doctest: +SKIP
+    >>> ds.n_spots.plot()                                    # doctest: +SKIP
     """
     return FeatureStore.open(path).to_dataset(computed_only=computed_only)

@@ -116,7 +116,8 @@ def declared_specs(ds: xr.Dataset) -> list:
                     "dims": var.dims,
                     "dtype": str(var.dtype),
                     "units": var.attrs.get("units", ""),
-                    "description": var.attrs.get("description", ""),
+                    # CF long_name (stores before issue 17: description)
+                    "description": var.attrs.get("long_name", var.attrs.get("description", "")),
                     "sizes": {d: ds.sizes[d] for d in var.dims[1:]},
                     "show": var.attrs.get("show"),
                     "flags": var.attrs.get("flags") or (),

@@ -31,6 +31,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..engine.cf import to_seconds
 from ..errors import BadFrameError, ConfigError, SourceError
 
 DATA = "/entry_1/data_1/data"
@@ -255,6 +256,8 @@ class CXIHitsWriter:
             x = f[XLIVE]
             for name, dt in _META.items():
                 vals = (meta or {}).get(name)
+                if name == "timestamp" and vals is not None:  # HDF5: epoch seconds, as CXI
+                    vals = to_seconds(vals)
                 fill = np.nan if np.dtype(dt).kind == "f" else 0
                 arr = np.full(k, fill, dt) if vals is None else np.asarray(vals)[rows].astype(dt)
                 put(x[name], arr)

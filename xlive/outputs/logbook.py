@@ -55,38 +55,12 @@ COLUMNS = {
 def lazy_features(path: str | Path) -> xr.Dataset:
     """A feature store as a lazy Dataset of its computed frames (dask arrays over Zarr).
 
-    Unlike :func:`xlive.open_features` nothing is read until used, so a variable that looks
-    at ``is_hit`` never reads the radial profiles.
+    As :func:`xlive.open_features`: nothing but ``status`` is read until used, so a variable
+    that looks at ``is_hit`` never reads the radial profiles.
     """
-    import dask.array as da
+    from ..engine.store import open_features
 
-    from ..engine.store import DONE, META_FIELDS, FeatureStore
-
-    store = FeatureStore.open(path)
-    n = store.frames_seen
-    status = store.status()
-    data_vars, coords = {}, {}
-    for name, s in store.specs.items():
-        a = store.group[name]
-        # a fresh name each time: a store read again (it grows) is never taken for the last read
-        arr = da.from_array(a, chunks=a.chunks, name=False)[:n]
-        data_vars[name] = xr.Variable(tuple(s["dims"]), arr, attrs=dict(a.attrs))
-    for name in META_FIELDS:
-        coords[name] = (FRAME, store.group[name][:n])
-    coords["status"] = (FRAME, status)
-    for name in store.info.get("coords", []):
-        a = store.group[name]
-        coords[name] = xr.Variable(tuple(a.metadata.dimension_names), a[...], attrs=dict(a.attrs))
-    coords[FRAME] = np.arange(n)
-    ds = xr.Dataset(data_vars, coords=coords)
-    ds.attrs.update(
-        {
-            k: v
-            for k, v in store.info.items()
-            if k not in ("specs", "coords") and isinstance(v, (str, int, float))
-        }
-    )
-    return ds.isel({FRAME: np.flatnonzero(status == DONE)})
+    return open_features(path)
 
 
 def run_key(ds: xr.Dataset, features: str | Path | None = None) -> str:

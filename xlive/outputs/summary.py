@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from ..conventions import TIMESTAMP
+from ..engine.cf import to_seconds
 from ._common import aggregates, attr_json, features_dataset, store_status
 
 #: d_min histogram edges (angstrom) stored with each run
@@ -120,7 +121,7 @@ def summarize(
         else np.zeros(len(D_MIN_EDGES) - 1, int)
     )
     pct = np.percentile(d_min, [10, 50, 90]) if d_min.size else [np.nan] * 3
-    ts = ds[TIMESTAMP].values.astype(float) if TIMESTAMP in ds.coords else np.zeros(0)
+    ts = to_seconds(ds[TIMESTAMP].values) if TIMESTAMP in ds.coords else np.zeros(0)
     indexing = _indexing_figures(ds, hit)
     return RunSummary(
         run=run or source or str(attr_json(ds, "features") or ""),
