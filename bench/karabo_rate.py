@@ -12,8 +12,9 @@ Three measurements on 127.0.0.1, each against the karabo-bridge package's own se
    ``karabo-bridge-serve-run`` and followed by ``xlive process karabo://... --live``: frames
    analysed against frames sent.
 
-Usage: ``python bench/karabo_rate.py [--seconds 20] [--trains 20]``. Timings on a shared
-machine are noisy; the ratio in (2) is measured side by side.
+Usage: ``python bench/karabo_rate.py [--seconds 20] [--trains 20] [--rounds 2] [--no-live]``.
+Timings on a shared machine are noisy; (1) and (2) are alternated ``--rounds`` times and their
+ratio printed per round.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: the simulator's options (set from the command line in main)
+SIM = {"gen": "zeros", "data_like": "online", "detector": "AGIPDModule"}
+
+
 def start_sim(port: int) -> subprocess.Popen:
     return subprocess.Popen(
         [
@@ -43,17 +48,19 @@ def start_sim(port: int) -> subprocess.Popen:
             "-z",
             "PUSH",
             "-d",
-            "AGIPDModule",
+            SIM["detector"],
             "-r",
             "-g",
-            "zeros",
+            SIM["gen"],
+            "--data-like",
+            SIM["data_like"],
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
-def bare_rate(seconds: float) -> tuple[float, int]:
+def bare_rate(seconds: float) -> tuple[float, int, float]:
     from karabo_bridge import Client
 
     port = free_port()
@@ -61,27 +68,34 @@ def bare_rate(seconds: float) -> tuple[float, int]:
     try:
         c = Client(f"tcp://127.0.0.1:{port}", sock="PULL", timeout=30)
         c.next()  # the first train: the server is up
-        n, t0 = 0, time.monotonic()
+        n, t0, cpu0 = 0, time.monotonic(), time.process_time()
         while time.monotonic() - t0 < seconds:
             c.next()
             n += 1
-        return n / (time.monotonic() - t0), n
+        cpu = (time.process_time() - cpu0) / n * 1e3
+        return n / (time.monotonic() - t0), n, cpu
     finally:
         proc.kill()
         proc.wait()
 
 
-def spool_rate(seconds: float, spool: Path):
+def spool_rate(seconds: float, spool: Path, compress: str | None = "lz4"):
+    """Trains/s received and spooled: ``run`` returns once every received train is written,
+    so the spooled rate counts the time to drain the writer's queue too."""
     from xlive.sources.karabo import KaraboReceiver
 
     port = free_port()
     proc = start_sim(port)
     try:
-        rec = KaraboReceiver(f"tcp://127.0.0.1:{port}", spool)
-        t0 = time.monotonic()
-        rec.run(until=t0 + seconds)
-        dt = time.monotonic() - t0
-        return rec.trains / dt, rec.frames / dt, rec.trains, rec.lost
+        rec = KaraboReceiver(f"tcp://127.0.0.1:{port}", spool, compress=compress)
+        # timed from the first train received (the server is up) to the last one written
+        t_start, cpu0 = time.monotonic(), time.process_time()
+        rec.run(until=t_start + 30 + seconds, max_trains=None, seconds_after_first=seconds)
+        dt = time.monotonic() - rec.t_first
+        cpu = (time.process_time() - cpu0) / rec.trains * 1e3
+        n, f = rec.trains - 1, rec.frames * (rec.trains - 1) / rec.trains
+        assert rec.received == rec.trains and not rec.errors, (rec.received, rec.trains, rec.errors)
+        return n / dt, f / dt, n, rec.lost, cpu
     finally:
         proc.kill()
         proc.wait()
@@ -152,19 +166,42 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--trains", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=2, help="bare/spool pairs, alternated")
+    ap.add_argument("--no-live", action="store_true", help="skip measurement 3")
+    ap.add_argument("--gen", choices=["zeros", "random"], default="zeros", help="simulator data")
+    ap.add_argument("--data-like", choices=["online", "file"], default="online")
+    ap.add_argument("--detector", choices=["AGIPDModule", "AGIPD", "LPD"], default="AGIPDModule")
+    ap.add_argument("--raw", action="store_true", help="spool without compression")
+    ap.add_argument("--spool-dir", default=None, help="where the spool goes (default: $TMPDIR)")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    SIM.update(gen=a.gen, data_like=a.data_like, detector=a.detector)
+    print(f"simulator: {SIM}; spool {'raw' if a.raw else 'blosc lz4'} in {a.spool_dir or 'TMPDIR'}")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory(dir=a.spool_dir) as tmp:
         tmp = Path(tmp)
-        full, n_bare = bare_rate(a.seconds)
+        ratios = []
+        for r in range(a.rounds):  # alternated, so both see the same load on a shared machine
+            full, n_bare, cpu_bare = bare_rate(a.seconds)
+            print(
+                f"[{r}] sender full rate (bare client, trains dropped): {full:.2f} trains/s "
+                f"({n_bare} trains, {cpu_bare:.1f} ms CPU per train in the client process)"
+            )
+            trains_s, frames_s, n, lost, cpu = spool_rate(
+                a.seconds, tmp / f"spool{r}.zarr", None if a.raw else "lz4"
+            )
+            ratios.append(trains_s / full)
+            print(
+                f"[{r}] xlive KaraboReceiver (spooling every pulse): {trains_s:.2f} trains/s, "
+                f"{frames_s:.0f} frames/s, {n} trains, {lost} trains lost, {cpu:.1f} ms CPU per "
+                "train (all threads); "
+                f"ratio to the sender's full rate {trains_s / full:.2f}"
+            )
         print(
-            f"sender full rate (bare client, trains dropped): {full:.2f} trains/s ({n_bare} trains)"
+            f"ratio spooled / sender's full rate: {', '.join(f'{x:.2f}' for x in ratios)}; "
+            f"load average now {os.getloadavg()[0]:.1f}"
         )
-        trains_s, frames_s, n, lost = spool_rate(a.seconds, tmp / "spool.zarr")
-        print(
-            f"xlive KaraboReceiver (spooling every pulse): {trains_s:.2f} trains/s, "
-            f"{frames_s:.0f} frames/s, {n} trains, {lost} trains lost; "
-            f"ratio to the sender's full rate {trains_s / full:.2f}"
-        )
+        if a.no_live:
+            return 0
         done, sent, lost, dt = live_follow(a.trains, tmp / "live")
         print(
             f"xlive process --live on karabo-bridge-serve-run: {done} of {sent} frames "

@@ -6,13 +6,28 @@ moment a frame is written (first seen complete) to the moment its features are s
 
     python bench/live_lag.py --rate 20 --frames 400      # goal: every frame, p95 lag < 2 s
     python bench/live_lag.py --rate 200 --frames 2000    # goal: lag < 5 s by sampling, fill-in completes
+    python bench/live_lag.py --replay --rate 100 --frames 3000   # goal: every frame, p95 lag < 1 s
 
-Goals (issue 5) are for --detector eiger4m on a 2-core machine.
+Goals (issues 5 and 16) are for --detector eiger4m on a 2-core machine.
+
+``--replay``: a cheap sender instead of the simulator. ``--distinct`` frames are simulated once
+(``xlive simulate``), bitshuffle-LZ4 encoded once by the Eiger stream sender
+(``python -m xlive.sources.stream.sender --zarr``) and replayed over the Eiger stream (V1,
+zeromq on 127.0.0.1) at ``--rate``; the live loop receives them as ``xlive process --live
+tcp://...`` does (receiver thread spooling to Zarr, read and decompressed on the workers,
+analysed, stored); the receiver runs as its own process (``--receiver process``, the
+default; ``python -m xlive.sources.stream.receiver``) or as a thread of the live process
+(``--receiver thread``, as ``xlive process --live tcp://...`` starts it). Lag runs from the moment a poll of the spool first sees a frame to its
+features stored; the age runs from the sender's timestamp (the moment it sent the frame).
+The last line is ``computed=N/M p95_lag=X.XXs`` (N frames computed live of M sent).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +42,7 @@ from xlive.engine.live import LiveParams, LiveProcessor, default_client, fill_in
 from xlive.engine.store import DONE, SKIPPED, FeatureStore
 from xlive.simulate import SimParams, Simulation
 from xlive.sources import open_source
+from xlive.sources.stream.receiver import StreamSource
 
 
 def main() -> None:
@@ -37,14 +53,38 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=4.0, help="latency budget of the live loop")
     ap.add_argument("--trace", action="store_true", help="print the loop's state as it runs")
     ap.add_argument("--no-sampling", action="store_true", help="compute every frame, however late")
+    ap.add_argument(
+        "--replay",
+        action="store_true",
+        help="replay frames encoded once over the Eiger stream (instead of simulating each)",
+    )
+    ap.add_argument("--distinct", type=int, default=8, help="--replay: distinct frames cycled")
+    ap.add_argument(
+        "--replay-run",
+        help="--replay: an `xlive simulate` run whose frames to replay (default: simulate "
+        "--distinct frames of --detector)",
+    )
+    ap.add_argument(
+        "--receiver",
+        choices=("process", "thread"),
+        default="process",
+        help="--replay: the stream receiver in its own process (python -m "
+        "xlive.sources.stream.receiver) or as a thread of the live process",
+    )
     args = ap.parse_args()
     sim = Simulation(SimParams(detector=args.detector))
     client = default_client()
     # the monitor is ready before the run starts: analyzers built, kernels loaded
     analyzers, reducers = default_analyzers(sim.geometry), default_reducers(sim.geometry)
     client.run(warm_up, analyzers, sim.geometry.shape, np.dtype(sim.detector.dtype), reducers)
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         run, feats = Path(tmp) / "run", Path(tmp) / "features.zarr"
+        if args.replay:
+            replay(args, client, analyzers, reducers, run, feats)
+            client.close()
+            client.cluster.close()
+            return
         writer = subprocess.Popen(
             [
                 sys.executable,
@@ -119,6 +159,152 @@ def main() -> None:
         )
     client.close()
     client.cluster.close()
+
+
+def _cpu(who) -> float:
+    """User + system CPU seconds of this process (all threads) or of its waited-for children."""
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def replay(args, client, analyzers, reducers, run: Path, feats: Path) -> None:
+    """The ``--replay`` mode (see the module docstring)."""
+    if args.replay_run:
+        run = Path(args.replay_run)
+        if not (run / "run.zarr").exists():
+            raise SystemExit(f"--replay-run {run}: no run.zarr inside (an `xlive simulate` run)")
+    else:
+        _simulate(args, run)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    spool = feats.parent / "spool.zarr"
+    _replay(args, client, analyzers, reducers, run, feats, address, spool)
+
+
+def _simulate(args, run: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xlive.cli",
+            "simulate",
+            str(run),
+            "--frames",
+            str(args.distinct),
+            "--rate",
+            "0",
+            "--detector",
+            args.detector,
+            "-q",
+        ],
+        check=True,
+    )
+
+
+def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> None:
+    # the receiver and the live loop first, as at a beamline; the sender then paces itself
+    receiver = None
+    if args.receiver == "process":
+        # its own process: in a thread it shares the live process's GIL with the driver and
+        # the workers and falls behind at 100 Hz (frames queue up in zeromq)
+        receiver = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "xlive.sources.stream.receiver",
+                address,
+                str(spool),
+                "--series",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        while not (spool / "zarr.json").exists():
+            time.sleep(0.02)
+        src = StreamSource(None, spool=spool, receive=False)
+    else:
+        src = open_source(address, spool=spool)
+    params = LiveParams(latency_budget=args.budget, adaptive=not args.no_sampling)
+    sender = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xlive.sources.stream.sender",
+            "--bind",
+            address,
+            "--zarr",
+            str(run / "run.zarr"),
+            "--distinct",
+            str(args.distinct),
+            "--frames",
+            str(args.frames),
+            "--rate",
+            str(args.rate),
+            "--protocol",
+            "1",
+            "--timeout",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    cpu0 = _cpu(resource.RUSAGE_SELF)
+    with LiveProcessor(
+        src, feats, client=client, params=params, analyzers=analyzers, reducers=reducers
+    ) as lp:
+        t0 = time.time()
+        while sender.poll() is None or not lp.idle or src.refresh() > lp.frames_seen:
+            if lp.step() and args.trace:
+                print(
+                    f"t={time.time() - t0:5.1f}s seen {lp.frames_seen} stored "
+                    f"{lp.stats.frames_stored} queued {len(lp._queue)} skipped "
+                    f"{lp.stats.frames_skipped} lag {lp.stats.lags[-1]:.2f}s"
+                )
+            if sender.poll() is not None and src.refresh() >= args.frames and lp.idle:
+                break
+        lags = np.asarray(lp.stats.lags)
+        ages = np.asarray(lp.stats.ages)
+    cpu = _cpu(resource.RUSAGE_SELF) - cpu0
+    src.close()
+    sent = sender.communicate()[0].strip()
+    if receiver is not None:
+        print(f"receiver process: {receiver.communicate(timeout=60)[0].strip()}")
+    others_cpu = _cpu(resource.RUSAGE_CHILDREN)  # the simulator, the sender (and receiver)
+    print(f"sender: {sent}")
+    status = FeatureStore.open(feats).status()
+    done, skipped = int(np.sum(status == DONE)), int(np.sum(status == SKIPPED))
+    print(
+        f"replay {args.rate:g} Hz, {args.frames} {args.detector} frames (bitshuffle-LZ4, "
+        f"{args.distinct} distinct): received {status.size}, computed {done}, skipped {skipped}; "
+        f"load average now {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    p95 = float(np.percentile(lags, 95)) if lags.size else float("nan")
+    if lags.size:
+        print(
+            f"lag (s), spool poll -> stored: median {np.median(lags):.2f}, p95 {p95:.2f}, "
+            f"max {lags.max():.2f}"
+        )
+    if ages.size:
+        print(
+            f"age (s), sent -> stored: median {np.median(ages):.2f}, "
+            f"p95 {np.percentile(ages, 95):.2f}, max {ages.max():.2f}"
+        )
+    if done:
+        per = cpu / done
+        print(
+            f"CPU of the live process (read + decompress, analysis, reducers, store"
+            f"{', receiver thread' if receiver is None else ''}): {per * 1e3:.1f} ms per computed "
+            f"frame -> at most {(os.cpu_count() or 1) / per:.0f} Hz on this machine's "
+            f"{os.cpu_count()} cores if nothing else ran; child processes (simulator, sender"
+            f"{', receiver' if receiver is not None else ''}): {others_cpu:.1f} s CPU"
+        )
+    print(f"computed={done}/{args.frames} p95_lag={p95:.2f}s")
 
 
 if __name__ == "__main__":

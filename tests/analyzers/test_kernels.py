@@ -15,9 +15,20 @@ from xlive.analyzers._kernels.binning import (
     ring_histograms_int,
     ring_histograms_ref,
 )
+from xlive.analyzers._kernels.blocks import (
+    block_rings,
+    block_seeds,
+    block_seeds_ref,
+    block_shape,
+    block_sums,
+    block_sums_ref,
+    local_background,
+    local_background_ref,
+)
 from xlive.analyzers._kernels.neighbours import nearest_distances, nearest_distances_ref
 from xlive.analyzers._kernels.peaks import find_peaks, find_peaks_ref, pixels_above
 from xlive.analyzers._kernels.runs import PixelRuns, pixel_runs, run_sums, runs_apply
+from xlive.analyzers._kernels.watershed import dilate_blocks, find_spots, find_spots_ref
 from xlive.analyzers.base import valid_range
 from xlive.geometry import Geometry
 
@@ -336,3 +347,96 @@ def test_fused_pass_matches_both_references(case):
     np.testing.assert_allclose(ovf, rovf, rtol=1e-12)
     np.testing.assert_array_equal(cand[:nc], rcand)
     assert (nsat, total) == (rsat, pytest.approx(rtotal))
+
+
+# --------------------------------------------------------------------------- integrated spots
+def _spot_frame(name):
+    """Poisson background 0.5 with spots for the integrated finder: isolated sharp and broad
+    weak spots, a close pair, a zinger, a masked stripe, gap markers."""
+    rng = np.random.default_rng(11)
+    yy, xx = np.indices(SHAPE)
+    lam = np.full(SHAPE, 0.5)
+    mask = np.zeros(SHAPE, bool)
+
+    def spot(x, y, n, s):
+        lam[...] += n * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * s**2)) / (2 * np.pi * s**2)
+
+    if name in ("spots", "gaps"):
+        spot(12.3, 14.6, 400, 0.8)  # sharp
+        spot(45.2, 20.7, 150, 2.8)  # broad and weak: peak ~3 counts
+        spot(30.0, 45.0, 300, 1.2)  # a close pair, 6 px apart
+        spot(36.0, 45.5, 250, 1.2)
+    frame = rng.poisson(lam).astype(np.uint32)
+    if name == "zinger":
+        frame[30, 20] = 300
+    if name == "gaps":
+        frame[:, 40:42] = INVALID
+        mask[50:, :] = True
+    return frame, mask
+
+
+@pytest.mark.parametrize("case", ["spots", "zinger", "gaps"])
+def test_block_sums_and_seeds_match_reference(case):
+    frame, mask = _spot_frame(case)
+    rings = _rings(mask).astype(np.int16)
+    lo, hi = valid_range(frame.dtype)
+    nb = block_shape(SHAPE)
+    bsum, bn = np.zeros(nb), np.zeros(nb, np.int32)
+    block_sums(frame, rings, lo, hi, 3, bsum, bn)
+    rs, rn = block_sums_ref(frame, rings, lo, hi, 3)
+    np.testing.assert_allclose(bsum, rs)
+    np.testing.assert_array_equal(bn, rn)
+    n = int(_rings().max()) + 1
+    mean, var = np.full(n, 0.5), np.full(n, 0.5)
+    mean[-1] = np.nan  # a ring without statistics
+    br = block_rings(rings)
+    seeds = np.zeros(nb, np.uint8)
+    resid = np.zeros((3, 3))
+    local_background(bsum, bn, br, mean, 8, 2.5, resid)
+    np.testing.assert_allclose(resid, local_background_ref(bsum, bn, br, mean, 8, 2.5))
+    count = block_seeds(bsum, bn, br, mean, resid, 8, var, 1.0, 4.0, seeds)
+    ref = block_seeds_ref(bsum, bn, br, mean, resid, 8, var, 1.0, 4.0)
+    np.testing.assert_array_equal(seeds, ref)
+    assert count == ref.sum() > 0
+
+
+def test_block_rings_take_the_central_unmasked_pixel():
+    rings = np.arange(36, dtype=np.int16).reshape(6, 6)
+    rings[1, 1] = -1  # centre of block (0, 0) masked: a pixel next to it
+    rings[3:6, 3:6] = -1
+    br = block_rings(rings)
+    assert br[0, 0] in (1, 6, 8, 13) and br[0, 1] == rings[1, 4] and br[1, 1] == -1
+
+
+@pytest.mark.parametrize("case", ["spots", "zinger", "gaps", "empty"])
+@pytest.mark.parametrize("gain", [1.0, 2.0])
+@pytest.mark.parametrize("single_frac", [0.9, 1.01])
+@pytest.mark.parametrize("h, split", [(1, (0.0, 0.03)), (2, (0.0, 0.03)), (2, (2.0, 0.1))])
+def test_find_spots_matches_reference(case, gain, single_frac, h, split):
+    frame, mask = _spot_frame("spots" if case == "empty" else case)
+    if case == "empty":
+        frame[:] = 0
+    frame = frame * np.uint32(gain) if gain != 1.0 else frame
+    rings = _rings(mask).astype(np.int16)
+    n = int(_rings().max()) + 1
+    mean, var = np.full(n, 0.5 * gain), np.full(n, 0.5 * gain**2)
+    lo, hi = valid_range(frame.dtype)
+    nb = block_shape(SHAPE)
+    blocks = np.zeros(nb, np.uint8)
+    blocks[1:-2, 2:] = 1  # most of the frame, not all
+    blocks = dilate_blocks(blocks)
+    yy, xx = np.indices((4, 4))
+    resid = 0.1 * gain * (yy - xx)  # a tilted leftover background in boxes of 18 px
+    args = (frame, rings, mean, resid, 18, var, lo, hi, blocks, 3, h, gain, 2.0, *split, 5.0)
+    args = (*args, single_frac)
+    out = np.empty((50, 7))
+    found = find_spots(*args, 1, 1000, out)
+    ref = find_spots_ref(*args, 1, 1000)
+    assert found == len(ref)
+    np.testing.assert_allclose(out[:found], ref, rtol=1e-9, atol=1e-9)
+    if case == "spots" and split[0] == 0:
+        assert found == 4  # sharp, broad, and both of the close pair: each once
+    if case == "zinger":  # the lone bright pixel is no spot unless allowed
+        assert found == (0 if single_frac < 1 else 1)
+    if case == "empty":
+        assert found == 0

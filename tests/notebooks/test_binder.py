@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_binder_environment_runs_the_quickstart(tmp_path):
+def test_binder_environment_runs_the_quickstart(tmp_path, notebook_file_with):
+    quickstart = notebook_file_with("quickstart", FRAMES=60, RATE=40.0)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
@@ -24,15 +25,12 @@ def test_binder_environment_runs_the_quickstart(tmp_path):
     code = f"""
 import nbformat
 from nbclient import NotebookClient
-nb = nbformat.read({str(REPO / "notebooks" / "quickstart.ipynb")!r}, as_version=4)
+nb = nbformat.read({str(quickstart)!r}, as_version=4)
 NotebookClient(nb, timeout=600, kernel_name="python3").execute()
 print("".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", [])))
 """
     env = {
         **os.environ,
-        "XLIVE_NB_FRAMES": "60",
-        "XLIVE_NB_RATE": "40",
-        "XLIVE_NB_WAIT": "1",
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }
     env.pop("PYTHONPATH", None)
@@ -50,3 +48,32 @@ print("".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
         check=True,
     ).stdout
     assert str(venv) in where or str(REPO) in where
+
+
+@pytest.mark.slow
+def test_binder_post_build_sends_the_dask_dashboard_link_through_the_proxy(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("DASK_CONFIG", None)
+    subprocess.run(["bash", "binder/postBuild"], cwd=REPO, env=env, check=True, timeout=120)
+    code = """
+from xlive.engine.cluster import default_client
+from xlive.views.monitor import dashboard_link
+client = default_client(1)
+port = client.cluster.scheduler.http_server.port
+print(dashboard_link(client), port)
+client.close()
+"""
+    env["JUPYTERHUB_SERVICE_PREFIX"] = "/user/someone/"  # what JupyterHub (Binder) sets
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    link, port = out.stdout.split()
+    assert link == f"/user/someone/proxy/{port}/status"

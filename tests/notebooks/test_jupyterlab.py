@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 from xlive_testing import stop_process
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -25,14 +23,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def lab(tmp_path):
-    """``jupyter lab`` on 127.0.0.1 serving a copy of the quickstart, stopped after the test."""
-    shutil.copy(NOTEBOOKS / "quickstart.ipynb", tmp_path / "quickstart.ipynb")
+def lab(tmp_path, notebook_file_with):
+    """``jupyter lab`` on 127.0.0.1 serving the quickstart (a long slow run, so that it is
+    still live while we look), stopped after the test."""
+    notebook_file_with("quickstart", FRAMES=1500, RATE=15.0)
     port = _free_port()
     env = {
         **os.environ,
-        "XLIVE_NB_FRAMES": "1500",
-        "XLIVE_NB_RATE": "15",
         "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
         "TMPDIR": str(tmp_path),
     }
@@ -89,7 +86,8 @@ def test_quickstart_live_in_jupyterlab(lab, chromium):
         timeout=120_000,
     )
     page.wait_for_timeout(2000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # not awaited: the promise resolves only when the last cell (the end of the run) is done
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     # the monitor's bokeh plots appear in the output (canvases inside bokeh's shadow roots)
     count_canvases = """() => { let n = 0; const walk = (root) => { for (const el of
         root.querySelectorAll('*')) { if (el.tagName === 'CANVAS') n++;
@@ -101,13 +99,15 @@ def test_quickstart_live_in_jupyterlab(lab, chromium):
     page.wait_for_function(f"({status})()?.includes('frames analysed')", timeout=120_000)
     first = page.evaluate(status)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-1.png"))
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-1.png"), timeout=120_000)
     page.wait_for_timeout(6000)
     second = page.evaluate(status)
-    page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-2.png"))
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-quickstart-2.png"), timeout=120_000)
     body = page.inner_text("body")
     assert "xlive views: update failed" not in body, body[body.find("xlive views") :][:500]
     assert "Failed to create view" not in body
+    assert "dask dashboard" in body  # the link above the plots
+    assert "INFO:distributed" not in body  # no dask chatter before the Monitor
     assert "javascript error" not in body.lower()
     assert first != second, "the live plots did not change while the run proceeded"
     assert page.evaluate(count_canvases) >= 8

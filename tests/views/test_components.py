@@ -47,7 +47,10 @@ def test_every_view_has_data_and_idle_updates_change_nothing(done_session):
         assert name in changed or name == "flags", name
     v = dash.views
     assert len(v["spots"].source.data["frame"]) == 80
-    assert v["spots"].source.data["value"] == [float(x) for x in agg.series["n_spots"]]
+    # in frame order (blocks may have been stored in another order)
+    by_frame = sorted(zip(agg.series["frame"], agg.series["n_spots"], strict=True))
+    assert v["spots"].source.data["frame"] == [f for f, _ in by_frame]
+    assert v["spots"].source.data["value"] == [float(n) for _, n in by_frame]
     assert len(v["hit_rate"].source.data["frame"]) == len(agg.hit_rate_points)
     assert len(v["radial"].source.data["q"]) == len(agg.mean_profile())
     assert v["powder"].source.data["count"] == agg.powder.tolist()
@@ -193,3 +196,208 @@ def test_page_opened_before_the_first_frame(tmp_path):
         assert len(doc.roots) == 1 and doc.select_one({"name": "spot_min_snr"}) is None
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------- read in five seconds
+
+
+def _figures(layout):
+    from bokeh.models import Plot
+
+    return [m for m in layout.references() if isinstance(m, Plot)]
+
+
+def test_axes_and_colour_bars_labelled_and_legends_outside(done_session):
+    from bokeh.models import ColorBar, Legend
+
+    dash = Dashboard(done_session)
+    dash.update()
+    figs = _figures(dash.root)
+    assert len(figs) >= 15
+    for fig in figs:
+        for axis in (*fig.xaxis, *fig.yaxis):
+            assert axis.axis_label, f"{fig.name}: an axis without a label"
+        for m in fig.center:
+            assert not isinstance(m, Legend), f"{fig.name}: legend over the data"
+        for m in (*fig.right, *fig.left, *fig.above, *fig.below):
+            if isinstance(m, ColorBar):
+                assert m.title, f"{fig.name}: colour bar without a title"
+    legends = [m for f in figs for m in f.right if isinstance(m, Legend)]
+    assert {f.name for f in figs if any(m in legends for m in f.right)} >= {
+        "hit_rate_plot",
+        "radial_plot",
+        "detector_plot",
+    }
+
+
+def test_one_resolution_convention_q_with_d_above(done_session):
+    from xlive.views.resolution import D_TICKS, d_from_q, q_from_d
+
+    dash = Dashboard(done_session)
+    dash.update()
+    for name in ("radial", "waterfall", "powder", "peakogram"):
+        fig = dash.views[name].root
+        assert fig.below[0].axis_label == "q (1/nm)", name
+        top = [a for a in fig.above if getattr(a, "name", None) == "d_axis"]
+        assert len(top) == 1 and "d-spacing (Å)" == top[0].axis_label, name
+        np.testing.assert_allclose(d_from_q(top[0].ticker.ticks), D_TICKS)
+    # the powder pattern's bins are the aggregates' 1/d bins in q: q = 2 pi / d (d in Å -> nm)
+    agg = done_session.aggregates
+    left = np.asarray(dash.views["powder"].source.data["left"])
+    np.testing.assert_allclose(left[1:], q_from_d(1 / agg.inv_d_edges[1:-1]))
+    np.testing.assert_allclose(q_from_d(2.0), 2 * np.pi / 0.2)
+
+
+def test_ring_labels_do_not_overlap(done_session):
+    """At the view's default zoom (the detector fills ~560 screen pixels), every two labels
+    of rings on the detector are at least a label's size apart."""
+    from xlive.views.detector import DetectorView
+
+    det = DetectorView()
+    det.update(done_session)
+    r = det.rings.data
+    h, w = done_session.source.geometry.shape
+    on = [
+        (x, y)
+        for x, y in zip(r["lx"], r["ly"], strict=True)
+        if -0.5 <= x <= w - 0.5 and -0.5 <= y <= h - 0.5
+    ]
+    assert len(on) >= 3
+    px = 560 / w  # screen pixels per detector pixel
+    for i, (x1, y1) in enumerate(on):
+        for x2, y2 in on[i + 1 :]:
+            assert abs(x1 - x2) * px > 40 or abs(y1 - y2) * px > 14, (on, px)
+
+
+@pytest.mark.parametrize("max_side", [1100, 400])
+def test_spots_fall_on_their_pixels_of_the_drawn_image(done_session, max_side):
+    """Each circle's centre, mapped through the image's drawn extent, lands in the (binned)
+    image pixel that holds the spot's detector pixel, and that pixel is bright: the circles
+    and the image share one coordinate frame, binned (1028 x 512 by 3) or not."""
+    from xlive.views.detector import DetectorView
+
+    det = DetectorView(max_side=max_side)
+    det.update(done_session)
+    src = det.source.data
+    img = np.asarray(src["image"][0])
+    x0, y0, dw, dh = src["x"][0], src["y"][0], src["dw"][0], src["dh"][0]
+    f = int(np.ceil(max(done_session.source.geometry.shape) / max_side))
+    assert dw / img.shape[1] == dh / img.shape[0] == f  # square pixels of f detector pixels
+    x = np.asarray(det.spots.data["x"])
+    y = np.asarray(det.spots.data["y"])
+    assert x.size > 20
+    assert np.all((x >= x0) & (x <= x0 + dw) & (y >= y0) & (y <= y0 + dh))
+    # where the browser draws each spot: the image column/row under the circle's centre
+    col = np.floor((x - x0) / dw * img.shape[1]).astype(int)
+    row = np.floor((y - y0) / dh * img.shape[0]).astype(int)
+    np.testing.assert_array_equal(col, np.rint(x).astype(int) // f)
+    np.testing.assert_array_equal(row, np.rint(y).astype(int) // f)
+    frame = np.asarray(done_session.read_frame(det.frame), float)
+    under = img[row, col]
+    assert np.nanmedian(under) > 5 * np.nanmedian(frame), (np.nanmedian(under), np.nanmedian(frame))
+
+
+def test_detector_levels_title_and_hit_stepping(done_session):
+    from xlive.views.bokeh_controls import page_layout
+
+    dash = Dashboard(done_session)
+    page_layout(dash)
+    dash.update()
+    det = dash.detector
+    frame_img = np.asarray(det.source.data["image"][0])
+    lo, hi = det.levels_shown
+    assert lo >= 1 and hi > lo and hi <= np.nanmax(frame_img)  # log scale: from one count
+    det.set_levels((3.0, 40.0))
+    assert "detector" in dash.update()
+    assert (det.mapper.low, det.mapper.high) == (3.0, 40.0)
+    det.set_scale("linear")
+    dash.update()
+    assert type(det.image.glyph.color_mapper).__name__ == "LinearColorMapper"
+    assert det.colorbar.color_mapper is det.mapper and "linear" in det.colorbar.title
+    det.set_levels(None)
+    det.set_scale("log")
+    dash.update()
+    # the title says how many spots were found, how many are circled and the peak cap
+    n = len(det.spots.data["x"])
+    found = dict(
+        zip(
+            done_session.aggregates.series["frame"],
+            done_session.aggregates.series["n_spots"],
+            strict=True,
+        )
+    )[det.frame]
+    found = int(found)
+    cap = LiveControls(done_session).spot_params.max_peaks
+    if found > n:
+        assert f"{n} of {found} spots circled" in det.root.title.text
+        assert f"strongest {cap}" in det.root.title.text
+    else:
+        assert f"{n} spots found and circled" in det.root.title.text
+    # previous / next hit
+    hits = dash.hits()
+    assert len(hits) >= 3 and det.frame == hits[-1]
+    assert dash.step_hit(-1) == hits[-2] and det.frame == hits[-2]
+    assert dash.step_hit(-1) == hits[-3]
+    assert dash.step_hit(+1) == hits[-2]
+    dash.show_frame(hits[-1])
+    assert dash.step_hit(+1) is None and det.frame == hits[-1]
+    # under the cursor: the d-spacing and panel maps have the image's shape
+    maps = det.maps.data
+    assert np.asarray(maps["d"][0]).shape == frame_img.shape
+    assert np.asarray(maps["panel"][0]).shape == frame_img.shape
+    d = np.asarray(maps["d"][0])
+    np.testing.assert_allclose(
+        np.nanmin(d), np.nanmin(done_session.source.geometry.maps.d), rtol=1e-5
+    )
+    dash.show_frame(None)
+
+
+def test_sampling_said_alike_and_lag_hidden_once_finished(done_session):
+    from bokeh.document import Document
+
+    from xlive.views.bokeh_controls import page_layout
+    from xlive.views.tweak import sampling_note
+
+    proc = done_session.processor
+    dash = Dashboard(done_session)
+    doc = Document()
+    doc.add_root(page_layout(dash))
+    dash.update()
+    # hidden once the run is finished (the browser test sees it go on a finished run)
+    assert dash.views["lag"].root.visible == (done_session.run_state() != "finished")
+    slider = doc.get_model_by_name("sample_slider")
+    assert "every frame analysed" in slider.title
+    step = proc.stats.sample_step
+    try:
+        proc.stats.sample_step = 2  # the live loop sampling 1 in 2 as it is behind
+        LiveControls(done_session).set_sample(0.5)  # and the user asked for half
+        dash2 = Dashboard(done_session)  # a fresh lag chart draws its title at once
+        doc2 = Document()
+        doc2.add_root(page_layout(dash2))
+        dash2.update()
+        note = sampling_note(done_session)
+        assert note.startswith("1 in 4 frames analysed (25%)"), note
+        assert note in dash2.views["lag"].root.title.text
+        assert note in doc2.get_model_by_name("sample_slider").title
+    finally:
+        proc.stats.sample_step = step
+        LiveControls(done_session).set_sample(1.0)
+
+
+def test_flags_panel_shows_the_advice_in_full(done_session):
+    from xlive.aggregate.flags import Flag
+    from xlive.views.flags_panel import FlagsPanel
+
+    advice = (
+        "The water ring is weak in 80% of recent frames: the jet is probably lost or "
+        "misaligned. Check the jet camera, the nozzle pressure and the sample reservoir; "
+        "if the jet is fine, lower jet_score_min."
+    )
+    panel = FlagsPanel()
+    flags = done_session.flags
+    try:
+        done_session.flags = [Flag("jet_lost", "error", advice)]
+        assert panel.update(done_session)
+    finally:
+        done_session.flags = flags
+    assert advice in panel.root.text and "white-space:normal" in panel.root.text

@@ -11,6 +11,8 @@ the whole set cheap.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..geometry.core import Geometry
@@ -58,9 +60,40 @@ class FrameAnalyzer:
         qsum = np.bincount(rings[use], weights=geometry.maps.q[use], minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.ring_q = np.where(cnt > 0, qsum / cnt, np.nan)
+        self._plan = self.stats.band_plan(self.ring_q)
+        self._specs = self.radial.describe() + self.spots.describe() + self.stats.describe()
+        self._local = threading.local()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_local"]  # per-thread scratch buffers are not pickled
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def _buffers(self):
+        """This thread's scratch buffers ``(sums, lost, hist, ovf, cand)``, made on first use
+        and reused for every later frame (zeroed here, except ``cand``, written before read):
+        a frame's pass then allocates nothing of the histograms' or the candidates' size."""
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            n_bins = self.radial.params.n_bins
+            buf = (
+                np.zeros(n_bins),
+                np.zeros(n_bins),
+                *self.spots.binning.empty(),
+                np.empty(self.spots.params.max_candidates, np.int64),
+            )
+            self._local.buf = buf
+        else:
+            for a in buf[:4]:
+                a.fill(0)
+        return buf
 
     def describe(self) -> list[FeatureSpec]:
-        return self.radial.describe() + self.spots.describe() + self.stats.describe()
+        return list(self._specs)
 
     def coords(self) -> dict[str, tuple[str, np.ndarray, dict]]:
         return self.radial.coords()
@@ -68,14 +101,13 @@ class FrameAnalyzer:
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name), self.geometry)
         lo, hi = valid_range(frames.dtype, self.geometry)
-        result = {s.name: s.empty(frames.shape[0]) for s in self.describe()}
+        result = {s.name: s.empty(frames.shape[0]) for s in self._specs}
         rp, sf, binning = self.radial, self.spots, self.spots.binning
-        n_bins = rp.params.n_bins
         for k, frame in enumerate(frames):
-            sums, lost = np.zeros(n_bins), np.zeros(n_bins)
-            cand = np.empty(sf.params.max_candidates, np.int64)
+            # the ring statistics keep views of hist: a frame's result is used up before the
+            # next frame refills the buffers
+            sums, lost, hist, ovf, cand = self._buffers()
             if runs_apply(frame.dtype, lo) and binning.counting(frame.dtype, lo):
-                hist, ovf = binning.empty()
                 r = rp.runs
                 nc, nsat, total = radial_ring_pass_int(
                     frame,
@@ -107,6 +139,6 @@ class FrameAnalyzer:
             )
             result["background"][k] = med / sf.gain
             result["jet_score"][k], result["ice_score"][k] = self.stats.scores(
-                res.mean, res.count, self.ring_q
+                res.mean, res.count, plan=self._plan
             )
         return result

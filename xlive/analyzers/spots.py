@@ -1,13 +1,18 @@
-"""Spot finding (peakfinder8-class) and the per-frame features that come from the spots.
+"""Spot finding at the integrated SNR, and the per-frame features that come from the spots.
 
 Per frame: (1) one pass builds per-ring value histograms (rings one pixel wide in radius, as
-peakfinder8) and collects pixels above the ADC threshold; (2) iterative sigma clipping on the
-histograms gives each ring a robust mean and sigma; (3) pixels above ``max(adc_threshold, mean +
-pixel_snr * sigma)`` form 8-connected components, each measured against its local background
-and kept when its integrated SNR reaches ``min_snr`` (see :mod:`xlive.analyzers._kernels.peaks`);
-(4) the peak table (strongest ``max_peaks`` by SNR, NaN padded) and the spot features
-(:mod:`xlive.analyzers.spot_stats`) follow from the peaks found. The first pass also gives
-``total_intensity`` and ``n_saturated`` at no extra cost, so they are emitted here.
+peakfinder8); iterative sigma clipping on them gives each ring a robust background mean and
+sigma; (2) detection at the integrated SNR (``method = "integrated"``, the default): block
+sums of the frame give the integrated SNR of windows of 3 x 3, 6 x 6 and 9 x 9 pixels against
+the ring background, a matched filter the size of a spot, sharp or broad
+(:mod:`xlive.analyzers._kernels.blocks`); around the significant windows, a watershed of the
+3 x 3 local sums keeps one peak per spot, splits crowded neighbours at their saddle, measures
+each spot over its footprint and rejects single-pixel zingers and hot pixels
+(:mod:`xlive.analyzers._kernels.watershed`). ``method = "threshold"`` is the peakfinder8-class
+finder of pixels above ``max(adc_threshold, mean + pixel_snr * sigma)``
+(:mod:`xlive.analyzers._kernels.peaks`). (3) The peak table (strongest ``max_peaks`` by SNR, NaN
+padded) and the spot features (:mod:`xlive.analyzers.spot_stats`) follow from the spots found.
+The first pass also gives ``total_intensity`` and ``n_saturated`` at no extra cost.
 """
 
 from __future__ import annotations
@@ -20,34 +25,70 @@ from ..conventions import D_UNITS, FRAME, ICE_D_SPACINGS, PEAK
 from ..errors import AnalyzerError
 from ..geometry.core import Geometry
 from ..validate import check_fields
+from ._kernels.blocks import (
+    BLOCK,
+    block_rings,
+    block_seeds,
+    block_shape,
+    block_sums,
+    local_background,
+)
 from ._kernels.peaks import find_peaks, merge_close_peaks, pixels_above
+from ._kernels.watershed import dilate_blocks, find_spots
 from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .rings import RingBinning
 from .spot_stats import SpotStatsParams, spot_feature_specs, spot_features
+
+#: spot-finding methods of :class:`SpotParams`
+METHODS = ("integrated", "threshold")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SpotParams:
     """Settings of the spot finder and the hit rule."""
 
+    #: "integrated" (windows of spot size reaching ``detect_snr``, one peak per spot by a
+    #: watershed) or "threshold" (peakfinder8-class: pixels above ``adc_threshold`` and
+    #: ``pixel_snr``)
+    method: str = "integrated"
+    #: integrated SNR a 3x3, 6x6 or 9x9 pixel window must reach to be looked at ("integrated")
+    detect_snr: float = 5.0
+    #: edge (pixels, a multiple of 3) of the boxes in which the background left over by the
+    #: ring means (beam-stop shadows, diffuse blobs) is measured and removed; 0: ring means
+    #: only ("integrated")
+    bg_box: int = 48
+    #: half-width (pixels) of the local sums G the watershed runs on: 1 for 3x3, 2 for 5x5
+    #: ("integrated")
+    smooth: int = 2
+    #: a pixel is in a spot's footprint when its local sum G reaches this many background
+    #: sigmas ("integrated")
+    floor_snr: float = 2.0
+    #: two peaks are two spots when the lower one stands above the saddle between them by
+    #: split_snr sigmas of that difference ...
+    split_snr: float = 0.0
+    #: ... and by this fraction of its height ("integrated")
+    split_frac: float = 0.03
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
     #: a pixel joins a spot above ring mean + pixel_snr * ring sigma (peakfinder8's minimum_snr)
     pixel_snr: float = 5.0
     #: minimum integrated SNR of a spot, I / sqrt(gain I + n_pixels * background variance)
+    #: (over its footprint for "integrated")
     min_snr: float = 5.0
     #: sigma-clipping level for the ring statistics
     clip_sigma: float = 3.0
     #: ring width in pixels (radius) for the ring statistics
     ring_width: float = 1.0
-    #: fewest pixels above threshold in a spot
+    #: fewest pixels in a spot (above threshold; "integrated": in its footprint)
     min_pixels: int = 1
-    #: most pixels above threshold in a spot
+    #: most pixels in a spot (above threshold; "integrated": in its footprint)
     max_pixels: int = 1000
     #: half-width (pixels) of the box around a spot giving its local background
     local_bg_radius: int = 5
-    #: a one-pixel spot holding more than this fraction of its intensity is a hot pixel
+    #: a spot is a zinger or hot pixel when one pixel holds more than this fraction of its
+    #: intensity ("threshold": one-pixel spots; "integrated": the brightest pixel's share of
+    #: the net signal of its 3x3 neighbourhood, where a real spot spreads over the PSF)
     max_single_fraction: float = 0.9
     #: rows of the peak table (strongest by SNR); ``n_spots`` counts all spots found
     max_peaks: int = 256
@@ -99,8 +140,19 @@ class SpotParams:
                 "max_spots_hit": (0, None),
                 "ice_ring_halfwidth": (0, None),
                 "max_candidates": (1, None),
+                "detect_snr": (0, None),
+                "floor_snr": (0, None),
+                "split_snr": (0, None),
+                "split_frac": (0, 1),
+                "smooth": (1, BLOCK),
+                "bg_box": (0, 100000),
             },
         )
+        if self.method not in METHODS:
+            raise AnalyzerError(
+                f"analyzers.spots method must be one of {', '.join(map(repr, METHODS))}, "
+                f"got {self.method!r}"
+            )
         if self.ring_width <= 0 or self.max_peaks < 1 or self.min_pixels < 1:
             raise AnalyzerError("spot finder: ring_width > 0, max_peaks >= 1, min_pixels >= 1")
 
@@ -166,6 +218,8 @@ class SpotFinder:
                     np.bincount(shell, minlength=max(n, 1)).astype(float),
                 )
             )
+        #: ring of each 3x3 block, for the block sums of the integrated method
+        self.block_rings = block_rings(self.binning.rings)
         sat = geometry.saturation_value
         # frames converted to photons (panels of different gains) lose the ADU saturation level
         self.saturation = float(sat) if sat is not None and gain is not None else np.inf
@@ -275,6 +329,8 @@ class SpotFinder:
         p = self.params
         lo, hi = valid_range(frame.dtype, self.geometry)
         sigma = np.maximum(res.sigma, self.read_sigma)  # noise model: never below read noise
+        if p.method == "integrated":
+            return self.integrated_peaks(frame, res.mean, sigma**2, lo, hi)
         thr = np.maximum(self.adc_level, res.mean + p.pixel_snr * sigma)
         thr = np.where(np.isfinite(thr), thr, np.inf)
         if res.n_candidates <= cand.size:
@@ -298,6 +354,46 @@ class SpotFinder:
             p.max_single_fraction,
             self.gain,
             self.read_sigma**2,
+            out,
+        )
+        return merge_close_peaks(out[: min(n, p.max_found)], p.merge_radius)
+
+    def integrated_peaks(self, frame, mean, var, lo, hi) -> np.ndarray:
+        """Spots by their integrated SNR (see the module docstring); rows as :meth:`find`."""
+        p = self.params
+        nb = block_shape(frame.shape)
+        bsum = np.zeros(nb)
+        bn = np.zeros(nb, np.int32)
+        block_sums(frame, self.binning.rings, lo, hi, BLOCK, bsum, bn)
+        sb = max(p.bg_box // BLOCK, 1)
+        resid = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb)))
+        if p.bg_box > 0:
+            local_background(bsum, bn, self.block_rings, mean, sb, 2.5, resid)
+        seeds = np.zeros(nb, np.uint8)
+        block_seeds(
+            bsum, bn, self.block_rings, mean, resid, sb, var, self.gain, p.detect_snr, seeds
+        )
+        out = np.empty((p.max_found, 7))
+        n = find_spots(
+            frame,
+            self.binning.rings,
+            mean,
+            resid,
+            sb * BLOCK,
+            var,
+            lo,
+            hi,
+            dilate_blocks(seeds),
+            BLOCK,
+            p.smooth,
+            self.gain,
+            p.floor_snr,
+            p.split_snr,
+            p.split_frac,
+            p.min_snr,
+            p.max_single_fraction,
+            p.min_pixels,
+            p.max_pixels,
             out,
         )
         return merge_close_peaks(out[: min(n, p.max_found)], p.merge_radius)

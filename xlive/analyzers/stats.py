@@ -123,6 +123,7 @@ class FrameStats:
         self.binning = RingBinning(shell, clip_sigma=p.clip_sigma, gain=self.gain)
         self.q_shell = (np.arange(self.binning.n_rings) + 0.5) * self.q_step
         self._cand = np.empty(0, np.int64)
+        self._plan = self.band_plan(self.q_shell)
 
     def describe(self) -> list[FeatureSpec]:
         return [
@@ -160,40 +161,59 @@ class FrameStats:
         )
         return med / self.gain
 
-    def _band(self, mean, count, lo, hi, q):
-        sel = (q >= lo) & (q < hi) & (count > 0) & np.isfinite(mean)
-        n = count[sel].sum()
-        return (float((mean[sel] * count[sel]).sum() / n) if n > 0 else np.nan), n
+    def band_plan(self, q: np.ndarray) -> np.ndarray:
+        """Which shells (of centres ``q``) each band of :meth:`scores` takes: a boolean
+        ``(bands, shells)`` matrix, rows water, reference, then (peak, low side, high side)
+        per ice ring. Depends on ``q`` only, so it is made once and reused for every frame."""
+        p = self.params
+        hw = max(p.ice_halfwidth, 1.5 * self.q_step)
+        bands = [p.water_band, p.reference_band]
+        for d in ICE_D_SPACINGS:
+            q0 = 20.0 * np.pi / d
+            bands += [
+                (q0 - hw, q0 + hw),
+                (q0 - hw - p.ice_gap - p.ice_side, q0 - hw - p.ice_gap),
+                (q0 + hw + p.ice_gap, q0 + hw + p.ice_gap + p.ice_side),
+            ]
+        lo, hi = np.array(bands).T
+        with np.errstate(invalid="ignore"):
+            return (q[None, :] >= lo[:, None]) & (q[None, :] < hi[:, None])
 
     def scores(
-        self, mean: np.ndarray, count: np.ndarray, q: np.ndarray | None = None
+        self,
+        mean: np.ndarray,
+        count: np.ndarray,
+        q: np.ndarray | None = None,
+        plan: np.ndarray | None = None,
     ) -> tuple[float, float]:
-        """(jet_score, ice_score) from shell means, pixel counts and shell q (default: ours)."""
+        """(jet_score, ice_score) from shell means, pixel counts and shell q (default: ours).
+
+        ``plan`` is :meth:`band_plan` of ``q`` (made here when not given). Each band's level
+        is the pixel-weighted mean of its shells with pixels and a finite mean.
+        """
         p = self.params
-        q = self.q_shell if q is None else q
-        w, _ = self._band(mean, count, *p.water_band, q)
-        b, _ = self._band(mean, count, *p.reference_band, q)
+        if plan is None:
+            plan = self.band_plan(self.q_shell if q is None else q)
+        ok = (count > 0) & np.isfinite(mean)
+        n_shell = np.where(ok, count, 0.0)
+        n = plan @ n_shell
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level = (plan @ np.where(ok, mean * count, 0.0)) / n
+        level = np.where(n > 0, level, np.nan)
+        w, b = level[0], level[1]
         jet = (w / b - 1.0) / p.jet_reference if b > 0 else np.nan
         excess = 0.0
         base = 0.0
-        hw = max(p.ice_halfwidth, 1.5 * self.q_step)
-        for d in ICE_D_SPACINGS:
-            q0 = 20.0 * np.pi / d
-            peak, n_peak = self._band(mean, count, q0 - hw, q0 + hw, q)
-            lo_side = self._band(
-                mean, count, q0 - hw - p.ice_gap - p.ice_side, q0 - hw - p.ice_gap, q
-            )
-            hi_side = self._band(
-                mean, count, q0 + hw + p.ice_gap, q0 + hw + p.ice_gap + p.ice_side, q
-            )
-            sides = [(m, n) for m, n in (lo_side, hi_side) if n >= p.ice_min_pixels]
+        for k in range(2, len(n), 3):
+            n_peak = n[k]
+            sides = [(level[s], n[s]) for s in (k + 1, k + 2) if n[s] >= p.ice_min_pixels]
             if n_peak < p.ice_min_pixels or not sides:
                 continue
-            side = sum(m * n for m, n in sides) / sum(n for _, n in sides)
-            excess += (peak - side) * n_peak
+            side = sum(m * c for m, c in sides) / sum(c for _, c in sides)
+            excess += (level[k] - side) * n_peak
             base += side * n_peak
         ice = excess / base if base > 0 else np.nan
-        return float(jet), ice
+        return float(jet), float(ice)
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name), self.geometry)
@@ -203,5 +223,7 @@ class FrameStats:
         for k, frame in enumerate(frames):
             res = self.binning.run(frame, lo, hi, np.inf, np.inf, self._cand, step=step)
             out["background"][k] = self.background(res, frame, lo, hi)
-            out["jet_score"][k], out["ice_score"][k] = self.scores(res.mean, res.count)
+            out["jet_score"][k], out["ice_score"][k] = self.scores(
+                res.mean, res.count, plan=self._plan
+            )
         return out

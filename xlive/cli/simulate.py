@@ -90,10 +90,19 @@ def _ranges(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
+class _Given(argparse.Action):
+    """Store the value and remember that the user gave the option (it wins over a preset)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given_options = {*getattr(namespace, "given_options", ()), self.dest}
+
+
 def add_simulation_options(
     p: argparse.ArgumentParser, *, frames: int, rate: float, detector: str
 ) -> None:
     from ..geometry.detectors import DETECTORS, INTEGRATING
+    from ..simulate.params import PRESETS
 
     p.add_argument(
         "--frames",
@@ -117,61 +126,79 @@ def add_simulation_options(
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     g = p.add_argument_group("what happens in the run")
     g.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="default",
+        help="a named set of the options below: 'hard' gives broad weak spots (σ 1.5-3.5 px), "
+        "a crowded 250 Å cell, bandwidth streaks, zingers and hot pixels outside the mask; "
+        "options given on the command line win (default %(default)s)",
+    )
+    g.add_argument(
         "--hit-fraction",
+        action=_Given,
         type=number("--hit-fraction", low=0, high=1),
         default=0.3,
         help="fraction of crystal hits",
     )
     g.add_argument(
         "--unit-cell",
+        action=_Given,
         type=_unit_cell,
         default=(79.1, 79.1, 37.9, 90, 90, 90),
         help="a,b,c,alpha,beta,gamma in Å and degrees (default lysozyme)",
     )
     g.add_argument(
         "--wavelength",
+        action=_Given,
         type=number("--wavelength", low=0, low_open=True),
         default=1.0,
         help="wavelength in Å",
     )
     g.add_argument(
         "--distance",
+        action=_Given,
         type=number("--distance", low=0, low_open=True),
         default=None,
         help="detector distance in m",
     )
     g.add_argument(
         "--ice-fraction",
+        action=_Given,
         type=number("--ice-fraction", low=0, high=1),
         default=0.0,
         help="fraction of frames with ice",
     )
     g.add_argument(
         "--multi-lattice-fraction",
+        action=_Given,
         type=number("--multi-lattice-fraction", low=0, high=1),
         default=0.0,
         help="fraction of hits with two lattices",
     )
     g.add_argument(
         "--jet-loss",
+        action=_Given,
         type=_ranges,
         default=(),
         help="frame ranges without jet, e.g. 100:200,500:550",
     )
     g.add_argument(
         "--dose-decay",
+        action=_Given,
         type=number("--dose-decay", low=0, high=1),
         default=0.0,
         help="relative decay of diffraction per frame (sample dying)",
     )
     g.add_argument(
         "--laser-on-fraction",
+        action=_Given,
         type=number("--laser-on-fraction", low=0, high=1),
         default=0.0,
         help="fraction of frames with the pump laser on",
     )
     g.add_argument(
         "--dropped-fraction",
+        action=_Given,
         type=number("--dropped-fraction", low=0, high=1),
         default=0.0,
         help="fraction of frames the detector drops",
@@ -179,9 +206,12 @@ def add_simulation_options(
 
 
 def simulation_params(args: argparse.Namespace):
+    """The :class:`~xlive.simulate.SimParams` of the options: the preset's values, except for
+    the options given on the command line."""
     from ..simulate import SimParams
+    from ..simulate.params import PRESETS
 
-    return SimParams(
+    values = dict(
         detector=args.detector,
         seed=args.seed,
         hit_fraction=args.hit_fraction,
@@ -195,6 +225,10 @@ def simulation_params(args: argparse.Namespace):
         laser_on_fraction=args.laser_on_fraction,
         dropped_fraction=args.dropped_fraction,
     )
+    preset = getattr(args, "preset", "default")
+    given = getattr(args, "given_options", set())
+    values = {k: v for k, v in values.items() if k in given or k not in PRESETS[preset]}
+    return SimParams.preset(preset, **values)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

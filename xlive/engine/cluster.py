@@ -103,8 +103,9 @@ def default_client(n_workers: int | None = None, processes: bool = False):
     quiet = dict(
         dashboard_address="127.0.0.1:0",
         worker_dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
+        silence_logs=logging.WARNING,
     )
+    quiet_dask_logs()
     # no dashboard, so nobody reads the workers' statistical profiles: their sampling thread
     # cost about 1 ms of CPU per EIGER 4M frame (bench/workers_scaling.py)
     # each comm keeps its last low-level-log-length batches of messages for debugging: with
@@ -133,6 +134,19 @@ def default_client(n_workers: int | None = None, processes: bool = False):
     if processes:
         client.run(_one_codec_thread)
     return client
+
+
+def quiet_dask_logs() -> None:
+    """Keep dask.distributed's INFO messages (cluster start-up and shut-down, ~40 lines) out
+    of notebooks and terminals; its warnings and errors still show.
+
+    ``silence_logs`` only quiets the handler distributed installs itself, so a notebook whose
+    root logger is at INFO (``logging.basicConfig(level=logging.INFO)``) still printed them.
+    To see them again: ``logging.getLogger("distributed").setLevel(logging.INFO)``.
+    """
+    logger = logging.getLogger("distributed")
+    if logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
 
 
 def _one_codec_thread() -> None:

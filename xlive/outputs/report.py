@@ -29,6 +29,17 @@ def _rolling(x: np.ndarray, window: int) -> np.ndarray:
     return (c[1:] - c[lo]) / (np.arange(1, len(x) + 1) - lo)
 
 
+def _legend_outside(p) -> None:
+    """The legend to the right of the plot area, where it hides no data."""
+    for leg in list(p.legend):
+        if leg in p.center:
+            p.center.remove(leg)
+        leg.location = "top_left"
+        leg.click_policy = "hide"
+        leg.label_text_font_size = "9pt"
+        p.add_layout(leg, "right")
+
+
 def _fig(title: str, x_label: str, y_label: str, name: str, **kw):
     from bokeh.plotting import figure
 
@@ -72,7 +83,7 @@ def hit_rate_plot(ds: xr.Dataset, window: int | None = None):
                     legend_label=label,
                     line_dash="dashed",
                 )
-    p.legend.location = "bottom_left"
+    _legend_outside(p)
     return p
 
 
@@ -83,7 +94,7 @@ def spots_plot(ds: xr.Dataset):
     frame, spots = ds[FRAME].values, ds["n_spots"].values
     p.scatter(frame[~hit], spots[~hit], size=4, color="#9e9e9e", legend_label="no hit")
     p.scatter(frame[hit], spots[hit], size=5, color="#1565c0", legend_label="hit")
-    p.legend.location = "top_left"
+    _legend_outside(p)
     return p
 
 
@@ -96,8 +107,11 @@ def d_min_plot(ds: xr.Dataset):
 
 
 def radial_plot(ds: xr.Dataset, agg):
-    """Mean radial profile (laser on / off separately when both occur)."""
+    """Mean radial profile (laser on / off separately when both occur), d-spacing above."""
+    from ..views.resolution import add_d_axis
+
     p = _fig("Mean radial profile", "q (1/nm)", "mean intensity", "radial")
+    add_d_axis(p)
     q = ds["q"].values
     p.line(q, agg.mean_profile(), line_width=2, legend_label="all frames")
     if True in agg.radial and False in agg.radial:
@@ -111,31 +125,35 @@ def radial_plot(ds: xr.Dataset, agg):
             legend_label="laser off",
             line_dash="dashed",
         )
+    _legend_outside(p)
     return p
 
 
 def powder_plots(agg):
-    """Virtual powder pattern (spot 1/d histogram) and peakogram (1/d x log10 intensity)."""
-    edges = agg.inv_d_edges
-    p = _fig("Virtual powder pattern (all spots)", "1/d (1/Å)", "spots", "powder")
+    """Virtual powder pattern (spots by resolution) and peakogram (resolution x log10
+    intensity), against q (1/nm) with the d-spacing (Å) above, as on the dashboard."""
+    from bokeh.models import ColorBar, LinearColorMapper
+
+    from ..views.resolution import Q_PER_INV_D, add_d_axis
+
+    edges = agg.inv_d_edges * Q_PER_INV_D
+    p = _fig("Virtual powder pattern (all spots)", "q (1/nm)", "spots", "powder")
+    add_d_axis(p)
     p.quad(left=edges[:-1], right=edges[1:], bottom=0, top=agg.powder, color="#00838f")
     lo, hi = agg.params.log_i_range
     g = _fig(
-        "Peakogram",
-        "1/d (1/Å)",
-        "log10 intensity",
+        "Peakogram: spot intensity by resolution",
+        "q (1/nm)",
+        "log10 spot intensity",
         "peakogram",
         x_range=(0, float(edges[-1])),
         y_range=(lo, hi),
     )
-    g.image(
-        image=[np.log1p(agg.peakogram.T.astype(float))],
-        x=0,
-        y=lo,
-        dw=float(edges[-1]),
-        dh=hi - lo,
-        palette="Viridis256",
-    )
+    add_d_axis(g)
+    img = np.log10(1.0 + agg.peakogram.T.astype(float))
+    mapper = LinearColorMapper(palette="Viridis256", low=0, high=float(max(img.max(), 1.0)))
+    g.image(image=[img], x=0, y=lo, dw=float(edges[-1]), dh=hi - lo, color_mapper=mapper)
+    g.add_layout(ColorBar(color_mapper=mapper, width=8, title="log10(1 + spots)"), "right")
     return p, g
 
 
@@ -163,6 +181,8 @@ def declared_plot(ds: xr.Dataset, agg, spec):
         )
         p.quad(left=h.edges[:-1], right=h.edges[1:], bottom=0, top=h.counts, color="#00897b")
         return p
+    from bokeh.models import ColorBar, LinearColorMapper
+
     img = agg.images[spec.name].image
     a, b = spec.dims[1:]
     p = _fig(
@@ -173,14 +193,21 @@ def declared_plot(ds: xr.Dataset, agg, spec):
         x_range=(0, img.shape[1]),
         y_range=(0, img.shape[0]),
     )
+    fin = img[np.isfinite(img)]
+    mapper = LinearColorMapper(
+        palette="Viridis256",
+        low=float(fin.min()) if fin.size else 0.0,
+        high=float(max(fin.max(), fin.min() + 1e-9)) if fin.size else 1.0,
+    )
     p.image(
         image=[img.astype(np.float32)],
         x=0,
         y=0,
         dw=img.shape[1],
         dh=img.shape[0],
-        palette="Viridis256",
+        color_mapper=mapper,
     )
+    p.add_layout(ColorBar(color_mapper=mapper, width=8, title=spec.units or spec.name), "right")
     return p
 
 
@@ -283,6 +310,8 @@ def build_report(features: str | Path | xr.Dataset, *, flags=None, title: str | 
     from bokeh.models import Div
 
     ds = features_dataset(features)
+    if ds.sizes[FRAME] and np.any(np.diff(ds[FRAME].values) < 0):
+        ds = ds.sortby(FRAME)  # every plot along the run reads in frame order
     agg = aggregates(ds)
     summary = summarize(features, flags=flags)
     title = title or f"xlive report: {Path(summary.source).name or 'run'}"

@@ -6,12 +6,17 @@ progressively; ``Simulation(SimParams(...)).frame(i)`` gives one frame and its t
 
 from __future__ import annotations
 
+from .background import BackgroundRun, RotationSimulation, RotationSweep, start_run
 from .model import FrameTruth, Simulation
 from .params import SimParams
 from .run import FORMATS, RUN_FILE, RunSummary, write_run
 from .truth import read_truth
 
 __all__ = [
+    "BackgroundRun",
+    "RotationSimulation",
+    "RotationSweep",
+    "start_run",
     "FORMATS",
     "RUN_FILE",
     "FrameTruth",

@@ -85,6 +85,32 @@ class ReflectionSet:
         intensity = rng.exponential(size=uniq.size)[inv]
         return cls(hkl=hkl.astype(np.int32), rcryst=r, d=1.0 / rlen, intensity=intensity)
 
+    def candidates(
+        self, u_z: np.ndarray, wavelength: float, mosaicity_deg: float, bandwidth: float
+    ) -> np.ndarray:
+        """Indices of the reflections that may lie within 3 excitation widths of the Ewald
+        sphere for an orientation whose lab-z row is ``u_z`` (a superset of the exact test)."""
+        key = (wavelength, mosaicity_deg, bandwidth)
+        cache = self.__dict__.setdefault("_bounds", {})
+        if key not in cache:
+            k = 1.0 / wavelength
+            rlen = 1.0 / self.d
+            w = 3.0 * excitation_width(rlen, wavelength, mosaicity_deg, bandwidth)
+            # |eps| < w  <=>  (k - w)^2 < k^2 + 2 k rz + r^2 < (k + w)^2, solved for rz
+            lo = ((np.maximum(k - w, 0.0) ** 2 - k * k - rlen * rlen) / (2 * k)).astype(np.float32)
+            hi = (((k + w) ** 2 - k * k - rlen * rlen) / (2 * k)).astype(np.float32)
+            margin = np.float32(1e-5 * (1.0 + rlen.max()))  # >> float32 rounding of rz
+            cache[key] = (self.rcryst.astype(np.float32), lo - margin, hi + margin)
+        r32, lo, hi = cache[key]
+        rz = r32 @ u_z.astype(np.float32)
+        return np.flatnonzero((rz > lo) & (rz < hi))
+
+
+def excitation_width(rlen, wavelength: float, mosaicity_deg: float, bandwidth: float):
+    """Excitation-error width (1/Å) of reflections at 1/d = ``rlen``: the mosaic spread
+    rotates r, the bandwidth spreads the Ewald sphere's radius."""
+    return rlen * np.radians(mosaicity_deg) + 0.5 * bandwidth * rlen**2 * wavelength + 1e-6
+
 
 @dataclass(frozen=True)
 class SpotPrediction:
@@ -110,15 +136,17 @@ def predict_spots(
 ) -> SpotPrediction:
     """Spots of one crystal on a flat detector perpendicular to the beam."""
     k = 1.0 / wavelength
-    # cheap pre-selection: only the z component of r is needed for the excitation error
-    rz = refl.rcryst @ U[2]
-    rlen = 1.0 / refl.d
+    # cheap pre-selection: only the z component of r is needed for the excitation error; a
+    # float32 bound on it picks candidates, the exact test below decides
+    cand = refl.candidates(U[2], wavelength, mosaicity_deg, bandwidth)
+    rz = refl.rcryst[cand] @ U[2]
+    rlen = 1.0 / refl.d[cand]
     eps = np.sqrt(k * k + 2.0 * k * rz + rlen * rlen) - k
     # excitation-error width: mosaic spread rotates r; bandwidth spreads the sphere radius
-    sigma = rlen * np.radians(mosaicity_deg) + 0.5 * bandwidth * rlen**2 * wavelength + 1e-6
+    sigma = excitation_width(rlen, wavelength, mosaicity_deg, bandwidth)
     near = np.abs(eps) < 3.0 * sigma
-    idx = np.nonzero(near)[0]
-    eps, sigma = eps[idx], sigma[idx]
+    idx = cand[np.nonzero(near)[0]]
+    eps, sigma = eps[near], sigma[near]
     s1 = refl.rcryst[idx] @ U.T
     s1[:, 2] += k
     forward = s1[:, 2] > 0

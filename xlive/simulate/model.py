@@ -7,7 +7,15 @@ spots are drawn sparsely into 7 x 7 windows. Every frame is a pure function of
 Ground truth per spot: position (array-index coordinates), hkl, d, expected photons and an
 *integrated SNR* ``N / sqrt(N + 9 (b + r**2))`` (N expected spot photons, b expected background
 per pixel at the spot, r the read noise of an integrating detector in photons: the noise of a
-3 x 3 box sum).
+3 x 3 box sum). With ``SimParams.spot_sigma_range`` set (the ``"hard"`` preset) spots follow the
+footprint model instead: per-spot widths, radial bandwidth streaks, windows sized to the spot
+and the SNR over the spot's footprint (definition in :mod:`xlive.simulate.footprint`).
+Truth ``blended`` marks spots merged with a neighbour into one lump (same module).
+
+Artefacts the detector mask does not know (:mod:`xlive.simulate.artefacts`): hot pixels at
+fixed positions in every frame (``Simulation.hot_pixels``; truth ``hot_pixels`` x, y, counts)
+and, with ``SimParams.zingers``, zingers: single bright pixels at random unmasked positions,
+new each frame (truth ``zingers`` x, y, counts).
 
 Integrating detectors (JUNGFRAU, AGIPD: :class:`~xlive.detectors.IntegratingModel`) are drawn in
 photons on a flat canvas holding every panel and the gaps between them, then moved to the
@@ -18,7 +26,7 @@ pixels (NaN with fewer than 5 such spots): the resolution that 5 % of the detect
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -27,6 +35,7 @@ from scipy.special import ndtr
 from ..conventions import ICE_D_SPACINGS
 from ..geometry.core import Geometry
 from ..geometry.detectors import DetectorModel, IntegratingModel, get_detector
+from . import artefacts, footprint
 from .lattice import ReflectionSet, predict_spots, random_rotation
 from .params import SimParams
 
@@ -43,7 +52,18 @@ class FrameTruth:
     laser_on: bool
     n_lattices: int
     pulse_energy: float
-    spots: dict  # arrays: x, y, h, k, l, d, photons, snr, lattice, masked
+    #: arrays: x, y, h, k, l, d, photons, snr, lattice, masked, sigma_r, sigma_t, signal,
+    #: npix, blended, separation
+    spots: dict
+    #: this frame's zingers: x, y (array-index coordinates), counts
+    zingers: dict = field(default_factory=artefacts.empty)
+    #: the run's hot pixels (same in every frame): x, y, counts (mean counts per frame)
+    hot_pixels: dict = field(default_factory=artefacts.empty)
+
+    @property
+    def artefacts(self) -> dict:
+        """Zingers and hot pixels of this frame together: x, y, counts, kind ("zinger"/"hot")."""
+        return artefacts.combined(self.zingers, self.hot_pixels)
 
     @property
     def n_spots(self) -> int:
@@ -62,7 +82,24 @@ class FrameTruth:
 def _empty_spots() -> dict:
     f = np.zeros(0)
     i = np.zeros(0, np.int32)
-    return dict(x=f, y=f, h=i, k=i, l=i, d=f, photons=f, snr=f, lattice=i, masked=np.zeros(0, bool))
+    return dict(
+        x=f,
+        y=f,
+        h=i,
+        k=i,
+        l=i,
+        d=f,
+        photons=f,
+        snr=f,
+        lattice=i,
+        masked=np.zeros(0, bool),
+        sigma_r=f,
+        sigma_t=f,
+        signal=f,
+        npix=i,
+        blended=np.zeros(0, bool),
+        separation=f,
+    )
 
 
 class Simulation:
@@ -96,6 +133,7 @@ class Simulation:
         self.pixel_mask = gaps.astype(np.uint32) | (bad.astype(np.uint32) << 1)
         flat = np.flatnonzero(~(gaps | bad))
         self.hot_pixels = rng.choice(flat, size=p.hot_pixels, replace=False)
+        self._unmasked = flat
         distance = p.distance if p.distance is not None else det.distance
         self.geometry = Geometry.simple(
             shape=(ny, nx),
@@ -112,6 +150,7 @@ class Simulation:
         #: the flat detector the model (background, spots, truth) is drawn on
         self._model = self.geometry
         self._mask_flat = self.geometry.mask.ravel()
+        self._init_artefacts()
         frame_bytes = ny * nx * np.dtype(det.dtype).itemsize
         self.n_backgrounds = p.n_backgrounds or int(np.clip(128e6 // frame_bytes, 4, 32))
 
@@ -140,6 +179,7 @@ class Simulation:
         #: bit 1: dead pixel (no gaps inside the stacked modules)
         self.pixel_mask = bad.astype(np.uint32) << 1
         self.hot_pixels = rng.choice(np.flatnonzero(~bad), size=p.hot_pixels, replace=False)
+        self._unmasked = np.flatnonzero(~bad)
         distance = p.distance if p.distance is not None else det.distance
         self.geometry = Geometry(
             shape=(ny, nx),
@@ -173,8 +213,26 @@ class Simulation:
         )
         self._mask_flat = canvas_mask
         self.gain = self.geometry.gain
+        self._init_artefacts()
         frame_bytes = ny * nx * 4 + ch * cw * 4
         self.n_backgrounds = p.n_backgrounds or int(np.clip(128e6 // frame_bytes, 4, 32))
+
+    def _init_artefacts(self) -> None:
+        p = self.params
+        nx = self.geometry.shape[1]
+        #: mean counts per frame of each hot pixel (None: 0.3 x saturation, fixed)
+        self.hot_pixel_rates = artefacts.hot_pixel_rates(p)
+        counts = (
+            self.hot_pixel_rates
+            if self.hot_pixel_rates is not None
+            else np.full(len(self.hot_pixels), 0.3 * self.detector.saturation_value)
+        )
+        #: the hot pixels' truth: x, y (array-index coordinates), counts (mean per frame)
+        self.hot_pixel_truth = dict(
+            x=(self.hot_pixels % nx).astype(np.float64),
+            y=(self.hot_pixels // nx).astype(np.float64),
+            counts=counts.astype(np.float64),
+        )
 
     def _to_data_coordinates(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """Canvas positions (pixel-centre coordinates) -> data-array ones (NaN in the gaps)."""
@@ -198,10 +256,10 @@ class Simulation:
     # ------------------------------------------------------------------ background
     @cached_property
     def reflections(self) -> ReflectionSet:
-        d_corner = float(np.nanmin(self._model.maps.d))
-        return ReflectionSet.build(
-            self.params.unit_cell, d_min=d_corner * 0.98, seed=self.params.seed
-        )
+        d_min = float(np.nanmin(self._model.maps.d)) * 0.98
+        if self.params.crystal_d_min is not None:
+            d_min = max(d_min, self.params.crystal_d_min)
+        return ReflectionSet.build(self.params.unit_cell, d_min=d_min, seed=self.params.seed)
 
     @cached_property
     def _bg_components(self) -> dict[str, np.ndarray]:
@@ -230,6 +288,15 @@ class Simulation:
             bg = bg + c["ice"]
         return bg
 
+    def _expected_background_flat(self, key: tuple) -> np.ndarray:
+        """:meth:`expected_background` of one kind of frame, flat, computed once."""
+        cache = self.__dict__.setdefault("_expected_cache", {})
+        if key not in cache:
+            jet_on, ice, laser_on = key
+            bg = self.expected_background(jet_on=jet_on, ice=ice, laser_on=laser_on)
+            cache[key] = bg.reshape(-1)
+        return cache[key]
+
     def _backgrounds(self, key: tuple) -> list[np.ndarray]:
         if key not in self._bg_cache and self._gather is not None:
             self._bg_cache[key] = self._integrating_backgrounds(key)
@@ -245,7 +312,7 @@ class Simulation:
                     img = img + rng.normal(0, 0.08, img.shape)
                 img = img.astype(det.dtype)
                 flat = img.reshape(-1)
-                flat[self.hot_pixels] = np.asarray(det.saturation_value * 0.3, dtype=det.dtype)
+                flat[self.hot_pixels] = self._hot_values(flat, key, k)
                 gaps = (self.pixel_mask & 1).astype(bool)
                 img[gaps] = det.gap_value
                 img[(self.pixel_mask & 2).astype(bool)] = det.bad_value
@@ -267,11 +334,23 @@ class Simulation:
             photons = rng.poisson(expected * self.pulse_scale(k))
             img = photons * gain + rng.normal(0.0, det.read_noise * gain, photons.shape)
             img = img.astype(np.float32)
-            img.reshape(-1)[self.hot_pixels] = det.saturation_value * 0.3
+            flat = img.reshape(-1)
+            flat[self.hot_pixels] = self._hot_values(flat, key, k)
             img[(self.pixel_mask & 2).astype(bool)] = 0.0
             img.setflags(write=False)
             out.append(img)
         return out
+
+    def _hot_values(self, flat: np.ndarray, key: tuple, k: int) -> np.ndarray:
+        """Values of the hot pixels in background realisation ``k`` (in the image's units)."""
+        det = self.detector
+        if self.hot_pixel_rates is None:
+            return np.asarray(det.saturation_value * 0.3, dtype=flat.dtype)
+        rng = np.random.default_rng([self.params.seed, 9, *map(int, key), k])
+        counts = rng.poisson(self.hot_pixel_rates)
+        gain = 1.0 if self._gather is None else self.geometry.gain
+        value = flat[self.hot_pixels].astype(np.float64) + counts * gain
+        return np.minimum(value, det.saturation_value).astype(flat.dtype)
 
     def prepare(self) -> None:
         """Compute every background kind this run can show (jet, ice, laser) now."""
@@ -326,11 +405,20 @@ class Simulation:
         truth, k, rotations = self.event(frame_number)
         key = (truth.jet_on, truth.ice, truth.laser_on)
         bg = self._backgrounds(key)[k]
+        truth.hot_pixels = self.hot_pixel_truth
+        truth.zingers = artefacts.draw_zingers(
+            self.params, frame_number, self._unmasked, self.geometry.shape[1]
+        )
         if not rotations:
-            return bg, truth, (*key, k)
+            if not len(truth.zingers["x"]):
+                return bg, truth, (*key, k)
+            img = bg.copy()
+            self._add_zingers(img, truth.zingers)
+            return img, truth, None
         if self._gather is None:
             img = bg.copy()
             truth.spots = self._draw_spots(img, frame_number, truth, rotations, k)
+            self._add_zingers(img, truth.zingers)
             return img, truth, None
         # integrating: spot photons drawn on the canvas, moved to the data pixels, x gain
         canvas = np.zeros(self._model.shape, np.float64)
@@ -343,7 +431,18 @@ class Simulation:
         )
         np.minimum(img, np.float32(self.detector.saturation_value), out=img)
         img[(self.pixel_mask & 2).astype(bool)] = 0.0
+        self._add_zingers(img, truth.zingers)
         return img, truth, None
+
+    def _add_zingers(self, img: np.ndarray, zingers: dict) -> None:
+        """Add the zingers' counts (in place; ADU on integrating detectors), clipped."""
+        if not len(zingers["x"]):
+            return
+        flat = img.reshape(-1)
+        at = (zingers["y"] * img.shape[1] + zingers["x"]).astype(np.int64)
+        gain = 1.0 if self._gather is None else self.geometry.gain
+        value = flat[at].astype(np.float64) + zingers["counts"] * gain
+        flat[at] = np.minimum(value, self.detector.saturation_value).astype(img.dtype)
 
     # ------------------------------------------------------------------ spots
     def _draw_spots(self, img, frame_number, truth, rotations, k) -> dict:
@@ -390,10 +489,64 @@ class Simulation:
         ) * self.pulse_scale(k)
         n = spots["photons"]
         read_var = self.detector.read_noise**2 if self._gather is not None else 0.0
-        spots["snr"] = n / np.sqrt(n + 9.0 * (expected_bg + read_var))
         spots["masked"] = self._mask_flat[centre]
-        self._render(img, spots, rng)
+        if p.spot_sigma_range is None:
+            spots["snr"] = n / np.sqrt(n + 9.0 * (expected_bg + read_var))
+            self._render(img, spots, rng)
+            sig = np.full(n.shape, p.spot_sigma)
+            spots.update(sigma_r=sig, sigma_t=sig, signal=n, npix=np.full(n.shape, 9, np.int32))
+            cov = footprint.covariances(spots["x"], spots["y"], sig, sig, (0.0, 0.0))
+        else:
+            cov = self._render_footprint(img, spots, truth, k, rng, read_var)
+        spots["separation"] = footprint.separation(spots["x"], spots["y"], spots["signal"], cov)
+        spots["blended"] = spots["separation"] < 1.0
         return spots
+
+    def _render_footprint(self, img, spots, truth, k, rng, read_var) -> np.ndarray:
+        """Footprint model: draw the spots' photons into ``img`` and fill their truth
+        (``snr``, ``signal``, ``npix``, ``sigma_r``, ``sigma_t``); returns the covariances."""
+        p, g = self.params, self._model
+        n = len(spots["x"])
+        beam_xy = (g.beam_center[0] - 0.5, g.beam_center[1] - 0.5)
+        sigma_t = rng.uniform(*p.spot_sigma_range, size=n)
+        streak = 0.0
+        if p.streaks:
+            streak = footprint.streak_sigma(
+                spots["x"],
+                spots["y"],
+                beam_xy=beam_xy,
+                distance=g.distance,
+                pixel_size=g.pixel_size,
+                bandwidth=p.bandwidth,
+            )
+        sigma_r = np.hypot(sigma_t, streak)
+        cov = footprint.covariances(spots["x"], spots["y"], sigma_r, sigma_t, beam_xy)
+        signal, background = np.zeros(n), np.zeros(n)
+        npix = np.zeros(n, np.int32)
+        pulse = self.pulse_scale(k)
+        expected_bg = self._expected_background_flat((truth.jet_on, truth.ice, truth.laser_on))
+        for idx, flat, lam, ok in footprint.footprints(
+            spots["x"], spots["y"], spots["photons"], cov, g.shape
+        ):
+            fp = ok & ~self._mask_flat[flat]
+            signal[idx] = np.where(fp, lam, 0.0).sum(axis=1)
+            npix[idx] = fp.sum(axis=1)
+            rows = np.broadcast_to(np.arange(len(idx))[:, None], fp.shape)[fp]
+            b = expected_bg[flat[fp]]
+            background[idx] = np.bincount(rows, weights=b * pulse, minlength=len(idx))
+        hits = footprint.draw_photons(rng, spots["x"], spots["y"], spots["photons"], cov, g.shape)
+        hits = hits[~self._mask_flat[hits]]
+        per_pixel = np.bincount(hits, minlength=self._mask_flat.size)
+        at = np.flatnonzero(per_pixel)
+        self._accumulate(img, at, per_pixel[at])
+        spots.update(
+            snr=signal / np.sqrt(np.maximum(signal + background + npix * read_var, 1e-30)),
+            signal=signal,
+            npix=npix,
+            sigma_r=sigma_r,
+            sigma_t=sigma_t,
+        )
+        return cov
 
     def _render(self, img: np.ndarray, spots: dict, rng: np.random.Generator) -> None:
         """Add Poisson photons of Gaussian spots into ``img`` (in place), sparse 7 x 7 windows."""
@@ -419,7 +572,10 @@ class Simulation:
         ok = (counts > 0) & (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
         flat_idx = yy[ok] * nx + xx[ok]
         good = ~self._mask_flat[flat_idx]
-        flat_idx, c = flat_idx[good], counts[ok][good]
+        self._accumulate(img, flat_idx[good], counts[ok][good])
+
+    def _accumulate(self, img: np.ndarray, flat_idx: np.ndarray, c: np.ndarray) -> None:
+        """Add counts ``c`` at flat pixels ``flat_idx`` (repeats summed), clipped at saturation."""
         flat = img.reshape(-1)
         sat = self.detector.saturation_value if self._gather is None else np.inf
         uniq, inv = np.unique(flat_idx, return_inverse=True)

@@ -1,4 +1,10 @@
-"""Parameters of a simulated run (frozen, keyword-only, one docstring line each)."""
+"""Parameters of a simulated run (frozen, keyword-only, one docstring line each).
+
+Named presets (:data:`PRESETS`, :meth:`SimParams.preset`) fill in a set of fields at once; the
+``"hard"`` preset switches on the harder features (per-spot widths 1.5-3.5 px, radial bandwidth
+streaks, a large crowded cell, zingers and dim hot pixels outside the mask), see
+:mod:`xlive.simulate.footprint` and :mod:`xlive.simulate.artefacts`.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +70,21 @@ class SimParams:
     #: noisy background realisations reused per background kind (None: as many as ~128 MB
     #: hold, 4 to 32; more means less repeated noise from frame to frame)
     n_backgrounds: int | None = None
+    #: per-spot Gaussian widths drawn uniformly in [low, high] pixels; setting it switches on
+    #: the footprint spot model (windows sized to the spot, truth SNR over the spot's
+    #: footprint, see xlive.simulate.footprint); None: every spot spot_sigma in 7 x 7 windows
+    spot_sigma_range: tuple[float, float] | None = None
+    #: elongate spots radially by the beam's bandwidth (footprint spot model only)
+    streaks: bool = False
+    #: resolution limit of the crystals, Å (no reflections beyond; None: the detector corner)
+    crystal_d_min: float | None = None
+    #: mean number of zingers per frame (single bright pixels at random unmasked positions)
+    zingers: float = 0.0
+    #: counts of a zinger, drawn log-uniformly in [low, high]
+    zinger_counts: tuple[float, float] = (30.0, 3000.0)
+    #: mean counts per frame of the hot pixels, drawn log-uniformly in [low, high] per pixel
+    #: (Poisson each frame); None: every hot pixel at 0.3 x the saturation value
+    hot_pixel_counts: tuple[float, float] | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -86,13 +107,40 @@ class SimParams:
             raise ConfigError("unit cell needs six numbers: a b c alpha beta gamma")
         if self.n_backgrounds is not None and self.n_backgrounds < 1:
             raise ConfigError("n-backgrounds must be >= 1")
+        for name, low in (
+            ("spot_sigma_range", 0.3),
+            ("zinger_counts", 1.0),
+            ("hot_pixel_counts", 1.0),
+        ):
+            v = getattr(self, name)
+            if v is not None and (len(v) != 2 or not low <= v[0] <= v[1]):
+                raise ConfigError(
+                    f"{name.replace('_', '-')} needs two numbers low <= high with low >= {low}, "
+                    f"got {v}"
+                )
+        if self.streaks and self.spot_sigma_range is None:
+            raise ConfigError(
+                "streaks need the footprint spot model: give spot-sigma-range too "
+                "(or use the 'hard' preset)"
+            )
+        if self.zingers < 0:
+            raise ConfigError(f"zingers must be >= 0 per frame, got {self.zingers}")
+        if self.crystal_d_min is not None and self.crystal_d_min <= 0:
+            raise ConfigError(f"crystal-d-min must be > 0 angstrom, got {self.crystal_d_min}")
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["unit_cell"] = list(self.unit_cell)
-        d["jet_loss"] = [list(r) for r in self.jet_loss]
-        d["beam_offset"] = list(self.beam_offset)
-        return d
+    @classmethod
+    def preset(cls, name: str, **overrides) -> SimParams:
+        """Parameters of a named preset (:data:`PRESETS`), with ``overrides`` on top.
+
+        Examples
+        --------
+        >>> p = SimParams.preset("hard", detector="eiger500k", seed=2)
+        >>> p.spot_sigma_range, p.streaks, p.unit_cell[0] >= 250
+        ((1.5, 3.5), True, True)
+        """
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
 
     @classmethod
     def from_dict(cls, d: dict) -> SimParams:
@@ -100,4 +148,39 @@ class SimParams:
         d["unit_cell"] = tuple(d["unit_cell"])
         d["jet_loss"] = tuple(tuple(r) for r in d.get("jet_loss", ()))
         d["beam_offset"] = tuple(d.get("beam_offset", (0.0, 0.0)))
+        for name in ("spot_sigma_range", "zinger_counts", "hot_pixel_counts"):
+            if d.get(name) is not None:
+                d[name] = tuple(d[name])
         return cls(**d)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for name, v in d.items():
+            if isinstance(v, tuple):
+                d[name] = [list(r) if isinstance(r, tuple) else r for r in v]
+        return d
+
+
+#: named sets of fields; "default" is the plain dataclass defaults
+PRESETS: dict[str, dict] = {
+    "default": {},
+    # broad weak spots, crowded large cell, bandwidth streaks, zingers and hot pixels: what a
+    # spot finder must survive (issue 16); about 0.5 photons/pixel of background
+    "hard": dict(
+        hit_fraction=0.5,
+        unit_cell=(252.0, 263.0, 281.0, 90.0, 90.0, 90.0),
+        distance=0.14,
+        crystal_d_min=3.5,
+        mosaicity=0.03,
+        bandwidth=0.004,
+        spot_sigma_range=(1.5, 3.5),
+        streaks=True,
+        b_factor=30.0,
+        crystal_strength=250.0,
+        background_scale=2.1,
+        multi_lattice_fraction=0.3,
+        hot_pixels=30,
+        hot_pixel_counts=(5.0, 500.0),
+        zingers=3.0,
+    ),
+}

@@ -116,6 +116,7 @@ def write_run(
     params: SimParams | None = None,
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    simulation: Simulation | None = None,
     **sim_kwargs,
 ) -> RunSummary:
     """Simulate a run into folder ``out``, writing ``rate`` frames per second (0: no pacing).
@@ -128,8 +129,8 @@ def write_run(
     4
     """
     check_options(frames=frames, rate=rate, fmt=fmt, frames_per_file=frames_per_file)
-    params = params or SimParams(**sim_kwargs)
-    sim = Simulation(params)
+    sim = simulation if simulation is not None else Simulation(params or SimParams(**sim_kwargs))
+    params = sim.params
     if isinstance(sim.detector, IntegratingModel) and fmt != "zarr":
         raise ConfigError(
             f"{sim.detector.name} is a multi-panel integrating detector: simulate it with "
@@ -164,7 +165,7 @@ def write_run(
     _write_json(out / RUN_FILE, description)
     sim.prepare()  # noisy backgrounds first: no CPU burst once frames are flowing
     writer = _make_writer(fmt, out, name, sim, frames, frames_per_file, frame_time)
-    truth = TruthWriter(out / "truth.zarr", params.to_dict())
+    truth = TruthWriter(out / "truth.zarr", params.to_dict(), hot_pixels=sim.hot_pixel_truth)
     csv = None if fmt == "zarr" else open(out / "metadata.csv", "w")  # noqa: SIM115
     if csv:
         csv.write("frame,frame_number,timestamp,laser_on,pulse_energy\n")

@@ -1,5 +1,9 @@
 """A folder or glob of single-image files fabio reads (CBF, TIFF, SMV/ADSC, EDF, ...).
 
+Full imgCIF/CBF files fabio cannot decode (several arrays per file, ``x-CBF_PACKED`` and other
+CBFlib compressions) are read through pycbf (:mod:`xlive.sources.cbf`), with the geometry
+their header describes; the run's first file decides which reader the run uses.
+
 Files are ordered by name. On each poll, new files are checked in order; the newest file may be
 half-written, so a file that cannot be decoded yet is retried at the next poll as long as it is
 the last one and younger than ``settle_time``. An unreadable file followed by newer files (or
@@ -32,15 +36,23 @@ def _decode(path: str) -> np.ndarray:
         return np.asarray(image.data)
 
 
-class FilesFrameReader(FrameReader):
-    """Reads frame i from ``files[i]`` (the list grows in place on refresh)."""
+def _decode_cbflib(path: str) -> np.ndarray:
+    from .cbf import read_frame
 
-    def __init__(self, files: list[str], **kw):
+    return read_frame(path)
+
+
+class FilesFrameReader(FrameReader):
+    """Reads frame i from ``files[i]`` (the list grows in place on refresh); with ``cbflib``,
+    through pycbf (multi-array or packed CBF) instead of fabio."""
+
+    def __init__(self, files: list[str], cbflib: bool = False, **kw):
         super().__init__(**kw)
         self.files = files
+        self.cbflib = cbflib
 
     def _read(self, index: int) -> np.ndarray:
-        return _decode(self.files[index])
+        return (_decode_cbflib if self.cbflib else _decode)(self.files[index])
 
 
 class FilesSource(Source):
@@ -84,6 +96,9 @@ class FilesSource(Source):
         self._shape: tuple[int, int] | None = None
         self._dtype: np.dtype | None = None
         self._first_header: dict = {}
+        #: the run's CBFs need pycbf (set from the first file); their header's geometry
+        self._cbflib = False
+        self._cbf_geometry: Geometry | None = None
         self.refresh()
         if not self._files and not self._pending():
             raise SourceError(f"no image files match {' or '.join(self.patterns)}")
@@ -111,9 +126,16 @@ class FilesSource(Source):
         if self._shape is None:
             first = pending[0]
             try:
-                frame = _decode(first)
-                with fabio.open(first) as image:
-                    self._first_header = dict(image.header)
+                frame = self._decode_first(first)
+            except SourceError as exc:
+                if not isinstance(exc, BadFrameError):
+                    raise  # e.g. pycbf is not installed: waiting does not help
+                if len(pending) == 1 and time.time() - _mtime(first) <= self.settle_time:
+                    return 0  # probably still being written: retry at the next poll
+                raise SourceError(
+                    f"cannot read the first image {first} ({exc}); check the file or "
+                    "start from the next one"
+                ) from exc
             except Exception as exc:
                 if len(pending) == 1 and time.time() - _mtime(first) <= self.settle_time:
                     return 0  # probably still being written: retry at the next poll
@@ -135,13 +157,29 @@ class FilesSource(Source):
         self._take(pending)
         return len(self._files)
 
+    def _decode_first(self, path: str) -> np.ndarray:
+        """Decode the first file, choose the run's reader and keep its header."""
+        from . import cbf
+
+        if cbf.is_cbf(path):
+            raw = cbf.read_bytes(path)
+            if cbf.needs_pycbf(raw):  # never handed to fabio (it fails or hangs on these)
+                frame = cbf.read_frame(path)
+                self._cbf_geometry = cbf.geometry_from_cbf(path, raw)
+                self._cbflib = True
+                return frame
+        frame = _decode(path)
+        with fabio.open(path) as image:
+            self._first_header = dict(image.header)
+        return frame
+
     def _complete(self, path: str) -> bool:
         """The newest file decodes, or has not changed for ``settle_time`` (then a failure to
         read it makes its frame bad)."""
         if time.time() - _mtime(path) > self.settle_time:
             return True
         try:
-            _decode(path)
+            (_decode_cbflib if self._cbflib else _decode)(path)
         except Exception:
             return False
         return True
@@ -154,6 +192,7 @@ class FilesSource(Source):
         # the reader shares the list, so files found later are readable by existing graphs
         return FilesFrameReader(
             self._files,
+            cbflib=self._cbflib,
             shape=self._shape,
             dtype=self._dtype,
             masked_values=self._masked_for(self._dtype),
@@ -164,6 +203,9 @@ class FilesSource(Source):
         complete; what it holds is kept in ``header_quantities`` either way."""
         if self._shape is None:
             return None
+        if self._cbflib:  # imgCIF axes and elements, placed by CBFlib (None: not described)
+            self.header_quantities = {}
+            return self._cbf_geometry
         from ..geometry.headers import (
             geometry_from_quantities,
             missing_quantities,

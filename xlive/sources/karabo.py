@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import tempfile
 import threading
 import time
@@ -22,12 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+from numcodecs import blosc
+from zarr.codecs import BloscCodec, TransposeCodec
 
 from ..conventions import FRAMES_COMPLETE, PULSE_ID, TRAIN_ID
 from ..errors import SourceError
 from .zarr_store import ZarrSource
 
-BLOCK = 1024
+#: trains of room added to the arrays at a time
+BLOCK = 64
 
 
 def _client(address: str, sock: str, timeout: float):
@@ -40,38 +44,100 @@ def _client(address: str, sock: str, timeout: float):
     return Client(address, sock=sock, timeout=timeout)
 
 
-def _pulses_first(arr: np.ndarray, block: int = 2048) -> np.ndarray:
-    """``arr (..., p)`` as ``(p, ...)`` in C order, transposed block by block.
+def _deepen(client, address: str, trains: int) -> None:
+    """Let the client's zeromq socket hold ``trains`` messages instead of the package's one.
 
-    The pulse axis is the fastest in the bridge's online layout: copying pulse by pulse reads
-    every cache line once per pulse (5 ms per AGIPD module frame here); blocks of ``block``
-    pixels stay in cache, so the train is read once.
+    ``karabo_bridge.Client`` sets a high-water mark of 1 on both ends: the sender sends the
+    next train only once the receiving *Python thread* has taken the last one, so any moment
+    that thread waits for a core (a shared machine, the writer thread) stalls the sender.
+    zeromq's own I/O thread (C, no GIL) receives ahead into this buffer meanwhile. HWM
+    options apply to connections made after they are set: reconnect.
     """
-    p = arr.shape[-1]
-    src = arr.reshape(-1, p)
-    out = np.empty((p, src.shape[0]), arr.dtype)
-    for i in range(0, src.shape[0], block):
-        out[:, i : i + block] = src[i : i + block].T
-    return out.reshape(p, *arr.shape[:-1])
+    import zmq
+
+    sock = client._socket
+    if sock.TYPE != zmq.PULL:  # REQ asks train by train; SUB drops instead of waiting
+        return
+    sock.disconnect(address)
+    sock.setsockopt(zmq.RCVHWM, trains)
+    sock.connect(address)
 
 
-def train_frames(data: dict, key: str = "image.data") -> tuple[np.ndarray, np.ndarray]:
-    """``(frames (n, modules * ss, fs), pulse ids)`` of one source's train data."""
+def _pulses_first(arr: np.ndarray, block: int = 8) -> np.ndarray:
+    """The online layout ``(m?, fs, ss, p)`` as frames ``(p, m?, ss, fs)`` in C order: one copy.
+
+    The pulse axis is the fastest in the bridge's online layout; a plain transposed copy reads
+    every cache line once per pulse. Copying ``block`` rows of the slow scan at a time keeps
+    the source lines in cache (about 4x faster than one ``ascontiguousarray`` here, and half
+    the time of a blocked pulse transpose followed by a second copy for the ss/fs swap).
+    """
+    a = arr if arr.ndim == 4 else arr[None]  # (m, fs, ss, p)
+    m, nf, ns, p = a.shape
+    out = np.empty((p, m, ns, nf), arr.dtype)
+    for k in range(m):
+        for j in range(0, ns, block):
+            out[:, k, j : j + block, :] = a[k, :, j : j + block].transpose(2, 1, 0)
+    return out if arr.ndim == 4 else out[:, 0]
+
+
+def _is_online(arr: np.ndarray, n: int, layout: str | None = None) -> bool:
+    """Is ``arr`` in the online layout ``(m?, fs, ss, p)`` rather than ``(p, m?, ss, fs)``?
+
+    Told by which axis has the pulse count; when both do (as many modules as pulses), by the
+    stream's ``layout`` seen so far, else online (a last axis of fs pixels rarely equals it).
+    """
+    last, first = arr.ndim >= 3 and arr.shape[-1] == n, arr.shape[0] == n
+    if last and first:
+        return layout != "file"
+    if not (last or first):
+        raise SourceError(f"cannot tell the pulse axis of image data {arr.shape} with {n} pulses")
+    return last
+
+
+def train_frames(
+    data: dict, key: str = "image.data", layout: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(frames (n, modules * ss, fs), pulse ids)`` of one source's train data, C-contiguous
+    (the file layout is used as received, without a copy; the online layout is copied once)."""
     arr = np.asarray(data[key])
     pulses = np.asarray(data.get("image.pulseId", np.arange(1)), np.uint64).ravel()
     n = pulses.size
-    if arr.ndim >= 3 and arr.shape[-1] == n and arr.shape[0] != n:  # online: (m?, fs, ss, p)
-        arr = _pulses_first(arr)  # (p, m?, fs, ss)
-        arr = np.swapaxes(arr, -1, -2)  # (p, m?, ss, fs): a view, each frame fits in cache
-    elif arr.shape[0] != n:
-        raise SourceError(f"cannot tell the pulse axis of {key} {arr.shape} with {n} pulse ids")
+    if _is_online(arr, n, layout):  # (m?, fs, ss, p)
+        arr = _pulses_first(arr)  # (p, m?, ss, fs)
     if arr.ndim == 4:  # modules stacked along the slow scan
         arr = arr.reshape(n, arr.shape[1] * arr.shape[2], arr.shape[3])
-    return arr, pulses  # a view: each frame is copied once, when it is written
+    return np.ascontiguousarray(arr), pulses
+
+
+def _pieces(
+    arr: np.ndarray, n: int, layout: str | None = None
+) -> tuple[str, list[np.ndarray], tuple[int, int]]:
+    """``(layout, pieces, frame shape)`` of a train's image array with ``n`` pulses.
+
+    Online layout ``(m?, fs, ss, p)``: one piece per module, ``(fs, ss, p)`` (contiguous
+    slices of what was received); file layout ``(p, m?, ss, fs)``: one piece, the whole train
+    as ``(p, m * ss, fs)``. Frames are ``(m * ss, fs)``, modules stacked along the slow scan.
+    """
+    if _is_online(arr, n, layout):
+        mods = arr if arr.ndim == 4 else arr[None]
+        m, nf, ns, _ = mods.shape
+        return "online", [mods[j] for j in range(m)], (m * ns, nf)
+    frames = arr.reshape(n, -1, arr.shape[-1])
+    return "file", [frames], frames.shape[1:]
+
+
+_STOP = object()
 
 
 class KaraboReceiver:
     """Receive a Karabo bridge stream into a Zarr spool.
+
+    Two threads: one only receives and deserialises trains (the bridge's client hands numpy
+    views of the zeromq frames, no copy) and queues them; the other writes each train as one
+    chunk of the frames array (one file per train, written whole and renamed), its train and
+    pulse ids as chunks of their own, and publishes the frame counter. The bridge's sockets
+    hold one message each side (HWM 1): a receiver that blocks while writing makes the sender
+    wait, so receiving never waits for the disk, up to ``queue_bytes`` of trains in memory.
 
     Parameters
     ----------
@@ -83,6 +149,16 @@ class KaraboReceiver:
         The client's socket: ``PULL`` for a PUSH server, ``REQ`` for a REP server, ``SUB``.
     source, key
         Detector source (default: the first one holding ``key``) and image key.
+    queue_bytes
+        Most bytes of received trains waiting to be written (then receiving waits).
+    compress
+        Blosc compressor of the chunks (``"lz4"``, byte shuffle, level 1: about 15 ms per
+        8 MB train here, half the bytes on real detector data, next to nothing for empty
+        frames), or None to write raw bytes.
+    buffer_trains
+        Trains zeromq may receive ahead of the receiving thread (PULL sockets; the bridge
+        client's own setting is 1, which stalls the sender whenever the thread is late). A disk that takes ~150 MB/s cannot hold a raw
+        AGIPD module stream at 25 trains/s (200 MB/s); compression trades CPU for bytes.
     """
 
     def __init__(
@@ -95,12 +171,22 @@ class KaraboReceiver:
         key: str = "image.data",
         publish_interval: float = 0.25,
         geometry: dict | None = None,
+        queue_bytes: int = 2**30,
+        compress: str | None = "lz4",
+        buffer_trains: int = 4,
     ):
         self.address, self.sock = address, sock
         self.path = Path(spool)
         self.source, self.key = source, key
         self.publish_interval = publish_interval
         self.geometry = geometry
+        self.queue_bytes = queue_bytes
+        self.compress = compress
+        self.buffer_trains = buffer_trains
+        #: monotonic time the first train was received (for rates)
+        self.t_first: float | None = None
+        #: trains received, trains written (spooled), frames written, trains lost (id gaps)
+        self.received = 0
         self.trains = 0
         self.frames = 0
         self.lost = 0
@@ -112,10 +198,13 @@ class KaraboReceiver:
         self._group: zarr.Group | None = None
         self._arrays: dict = {}
         self._published = 0
-        self._tids: list[np.ndarray] = []
-        self._pids: list[np.ndarray] = []
+        self._queue: queue.Queue = queue.Queue()
+        self._queued = 0  # bytes waiting in the queue
+        self._room = threading.Condition()
+        self._pulses: int | None = None  # frames per chunk: the first train's pulse count
+        self._layout: str | None = None  # "online" or "file": the first train's
 
-    # ------------------------------------------------------------------ thread
+    # ------------------------------------------------------------------ threads
     def start(self) -> KaraboReceiver:
         self._thread = threading.Thread(target=self.run, name="xlive-karabo-receiver", daemon=True)
         self._thread.start()
@@ -126,28 +215,83 @@ class KaraboReceiver:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def run(self, *, until: float | None = None, max_trains: int | None = None) -> None:
-        """Receive until :meth:`stop`, the monotonic deadline ``until`` or ``max_trains``."""
+    def run(
+        self,
+        *,
+        until: float | None = None,
+        max_trains: int | None = None,
+        seconds_after_first: float | None = None,
+    ) -> None:
+        """Receive until :meth:`stop`, the monotonic deadline ``until``, ``max_trains`` or
+        ``seconds_after_first`` after the first train; then write what was received and
+        return."""
         client = _client(self.address, self.sock, timeout=self.publish_interval)
-        last_publish = time.monotonic()
+        if self.buffer_trains > 1:
+            _deepen(client, self.address, self.buffer_trains)
+        writer = threading.Thread(target=self._write_loop, name="xlive-karabo-writer", daemon=True)
+        writer.start()
         try:
             while not self._stop.is_set():
                 if until is not None and time.monotonic() > until:
                     break
-                if max_trains is not None and self.trains >= max_trains:
+                if max_trains is not None and self.received >= max_trains:
+                    break
+                if (
+                    seconds_after_first is not None
+                    and self.t_first is not None
+                    and time.monotonic() - self.t_first > seconds_after_first
+                ):
                     break
                 try:
                     data, meta = client.next()
                 except TimeoutError:
-                    self.publish()
                     continue
-                self._train(data, meta)
-                if time.monotonic() - last_publish >= self.publish_interval:
-                    self.publish()
-                    last_publish = time.monotonic()
+                self._put(data, meta)
         finally:
-            self.publish()
+            self._queue.put(_STOP)
+            writer.join()
             client._context.destroy(linger=0)
+
+    def _put(self, data: dict, meta: dict) -> None:
+        nbytes = sum(getattr(v, "nbytes", 0) for src in data.values() for v in src.values())
+        with self._room:
+            while self._queued > self.queue_bytes and not self._stop.is_set():
+                self._room.wait(0.1)
+            self._queued += nbytes
+        self._queue.put((data, meta, nbytes))
+        if self.t_first is None:
+            self.t_first = time.monotonic()
+        self.received += 1
+
+    def _write_loop(self) -> None:
+        last_publish = time.monotonic()
+        while True:
+            try:
+                item = self._queue.get(timeout=self.publish_interval)
+            except queue.Empty:
+                self._publish_safely()
+                continue
+            if item is _STOP:
+                break
+            data, meta, nbytes = item
+            try:
+                self._train(data, meta)
+            except Exception as exc:  # a malformed train: counted, the stream goes on
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            del data, meta, item
+            with self._room:
+                self._queued -= nbytes
+                self._room.notify()
+            if time.monotonic() - last_publish >= self.publish_interval:
+                self._publish_safely()
+                last_publish = time.monotonic()
+        self._publish_safely()
+
+    def _publish_safely(self) -> None:
+        try:
+            self.publish()
+        except Exception as exc:  # e.g. the interpreter shutting down under a daemon thread
+            self.errors.append(f"publishing: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ writing
     def _train(self, data: dict, meta: dict) -> None:
@@ -156,68 +300,100 @@ class KaraboReceiver:
             self.errors.append(f"train without {self.key!r} in {sorted(data)}")
             return
         tid = int(meta.get(src, {}).get("timestamp.tid", data[src].get("image.trainId", [0])[0]))
-        frames, pulses = train_frames(data[src], self.key)
+        received = np.asarray(data[src][self.key])
+        pulses = np.asarray(data[src].get("image.pulseId", np.arange(1)), np.uint64).ravel()
+        layout, pieces, frame_shape = _pieces(received, pulses.size, self._layout)
         if self._group is None:
-            self._create(frames.shape[1:], frames.dtype, src)
+            self._create(layout, (pulses.size, *frame_shape), pieces[0].shape, received.dtype, src)
         if self.last_train is not None and tid > self.last_train + 1:
             self.lost += tid - self.last_train - 1
         self.first_train = tid if self.first_train is None else self.first_train
         self.last_train = tid
-        n0, n1 = self.frames, self.frames + len(frames)
+        n = pulses.size
+        n0, n1 = self.frames, self.frames + n
         arr = self._arrays["frames"]
         if n1 > arr.shape[0]:
-            cap = (n1 // BLOCK + 1) * BLOCK
-            arr.resize((cap, *arr.shape[1:]))
-            for name in (TRAIN_ID, PULSE_ID):
-                self._arrays[name].resize((cap,))
-        # each frame is one raw chunk file (no compressor: the chunk is the frame's bytes),
-        # written whole and renamed, as the Eiger spool does: zarr's own write path costs
-        # more per chunk than a 10 Hz train of hundreds of pulses allows
-        little = frames.dtype.newbyteorder("<")
-        for k in range(len(frames)):
-            name = f"c.{n0 + k}.0.0"  # chunk keys with "." separators: no folder per frame
-            tmp = self._chunk_dir / f".{name}.partial"
-            with open(tmp, "wb") as f:
-                f.write(np.ascontiguousarray(frames[k], dtype=little).data)
-            os.replace(tmp, self._chunk_dir / name)
-        self._tids.append(np.full(len(frames), tid, np.uint64))
-        self._pids.append(pulses)
+            cap = (n1 // (BLOCK * self._pulses) + 1) * BLOCK * self._pulses
+            for a in self._arrays.values():
+                a.resize((cap, *a.shape[1:]))
+        tids = np.full(n, tid, "<u8")
+        pids = pulses.astype("<u8")
+        if layout == self._layout and n == self._pulses and n0 % n == 0:
+            # the usual case: each piece of the train (a module in the online layout, the
+            # whole train in the file layout) is one chunk whose stored bytes are the
+            # received bytes (see _create), written whole and renamed as the Eiger spool
+            # does: no copy, no transposition here (readers transpose, in parallel)
+            k = n0 // n
+            little = received.dtype.newbyteorder("<")
+            for j, piece in enumerate(pieces):
+                chunk = np.ascontiguousarray(piece, dtype=little)  # a view when it can be
+                if self.compress:
+                    chunk = blosc.compress(
+                        chunk, self.compress.encode(), 1, blosc.SHUFFLE, 0, typesize=little.itemsize
+                    )
+                self._write_chunk("frames", f"c.{k}.{j}.0", chunk)
+            self._write_chunk(TRAIN_ID, f"c.{k}", tids)
+            self._write_chunk(PULSE_ID, f"c.{k}", pids)
+        else:  # a train of another length or layout: through zarr (chunks rewritten, slower)
+            frames, _ = train_frames(data[src], self.key, layout)
+            arr[n0:n1] = frames
+            self._arrays[TRAIN_ID][n0:n1] = tids
+            self._arrays[PULSE_ID][n0:n1] = pids
         self.frames = n1
         self.trains += 1
 
-    def _create(self, shape: tuple[int, int], dtype: np.dtype, src: str) -> None:
+    def _write_chunk(self, array: str, name: str, values) -> None:
+        folder = self.path / array
+        tmp = folder / f".{name}.partial"
+        with open(tmp, "wb") as f:
+            f.write(memoryview(values))
+        os.replace(tmp, folder / name)
+
+    def _create(self, layout: str, shape: tuple, piece: tuple, dtype: np.dtype, src: str) -> None:
         g = zarr.open_group(str(self.path), mode="w")
-        info = {"detector": src, "stream": "karabo-bridge " + self.address}
+        info = {"detector": src, "stream": "karabo-bridge " + self.address, "layout": layout}
         if self.geometry is not None:
             info["geometry"] = self.geometry
         g.attrs.update({FRAMES_COMPLETE: 0, "xlive": info, "trains_lost": 0})
-        # raw chunks: compressing a 10 Hz x 352-pulse stream would cost more than writing it
-        self._arrays["frames"] = g.create_array(
-            "frames",
-            shape=(BLOCK, *shape),
-            chunks=(1, *shape),
-            dtype=dtype,
+        p = self._pulses = shape[0]
+        self._layout = layout
+        raw = dict(
             fill_value=0,
             compressors=None,
-            dimension_names=("frame", "y", "x"),
-            chunk_key_encoding={"name": "default", "separator": "."},
+            chunk_key_encoding={"name": "default", "separator": "."},  # no folder per chunk
             config={"write_empty_chunks": True},
+        )
+        if layout == "online":
+            # a chunk is one module of one train, (p, ss, fs), stored transposed as the
+            # bridge sends it, (fs, ss, p): zarr's transpose codec turns it round on reading
+            chunks, filters = (p, piece[1], piece[0]), [TransposeCodec(order=(2, 1, 0))]
+        else:
+            chunks, filters = shape, None  # the whole train, as received
+        codec = None
+        if self.compress:
+            codec = BloscCodec(
+                cname=self.compress, clevel=1, shuffle="shuffle", typesize=dtype.itemsize
+            )
+        self._arrays["frames"] = g.create_array(
+            "frames",
+            shape=(BLOCK * p, *shape[1:]),
+            chunks=chunks,
+            dtype=dtype.newbyteorder("<"),
+            dimension_names=("frame", "y", "x"),
+            filters=filters,
+            **{**raw, "compressors": codec},
         )
         for name in (TRAIN_ID, PULSE_ID):
             self._arrays[name] = g.create_array(
-                name, shape=(BLOCK,), chunks=(BLOCK,), dtype="uint64", fill_value=0
+                name, shape=(BLOCK * p,), chunks=(p,), dtype="<u8", **raw
             )
         self._group = g
-        self._chunk_dir = self.path / "frames"
 
     def publish(self) -> None:
-        """Frames first, their ids next, the counter last (see formats.md, Zarr v3)."""
+        """Frames and their ids are written (chunk files renamed), the counter goes last."""
         if self._group is None or self.frames == self._published:
             return
-        lo, hi = self._published, self.frames
-        self._arrays[TRAIN_ID][lo:hi] = np.concatenate(self._tids)
-        self._arrays[PULSE_ID][lo:hi] = np.concatenate(self._pids)
-        self._tids, self._pids = [], []
+        hi = self.frames
         self._group.attrs.update(
             {FRAMES_COMPLETE: hi, "trains_lost": self.lost, "trains_received": self.trains}
         )

@@ -66,6 +66,21 @@ def make_figure(
     return fig
 
 
+def legend_outside(fig, click_policy: str = "hide") -> None:
+    """Move the figure's legend to the right of the plot area, so it never hides data
+    (clicking an entry hides that line)."""
+    for leg in list(fig.legend):
+        if leg in fig.center:
+            fig.center.remove(leg)
+        leg.location = "top_left"
+        leg.click_policy = click_policy
+        leg.label_text_font_size = "9pt"
+        leg.spacing = 0
+        leg.padding = 4
+        leg.margin = 4
+        fig.add_layout(leg, "right")
+
+
 def tail(seq: Sequence, k: int) -> list:
     """The last ``k`` items of a sequence or deque, in order, in O(k)."""
     if k <= 0:
@@ -83,6 +98,30 @@ def finite_or_none(values) -> list:
     """Floats with inf replaced by NaN (bokeh leaves gaps at NaN; ``None`` would plot as 0)."""
     arr = np.asarray(values, float)
     return np.where(np.isfinite(arr), arr, np.nan).tolist()
+
+
+def stream_in_frame_order(source: ColumnDataSource, rows: dict, rollover: int, key: str = "frame"):
+    """Add ``rows`` to ``source`` so that its ``key`` column stays in increasing order.
+
+    Blocks of frames finish out of order on a cluster; plotted in arrival order a line would
+    run backwards. The usual case (every new row after the last one sent) is streamed (only the
+    new rows travel); a row that belongs earlier makes the source be replaced by the merged,
+    sorted rows (the newest ``rollover`` kept). Returns ``"streamed"``, ``"replaced"`` or
+    ``""`` (nothing to add).
+    """
+    keys = np.asarray(rows[key], float)
+    if not keys.size:
+        return ""
+    order = np.argsort(keys, kind="stable")
+    rows = {k: [v[i] for i in order] for k, v in rows.items()}
+    old = source.data.get(key, [])
+    if not len(old) or rows[key][0] >= old[-1]:
+        source.stream(rows, rollover=rollover)
+        return "streamed"
+    merged = {k: list(source.data[k]) + list(v) for k, v in rows.items()}
+    order = np.argsort(np.asarray(merged[key], float), kind="stable")[-rollover:]
+    source.data = {k: [v[i] for i in order] for k, v in merged.items()}
+    return "replaced"
 
 
 class SeriesCursor:

@@ -62,9 +62,7 @@ def history_for(session) -> ViewHistory:
 
 
 def q_axis(session) -> np.ndarray | None:
-    """Radial-profile bin centres (q, 1/nm) from the session's analyzers."""
-    for a in session.processor.analyzers:
-        coords = a.coords() if hasattr(a, "coords") else {}
-        if "q" in coords:
-            return np.asarray(coords["q"][1], float)
-    return None
+    """Radial-profile bin centres (q, 1/nm); see :func:`xlive.views.resolution.q_axis`."""
+    from .resolution import q_axis as public
+
+    return public(session)

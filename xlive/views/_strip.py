@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from bokeh.models import ColumnDataSource, HoverTool, TapTool
 
-from ._base import ROLLOVER, SeriesCursor, View, finite_or_none, make_figure
+from ._base import (
+    ROLLOVER,
+    SeriesCursor,
+    View,
+    finite_or_none,
+    make_figure,
+    stream_in_frame_order,
+)
 
 HIT_COLOR = "crimson"
 MISS_COLOR = "gray"
@@ -52,7 +59,7 @@ class StripChart(View):
             values = [
                 v if h == 1 else float("nan") for v, h in zip(values, rows["is_hit"], strict=True)
             ]
-        self.source.stream(
-            {"frame": rows["frame"], "value": values, "color": colors}, rollover=self.rollover
+        stream_in_frame_order(
+            self.source, {"frame": rows["frame"], "value": values, "color": colors}, self.rollover
         )
         return True

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 
 from bokeh.application import Application
 from bokeh.application.handlers.function import FunctionHandler
-from bokeh.layouts import column
 from bokeh.server.server import Server
 
-from .bokeh_controls import build_controls
+from .bokeh_controls import page_layout
 from .layout import Dashboard
 
 
@@ -28,7 +27,7 @@ def add_dashboard(doc, session, *, interval: float = 0.5) -> Dashboard:
     dash = Dashboard(session)
     dash.update()
     doc.title = "xlive"
-    doc.add_root(column(dash.root, build_controls(dash), sizing_mode="stretch_width"))
+    doc.add_root(page_layout(dash))
     doc.add_periodic_callback(dash.update, int(interval * 1000))
     return dash
 

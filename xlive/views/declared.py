@@ -61,7 +61,9 @@ class FeatureImage(View):
             match_aspect=True,
         )
         fig.image("image", x=0, y=0, dw="dw", dh="dh", source=self.source, color_mapper=self.mapper)
-        fig.add_layout(ColorBar(color_mapper=self.mapper, width=8, title=spec.units), "right")
+        fig.add_layout(
+            ColorBar(color_mapper=self.mapper, width=8, title=spec.units or spec.name), "right"
+        )
         self.root = fig
 
     def update(self, session) -> bool:

@@ -1,19 +1,26 @@
-"""The red-flags panel: every flag that fires now, with its plain-language message."""
+"""The red-flags panel: every flag that fires now, with its plain-language advice in full."""
 
 from __future__ import annotations
 
-from bokeh.models import ColumnDataSource, DataTable, HTMLTemplateFormatter, TableColumn
+import html
+
+from bokeh.models import ColumnDataSource, Div
 
 from ._base import View
 
-_SEVERITY_HTML = (
-    '<span style="color: <%= value == "error" ? "#c62828" : "#b26a00" %>; font-weight: bold">'
-    "<%= value %></span>"
+SEVERITY_COLORS = {"error": "#c62828", "warning": "#b26a00"}
+_STYLE = (
+    "<style>.xlive-flags{border-collapse:collapse;width:100%;font:10pt sans-serif}"
+    ".xlive-flags td,.xlive-flags th{padding:3px 6px;vertical-align:top;text-align:left;"
+    "border-bottom:1px solid #e0e0e0;white-space:normal;overflow-wrap:anywhere}"
+    ".xlive-flags th{color:#555;font-weight:normal}</style>"
 )
 
 
 class FlagsPanel(View):
-    """A table of the flags that fire (name, severity, message); empty when all is well."""
+    """A table of the flags that fire (severity, name, what it means and what to do), the
+    advice wrapped over as many lines as it needs; flags raised and cleared earlier follow.
+    ``source`` holds the same rows as data."""
 
     name = "flags"
 
@@ -22,22 +29,28 @@ class FlagsPanel(View):
         self.source = ColumnDataSource(
             {"name": [], "severity": [], "message": []}, name="flags_source"
         )
-        self.root = DataTable(
-            source=self.source,
+        self.root = Div(
             name="flags_plot",
-            height=150,
-            sizing_mode="stretch_width",
-            index_position=None,
-            columns=[
-                TableColumn(
-                    field="severity",
-                    title="",
-                    width=60,
-                    formatter=HTMLTemplateFormatter(template=_SEVERITY_HTML),
-                ),
-                TableColumn(field="name", title="flag", width=130),
-                TableColumn(field="message", title="what it means and what to do", width=700),
-            ],
+            width=380,
+            text=self._html([], [], []),
+        )
+
+    @staticmethod
+    def _html(names, severities, messages) -> str:
+        if not names:
+            return (
+                _STYLE
+                + "<p style='font:10pt sans-serif;color:#2e7d32'>No flags: all checks pass.</p>"
+            )
+        rows = "".join(
+            f"<tr><td style='color:{SEVERITY_COLORS.get(s, '#555')};font-weight:bold'>"
+            f"{html.escape(s)}</td><td>{html.escape(n.replace('_', ' '))}</td>"
+            f"<td>{html.escape(m)}</td></tr>"
+            for n, s, m in zip(names, severities, messages, strict=True)
+        )
+        return (
+            _STYLE + "<table class='xlive-flags'><tr><th></th><th>flag</th>"
+            f"<th>what it means and what to do</th></tr>{rows}</table>"
         )
 
     def update(self, session) -> bool:
@@ -51,7 +64,7 @@ class FlagsPanel(View):
         if key == self._shown:
             return False
         self._shown = key
-        self.source.data = {
+        data = {
             "name": [f.name for f in flags] + [e.name for e in past],
             "severity": [f.severity for f in flags] + [e.severity for e in past],
             "message": [f.message for f in flags]
@@ -59,4 +72,6 @@ class FlagsPanel(View):
                 f"earlier, frames {e.raised_at}-{e.cleared_at} (cleared): {e.message}" for e in past
             ],
         }
+        self.source.data = data
+        self.root.text = self._html(data["name"], data["severity"], data["message"])
         return True

@@ -39,7 +39,10 @@ class GridMapView(View):
             fill_color={"field": "spots", "transform": self.mapper},
             line_color=None,
         )
-        fig.add_layout(ColorBar(color_mapper=self.mapper, width=8), "right")
+        fig.add_layout(
+            ColorBar(color_mapper=self.mapper, width=8, title="spots per frame", title_standoff=4),
+            "right",
+        )
         fig.add_tools(
             HoverTool(
                 tooltips=[

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from bokeh.models import ColumnDataSource, HoverTool, TapTool
 
-from ._base import ROLLOVER, View, finite_or_none, make_figure, tail
+from ._base import (
+    ROLLOVER,
+    View,
+    finite_or_none,
+    legend_outside,
+    make_figure,
+    stream_in_frame_order,
+    tail,
+)
 
 
 class HitRateChart(View):
@@ -37,8 +45,7 @@ class HitRateChart(View):
             HoverTool(renderers=[dots], tooltips=[("frame", "@frame"), ("rate", "@rate{0.0%}")]),
         )
         fig.yaxis.formatter.use_scientific = False
-        fig.legend.location = "top_left"
-        fig.legend.click_policy = "hide"
+        legend_outside(fig)
         self.root = fig
 
     def update(self, session) -> bool:
@@ -48,13 +55,14 @@ class HitRateChart(View):
             return False
         self._seen = agg.hit_rate_count
         frame, rate, on, off = zip(*new, strict=True)
-        self.source.stream(
+        stream_in_frame_order(
+            self.source,
             {
                 "frame": list(frame),
                 "rate": finite_or_none(rate),
                 "rate_on": finite_or_none(on),
                 "rate_off": finite_or_none(off),
             },
-            rollover=self.rollover,
+            self.rollover,
         )
         return True

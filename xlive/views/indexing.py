@@ -12,7 +12,14 @@ from bokeh.layouts import gridplot
 from bokeh.models import ColumnDataSource, HoverTool, TapTool
 
 from ..analyzers.indexing import CELL_PARAMS
-from ._base import ROLLOVER, View, finite_or_none, make_figure
+from ._base import (
+    ROLLOVER,
+    View,
+    finite_or_none,
+    legend_outside,
+    make_figure,
+    stream_in_frame_order,
+)
 
 
 class IndexingRateChart(View):
@@ -62,8 +69,7 @@ class IndexingRateChart(View):
                 renderers=[dots], tooltips=[("frame", "@frame"), ("indexed", "@rate{0.0%} of hits")]
             ),
         )
-        fig.legend.location = "top_left"
-        fig.legend.click_policy = "hide"
+        legend_outside(fig)
         self.root = fig
 
     def update(self, session) -> bool:
@@ -73,7 +79,8 @@ class IndexingRateChart(View):
         new = ix.rate_points[self._seen :]
         self._seen = len(ix.rate_points)
         frame, rate, of_frames, on, off = zip(*new, strict=True)
-        self.source.stream(
+        stream_in_frame_order(
+            self.source,
             {
                 "frame": list(frame),
                 "rate": finite_or_none(rate),
@@ -81,7 +88,7 @@ class IndexingRateChart(View):
                 "rate_on": finite_or_none(on),
                 "rate_off": finite_or_none(off),
             },
-            rollover=self.rollover,
+            self.rollover,
         )
         r = ix.rate
         self.root.title.text = (

@@ -7,13 +7,16 @@ import time
 
 from bokeh.models import ColumnDataSource, LinearAxis, Range1d
 
-from ._base import ROLLOVER, View, make_figure
+from ._base import ROLLOVER, View, legend_outside, make_figure
+from .tweak import sampling_note
 
 
 class LagView(View):
     """95th-percentile lag (s) and throughput (frames/s) against seconds since the view started.
 
-    One point per update in which frames were stored; the title shows the sampling step.
+    One point per update in which frames were stored; the title says which fraction of the
+    frames is analysed (as the sampling slider does). Hidden once the run is finished, where
+    lag means nothing.
     """
 
     name = "lag"
@@ -37,13 +40,16 @@ class LagView(View):
             y_range_name="rate",
             legend_label="throughput",
         )
-        fig.legend.location = "top_left"
+        legend_outside(fig)
         self.root = fig
 
     def update(self, session) -> bool:
+        live = session.run_state() != "finished"
+        changed = live != self.root.visible
+        self.root.visible = live
         stats = session.processor.stats
         if stats.frames_stored == self._stored:
-            return False
+            return changed
         self._stored = stats.frames_stored
         lag, rate = session.lag, session.throughput
         self.source.stream(
@@ -56,11 +62,7 @@ class LagView(View):
         )
         rr = self.root.extra_y_ranges["rate"]
         rr.end = max(rr.end, 1.2 * rate)
-        step = stats.sample_step
-        sample = session.processor.params.sample
-        note = f"sampling 1 in {step}" if step > 1 else "every frame"
-        if sample:
-            note = f"sampling {sample:.0%}"
+        note = sampling_note(session)
         self.root.title.text = (
             f"Lag {lag:.1f} s (95%), {rate:.0f} frames/s, {note}"
             if math.isfinite(lag)

@@ -8,7 +8,7 @@ the bokeh document. Features the analyzers declare with a ``show`` get their own
 
 from __future__ import annotations
 
-from bokeh.layouts import column, gridplot, row
+from bokeh.layouts import column, row
 
 from ._history import history_for
 from .correlation import CorrelationView, correlation_for
@@ -71,28 +71,38 @@ class Dashboard:
             src = self.views[name].source
             src.selected.on_change("indices", self._tapped(src))
         self.views["grid"].root.visible = False
+        # indexing views appear once the run is indexed (an empty chart says nothing)
+        for name in ("indexing_rate", "cells"):
+            self.views[name].root.visible = False
+        #: called after every :meth:`update` (e.g. controls that show the run's state)
+        self.after_update: list = []
         # flag episodes shaded on the plots along the run (updated with the views)
         self.flag_bands = FlagBands([self.views[k].root for k in ("hit_rate", "spots", "d_min")])
         self.updates = 0
         v = self.views
-        plots = gridplot(
-            [
-                [v["hit_rate"].root, v["indexing_rate"].root],
-                [v["spots"].root, v["d_min"].root],
-                [v["lag"].root, v["cells"].root],
-                [v["radial"].root, v["waterfall"].root],
-                [v["powder"].root, v["peakogram"].root],
-                [v["separation"].root, v["grid"].root],
-                [v["correlation"].root, None],
-            ],
+        #: the detector image (and, on a page, its controls under it)
+        self.detector_box = column(v["detector"].root, sizing_mode="stretch_width")
+        # rows of two: a hidden view (no indexing, no grid, a finished run's lag) leaves its
+        # row to the other one
+        pairs = [
+            ("hit_rate", "indexing_rate"),
+            ("spots", "d_min"),
+            ("lag", "cells"),
+            ("radial", "waterfall"),
+            ("powder", "peakogram"),
+            ("separation", "grid"),
+        ]
+        plots = column(
+            *[row(v[a].root, v[b].root, sizing_mode="stretch_width") for a, b in pairs],
+            row(v["correlation"].root, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
-            merge_tools=False,
+            name="xlive_plots",
         )
         #: views of the features the analyzers declare (filled by :meth:`update`)
         self.features = column(sizing_mode="stretch_width", name="xlive_features")
         self.root = column(
             v["status"].root,
-            row(v["detector"].root, v["flags"].root, sizing_mode="stretch_width"),
+            row(self.detector_box, v["flags"].root, sizing_mode="stretch_width"),
             plots,
             self.features,
             sizing_mode="stretch_width",
@@ -130,6 +140,30 @@ class Dashboard:
             f(frame)
         self.update()
 
+    def hits(self) -> list[int]:
+        """Frames of the recent hits the detector view can show (increasing)."""
+        with self.session.lock:
+            return sorted(self.session.hit_peaks)
+
+    def step_hit(self, step: int) -> int | None:
+        """Show the hit ``step`` hits after (``+1``) or before (``-1``) the frame on display;
+        returns that frame (None when there is none that way)."""
+        hits = self.hits()
+        if not hits:
+            return None
+        now = self.detector.frame
+        if now is None:
+            target = hits[-1]
+        elif step > 0:
+            later = [h for h in hits if h > now]
+            target = later[min(step, len(later)) - 1] if later else None
+        else:
+            earlier = [h for h in hits if h < now]
+            target = earlier[max(step, -len(earlier))] if earlier else None
+        if target is not None:
+            self.show_frame(target)
+        return target
+
     def update(self) -> list[str]:
         """Refresh every view from the session; returns the names of the views that changed."""
         changed = []
@@ -142,5 +176,10 @@ class Dashboard:
                 changed.append(self.flag_bands.name)
         if "grid" in changed:
             self.views["grid"].root.visible = True
+        for name in ("indexing_rate", "cells"):
+            if name in changed:
+                self.views[name].root.visible = True
+        for f in self.after_update:
+            f()
         self.updates += 1
         return changed

@@ -1,22 +1,25 @@
 """The notebook monitor: the dashboard of a run, live in Jupyter, without a bokeh server.
 
 The bokeh layout (the dashboard and the same bokeh controls as the server page) sits in a
-``jupyter_bokeh`` :class:`~jupyter_bokeh.widgets.BokehModel` inside an ipywidgets box. An asyncio task on the kernel's event loop refreshes the
-views every ``interval`` seconds; streamed rows travel over the widget's comm. The task runs
-whenever the kernel is idle or a cell awaits (``await monitor.wait(...)``).
+``jupyter_bokeh`` :class:`~jupyter_bokeh.widgets.BokehModel` inside an ipywidgets box, under a
+link to the dask dashboard of the session's cluster (tasks, workers, memory). An asyncio task
+on the kernel's event loop refreshes the views every ``interval`` seconds; streamed rows travel
+over the widget's comm. The task runs whenever the kernel is idle or a cell awaits
+(``await monitor.wait(...)``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import ipywidgets as W
-from bokeh.layouts import column
 from jupyter_bokeh.widgets import BokehModel
 
-from .bokeh_controls import build_controls
+from .bokeh_controls import page_layout
 from .layout import Dashboard
 from .runner import SessionRunner
 
@@ -33,6 +36,41 @@ def ensure_bokehjs() -> None:
     from bokeh.resources import INLINE
 
     output_notebook(INLINE, hide_banner=True)
+
+
+def dashboard_link(client) -> str | None:
+    """The URL of the dask dashboard of ``client``'s scheduler, or None without one.
+
+    dask names the host of the scheduler's address, but an in-process cluster's address is
+    the machine's IP while xlive binds its dashboard to 127.0.0.1 only (see
+    :func:`~xlive.engine.cluster.default_client`): the link then points at 127.0.0.1. dask's
+    ``distributed.dashboard.link`` template still decides the form of the link.
+    """
+    try:
+        link = client.dashboard_link
+    except Exception:  # no scheduler information (closed client): no link
+        return None
+    if not link:
+        return None
+    scheduler = getattr(getattr(client, "cluster", None), "scheduler", None)
+    bound = getattr(getattr(scheduler, "http_server", None), "address", None)
+    parts = urlsplit(link)
+    # a relative link (Binder, JupyterHub: "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status" in
+    # dask's distributed.dashboard.link) already goes through the notebook server: keep it
+    if bound in ("127.0.0.1", "::1") and parts.hostname and parts.port:
+        host = "127.0.0.1" if bound == "127.0.0.1" else "[::1]"
+        link = urlunsplit(parts._replace(netloc=f"{host}:{parts.port}"))
+    return link
+
+
+def _link_html(link: str | None) -> str:
+    if not link:
+        return ""
+    url = html.escape(link, quote=True)
+    return (
+        f"<span style='font-size:0.9em'>dask dashboard (tasks, workers, memory): "
+        f"<a href='{url}' target='_blank' rel='noopener'>{html.escape(link)}</a></span>"
+    )
 
 
 class Monitor:
@@ -66,14 +104,16 @@ class Monitor:
         self.interval = interval
         self.runner = SessionRunner(self.session) if run else None
         self.dashboard = Dashboard(self.session)
-        #: the same bokeh controls as the server page (frame, scale, spot finder, sampling,
-        #: flag thresholds), synchronised with the kernel by jupyter_bokeh
-        self.controls = build_controls(self.dashboard)
-        self.plots = BokehModel(
-            column(self.dashboard.root, self.controls, sizing_mode="stretch_width")
-        )
+        #: the page of the ``xlive serve`` server, controls included (frame, previous/next hit,
+        #: scale and levels, spot finder, sampling, flag thresholds), kept in sync with the
+        #: kernel by jupyter_bokeh
+        self.page = page_layout(self.dashboard)
+        self.plots = BokehModel(self.page)
+        #: URL of the dask dashboard of the session's cluster (None without one)
+        self.dashboard_link = dashboard_link(self.session.processor.client)
+        self.links = W.HTML(_link_html(self.dashboard_link))
         self.message = W.HTML("")
-        self.widget = W.VBox([self.plots, self.message])
+        self.widget = W.VBox([self.links, self.plots, self.message])
         self._task: asyncio.Task | None = None
         self.start()
 

@@ -7,10 +7,12 @@ from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper
 from bokeh.palettes import Inferno256
 
 from ._base import View, make_figure
+from .resolution import Q_PER_INV_D, add_d_axis
 
 
 class PeakogramView(View):
-    """2-D histogram of spots: 1/d (1/Å) x log10 intensity, colour log10(1 + count)."""
+    """2-D histogram of spots: q (1/nm, d in Å above) x log10 intensity, colour log10(1 +
+    count)."""
 
     name = "peakogram"
 
@@ -21,12 +23,19 @@ class PeakogramView(View):
         )
         self.mapper = LinearColorMapper(palette=Inferno256, low=0, high=1)
         fig = make_figure(
-            self.name, "Peakogram", x_label="1/d (1/Å)", y_label="log10 spot intensity"
+            self.name,
+            "Peakogram: spot intensity by resolution",
+            x_label="q (1/nm)",
+            y_label="log10 spot intensity",
         )
         fig.image(
             "image", x="x", y="y", dw="dw", dh="dh", source=self.source, color_mapper=self.mapper
         )
-        fig.add_layout(ColorBar(color_mapper=self.mapper, width=8, title="log10(1+n)"), "right")
+        add_d_axis(fig)
+        fig.add_layout(
+            ColorBar(color_mapper=self.mapper, width=8, title="log10(1 + spots)", title_standoff=4),
+            "right",
+        )
         self.root = fig
 
     def update(self, session) -> bool:
@@ -36,7 +45,7 @@ class PeakogramView(View):
         self._updates = agg.updates
         img = np.log10(1.0 + agg.peakogram.T.astype(np.float32))
         self.mapper.high = float(max(img.max(), 1.0))
-        xe, ye = agg.inv_d_edges, agg.log_i_edges
+        xe, ye = agg.inv_d_edges * Q_PER_INV_D, agg.log_i_edges
         self.source.data = {
             "image": [img],
             "x": [float(xe[0])],

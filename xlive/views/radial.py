@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import ColumnDataSource, CustomJSTickFormatter, LinearAxis
+from bokeh.models import ColumnDataSource
 
-from ._base import View, finite_or_none, make_figure
-from ._history import q_axis
-
-#: q (1/nm) -> d (Å) in the browser: d = 2 pi / q * 10
-D_FROM_Q_JS = "return tick > 0 ? (20 * Math.PI / tick).toFixed(2) : '∞';"
+from ._base import View, finite_or_none, legend_outside, make_figure
+from .resolution import add_d_axis, q_axis
 
 
 class RadialProfileView(View):
@@ -40,9 +37,8 @@ class RadialProfileView(View):
             alpha=0.8,
             legend_label="latest frame",
         )
-        top = LinearAxis(axis_label="d (Å)", formatter=CustomJSTickFormatter(code=D_FROM_Q_JS))
-        fig.add_layout(top, "above")
-        fig.legend.click_policy = "hide"
+        add_d_axis(fig)
+        legend_outside(fig)
         self.root = fig
 
     def update(self, session) -> bool:

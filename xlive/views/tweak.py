@@ -25,6 +25,26 @@ FLAG_FIELDS = (
 )
 
 
+def sampling_note(session) -> str:
+    """``"every frame analysed"``, or e.g. ``"1 in 4 frames analysed (25%): 1 in 2 as you
+    set, and 1 in 2 of those as the analysis is behind"``."""
+    from ..engine.backlog import fixed_step
+
+    proc = session.processor
+    asked = fixed_step(proc.params.sample)
+    behind = max(1, int(proc.stats.sample_step))
+    step = asked * behind
+    if step == 1:
+        return "every frame analysed"
+    why = []
+    if asked > 1:
+        why.append(f"1 in {asked} as you set")
+    if behind > 1:
+        those = " of those" if asked > 1 else ""
+        why.append(f"1 in {behind}{those} as the analysis is behind")
+    return f"1 in {step} frames analysed ({1 / step:.0%}): {', and '.join(why)}"
+
+
 @dataclass(frozen=True)
 class Preview:
     """Spots found in one frame with trial parameters."""
@@ -121,6 +141,11 @@ class LiveControls:
         proc.params = dataclasses.replace(
             proc.params, sample=None if fraction >= 1 else max(fraction, 1e-3)
         )
+
+    def sampling_note(self) -> str:
+        """What fraction of the frames the live run analyses now, and why (the lag chart's
+        title and the sampling slider say the same)."""
+        return sampling_note(self.session)
 
     # ------------------------------------------------------------------ flags
     def set_thresholds(self, **changes) -> list:

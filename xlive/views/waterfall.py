@@ -9,7 +9,8 @@ from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper
 from bokeh.palettes import Viridis256
 
 from ._base import View, make_figure
-from ._history import history_for, q_axis
+from ._history import history_for
+from .resolution import add_d_axis, q_axis
 
 #: rows (frames) and columns (q bins) sent to the browser at most
 MAX_ROWS = 400
@@ -54,7 +55,11 @@ class WaterfallView(View):
         fig.image(
             "image", x="x", y="y", dw="dw", dh="dh", source=self.source, color_mapper=self.mapper
         )
-        fig.add_layout(ColorBar(color_mapper=self.mapper, width=8), "right")
+        add_d_axis(fig)
+        fig.add_layout(
+            ColorBar(color_mapper=self.mapper, width=8, title="intensity", title_standoff=4),
+            "right",
+        )
         self.root = fig
 
     def update(self, session) -> bool:

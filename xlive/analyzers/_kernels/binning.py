@@ -200,6 +200,10 @@ def clipped_stats(hist, ovf, vmin, width, offset, clip, min_excess, max_iter, me
     edge = vmin + top * width
     for r in range(n_rings):
         kb = top  # value bins kept
+        # bins above the last filled one add nothing: the sums below stop there
+        last = top - 1
+        while last >= 0 and hist[r, last] == 0:
+            last -= 1
         with_ovf = True
         m = np.nan
         s = np.nan
@@ -208,7 +212,7 @@ def clipped_stats(hist, ovf, vmin, width, offset, clip, min_excess, max_iter, me
             n = 0.0
             s1 = 0.0
             s2 = 0.0
-            for k in range(kb):
+            for k in range(min(kb, last + 1)):
                 c = hist[r, k]
                 if c:
                     val = vmin + (k + offset) * width
@@ -286,15 +290,25 @@ def radial_ring_pass_int(
     """:func:`~.runs.run_sums` and :func:`ring_histograms_int` (step 1, values in
     ``[0, hi]``) in one read of the frame.
 
-    Returns ``(n_candidates, n_saturated, total)`` like :func:`ring_histograms_int`.
+    Returns ``(n_candidates, n_saturated, total)`` like :func:`ring_histograms_int`. Rings
+    outside ``[0, hist.shape[0])`` are ignored. The per-pixel path is kept short: ring index
+    and value are compared as unsigned integers (a negative ring or value becomes huge, so
+    one comparison each rejects it), the histogram is addressed flat, and everything but the
+    bin increment of a low value (saturation, overflow sums, candidates) sits behind one
+    rarely taken branch.
     """
     ny, nx = frame.shape
-    top = hist.shape[1] - 1
+    nh = np.uint64(hist.shape[1])
+    unr = np.uint64(hist.shape[0])
+    top = nh - np.uint64(1)
     ihi = np.int64(min(hi, 2**32))
+    uhi = np.uint64(ihi)
     isat, icand, ifast = _int_levels(top, sat, cand_level)
+    ufast = np.uint64(max(ifast, -1) + 1)  # values below this only increment their bin
+    flat = hist.reshape(-1)
     nc = 0
     nsat = 0
-    total = 0
+    total = np.uint64(0)
     prefix = np.zeros(nx + 1, np.uint64)
     for i in range(ny):
         fi = frame[i]
@@ -304,14 +318,17 @@ def radial_ring_pass_int(
             v = np.int64(fi[j])
             acc += _packed(v, ihi)
             prefix[j + 1] = acc
-            r = ri[j]
-            if r < 0 or v < 0 or v > ihi:
+            r = np.uint64(np.int64(ri[j]))
+            uv = np.uint64(v)
+            if r >= unr or uv > uhi:
                 continue
-            total += v
-            if v <= ifast:
-                hist[r, v] += 1
+            total += uv
+            if uv < ufast:
+                flat[r * nh + uv] += 1
                 continue
-            nsat, nc = _tally_high(r, v, i * nx + j, top, isat, icand, hist, ovf, cand, nsat, nc)
+            nsat, nc = _tally_high(
+                np.int64(r), v, i * nx + j, np.int64(top), isat, icand, hist, ovf, cand, nsat, nc
+            )
         _add_runs(
             frame, i, prefix, weights, ihi, start, end, rbin, row_ptr[i], row_ptr[i + 1], sums, lost
         )

@@ -1,0 +1,170 @@
+"""Start-up of the live dashboard: seconds from ``xlive serve RUN`` to the first analysed frame
+on the page, in headless chromium (Debian's /usr/bin/chromium driven by playwright).
+
+    python bench/serve_startup.py --detector eiger4m --repeat 3     # goal (issue 16): < 3 s
+
+A finished simulated run is written once (``xlive simulate``, or ``--run`` reuses one). Each
+round starts ``xlive serve RUN --port P`` as a new process (a fresh interpreter: imports,
+geometry, analyzers, dask cluster, numba kernels loaded from its on-disk cache), opens the page
+as soon as the server says it is serving, and waits until the hit-rate strip chart holds a
+frame. The first round also fills numba's cache if it is cold; the figure asked for is with a
+warm cache, so the last line reports the later rounds (the best and the median).
+
+``--phases`` first times the start-up's phases in a fresh interpreter (imports, opening the run,
+geometry maps, analyzers, first numba call, dask client, first frame analysed), to show where
+the seconds go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FIRST_FRAME = (
+    "() => window.Bokeh && Bokeh.documents.length > 0 && "
+    "Bokeh.documents[0].get_model_by_name('hit_rate_source').data.frame.length > 0"
+)
+
+
+PHASES = r"""
+import sys, time
+t = time.perf_counter()
+def tick(name):
+    global t
+    n = time.perf_counter()
+    print(f"  {name:44s} {n - t:6.2f} s", flush=True)
+    t = n
+import numpy; tick("import numpy")
+import xlive.cli.main; tick("import xlive.cli.main")
+from xlive.engine.session import LiveSession; tick("import engine (dask, distributed, zarr, ...)")
+from xlive.views.app import serve_session; tick("import views (bokeh)")
+from xlive.registry import open_source
+src = open_source(sys.argv[1]); tick("open the run")
+g = src.geometry; g.maps.q; tick("geometry maps")
+import numba; from xlive.analyzers._kernels.runs import pixel_runs
+pixel_runs(numpy.zeros((2, 2), numpy.int16)); tick("first numba call (cache load)")
+from xlive.analyzers import default_analyzers
+an = default_analyzers(g); tick("build analyzers")
+from xlive.engine.cluster import default_client
+client = default_client(); tick("start the dask client")
+f = src.reader.read_one(0); tick("read frame 0")
+for a in an: a(f[None])
+tick("analyse frame 0")
+client.close(); client.cluster.close()
+"""
+
+
+def phases(run: Path) -> None:
+    """Time the start-up phases in a fresh interpreter (see the module docstring)."""
+    print("start-up phases in a fresh interpreter:", flush=True)
+    subprocess.run([sys.executable, "-c", PHASES, str(run)], check=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def one_round(run: Path, browser, timeout: float) -> tuple[float, float]:
+    """(seconds to 'serving', seconds to the first analysed frame on the page)."""
+    port = free_port()
+    t0 = time.monotonic()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "xlive.cli", "serve", str(run), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = ""
+        while "serving" not in line:
+            line = server.stdout.readline()
+            if not line and server.poll() is not None:
+                raise RuntimeError(f"xlive serve exited with {server.returncode}")
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"xlive serve did not start within {timeout} s")
+        t_serving = time.monotonic() - t0
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+        page.wait_for_function(FIRST_FRAME, timeout=timeout * 1000, polling=50)
+        t_first = time.monotonic() - t0
+        page.close()
+        return t_serving, t_first
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--detector", default="eiger4m")
+    ap.add_argument("--frames", type=int, default=20, help="frames of the simulated run")
+    ap.add_argument("--run", help="an existing run to serve (default: simulate one)")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds (the first may warm caches)")
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--phases", action="store_true", help="also time the start-up's phases")
+    args = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(args.run) if args.run else Path(tmp) / "run"
+        if not args.run:
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "xlive.cli",
+                    "simulate",
+                    str(run),
+                    "--frames",
+                    str(args.frames),
+                    "--rate",
+                    "0",
+                    "--detector",
+                    args.detector,
+                    "-q",
+                ],
+                check=True,
+            )
+        if args.phases:
+            phases(run)
+        firsts = []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--headless", "--no-sandbox", "--disable-gpu"],
+            )
+            try:
+                for k in range(args.repeat):
+                    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+                    t_serving, t_first = one_round(run, browser, args.timeout)
+                    firsts.append(t_first)
+                    print(
+                        f"round {k + 1}: serving after {t_serving:.2f} s, first analysed frame "
+                        f"on the page after {t_first:.2f} s (load average {load})",
+                        flush=True,
+                    )
+            finally:
+                browser.close()
+    warm = firsts[1:] or firsts
+    print(
+        f"startup ({args.detector}, warm numba cache): best {min(warm):.2f}s "
+        f"median {statistics.median(warm):.2f}s from `xlive serve RUN` to the first frame shown"
+    )
+
+
+if __name__ == "__main__":
+    main()
