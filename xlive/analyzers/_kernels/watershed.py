@@ -125,7 +125,7 @@ def find_spots(
     region by connected region (regions in raster order of their first pixel), so that the
     growth reads memory that is close by.
     """
-    slot, cand, ci, cj, gval, nloc = _footprint(
+    slot, cand, ci, cj, gval, nloc, gloc = _footprint(
         frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr
     )
     order = _region_order(cand, ci, cj, gval, slot, b, rings.shape[0], rings.shape[1])
@@ -147,6 +147,9 @@ def find_spots(
         gval,
         order,
         nloc,
+        gloc,
+        slot,
+        b,
         parent,
         peak,
         gain,
@@ -242,7 +245,7 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                         cj[nc] = j
                         gval[nc] = gloc[loc]
                         nc += 1
-    return slot, cand, ci, cj, gval, nloc
+    return slot, cand, ci, cj, gval, nloc, gloc
 
 
 @numba.njit(**_JIT)
@@ -379,6 +382,34 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
     return parent, peak
 
 
+PEAK_FIT = True
+
+
+@numba.njit(**_JIT)
+def _peak_fit(gloc, slot, b, i, j, x, y):
+    """Sub-pixel position of the maximum of G at pixel (i, j): a parabola through it and its
+    two neighbours along each axis (``x``, ``y`` kept where a neighbour is missing)."""
+    bb = b * b
+    ny = slot.shape[0] * b
+    nx = slot.shape[1] * b
+    g0 = gloc[_local(slot, b, bb, i, j)]
+    if 0 < j < nx - 1:
+        a = _local(slot, b, bb, i, j - 1)
+        c = _local(slot, b, bb, i, j + 1)
+        if a >= 0 and c >= 0:
+            den = gloc[a] - 2 * g0 + gloc[c]
+            if den < 0:
+                x = j + min(max(0.5 * (gloc[a] - gloc[c]) / den, -0.5), 0.5)
+    if 0 < i < ny - 1:
+        a = _local(slot, b, bb, i - 1, j)
+        c = _local(slot, b, bb, i + 1, j)
+        if a >= 0 and c >= 0:
+            den = gloc[a] - 2 * g0 + gloc[c]
+            if den < 0:
+                y = i + min(max(0.5 * (gloc[a] - gloc[c]) / den, -0.5), 0.5)
+    return x, y
+
+
 @numba.njit(**_JIT)
 def _measure(
     frame,
@@ -395,6 +426,9 @@ def _measure(
     gval,
     order,
     nloc,
+    gloc,
+    slot,
+    b,
     parent,
     peak,
     gain,
@@ -465,8 +499,12 @@ def _measure(
         if g3 > 0 and nmax[k] > max_single_frac * g3:
             continue
         if found < out.shape[0]:
-            out[found, 0] = wx[k] / wsum[k]
-            out[found, 1] = wy[k] / wsum[k]
+            x = wx[k] / wsum[k]
+            y = wy[k] / wsum[k]
+            if PEAK_FIT:
+                x, y = _peak_fit(gloc, slot, b, ipk[k], jpk[k], x, y)
+            out[found, 0] = x
+            out[found, 1] = y
             out[found, 2] = tot
             out[found, 3] = npx[k]
             out[found, 4] = snr
@@ -520,7 +558,9 @@ def find_spots_ref(
 
     g, cnt = local_sums(h)
     g3 = local_sums(1)[0]
-    inblk = np.repeat(np.repeat(blocks.astype(bool), b, 0), b, 1)[:ny, :nx]
+    nyb, nxb = blocks.shape[0] * b, blocks.shape[1] * b
+    inbp = np.repeat(np.repeat(blocks.astype(bool), b, 0), b, 1)  # whole blocks
+    inblk = inbp[:ny, :nx]
     s2 = var[r]
     with np.errstate(invalid="ignore"):
         fp = inblk & valid & (g > 0) & (s2 >= 0) & (g >= floor_snr * np.sqrt(cnt * s2))
@@ -596,5 +636,20 @@ def find_spots_ref(
         k = int(np.argmax(nv))  # first of the highest, in visit order
         if g3[pi[k], pj[k]] > 0 and nv[k] > max_single_frac * g3[pi[k], pj[k]]:
             continue
-        rows.append((x / ws, y / ws, tot, len(pix), snr, m[pi[k], pj[k]], f[pi, pj].max()))
+        x, y = x / ws, y / ws
+        if PEAK_FIT:  # parabola through G at the peak and its neighbours in marked blocks
+            i0, j0 = pix[0]
+            gk = np.zeros((nyb, nxb))
+            gk[:ny, :nx] = np.where(inblk & valid, g, 0.0)
+            if 0 < j0 < nxb - 1 and inbp[i0, j0 - 1] and inbp[i0, j0 + 1]:
+                den = gk[i0, j0 - 1] - 2 * gk[i0, j0] + gk[i0, j0 + 1]
+                if den < 0:
+                    off = 0.5 * (gk[i0, j0 - 1] - gk[i0, j0 + 1]) / den
+                    x = j0 + min(max(off, -0.5), 0.5)
+            if 0 < i0 < nyb - 1 and inbp[i0 - 1, j0] and inbp[i0 + 1, j0]:
+                den = gk[i0 - 1, j0] - 2 * gk[i0, j0] + gk[i0 + 1, j0]
+                if den < 0:
+                    off = 0.5 * (gk[i0 - 1, j0] - gk[i0 + 1, j0]) / den
+                    y = i0 + min(max(off, -0.5), 0.5)
+        rows.append((x, y, tot, len(pix), snr, m[pi[k], pj[k]], f[pi, pj].max()))
     return np.array(rows, float).reshape(-1, len(COLUMNS))
