@@ -68,6 +68,8 @@ class SpotParams:
     split_snr: float = 0.0
     #: ... and by this fraction of its height ("integrated")
     split_frac: float = 0.03
+    #: peaks closer than this (pixels) are one spot ("integrated")
+    min_separation: float = 3.0
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
@@ -144,6 +146,7 @@ class SpotParams:
                 "floor_snr": (0, None),
                 "split_snr": (0, None),
                 "split_frac": (0, 1),
+                "min_separation": (0, None),
                 "smooth": (1, BLOCK),
                 "bg_box": (0, 100000),
             },
@@ -390,6 +393,7 @@ class SpotFinder:
             p.floor_snr,
             p.split_snr,
             p.split_frac,
+            p.min_separation,
             p.min_snr,
             p.max_single_fraction,
             p.min_pixels,

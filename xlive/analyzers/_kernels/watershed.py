@@ -8,7 +8,8 @@ background noise are the spots' footprints. They are visited from the highest ``
 touches two components, the lower one stays a spot of its own only if its peak stands above
 this saddle by ``split_snr`` times the noise of that difference and by ``split_frac`` of its
 peak (crowded neighbours are split at their saddle); otherwise it joins the higher one (the
-noise bumps of one broad spot, the length of a streak). Each pixel belongs to one component,
+noise bumps of one broad spot, the length of a streak), and so does a peak closer than
+``min_sep`` pixels to the higher one. Each pixel belongs to one component,
 so a spot is reported once.
 
 Each component is then measured over its footprint: intensity ``I = sum N``, integrated SNR
@@ -110,6 +111,7 @@ def find_spots(
     floor_snr,
     split_snr,
     split_frac,
+    min_sep,
     min_snr,
     max_single_frac,
     min_pix,
@@ -130,7 +132,7 @@ def find_spots(
     )
     order = _region_order(cand, ci, cj, gval, slot, b, rings.shape[0], rings.shape[1])
     parent, peak = _grow(
-        cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac
+        cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep
     )
     return _measure(
         frame,
@@ -327,7 +329,7 @@ def _region_order(cand, ci, cj, gval, slot, b, ny, nx):
 
 
 @numba.njit(**_JIT)
-def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac):
+def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep):
     """Union-find growth of the footprint from the highest G down: ``(parent, peak)``."""
     ny, nx = rings.shape
     bb = b * b
@@ -335,6 +337,8 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
     ns = int(slot.max()) + 1 if slot.size else 0
     parent = np.full(ns * bb, -1, np.int64)
     peak = np.zeros(ns * bb)  # G at the peak of each root
+    pki = np.zeros(ns * bb, np.int64)  # the peak pixel of each root
+    pkj = np.zeros(ns * bb, np.int64)
     roots = np.empty(8, np.int64)
     for o in range(nc):
         c = order[o]
@@ -363,6 +367,8 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
         if nr == 0:
             parent[loc] = loc
             peak[loc] = g
+            pki[loc] = i
+            pkj[loc] = j
             continue
         main = roots[0]
         for t in range(1, nr):
@@ -375,7 +381,8 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
                 continue
             dip = peak[r] - g
             noise = np.sqrt(2.0 * (2 * h + 1) ** 2 * s2 + gain * (max(peak[r], 0.0) + max(g, 0.0)))
-            if dip >= split_snr * noise and dip >= split_frac * peak[r]:
+            far = (pki[r] - pki[main]) ** 2 + (pkj[r] - pkj[main]) ** 2 >= min_sep**2
+            if far and dip >= split_snr * noise and dip >= split_frac * peak[r]:
                 continue  # a spot of its own: its saddle is here
             parent[r] = main
         parent[loc] = main
@@ -530,6 +537,7 @@ def find_spots_ref(
     floor_snr,
     split_snr,
     split_frac,
+    min_sep,
     min_snr,
     max_single_frac,
     min_pix,
@@ -602,7 +610,8 @@ def find_spots_ref(
                 continue
             dip = peak[rq] - gp
             noise = np.sqrt(noise_var + gain * (max(peak[rq], 0.0) + max(gp, 0.0)))
-            if not (dip >= split_snr * noise and dip >= split_frac * peak[rq]):
+            far = (rq[0] - main[0]) ** 2 + (rq[1] - main[1]) ** 2 >= min_sep**2
+            if not (far and dip >= split_snr * noise and dip >= split_frac * peak[rq]):
                 parent[rq] = main
         parent[p] = main
     comps: dict[tuple[int, int], list] = {}
