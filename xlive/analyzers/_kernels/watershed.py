@@ -178,46 +178,61 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                 slot[bi, bj] = ns
                 ns += 1
     bb = b * b
-    # N and G of every pixel of the marked blocks, from a (b + 2h)^2 patch of N per block
+    # N and G of every pixel of the marked blocks. Per row of blocks, N is computed once per
+    # column needed (the blocks and their halo of h pixels) for the b + 2h rows involved.
     nloc = np.zeros(ns * bb)
     gloc = np.zeros(ns * bb)
     infp = np.zeros(ns * bb, np.bool_)
     w = b + 2 * h
-    pn = np.zeros((w, w))
-    pok = np.zeros((w, w), np.bool_)
+    ncol = nbx * b + 2 * h
+    strip = np.zeros((w, ncol))  # column jj of the frame at jj + h
+    sok = np.zeros((w, ncol), np.bool_)
+    stamp = np.full(ncol, -1, np.int64)
+    row_blocks = np.empty(nbx, np.int64)
     nfp = 0
     for bi in range(nby):
+        nrb = 0
         for bj in range(nbx):
-            s = slot[bi, bj]
-            if s < 0:
-                continue
-            i0 = bi * b - h
-            j0 = bj * b - h
-            for di in range(w):
-                for dj in range(w):
+            if blocks[bi, bj]:
+                row_blocks[nrb] = bj
+                nrb += 1
+        if nrb == 0:
+            continue
+        i0 = bi * b - h
+        for t in range(nrb):
+            bj = row_blocks[t]
+            for c in range(bj * b, bj * b + b + 2 * h):  # strip columns (frame column c - h)
+                if stamp[c] == bi:
+                    continue
+                stamp[c] = bi
+                jj = c - h
+                for di in range(w):
                     ii = i0 + di
-                    jj = j0 + dj
                     if 0 <= ii < ny and 0 <= jj < nx:
-                        pn[di, dj], pok[di, dj] = _net(
+                        strip[di, c], sok[di, c] = _net(
                             frame, rings, mean, resid, sbs, lo, hi, ii, jj
                         )
                     else:
-                        pn[di, dj] = 0.0
-                        pok[di, dj] = False
+                        strip[di, c] = 0.0
+                        sok[di, c] = False
+        for t in range(nrb):
+            bj = row_blocks[t]
+            s = slot[bi, bj]
             for di in range(h, b + h):
                 for dj in range(h, b + h):
-                    if not pok[di, dj]:
+                    c = bj * b + dj  # strip column of this pixel
+                    if not sok[di, c]:
                         continue
                     g = 0.0
                     n = 0
                     for ki in range(di - h, di + h + 1):
-                        for kj in range(dj - h, dj + h + 1):
-                            if pok[ki, kj]:
-                                g += pn[ki, kj]
+                        for kc in range(c - h, c + h + 1):
+                            if sok[ki, kc]:
+                                g += strip[ki, kc]
                                 n += 1
-                    s2 = var[rings[i0 + di, j0 + dj]]
+                    s2 = var[rings[i0 + di, c - h]]
                     loc = s * bb + (di - h) * b + (dj - h)
-                    nloc[loc] = pn[di, dj]
+                    nloc[loc] = strip[di, c]
                     gloc[loc] = g
                     if g > 0 and s2 >= 0 and g >= floor_snr * np.sqrt(n * s2):
                         infp[loc] = True
