@@ -143,7 +143,7 @@ class SpotParams:
                 "max_spots_hit": (0, None),
                 "ice_ring_halfwidth": (0, None),
                 "max_candidates": (1, None),
-                "detect_snr": (0, None),
+                "detect_snr": (0.1, None),
                 "floor_snr": (0, None),
                 "split_snr": (0, None),
                 "split_frac": (0, 1),

@@ -86,9 +86,11 @@ def block_sums_ref(frame, rings, lo, hi, b=BLOCK):
 
 
 @numba.njit(inline="always", **_JIT)
-def _snr(net, var, gain):
-    den = gain * max(net, 0.0) + var
-    return net / np.sqrt(den) if den > 0 else 0.0
+def _passes(net, var, gain, t):
+    """Whether ``net / sqrt(gain * net + var) >= t`` (``t > 0``), without a square root."""
+    if net <= 0:
+        return False
+    return net * net >= t * t * (gain * net + var)
 
 
 @numba.njit(**_JIT)
@@ -117,12 +119,12 @@ def block_seeds(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr, seeds):
             nv[bi, bj] = bn[bi, bj] * s
     for bi in range(nby):
         for bj in range(nbx):
-            if nv[bi, bj] > 0 and _snr(net[bi, bj], nv[bi, bj], gain) >= detect_snr:
+            if nv[bi, bj] > 0 and _passes(net[bi, bj], nv[bi, bj], gain, detect_snr):
                 seeds[bi, bj] = 1
             if bi + 1 < nby and bj + 1 < nbx:
                 t = net[bi, bj] + net[bi, bj + 1] + net[bi + 1, bj] + net[bi + 1, bj + 1]
                 w = nv[bi, bj] + nv[bi, bj + 1] + nv[bi + 1, bj] + nv[bi + 1, bj + 1]
-                if w > 0 and _snr(t, w, gain) >= detect_snr:
+                if w > 0 and _passes(t, w, gain, detect_snr):
                     seeds[bi, bj] = 1
                     seeds[bi, bj + 1] = 1
                     seeds[bi + 1, bj] = 1
@@ -134,7 +136,7 @@ def block_seeds(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr, seeds):
                     for dj in range(-1, 2):
                         t += net[bi + di, bj + dj]
                         w += nv[bi + di, bj + dj]
-                if w > 0 and _snr(t, w, gain) >= detect_snr:
+                if w > 0 and _passes(t, w, gain, detect_snr):
                     seeds[bi, bj] = 1
     n = 0
     for bi in range(nby):
