@@ -34,7 +34,7 @@ from ._kernels.blocks import (
     local_background,
 )
 from ._kernels.peaks import find_peaks, merge_close_peaks, pixels_above
-from ._kernels.watershed import dilate_blocks, find_spots
+from ._kernels.watershed import find_spots
 from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .rings import RingBinning
 from .spot_stats import SpotStatsParams, spot_feature_specs, spot_features
@@ -387,7 +387,7 @@ class SpotFinder:
             var,
             lo,
             hi,
-            dilate_blocks(seeds),
+            seeds,
             BLOCK,
             p.smooth,
             self.gain,

@@ -1,6 +1,6 @@
 """One peak per spot: a watershed of the 3 x 3 local sums, split only at significant saddles.
 
-Inside the blocks :mod:`.blocks` seeded (and their neighbours), each valid pixel gets its net
+Inside the blocks :mod:`.blocks` seeded, each valid pixel gets its net
 value ``N = v - mean[ring]`` and ``G``, the sum of ``N`` over its 3 x 3 neighbourhood (a
 smoothing the size of a sharp spot). Pixels whose ``G`` reaches ``floor_snr`` times its
 background noise are the spots' footprints. They are visited from the highest ``G`` down
