@@ -427,7 +427,7 @@ def test_find_spots_matches_reference(case, gain, single_frac, h, split):
     blocks = dilate_blocks(blocks)
     yy, xx = np.indices((4, 4))
     resid = 0.1 * gain * (yy - xx)  # a tilted leftover background in boxes of 18 px
-    args = (frame, rings, mean, resid, 18, var, lo, hi, blocks, 3, h, gain, 2.0, *split, 5.0)
+    args = (frame, rings, mean, resid, 18, var, lo, hi, blocks, 3, h, gain, 2.0, *split, 3.0, 5.0)
     args = (*args, single_frac)
     out = np.empty((50, 7))
     found = find_spots(*args, 1, 1000, out)
