@@ -267,3 +267,14 @@ def test_partials_are_held_until_their_interval():
     assert release_partials("k") == {"a": 3, "b": 5} and release_partials("k") == {}
     assert _hold_partials(("k", 0.0), {"a": 1}) == {"a": 1}  # interval passed: handed over
     assert release_partials("k") == {}
+
+
+def test_sampling_step_returns_to_one_once_caught_up(finished_run, tmp_path, client):
+    """A loop that sampled while behind says "every frame" again when its queue has drained:
+    the dashboard's sampling note must not keep "1 in 2 as the analysis is behind" for ever."""
+    src = open_source(finished_run)
+    with LiveProcessor(src, tmp_path / "f.zarr", analyzers=radial(src), client=client) as lp:
+        lp.stats.sample_step = 4  # as left by an earlier backlog
+        stats = lp.run(until_idle=0.0)
+    assert stats.frames_stored == 20
+    assert stats.sample_step == 1

@@ -20,6 +20,7 @@ def truth_with(xy, snr, blended=None, zingers=()):
         masked=np.zeros(n, bool),
         blended=np.zeros(n, bool) if blended is None else np.array(blended),
     )
+    spots["separation"] = np.where(spots["blended"], 0.8, np.inf)
     z = dict(
         x=np.array([p[0] for p in zingers], float),
         y=np.array([p[1] for p in zingers], float),

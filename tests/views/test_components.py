@@ -344,7 +344,8 @@ def test_detector_levels_title_and_hit_stepping(done_session):
     # under the cursor: the d-spacing and panel maps have the image's shape
     maps = det.maps.data
     assert np.asarray(maps["d"][0]).shape == frame_img.shape
-    assert np.asarray(maps["panel"][0]).shape == frame_img.shape
+    geom = done_session.source.geometry
+    assert len(geom.panels) == 1 and np.asarray(maps["panel"][0]).size == 0  # its name only
     d = np.asarray(maps["d"][0])
     np.testing.assert_allclose(
         np.nanmin(d), np.nanmin(done_session.source.geometry.maps.d), rtol=1e-5
@@ -401,3 +402,27 @@ def test_flags_panel_shows_the_advice_in_full(done_session):
     finally:
         done_session.flags = flags
     assert advice in panel.root.text and "white-space:normal" in panel.root.text
+
+
+def test_panel_under_the_cursor_of_a_multi_panel_detector():
+    """A JUNGFRAU of many ASIC panels: the view sends the per-pixel panel map (binned) and
+    the panel names for the tooltip."""
+    from xlive.simulate import SimParams, Simulation
+    from xlive.views.detector import DetectorView
+
+    geom = Simulation(SimParams(detector="jungfrau1m", seed=1)).geometry
+    assert len(geom.panels) > 2
+    det = DetectorView(max_side=300)
+    f = int(np.ceil(max(geom.shape) / 300))
+    det._draw_maps(geom, geom.shape, f)
+    panel = np.asarray(det.maps.data["panel"][0])
+    assert panel.shape == (-(-geom.shape[0] // f), -(-geom.shape[1] // f))
+    names = det.hover.formatters["$x"].args["names"]
+    assert names == [p.name for p in geom.panels]
+    # each binned pixel names a panel that holds one of its detector pixels
+    truth = np.asarray(geom.maps.panel)
+    for r, c in [(0, 0), (panel.shape[0] // 2, panel.shape[1] // 3), (-1, -1)]:
+        r, c = r % panel.shape[0], c % panel.shape[1]
+        block = truth[r * f : (r + 1) * f, c * f : (c + 1) * f]
+        assert panel[r, c] in set(block.ravel().tolist()) | {-1}
+    assert set(np.unique(panel)) - {-1} == set(range(len(names)))

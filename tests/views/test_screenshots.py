@@ -168,6 +168,16 @@ def test_dashboard_screenshot(served, chromium, screenshots, size):
     det = boxes["detector"]["view"]
     assert det[1] + det[3] - 1 <= ctrl[1] <= det[1] + det[3] + 120, (det, ctrl)
     assert ctrl[2] <= size[0]
+    # under the cursor: pixel, counts, d-spacing (from the geometry's per-pixel map), panel
+    fx, fy, fw, fh = boxes["detector"]["frame"]
+    page.evaluate(f"() => window.scrollTo(0, {max(fy - 100, 0)})")
+    page.mouse.move(
+        fx + fw * 0.3 - page.evaluate("scrollX"), fy + fh * 0.5 - page.evaluate("scrollY")
+    )
+    rows = page.locator(".bk-tooltip-row-value")
+    rows.first.wait_for(timeout=20_000)
+    tip = " ".join(rows.all_inner_texts())
+    assert "Å" in tip and "p0" in tip, tip
     title = page.evaluate("() => Bokeh.documents[0].get_model_by_name('detector_plot').title.text")
     assert "spots" in title and ("of" in title or "found" in title), title
     page.close()

@@ -667,13 +667,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         _wait_for_run(run, writer)
         from .indexing import apply_indexing_options
+        from .simulate import simulation_params
 
         cfg = load_config(args.config)
         if args.config is None:  # the demo keeps the lag short
             cfg = dataclasses.replace(cfg, live=dataclasses.replace(cfg.live, latency_budget=3.0))
-        cfg = apply_indexing_options(
-            cfg, args, default_cell=tuple(args.unit_cell), default_budget=0.5
-        )
+        # the simulated crystal's cell (a --preset may change it) is the indexer's default
+        sim_cell = tuple(simulation_params(args).unit_cell)
+        cfg = apply_indexing_options(cfg, args, default_cell=sim_cell, default_budget=0.5)
         # with --geometry, --mask, --metadata; the demo's --detector names the simulated model
         source = open_run_source(run, argparse.Namespace(**{**vars(args), "detector": None}))
         session = LiveSession(source, feats, config=cfg, store_attrs=provenance(args, cfg))

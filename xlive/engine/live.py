@@ -371,6 +371,7 @@ class LiveProcessor:
         :func:`~xlive.engine.backlog.sample_backlog`)."""
         p = self.params
         if not p.adaptive or len(self._queue) < 2 * p.block:
+            self.stats.sample_step = 1  # not behind (any more): every frame queued is computed
             return  # the usual case, decided without asking for the rate
         decision = sample_backlog(
             list(self._queue),

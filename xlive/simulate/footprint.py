@@ -25,9 +25,10 @@ background photons on ``F`` (this frame's pulse energy) and ``r`` the read noise
 
 the significance of the background-subtracted sum over the footprint. Neighbours' photons are
 not counted in ``S`` or ``B``. Truth also records ``signal`` (``S``), ``npix`` (``|F|``),
-``sigma_r``, ``sigma_t`` and ``blended``: another spot of the frame with at least half this
-spot's ``S`` lies closer than ``σ_i(u) + σ_j(u)`` (the widths along the line ``u`` joining
-them), below which two Gaussians' sum has no saddle between them (one lump, not two).
+``sigma_r``, ``sigma_t``, ``separation``: the distance to the nearest other spot of the frame
+with at least half this spot's ``S``, in units of ``σ_i(u) + σ_j(u)`` (the two widths along
+the line ``u`` joining them), and ``blended = separation < 1``: below it two Gaussians' sum
+has no saddle between them (one lump, not two; two equal spots show a ~20 % dip from 1.35).
 """
 
 from __future__ import annotations
@@ -151,15 +152,19 @@ def draw_photons(
     return py[on] * nx + px[on]
 
 
-def blended(x: np.ndarray, y: np.ndarray, signal: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """True for spots with a neighbour of >= half their signal closer than the sum of the two
-    widths along the line joining them (no saddle between the two: one lump)."""
+def separation(x: np.ndarray, y: np.ndarray, signal: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Distance to the nearest neighbour with >= half the spot's signal, in units of the sum
+    of the two widths along the line joining them (exact below 2; inf without a neighbour
+    within 4 times the frame's largest width). Below 1
+    the pair's summed profile has no saddle: one lump (``blended``); the dip between two
+    equal spots deepens past ~1.35 (about 20 %)."""
     n = len(x)
-    out = np.zeros(n, bool)
+    out = np.full(n, np.inf)
     if n < 2:
         return out
     big = np.sqrt(np.maximum(cov[:, 0, 0], cov[:, 1, 1]) + np.abs(cov[:, 0, 1]))
-    pairs = cKDTree(np.stack([x, y], axis=1)).query_pairs(2.0 * big.max(), output_type="ndarray")
+    reach = 4.0 * big.max()
+    pairs = cKDTree(np.stack([x, y], axis=1)).query_pairs(reach, output_type="ndarray")
     i = np.concatenate([pairs[:, 0], pairs[:, 1]])
     j = np.concatenate([pairs[:, 1], pairs[:, 0]])
     dx, dy = x[j] - x[i], y[j] - y[i]
@@ -169,6 +174,6 @@ def blended(x: np.ndarray, y: np.ndarray, signal: np.ndarray, cov: np.ndarray) -
     def along(k):
         return np.sqrt(cov[k, 0, 0] * ux * ux + 2 * cov[k, 0, 1] * ux * uy + cov[k, 1, 1] * uy * uy)
 
-    merged = (d < along(i) + along(j)) & (signal[j] >= 0.5 * signal[i])
-    out[i[merged]] = True
+    comparable = signal[j] >= 0.5 * signal[i]
+    np.minimum.at(out, i[comparable], (d / (along(i) + along(j)))[comparable])
     return out

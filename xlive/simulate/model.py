@@ -53,7 +53,7 @@ class FrameTruth:
     n_lattices: int
     pulse_energy: float
     #: arrays: x, y, h, k, l, d, photons, snr, lattice, masked, sigma_r, sigma_t, signal,
-    #: npix, blended
+    #: npix, blended, separation
     spots: dict
     #: this frame's zingers: x, y (array-index coordinates), counts
     zingers: dict = field(default_factory=artefacts.empty)
@@ -98,6 +98,7 @@ def _empty_spots() -> dict:
         signal=f,
         npix=i,
         blended=np.zeros(0, bool),
+        separation=f,
     )
 
 
@@ -497,7 +498,8 @@ class Simulation:
             cov = footprint.covariances(spots["x"], spots["y"], sig, sig, (0.0, 0.0))
         else:
             cov = self._render_footprint(img, spots, truth, k, rng, read_var)
-        spots["blended"] = footprint.blended(spots["x"], spots["y"], spots["signal"], cov)
+        spots["separation"] = footprint.separation(spots["x"], spots["y"], spots["signal"], cov)
+        spots["blended"] = spots["separation"] < 1.0
         return spots
 
     def _render_footprint(self, img, spots, truth, k, rng, read_var) -> np.ndarray:

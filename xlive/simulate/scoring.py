@@ -4,7 +4,8 @@ Peaks and truth spots of a frame are paired one-to-one, closest pairs first, wit
 pixels. Then:
 
 * **recall**: paired truth spots among the *expected* ones (integrated SNR >= ``min_snr``, centre
-  not masked, not ``blended`` with a neighbour into one lump);
+  not masked, ``separation`` from a comparable neighbour >= ``min_separation``: 1 leaves out
+  the ``blended`` ones, merged with a neighbour into one lump);
 * **precision**: paired peaks among all peaks. A peak paired with any truth spot counts as real
   (also a weak, masked or blended one); a second peak on a spot already paired is a
   **duplicate** (a spot reported twice, e.g. split) and counts as false;
@@ -63,6 +64,7 @@ def score(
     *,
     radius: float = 2.0,
     min_snr: float = 10.0,
+    min_separation: float = 1.0,
     artefact_radius: float = 1.5,
 ) -> SpotScore:
     """Score peaks ((n, 2) arrays of x, y in array-index coordinates, one per frame)."""
@@ -72,7 +74,7 @@ def score(
         s = t.spots
         txy = np.stack([s["x"], s["y"]], axis=1)
         match = pair(xy, txy, radius)
-        want = (s["snr"] >= min_snr) & ~s["masked"] & ~s["blended"]
+        want = (s["snr"] >= min_snr) & ~s["masked"] & (s["separation"] >= min_separation)
         hit = np.zeros(len(txy), bool)
         hit[match[match >= 0]] = True
         expected += int(want.sum())

@@ -27,7 +27,8 @@ Spot table (``spot_*`` arrays, one row per spot, rows of frame i at
 :mod:`xlive.simulate.model` and :mod:`xlive.simulate.footprint`), ``spot_lattice``,
 ``spot_masked``, ``spot_sigma_r``/``spot_sigma_t`` (radial/tangential Gaussian widths,
 pixels), ``spot_signal`` (expected photons on the footprint), ``spot_npix`` (footprint
-pixels), ``spot_blended`` (merged with a neighbour into one lump).
+pixels), ``spot_blended`` (merged with a neighbour into one lump), ``spot_separation``
+(distance to the nearest comparable neighbour in units of the two widths; < 1 blended).
 Zinger table (``zinger_frame``, ``zinger_x``, ``zinger_y``, ``zinger_counts``), rows of frame i
 at ``zinger_start[i] : zinger_start[i] + zinger_count[i]``.
 Group attributes: ``frames_complete``, ``dropped_frame_numbers``, ``params`` (SimParams),
@@ -78,6 +79,7 @@ SPOT_FIELDS = {
     "signal": "float32",
     "npix": "int32",
     "blended": "bool",
+    "separation": "float32",
 }
 ZINGER_FIELDS = {"frame": "int64", "x": "float32", "y": "float32", "counts": "float32"}
 

@@ -45,6 +45,7 @@ if (format == "d") {
     return isFinite(d) ? d.toFixed(2) + " Å" : "–";
 }
 if (format == "panel") {
+    if (names.length == 1) return names[0];
     const p = maps.data.panel.length ? maps.data.panel[0][f] : -1;
     return p >= 0 && p < names.length ? names[p] : "–";
 }
@@ -364,8 +365,11 @@ class DetectorView(View):
         mask = bin_max(np.where(maps.mask, 1.0, np.nan).astype(np.float32), f)
         d = bin_mean(np.asarray(maps.d, np.float32), f).astype(np.float32)
         names = [p.name for p in geom.panels]
-        panel = bin_max(np.asarray(maps.panel, np.float32), f)
-        panel = np.where(np.isfinite(panel), panel, -1).astype(np.int32)
+        if len(names) > 1:  # one panel: its name, no map to send
+            panel = bin_max(np.asarray(maps.panel, np.float32), f)
+            panel = np.where(np.isfinite(panel), panel, -1).astype(np.int32)
+        else:
+            panel = np.zeros((0, 0), np.int32)
         self.maps.data = {
             "d": [d],
             "panel": [panel],

@@ -17,10 +17,9 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 import ipywidgets as W
-from bokeh.layouts import column
 from jupyter_bokeh.widgets import BokehModel
 
-from .bokeh_controls import build_controls
+from .bokeh_controls import page_layout
 from .layout import Dashboard
 from .runner import SessionRunner
 
@@ -105,12 +104,11 @@ class Monitor:
         self.interval = interval
         self.runner = SessionRunner(self.session) if run else None
         self.dashboard = Dashboard(self.session)
-        #: the same bokeh controls as the server page (frame, scale, spot finder, sampling,
-        #: flag thresholds), synchronised with the kernel by jupyter_bokeh
-        self.controls = build_controls(self.dashboard)
-        self.plots = BokehModel(
-            column(self.dashboard.root, self.controls, sizing_mode="stretch_width")
-        )
+        #: the page of the ``xlive serve`` server, controls included (frame, previous/next hit,
+        #: scale and levels, spot finder, sampling, flag thresholds), kept in sync with the
+        #: kernel by jupyter_bokeh
+        self.page = page_layout(self.dashboard)
+        self.plots = BokehModel(self.page)
         #: URL of the dask dashboard of the session's cluster (None without one)
         self.dashboard_link = dashboard_link(self.session.processor.client)
         self.links = W.HTML(_link_html(self.dashboard_link))
