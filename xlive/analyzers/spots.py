@@ -328,13 +328,14 @@ class SpotFinder:
         res = self.binning.run(frame, lo, hi, self.saturation, self.adc_level, cand)
         return self.peaks_from_rings(frame, res, cand), res
 
-    def peaks_from_rings(self, frame: np.ndarray, res, cand: np.ndarray) -> np.ndarray:
-        """Peaks of ``frame`` given its ring statistics ``res`` and candidate buffer ``cand``."""
+    def peaks_from_rings(self, frame: np.ndarray, res, cand: np.ndarray, blocks=None) -> np.ndarray:
+        """Peaks of ``frame`` given its ring statistics ``res`` and candidate buffer ``cand``;
+        ``blocks``: the frame's block sums ``(bsum, bn)`` if already made (integrated method)."""
         p = self.params
         lo, hi = valid_range(frame.dtype, self.geometry)
         sigma = np.maximum(res.sigma, self.read_sigma)  # noise model: never below read noise
         if p.method == "integrated":
-            return self.integrated_peaks(frame, res.mean, sigma**2, lo, hi)
+            return self.integrated_peaks(frame, res.mean, sigma**2, lo, hi, blocks)
         thr = np.maximum(self.adc_level, res.mean + p.pixel_snr * sigma)
         thr = np.where(np.isfinite(thr), thr, np.inf)
         if res.n_candidates <= cand.size:
@@ -362,13 +363,17 @@ class SpotFinder:
         )
         return merge_close_peaks(out[: min(n, p.max_found)], p.merge_radius)
 
-    def integrated_peaks(self, frame, mean, var, lo, hi) -> np.ndarray:
-        """Spots by their integrated SNR (see the module docstring); rows as :meth:`find`."""
+    def integrated_peaks(self, frame, mean, var, lo, hi, blocks=None) -> np.ndarray:
+        """Spots by their integrated SNR (see the module docstring); rows as :meth:`find`.
+        ``blocks``: ``(bsum, bn)`` of :func:`block_sums` if the caller made them already."""
         p = self.params
         nb = block_shape(frame.shape)
-        bsum = np.zeros(nb)
-        bn = np.zeros(nb, np.int32)
-        block_sums(frame, self.binning.rings, lo, hi, BLOCK, bsum, bn)
+        if blocks is None:
+            bsum = np.zeros(nb)
+            bn = np.zeros(nb, np.int32)
+            block_sums(frame, self.binning.rings, lo, hi, BLOCK, bsum, bn)
+        else:
+            bsum, bn = blocks
         sb = max(p.bg_box // BLOCK, 1)
         resid = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb)))
         if p.bg_box > 0:
