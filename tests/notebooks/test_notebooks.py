@@ -88,10 +88,11 @@ def test_notebook_runs(name, tmp_path, monkeypatch, notebook_with):
         assert f"frames in the store: {frames} of {frames}" in text
     elif name == "pump_probe":
         assert "laser on:" in text
-        # the simulator scales the water ring by laser_effect = 5 % when the laser is on
+        # the simulator scales the water ring by laser_effect = 5 % when the laser is on (the
+        # ring band also holds some air scatter: a little less than 5 % is expected)
         got = re.search(r"water ring with the laser on: ([+-][\d.]+)% ± ([\d.]+)%", text)
         change, err = float(got.group(1)), float(got.group(2))
-        assert 3.0 < change < 6.0 and change > 5 * err, got.group()
+        assert abs(change - 5.0) < 3 * err + 0.5 and change > 3 * err, got.group()
     elif name == "rotation_dose":
         assert "sample_dying" in text
         # frames analysed (the live loop may sample some out when it falls behind)
