@@ -32,15 +32,14 @@ import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 import zarr
 from zarr.core.group import ConsolidatedMetadata
 
 from ..conventions import FRAME, TIMESTAMP
 from ..errors import ConfigError, SourceError
-from . import accessor  # noqa: F401  (registers Dataset.xlive)
 from .cf import (
     BAD,
     DONE,
@@ -53,6 +52,9 @@ from .cf import (
     encode_time,
     feature_attrs,
 )
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["BAD", "DONE", "PENDING", "SKIPPED", "FeatureStore", "open_features"]
 
@@ -367,6 +369,10 @@ class FeatureStore:
     # ------------------------------------------------------------------ reading
     def to_dataset(self, *, computed_only: bool = True) -> xr.Dataset:
         """The store as a lazy ``xarray.Dataset`` (see :func:`open_features`)."""
+        import xarray as xr  # xarray (and pandas): only to read, serve starts without
+
+        from . import accessor  # noqa: F401  (registers Dataset.xlive)
+
         if self.info.get("version", 1) < 2:
             return self._legacy_dataset(computed_only)
         ds = xr.open_zarr(self.group.store, consolidated=True, zarr_format=3)
@@ -376,6 +382,9 @@ class FeatureStore:
 
     def _legacy_dataset(self, computed_only: bool) -> xr.Dataset:
         """A version-1 store (frames rounded up to chunks, float timestamps)."""
+        import xarray as xr  # xarray (and pandas): only to read, serve starts without
+
+        from . import accessor  # noqa: F401  (registers Dataset.xlive)
         from .cf import to_datetime64
 
         n = self.frames_seen
