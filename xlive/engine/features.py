@@ -131,19 +131,25 @@ def feature_specs(analyzers) -> list:
     return specs
 
 
-def feature_coords(analyzers) -> dict[str, Any]:
-    """The analyzers' coordinates (``q``, ``d``...), with a ``long_name`` at least (their
-    name, when the analyzer gives none) and no ``units`` when dimensionless."""
-    import xarray as xr  # dask.array, xarray, pandas: imported when used (serve starts sooner)
-
-    coords: dict[str, Any] = {}
+def coord_parts(analyzers) -> dict[str, tuple[str, np.ndarray, dict]]:
+    """The analyzers' coordinates (``q``, ``d``...) as ``name -> (dim, values, attrs)``, with a
+    ``long_name`` at least (their name, when the analyzer gives none) and no ``units`` when
+    dimensionless (what the feature store is created with: no xarray needed)."""
+    coords: dict[str, tuple[str, np.ndarray, dict]] = {}
     for an in analyzers:
         for name, (dim, values, attrs) in an.coords().items():
             attrs = {"long_name": name.replace("_", " "), **dict(attrs)}
             if is_dimensionless(attrs.get("units")):
                 attrs.pop("units", None)
-            coords[name] = xr.Variable(dim, np.asarray(values), attrs=attrs)
+            coords[name] = (dim, np.asarray(values), attrs)
     return coords
+
+
+def feature_coords(analyzers) -> dict[str, Any]:
+    """:func:`coord_parts` as ``xarray.Variable`` objects."""
+    import xarray as xr  # dask.array, xarray, pandas: imported when used (serve starts sooner)
+
+    return {name: xr.Variable(*parts) for name, parts in coord_parts(analyzers).items()}
 
 
 def frame_chunks(source, n: int, block: int | str | None) -> tuple[int, ...]:

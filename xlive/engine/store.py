@@ -191,13 +191,18 @@ class FeatureStore:
             attributes=coord_attrs(STATUS),
         )
         for name, var in coords.items():
-            values = np.asarray(var.values)
+            # an xarray.Variable or (dim(s), values, attrs) (features.coord_parts)
+            dims, values, attrs = (
+                var if isinstance(var, tuple) else (var.dims, var.values, var.attrs)
+            )
+            dims = (dims,) if isinstance(dims, str) else tuple(dims)
+            values = np.asarray(values)
             a = g.create_array(
                 name,
                 shape=values.shape,
                 dtype=values.dtype,
-                dimension_names=tuple(var.dims),
-                attributes=dict(var.attrs),
+                dimension_names=dims,
+                attributes=dict(attrs),
             )
             a[...] = values
         provenance = dict(attrs or {})
