@@ -301,7 +301,8 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
             f"CPU of the live process (read + decompress, analysis, reducers, store"
             f"{', receiver thread' if receiver is None else ''}): {per * 1e3:.1f} ms per computed "
             f"frame -> at most {(os.cpu_count() or 1) / per:.0f} Hz on this machine's "
-            f"{os.cpu_count()} cores if nothing else ran; child processes (simulator, sender"
+            f"{os.cpu_count()} cores if nothing else ran; child processes "
+            f"({'' if args.replay_run else 'simulator, '}sender"
             f"{', receiver' if receiver is not None else ''}): {others_cpu:.1f} s CPU"
         )
     print(f"computed={done}/{args.frames} p95_lag={p95:.2f}s")

@@ -10,6 +10,7 @@ from xlive.analyzers._kernels.binning import (
     bin_sums_ref,
     clipped_stats,
     clipped_stats_ref,
+    radial_ring_block_pass_int,
     radial_ring_pass_int,
     ring_histograms,
     ring_histograms_int,
@@ -427,7 +428,7 @@ def test_find_spots_matches_reference(case, gain, single_frac, h, split):
     blocks = dilate_blocks(blocks)
     yy, xx = np.indices((4, 4))
     resid = 0.1 * gain * (yy - xx)  # a tilted leftover background in boxes of 18 px
-    args = (frame, rings, mean, resid, 18, var, lo, hi, blocks, 3, h, gain, 2.0, *split, 5.0)
+    args = (frame, rings, mean, resid, 18, var, lo, hi, blocks, 3, h, gain, 2.0, *split, 3.0, 5.0)
     args = (*args, single_frac)
     out = np.empty((50, 7))
     found = find_spots(*args, 1, 1000, out)
@@ -440,3 +441,37 @@ def test_find_spots_matches_reference(case, gain, single_frac, h, split):
         assert found == (0 if single_frac < 1 else 1)
     if case == "empty":
         assert found == 0
+
+
+@pytest.mark.parametrize("b", [3, 4])
+@pytest.mark.parametrize("case", [c for c, (f, _) in _frames().items() if f.dtype.kind == "u"])
+def test_fused_block_pass_matches_references(case, b):
+    """With block sums on, the fused pass also equals the spot finder's block_sums (numpy
+    reference), and its other outputs stay those of the plain fused pass."""
+    from xlive.analyzers._kernels.blocks import block_shape, block_sums_ref
+
+    frame, mask = _frames()[case]
+    rings = _rings(mask)
+    runs = PixelRuns.from_bins(_rings()[::-1, ::-1].copy().astype(np.int16))
+    n = int(_rings().max()) + 1
+    weights = np.random.default_rng(2).random(SHAPE).astype(np.float32)
+    lo, hi = valid_range(frame.dtype)
+    outs = []
+    for with_blocks in (False, True):
+        sums, lost = np.zeros(n), np.zeros(n)
+        hist, ovf = np.zeros((n, 256), np.int32), np.zeros((n, 3))
+        cand = np.empty(frame.size, np.int64)
+        bsum, bn = np.zeros(block_shape(SHAPE, b)), np.zeros(block_shape(SHAPE, b), np.int32)
+        args = (frame, weights, runs.start, runs.end, runs.bin, runs.row_ptr, rings, hi)
+        bufs = (65535.0, 5.0, sums, lost, hist, ovf, cand)
+        if with_blocks:
+            ret = radial_ring_block_pass_int(*args, *bufs, b, bsum, bn)
+        else:
+            ret = radial_ring_pass_int(*args, *bufs)
+        outs.append((ret, sums, lost, hist, ovf, cand[: ret[0]]))
+    for x, y in zip(*outs, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    rsum, rn = block_sums_ref(frame, rings, lo, hi, b)
+    np.testing.assert_array_equal(bsum, rsum)
+    np.testing.assert_array_equal(bn, rn)
+    assert case == "all_masked" or rn.sum() > 0  # not vacuous

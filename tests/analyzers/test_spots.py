@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xlive.analyzers import SpotFinder
+from xlive.analyzers import SpotFinder, SpotParams
 from xlive.simulate import SimParams, Simulation
 
 from .conftest import recall_precision
@@ -55,9 +55,7 @@ def test_at_least_as_good_as_peakfinder8(hits, ours):
     truths = [t for _, t in frames]
     r_om, p_om, _ = recall_precision(theirs, truths)
     r, p, _ = recall_precision([q[:, :2] for q in ours[1]], truths)
-    # precision within one peak in a thousand: the integrated SNR also finds spots too weak
-    # for peakfinder8 (truth SNR 2-5), whose centroid can be more than the 2 px of the match
-    assert r >= r_om and p >= p_om - 1e-3, dict(ours=(r, p), peakfinder8=(r_om, p_om))
+    assert r >= r_om and p >= p_om, dict(ours=(r, p), peakfinder8=(r_om, p_om))
 
 
 def test_crystal_hits_have_no_powder_score(hits):
@@ -77,8 +75,6 @@ def test_d_min_close_to_truth_on_strong_hits(hits):
 
 def test_table_is_capped_padded_and_consistent(hits):
     sim, frames = hits
-    from xlive.analyzers import SpotParams
-
     sf = SpotFinder(sim.geometry, SpotParams(max_peaks=16))
     out = sf(frames[0][0])
     assert out["peak_x"].shape == (1, 16)
@@ -158,3 +154,157 @@ def test_close_peaks_merge_into_one_spot():
     assert spot[2] == 300.0 and spot[3] == 8 and spot[4] == 12.0 and spot[6] == 90.0
     np.testing.assert_array_equal(out[1], rows[1])
     np.testing.assert_array_equal(merge_close_peaks(rows, 0.0), rows)  # 0 turns merging off
+
+
+# --------------------------------------------------------------------------- integrated SNR
+_SHAPE = (240, 240)
+INTEGRATED = SpotParams(method="integrated")
+
+
+def _flat_geometry():
+    from xlive.geometry import Geometry
+
+    # beam far off the frame: rings (one pixel wide) cross it as near-straight lines
+    return Geometry.simple(
+        shape=_SHAPE,
+        pixel_size=75e-6,
+        distance=0.1,
+        beam_center_x=-300.0,
+        beam_center_y=120.0,
+        wavelength=1.0,
+    )
+
+
+def _gaussian(x0, y0, sigma, photons):
+    """Expected photons per pixel of a pixel-integrated 2-D Gaussian (analytic)."""
+    from scipy.special import erf
+
+    ey = np.arange(_SHAPE[0] + 1) - 0.5
+    ex = np.arange(_SHAPE[1] + 1) - 0.5
+    cy = np.diff(0.5 * erf((ey - y0) / (sigma * np.sqrt(2))))
+    cx = np.diff(0.5 * erf((ex - x0) / (sigma * np.sqrt(2))))
+    return photons * np.outer(cy, cx)
+
+
+def _integrated_snr(sigma, photons, background):
+    """S / sqrt(S + B) over the pixels within 2 sigma of the centre (as the simulator)."""
+    inside = 1 - np.exp(-2.0)  # fraction of a 2-D Gaussian within radius 2 sigma
+    n = np.pi * (2 * sigma) ** 2
+    s = photons * inside
+    return s / np.sqrt(s + n * background)
+
+
+def _found(peaks, xy, radius=2.0):
+    """For each true position, the number of peaks within ``radius`` pixels."""
+    d = np.hypot(peaks[:, None, 0] - xy[None, :, 0], peaks[:, None, 1] - xy[None, :, 1])
+    return (d <= radius).sum(axis=0)
+
+
+def test_broad_weak_spots_are_found_at_their_integrated_snr():
+    """Spots of sigma 2.5-3 px whose peak pixel is 2-5 photons above a background of 0.5
+    (integrated SNR 10-12): the integrated method finds them, a pixel threshold does not."""
+    rng = np.random.default_rng(3)
+    g = _flat_geometry()
+    xy, lam = [], np.full(_SHAPE, 0.5)
+    for y0 in range(30, 220, 45):
+        for x0 in range(30, 220, 45):
+            x, y = x0 + rng.random(), y0 + rng.random()
+            sigma = rng.uniform(2.5, 3.0)
+            snr = rng.uniform(10.0, 12.0)
+            b = 0.5 * np.pi * (2 * sigma) ** 2  # background photons within 2 sigma
+            photons = (snr**2 + np.sqrt(snr**4 + 4 * snr**2 * b)) / 2 / (1 - np.exp(-2.0))
+            assert _integrated_snr(sigma, photons, 0.5) == pytest.approx(snr)
+            assert 1.5 < photons / (2 * np.pi * sigma**2) < 5  # peak pixel above background
+            lam += _gaussian(x, y, sigma, photons)
+            xy.append((x, y))
+    xy = np.array(xy)
+    frames = [rng.poisson(lam).astype(np.uint32) for _ in range(4)]
+    ours = SpotFinder(g, INTEGRATED)
+    old = SpotFinder(g, SpotParams(method="threshold"))
+    n_ours = np.array([_found(ours.find(f), xy) for f in frames])
+    n_old = np.array([_found(old.find(f), xy) for f in frames])
+    assert np.mean(n_ours == 1) >= 0.97, n_ours  # found, and once
+    assert np.mean(n_old >= 1) < 0.5, n_old
+    for f in frames:  # nothing else
+        assert len(ours.find(f)) <= len(xy) + 1
+
+
+def test_crowded_neighbours_are_split_at_their_saddle_each_once():
+    """Pairs of spots 7 px apart (sigma 1.3 and 1.6 px), and of broad spots 12 px apart: two
+    peaks per pair, one on each spot. (At 6 px the 5x5 local sums leave a dip of ~12 % between
+    such a pair, which the noise sometimes fills: a limit of the method.)"""
+    rng = np.random.default_rng(4)
+    g = _flat_geometry()
+    lam = np.full(_SHAPE, 0.5)
+    xy = []
+    for k in range(6):
+        x, y = 30.0 + 35 * k + rng.random(), 50.0 + rng.random()
+        lam += _gaussian(x, y, 1.3, 400) + _gaussian(x + 7, y + 0.5, 1.6, 300)
+        xy += [(x, y), (x + 7, y + 0.5)]
+        x, y = 30.0 + 35 * k + rng.random(), 150.0 + rng.random()
+        lam += _gaussian(x, y, 3.0, 600) + _gaussian(x, y + 12, 3.0, 400)
+        xy += [(x, y), (x, y + 12)]
+    xy = np.array(xy)
+    sf = SpotFinder(g, INTEGRATED)
+    for _ in range(3):
+        peaks = sf.find(rng.poisson(lam).astype(np.uint32))
+        n = _found(peaks, xy)
+        assert np.all(n == 1), n
+        assert len(peaks) == len(xy)
+
+
+def test_zingers_and_hot_pixels_the_mask_does_not_know_are_not_spots():
+    """Single pixels of 20-3000 photons on a background of 0.5, none of them masked."""
+    rng = np.random.default_rng(5)
+    g = _flat_geometry()
+    sf = SpotFinder(g, INTEGRATED)
+    for _ in range(5):
+        frame = rng.poisson(0.5, _SHAPE).astype(np.uint32)
+        iy, ix = rng.integers(2, 238, 40), rng.integers(2, 238, 40)
+        frame[iy, ix] = rng.integers(20, 3000, 40).astype(np.uint32)
+        assert len(sf.find(frame)) == 0
+
+
+def test_strong_isolated_spots_are_reported_once_at_their_centre():
+    rng = np.random.default_rng(6)
+    g = _flat_geometry()
+    lam = np.full(_SHAPE, 0.5)
+    xy = np.column_stack([rng.uniform(20, 220, 12), np.linspace(20, 220, 12)])
+    sig = rng.uniform(0.6, 3.5, 12)
+    for (x, y), s in zip(xy, sig, strict=True):
+        lam += _gaussian(x, y, s, 5000.0)
+    peaks = SpotFinder(g, INTEGRATED).find(rng.poisson(lam).astype(np.uint32))
+    assert len(peaks) == len(xy)
+    assert np.all(_found(peaks, xy, radius=0.5) == 1)
+
+
+def test_threshold_method_is_still_available_and_methods_are_checked():
+    from xlive.errors import AnalyzerError
+
+    with pytest.raises(AnalyzerError, match="method must be one of"):
+        SpotParams(method="dispersion")
+    assert SpotParams(method="threshold").method == "threshold"
+
+
+@pytest.fixture(scope="module")
+def hard():
+    """Four frames of the harder simulator (broad weak spots, large cells, streaks, zingers
+    and hot pixels outside the mask), two lattices on some hits."""
+    sim = Simulation(SimParams.preset("hard", detector="eiger500k", seed=1))
+    return sim, [sim.frame(i) for i in range(4)]
+
+
+def test_hard_simulator_recall_precision_and_no_duplicates(hard):
+    """Recall over truth integrated SNR >= 10 (unmasked, not blended), precision over all
+    peaks, a spot reported twice counting as false (xlive.simulate.scoring)."""
+    from xlive.simulate.scoring import score
+
+    sim, pairs = hard
+    truths = [t for _, t in pairs]
+    ours = score([SpotFinder(sim.geometry, INTEGRATED).find(f)[:, :2] for f, _ in pairs], truths)
+    old = SpotFinder(sim.geometry, SpotParams(method="threshold"))
+    theirs = score([old.find(f)[:, :2] for f, _ in pairs], truths)
+    assert ours.n_expected > 800
+    assert ours.recall >= 0.90 and ours.precision >= 0.965, ours
+    assert ours.n_duplicates <= 0.002 * ours.n_peaks and ours.n_artefacts <= 2, ours
+    assert ours.recall >= theirs.recall + 0.15 and ours.precision > theirs.precision, theirs

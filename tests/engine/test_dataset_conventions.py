@@ -133,6 +133,8 @@ def test_finished_store_reads_the_same_with_open_zarr(run, tmp_path, client):
     assert raw.sizes["frame"] == N and raw["frame"].values.tolist() == list(range(N))
     assert raw["status"].values.tolist() == [DONE] * 3 + [BAD] + [DONE] * (N - 4)
     assert_identical(raw.xlive.done(), open_features(store))
+    # closed: the arrays' own shapes are exact too (a reader ignoring consolidated metadata)
+    assert_identical(xr.open_zarr(store, consolidated=False), raw)
     assert raw["timestamp"].dtype == np.dtype("datetime64[ns]")
     assert np.array_equal(raw["timestamp"].values, to_datetime64(src.metadata()["timestamp"])[:N])
     check_cf(open_features(store), declared_dimensionless(analyzers))
@@ -189,6 +191,7 @@ WRITER = textwrap.dedent(
     put(4, 6)
     put(0, 2)
     store.mark_skipped(np.arange(6, 8))
+    store.flush()  # what the live loop publishes every second
     (ctl / "paused").touch()
     while not (ctl / "go").exists():
         time.sleep(0.02)
@@ -198,6 +201,7 @@ WRITER = textwrap.dedent(
         put(a, a + 2)
     put(2, 4)
     put(6, 8)  # filled in afterwards
+    store.flush(exact=True)  # as the live loop closes
     (ctl / "finished").touch()
     """
 )
@@ -244,6 +248,7 @@ def test_growing_store_read_by_another_process(run, tmp_path):
             done = ds["status"].values == DONE
             assert not np.isnan(ds["radial_profile"].values[done]).all(axis=1).any()
             assert ds["frame"].values.tolist() == list(range(sizes[-1]))
+            assert ds.attrs["frames_seen"] == sizes[-1]  # published with the shapes
             reads += 1
         assert sizes == sorted(sizes) and reads >= 1
         proc.wait(timeout=60)
@@ -253,6 +258,36 @@ def test_growing_store_read_by_another_process(run, tmp_path):
             proc.kill()
             proc.wait()
     final = xr.open_zarr(store)
+    assert_identical(xr.open_zarr(store, consolidated=False), final)
     assert final.sizes["frame"] == N and (final["status"].values == DONE).all()
     assert_identical(final, open_features(store))  # finished, every frame done
     assert final.attrs["frames_seen"] == N and final.attrs["frames_done"] == N
+
+
+def test_a_growing_store_is_published_at_most_every_interval(run, tmp_path, monkeypatch):
+    """The writer rewrites the group metadata on flush() (or once per PUBLISH_INTERVAL), not
+    on every poll; a reader meanwhile sees the last published rows, all consistent."""
+    import xlive.engine.store as store_mod
+
+    src = open_source(run)
+    ans = [RadialProfile(src.geometry, RadialParams(n_bins=8))]
+    path = tmp_path / "p.zarr"
+    st = FeatureStore.create(path, specs=feature_specs(ans), coords=feature_coords(ans))
+    monkeypatch.setattr(store_mod, "PUBLISH_INTERVAL", 1e9)
+    meta_file = path / "zarr.json"
+    before = meta_file.stat().st_mtime_ns, meta_file.read_bytes()
+    for n in range(1, 40):  # forty polls, each finding a new frame
+        st.see(n)
+    st.mark_skipped(np.arange(0, 3))
+    assert (meta_file.stat().st_mtime_ns, meta_file.read_bytes()) == before
+    assert xr.open_zarr(path).sizes["frame"] == 0 and st.frames_seen == 39
+    st.flush()
+    ds = xr.open_zarr(path)
+    assert ds.sizes["frame"] == 39 and ds.attrs["frames_seen"] == 39
+    assert ds["status"].values[:4].tolist() == [SKIPPED] * 3 + [PENDING]
+    assert FeatureStore.open(path).frames_seen == 39
+    # allocated a chunk ahead, published exactly; exact on disk after flush(exact=True)
+    assert st.group.store is not None and st._capacity() == 128
+    assert xr.open_zarr(path, consolidated=False).sizes["frame"] == 128
+    st.flush(exact=True)
+    assert_identical(xr.open_zarr(path, consolidated=False), xr.open_zarr(path))

@@ -184,3 +184,15 @@ def test_multi_panel_cbf_folder_analyses_without_a_geometry_file(tmp_path):
         hit = found[np.hypot(found[:, 0] - c, found[:, 1] - (rows0[k] + r)) < 0.5]
         assert len(hit) == 1, (k, r, c, found)
         assert hit[0, 2] == pytest.approx(d, rel=2e-3)
+
+
+def test_a_packed_file_in_a_run_of_byte_offset_cbfs_is_not_given_to_fabio(tmp_path):
+    a, b = arrays(4)[0], arrays(5)[0]
+    write_cbf(tmp_path / "f_000.cbf", [a], corners_mm=CORNERS[:1], compression="byte_offset")
+    write_cbf(tmp_path / "f_001.cbf", [b], corners_mm=CORNERS[:1], compression="packed")
+    assert cbf.first_section_needs_pycbf(tmp_path / "f_001.cbf")
+    assert not cbf.first_section_needs_pycbf(tmp_path / "f_000.cbf")
+    src = open_source(tmp_path)
+    assert src.refresh() == 2 and not src.reader.cbflib  # the run is fabio's
+    np.testing.assert_array_equal(src.read_frame(0), a)
+    np.testing.assert_array_equal(src.read_frame(1), b)  # the packed one went to pycbf

@@ -2,8 +2,9 @@
 
 :class:`FrameAnalyzer` produces exactly the outputs of :class:`~.radial.RadialProfile`,
 :class:`~.spots.SpotFinder` and :class:`~.stats.FrameStats` together, but for integer frames
-(up to 32 bits) one fused numba pass (:func:`~._kernels.binning.radial_ring_pass_int`) fills both the radial-profile
-sums and the spot finder's ring histograms; the diffuse-scattering statistics then come from
+(up to 32 bits) one fused numba pass (:func:`~._kernels.binning.radial_ring_block_pass_int`)
+fills the radial-profile sums, the spot finder's ring histograms and candidates and (integrated
+method) its block sums; the diffuse-scattering statistics then come from
 those ring statistics (rings one pixel wide, each with its mean q) instead of a third pass.
 Frames are large and the kernels are memory-bound, so reading each frame once is what makes
 the whole set cheap.
@@ -16,7 +17,8 @@ import threading
 import numpy as np
 
 from ..geometry.core import Geometry
-from ._kernels.binning import radial_ring_pass_int
+from ._kernels.binning import radial_ring_block_pass_int
+from ._kernels.blocks import BLOCK, block_shape
 from ._kernels.runs import runs_apply
 from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .radial import RadialParams, RadialProfile
@@ -63,6 +65,8 @@ class FrameAnalyzer:
         self._plan = self.stats.band_plan(self.ring_q)
         self._specs = self.radial.describe() + self.spots.describe() + self.stats.describe()
         self._local = threading.local()
+        #: the spot finder's block sums come from the fused pass too (integrated method)
+        self._blocks = getattr(self.spots.params, "method", None) == "integrated"
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -74,21 +78,24 @@ class FrameAnalyzer:
         self._local = threading.local()
 
     def _buffers(self):
-        """This thread's scratch buffers ``(sums, lost, hist, ovf, cand)``, made on first use
+        """This thread's scratch buffers ``(sums, lost, hist, ovf, bsum, bn, cand)``, made on first use
         and reused for every later frame (zeroed here, except ``cand``, written before read):
         a frame's pass then allocates nothing of the histograms' or the candidates' size."""
         buf = getattr(self._local, "buf", None)
         if buf is None:
             n_bins = self.radial.params.n_bins
+            nb = block_shape(self.geometry.shape) if self._blocks else (1, 1)
             buf = (
                 np.zeros(n_bins),
                 np.zeros(n_bins),
                 *self.spots.binning.empty(),
+                np.zeros(nb),
+                np.zeros(nb, np.int32),
                 np.empty(self.spots.params.max_candidates, np.int64),
             )
             self._local.buf = buf
         else:
-            for a in buf[:4]:
+            for a in buf[:6]:
                 a.fill(0)
         return buf
 
@@ -106,10 +113,11 @@ class FrameAnalyzer:
         for k, frame in enumerate(frames):
             # the ring statistics keep views of hist: a frame's result is used up before the
             # next frame refills the buffers
-            sums, lost, hist, ovf, cand = self._buffers()
+            sums, lost, hist, ovf, bsum, bn, cand = self._buffers()
+            blocks = None
             if runs_apply(frame.dtype, lo) and binning.counting(frame.dtype, lo):
                 r = rp.runs
-                nc, nsat, total = radial_ring_pass_int(
+                nc, nsat, total = radial_ring_block_pass_int(
                     frame,
                     rp.weights,
                     r.start,
@@ -125,15 +133,20 @@ class FrameAnalyzer:
                     hist,
                     ovf,
                     cand,
+                    BLOCK if self._blocks else 0,
+                    bsum,
+                    bn,
                 )
                 res = binning.finish(hist, ovf, nc, nsat, total, frame.dtype, lo)
+                if self._blocks:
+                    blocks = (bsum, bn)
             else:
                 rp.bin_sums(frame, lo, hi, sums, lost)
                 res = binning.run(frame, lo, hi, sf.saturation, sf.adc_level, cand)
             norm = rp.norm - lost
             with np.errstate(invalid="ignore", divide="ignore"):
                 result["radial_profile"][k] = np.where(norm > 0, sums / norm, np.nan)
-            sf.features(sf.peaks_from_rings(frame, res, cand), res, result, k)
+            sf.features(sf.peaks_from_rings(frame, res, cand, blocks), res, result, k)
             med = binning.median(
                 res, frame.dtype, lo, exact=lambda f=frame: binning.values(f, lo, hi, 2)
             )

@@ -580,6 +580,8 @@ class LiveProcessor:
         self._poll()
         self._adapt()
         self._submit()
+        if self.store is not None:  # readers see what is stored within a second, idle or not
+            self.store.flush_if_due()
         now = time.monotonic()
         if now - self._last_trim > TRIM_INTERVAL:
             self._last_trim = now
@@ -626,6 +628,8 @@ class LiveProcessor:
                 break
         self._collect(wait=0, flush=True)
         self.update_faults(force=True)
+        if self.store is not None:  # readers see every frame stored (not 1 s later)
+            self.store.flush()
         return self.stats
 
     def backlog(self) -> int:
@@ -654,6 +658,7 @@ class LiveProcessor:
         if self.store is not None and self.client.status == "running":
             try:
                 self._store_unstored(self._release_partials())
+                self.store.flush(exact=True)  # the store's arrays hold exactly the frames seen
             except OSError as exc:  # disk full / read-only: the caller reports the first error
                 log.info("could not store the last results on close: %s", exc)
             except Exception as exc:  # closing after a failure: report, keep the first error

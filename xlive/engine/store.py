@@ -13,13 +13,14 @@ any moment (even ``kill -9``) leaves only frames whose features are fully stored
 restart computes exactly the frames not done. Zarr's local store writes every file atomically
 (write then rename), so a chunk or a metadata document is never half-written.
 
-Growing: the arrays always have exactly as many rows as frames the run has shown
-(``frames_seen``), never a chunk's worth more. Readers see the group through its consolidated
-metadata (every array's shape in the group's ``zarr.json``), which the writer rewrites (one
-atomic file) only after all arrays have been resized and the new rows' ``frame`` values written:
-a reader polling a growing store sees every array with the same number of rows, each row either
-written (``status`` done/bad/skipped) or pending (``status`` 0, fill values, ``timestamp``
-NaT), never an unlabelled row.
+Growing: readers see the group through its consolidated metadata (every array's shape in the
+group's ``zarr.json``), which the writer rewrites in one atomic file (:meth:`FeatureStore.flush`)
+at most once a second as the run grows, at the end of a run and on close. It says every frame
+array has exactly ``frames_seen`` rows (the rows seen when it was written), never the rows
+allocated ahead (arrays grow a chunk at a time, the new rows' ``frame`` values written
+first). So a reader polling a growing store sees every array with the same number of rows,
+each row either written (``status`` done/bad/skipped) or pending (``status`` 0, fill values,
+``timestamp`` NaT); on close the arrays' own shapes are cut to the rows seen as well.
 
 Only one process writes a store at a time (the live loop's driver); readers may poll freely.
 """
@@ -30,6 +31,7 @@ import dataclasses
 import json
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
 __all__ = ["BAD", "DONE", "PENDING", "SKIPPED", "FeatureStore", "open_features"]
 
 CHUNK = 128
+#: seconds between publications of a growing store's rows to readers (see ``flush``)
+PUBLISH_INTERVAL = 1.0
 #: per-frame metadata kept with the features: name -> dtype in memory (``timestamp``:
 #: datetime64, stored as int64 nanoseconds with CF time attributes)
 META_FIELDS = {
@@ -115,6 +119,11 @@ class FeatureStore:
         self._coord_names = list(info.get("coords", []))
         self._arrays: dict[str, zarr.Array] = {}
         self._done_mask: np.ndarray | None = None
+        # the writer's own count (readers see the one published last, see flush())
+        self._seen = int(group.attrs.get("frames_seen", 0))
+        # what readers see now: the state this store was opened in
+        self._published = (self._seen, int(group.attrs.get("frames_done", 0)))
+        self._published_at = time.monotonic()
 
     def _array(self, name: str) -> zarr.Array:
         """A cached handle (the writer resizes through these, so their shape stays current)."""
@@ -222,7 +231,7 @@ class FeatureStore:
                 "coordinates": " ".join([*META_FIELDS, STATUS, *coords]),
             }
         )
-        FeatureStore(zarr.open_group(str(path), mode="r+", use_consolidated=False))._publish()
+        FeatureStore(zarr.open_group(str(path), mode="r+", use_consolidated=False)).flush()
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> FeatureStore:
@@ -257,7 +266,8 @@ class FeatureStore:
     # ------------------------------------------------------------------ state
     @property
     def frames_seen(self) -> int:
-        return int(self.group.attrs.get("frames_seen", 0))
+        """Frames of the run seen so far (by this writer; for a reader: as last published)."""
+        return self._seen
 
     def status(self) -> np.ndarray:
         n = self.frames_seen
@@ -271,13 +281,19 @@ class FeatureStore:
         """Every array of the store."""
         return [*self.specs, FRAME, *META_FIELDS, STATUS, *self._coord_names]
 
-    def _publish(self) -> None:
-        """Rewrite the group's consolidated metadata from the arrays as they are now (one
+    def _publish(self, n: int) -> None:
+        """Rewrite the group's consolidated metadata, every frame array ``n`` rows long (one
         atomic write of the group's ``zarr.json``: readers see all new shapes or none).
 
-        This is ``zarr.consolidate_metadata`` without listing the store again (the handles
-        are current: this process resized them), so it costs one small file per call."""
-        members = {name: self._array(name).metadata for name in self._names()}
+        This is ``zarr.consolidate_metadata`` without listing the store again (this process
+        holds every array's metadata), with the arrays' capacity (rows allocated ahead, see
+        :meth:`_ensure`) cut to the ``n`` rows seen: one small file per call."""
+        members = {}
+        for name in self._names():
+            meta = self._array(name).metadata
+            if name not in self._coord_names:  # frame first: rows as seen, not as allocated
+                meta = meta.update_shape((n, *meta.shape[1:]))
+            members[name] = meta
         ag = self.group._async_group
         meta = dataclasses.replace(
             ag.metadata, consolidated_metadata=ConsolidatedMetadata(metadata=members)
@@ -286,25 +302,54 @@ class FeatureStore:
         zarr.core.sync.sync(ag._save_metadata())
         self.group = zarr.Group(ag)
 
+    def flush(self, *, exact: bool = False) -> None:
+        """Publish the rows seen and the count done to readers now (the writer does it at most
+        every :data:`PUBLISH_INTERVAL` seconds as the run grows). ``exact``: also cut every
+        array's own shape to the rows seen (at the end of a run: then readers that ignore
+        the consolidated metadata read the same rows)."""
+        n = self._seen
+        if exact and self._capacity() != n:
+            self._resize_all(n)
+        done = self._done_count()
+        self.group.metadata.attributes.update({"frames_seen": n, "frames_done": done})
+        self._publish(n)
+        self._published, self._published_at = (n, done), time.monotonic()
+
+    def flush_if_due(self) -> None:
+        """Publish if something changed and the last publication is
+        :data:`PUBLISH_INTERVAL` seconds old (the live loop calls it every poll)."""
+        if time.monotonic() - self._published_at >= PUBLISH_INTERVAL and self._published != (
+            self._seen,
+            self._done_count(),
+        ):
+            self.flush()
+
+    def _capacity(self) -> int:
+        return self._array(STATUS).shape[0]
+
+    def _resize_all(self, rows: int) -> None:
+        for name, s in self.specs.items():
+            self._array(name).resize((rows, *s["shape"]))
+        for name in (FRAME, *META_FIELDS, STATUS):
+            self._array(name).resize((rows,))
+
     def _ensure(self, n: int) -> None:
-        """Grow every array to exactly ``n`` rows and label the new rows in ``frame``."""
-        cur = self._array(STATUS).shape[0]
+        """Allocate at least ``n`` rows (in whole chunks, so arrays are resized once per
+        :data:`CHUNK` frames) and label the new rows in ``frame``."""
+        cur = self._capacity()
         if n <= cur:
             return
-        shapes = {name: (n, *s["shape"]) for name, s in self.specs.items()}
-        shapes.update({name: (n,) for name in (FRAME, *META_FIELDS, STATUS)})
-        arrays = [(self._array(name), shape) for name, shape in shapes.items()]
-        # one small metadata file per array: written concurrently (zarr's I/O is asynchronous)
-        list(_WRITERS.map(lambda a: a[0].resize(a[1]), arrays))
-        self._array(FRAME)[cur:n] = np.arange(cur, n, dtype=np.int64)
+        cap = -(-n // CHUNK) * CHUNK
+        self._resize_all(cap)
+        self._array(FRAME)[cur:cap] = np.arange(cur, cap, dtype=np.int64)
 
     def see(self, n: int) -> None:
-        """Record that the run has ``n`` frames (pending until computed)."""
-        if n > self.frames_seen:
+        """Record that the run has ``n`` frames (pending until computed). Readers see them
+        at the next publication (at most :data:`PUBLISH_INTERVAL` s later, or :meth:`flush`)."""
+        if n > self._seen:
             self._ensure(n)
-            # the count goes out with the new shapes, in the same write of the group metadata
-            self.group.metadata.attributes["frames_seen"] = int(n)
-            self._publish()
+            self._seen = int(n)
+        self.flush_if_due()
 
     # ------------------------------------------------------------------ writing
     def write(self, block, meta: dict[str, np.ndarray] | None = None) -> int:
@@ -322,15 +367,23 @@ class FeatureStore:
         self._put_all(writes, sel, contiguous)
         # status last: a frame counts as done only once all its features are on disk
         self._put_all([(STATUS, np.where(block.bad, BAD, DONE).astype(np.uint8))], sel, contiguous)
+        mask = self._mask()
+        mask[idx] = True
+        self.flush_if_due()
+        return idx.size
+
+    def _mask(self) -> np.ndarray:
+        """Frames done or bad (kept in memory by the writer), as long as the frames seen."""
         if self._done_mask is None:
             self._done_mask = self.done()
-        if self._done_mask.size < self.frames_seen:
+        if self._done_mask.size < self._seen:
             self._done_mask = np.concatenate(
-                [self._done_mask, np.zeros(self.frames_seen - self._done_mask.size, bool)]
+                [self._done_mask, np.zeros(self._seen - self._done_mask.size, bool)]
             )
-        self._done_mask[idx] = True
-        self.group.attrs["frames_done"] = int(self._done_mask.sum())
-        return idx.size
+        return self._done_mask
+
+    def _done_count(self) -> int:
+        return int(self._mask().sum())
 
     def _put_all(self, writes, sel, contiguous: bool) -> None:
         """Write several arrays; contiguous frames concurrently (zarr's public API only)."""
@@ -352,6 +405,7 @@ class FeatureStore:
             self._array(STATUS).set_orthogonal_selection(
                 (idx,), np.full(idx.size, SKIPPED, np.uint8)
             )
+            self.flush_if_due()
 
     def set_flag_timeline(self, episodes: list[dict], thresholds: dict | None = None) -> None:
         """Record the flags raised along the run (see :mod:`xlive.aggregate.timeline`); kept

@@ -74,6 +74,16 @@ def needs_pycbf(raw: bytes) -> bool:
     return not (len(sections) == 1 and sections[0] == b"x-cbf_byte_offset")
 
 
+def first_section_needs_pycbf(path: str | Path, head: int = 65536) -> bool:
+    """Cheap per-file guard for a plain ``.cbf``: is its first array compressed otherwise than
+    byte-offset? Only the first ``head`` bytes are read (a miniCBF header is ~4 KB); a file
+    whose first array is byte-offset but holds more arrays is not caught here (fabio then
+    fails on it quickly with an error, which makes the frame bad, rather than hanging)."""
+    with open(path, "rb") as f:
+        sections = binary_sections(f.read(head))
+    return bool(sections) and sections[0] != b"x-cbf_byte_offset"
+
+
 def is_cbf(path: str | Path) -> bool:
     p = str(path).lower()
     return p.endswith((".cbf", ".cbf.bz2", ".cbf.gz"))

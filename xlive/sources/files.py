@@ -30,6 +30,11 @@ EXTENSIONS = (".cbf", ".cbf.bz2", ".cbf.gz", ".tif", ".tiff", ".img", ".smv", ".
 
 
 def _decode(path: str) -> np.ndarray:
+    if path.endswith((".cbf", ".CBF")):
+        from .cbf import first_section_needs_pycbf, read_frame
+
+        if first_section_needs_pycbf(path):  # a packed CBF in a run of byte-offset ones
+            return read_frame(path)
     with fabio.open(path) as image:
         if image.nframes != 1:
             raise BadFrameError(f"{path} holds {image.nframes} images; a series needs one per file")

@@ -34,33 +34,49 @@ from .zarr_store import ZarrSource
 BLOCK = 64
 
 
-def _client(address: str, sock: str, timeout: float):
+def _client(address: str, sock: str, timeout: float, buffer_trains: int = 1):
     try:
         from karabo_bridge import Client
     except ImportError:  # pragma: no cover - the extra is installed in CI
         raise SourceError(
             "the Karabo bridge needs the karabo-bridge client: pip install 'xlive[xfel]'"
         ) from None
+    if sock == "PULL" and buffer_trains > 1:
+        return _DeepPullClient(address, timeout, buffer_trains)
     return Client(address, sock=sock, timeout=timeout)
 
 
-def _deepen(client, address: str, trains: int) -> None:
-    """Let the client's zeromq socket hold ``trains`` messages instead of the package's one.
+class _DeepPullClient:
+    """``karabo_bridge.Client``'s PULL case, with room for ``trains`` messages.
 
-    ``karabo_bridge.Client`` sets a high-water mark of 1 on both ends: the sender sends the
-    next train only once the receiving *Python thread* has taken the last one, so any moment
-    that thread waits for a core (a shared machine, the writer thread) stalls the sender.
-    zeromq's own I/O thread (C, no GIL) receives ahead into this buffer meanwhile. HWM
-    options apply to connections made after they are set: reconnect.
+    The package's client sets a high-water mark of 1 on both ends: the sender sends the next
+    train only once the receiving *Python thread* has taken the last one, so any moment that
+    thread waits for a core (a shared machine, the writer thread) stalls the sender. With a
+    deeper receive buffer, zeromq's own I/O thread (C, no GIL) receives ahead meanwhile. The
+    option must be set before connecting (reconnecting the package's socket would drop the
+    message already in its pipe: a lost train), hence this socket; messages are decoded by the
+    package's own :func:`karabo_bridge.serializer.deserialize`.
     """
-    import zmq
 
-    sock = client._socket
-    if sock.TYPE != zmq.PULL:  # REQ asks train by train; SUB drops instead of waiting
-        return
-    sock.disconnect(address)
-    sock.setsockopt(zmq.RCVHWM, trains)
-    sock.connect(address)
+    def __init__(self, address: str, timeout: float, trains: int):
+        import zmq
+
+        self._zmq = zmq
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.PULL)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.RCVHWM, trains)
+        self._socket.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
+        self._socket.connect(address)
+
+    def next(self) -> tuple[dict, dict]:
+        from karabo_bridge.serializer import deserialize
+
+        try:
+            msg = self._socket.recv_multipart(copy=False)
+        except self._zmq.error.Again:
+            raise TimeoutError("no train within the timeout") from None
+        return deserialize(msg)
 
 
 def _pulses_first(arr: np.ndarray, block: int = 8) -> np.ndarray:
@@ -225,9 +241,7 @@ class KaraboReceiver:
         """Receive until :meth:`stop`, the monotonic deadline ``until``, ``max_trains`` or
         ``seconds_after_first`` after the first train; then write what was received and
         return."""
-        client = _client(self.address, self.sock, timeout=self.publish_interval)
-        if self.buffer_trains > 1:
-            _deepen(client, self.address, self.buffer_trains)
+        client = _client(self.address, self.sock, self.publish_interval, self.buffer_trains)
         writer = threading.Thread(target=self._write_loop, name="xlive-karabo-writer", daemon=True)
         writer.start()
         try:

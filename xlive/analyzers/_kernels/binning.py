@@ -269,6 +269,10 @@ def clipped_stats_ref(values_per_ring, clip, min_excess, max_iter):
 
 
 # --------------------------------------------------------------------------- fused pass
+#: a pixel's count in the packed block prefix sums (values stay below: < 2**43 over a row)
+_COUNT = np.uint64(1) << np.uint64(48)
+
+
 @numba.njit(**_JIT)
 def radial_ring_pass_int(
     frame,
@@ -291,11 +295,62 @@ def radial_ring_pass_int(
     ``[0, hi]``) in one read of the frame.
 
     Returns ``(n_candidates, n_saturated, total)`` like :func:`ring_histograms_int`. Rings
-    outside ``[0, hist.shape[0])`` are ignored. The per-pixel path is kept short: ring index
-    and value are compared as unsigned integers (a negative ring or value becomes huge, so
-    one comparison each rejects it), the histogram is addressed flat, and everything but the
-    bin increment of a low value (saturation, overflow sums, candidates) sits behind one
-    rarely taken branch.
+    outside ``[0, hist.shape[0])`` are ignored. See :func:`radial_ring_block_pass_int`.
+    """
+    no = np.zeros((1, 1))
+    return radial_ring_block_pass_int(
+        frame,
+        weights,
+        start,
+        end,
+        rbin,
+        row_ptr,
+        rings,
+        hi,
+        sat,
+        cand_level,
+        sums,
+        lost,
+        hist,
+        ovf,
+        cand,
+        0,
+        no,
+        np.zeros((1, 1), np.int32),
+    )
+
+
+@numba.njit(**_JIT)
+def radial_ring_block_pass_int(
+    frame,
+    weights,
+    start,
+    end,
+    rbin,
+    row_ptr,
+    rings,
+    hi,
+    sat,
+    cand_level,
+    sums,
+    lost,
+    hist,
+    ovf,
+    cand,
+    b,
+    bsum,
+    bn,
+):
+    """:func:`radial_ring_pass_int` that, with ``b > 0``, also adds the spot finder's block
+    sums (:func:`~.blocks.block_sums`: per ``b`` x ``b`` block, the sum and count of valid
+    pixels in a ring) into ``bsum`` and ``bn``, from the same read of the frame.
+
+    The per-pixel path is kept short: ring index and value are compared as unsigned integers
+    (a negative ring or value becomes huge, so one comparison each rejects it), the histogram
+    is addressed flat, and everything but the bin increment of a low value (saturation,
+    overflow sums, candidates) sits behind one rarely taken branch. Block sums come from a
+    second running sum along the row, each in-ring valid pixel adding its value plus
+    ``2**48`` (its count), differenced per block as the radial runs are.
     """
     ny, nx = frame.shape
     nh = np.uint64(hist.shape[1])
@@ -310,17 +365,25 @@ def radial_ring_pass_int(
     nsat = 0
     total = np.uint64(0)
     prefix = np.zeros(nx + 1, np.uint64)
+    blocks = b > 0
+    bprefix = np.zeros(nx + 1, np.uint64)
+    low = _COUNT - np.uint64(1)
     for i in range(ny):
         fi = frame[i]
         ri = rings[i]
         acc = np.uint64(0)
+        bacc = np.uint64(0)
         for j in range(nx):
             v = np.int64(fi[j])
             acc += _packed(v, ihi)
             prefix[j + 1] = acc
             r = np.uint64(np.int64(ri[j]))
             uv = np.uint64(v)
-            if r >= unr or uv > uhi:
+            ok = r < unr and uv <= uhi
+            if blocks:
+                bacc += (uv + _COUNT) if ok else np.uint64(0)
+                bprefix[j + 1] = bacc
+            if not ok:
                 continue
             total += uv
             if uv < ufast:
@@ -332,4 +395,10 @@ def radial_ring_pass_int(
         _add_runs(
             frame, i, prefix, weights, ihi, start, end, rbin, row_ptr[i], row_ptr[i + 1], sums, lost
         )
+        if blocks:
+            bi = i // b
+            for bj in range(bsum.shape[1]):
+                d = bprefix[min(bj * b + b, nx)] - bprefix[bj * b]
+                bsum[bi, bj] += float(d & low)
+                bn[bi, bj] += np.int32(d >> np.uint64(48))
     return nc, nsat, float(total)

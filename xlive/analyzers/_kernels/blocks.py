@@ -6,7 +6,7 @@ integrated SNR ``net / sqrt(g max(net, 0) + n var)`` of three windows: the block
 pixels, sharp spots), the 2 x 2 blocks it starts (6 x 6 pixels) and the 3 x 3 blocks around it
 (9 x 9 pixels, broad spots). A window reaching ``detect_snr`` seeds its blocks
 (:func:`block_seeds`): the significance summed over a footprint the size of the spot, as a
-matched filter, at a ninth of the pixels. Only seeded blocks and their neighbours are looked at
+matched filter, at a ninth of the pixels. Only seeded blocks (all blocks of a window) are looked at
 pixel by pixel (:mod:`.watershed`).
 
 Numpy references beside each kernel. Written by hand: the block sums are fused with the
@@ -86,9 +86,11 @@ def block_sums_ref(frame, rings, lo, hi, b=BLOCK):
 
 
 @numba.njit(inline="always", **_JIT)
-def _snr(net, var, gain):
-    den = gain * max(net, 0.0) + var
-    return net / np.sqrt(den) if den > 0 else 0.0
+def _passes(net, var, gain, t):
+    """Whether ``net / sqrt(gain * net + var) >= t`` (``t > 0``), without a square root."""
+    if net <= 0:
+        return False
+    return net * net >= t * t * (gain * net + var)
 
 
 @numba.njit(**_JIT)
@@ -97,7 +99,7 @@ def block_seeds(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr, seeds):
     reaches ``detect_snr``; returns the number of seeded blocks.
 
     Windows: each block alone, the 2 x 2 blocks starting at it (all four marked), the 3 x 3
-    blocks centred on it (the centre marked). ``mean``/``var``: background per pixel of each
+    blocks centred on it (all nine marked). ``mean``/``var``: background per pixel of each
     ring (ADU, ADU**2), plus ``resid`` per box of ``sb x sb`` blocks (:func:`local_background`);
     blocks of rings without statistics (NaN) count as empty.
     """
@@ -117,12 +119,12 @@ def block_seeds(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr, seeds):
             nv[bi, bj] = bn[bi, bj] * s
     for bi in range(nby):
         for bj in range(nbx):
-            if nv[bi, bj] > 0 and _snr(net[bi, bj], nv[bi, bj], gain) >= detect_snr:
+            if nv[bi, bj] > 0 and _passes(net[bi, bj], nv[bi, bj], gain, detect_snr):
                 seeds[bi, bj] = 1
             if bi + 1 < nby and bj + 1 < nbx:
                 t = net[bi, bj] + net[bi, bj + 1] + net[bi + 1, bj] + net[bi + 1, bj + 1]
                 w = nv[bi, bj] + nv[bi, bj + 1] + nv[bi + 1, bj] + nv[bi + 1, bj + 1]
-                if w > 0 and _snr(t, w, gain) >= detect_snr:
+                if w > 0 and _passes(t, w, gain, detect_snr):
                     seeds[bi, bj] = 1
                     seeds[bi, bj + 1] = 1
                     seeds[bi + 1, bj] = 1
@@ -134,8 +136,10 @@ def block_seeds(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr, seeds):
                     for dj in range(-1, 2):
                         t += net[bi + di, bj + dj]
                         w += nv[bi + di, bj + dj]
-                if w > 0 and _snr(t, w, gain) >= detect_snr:
-                    seeds[bi, bj] = 1
+                if w > 0 and _passes(t, w, gain, detect_snr):
+                    for di in range(-1, 2):
+                        for dj in range(-1, 2):
+                            seeds[bi + di, bj + dj] = 1
     n = 0
     for bi in range(nby):
         for bj in range(nbx):
@@ -174,7 +178,10 @@ def block_seeds_ref(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr):
         for di in (-1, 0, 1)
         for dj in (-1, 0, 1)
     )
-    seeds[1:-1, 1:-1] |= snr(t3, w3) >= detect_snr
+    s3 = snr(t3, w3) >= detect_snr
+    for di in (0, 1, 2):
+        for dj in (0, 1, 2):
+            seeds[di : di + s3.shape[0], dj : dj + s3.shape[1]] |= s3
     return seeds.astype(np.uint8)
 
 

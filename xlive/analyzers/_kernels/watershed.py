@@ -1,6 +1,6 @@
 """One peak per spot: a watershed of the 3 x 3 local sums, split only at significant saddles.
 
-Inside the blocks :mod:`.blocks` seeded (and their neighbours), each valid pixel gets its net
+Inside the blocks :mod:`.blocks` seeded, each valid pixel gets its net
 value ``N = v - mean[ring]`` and ``G``, the sum of ``N`` over its 3 x 3 neighbourhood (a
 smoothing the size of a sharp spot). Pixels whose ``G`` reaches ``floor_snr`` times its
 background noise are the spots' footprints. They are visited from the highest ``G`` down
@@ -8,7 +8,8 @@ background noise are the spots' footprints. They are visited from the highest ``
 touches two components, the lower one stays a spot of its own only if its peak stands above
 this saddle by ``split_snr`` times the noise of that difference and by ``split_frac`` of its
 peak (crowded neighbours are split at their saddle); otherwise it joins the higher one (the
-noise bumps of one broad spot, the length of a streak). Each pixel belongs to one component,
+noise bumps of one broad spot, the length of a streak), and so does a peak closer than
+``min_sep`` pixels to the higher one. Each pixel belongs to one component,
 so a spot is reported once.
 
 Each component is then measured over its footprint: intensity ``I = sum N``, integrated SNR
@@ -110,6 +111,7 @@ def find_spots(
     floor_snr,
     split_snr,
     split_frac,
+    min_sep,
     min_snr,
     max_single_frac,
     min_pix,
@@ -125,12 +127,12 @@ def find_spots(
     region by connected region (regions in raster order of their first pixel), so that the
     growth reads memory that is close by.
     """
-    slot, cand, ci, cj, gval, nloc = _footprint(
+    slot, cand, ci, cj, gval, nloc, gloc = _footprint(
         frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr
     )
     order = _region_order(cand, ci, cj, gval, slot, b, rings.shape[0], rings.shape[1])
     parent, peak = _grow(
-        cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac
+        cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep
     )
     return _measure(
         frame,
@@ -147,6 +149,9 @@ def find_spots(
         gval,
         order,
         nloc,
+        gloc,
+        slot,
+        b,
         parent,
         peak,
         gain,
@@ -173,46 +178,61 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                 slot[bi, bj] = ns
                 ns += 1
     bb = b * b
-    # N and G of every pixel of the marked blocks, from a (b + 2h)^2 patch of N per block
+    # N and G of every pixel of the marked blocks. Per row of blocks, N is computed once per
+    # column needed (the blocks and their halo of h pixels) for the b + 2h rows involved.
     nloc = np.zeros(ns * bb)
     gloc = np.zeros(ns * bb)
     infp = np.zeros(ns * bb, np.bool_)
     w = b + 2 * h
-    pn = np.zeros((w, w))
-    pok = np.zeros((w, w), np.bool_)
+    ncol = nbx * b + 2 * h
+    strip = np.zeros((w, ncol))  # column jj of the frame at jj + h
+    sok = np.zeros((w, ncol), np.bool_)
+    stamp = np.full(ncol, -1, np.int64)
+    row_blocks = np.empty(nbx, np.int64)
     nfp = 0
     for bi in range(nby):
+        nrb = 0
         for bj in range(nbx):
-            s = slot[bi, bj]
-            if s < 0:
-                continue
-            i0 = bi * b - h
-            j0 = bj * b - h
-            for di in range(w):
-                for dj in range(w):
+            if blocks[bi, bj]:
+                row_blocks[nrb] = bj
+                nrb += 1
+        if nrb == 0:
+            continue
+        i0 = bi * b - h
+        for t in range(nrb):
+            bj = row_blocks[t]
+            for c in range(bj * b, bj * b + b + 2 * h):  # strip columns (frame column c - h)
+                if stamp[c] == bi:
+                    continue
+                stamp[c] = bi
+                jj = c - h
+                for di in range(w):
                     ii = i0 + di
-                    jj = j0 + dj
                     if 0 <= ii < ny and 0 <= jj < nx:
-                        pn[di, dj], pok[di, dj] = _net(
+                        strip[di, c], sok[di, c] = _net(
                             frame, rings, mean, resid, sbs, lo, hi, ii, jj
                         )
                     else:
-                        pn[di, dj] = 0.0
-                        pok[di, dj] = False
+                        strip[di, c] = 0.0
+                        sok[di, c] = False
+        for t in range(nrb):
+            bj = row_blocks[t]
+            s = slot[bi, bj]
             for di in range(h, b + h):
                 for dj in range(h, b + h):
-                    if not pok[di, dj]:
+                    c = bj * b + dj  # strip column of this pixel
+                    if not sok[di, c]:
                         continue
                     g = 0.0
                     n = 0
                     for ki in range(di - h, di + h + 1):
-                        for kj in range(dj - h, dj + h + 1):
-                            if pok[ki, kj]:
-                                g += pn[ki, kj]
+                        for kc in range(c - h, c + h + 1):
+                            if sok[ki, kc]:
+                                g += strip[ki, kc]
                                 n += 1
-                    s2 = var[rings[i0 + di, j0 + dj]]
+                    s2 = var[rings[i0 + di, c - h]]
                     loc = s * bb + (di - h) * b + (dj - h)
-                    nloc[loc] = pn[di, dj]
+                    nloc[loc] = strip[di, c]
                     gloc[loc] = g
                     if g > 0 and s2 >= 0 and g >= floor_snr * np.sqrt(n * s2):
                         infp[loc] = True
@@ -242,14 +262,19 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                         cj[nc] = j
                         gval[nc] = gloc[loc]
                         nc += 1
-    return slot, cand, ci, cj, gval, nloc
+    return slot, cand, ci, cj, gval, nloc, gloc
 
 
-@numba.njit(**_JIT)
+@numba.njit(inline="always", **_JIT)
 def _local(slot, b, bb, ii, jj):
-    """Local index of pixel (ii, jj), -1 outside the marked blocks."""
-    bi = ii // b
-    bj = jj // b
+    """Local index of pixel (ii, jj), -1 outside the marked blocks (fast path for the usual
+    3-pixel blocks: a division by a constant compiles to a multiplication)."""
+    if b == 3:
+        bi = ii // 3
+        bj = jj // 3
+    else:
+        bi = ii // b
+        bj = jj // b
     s = slot[bi, bj]
     if s < 0:
         return -1
@@ -324,7 +349,7 @@ def _region_order(cand, ci, cj, gval, slot, b, ny, nx):
 
 
 @numba.njit(**_JIT)
-def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac):
+def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep):
     """Union-find growth of the footprint from the highest G down: ``(parent, peak)``."""
     ny, nx = rings.shape
     bb = b * b
@@ -332,6 +357,8 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
     ns = int(slot.max()) + 1 if slot.size else 0
     parent = np.full(ns * bb, -1, np.int64)
     peak = np.zeros(ns * bb)  # G at the peak of each root
+    pki = np.zeros(ns * bb, np.int64)  # the peak pixel of each root
+    pkj = np.zeros(ns * bb, np.int64)
     roots = np.empty(8, np.int64)
     for o in range(nc):
         c = order[o]
@@ -360,6 +387,8 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
         if nr == 0:
             parent[loc] = loc
             peak[loc] = g
+            pki[loc] = i
+            pkj[loc] = j
             continue
         main = roots[0]
         for t in range(1, nr):
@@ -372,11 +401,40 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
                 continue
             dip = peak[r] - g
             noise = np.sqrt(2.0 * (2 * h + 1) ** 2 * s2 + gain * (max(peak[r], 0.0) + max(g, 0.0)))
-            if dip >= split_snr * noise and dip >= split_frac * peak[r]:
+            far = (pki[r] - pki[main]) ** 2 + (pkj[r] - pkj[main]) ** 2 >= min_sep**2
+            if far and dip >= split_snr * noise and dip >= split_frac * peak[r]:
                 continue  # a spot of its own: its saddle is here
             parent[r] = main
         parent[loc] = main
     return parent, peak
+
+
+PEAK_FIT = True
+
+
+@numba.njit(**_JIT)
+def _peak_fit(gloc, slot, b, i, j, x, y):
+    """Sub-pixel position of the maximum of G at pixel (i, j): a parabola through it and its
+    two neighbours along each axis (``x``, ``y`` kept where a neighbour is missing)."""
+    bb = b * b
+    ny = slot.shape[0] * b
+    nx = slot.shape[1] * b
+    g0 = gloc[_local(slot, b, bb, i, j)]
+    if 0 < j < nx - 1:
+        a = _local(slot, b, bb, i, j - 1)
+        c = _local(slot, b, bb, i, j + 1)
+        if a >= 0 and c >= 0:
+            den = gloc[a] - 2 * g0 + gloc[c]
+            if den < 0:
+                x = j + min(max(0.5 * (gloc[a] - gloc[c]) / den, -0.5), 0.5)
+    if 0 < i < ny - 1:
+        a = _local(slot, b, bb, i - 1, j)
+        c = _local(slot, b, bb, i + 1, j)
+        if a >= 0 and c >= 0:
+            den = gloc[a] - 2 * g0 + gloc[c]
+            if den < 0:
+                y = i + min(max(0.5 * (gloc[a] - gloc[c]) / den, -0.5), 0.5)
+    return x, y
 
 
 @numba.njit(**_JIT)
@@ -395,6 +453,9 @@ def _measure(
     gval,
     order,
     nloc,
+    gloc,
+    slot,
+    b,
     parent,
     peak,
     gain,
@@ -465,8 +526,12 @@ def _measure(
         if g3 > 0 and nmax[k] > max_single_frac * g3:
             continue
         if found < out.shape[0]:
-            out[found, 0] = wx[k] / wsum[k]
-            out[found, 1] = wy[k] / wsum[k]
+            x = wx[k] / wsum[k]
+            y = wy[k] / wsum[k]
+            if PEAK_FIT:
+                x, y = _peak_fit(gloc, slot, b, ipk[k], jpk[k], x, y)
+            out[found, 0] = x
+            out[found, 1] = y
             out[found, 2] = tot
             out[found, 3] = npx[k]
             out[found, 4] = snr
@@ -492,6 +557,7 @@ def find_spots_ref(
     floor_snr,
     split_snr,
     split_frac,
+    min_sep,
     min_snr,
     max_single_frac,
     min_pix,
@@ -520,7 +586,9 @@ def find_spots_ref(
 
     g, cnt = local_sums(h)
     g3 = local_sums(1)[0]
-    inblk = np.repeat(np.repeat(blocks.astype(bool), b, 0), b, 1)[:ny, :nx]
+    nyb, nxb = blocks.shape[0] * b, blocks.shape[1] * b
+    inbp = np.repeat(np.repeat(blocks.astype(bool), b, 0), b, 1)  # whole blocks
+    inblk = inbp[:ny, :nx]
     s2 = var[r]
     with np.errstate(invalid="ignore"):
         fp = inblk & valid & (g > 0) & (s2 >= 0) & (g >= floor_snr * np.sqrt(cnt * s2))
@@ -562,7 +630,8 @@ def find_spots_ref(
                 continue
             dip = peak[rq] - gp
             noise = np.sqrt(noise_var + gain * (max(peak[rq], 0.0) + max(gp, 0.0)))
-            if not (dip >= split_snr * noise and dip >= split_frac * peak[rq]):
+            far = (rq[0] - main[0]) ** 2 + (rq[1] - main[1]) ** 2 >= min_sep**2
+            if not (far and dip >= split_snr * noise and dip >= split_frac * peak[rq]):
                 parent[rq] = main
         parent[p] = main
     comps: dict[tuple[int, int], list] = {}
@@ -596,5 +665,20 @@ def find_spots_ref(
         k = int(np.argmax(nv))  # first of the highest, in visit order
         if g3[pi[k], pj[k]] > 0 and nv[k] > max_single_frac * g3[pi[k], pj[k]]:
             continue
-        rows.append((x / ws, y / ws, tot, len(pix), snr, m[pi[k], pj[k]], f[pi, pj].max()))
+        x, y = x / ws, y / ws
+        if PEAK_FIT:  # parabola through G at the peak and its neighbours in marked blocks
+            i0, j0 = pix[0]
+            gk = np.zeros((nyb, nxb))
+            gk[:ny, :nx] = np.where(inblk & valid, g, 0.0)
+            if 0 < j0 < nxb - 1 and inbp[i0, j0 - 1] and inbp[i0, j0 + 1]:
+                den = gk[i0, j0 - 1] - 2 * gk[i0, j0] + gk[i0, j0 + 1]
+                if den < 0:
+                    off = 0.5 * (gk[i0, j0 - 1] - gk[i0, j0 + 1]) / den
+                    x = j0 + min(max(off, -0.5), 0.5)
+            if 0 < i0 < nyb - 1 and inbp[i0 - 1, j0] and inbp[i0 + 1, j0]:
+                den = gk[i0 - 1, j0] - 2 * gk[i0, j0] + gk[i0 + 1, j0]
+                if den < 0:
+                    off = 0.5 * (gk[i0 - 1, j0] - gk[i0 + 1, j0]) / den
+                    y = i0 + min(max(off, -0.5), 0.5)
+        rows.append((x, y, tot, len(pix), snr, m[pi[k], pj[k]], f[pi, pj].max()))
     return np.array(rows, float).reshape(-1, len(COLUMNS))
