@@ -40,5 +40,7 @@ def __getattr__(name: str):
     if name in _LAZY:
         module, attr = _LAZY[name]
         mod = importlib.import_module(module)
+        if name in ("analyze", "open_features"):  # Dataset.xlive, also on xarray.open_zarr
+            importlib.import_module("xlive.engine.accessor")
         return mod if attr is None else getattr(mod, attr)
     raise AttributeError(f"module 'xlive' has no attribute {name!r}")

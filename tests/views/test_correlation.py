@@ -33,6 +33,23 @@ def test_binned_matches_pandas():
     assert b["x"].tolist() == [0, 1] and b["mean"] == pytest.approx([0.1, 0.6])
 
 
+def test_binned_matches_scipy_binned_statistic():
+    """numpy's bincount gives scipy.stats.binned_statistic's bins and figures, also for
+    values on the bin edges and a large offset (two-pass standard deviation)."""
+    from scipy.stats import binned_statistic
+
+    rng = np.random.default_rng(2)
+    x = np.r_[rng.integers(0, 40, 3000) / 4.0, 0.0, 10.0]  # many values on the edges
+    y = 1e6 + x + rng.normal(0, 0.5, x.size)
+    b = binned(x, y, bins=8)
+    edges = np.linspace(x.min(), x.max(), 9)
+    keep = binned_statistic(x, y, "count", bins=edges).statistic > 0
+    assert b["count"].sum() == x.size
+    for stat in ("mean", "std", "count"):
+        ref = binned_statistic(x, y, stat, bins=edges).statistic[keep]
+        assert b[stat] == pytest.approx(ref, rel=1e-12, abs=1e-9)
+
+
 def test_buffer_keeps_the_latest_frames():
     buf = CorrelationBuffer(max_frames=10)
     for start in range(0, 24, 4):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import scipy.fft
 
 
 def hemisphere_directions(step: float) -> np.ndarray:
@@ -190,6 +189,8 @@ def periodicity_search(
     # at least 4 periods over the spots' range: fewer is the envelope, not a lattice
     k_min = max(int(np.floor(2.0 * pmax * min_cell)), 4)
     k_max = max(int(np.ceil(2.0 * pmax * max_cell)), k_min + 1)
+    import scipy.fft  # only when indexing runs: serve starts without it
+
     n_bins = scipy.fft.next_fast_len(int(np.ceil(2.0 * oversample * k_max)) + 4, real=True)
     hist = np.empty((min(chunk, m), n_bins), np.float32)
     k = np.empty(m, np.int64)

@@ -15,17 +15,13 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask
-import dask.array as da
 import numpy as np
-import xarray as xr
 
 from ..aggregate.reducers import merge_partials
 from ..conventions import FRAME, TIMESTAMP
 from ..errors import BadFrameError, ConfigError
-from . import accessor  # noqa: F401  (registers Dataset.xlive)
 from .block import Block
 from .cf import (
     BAD,
@@ -36,6 +32,9 @@ from .cf import (
     is_dimensionless,
     to_datetime64,
 )
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 _tokens = itertools.count()
 log = logging.getLogger(__name__)
@@ -132,23 +131,33 @@ def feature_specs(analyzers) -> list:
     return specs
 
 
-def feature_coords(analyzers) -> dict[str, Any]:
-    """The analyzers' coordinates (``q``, ``d``...), with a ``long_name`` at least (their
-    name, when the analyzer gives none) and no ``units`` when dimensionless."""
-    coords: dict[str, Any] = {}
+def coord_parts(analyzers) -> dict[str, tuple[str, np.ndarray, dict]]:
+    """The analyzers' coordinates (``q``, ``d``...) as ``name -> (dim, values, attrs)``, with a
+    ``long_name`` at least (their name, when the analyzer gives none) and no ``units`` when
+    dimensionless (what the feature store is created with: no xarray needed)."""
+    coords: dict[str, tuple[str, np.ndarray, dict]] = {}
     for an in analyzers:
         for name, (dim, values, attrs) in an.coords().items():
             attrs = {"long_name": name.replace("_", " "), **dict(attrs)}
             if is_dimensionless(attrs.get("units")):
                 attrs.pop("units", None)
-            coords[name] = xr.Variable(dim, np.asarray(values), attrs=attrs)
+            coords[name] = (dim, np.asarray(values), attrs)
     return coords
+
+
+def feature_coords(analyzers) -> dict[str, Any]:
+    """:func:`coord_parts` as ``xarray.Variable`` objects."""
+    import xarray as xr  # dask.array, xarray, pandas: imported when used (serve starts sooner)
+
+    return {name: xr.Variable(*parts) for name, parts in coord_parts(analyzers).items()}
 
 
 def frame_chunks(source, n: int, block: int | str | None) -> tuple[int, ...]:
     """Frames per task: ``block`` frames, or (``"auto"``/None) as many as dask's
     ``array.chunk-size`` of raw frames (dask's own ``"auto"`` rule over the frames read, so
     a task reads about 128 MiB whatever the detector, and 100k frames are not 25k tasks)."""
+    import dask.array as da
+
     if n == 0:
         return (0,)
     if block is None or block == "auto":
@@ -166,6 +175,12 @@ def lazy_features(
 ) -> xr.Dataset:
     """A lazy Dataset of the features of frames ``indices`` (dims ``frame`` first), with the
     ``status`` of each frame (done or bad) as a lazy coordinate and CF attributes throughout."""
+    import dask
+    import dask.array as da
+    import xarray as xr
+
+    from . import accessor  # noqa: F401  (registers Dataset.xlive)
+
     indices = np.asarray(indices, dtype=np.int64)
     specs = feature_specs(analyzers)
     base = f"xlive-analyze-{next(_tokens)}"

@@ -35,7 +35,7 @@ from .backlog import fixed_step, sample_backlog
 from .block import Block, concat_blocks
 from .cf import to_seconds
 from .cluster import FrameBuffers, default_client  # noqa: F401  (default_client: also from here)
-from .features import analyze_block, feature_coords, feature_specs, release_partials
+from .features import analyze_block, coord_parts, feature_specs, release_partials
 from .store import BAD, DONE, META_FIELDS, SKIPPED, FeatureStore
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class LiveProcessor:
             self.store = FeatureStore.open_or_create(
                 self._store_arg,
                 specs=feature_specs(self.analyzers),
-                coords=feature_coords(self.analyzers),
+                coords=coord_parts(self.analyzers),
                 attrs=attrs,
             )
         status = self.store.status()

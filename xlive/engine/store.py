@@ -34,15 +34,14 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 import zarr
 from zarr.core.group import ConsolidatedMetadata
 
 from ..conventions import FRAME, TIMESTAMP
 from ..errors import ConfigError, SourceError
-from . import accessor  # noqa: F401  (registers Dataset.xlive)
 from .cf import (
     BAD,
     DONE,
@@ -55,6 +54,9 @@ from .cf import (
     encode_time,
     feature_attrs,
 )
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["BAD", "DONE", "PENDING", "SKIPPED", "FeatureStore", "open_features"]
 
@@ -198,13 +200,18 @@ class FeatureStore:
             attributes=coord_attrs(STATUS),
         )
         for name, var in coords.items():
-            values = np.asarray(var.values)
+            # an xarray.Variable or (dim(s), values, attrs) (features.coord_parts)
+            dims, values, attrs = (
+                var if isinstance(var, tuple) else (var.dims, var.values, var.attrs)
+            )
+            dims = (dims,) if isinstance(dims, str) else tuple(dims)
+            values = np.asarray(values)
             a = g.create_array(
                 name,
                 shape=values.shape,
                 dtype=values.dtype,
-                dimension_names=tuple(var.dims),
-                attributes=dict(var.attrs),
+                dimension_names=dims,
+                attributes=dict(attrs),
             )
             a[...] = values
         provenance = dict(attrs or {})
@@ -421,6 +428,10 @@ class FeatureStore:
     # ------------------------------------------------------------------ reading
     def to_dataset(self, *, computed_only: bool = True) -> xr.Dataset:
         """The store as a lazy ``xarray.Dataset`` (see :func:`open_features`)."""
+        import xarray as xr  # xarray (and pandas): only to read, serve starts without
+
+        from . import accessor  # noqa: F401  (registers Dataset.xlive)
+
         if self.info.get("version", 1) < 2:
             return self._legacy_dataset(computed_only)
         ds = xr.open_zarr(self.group.store, consolidated=True, zarr_format=3)
@@ -430,6 +441,9 @@ class FeatureStore:
 
     def _legacy_dataset(self, computed_only: bool) -> xr.Dataset:
         """A version-1 store (frames rounded up to chunks, float timestamps)."""
+        import xarray as xr  # xarray (and pandas): only to read, serve starts without
+
+        from . import accessor  # noqa: F401  (registers Dataset.xlive)
         from .cf import to_datetime64
 
         n = self.frames_seen

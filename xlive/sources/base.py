@@ -11,16 +11,16 @@ from __future__ import annotations
 import abc
 import itertools
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import dask
-import dask.array as da
 import numpy as np
-import xarray as xr
 
 from ..conventions import FRAME, X, Y
 from ..errors import BadFrameError, GeometryError
 from ..geometry.core import Geometry
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: target bytes per dask chunk when the caller gives no ``chunk_frames``
 _CHUNK_BYTES = 32 * 2**20
@@ -311,6 +311,10 @@ class Source(abc.ABC):
 
     def frames(self) -> xr.DataArray:
         """Lazy frames ``(frame, y, x)`` over the complete frames of the last refresh."""
+        import dask  # dask.array, xarray: only for this lazy view (serve starts without)
+        import dask.array as da
+        import xarray as xr
+
         n = self._n
         reader = self.reader if n else None
         shape = reader.shape if reader else self._frame_shape_hint()

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
-import pandas as pd
 
 from ..errors import SourceError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FRAME_COLUMN = "frame"
 
@@ -61,10 +64,14 @@ def read_side_table(path: str | Path, *, frame_column: str = FRAME_COLUMN) -> pd
 
 
 def _empty() -> pd.DataFrame:
+    import pandas as pd  # only for runs with a side table (serve starts without pandas)
+
     return pd.DataFrame(index=pd.Index([], dtype=np.int64, name=FRAME_COLUMN))
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd  # only for runs with a side table (serve starts without pandas)
+
     text = path.read_bytes().decode("utf-8", errors="replace")
     if not text.strip():
         return _empty()
@@ -77,6 +84,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _read_h5(path: Path) -> pd.DataFrame:
+    import pandas as pd  # only for runs with a side table (serve starts without pandas)
+
     try:
         with h5py.File(path, "r") as f:
             group = f["metadata"] if "metadata" in f else f

@@ -32,8 +32,6 @@ def binned(x: np.ndarray, y: np.ndarray, bins: int = 20) -> dict[str, np.ndarray
     Frames where either value is not finite are left out; empty bins are dropped. A column
     of few distinct values (laser on/off, a few delays) gets one bin per value.
     """
-    from scipy.stats import binned_statistic
-
     x = np.asarray(x, float)
     y = np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
@@ -48,9 +46,15 @@ def binned(x: np.ndarray, y: np.ndarray, bins: int = 20) -> dict[str, np.ndarray
     else:
         edges = np.linspace(x.min(), x.max(), bins + 1)
         centres = 0.5 * (edges[1:] + edges[:-1])
-    mean = binned_statistic(x, y, "mean", bins=edges).statistic
-    std = binned_statistic(x, y, "std", bins=edges).statistic
-    count = binned_statistic(x, y, "count", bins=edges).statistic
+    # scipy.stats.binned_statistic's bins ([lo, hi), the last one closed) with numpy's bincount:
+    # importing scipy.stats took ~1 s of the first page's build (serve start-up, issue 16)
+    nb = edges.size - 1
+    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, nb - 1)
+    count = np.bincount(idx, minlength=nb).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(idx, y, minlength=nb) / count
+        # two passes (deviations from each bin's mean), as scipy does: no cancellation
+        std = np.sqrt(np.bincount(idx, (y - mean[idx]) ** 2, minlength=nb) / count)
     keep = count > 0
     return {"x": centres[keep], "mean": mean[keep], "std": std[keep], "count": count[keep]}
 
