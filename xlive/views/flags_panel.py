@@ -13,7 +13,10 @@ _STYLE = (
     "<style>.xlive-flags{border-collapse:collapse;width:100%;font:10pt sans-serif}"
     ".xlive-flags td,.xlive-flags th{padding:3px 6px;vertical-align:top;text-align:left;"
     "border-bottom:1px solid #e0e0e0;white-space:normal;overflow-wrap:anywhere}"
-    ".xlive-flags th{color:#555;font-weight:normal}</style>"
+    ".xlive-flags th{color:#555;font-weight:normal}"
+    # severity and flag name are never broken inside a word; only the advice wraps anywhere
+    ".xlive-flags td:first-child{white-space:nowrap}"
+    ".xlive-flags td:nth-child(2){overflow-wrap:normal}</style>"
 )
 
 
