@@ -176,7 +176,7 @@ def test_reader_of_growing_eiger_series_sees_complete_files(tmp_path):
     out = tmp_path / "run"
     params = SimParams(detector=DET, seed=9, hit_fraction=0.5).to_dict()
     expected(params, 0)  # build the reference simulation before the writer starts
-    proc = _start_writer(out, "eiger-h5", 30, 20, ["--frames-per-file", "5", "--name", "s"])
+    proc = _start_writer(out, "eiger-h5", 30, 8, ["--frames-per-file", "5", "--name", "s"])
     got: list[int] = []
 
     def poll():

@@ -12,19 +12,21 @@ from xlive.engine.live import LiveParams
 from xlive.engine.session import LiveSession
 from xlive.views.layout import Dashboard
 
-BLOCK = 8
+BLOCK = 4
 
 
 @pytest.fixture(scope="module")
 def recorded_blocks(finished_run, run_to_end):
     """The stored blocks of a real run (with their metadata), in the order they were stored,
     and the feature store they went to."""
-    s = LiveSession(finished_run, params=LiveParams(adaptive=False, block=BLOCK))
+    # blocks of exactly BLOCK frames (they would grow with the backlog up to max_block)
+    params = LiveParams(adaptive=False, block=BLOCK, max_block=BLOCK)
+    s = LiveSession(finished_run, params=params)
     blocks = []
     s.listeners.append(lambda block, meta: blocks.append((block, meta)))
     run_to_end(s)
     s.close()
-    assert len(blocks) >= 6
+    assert len(blocks) >= 4  # enough to deliver out of order (finished blocks may be merged)
     return blocks, s.features
 
 
@@ -61,7 +63,9 @@ def test_blocks_out_of_order_are_plotted_in_frame_order(finished_run, recorded_b
     # the newest block first: every later block then belongs before what is shown
     order = np.r_[len(recorded_blocks) - 1, [k for k in order if k != len(recorded_blocks) - 1]]
     assert np.any(np.diff(order) < 0)
-    s = LiveSession(finished_run, params=LiveParams(adaptive=False, block=BLOCK))
+    # blocks of exactly BLOCK frames (they would grow with the backlog up to max_block)
+    params = LiveParams(adaptive=False, block=BLOCK, max_block=BLOCK)
+    s = LiveSession(finished_run, params=params)
     try:
         dash = Dashboard(s)
         for k in order:

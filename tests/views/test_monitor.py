@@ -62,7 +62,9 @@ def test_monitor_streams_new_rows_in_a_kernel(tmp_path, simulator):
     assert out["handled"] >= 90
     for name in ("hit_rate_source", "spots_source", "d_min_source", "lag_source"):
         info = out[name]
-        assert len(info["streams"]) >= 2, name  # several updates while the run grew
+        # several updates while the run grew (the rolling hit rate has a point every so many
+        # frames: a handful of rows, which may all arrive in one update)
+        assert len(info["streams"]) >= (1 if name == "hit_rate_source" else 2), name
         assert info["ordered"] and info["unique"], name  # in frame order, each row once
         # streamed (new rows only) is the usual path; the whole series is sent again only when
         # a block finished after a later one (rows must then go in before what is shown)

@@ -147,6 +147,15 @@ def quiet_dask_logs() -> None:
     logger = logging.getLogger("distributed")
     if logger.getEffectiveLevel() < logging.WARNING:
         logger.setLevel(logging.WARNING)
+    # tasks cancelled when xlive stops its cluster (Ctrl-C, an error exit) are expected
+    state = logging.getLogger("distributed.worker.state_machine")
+    if _not_cancelled not in state.filters:
+        state.addFilter(_not_cancelled)
+
+
+def _not_cancelled(record: logging.LogRecord) -> bool:
+    """False for dask's 'Async instruction ... ended with CancelledError' warnings."""
+    return "ended with CancelledError" not in record.getMessage()
 
 
 def _one_codec_thread() -> None:

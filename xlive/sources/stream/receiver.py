@@ -102,6 +102,11 @@ class StreamReceiver:
         finally:
             try:
                 self.spool.flush()  # a restarted receiver continues this segment
+            except Exception as exc:  # e.g. zarr's I/O loop gone at interpreter shutdown
+                # what was not published is received again or counted as dropped on restart
+                self._note(
+                    "spool_errors", f"could not publish the spool ({type(exc).__name__}: {exc})"
+                )
             finally:
                 sock.close()
 
