@@ -201,7 +201,7 @@ class FeatureStore:
         )
         for name, var in coords.items():
             # an xarray.Variable or (dim(s), values, attrs) (features.coord_parts)
-            dims, values, attrs = (
+            dims, values, var_attrs = (
                 var if isinstance(var, tuple) else (var.dims, var.values, var.attrs)
             )
             dims = (dims,) if isinstance(dims, str) else tuple(dims)
@@ -211,7 +211,7 @@ class FeatureStore:
                 shape=values.shape,
                 dtype=values.dtype,
                 dimension_names=dims,
-                attributes=dict(attrs),
+                attributes=dict(var_attrs),
             )
             a[...] = values
         provenance = dict(attrs or {})
