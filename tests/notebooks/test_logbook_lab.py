@@ -127,7 +127,7 @@ def test_logbook_widget_in_jupyterlab(lab_with_logbook, chromium):
     editor = page.locator(".slick-cell input").first
     editor.fill("typed in the notebook")
     editor.press("Enter")
-    t_end = time.time() + 30
+    t_end = time.time() + 90  # the kernel shares the CPU with the other test worker
     while True:
         with LogbookDB(db) as logdb:
             note = logdb.notes().get("run-8")
