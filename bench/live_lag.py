@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -167,6 +168,47 @@ def _cpu(who) -> float:
     return r.ru_utime + r.ru_stime
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of this process's live threads now, summed by what they do
+    (Python thread names mapped through ``native_id``; Linux /proc only). Threads that ended
+    are missing: read it while the loop's threads run."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = names.get(int(task.name), "other (threads not started by Python)")
+        group = next((label for p, label in THREAD_GROUPS if name.startswith(p)), name)
+        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+#: Python thread-name prefixes -> what those threads do
+THREAD_GROUPS = (
+    ("0-Dask-Default-Threads", "dask worker threads (read, decode, analyse, reduce)"),
+    ("xlive-store", "store writer threads"),
+    ("zarr_io", "zarr's I/O loop"),
+    ("asyncio_", "zarr's asyncio executor threads"),
+    ("IO loop", "dask's event loop (scheduler, worker, client)"),
+    ("MainThread", "driver (live loop: poll, schedule, gather, store calls)"),
+    ("xlive-stream-receiver", "stream receiver thread"),
+)
+
+
+def _print_cpu(before: dict[str, float], after: dict[str, float], frames: int) -> None:
+    """CPU ms per frame by thread group between two :func:`thread_cpu` readings."""
+    rows = {k: after[k] - before.get(k, 0.0) for k in after}
+    total = sum(rows.values())
+    print(f"CPU of the live process by thread, ms per received frame ({frames} frames):")
+    for k, v in sorted(rows.items(), key=lambda kv: -kv[1]):
+        if v * 1e3 / frames >= 0.05:
+            print(f"  {v * 1e3 / frames:7.2f}  {k}")
+    print(f"  {total * 1e3 / frames:7.2f}  total")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -254,7 +296,7 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
         stdout=subprocess.PIPE,
         text=True,
     )
-    cpu0 = _cpu(resource.RUSAGE_SELF)
+    cpu0, threads0 = _cpu(resource.RUSAGE_SELF), thread_cpu()
     with LiveProcessor(
         src, feats, client=client, params=params, analyzers=analyzers, reducers=reducers
     ) as lp:
@@ -270,7 +312,7 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
                 break
         lags = np.asarray(lp.stats.lags)
         ages = np.asarray(lp.stats.ages)
-    cpu = _cpu(resource.RUSAGE_SELF) - cpu0
+    cpu, threads1 = _cpu(resource.RUSAGE_SELF) - cpu0, thread_cpu()
     src.close()
     sent = sender.communicate()[0].strip()
     if receiver is not None:
@@ -295,6 +337,7 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
             f"age (s), sent -> stored: median {np.median(ages):.2f}, "
             f"p95 {np.percentile(ages, 95):.2f}, max {ages.max():.2f}"
         )
+    _print_cpu(threads0, threads1, max(int(status.size), 1))
     if done:
         per = cpu / done
         print(

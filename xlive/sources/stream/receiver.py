@@ -357,7 +357,10 @@ def main(argv: list[str] | None = None) -> None:
     rec = StreamReceiver(a.address, a.spool)
     until = None if a.timeout is None else time.monotonic() + a.timeout
     rec.run(until=until, max_series=a.series)
-    print(f"received {rec.received} frames into {a.spool}")
+    print(
+        f"received {rec.received} frames into {a.spool} "
+        f"({time.process_time():.2f} s CPU in all, {rec.received and time.process_time() * 1e3 / rec.received:.2f} ms per frame)"
+    )
 
 
 if __name__ == "__main__":
