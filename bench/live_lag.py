@@ -14,11 +14,13 @@ Goals (issues 5 and 16) are for --detector eiger4m on a 2-core machine.
 (``xlive simulate``), bitshuffle-LZ4 encoded once by the Eiger stream sender
 (``python -m xlive.sources.stream.sender --zarr``) and replayed over the Eiger stream (V1,
 zeromq on 127.0.0.1) at ``--rate``; the live loop receives them as ``xlive process --live
-tcp://...`` does (receiver thread spooling to Zarr, read and decompressed on the workers,
-analysed, stored); the receiver runs as its own process (``--receiver process``, the
-default; ``python -m xlive.sources.stream.receiver``) or as a thread of the live process
-(``--receiver thread``, as ``xlive process --live tcp://...`` starts it). Lag runs from the moment a poll of the spool first sees a frame to its
-features stored; the age runs from the sender's timestamp (the moment it sent the frame).
+tcp://...`` does (``open_source(tcp://..., spool=...)``: a receiver spooling to Zarr, frames
+read and decompressed on the workers, analysed, stored); the receiver runs as its own
+process (``--receiver process``, the default, as ``xlive process --live tcp://...`` starts it)
+or as a thread of the live process (``--receiver thread``). ``--dtype uint16`` replays the
+frames as 16-bit pixels, as EIGER streams carry them (values above 65534 become 65535, the
+16-bit gap/overflow marker). Lag runs from the moment a poll of the spool first sees a frame
+to its features stored; the age runs from the sender's timestamp (the moment it sent the frame).
 The last line is ``computed=N/M p95_lag=X.XXs`` (N frames computed live of M sent).
 """
 
@@ -43,7 +45,6 @@ from xlive.engine.live import LiveParams, LiveProcessor, default_client, fill_in
 from xlive.engine.store import DONE, SKIPPED, FeatureStore
 from xlive.simulate import SimParams, Simulation
 from xlive.sources import open_source
-from xlive.sources.stream.receiver import StreamSource
 
 
 def main() -> None:
@@ -72,12 +73,24 @@ def main() -> None:
         help="--replay: the stream receiver in its own process (python -m "
         "xlive.sources.stream.receiver) or as a thread of the live process",
     )
+    ap.add_argument(
+        "--dtype",
+        choices=("uint16", "uint32"),
+        default=None,
+        help="--replay: pixel type sent (default: the simulator's, uint32); uint16 as EIGER "
+        "streams carry them (counts above 65534 sent as 65535, the 16-bit gap/overflow marker)",
+    )
     args = ap.parse_args()
     sim = Simulation(SimParams(detector=args.detector))
+    geometry, dtype = sim.geometry, np.dtype(args.dtype or sim.detector.dtype)
+    if dtype != np.dtype(sim.detector.dtype):
+        # the simulator declares its 32-bit gap marker; a 16-bit stream marks with 65535 (the
+        # undeclared rule: the dtype's maximum), as the stream's own header geometry says
+        geometry = geometry.replace(sentinels=None)
     client = default_client()
     # the monitor is ready before the run starts: analyzers built, kernels loaded
-    analyzers, reducers = default_analyzers(sim.geometry), default_reducers(sim.geometry)
-    client.run(warm_up, analyzers, sim.geometry.shape, np.dtype(sim.detector.dtype), reducers)
+    analyzers, reducers = default_analyzers(geometry), default_reducers(geometry)
+    client.run(warm_up, analyzers, geometry.shape, dtype, reducers)
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         run, feats = Path(tmp) / "run", Path(tmp) / "features.zarr"
@@ -250,28 +263,9 @@ def _simulate(args, run: Path) -> None:
 
 def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> None:
     # the receiver and the live loop first, as at a beamline; the sender then paces itself
-    receiver = None
-    if args.receiver == "process":
-        # its own process: in a thread it shares the live process's GIL with the driver and
-        # the workers and falls behind at 100 Hz (frames queue up in zeromq)
-        receiver = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "xlive.sources.stream.receiver",
-                address,
-                str(spool),
-                "--series",
-                "1",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        while not (spool / "zarr.json").exists():
-            time.sleep(0.02)
-        src = StreamSource(None, spool=spool, receive=False)
-    else:
-        src = open_source(address, spool=spool)
+    # as `xlive process --live tcp://...` opens it: the receiver in its own process (the
+    # default) or, with --receiver thread, as a thread of this one
+    src = open_source(address, spool=spool, receiver=args.receiver)
     params = LiveParams(latency_budget=args.budget, adaptive=not args.no_sampling)
     sender = subprocess.Popen(
         [
@@ -292,6 +286,7 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
             "1",
             "--timeout",
             "60",
+            *(["--dtype", args.dtype] if args.dtype else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -315,14 +310,15 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
     cpu, threads1 = _cpu(resource.RUSAGE_SELF) - cpu0, thread_cpu()
     src.close()
     sent = sender.communicate()[0].strip()
-    if receiver is not None:
-        print(f"receiver process: {receiver.communicate(timeout=60)[0].strip()}")
+    if args.receiver == "process":
+        print(f"receiver process: {src.receiver.summary}")
     others_cpu = _cpu(resource.RUSAGE_CHILDREN)  # the simulator, the sender (and receiver)
     print(f"sender: {sent}")
     status = FeatureStore.open(feats).status()
     done, skipped = int(np.sum(status == DONE)), int(np.sum(status == SKIPPED))
     print(
-        f"replay {args.rate:g} Hz, {args.frames} {args.detector} frames (bitshuffle-LZ4, "
+        f"replay {args.rate:g} Hz, {args.frames} {args.detector} frames "
+        f"({args.dtype or 'uint32'}, bitshuffle-LZ4, "
         f"{args.distinct} distinct): received {status.size}, computed {done}, skipped {skipped}; "
         f"load average now {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
@@ -342,11 +338,11 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
         per = cpu / done
         print(
             f"CPU of the live process (read + decompress, analysis, reducers, store"
-            f"{', receiver thread' if receiver is None else ''}): {per * 1e3:.1f} ms per computed "
+            f"{', receiver thread' if args.receiver == 'thread' else ''}): {per * 1e3:.1f} ms per computed "
             f"frame -> at most {(os.cpu_count() or 1) / per:.0f} Hz on this machine's "
             f"{os.cpu_count()} cores if nothing else ran; child processes "
             f"({'' if args.replay_run else 'simulator, '}sender"
-            f"{', receiver' if receiver is not None else ''}): {others_cpu:.1f} s CPU"
+            f"{', receiver' if args.receiver == 'process' else ''}): {others_cpu:.1f} s CPU"
         )
     print(f"computed={done}/{args.frames} p95_lag={p95:.2f}s")
 
