@@ -39,7 +39,6 @@ from ..base import FrameReader, Source
 from .protocol import End, Image, ProtocolError, Start, decode
 from .spool import KEEP_ERRORS, Spool, _segment_names
 
-
 #: seconds a stopping receiver keeps taking frames that already arrived
 DRAIN_SECONDS = 0.5
 
