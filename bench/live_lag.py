@@ -80,7 +80,17 @@ def main() -> None:
         help="--replay: pixel type sent (default: the simulator's, uint32); uint16 as EIGER "
         "streams carry them (counts above 65534 sent as 65535, the 16-bit gap/overflow marker)",
     )
+    ap.add_argument(
+        "--stages",
+        action="store_true",
+        help="CPU ms per frame of each stage of the live path on one thread (decode, analysis, "
+        "reducers, store), uint32 and uint16 side by side, best of --repeat; then exit",
+    )
+    ap.add_argument("--repeat", type=int, default=3, help="--stages: rounds (best taken)")
     args = ap.parse_args()
+    if args.stages:
+        stages(args)
+        return
     sim = Simulation(SimParams(detector=args.detector))
     geometry, dtype = sim.geometry, np.dtype(args.dtype or sim.detector.dtype)
     if dtype != np.dtype(sim.detector.dtype):
@@ -173,6 +183,104 @@ def main() -> None:
         )
     client.close()
     client.cluster.close()
+
+
+def stages(args) -> None:
+    """CPU (``time.process_time`` of this process, which runs nothing else meanwhile: the
+    decoder's OpenMP threads and zarr's I/O threads count; best of ``--repeat`` rounds) per
+    frame of each stage a live frame goes through, on ``--distinct`` frames of
+    ``--replay-run`` (or simulated), for 32- and 16-bit pixels. Little affected by the load
+    of other processes, unlike wall-clock lags."""
+    import zarr
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(args.replay_run) if args.replay_run else Path(tmp) / "run"
+        if not args.replay_run:
+            _simulate(args, run)
+        g = zarr.open_group(str(run / "run.zarr"), mode="r")
+        n = min(args.distinct, g["frames"].shape[0])
+        raw = [np.asarray(g["frames"][i]) for i in range(n)]
+        sim = Simulation(SimParams(detector=args.detector))
+        print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        rows = {d: _stage_row(args, d, raw, sim, Path(tmp)) for d in ("uint32", "uint16")}
+    print(f"CPU ms per frame, stage by stage ({args.detector}, best of {args.repeat}):")
+    print(f"  {'stage':44s} {'uint32':>8s} {'uint16':>8s}")
+    for (_, v32), (detail, v16) in zip(rows["uint32"].items(), rows["uint16"].items(), strict=True):
+        print(f"  {detail:44s} {v32:8.2f} {v16:8.2f}")
+    totals = [sum(r.values()) for r in rows.values()]
+    print(f"  {'sum':44s} {totals[0]:8.2f} {totals[1]:8.2f}")
+    cores = os.cpu_count() or 1
+    print(
+        f"{args.rate:g} Hz on {cores} cores leaves {cores * 1e3 / args.rate:.1f} ms of CPU per "
+        "frame for everything (sender, receiver, these stages, dask and the loop)"
+    )
+
+
+def _best(fn, n: int, repeat: int) -> float:
+    """Best CPU ms per call of ``fn(k)`` for k in range(n) over ``repeat`` rounds."""
+    fn(0)  # warm: numba caches, buffers
+    times = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        for k in range(n):
+            fn(k)
+        times.append((time.process_time() - t0) / n)
+    return min(times) * 1e3
+
+
+def _stage_row(args, dtype: str, raw: list, sim, tmp: Path) -> dict[str, float]:
+    """CPU ms per frame of each stage for ``dtype`` pixels (see :func:`stages`)."""
+    from xlive.engine.block import Block
+    from xlive.engine.features import coord_parts, feature_specs
+    from xlive.sources._bslz4 import bslz4_decode, bslz4_encode
+    from xlive.sources.stream.sender import as_pixels
+
+    frames = [as_pixels(f, dtype) for f in raw]
+    n, rep = len(frames), args.repeat
+    geometry = sim.geometry.replace(sentinels=None)  # the dtype's maximum marks gaps
+    analyzers, reducers = default_analyzers(geometry), default_reducers(geometry)
+    files = []
+    for k, f in enumerate(frames):  # chunk files as the receiver spools them
+        files.append(tmp / f"{dtype}-{k}")
+        files[-1].write_bytes(bslz4_encode(f))
+    shape, dt = frames[0].shape, frames[0].dtype
+    row: dict[str, float] = {}
+    row["read + bitshuffle-LZ4 decode"] = _best(
+        lambda k: bslz4_decode(files[k].read_bytes(), dtype=dt, shape=shape), n, rep
+    )
+    results: list[dict] = [{} for _ in frames]
+
+    def analyse(k):
+        for an in analyzers:
+            results[k].update(an(frames[k][None]))
+
+    row["analysis (default analyzers)"] = _best(analyse, n, rep)
+    hits = np.array([bool(np.asarray(res["is_hit"])[0]) for res in results])
+    proj, hot = reducers
+    # projections: hits and every stride-th frame, added into the worker's running images
+    share = hits.mean() + (1 - hits.mean()) / proj.stride
+    one = Block(np.array([1]), np.zeros(1, bool), {"is_hit": np.array([True])})
+    into = proj(frames[0][None], one, None)
+    per_hit = _best(lambda k: proj(frames[k][None], one, into), n, rep)
+    row[f"projections ({per_hit:.1f} ms x {share:.2f} of frames)"] = per_hit * share
+    sampled = Block(np.array([0]), np.zeros(1, bool), {"is_hit": np.array([False])})
+    per_sample = _best(lambda k: hot(frames[k][None], sampled, None), n, rep)
+    row[f"hot pixels ({per_sample:.1f} ms / {hot.stride})"] = per_sample / hot.stride
+    # the store: one write per store interval (0.5 s: 50 frames at 100 Hz)
+    per = max(1, int(round(args.rate * LiveParams().store_interval)))
+    store = FeatureStore.create(
+        tmp / f"{dtype}.zarr", specs=feature_specs(analyzers), coords=coord_parts(analyzers)
+    )
+    feats = {k: np.concatenate([results[i % n][k] for i in range(per)]) for k in results[0]}
+    written = [0]
+
+    def write(_k):
+        idx = np.arange(written[0], written[0] + per)
+        written[0] += per
+        store.write(Block(idx, np.zeros(per, bool), feats), {"timestamp": idx + 1e9})
+
+    row[f"store write ({per} frames a write)"] = _best(write, 4, rep) / per
+    return row
 
 
 def _cpu(who) -> float:
