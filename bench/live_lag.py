@@ -17,9 +17,10 @@ zeromq on 127.0.0.1) at ``--rate``; the live loop receives them as ``xlive proce
 tcp://...`` does (``open_source(tcp://..., spool=...)``: a receiver spooling to Zarr, frames
 read and decompressed on the workers, analysed, stored); the receiver runs as its own
 process (``--receiver process``, the default, as ``xlive process --live tcp://...`` starts it)
-or as a thread of the live process (``--receiver thread``). ``--dtype uint16`` replays the
-frames as 16-bit pixels, as EIGER streams carry them (values above 65534 become 65535, the
-16-bit gap/overflow marker). Lag runs from the moment a poll of the spool first sees a frame
+or as a thread of the live process (``--receiver thread``). The frames are replayed as 16-bit
+pixels, as EIGER streams carry them (``--dtype uint16``, the default: counts above 65534 become
+65535, the 16-bit gap/overflow marker; the analyzers' geometry says so), or with
+``--dtype uint32`` as the simulator wrote them. Lag runs from the moment a poll of the spool first sees a frame
 to its features stored; the age runs from the sender's timestamp (the moment it sent the frame).
 The last line is ``computed=N/M p95_lag=X.XXs`` (N frames computed live of M sent).
 """
@@ -77,8 +78,8 @@ def main() -> None:
         "--dtype",
         choices=("uint16", "uint32"),
         default=None,
-        help="--replay: pixel type sent (default: the simulator's, uint32); uint16 as EIGER "
-        "streams carry them (counts above 65534 sent as 65535, the 16-bit gap/overflow marker)",
+        help="--replay: pixel type sent; default uint16, as EIGER streams carry them (counts "
+        "above 65534 sent as 65535, the 16-bit gap/overflow marker); uint32: the simulator's",
     )
     ap.add_argument(
         "--stages",
@@ -88,6 +89,8 @@ def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=3, help="--stages: rounds (best taken)")
     args = ap.parse_args()
+    if args.replay and args.dtype is None:
+        args.dtype = "uint16"
     if args.stages:
         stages(args)
         return
