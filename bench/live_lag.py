@@ -88,6 +88,11 @@ def main() -> None:
         "reducers, store), uint32 and uint16 side by side, best of --repeat; then exit",
     )
     ap.add_argument("--repeat", type=int, default=3, help="--stages: rounds (best taken)")
+    ap.add_argument(
+        "--processes",
+        action="store_true",
+        help="dask worker processes (one thread each) instead of threads of this process",
+    )
     args = ap.parse_args()
     if args.replay and args.dtype is None:
         args.dtype = "uint16"
@@ -100,7 +105,7 @@ def main() -> None:
         # the simulator declares its 32-bit gap marker; a 16-bit stream marks with 65535 (the
         # undeclared rule: the dtype's maximum), as the stream's own header geometry says
         geometry = geometry.replace(sentinels=None)
-    client = default_client()
+    client = default_client(processes=args.processes)
     # the monitor is ready before the run starts: analyzers built, kernels loaded
     analyzers, reducers = default_analyzers(geometry), default_reducers(geometry)
     client.run(warm_up, analyzers, geometry.shape, dtype, reducers)
@@ -236,9 +241,10 @@ def _stage_row(args, dtype: str, raw: list, sim, tmp: Path) -> dict[str, float]:
     from xlive.engine.block import Block
     from xlive.engine.features import coord_parts, feature_specs
     from xlive.sources._bslz4 import bslz4_decode, bslz4_encode
-    from xlive.sources.stream.sender import as_pixels
 
-    frames = [as_pixels(f, dtype) for f in raw]
+    # as the sender sends them (xlive.sources.stream.sender.as_pixels; inlined so that this
+    # bench also runs against older trees for before/after figures)
+    frames = [np.clip(f, 0, np.iinfo(dtype).max).astype(dtype) for f in raw]
     n, rep = len(frames), args.repeat
     geometry = sim.geometry.replace(sentinels=None)  # the dtype's maximum marks gaps
     analyzers, reducers = default_analyzers(geometry), default_reducers(geometry)
@@ -284,6 +290,13 @@ def _stage_row(args, dtype: str, raw: list, sim, tmp: Path) -> dict[str, float]:
 
     row[f"store write ({per} frames a write)"] = _best(write, 4, rep) / per
     return row
+
+
+def _workers_cpu(client, args) -> float:
+    """CPU seconds of the dask worker processes (0 with threads: they are in this process)."""
+    if not args.processes:
+        return 0.0
+    return sum(client.run(time.process_time).values())
 
 
 def _cpu(who) -> float:
@@ -403,6 +416,7 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
         text=True,
     )
     cpu0, threads0 = _cpu(resource.RUSAGE_SELF), thread_cpu()
+    workers0 = _workers_cpu(client, args)
     with LiveProcessor(
         src, feats, client=client, params=params, analyzers=analyzers, reducers=reducers
     ) as lp:
@@ -419,6 +433,10 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
         lags = np.asarray(lp.stats.lags)
         ages = np.asarray(lp.stats.ages)
     cpu, threads1 = _cpu(resource.RUSAGE_SELF) - cpu0, thread_cpu()
+    if args.processes:  # the worker processes' CPU, as a thread group of the live process
+        workers = _workers_cpu(client, args) - workers0
+        threads1["dask worker processes (read, decode, analyse, reduce)"] = workers
+        cpu += workers
     src.close()
     sent = sender.communicate()[0].strip()
     if args.receiver == "process":
