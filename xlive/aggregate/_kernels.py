@@ -20,8 +20,14 @@ def project(frame, valid, lo, hi, f, sum_out, max_out, with_max, also_sum=None):
         if lo_c > hi_c:  # nothing valid
             lo_c, hi_c = info.max, info.min
         lo, hi = dt.type(lo_c), dt.type(hi_c)
-        # row sums of at most f values: int64 is exact (uint64 frames: float64)
-        acc = np.zeros(frame.shape[1], np.float64 if dt == np.uint64 else np.int64)
+        # bin sums (f x f values) exact: unsigned up to 16 bits in uint32 while f*f*(2**16-1)
+        # fits (the narrow type vectorises best), other unsigned in uint64, signed in int64
+        if dt.kind == "u":
+            fits = dt.itemsize <= 2 and f * f * 65535 < 2**32
+            acc_type = np.uint32 if fits else np.uint64
+        else:
+            acc_type = np.int64
+        acc = np.zeros(frame.shape[1], np.float64 if dt == np.uint64 else acc_type)
     else:
         lo, hi = dt.type(max(lo, -3e38)), dt.type(min(hi, 3e38))
         acc = np.zeros(frame.shape[1], np.float64)
