@@ -117,6 +117,13 @@ def find_spots(
     min_pix,
     max_pix,
     out,
+    *,
+    log_sigma=0.0,
+    log_snr=2.0,
+    log_gsnr=5.0,
+    log_sep=5.0,
+    log_min_pix=20,
+    log_spike=0.3,
 ):
     """Spots in the pixels of the marked ``blocks`` (``b x b`` pixels each); rows of ``out``
     get :data:`COLUMNS`, in order of their peak's ``G``. Returns the number of spots (rows
@@ -126,6 +133,9 @@ def find_spots(
     caller floors ``var`` at the read noise). Footprint pixels are visited connected
     region by connected region (regions in raster order of their first pixel), so that the
     growth reads memory that is close by.
+
+    ``log_sigma > 0`` splits components further at the maxima of their Laplacian of Gaussian
+    (:func:`_split`, parameters ``log_*``).
     """
     slot, cand, ci, cj, gval, nloc, gloc = _footprint(
         frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr
@@ -134,6 +144,15 @@ def find_spots(
     parent, peak = _grow(
         cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep
     )
+    posx = np.full(parent.shape[0], np.nan)
+    posy = np.full(parent.shape[0], np.nan)
+    if log_sigma > 0:
+        g, g2, k2 = log_kernel(log_sigma)
+        _split(
+            frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
+            parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, log_min_pix, posx, posy,
+            log_spike,
+        )  # fmt: skip
     return _measure(
         frame,
         rings,
@@ -160,6 +179,8 @@ def find_spots(
         min_pix,
         max_pix,
         out,
+        posx,
+        posy,
     )
 
 
@@ -409,6 +430,254 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
     return parent, peak
 
 
+def log_kernel(sigma):
+    """1-D factors of the Laplacian of Gaussian at scale ``sigma``, truncated at ``3 sigma``:
+    ``(g, g2, k2)`` with ``-LoG = -(g2(x) g(y) + g(x) g2(y))`` (``g`` sums to 1, ``g2`` its
+    second derivative) and ``k2`` the sum of the squared 2-D kernel (its noise gain)."""
+    r = max(int(np.ceil(3 * sigma)), 1)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    g /= g.sum()
+    g2 = (x**2 / sigma**4 - 1 / sigma**2) * g
+    k = np.outer(g2, g) + np.outer(g, g2)
+    return g, g2, float(np.sum(k * k))
+
+
+@numba.njit(**_JIT)
+def _neg_log(p, g, g2):
+    """``-LoG`` of the dense patch ``p`` (zero outside), separable: rows then columns."""
+    ph, pw = p.shape
+    r = g.shape[0] // 2
+    t1 = np.zeros((ph, pw))
+    t2 = np.zeros((ph, pw))
+    for i in range(ph):
+        for j in range(pw):
+            a = 0.0
+            c = 0.0
+            for k in range(-r, r + 1):
+                jj = j + k
+                if 0 <= jj < pw:
+                    a += p[i, jj] * g2[k + r]
+                    c += p[i, jj] * g[k + r]
+            t1[i, j] = a
+            t2[i, j] = c
+    out = np.zeros((ph, pw))
+    for i in range(ph):
+        for j in range(pw):
+            a = 0.0
+            for k in range(-r, r + 1):
+                ii = i + k
+                if 0 <= ii < ph:
+                    a += t1[ii, j] * g[k + r] + t2[ii, j] * g2[k + r]
+            out[i, j] = -a
+    return out
+
+
+@numba.njit(**_JIT)
+def _despike(p, frac, s2, gain):
+    """``p`` with single-pixel spikes (a pixel holding more than ``frac`` of the net signal
+    of its 3 x 3 neighbourhood and 5 sigmas above the mean ``m8`` of its 8 neighbours, with
+    ``sigma**2 = s2 + gain * max(m8, 0)``: a zinger or hot pixel, also on a spot) replaced
+    by ``max(m8, 0)``, so that they do not draw the ``-LoG``."""
+    ph, pw = p.shape
+    q = p.copy()
+    for i in range(1, ph - 1):
+        for j in range(1, pw - 1):
+            v = p[i, j]
+            if v <= 0:
+                continue
+            s8 = 0.0
+            for di in range(-1, 2):
+                for dj in range(-1, 2):
+                    s8 += p[i + di, j + dj]
+            s8 -= v
+            m8 = max(s8 / 8.0, 0.0)
+            if v > frac * (v + s8) and (v - m8) ** 2 > 25.0 * (s2 + gain * m8):
+                q[i, j] = m8
+    return q
+
+
+@numba.njit(**_JIT)
+def _split(
+    frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
+    parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, min_pix, posx, posy, spike,
+):  # fmt: skip
+    """Split components that hide several spots at the maxima of their ``-LoG``.
+
+    A weak spot on the flank of a stronger one, or two broad spots closer than about three
+    widths, leave no saddle in ``G``; the Laplacian of Gaussian (scale ``g``) still peaks on
+    each. In every component of at least ``min_pix`` pixels, its pixels that are the
+    maximum of ``-LoG`` over their 5 x 5 neighbourhood, reach ``log_snr`` times its
+    background noise and whose ``G`` reaches ``log_gsnr`` times its noise, taken by
+    decreasing ``-LoG``, become peaks of their own when ``log_sep`` pixels or more from the
+    component's peak and the peaks already taken. The component's pixels then go to their
+    nearest peak (``parent`` is rewritten; ``peak``, ``posx``, ``posy`` of the new roots
+    set, the position by a parabola through ``-LoG``)."""
+    ny, nx = rings.shape
+    nc = cand.shape[0]
+    bb = b * b
+    r = g.shape[0] // 2
+    w = (2 * h + 1) ** 2
+    # components in visiting order, their members grouped (stable)
+    cid = np.full(parent.shape[0], -1, np.int64)
+    compc = np.empty(nc, np.int64)
+    ncomp = 0
+    for o in range(nc):
+        rt = _root(parent, cand[order[o]])
+        if cid[rt] < 0:
+            cid[rt] = ncomp
+            ncomp += 1
+        compc[o] = cid[rt]
+    start = np.zeros(ncomp + 1, np.int64)
+    for o in range(nc):
+        start[compc[o] + 1] += 1
+    for k in range(ncomp):
+        start[k + 1] += start[k]
+    fill = start[:-1].copy()
+    memb = np.empty(nc, np.int64)  # positions in order
+    for o in range(nc):
+        memb[fill[compc[o]]] = o
+        fill[compc[o]] += 1
+    pk_i = np.empty(8, np.int64)
+    pk_j = np.empty(8, np.int64)
+    for k in range(ncomp):
+        a0 = start[k]
+        a1 = start[k + 1]
+        if a1 - a0 < min_pix:
+            continue
+        i0 = ny
+        i1 = -1
+        j0 = nx
+        j1 = -1
+        for t in range(a0, a1):
+            c = order[memb[t]]
+            i0 = min(i0, ci[c])
+            i1 = max(i1, ci[c])
+            j0 = min(j0, cj[c])
+            j1 = max(j1, cj[c])
+        pi0 = max(i0 - 2 - r, 0)
+        pi1 = min(i1 + 3 + r, ny)
+        pj0 = max(j0 - 2 - r, 0)
+        pj1 = min(j1 + 3 + r, nx)
+        ph = pi1 - pi0
+        pw = pj1 - pj0
+        p = np.zeros((ph, pw))
+        for ii in range(ph):
+            for jj in range(pw):
+                v, ok = _net(frame, rings, mean, resid, sbs, lo, hi, pi0 + ii, pj0 + jj)
+                if ok:
+                    p[ii, jj] = v
+        s2c = var[rings[ci[order[memb[a0]]], cj[order[memb[a0]]]]]
+        lg = _neg_log(_despike(p, spike, s2c, gain), g, g2)
+        # candidates: members at a 5 x 5 maximum of -LoG, significant; by decreasing -LoG
+        nq = 0
+        qs = np.empty(a1 - a0, np.int64)
+        qv = np.empty(a1 - a0)
+        for t in range(a0, a1):
+            c = order[memb[t]]
+            li = ci[c] - pi0
+            lj = cj[c] - pj0
+            v = lg[li, lj]
+            gg = gval[c]
+            s2 = var[rings[ci[c], cj[c]]]
+            sig = gain * max(gg, 0.0)
+            if v <= 0 or v * v < log_snr**2 * k2 * (s2 + sig / w):
+                continue
+            if gg * gg < log_gsnr**2 * (w * s2 + sig) or gg <= 0:
+                continue
+            top = True
+            for di in range(-2, 3):
+                for dj in range(-2, 3):
+                    ii = li + di
+                    jj = lj + dj
+                    if 0 <= ii < ph and 0 <= jj < pw and lg[ii, jj] > v:
+                        top = False
+            if not top:
+                continue
+            u = nq  # insertion by decreasing -LoG, ties keep visiting order
+            while u > 0 and qv[u - 1] < v:
+                qs[u] = qs[u - 1]
+                qv[u] = qv[u - 1]
+                u -= 1
+            qs[u] = t
+            qv[u] = v
+            nq += 1
+        c0 = order[memb[a0]]  # the component's peak: first visited
+        npk = 1
+        pk_i[0] = ci[c0]
+        pk_j[0] = cj[c0]
+        for u in range(nq):
+            c = order[memb[qs[u]]]
+            keep = True
+            for e in range(npk):
+                if (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2 < log_sep**2:
+                    keep = False
+            if keep and npk < pk_i.shape[0]:
+                pk_i[npk] = ci[c]
+                pk_j[npk] = cj[c]
+                npk += 1
+        rt = _root(parent, cand[c0])
+        roots = np.empty(npk, np.int64)
+        roots[0] = rt
+        for e in range(1, npk):
+            roots[e] = _local(slot, b, bb, pk_i[e], pk_j[e])
+            _log_fit(lg, pk_i[e] - pi0, pk_j[e] - pj0, pi0, pj0, roots[e], posx, posy)
+        # the main peak too: the -LoG maximum within 2 px of its G peak
+        bi = pk_i[0]
+        bj = pk_j[0]
+        bv = lg[bi - pi0, bj - pj0]
+        for t in range(a0, a1):
+            c = order[memb[t]]
+            if (ci[c] - pk_i[0]) ** 2 + (cj[c] - pk_j[0]) ** 2 <= 4:
+                if lg[ci[c] - pi0, cj[c] - pj0] > bv:
+                    bv = lg[ci[c] - pi0, cj[c] - pj0]
+                    bi = ci[c]
+                    bj = cj[c]
+        _log_fit(lg, bi - pi0, bj - pj0, pi0, pj0, rt, posx, posy)
+        if npk == 1:
+            continue
+        for t in range(a0, a1):
+            c = order[memb[t]]
+            best = 0
+            bd = (ci[c] - pk_i[0]) ** 2 + (cj[c] - pk_j[0]) ** 2
+            for e in range(1, npk):
+                d = (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2
+                if d < bd:
+                    bd = d
+                    best = e
+            parent[cand[c]] = roots[best]
+        for e in range(1, npk):
+            parent[roots[e]] = roots[e]
+            peak[roots[e]] = _g_at(gval, cand, order, memb, a0, a1, roots[e])
+    return 0
+
+
+@numba.njit(**_JIT)
+def _log_fit(lg, li, lj, pi0, pj0, loc, posx, posy):
+    """Position (frame pixels) of the ``-LoG`` maximum at patch pixel (li, lj) by a parabola
+    along each axis, stored at ``loc``."""
+    x = float(lj + pj0)
+    y = float(li + pi0)
+    den = lg[li, lj - 1] - 2 * lg[li, lj] + lg[li, lj + 1]
+    if den < 0:
+        x += min(max(0.5 * (lg[li, lj - 1] - lg[li, lj + 1]) / den, -0.5), 0.5)
+    den = lg[li - 1, lj] - 2 * lg[li, lj] + lg[li + 1, lj]
+    if den < 0:
+        y += min(max(0.5 * (lg[li - 1, lj] - lg[li + 1, lj]) / den, -0.5), 0.5)
+    posx[loc] = x
+    posy[loc] = y
+
+
+@numba.njit(**_JIT)
+def _g_at(gval, cand, order, memb, a0, a1, loc):
+    """G of the member of ``memb[a0:a1]`` at local index ``loc``."""
+    for t in range(a0, a1):
+        c = order[memb[t]]
+        if cand[c] == loc:
+            return gval[c]
+    return 0.0
+
+
 PEAK_FIT = True
 
 
@@ -464,8 +733,11 @@ def _measure(
     min_pix,
     max_pix,
     out,
+    posx,
+    posy,
 ):
-    """Measure each component; write the spots into ``out``, return their number."""
+    """Measure each component; write the spots into ``out``, return their number. ``posx``,
+    ``posy``: position of a component given by its root (:func:`_split`), NaN: not given."""
     nc = cand.shape[0]
     ns_bb = parent.shape[0]
     # measure each component
@@ -484,6 +756,7 @@ def _measure(
     ipk = np.zeros(nc, np.int64)
     jpk = np.zeros(nc, np.int64)
     rpk = np.zeros(nc, np.int64)
+    rootk = np.zeros(nc, np.int64)
     for o in range(nc):
         c = order[o]
         loc = cand[c]
@@ -494,6 +767,7 @@ def _measure(
             comp[r] = ncomp
             ipk[ncomp] = i  # the first pixel visited is the peak
             jpk[ncomp] = j
+            rootk[ncomp] = r
             ncomp += 1
         k = comp[r]
         nv = nloc[loc]
@@ -528,7 +802,10 @@ def _measure(
         if found < out.shape[0]:
             x = wx[k] / wsum[k]
             y = wy[k] / wsum[k]
-            if PEAK_FIT:
+            if np.isfinite(posx[rootk[k]]):
+                x = posx[rootk[k]]
+                y = posy[rootk[k]]
+            elif PEAK_FIT:
                 x, y = _peak_fit(gloc, slot, b, ipk[k], jpk[k], x, y)
             out[found, 0] = x
             out[found, 1] = y
@@ -562,6 +839,13 @@ def find_spots_ref(
     max_single_frac,
     min_pix,
     max_pix,
+    *,
+    log_sigma=0.0,
+    log_snr=2.0,
+    log_gsnr=5.0,
+    log_sep=5.0,
+    log_min_pix=20,
+    log_spike=0.3,
 ):
     """Reference of :func:`find_spots` on dense arrays (numpy, a dict union-find): ``(n, 7)``."""
     ny, nx = frame.shape
@@ -638,6 +922,16 @@ def find_spots_ref(
     for o in order:
         p = (int(ii[o]), int(jj[o]))
         comps.setdefault(root(p), []).append(p)
+    pos: dict[tuple[int, int], tuple[float, float]] = {}
+    if log_sigma > 0:
+        owner = _split_ref(
+            comps, net, g, s2, gain, h, log_sigma, log_snr, log_gsnr, log_sep, log_min_pix,
+            log_spike, peak, pos,
+        )  # fmt: skip
+        comps = {}
+        for o in order:
+            p = (int(ii[o]), int(jj[o]))
+            comps.setdefault(owner[p], []).append(p)
     rows = []
     for rt, pix in comps.items():
         pi = np.array([q[0] for q in pix])
@@ -666,7 +960,9 @@ def find_spots_ref(
         if g3[pi[k], pj[k]] > 0 and nv[k] > max_single_frac * g3[pi[k], pj[k]]:
             continue
         x, y = x / ws, y / ws
-        if PEAK_FIT:  # parabola through G at the peak and its neighbours in marked blocks
+        if rt in pos:
+            x, y = pos[rt]
+        elif PEAK_FIT:  # parabola through G at the peak and its neighbours in marked blocks
             i0, j0 = pix[0]
             gk = np.zeros((nyb, nxb))
             gk[:ny, :nx] = np.where(inblk & valid, g, 0.0)
@@ -682,3 +978,88 @@ def find_spots_ref(
                     y = i0 + min(max(off, -0.5), 0.5)
         rows.append((x, y, tot, len(pix), snr, m[pi[k], pj[k]], f[pi, pj].max()))
     return np.array(rows, float).reshape(-1, len(COLUMNS))
+
+
+def _split_ref(comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_pix, spike, peak, pos):
+    """Numpy reference of :func:`_split`: the new root of every footprint pixel; ``peak``
+    and ``pos`` (root -> (x, y)) are filled for the new roots and relocated peaks."""
+    from scipy import ndimage
+
+    ny, nx = net.shape
+    g1, g2, k2 = log_kernel(sigma)
+    r = g1.size // 2
+    w = (2 * h + 1) ** 2
+    owner = {}
+    for rt, pix in comps.items():
+        for q in pix:
+            owner[q] = rt
+        if len(pix) < min_pix:
+            continue
+        pa = np.array(pix)
+        i0, j0 = pa.min(axis=0) - 2 - r
+        i1, j1 = pa.max(axis=0) + 3 + r
+        i0, j0, i1, j1 = max(i0, 0), max(j0, 0), min(i1, ny), min(j1, nx)
+        p = net[i0:i1, j0:j1]
+        s9 = sum(
+            np.pad(p, 1)[1 + di : 1 + di + p.shape[0], 1 + dj : 1 + dj + p.shape[1]]
+            for di in (-1, 0, 1)
+            for dj in (-1, 0, 1)
+        )
+        inner = np.zeros(p.shape, bool)
+        inner[1:-1, 1:-1] = True
+        m8 = np.maximum((s9 - p) / 8.0, 0.0)
+        s2c = s2[pix[0]]
+        sp = inner & (p > 0) & (p > spike * s9) & ((p - m8) ** 2 > 25.0 * (s2c + gain * m8))
+        p = np.where(sp, m8, p)
+        t1 = ndimage.correlate1d(p, g2, axis=1, mode="constant")
+        t2 = ndimage.correlate1d(p, g1, axis=1, mode="constant")
+        lg = -(
+            ndimage.correlate1d(t1, g1, axis=0, mode="constant")
+            + ndimage.correlate1d(t2, g2, axis=0, mode="constant")
+        )
+        top = lg >= ndimage.maximum_filter(lg, 5, mode="constant", cval=-np.inf)
+        cand, vals = [], []
+        for q in pix:
+            v, gg, n2 = lg[q[0] - i0, q[1] - j0], g[q], s2[q]
+            sig = gain * max(gg, 0.0)
+            if v <= 0 or v * v < snr**2 * k2 * (n2 + sig / w) or gg <= 0:
+                continue
+            if gg * gg < gsnr**2 * (w * n2 + sig) or not top[q[0] - i0, q[1] - j0]:
+                continue
+            cand.append(q)
+            vals.append(v)
+        peaks = [pix[0]]
+        for k in np.argsort(-np.array(vals), kind="stable"):
+            q = cand[k]
+            if len(peaks) < 8 and all(
+                (q[0] - a) ** 2 + (q[1] - b) ** 2 >= sep**2 for a, b in peaks
+            ):
+                peaks.append(q)
+
+        best = pix[0]
+        for q in pix:
+            near = (q[0] - pix[0][0]) ** 2 + (q[1] - pix[0][1]) ** 2 <= 4
+            if near and lg[q[0] - i0, q[1] - j0] > lg[best[0] - i0, best[1] - j0]:
+                best = q
+        pos[rt] = _fit_ref(lg, i0, j0, best)
+        for q in peaks[1:]:
+            pos[q] = _fit_ref(lg, i0, j0, q)
+            peak[q] = g[q]
+        roots = [rt, *peaks[1:]]
+        for q in pix:
+            d = [(q[0] - a) ** 2 + (q[1] - b) ** 2 for a, b in peaks]
+            owner[q] = roots[int(np.argmin(d))]
+    return owner
+
+
+def _fit_ref(lg, i0, j0, q):
+    """Parabola through the ``-LoG`` patch ``lg`` (origin ``i0, j0``) at pixel ``q``."""
+    li, lj = q[0] - i0, q[1] - j0
+    x, y = float(q[1]), float(q[0])
+    den = lg[li, lj - 1] - 2 * lg[li, lj] + lg[li, lj + 1]
+    if den < 0:
+        x += min(max(0.5 * (lg[li, lj - 1] - lg[li, lj + 1]) / den, -0.5), 0.5)
+    den = lg[li - 1, lj] - 2 * lg[li, lj] + lg[li + 1, lj]
+    if den < 0:
+        y += min(max(0.5 * (lg[li - 1, lj] - lg[li + 1, lj]) / den, -0.5), 0.5)
+    return x, y
