@@ -122,7 +122,7 @@ def find_spots(
     log_snr=2.0,
     log_gsnr=5.0,
     log_sep=5.0,
-    log_min_pix=20,
+    log_min_core=12,
     log_spike=0.3,
 ):
     """Spots in the pixels of the marked ``blocks`` (``b x b`` pixels each); rows of ``out``
@@ -150,7 +150,7 @@ def find_spots(
         g, g2, k2 = log_kernel(log_sigma)
         _split(
             frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
-            parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, log_min_pix, posx, posy,
+            parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, log_min_core, posx, posy,
             log_spike,
         )  # fmt: skip
     return _measure(
@@ -445,30 +445,30 @@ def log_kernel(sigma):
 
 @numba.njit(**_JIT)
 def _neg_log(p, g, g2):
-    """``-LoG`` of the dense patch ``p`` (zero outside), separable: rows then columns."""
+    """``-LoG`` of the dense patch ``p`` (zero outside) on its inner part (the patch less a
+    margin of the kernel's radius ``r`` on each side), separable: rows then columns."""
     ph, pw = p.shape
     r = g.shape[0] // 2
-    t1 = np.zeros((ph, pw))
-    t2 = np.zeros((ph, pw))
+    oh = ph - 2 * r
+    ow = pw - 2 * r
+    t1 = np.empty((ph, ow))
+    t2 = np.empty((ph, ow))
     for i in range(ph):
-        for j in range(pw):
+        for j in range(ow):
             a = 0.0
             c = 0.0
-            for k in range(-r, r + 1):
-                jj = j + k
-                if 0 <= jj < pw:
-                    a += p[i, jj] * g2[k + r]
-                    c += p[i, jj] * g[k + r]
+            for k in range(2 * r + 1):
+                v = p[i, j + k]
+                a += v * g2[k]
+                c += v * g[k]
             t1[i, j] = a
             t2[i, j] = c
-    out = np.zeros((ph, pw))
-    for i in range(ph):
-        for j in range(pw):
+    out = np.empty((oh, ow))
+    for i in range(oh):
+        for j in range(ow):
             a = 0.0
-            for k in range(-r, r + 1):
-                ii = i + k
-                if 0 <= ii < ph:
-                    a += t1[ii, j] * g[k + r] + t2[ii, j] * g2[k + r]
+            for k in range(2 * r + 1):
+                a += t1[i + k, j] * g[k] + t2[i + k, j] * g2[k]
             out[i, j] = -a
     return out
 
@@ -478,18 +478,18 @@ def _despike(p, frac, s2, gain):
     """``p`` with single-pixel spikes (a pixel holding more than ``frac`` of the net signal
     of its 3 x 3 neighbourhood and 5 sigmas above the mean ``m8`` of its 8 neighbours, with
     ``sigma**2 = s2 + gain * max(m8, 0)``: a zinger or hot pixel, also on a spot) replaced
-    by ``max(m8, 0)``, so that they do not draw the ``-LoG``."""
+    by ``max(m8, 0)`` (zero outside ``p``), so that they do not draw the ``-LoG``."""
     ph, pw = p.shape
     q = p.copy()
-    for i in range(1, ph - 1):
-        for j in range(1, pw - 1):
+    for i in range(ph):
+        for j in range(pw):
             v = p[i, j]
             if v <= 0:
                 continue
             s8 = 0.0
-            for di in range(-1, 2):
-                for dj in range(-1, 2):
-                    s8 += p[i + di, j + dj]
+            for ii in range(max(i - 1, 0), min(i + 2, ph)):
+                for jj in range(max(j - 1, 0), min(j + 2, pw)):
+                    s8 += p[ii, jj]
             s8 -= v
             m8 = max(s8 / 8.0, 0.0)
             if v > frac * (v + s8) and (v - m8) ** 2 > 25.0 * (s2 + gain * m8):
@@ -500,20 +500,22 @@ def _despike(p, frac, s2, gain):
 @numba.njit(**_JIT)
 def _split(
     frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
-    parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, min_pix, posx, posy, spike,
+    parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, min_core, posx, posy, spike,
 ):  # fmt: skip
     """Split components that hide several spots at the maxima of their ``-LoG``.
 
     A weak spot on the flank of a stronger one, or two broad spots closer than about three
     widths, leave no saddle in ``G``; the Laplacian of Gaussian (scale ``g``) still peaks on
-    each. In every component of at least ``min_pix`` pixels, its pixels that are the
-    maximum of ``-LoG`` over their 5 x 5 neighbourhood, reach ``log_snr`` times its
-    background noise and whose ``G`` reaches ``log_gsnr`` times its noise, taken by
-    decreasing ``-LoG``, become peaks of their own when ``log_sep`` pixels or more from the
-    component's peak and the peaks already taken. The component's pixels then go to their
-    nearest peak (``parent`` is rewritten; ``peak``, ``posx``, ``posy`` of the new roots
-    set, the position by a parabola through ``-LoG``)."""
-    ny, nx = rings.shape
+    each. Only components with at least ``min_core`` pixels whose ``G`` is half their peak's
+    or more (broad spots, merged pairs) are looked at. Their pixels that are the maximum of
+    ``-LoG`` over their 5 x 5 neighbourhood, reach ``log_snr`` times its background noise
+    and whose ``G`` reaches ``log_gsnr`` times its noise, taken by decreasing ``-LoG``,
+    become peaks of their own when ``log_sep`` pixels or more from the component's peak and
+    the peaks already taken; the component's pixels then go to their nearest peak
+    (``parent`` rewritten, ``peak`` of the new roots set). Every peak of such a component is
+    placed at the ``-LoG`` maximum (within 2 px of its ``G`` peak for the first) by a
+    parabola (``posx``, ``posy`` at its root). ``-LoG`` is computed on a patch around the
+    pixels needed only, after removing single-pixel spikes (:func:`_despike`)."""
     nc = cand.shape[0]
     bb = b * b
     r = g.shape[0] // 2
@@ -543,97 +545,122 @@ def _split(
     for k in range(ncomp):
         a0 = start[k]
         a1 = start[k + 1]
-        if a1 - a0 < min_pix:
+        if a1 - a0 < min_core:
             continue
-        i0 = ny
-        i1 = -1
-        j0 = nx
-        j1 = -1
+        c0 = order[memb[a0]]  # the component's peak: first visited
+        half = 0.5 * gval[c0]
+        core = 0
+        full = False
         for t in range(a0, a1):
             c = order[memb[t]]
-            i0 = min(i0, ci[c])
-            i1 = max(i1, ci[c])
-            j0 = min(j0, cj[c])
-            j1 = max(j1, cj[c])
-        pi0 = max(i0 - 2 - r, 0)
-        pi1 = min(i1 + 3 + r, ny)
-        pj0 = max(j0 - 2 - r, 0)
-        pj1 = min(j1 + 3 + r, nx)
-        ph = pi1 - pi0
-        pw = pj1 - pj0
+            gg = gval[c]
+            if gg >= half:
+                core += 1
+            if not full and (ci[c] - ci[c0]) ** 2 + (cj[c] - cj[c0]) ** 2 >= log_sep**2:
+                s2 = var[rings[ci[c], cj[c]]]
+                full = gg > 0 and gg * gg >= log_gsnr**2 * (w * s2 + gain * gg)
+        if core < min_core:
+            continue
+        # the region where -LoG is needed: all members and their 5 x 5 neighbourhoods, or
+        # only 3 px around the peak when no member can be a peak of its own
+        if full:
+            i0 = ci[c0]
+            i1 = ci[c0]
+            j0 = cj[c0]
+            j1 = cj[c0]
+            for t in range(a0, a1):
+                c = order[memb[t]]
+                i0 = min(i0, ci[c])
+                i1 = max(i1, ci[c])
+                j0 = min(j0, cj[c])
+                j1 = max(j1, cj[c])
+            i0 -= 2
+            i1 += 2
+            j0 -= 2
+            j1 += 2
+        else:
+            i0 = ci[c0] - 3
+            i1 = ci[c0] + 3
+            j0 = cj[c0] - 3
+            j1 = cj[c0] + 3
+        pi0 = i0 - r
+        pj0 = j0 - r
+        ph = i1 - i0 + 1 + 2 * r
+        pw = j1 - j0 + 1 + 2 * r
         p = np.zeros((ph, pw))
         for ii in range(ph):
             for jj in range(pw):
-                v, ok = _net(frame, rings, mean, resid, sbs, lo, hi, pi0 + ii, pj0 + jj)
-                if ok:
-                    p[ii, jj] = v
-        s2c = var[rings[ci[order[memb[a0]]], cj[order[memb[a0]]]]]
-        lg = _neg_log(_despike(p, spike, s2c, gain), g, g2)
-        # candidates: members at a 5 x 5 maximum of -LoG, significant; by decreasing -LoG
-        nq = 0
-        qs = np.empty(a1 - a0, np.int64)
-        qv = np.empty(a1 - a0)
-        for t in range(a0, a1):
-            c = order[memb[t]]
-            li = ci[c] - pi0
-            lj = cj[c] - pj0
-            v = lg[li, lj]
-            gg = gval[c]
-            s2 = var[rings[ci[c], cj[c]]]
-            sig = gain * max(gg, 0.0)
-            if v <= 0 or v * v < log_snr**2 * k2 * (s2 + sig / w):
-                continue
-            if gg * gg < log_gsnr**2 * (w * s2 + sig) or gg <= 0:
-                continue
-            top = True
-            for di in range(-2, 3):
-                for dj in range(-2, 3):
-                    ii = li + di
-                    jj = lj + dj
-                    if 0 <= ii < ph and 0 <= jj < pw and lg[ii, jj] > v:
-                        top = False
-            if not top:
-                continue
-            u = nq  # insertion by decreasing -LoG, ties keep visiting order
-            while u > 0 and qv[u - 1] < v:
-                qs[u] = qs[u - 1]
-                qv[u] = qv[u - 1]
-                u -= 1
-            qs[u] = t
-            qv[u] = v
-            nq += 1
-        c0 = order[memb[a0]]  # the component's peak: first visited
+                fi = pi0 + ii
+                fj = pj0 + jj
+                if 0 <= fi < frame.shape[0] and 0 <= fj < frame.shape[1]:
+                    v, ok = _net(frame, rings, mean, resid, sbs, lo, hi, fi, fj)
+                    if ok:
+                        p[ii, jj] = v
+        s2c = var[rings[ci[c0], cj[c0]]]
+        lg = _neg_log(_despike(p, spike, s2c, gain), g, g2)  # lg[0, 0] is pixel (i0, j0)
         npk = 1
         pk_i[0] = ci[c0]
         pk_j[0] = cj[c0]
-        for u in range(nq):
-            c = order[memb[qs[u]]]
-            keep = True
-            for e in range(npk):
-                if (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2 < log_sep**2:
-                    keep = False
-            if keep and npk < pk_i.shape[0]:
-                pk_i[npk] = ci[c]
-                pk_j[npk] = cj[c]
-                npk += 1
+        if full:
+            # candidates: members at a 5 x 5 maximum of -LoG, significant; by decreasing -LoG
+            nq = 0
+            qs = np.empty(a1 - a0, np.int64)
+            qv = np.empty(a1 - a0)
+            for t in range(a0, a1):
+                c = order[memb[t]]
+                li = ci[c] - i0
+                lj = cj[c] - j0
+                v = lg[li, lj]
+                gg = gval[c]
+                s2 = var[rings[ci[c], cj[c]]]
+                sig = gain * max(gg, 0.0)
+                if v <= 0 or v * v < log_snr**2 * k2 * (s2 + sig / w):
+                    continue
+                if gg <= 0 or gg * gg < log_gsnr**2 * (w * s2 + sig):
+                    continue
+                top = True
+                for di in range(-2, 3):
+                    for dj in range(-2, 3):
+                        if lg[li + di, lj + dj] > v:
+                            top = False
+                if not top:
+                    continue
+                u = nq  # insertion by decreasing -LoG, ties keep visiting order
+                while u > 0 and qv[u - 1] < v:
+                    qs[u] = qs[u - 1]
+                    qv[u] = qv[u - 1]
+                    u -= 1
+                qs[u] = t
+                qv[u] = v
+                nq += 1
+            for u in range(nq):
+                c = order[memb[qs[u]]]
+                keep = True
+                for e in range(npk):
+                    if (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2 < log_sep**2:
+                        keep = False
+                if keep and npk < pk_i.shape[0]:
+                    pk_i[npk] = ci[c]
+                    pk_j[npk] = cj[c]
+                    npk += 1
         rt = _root(parent, cand[c0])
         roots = np.empty(npk, np.int64)
         roots[0] = rt
         for e in range(1, npk):
             roots[e] = _local(slot, b, bb, pk_i[e], pk_j[e])
-            _log_fit(lg, pk_i[e] - pi0, pk_j[e] - pj0, pi0, pj0, roots[e], posx, posy)
-        # the main peak too: the -LoG maximum within 2 px of its G peak
+            _log_fit(lg, pk_i[e] - i0, pk_j[e] - j0, i0, j0, roots[e], posx, posy)
+        # the first peak: the -LoG maximum within 2 px of its G peak
         bi = pk_i[0]
         bj = pk_j[0]
-        bv = lg[bi - pi0, bj - pj0]
+        bv = lg[bi - i0, bj - j0]
         for t in range(a0, a1):
             c = order[memb[t]]
             if (ci[c] - pk_i[0]) ** 2 + (cj[c] - pk_j[0]) ** 2 <= 4:
-                if lg[ci[c] - pi0, cj[c] - pj0] > bv:
-                    bv = lg[ci[c] - pi0, cj[c] - pj0]
+                if lg[ci[c] - i0, cj[c] - j0] > bv:
+                    bv = lg[ci[c] - i0, cj[c] - j0]
                     bi = ci[c]
                     bj = cj[c]
-        _log_fit(lg, bi - pi0, bj - pj0, pi0, pj0, rt, posx, posy)
+        _log_fit(lg, bi - i0, bj - j0, i0, j0, rt, posx, posy)
         if npk == 1:
             continue
         for t in range(a0, a1):
@@ -844,7 +871,7 @@ def find_spots_ref(
     log_snr=2.0,
     log_gsnr=5.0,
     log_sep=5.0,
-    log_min_pix=20,
+    log_min_core=12,
     log_spike=0.3,
 ):
     """Reference of :func:`find_spots` on dense arrays (numpy, a dict union-find): ``(n, 7)``."""
@@ -925,7 +952,7 @@ def find_spots_ref(
     pos: dict[tuple[int, int], tuple[float, float]] = {}
     if log_sigma > 0:
         owner = _split_ref(
-            comps, net, g, s2, gain, h, log_sigma, log_snr, log_gsnr, log_sep, log_min_pix,
+            comps, net, g, s2, gain, h, log_sigma, log_snr, log_gsnr, log_sep, log_min_core,
             log_spike, peak, pos,
         )  # fmt: skip
         comps = {}
@@ -980,12 +1007,11 @@ def find_spots_ref(
     return np.array(rows, float).reshape(-1, len(COLUMNS))
 
 
-def _split_ref(comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_pix, spike, peak, pos):
+def _split_ref(comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_core, spike, peak, pos):
     """Numpy reference of :func:`_split`: the new root of every footprint pixel; ``peak``
     and ``pos`` (root -> (x, y)) are filled for the new roots and relocated peaks."""
     from scipy import ndimage
 
-    ny, nx = net.shape
     g1, g2, k2 = log_kernel(sigma)
     r = g1.size // 2
     w = (2 * h + 1) ** 2
@@ -993,49 +1019,49 @@ def _split_ref(comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_pix, spike
     for rt, pix in comps.items():
         for q in pix:
             owner[q] = rt
-        if len(pix) < min_pix:
-            continue
         pa = np.array(pix)
-        i0, j0 = pa.min(axis=0) - 2 - r
-        i1, j1 = pa.max(axis=0) + 3 + r
-        i0, j0, i1, j1 = max(i0, 0), max(j0, 0), min(i1, ny), min(j1, nx)
-        p = net[i0:i1, j0:j1]
-        s9 = sum(
-            np.pad(p, 1)[1 + di : 1 + di + p.shape[0], 1 + dj : 1 + dj + p.shape[1]]
-            for di in (-1, 0, 1)
-            for dj in (-1, 0, 1)
-        )
-        inner = np.zeros(p.shape, bool)
-        inner[1:-1, 1:-1] = True
+        gp = g[pa[:, 0], pa[:, 1]]
+        if len(pix) < min_core or np.sum(gp >= 0.5 * gp[0]) < min_core:
+            continue
+        far = np.sum((pa - pa[0]) ** 2, axis=1) >= sep**2
+        s2p = s2[pa[:, 0], pa[:, 1]]
+        full = np.any(far & (gp > 0) & (gp * gp >= gsnr**2 * (w * s2p + gain * gp)))
+        if full:
+            (i0, j0), (i1, j1) = pa.min(axis=0) - 2, pa.max(axis=0) + 2
+        else:
+            (i0, j0), (i1, j1) = pa[0] - 3, pa[0] + 3
+        # the patch: the region and a margin r, zero outside the frame
+        p = np.pad(net, r + 4)[i0 + 4 : i1 + 2 * r + 5, j0 + 4 : j1 + 2 * r + 5]
+        s9 = ndimage.correlate(p, np.ones((3, 3)), mode="constant")
         m8 = np.maximum((s9 - p) / 8.0, 0.0)
         s2c = s2[pix[0]]
-        sp = inner & (p > 0) & (p > spike * s9) & ((p - m8) ** 2 > 25.0 * (s2c + gain * m8))
+        sp = (p > 0) & (p > spike * s9) & ((p - m8) ** 2 > 25.0 * (s2c + gain * m8))
         p = np.where(sp, m8, p)
         t1 = ndimage.correlate1d(p, g2, axis=1, mode="constant")
         t2 = ndimage.correlate1d(p, g1, axis=1, mode="constant")
         lg = -(
             ndimage.correlate1d(t1, g1, axis=0, mode="constant")
             + ndimage.correlate1d(t2, g2, axis=0, mode="constant")
-        )
-        top = lg >= ndimage.maximum_filter(lg, 5, mode="constant", cval=-np.inf)
-        cand, vals = [], []
-        for q in pix:
-            v, gg, n2 = lg[q[0] - i0, q[1] - j0], g[q], s2[q]
-            sig = gain * max(gg, 0.0)
-            if v <= 0 or v * v < snr**2 * k2 * (n2 + sig / w) or gg <= 0:
-                continue
-            if gg * gg < gsnr**2 * (w * n2 + sig) or not top[q[0] - i0, q[1] - j0]:
-                continue
-            cand.append(q)
-            vals.append(v)
+        )[r:-r, r:-r]
         peaks = [pix[0]]
-        for k in np.argsort(-np.array(vals), kind="stable"):
-            q = cand[k]
-            if len(peaks) < 8 and all(
-                (q[0] - a) ** 2 + (q[1] - b) ** 2 >= sep**2 for a, b in peaks
-            ):
-                peaks.append(q)
-
+        if full:
+            top = lg >= ndimage.maximum_filter(lg, 5, mode="constant", cval=-np.inf)
+            cand, vals = [], []
+            for q in pix:
+                v, gg, n2 = lg[q[0] - i0, q[1] - j0], g[q], s2[q]
+                sig = gain * max(gg, 0.0)
+                if v <= 0 or v * v < snr**2 * k2 * (n2 + sig / w) or gg <= 0:
+                    continue
+                if gg * gg < gsnr**2 * (w * n2 + sig) or not top[q[0] - i0, q[1] - j0]:
+                    continue
+                cand.append(q)
+                vals.append(v)
+            for k in np.argsort(-np.array(vals), kind="stable"):
+                q = cand[k]
+                if len(peaks) < 8 and all(
+                    (q[0] - a) ** 2 + (q[1] - b) ** 2 >= sep**2 for a, b in peaks
+                ):
+                    peaks.append(q)
         best = pix[0]
         for q in pix:
             near = (q[0] - pix[0][0]) ** 2 + (q[1] - pix[0][1]) ** 2 <= 4
