@@ -199,16 +199,21 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                 slot[bi, bj] = ns
                 ns += 1
     bb = b * b
-    # N and G of every pixel of the marked blocks. Per row of blocks, N is computed once per
-    # column needed (the blocks and their halo of h pixels) for the b + 2h rows involved.
+    # N and G of every pixel of the marked blocks. N is computed once per pixel needed (the
+    # blocks and their halo of h pixels) into a rolling buffer of the last b + 2h frame rows
+    # (``stamp``: the frame row a buffer cell holds), so that vertically adjacent blocks
+    # share their halo rows.
     nloc = np.zeros(ns * bb)
     gloc = np.zeros(ns * bb)
     infp = np.zeros(ns * bb, np.bool_)
-    w = b + 2 * h
+    nr = b + 2 * h
     ncol = nbx * b + 2 * h
-    strip = np.zeros((w, ncol))  # column jj of the frame at jj + h
-    sok = np.zeros((w, ncol), np.bool_)
-    stamp = np.full(ncol, -1, np.int64)
+    buf = np.zeros((nr, ncol))  # frame column jj at jj + h
+    bok = np.zeros((nr, ncol), np.bool_)
+    stamp = np.full((nr, ncol), -(1 << 40), np.int64)
+    jbox = np.empty(ncol, np.int64)  # resid box of each buffer column
+    for c in range(ncol):
+        jbox[c] = min(max(c - h, 0), nx - 1) // sbs
     row_blocks = np.empty(nbx, np.int64)
     nfp = 0
     for bi in range(nby):
@@ -220,40 +225,54 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
         if nrb == 0:
             continue
         i0 = bi * b - h
-        for t in range(nrb):
-            bj = row_blocks[t]
-            for c in range(bj * b, bj * b + b + 2 * h):  # strip columns (frame column c - h)
-                if stamp[c] == bi:
-                    continue
-                stamp[c] = bi
-                jj = c - h
-                for di in range(w):
-                    ii = i0 + di
-                    if 0 <= ii < ny and 0 <= jj < nx:
-                        strip[di, c], sok[di, c] = _net(
-                            frame, rings, mean, resid, sbs, lo, hi, ii, jj
-                        )
-                    else:
-                        strip[di, c] = 0.0
-                        sok[di, c] = False
+        for ii in range(max(i0, 0), min(i0 + nr, ny)):
+            sr = ii % nr
+            ri = rings[ii]
+            fi = frame[ii]
+            rbox = ii // sbs
+            for t in range(nrb):
+                bj = row_blocks[t]
+                for c in range(bj * b, bj * b + b + 2 * h):
+                    if stamp[sr, c] == ii:
+                        continue
+                    stamp[sr, c] = ii
+                    jj = c - h
+                    ok = False
+                    val = 0.0
+                    if 0 <= jj < nx:
+                        r = ri[jj]
+                        if r >= 0:
+                            v = fi[jj]
+                            if v >= lo and v <= hi:
+                                m = mean[r]
+                                if np.isfinite(m):
+                                    ok = True
+                                    val = np.float64(v) - (m + resid[rbox, jbox[c]])
+                    buf[sr, c] = val
+                    bok[sr, c] = ok
         for t in range(nrb):
             bj = row_blocks[t]
             s = slot[bi, bj]
-            for di in range(h, b + h):
-                for dj in range(h, b + h):
-                    c = bj * b + dj  # strip column of this pixel
-                    if not sok[di, c]:
+            for di in range(b):
+                i = bi * b + di
+                if i >= ny:
+                    break
+                sr = i % nr
+                for dj in range(b):
+                    c = bj * b + dj + h  # buffer column of this pixel
+                    if c - h >= nx or not bok[sr, c]:
                         continue
                     g = 0.0
                     n = 0
-                    for ki in range(di - h, di + h + 1):
+                    for ki in range(max(i - h, 0), min(i + h + 1, ny)):
+                        kr = ki % nr
                         for kc in range(c - h, c + h + 1):
-                            if sok[ki, kc]:
-                                g += strip[ki, kc]
+                            if bok[kr, kc]:
+                                g += buf[kr, kc]
                                 n += 1
-                    s2 = var[rings[i0 + di, c - h]]
-                    loc = s * bb + (di - h) * b + (dj - h)
-                    nloc[loc] = strip[di, c]
+                    s2 = var[rings[i, c - h]]
+                    loc = s * bb + di * b + dj
+                    nloc[loc] = buf[sr, c]
                     gloc[loc] = g
                     if g > 0 and s2 >= 0 and g >= floor_snr * np.sqrt(n * s2):
                         infp[loc] = True
