@@ -124,6 +124,7 @@ def find_spots(
     log_sep=5.0,
     log_min_core=12,
     log_spike=0.3,
+    log_sharp=0.2,
 ):
     """Spots in the pixels of the marked ``blocks`` (``b x b`` pixels each); rows of ``out``
     get :data:`COLUMNS`, in order of their peak's ``G``. Returns the number of spots (rows
@@ -151,7 +152,7 @@ def find_spots(
         _split(
             frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
             parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, log_min_core, posx, posy,
-            log_spike,
+            log_spike, nloc, log_sharp,
         )  # fmt: skip
     return _measure(
         frame,
@@ -503,7 +504,7 @@ def _despike(p, frac, s2, gain):
     for i in range(ph):
         for j in range(pw):
             v = p[i, j]
-            if v <= 0:
+            if v <= 0 or v * v <= 25.0 * s2:  # cannot be 5 sigmas above its neighbours
                 continue
             s8 = 0.0
             for ii in range(max(i - 1, 0), min(i + 2, ph)):
@@ -520,6 +521,7 @@ def _despike(p, frac, s2, gain):
 def _split(
     frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
     parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, min_core, posx, posy, spike,
+    nloc, sharp,
 ):  # fmt: skip
     """Split components that hide several spots at the maxima of their ``-LoG``.
 
@@ -536,9 +538,13 @@ def _split(
     parabola (``posx``, ``posy`` at its root). ``-LoG`` is computed on a patch around the
     pixels needed only, after removing single-pixel spikes (:func:`_despike`)."""
     nc = cand.shape[0]
+    ny, nx = frame.shape
     bb = b * b
     r = g.shape[0] // 2
     w = (2 * h + 1) ** 2
+    jbox = np.empty(nx, np.int64)  # resid box of each column (no division per pixel)
+    for j in range(nx):
+        jbox[j] = j // sbs
     # components in visiting order, their members grouped (stable)
     cid = np.full(parent.shape[0], -1, np.int64)
     compc = np.empty(nc, np.int64)
@@ -570,16 +576,18 @@ def _split(
         half = 0.5 * gval[c0]
         core = 0
         full = False
+        nmax = -np.inf
         for t in range(a0, a1):
             c = order[memb[t]]
             gg = gval[c]
+            nmax = max(nmax, nloc[cand[c]])
             if gg >= half:
                 core += 1
             if not full and (ci[c] - ci[c0]) ** 2 + (cj[c] - cj[c0]) ** 2 >= log_sep**2:
                 s2 = var[rings[ci[c], cj[c]]]
                 full = gg > 0 and gg * gg >= log_gsnr**2 * (w * s2 + gain * gg)
-        if core < min_core:
-            continue
+        if core < min_core or nmax >= sharp * gval[c0]:
+            continue  # small, or sharp: its brightest pixel holds much of G
         # the region where -LoG is needed: all members and their 5 x 5 neighbourhoods, or
         # only 3 px around the peak when no member can be a peak of its own
         if full:
@@ -607,14 +615,19 @@ def _split(
         ph = i1 - i0 + 1 + 2 * r
         pw = j1 - j0 + 1 + 2 * r
         p = np.zeros((ph, pw))
-        for ii in range(ph):
-            for jj in range(pw):
-                fi = pi0 + ii
+        for ii in range(max(-pi0, 0), min(ph, ny - pi0)):
+            fi = pi0 + ii
+            ib = fi // sbs
+            fr = frame[fi]
+            rr = rings[fi]
+            for jj in range(max(-pj0, 0), min(pw, nx - pj0)):
                 fj = pj0 + jj
-                if 0 <= fi < frame.shape[0] and 0 <= fj < frame.shape[1]:
-                    v, ok = _net(frame, rings, mean, resid, sbs, lo, hi, fi, fj)
-                    if ok:
-                        p[ii, jj] = v
+                rg = rr[fj]
+                if rg < 0:
+                    continue
+                v = fr[fj]
+                if v >= lo and v <= hi and np.isfinite(mean[rg]):
+                    p[ii, jj] = np.float64(v) - (mean[rg] + resid[ib, jbox[fj]])
         s2c = var[rings[ci[c0], cj[c0]]]
         lg = _neg_log(_despike(p, spike, s2c, gain), g, g2)  # lg[0, 0] is pixel (i0, j0)
         npk = 1
@@ -892,6 +905,7 @@ def find_spots_ref(
     log_sep=5.0,
     log_min_core=12,
     log_spike=0.3,
+    log_sharp=0.2,
 ):
     """Reference of :func:`find_spots` on dense arrays (numpy, a dict union-find): ``(n, 7)``."""
     ny, nx = frame.shape
@@ -972,7 +986,7 @@ def find_spots_ref(
     if log_sigma > 0:
         owner = _split_ref(
             comps, net, g, s2, gain, h, log_sigma, log_snr, log_gsnr, log_sep, log_min_core,
-            log_spike, peak, pos,
+            log_spike, peak, pos, log_sharp,
         )  # fmt: skip
         comps = {}
         for o in order:
@@ -1026,7 +1040,9 @@ def find_spots_ref(
     return np.array(rows, float).reshape(-1, len(COLUMNS))
 
 
-def _split_ref(comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_core, spike, peak, pos):
+def _split_ref(
+    comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_core, spike, peak, pos, sharp
+):
     """Numpy reference of :func:`_split`: the new root of every footprint pixel; ``peak``
     and ``pos`` (root -> (x, y)) are filled for the new roots and relocated peaks."""
     from scipy import ndimage
@@ -1041,6 +1057,8 @@ def _split_ref(comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_core, spik
         pa = np.array(pix)
         gp = g[pa[:, 0], pa[:, 1]]
         if len(pix) < min_core or np.sum(gp >= 0.5 * gp[0]) < min_core:
+            continue
+        if net[pa[:, 0], pa[:, 1]].max() >= sharp * gp[0]:
             continue
         far = np.sum((pa - pa[0]) ** 2, axis=1) >= sep**2
         s2p = s2[pa[:, 0], pa[:, 1]]
