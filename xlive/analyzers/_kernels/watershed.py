@@ -212,6 +212,9 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
     buf = np.zeros((nr, ncol))  # frame column jj at jj + h
     bok = np.zeros((nr, ncol), np.bool_)
     stamp = np.full((nr, ncol), -(1 << 40), np.int64)
+    hsum = np.zeros((nr, ncol))
+    hcnt = np.zeros((nr, ncol), np.int64)
+    hstamp = np.full((nr, ncol), -(1 << 40), np.int64)
     jbox = np.empty(ncol, np.int64)  # resid box of each buffer column
     for c in range(ncol):
         jbox[c] = min(max(c - h, 0), nx - 1) // sbs
@@ -251,6 +254,21 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                                     val = np.float64(v) - (m + resid[rbox, jbox[c]])
                     buf[sr, c] = val
                     bok[sr, c] = ok
+            # horizontal sums of the blocks' pixel columns over 2h + 1 columns (separable G)
+            for t in range(nrb):
+                bj = row_blocks[t]
+                for c in range(bj * b + h, bj * b + h + b):
+                    if hstamp[sr, c] == ii:
+                        continue
+                    hstamp[sr, c] = ii
+                    a = 0.0
+                    n = 0
+                    for kc in range(c - h, c + h + 1):
+                        if bok[sr, kc]:
+                            a += buf[sr, kc]
+                            n += 1
+                    hsum[sr, c] = a
+                    hcnt[sr, c] = n
         for t in range(nrb):
             bj = row_blocks[t]
             s = slot[bi, bj]
@@ -267,10 +285,8 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                     n = 0
                     for ki in range(max(i - h, 0), min(i + h + 1, ny)):
                         kr = ki % nr
-                        for kc in range(c - h, c + h + 1):
-                            if bok[kr, kc]:
-                                g += buf[kr, kc]
-                                n += 1
+                        g += hsum[kr, c]
+                        n += hcnt[kr, c]
                     s2 = var[rings[i, c - h]]
                     loc = s * bb + di * b + dj
                     nloc[loc] = buf[sr, c]
@@ -928,7 +944,22 @@ def find_spots_ref(
                 cnt += pv[di : di + ny, dj : dj + nx]
         return g, cnt
 
-    g, cnt = local_sums(h)
+    def separable_sums(h):  # G as the kernel sums it: rows of 2h + 1 first, then columns
+        pn = np.pad(net, h)
+        pv = np.pad(valid, h)
+        hs = np.zeros((ny + 2 * h, nx))
+        hc = np.zeros((ny + 2 * h, nx), np.int64)
+        for dj in range(2 * h + 1):
+            hs = np.where(pv[:, dj : dj + nx], hs + pn[:, dj : dj + nx], hs)
+            hc += pv[:, dj : dj + nx]
+        g = np.zeros((ny, nx))
+        cnt = np.zeros((ny, nx), np.int64)
+        for di in range(2 * h + 1):
+            g = g + hs[di : di + ny]
+            cnt += hc[di : di + ny]
+        return g, cnt
+
+    g, cnt = separable_sums(h)
     g3 = local_sums(1)[0]
     nyb, nxb = blocks.shape[0] * b, blocks.shape[1] * b
     inbp = np.repeat(np.repeat(blocks.astype(bool), b, 0), b, 1)  # whole blocks
