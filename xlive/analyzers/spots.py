@@ -27,7 +27,8 @@ from ..geometry.core import Geometry
 from ..validate import check_fields
 from ._kernels.blocks import (
     BLOCK,
-    block_rings,
+    BlockRingTable,
+    block_background,
     block_seeds,
     block_shape,
     block_sums,
@@ -222,8 +223,9 @@ class SpotFinder:
                     np.bincount(shell, minlength=max(n, 1)).astype(float),
                 )
             )
-        #: ring of each 3x3 block, for the block sums of the integrated method
-        self.block_rings = block_rings(self.binning.rings)
+        #: rings of each 3x3 block's pixels, for the block backgrounds of the integrated
+        #: method (built on first use)
+        self._block_table = None
         sat = geometry.saturation_value
         # frames converted to photons (panels of different gains) lose the ADU saturation level
         self.saturation = float(sat) if sat is not None and gain is not None else np.inf
@@ -374,13 +376,22 @@ class SpotFinder:
             block_sums(frame, self.binning.rings, lo, hi, BLOCK, bsum, bn)
         else:
             bsum, bn = blocks
+        t = self.block_table
+        net0 = np.empty(nb)
+        nvar = np.empty(nb)
+        nuse = np.empty(nb, np.int32)
+        block_background(
+            t.ptr, t.ring, t.count, t.n_static, bsum, bn, frame, self.binning.rings,
+            lo, hi, mean, var, BLOCK, net0, nvar, nuse,
+        )  # fmt: skip
         sb = max(p.bg_box // BLOCK, 1)
         resid = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb)))
+        scale = np.ones_like(resid)
         if p.bg_box > 0:
-            local_background(bsum, bn, self.block_rings, mean, sb, 2.5, resid)
+            local_background(net0, nvar, nuse, sb, 2.5, resid, scale)
         seeds = np.zeros(nb, np.uint8)
         block_seeds(
-            bsum, bn, self.block_rings, mean, resid, sb, var, self.gain, p.detect_snr, seeds
+            net0, nvar, nuse, resid, scale, sb, BLOCK, frame.shape, self.gain, p.detect_snr, seeds
         )
         out = np.empty((p.max_found, 7))
         n = find_spots(
@@ -407,6 +418,13 @@ class SpotFinder:
             out,
         )
         return merge_close_peaks(out[: min(n, p.max_found)], p.merge_radius)
+
+    @property
+    def block_table(self) -> BlockRingTable:
+        """Rings of each block's pixels (:class:`~._kernels.blocks.BlockRingTable`)."""
+        if self._block_table is None:
+            self._block_table = BlockRingTable(self.binning.rings, BLOCK)
+        return self._block_table
 
     def features(self, peaks: np.ndarray, res, result: dict, k: int) -> None:
         """Write frame ``k``'s features from its peaks and ring pass into ``result``."""
