@@ -15,8 +15,13 @@ from xlive.analyzers._kernels.blocks import (
     block_shape,
     block_sums,
     block_sums_ref,
+    box_scatter,
+    box_scatter_ref,
+    boxes_to_blocks,
+    boxes_to_blocks_ref,
     local_background,
     local_background_ref,
+    radial_tolerance_sd,
 )
 from xlive.analyzers.base import valid_range
 
@@ -58,7 +63,7 @@ def _frame(name):
     return frame, mask
 
 
-def _run(frame, rings, mean, var, sb=8, gain=1.0, snr=4.0, b=3):
+def _run(frame, rings, mean, var, sb=8, gain=1.0, snr=4.0, b=3, tol=0.5):
     """All block kernels on ``frame`` (numba), each checked against its reference."""
     lo, hi = valid_range(frame.dtype)
     nb = block_shape(frame.shape, b)
@@ -68,12 +73,15 @@ def _run(frame, rings, mean, var, sb=8, gain=1.0, snr=4.0, b=3):
     np.testing.assert_allclose(bsum, rs)
     np.testing.assert_array_equal(bn, rn)
     t = BlockRingTable(rings, b)
-    net0, nvar, nuse = np.empty(nb), np.empty(nb), np.empty(nb, np.int32)
-    args = (t.ptr, t.ring, t.count, t.n_static, bsum, bn, frame, rings, lo, hi, mean, var, b)
-    block_background(*args, net0, nvar, nuse)
-    rnet, rvar, ruse = block_background_ref(frame, rings, lo, hi, mean, var, b)
+    net0, nvar, nsd = np.empty(nb), np.empty(nb), np.empty(nb)
+    nuse = np.empty(nb, np.int32)
+    sdg = radial_tolerance_sd(mean, tol)
+    args = (t.ptr, t.ring, t.count, t.n_static, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b)
+    block_background(*args, net0, nvar, nsd, nuse)
+    rnet, rvar, rsd, ruse = block_background_ref(frame, rings, lo, hi, mean, var, sdg, b)
     np.testing.assert_allclose(net0, rnet, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(nvar, rvar, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(nsd, rsd, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(nuse, ruse)
     resid, scale = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb))), np.zeros(1)
     scale = np.ones_like(resid)
@@ -81,12 +89,27 @@ def _run(frame, rings, mean, var, sb=8, gain=1.0, snr=4.0, b=3):
     rr, rsc = local_background_ref(net0, nvar, nuse, sb, 2.5)
     np.testing.assert_allclose(resid, rr, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(scale, rsc, rtol=1e-9)
+    # as the finder: box values interpolated to every block
+    rb, sc = np.empty(nb), np.empty(nb)
+    boxes_to_blocks(resid, sb, rb)
+    rsc = box_scatter_ref(net0, nvar, nuse, rb, sb, 2.5, scale)
+    box_scatter(net0, nvar, nuse, rb, sb, 2.5, scale)
+    np.testing.assert_allclose(scale, rsc, rtol=1e-9)
+    boxes_to_blocks(scale, sb, sc, True)
+    np.testing.assert_allclose(rb, boxes_to_blocks_ref(resid, sb, nb), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sc, boxes_to_blocks_ref(scale, sb, nb, True), rtol=1e-12)
     seeds = np.zeros(nb, np.uint8)
-    count = block_seeds(net0, nvar, nuse, resid, scale, sb, b, frame.shape, gain, snr, seeds)
-    ref = block_seeds_ref(net0, nvar, nuse, resid, scale, sb, b, frame.shape, gain, snr)
+    count = block_seeds(net0, nvar, nsd, nuse, rb, sc, 1, b, frame.shape, gain, snr, seeds)
+    ref = block_seeds_ref(net0, nvar, nsd, nuse, rb, sc, 1, b, frame.shape, gain, snr)
     np.testing.assert_array_equal(seeds, ref)
     assert count == ref.sum()
-    return dict(net0=net0, nvar=nvar, nuse=nuse, resid=resid, scale=scale, seeds=seeds)
+    # boxes used as they are (sb > 1) in the seeds: same as the reference too
+    s2 = np.zeros(nb, np.uint8)
+    block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, gain, snr, s2)
+    np.testing.assert_array_equal(
+        s2, block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, gain, snr)
+    )
+    return dict(net0=net0, nvar=nvar, nsd=nsd, nuse=nuse, resid=resid, scale=scale, seeds=seeds)
 
 
 @pytest.mark.parametrize("case", ["spots", "zinger", "gaps"])
@@ -161,14 +184,17 @@ def test_sharp_powder_ring_flanks_are_no_seeds(shift):
     bsum, bn = block_sums_ref(frame, rings, lo, hi)
     centre = rings[1::3, 1::3]
     net_old, var_old = bsum - bn * mean[centre], bn * var[centre]
-    old = block_seeds_ref(net_old, var_old, bn, 0 * out["resid"], out["scale"], 16, 3, frame.shape, 1.0, 5.0)
+    one = np.ones((1, 1))
+    old = block_seeds_ref(net_old, var_old, 0 * bn, bn, 0 * one, one, 10**6, 3, frame.shape, 1, 5)
     assert old.sum() > 20
 
 
 def test_a_weak_broad_spot_beside_a_powder_ring_is_seeded():
     frame, lam = _powder(seed=4)
     yy, xx = np.indices(frame.shape)
-    spot = 600.0 * np.exp(-((xx - 101.8) ** 2 + (yy - 49.0) ** 2) / (2 * 2.5**2)) / (2 * np.pi * 6.25)
+    spot = (
+        600.0 * np.exp(-((xx - 101.8) ** 2 + (yy - 49.0) ** 2) / (2 * 2.5**2)) / (2 * np.pi * 6.25)
+    )
     frame = frame + np.random.default_rng(5).poisson(spot).astype(np.uint32)
     rings = _rings(shape=frame.shape, centre=(70.2, 80.6))
     mean, var = _ring_stats(frame, rings)
@@ -186,7 +212,9 @@ def test_module_edges_and_shadow_edges_are_no_seeds():
     lam = np.full(shape, 50.0)
     lam[61, :] *= 1.4  # the row beside the gap
     lam[(xx > 90) & (yy > 75)] *= 0.4  # a shadow, unmasked
-    spot = 700.0 * np.exp(-((xx - 30.5) ** 2 + (yy - 76.0) ** 2) / (2 * 2.2**2)) / (2 * np.pi * 4.84)
+    spot = (
+        700.0 * np.exp(-((xx - 30.5) ** 2 + (yy - 76.0) ** 2) / (2 * 2.2**2)) / (2 * np.pi * 4.84)
+    )
     frame = rng.poisson(lam + spot).astype(np.uint32)
     frame[62:68, :] = INVALID  # the gap, marked in the data
     rings = _rings(shape=shape, centre=(-400.0, 75.0), width=1.0)  # far centre: flat rings
@@ -200,13 +228,16 @@ def test_module_edges_and_shadow_edges_are_no_seeds():
 def test_polarisation_is_taken_off_per_box():
     """Intensity changing by +-20 % with azimuth (linear polarisation): the boxes' leftover
     background follows it, nothing else is seeded, and a weak broad spot in the dark sector
-    is."""
+    is (1000 photons over sigma 2.5 px, integrated SNR ~6: the ring variance, which holds the azimuthal
+    change, is what limits its significance)."""
     rng = np.random.default_rng(8)
     shape = (180, 180)
     yy, xx = np.indices(shape)
     phi = np.arctan2(yy - 90.3, xx - 90.1)
     lam = 60.0 * (1 + 0.2 * np.cos(2 * phi))
-    spot = 500.0 * np.exp(-((xx - 88.5) ** 2 + (yy - 20.0) ** 2) / (2 * 2.5**2)) / (2 * np.pi * 6.25)
+    spot = (
+        1000.0 * np.exp(-((xx - 88.5) ** 2 + (yy - 20.0) ** 2) / (2 * 2.5**2)) / (2 * np.pi * 6.25)
+    )
     frame = rng.poisson(lam + spot).astype(np.uint32)
     rings = _rings(shape=shape, centre=(90.3, 90.1))
     mean, var = _ring_stats(frame, rings)

@@ -32,7 +32,10 @@ from ._kernels.blocks import (
     block_seeds,
     block_shape,
     block_sums,
+    box_scatter,
+    boxes_to_blocks,
     local_background,
+    radial_tolerance_sd,
 )
 from ._kernels.peaks import find_peaks, merge_close_peaks, pixels_above
 from ._kernels.watershed import find_spots
@@ -59,6 +62,10 @@ class SpotParams:
     #: ring means (beam-stop shadows, diffuse blobs) is measured and removed; 0: ring means
     #: only ("integrated")
     bg_box: int = 48
+    #: how far (pixels, in radius) the rings may be off where a pixel is (beam centre, tilt,
+    #: ring width): on a sharp ring's flank, that much of the ring profile's slope is added
+    #: to the windows' noise, coherently over the window ("integrated")
+    radial_tolerance: float = 0.5
     #: half-width (pixels) of the local sums G the watershed runs on: 1 for 3x3, 2 for 5x5
     #: ("integrated")
     smooth: int = 2
@@ -151,6 +158,7 @@ class SpotParams:
                 "min_separation": (0, None),
                 "smooth": (1, BLOCK),
                 "bg_box": (0, 100000),
+                "radial_tolerance": (0, 100),
             },
         )
         if self.method not in METHODS:
@@ -379,19 +387,39 @@ class SpotFinder:
         t = self.block_table
         net0 = np.empty(nb)
         nvar = np.empty(nb)
+        nsd = np.empty(nb)
         nuse = np.empty(nb, np.int32)
+        sdg = radial_tolerance_sd(mean, p.radial_tolerance)
         block_background(
             t.ptr, t.ring, t.count, t.n_static, bsum, bn, frame, self.binning.rings,
-            lo, hi, mean, var, BLOCK, net0, nvar, nuse,
+            lo, hi, mean, var, sdg, BLOCK, net0, nvar, nsd, nuse,
         )  # fmt: skip
-        sb = max(p.bg_box // BLOCK, 1)
-        resid = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb)))
-        scale = np.ones_like(resid)
+        # leftover background and its scatter per box of bg_box pixels, interpolated to
+        # every block (the watershed reads the block's value: boxes of BLOCK pixels)
+        resid = np.zeros(nb)
+        scale = np.ones(nb)
         if p.bg_box > 0:
-            local_background(net0, nvar, nuse, sb, 2.5, resid, scale)
+            sb = max(p.bg_box // BLOCK, 1)
+            rbox = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb)))
+            sbox = np.ones_like(rbox)
+            local_background(net0, nvar, nuse, sb, 2.5, rbox, sbox)
+            boxes_to_blocks(rbox, sb, resid)
+            box_scatter(net0, nvar, nuse, resid, sb, 2.5, sbox)
+            boxes_to_blocks(sbox, sb, scale, True)
         seeds = np.zeros(nb, np.uint8)
         block_seeds(
-            net0, nvar, nuse, resid, scale, sb, BLOCK, frame.shape, self.gain, p.detect_snr, seeds
+            net0,
+            nvar,
+            nsd,
+            nuse,
+            resid,
+            scale,
+            1,
+            BLOCK,
+            frame.shape,
+            self.gain,
+            p.detect_snr,
+            seeds,
         )
         out = np.empty((p.max_found, 7))
         n = find_spots(
@@ -399,7 +427,7 @@ class SpotFinder:
             self.binning.rings,
             mean,
             resid,
-            sb * BLOCK,
+            BLOCK,
             var,
             lo,
             hi,

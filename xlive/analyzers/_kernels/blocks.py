@@ -102,13 +102,29 @@ def block_sums_ref(frame, rings, lo, hi, b=BLOCK):
     return v.sum(axis=(1, 3)), n.sum(axis=(1, 3)).astype(np.int32)
 
 
+def radial_tolerance_sd(mean, tol):
+    """Per ring, ``tol / 2 * |mean[r + 1] - mean[r - 1]|``: how far a pixel's background is
+    off its ring's mean when the rings are off by ``tol`` pixels in radius where it is
+    (beam centre, tilt, the ring's own width). On a sharp ring's flank this is large and the
+    same for neighbouring pixels: :func:`block_seeds` adds it coherently (summed, then
+    squared) to the windows' variance. Rings without statistics beside get 0."""
+    out = np.zeros(mean.size)
+    if mean.size > 2:
+        with np.errstate(invalid="ignore"):
+            d = np.abs(mean[2:] - mean[:-2]) * (tol / 2.0)
+        out[1:-1] = np.where(np.isfinite(d), d, 0.0)
+    return out
+
+
 @numba.njit(**_JIT)
 def block_background(
-    ptr, ring, count, n_static, bsum, bn, frame, rings, lo, hi, mean, var, b, net, nvar, nuse
-):
+    ptr, ring, count, n_static, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, net, nvar,
+    nsd, nuse,
+):  # fmt: skip
     """Per block, its net signal ``net = sum over its valid pixels of (v - mean[ring])``,
-    the summed background variance ``nvar`` (``var[ring]`` per pixel) and ``nuse``, the
-    pixels counted.
+    ``nsd``, the sum of the pixels' coherent background error ``sdg[ring]``
+    (:func:`radial_tolerance_sd`), the block's background variance ``nvar = sum var[ring]
+    + nsd**2`` and ``nuse``, the pixels counted.
 
     Blocks whose valid pixels are all their ring pixels (``bn == n_static``) use the sparse
     table (``ptr``, ``ring``, ``count`` of :class:`BlockRingTable`): ``bsum`` minus a product
@@ -122,25 +138,30 @@ def block_background(
         for bj in range(nbx):
             k = bi * nbx + bj
             n = bn[bi, bj]
+            net[bi, bj] = 0.0
+            nvar[bi, bj] = 0.0
+            nsd[bi, bj] = 0.0
+            nuse[bi, bj] = 0
             if n == 0:
-                net[bi, bj] = 0.0
-                nvar[bi, bj] = 0.0
-                nuse[bi, bj] = 0
                 continue
-            fast = n == n_static[bi, bj]
-            if fast:
+            if n == n_static[bi, bj]:
                 m = 0.0
                 s = 0.0
+                g = 0.0
                 for e in range(ptr[k], ptr[k + 1]):
-                    m += count[e] * mean[ring[e]]
-                    s += count[e] * var[ring[e]]
+                    r = ring[e]
+                    m += count[e] * mean[r]
+                    s += count[e] * var[r]
+                    g += count[e] * sdg[r]
                 if np.isfinite(m) and np.isfinite(s):
                     net[bi, bj] = bsum[bi, bj] - m
-                    nvar[bi, bj] = s
+                    nvar[bi, bj] = s + g * g
+                    nsd[bi, bj] = g
                     nuse[bi, bj] = n
                     continue
             t = 0.0
             s = 0.0
+            g = 0.0
             c = 0
             for i in range(bi * b, min(bi * b + b, ny)):
                 for j in range(bj * b, min(bj * b + b, nx)):
@@ -154,14 +175,17 @@ def block_background(
                         continue
                     t += v - mean[r]
                     s += var[r]
+                    g += sdg[r]
                     c += 1
             net[bi, bj] = t
-            nvar[bi, bj] = s
+            nvar[bi, bj] = s + g * g
+            nsd[bi, bj] = g
             nuse[bi, bj] = c
 
 
-def block_background_ref(frame, rings, lo, hi, mean, var, b=BLOCK):
-    """Numpy reference of :func:`block_background`, pixel by pixel: ``(net, nvar, nuse)``."""
+def block_background_ref(frame, rings, lo, hi, mean, var, sdg, b=BLOCK):
+    """Numpy reference of :func:`block_background`, pixel by pixel:
+    ``(net, nvar, nsd, nuse)``."""
     f = frame.astype(np.float64)
     r = np.maximum(rings, 0)
     with np.errstate(invalid="ignore"):
@@ -173,8 +197,9 @@ def block_background_ref(frame, rings, lo, hi, mean, var, b=BLOCK):
         return np.pad(a, pad).reshape(nby, b, nbx, b).sum(axis=(1, 3))
 
     net = bsum(np.where(ok, f - np.where(ok, mean[r], 0.0), 0.0))
-    nvar = bsum(np.where(ok, var[r], 0.0))
-    return net, nvar, bsum(ok.astype(np.int64)).astype(np.int32)
+    nsd = bsum(np.where(ok, sdg[r], 0.0))
+    nvar = bsum(np.where(ok, var[r], 0.0)) + nsd**2
+    return net, nvar, nsd, bsum(ok.astype(np.int64)).astype(np.int32)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -186,13 +211,15 @@ def _passes(net, var, gain, t):
 
 
 @numba.njit(**_JIT)
-def block_seeds(net0, nvar, nuse, resid, scale, sb, b, shape, gain, detect_snr, seeds):
+def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_snr, seeds):
     """Mark in ``seeds`` (uint8, zeroed) the blocks of every window whose integrated SNR
     reaches ``detect_snr``; returns the number of seeded blocks.
 
-    ``net0``, ``nvar``, ``nuse``: of :func:`block_background`; ``resid``, ``scale``: the
-    background left per box of ``sb x sb`` blocks, taken off ``nuse`` times, and the factor
-    on the blocks' variance (:func:`local_background`). ``shape``: the frame's, ``b``: the
+    ``net0``, ``nvar``, ``nsd``, ``nuse``: of :func:`block_background`; ``resid``, ``scale``:
+    the background left per box of ``sb x sb`` blocks, taken off ``nuse`` times, and the
+    factor on the blocks' independent variance (:func:`local_background`); a window's
+    variance is the sum of its blocks' independent variances plus the square of its summed
+    coherent error ``nsd`` (a ring flank's residue has one sign along the flank). ``shape``: the frame's, ``b``: the
     block edge. Blocks with an invalid pixel (gap, mask) in them or in a neighbouring block
     do not count: pixels at module edges are larger or calibrated worse on many detectors
     (one row brighter by a third on a PILATUS), and the windows would sum that row into a
@@ -209,6 +236,7 @@ def block_seeds(net0, nvar, nuse, resid, scale, sb, b, shape, gain, detect_snr, 
                 short[bi + 1, bj + 1] = 1
     net = np.zeros((nby, nbx))
     nv = np.zeros((nby, nbx))
+    sd = np.zeros((nby, nbx))
     for bi in range(nby):
         ri = resid[bi // sb]
         si = scale[bi // sb]
@@ -220,23 +248,30 @@ def block_seeds(net0, nvar, nuse, resid, scale, sb, b, shape, gain, detect_snr, 
             if edge:
                 continue
             net[bi, bj] = net0[bi, bj] - nuse[bi, bj] * ri[bj // sb]
-            nv[bi, bj] = nvar[bi, bj] * si[bj // sb]
+            g = nsd[bi, bj]
+            nv[bi, bj] = (nvar[bi, bj] - g * g) * si[bj // sb]
+            sd[bi, bj] = g
     t2 = np.zeros(nbx)  # per column: the sums of rows bi and bi + 1 (2x2) ...
     w2 = np.zeros(nbx)
+    g2 = np.zeros(nbx)
     t3 = np.zeros(nbx)  # ... and of rows bi - 1 .. bi + 1 (3x3, centred on row bi)
     w3 = np.zeros(nbx)
+    g3 = np.zeros(nbx)
     for bi in range(nby):
         for bj in range(nbx):
-            if nv[bi, bj] > 0 and _passes(net[bi, bj], nv[bi, bj], gain, detect_snr):
+            w = nv[bi, bj] + sd[bi, bj] ** 2
+            if nv[bi, bj] > 0 and _passes(net[bi, bj], w, gain, detect_snr):
                 seeds[bi, bj] = 1
         if bi + 1 < nby:
             for bj in range(nbx):
                 t2[bj] = net[bi, bj] + net[bi + 1, bj]
                 w2[bj] = nv[bi, bj] + nv[bi + 1, bj]
+                g2[bj] = sd[bi, bj] + sd[bi + 1, bj]
             for bj in range(nbx - 1):
                 t = t2[bj] + t2[bj + 1]
                 w = w2[bj] + w2[bj + 1]
-                if w > 0 and _passes(t, w, gain, detect_snr):
+                g = g2[bj] + g2[bj + 1]
+                if w > 0 and _passes(t, w + g * g, gain, detect_snr):
                     seeds[bi, bj] = 1
                     seeds[bi, bj + 1] = 1
                     seeds[bi + 1, bj] = 1
@@ -245,10 +280,12 @@ def block_seeds(net0, nvar, nuse, resid, scale, sb, b, shape, gain, detect_snr, 
             for bj in range(nbx):
                 t3[bj] = t2[bj] + net[bi - 1, bj]
                 w3[bj] = w2[bj] + nv[bi - 1, bj]
+                g3[bj] = g2[bj] + sd[bi - 1, bj]
             for bj in range(1, nbx - 1):
                 t = t3[bj - 1] + t3[bj] + t3[bj + 1]
                 w = w3[bj - 1] + w3[bj] + w3[bj + 1]
-                if w > 0 and _passes(t, w, gain, detect_snr):
+                g = g3[bj - 1] + g3[bj] + g3[bj + 1]
+                if w > 0 and _passes(t, w + g * g, gain, detect_snr):
                     for di in range(-1, 2):
                         for dj in range(-1, 2):
                             seeds[bi + di, bj + dj] = 1
@@ -259,7 +296,7 @@ def block_seeds(net0, nvar, nuse, resid, scale, sb, b, shape, gain, detect_snr, 
     return n
 
 
-def block_seeds_ref(net0, nvar, nuse, resid, scale, sb, b, shape, gain, detect_snr):
+def block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_snr):
     """Numpy reference of :func:`block_seeds` (window sums by slicing): the seed array."""
     yy, xx = np.indices(net0.shape)
     ny, nx = shape
@@ -270,17 +307,19 @@ def block_seeds_ref(net0, nvar, nuse, resid, scale, sb, b, shape, gain, detect_s
         for dj in range(3):
             edge |= short[di : di + net0.shape[0], dj : dj + net0.shape[1]]
     net = np.where(edge, 0.0, net0 - nuse * resid[yy // sb, xx // sb])
-    nv = np.where(edge, 0.0, nvar * scale[yy // sb, xx // sb])
+    nv = np.where(edge, 0.0, (nvar - nsd**2) * scale[yy // sb, xx // sb])
+    sd = np.where(edge, 0.0, nsd)
 
-    def snr(t, w):
-        den = gain * np.maximum(t, 0.0) + w
+    def snr(t, w, g):
+        den = gain * np.maximum(t, 0.0) + w + g**2
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where((den > 0) & (w > 0), t / np.sqrt(np.where(den > 0, den, 1.0)), 0.0)
 
-    seeds = snr(net, nv) >= detect_snr
+    seeds = snr(net, nv, sd) >= detect_snr
     t2 = net[:-1, :-1] + net[:-1, 1:] + net[1:, :-1] + net[1:, 1:]
     w2 = nv[:-1, :-1] + nv[:-1, 1:] + nv[1:, :-1] + nv[1:, 1:]
-    s2 = snr(t2, w2) >= detect_snr
+    g2 = sd[:-1, :-1] + sd[:-1, 1:] + sd[1:, :-1] + sd[1:, 1:]
+    s2 = snr(t2, w2, g2) >= detect_snr
     for di in (0, 1):
         for dj in (0, 1):
             seeds[di : di + s2.shape[0], dj : dj + s2.shape[1]] |= s2
@@ -294,7 +333,12 @@ def block_seeds_ref(net0, nvar, nuse, resid, scale, sb, b, shape, gain, detect_s
         for di in (-1, 0, 1)
         for dj in (-1, 0, 1)
     )
-    s3 = snr(t3, w3) >= detect_snr
+    g3 = sum(
+        sd[1 + di : sd.shape[0] - 1 + di, 1 + dj : sd.shape[1] - 1 + dj]
+        for di in (-1, 0, 1)
+        for dj in (-1, 0, 1)
+    )
+    s3 = snr(t3, w3, g3) >= detect_snr
     for di in (0, 1, 2):
         for dj in (0, 1, 2):
             seeds[di : di + s3.shape[0], dj : dj + s3.shape[1]] |= s3
@@ -391,3 +435,92 @@ def local_background_ref(net0, nvar, nuse, s, clip):
             out[ri, rj] = mu
             scale[ri, rj] = f
     return out, scale
+
+
+@numba.njit(**_JIT)
+def boxes_to_blocks(box, s, out, largest=False):
+    """Per block, ``box`` (one value per box of ``s x s`` blocks) interpolated bilinearly
+    between the boxes' centres (constant beyond the outer centres): the leftover background
+    follows a gradient (polarisation near the beam) instead of stepping at box edges.
+    ``largest``: the largest of the (up to) four boxes instead (the variance factor: a block
+    between a quiet box and a scattered one is not trusted more than the scattered one)."""
+    nry, nrx = box.shape
+    nby, nbx = out.shape
+    for bi in range(nby):
+        y = (bi + 0.5) / s - 0.5
+        y0 = min(max(int(np.floor(y)), 0), nry - 1)
+        y1 = min(y0 + 1, nry - 1)
+        fy = min(max(y - y0, 0.0), 1.0)
+        for bj in range(nbx):
+            x = (bj + 0.5) / s - 0.5
+            x0 = min(max(int(np.floor(x)), 0), nrx - 1)
+            x1 = min(x0 + 1, nrx - 1)
+            fx = min(max(x - x0, 0.0), 1.0)
+            if largest:
+                out[bi, bj] = max(max(box[y0, x0], box[y0, x1]), max(box[y1, x0], box[y1, x1]))
+                continue
+            top = box[y0, x0] * (1 - fx) + box[y0, x1] * fx
+            bot = box[y1, x0] * (1 - fx) + box[y1, x1] * fx
+            out[bi, bj] = top * (1 - fy) + bot * fy
+
+
+def boxes_to_blocks_ref(box, s, shape, largest=False):
+    """Numpy reference of :func:`boxes_to_blocks`."""
+    nry, nrx = box.shape
+
+    def axis(n, nr):
+        c = (np.arange(n) + 0.5) / s - 0.5
+        i0 = np.clip(np.floor(c).astype(int), 0, nr - 1)
+        return i0, np.minimum(i0 + 1, nr - 1), np.clip(c - i0, 0.0, 1.0)
+
+    y0, y1, fy = axis(shape[0], nry)
+    x0, x1, fx = axis(shape[1], nrx)
+    if largest:
+        return np.maximum(
+            np.maximum(box[y0][:, x0], box[y0][:, x1]), np.maximum(box[y1][:, x0], box[y1][:, x1])
+        )
+    fy, fx = fy[:, None], fx[None, :]
+    top = box[y0][:, x0] * (1 - fx) + box[y0][:, x1] * fx
+    bot = box[y1][:, x0] * (1 - fx) + box[y1][:, x1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+@numba.njit(**_JIT)
+def box_scatter(net0, nvar, nuse, resid, s, clip, scale):
+    """Per box of ``s x s`` blocks, the mean square of its blocks' normalised residuals
+    ``(net0 - nuse * resid) / sqrt(nvar)`` about the per-block leftover background ``resid``
+    (at least 1), over the blocks within ``clip`` times the rms that ``scale`` holds on entry
+    (that of :func:`local_background`, about the box's mean): how much more than their noise
+    the blocks scatter about the background model (a beam-stop shadow's edge, a step), which
+    :func:`block_seeds` adds to the windows' variance. Overwrites ``scale``."""
+    nby, nbx = net0.shape
+    nry, nrx = scale.shape
+    for ri in range(nry):
+        for rj in range(nrx):
+            limit = clip * clip * scale[ri, rj]
+            ss = 0.0
+            nk = 0
+            for bi in range(ri * s, min(ri * s + s, nby)):
+                for bj in range(rj * s, min(rj * s + s, nbx)):
+                    if nuse[bi, bj] == 0 or not nvar[bi, bj] > 0:
+                        continue
+                    d = net0[bi, bj] - nuse[bi, bj] * resid[bi, bj]
+                    z2 = d * d / nvar[bi, bj]
+                    if z2 <= limit:
+                        ss += z2
+                        nk += 1
+            scale[ri, rj] = max(ss / nk, 1.0) if nk > 0 else 1.0
+
+
+def box_scatter_ref(net0, nvar, nuse, resid, s, clip, scale):
+    """Numpy reference of :func:`box_scatter`: the new ``scale``."""
+    ok = (nuse > 0) & (nvar > 0)
+    z2 = np.where(ok, (net0 - nuse * resid) ** 2 / np.where(ok, nvar, 1.0), np.inf)
+    out = np.ones_like(scale)
+    for ri in range(scale.shape[0]):
+        for rj in range(scale.shape[1]):
+            z = z2[ri * s : ri * s + s, rj * s : rj * s + s]
+            z = z[z <= clip**2 * scale[ri, rj]]
+            if z.size:
+                out[ri, rj] = max(z.mean(), 1.0)
+    return out
