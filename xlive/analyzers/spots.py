@@ -17,6 +17,7 @@ The first pass also gives ``total_intensity`` and ``n_saturated`` at no extra co
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,6 +124,11 @@ class SpotParams:
     powder_coverage: float = 0.3
     #: ... and this many times the spot density (per pixel) of the shells beside it
     powder_contrast: float = 3.0
+    #: spots on a ring whose background (clipped ring mean) stands this fraction above the
+    #: median of the rings within ``powder_ring_width`` beside it are on a powder ring too:
+    #: a sharp ring that most of its pixels share (the finder may report only a few spots on
+    #: it: its pixels' spread is part of its noise); 0: off
+    powder_ring_contrast: float = 0.2
     #: frames with at least this fraction of their spots on powder rings are no hits
     max_powder_score: float = 0.5
     #: candidate pixels kept from the first pass (beyond: a second full pass)
@@ -158,6 +164,7 @@ class SpotParams:
                 "min_separation": (0, None),
                 "smooth": (1, BLOCK),
                 "bg_box": (0, 100000),
+                "powder_ring_contrast": (0, None),
                 "radial_tolerance": (0, 100),
             },
         )
@@ -404,8 +411,8 @@ class SpotFinder:
             sbox = np.ones_like(rbox)
             local_background(net0, nvar, nuse, sb, 2.5, rbox, sbox)
             boxes_to_blocks(rbox, sb, resid)
-            box_scatter(net0, nvar, nuse, resid, sb, 2.5, sbox)
-            boxes_to_blocks(sbox, sb, scale, True)
+            box_scatter(net0, nvar, nuse, resid, sb, sbox)
+            boxes_to_blocks(sbox, sb, scale)
         seeds = np.zeros(nb, np.uint8)
         block_seeds(
             net0,
@@ -466,7 +473,7 @@ class SpotFinder:
         q = self.q_map[iy, ix].astype(np.float64)
         result["n_spots"][k] = len(peaks)
         off_ice = ~_on_ice_rings(q, p.ice_ring_halfwidth)
-        powder = self.on_powder_rings(ix, iy)
+        powder = self.on_powder_rings(ix, iy) | self.on_sharp_rings(ix, iy, res)
         result["powder_score"][k] = powder.mean() if powder.size else 0.0
         crystal = np.count_nonzero(off_ice & ~powder)
         result["is_hit"][k] = (
@@ -518,6 +525,45 @@ class SpotFinder:
             )
             out |= on & ring[shell]
         return out
+
+    def sharp_rings(self, res) -> np.ndarray:
+        """Rings (one per ring of the statistics) on a sharp powder or ice ring: the clipped
+        ring mean stands ``powder_ring_contrast`` above the median of the rings up to
+        ``powder_ring_width`` pixels beside it (a broad water ring or a slope does not), by
+        more than 5 standard errors; widened by one ring each side."""
+        p = self.params
+        m = np.asarray(res.mean, float)
+        n = m.size
+        half = max(int(round(p.powder_ring_width / p.ring_width)), 2)
+        sharp = np.zeros(n, bool)
+        if p.powder_ring_contrast <= 0 or n < 2 * half + 1:
+            return sharp
+        win = np.lib.stride_tricks.sliding_window_view(
+            np.pad(m, half, constant_values=np.nan), 2 * half + 1
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # windows without statistics
+            base = np.nanmedian(win, axis=1)
+        err = np.asarray(res.sigma, float) / np.sqrt(np.maximum(res.count, 1))
+        with np.errstate(invalid="ignore"):
+            excess = m - base
+            sharp = (excess > p.powder_ring_contrast * np.abs(base)) & (excess > 5 * err)
+        sharp[1:] |= sharp[:-1].copy()
+        sharp[:-1] |= sharp[1:].copy()
+        return sharp
+
+    def on_sharp_rings(self, ix: np.ndarray, iy: np.ndarray, res) -> np.ndarray:
+        """Which spots (pixel indices) lie on a sharp ring of the frame's ring means
+        (:meth:`sharp_rings`)."""
+        if ix.size == 0:
+            return np.zeros(0, bool)
+        ring = self.binning.rings[iy, ix]
+        sharp = self.sharp_rings(res)
+        return (
+            (ring >= 0) & sharp[np.clip(ring, 0, max(sharp.size - 1, 0))]
+            if sharp.size
+            else ring < -1
+        )
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name), self.geometry)

@@ -351,11 +351,12 @@ def local_background(net0, nvar, nuse, s, clip, resid, scale):
     shadows, diffuse blobs, the polarisation's change with azimuth): the clipped mean of its
     blocks' ``net0 / nuse``, each weighted by its inverse variance ``nuse**2 / nvar`` (blocks
     on a sharp ring, whose ring statistics spread wide, count little). Three passes, each
-    keeping the blocks within ``clip`` times the rms of the normalised residuals (at least
-    1) of the mean on either side: spots above, the residue of sharp rings both sides.
+    keeping the blocks within ``clip`` times the rms of the normalised residuals BELOW the
+    mean (at least 1) on either side: spots only raise blocks, so in a crowded box they are
+    clipped at about their noise and do not lift the level; the two sides of a shadow's
+    edge or a sharp ring's residue put blocks below too, and are kept together.
     Written into ``resid`` (``ceil(nby / s) x ceil(nbx / s)``); 0 where fewer than a quarter
-    of the box's pixels are used. ``scale``: the mean square of the kept blocks' normalised
-    residuals (at least 1): how much more than their noise the blocks of the box scatter
+    of the box's pixels are used. ``scale``: that mean square below the mean (at least 1): how much more than their noise the blocks of the box scatter
     about one level (a beam-stop shadow's edge, a step of the background), which
     :func:`block_seeds` adds to the windows' variance.
     """
@@ -397,11 +398,12 @@ def local_background(net0, nvar, nuse, s, clip, resid, scale):
                 ss = 0.0
                 nk = 0
                 for k in range(n):
-                    if (vals[k] - m) ** 2 * wts[k] <= limit:
-                        ss += (vals[k] - m_new) ** 2 * wts[k]
+                    d = vals[k] - m_new
+                    if (vals[k] - m) ** 2 * wts[k] <= limit and d < 0:
+                        ss += d * d * wts[k]
                         nk += 1
                 m = m_new
-                f = max(ss / nk, 1.0)
+                f = max(ss / nk, 1.0) if nk > 0 else 1.0
                 limit = clip * clip * f
             resid[ri, rj] = m
             scale[ri, rj] = f
@@ -429,7 +431,8 @@ def local_background_ref(net0, nvar, nuse, s, clip):
                 if not keep.any():
                     break
                 new = np.sum(w[keep] * v[keep]) / np.sum(w[keep])
-                f = max(np.mean((v[keep] - new) ** 2 * w[keep]), 1.0)
+                below = keep & (v < new)
+                f = max(np.mean((v[below] - new) ** 2 * w[below]), 1.0) if below.any() else 1.0
                 mu = new
                 keep = (v - mu) ** 2 * w <= clip**2 * f
             out[ri, rj] = mu
@@ -438,12 +441,10 @@ def local_background_ref(net0, nvar, nuse, s, clip):
 
 
 @numba.njit(**_JIT)
-def boxes_to_blocks(box, s, out, largest=False):
+def boxes_to_blocks(box, s, out):
     """Per block, ``box`` (one value per box of ``s x s`` blocks) interpolated bilinearly
     between the boxes' centres (constant beyond the outer centres): the leftover background
-    follows a gradient (polarisation near the beam) instead of stepping at box edges.
-    ``largest``: the largest of the (up to) four boxes instead (the variance factor: a block
-    between a quiet box and a scattered one is not trusted more than the scattered one)."""
+    follows a gradient (polarisation near the beam) instead of stepping at box edges."""
     nry, nrx = box.shape
     nby, nbx = out.shape
     for bi in range(nby):
@@ -456,15 +457,12 @@ def boxes_to_blocks(box, s, out, largest=False):
             x0 = min(max(int(np.floor(x)), 0), nrx - 1)
             x1 = min(x0 + 1, nrx - 1)
             fx = min(max(x - x0, 0.0), 1.0)
-            if largest:
-                out[bi, bj] = max(max(box[y0, x0], box[y0, x1]), max(box[y1, x0], box[y1, x1]))
-                continue
             top = box[y0, x0] * (1 - fx) + box[y0, x1] * fx
             bot = box[y1, x0] * (1 - fx) + box[y1, x1] * fx
             out[bi, bj] = top * (1 - fy) + bot * fy
 
 
-def boxes_to_blocks_ref(box, s, shape, largest=False):
+def boxes_to_blocks_ref(box, s, shape):
     """Numpy reference of :func:`boxes_to_blocks`."""
     nry, nrx = box.shape
 
@@ -475,10 +473,6 @@ def boxes_to_blocks_ref(box, s, shape, largest=False):
 
     y0, y1, fy = axis(shape[0], nry)
     x0, x1, fx = axis(shape[1], nrx)
-    if largest:
-        return np.maximum(
-            np.maximum(box[y0][:, x0], box[y0][:, x1]), np.maximum(box[y1][:, x0], box[y1][:, x1])
-        )
     fy, fx = fy[:, None], fx[None, :]
     top = box[y0][:, x0] * (1 - fx) + box[y0][:, x1] * fx
     bot = box[y1][:, x0] * (1 - fx) + box[y1][:, x1] * fx
@@ -486,18 +480,18 @@ def boxes_to_blocks_ref(box, s, shape, largest=False):
 
 
 @numba.njit(**_JIT)
-def box_scatter(net0, nvar, nuse, resid, s, clip, scale):
-    """Per box of ``s x s`` blocks, the mean square of its blocks' normalised residuals
-    ``(net0 - nuse * resid) / sqrt(nvar)`` about the per-block leftover background ``resid``
-    (at least 1), over the blocks within ``clip`` times the rms that ``scale`` holds on entry
-    (that of :func:`local_background`, about the box's mean): how much more than their noise
-    the blocks scatter about the background model (a beam-stop shadow's edge, a step), which
-    :func:`block_seeds` adds to the windows' variance. Overwrites ``scale``."""
+def box_scatter(net0, nvar, nuse, resid, s, scale):
+    """Per box of ``s x s`` blocks, how much more than their noise its blocks scatter about
+    the per-block leftover background ``resid``: the mean of the squared normalised
+    residuals ``(net0 - nuse * resid)**2 / nvar`` of the blocks BELOW it (at least 1). Spots
+    only raise blocks, so the spots of a crowded box do not count; a beam-stop shadow's
+    edge, a step of the background or a ring's residue, which the smooth ``resid`` does not
+    follow, put blocks below it too. :func:`block_seeds` multiplies the blocks' variance by
+    it."""
     nby, nbx = net0.shape
     nry, nrx = scale.shape
     for ri in range(nry):
         for rj in range(nrx):
-            limit = clip * clip * scale[ri, rj]
             ss = 0.0
             nk = 0
             for bi in range(ri * s, min(ri * s + s, nby)):
@@ -505,22 +499,22 @@ def box_scatter(net0, nvar, nuse, resid, s, clip, scale):
                     if nuse[bi, bj] == 0 or not nvar[bi, bj] > 0:
                         continue
                     d = net0[bi, bj] - nuse[bi, bj] * resid[bi, bj]
-                    z2 = d * d / nvar[bi, bj]
-                    if z2 <= limit:
-                        ss += z2
+                    if d < 0:
+                        ss += d * d / nvar[bi, bj]
                         nk += 1
             scale[ri, rj] = max(ss / nk, 1.0) if nk > 0 else 1.0
 
 
-def box_scatter_ref(net0, nvar, nuse, resid, s, clip, scale):
-    """Numpy reference of :func:`box_scatter`: the new ``scale``."""
+def box_scatter_ref(net0, nvar, nuse, resid, s, shape):
+    """Numpy reference of :func:`box_scatter`: the ``scale`` array of ``shape``."""
     ok = (nuse > 0) & (nvar > 0)
-    z2 = np.where(ok, (net0 - nuse * resid) ** 2 / np.where(ok, nvar, 1.0), np.inf)
-    out = np.ones_like(scale)
-    for ri in range(scale.shape[0]):
-        for rj in range(scale.shape[1]):
+    d = np.where(ok, net0 - nuse * resid, 0.0)
+    z2 = np.where(ok & (d < 0), d**2 / np.where(ok, nvar, 1.0), np.nan)
+    out = np.ones(shape)
+    for ri in range(shape[0]):
+        for rj in range(shape[1]):
             z = z2[ri * s : ri * s + s, rj * s : rj * s + s]
-            z = z[z <= clip**2 * scale[ri, rj]]
+            z = z[np.isfinite(z)]
             if z.size:
                 out[ri, rj] = max(z.mean(), 1.0)
     return out
