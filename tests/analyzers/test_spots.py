@@ -284,27 +284,3 @@ def test_threshold_method_is_still_available_and_methods_are_checked():
     with pytest.raises(AnalyzerError, match="method must be one of"):
         SpotParams(method="dispersion")
     assert SpotParams(method="threshold").method == "threshold"
-
-
-@pytest.fixture(scope="module")
-def hard():
-    """Four frames of the harder simulator (broad weak spots, large cells, streaks, zingers
-    and hot pixels outside the mask), two lattices on some hits."""
-    sim = Simulation(SimParams.preset("hard", detector="eiger500k", seed=1))
-    return sim, [sim.frame(i) for i in range(4)]
-
-
-def test_hard_simulator_recall_precision_and_no_duplicates(hard):
-    """Recall over truth integrated SNR >= 10 (unmasked, not blended), precision over all
-    peaks, a spot reported twice counting as false (xlive.simulate.scoring)."""
-    from xlive.simulate.scoring import score
-
-    sim, pairs = hard
-    truths = [t for _, t in pairs]
-    ours = score([SpotFinder(sim.geometry, INTEGRATED).find(f)[:, :2] for f, _ in pairs], truths)
-    old = SpotFinder(sim.geometry, SpotParams(method="threshold"))
-    theirs = score([old.find(f)[:, :2] for f, _ in pairs], truths)
-    assert ours.n_expected > 800
-    assert ours.recall >= 0.90 and ours.precision >= 0.965, ours
-    assert ours.n_duplicates <= 0.002 * ours.n_peaks and ours.n_artefacts <= 2, ours
-    assert ours.recall >= theirs.recall + 0.15 and ours.precision > theirs.precision, theirs

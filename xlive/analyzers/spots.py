@@ -80,6 +80,10 @@ class SpotParams:
     split_frac: float = 0.03
     #: peaks closer than this (pixels) are one spot ("integrated")
     min_separation: float = 3.0
+    #: scale (pixels) of the Laplacian of Gaussian whose maxima split a component hiding
+    #: several spots (a weak spot on a stronger one's flank, broad spots a few widths
+    #: apart); 0: no such split ("integrated")
+    split_log_sigma: float = 2.5
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
@@ -162,6 +166,7 @@ class SpotParams:
                 "split_snr": (0, None),
                 "split_frac": (0, 1),
                 "min_separation": (0, None),
+                "split_log_sigma": (0, 20),
                 "smooth": (1, BLOCK),
                 "bg_box": (0, 100000),
                 "powder_ring_contrast": (0, None),
@@ -451,6 +456,7 @@ class SpotFinder:
             p.min_pixels,
             p.max_pixels,
             out,
+            log_sigma=p.split_log_sigma,
         )
         return merge_close_peaks(out[: min(n, p.max_found)], p.merge_radius)
 

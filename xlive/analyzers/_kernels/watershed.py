@@ -117,6 +117,14 @@ def find_spots(
     min_pix,
     max_pix,
     out,
+    *,
+    log_sigma=0.0,
+    log_snr=2.0,
+    log_gsnr=5.0,
+    log_sep=5.0,
+    log_min_core=12,
+    log_spike=0.3,
+    log_sharp=0.2,
 ):
     """Spots in the pixels of the marked ``blocks`` (``b x b`` pixels each); rows of ``out``
     get :data:`COLUMNS`, in order of their peak's ``G``. Returns the number of spots (rows
@@ -126,6 +134,9 @@ def find_spots(
     caller floors ``var`` at the read noise). Footprint pixels are visited connected
     region by connected region (regions in raster order of their first pixel), so that the
     growth reads memory that is close by.
+
+    ``log_sigma > 0`` splits components further at the maxima of their Laplacian of Gaussian
+    (:func:`_split`, parameters ``log_*``).
     """
     slot, cand, ci, cj, gval, nloc, gloc = _footprint(
         frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr
@@ -134,6 +145,15 @@ def find_spots(
     parent, peak = _grow(
         cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep
     )
+    posx = np.full(parent.shape[0], np.nan)
+    posy = np.full(parent.shape[0], np.nan)
+    if log_sigma > 0:
+        g, g2, k2 = log_kernel(log_sigma)
+        _split(
+            frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
+            parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, log_min_core, posx, posy,
+            log_spike, nloc, log_sharp,
+        )  # fmt: skip
     return _measure(
         frame,
         rings,
@@ -160,6 +180,8 @@ def find_spots(
         min_pix,
         max_pix,
         out,
+        posx,
+        posy,
     )
 
 
@@ -178,16 +200,21 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                 slot[bi, bj] = ns
                 ns += 1
     bb = b * b
-    # N and G of every pixel of the marked blocks. Per row of blocks, N is computed once per
-    # column needed (the blocks and their halo of h pixels) for the b + 2h rows involved.
+    # N and G of every pixel of the marked blocks. N is computed once per pixel needed (the
+    # blocks and their halo of h pixels) into a rolling buffer of the last b + 2h frame rows
+    # (``stamp``: the frame row a buffer cell holds), so that vertically adjacent blocks
+    # share their halo rows.
     nloc = np.zeros(ns * bb)
     gloc = np.zeros(ns * bb)
     infp = np.zeros(ns * bb, np.bool_)
-    w = b + 2 * h
+    nr = b + 2 * h
     ncol = nbx * b + 2 * h
-    strip = np.zeros((w, ncol))  # column jj of the frame at jj + h
-    sok = np.zeros((w, ncol), np.bool_)
-    stamp = np.full(ncol, -1, np.int64)
+    buf = np.zeros((nr, ncol))  # frame column jj at jj + h
+    bok = np.zeros((nr, ncol), np.bool_)
+    stamp = np.full((nr, ncol), -(1 << 40), np.int64)
+    jbox = np.empty(ncol, np.int64)  # resid box of each buffer column
+    for c in range(ncol):
+        jbox[c] = min(max(c - h, 0), nx - 1) // sbs
     row_blocks = np.empty(nbx, np.int64)
     nfp = 0
     for bi in range(nby):
@@ -199,40 +226,54 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
         if nrb == 0:
             continue
         i0 = bi * b - h
-        for t in range(nrb):
-            bj = row_blocks[t]
-            for c in range(bj * b, bj * b + b + 2 * h):  # strip columns (frame column c - h)
-                if stamp[c] == bi:
-                    continue
-                stamp[c] = bi
-                jj = c - h
-                for di in range(w):
-                    ii = i0 + di
-                    if 0 <= ii < ny and 0 <= jj < nx:
-                        strip[di, c], sok[di, c] = _net(
-                            frame, rings, mean, resid, sbs, lo, hi, ii, jj
-                        )
-                    else:
-                        strip[di, c] = 0.0
-                        sok[di, c] = False
+        for ii in range(max(i0, 0), min(i0 + nr, ny)):
+            sr = ii % nr
+            ri = rings[ii]
+            fi = frame[ii]
+            rbox = ii // sbs
+            for t in range(nrb):
+                bj = row_blocks[t]
+                for c in range(bj * b, bj * b + b + 2 * h):
+                    if stamp[sr, c] == ii:
+                        continue
+                    stamp[sr, c] = ii
+                    jj = c - h
+                    ok = False
+                    val = 0.0
+                    if 0 <= jj < nx:
+                        r = ri[jj]
+                        if r >= 0:
+                            v = fi[jj]
+                            if v >= lo and v <= hi:
+                                m = mean[r]
+                                if np.isfinite(m):
+                                    ok = True
+                                    val = np.float64(v) - (m + resid[rbox, jbox[c]])
+                    buf[sr, c] = val
+                    bok[sr, c] = ok
         for t in range(nrb):
             bj = row_blocks[t]
             s = slot[bi, bj]
-            for di in range(h, b + h):
-                for dj in range(h, b + h):
-                    c = bj * b + dj  # strip column of this pixel
-                    if not sok[di, c]:
+            for di in range(b):
+                i = bi * b + di
+                if i >= ny:
+                    break
+                sr = i % nr
+                for dj in range(b):
+                    c = bj * b + dj + h  # buffer column of this pixel
+                    if c - h >= nx or not bok[sr, c]:
                         continue
                     g = 0.0
                     n = 0
-                    for ki in range(di - h, di + h + 1):
+                    for ki in range(max(i - h, 0), min(i + h + 1, ny)):
+                        kr = ki % nr
                         for kc in range(c - h, c + h + 1):
-                            if sok[ki, kc]:
-                                g += strip[ki, kc]
+                            if bok[kr, kc]:
+                                g += buf[kr, kc]
                                 n += 1
-                    s2 = var[rings[i0 + di, c - h]]
-                    loc = s * bb + (di - h) * b + (dj - h)
-                    nloc[loc] = strip[di, c]
+                    s2 = var[rings[i, c - h]]
+                    loc = s * bb + di * b + dj
+                    nloc[loc] = buf[sr, c]
                     gloc[loc] = g
                     if g > 0 and s2 >= 0 and g >= floor_snr * np.sqrt(n * s2):
                         infp[loc] = True
@@ -409,6 +450,293 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
     return parent, peak
 
 
+def log_kernel(sigma):
+    """1-D factors of the Laplacian of Gaussian at scale ``sigma``, truncated at ``3 sigma``:
+    ``(g, g2, k2)`` with ``-LoG = -(g2(x) g(y) + g(x) g2(y))`` (``g`` sums to 1, ``g2`` its
+    second derivative) and ``k2`` the sum of the squared 2-D kernel (its noise gain)."""
+    r = max(int(np.ceil(3 * sigma)), 1)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    g /= g.sum()
+    g2 = (x**2 / sigma**4 - 1 / sigma**2) * g
+    k = np.outer(g2, g) + np.outer(g, g2)
+    return g, g2, float(np.sum(k * k))
+
+
+@numba.njit(**_JIT)
+def _neg_log(p, g, g2):
+    """``-LoG`` of the dense patch ``p`` (zero outside) on its inner part (the patch less a
+    margin of the kernel's radius ``r`` on each side), separable: rows then columns."""
+    ph, pw = p.shape
+    r = g.shape[0] // 2
+    oh = ph - 2 * r
+    ow = pw - 2 * r
+    t1 = np.empty((ph, ow))
+    t2 = np.empty((ph, ow))
+    for i in range(ph):
+        for j in range(ow):
+            a = 0.0
+            c = 0.0
+            for k in range(2 * r + 1):
+                v = p[i, j + k]
+                a += v * g2[k]
+                c += v * g[k]
+            t1[i, j] = a
+            t2[i, j] = c
+    out = np.empty((oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            a = 0.0
+            for k in range(2 * r + 1):
+                a += t1[i + k, j] * g[k] + t2[i + k, j] * g2[k]
+            out[i, j] = -a
+    return out
+
+
+@numba.njit(**_JIT)
+def _despike(p, frac, s2, gain):
+    """``p`` with single-pixel spikes (a pixel holding more than ``frac`` of the net signal
+    of its 3 x 3 neighbourhood and 5 sigmas above the mean ``m8`` of its 8 neighbours, with
+    ``sigma**2 = s2 + gain * max(m8, 0)``: a zinger or hot pixel, also on a spot) replaced
+    by ``max(m8, 0)`` (zero outside ``p``), so that they do not draw the ``-LoG``."""
+    ph, pw = p.shape
+    q = p.copy()
+    for i in range(ph):
+        for j in range(pw):
+            v = p[i, j]
+            if v <= 0 or v * v <= 25.0 * s2:  # cannot be 5 sigmas above its neighbours
+                continue
+            s8 = 0.0
+            for ii in range(max(i - 1, 0), min(i + 2, ph)):
+                for jj in range(max(j - 1, 0), min(j + 2, pw)):
+                    s8 += p[ii, jj]
+            s8 -= v
+            m8 = max(s8 / 8.0, 0.0)
+            if v > frac * (v + s8) and (v - m8) ** 2 > 25.0 * (s2 + gain * m8):
+                q[i, j] = m8
+    return q
+
+
+@numba.njit(**_JIT)
+def _split(
+    frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
+    parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, min_core, posx, posy, spike,
+    nloc, sharp,
+):  # fmt: skip
+    """Split components that hide several spots at the maxima of their ``-LoG``.
+
+    A weak spot on the flank of a stronger one, or two broad spots closer than about three
+    widths, leave no saddle in ``G``; the Laplacian of Gaussian (scale ``g``) still peaks on
+    each. Only components with at least ``min_core`` pixels whose ``G`` is half their peak's
+    or more (broad spots, merged pairs) are looked at. Their pixels that are the maximum of
+    ``-LoG`` over their 5 x 5 neighbourhood, reach ``log_snr`` times its background noise
+    and whose ``G`` reaches ``log_gsnr`` times its noise, taken by decreasing ``-LoG``,
+    become peaks of their own when ``log_sep`` pixels or more from the component's peak and
+    the peaks already taken; the component's pixels then go to their nearest peak
+    (``parent`` rewritten, ``peak`` of the new roots set). Every peak of such a component is
+    placed at the ``-LoG`` maximum (within 2 px of its ``G`` peak for the first) by a
+    parabola (``posx``, ``posy`` at its root). ``-LoG`` is computed on a patch around the
+    pixels needed only, after removing single-pixel spikes (:func:`_despike`)."""
+    nc = cand.shape[0]
+    ny, nx = frame.shape
+    bb = b * b
+    r = g.shape[0] // 2
+    w = (2 * h + 1) ** 2
+    jbox = np.empty(nx, np.int64)  # resid box of each column (no division per pixel)
+    for j in range(nx):
+        jbox[j] = j // sbs
+    # components in visiting order, their members grouped (stable)
+    cid = np.full(parent.shape[0], -1, np.int64)
+    compc = np.empty(nc, np.int64)
+    ncomp = 0
+    for o in range(nc):
+        rt = _root(parent, cand[order[o]])
+        if cid[rt] < 0:
+            cid[rt] = ncomp
+            ncomp += 1
+        compc[o] = cid[rt]
+    start = np.zeros(ncomp + 1, np.int64)
+    for o in range(nc):
+        start[compc[o] + 1] += 1
+    for k in range(ncomp):
+        start[k + 1] += start[k]
+    fill = start[:-1].copy()
+    memb = np.empty(nc, np.int64)  # positions in order
+    for o in range(nc):
+        memb[fill[compc[o]]] = o
+        fill[compc[o]] += 1
+    pk_i = np.empty(8, np.int64)
+    pk_j = np.empty(8, np.int64)
+    for k in range(ncomp):
+        a0 = start[k]
+        a1 = start[k + 1]
+        if a1 - a0 < min_core:
+            continue
+        c0 = order[memb[a0]]  # the component's peak: first visited
+        half = 0.5 * gval[c0]
+        core = 0
+        full = False
+        nmax = -np.inf
+        for t in range(a0, a1):
+            c = order[memb[t]]
+            gg = gval[c]
+            nmax = max(nmax, nloc[cand[c]])
+            if gg >= half:
+                core += 1
+            if not full and (ci[c] - ci[c0]) ** 2 + (cj[c] - cj[c0]) ** 2 >= log_sep**2:
+                s2 = var[rings[ci[c], cj[c]]]
+                full = gg > 0 and gg * gg >= log_gsnr**2 * (w * s2 + gain * gg)
+        if core < min_core or nmax >= sharp * gval[c0]:
+            continue  # small, or sharp: its brightest pixel holds much of G
+        # the region where -LoG is needed: all members and their 5 x 5 neighbourhoods, or
+        # only 3 px around the peak when no member can be a peak of its own
+        if full:
+            i0 = ci[c0]
+            i1 = ci[c0]
+            j0 = cj[c0]
+            j1 = cj[c0]
+            for t in range(a0, a1):
+                c = order[memb[t]]
+                i0 = min(i0, ci[c])
+                i1 = max(i1, ci[c])
+                j0 = min(j0, cj[c])
+                j1 = max(j1, cj[c])
+            i0 -= 2
+            i1 += 2
+            j0 -= 2
+            j1 += 2
+        else:
+            i0 = ci[c0] - 3
+            i1 = ci[c0] + 3
+            j0 = cj[c0] - 3
+            j1 = cj[c0] + 3
+        pi0 = i0 - r
+        pj0 = j0 - r
+        ph = i1 - i0 + 1 + 2 * r
+        pw = j1 - j0 + 1 + 2 * r
+        p = np.zeros((ph, pw))
+        for ii in range(max(-pi0, 0), min(ph, ny - pi0)):
+            fi = pi0 + ii
+            ib = fi // sbs
+            fr = frame[fi]
+            rr = rings[fi]
+            for jj in range(max(-pj0, 0), min(pw, nx - pj0)):
+                fj = pj0 + jj
+                rg = rr[fj]
+                if rg < 0:
+                    continue
+                v = fr[fj]
+                if v >= lo and v <= hi and np.isfinite(mean[rg]):
+                    p[ii, jj] = np.float64(v) - (mean[rg] + resid[ib, jbox[fj]])
+        s2c = var[rings[ci[c0], cj[c0]]]
+        lg = _neg_log(_despike(p, spike, s2c, gain), g, g2)  # lg[0, 0] is pixel (i0, j0)
+        npk = 1
+        pk_i[0] = ci[c0]
+        pk_j[0] = cj[c0]
+        if full:
+            # candidates: members at a 5 x 5 maximum of -LoG, significant; by decreasing -LoG
+            nq = 0
+            qs = np.empty(a1 - a0, np.int64)
+            qv = np.empty(a1 - a0)
+            for t in range(a0, a1):
+                c = order[memb[t]]
+                li = ci[c] - i0
+                lj = cj[c] - j0
+                v = lg[li, lj]
+                gg = gval[c]
+                s2 = var[rings[ci[c], cj[c]]]
+                sig = gain * max(gg, 0.0)
+                if v <= 0 or v * v < log_snr**2 * k2 * (s2 + sig / w):
+                    continue
+                if gg <= 0 or gg * gg < log_gsnr**2 * (w * s2 + sig):
+                    continue
+                top = True
+                for di in range(-2, 3):
+                    for dj in range(-2, 3):
+                        if lg[li + di, lj + dj] > v:
+                            top = False
+                if not top:
+                    continue
+                u = nq  # insertion by decreasing -LoG, ties keep visiting order
+                while u > 0 and qv[u - 1] < v:
+                    qs[u] = qs[u - 1]
+                    qv[u] = qv[u - 1]
+                    u -= 1
+                qs[u] = t
+                qv[u] = v
+                nq += 1
+            for u in range(nq):
+                c = order[memb[qs[u]]]
+                keep = True
+                for e in range(npk):
+                    if (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2 < log_sep**2:
+                        keep = False
+                if keep and npk < pk_i.shape[0]:
+                    pk_i[npk] = ci[c]
+                    pk_j[npk] = cj[c]
+                    npk += 1
+        rt = _root(parent, cand[c0])
+        roots = np.empty(npk, np.int64)
+        roots[0] = rt
+        for e in range(1, npk):
+            roots[e] = _local(slot, b, bb, pk_i[e], pk_j[e])
+            _log_fit(lg, pk_i[e] - i0, pk_j[e] - j0, i0, j0, roots[e], posx, posy)
+        # the first peak: the -LoG maximum within 2 px of its G peak
+        bi = pk_i[0]
+        bj = pk_j[0]
+        bv = lg[bi - i0, bj - j0]
+        for t in range(a0, a1):
+            c = order[memb[t]]
+            if (ci[c] - pk_i[0]) ** 2 + (cj[c] - pk_j[0]) ** 2 <= 4:
+                if lg[ci[c] - i0, cj[c] - j0] > bv:
+                    bv = lg[ci[c] - i0, cj[c] - j0]
+                    bi = ci[c]
+                    bj = cj[c]
+        _log_fit(lg, bi - i0, bj - j0, i0, j0, rt, posx, posy)
+        if npk == 1:
+            continue
+        for t in range(a0, a1):
+            c = order[memb[t]]
+            best = 0
+            bd = (ci[c] - pk_i[0]) ** 2 + (cj[c] - pk_j[0]) ** 2
+            for e in range(1, npk):
+                d = (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2
+                if d < bd:
+                    bd = d
+                    best = e
+            parent[cand[c]] = roots[best]
+        for e in range(1, npk):
+            parent[roots[e]] = roots[e]
+            peak[roots[e]] = _g_at(gval, cand, order, memb, a0, a1, roots[e])
+    return 0
+
+
+@numba.njit(**_JIT)
+def _log_fit(lg, li, lj, pi0, pj0, loc, posx, posy):
+    """Position (frame pixels) of the ``-LoG`` maximum at patch pixel (li, lj) by a parabola
+    along each axis, stored at ``loc``."""
+    x = float(lj + pj0)
+    y = float(li + pi0)
+    den = lg[li, lj - 1] - 2 * lg[li, lj] + lg[li, lj + 1]
+    if den < 0:
+        x += min(max(0.5 * (lg[li, lj - 1] - lg[li, lj + 1]) / den, -0.5), 0.5)
+    den = lg[li - 1, lj] - 2 * lg[li, lj] + lg[li + 1, lj]
+    if den < 0:
+        y += min(max(0.5 * (lg[li - 1, lj] - lg[li + 1, lj]) / den, -0.5), 0.5)
+    posx[loc] = x
+    posy[loc] = y
+
+
+@numba.njit(**_JIT)
+def _g_at(gval, cand, order, memb, a0, a1, loc):
+    """G of the member of ``memb[a0:a1]`` at local index ``loc``."""
+    for t in range(a0, a1):
+        c = order[memb[t]]
+        if cand[c] == loc:
+            return gval[c]
+    return 0.0
+
+
 PEAK_FIT = True
 
 
@@ -464,8 +792,11 @@ def _measure(
     min_pix,
     max_pix,
     out,
+    posx,
+    posy,
 ):
-    """Measure each component; write the spots into ``out``, return their number."""
+    """Measure each component; write the spots into ``out``, return their number. ``posx``,
+    ``posy``: position of a component given by its root (:func:`_split`), NaN: not given."""
     nc = cand.shape[0]
     ns_bb = parent.shape[0]
     # measure each component
@@ -484,6 +815,7 @@ def _measure(
     ipk = np.zeros(nc, np.int64)
     jpk = np.zeros(nc, np.int64)
     rpk = np.zeros(nc, np.int64)
+    rootk = np.zeros(nc, np.int64)
     for o in range(nc):
         c = order[o]
         loc = cand[c]
@@ -494,6 +826,7 @@ def _measure(
             comp[r] = ncomp
             ipk[ncomp] = i  # the first pixel visited is the peak
             jpk[ncomp] = j
+            rootk[ncomp] = r
             ncomp += 1
         k = comp[r]
         nv = nloc[loc]
@@ -528,7 +861,10 @@ def _measure(
         if found < out.shape[0]:
             x = wx[k] / wsum[k]
             y = wy[k] / wsum[k]
-            if PEAK_FIT:
+            if np.isfinite(posx[rootk[k]]):
+                x = posx[rootk[k]]
+                y = posy[rootk[k]]
+            elif PEAK_FIT:
                 x, y = _peak_fit(gloc, slot, b, ipk[k], jpk[k], x, y)
             out[found, 0] = x
             out[found, 1] = y
@@ -562,6 +898,14 @@ def find_spots_ref(
     max_single_frac,
     min_pix,
     max_pix,
+    *,
+    log_sigma=0.0,
+    log_snr=2.0,
+    log_gsnr=5.0,
+    log_sep=5.0,
+    log_min_core=12,
+    log_spike=0.3,
+    log_sharp=0.2,
 ):
     """Reference of :func:`find_spots` on dense arrays (numpy, a dict union-find): ``(n, 7)``."""
     ny, nx = frame.shape
@@ -638,6 +982,16 @@ def find_spots_ref(
     for o in order:
         p = (int(ii[o]), int(jj[o]))
         comps.setdefault(root(p), []).append(p)
+    pos: dict[tuple[int, int], tuple[float, float]] = {}
+    if log_sigma > 0:
+        owner = _split_ref(
+            comps, net, g, s2, gain, h, log_sigma, log_snr, log_gsnr, log_sep, log_min_core,
+            log_spike, peak, pos, log_sharp,
+        )  # fmt: skip
+        comps = {}
+        for o in order:
+            p = (int(ii[o]), int(jj[o]))
+            comps.setdefault(owner[p], []).append(p)
     rows = []
     for rt, pix in comps.items():
         pi = np.array([q[0] for q in pix])
@@ -666,7 +1020,9 @@ def find_spots_ref(
         if g3[pi[k], pj[k]] > 0 and nv[k] > max_single_frac * g3[pi[k], pj[k]]:
             continue
         x, y = x / ws, y / ws
-        if PEAK_FIT:  # parabola through G at the peak and its neighbours in marked blocks
+        if rt in pos:
+            x, y = pos[rt]
+        elif PEAK_FIT:  # parabola through G at the peak and its neighbours in marked blocks
             i0, j0 = pix[0]
             gk = np.zeros((nyb, nxb))
             gk[:ny, :nx] = np.where(inblk & valid, g, 0.0)
@@ -682,3 +1038,91 @@ def find_spots_ref(
                     y = i0 + min(max(off, -0.5), 0.5)
         rows.append((x, y, tot, len(pix), snr, m[pi[k], pj[k]], f[pi, pj].max()))
     return np.array(rows, float).reshape(-1, len(COLUMNS))
+
+
+def _split_ref(
+    comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_core, spike, peak, pos, sharp
+):
+    """Numpy reference of :func:`_split`: the new root of every footprint pixel; ``peak``
+    and ``pos`` (root -> (x, y)) are filled for the new roots and relocated peaks."""
+    from scipy import ndimage
+
+    g1, g2, k2 = log_kernel(sigma)
+    r = g1.size // 2
+    w = (2 * h + 1) ** 2
+    owner = {}
+    for rt, pix in comps.items():
+        for q in pix:
+            owner[q] = rt
+        pa = np.array(pix)
+        gp = g[pa[:, 0], pa[:, 1]]
+        if len(pix) < min_core or np.sum(gp >= 0.5 * gp[0]) < min_core:
+            continue
+        if net[pa[:, 0], pa[:, 1]].max() >= sharp * gp[0]:
+            continue
+        far = np.sum((pa - pa[0]) ** 2, axis=1) >= sep**2
+        s2p = s2[pa[:, 0], pa[:, 1]]
+        full = np.any(far & (gp > 0) & (gp * gp >= gsnr**2 * (w * s2p + gain * gp)))
+        if full:
+            (i0, j0), (i1, j1) = pa.min(axis=0) - 2, pa.max(axis=0) + 2
+        else:
+            (i0, j0), (i1, j1) = pa[0] - 3, pa[0] + 3
+        # the patch: the region and a margin r, zero outside the frame
+        p = np.pad(net, r + 4)[i0 + 4 : i1 + 2 * r + 5, j0 + 4 : j1 + 2 * r + 5]
+        s9 = ndimage.correlate(p, np.ones((3, 3)), mode="constant")
+        m8 = np.maximum((s9 - p) / 8.0, 0.0)
+        s2c = s2[pix[0]]
+        sp = (p > 0) & (p > spike * s9) & ((p - m8) ** 2 > 25.0 * (s2c + gain * m8))
+        p = np.where(sp, m8, p)
+        t1 = ndimage.correlate1d(p, g2, axis=1, mode="constant")
+        t2 = ndimage.correlate1d(p, g1, axis=1, mode="constant")
+        lg = -(
+            ndimage.correlate1d(t1, g1, axis=0, mode="constant")
+            + ndimage.correlate1d(t2, g2, axis=0, mode="constant")
+        )[r:-r, r:-r]
+        peaks = [pix[0]]
+        if full:
+            top = lg >= ndimage.maximum_filter(lg, 5, mode="constant", cval=-np.inf)
+            cand, vals = [], []
+            for q in pix:
+                v, gg, n2 = lg[q[0] - i0, q[1] - j0], g[q], s2[q]
+                sig = gain * max(gg, 0.0)
+                if v <= 0 or v * v < snr**2 * k2 * (n2 + sig / w) or gg <= 0:
+                    continue
+                if gg * gg < gsnr**2 * (w * n2 + sig) or not top[q[0] - i0, q[1] - j0]:
+                    continue
+                cand.append(q)
+                vals.append(v)
+            for k in np.argsort(-np.array(vals), kind="stable"):
+                q = cand[k]
+                if len(peaks) < 8 and all(
+                    (q[0] - a) ** 2 + (q[1] - b) ** 2 >= sep**2 for a, b in peaks
+                ):
+                    peaks.append(q)
+        best = pix[0]
+        for q in pix:
+            near = (q[0] - pix[0][0]) ** 2 + (q[1] - pix[0][1]) ** 2 <= 4
+            if near and lg[q[0] - i0, q[1] - j0] > lg[best[0] - i0, best[1] - j0]:
+                best = q
+        pos[rt] = _fit_ref(lg, i0, j0, best)
+        for q in peaks[1:]:
+            pos[q] = _fit_ref(lg, i0, j0, q)
+            peak[q] = g[q]
+        roots = [rt, *peaks[1:]]
+        for q in pix:
+            d = [(q[0] - a) ** 2 + (q[1] - b) ** 2 for a, b in peaks]
+            owner[q] = roots[int(np.argmin(d))]
+    return owner
+
+
+def _fit_ref(lg, i0, j0, q):
+    """Parabola through the ``-LoG`` patch ``lg`` (origin ``i0, j0``) at pixel ``q``."""
+    li, lj = q[0] - i0, q[1] - j0
+    x, y = float(q[1]), float(q[0])
+    den = lg[li, lj - 1] - 2 * lg[li, lj] + lg[li, lj + 1]
+    if den < 0:
+        x += min(max(0.5 * (lg[li, lj - 1] - lg[li, lj + 1]) / den, -0.5), 0.5)
+    den = lg[li - 1, lj] - 2 * lg[li, lj] + lg[li + 1, lj]
+    if den < 0:
+        y += min(max(0.5 * (lg[li - 1, lj] - lg[li + 1, lj]) / den, -0.5), 0.5)
+    return x, y
