@@ -127,3 +127,26 @@ def test_a_lone_spot_is_not_split_and_a_hot_pixel_does_not_draw_it():
         frame = _frame(seed, [(x, y, 5000, s)], spikes=[(int(y) + 2, int(x) + 1, 300)])
         peaks = _run(frame, 2.5)[0]
         assert len(peaks) == 1 and _nearest(peaks, x, y) < 0.5
+
+
+def test_scratch_reused_across_frames_and_threads_gives_the_same_spots():
+    """The per-thread scratch arrays are left clean by every frame: a frame gives the same
+    spots after other frames (more and fewer blocks marked), and in two threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [
+        _frame(s, [(20.0 + 5 * s, 30.0, 900, 2.8), (50.0, 40.0 - 3 * s, 400, 1.0)])
+        for s in range(4)
+    ]
+    first = [_run(f, 2.5)[0] for f in frames]
+    for f, ref in zip(frames, [_run(f, 2.5)[1] for f in frames], strict=True):
+        np.testing.assert_allclose(_run(f, 2.5)[0], ref, rtol=1e-9, atol=1e-9)
+    args = (*_args(frames[0]), 3.0, 5.0, 0.9, 1, 1000)
+    few = args[8].copy()
+    few[:] = 0
+    few[5:12, 5:12] = 1  # far fewer blocks marked: smaller scratch use
+    find_spots(*args[:8], few, *args[9:], np.empty((200, 7)), log_sigma=2.5)
+    with ThreadPoolExecutor(2) as pool:
+        again = list(pool.map(lambda f: _run(f, 2.5)[0], frames * 3))
+    for k, got in enumerate(again):
+        np.testing.assert_array_equal(got, first[k % 4])

@@ -25,6 +25,8 @@ dense images with markers given in advance.
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 
@@ -138,61 +140,98 @@ def find_spots(
     ``log_sigma > 0`` splits components further at the maxima of their Laplacian of Gaussian
     (:func:`_split`, parameters ``log_*``).
     """
-    slot, cand, ci, cj, gval, nloc, gloc = _footprint(
-        frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr
-    )
-    order = _region_order(cand, ci, cj, gval, slot, b, rings.shape[0], rings.shape[1])
-    parent, peak = _grow(
-        cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep
-    )
-    posx = np.full(parent.shape[0], np.nan)
-    posy = np.full(parent.shape[0], np.nan)
-    if log_sigma > 0:
-        g, g2, k2 = log_kernel(log_sigma)
-        _split(
-            frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
-            parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, log_min_core, posx, posy,
-            log_spike, nloc, log_sharp,
+    sc = _scratch(blocks.shape, int(np.count_nonzero(blocks)) * b * b)
+    try:
+        cand, ci, cj, gval = _footprint(
+            frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr,
+            sc.slot, sc.nloc, sc.gloc, sc.infp,
         )  # fmt: skip
-    return _measure(
-        frame,
-        rings,
-        mean,
-        resid,
-        sbs,
-        var,
-        lo,
-        hi,
-        cand,
-        ci,
-        cj,
-        gval,
-        order,
-        nloc,
-        gloc,
-        slot,
-        b,
-        parent,
-        peak,
-        gain,
-        min_snr,
-        max_single_frac,
-        min_pix,
-        max_pix,
-        out,
-        posx,
-        posy,
-    )
+        slot, nloc, gloc = sc.slot, sc.nloc, sc.gloc
+        order = _region_order(cand, ci, cj, gval, slot, b, rings.shape[0], rings.shape[1], sc.cidx)
+        parent, peak = sc.parent, sc.peak
+        _grow(
+            cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac,
+            min_sep, parent, peak, sc.pki, sc.pkj,
+        )  # fmt: skip
+        posx, posy = sc.posx, sc.posy
+        if log_sigma > 0:
+            g, g2, k2 = log_kernel(log_sigma)
+            _split(
+                frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot,
+                b, h, parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, log_min_core,
+                posx, posy, log_spike, nloc, log_sharp, sc.cid,
+            )  # fmt: skip
+        found = _measure(
+            frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, nloc,
+            gloc, slot, b, parent, peak, gain, min_snr, max_single_frac, min_pix, max_pix, out,
+            posx, posy, sc.comp,
+        )  # fmt: skip
+        _restore(blocks, cand, slot, parent, posx, posy)
+    except BaseException:
+        _LOCAL.__dict__.clear()  # never reuse scratch left half-written
+        raise
+    return found
+
+
+class _Scratch:
+    """Per-thread arrays the kernels reuse from frame to frame (no allocation and no page
+    faults per frame): indexed by block (``slot``) or by local pixel index. Between calls
+    ``slot``, ``parent``, ``cidx``, ``comp``, ``cid`` hold -1 and ``posx``, ``posy`` NaN
+    everywhere; each kernel puts back what it changed, so a frame costs what its footprint
+    costs, not the size of these arrays."""
+
+    def __init__(self, shape, n):
+        self.shape = shape
+        self.slot = np.full(shape, -1, np.int64)
+        self.size = n
+        for name in ("parent", "cidx", "comp", "cid"):
+            setattr(self, name, np.full(n, -1, np.int64))
+        self.posx = np.full(n, np.nan)
+        self.posy = np.full(n, np.nan)
+        self.peak = np.zeros(n)
+        self.pki = np.zeros(n, np.int64)
+        self.pkj = np.zeros(n, np.int64)
+        self.nloc = np.zeros(n)
+        self.gloc = np.zeros(n)
+        self.infp = np.zeros(n, np.bool_)
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(shape, n):
+    """This thread's :class:`_Scratch` for blocks of ``shape`` and ``n`` local pixels
+    (grown by half again when too small)."""
+    sc = getattr(_LOCAL, "scratch", None)
+    if sc is None or sc.shape != shape or sc.size < n:
+        sc = _LOCAL.scratch = _Scratch(shape, max(n + n // 2, 1))
+    return sc
 
 
 @numba.njit(**_JIT)
-def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr):
-    """Slots of the marked blocks; the footprint pixels in raster order (local index, row,
-    column, G) and N of every pixel of the marked blocks."""
+def _restore(blocks, cand, slot, parent, posx, posy):
+    """Put back the scratch entries the frame changed (see :class:`_Scratch`)."""
+    for c in range(cand.shape[0]):
+        parent[cand[c]] = -1
+        posx[cand[c]] = np.nan
+        posy[cand[c]] = np.nan
+    nby, nbx = blocks.shape
+    for bi in range(nby):
+        for bj in range(nbx):
+            if blocks[bi, bj]:
+                slot[bi, bj] = -1
+
+
+@numba.njit(**_JIT)
+def _footprint(
+    frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr, slot, nloc, gloc, infp
+):
+    """The footprint pixels in raster order (local index, row, column, G). Written: ``slot``
+    of the marked blocks (all -1 on entry), N (``nloc``), G (``gloc``) and whether in the
+    footprint (``infp``) of every pixel of the marked blocks (0 where not valid)."""
     ny, nx = frame.shape
     nby, nbx = blocks.shape
     # slot of each marked block; pixels are numbered slot * b * b + (i % b) * b + (j % b)
-    slot = np.full((nby, nbx), -1, np.int64)
     ns = 0
     for bi in range(nby):
         for bj in range(nbx):
@@ -204,9 +243,6 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
     # blocks and their halo of h pixels) into a rolling buffer of the last b + 2h frame rows
     # (``stamp``: the frame row a buffer cell holds), so that vertically adjacent blocks
     # share their halo rows.
-    nloc = np.zeros(ns * bb)
-    gloc = np.zeros(ns * bb)
-    infp = np.zeros(ns * bb, np.bool_)
     nr = b + 2 * h
     ncol = nbx * b + 2 * h
     buf = np.zeros((nr, ncol))  # frame column jj at jj + h
@@ -279,7 +315,11 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                 sr = i % nr
                 for dj in range(b):
                     c = bj * b + dj + h  # buffer column of this pixel
+                    loc = s * bb + di * b + dj
                     if c - h >= nx or not bok[sr, c]:
+                        nloc[loc] = 0.0
+                        gloc[loc] = 0.0
+                        infp[loc] = False
                         continue
                     g = 0.0
                     n = 0
@@ -288,12 +328,11 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                         g += hsum[kr, c]
                         n += hcnt[kr, c]
                     s2 = var[rings[i, c - h]]
-                    loc = s * bb + di * b + dj
                     nloc[loc] = buf[sr, c]
                     gloc[loc] = g
-                    if g > 0 and s2 >= 0 and g >= floor_snr * np.sqrt(n * s2):
-                        infp[loc] = True
-                        nfp += 1
+                    fp = g > 0 and s2 >= 0 and g >= floor_snr * np.sqrt(n * s2)
+                    infp[loc] = fp
+                    nfp += fp
     # footprint pixels in raster order
     cand = np.empty(nfp, np.int64)  # local index
     ci = np.empty(nfp, np.int64)
@@ -319,7 +358,7 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                         cj[nc] = j
                         gval[nc] = gloc[loc]
                         nc += 1
-    return slot, cand, ci, cj, gval, nloc, gloc
+    return cand, ci, cj, gval
 
 
 @numba.njit(inline="always", **_JIT)
@@ -339,13 +378,12 @@ def _local(slot, b, bb, ii, jj):
 
 
 @numba.njit(**_JIT)
-def _region_order(cand, ci, cj, gval, slot, b, ny, nx):
+def _region_order(cand, ci, cj, gval, slot, b, ny, nx, cidx):
     """Visiting order of the footprint pixels: by 8-connected region (raster order of each
-    region's first pixel), then by decreasing G, ties in raster order."""
+    region's first pixel), then by decreasing G, ties in raster order. ``cidx``: scratch
+    per local index, -1 on entry and on return."""
     nc = cand.shape[0]
     bb = b * b
-    ns = int(slot.max()) + 1 if slot.size else 0
-    cidx = np.full(ns * bb, -1, np.int64)
     for c in range(nc):
         cidx[cand[c]] = c
     par = np.arange(nc)
@@ -364,6 +402,8 @@ def _region_order(cand, ci, cj, gval, slot, b, ny, nx):
             rb = _root(par, cidx[q])
             if ra != rb:
                 par[max(ra, rb)] = min(ra, rb)
+    for c in range(nc):
+        cidx[cand[c]] = -1
     # regions numbered by their first pixel; counting sort by region keeps raster order
     label = np.full(nc, -1, np.int64)
     nreg = 0
@@ -406,16 +446,15 @@ def _region_order(cand, ci, cj, gval, slot, b, ny, nx):
 
 
 @numba.njit(**_JIT)
-def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep):
-    """Union-find growth of the footprint from the highest G down: ``(parent, peak)``."""
+def _grow(
+    cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep,
+    parent, peak, pki, pkj,
+):  # fmt: skip
+    """Union-find growth of the footprint from the highest G down into ``parent`` (-1 on
+    entry) with ``peak`` (G at the peak of each root) and its pixel (``pki``, ``pkj``)."""
     ny, nx = rings.shape
     bb = b * b
     nc = cand.shape[0]
-    ns = int(slot.max()) + 1 if slot.size else 0
-    parent = np.full(ns * bb, -1, np.int64)
-    peak = np.zeros(ns * bb)  # G at the peak of each root
-    pki = np.zeros(ns * bb, np.int64)  # the peak pixel of each root
-    pkj = np.zeros(ns * bb, np.int64)
     roots = np.empty(8, np.int64)
     for o in range(nc):
         c = order[o]
@@ -463,7 +502,7 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
                 continue  # a spot of its own: its saddle is here
             parent[r] = main
         parent[loc] = main
-    return parent, peak
+    return 0
 
 
 def log_kernel(sigma):
@@ -537,7 +576,7 @@ def _despike(p, frac, s2, gain):
 def _split(
     frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
     parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, min_core, posx, posy, spike,
-    nloc, sharp,
+    nloc, sharp, cid,
 ):  # fmt: skip
     """Split components that hide several spots at the maxima of their ``-LoG``.
 
@@ -562,8 +601,7 @@ def _split(
     for j in range(nx):
         jbox[j] = j // sbs
     # components in visiting order, their members grouped (stable)
-    cid = np.full(parent.shape[0], -1, np.int64)
-    compc = np.empty(nc, np.int64)
+    compc = np.empty(nc, np.int64)  # cid: scratch per root, -1 on entry and on return
     ncomp = 0
     for o in range(nc):
         rt = _root(parent, cand[order[o]])
@@ -571,6 +609,8 @@ def _split(
             cid[rt] = ncomp
             ncomp += 1
         compc[o] = cid[rt]
+    for o in range(nc):
+        cid[_root(parent, cand[order[o]])] = -1
     start = np.zeros(ncomp + 1, np.int64)
     for o in range(nc):
         start[compc[o] + 1] += 1
@@ -810,28 +850,37 @@ def _measure(
     out,
     posx,
     posy,
+    comp,
 ):
     """Measure each component; write the spots into ``out``, return their number. ``posx``,
     ``posy``: position of a component given by its root (:func:`_split`), NaN: not given."""
     nc = cand.shape[0]
-    ns_bb = parent.shape[0]
-    # measure each component
-    comp = np.full(ns_bb, -1, np.int64)
+    # components (``comp``: scratch per root, -1 on entry and on return), counted first so
+    # that the per-component sums are as long as the components are many
     ncomp = 0
-    isum = np.zeros(nc)
-    vsum = np.zeros(nc)
-    wsum = np.zeros(nc)
-    wx = np.zeros(nc)
-    wy = np.zeros(nc)
-    npx = np.zeros(nc, np.int64)
-    vmax = np.full(nc, -np.inf)
-    nmax = np.full(nc, -np.inf)
-    imax = np.zeros(nc, np.int64)
-    jmax = np.zeros(nc, np.int64)
-    ipk = np.zeros(nc, np.int64)
-    jpk = np.zeros(nc, np.int64)
-    rpk = np.zeros(nc, np.int64)
-    rootk = np.zeros(nc, np.int64)
+    for o in range(nc):
+        r = _root(parent, cand[order[o]])
+        if comp[r] < 0:
+            comp[r] = ncomp
+            ncomp += 1
+    for o in range(nc):
+        comp[_root(parent, cand[order[o]])] = -1
+    m = ncomp
+    ncomp = 0
+    isum = np.zeros(m)
+    vsum = np.zeros(m)
+    wsum = np.zeros(m)
+    wx = np.zeros(m)
+    wy = np.zeros(m)
+    npx = np.zeros(m, np.int64)
+    vmax = np.full(m, -np.inf)
+    nmax = np.full(m, -np.inf)
+    imax = np.zeros(m, np.int64)
+    jmax = np.zeros(m, np.int64)
+    ipk = np.zeros(m, np.int64)
+    jpk = np.zeros(m, np.int64)
+    rpk = np.zeros(m, np.int64)
+    rootk = np.zeros(m, np.int64)
     for o in range(nc):
         c = order[o]
         loc = cand[c]
@@ -862,6 +911,8 @@ def _measure(
             imax[k] = i
             jmax[k] = j
             rpk[k] = rr
+    for k in range(ncomp):
+        comp[rootk[k]] = -1
     found = 0
     for k in range(ncomp):
         if npx[k] < min_pix or npx[k] > max_pix or wsum[k] <= 0:
