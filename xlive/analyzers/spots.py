@@ -78,8 +78,9 @@ class SpotParams:
     split_snr: float = 0.0
     #: ... and by this fraction of its height ("integrated")
     split_frac: float = 0.03
-    #: peaks closer than this (pixels) are one spot ("integrated")
-    min_separation: float = 3.0
+    #: peaks closer than this (pixels) are one spot, also when their footprints do not touch
+    #: (a broad weak spot's footprint broken by noise; "integrated")
+    min_separation: float = 3.5
     #: scale (pixels) of the Laplacian of Gaussian whose maxima split a component hiding
     #: several spots (a weak spot on a stronger one's flank, broad spots a few widths
     #: apart); 0: no such split ("integrated")
@@ -458,7 +459,8 @@ class SpotFinder:
             out,
             log_sigma=p.split_log_sigma,
         )
-        return merge_close_peaks(out[: min(n, p.max_found)], p.merge_radius)
+        found = out[: min(n, p.max_found)]
+        return merge_close_peaks(found, max(p.merge_radius, p.min_separation))
 
     @property
     def block_table(self) -> BlockRingTable:
