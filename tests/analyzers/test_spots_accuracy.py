@@ -20,9 +20,10 @@ def hard(request):
 
 
 def test_hard_simulator_recall_precision_and_no_duplicates(hard):
-    """Measured (eiger500k, frames 0-3): seed 1 recall 0.941 / precision 0.974, seed 4
-    0.923 / 0.963, no duplicate, no peak on a zinger or hot pixel; without the split at the
-    Laplacian's maxima 0.917 / 0.969 and 0.894 / 0.957; the threshold method ~0.7 / ~0.92.
+    """Measured (eiger500k, frames 0-3): seed 1 recall 0.953 / precision 0.971, seed 4
+    0.944 / 0.961, no duplicate, no peak on a zinger or hot pixel; without the split at the
+    Laplacian's maxima (and its peeling) 0.921 / 0.966 and 0.888 / 0.950; the threshold
+    method ~0.7 / ~0.92.
     The issue's 0.97 / 0.98 is not reached: most misses are broad spots 1-1.35 widths from
     a neighbour (bench/spots_misses.py)."""
     sim, pairs = hard
@@ -36,7 +37,7 @@ def test_hard_simulator_recall_precision_and_no_duplicates(hard):
     nosplit = run(SpotParams(method="integrated", split_log_sigma=0))
     old = run(SpotParams(method="threshold"))
     assert ours.n_expected > 800
-    assert ours.recall >= 0.915 and ours.precision >= 0.955, ours
+    assert ours.recall >= 0.935 and ours.precision >= 0.955, ours
     assert ours.n_duplicates == 0 and ours.n_artefacts == 0, ours
-    assert ours.recall >= nosplit.recall + 0.015 and ours.precision >= nosplit.precision, nosplit
+    assert ours.recall >= nosplit.recall + 0.025 and ours.precision >= nosplit.precision, nosplit
     assert ours.recall >= old.recall + 0.15 and ours.precision > old.precision, old

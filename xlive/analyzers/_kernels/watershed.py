@@ -127,6 +127,8 @@ def find_spots(
     log_min_core=12,
     log_spike=0.3,
     log_sharp=0.2,
+    log_peel_snr=5.0,
+    log_peel_gsnr=6.0,
 ):
     """Spots in the pixels of the marked ``blocks`` (``b x b`` pixels each); rows of ``out``
     get :data:`COLUMNS`, in order of their peak's ``G``. Returns the number of spots (rows
@@ -159,7 +161,8 @@ def find_spots(
             _split(
                 frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot,
                 b, h, parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, log_min_core,
-                posx, posy, log_spike, nloc, log_sharp, sc.cid,
+                posx, posy, log_spike, nloc, log_sharp, sc.cid, log_peel_snr, log_peel_gsnr,
+                *peel_models(log_sigma),
             )  # fmt: skip
         found = _measure(
             frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, nloc,
@@ -518,6 +521,33 @@ def log_kernel(sigma):
     return g, g2, float(np.sum(k * k))
 
 
+_PEEL = {}
+
+
+def peel_models(sigma, half=12):
+    """``(models, ratios)``: ``-LoG`` (scale ``sigma``) of centred, unit-sum Gaussian spots
+    of width 0.6-4.5 px on a ``2 half + 1`` square, and each one's ``-LoG / G`` at its centre
+    (G: the sum over its central 5 x 5 pixels), by which a peak's width is looked up."""
+    key = (float(sigma), half)
+    if key not in _PEEL:
+        from scipy import ndimage
+
+        g, g2, _ = log_kernel(sigma)
+        yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
+        models, ratios = [], []
+        for s in np.arange(0.6, 4.55, 0.1):
+            img = np.exp(-(xx**2 + yy**2) / (2 * s * s))
+            img /= img.sum()
+            lg = -(
+                ndimage.correlate1d(ndimage.correlate1d(img, g2, axis=1), g, axis=0)
+                + ndimage.correlate1d(ndimage.correlate1d(img, g, axis=1), g2, axis=0)
+            )
+            models.append(lg)
+            ratios.append(lg[half, half] / img[half - 2 : half + 3, half - 2 : half + 3].sum())
+        _PEEL[key] = (np.array(models), np.array(ratios))
+    return _PEEL[key]
+
+
 @numba.njit(**_JIT)
 def _neg_log(p, g, g2):
     """``-LoG`` of the dense patch ``p`` (zero outside) on its inner part (the patch less a
@@ -576,7 +606,7 @@ def _despike(p, frac, s2, gain):
 def _split(
     frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
     parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, min_core, posx, posy, spike,
-    nloc, sharp, cid,
+    nloc, sharp, cid, peel_snr, peel_gsnr, models, ratios,
 ):  # fmt: skip
     """Split components that hide several spots at the maxima of their ``-LoG``.
 
@@ -731,12 +761,6 @@ def _split(
                     pk_i[npk] = ci[c]
                     pk_j[npk] = cj[c]
                     npk += 1
-        rt = _root(parent, cand[c0])
-        roots = np.empty(npk, np.int64)
-        roots[0] = rt
-        for e in range(1, npk):
-            roots[e] = _local(slot, b, bb, pk_i[e], pk_j[e])
-            _log_fit(lg, pk_i[e] - i0, pk_j[e] - j0, i0, j0, roots[e], posx, posy)
         # the first peak: the -LoG maximum within 2 px of its G peak
         bi = pk_i[0]
         bj = pk_j[0]
@@ -748,6 +772,76 @@ def _split(
                     bv = lg[ci[c] - i0, cj[c] - j0]
                     bi = ci[c]
                     bj = cj[c]
+        n0 = npk
+        lr = lg
+        if full and peel_snr > 0:
+            # peel: subtract each peak's model -LoG (a Gaussian whose width makes -LoG / G at
+            # its pixel what is measured) and take the residual's maxima (a weak spot that is
+            # only a shoulder on a stronger one's -LoG)
+            lr = lg.copy()
+            wm = models.shape[1] // 2
+            for e in range(n0):
+                ei = bi if e == 0 else pk_i[e]
+                ej = bj if e == 0 else pk_j[e]
+                le = lg[ei - i0, ej - j0]
+                ge = _g_at(gval, cand, order, memb, a0, a1, _local(slot, b, bb, ei, ej))
+                if le <= 0 or ge <= 0:
+                    continue
+                rq = le / ge
+                km = 0
+                for u in range(1, ratios.shape[0]):
+                    if abs(ratios[u] - rq) < abs(ratios[km] - rq):
+                        km = u
+                amp = ge * ratios[km] / models[km, wm, wm]
+                for ii in range(max(ei - wm, i0), min(ei + wm + 1, i1 + 1)):
+                    for jj in range(max(ej - wm, j0), min(ej + wm + 1, j1 + 1)):
+                        lr[ii - i0, jj - j0] -= amp * models[km, ii - ei + wm, jj - ej + wm]
+            nq = 0
+            qs = np.empty(a1 - a0, np.int64)
+            qv = np.empty(a1 - a0)
+            for t in range(a0, a1):
+                c = order[memb[t]]
+                li = ci[c] - i0
+                lj = cj[c] - j0
+                v = lr[li, lj]
+                gg = gval[c]
+                s2 = var[rings[ci[c], cj[c]]]
+                sig = gain * max(gg, 0.0)
+                if v <= 0 or v * v < peel_snr**2 * k2 * (s2 + sig / w):
+                    continue
+                if gg <= 0 or gg * gg < peel_gsnr**2 * (w * s2 + sig):
+                    continue
+                top = True
+                for di in range(-2, 3):
+                    for dj in range(-2, 3):
+                        if lr[li + di, lj + dj] > v:
+                            top = False
+                if not top:
+                    continue
+                u = nq
+                while u > 0 and qv[u - 1] < v:
+                    qs[u] = qs[u - 1]
+                    qv[u] = qv[u - 1]
+                    u -= 1
+                qs[u] = t
+                qv[u] = v
+                nq += 1
+            for u in range(nq):
+                c = order[memb[qs[u]]]
+                keep = True
+                for e in range(npk):
+                    if (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2 < log_sep**2:
+                        keep = False
+                if keep and npk < pk_i.shape[0]:
+                    pk_i[npk] = ci[c]
+                    pk_j[npk] = cj[c]
+                    npk += 1
+        rt = _root(parent, cand[c0])
+        roots = np.empty(npk, np.int64)
+        roots[0] = rt
+        for e in range(1, npk):
+            roots[e] = _local(slot, b, bb, pk_i[e], pk_j[e])
+            _log_fit(lg if e < n0 else lr, pk_i[e] - i0, pk_j[e] - j0, i0, j0, roots[e], posx, posy)
         _log_fit(lg, bi - i0, bj - j0, i0, j0, rt, posx, posy)
         if npk == 1:
             continue
@@ -973,6 +1067,8 @@ def find_spots_ref(
     log_min_core=12,
     log_spike=0.3,
     log_sharp=0.2,
+    log_peel_snr=5.0,
+    log_peel_gsnr=6.0,
 ):
     """Reference of :func:`find_spots` on dense arrays (numpy, a dict union-find): ``(n, 7)``."""
     ny, nx = frame.shape
@@ -1068,7 +1164,7 @@ def find_spots_ref(
     if log_sigma > 0:
         owner = _split_ref(
             comps, net, g, s2, gain, h, log_sigma, log_snr, log_gsnr, log_sep, log_min_core,
-            log_spike, peak, pos, log_sharp,
+            log_spike, peak, pos, log_sharp, log_peel_snr, log_peel_gsnr,
         )  # fmt: skip
         comps = {}
         for o in order:
@@ -1123,8 +1219,9 @@ def find_spots_ref(
 
 
 def _split_ref(
-    comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_core, spike, peak, pos, sharp
-):
+    comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_core, spike, peak, pos, sharp,
+    peel_snr, peel_gsnr,
+):  # fmt: skip
     """Numpy reference of :func:`_split`: the new root of every footprint pixel; ``peak``
     and ``pos`` (root -> (x, y)) are filled for the new roots and relocated peaks."""
     from scipy import ndimage
@@ -1190,6 +1287,42 @@ def _split_ref(
         for q in peaks[1:]:
             pos[q] = _fit_ref(lg, i0, j0, q)
             peak[q] = g[q]
+        if full and peel_snr > 0:
+            models, ratios = peel_models(sigma)
+            wm = models.shape[1] // 2
+            lr = lg.copy()
+            for e, q in enumerate(peaks):
+                c = best if e == 0 else q
+                le, ge = lg[c[0] - i0, c[1] - j0], g[c]
+                if le <= 0 or ge <= 0:
+                    continue
+                km = int(np.argmin(np.abs(ratios - le / ge)))
+                amp = ge * ratios[km] / models[km, wm, wm]
+                a0, a1 = max(c[0] - wm, i0), min(c[0] + wm, i1)
+                b0, b1 = max(c[1] - wm, j0), min(c[1] + wm, j1)
+                mod = models[
+                    km, a0 - c[0] + wm : a1 - c[0] + wm + 1, b0 - c[1] + wm : b1 - c[1] + wm + 1
+                ]
+                lr[a0 - i0 : a1 - i0 + 1, b0 - j0 : b1 - j0 + 1] -= amp * mod
+            top = lr >= ndimage.maximum_filter(lr, 5, mode="constant", cval=-np.inf)
+            cand, vals = [], []
+            for q in pix:
+                v, gg, n2 = lr[q[0] - i0, q[1] - j0], g[q], s2[q]
+                sig = gain * max(gg, 0.0)
+                if v <= 0 or v * v < peel_snr**2 * k2 * (n2 + sig / w) or gg <= 0:
+                    continue
+                if gg * gg < peel_gsnr**2 * (w * n2 + sig) or not top[q[0] - i0, q[1] - j0]:
+                    continue
+                cand.append(q)
+                vals.append(v)
+            for k in np.argsort(-np.array(vals), kind="stable"):
+                q = cand[k]
+                if len(peaks) < 8 and all(
+                    (q[0] - a) ** 2 + (q[1] - b) ** 2 >= sep**2 for a, b in peaks
+                ):
+                    peaks.append(q)
+                    pos[q] = _fit_ref(lr, i0, j0, q)
+                    peak[q] = g[q]
         roots = [rt, *peaks[1:]]
         for q in pix:
             d = [(q[0] - a) ** 2 + (q[1] - b) ** 2 for a, b in peaks]
