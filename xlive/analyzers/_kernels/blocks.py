@@ -211,7 +211,7 @@ def _passes(net, var, gain, t):
 
 
 @numba.njit(**_JIT)
-def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_snr, seeds):
+def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, detect_snr, seeds):
     """Mark in ``seeds`` (uint8, zeroed) the blocks of every window whose integrated SNR
     reaches ``detect_snr``; returns the number of seeded blocks.
 
@@ -220,7 +220,7 @@ def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_
     factor on the blocks' independent variance (:func:`local_background`); a window's
     variance is the sum of its blocks' independent variances plus the square of its summed
     coherent error ``nsd`` (a ring flank's residue has one sign along the flank). ``shape``: the frame's, ``b``: the
-    block edge. Blocks with an invalid pixel (gap, mask) in them or in a neighbouring block
+    block edge. With ``edges``, blocks with an invalid pixel (gap, mask) in them or in a neighbouring block
     do not count: pixels at module edges are larger or calibrated worse on many detectors
     (one row brighter by a third on a PILATUS), and the windows would sum that row into a
     spot. Windows: each block alone, the 2 x 2 blocks starting at it (all four marked), the
@@ -233,7 +233,7 @@ def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_
     for bi in range(nby):
         h = min(b, ny - bi * b)
         for bj in range(nbx):
-            if nuse[bi, bj] < h * min(b, nx - bj * b):
+            if edges and nuse[bi, bj] < h * min(b, nx - bj * b):
                 short[bi + 1, bj + 1] = 1
     hd = np.zeros((nby + 2, nbx), np.uint8)
     for i in range(nby + 2):
@@ -307,12 +307,12 @@ def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_
     return n
 
 
-def block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_snr):
+def block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, detect_snr):
     """Numpy reference of :func:`block_seeds` (window sums by slicing): the seed array."""
     yy, xx = np.indices(net0.shape)
     ny, nx = shape
     full = np.minimum(b, ny - yy * b) * np.minimum(b, nx - xx * b)
-    short = np.pad(nuse < full, 1)
+    short = np.pad((nuse < full) & edges, 1)
     edge = np.zeros(net0.shape, bool)
     for di in range(3):
         for dj in range(3):
