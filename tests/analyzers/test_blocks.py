@@ -99,15 +99,16 @@ def _run(frame, rings, mean, var, sb=8, gain=1.0, snr=4.0, b=3, tol=0.5):
     np.testing.assert_allclose(rb, boxes_to_blocks_ref(resid, sb, nb), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(sc, boxes_to_blocks_ref(scale, sb, nb), rtol=1e-12)
     seeds = np.zeros(nb, np.uint8)
-    count = block_seeds(net0, nvar, nsd, nuse, rb, sc, 1, b, frame.shape, gain, snr, seeds)
-    ref = block_seeds_ref(net0, nvar, nsd, nuse, rb, sc, 1, b, frame.shape, gain, snr)
+    count = block_seeds(net0, nvar, nsd, nuse, rb, sc, 1, b, frame.shape, True, gain, snr, seeds)
+    ref = block_seeds_ref(net0, nvar, nsd, nuse, rb, sc, 1, b, frame.shape, True, gain, snr)
     np.testing.assert_array_equal(seeds, ref)
     assert count == ref.sum()
     # boxes used as they are (sb > 1) in the seeds: same as the reference too
     s2 = np.zeros(nb, np.uint8)
-    block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, gain, snr, s2)
+    block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, True, gain, snr, s2)
     np.testing.assert_array_equal(
-        s2, block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, gain, snr)
+        s2,
+        block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, True, gain, snr),
     )
     return dict(net0=net0, nvar=nvar, nsd=nsd, nuse=nuse, resid=resid, scale=scale, seeds=seeds)
 
@@ -185,7 +186,9 @@ def test_sharp_powder_ring_flanks_are_no_seeds(shift):
     centre = rings[1::3, 1::3]
     net_old, var_old = bsum - bn * mean[centre], bn * var[centre]
     one = np.ones((1, 1))
-    old = block_seeds_ref(net_old, var_old, 0 * bn, bn, 0 * one, one, 10**6, 3, frame.shape, 1, 5)
+    old = block_seeds_ref(
+        net_old, var_old, 0 * bn, bn, 0 * one, one, 10**6, 3, frame.shape, True, 1, 5
+    )
     assert old.sum() > 20
 
 
@@ -223,6 +226,12 @@ def test_module_edges_and_shadow_edges_are_no_seeds():
     seeded = np.argwhere(out["seeds"]) * 3 + 1
     assert len(seeded) and np.all(np.hypot(seeded[:, 0] - 76.0, seeded[:, 1] - 30.5) < 12)
     assert out["scale"].max() > 2  # boxes cut by the shadow's edge scatter more than noise
+    # the edge rule is what keeps the bright row quiet
+    nb = block_shape(shape)
+    s2 = np.zeros(nb, np.uint8)
+    args = (out["net0"], out["nvar"], out["nsd"], out["nuse"], out["resid"], out["scale"], 16, 3)
+    block_seeds(*args, shape, False, 1.0, 5.0, s2)
+    assert (np.argwhere(s2)[:, 0] * 3 + 1 < 67).any()  # seeds along the row above the gap
 
 
 def test_polarisation_is_taken_off_per_box():

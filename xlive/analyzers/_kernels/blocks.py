@@ -211,7 +211,7 @@ def _passes(net, var, gain, t):
 
 
 @numba.njit(**_JIT)
-def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_snr, seeds):
+def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, detect_snr, seeds):
     """Mark in ``seeds`` (uint8, zeroed) the blocks of every window whose integrated SNR
     reaches ``detect_snr``; returns the number of seeded blocks.
 
@@ -220,7 +220,7 @@ def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_
     factor on the blocks' independent variance (:func:`local_background`); a window's
     variance is the sum of its blocks' independent variances plus the square of its summed
     coherent error ``nsd`` (a ring flank's residue has one sign along the flank). ``shape``: the frame's, ``b``: the
-    block edge. Blocks with an invalid pixel (gap, mask) in them or in a neighbouring block
+    block edge. With ``edges``, blocks with an invalid pixel (gap, mask) in them or in a neighbouring block
     do not count: pixels at module edges are larger or calibrated worse on many detectors
     (one row brighter by a third on a PILATUS), and the windows would sum that row into a
     spot. Windows: each block alone, the 2 x 2 blocks starting at it (all four marked), the
@@ -228,67 +228,78 @@ def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_
     """
     nby, nbx = net0.shape
     ny, nx = shape
-    short = np.zeros((nby + 2, nbx + 2), np.uint8)  # an invalid pixel in the block (padded)
+    # blocks with an invalid pixel (padded by one block), then dilated by one block
+    short = np.zeros((nby + 2, nbx + 2), np.uint8)
     for bi in range(nby):
         h = min(b, ny - bi * b)
         for bj in range(nbx):
-            if nuse[bi, bj] < h * min(b, nx - bj * b):
+            if edges and nuse[bi, bj] < h * min(b, nx - bj * b):
                 short[bi + 1, bj + 1] = 1
-    net = np.zeros((nby, nbx))
-    nv = np.zeros((nby, nbx))
-    sd = np.zeros((nby, nbx))
-    for bi in range(nby):
-        ri = resid[bi // sb]
-        si = scale[bi // sb]
+    hd = np.zeros((nby + 2, nbx), np.uint8)
+    for i in range(nby + 2):
         for bj in range(nbx):
-            edge = 0
-            for di in range(3):
-                for dj in range(3):
-                    edge |= short[bi + di, bj + dj]
-            if edge:
-                continue
-            net[bi, bj] = net0[bi, bj] - nuse[bi, bj] * ri[bj // sb]
-            g = nsd[bi, bj]
-            nv[bi, bj] = (nvar[bi, bj] - g * g) * si[bj // sb]
-            sd[bi, bj] = g
+            hd[i, bj] = short[i, bj] | short[i, bj + 1] | short[i, bj + 2]
+    # rows of net, independent variance and coherent error, three at a time (rolling)
+    net = np.zeros((3, nbx))
+    nv = np.zeros((3, nbx))
+    sd = np.zeros((3, nbx))
     t2 = np.zeros(nbx)  # per column: the sums of rows bi and bi + 1 (2x2) ...
     w2 = np.zeros(nbx)
     g2 = np.zeros(nbx)
-    t3 = np.zeros(nbx)  # ... and of rows bi - 1 .. bi + 1 (3x3, centred on row bi)
-    w3 = np.zeros(nbx)
-    g3 = np.zeros(nbx)
-    for bi in range(nby):
+    for bi in range(-1, nby):
+        r = bi + 1  # the row to fill
+        if r < nby:
+            k = r % 3
+            ri = resid[r // sb]
+            si = scale[r // sb]
+            for bj in range(nbx):
+                if hd[r, bj] | hd[r + 1, bj] | hd[r + 2, bj]:
+                    net[k, bj] = 0.0
+                    nv[k, bj] = 0.0
+                    sd[k, bj] = 0.0
+                else:
+                    g = nsd[r, bj]
+                    net[k, bj] = net0[r, bj] - nuse[r, bj] * ri[bj // sb]
+                    nv[k, bj] = (nvar[r, bj] - g * g) * si[bj // sb]
+                    sd[k, bj] = g
+        if bi < 0:
+            continue
+        c = bi % 3
         for bj in range(nbx):
-            w = nv[bi, bj] + sd[bi, bj] ** 2
-            if nv[bi, bj] > 0 and _passes(net[bi, bj], w, gain, detect_snr):
+            w = nv[c, bj]
+            if w > 0 and _passes(net[c, bj], w + sd[c, bj] ** 2, gain, detect_snr):
                 seeds[bi, bj] = 1
         if bi + 1 < nby:
+            n1 = (bi + 1) % 3
             for bj in range(nbx):
-                t2[bj] = net[bi, bj] + net[bi + 1, bj]
-                w2[bj] = nv[bi, bj] + nv[bi + 1, bj]
-                g2[bj] = sd[bi, bj] + sd[bi + 1, bj]
+                t2[bj] = net[c, bj] + net[n1, bj]
+                w2[bj] = nv[c, bj] + nv[n1, bj]
+                g2[bj] = sd[c, bj] + sd[n1, bj]
             for bj in range(nbx - 1):
-                t = t2[bj] + t2[bj + 1]
                 w = w2[bj] + w2[bj + 1]
                 g = g2[bj] + g2[bj + 1]
-                if w > 0 and _passes(t, w + g * g, gain, detect_snr):
+                if w > 0 and _passes(t2[bj] + t2[bj + 1], w + g * g, gain, detect_snr):
                     seeds[bi, bj] = 1
                     seeds[bi, bj + 1] = 1
                     seeds[bi + 1, bj] = 1
                     seeds[bi + 1, bj + 1] = 1
-        if 0 < bi < nby - 1:
-            for bj in range(nbx):
-                t3[bj] = t2[bj] + net[bi - 1, bj]
-                w3[bj] = w2[bj] + nv[bi - 1, bj]
-                g3[bj] = g2[bj] + sd[bi - 1, bj]
-            for bj in range(1, nbx - 1):
-                t = t3[bj - 1] + t3[bj] + t3[bj + 1]
-                w = w3[bj - 1] + w3[bj] + w3[bj + 1]
-                g = g3[bj - 1] + g3[bj] + g3[bj + 1]
-                if w > 0 and _passes(t, w + g * g, gain, detect_snr):
-                    for di in range(-1, 2):
-                        for dj in range(-1, 2):
-                            seeds[bi + di, bj + dj] = 1
+            if bi > 0:
+                p = (bi - 1) % 3
+                t = 0.0
+                w = 0.0
+                g = 0.0
+                for bj in range(nbx):  # running sums of 3 columns of rows bi - 1 .. bi + 1
+                    t += t2[bj] + net[p, bj]
+                    w += w2[bj] + nv[p, bj]
+                    g += g2[bj] + sd[p, bj]
+                    if bj >= 3:
+                        t -= t2[bj - 3] + net[p, bj - 3]
+                        w -= w2[bj - 3] + nv[p, bj - 3]
+                        g -= g2[bj - 3] + sd[p, bj - 3]
+                    if bj >= 2 and w > 0 and _passes(t, w + g * g, gain, detect_snr):
+                        for di in range(-1, 2):
+                            for dj in range(-2, 1):
+                                seeds[bi + di, bj + dj] = 1
     n = 0
     for bi in range(nby):
         for bj in range(nbx):
@@ -296,12 +307,12 @@ def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_
     return n
 
 
-def block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, gain, detect_snr):
+def block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, detect_snr):
     """Numpy reference of :func:`block_seeds` (window sums by slicing): the seed array."""
     yy, xx = np.indices(net0.shape)
     ny, nx = shape
     full = np.minimum(b, ny - yy * b) * np.minimum(b, nx - xx * b)
-    short = np.pad(nuse < full, 1)
+    short = np.pad((nuse < full) & edges, 1)
     edge = np.zeros(net0.shape, bool)
     for di in range(3):
         for dj in range(3):
@@ -447,19 +458,24 @@ def boxes_to_blocks(box, s, out):
     follows a gradient (polarisation near the beam) instead of stepping at box edges."""
     nry, nrx = box.shape
     nby, nbx = out.shape
+    x0 = np.empty(nbx, np.int64)
+    x1 = np.empty(nbx, np.int64)
+    fx = np.empty(nbx)
+    for bj in range(nbx):
+        x = (bj + 0.5) / s - 0.5
+        x0[bj] = min(max(int(np.floor(x)), 0), nrx - 1)
+        x1[bj] = min(x0[bj] + 1, nrx - 1)
+        fx[bj] = min(max(x - x0[bj], 0.0), 1.0)
+    top = np.empty(nrx)
     for bi in range(nby):
         y = (bi + 0.5) / s - 0.5
         y0 = min(max(int(np.floor(y)), 0), nry - 1)
         y1 = min(y0 + 1, nry - 1)
         fy = min(max(y - y0, 0.0), 1.0)
+        for rj in range(nrx):  # the boxes' row interpolated to this block row
+            top[rj] = box[y0, rj] * (1 - fy) + box[y1, rj] * fy
         for bj in range(nbx):
-            x = (bj + 0.5) / s - 0.5
-            x0 = min(max(int(np.floor(x)), 0), nrx - 1)
-            x1 = min(x0 + 1, nrx - 1)
-            fx = min(max(x - x0, 0.0), 1.0)
-            top = box[y0, x0] * (1 - fx) + box[y0, x1] * fx
-            bot = box[y1, x0] * (1 - fx) + box[y1, x1] * fx
-            out[bi, bj] = top * (1 - fy) + bot * fy
+            out[bi, bj] = top[x0[bj]] * (1 - fx[bj]) + top[x1[bj]] * fx[bj]
 
 
 def boxes_to_blocks_ref(box, s, shape):
