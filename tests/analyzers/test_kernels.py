@@ -16,16 +16,7 @@ from xlive.analyzers._kernels.binning import (
     ring_histograms_int,
     ring_histograms_ref,
 )
-from xlive.analyzers._kernels.blocks import (
-    block_rings,
-    block_seeds,
-    block_seeds_ref,
-    block_shape,
-    block_sums,
-    block_sums_ref,
-    local_background,
-    local_background_ref,
-)
+from xlive.analyzers._kernels.blocks import block_shape
 from xlive.analyzers._kernels.neighbours import nearest_distances, nearest_distances_ref
 from xlive.analyzers._kernels.peaks import find_peaks, find_peaks_ref, pixels_above
 from xlive.analyzers._kernels.runs import PixelRuns, pixel_runs, run_sums, runs_apply
@@ -374,39 +365,6 @@ def _spot_frame(name):
         frame[:, 40:42] = INVALID
         mask[50:, :] = True
     return frame, mask
-
-
-@pytest.mark.parametrize("case", ["spots", "zinger", "gaps"])
-def test_block_sums_and_seeds_match_reference(case):
-    frame, mask = _spot_frame(case)
-    rings = _rings(mask).astype(np.int16)
-    lo, hi = valid_range(frame.dtype)
-    nb = block_shape(SHAPE)
-    bsum, bn = np.zeros(nb), np.zeros(nb, np.int32)
-    block_sums(frame, rings, lo, hi, 3, bsum, bn)
-    rs, rn = block_sums_ref(frame, rings, lo, hi, 3)
-    np.testing.assert_allclose(bsum, rs)
-    np.testing.assert_array_equal(bn, rn)
-    n = int(_rings().max()) + 1
-    mean, var = np.full(n, 0.5), np.full(n, 0.5)
-    mean[-1] = np.nan  # a ring without statistics
-    br = block_rings(rings)
-    seeds = np.zeros(nb, np.uint8)
-    resid = np.zeros((3, 3))
-    local_background(bsum, bn, br, mean, 8, 2.5, resid)
-    np.testing.assert_allclose(resid, local_background_ref(bsum, bn, br, mean, 8, 2.5))
-    count = block_seeds(bsum, bn, br, mean, resid, 8, var, 1.0, 4.0, seeds)
-    ref = block_seeds_ref(bsum, bn, br, mean, resid, 8, var, 1.0, 4.0)
-    np.testing.assert_array_equal(seeds, ref)
-    assert count == ref.sum() > 0
-
-
-def test_block_rings_take_the_central_unmasked_pixel():
-    rings = np.arange(36, dtype=np.int16).reshape(6, 6)
-    rings[1, 1] = -1  # centre of block (0, 0) masked: a pixel next to it
-    rings[3:6, 3:6] = -1
-    br = block_rings(rings)
-    assert br[0, 0] in (1, 6, 8, 13) and br[0, 1] == rings[1, 4] and br[1, 1] == -1
 
 
 @pytest.mark.parametrize("case", ["spots", "zinger", "gaps", "empty"])

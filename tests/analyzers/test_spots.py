@@ -286,25 +286,18 @@ def test_threshold_method_is_still_available_and_methods_are_checked():
     assert SpotParams(method="threshold").method == "threshold"
 
 
-@pytest.fixture(scope="module")
-def hard():
-    """Four frames of the harder simulator (broad weak spots, large cells, streaks, zingers
-    and hot pixels outside the mask), two lattices on some hits."""
-    sim = Simulation(SimParams.preset("hard", detector="eiger500k", seed=1))
-    return sim, [sim.frame(i) for i in range(4)]
-
-
-def test_hard_simulator_recall_precision_and_no_duplicates(hard):
-    """Recall over truth integrated SNR >= 10 (unmasked, not blended), precision over all
-    peaks, a spot reported twice counting as false (xlive.simulate.scoring)."""
-    from xlive.simulate.scoring import score
-
-    sim, pairs = hard
-    truths = [t for _, t in pairs]
-    ours = score([SpotFinder(sim.geometry, INTEGRATED).find(f)[:, :2] for f, _ in pairs], truths)
-    old = SpotFinder(sim.geometry, SpotParams(method="threshold"))
-    theirs = score([old.find(f)[:, :2] for f, _ in pairs], truths)
-    assert ours.n_expected > 800
-    assert ours.recall >= 0.90 and ours.precision >= 0.965, ours
-    assert ours.n_duplicates <= 0.002 * ours.n_peaks and ours.n_artefacts <= 2, ours
-    assert ours.recall >= theirs.recall + 0.15 and ours.precision > theirs.precision, theirs
+@pytest.mark.parametrize("detector", ["jungfrau1m", "agipd-quadrant"])
+def test_integrated_method_on_integrating_detectors(detector):
+    """ADU with a pedestal's negative noise, many panels: the integrated finder against the
+    truth. Measured (seed 4, 4 hits): JUNGFRAU 1M recall 0.990 / precision 0.998, AGIPD
+    quadrant 0.969 / 0.988, where the blocks by the panels' edges do not seed (0.993 with
+    skip_module_edges off); the threshold finder 1.000 / 0.998 and 0.998 / 0.988."""
+    sim = Simulation(SimParams(detector=detector, seed=4, hit_fraction=1.0, crystal_strength=300.0))
+    frames = [sim.frame(i) for i in range(4)]
+    truths = [t for _, t in frames]
+    for edges, floor in ((True, 0.95), (False, 0.98)):
+        sf = SpotFinder(sim.geometry, SpotParams(method="integrated", skip_module_edges=edges))
+        found = [sf.find(f)[:, :2] for f, _ in frames]
+        recall, precision, n = recall_precision(found, truths)
+        assert n > 300 and recall >= floor and precision >= 0.98, (edges, recall, precision)
+        assert sf(np.stack([f for f, _ in frames]))["is_hit"].all()

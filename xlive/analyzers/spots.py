@@ -17,6 +17,7 @@ The first pass also gives ``total_intensity`` and ``n_saturated`` at no extra co
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,11 +28,15 @@ from ..geometry.core import Geometry
 from ..validate import check_fields
 from ._kernels.blocks import (
     BLOCK,
-    block_rings,
+    BlockRingTable,
+    block_background,
     block_seeds,
     block_shape,
     block_sums,
+    box_scatter,
+    boxes_to_blocks,
     local_background,
+    radial_tolerance_sd,
 )
 from ._kernels.peaks import find_peaks, merge_close_peaks, pixels_above
 from ._kernels.watershed import find_spots
@@ -58,6 +63,15 @@ class SpotParams:
     #: ring means (beam-stop shadows, diffuse blobs) is measured and removed; 0: ring means
     #: only ("integrated")
     bg_box: int = 48
+    #: how far (pixels, in radius) the rings may be off where a pixel is (beam centre, tilt,
+    #: ring width): on a sharp ring's flank, that much of the ring profile's slope is added
+    #: to the windows' noise, coherently over the window ("integrated")
+    radial_tolerance: float = 0.5
+    #: blocks next to an invalid pixel (module gaps, masked pixels) do not seed spots: module
+    #: edge pixels are larger or calibrated worse on many detectors (a PILATUS's row beside
+    #: a gap is a third brighter); off for detectors with clean edges and many panels, where
+    #: it loses the spots within ~6 px of a panel's edge ("integrated")
+    skip_module_edges: bool = True
     #: half-width (pixels) of the local sums G the watershed runs on: 1 for 3x3, 2 for 5x5
     #: ("integrated")
     smooth: int = 2
@@ -69,8 +83,13 @@ class SpotParams:
     split_snr: float = 0.0
     #: ... and by this fraction of its height ("integrated")
     split_frac: float = 0.03
-    #: peaks closer than this (pixels) are one spot ("integrated")
-    min_separation: float = 3.0
+    #: peaks closer than this (pixels) are one spot, also when their footprints do not touch
+    #: (a broad weak spot's footprint broken by noise; "integrated")
+    min_separation: float = 3.5
+    #: scale (pixels) of the Laplacian of Gaussian whose maxima split a component hiding
+    #: several spots (a weak spot on a stronger one's flank, broad spots a few widths
+    #: apart); 0: no such split ("integrated")
+    split_log_sigma: float = 2.5
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
@@ -115,6 +134,11 @@ class SpotParams:
     powder_coverage: float = 0.3
     #: ... and this many times the spot density (per pixel) of the shells beside it
     powder_contrast: float = 3.0
+    #: spots on a ring whose background (clipped ring mean) stands this fraction above the
+    #: median of the rings within ``powder_ring_width`` beside it are on a powder ring too:
+    #: a sharp ring that most of its pixels share (the finder may report only a few spots on
+    #: it: its pixels' spread is part of its noise); 0: off
+    powder_ring_contrast: float = 0.2
     #: frames with at least this fraction of their spots on powder rings are no hits
     max_powder_score: float = 0.5
     #: candidate pixels kept from the first pass (beyond: a second full pass)
@@ -148,8 +172,11 @@ class SpotParams:
                 "split_snr": (0, None),
                 "split_frac": (0, 1),
                 "min_separation": (0, None),
+                "split_log_sigma": (0, 20),
                 "smooth": (1, BLOCK),
                 "bg_box": (0, 100000),
+                "powder_ring_contrast": (0, None),
+                "radial_tolerance": (0, 100),
             },
         )
         if self.method not in METHODS:
@@ -222,8 +249,9 @@ class SpotFinder:
                     np.bincount(shell, minlength=max(n, 1)).astype(float),
                 )
             )
-        #: ring of each 3x3 block, for the block sums of the integrated method
-        self.block_rings = block_rings(self.binning.rings)
+        #: rings of each 3x3 block's pixels, for the block backgrounds of the integrated
+        #: method (built on first use)
+        self._block_table = None
         sat = geometry.saturation_value
         # frames converted to photons (panels of different gains) lose the ADU saturation level
         self.saturation = float(sat) if sat is not None and gain is not None else np.inf
@@ -374,21 +402,38 @@ class SpotFinder:
             block_sums(frame, self.binning.rings, lo, hi, BLOCK, bsum, bn)
         else:
             bsum, bn = blocks
-        sb = max(p.bg_box // BLOCK, 1)
-        resid = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb)))
+        t = self.block_table
+        net0 = np.empty(nb)
+        nvar = np.empty(nb)
+        nsd = np.empty(nb)
+        nuse = np.empty(nb, np.int32)
+        sdg = radial_tolerance_sd(mean, p.radial_tolerance)
+        block_background(
+            t.ptr, t.ring, t.count, t.n_static, bsum, bn, frame, self.binning.rings,
+            lo, hi, mean, var, sdg, BLOCK, net0, nvar, nsd, nuse,
+        )  # fmt: skip
+        # leftover background and its scatter per box of bg_box pixels, interpolated to
+        # every block (the watershed reads the block's value: boxes of BLOCK pixels)
+        resid = np.zeros(nb)
+        scale = np.ones(nb)
         if p.bg_box > 0:
-            local_background(bsum, bn, self.block_rings, mean, sb, 2.5, resid)
+            sb = max(p.bg_box // BLOCK, 1)
+            rbox = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb)))
+            sbox = np.ones_like(rbox)
+            local_background(net0, nvar, nuse, sb, 2.5, rbox, sbox)
+            boxes_to_blocks(rbox, sb, resid)
+            box_scatter(net0, nvar, nuse, resid, sb, sbox)
+            boxes_to_blocks(sbox, sb, scale)
         seeds = np.zeros(nb, np.uint8)
-        block_seeds(
-            bsum, bn, self.block_rings, mean, resid, sb, var, self.gain, p.detect_snr, seeds
-        )
+        args = (net0, nvar, nsd, nuse, resid, scale, 1, BLOCK, frame.shape)
+        block_seeds(*args, p.skip_module_edges, self.gain, p.detect_snr, seeds)
         out = np.empty((p.max_found, 7))
         n = find_spots(
             frame,
             self.binning.rings,
             mean,
             resid,
-            sb * BLOCK,
+            BLOCK,
             var,
             lo,
             hi,
@@ -405,8 +450,17 @@ class SpotFinder:
             p.min_pixels,
             p.max_pixels,
             out,
+            log_sigma=p.split_log_sigma,
         )
-        return merge_close_peaks(out[: min(n, p.max_found)], p.merge_radius)
+        found = out[: min(n, p.max_found)]
+        return merge_close_peaks(found, max(p.merge_radius, p.min_separation))
+
+    @property
+    def block_table(self) -> BlockRingTable:
+        """Rings of each block's pixels (:class:`~._kernels.blocks.BlockRingTable`)."""
+        if self._block_table is None:
+            self._block_table = BlockRingTable(self.binning.rings, BLOCK)
+        return self._block_table
 
     def features(self, peaks: np.ndarray, res, result: dict, k: int) -> None:
         """Write frame ``k``'s features from its peaks and ring pass into ``result``."""
@@ -420,7 +474,7 @@ class SpotFinder:
         q = self.q_map[iy, ix].astype(np.float64)
         result["n_spots"][k] = len(peaks)
         off_ice = ~_on_ice_rings(q, p.ice_ring_halfwidth)
-        powder = self.on_powder_rings(ix, iy)
+        powder = self.on_powder_rings(ix, iy) | self.on_sharp_rings(ix, iy, res)
         result["powder_score"][k] = powder.mean() if powder.size else 0.0
         crystal = np.count_nonzero(off_ice & ~powder)
         result["is_hit"][k] = (
@@ -472,6 +526,45 @@ class SpotFinder:
             )
             out |= on & ring[shell]
         return out
+
+    def sharp_rings(self, res) -> np.ndarray:
+        """Rings (one per ring of the statistics) on a sharp powder or ice ring: the clipped
+        ring mean stands ``powder_ring_contrast`` above the median of the rings up to
+        ``powder_ring_width`` pixels beside it (a broad water ring or a slope does not), by
+        more than 5 standard errors; widened by one ring each side."""
+        p = self.params
+        m = np.asarray(res.mean, float)
+        n = m.size
+        half = max(int(round(p.powder_ring_width / p.ring_width)), 2)
+        sharp = np.zeros(n, bool)
+        if p.powder_ring_contrast <= 0 or n < 2 * half + 1:
+            return sharp
+        win = np.lib.stride_tricks.sliding_window_view(
+            np.pad(m, half, constant_values=np.nan), 2 * half + 1
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # windows without statistics
+            base = np.nanmedian(win, axis=1)
+        err = np.asarray(res.sigma, float) / np.sqrt(np.maximum(res.count, 1))
+        with np.errstate(invalid="ignore"):
+            excess = m - base
+            sharp = (excess > p.powder_ring_contrast * np.abs(base)) & (excess > 5 * err)
+        sharp[1:] |= sharp[:-1].copy()
+        sharp[:-1] |= sharp[1:].copy()
+        return sharp
+
+    def on_sharp_rings(self, ix: np.ndarray, iy: np.ndarray, res) -> np.ndarray:
+        """Which spots (pixel indices) lie on a sharp ring of the frame's ring means
+        (:meth:`sharp_rings`)."""
+        if ix.size == 0:
+            return np.zeros(0, bool)
+        ring = self.binning.rings[iy, ix]
+        sharp = self.sharp_rings(res)
+        return (
+            (ring >= 0) & sharp[np.clip(ring, 0, max(sharp.size - 1, 0))]
+            if sharp.size
+            else ring < -1
+        )
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         frames, _ = photon_frames(as_block(frames, self.geometry.shape, self.name), self.geometry)

@@ -1,13 +1,17 @@
 """Where spots may be: block sums of a frame and their significance over spot-sized windows.
 
 The frame is cut into ``B x B`` pixel blocks (``B = 3``). One read of the frame sums each block's
-valid pixels (:func:`block_sums`). Against the per-ring background, each block then gets the
-integrated SNR ``net / sqrt(g max(net, 0) + n var)`` of three windows: the block alone (3 x 3
-pixels, sharp spots), the 2 x 2 blocks it starts (6 x 6 pixels) and the 3 x 3 blocks around it
-(9 x 9 pixels, broad spots). A window reaching ``detect_snr`` seeds its blocks
-(:func:`block_seeds`): the significance summed over a footprint the size of the spot, as a
-matched filter, at a ninth of the pixels. Only seeded blocks (all blocks of a window) are looked at
-pixel by pixel (:mod:`.watershed`).
+valid pixels (:func:`block_sums`, or the fused pass of :mod:`.binning`). Each block's background
+is the sum of its pixels' ring means (:func:`block_background`, a sparse product with the static
+table of :class:`BlockRingTable`: a block spans several one-pixel rings, whose means differ by
+orders of magnitude on the flank of a sharp powder ring). What the ring means leave per box of
+blocks (beam-stop shadows, diffuse blobs, polarisation) is measured by an inverse-variance
+weighted, clipped mean (:func:`local_background`). Each block then gets the integrated SNR
+``net / sqrt(g max(net, 0) + var)`` of three windows: the block alone (3 x 3 pixels, sharp spots),
+the 2 x 2 blocks it starts (6 x 6 pixels) and the 3 x 3 blocks around it (9 x 9 pixels, broad
+spots). A window reaching ``detect_snr`` seeds its blocks (:func:`block_seeds`): the significance
+summed over a footprint the size of the spot, as a matched filter, at a ninth of the pixels.
+Only seeded blocks (all blocks of a window) are looked at pixel by pixel (:mod:`.watershed`).
 
 Numpy references beside each kernel. Written by hand: the block sums are fused with the
 validity test of each pixel and the windows with the per-ring noise model, which no library
@@ -30,23 +34,36 @@ def block_shape(shape: tuple[int, int], b: int = BLOCK) -> tuple[int, int]:
     return (shape[0] + b - 1) // b, (shape[1] + b - 1) // b
 
 
-def block_rings(rings: np.ndarray, b: int = BLOCK) -> np.ndarray:
-    """Ring of each block: that of its most central unmasked pixel (-1: all masked)."""
-    ny, nx = rings.shape
-    nby, nbx = block_shape(rings.shape, b)
-    out = np.full((nby, nbx), -1, np.int32)
-    best = np.full((nby, nbx), np.inf)
-    c = (b - 1) / 2.0
-    for di in range(b):
-        for dj in range(b):
-            sub = rings[di::b, dj::b]
-            d = (di - c) ** 2 + (dj - c) ** 2
-            view_o = out[: sub.shape[0], : sub.shape[1]]
-            view_b = best[: sub.shape[0], : sub.shape[1]]
-            take = (sub >= 0) & (d < view_b)
-            view_o[take] = sub[take]
-            view_b[take] = d
-    return out
+class BlockRingTable:
+    """Which rings each block's pixels are in, and how many: the static part of a block's
+    background ``sum over its pixels of mean[ring]``.
+
+    A block of ``b x b`` pixels spans several rings one pixel wide (up to five for
+    ``b = 3``); on the steep flank of a sharp powder ring their means differ by orders of
+    magnitude, so the background of a block must be summed pixel by pixel, not taken as
+    ``n * mean[ring of its centre]``. Stored as a sparse matrix (CSR, blocks in raster order):
+    ``ptr`` (blocks + 1), ``ring`` and ``count`` per entry; ``n_static`` is each block's
+    number of pixels in a ring (blocks where a frame has fewer valid pixels are summed from
+    the pixels instead: :func:`block_background`).
+    """
+
+    def __init__(self, rings: np.ndarray, b: int = BLOCK):
+        self.b = int(b)
+        self.shape = block_shape(rings.shape, b)
+        nby, nbx = self.shape
+        yy, xx = np.indices(rings.shape)
+        blk = (yy // b) * nbx + xx // b
+        ok = rings >= 0
+        key = blk[ok].astype(np.int64) * (int(rings.max(initial=0)) + 1) + rings[ok]
+        uniq, count = np.unique(key, return_counts=True)
+        nr = int(rings.max(initial=0)) + 1
+        owner = uniq // nr
+        self.ring = (uniq % nr).astype(np.int32)
+        self.count = count.astype(np.float64)
+        self.ptr = np.zeros(nby * nbx + 1, np.int64)
+        np.cumsum(np.bincount(owner, minlength=nby * nbx), out=self.ptr[1:])
+        self.n_static = np.bincount(blk[ok], minlength=nby * nbx).astype(np.int32)
+        self.n_static = self.n_static.reshape(nby, nbx)
 
 
 @numba.njit(**_JIT)
@@ -85,6 +102,106 @@ def block_sums_ref(frame, rings, lo, hi, b=BLOCK):
     return v.sum(axis=(1, 3)), n.sum(axis=(1, 3)).astype(np.int32)
 
 
+def radial_tolerance_sd(mean, tol):
+    """Per ring, ``tol / 2 * |mean[r + 1] - mean[r - 1]|``: how far a pixel's background is
+    off its ring's mean when the rings are off by ``tol`` pixels in radius where it is
+    (beam centre, tilt, the ring's own width). On a sharp ring's flank this is large and the
+    same for neighbouring pixels: :func:`block_seeds` adds it coherently (summed, then
+    squared) to the windows' variance. Rings without statistics beside get 0."""
+    out = np.zeros(mean.size)
+    if mean.size > 2:
+        with np.errstate(invalid="ignore"):
+            d = np.abs(mean[2:] - mean[:-2]) * (tol / 2.0)
+        out[1:-1] = np.where(np.isfinite(d), d, 0.0)
+    return out
+
+
+@numba.njit(**_JIT)
+def block_background(
+    ptr, ring, count, n_static, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, net, nvar,
+    nsd, nuse,
+):  # fmt: skip
+    """Per block, its net signal ``net = sum over its valid pixels of (v - mean[ring])``,
+    ``nsd``, the sum of the pixels' coherent background error ``sdg[ring]``
+    (:func:`radial_tolerance_sd`), the block's background variance ``nvar = sum var[ring]
+    + nsd**2`` and ``nuse``, the pixels counted.
+
+    Blocks whose valid pixels are all their ring pixels (``bn == n_static``) use the sparse
+    table (``ptr``, ``ring``, ``count`` of :class:`BlockRingTable`): ``bsum`` minus a product
+    of a few entries; the others (gaps marked in the data, saturated or out-of-range pixels)
+    and blocks touching a ring without statistics (NaN) are summed from their pixels,
+    skipping those rings.
+    """
+    nby, nbx = bsum.shape
+    ny, nx = frame.shape
+    for bi in range(nby):
+        for bj in range(nbx):
+            k = bi * nbx + bj
+            n = bn[bi, bj]
+            net[bi, bj] = 0.0
+            nvar[bi, bj] = 0.0
+            nsd[bi, bj] = 0.0
+            nuse[bi, bj] = 0
+            if n == 0:
+                continue
+            if n == n_static[bi, bj]:
+                m = 0.0
+                s = 0.0
+                g = 0.0
+                for e in range(ptr[k], ptr[k + 1]):
+                    r = ring[e]
+                    m += count[e] * mean[r]
+                    s += count[e] * var[r]
+                    g += count[e] * sdg[r]
+                if np.isfinite(m) and np.isfinite(s):
+                    net[bi, bj] = bsum[bi, bj] - m
+                    nvar[bi, bj] = s + g * g
+                    nsd[bi, bj] = g
+                    nuse[bi, bj] = n
+                    continue
+            t = 0.0
+            s = 0.0
+            g = 0.0
+            c = 0
+            for i in range(bi * b, min(bi * b + b, ny)):
+                for j in range(bj * b, min(bj * b + b, nx)):
+                    r = rings[i, j]
+                    if r < 0:
+                        continue
+                    v = frame[i, j]
+                    if not (v >= lo and v <= hi):
+                        continue
+                    if not (np.isfinite(mean[r]) and np.isfinite(var[r])):
+                        continue
+                    t += v - mean[r]
+                    s += var[r]
+                    g += sdg[r]
+                    c += 1
+            net[bi, bj] = t
+            nvar[bi, bj] = s + g * g
+            nsd[bi, bj] = g
+            nuse[bi, bj] = c
+
+
+def block_background_ref(frame, rings, lo, hi, mean, var, sdg, b=BLOCK):
+    """Numpy reference of :func:`block_background`, pixel by pixel:
+    ``(net, nvar, nsd, nuse)``."""
+    f = frame.astype(np.float64)
+    r = np.maximum(rings, 0)
+    with np.errstate(invalid="ignore"):
+        ok = (rings >= 0) & (f >= lo) & (f <= hi) & np.isfinite(mean[r]) & np.isfinite(var[r])
+    nby, nbx = block_shape(frame.shape, b)
+    pad = ((0, nby * b - f.shape[0]), (0, nbx * b - f.shape[1]))
+
+    def bsum(a):
+        return np.pad(a, pad).reshape(nby, b, nbx, b).sum(axis=(1, 3))
+
+    net = bsum(np.where(ok, f - np.where(ok, mean[r], 0.0), 0.0))
+    nsd = bsum(np.where(ok, sdg[r], 0.0))
+    nvar = bsum(np.where(ok, var[r], 0.0)) + nsd**2
+    return net, nvar, nsd, bsum(ok.astype(np.int64)).astype(np.int32)
+
+
 @numba.njit(inline="always", **_JIT)
 def _passes(net, var, gain, t):
     """Whether ``net / sqrt(gain * net + var) >= t`` (``t > 0``), without a square root."""
@@ -94,52 +211,95 @@ def _passes(net, var, gain, t):
 
 
 @numba.njit(**_JIT)
-def block_seeds(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr, seeds):
+def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, detect_snr, seeds):
     """Mark in ``seeds`` (uint8, zeroed) the blocks of every window whose integrated SNR
     reaches ``detect_snr``; returns the number of seeded blocks.
 
-    Windows: each block alone, the 2 x 2 blocks starting at it (all four marked), the 3 x 3
-    blocks centred on it (all nine marked). ``mean``/``var``: background per pixel of each
-    ring (ADU, ADU**2), plus ``resid`` per box of ``sb x sb`` blocks (:func:`local_background`);
-    blocks of rings without statistics (NaN) count as empty.
+    ``net0``, ``nvar``, ``nsd``, ``nuse``: of :func:`block_background`; ``resid``, ``scale``:
+    the background left per box of ``sb x sb`` blocks, taken off ``nuse`` times, and the
+    factor on the blocks' independent variance (:func:`local_background`); a window's
+    variance is the sum of its blocks' independent variances plus the square of its summed
+    coherent error ``nsd`` (a ring flank's residue has one sign along the flank). ``shape``: the frame's, ``b``: the
+    block edge. With ``edges``, blocks with an invalid pixel (gap, mask) in them or in a neighbouring block
+    do not count: pixels at module edges are larger or calibrated worse on many detectors
+    (one row brighter by a third on a PILATUS), and the windows would sum that row into a
+    spot. Windows: each block alone, the 2 x 2 blocks starting at it (all four marked), the
+    3 x 3 blocks centred on it (all nine marked).
     """
-    nby, nbx = bsum.shape
-    net = np.zeros((nby, nbx))
-    nv = np.zeros((nby, nbx))
+    nby, nbx = net0.shape
+    ny, nx = shape
+    # blocks with an invalid pixel (padded by one block), then dilated by one block
+    short = np.zeros((nby + 2, nbx + 2), np.uint8)
     for bi in range(nby):
+        h = min(b, ny - bi * b)
         for bj in range(nbx):
-            r = bring[bi, bj]
-            if r < 0 or bn[bi, bj] == 0:
-                continue
-            m = mean[r] + resid[bi // sb, bj // sb]
-            s = var[r]
-            if not (np.isfinite(m) and np.isfinite(s)):
-                continue
-            net[bi, bj] = bsum[bi, bj] - bn[bi, bj] * m
-            nv[bi, bj] = bn[bi, bj] * s
-    for bi in range(nby):
+            if edges and nuse[bi, bj] < h * min(b, nx - bj * b):
+                short[bi + 1, bj + 1] = 1
+    hd = np.zeros((nby + 2, nbx), np.uint8)
+    for i in range(nby + 2):
         for bj in range(nbx):
-            if nv[bi, bj] > 0 and _passes(net[bi, bj], nv[bi, bj], gain, detect_snr):
+            hd[i, bj] = short[i, bj] | short[i, bj + 1] | short[i, bj + 2]
+    # rows of net, independent variance and coherent error, three at a time (rolling)
+    net = np.zeros((3, nbx))
+    nv = np.zeros((3, nbx))
+    sd = np.zeros((3, nbx))
+    t2 = np.zeros(nbx)  # per column: the sums of rows bi and bi + 1 (2x2) ...
+    w2 = np.zeros(nbx)
+    g2 = np.zeros(nbx)
+    for bi in range(-1, nby):
+        r = bi + 1  # the row to fill
+        if r < nby:
+            k = r % 3
+            ri = resid[r // sb]
+            si = scale[r // sb]
+            for bj in range(nbx):
+                if hd[r, bj] | hd[r + 1, bj] | hd[r + 2, bj]:
+                    net[k, bj] = 0.0
+                    nv[k, bj] = 0.0
+                    sd[k, bj] = 0.0
+                else:
+                    g = nsd[r, bj]
+                    net[k, bj] = net0[r, bj] - nuse[r, bj] * ri[bj // sb]
+                    nv[k, bj] = (nvar[r, bj] - g * g) * si[bj // sb]
+                    sd[k, bj] = g
+        if bi < 0:
+            continue
+        c = bi % 3
+        for bj in range(nbx):
+            w = nv[c, bj]
+            if w > 0 and _passes(net[c, bj], w + sd[c, bj] ** 2, gain, detect_snr):
                 seeds[bi, bj] = 1
-            if bi + 1 < nby and bj + 1 < nbx:
-                t = net[bi, bj] + net[bi, bj + 1] + net[bi + 1, bj] + net[bi + 1, bj + 1]
-                w = nv[bi, bj] + nv[bi, bj + 1] + nv[bi + 1, bj] + nv[bi + 1, bj + 1]
-                if w > 0 and _passes(t, w, gain, detect_snr):
+        if bi + 1 < nby:
+            n1 = (bi + 1) % 3
+            for bj in range(nbx):
+                t2[bj] = net[c, bj] + net[n1, bj]
+                w2[bj] = nv[c, bj] + nv[n1, bj]
+                g2[bj] = sd[c, bj] + sd[n1, bj]
+            for bj in range(nbx - 1):
+                w = w2[bj] + w2[bj + 1]
+                g = g2[bj] + g2[bj + 1]
+                if w > 0 and _passes(t2[bj] + t2[bj + 1], w + g * g, gain, detect_snr):
                     seeds[bi, bj] = 1
                     seeds[bi, bj + 1] = 1
                     seeds[bi + 1, bj] = 1
                     seeds[bi + 1, bj + 1] = 1
-            if 0 < bi < nby - 1 and 0 < bj < nbx - 1:
+            if bi > 0:
+                p = (bi - 1) % 3
                 t = 0.0
                 w = 0.0
-                for di in range(-1, 2):
-                    for dj in range(-1, 2):
-                        t += net[bi + di, bj + dj]
-                        w += nv[bi + di, bj + dj]
-                if w > 0 and _passes(t, w, gain, detect_snr):
-                    for di in range(-1, 2):
-                        for dj in range(-1, 2):
-                            seeds[bi + di, bj + dj] = 1
+                g = 0.0
+                for bj in range(nbx):  # running sums of 3 columns of rows bi - 1 .. bi + 1
+                    t += t2[bj] + net[p, bj]
+                    w += w2[bj] + nv[p, bj]
+                    g += g2[bj] + sd[p, bj]
+                    if bj >= 3:
+                        t -= t2[bj - 3] + net[p, bj - 3]
+                        w -= w2[bj - 3] + nv[p, bj - 3]
+                        g -= g2[bj - 3] + sd[p, bj - 3]
+                    if bj >= 2 and w > 0 and _passes(t, w + g * g, gain, detect_snr):
+                        for di in range(-1, 2):
+                            for dj in range(-2, 1):
+                                seeds[bi + di, bj + dj] = 1
     n = 0
     for bi in range(nby):
         for bj in range(nbx):
@@ -147,24 +307,30 @@ def block_seeds(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr, seeds):
     return n
 
 
-def block_seeds_ref(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr):
+def block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, detect_snr):
     """Numpy reference of :func:`block_seeds` (window sums by slicing): the seed array."""
-    r = np.maximum(bring, 0)
-    yy, xx = np.indices(bsum.shape)
-    m, s = mean[r] + resid[yy // sb, xx // sb], var[r]
-    use = (bring >= 0) & (bn > 0) & np.isfinite(m) & np.isfinite(s)
-    net = np.where(use, bsum - bn * np.where(use, m, 0.0), 0.0)
-    nv = np.where(use, bn * np.where(use, s, 0.0), 0.0)
+    yy, xx = np.indices(net0.shape)
+    ny, nx = shape
+    full = np.minimum(b, ny - yy * b) * np.minimum(b, nx - xx * b)
+    short = np.pad((nuse < full) & edges, 1)
+    edge = np.zeros(net0.shape, bool)
+    for di in range(3):
+        for dj in range(3):
+            edge |= short[di : di + net0.shape[0], dj : dj + net0.shape[1]]
+    net = np.where(edge, 0.0, net0 - nuse * resid[yy // sb, xx // sb])
+    nv = np.where(edge, 0.0, (nvar - nsd**2) * scale[yy // sb, xx // sb])
+    sd = np.where(edge, 0.0, nsd)
 
-    def snr(t, w):
-        den = gain * np.maximum(t, 0.0) + w
+    def snr(t, w, g):
+        den = gain * np.maximum(t, 0.0) + w + g**2
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where((den > 0) & (w > 0), t / np.sqrt(np.where(den > 0, den, 1.0)), 0.0)
 
-    seeds = snr(net, nv) >= detect_snr
+    seeds = snr(net, nv, sd) >= detect_snr
     t2 = net[:-1, :-1] + net[:-1, 1:] + net[1:, :-1] + net[1:, 1:]
     w2 = nv[:-1, :-1] + nv[:-1, 1:] + nv[1:, :-1] + nv[1:, 1:]
-    s2 = snr(t2, w2) >= detect_snr
+    g2 = sd[:-1, :-1] + sd[:-1, 1:] + sd[1:, :-1] + sd[1:, 1:]
+    s2 = snr(t2, w2, g2) >= detect_snr
     for di in (0, 1):
         for dj in (0, 1):
             seeds[di : di + s2.shape[0], dj : dj + s2.shape[1]] |= s2
@@ -178,7 +344,12 @@ def block_seeds_ref(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr):
         for di in (-1, 0, 1)
         for dj in (-1, 0, 1)
     )
-    s3 = snr(t3, w3) >= detect_snr
+    g3 = sum(
+        sd[1 + di : sd.shape[0] - 1 + di, 1 + dj : sd.shape[1] - 1 + dj]
+        for di in (-1, 0, 1)
+        for dj in (-1, 0, 1)
+    )
+    s3 = snr(t3, w3, g3) >= detect_snr
     for di in (0, 1, 2):
         for dj in (0, 1, 2):
             seeds[di : di + s3.shape[0], dj : dj + s3.shape[1]] |= s3
@@ -186,79 +357,180 @@ def block_seeds_ref(bsum, bn, bring, mean, resid, sb, var, gain, detect_snr):
 
 
 @numba.njit(**_JIT)
-def local_background(bsum, bn, bring, mean, s, clip, resid):
-    """Per box of ``s x s`` blocks, the background left over by the ring means: the clipped
-    mean of its blocks' ``bsum / bn - mean[ring]`` (weighted by ``bn``; three passes, each
-    dropping blocks above ``mean + clip * sd`` of the blocks, i.e. spots). Written into
-    ``resid`` (``ceil(nby / s) x ceil(nbx / s)``); 0 where fewer than a quarter of the box's
-    pixels are valid.
+def local_background(net0, nvar, nuse, s, clip, resid, scale):
+    """Per box of ``s x s`` blocks, the background left over by the ring means (beam-stop
+    shadows, diffuse blobs, the polarisation's change with azimuth): the clipped mean of its
+    blocks' ``net0 / nuse``, each weighted by its inverse variance ``nuse**2 / nvar`` (blocks
+    on a sharp ring, whose ring statistics spread wide, count little). Three passes, each
+    keeping the blocks within ``clip`` times the rms of the normalised residuals BELOW the
+    mean (at least 1) on either side: spots only raise blocks, so in a crowded box they are
+    clipped at about their noise and do not lift the level; the two sides of a shadow's
+    edge or a sharp ring's residue put blocks below too, and are kept together.
+    Written into ``resid`` (``ceil(nby / s) x ceil(nbx / s)``); 0 where fewer than a quarter
+    of the box's pixels are used. ``scale``: that mean square below the mean (at least 1): how much more than their noise the blocks of the box scatter
+    about one level (a beam-stop shadow's edge, a step of the background), which
+    :func:`block_seeds` adds to the windows' variance.
     """
-    nby, nbx = bsum.shape
+    nby, nbx = net0.shape
     nry, nrx = resid.shape
     vals = np.empty(s * s)
     wts = np.empty(s * s)
-    full = s * s * np.max(bn) if bn.size else 0
+    full = s * s * np.max(nuse) if nuse.size else 0
     for ri in range(nry):
         for rj in range(nrx):
             n = 0
+            npix = 0
             for bi in range(ri * s, min(ri * s + s, nby)):
                 for bj in range(rj * s, min(rj * s + s, nbx)):
-                    r = bring[bi, bj]
-                    if r < 0 or bn[bi, bj] == 0 or not np.isfinite(mean[r]):
+                    c = nuse[bi, bj]
+                    if c == 0 or not nvar[bi, bj] > 0:
                         continue
-                    vals[n] = bsum[bi, bj] / bn[bi, bj] - mean[r]
-                    wts[n] = bn[bi, bj]
+                    vals[n] = net0[bi, bj] / c
+                    wts[n] = c * c / nvar[bi, bj]
+                    npix += c
                     n += 1
-            wsum = 0.0
-            for k in range(n):
-                wsum += wts[k]
-            if n == 0 or 4 * wsum < full:
-                resid[ri, rj] = 0.0
+            resid[ri, rj] = 0.0
+            scale[ri, rj] = 1.0
+            if n == 0 or 4 * npix < full:
                 continue
             limit = np.inf
             m = 0.0
+            f = 1.0
             for _ in range(3):
                 sw = 0.0
                 sv = 0.0
                 for k in range(n):
-                    if vals[k] <= limit:
+                    if (vals[k] - m) ** 2 * wts[k] <= limit:
                         sw += wts[k]
                         sv += wts[k] * vals[k]
                 if sw == 0:
                     break
-                m = sv / sw
+                m_new = sv / sw
                 ss = 0.0
                 nk = 0
                 for k in range(n):
-                    if vals[k] <= limit:
-                        ss += (vals[k] - m) ** 2
+                    d = vals[k] - m_new
+                    if (vals[k] - m) ** 2 * wts[k] <= limit and d < 0:
+                        ss += d * d * wts[k]
                         nk += 1
-                limit = m + clip * np.sqrt(ss / nk)
+                m = m_new
+                f = max(ss / nk, 1.0) if nk > 0 else 1.0
+                limit = clip * clip * f
             resid[ri, rj] = m
+            scale[ri, rj] = f
 
 
-def local_background_ref(bsum, bn, bring, mean, s, clip):
-    """Numpy reference of :func:`local_background`: the ``resid`` array."""
-    nby, nbx = bsum.shape
+def local_background_ref(net0, nvar, nuse, s, clip):
+    """Numpy reference of :func:`local_background`: ``(resid, scale)``."""
+    nby, nbx = net0.shape
     nry, nrx = -(-nby // s), -(-nbx // s)
     out = np.zeros((nry, nrx))
-    full = s * s * bn.max() if bn.size else 0
+    scale = np.ones((nry, nrx))
+    full = s * s * nuse.max() if nuse.size else 0
     for ri in range(nry):
         for rj in range(nrx):
             sl = (slice(ri * s, ri * s + s), slice(rj * s, rj * s + s))
-            r, n, t = bring[sl], bn[sl], bsum[sl]
-            m = mean[np.maximum(r, 0)]
-            ok = (r >= 0) & (n > 0) & np.isfinite(m)
+            n, t, sv = nuse[sl], net0[sl], nvar[sl]
+            ok = (n > 0) & (sv > 0)
             if not ok.any() or 4 * n[ok].sum() < full:
                 continue
-            v = t[ok] / n[ok] - m[ok]
-            w = n[ok].astype(float)
+            v = t[ok] / n[ok]
+            w = n[ok].astype(float) ** 2 / sv[ok]
             keep = np.ones(v.size, bool)
             mu = 0.0
             for _ in range(3):
                 if not keep.any():
                     break
-                mu = np.sum(w[keep] * v[keep]) / np.sum(w[keep])
-                keep = v <= mu + clip * np.sqrt(np.mean((v[keep] - mu) ** 2))
+                new = np.sum(w[keep] * v[keep]) / np.sum(w[keep])
+                below = keep & (v < new)
+                f = max(np.mean((v[below] - new) ** 2 * w[below]), 1.0) if below.any() else 1.0
+                mu = new
+                keep = (v - mu) ** 2 * w <= clip**2 * f
             out[ri, rj] = mu
+            scale[ri, rj] = f
+    return out, scale
+
+
+@numba.njit(**_JIT)
+def boxes_to_blocks(box, s, out):
+    """Per block, ``box`` (one value per box of ``s x s`` blocks) interpolated bilinearly
+    between the boxes' centres (constant beyond the outer centres): the leftover background
+    follows a gradient (polarisation near the beam) instead of stepping at box edges."""
+    nry, nrx = box.shape
+    nby, nbx = out.shape
+    x0 = np.empty(nbx, np.int64)
+    x1 = np.empty(nbx, np.int64)
+    fx = np.empty(nbx)
+    for bj in range(nbx):
+        x = (bj + 0.5) / s - 0.5
+        x0[bj] = min(max(int(np.floor(x)), 0), nrx - 1)
+        x1[bj] = min(x0[bj] + 1, nrx - 1)
+        fx[bj] = min(max(x - x0[bj], 0.0), 1.0)
+    top = np.empty(nrx)
+    for bi in range(nby):
+        y = (bi + 0.5) / s - 0.5
+        y0 = min(max(int(np.floor(y)), 0), nry - 1)
+        y1 = min(y0 + 1, nry - 1)
+        fy = min(max(y - y0, 0.0), 1.0)
+        for rj in range(nrx):  # the boxes' row interpolated to this block row
+            top[rj] = box[y0, rj] * (1 - fy) + box[y1, rj] * fy
+        for bj in range(nbx):
+            out[bi, bj] = top[x0[bj]] * (1 - fx[bj]) + top[x1[bj]] * fx[bj]
+
+
+def boxes_to_blocks_ref(box, s, shape):
+    """Numpy reference of :func:`boxes_to_blocks`."""
+    nry, nrx = box.shape
+
+    def axis(n, nr):
+        c = (np.arange(n) + 0.5) / s - 0.5
+        i0 = np.clip(np.floor(c).astype(int), 0, nr - 1)
+        return i0, np.minimum(i0 + 1, nr - 1), np.clip(c - i0, 0.0, 1.0)
+
+    y0, y1, fy = axis(shape[0], nry)
+    x0, x1, fx = axis(shape[1], nrx)
+    fy, fx = fy[:, None], fx[None, :]
+    top = box[y0][:, x0] * (1 - fx) + box[y0][:, x1] * fx
+    bot = box[y1][:, x0] * (1 - fx) + box[y1][:, x1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+@numba.njit(**_JIT)
+def box_scatter(net0, nvar, nuse, resid, s, scale):
+    """Per box of ``s x s`` blocks, how much more than their noise its blocks scatter about
+    the per-block leftover background ``resid``: the mean of the squared normalised
+    residuals ``(net0 - nuse * resid)**2 / nvar`` of the blocks BELOW it (at least 1). Spots
+    only raise blocks, so the spots of a crowded box do not count; a beam-stop shadow's
+    edge, a step of the background or a ring's residue, which the smooth ``resid`` does not
+    follow, put blocks below it too. :func:`block_seeds` multiplies the blocks' variance by
+    it."""
+    nby, nbx = net0.shape
+    nry, nrx = scale.shape
+    for ri in range(nry):
+        for rj in range(nrx):
+            ss = 0.0
+            nk = 0
+            for bi in range(ri * s, min(ri * s + s, nby)):
+                for bj in range(rj * s, min(rj * s + s, nbx)):
+                    if nuse[bi, bj] == 0 or not nvar[bi, bj] > 0:
+                        continue
+                    d = net0[bi, bj] - nuse[bi, bj] * resid[bi, bj]
+                    if d < 0:
+                        ss += d * d / nvar[bi, bj]
+                        nk += 1
+            scale[ri, rj] = max(ss / nk, 1.0) if nk > 0 else 1.0
+
+
+def box_scatter_ref(net0, nvar, nuse, resid, s, shape):
+    """Numpy reference of :func:`box_scatter`: the ``scale`` array of ``shape``."""
+    ok = (nuse > 0) & (nvar > 0)
+    d = np.where(ok, net0 - nuse * resid, 0.0)
+    z2 = np.where(ok & (d < 0), d**2 / np.where(ok, nvar, 1.0), np.nan)
+    out = np.ones(shape)
+    for ri in range(shape[0]):
+        for rj in range(shape[1]):
+            z = z2[ri * s : ri * s + s, rj * s : rj * s + s]
+            z = z[np.isfinite(z)]
+            if z.size:
+                out[ri, rj] = max(z.mean(), 1.0)
     return out

@@ -25,6 +25,8 @@ dense images with markers given in advance.
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 
@@ -117,6 +119,16 @@ def find_spots(
     min_pix,
     max_pix,
     out,
+    *,
+    log_sigma=0.0,
+    log_snr=2.0,
+    log_gsnr=5.0,
+    log_sep=5.0,
+    log_min_core=12,
+    log_spike=0.3,
+    log_sharp=0.2,
+    log_peel_snr=5.0,
+    log_peel_gsnr=6.0,
 ):
     """Spots in the pixels of the marked ``blocks`` (``b x b`` pixels each); rows of ``out``
     get :data:`COLUMNS`, in order of their peak's ``G``. Returns the number of spots (rows
@@ -126,51 +138,103 @@ def find_spots(
     caller floors ``var`` at the read noise). Footprint pixels are visited connected
     region by connected region (regions in raster order of their first pixel), so that the
     growth reads memory that is close by.
+
+    ``log_sigma > 0`` splits components further at the maxima of their Laplacian of Gaussian
+    (:func:`_split`, parameters ``log_*``).
     """
-    slot, cand, ci, cj, gval, nloc, gloc = _footprint(
-        frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr
-    )
-    order = _region_order(cand, ci, cj, gval, slot, b, rings.shape[0], rings.shape[1])
-    parent, peak = _grow(
-        cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep
-    )
-    return _measure(
-        frame,
-        rings,
-        mean,
-        resid,
-        sbs,
-        var,
-        lo,
-        hi,
-        cand,
-        ci,
-        cj,
-        gval,
-        order,
-        nloc,
-        gloc,
-        slot,
-        b,
-        parent,
-        peak,
-        gain,
-        min_snr,
-        max_single_frac,
-        min_pix,
-        max_pix,
-        out,
-    )
+    sc = _scratch(blocks.shape, int(np.count_nonzero(blocks)) * b * b)
+    try:
+        cand, ci, cj, gval = _footprint(
+            frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr,
+            sc.slot, sc.nloc, sc.gloc, sc.infp,
+        )  # fmt: skip
+        slot, nloc, gloc = sc.slot, sc.nloc, sc.gloc
+        order = _region_order(cand, ci, cj, gval, slot, b, rings.shape[0], rings.shape[1], sc.cidx)
+        parent, peak = sc.parent, sc.peak
+        _grow(
+            cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac,
+            min_sep, parent, peak, sc.pki, sc.pkj,
+        )  # fmt: skip
+        posx, posy = sc.posx, sc.posy
+        if log_sigma > 0:
+            g, g2, k2 = log_kernel(log_sigma)
+            _split(
+                frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot,
+                b, h, parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, log_min_core,
+                posx, posy, log_spike, nloc, log_sharp, sc.cid, log_peel_snr, log_peel_gsnr,
+                *peel_models(log_sigma),
+            )  # fmt: skip
+        found = _measure(
+            frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, nloc,
+            gloc, slot, b, parent, peak, gain, min_snr, max_single_frac, min_pix, max_pix, out,
+            posx, posy, sc.comp,
+        )  # fmt: skip
+        _restore(blocks, cand, slot, parent, posx, posy)
+    except BaseException:
+        _LOCAL.__dict__.clear()  # never reuse scratch left half-written
+        raise
+    return found
+
+
+class _Scratch:
+    """Per-thread arrays the kernels reuse from frame to frame (no allocation and no page
+    faults per frame): indexed by block (``slot``) or by local pixel index. Between calls
+    ``slot``, ``parent``, ``cidx``, ``comp``, ``cid`` hold -1 and ``posx``, ``posy`` NaN
+    everywhere; each kernel puts back what it changed, so a frame costs what its footprint
+    costs, not the size of these arrays."""
+
+    def __init__(self, shape, n):
+        self.shape = shape
+        self.slot = np.full(shape, -1, np.int64)
+        self.size = n
+        for name in ("parent", "cidx", "comp", "cid"):
+            setattr(self, name, np.full(n, -1, np.int64))
+        self.posx = np.full(n, np.nan)
+        self.posy = np.full(n, np.nan)
+        self.peak = np.zeros(n)
+        self.pki = np.zeros(n, np.int64)
+        self.pkj = np.zeros(n, np.int64)
+        self.nloc = np.zeros(n)
+        self.gloc = np.zeros(n)
+        self.infp = np.zeros(n, np.bool_)
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(shape, n):
+    """This thread's :class:`_Scratch` for blocks of ``shape`` and ``n`` local pixels
+    (grown by half again when too small)."""
+    sc = getattr(_LOCAL, "scratch", None)
+    if sc is None or sc.shape != shape or sc.size < n:
+        sc = _LOCAL.scratch = _Scratch(shape, max(n + n // 2, 1))
+    return sc
 
 
 @numba.njit(**_JIT)
-def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr):
-    """Slots of the marked blocks; the footprint pixels in raster order (local index, row,
-    column, G) and N of every pixel of the marked blocks."""
+def _restore(blocks, cand, slot, parent, posx, posy):
+    """Put back the scratch entries the frame changed (see :class:`_Scratch`)."""
+    for c in range(cand.shape[0]):
+        parent[cand[c]] = -1
+        posx[cand[c]] = np.nan
+        posy[cand[c]] = np.nan
+    nby, nbx = blocks.shape
+    for bi in range(nby):
+        for bj in range(nbx):
+            if blocks[bi, bj]:
+                slot[bi, bj] = -1
+
+
+@numba.njit(**_JIT)
+def _footprint(
+    frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr, slot, nloc, gloc, infp
+):
+    """The footprint pixels in raster order (local index, row, column, G). Written: ``slot``
+    of the marked blocks (all -1 on entry), N (``nloc``), G (``gloc``) and whether in the
+    footprint (``infp``) of every pixel of the marked blocks (0 where not valid)."""
     ny, nx = frame.shape
     nby, nbx = blocks.shape
     # slot of each marked block; pixels are numbered slot * b * b + (i % b) * b + (j % b)
-    slot = np.full((nby, nbx), -1, np.int64)
     ns = 0
     for bi in range(nby):
         for bj in range(nbx):
@@ -178,16 +242,21 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                 slot[bi, bj] = ns
                 ns += 1
     bb = b * b
-    # N and G of every pixel of the marked blocks. Per row of blocks, N is computed once per
-    # column needed (the blocks and their halo of h pixels) for the b + 2h rows involved.
-    nloc = np.zeros(ns * bb)
-    gloc = np.zeros(ns * bb)
-    infp = np.zeros(ns * bb, np.bool_)
-    w = b + 2 * h
+    # N and G of every pixel of the marked blocks. N is computed once per pixel needed (the
+    # blocks and their halo of h pixels) into a rolling buffer of the last b + 2h frame rows
+    # (``stamp``: the frame row a buffer cell holds), so that vertically adjacent blocks
+    # share their halo rows.
+    nr = b + 2 * h
     ncol = nbx * b + 2 * h
-    strip = np.zeros((w, ncol))  # column jj of the frame at jj + h
-    sok = np.zeros((w, ncol), np.bool_)
-    stamp = np.full(ncol, -1, np.int64)
+    buf = np.zeros((nr, ncol))  # frame column jj at jj + h
+    bok = np.zeros((nr, ncol), np.bool_)
+    stamp = np.full((nr, ncol), -(1 << 40), np.int64)
+    hsum = np.zeros((nr, ncol))
+    hcnt = np.zeros((nr, ncol), np.int64)
+    hstamp = np.full((nr, ncol), -(1 << 40), np.int64)
+    jbox = np.empty(ncol, np.int64)  # resid box of each buffer column
+    for c in range(ncol):
+        jbox[c] = min(max(c - h, 0), nx - 1) // sbs
     row_blocks = np.empty(nbx, np.int64)
     nfp = 0
     for bi in range(nby):
@@ -199,44 +268,74 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
         if nrb == 0:
             continue
         i0 = bi * b - h
-        for t in range(nrb):
-            bj = row_blocks[t]
-            for c in range(bj * b, bj * b + b + 2 * h):  # strip columns (frame column c - h)
-                if stamp[c] == bi:
-                    continue
-                stamp[c] = bi
-                jj = c - h
-                for di in range(w):
-                    ii = i0 + di
-                    if 0 <= ii < ny and 0 <= jj < nx:
-                        strip[di, c], sok[di, c] = _net(
-                            frame, rings, mean, resid, sbs, lo, hi, ii, jj
-                        )
-                    else:
-                        strip[di, c] = 0.0
-                        sok[di, c] = False
+        for ii in range(max(i0, 0), min(i0 + nr, ny)):
+            sr = ii % nr
+            ri = rings[ii]
+            fi = frame[ii]
+            rbox = ii // sbs
+            for t in range(nrb):
+                bj = row_blocks[t]
+                for c in range(bj * b, bj * b + b + 2 * h):
+                    if stamp[sr, c] == ii:
+                        continue
+                    stamp[sr, c] = ii
+                    jj = c - h
+                    ok = False
+                    val = 0.0
+                    if 0 <= jj < nx:
+                        r = ri[jj]
+                        if r >= 0:
+                            v = fi[jj]
+                            if v >= lo and v <= hi:
+                                m = mean[r]
+                                if np.isfinite(m):
+                                    ok = True
+                                    val = np.float64(v) - (m + resid[rbox, jbox[c]])
+                    buf[sr, c] = val
+                    bok[sr, c] = ok
+            # horizontal sums of the blocks' pixel columns over 2h + 1 columns (separable G)
+            for t in range(nrb):
+                bj = row_blocks[t]
+                for c in range(bj * b + h, bj * b + h + b):
+                    if hstamp[sr, c] == ii:
+                        continue
+                    hstamp[sr, c] = ii
+                    a = 0.0
+                    n = 0
+                    for kc in range(c - h, c + h + 1):
+                        if bok[sr, kc]:
+                            a += buf[sr, kc]
+                            n += 1
+                    hsum[sr, c] = a
+                    hcnt[sr, c] = n
         for t in range(nrb):
             bj = row_blocks[t]
             s = slot[bi, bj]
-            for di in range(h, b + h):
-                for dj in range(h, b + h):
-                    c = bj * b + dj  # strip column of this pixel
-                    if not sok[di, c]:
+            for di in range(b):
+                i = bi * b + di
+                if i >= ny:
+                    break
+                sr = i % nr
+                for dj in range(b):
+                    c = bj * b + dj + h  # buffer column of this pixel
+                    loc = s * bb + di * b + dj
+                    if c - h >= nx or not bok[sr, c]:
+                        nloc[loc] = 0.0
+                        gloc[loc] = 0.0
+                        infp[loc] = False
                         continue
                     g = 0.0
                     n = 0
-                    for ki in range(di - h, di + h + 1):
-                        for kc in range(c - h, c + h + 1):
-                            if sok[ki, kc]:
-                                g += strip[ki, kc]
-                                n += 1
-                    s2 = var[rings[i0 + di, c - h]]
-                    loc = s * bb + (di - h) * b + (dj - h)
-                    nloc[loc] = strip[di, c]
+                    for ki in range(max(i - h, 0), min(i + h + 1, ny)):
+                        kr = ki % nr
+                        g += hsum[kr, c]
+                        n += hcnt[kr, c]
+                    s2 = var[rings[i, c - h]]
+                    nloc[loc] = buf[sr, c]
                     gloc[loc] = g
-                    if g > 0 and s2 >= 0 and g >= floor_snr * np.sqrt(n * s2):
-                        infp[loc] = True
-                        nfp += 1
+                    fp = g > 0 and s2 >= 0 and g >= floor_snr * np.sqrt(n * s2)
+                    infp[loc] = fp
+                    nfp += fp
     # footprint pixels in raster order
     cand = np.empty(nfp, np.int64)  # local index
     ci = np.empty(nfp, np.int64)
@@ -262,7 +361,7 @@ def _footprint(frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_
                         cj[nc] = j
                         gval[nc] = gloc[loc]
                         nc += 1
-    return slot, cand, ci, cj, gval, nloc, gloc
+    return cand, ci, cj, gval
 
 
 @numba.njit(inline="always", **_JIT)
@@ -282,13 +381,12 @@ def _local(slot, b, bb, ii, jj):
 
 
 @numba.njit(**_JIT)
-def _region_order(cand, ci, cj, gval, slot, b, ny, nx):
+def _region_order(cand, ci, cj, gval, slot, b, ny, nx, cidx):
     """Visiting order of the footprint pixels: by 8-connected region (raster order of each
-    region's first pixel), then by decreasing G, ties in raster order."""
+    region's first pixel), then by decreasing G, ties in raster order. ``cidx``: scratch
+    per local index, -1 on entry and on return."""
     nc = cand.shape[0]
     bb = b * b
-    ns = int(slot.max()) + 1 if slot.size else 0
-    cidx = np.full(ns * bb, -1, np.int64)
     for c in range(nc):
         cidx[cand[c]] = c
     par = np.arange(nc)
@@ -307,6 +405,8 @@ def _region_order(cand, ci, cj, gval, slot, b, ny, nx):
             rb = _root(par, cidx[q])
             if ra != rb:
                 par[max(ra, rb)] = min(ra, rb)
+    for c in range(nc):
+        cidx[cand[c]] = -1
     # regions numbered by their first pixel; counting sort by region keeps raster order
     label = np.full(nc, -1, np.int64)
     nreg = 0
@@ -349,16 +449,15 @@ def _region_order(cand, ci, cj, gval, slot, b, ny, nx):
 
 
 @numba.njit(**_JIT)
-def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep):
-    """Union-find growth of the footprint from the highest G down: ``(parent, peak)``."""
+def _grow(
+    cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep,
+    parent, peak, pki, pkj,
+):  # fmt: skip
+    """Union-find growth of the footprint from the highest G down into ``parent`` (-1 on
+    entry) with ``peak`` (G at the peak of each root) and its pixel (``pki``, ``pkj``)."""
     ny, nx = rings.shape
     bb = b * b
     nc = cand.shape[0]
-    ns = int(slot.max()) + 1 if slot.size else 0
-    parent = np.full(ns * bb, -1, np.int64)
-    peak = np.zeros(ns * bb)  # G at the peak of each root
-    pki = np.zeros(ns * bb, np.int64)  # the peak pixel of each root
-    pkj = np.zeros(ns * bb, np.int64)
     roots = np.empty(8, np.int64)
     for o in range(nc):
         c = order[o]
@@ -406,7 +505,386 @@ def _grow(cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, sp
                 continue  # a spot of its own: its saddle is here
             parent[r] = main
         parent[loc] = main
-    return parent, peak
+    return 0
+
+
+def log_kernel(sigma):
+    """1-D factors of the Laplacian of Gaussian at scale ``sigma``, truncated at ``3 sigma``:
+    ``(g, g2, k2)`` with ``-LoG = -(g2(x) g(y) + g(x) g2(y))`` (``g`` sums to 1, ``g2`` its
+    second derivative) and ``k2`` the sum of the squared 2-D kernel (its noise gain)."""
+    r = max(int(np.ceil(3 * sigma)), 1)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    g /= g.sum()
+    g2 = (x**2 / sigma**4 - 1 / sigma**2) * g
+    k = np.outer(g2, g) + np.outer(g, g2)
+    return g, g2, float(np.sum(k * k))
+
+
+_PEEL = {}
+
+
+def peel_models(sigma, half=12):
+    """``(models, ratios)``: ``-LoG`` (scale ``sigma``) of centred, unit-sum Gaussian spots
+    of width 0.6-4.5 px on a ``2 half + 1`` square, and each one's ``-LoG / G`` at its centre
+    (G: the sum over its central 5 x 5 pixels), by which a peak's width is looked up."""
+    key = (float(sigma), half)
+    if key not in _PEEL:
+        from scipy import ndimage
+
+        g, g2, _ = log_kernel(sigma)
+        yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
+        models, ratios = [], []
+        for s in np.arange(0.6, 4.55, 0.1):
+            img = np.exp(-(xx**2 + yy**2) / (2 * s * s))
+            img /= img.sum()
+            lg = -(
+                ndimage.correlate1d(ndimage.correlate1d(img, g2, axis=1), g, axis=0)
+                + ndimage.correlate1d(ndimage.correlate1d(img, g, axis=1), g2, axis=0)
+            )
+            models.append(lg)
+            ratios.append(lg[half, half] / img[half - 2 : half + 3, half - 2 : half + 3].sum())
+        _PEEL[key] = (np.array(models), np.array(ratios))
+    return _PEEL[key]
+
+
+@numba.njit(**_JIT)
+def _neg_log(p, g, g2):
+    """``-LoG`` of the dense patch ``p`` (zero outside) on its inner part (the patch less a
+    margin of the kernel's radius ``r`` on each side), separable: rows then columns."""
+    ph, pw = p.shape
+    r = g.shape[0] // 2
+    oh = ph - 2 * r
+    ow = pw - 2 * r
+    t1 = np.empty((ph, ow))
+    t2 = np.empty((ph, ow))
+    for i in range(ph):
+        for j in range(ow):
+            a = 0.0
+            c = 0.0
+            for k in range(2 * r + 1):
+                v = p[i, j + k]
+                a += v * g2[k]
+                c += v * g[k]
+            t1[i, j] = a
+            t2[i, j] = c
+    out = np.empty((oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            a = 0.0
+            for k in range(2 * r + 1):
+                a += t1[i + k, j] * g[k] + t2[i + k, j] * g2[k]
+            out[i, j] = -a
+    return out
+
+
+@numba.njit(**_JIT)
+def _despike(p, frac, s2, gain):
+    """``p`` with single-pixel spikes (a pixel holding more than ``frac`` of the net signal
+    of its 3 x 3 neighbourhood and 5 sigmas above the mean ``m8`` of its 8 neighbours, with
+    ``sigma**2 = s2 + gain * max(m8, 0)``: a zinger or hot pixel, also on a spot) replaced
+    by ``max(m8, 0)`` (zero outside ``p``), so that they do not draw the ``-LoG``."""
+    ph, pw = p.shape
+    q = p.copy()
+    for i in range(ph):
+        for j in range(pw):
+            v = p[i, j]
+            if v <= 0 or v * v <= 25.0 * s2:  # cannot be 5 sigmas above its neighbours
+                continue
+            s8 = 0.0
+            for ii in range(max(i - 1, 0), min(i + 2, ph)):
+                for jj in range(max(j - 1, 0), min(j + 2, pw)):
+                    s8 += p[ii, jj]
+            s8 -= v
+            m8 = max(s8 / 8.0, 0.0)
+            if v > frac * (v + s8) and (v - m8) ** 2 > 25.0 * (s2 + gain * m8):
+                q[i, j] = m8
+    return q
+
+
+@numba.njit(**_JIT)
+def _split(
+    frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, slot, b, h,
+    parent, peak, gain, g, g2, k2, log_snr, log_gsnr, log_sep, min_core, posx, posy, spike,
+    nloc, sharp, cid, peel_snr, peel_gsnr, models, ratios,
+):  # fmt: skip
+    """Split components that hide several spots at the maxima of their ``-LoG``.
+
+    A weak spot on the flank of a stronger one, or two broad spots closer than about three
+    widths, leave no saddle in ``G``; the Laplacian of Gaussian (scale ``g``) still peaks on
+    each. Only components with at least ``min_core`` pixels whose ``G`` is half their peak's
+    or more (broad spots, merged pairs) are looked at. Their pixels that are the maximum of
+    ``-LoG`` over their 5 x 5 neighbourhood, reach ``log_snr`` times its background noise
+    and whose ``G`` reaches ``log_gsnr`` times its noise, taken by decreasing ``-LoG``,
+    become peaks of their own when ``log_sep`` pixels or more from the component's peak and
+    the peaks already taken; the component's pixels then go to their nearest peak
+    (``parent`` rewritten, ``peak`` of the new roots set). Every peak of such a component is
+    placed at the ``-LoG`` maximum (within 2 px of its ``G`` peak for the first) by a
+    parabola (``posx``, ``posy`` at its root). ``-LoG`` is computed on a patch around the
+    pixels needed only, after removing single-pixel spikes (:func:`_despike`)."""
+    nc = cand.shape[0]
+    ny, nx = frame.shape
+    bb = b * b
+    r = g.shape[0] // 2
+    w = (2 * h + 1) ** 2
+    jbox = np.empty(nx, np.int64)  # resid box of each column (no division per pixel)
+    for j in range(nx):
+        jbox[j] = j // sbs
+    # components in visiting order, their members grouped (stable)
+    compc = np.empty(nc, np.int64)  # cid: scratch per root, -1 on entry and on return
+    ncomp = 0
+    for o in range(nc):
+        rt = _root(parent, cand[order[o]])
+        if cid[rt] < 0:
+            cid[rt] = ncomp
+            ncomp += 1
+        compc[o] = cid[rt]
+    for o in range(nc):
+        cid[_root(parent, cand[order[o]])] = -1
+    start = np.zeros(ncomp + 1, np.int64)
+    for o in range(nc):
+        start[compc[o] + 1] += 1
+    for k in range(ncomp):
+        start[k + 1] += start[k]
+    fill = start[:-1].copy()
+    memb = np.empty(nc, np.int64)  # positions in order
+    for o in range(nc):
+        memb[fill[compc[o]]] = o
+        fill[compc[o]] += 1
+    pk_i = np.empty(8, np.int64)
+    pk_j = np.empty(8, np.int64)
+    for k in range(ncomp):
+        a0 = start[k]
+        a1 = start[k + 1]
+        if a1 - a0 < min_core:
+            continue
+        c0 = order[memb[a0]]  # the component's peak: first visited
+        half = 0.5 * gval[c0]
+        core = 0
+        full = False
+        nmax = -np.inf
+        for t in range(a0, a1):
+            c = order[memb[t]]
+            gg = gval[c]
+            nmax = max(nmax, nloc[cand[c]])
+            if gg >= half:
+                core += 1
+            if not full and (ci[c] - ci[c0]) ** 2 + (cj[c] - cj[c0]) ** 2 >= log_sep**2:
+                s2 = var[rings[ci[c], cj[c]]]
+                full = gg > 0 and gg * gg >= log_gsnr**2 * (w * s2 + gain * gg)
+        if core < min_core or nmax >= sharp * gval[c0]:
+            continue  # small, or sharp: its brightest pixel holds much of G
+        # the region where -LoG is needed: all members and their 5 x 5 neighbourhoods, or
+        # only 3 px around the peak when no member can be a peak of its own
+        if full:
+            i0 = ci[c0]
+            i1 = ci[c0]
+            j0 = cj[c0]
+            j1 = cj[c0]
+            for t in range(a0, a1):
+                c = order[memb[t]]
+                i0 = min(i0, ci[c])
+                i1 = max(i1, ci[c])
+                j0 = min(j0, cj[c])
+                j1 = max(j1, cj[c])
+            i0 -= 2
+            i1 += 2
+            j0 -= 2
+            j1 += 2
+        else:
+            i0 = ci[c0] - 3
+            i1 = ci[c0] + 3
+            j0 = cj[c0] - 3
+            j1 = cj[c0] + 3
+        pi0 = i0 - r
+        pj0 = j0 - r
+        ph = i1 - i0 + 1 + 2 * r
+        pw = j1 - j0 + 1 + 2 * r
+        p = np.zeros((ph, pw))
+        for ii in range(max(-pi0, 0), min(ph, ny - pi0)):
+            fi = pi0 + ii
+            ib = fi // sbs
+            fr = frame[fi]
+            rr = rings[fi]
+            for jj in range(max(-pj0, 0), min(pw, nx - pj0)):
+                fj = pj0 + jj
+                rg = rr[fj]
+                if rg < 0:
+                    continue
+                v = fr[fj]
+                if v >= lo and v <= hi and np.isfinite(mean[rg]):
+                    p[ii, jj] = np.float64(v) - (mean[rg] + resid[ib, jbox[fj]])
+        s2c = var[rings[ci[c0], cj[c0]]]
+        lg = _neg_log(_despike(p, spike, s2c, gain), g, g2)  # lg[0, 0] is pixel (i0, j0)
+        npk = 1
+        pk_i[0] = ci[c0]
+        pk_j[0] = cj[c0]
+        if full:
+            # candidates: members at a 5 x 5 maximum of -LoG, significant; by decreasing -LoG
+            nq = 0
+            qs = np.empty(a1 - a0, np.int64)
+            qv = np.empty(a1 - a0)
+            for t in range(a0, a1):
+                c = order[memb[t]]
+                li = ci[c] - i0
+                lj = cj[c] - j0
+                v = lg[li, lj]
+                gg = gval[c]
+                s2 = var[rings[ci[c], cj[c]]]
+                sig = gain * max(gg, 0.0)
+                if v <= 0 or v * v < log_snr**2 * k2 * (s2 + sig / w):
+                    continue
+                if gg <= 0 or gg * gg < log_gsnr**2 * (w * s2 + sig):
+                    continue
+                top = True
+                for di in range(-2, 3):
+                    for dj in range(-2, 3):
+                        if lg[li + di, lj + dj] > v:
+                            top = False
+                if not top:
+                    continue
+                u = nq  # insertion by decreasing -LoG, ties keep visiting order
+                while u > 0 and qv[u - 1] < v:
+                    qs[u] = qs[u - 1]
+                    qv[u] = qv[u - 1]
+                    u -= 1
+                qs[u] = t
+                qv[u] = v
+                nq += 1
+            for u in range(nq):
+                c = order[memb[qs[u]]]
+                keep = True
+                for e in range(npk):
+                    if (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2 < log_sep**2:
+                        keep = False
+                if keep and npk < pk_i.shape[0]:
+                    pk_i[npk] = ci[c]
+                    pk_j[npk] = cj[c]
+                    npk += 1
+        # the first peak: the -LoG maximum within 2 px of its G peak
+        bi = pk_i[0]
+        bj = pk_j[0]
+        bv = lg[bi - i0, bj - j0]
+        for t in range(a0, a1):
+            c = order[memb[t]]
+            if (ci[c] - pk_i[0]) ** 2 + (cj[c] - pk_j[0]) ** 2 <= 4:
+                if lg[ci[c] - i0, cj[c] - j0] > bv:
+                    bv = lg[ci[c] - i0, cj[c] - j0]
+                    bi = ci[c]
+                    bj = cj[c]
+        n0 = npk
+        lr = lg
+        if full and peel_snr > 0:
+            # peel: subtract each peak's model -LoG (a Gaussian whose width makes -LoG / G at
+            # its pixel what is measured) and take the residual's maxima (a weak spot that is
+            # only a shoulder on a stronger one's -LoG)
+            lr = lg.copy()
+            wm = models.shape[1] // 2
+            for e in range(n0):
+                ei = bi if e == 0 else pk_i[e]
+                ej = bj if e == 0 else pk_j[e]
+                le = lg[ei - i0, ej - j0]
+                ge = _g_at(gval, cand, order, memb, a0, a1, _local(slot, b, bb, ei, ej))
+                if le <= 0 or ge <= 0:
+                    continue
+                rq = le / ge
+                km = 0
+                for u in range(1, ratios.shape[0]):
+                    if abs(ratios[u] - rq) < abs(ratios[km] - rq):
+                        km = u
+                amp = ge * ratios[km] / models[km, wm, wm]
+                for ii in range(max(ei - wm, i0), min(ei + wm + 1, i1 + 1)):
+                    for jj in range(max(ej - wm, j0), min(ej + wm + 1, j1 + 1)):
+                        lr[ii - i0, jj - j0] -= amp * models[km, ii - ei + wm, jj - ej + wm]
+            nq = 0
+            qs = np.empty(a1 - a0, np.int64)
+            qv = np.empty(a1 - a0)
+            for t in range(a0, a1):
+                c = order[memb[t]]
+                li = ci[c] - i0
+                lj = cj[c] - j0
+                v = lr[li, lj]
+                gg = gval[c]
+                s2 = var[rings[ci[c], cj[c]]]
+                sig = gain * max(gg, 0.0)
+                if v <= 0 or v * v < peel_snr**2 * k2 * (s2 + sig / w):
+                    continue
+                if gg <= 0 or gg * gg < peel_gsnr**2 * (w * s2 + sig):
+                    continue
+                top = True
+                for di in range(-2, 3):
+                    for dj in range(-2, 3):
+                        if lr[li + di, lj + dj] > v:
+                            top = False
+                if not top:
+                    continue
+                u = nq
+                while u > 0 and qv[u - 1] < v:
+                    qs[u] = qs[u - 1]
+                    qv[u] = qv[u - 1]
+                    u -= 1
+                qs[u] = t
+                qv[u] = v
+                nq += 1
+            for u in range(nq):
+                c = order[memb[qs[u]]]
+                keep = True
+                for e in range(npk):
+                    if (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2 < log_sep**2:
+                        keep = False
+                if keep and npk < pk_i.shape[0]:
+                    pk_i[npk] = ci[c]
+                    pk_j[npk] = cj[c]
+                    npk += 1
+        rt = _root(parent, cand[c0])
+        roots = np.empty(npk, np.int64)
+        roots[0] = rt
+        for e in range(1, npk):
+            roots[e] = _local(slot, b, bb, pk_i[e], pk_j[e])
+            _log_fit(lg if e < n0 else lr, pk_i[e] - i0, pk_j[e] - j0, i0, j0, roots[e], posx, posy)
+        _log_fit(lg, bi - i0, bj - j0, i0, j0, rt, posx, posy)
+        if npk == 1:
+            continue
+        for t in range(a0, a1):
+            c = order[memb[t]]
+            best = 0
+            bd = (ci[c] - pk_i[0]) ** 2 + (cj[c] - pk_j[0]) ** 2
+            for e in range(1, npk):
+                d = (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2
+                if d < bd:
+                    bd = d
+                    best = e
+            parent[cand[c]] = roots[best]
+        for e in range(1, npk):
+            parent[roots[e]] = roots[e]
+            peak[roots[e]] = _g_at(gval, cand, order, memb, a0, a1, roots[e])
+    return 0
+
+
+@numba.njit(**_JIT)
+def _log_fit(lg, li, lj, pi0, pj0, loc, posx, posy):
+    """Position (frame pixels) of the ``-LoG`` maximum at patch pixel (li, lj) by a parabola
+    along each axis, stored at ``loc``."""
+    x = float(lj + pj0)
+    y = float(li + pi0)
+    den = lg[li, lj - 1] - 2 * lg[li, lj] + lg[li, lj + 1]
+    if den < 0:
+        x += min(max(0.5 * (lg[li, lj - 1] - lg[li, lj + 1]) / den, -0.5), 0.5)
+    den = lg[li - 1, lj] - 2 * lg[li, lj] + lg[li + 1, lj]
+    if den < 0:
+        y += min(max(0.5 * (lg[li - 1, lj] - lg[li + 1, lj]) / den, -0.5), 0.5)
+    posx[loc] = x
+    posy[loc] = y
+
+
+@numba.njit(**_JIT)
+def _g_at(gval, cand, order, memb, a0, a1, loc):
+    """G of the member of ``memb[a0:a1]`` at local index ``loc``."""
+    for t in range(a0, a1):
+        c = order[memb[t]]
+        if cand[c] == loc:
+            return gval[c]
+    return 0.0
 
 
 PEAK_FIT = True
@@ -464,26 +942,39 @@ def _measure(
     min_pix,
     max_pix,
     out,
+    posx,
+    posy,
+    comp,
 ):
-    """Measure each component; write the spots into ``out``, return their number."""
+    """Measure each component; write the spots into ``out``, return their number. ``posx``,
+    ``posy``: position of a component given by its root (:func:`_split`), NaN: not given."""
     nc = cand.shape[0]
-    ns_bb = parent.shape[0]
-    # measure each component
-    comp = np.full(ns_bb, -1, np.int64)
+    # components (``comp``: scratch per root, -1 on entry and on return), counted first so
+    # that the per-component sums are as long as the components are many
     ncomp = 0
-    isum = np.zeros(nc)
-    vsum = np.zeros(nc)
-    wsum = np.zeros(nc)
-    wx = np.zeros(nc)
-    wy = np.zeros(nc)
-    npx = np.zeros(nc, np.int64)
-    vmax = np.full(nc, -np.inf)
-    nmax = np.full(nc, -np.inf)
-    imax = np.zeros(nc, np.int64)
-    jmax = np.zeros(nc, np.int64)
-    ipk = np.zeros(nc, np.int64)
-    jpk = np.zeros(nc, np.int64)
-    rpk = np.zeros(nc, np.int64)
+    for o in range(nc):
+        r = _root(parent, cand[order[o]])
+        if comp[r] < 0:
+            comp[r] = ncomp
+            ncomp += 1
+    for o in range(nc):
+        comp[_root(parent, cand[order[o]])] = -1
+    m = ncomp
+    ncomp = 0
+    isum = np.zeros(m)
+    vsum = np.zeros(m)
+    wsum = np.zeros(m)
+    wx = np.zeros(m)
+    wy = np.zeros(m)
+    npx = np.zeros(m, np.int64)
+    vmax = np.full(m, -np.inf)
+    nmax = np.full(m, -np.inf)
+    imax = np.zeros(m, np.int64)
+    jmax = np.zeros(m, np.int64)
+    ipk = np.zeros(m, np.int64)
+    jpk = np.zeros(m, np.int64)
+    rpk = np.zeros(m, np.int64)
+    rootk = np.zeros(m, np.int64)
     for o in range(nc):
         c = order[o]
         loc = cand[c]
@@ -494,6 +985,7 @@ def _measure(
             comp[r] = ncomp
             ipk[ncomp] = i  # the first pixel visited is the peak
             jpk[ncomp] = j
+            rootk[ncomp] = r
             ncomp += 1
         k = comp[r]
         nv = nloc[loc]
@@ -513,6 +1005,8 @@ def _measure(
             imax[k] = i
             jmax[k] = j
             rpk[k] = rr
+    for k in range(ncomp):
+        comp[rootk[k]] = -1
     found = 0
     for k in range(ncomp):
         if npx[k] < min_pix or npx[k] > max_pix or wsum[k] <= 0:
@@ -528,7 +1022,10 @@ def _measure(
         if found < out.shape[0]:
             x = wx[k] / wsum[k]
             y = wy[k] / wsum[k]
-            if PEAK_FIT:
+            if np.isfinite(posx[rootk[k]]):
+                x = posx[rootk[k]]
+                y = posy[rootk[k]]
+            elif PEAK_FIT:
                 x, y = _peak_fit(gloc, slot, b, ipk[k], jpk[k], x, y)
             out[found, 0] = x
             out[found, 1] = y
@@ -562,6 +1059,16 @@ def find_spots_ref(
     max_single_frac,
     min_pix,
     max_pix,
+    *,
+    log_sigma=0.0,
+    log_snr=2.0,
+    log_gsnr=5.0,
+    log_sep=5.0,
+    log_min_core=12,
+    log_spike=0.3,
+    log_sharp=0.2,
+    log_peel_snr=5.0,
+    log_peel_gsnr=6.0,
 ):
     """Reference of :func:`find_spots` on dense arrays (numpy, a dict union-find): ``(n, 7)``."""
     ny, nx = frame.shape
@@ -584,7 +1091,22 @@ def find_spots_ref(
                 cnt += pv[di : di + ny, dj : dj + nx]
         return g, cnt
 
-    g, cnt = local_sums(h)
+    def separable_sums(h):  # G as the kernel sums it: rows of 2h + 1 first, then columns
+        pn = np.pad(net, h)
+        pv = np.pad(valid, h)
+        hs = np.zeros((ny + 2 * h, nx))
+        hc = np.zeros((ny + 2 * h, nx), np.int64)
+        for dj in range(2 * h + 1):
+            hs = np.where(pv[:, dj : dj + nx], hs + pn[:, dj : dj + nx], hs)
+            hc += pv[:, dj : dj + nx]
+        g = np.zeros((ny, nx))
+        cnt = np.zeros((ny, nx), np.int64)
+        for di in range(2 * h + 1):
+            g = g + hs[di : di + ny]
+            cnt += hc[di : di + ny]
+        return g, cnt
+
+    g, cnt = separable_sums(h)
     g3 = local_sums(1)[0]
     nyb, nxb = blocks.shape[0] * b, blocks.shape[1] * b
     inbp = np.repeat(np.repeat(blocks.astype(bool), b, 0), b, 1)  # whole blocks
@@ -638,6 +1160,16 @@ def find_spots_ref(
     for o in order:
         p = (int(ii[o]), int(jj[o]))
         comps.setdefault(root(p), []).append(p)
+    pos: dict[tuple[int, int], tuple[float, float]] = {}
+    if log_sigma > 0:
+        owner = _split_ref(
+            comps, net, g, s2, gain, h, log_sigma, log_snr, log_gsnr, log_sep, log_min_core,
+            log_spike, peak, pos, log_sharp, log_peel_snr, log_peel_gsnr,
+        )  # fmt: skip
+        comps = {}
+        for o in order:
+            p = (int(ii[o]), int(jj[o]))
+            comps.setdefault(owner[p], []).append(p)
     rows = []
     for rt, pix in comps.items():
         pi = np.array([q[0] for q in pix])
@@ -666,7 +1198,9 @@ def find_spots_ref(
         if g3[pi[k], pj[k]] > 0 and nv[k] > max_single_frac * g3[pi[k], pj[k]]:
             continue
         x, y = x / ws, y / ws
-        if PEAK_FIT:  # parabola through G at the peak and its neighbours in marked blocks
+        if rt in pos:
+            x, y = pos[rt]
+        elif PEAK_FIT:  # parabola through G at the peak and its neighbours in marked blocks
             i0, j0 = pix[0]
             gk = np.zeros((nyb, nxb))
             gk[:ny, :nx] = np.where(inblk & valid, g, 0.0)
@@ -682,3 +1216,128 @@ def find_spots_ref(
                     y = i0 + min(max(off, -0.5), 0.5)
         rows.append((x, y, tot, len(pix), snr, m[pi[k], pj[k]], f[pi, pj].max()))
     return np.array(rows, float).reshape(-1, len(COLUMNS))
+
+
+def _split_ref(
+    comps, net, g, s2, gain, h, sigma, snr, gsnr, sep, min_core, spike, peak, pos, sharp,
+    peel_snr, peel_gsnr,
+):  # fmt: skip
+    """Numpy reference of :func:`_split`: the new root of every footprint pixel; ``peak``
+    and ``pos`` (root -> (x, y)) are filled for the new roots and relocated peaks."""
+    from scipy import ndimage
+
+    g1, g2, k2 = log_kernel(sigma)
+    r = g1.size // 2
+    w = (2 * h + 1) ** 2
+    owner = {}
+    for rt, pix in comps.items():
+        for q in pix:
+            owner[q] = rt
+        pa = np.array(pix)
+        gp = g[pa[:, 0], pa[:, 1]]
+        if len(pix) < min_core or np.sum(gp >= 0.5 * gp[0]) < min_core:
+            continue
+        if net[pa[:, 0], pa[:, 1]].max() >= sharp * gp[0]:
+            continue
+        far = np.sum((pa - pa[0]) ** 2, axis=1) >= sep**2
+        s2p = s2[pa[:, 0], pa[:, 1]]
+        full = np.any(far & (gp > 0) & (gp * gp >= gsnr**2 * (w * s2p + gain * gp)))
+        if full:
+            (i0, j0), (i1, j1) = pa.min(axis=0) - 2, pa.max(axis=0) + 2
+        else:
+            (i0, j0), (i1, j1) = pa[0] - 3, pa[0] + 3
+        # the patch: the region and a margin r, zero outside the frame
+        p = np.pad(net, r + 4)[i0 + 4 : i1 + 2 * r + 5, j0 + 4 : j1 + 2 * r + 5]
+        s9 = ndimage.correlate(p, np.ones((3, 3)), mode="constant")
+        m8 = np.maximum((s9 - p) / 8.0, 0.0)
+        s2c = s2[pix[0]]
+        sp = (p > 0) & (p > spike * s9) & ((p - m8) ** 2 > 25.0 * (s2c + gain * m8))
+        p = np.where(sp, m8, p)
+        t1 = ndimage.correlate1d(p, g2, axis=1, mode="constant")
+        t2 = ndimage.correlate1d(p, g1, axis=1, mode="constant")
+        lg = -(
+            ndimage.correlate1d(t1, g1, axis=0, mode="constant")
+            + ndimage.correlate1d(t2, g2, axis=0, mode="constant")
+        )[r:-r, r:-r]
+        peaks = [pix[0]]
+        if full:
+            top = lg >= ndimage.maximum_filter(lg, 5, mode="constant", cval=-np.inf)
+            cand, vals = [], []
+            for q in pix:
+                v, gg, n2 = lg[q[0] - i0, q[1] - j0], g[q], s2[q]
+                sig = gain * max(gg, 0.0)
+                if v <= 0 or v * v < snr**2 * k2 * (n2 + sig / w) or gg <= 0:
+                    continue
+                if gg * gg < gsnr**2 * (w * n2 + sig) or not top[q[0] - i0, q[1] - j0]:
+                    continue
+                cand.append(q)
+                vals.append(v)
+            for k in np.argsort(-np.array(vals), kind="stable"):
+                q = cand[k]
+                if len(peaks) < 8 and all(
+                    (q[0] - a) ** 2 + (q[1] - b) ** 2 >= sep**2 for a, b in peaks
+                ):
+                    peaks.append(q)
+        best = pix[0]
+        for q in pix:
+            near = (q[0] - pix[0][0]) ** 2 + (q[1] - pix[0][1]) ** 2 <= 4
+            if near and lg[q[0] - i0, q[1] - j0] > lg[best[0] - i0, best[1] - j0]:
+                best = q
+        pos[rt] = _fit_ref(lg, i0, j0, best)
+        for q in peaks[1:]:
+            pos[q] = _fit_ref(lg, i0, j0, q)
+            peak[q] = g[q]
+        if full and peel_snr > 0:
+            models, ratios = peel_models(sigma)
+            wm = models.shape[1] // 2
+            lr = lg.copy()
+            for e, q in enumerate(peaks):
+                c = best if e == 0 else q
+                le, ge = lg[c[0] - i0, c[1] - j0], g[c]
+                if le <= 0 or ge <= 0:
+                    continue
+                km = int(np.argmin(np.abs(ratios - le / ge)))
+                amp = ge * ratios[km] / models[km, wm, wm]
+                a0, a1 = max(c[0] - wm, i0), min(c[0] + wm, i1)
+                b0, b1 = max(c[1] - wm, j0), min(c[1] + wm, j1)
+                mod = models[
+                    km, a0 - c[0] + wm : a1 - c[0] + wm + 1, b0 - c[1] + wm : b1 - c[1] + wm + 1
+                ]
+                lr[a0 - i0 : a1 - i0 + 1, b0 - j0 : b1 - j0 + 1] -= amp * mod
+            top = lr >= ndimage.maximum_filter(lr, 5, mode="constant", cval=-np.inf)
+            cand, vals = [], []
+            for q in pix:
+                v, gg, n2 = lr[q[0] - i0, q[1] - j0], g[q], s2[q]
+                sig = gain * max(gg, 0.0)
+                if v <= 0 or v * v < peel_snr**2 * k2 * (n2 + sig / w) or gg <= 0:
+                    continue
+                if gg * gg < peel_gsnr**2 * (w * n2 + sig) or not top[q[0] - i0, q[1] - j0]:
+                    continue
+                cand.append(q)
+                vals.append(v)
+            for k in np.argsort(-np.array(vals), kind="stable"):
+                q = cand[k]
+                if len(peaks) < 8 and all(
+                    (q[0] - a) ** 2 + (q[1] - b) ** 2 >= sep**2 for a, b in peaks
+                ):
+                    peaks.append(q)
+                    pos[q] = _fit_ref(lr, i0, j0, q)
+                    peak[q] = g[q]
+        roots = [rt, *peaks[1:]]
+        for q in pix:
+            d = [(q[0] - a) ** 2 + (q[1] - b) ** 2 for a, b in peaks]
+            owner[q] = roots[int(np.argmin(d))]
+    return owner
+
+
+def _fit_ref(lg, i0, j0, q):
+    """Parabola through the ``-LoG`` patch ``lg`` (origin ``i0, j0``) at pixel ``q``."""
+    li, lj = q[0] - i0, q[1] - j0
+    x, y = float(q[1]), float(q[0])
+    den = lg[li, lj - 1] - 2 * lg[li, lj] + lg[li, lj + 1]
+    if den < 0:
+        x += min(max(0.5 * (lg[li, lj - 1] - lg[li, lj + 1]) / den, -0.5), 0.5)
+    den = lg[li - 1, lj] - 2 * lg[li, lj] + lg[li + 1, lj]
+    if den < 0:
+        y += min(max(0.5 * (lg[li - 1, lj] - lg[li + 1, lj]) / den, -0.5), 0.5)
+    return x, y
