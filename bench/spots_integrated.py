@@ -132,7 +132,19 @@ def stages(args) -> None:
         c3 = clock()
         seeds[:] = 0
         B.block_seeds(
-            net0, nvar, nsd, nuse, resid, scale, 1, B.BLOCK, f.shape, True, 1.0, 5.0, seeds
+            net0,
+            nvar,
+            nsd,
+            nuse,
+            resid,
+            scale,
+            1,
+            B.BLOCK,
+            f.shape,
+            p.module_edge_excess,
+            1.0,
+            5.0,
+            seeds,
         )
         c4 = clock()
         return np.array([c1 - c0, c2 - c1, c3 - c2, c4 - c3, c4 - c0])

@@ -63,7 +63,7 @@ def _frame(name):
     return frame, mask
 
 
-def _run(frame, rings, mean, var, sb=8, gain=1.0, snr=4.0, b=3, tol=0.5):
+def _run(frame, rings, mean, var, sb=8, gain=1.0, snr=4.0, b=3, tol=0.5, edge=0.25):
     """All block kernels on ``frame`` (numba), each checked against its reference."""
     lo, hi = valid_range(frame.dtype)
     nb = block_shape(frame.shape, b)
@@ -99,16 +99,16 @@ def _run(frame, rings, mean, var, sb=8, gain=1.0, snr=4.0, b=3, tol=0.5):
     np.testing.assert_allclose(rb, boxes_to_blocks_ref(resid, sb, nb), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(sc, boxes_to_blocks_ref(scale, sb, nb), rtol=1e-12)
     seeds = np.zeros(nb, np.uint8)
-    count = block_seeds(net0, nvar, nsd, nuse, rb, sc, 1, b, frame.shape, True, gain, snr, seeds)
-    ref = block_seeds_ref(net0, nvar, nsd, nuse, rb, sc, 1, b, frame.shape, True, gain, snr)
+    count = block_seeds(net0, nvar, nsd, nuse, rb, sc, 1, b, frame.shape, edge, gain, snr, seeds)
+    ref = block_seeds_ref(net0, nvar, nsd, nuse, rb, sc, 1, b, frame.shape, edge, gain, snr)
     np.testing.assert_array_equal(seeds, ref)
     assert count == ref.sum()
     # boxes used as they are (sb > 1) in the seeds: same as the reference too
     s2 = np.zeros(nb, np.uint8)
-    block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, True, gain, snr, s2)
+    block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, edge, gain, snr, s2)
     np.testing.assert_array_equal(
         s2,
-        block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, True, gain, snr),
+        block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, edge, gain, snr),
     )
     return dict(net0=net0, nvar=nvar, nsd=nsd, nuse=nuse, resid=resid, scale=scale, seeds=seeds)
 
@@ -208,7 +208,9 @@ def test_a_weak_broad_spot_beside_a_powder_ring_is_seeded():
 
 def test_module_edges_and_shadow_edges_are_no_seeds():
     """A row brighter by 40 % beside a gap (PILATUS module edges) and the edge of a beam-stop
-    shadow seed nothing; a weak broad spot 8 px from the gap is still found."""
+    shadow seed nothing; a weak broad spot 8 px from the gap is still found. With sound
+    edges, a spot 2 px from the gap is found too (the edge blocks are only left out when the
+    frame shows them brighter)."""
     rng = np.random.default_rng(7)
     shape = (120, 150)
     yy, xx = np.indices(shape)
@@ -230,7 +232,7 @@ def test_module_edges_and_shadow_edges_are_no_seeds():
     nb = block_shape(shape)
     s2 = np.zeros(nb, np.uint8)
     args = (out["net0"], out["nvar"], out["nsd"], out["nuse"], out["resid"], out["scale"], 16, 3)
-    block_seeds(*args, shape, False, 1.0, 5.0, s2)
+    block_seeds(*args, shape, -1.0, 1.0, 5.0, s2)
     assert (np.argwhere(s2)[:, 0] * 3 + 1 < 67).any()  # seeds along the row above the gap
 
 
@@ -256,3 +258,19 @@ def test_polarisation_is_taken_off_per_box():
     resid = out["resid"]  # boxes of 36 px: 5 x 5
     assert resid[0, 2] < -6 and resid[4, 2] < -6  # above and below the centre: dark
     assert resid[2, 0] > 6 and resid[2, 4] > 6  # left and right: bright
+
+
+def test_sound_module_edges_keep_their_spots():
+    rng = np.random.default_rng(9)
+    shape = (120, 150)
+    yy, xx = np.indices(shape)
+    spot = (
+        700.0 * np.exp(-((xx - 60.5) ** 2 + (yy - 70.0) ** 2) / (2 * 1.5**2)) / (2 * np.pi * 2.25)
+    )
+    frame = rng.poisson(50.0 + spot).astype(np.uint32)
+    frame[62:68, :] = INVALID  # the gap; the spot's centre 2 px below it
+    rings = _rings(shape=shape, centre=(-400.0, 75.0), width=1.0)
+    mean, var = np.full(rings.max() + 1, 50.0), np.full(rings.max() + 1, 50.0)
+    auto = _run(frame, rings, mean, var, sb=16, snr=5.0)["seeds"]
+    always = _run(frame, rings, mean, var, sb=16, snr=5.0, edge=0.0)["seeds"]
+    assert auto[22:26, 18:23].any() and not always[22:26, 18:23].any()

@@ -155,7 +155,7 @@ def test_ceo2_powder_is_no_hit_for_the_integrated_finder(ceo2):
 @pytest.mark.slow
 def test_pilatus6m_grid_hits_integrated(realdata):
     """The integrated finder calls the grid scan's hits and blanks as the threshold finder
-    does, with more spots on the hits (measured: 455 / 1971 / 1524 against 401 / 1638 /
+    does, with more spots on the hits (measured: 480 / 2092 / 1615 against 401 / 1638 /
     1270 on 0001 / 0005 / 0010; 6 and 6 on the blanks 0016 / 0019 against 0 and 2)."""
     from xlive.analyzers import SpotParams
     from xlive.sources import open_source

@@ -290,13 +290,13 @@ def test_threshold_method_is_still_available_and_methods_are_checked():
 def test_integrated_method_on_integrating_detectors(detector):
     """ADU with a pedestal's negative noise, many panels: the integrated finder against the
     truth. Measured (seed 4, 4 hits): JUNGFRAU 1M recall 0.990 / precision 0.998, AGIPD
-    quadrant 0.969 / 0.988, where the blocks by the panels' edges do not seed (0.993 with
-    skip_module_edges off); the threshold finder 1.000 / 0.998 and 0.998 / 0.988."""
+    quadrant 0.993 / 0.988 (0.969 when the blocks by the panels' edges never seed,
+    module_edge_excess = 0); the threshold finder 1.000 / 0.998 and 0.998 / 0.988."""
     sim = Simulation(SimParams(detector=detector, seed=4, hit_fraction=1.0, crystal_strength=300.0))
     frames = [sim.frame(i) for i in range(4)]
     truths = [t for _, t in frames]
-    for edges, floor in ((True, 0.95), (False, 0.98)):
-        sf = SpotFinder(sim.geometry, SpotParams(method="integrated", skip_module_edges=edges))
+    for edges, floor in ((0.0, 0.95), (SpotParams().module_edge_excess, 0.98)):
+        sf = SpotFinder(sim.geometry, SpotParams(method="integrated", module_edge_excess=edges))
         found = [sf.find(f)[:, :2] for f, _ in frames]
         recall, precision, n = recall_precision(found, truths)
         assert n > 300 and recall >= floor and precision >= 0.98, (edges, recall, precision)

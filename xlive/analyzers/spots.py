@@ -67,11 +67,12 @@ class SpotParams:
     #: ring width): on a sharp ring's flank, that much of the ring profile's slope is added
     #: to the windows' noise, coherently over the window ("integrated")
     radial_tolerance: float = 0.5
-    #: blocks next to an invalid pixel (module gaps, masked pixels) do not seed spots: module
-    #: edge pixels are larger or calibrated worse on many detectors (a PILATUS's row beside
-    #: a gap is a third brighter); off for detectors with clean edges and many panels, where
-    #: it loses the spots within ~6 px of a panel's edge ("integrated")
-    skip_module_edges: bool = True
+    #: blocks next to an invalid pixel (module gaps, masked pixels) do not seed spots when,
+    #: in the frame, their mean normalised residual is above this: module edge pixels are
+    #: larger or calibrated worse on some detectors (a PILATUS's row beside a gap is a third
+    #: brighter), and would be summed into spots; 0: always skip them, negative: never
+    #: ("integrated")
+    module_edge_excess: float = 0.25
     #: half-width (pixels) of the local sums G the watershed runs on: 1 for 3x3, 2 for 5x5
     #: ("integrated")
     smooth: int = 2
@@ -426,7 +427,7 @@ class SpotFinder:
             boxes_to_blocks(sbox, sb, scale)
         seeds = np.zeros(nb, np.uint8)
         args = (net0, nvar, nsd, nuse, resid, scale, 1, BLOCK, frame.shape)
-        block_seeds(*args, p.skip_module_edges, self.gain, p.detect_snr, seeds)
+        block_seeds(*args, p.module_edge_excess, self.gain, p.detect_snr, seeds)
         out = np.empty((p.max_found, 7))
         n = find_spots(
             frame,

@@ -211,7 +211,9 @@ def _passes(net, var, gain, t):
 
 
 @numba.njit(**_JIT)
-def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, detect_snr, seeds):
+def block_seeds(
+    net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edge_excess, gain, detect_snr, seeds
+):
     """Mark in ``seeds`` (uint8, zeroed) the blocks of every window whose integrated SNR
     reaches ``detect_snr``; returns the number of seeded blocks.
 
@@ -219,11 +221,13 @@ def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, 
     the background left per box of ``sb x sb`` blocks, taken off ``nuse`` times, and the
     factor on the blocks' independent variance (:func:`local_background`); a window's
     variance is the sum of its blocks' independent variances plus the square of its summed
-    coherent error ``nsd`` (a ring flank's residue has one sign along the flank). ``shape``: the frame's, ``b``: the
-    block edge. With ``edges``, blocks with an invalid pixel (gap, mask) in them or in a neighbouring block
-    do not count: pixels at module edges are larger or calibrated worse on many detectors
-    (one row brighter by a third on a PILATUS), and the windows would sum that row into a
-    spot. Windows: each block alone, the 2 x 2 blocks starting at it (all four marked), the
+    coherent error ``nsd`` (a ring flank's residue has one sign along the flank). ``shape``:
+    the frame's, ``b``: the block edge. Blocks with an invalid pixel (gap, mask) in them or
+    in a neighbouring block do not count when their mean normalised residual (each clipped
+    to +-3) exceeds ``edge_excess`` in this frame (0: always; negative: never): pixels at
+    module edges are larger or calibrated worse on some detectors (a PILATUS's row beside a
+    gap is brighter by a third), and the windows would sum that row into spots; on
+    detectors with sound edges they stay. Windows: each block alone, the 2 x 2 blocks starting at it (all four marked), the
     3 x 3 blocks centred on it (all nine marked).
     """
     nby, nbx = net0.shape
@@ -233,12 +237,24 @@ def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, 
     for bi in range(nby):
         h = min(b, ny - bi * b)
         for bj in range(nbx):
-            if edges and nuse[bi, bj] < h * min(b, nx - bj * b):
+            if edge_excess >= 0 and nuse[bi, bj] < h * min(b, nx - bj * b):
                 short[bi + 1, bj + 1] = 1
     hd = np.zeros((nby + 2, nbx), np.uint8)
     for i in range(nby + 2):
         for bj in range(nbx):
             hd[i, bj] = short[i, bj] | short[i, bj + 1] | short[i, bj + 2]
+    skip = edge_excess >= 0
+    if edge_excess > 0:  # are this frame's edge blocks brighter than their background?
+        zs = 0.0
+        ne = 0
+        for bi in range(nby):
+            ri = resid[bi // sb]
+            for bj in range(nbx):
+                if (hd[bi, bj] | hd[bi + 1, bj] | hd[bi + 2, bj]) and nvar[bi, bj] > 0:
+                    z = (net0[bi, bj] - nuse[bi, bj] * ri[bj // sb]) / np.sqrt(nvar[bi, bj])
+                    zs += min(max(z, -3.0), 3.0)
+                    ne += 1
+        skip = ne > 0 and zs > edge_excess * ne
     # rows of net, independent variance and coherent error, three at a time (rolling)
     net = np.zeros((3, nbx))
     nv = np.zeros((3, nbx))
@@ -253,7 +269,7 @@ def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, 
             ri = resid[r // sb]
             si = scale[r // sb]
             for bj in range(nbx):
-                if hd[r, bj] | hd[r + 1, bj] | hd[r + 2, bj]:
+                if skip and (hd[r, bj] | hd[r + 1, bj] | hd[r + 2, bj]):
                     net[k, bj] = 0.0
                     nv[k, bj] = 0.0
                     sd[k, bj] = 0.0
@@ -307,16 +323,24 @@ def block_seeds(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, 
     return n
 
 
-def block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edges, gain, detect_snr):
+def block_seeds_ref(
+    net0, nvar, nsd, nuse, resid, scale, sb, b, shape, edge_excess, gain, detect_snr
+):
     """Numpy reference of :func:`block_seeds` (window sums by slicing): the seed array."""
     yy, xx = np.indices(net0.shape)
     ny, nx = shape
     full = np.minimum(b, ny - yy * b) * np.minimum(b, nx - xx * b)
-    short = np.pad((nuse < full) & edges, 1)
+    short = np.pad((nuse < full) & (edge_excess >= 0), 1)
     edge = np.zeros(net0.shape, bool)
     for di in range(3):
         for dj in range(3):
             edge |= short[di : di + net0.shape[0], dj : dj + net0.shape[1]]
+    if edge_excess > 0:
+        use = edge & (nvar > 0)
+        d = net0 - nuse * resid[yy // sb, xx // sb]
+        z = np.clip(d[use] / np.sqrt(nvar[use]), -3.0, 3.0)
+        if not (z.size and z.sum() > edge_excess * z.size):
+            edge[:] = False
     net = np.where(edge, 0.0, net0 - nuse * resid[yy // sb, xx // sb])
     nv = np.where(edge, 0.0, (nvar - nsd**2) * scale[yy // sb, xx // sb])
     sd = np.where(edge, 0.0, nsd)
