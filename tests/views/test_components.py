@@ -443,6 +443,9 @@ def test_deferred_page_document_gets_the_other_views_once_drawn(done_session):
     assert "hit_rate_plot" in names and "detector_plot" in names
     assert "radial_plot" not in names and "correlation_plot" not in names
     assert len(dash.views["hit_rate"].source.data["frame"]) > 0  # the first frames: there
+    maps = dash.detector.maps.data  # the image and its mask; the cursor's maps come later
+    assert len(dash.detector.source.data["image"]) == 1 and len(maps["mask"]) == 1
+    assert maps["d"][0].size == 0 and maps["panel"][0].size == 0
     doc.callbacks.trigger_event(DocumentReady())
     assert list(dash.views)[: len(VIEWS)] == list(VIEWS) and dash.deferred is False
     names = {m.name for m in doc.models}
@@ -452,4 +455,7 @@ def test_deferred_page_document_gets_the_other_views_once_drawn(done_session):
     whole.update()
     for name in ("radial", "powder"):  # refreshed at once, as in a dashboard built whole
         assert dash.views[name].source.data == whole.views[name].source.data, name
+    d = dash.detector.maps.data["d"][0]
+    assert d.shape == dash.detector.maps.data["mask"][0].shape
+    np.testing.assert_array_equal(d, whole.views["detector"].maps.data["d"][0])
     assert dash.complete() is False  # nothing left to build

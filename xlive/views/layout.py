@@ -54,9 +54,10 @@ class Dashboard:
     """All views of ``session``; ``root`` is the bokeh layout, ``update()`` refreshes it.
 
     Tapping a point of the hit-rate, spots or d_min chart shows that frame in the detector view.
-    With ``defer=True`` only the views in :attr:`FIRST` are built (a page's first document:
-    fewer models for the server to build and send and the browser to draw); :meth:`complete`
-    adds the others.
+    With ``defer=True`` only the views in :attr:`FIRST` are built and the detector view sends
+    its image and mask without the cursor's d-spacing and panel maps (a page's first document:
+    fewer models and bytes for the server to build and send and the browser to draw);
+    :meth:`complete` adds the others.
 
     Examples
     --------
@@ -91,6 +92,8 @@ class Dashboard:
         self._build_views(self.FIRST)
         v = self.views
         self.detector: DetectorView = v["detector"]
+        # a first document: the image and its mask; the cursor's maps come with the others
+        self.detector.hover_maps = not defer
         # flag episodes shaded on the plots along the run (updated with the views)
         self.flag_bands = FlagBands([v[k].root for k in ("hit_rate", "spots", "d_min")])
         #: the detector image (and, on a page, its controls under it)
@@ -147,6 +150,7 @@ class Dashboard:
                 **{k: v for k, v in self.views.items() if k not in VIEWS},
             }
             self._add_declared_views()
+            self.detector.add_hover_maps(self.session)
         self._arrange()
         if self.updates:
             self.update()
