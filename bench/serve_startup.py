@@ -13,7 +13,8 @@ warm cache, so the last line reports the later rounds (the best and the median).
 
 ``--phases`` first times the start-up's phases in a fresh interpreter (imports, opening the run,
 geometry maps, analyzers, first numba call, dask client, first frame analysed), to show where
-the seconds go.
+the seconds go, then builds and serialises the page's first document (deferred: the first
+frames' views) and the whole page's document side by side, twice each.
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ f = src.reader.read_one(0); tick("read frame 0")
 for a in an: a(f[None])
 tick("analyse frame 0")
 client.close(); client.cluster.close()
+from bokeh.document import Document
+from bokeh.protocol import Protocol
+from xlive.views.app import add_dashboard
+s = LiveSession(src)
+while not s.step(): pass
+tick("a LiveSession's first block stored")
+for defer, name in ((True, "first page document (deferred)"), (False, "whole page document")):
+    for k in range(2):  # the first build pays bokeh's first-use costs
+        doc = Document(); add_dashboard(doc, s, defer=defer)
+        msg = Protocol().create("PULL-DOC-REPLY", "x", doc)
+        mb = sum(len(b.data) for b in msg.buffers) / 1e6
+        tick(f"{name}: {len(doc.models)} models, {mb:.1f} MB")
+s.close()
 """
 
 
