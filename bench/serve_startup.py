@@ -88,11 +88,14 @@ from xlive.views.app import add_dashboard
 s = LiveSession(src)
 while not s.step(): pass
 tick("a LiveSession's first block stored")
+for _ in range(400):  # on to the first hit: the detector view then sends its image
+    if s.latest_hit is not None: break
+    s.step()
 for defer, name in ((True, "first page document (deferred)"), (False, "whole page document")):
     for k in range(2):  # the first build pays bokeh's first-use costs
         doc = Document(); add_dashboard(doc, s, defer=defer)
         msg = Protocol().create("PULL-DOC-REPLY", "x", doc)
-        mb = sum(len(b.data) for b in msg.buffers) / 1e6
+        mb = (len(msg.content_json) + sum(len(b.to_bytes()) for b in msg.buffers)) / 1e6
         tick(f"{name}: {len(doc.models)} models, {mb:.1f} MB")
 s.close()
 """
