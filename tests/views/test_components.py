@@ -442,6 +442,8 @@ def test_deferred_page_document_gets_the_other_views_once_drawn(done_session):
     names = {m.name for m in doc.models}
     assert "hit_rate_plot" in names and "detector_plot" in names
     assert "radial_plot" not in names and "correlation_plot" not in names
+    assert "previous_hit_button" in names  # the detector's controls: with the image
+    assert "xlive_controls" not in names  # the run's controls: with the other views
     assert len(dash.views["hit_rate"].source.data["frame"]) > 0  # the first frames: there
     maps = dash.detector.maps.data  # the image and its mask; the cursor's maps come later
     assert len(dash.detector.source.data["image"]) == 1 and len(maps["mask"]) == 1
@@ -451,6 +453,7 @@ def test_deferred_page_document_gets_the_other_views_once_drawn(done_session):
     names = {m.name for m in doc.models}
     for name in ("radial", "waterfall", "powder", "separation", "peakogram", "lag", "correlation"):
         assert f"{name}_plot" in names, name
+    assert "xlive_controls" in names and "sample_slider" in names
     whole = Dashboard(done_session)
     whole.update()
     for name in ("radial", "powder"):  # refreshed at once, as in a dashboard built whole

@@ -88,6 +88,8 @@ class Dashboard:
         self.on_frame_chosen: list = []
         #: called after every :meth:`update` (e.g. controls that show the run's state)
         self.after_update: list = []
+        #: called once the deferred views are built (:meth:`complete`)
+        self.on_complete: list = []
         self.updates = 0
         self._build_views(self.FIRST)
         v = self.views
@@ -152,6 +154,8 @@ class Dashboard:
             self._add_declared_views()
             self.detector.add_hover_maps(self.session)
         self._arrange()
+        for f in self.on_complete:
+            f()
         if self.updates:
             self.update()
         return True
