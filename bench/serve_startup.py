@@ -7,12 +7,14 @@ A finished simulated run is written once (``xlive simulate``, or ``--run`` reuse
 round starts ``xlive serve RUN --port P`` as a new process (a fresh interpreter: imports,
 geometry, analyzers, dask cluster, numba kernels loaded from its on-disk cache), opens the page
 as soon as the server says it is serving, and waits until the hit-rate strip chart holds a
-frame. The first round also fills numba's cache if it is cold; the figure asked for is with a
+frame (then, for the record, until every plot is drawn: the page's first document holds the
+views of the first frames and gets the others once drawn). The first round also fills numba's cache if it is cold; the figure asked for is with a
 warm cache, so the last line reports the later rounds (the best and the median).
 
 ``--phases`` first times the start-up's phases in a fresh interpreter (imports, opening the run,
 geometry maps, analyzers, first numba call, dask client, first frame analysed), to show where
-the seconds go.
+the seconds go, then builds and serialises the page's first document (deferred: the first
+frames' views) and the whole page's document side by side, twice each.
 """
 
 from __future__ import annotations
@@ -29,6 +31,29 @@ from pathlib import Path
 FIRST_FRAME = (
     "() => window.Bokeh && Bokeh.documents.length > 0 && "
     "Bokeh.documents[0].get_model_by_name('hit_rate_source').data.frame.length > 0"
+)
+DOCUMENT = "() => window.Bokeh && Bokeh.documents.length > 0"
+#: every plot of the page has a view drawn (the page builds some after its first document)
+ALL_PLOTS = (
+    "() => window.Bokeh && Bokeh.documents.length > 0 && ["
+    + ", ".join(
+        f"'{n}'"
+        for n in (
+            "hit_rate",
+            "spots",
+            "d_min",
+            "detector",
+            "radial",
+            "waterfall",
+            "powder",
+            "separation",
+            "peakogram",
+            "lag",
+            "correlation",
+        )
+    )
+    + "].every(n => { const m = Bokeh.documents[0].get_model_by_name(n + '_plot');"
+    " return m != null && Bokeh.index.find_one(m) != null; })"
 )
 
 
@@ -57,6 +82,22 @@ f = src.reader.read_one(0); tick("read frame 0")
 for a in an: a(f[None])
 tick("analyse frame 0")
 client.close(); client.cluster.close()
+from bokeh.document import Document
+from bokeh.protocol import Protocol
+from xlive.views.app import add_dashboard
+s = LiveSession(src)
+while not s.step(): pass
+tick("a LiveSession's first block stored")
+for _ in range(400):  # on to the first hit: the detector view then sends its image
+    if s.latest_hit is not None: break
+    s.step()
+for defer, name in ((True, "first page document (deferred)"), (False, "whole page document")):
+    for k in range(2):  # the first build pays bokeh's first-use costs
+        doc = Document(); add_dashboard(doc, s, defer=defer)
+        msg = Protocol().create("PULL-DOC-REPLY", "x", doc)
+        mb = (len(msg.content_json) + sum(len(b.to_bytes()) for b in msg.buffers)) / 1e6
+        tick(f"{name}: {len(doc.models)} models, {mb:.1f} MB")
+s.close()
 """
 
 
@@ -74,8 +115,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def one_round(run: Path, browser, timeout: float) -> tuple[float, float]:
-    """(seconds to 'serving', seconds to the first analysed frame on the page)."""
+def one_round(run: Path, browser, timeout: float) -> dict[str, float]:
+    """Seconds from starting ``xlive serve`` to each milestone of the page: ``serving`` (the
+    server says so), ``html`` (the page's HTML and scripts loaded), ``document`` (BokehJS holds
+    the document), ``first`` (the hit-rate chart holds an analysed frame) and ``all`` (every
+    plot of the page drawn)."""
     port = free_port()
     t0 = time.monotonic()
     server = subprocess.Popen(
@@ -84,6 +128,7 @@ def one_round(run: Path, browser, timeout: float) -> tuple[float, float]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    t: dict[str, float] = {}
     try:
         line = ""
         while "serving" not in line:
@@ -92,13 +137,15 @@ def one_round(run: Path, browser, timeout: float) -> tuple[float, float]:
                 raise RuntimeError(f"xlive serve exited with {server.returncode}")
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError(f"xlive serve did not start within {timeout} s")
-        t_serving = time.monotonic() - t0
+        t["serving"] = time.monotonic() - t0
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
-        page.wait_for_function(FIRST_FRAME, timeout=timeout * 1000, polling=50)
-        t_first = time.monotonic() - t0
+        t["html"] = time.monotonic() - t0
+        for name, check in (("document", DOCUMENT), ("first", FIRST_FRAME), ("all", ALL_PLOTS)):
+            page.wait_for_function(check, timeout=timeout * 1000, polling=50)
+            t[name] = time.monotonic() - t0
         page.close()
-        return t_serving, t_first
+        return t
     finally:
         server.terminate()
         try:
@@ -150,18 +197,21 @@ def main(argv=None) -> None:
             try:
                 for k in range(args.repeat):
                     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-                    t_serving, t_first = one_round(run, browser, args.timeout)
-                    firsts.append(t_first)
+                    t = one_round(run, browser, args.timeout)
+                    firsts.append(t["first"])
                     print(
-                        f"round {k + 1}: serving after {t_serving:.2f} s, first analysed frame "
-                        f"on the page after {t_first:.2f} s (load average {load})",
+                        f"round {k + 1}: serving after {t['serving']:.2f} s, page loaded "
+                        f"{t['html']:.2f} s, document {t['document']:.2f} s, first analysed "
+                        f"frame on the page after {t['first']:.2f} s, every plot drawn "
+                        f"{t['all']:.2f} s (load average {load})",
                         flush=True,
                     )
             finally:
                 browser.close()
     warm = firsts[1:] or firsts
+    label = args.run or args.detector
     print(
-        f"startup ({args.detector}, warm numba cache): best {min(warm):.2f}s "
+        f"startup ({label}, warm numba cache): best {min(warm):.2f}s "
         f"median {statistics.median(warm):.2f}s from `xlive serve RUN` to the first frame shown"
     )
 

@@ -426,3 +426,39 @@ def test_panel_under_the_cursor_of_a_multi_panel_detector():
         block = truth[r * f : (r + 1) * f, c * f : (c + 1) * f]
         assert panel[r, c] in set(block.ravel().tolist()) | {-1}
     assert set(np.unique(panel)) - {-1} == set(range(len(names)))
+
+
+def test_deferred_page_document_gets_the_other_views_once_drawn(done_session):
+    """A page's first document holds the first frames' views; DocumentReady adds the rest,
+    refreshed like a dashboard built whole."""
+    from bokeh.events import DocumentReady
+
+    from xlive.views.app import add_dashboard
+    from xlive.views.layout import VIEWS
+
+    doc = Document()
+    dash = add_dashboard(doc, done_session, defer=True)
+    assert set(dash.views) == set(Dashboard.FIRST)
+    names = {m.name for m in doc.models}
+    assert "hit_rate_plot" in names and "detector_plot" in names
+    assert "radial_plot" not in names and "correlation_plot" not in names
+    assert "previous_hit_button" in names  # the detector's controls: with the image
+    assert "xlive_controls" not in names  # the run's controls: with the other views
+    assert len(dash.views["hit_rate"].source.data["frame"]) > 0  # the first frames: there
+    maps = dash.detector.maps.data  # the image and its mask; the cursor's maps come later
+    assert len(dash.detector.source.data["image"]) == 1 and len(maps["mask"]) == 1
+    assert maps["d"][0].size == 0 and maps["panel"][0].size == 0
+    doc.callbacks.trigger_event(DocumentReady())
+    assert list(dash.views)[: len(VIEWS)] == list(VIEWS) and dash.deferred is False
+    names = {m.name for m in doc.models}
+    for name in ("radial", "waterfall", "powder", "separation", "peakogram", "lag", "correlation"):
+        assert f"{name}_plot" in names, name
+    assert "xlive_controls" in names and "sample_slider" in names
+    whole = Dashboard(done_session)
+    whole.update()
+    for name in ("radial", "powder"):  # refreshed at once, as in a dashboard built whole
+        assert dash.views[name].source.data == whole.views[name].source.data, name
+    d = dash.detector.maps.data["d"][0]
+    assert d.shape == dash.detector.maps.data["mask"][0].shape
+    np.testing.assert_array_equal(d, whole.views["detector"].maps.data["d"][0])
+    assert dash.complete() is False  # nothing left to build

@@ -155,8 +155,11 @@ def test_dashboard_screenshot(served, chromium, screenshots, size):
         "() => Bokeh.documents[0].get_model_by_name('status_plot').text.includes('run finished')",
         timeout=120_000,
     )
-    page.wait_for_function(  # a finished run: the lag chart is gone
-        "() => !Bokeh.documents[0].get_model_by_name('lag_plot').visible", timeout=60_000
+    page.wait_for_function(  # a finished run: the lag chart (built after the first frames'
+        # views, once the page has drawn them) is gone
+        "() => { const m = Bokeh.documents[0].get_model_by_name('lag_plot');"
+        " return m != null && !m.visible; }",
+        timeout=60_000,
     )
     boxes = _check_page(page, DASHBOARD_PLOTS, screenshots / f"dashboard-{size[0]}x{size[1]}.png")
     # the detector view's controls sit right under the image, inside the window

@@ -77,10 +77,14 @@ def test_serve_page_updates_during_a_run(tmp_path, chromium, simulator, process,
         "() => Bokeh.documents[0].get_model_by_name('hit_rate_source').data.frame.length > 2",
         timeout=90_000,
     )
-    for name in PLOTS:  # each plot is in the document and has a view drawn in the page
-        assert _read(page, f"Bokeh.index.find_one(d.get_model_by_name('{name}_plot')) != null"), (
-            name
-        )
+    # the page's first document holds the views of the first frames; the others follow once
+    # the browser has drawn it: each plot is then in the document with a view drawn in the page
+    drawn = " && ".join(
+        f"Bokeh.index.find_one(d.get_model_by_name('{name}_plot')) != null" for name in PLOTS
+    )
+    page.wait_for_function(
+        f"() => {{ const d = Bokeh.documents[0]; return {drawn}; }}", timeout=60_000
+    )
     first = _read(
         page,
         "[d.get_model_by_name('hit_rate_source').data.frame.length, "

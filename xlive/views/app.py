@@ -22,19 +22,30 @@ from .bokeh_controls import page_layout
 from .layout import Dashboard
 
 
-def add_dashboard(doc, session, *, interval: float = 0.5) -> Dashboard:
-    """Put a dashboard of ``session`` (plus controls) into ``doc`` and refresh it periodically."""
-    dash = Dashboard(session)
+def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False) -> Dashboard:
+    """Put a dashboard of ``session`` (plus controls) into ``doc`` and refresh it periodically.
+
+    ``defer``: the document starts with the views of the run's first frames (status, flags,
+    hit rate, spots, d_min, detector) and gets the other views once the browser has drawn
+    it (its ``DocumentReady`` event), so a page shows the first frame sooner.
+    """
+    dash = Dashboard(session, defer=defer)
     dash.update()
     doc.title = "xlive"
     doc.add_root(page_layout(dash))
     doc.add_periodic_callback(dash.update, int(interval * 1000))
+    if defer:
+        from bokeh.events import DocumentReady
+
+        doc.on_event(DocumentReady, lambda event: dash.complete())
     return dash
 
 
 def make_application(session, *, interval: float = 0.5) -> Application:
     """A bokeh Application whose documents show ``session``."""
-    return Application(FunctionHandler(lambda doc: add_dashboard(doc, session, interval=interval)))
+    return Application(
+        FunctionHandler(lambda doc: add_dashboard(doc, session, interval=interval, defer=True))
+    )
 
 
 def free_port(address: str = "127.0.0.1") -> int:

@@ -80,12 +80,16 @@ def page_layout(dashboard):
     detector image, and the run's controls (spot finder, sampling, flags) below the plots.
     The ``xlive serve`` page and the notebook ``Monitor`` show this."""
     dashboard.detector_box.children.append(detector_controls(dashboard))
-    return column(
-        dashboard.root,
-        build_controls(dashboard, detector=False),
-        sizing_mode="stretch_width",
-        name="xlive_page",
-    )
+    page = column(dashboard.root, sizing_mode="stretch_width", name="xlive_page")
+
+    def add_controls():
+        page.children.append(build_controls(dashboard, detector=False))
+
+    if dashboard.deferred:  # a page's first document: the controls come with the other views
+        dashboard.on_complete.append(add_controls)
+    else:
+        add_controls()
+    return page
 
 
 def build_controls(dashboard, *, detector: bool = True):

@@ -118,6 +118,9 @@ class DetectorView(View):
         self._peaks: dict[int, tuple[np.ndarray, np.ndarray, int | None]] = {}
         self._rings_for = None
         self._maps_for = None
+        #: send the d-spacing and panel maps the cursor's read-out uses (False: a page's first
+        #: document sends the image and mask only; :meth:`add_hover_maps` sends them later)
+        self.hover_maps = True
         self.source = ColumnDataSource(
             {"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="detector_source"
         )
@@ -357,26 +360,32 @@ class DetectorView(View):
         return np.asarray(x, float), np.asarray(y, float), _n_spots(session, self.frame)
 
     def _draw_maps(self, geom, shape: tuple[int, int], f: int) -> None:
-        key = (id(geom), shape, f)
+        key = (id(geom), shape, f, self.hover_maps)
         if self._maps_for == key:
             return
         self._maps_for = key
         maps = geom.maps
         mask = bin_max(np.where(maps.mask, 1.0, np.nan).astype(np.float32), f)
-        d = bin_mean(np.asarray(maps.d, np.float32), f).astype(np.float32)
         names = [p.name for p in geom.panels]
-        if len(names) > 1:  # one panel: its name, no map to send
-            panel = bin_max(np.asarray(maps.panel, np.float32), f)
-            panel = np.where(np.isfinite(panel), panel, -1).astype(np.int32)
-        else:
-            panel = np.zeros((0, 0), np.int32)
-        self.maps.data = {
-            "d": [d],
-            "panel": [panel],
-            "mask": [mask],
-            **_columns(shape, f),
-        }
+        # empty maps: the read-out says "–" until they come
+        hover = {"d": [np.zeros((0, 0), np.float32)], "panel": [np.zeros((0, 0), np.int32)]}
+        if self.hover_maps:
+            d = bin_mean(np.asarray(maps.d, np.float32), f).astype(np.float32)
+            if len(names) > 1:  # one panel: its name, no map to send
+                panel = bin_max(np.asarray(maps.panel, np.float32), f)
+                panel = np.where(np.isfinite(panel), panel, -1).astype(np.int32)
+            else:
+                panel = np.zeros((0, 0), np.int32)
+            hover = {"d": [d], "panel": [panel]}
+        self.maps.data = {**hover, "mask": [mask], **_columns(shape, f)}
         self.hover.formatters["$x"].args = {"maps": self.maps, "names": names}
+
+    def add_hover_maps(self, session) -> None:
+        """Send the d-spacing and panel maps of the cursor's read-out now (left out so far)."""
+        self.hover_maps = True
+        if self._maps_for is not None:
+            _, shape, f, _ = self._maps_for
+            self._draw_maps(session.source.geometry, shape, f)
 
     def _draw_rings(self, geom) -> None:
         if self._rings_for is geom:

@@ -29,11 +29,35 @@ from .spots_chart import SpotsChart
 from .status_line import StatusLine
 from .waterfall import WaterfallView
 
+#: every built-in view by name, in the order they are built and updated
+VIEWS = {
+    "status": StatusLine,
+    "flags": FlagsPanel,
+    "hit_rate": HitRateChart,
+    "spots": SpotsChart,
+    "d_min": DminChart,
+    "radial": RadialProfileView,
+    "waterfall": WaterfallView,
+    "powder": PowderView,
+    "separation": SeparationView,
+    "peakogram": PeakogramView,
+    "detector": DetectorView,
+    "lag": LagView,
+    "grid": GridMapView,
+    "indexing_rate": IndexingRateChart,
+    "cells": CellHistograms,
+    "correlation": CorrelationView,
+}
+
 
 class Dashboard:
     """All views of ``session``; ``root`` is the bokeh layout, ``update()`` refreshes it.
 
     Tapping a point of the hit-rate, spots or d_min chart shows that frame in the detector view.
+    With ``defer=True`` only the views in :attr:`FIRST` are built and the detector view sends
+    its image and mask without the cursor's d-spacing and panel maps (a page's first document:
+    fewer models and bytes for the server to build and send and the browser to draw);
+    :meth:`complete` adds the others.
 
     Examples
     --------
@@ -42,73 +66,99 @@ class Dashboard:
     >>> dash.update(); dash.views["hit_rate"].source.data["rate"][-1]   # doctest: +SKIP
     """
 
-    def __init__(self, session):
+    #: views of the first document a page gets (``defer=True``): what shows the run's first
+    #: frames; the others are built once the browser has drawn these (:meth:`complete`)
+    FIRST = ("status", "flags", "hit_rate", "spots", "d_min", "detector")
+    #: the plots under the detector, two a row: a hidden view (no indexing, no grid, a finished
+    #: run's lag) leaves its row to the other one
+    PAIRS = (
+        ("hit_rate", "indexing_rate"),
+        ("spots", "d_min"),
+        ("lag", "cells"),
+        ("radial", "waterfall"),
+        ("powder", "peakogram"),
+        ("separation", "grid"),
+    )
+
+    def __init__(self, session, *, defer: bool = False):
         self.session = session
         history_for(session)  # start collecting per-frame history now
         correlation_for(session)
-        views = [
-            StatusLine(),
-            FlagsPanel(),
-            HitRateChart(),
-            SpotsChart(),
-            DminChart(),
-            RadialProfileView(),
-            WaterfallView(),
-            PowderView(),
-            SeparationView(),
-            PeakogramView(),
-            DetectorView(),
-            LagView(),
-            GridMapView(),
-            IndexingRateChart(),
-            CellHistograms(),
-            CorrelationView(),
-        ]
-        self.views = {v.name: v for v in views}
-        self.detector: DetectorView = self.views["detector"]
+        self.views = {}
         self.on_frame_chosen: list = []
-        for name in ("spots", "d_min", "hit_rate", "indexing_rate"):
-            src = self.views[name].source
-            src.selected.on_change("indices", self._tapped(src))
-        self.views["grid"].root.visible = False
-        # indexing views appear once the run is indexed (an empty chart says nothing)
-        for name in ("indexing_rate", "cells"):
-            self.views[name].root.visible = False
         #: called after every :meth:`update` (e.g. controls that show the run's state)
         self.after_update: list = []
-        # flag episodes shaded on the plots along the run (updated with the views)
-        self.flag_bands = FlagBands([self.views[k].root for k in ("hit_rate", "spots", "d_min")])
+        #: called once the deferred views are built (:meth:`complete`)
+        self.on_complete: list = []
         self.updates = 0
+        self._build_views(self.FIRST)
         v = self.views
+        self.detector: DetectorView = v["detector"]
+        # a first document: the image and its mask; the cursor's maps come with the others
+        self.detector.hover_maps = not defer
+        # flag episodes shaded on the plots along the run (updated with the views)
+        self.flag_bands = FlagBands([v[k].root for k in ("hit_rate", "spots", "d_min")])
         #: the detector image (and, on a page, its controls under it)
         self.detector_box = column(v["detector"].root, sizing_mode="stretch_width")
-        # rows of two: a hidden view (no indexing, no grid, a finished run's lag) leaves its
-        # row to the other one
-        pairs = [
-            ("hit_rate", "indexing_rate"),
-            ("spots", "d_min"),
-            ("lag", "cells"),
-            ("radial", "waterfall"),
-            ("powder", "peakogram"),
-            ("separation", "grid"),
-        ]
-        plots = column(
-            *[row(v[a].root, v[b].root, sizing_mode="stretch_width") for a, b in pairs],
-            row(v["correlation"].root, sizing_mode="stretch_width"),
-            sizing_mode="stretch_width",
-            name="xlive_plots",
-        )
+        self.plots = column(sizing_mode="stretch_width", name="xlive_plots")
         #: views of the features the analyzers declare (filled by :meth:`update`)
         self.features = column(sizing_mode="stretch_width", name="xlive_features")
         self.root = column(
             v["status"].root,
             row(self.detector_box, v["flags"].root, sizing_mode="stretch_width"),
-            plots,
+            self.plots,
             self.features,
             sizing_mode="stretch_width",
             name="xlive_dashboard",
         )
-        self._add_declared_views()
+        #: True while views are left to build (``defer=True``, until :meth:`complete`)
+        self.deferred = True
+        if defer:
+            self._arrange()
+        else:
+            self.complete()
+
+    def _build_views(self, names) -> None:
+        """Build the views ``names`` not built yet (tapping a chart's point shows its frame)."""
+        for name in names:
+            if name in self.views:
+                continue
+            view = VIEWS[name]()
+            self.views[name] = view
+            if name in ("spots", "d_min", "hit_rate", "indexing_rate"):
+                view.source.selected.on_change("indices", self._tapped(view.source))
+            if name in ("grid", "indexing_rate", "cells"):
+                # indexing views appear once the run is indexed (an empty chart says nothing)
+                view.root.visible = False
+
+    def _arrange(self) -> None:
+        """(Re)fill the plots' rows with the views built so far."""
+        v = self.views
+        rows = [[v[k].root for k in pair if k in v] for pair in self.PAIRS]
+        rows.append([v["correlation"].root] if "correlation" in v else [])
+        self.plots.children = [row(*r, sizing_mode="stretch_width") for r in rows if r]
+
+    def complete(self) -> bool:
+        """Build the views a deferred dashboard left out, refresh them and show them;
+        False when there was nothing left to build."""
+        if not self.deferred:
+            return False
+        self.deferred = False
+        with self.session.lock:
+            self._build_views(VIEWS)
+            # updated in the order of VIEWS, then the declared features' views
+            self.views = {
+                **{k: self.views[k] for k in VIEWS},
+                **{k: v for k, v in self.views.items() if k not in VIEWS},
+            }
+            self._add_declared_views()
+            self.detector.add_hover_maps(self.session)
+        self._arrange()
+        for f in self.on_complete:
+            f()
+        if self.updates:
+            self.update()
+        return True
 
     def _add_declared_views(self) -> None:
         """Add a view for every declared feature that has none yet (two per row)."""
@@ -168,7 +218,8 @@ class Dashboard:
         """Refresh every view from the session; returns the names of the views that changed."""
         changed = []
         with self.session.lock:
-            self._add_declared_views()
+            if not self.deferred:  # a deferred dashboard adds them with the other views
+                self._add_declared_views()
             for name, view in self.views.items():
                 if view.update(self.session):
                     changed.append(name)
