@@ -250,11 +250,29 @@ def _peak_case(name):
     elif name == "all_masked":
         mask[:] = True
         spot(20, 20, 300)
+    elif name == "row_edges":  # flat neighbours across a row end are no pixel neighbours
+        frame[:] = 0
+        frame[20, -2:] = 200  # row 20's last pixels, row 21's first ...
+        frame[21, :2] = 200
+        frame[40, :2] = 200  # ... and row 40's first, row 39's last
+        frame[39, -2:] = 200
+    elif name == "speckle":  # many touching pixels above threshold: components of any shape
+        frame[...] = rng.poisson(4.0, SHAPE).astype(np.int32)
     return frame, mask
 
 
 @pytest.mark.parametrize(
-    "case", ["random", "single_pixel", "gap_edge", "empty", "saturated", "all_masked"]
+    "case",
+    [
+        "random",
+        "single_pixel",
+        "gap_edge",
+        "empty",
+        "saturated",
+        "all_masked",
+        "row_edges",
+        "speckle",
+    ],
 )
 @pytest.mark.parametrize("single_frac", [0.9, 1.01])
 @pytest.mark.parametrize("gain, read_var", [(1.0, 0.0), (2.5, 4.0)])
@@ -297,6 +315,10 @@ def test_find_peaks_matches_reference(case, single_frac, gain, read_var):
         assert found == (0 if single_frac < 1 else 1)
     if case in ("empty", "all_masked", "saturated"):
         assert found == 0
+    if case == "row_edges":
+        assert found == 4
+    if case == "speckle" and gain == 1.0:  # not vacuous: multi-pixel components
+        assert found >= 5 and (out[:found, 3] > 2).any()
     if case == "gap_edge":
         assert found == 1 and out[0, 0] < 33
 

@@ -9,8 +9,8 @@ a threshold on it means the same thing. A component is a peak when its pixel cou
 limits, its integrated SNR reaches ``min_snr`` and it is not a lone pixel holding almost all of
 its intensity (a hot pixel: a real spot always spreads over its neighbours).
 
-Candidates come in raster order (flat indices, ascending), so neighbours are found by binary
-search: nothing of the frame's size is allocated per call. Written by hand (scipy.ndimage.label
+Candidates come in raster order (flat indices, ascending), so neighbours are found by a pointer
+that walks the row above: nothing of the frame's size is allocated per call. Written by hand (scipy.ndimage.label
 allocates full-frame label arrays and cannot fuse the per-peak statistics).
 """
 
@@ -31,6 +31,14 @@ def _find(parent, a):
         parent[a] = parent[parent[a]]
         a = parent[a]
     return a
+
+
+@numba.njit(inline="always", **_JIT)
+def _union(parent, a, b):
+    ra = _find(parent, a)
+    rb = _find(parent, b)
+    if ra != rb:
+        parent[max(ra, rb)] = min(ra, rb)
 
 
 @numba.njit(**_JIT)
@@ -98,22 +106,27 @@ def find_peaks(
             na += 1
     above = above[:na]
     parent = np.arange(na)
+    # 8-connected neighbours before a pixel: its left one (the previous candidate, if
+    # adjacent) and up to three in the row above, found by a pointer that only moves forward
+    # (candidates are in raster order); a set's root is its first pixel, whatever the order
+    # of the unions
+    up = 0
     for a in range(na):
         p = above[a]
         i = p // nx
         j = p - i * nx
-        for di, dj in ((-1, -1), (-1, 0), (-1, 1), (0, -1)):
-            ii = i + di
-            jj = j + dj
-            if ii < 0 or jj < 0 or jj >= nx:
-                continue
-            q = ii * nx + jj
-            b = np.searchsorted(above[:a], q)
-            if b < a and above[b] == q:
-                ra = _find(parent, a)
-                rb = _find(parent, b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
+        if j > 0 and a > 0 and above[a - 1] == p - 1:
+            _union(parent, a, a - 1)
+        if i == 0:
+            continue
+        while up < a and above[up] < p - nx - 1:
+            up += 1
+        b = up
+        while b < a and above[b] <= p - nx + 1:
+            jj = above[b] - (i - 1) * nx
+            if jj >= j - 1 and jj <= j + 1 and jj < nx:
+                _union(parent, a, b)
+            b += 1
     # components: pixel count, bounding box, brightest pixel
     comp = np.full(na, -1, np.int64)
     nc = 0
