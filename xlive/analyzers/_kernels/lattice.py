@@ -100,6 +100,25 @@ def _refine(r, m, bases, tol, n_ok):
 
 
 @numba.njit(**_JIT)
+def _k_nearest(d, nn, nd):
+    """Indices ``nn`` of the ``len(nn)`` smallest values of ``d`` (by insertion, ascending)."""
+    k = nn.shape[0]
+    m = 0
+    for j in range(d.shape[0]):
+        v = d[j]
+        if m == k and not v < nd[k - 1]:
+            continue
+        q = min(m, k - 1)
+        while q > 0 and nd[q - 1] > v:
+            nd[q] = nd[q - 1]
+            nn[q] = nn[q - 1]
+            q -= 1
+        nd[q] = v
+        nn[q] = j
+        m = min(m + 1, k)
+
+
+@numba.njit(**_JIT)
 def candidates(r, k_neighbours, tau_frac, n_clusters, n_candidates, n_extra):
     """Basis candidates ``(m, 3)`` (1/Å): the reference's ``_candidates``."""
     n = r.shape[0]
@@ -119,8 +138,10 @@ def candidates(r, k_neighbours, tau_frac, n_clusters, n_candidates, n_extra):
         dmin[i] = dist[i].min()
     nd = n * k
     diff = np.empty((nd, 3))
+    nn = np.empty(k, np.int64)
+    nd_ = np.empty(k)
     for i in range(n):
-        nn = np.argsort(dist[i], kind="mergesort")[:k]
+        _k_nearest(dist[i], nn, nd_)
         for q in range(k):
             d = diff[i * k + q]
             for a in range(3):
