@@ -386,7 +386,9 @@ def _fused(frame, rings, bins, weights, hi, b=0, n_low=8):
         bsum,
         bn,
     )
-    total = high + piece_totals(counts, pc.ring, pc.bin, pc.n_ring, hist, sums)
+    hall = np.full(256, 7, np.int64)  # overwritten
+    total = high + piece_totals(counts, pc.ring, pc.bin, pc.n_ring, hist, sums, hall)
+    np.testing.assert_array_equal(hall, hist.sum(axis=0))
     return dict(
         nc=nc,
         nsat=nsat,

@@ -13,6 +13,7 @@ the whole set cheap.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 
@@ -82,10 +83,10 @@ class FrameAnalyzer:
         self._local = threading.local()
 
     def _buffers(self):
-        """This thread's scratch buffers ``(sums, lost, hist, ovf, bsum, bn, counts, cand)``,
-        made on first use and reused for every later frame (zeroed here, except ``cand``, written
-        before read): a frame's pass then allocates nothing of the histograms' or the
-        candidates' size."""
+        """This thread's scratch buffers ``(sums, lost, hist, ovf, bsum, bn, counts, hall,
+        cand)``, made on first use and reused for every later frame (zeroed here, except
+        ``hall`` and ``cand``, written before read): a frame's pass then allocates nothing of
+        the histograms' or the candidates' size."""
         buf = getattr(self._local, "buf", None)
         if buf is None:
             n_bins = self.radial.params.n_bins
@@ -97,6 +98,7 @@ class FrameAnalyzer:
                 np.zeros(nb),
                 np.zeros(nb, np.int32),
                 self.pieces.empty(self._n_low),
+                np.zeros(self.spots.binning.n_hist, np.int64),
                 np.empty(self.spots.params.max_candidates, np.int64),
             )
             self._local.buf = buf
@@ -119,8 +121,9 @@ class FrameAnalyzer:
         for k, frame in enumerate(frames):
             # the ring statistics keep views of hist: a frame's result is used up before the
             # next frame refills the buffers
-            sums, lost, hist, ovf, bsum, bn, counts, cand = self._buffers()
+            sums, lost, hist, ovf, bsum, bn, counts, hall, cand = self._buffers()
             blocks = None
+            med_res = None
             if runs_apply(frame.dtype, lo) and binning.counting(frame.dtype, lo):
                 pc = self.pieces
                 nc, nsat, high = radial_ring_pass_int(
@@ -143,8 +146,10 @@ class FrameAnalyzer:
                     bsum,
                     bn,
                 )
-                total = high + piece_totals(counts, pc.ring, pc.bin, pc.n_ring, hist, sums)
+                total = high + piece_totals(counts, pc.ring, pc.bin, pc.n_ring, hist, sums, hall)
                 res = binning.finish(hist, ovf, nc, nsat, total, frame.dtype, lo)
+                # the median needs the rings' histograms summed only: the kernel did it
+                med_res = replace(res, hist=hall[None])
                 if self._blocks:
                     blocks = (bsum, bn)
             else:
@@ -155,7 +160,7 @@ class FrameAnalyzer:
                 result["radial_profile"][k] = np.where(norm > 0, sums / norm, np.nan)
             sf.features(sf.peaks_from_rings(frame, res, cand, blocks), res, result, k)
             med = binning.median(
-                res, frame.dtype, lo, exact=lambda f=frame: binning.values(f, lo, hi, 2)
+                med_res or res, frame.dtype, lo, exact=lambda f=frame: binning.values(f, lo, hi, 2)
             )
             result["background"][k] = med / sf.gain
             result["jet_score"][k], result["ice_score"][k] = self.stats.scores(

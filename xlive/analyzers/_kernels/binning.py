@@ -425,10 +425,11 @@ def radial_ring_pass_int(
 
 
 @numba.njit(**_JIT)
-def piece_totals(counts, piece_ring, piece_bin, n_ring, hist, sums):
+def piece_totals(counts, piece_ring, piece_bin, n_ring, hist, sums, hall):
     """After :func:`radial_ring_pass_int`: add each piece's value counts into its ring's
-    histogram and its values into its radial bin's sum; return the in-ring sum of those values.
-    Integer sums, so the radial sums are exact (as the run sums are) in any order."""
+    histogram and its values into its radial bin's sum; ``hall``: the histogram of all rings
+    (``hist.sum(axis=0)``). Returns the in-ring sum of the counted values. Integer sums, so the
+    radial sums are exact (as the run sums are) in any order."""
     nw = counts.shape[1]
     total = 0
     for p in range(piece_ring.shape[0]):
@@ -442,4 +443,8 @@ def piece_totals(counts, piece_ring, piece_bin, n_ring, hist, sums):
             total += s
         if piece_bin[p] >= 0:
             sums[piece_bin[p]] += s
+    hall[:] = 0
+    for r in range(hist.shape[0]):
+        for k in range(hist.shape[1]):
+            hall[k] += hist[r, k]
     return total
