@@ -28,7 +28,13 @@ from xlive.analyzers._kernels.blocks import (
     local_background_ref,
 )
 from xlive.analyzers._kernels.neighbours import nearest_distances, nearest_distances_ref
-from xlive.analyzers._kernels.peaks import find_peaks, find_peaks_ref, pixels_above
+from xlive.analyzers._kernels.peaks import (
+    find_peaks,
+    find_peaks_ref,
+    merge_close_peaks,
+    merge_close_peaks_ref,
+    pixels_above,
+)
 from xlive.analyzers._kernels.runs import PixelRuns, pixel_runs, run_sums, runs_apply
 from xlive.analyzers._kernels.watershed import dilate_blocks, find_spots, find_spots_ref
 from xlive.analyzers.base import valid_range
@@ -321,6 +327,30 @@ def test_find_peaks_matches_reference(case, single_frac, gain, read_var):
         assert found >= 5 and (out[:found, 3] > 2).any()
     if case == "gap_edge":
         assert found == 1 and out[0, 0] < 33
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 30, 500])
+@pytest.mark.parametrize("radius", [0.0, 2.0, 5.0])
+def test_merge_close_peaks_matches_reference(n, radius):
+    """Groups of split peaks (pairs, chains, a lump of 20 members) merge exactly as the
+    numpy/scipy reference merges them, rows in the same order."""
+    rng = np.random.default_rng(n)
+    rows = rng.random((n, 7)) * [1000, 1000, 500, 9, 40, 2, 300]
+    rows[:, 3] = np.ceil(rows[:, 3])
+    if n >= 30:
+        rows[5, :2] = rows[4, :2] + [1.1, -0.9]  # a pair
+        rows[7, :2] = rows[6, :2] + [1.9, 0.0]  # a chain: 6-7-8 (6 and 8 too far apart)
+        rows[8, :2] = rows[7, :2] + [1.8, 0.3]
+        rows[9, :2] = rows[4, :2] + [0.0, 2.0]  # exactly at the radius 2
+        rows[10, 2] = -5.0  # negative intensity in a group
+        rows[10, :2] = rows[11, :2] + [0.5, 0.5]
+    if n >= 500:  # a lump: numpy's pairwise sums over 8 and more members
+        rows[100:120, :2] = rows[99, :2] + rng.normal(0, 0.4, (20, 2))
+    out = merge_close_peaks(rows, radius)
+    ref = merge_close_peaks_ref(rows, radius)
+    np.testing.assert_array_equal(out, ref)
+    if n >= 30 and radius == 2.0:
+        assert len(out) <= n - 5  # not vacuous: groups were merged
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 40, 400])
