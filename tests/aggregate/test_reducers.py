@@ -12,28 +12,39 @@ from xlive.analyzers import default_analyzers
 from xlive.simulate import SimParams, Simulation
 
 
-@pytest.mark.parametrize("dtype", ["uint32", "int32", "float32"])
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "int32", "float32"])
 @pytest.mark.parametrize("f", [1, 2, 3])
-@pytest.mark.parametrize("case", ["random", "all_masked", "empty", "saturated_gaps"])
+@pytest.mark.parametrize("case", ["random", "all_masked", "empty", "saturated_gaps", "range"])
 def test_project_matches_reference(dtype, f, case):
     rng = np.random.default_rng(1)
     shape = (37, 29)
     frame = rng.poisson(3.0, shape).astype(dtype)
     valid = rng.random(shape) > 0.1
     lo, hi = 0.0, 1e6
+    if dtype == "uint16":  # an EIGER in 16-bit mode: 65535 marks gaps and overflows
+        lo, hi = 0.0, 65534.0
     if case == "all_masked":
         valid[:] = False
     elif case == "empty":
         frame[:] = 0
     elif case == "saturated_gaps":
         frame[::7] = np.iinfo(dtype).max if dtype != "float32" else np.nan
-        frame[3, 4] = 999_999
+        frame[3, 4] = min(999_999, hi)
+    elif case == "range":  # bounds between integers, at the ends of the type, or beyond it
+        frame[::5] = 1
+        lo, hi = (0.5, 2.5) if f != 3 else (-1e40, 1e40)
     s = np.zeros((-(-shape[0] // f), -(-shape[1] // f)))
     m = np.zeros_like(s)
     project(frame, valid, lo, hi, f, s, m, True)
     rs, rm = project_ref(frame, valid, lo, hi, f)
     np.testing.assert_allclose(s, rs)
-    np.testing.assert_allclose(m, rm)
+    np.testing.assert_allclose(m, np.maximum(rm, 0))
+    also = np.ones_like(s)  # the same sums added into a second image too, no maximum
+    s2, m2 = np.zeros_like(s), np.zeros_like(s)
+    project(frame, valid, lo, hi, f, s2, m2, False, also_sum=also)
+    np.testing.assert_allclose(s2, rs)
+    np.testing.assert_allclose(also, rs + 1)
+    assert not m2.any()
 
 
 @pytest.mark.parametrize("case", ["random", "hot", "all_masked"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -260,12 +261,22 @@ def test_process_workers_keep_frame_buffers_and_hold_partials(finished_run, tmp_
 
 
 def test_partials_are_held_until_their_interval():
-    from xlive.engine.features import _hold_partials, release_partials
+    from xlive.engine.features import _hold_partials, _take_held, release_partials
 
-    assert _hold_partials(("k", 3600.0), {"a": 1}) == {}
-    assert _hold_partials(("k", 3600.0), {"a": 2, "b": 5}) == {}
-    assert release_partials("k") == {"a": 3, "b": 5} and release_partials("k") == {}
-    assert _hold_partials(("k", 0.0), {"a": 1}) == {"a": 1}  # interval passed: handed over
+    def block(hold, add):  # what analyze_block does: this thread's parts, added to in place
+        parts = _take_held(hold)
+        for k, v in add.items():
+            parts[k] = parts.get(k, 0) + v
+        return _hold_partials(hold, parts)
+
+    hold = ("k", 3600.0)
+    assert block(hold, {"a": 1}) == {}
+    assert block(hold, {"a": 2, "b": 5}) == {}
+    other = threading.Thread(target=block, args=(hold, {"a": 10}))  # another worker thread
+    other.start()
+    other.join()
+    assert release_partials("k") == {"a": 13, "b": 5} and release_partials("k") == {}
+    assert block(("k", 0.0), {"a": 1}) == {"a": 1}  # interval passed: handed over
     assert release_partials("k") == {}
 
 

@@ -82,3 +82,32 @@ def test_train_frames_matches_the_numpy_reference():
         full = image if image.ndim == 4 else image[None]
         np.testing.assert_array_equal(frames, reference(full, 7, online))
         assert frames.flags.c_contiguous and pulses.tolist() == list(range(0, 14, 2))
+
+
+@pytest.mark.network
+def test_karabo_source_removes_its_temporary_spool_and_keeps_a_given_one(tmp_path):
+    from xlive.errors import SourceError
+    from xlive.sources.karabo import KaraboSource
+
+    image = np.arange(2 * 16 * 8 * 4, dtype=np.uint16).reshape(2, 16, 8, 4)  # online layout
+    port = free_port()
+    server = ServerInThread(f"tcp://127.0.0.1:{port}", sock="PUSH", maxlen=4)
+    server.start()
+    try:
+        for tid in (1, 2):
+            server.feed(*train(tid, image, 4))
+        temp = KaraboSource(f"karabo://127.0.0.1:{port}", wait=30)
+        folder = temp.receiver.path.parent
+        assert temp.refresh() >= 4 and folder.exists()
+        np.testing.assert_array_equal(temp.read_frame(0), reference(image, 4, True)[0])
+        temp.close()
+        assert not folder.exists()
+        kept = tmp_path / "kept.zarr"
+        server.feed(*train(3, image, 4))
+        src = KaraboSource(f"karabo://127.0.0.1:{port}", spool=kept, wait=30)
+        src.close()
+        assert kept.exists()
+        with pytest.raises(SourceError, match="exists"):
+            KaraboSource(f"karabo://127.0.0.1:{port}", spool=kept, wait=1)
+    finally:
+        server.stop()

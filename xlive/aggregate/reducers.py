@@ -101,15 +101,16 @@ class ProjectionReducer:
                 f, 0, np.zeros(binned_shape), 0, np.zeros(binned_shape), np.zeros(binned_shape)
             )
         for k in todo:
-            hit, both = hits[k], hits[k] and sampled[k]
-            # a frame that is one of the two is added in place; one that is both, once, to both
-            part = np.zeros_like(into.sum_all) if both else (into.sum_hits if hit else into.sum_all)
-            project(frames[k], self.valid, lo, hi, f, part, into.max_hits, hit)
-            if both:
-                into.sum_hits += part
-                into.sum_all += part
+            hit, sample = bool(hits[k]), bool(sampled[k])
+            # a hit into the hit sum (with the maximum); a sampled frame into the sample sum;
+            # a frame that is both, in one pass into both
+            if hit:
+                target, also = into.sum_hits, (into.sum_all if sample else None)
+            else:
+                target, also = into.sum_all, None
+            project(frames[k], self.valid, lo, hi, f, target, into.max_hits, hit, also)
             into.n_hits += int(hit)
-            into.n_all += int(sampled[k])
+            into.n_all += int(sample)
         return into
 
 

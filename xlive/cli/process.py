@@ -115,7 +115,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--spool",
         default=None,
         help="for tcp:// streams: the spool folder receiving the frames (default: "
-        "OUT with '-spool.zarr'); a restarted process continues the same run",
+        "OUT with '-spool.zarr'); a restarted process continues the same run. For "
+        "karabo:// streams: a new folder keeping the frames (default: a temporary one, "
+        "removed at the end)",
     )
     add_source_options(p)
     p.add_argument(
@@ -319,8 +321,10 @@ def cmd_process(args: argparse.Namespace) -> int:
     options = {}
     if args.target.startswith("tcp://"):
         options["spool"] = args.spool or default_spool(args.out)
+    elif args.target.startswith("karabo://"):
+        options["spool"] = args.spool
     elif args.spool:
-        raise ConfigError("--spool applies to tcp:// streams only")
+        raise ConfigError("--spool applies to tcp:// and karabo:// streams only")
     # a stream's receiver starts first, before the heavy imports: a detector does not wait;
     # with --live (or --timeout), a run that does not exist yet is waited for
     source = open_run_source(

@@ -55,7 +55,8 @@ def analyze_block(
     specs = [spec for an in analyzers for spec in an.describe()]
     out = {spec.name: spec.empty(len(indices)) for spec in specs}
     bad = np.zeros(len(indices), bool)
-    partials: dict = {}
+    # with hold: this worker thread's partials so far, added to in place (no new images per block)
+    partials: dict = _take_held(hold) if reducers and hold is not None else {}
     for k, i in enumerate(indices):
         try:
             frame = reader.read_one(int(i))[None]
@@ -83,30 +84,39 @@ def analyze_block(
     return Block(indices, bad, out, partials)
 
 
-#: partial aggregates held in this worker process per key: (time of the last hand-over, parts)
-_HELD: dict[str, tuple[float, dict]] = {}
+#: partial aggregates held in this worker process per (key, thread): (time of the last
+#: hand-over, parts); each worker thread adds its blocks to its own parts in place
+_HELD: dict[tuple[str, int], tuple[float, dict]] = {}
 _HELD_LOCK = threading.Lock()
 
 
+def _take_held(hold: tuple[str, float]) -> dict:
+    """This thread's held partials under ``key`` (taken out while the thread adds to them)."""
+    with _HELD_LOCK:
+        since, held = _HELD.pop((hold[0], threading.get_ident()), (None, {}))
+    held["_since"] = since
+    return held
+
+
 def _hold_partials(hold: tuple[str, float], partials: dict) -> dict:
-    """Add a block's partials to those held under ``key``; return them all (and start again)
-    once ``seconds`` have passed since the last hand-over, else return nothing."""
+    """Keep ``partials`` (this thread's, see :func:`_take_held`) under ``key``; return them
+    (and start again) once ``seconds`` have passed since the last hand-over, else nothing."""
     key, seconds = hold
     now = time.monotonic()
+    since = partials.pop("_since", None)
+    since = now if since is None else since
+    if now - since >= seconds:
+        return partials
     with _HELD_LOCK:
-        since, held = _HELD.get(key, (now, {}))
-        held = merge_partials([held, partials])
-        if now - since >= seconds:
-            _HELD.pop(key, None)
-            return held
-        _HELD[key] = (since, held)
-        return {}
+        _HELD[(key, threading.get_ident())] = (since, partials)
+    return {}
 
 
 def release_partials(key: str) -> dict:
-    """The partials held under ``key`` in this process (and forget them)."""
+    """The partials held under ``key`` in this process, by all threads (and forget them)."""
     with _HELD_LOCK:
-        return _HELD.pop(key, (0.0, {}))[1]
+        parts = [_HELD.pop(k)[1] for k in [k for k in _HELD if k[0] == key]]
+    return merge_partials(parts)
 
 
 def _rest_shape(spec) -> tuple[int, ...]:

@@ -7,10 +7,19 @@ Framing: uint64 BE uncompressed bytes, uint32 BE block size in bytes, then the L
 
 from __future__ import annotations
 
+import os
 import struct
+import sys
 from dataclasses import dataclass
 
-import bitshuffle
+if "bitshuffle" not in sys.modules:
+    # bitshuffle's bundled OpenMP runs each frame's decode on a team of threads that then
+    # spin-wait: about twice the CPU per frame (EIGER 4M, uint32: 12 ms instead of 6-8 ms;
+    # bench/live_lag.py --stages), while xlive already decodes one frame per worker thread.
+    # One thread per decode, unless the user chose otherwise (read when the library loads).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import bitshuffle  # noqa: E402
 import numcodecs
 import numpy as np
 from zarr.abc.codec import BytesBytesCodec

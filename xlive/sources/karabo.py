@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import shutil
 import tempfile
 import threading
 import time
@@ -422,7 +423,8 @@ class KaraboSource(ZarrSource):
     address
         ``karabo://HOST:PORT`` or ``tcp://HOST:PORT`` of the bridge server.
     spool
-        Where received frames go (default: a temporary folder).
+        Where received frames go, a new Zarr store that stays after :meth:`close` (default: a
+        temporary folder, removed on :meth:`close`).
     sock, source, key
         See :class:`KaraboReceiver`.
     wait
@@ -449,7 +451,17 @@ class KaraboSource(ZarrSource):
         **options,
     ):
         address = "tcp://" + address.removeprefix("karabo://").removeprefix("tcp://")
-        spool = Path(spool) if spool is not None else Path(tempfile.mkdtemp()) / "karabo.zarr"
+        #: the temporary folder holding the spool, removed on close (None: the caller's spool)
+        self._temporary = None
+        if spool is None:
+            self._temporary = Path(tempfile.mkdtemp(prefix="xlive-karabo-"))
+            spool = self._temporary / "karabo.zarr"
+        elif Path(spool).exists():
+            # the receiver starts a new store: an old spool's frames would be overwritten
+            raise SourceError(
+                f"Karabo spool {spool} exists (frames of an earlier run?); give a new --spool "
+                "or remove the old one"
+            )
         geom = options.get("geometry")
         self.receiver = KaraboReceiver(
             address,
@@ -464,7 +476,7 @@ class KaraboSource(ZarrSource):
         while self.receiver._published == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         if self.receiver._published == 0:
-            self.receiver.stop()
+            self.close()
             raise SourceError(
                 f"no train from the Karabo bridge at {address} within {wait:g} s; check the "
                 "address and that the server's socket matches sock= (PUSH server: PULL, "
@@ -474,6 +486,9 @@ class KaraboSource(ZarrSource):
 
     def close(self) -> None:
         self.receiver.stop()
+        if self._temporary is not None:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+            self._temporary = None
 
 
 def main(argv: list[str] | None = None) -> int:

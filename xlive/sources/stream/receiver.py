@@ -3,9 +3,10 @@
 :class:`StreamReceiver` connects a PULL socket to the detector (Stream V1 on port 9999, V2 on
 31001; both are detected per message), writes every frame into a :class:`Spool` as it arrives
 (bitshuffle-LZ4 chunks stored without recompression) and publishes the frame count every
-``publish_interval`` seconds and at the end of each series. It runs in its own thread (or as
-``python -m xlive.sources.stream.receiver tcp://HOST:PORT SPOOL.zarr`` in its own process), so
-nothing received is lost when analysis lags. Gaps in frame numbers are recorded as dropped
+``publish_interval`` seconds and at the end of each series. It runs as
+``python -m xlive.sources.stream.receiver tcp://HOST:PORT SPOOL.zarr`` in its own process
+(:class:`ReceiverProcess`, what :class:`StreamSource` starts) or in a thread, so nothing
+received is lost when analysis lags. Gaps in frame numbers are recorded as dropped
 frames; a new series, or a sender that restarts its numbering, starts a new segment.
 
 :class:`StreamSource` (``open_source("tcp://HOST:PORT", spool=...)``) starts a receiver and
@@ -17,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +39,12 @@ from ..base import FrameReader, Source
 from .protocol import End, Image, ProtocolError, Start, decode
 from .spool import KEEP_ERRORS, Spool, _segment_names
 
+#: seconds between frame-count updates of the spool (each costs ~10 ms of CPU: the frame
+#: numbers, times and counter written through zarr)
+PUBLISH_INTERVAL = 0.1
+#: seconds a stopping receiver keeps taking frames that already arrived
+DRAIN_SECONDS = 0.5
+
 
 class StreamReceiver:
     """Receive an Eiger stream into a Zarr spool.
@@ -49,7 +59,9 @@ class StreamReceiver:
         Seconds between frame-count updates while a series runs.
     """
 
-    def __init__(self, address: str, spool: str | Path, *, publish_interval: float = 0.1):
+    def __init__(
+        self, address: str, spool: str | Path, *, publish_interval: float = PUBLISH_INTERVAL
+    ):
         self.address = address
         self.spool = Spool(spool)
         self.publish_interval = publish_interval
@@ -73,18 +85,36 @@ class StreamReceiver:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def run(self, *, until: float | None = None, max_series: int | None = None) -> None:
-        """Receive until :meth:`stop`, the deadline ``until`` (monotonic) or ``max_series`` ends."""
+    def run(
+        self,
+        *,
+        until: float | None = None,
+        max_series: int | None = None,
+        ready=None,
+        parent: int | None = None,
+    ) -> None:
+        """Receive until :meth:`stop`, the deadline ``until`` (monotonic) or ``max_series``
+        ends, or (``parent``) until the process ``parent`` is no longer this one's parent
+        (it died, even by ``kill -9``); ``ready()`` is called once the socket is connected."""
         sock = self._ctx.socket(zmq.PULL)
         sock.setsockopt(zmq.RCVHWM, 0)  # never drop on our side: the spool absorbs bursts
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.address)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
+        if ready is not None:
+            ready()
+        stopping = None
         try:
             while True:
-                if self._stop.is_set() and not poller.poll(50):
-                    break
+                if parent is not None and os.getppid() != parent:
+                    self._stop.set()  # orphaned: take what already arrived, then end
+                if self._stop.is_set():
+                    # drain what already arrived, for at most DRAIN_SECONDS: a detector
+                    # that goes on sending would keep the queue full for ever
+                    stopping = time.monotonic() if stopping is None else stopping
+                    if time.monotonic() - stopping > DRAIN_SECONDS or not poller.poll(50):
+                        break
                 if until is not None and time.monotonic() > until:
                     break
                 if max_series is not None and self.series_ended >= max_series:
@@ -143,6 +173,90 @@ class StreamReceiver:
             pass
 
 
+class ReceiverProcess:
+    """A :class:`StreamReceiver` in a child process (``python -m
+    xlive.sources.stream.receiver``).
+
+    In its own process the receiver has its own interpreter lock: as a thread of the live
+    process it shares it with the live loop, dask and the analysis, and falls behind at
+    EIGER rates (bench/live_lag.py --replay --receiver thread: frames sent at 100 Hz waited
+    tens of seconds in zeromq's queue). The child writes the spool; the parent reads it. Its
+    messages go to ``SPOOL.receiver.log`` beside the spool. It stops with :meth:`stop`, or by
+    itself when the parent dies (even by ``kill -9``: it then publishes what arrived and
+    ends, as the receiver thread would have died with it).
+
+    Parameters
+    ----------
+    address, spool
+        As for :class:`StreamReceiver`.
+    timeout
+        Seconds to wait for the child to open the spool.
+    """
+
+    def __init__(self, address: str, spool: str | Path, *, timeout: float = 60.0):
+        self.summary = ""
+        self.spool = Path(spool)
+        self.log_path = self.spool.with_name(self.spool.name + ".receiver.log")
+        self.spool.parent.mkdir(parents=True, exist_ok=True)
+        existed = (self.spool / "zarr.json").exists()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    __name__,
+                    address,
+                    str(self.spool),
+                    "--ready",
+                    "--parent",
+                    str(os.getpid()),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        # the child says "ready" once its socket is connected and the spool is open
+        line = _readline(self.proc.stdout, timeout)
+        if line.strip() != b"ready":
+            self.stop(timeout=5)
+            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            raise SourceError(
+                f"the stream receiver for {address} did not start "
+                f"({'spool existed; ' if existed else ''}{' | '.join(tail) or 'no message'}); "
+                f"see {self.log_path}"
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the child to stop (it drains what arrived and publishes it), then wait."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            #: the child's last words: frames received and its CPU time
+            self.summary = self.proc.stdout.read().decode(errors="replace").strip()
+            self.proc.stdout.close()
+
+
+def _readline(stream, timeout: float) -> bytes:
+    """One line from a child's pipe, or b"" after ``timeout`` seconds."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(stream, selectors.EVENT_READ)
+    try:
+        return stream.readline() if sel.select(timeout) else b""
+    finally:
+        sel.close()
+
+
 class ZarrSegmentsReader(FrameReader):
     """Frames spread over spool segments: ``segments`` is a list of (group path, start)."""
 
@@ -198,8 +312,12 @@ class StreamSource(Source):
     spool
         Spool Zarr store (default: a new folder in the system temporary directory).
     receive
-        Start a receiver thread (False: another process, e.g. ``python -m
+        Start a receiver (False: another process, e.g. ``python -m
         xlive.sources.stream.receiver``, fills the spool).
+    receiver
+        ``"process"`` (default): the receiver runs as a child process, with its own
+        interpreter lock (see :class:`ReceiverProcess`); ``"thread"``: a thread of this
+        process.
     **options
         See :class:`~xlive.sources.base.Source`.
     """
@@ -217,6 +335,7 @@ class StreamSource(Source):
         *,
         spool: str | Path | None = None,
         receive: bool = True,
+        receiver: str = "process",
         **options,
     ):
         super().__init__(**options)
@@ -228,8 +347,13 @@ class StreamSource(Source):
         if address is not None and receive:
             if not address.startswith("tcp://"):
                 raise SourceError(f"stream address {address!r} must look like tcp://HOST:PORT")
+            if receiver not in ("process", "thread"):
+                raise SourceError(f"receiver must be 'process' or 'thread', not {receiver!r}")
             try:
-                self.receiver = StreamReceiver(address, self.spool_path).start()
+                if receiver == "process":
+                    self.receiver = ReceiverProcess(address, self.spool_path)
+                else:
+                    self.receiver = StreamReceiver(address, self.spool_path).start()
             except OSError as exc:
                 raise SourceError(
                     f"cannot write the stream spool {self.spool_path} "
@@ -353,11 +477,40 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("spool", help="spool Zarr store to write")
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--series", type=int, default=None, help="stop after this many series ended")
+    p.add_argument(
+        "--ready", action="store_true", help="print 'ready' once connected and the spool is open"
+    )
+    p.add_argument(
+        "--parent",
+        type=int,
+        default=None,
+        help="stop (after draining) when the process PID is no longer the parent",
+    )
+    p.add_argument(
+        "--publish-interval",
+        type=float,
+        default=PUBLISH_INTERVAL,
+        help="seconds between frame-count updates of the spool while a series runs",
+    )
     a = p.parse_args(argv)
-    rec = StreamReceiver(a.address, a.spool)
+    rec = StreamReceiver(a.address, a.spool, publish_interval=a.publish_interval)
+    # SIGTERM (ReceiverProcess.stop): drain what arrived, publish it, exit
+    signal.signal(signal.SIGTERM, lambda *_: rec._stop.set())
     until = None if a.timeout is None else time.monotonic() + a.timeout
-    rec.run(until=until, max_series=a.series)
-    print(f"received {rec.received} frames into {a.spool}")
+    cpu0 = time.process_time()
+    rec.run(
+        until=until,
+        max_series=a.series,
+        ready=_say_ready if a.ready else None,
+        parent=a.parent,
+    )
+    cpu = time.process_time() - cpu0
+    per = f", {cpu * 1e3 / rec.received:.2f} ms per frame" if rec.received else ""
+    print(f"received {rec.received} frames into {a.spool} ({cpu:.2f} s CPU after start-up{per})")
+
+
+def _say_ready() -> None:
+    print("ready", flush=True)
 
 
 if __name__ == "__main__":

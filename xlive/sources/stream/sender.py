@@ -49,12 +49,23 @@ def synthetic_frames(
     return out
 
 
-def zarr_frames(path: str, count: int) -> list[np.ndarray]:
+def zarr_frames(path: str, count: int, dtype: str | None = None) -> list[np.ndarray]:
+    """The first ``count`` frames of a Zarr run (as ``dtype`` pixels: :func:`as_pixels`)."""
     import zarr
 
     g = zarr.open_group(path, mode="r")
     n = int(g.attrs.get("frames_complete", g["frames"].shape[0]))
-    return [np.asarray(g["frames"][i]) for i in range(min(n, count))]
+    return [as_pixels(np.asarray(g["frames"][i]), dtype) for i in range(min(n, count))]
+
+
+def as_pixels(frame: np.ndarray, dtype: str | None) -> np.ndarray:
+    """``frame`` as an EIGER in that bit depth gives it: unsigned ``dtype`` pixels, values it
+    cannot hold (counts above 2**n - 2, the wider type's gap marker) at its maximum, the
+    gap/overflow marker (an EIGER 4M streams 16-bit pixels: 65535)."""
+    if dtype is None or frame.dtype == np.dtype(dtype):
+        return frame
+    top = np.iinfo(np.dtype(dtype)).max
+    return np.clip(frame, 0, top).astype(dtype)
 
 
 def load_frames(args: argparse.Namespace) -> tuple[list, tuple[int, int], np.dtype, dict]:
@@ -82,7 +93,7 @@ def load_frames(args: argparse.Namespace) -> tuple[list, tuple[int, int], np.dty
         blobs = [blob]
     else:
         if args.zarr:
-            frames = zarr_frames(args.zarr, args.distinct)
+            frames = zarr_frames(args.zarr, args.distinct, args.dtype)
             run = Path(args.zarr).parent / "xlive-run.json"
             if run.exists():
                 geom = json.loads(run.read_text())["geometry"]
@@ -95,7 +106,9 @@ def load_frames(args: argparse.Namespace) -> tuple[list, tuple[int, int], np.dty
                     x_pixel_size=p["pixel_size"],
                 )
         else:
-            frames = synthetic_frames(args.synthetic, args.distinct, args.seed, args.dtype)
+            frames = synthetic_frames(
+                args.synthetic, args.distinct, args.seed, args.dtype or "uint16"
+            )
         shape, dtype = frames[0].shape, frames[0].dtype
         blobs = frames if args.encoding in ("lz4<", "<") else [bslz4_encode(f) for f in frames]
     cfg.update(
@@ -123,7 +136,7 @@ def send(args: argparse.Namespace) -> dict:
     if enc.startswith("bs"):
         enc = f"bs{dtype.itemsize * 8}-lz4<"
     stats = {"sent": 0, "skipped": 0, "no_receiver": 0}
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     try:
         for s in range(args.series):
             series = args.first_series + s
@@ -183,6 +196,8 @@ def send(args: argparse.Namespace) -> dict:
         sock.close()  # lingers until queued messages are out (or the timeout)
         ctx.term()  # before the interpreter frees zero-copy buffers
     stats["seconds"] = time.monotonic() - t0
+    # this process's CPU (user + system, all threads) while sending (not loading the frames)
+    stats["cpu_seconds"] = time.process_time() - cpu0
     return stats
 
 
@@ -212,9 +227,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--dtype",
-        default="uint16",
+        default=None,
         choices=("uint8", "uint16", "uint32"),
-        help="pixel type of synthetic frames",
+        help="pixel type sent (synthetic frames: default uint16; --zarr: default the run's; "
+        "values the type cannot hold are sent as its maximum, the gap/overflow marker)",
     )
     return p
 
