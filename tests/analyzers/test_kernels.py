@@ -434,9 +434,17 @@ def _fused(frame, rings, bins, weights, hi, b=0, n_low=8):
 
 
 @pytest.mark.parametrize("n_low", [8, 3, 1])
-@pytest.mark.parametrize("case", [c for c, (f, _) in _frames().items() if f.dtype.kind == "u"])
+@pytest.mark.parametrize(
+    "case",
+    [c for c, (f, _) in _frames().items() if f.dtype.kind == "u"] + ["random_uint16"],
+)
 def test_fused_pass_matches_both_references(case, n_low):
-    frame, mask = _frames()[case]
+    if case == "random_uint16":  # the 16-bit frames the live replay sends
+        frame, mask = _frames()["random"]
+        frame = frame.astype(np.uint16)
+        frame[7, 7] = 65535
+    else:
+        frame, mask = _frames()[case]
     rings = _rings(mask)
     bins = _fused_bins()
     n = int(_rings().max()) + 1
