@@ -8,8 +8,11 @@ Usage::
 Peers: ``pip install -e ".[bench]"`` (pyFAI, ondamonitor). Single-threaded: the thread
 variables above are set by this script before numpy, numba and pyFAI load (xlive's kernels are
 not parallel anyway; pyFAI's OpenMP and BLAS would be). All tools see the same simulated uint32
-frames (hit fraction 0.5). Prints ms/frame, speed ratios and spot recall (truth SNR >= 10) and
-precision against the simulator's truth.
+frames (hit fraction 0.5; ``--preset hard``: the harder simulator). Prints ms/frame, speed
+ratios and spot recall (truth SNR >= 10) and precision against the simulator's truth, then
+recall, precision, duplicates and artefacts by :mod:`xlive.simulate.scoring` for xlive and
+peakfinder8 normal and fast side by side. ``--method threshold|integrated`` picks xlive's spot
+finder (default: the library's).
 
 Times are CPU seconds of this process (all tools are single-threaded), best of ``--repeat``
 round-robin rounds. The *memory floor* is the time ``np.max`` takes over one frame: one read
@@ -46,13 +49,18 @@ def timed(fn, frames):
     return (time.process_time() - t0) / len(frames) * 1e3
 
 
-def run(detector: str, n_frames: int, repeat: int, preset: str | None = None) -> None:
+def run(
+    detector: str, n_frames: int, repeat: int, preset: str | None = None, method: str | None = None
+) -> None:
     from conftest import recall_precision
     from peers_om import OMPeakfinder8
     from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
     from xlive.analyzers import FrameAnalyzer, FrameStats, RadialProfile, SpotFinder
+    from xlive.analyzers.spots import SpotParams
     from xlive.simulate import SimParams, Simulation
+
+    sp = SpotParams(method=method) if method else SpotParams()
 
     if preset:  # e.g. the "hard" simulator runs of issue 16
         sim = Simulation(SimParams.preset(preset, detector=detector, seed=1))
@@ -64,9 +72,9 @@ def run(detector: str, n_frames: int, repeat: int, preset: str | None = None) ->
     truths = [t for _, t in pairs]
     n_bins = 500
     radial = RadialProfile(g)
-    spots = SpotFinder(g)
+    spots = SpotFinder(g, sp)
     stats = FrameStats(g)
-    full = FrameAnalyzer(g)
+    full = FrameAnalyzer(g, spots=sp)
     bx, by = g.beam_center
     px = g.pixel_size
     ai = AzimuthalIntegrator(
@@ -116,7 +124,8 @@ def run(detector: str, n_frames: int, repeat: int, preset: str | None = None) ->
     print(
         f"\n## {g.description} {g.shape[0]} x {g.shape[1]} uint32, {n_frames} frames "
         f"{f'(preset {preset}) ' if preset else ''}"
-        f"({sum(t_.hit for t_ in truths)} hits), one thread, CPU ms/frame, "
+        f"({sum(t_.hit for t_ in truths)} hits), spot finder {sp.method!r}, one thread, "
+        "CPU ms/frame, "
         f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n"
     )
     print(
@@ -147,7 +156,8 @@ def run(detector: str, n_frames: int, repeat: int, preset: str | None = None) ->
         f"| xlive full set / memory floor | {r['xlive full per-frame set (FrameAnalyzer)'] / r['memory floor (np.max)']:.1f} | <= 15 |"
     )
     print(
-        f"\n{g.description}: full set {r['xlive full per-frame set (FrameAnalyzer)']:.2f} ms = "
+        f"\n{g.description} ({sp.method}): full set "
+        f"{r['xlive full per-frame set (FrameAnalyzer)']:.2f} ms = "
         f"{r['peakfinder8 + pyFAI csc'] / r['xlive full per-frame set (FrameAnalyzer)']:.1f}x "
         f"(peakfinder8 normal + pyFAI csc) [target >= 10], "
         f"{r['xlive full per-frame set (FrameAnalyzer)'] / r['memory floor (np.max)']:.1f}x "
@@ -189,9 +199,14 @@ def main(argv=None) -> None:
         default=3,
         help="timing rounds over all tools (round robin), best kept per tool",
     )
+    ap.add_argument(
+        "--method",
+        choices=("threshold", "integrated"),
+        help="xlive's spot-finding method (SpotParams.method); default: the library default",
+    )
     args = ap.parse_args(argv)
     for det in args.detector or ["eiger4m", "eiger16m"]:
-        run(det, args.frames, args.repeat, args.preset)
+        run(det, args.frames, args.repeat, args.preset, args.method)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from xlive.analyzers._kernels.binning import (
+    PixelPieces,
     bin_sums,
     bin_sums_ref,
     clipped_stats,
     clipped_stats_ref,
-    radial_ring_block_pass_int,
+    piece_totals,
     radial_ring_pass_int,
     ring_histograms,
     ring_histograms_int,
@@ -18,7 +19,13 @@ from xlive.analyzers._kernels.binning import (
 )
 from xlive.analyzers._kernels.blocks import block_shape
 from xlive.analyzers._kernels.neighbours import nearest_distances, nearest_distances_ref
-from xlive.analyzers._kernels.peaks import find_peaks, find_peaks_ref, pixels_above
+from xlive.analyzers._kernels.peaks import (
+    find_peaks,
+    find_peaks_ref,
+    merge_close_peaks,
+    merge_close_peaks_ref,
+    pixels_above,
+)
 from xlive.analyzers._kernels.runs import PixelRuns, pixel_runs, run_sums, runs_apply
 from xlive.analyzers._kernels.watershed import dilate_blocks, find_spots, find_spots_ref
 from xlive.analyzers.base import valid_range
@@ -240,11 +247,29 @@ def _peak_case(name):
     elif name == "all_masked":
         mask[:] = True
         spot(20, 20, 300)
+    elif name == "row_edges":  # flat neighbours across a row end are no pixel neighbours
+        frame[:] = 0
+        frame[20, -2:] = 200  # row 20's last pixels, row 21's first ...
+        frame[21, :2] = 200
+        frame[40, :2] = 200  # ... and row 40's first, row 39's last
+        frame[39, -2:] = 200
+    elif name == "speckle":  # many touching pixels above threshold: components of any shape
+        frame[...] = rng.poisson(4.0, SHAPE).astype(np.int32)
     return frame, mask
 
 
 @pytest.mark.parametrize(
-    "case", ["random", "single_pixel", "gap_edge", "empty", "saturated", "all_masked"]
+    "case",
+    [
+        "random",
+        "single_pixel",
+        "gap_edge",
+        "empty",
+        "saturated",
+        "all_masked",
+        "row_edges",
+        "speckle",
+    ],
 )
 @pytest.mark.parametrize("single_frac", [0.9, 1.01])
 @pytest.mark.parametrize("gain, read_var", [(1.0, 0.0), (2.5, 4.0)])
@@ -287,8 +312,36 @@ def test_find_peaks_matches_reference(case, single_frac, gain, read_var):
         assert found == (0 if single_frac < 1 else 1)
     if case in ("empty", "all_masked", "saturated"):
         assert found == 0
+    if case == "row_edges":
+        assert found == 4
+    if case == "speckle" and gain == 1.0:  # not vacuous: multi-pixel components
+        assert found >= 5 and (out[:found, 3] > 2).any()
     if case == "gap_edge":
         assert found == 1 and out[0, 0] < 33
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 30, 500])
+@pytest.mark.parametrize("radius", [0.0, 2.0, 5.0])
+def test_merge_close_peaks_matches_reference(n, radius):
+    """Groups of split peaks (pairs, chains, a lump of 20 members) merge exactly as the
+    numpy/scipy reference merges them, rows in the same order."""
+    rng = np.random.default_rng(n)
+    rows = rng.random((n, 7)) * [1000, 1000, 500, 9, 40, 2, 300]
+    rows[:, 3] = np.ceil(rows[:, 3])
+    if n >= 30:
+        rows[5, :2] = rows[4, :2] + [1.1, -0.9]  # a pair
+        rows[7, :2] = rows[6, :2] + [1.9, 0.0]  # a chain: 6-7-8 (6 and 8 too far apart)
+        rows[8, :2] = rows[7, :2] + [1.8, 0.3]
+        rows[9, :2] = rows[4, :2] + [0.0, 2.0]  # exactly at the radius 2
+        rows[10, 2] = -5.0  # negative intensity in a group
+        rows[10, :2] = rows[11, :2] + [0.5, 0.5]
+    if n >= 500:  # a lump: numpy's pairwise sums over 8 and more members
+        rows[100:120, :2] = rows[99, :2] + rng.normal(0, 0.4, (20, 2))
+    out = merge_close_peaks(rows, radius)
+    ref = merge_close_peaks_ref(rows, radius)
+    np.testing.assert_array_equal(out, ref)
+    if n >= 30 and radius == 2.0:
+        assert len(out) <= n - 5  # not vacuous: groups were merged
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 40, 400])
@@ -300,45 +353,109 @@ def test_nearest_distances_match_reference(n):
     np.testing.assert_allclose(nearest_distances(x, y), nearest_distances_ref(x, y))
 
 
-@pytest.mark.parametrize("case", [c for c, (f, _) in _frames().items() if f.dtype.kind == "u"])
-def test_fused_pass_matches_both_references(case):
-    frame, mask = _frames()[case]
-    rings = _rings(mask)
-    bins = _rings()[::-1, ::-1].copy()  # a different binning for the radial sums
-    runs = PixelRuns.from_bins(bins.astype(np.int16))
+def _fused_bins():
+    """Radial bins for the fused-pass tests: another binning than the rings, with pixels in a
+    ring but in no bin (a q range) and in a bin but in no ring (masked for the rings only)."""
+    bins = _rings()[::-1, ::-1].copy()
+    bins[:, :4] = -1
+    return bins
+
+
+def test_pixel_pieces_split_pixels_by_ring_and_bin():
+    rings = _rings(_rings() % 4 == 1)
+    bins = _fused_bins()
+    pc = PixelPieces.build(rings, bins)
+    use = (rings >= 0) | (bins >= 0)
+    assert np.array_equal(pc.map >= 0, use)
+    # each pixel's piece has its ring and bin; one piece per (ring, bin) pair
+    np.testing.assert_array_equal(pc.ring[pc.map[use]], rings[use])
+    np.testing.assert_array_equal(pc.bin[pc.map[use]], bins[use])
+    pairs = set(zip(rings[use].tolist(), bins[use].tolist(), strict=True))
+    assert len(pairs) == pc.ring.size
+    # pieces in a ring first
+    assert (pc.ring[: pc.n_ring] >= 0).all() and (pc.ring[pc.n_ring :] < 0).all()
+    assert pc.n_ring < pc.ring.size  # bins outside the rings exist in this case
+
+
+def _fused(frame, rings, bins, weights, hi, b=0, n_low=8):
+    """Run the fused pass (+ piece_totals) on fresh buffers; all its outputs."""
     n = int(_rings().max()) + 1
-    weights = np.random.default_rng(2).random(SHAPE).astype(np.float32)
-    lo, hi = valid_range(frame.dtype)
+    pc = PixelPieces.build(rings, bins)
     sums, lost = np.zeros(n), np.zeros(n)
     hist, ovf = np.zeros((n, 256), np.int32), np.zeros((n, 3))
     cand = np.empty(frame.size, np.int64)
-    nc, nsat, total = radial_ring_pass_int(
+    bsum = np.zeros(block_shape(frame.shape, max(b, 1)))
+    bn = np.zeros(bsum.shape, np.int32)
+    counts = pc.empty(n_low)
+    nc, nsat, high = radial_ring_pass_int(
         frame,
+        pc.map,
+        pc.ring,
+        pc.bin,
+        pc.n_ring,
         weights,
-        runs.start,
-        runs.end,
-        runs.bin,
-        runs.row_ptr,
-        rings,
         hi,
         65535.0,
         5.0,
+        counts,
         sums,
         lost,
         hist,
         ovf,
         cand,
+        b,
+        bsum,
+        bn,
     )
+    hall = np.full(256, 7, np.int64)  # overwritten
+    total = high + piece_totals(counts, pc.ring, pc.bin, pc.n_ring, hist, sums, hall)
+    np.testing.assert_array_equal(hall, hist.sum(axis=0))
+    return dict(
+        nc=nc,
+        nsat=nsat,
+        total=total,
+        sums=sums,
+        lost=lost,
+        hist=hist,
+        ovf=ovf,
+        cand=cand[: min(nc, cand.size)],
+        bsum=bsum,
+        bn=bn,
+    )
+
+
+@pytest.mark.parametrize("n_low", [8, 3, 1])
+@pytest.mark.parametrize(
+    "case",
+    [c for c, (f, _) in _frames().items() if f.dtype.kind == "u"] + ["random_uint16"],
+)
+def test_fused_pass_matches_both_references(case, n_low):
+    if case == "random_uint16":  # the 16-bit frames the live replay sends
+        frame, mask = _frames()["random"]
+        frame = frame.astype(np.uint16)
+        frame[7, 7] = 65535
+    else:
+        frame, mask = _frames()[case]
+    rings = _rings(mask)
+    bins = _fused_bins()
+    n = int(_rings().max()) + 1
+    weights = np.random.default_rng(2).random(SHAPE).astype(np.float32)
+    lo, hi = valid_range(frame.dtype)
+    out = _fused(frame, rings, bins, weights, hi, n_low=n_low)
     rs, rl = bin_sums_ref(frame, bins, weights, lo, hi, n)
     rh, rovf, rcand, rsat, rtotal = ring_histograms_ref(
         frame, rings, lo, hi, 0.0, 1.0, 65535.0, 5.0, 1, n, 256
     )
-    np.testing.assert_allclose(sums, rs, rtol=1e-12)
-    np.testing.assert_allclose(lost, rl, rtol=1e-6)
-    np.testing.assert_array_equal(hist, rh)
-    np.testing.assert_allclose(ovf, rovf, rtol=1e-12)
-    np.testing.assert_array_equal(cand[:nc], rcand)
-    assert (nsat, total) == (rsat, pytest.approx(rtotal))
+    np.testing.assert_array_equal(out["sums"], rs)  # integer sums: exact in any order
+    np.testing.assert_allclose(out["lost"], rl, rtol=1e-6)
+    np.testing.assert_array_equal(out["hist"], rh)
+    np.testing.assert_allclose(out["ovf"], rovf, rtol=1e-12)
+    np.testing.assert_array_equal(out["cand"], rcand)
+    assert (out["nsat"], out["total"]) == (rsat, rtotal)
+    if case == "random":  # not vacuous: low, high and overflow values, pixels in a bin only
+        assert rh[:, 0].any() and rh[:, 9:255].any() and rh[:, 255].any()
+    if case == "gap_markers":
+        assert out["lost"].sum() > 0
 
 
 # --------------------------------------------------------------------------- integrated spots
@@ -405,31 +522,19 @@ def test_find_spots_matches_reference(case, gain, single_frac, h, split):
 @pytest.mark.parametrize("case", [c for c, (f, _) in _frames().items() if f.dtype.kind == "u"])
 def test_fused_block_pass_matches_references(case, b):
     """With block sums on, the fused pass also equals the spot finder's block_sums (numpy
-    reference), and its other outputs stay those of the plain fused pass."""
-    from xlive.analyzers._kernels.blocks import block_shape, block_sums_ref
+    reference), and its other outputs stay those of the pass without blocks."""
+    from xlive.analyzers._kernels.blocks import block_sums_ref
 
     frame, mask = _frames()[case]
     rings = _rings(mask)
-    runs = PixelRuns.from_bins(_rings()[::-1, ::-1].copy().astype(np.int16))
-    n = int(_rings().max()) + 1
     weights = np.random.default_rng(2).random(SHAPE).astype(np.float32)
     lo, hi = valid_range(frame.dtype)
-    outs = []
-    for with_blocks in (False, True):
-        sums, lost = np.zeros(n), np.zeros(n)
-        hist, ovf = np.zeros((n, 256), np.int32), np.zeros((n, 3))
-        cand = np.empty(frame.size, np.int64)
-        bsum, bn = np.zeros(block_shape(SHAPE, b)), np.zeros(block_shape(SHAPE, b), np.int32)
-        args = (frame, weights, runs.start, runs.end, runs.bin, runs.row_ptr, rings, hi)
-        bufs = (65535.0, 5.0, sums, lost, hist, ovf, cand)
-        if with_blocks:
-            ret = radial_ring_block_pass_int(*args, *bufs, b, bsum, bn)
-        else:
-            ret = radial_ring_pass_int(*args, *bufs)
-        outs.append((ret, sums, lost, hist, ovf, cand[: ret[0]]))
-    for x, y in zip(*outs, strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    plain = _fused(frame, rings, _fused_bins(), weights, hi)
+    out = _fused(frame, rings, _fused_bins(), weights, hi, b=b)
+    for k, v in plain.items():
+        if k not in ("bsum", "bn"):
+            np.testing.assert_array_equal(np.asarray(out[k]), np.asarray(v))
     rsum, rn = block_sums_ref(frame, rings, lo, hi, b)
-    np.testing.assert_array_equal(bsum, rsum)
-    np.testing.assert_array_equal(bn, rn)
+    np.testing.assert_array_equal(out["bsum"], rsum)
+    np.testing.assert_array_equal(out["bn"], rn)
     assert case == "all_masked" or rn.sum() > 0  # not vacuous

@@ -2,7 +2,7 @@
 
 :class:`FrameAnalyzer` produces exactly the outputs of :class:`~.radial.RadialProfile`,
 :class:`~.spots.SpotFinder` and :class:`~.stats.FrameStats` together, but for integer frames
-(up to 32 bits) one fused numba pass (:func:`~._kernels.binning.radial_ring_block_pass_int`)
+(up to 32 bits) one fused numba pass (:func:`~._kernels.binning.radial_ring_pass_int`)
 fills the radial-profile sums, the spot finder's ring histograms and candidates and (integrated
 method) its block sums; the diffuse-scattering statistics then come from
 those ring statistics (rings one pixel wide, each with its mean q) instead of a third pass.
@@ -13,11 +13,12 @@ the whole set cheap.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 
 from ..geometry.core import Geometry
-from ._kernels.binning import radial_ring_block_pass_int
+from ._kernels.binning import PixelPieces, piece_totals, radial_ring_pass_int
 from ._kernels.blocks import BLOCK, block_shape
 from ._kernels.runs import runs_apply
 from .base import FeatureSpec, as_block, photon_frames, valid_range
@@ -64,6 +65,10 @@ class FrameAnalyzer:
             self.ring_q = np.where(cnt > 0, qsum / cnt, np.nan)
         self._plan = self.stats.band_plan(self.ring_q)
         self._specs = self.radial.describe() + self.spots.describe() + self.stats.describe()
+        #: pixels by (ring, radial bin), for the fused pass of integer frames
+        self.pieces = PixelPieces.build(rings, self.radial.bins)
+        #: values the fused pass counts per piece (the rest: the ring histograms directly)
+        self._n_low = min(8, self.spots.binning.n_hist - 1)
         self._local = threading.local()
         #: the spot finder's block sums come from the fused pass too (integrated method)
         self._blocks = getattr(self.spots.params, "method", None) == "integrated"
@@ -78,9 +83,10 @@ class FrameAnalyzer:
         self._local = threading.local()
 
     def _buffers(self):
-        """This thread's scratch buffers ``(sums, lost, hist, ovf, bsum, bn, cand)``, made on first use
-        and reused for every later frame (zeroed here, except ``cand``, written before read):
-        a frame's pass then allocates nothing of the histograms' or the candidates' size."""
+        """This thread's scratch buffers ``(sums, lost, hist, ovf, bsum, bn, counts, hall,
+        cand)``, made on first use and reused for every later frame (zeroed here, except
+        ``hall`` and ``cand``, written before read): a frame's pass then allocates nothing of
+        the histograms' or the candidates' size."""
         buf = getattr(self._local, "buf", None)
         if buf is None:
             n_bins = self.radial.params.n_bins
@@ -91,11 +97,13 @@ class FrameAnalyzer:
                 *self.spots.binning.empty(),
                 np.zeros(nb),
                 np.zeros(nb, np.int32),
+                self.pieces.empty(self._n_low),
+                np.zeros(self.spots.binning.n_hist, np.int64),
                 np.empty(self.spots.params.max_candidates, np.int64),
             )
             self._local.buf = buf
         else:
-            for a in buf[:6]:
+            for a in buf[:7]:
                 a.fill(0)
         return buf
 
@@ -113,21 +121,22 @@ class FrameAnalyzer:
         for k, frame in enumerate(frames):
             # the ring statistics keep views of hist: a frame's result is used up before the
             # next frame refills the buffers
-            sums, lost, hist, ovf, bsum, bn, cand = self._buffers()
+            sums, lost, hist, ovf, bsum, bn, counts, hall, cand = self._buffers()
             blocks = None
+            med_res = None
             if runs_apply(frame.dtype, lo) and binning.counting(frame.dtype, lo):
-                r = rp.runs
-                nc, nsat, total = radial_ring_block_pass_int(
+                pc = self.pieces
+                nc, nsat, high = radial_ring_pass_int(
                     frame,
+                    pc.map,
+                    pc.ring,
+                    pc.bin,
+                    pc.n_ring,
                     rp.weights,
-                    r.start,
-                    r.end,
-                    r.bin,
-                    r.row_ptr,
-                    binning.rings,
                     hi,
                     sf.saturation,
                     sf.adc_level,
+                    counts,
                     sums,
                     lost,
                     hist,
@@ -137,7 +146,10 @@ class FrameAnalyzer:
                     bsum,
                     bn,
                 )
+                total = high + piece_totals(counts, pc.ring, pc.bin, pc.n_ring, hist, sums, hall)
                 res = binning.finish(hist, ovf, nc, nsat, total, frame.dtype, lo)
+                # the median needs the rings' histograms summed only: the kernel did it
+                med_res = replace(res, hist=hall[None])
                 if self._blocks:
                     blocks = (bsum, bn)
             else:
@@ -148,7 +160,7 @@ class FrameAnalyzer:
                 result["radial_profile"][k] = np.where(norm > 0, sums / norm, np.nan)
             sf.features(sf.peaks_from_rings(frame, res, cand, blocks), res, result, k)
             med = binning.median(
-                res, frame.dtype, lo, exact=lambda f=frame: binning.values(f, lo, hi, 2)
+                med_res or res, frame.dtype, lo, exact=lambda f=frame: binning.values(f, lo, hi, 2)
             )
             result["background"][k] = med / sf.gain
             result["jet_score"][k], result["ice_score"][k] = self.stats.scores(

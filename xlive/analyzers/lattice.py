@@ -41,7 +41,9 @@ lattice plane (zone axis along the beam: no non-coplanar triple), or whose secon
 to pass the same-lattice test. From the simulator's true spots (seeds 31-50, 12 one-lattice
 frames each), the first basis is the crystal's own lattice, indexing >= 80 % of the spots, on
 218/240 frames (tests/analyzers/test_lattice.py checks this on one seed).
-Cost: about 4 ms per hit with 70-200 spots (at most 7 ms), against 5 ms (at most 10 ms) before.
+Cost: the numpy reference (:func:`find_lattice_ref`) took about 4-9 ms per hit with 70-200
+spots, mostly the overhead of many calls on tiny arrays; the numba search
+(:mod:`xlive.analyzers._kernels.lattice`) does the same steps in one call.
 
 Written by hand: DIALS/cctbx indexers are not on PyPI and do far more than this needs.
 """
@@ -55,6 +57,7 @@ import numpy as np
 
 from ..errors import AnalyzerError
 from ..validate import check_fields
+from ._kernels import lattice as _kl
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,7 +218,30 @@ def _refine(r: np.ndarray, bases: np.ndarray, tol: float) -> tuple[np.ndarray, n
 
 
 def find_lattice(r: np.ndarray, p: LatticeParams) -> tuple[np.ndarray, np.ndarray | None]:
-    """Spots indexed by the best lattice found (boolean mask) and its basis (columns, 1/Å)."""
+    """Spots indexed by the best lattice found (boolean mask) and its basis (columns, 1/Å).
+
+    The numba search (:mod:`xlive.analyzers._kernels.lattice`); :func:`find_lattice_ref` is its
+    numpy reference."""
+    none = np.zeros(len(r), bool), None
+    if len(r) < 4:
+        return none
+    r = np.ascontiguousarray(r, np.float64)
+    cands = _kl.candidates(r, p.k_neighbours, p.tau, p.n_clusters, p.n_candidates, p.n_extra)
+    best, found = _kl.search(
+        r,
+        cands,
+        p.tol,
+        np.asarray(p.stages, np.float64),
+        np.asarray(p.stage_keep, np.int64),
+        p.keep_fraction,
+    )
+    if not found:
+        return none
+    return _indexed(r, best, p.tol), best
+
+
+def find_lattice_ref(r: np.ndarray, p: LatticeParams) -> tuple[np.ndarray, np.ndarray | None]:
+    """Numpy reference of :func:`find_lattice`."""
     none = np.zeros(len(r), bool), None
     if len(r) < 4:
         return none
@@ -251,18 +277,19 @@ def same_lattice(a: np.ndarray, b: np.ndarray, tol: float = 0.2) -> bool:
     return bool(np.all(np.abs(m - np.rint(m)) <= tol))
 
 
-def multi_lattice_score(r: np.ndarray, p: LatticeParams) -> float:
-    """Fraction of spots (rows of ``r``) indexed by a second lattice; NaN if too few spots."""
+def multi_lattice_score(r: np.ndarray, p: LatticeParams, find=find_lattice) -> float:
+    """Fraction of spots (rows of ``r``) indexed by a second lattice; NaN if too few spots.
+    ``find``: the lattice search (:func:`find_lattice` or its reference)."""
     if len(r) < p.min_spots:
         return float("nan")
-    first, basis1 = find_lattice(r, p)
+    first, basis1 = find(r, p)
     if basis1 is None:
         return 0.0
     rest = r[~first]
     for _ in range(p.second_tries):
         if len(rest) < p.min_second:
             return 0.0
-        second, basis2 = find_lattice(rest, p)
+        second, basis2 = find(rest, p)
         n2 = int(second.sum())
         if n2 < p.min_second or n2 < p.min_second_fraction * len(rest):
             return 0.0

@@ -7,6 +7,10 @@
   of squares), counts saturated pixels and records candidate pixels above a level. Iterative
   sigma clipping then runs on the histograms (:func:`clipped_stats`) without touching pixels
   again, so any number of clipping iterations costs one read of the frame.
+* :func:`radial_ring_pass_int` — the radial sums, the ring histograms and candidates (and the
+  integrated spot finder's block sums) of an integer frame in one read: pixels are grouped by
+  (ring, radial bin) *piece* (:class:`PixelPieces`), the pass counts the common low values
+  per piece and :func:`piece_totals` turns the counts into ring histograms and radial sums.
 
 Index maps hold -1 for pixels to ignore. Pixel values outside ``[lo, hi]`` (gap markers, NaN) are
 skipped. Written by hand: no library bins by an arbitrary index map with this fusion.
@@ -14,10 +18,10 @@ skipped. Written by hand: no library bins by an arbitrary index map with this fu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba
 import numpy as np
-
-from .runs import _add_runs, _packed
 
 _JIT = dict(cache=True, nogil=True)
 
@@ -108,8 +112,7 @@ def _int_levels(top, sat, cand_level):
 
 @numba.njit(inline="always", **_JIT)
 def _tally_high(r, v, flat, top, isat, icand, hist, ovf, cand, nsat, nc):
-    """The rare path of the integer ring pass (shared by the plain and the fused kernels): a
-    pixel above the fast-path level goes to its histogram bin or the overflow sums, counts as
+    """The rare path of :func:`ring_histograms_int`: a pixel above the fast-path level goes to its histogram bin or the overflow sums, counts as
     saturated, and is recorded as a spot candidate. Returns the updated ``(nsat, nc)``."""
     if v >= top:
         hist[r, top] += 1
@@ -269,69 +272,62 @@ def clipped_stats_ref(values_per_ring, clip, min_excess, max_iter):
 
 
 # --------------------------------------------------------------------------- fused pass
-#: a pixel's count in the packed block prefix sums (values stay below: < 2**43 over a row)
+#: a pixel's count in the packed block sums (values stay below: < 2**40 over a block)
 _COUNT = np.uint64(1) << np.uint64(48)
+
+
+@dataclass(frozen=True)
+class PixelPieces:
+    """Pixels grouped by (ring, radial bin) pair, for the fused pass.
+
+    ``map[i, j]``: the piece of a pixel, -1 for a pixel in neither a ring nor a bin; ``ring``
+    and ``bin``: each piece's ring and radial bin (-1: none). Pieces with a ring come first
+    (``ring[:n_ring] >= 0``), ordered by ring, so a pixel is in a ring exactly when its piece
+    is below ``n_ring``.
+    """
+
+    map: np.ndarray
+    ring: np.ndarray
+    bin: np.ndarray
+    n_ring: int
+
+    @classmethod
+    def build(cls, rings: np.ndarray, bins: np.ndarray) -> PixelPieces:
+        """Pieces of a ring index map and a radial bin map (-1: ignore; same shape)."""
+        r = rings.astype(np.int64)
+        b = bins.astype(np.int64)
+        nb = int(b.max(initial=-1)) + 2  # bin + 1 in 0..nb-1
+        nr = int(r.max(initial=-1)) + 1
+        # keys: in-ring pieces by (ring, bin), then ring-less pieces by bin
+        key = np.where(r >= 0, r * nb + b + 1, nr * nb + b + 1)
+        key[(r < 0) & (b < 0)] = -1
+        used = np.zeros(max(nr + 1, 1) * nb, bool)
+        used[key[key >= 0]] = True
+        ids = np.cumsum(used) - 1
+        keys = np.flatnonzero(used)
+        n = keys.size
+        dtype = np.int16 if n < 2**15 else np.int32
+        pmap = np.where(key >= 0, ids[np.maximum(key, 0)], -1).astype(dtype)
+        ring = np.where(keys < nr * nb, keys // nb, -1)
+        return cls(pmap, ring, keys % nb - 1, int(np.count_nonzero(ring >= 0)))
+
+    def empty(self, width: int = 8) -> np.ndarray:
+        """Zeroed per-piece counts of the values ``0 .. width - 1`` for one frame."""
+        return np.zeros((max(self.ring.size, 1), width), np.int32)
 
 
 @numba.njit(**_JIT)
 def radial_ring_pass_int(
     frame,
+    pieces,
+    piece_ring,
+    piece_bin,
+    n_ring,
     weights,
-    start,
-    end,
-    rbin,
-    row_ptr,
-    rings,
     hi,
     sat,
     cand_level,
-    sums,
-    lost,
-    hist,
-    ovf,
-    cand,
-):
-    """:func:`~.runs.run_sums` and :func:`ring_histograms_int` (step 1, values in
-    ``[0, hi]``) in one read of the frame.
-
-    Returns ``(n_candidates, n_saturated, total)`` like :func:`ring_histograms_int`. Rings
-    outside ``[0, hist.shape[0])`` are ignored. See :func:`radial_ring_block_pass_int`.
-    """
-    no = np.zeros((1, 1))
-    return radial_ring_block_pass_int(
-        frame,
-        weights,
-        start,
-        end,
-        rbin,
-        row_ptr,
-        rings,
-        hi,
-        sat,
-        cand_level,
-        sums,
-        lost,
-        hist,
-        ovf,
-        cand,
-        0,
-        no,
-        np.zeros((1, 1), np.int32),
-    )
-
-
-@numba.njit(**_JIT)
-def radial_ring_block_pass_int(
-    frame,
-    weights,
-    start,
-    end,
-    rbin,
-    row_ptr,
-    rings,
-    hi,
-    sat,
-    cand_level,
+    counts,
     sums,
     lost,
     hist,
@@ -341,64 +337,114 @@ def radial_ring_block_pass_int(
     bsum,
     bn,
 ):
-    """:func:`radial_ring_pass_int` that, with ``b > 0``, also adds the spot finder's block
-    sums (:func:`~.blocks.block_sums`: per ``b`` x ``b`` block, the sum and count of valid
-    pixels in a ring) into ``bsum`` and ``bn``, from the same read of the frame.
+    """:func:`~.runs.run_sums` (radial bins), :func:`ring_histograms_int` (step 1, values in
+    ``[0, hi]``) and, with ``b > 0``, :func:`~.blocks.block_sums` in one read of the frame.
 
-    The per-pixel path is kept short: ring index and value are compared as unsigned integers
-    (a negative ring or value becomes huge, so one comparison each rejects it), the histogram
-    is addressed flat, and everything but the bin increment of a low value (saturation,
-    overflow sums, candidates) sits behind one rarely taken branch. Block sums come from a
-    second running sum along the row, each in-ring valid pixel adding its value plus
-    ``2**48`` (its count), differenced per block as the radial runs are.
+    ``pieces``, ``piece_ring``, ``piece_bin``, ``n_ring``: a :class:`PixelPieces`. Per pixel
+    the common case is one increment: ``counts[piece, value]`` for a valid value below
+    ``counts.shape[1]`` (which must be below ``hist.shape[1] - 1``). Higher values, saturated
+    pixels, candidates (flat indices, raster order, of in-ring pixels above ``cand_level``)
+    and invalid values (whose ``weights`` go to ``lost`` of their bin) take one rarely taken
+    branch. Afterwards :func:`piece_totals` adds the counts into ``hist`` and ``sums``; the
+    pieces' values are not summed per pixel, so the radial sums cost no second running sum.
+    Block sums (per ``b`` x ``b`` block, sum and count of valid in-ring pixels) come from
+    column sums over the block's rows, each in-ring valid pixel adding its value plus ``2**48``
+    (its count), summed ``b`` columns at a time.
+
+    Returns ``(n_candidates, n_saturated, high)``; ``high``: the sum of the in-ring values not
+    in ``counts`` (the frame's in-ring total is ``high`` + :func:`piece_totals`).
     """
     ny, nx = frame.shape
-    nh = np.uint64(hist.shape[1])
-    unr = np.uint64(hist.shape[0])
-    top = nh - np.uint64(1)
-    ihi = np.int64(min(hi, 2**32))
-    uhi = np.uint64(ihi)
+    nw = counts.shape[1]
+    top = hist.shape[1] - 1
     isat, icand, ifast = _int_levels(top, sat, cand_level)
-    ufast = np.uint64(max(ifast, -1) + 1)  # values below this only increment their bin
-    flat = hist.reshape(-1)
+    ufast = np.uint64(min(max(ifast, -1) + 1, nw))  # values below this only increment
+    uhi = np.uint64(np.int64(min(hi, 2**32)))
+    unp = np.uint64(piece_ring.shape[0])
+    unr = np.uint64(n_ring)
+    unw = np.uint64(nw)
+    flat = counts.reshape(-1)
     nc = 0
     nsat = 0
-    total = np.uint64(0)
-    prefix = np.zeros(nx + 1, np.uint64)
-    blocks = b > 0
-    bprefix = np.zeros(nx + 1, np.uint64)
+    high = 0
+    colsum = np.zeros(nx, np.uint64)
     low = _COUNT - np.uint64(1)
+    zero = np.uint64(0)
     for i in range(ny):
         fi = frame[i]
-        ri = rings[i]
-        acc = np.uint64(0)
-        bacc = np.uint64(0)
+        pi = pieces[i]
         for j in range(nx):
             v = np.int64(fi[j])
-            acc += _packed(v, ihi)
-            prefix[j + 1] = acc
-            r = np.uint64(np.int64(ri[j]))
+            up = np.uint64(np.int64(pi[j]))
             uv = np.uint64(v)
-            ok = r < unr and uv <= uhi
-            if blocks:
-                bacc += (uv + _COUNT) if ok else np.uint64(0)
-                bprefix[j + 1] = bacc
-            if not ok:
-                continue
-            total += uv
-            if uv < ufast:
-                flat[r * nh + uv] += 1
-                continue
-            nsat, nc = _tally_high(
-                np.int64(r), v, i * nx + j, np.int64(top), isat, icand, hist, ovf, cand, nsat, nc
-            )
-        _add_runs(
-            frame, i, prefix, weights, ihi, start, end, rbin, row_ptr[i], row_ptr[i + 1], sums, lost
-        )
-        if blocks:
-            bi = i // b
-            for bj in range(bsum.shape[1]):
-                d = bprefix[min(bj * b + b, nx)] - bprefix[bj * b]
-                bsum[bi, bj] += float(d & low)
-                bn[bi, bj] += np.int32(d >> np.uint64(48))
-    return nc, nsat, float(total)
+            if up < unp and uv <= uhi:
+                if uv < ufast:
+                    flat[up * unw + uv] += 1
+                    continue
+                p = np.int64(up)
+                if v < nw:
+                    flat[up * unw + uv] += 1
+                elif piece_bin[p] >= 0:
+                    sums[piece_bin[p]] += v
+                if up < unr:
+                    r = piece_ring[p]
+                    if v >= nw:
+                        high += v
+                        if v >= top:
+                            hist[r, top] += 1
+                            ovf[r, 0] += 1.0
+                            ovf[r, 1] += v
+                            ovf[r, 2] += float(v) * v
+                        else:
+                            hist[r, v] += 1
+                    if v >= isat:
+                        nsat += 1
+                    if v > icand:
+                        if nc < cand.shape[0]:
+                            cand[nc] = i * nx + j
+                        nc += 1
+            elif up < unp and piece_bin[np.int64(up)] >= 0:
+                lost[piece_bin[np.int64(up)]] += weights[i, j]
+        if b > 0:
+            # block sums: column sums over the block's rows (a loop the compiler vectorises,
+            # on the row just read, still in cache), then b columns at a time per block
+            for j in range(nx):
+                uv = np.uint64(np.int64(fi[j]))
+                ok = np.uint64(np.int64(pi[j])) < unr and uv <= uhi
+                colsum[j] += (uv + _COUNT) if ok else zero
+            if (i + 1) % b == 0 or i == ny - 1:
+                bi = i // b
+                for bj in range(bsum.shape[1]):
+                    d = zero
+                    for j in range(bj * b, min(bj * b + b, nx)):
+                        d += colsum[j]
+                        colsum[j] = zero
+                    bsum[bi, bj] += float(d & low)
+                    bn[bi, bj] += np.int32(d >> np.uint64(48))
+    return nc, nsat, high
+
+
+@numba.njit(**_JIT)
+def piece_totals(counts, piece_ring, piece_bin, n_ring, hist, sums, hall):
+    """After :func:`radial_ring_pass_int`: add each piece's value counts into its ring's
+    histogram and its values into its radial bin's sum; ``hall``: the histogram of all rings
+    (``hist.sum(axis=0)``). Returns the in-ring sum of the counted values. Integer sums, so the
+    radial sums are exact (as the run sums are) in any order."""
+    nw = counts.shape[1]
+    total = 0
+    for p in range(piece_ring.shape[0]):
+        s = 0
+        for k in range(1, nw):
+            s += k * np.int64(counts[p, k])
+        if p < n_ring:
+            r = piece_ring[p]
+            for k in range(nw):
+                hist[r, k] += counts[p, k]
+            total += s
+        if piece_bin[p] >= 0:
+            sums[piece_bin[p]] += s
+    hall[:] = 0
+    for r in range(hist.shape[0]):
+        for k in range(hist.shape[1]):
+            hall[k] += hist[r, k]
+    return total

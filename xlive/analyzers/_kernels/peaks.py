@@ -9,8 +9,8 @@ a threshold on it means the same thing. A component is a peak when its pixel cou
 limits, its integrated SNR reaches ``min_snr`` and it is not a lone pixel holding almost all of
 its intensity (a hot pixel: a real spot always spreads over its neighbours).
 
-Candidates come in raster order (flat indices, ascending), so neighbours are found by binary
-search: nothing of the frame's size is allocated per call. Written by hand (scipy.ndimage.label
+Candidates come in raster order (flat indices, ascending), so neighbours are found by a pointer
+that walks the row above: nothing of the frame's size is allocated per call. Written by hand (scipy.ndimage.label
 allocates full-frame label arrays and cannot fuse the per-peak statistics).
 """
 
@@ -31,6 +31,14 @@ def _find(parent, a):
         parent[a] = parent[parent[a]]
         a = parent[a]
     return a
+
+
+@numba.njit(inline="always", **_JIT)
+def _union(parent, a, b):
+    ra = _find(parent, a)
+    rb = _find(parent, b)
+    if ra != rb:
+        parent[max(ra, rb)] = min(ra, rb)
 
 
 @numba.njit(**_JIT)
@@ -98,22 +106,27 @@ def find_peaks(
             na += 1
     above = above[:na]
     parent = np.arange(na)
+    # 8-connected neighbours before a pixel: its left one (the previous candidate, if
+    # adjacent) and up to three in the row above, found by a pointer that only moves forward
+    # (candidates are in raster order); a set's root is its first pixel, whatever the order
+    # of the unions
+    up = 0
     for a in range(na):
         p = above[a]
         i = p // nx
         j = p - i * nx
-        for di, dj in ((-1, -1), (-1, 0), (-1, 1), (0, -1)):
-            ii = i + di
-            jj = j + dj
-            if ii < 0 or jj < 0 or jj >= nx:
-                continue
-            q = ii * nx + jj
-            b = np.searchsorted(above[:a], q)
-            if b < a and above[b] == q:
-                ra = _find(parent, a)
-                rb = _find(parent, b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
+        if j > 0 and a > 0 and above[a - 1] == p - 1:
+            _union(parent, a, a - 1)
+        if i == 0:
+            continue
+        while up < a and above[up] < p - nx - 1:
+            up += 1
+        b = up
+        while b < a and above[b] <= p - nx + 1:
+            jj = above[b] - (i - 1) * nx
+            if jj >= j - 1 and jj <= j + 1 and jj < nx:
+                _union(parent, a, b)
+            b += 1
     # components: pixel count, bounding box, brightest pixel
     comp = np.full(na, -1, np.int64)
     nc = 0
@@ -283,6 +296,124 @@ def find_peaks_ref(
 
 def merge_close_peaks(peaks: np.ndarray, radius: float) -> np.ndarray:
     """One row per spot: peaks whose centroids lie within ``radius`` pixels (transitively) are
+    one spot that a pixel below threshold split into two 8-connected components.
+
+    The merged row keeps the strongest member's background and SNR, the largest intensity and
+    maximum (the members' integration regions overlap, so their sum would count pixels twice),
+    the sum of the pixels above threshold, and the intensity-weighted centroid. Rows keep the
+    order of each group's first member. Numba (:func:`_merge`); :func:`merge_close_peaks_ref`
+    is the numpy/scipy reference, whose sums this takes in numpy's order.
+    """
+    if radius <= 0 or len(peaks) < 2:
+        return peaks
+    return _merge(np.ascontiguousarray(peaks, np.float64), float(radius))
+
+
+@numba.njit(**_JIT)
+def _np_sum(a):
+    """``np.sum`` of a 1-D float64 array, in numpy's order (pairwise, 8 partial sums)."""
+    n = a.shape[0]
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    if n <= 128:
+        r = a[:8].copy()
+        i = 8
+        while i < n - (n % 8):
+            for k in range(8):
+                r[k] += a[i + k]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res += a[i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _np_sum(a[:n2]) + _np_sum(a[n2:])
+
+
+@numba.njit(**_JIT)
+def _merge(peaks, radius):
+    n = peaks.shape[0]
+    x = peaks[:, 0]
+    y = peaks[:, 1]
+    parent = np.arange(n)
+    r2 = radius * radius
+    reach = radius * (1.0 + 1e-9) + 1e-12  # a safe bound for the sweep; the test is d2 <= r2
+    order = np.argsort(x, kind="mergesort")
+    for a in range(n):
+        i = order[a]
+        for b in range(a + 1, n):
+            j = order[b]
+            if x[j] - x[i] > reach:
+                break
+            dx = x[i] - x[j]
+            dy = y[i] - y[j]
+            if dx * dx + dy * dy <= r2:
+                _union(parent, i, j)
+    # members of each group in index order; a group's root is its first member
+    root = np.empty(n, np.int64)
+    size = np.zeros(n, np.int64)
+    for i in range(n):
+        root[i] = _find(parent, i)
+        size[root[i]] += 1
+    start = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        start[i + 1] = start[i] + size[i]
+    fill = start[:n].copy()
+    members = np.empty(n, np.int64)
+    for i in range(n):
+        members[fill[root[i]]] = i
+        fill[root[i]] += 1
+    n_out = 0
+    for i in range(n):
+        n_out += root[i] == i
+    out = np.empty((n_out, peaks.shape[1]))
+    g = 0
+    for i in range(n):
+        if root[i] != i:
+            continue
+        m = members[start[i] : start[i + 1]]
+        if m.size == 1:
+            out[g] = peaks[i]
+            g += 1
+            continue
+        best = m[0]
+        for q in m:
+            if peaks[q, 4] > peaks[best, 4]:
+                best = q
+        out[g] = peaks[best]
+        w = np.empty(m.size)
+        wx = np.empty(m.size)
+        wy = np.empty(m.size)
+        npx = np.empty(m.size)
+        top = -np.inf
+        vmax = -np.inf
+        for k in range(m.size):
+            row = peaks[m[k]]
+            w[k] = max(row[2], 0.0) + 1e-12
+            wx[k] = w[k] * row[0]
+            wy[k] = w[k] * row[1]
+            npx[k] = row[3]
+            top = max(top, row[2])
+            vmax = max(vmax, row[6])
+        ws = _np_sum(w)
+        out[g, 0] = _np_sum(wx) / ws
+        out[g, 1] = _np_sum(wy) / ws
+        out[g, 2] = top
+        out[g, 3] = _np_sum(npx)
+        out[g, 6] = vmax
+        g += 1
+    return out
+
+
+def merge_close_peaks_ref(peaks: np.ndarray, radius: float) -> np.ndarray:
+    """Numpy/scipy reference of :func:`merge_close_peaks`.
+
+    One row per spot: peaks whose centroids lie within ``radius`` pixels (transitively) are
     one spot that a pixel below threshold split into two 8-connected components.
 
     The merged row keeps the strongest member's background and SNR, the largest intensity and
