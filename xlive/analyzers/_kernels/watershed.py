@@ -720,47 +720,11 @@ def _split(
         pk_i[0] = ci[c0]
         pk_j[0] = cj[c0]
         if full:
-            # candidates: members at a 5 x 5 maximum of -LoG, significant; by decreasing -LoG
-            nq = 0
-            qs = np.empty(a1 - a0, np.int64)
-            qv = np.empty(a1 - a0)
-            for t in range(a0, a1):
-                c = order[memb[t]]
-                li = ci[c] - i0
-                lj = cj[c] - j0
-                v = lg[li, lj]
-                gg = gval[c]
-                s2 = var[rings[ci[c], cj[c]]]
-                sig = gain * max(gg, 0.0)
-                if v <= 0 or v * v < log_snr**2 * k2 * (s2 + sig / w):
-                    continue
-                if gg <= 0 or gg * gg < log_gsnr**2 * (w * s2 + sig):
-                    continue
-                top = True
-                for di in range(-2, 3):
-                    for dj in range(-2, 3):
-                        if lg[li + di, lj + dj] > v:
-                            top = False
-                if not top:
-                    continue
-                u = nq  # insertion by decreasing -LoG, ties keep visiting order
-                while u > 0 and qv[u - 1] < v:
-                    qs[u] = qs[u - 1]
-                    qv[u] = qv[u - 1]
-                    u -= 1
-                qs[u] = t
-                qv[u] = v
-                nq += 1
-            for u in range(nq):
-                c = order[memb[qs[u]]]
-                keep = True
-                for e in range(npk):
-                    if (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2 < log_sep**2:
-                        keep = False
-                if keep and npk < pk_i.shape[0]:
-                    pk_i[npk] = ci[c]
-                    pk_j[npk] = cj[c]
-                    npk += 1
+            # members at a 5 x 5 maximum of -LoG, significant, by decreasing -LoG
+            npk = _add_maxima(
+                lg, log_snr, log_gsnr, order, memb, a0, a1, ci, cj, i0, j0, gval, var, rings,
+                k2, w, gain, log_sep, pk_i, pk_j, npk,
+            )  # fmt: skip
         # the first peak: the -LoG maximum within 2 px of its G peak
         bi = pk_i[0]
         bj = pk_j[0]
@@ -796,46 +760,10 @@ def _split(
                 for ii in range(max(ei - wm, i0), min(ei + wm + 1, i1 + 1)):
                     for jj in range(max(ej - wm, j0), min(ej + wm + 1, j1 + 1)):
                         lr[ii - i0, jj - j0] -= amp * models[km, ii - ei + wm, jj - ej + wm]
-            nq = 0
-            qs = np.empty(a1 - a0, np.int64)
-            qv = np.empty(a1 - a0)
-            for t in range(a0, a1):
-                c = order[memb[t]]
-                li = ci[c] - i0
-                lj = cj[c] - j0
-                v = lr[li, lj]
-                gg = gval[c]
-                s2 = var[rings[ci[c], cj[c]]]
-                sig = gain * max(gg, 0.0)
-                if v <= 0 or v * v < peel_snr**2 * k2 * (s2 + sig / w):
-                    continue
-                if gg <= 0 or gg * gg < peel_gsnr**2 * (w * s2 + sig):
-                    continue
-                top = True
-                for di in range(-2, 3):
-                    for dj in range(-2, 3):
-                        if lr[li + di, lj + dj] > v:
-                            top = False
-                if not top:
-                    continue
-                u = nq
-                while u > 0 and qv[u - 1] < v:
-                    qs[u] = qs[u - 1]
-                    qv[u] = qv[u - 1]
-                    u -= 1
-                qs[u] = t
-                qv[u] = v
-                nq += 1
-            for u in range(nq):
-                c = order[memb[qs[u]]]
-                keep = True
-                for e in range(npk):
-                    if (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2 < log_sep**2:
-                        keep = False
-                if keep and npk < pk_i.shape[0]:
-                    pk_i[npk] = ci[c]
-                    pk_j[npk] = cj[c]
-                    npk += 1
+            npk = _add_maxima(
+                lr, peel_snr, peel_gsnr, order, memb, a0, a1, ci, cj, i0, j0, gval, var, rings,
+                k2, w, gain, log_sep, pk_i, pk_j, npk,
+            )  # fmt: skip
         rt = _root(parent, cand[c0])
         roots = np.empty(npk, np.int64)
         roots[0] = rt
@@ -859,6 +787,59 @@ def _split(
             parent[roots[e]] = roots[e]
             peak[roots[e]] = _g_at(gval, cand, order, memb, a0, a1, roots[e])
     return 0
+
+
+@numba.njit(**_JIT)
+def _add_maxima(
+    surf, snr, gsnr, order, memb, a0, a1, ci, cj, i0, j0, gval, var, rings, k2, w, gain, sep,
+    pk_i, pk_j, npk,
+):  # fmt: skip
+    """Add to the peaks ``pk_i``, ``pk_j`` (``npk`` taken) the component's members (``order``
+    positions ``memb[a0:a1]``) that are the maximum of ``surf`` (a ``-LoG`` patch starting at
+    pixel ``(i0, j0)``) over their 5 x 5 neighbourhood, reach ``snr`` times its background
+    noise and whose ``G`` reaches ``gsnr`` times its noise, by decreasing ``surf``, when
+    ``sep`` pixels or more from every peak taken; returns the new ``npk``."""
+    nq = 0
+    qs = np.empty(a1 - a0, np.int64)
+    qv = np.empty(a1 - a0)
+    for t in range(a0, a1):
+        c = order[memb[t]]
+        li = ci[c] - i0
+        lj = cj[c] - j0
+        v = surf[li, lj]
+        gg = gval[c]
+        s2 = var[rings[ci[c], cj[c]]]
+        sig = gain * max(gg, 0.0)
+        if v <= 0 or v * v < snr**2 * k2 * (s2 + sig / w):
+            continue
+        if gg <= 0 or gg * gg < gsnr**2 * (w * s2 + sig):
+            continue
+        top = True
+        for di in range(-2, 3):
+            for dj in range(-2, 3):
+                if surf[li + di, lj + dj] > v:
+                    top = False
+        if not top:
+            continue
+        u = nq  # insertion by decreasing surf, ties keep visiting order
+        while u > 0 and qv[u - 1] < v:
+            qs[u] = qs[u - 1]
+            qv[u] = qv[u - 1]
+            u -= 1
+        qs[u] = t
+        qv[u] = v
+        nq += 1
+    for u in range(nq):
+        c = order[memb[qs[u]]]
+        keep = True
+        for e in range(npk):
+            if (ci[c] - pk_i[e]) ** 2 + (cj[c] - pk_j[e]) ** 2 < sep**2:
+                keep = False
+        if keep and npk < pk_i.shape[0]:
+            pk_i[npk] = ci[c]
+            pk_j[npk] = cj[c]
+            npk += 1
+    return npk
 
 
 @numba.njit(**_JIT)
