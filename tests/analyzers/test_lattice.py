@@ -116,3 +116,50 @@ def test_numba_search_equals_the_numpy_reference():
         assert score == multi_lattice_score(r, P, find_lattice_ref) or np.isnan(score)
         scores.append(score)
     assert np.nanmax(scores) > 0.1 and np.count_nonzero(np.array(scores) == 0) >= 3  # both kinds
+
+
+#: reciprocal spot positions (1/Å) of a simulated hit (eiger1m, seed 11, frame 33) left after
+#: its first lattice: two of their basis candidates are parallel
+PARALLEL_CASE = np.array(
+    [
+        [-0.154395, 0.131487, -0.020779],
+        [0.220166, 0.112389, -0.031034],
+        [-0.172034, 0.132263, -0.023829],
+        [0.106109, -0.145379, -0.016330],
+        [0.077750, 0.087798, -0.006901],
+        [0.153460, 0.104449, -0.017381],
+        [0.136749, 0.140681, -0.019435],
+        [-0.110770, 0.120678, -0.013508],
+        [-0.042104, 0.200172, -0.021144],
+        [-0.031778, -0.186070, -0.017978],
+        [0.094323, 0.051396, -0.005786],
+        [0.228443, 0.085483, -0.030203],
+        [-0.022670, -0.177473, -0.016135],
+        [0.096479, -0.171812, -0.019606],
+        [0.189937, -0.137902, -0.027937],
+        [-0.013213, -0.151264, -0.011595],
+        [-0.094268, 0.220385, -0.029153],
+        [-0.003672, -0.124812, -0.007826],
+        [0.106643, -0.127727, -0.013941],
+        [-0.050305, 0.209193, -0.023420],
+        [-0.102383, 0.111803, -0.011558],
+        [0.086983, -0.198172, -0.023700],
+        [-0.145910, 0.122419, -0.018306],
+        [-0.118990, 0.130011, -0.015653],
+        [0.193902, -0.013187, -0.019068],
+        [-0.197503, 0.142009, -0.030038],
+    ]
+)
+
+
+def test_parallel_candidates_are_handled_as_numpy_pinv_does():
+    """Parallel candidate vectors (a and 2a) make a pair with no inverse: the numba search
+    then takes numpy's pseudo-inverse as the reference does (it raised ZeroDivisionError on
+    this frame, which was then marked bad)."""
+    r = PARALLEL_CASE
+    c_nb = _kl.candidates(r, P.k_neighbours, P.tau, P.n_clusters, P.n_candidates, P.n_extra)
+    np.testing.assert_allclose(c_nb, _candidates(r, P), rtol=1e-9, atol=1e-12)
+    ok, _ = find_lattice(r, P)
+    ok_ref, _ = find_lattice_ref(r, P)
+    np.testing.assert_array_equal(ok, ok_ref)
+    assert multi_lattice_score(r, P) == multi_lattice_score(r, P, find_lattice_ref)

@@ -251,9 +251,18 @@ def candidates(r, k_neighbours, tau_frac, n_clusters, n_candidates, n_extra):
                 yy = y[0] * y[0] + y[1] * y[1] + y[2] * y[2]
                 xy = x[0] * y[0] + x[1] * y[1] + x[2] * y[2]
                 det = xx * yy - xy * xy
-                for q in range(3):
-                    p2[0, q] = (yy * x[q] - xy * y[q]) / det
-                    p2[1, q] = (xx * y[q] - xy * x[q]) / det
+                ff = xx + yy
+                if det > 1e-30 * ff * ff:
+                    for q in range(3):
+                        p2[0, q] = (yy * x[q] - xy * y[q]) / det
+                        p2[1, q] = (xx * y[q] - xy * x[q]) / det
+                else:
+                    # parallel pair (rank 1, as numpy's pinv cuts it): pinv = A.T / |A|_F**2;
+                    # both zero: pinv = 0
+                    f = 1.0 / ff if ff > 0 else 0.0
+                    for q in range(3):
+                        p2[0, q] = x[q] * f
+                        p2[1, q] = y[q] * f
                 ca = np.rint(p2[0, 0] * v[0] + p2[0, 1] * v[1] + p2[0, 2] * v[2])
                 cb = np.rint(p2[1, 0] * v[0] + p2[1, 1] * v[1] + p2[1, 2] * v[2])
                 res = 0.0
