@@ -63,11 +63,12 @@ def test_monitor_streams_new_rows_in_a_kernel(tmp_path, simulator):
     for name in ("hit_rate_source", "spots_source", "d_min_source", "lag_source"):
         info = out[name]
         # several updates while the run grew (the rolling hit rate has a point every so many
-        # frames: a handful of rows, which may all arrive in one update)
-        assert len(info["streams"]) >= (1 if name == "hit_rate_source" else 2), name
+        # frames: a handful of rows, which may all arrive in one update), streamed or resent
+        updates = len(info["streams"]) + info["replaced"]
+        assert updates >= (1 if name == "hit_rate_source" else 2), name
         assert info["ordered"] and info["unique"], name  # in frame order, each row once
-        # streamed (new rows only) is the usual path; the whole series is sent again only when
-        # a block finished after a later one (rows must then go in before what is shown)
-        assert info["replaced"] < len(info["streams"]), name
+        # streamed (new rows only) unless a block finished after a later one; how often that
+        # happens here depends on the timing of the two workers, so the kernel test checks
+        # only the outcome (tests/views/test_components.py checks when a series is streamed)
         if not info["replaced"]:
             assert sum(info["streams"]) == info["rows"], name  # each row sent once
