@@ -17,7 +17,6 @@ The first pass also gives ``total_intensity`` and ``n_saturated`` at no extra co
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -543,9 +542,12 @@ class SpotFinder:
         win = np.lib.stride_tricks.sliding_window_view(
             np.pad(m, half, constant_values=np.nan), 2 * half + 1
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # windows without statistics
-            base = np.nanmedian(win, axis=1)
+        # windows without statistics stay NaN (nanmedian would warn on them, and a
+        # catch_warnings here is not thread-safe: frames are analysed in worker threads)
+        some = np.isfinite(win).any(axis=1)
+        base = np.full(n, np.nan)
+        if some.any():
+            base[some] = np.nanmedian(win[some], axis=1)
         err = np.asarray(res.sigma, float) / np.sqrt(np.maximum(res.count, 1))
         with np.errstate(invalid="ignore"):
             excess = m - base
