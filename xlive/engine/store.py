@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +53,7 @@ from .cf import (
     encode_time,
     feature_attrs,
 )
+from .chunk_writer import ChunkWriter
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -76,11 +76,6 @@ META_FIELDS = {
 #: group attributes the writer changes as the run goes (not the run's provenance)
 RUNTIME_ATTRS = ("frames_seen", "frames_done", "flag_timeline", "flag_thresholds", "faults")
 VERSION = 2
-
-
-#: threads that write a block's arrays concurrently (zarr's own I/O is asynchronous: each
-#: thread's write waits on zarr's event loop, so the writes of all arrays overlap)
-_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="xlive-store")
 
 
 def _fill(dtype: str):
@@ -118,6 +113,8 @@ class FeatureStore:
         self.specs = {s["name"]: s for s in info["specs"]}
         self._coord_names = list(info.get("coords", []))
         self._arrays: dict[str, zarr.Array] = {}
+        #: direct chunk writers by array (None: written through zarr), see chunk_writer.py
+        self._writers: dict[str, ChunkWriter | None] = {}
         self._done_mask: np.ndarray | None = None
         # the writer's own count (readers see the one published last, see flush())
         self._seen = int(group.attrs.get("frames_seen", 0))
@@ -130,6 +127,19 @@ class FeatureStore:
         if name not in self._arrays:
             self._arrays[name] = self.group[name]
         return self._arrays[name]
+
+    def _set(self, name: str, rows: slice | np.ndarray, values) -> None:
+        """``array[rows] = values`` for a frame array: straight into its chunk files when
+        the layout allows (see :mod:`~xlive.engine.chunk_writer`), else through zarr."""
+        if name not in self._writers:
+            self._writers[name] = ChunkWriter.for_array(self._array(name))
+        writer = self._writers[name]
+        if writer is not None:
+            writer.write(rows, values)
+        elif isinstance(rows, slice):
+            self._array(name)[rows] = values
+        else:
+            self._array(name).set_orthogonal_selection((rows,), values)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -328,6 +338,9 @@ class FeatureStore:
         return self._array(STATUS).shape[0]
 
     def _resize_all(self, rows: int) -> None:
+        for w in self._writers.values():  # a shrink deletes chunks: read them again
+            if w is not None:
+                w.forget()
         for name, s in self.specs.items():
             self._array(name).resize((rows, *s["shape"]))
         for name in (FRAME, *META_FIELDS, STATUS):
@@ -344,7 +357,7 @@ class FeatureStore:
         # by as much again as there is (up to 8 chunks) so a long run resizes rarely
         cap = -(-max(n, cur + min(cur, 8 * CHUNK)) // CHUNK) * CHUNK
         self._resize_all(cap)
-        self._array(FRAME)[cur:cap] = np.arange(cur, cap, dtype=np.int64)
+        self._set(FRAME, slice(cur, cap), np.arange(cur, cap, dtype=np.int64))
 
     def see(self, n: int) -> None:
         """Record that the run has ``n`` frames (pending until computed). Readers see them
@@ -367,9 +380,9 @@ class FeatureStore:
         writes += [
             (name, _stored(name, v)) for name, v in (meta or {}).items() if name in META_FIELDS
         ]
-        self._put_all(writes, sel, contiguous)
+        self._put_all(writes, sel)
         # status last: a frame counts as done only once all its features are on disk
-        self._put_all([(STATUS, np.where(block.bad, BAD, DONE).astype(np.uint8))], sel, contiguous)
+        self._put_all([(STATUS, np.where(block.bad, BAD, DONE).astype(np.uint8))], sel)
         mask = self._mask()
         mask[idx] = True
         self.flush_if_due()
@@ -388,26 +401,16 @@ class FeatureStore:
     def _done_count(self) -> int:
         return int(self._mask().sum())
 
-    def _put_all(self, writes, sel, contiguous: bool) -> None:
-        """Write several arrays; contiguous frames concurrently (zarr's public API only)."""
-        if not contiguous:  # sampled or filled-in frames: orthogonal selections, one by one
-            for name, values in writes:
-                self._array(name).set_orthogonal_selection((sel,), values)
-            return
-        arrays = [self._array(name) for name, _ in writes]  # handles made in this thread
-
-        def put(k: int) -> None:
-            arrays[k][sel] = writes[k][1]
-
-        list(_WRITERS.map(put, range(len(writes))))
+    def _put_all(self, writes, sel) -> None:
+        """Write several arrays, in order (``sel``: a slice, or sorted frame indices)."""
+        for name, values in writes:
+            self._set(name, sel, values)
 
     def mark_skipped(self, indices: np.ndarray) -> None:
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size:
             self.see(int(idx.max()) + 1)
-            self._array(STATUS).set_orthogonal_selection(
-                (idx,), np.full(idx.size, SKIPPED, np.uint8)
-            )
+            self._set(STATUS, np.unique(idx), SKIPPED)
             self.flush_if_due()
 
     def set_flag_timeline(self, episodes: list[dict], thresholds: dict | None = None) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import json
 import os
 import signal
 import subprocess
@@ -37,7 +38,7 @@ from ...geometry.core import Geometry
 from .._bslz4 import BitshuffleLZ4Codec, bslz4_decode
 from ..base import FrameReader, Source
 from .protocol import End, Image, ProtocolError, Start, decode
-from .spool import KEEP_ERRORS, Spool, _segment_names
+from .spool import KEEP_ERRORS, Spool
 
 #: seconds between frame-count updates of the spool (each costs ~10 ms of CPU: the frame
 #: numbers, times and counter written through zarr)
@@ -288,6 +289,27 @@ class ZarrSegmentsReader(FrameReader):
         return arr[local]
 
 
+def _segment_dirs(spool: Path) -> list[str]:
+    """The spool's ``segNNN`` groups in numeric order, listed from the folder (as
+    :func:`~xlive.sources.stream.spool._segment_names` lists them through zarr)."""
+    if not (spool / "zarr.json").exists():
+        return []
+    names = [
+        e.name
+        for e in os.scandir(spool)
+        if e.name.startswith("seg") and e.name[3:].isdigit() and e.is_dir()
+    ]
+    return sorted(names, key=lambda k: int(k[3:]))
+
+
+def _group_attrs(path: Path) -> dict:
+    """The attributes of the Zarr v3 group at ``path`` (KeyError: not a group yet)."""
+    meta = json.loads((path / "zarr.json").read_bytes())
+    if meta.get("node_type") != "group":
+        raise KeyError(path)
+    return meta.get("attributes", {})
+
+
 def _spool_layout(arr: zarr.Array) -> bool:
     """Whether ``arr`` is laid out as the spool writes it: one frame per chunk, little-endian
     bytes compressed by the bitshuffle-LZ4 codec only (so a chunk file is one frame's blob)."""
@@ -362,39 +384,36 @@ class StreamSource(Source):
         elif not self.spool_path.exists():
             raise SourceError(f"spool {self.spool_path} does not exist and no address was given")
         self._segs: list[tuple[str, int, int]] = []  # (path, start, n)
+        self._seg_shapes: dict[str, tuple[int, ...]] = {}  # frame shape of each segment
         self._shape: tuple[int, int] | None = None
         self._dtype: np.dtype | None = None
         self._seg_geometry: Geometry | None = None
         self.refresh()
 
     def _count(self) -> int:
-        """Frames published in the spool's segments (a segment being created is skipped)."""
-        if not (self.spool_path / "zarr.json").exists():
-            return 0
+        """Frames published in the spool's segments (a segment being created is skipped).
+
+        The live loop asks several times a second: the segments' counters are read from
+        their ``zarr.json`` documents directly (zarr writes each one atomically); zarr
+        opens a segment's arrays only the first time it is seen (through zarr, a count cost
+        ~10 ms of CPU per poll)."""
         try:
-            root = zarr.open_group(str(self.spool_path), mode="r")
-            names = _segment_names(root)
-        except Exception:
+            names = _segment_dirs(self.spool_path)
+        except OSError:
             return self._n
         segs, start = [], 0
         for name in names:
             try:
-                g = root[name]
-                n = int(g.attrs.get(FRAMES_COMPLETE, 0))
+                attrs = _group_attrs(self.spool_path / name)
+                n = int(attrs.get(FRAMES_COMPLETE, 0))
                 if not n:
                     continue  # created, nothing published yet (its arrays may not exist)
-                frames = g["frames"]
+                shape = self._seg_shapes.get(name)
+                if shape is None:
+                    shape = self._seg_shapes[name] = self._first_look(name)
             except (KeyError, FileNotFoundError, ValueError):
                 continue  # being created by the receiver right now
-            if self._shape is None:
-                self._shape, self._dtype = tuple(frames.shape[1:]), frames.dtype
-                geom = g.attrs.get("xlive", {}).get("geometry")
-                if geom:
-                    mask = None
-                    if "mask" in g:
-                        mask = (np.asarray(g["mask"][...]).astype(np.uint64) & 0xFFFF) != 0
-                    self._seg_geometry = Geometry.from_dict(geom, mask=mask)
-            if tuple(frames.shape[1:]) != self._shape:
+            if shape != self._shape:
                 break  # a different detector: open that segment on its own
             segs.append((str(self.spool_path / name), start, n))
             start += n
@@ -403,6 +422,21 @@ class StreamSource(Source):
         if self._reader is not None:
             self._reader.segments = [(p, s) for p, s, n in segs if n]
         return start
+
+    def _first_look(self, name: str) -> tuple[int, ...]:
+        """A segment's frame shape (and, for the first segment, the run's dtype and header
+        geometry), read through zarr once."""
+        g = zarr.open_group(str(self.spool_path / name), mode="r")
+        frames = g["frames"]
+        if self._shape is None:
+            self._shape, self._dtype = tuple(frames.shape[1:]), frames.dtype
+            geom = g.attrs.get("xlive", {}).get("geometry")
+            if geom:
+                mask = None
+                if "mask" in g:
+                    mask = (np.asarray(g["mask"][...]).astype(np.uint64) & 0xFFFF) != 0
+                self._seg_geometry = Geometry.from_dict(geom, mask=mask)
+        return tuple(frames.shape[1:])
 
     def _make_reader(self) -> FrameReader:
         return ZarrSegmentsReader(
