@@ -111,9 +111,17 @@ def default_client(n_workers: int | None = None, processes: bool = False):
     # each comm keeps its last low-level-log-length batches of messages for debugging: with
     # the default (1000) the client's copies of recent task graphs (frame indices, pickled
     # arguments) stay alive, ~0.5 MB per 1000 frames until the log is full (bench/soak.py)
+    # the system monitors of the scheduler and each worker read /proc through psutil twice
+    # a second (CPU, memory, network, disk: for the dashboard's plots) and each worker's
+    # memory monitor ten times a second: together ~0.3 ms of CPU per EIGER 4M frame at
+    # 100 Hz, on the event loop the tasks' messages also wait for (bench/live_lag.py). Once
+    # a second still pauses a worker whose memory runs full in time; the plots update slower.
     config = {
         "distributed.worker.profile.enabled": False,
         "distributed.admin.low-level-log-length": 10,
+        "distributed.admin.system-monitor.interval": "2s",
+        "distributed.admin.system-monitor.disk": False,
+        "distributed.worker.memory.monitor-interval": "1s",
     }
     with warnings.catch_warnings(), dask.config.set(config):
         # without a dashboard the scheduler still opens an HTTP port and warns when 8787 is taken
