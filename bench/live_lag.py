@@ -217,6 +217,9 @@ def stages(args) -> None:
         print(f"  {detail:44s} {v32:8.2f} {v16:8.2f}")
     totals = [sum(r.values()) for r in rows.values()]
     print(f"  {'sum':44s} {totals[0]:8.2f} {totals[1]:8.2f}")
+    if WHOLE:
+        label = "whole worker task (analyze_block, 8 frames)"
+        print(f"  {label:44s} {WHOLE['uint32']:8.2f} {WHOLE['uint16']:8.2f}")
     cores = os.cpu_count() or 1
     print(
         f"{args.rate:g} Hz on {cores} cores leaves {cores * 1e3 / args.rate:.1f} ms of CPU per "
@@ -239,7 +242,7 @@ def _best(fn, n: int, repeat: int) -> float:
 def _stage_row(args, dtype: str, raw: list, sim, tmp: Path) -> dict[str, float]:
     """CPU ms per frame of each stage for ``dtype`` pixels (see :func:`stages`)."""
     from xlive.engine.block import Block
-    from xlive.engine.features import coord_parts, feature_specs
+    from xlive.engine.features import analyze_block, coord_parts, feature_specs
     from xlive.sources._bslz4 import bslz4_decode, bslz4_encode
 
     # as the sender sends them (xlive.sources.stream.sender.as_pixels; inlined so that this
@@ -275,6 +278,19 @@ def _stage_row(args, dtype: str, raw: list, sim, tmp: Path) -> dict[str, float]:
     sampled = Block(np.array([0]), np.zeros(1, bool), {"is_hit": np.array([False])})
     per_sample = _best(lambda k: hot(frames[k][None], sampled, None), n, rep)
     row[f"hot pixels ({per_sample:.1f} ms / {hot.stride})"] = per_sample / hot.stride
+    # the worker's whole task as the live loop runs it (analyze_block on blocks of 8 frames
+    # read from the chunk files: read, decode, analyses, reducers and its own Python), to
+    # compare with the sum of the stages above
+    reader = _ChunkFiles(files, shape, dt)
+    hold = (f"stages-{dtype}", 1e9)
+    WHOLE[dtype] = (
+        _best(
+            lambda k: analyze_block(reader, analyzers, np.arange(8 * k, 8 * k + 8), reducers, hold),
+            n,
+            rep,
+        )
+        / 8
+    )
     # the store: one write per store interval (0.5 s: 50 frames at 100 Hz)
     per = max(1, int(round(args.rate * LiveParams().store_interval)))
     store = FeatureStore.create(
@@ -290,6 +306,24 @@ def _stage_row(args, dtype: str, raw: list, sim, tmp: Path) -> dict[str, float]:
 
     row[f"store write ({per} frames a write)"] = _best(write, 4, rep) / per
     return row
+
+
+#: CPU ms per frame of the whole worker task, by dtype (see _stage_row)
+WHOLE: dict[str, float] = {}
+
+
+class _ChunkFiles:
+    """Frames from bitshuffle-LZ4 chunk files, cycled (as ZarrSegmentsReader reads the
+    spool, without the spool's folders)."""
+
+    def __init__(self, files, shape, dtype):
+        self.files, self.shape, self.dtype = files, shape, dtype
+
+    def read_one(self, index: int) -> np.ndarray:
+        from xlive.sources._bslz4 import bslz4_decode
+
+        blob = self.files[index % len(self.files)].read_bytes()
+        return bslz4_decode(blob, dtype=self.dtype, shape=self.shape)
 
 
 def _workers_cpu(client, args) -> float:
@@ -473,7 +507,36 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
             f"({'' if args.replay_run else 'simulator, '}sender"
             f"{', receiver' if args.receiver == 'process' else ''}): {others_cpu:.1f} s CPU"
         )
+    _print_budget(args, cpu, done, int(status.size), sent, src)
     print(f"computed={done}/{args.frames} p95_lag={p95:.2f}s")
+
+
+def _print_budget(args, live_cpu: float, done: int, received: int, sent: str, src) -> None:
+    """CPU ms per frame of the live process, the receiver and the sender, against the
+    machine's budget (cores / rate): the figure to compare across trees under load."""
+    import json
+    import re
+
+    try:
+        info = json.loads(sent.splitlines()[-1])
+        sender = info["cpu_seconds"] * 1e3 / max(info["sent"], 1)
+    except (ValueError, KeyError, IndexError):
+        sender = float("nan")
+    receiver = float("nan")
+    summary = getattr(getattr(src, "receiver", None), "summary", "") or ""
+    m = re.search(r"([0-9.]+) ms per frame", summary)
+    if m:
+        receiver = float(m.group(1))
+    live = live_cpu * 1e3 / max(done, 1)
+    total = live + (0.0 if np.isnan(receiver) else receiver) + (0.0 if np.isnan(sender) else sender)
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU ms per frame: live process {live:.1f} per computed frame "
+        f"({live_cpu * 1e3 / max(received, 1):.1f} per received), receiver {receiver:.2f}, "
+        f"sender {sender:.2f}; together {total:.1f} against {cores * 1e3 / args.rate:.1f} "
+        f"available at {args.rate:g} Hz on {cores} cores (every frame computed: at most "
+        f"{cores * 1e3 / total:.0f} Hz)"
+    )
 
 
 if __name__ == "__main__":

@@ -122,6 +122,9 @@ def default_client(n_workers: int | None = None, processes: bool = False):
         "distributed.admin.system-monitor.interval": "2s",
         "distributed.admin.system-monitor.disk": False,
         "distributed.worker.memory.monitor-interval": "1s",
+        # the scheduler and the worker each time their event loop every 20 ms by default
+        # (to warn when it is blocked for seconds): 100 callbacks a second
+        "distributed.admin.tick.interval": "200ms",
     }
     with warnings.catch_warnings(), dask.config.set(config):
         # without a dashboard the scheduler still opens an HTTP port and warns when 8787 is taken

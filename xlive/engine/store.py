@@ -41,6 +41,7 @@ from zarr.core.group import ConsolidatedMetadata
 
 from ..conventions import FRAME, TIMESTAMP
 from ..errors import ConfigError, SourceError
+from ..sources._chunk_writer import ChunkWriter
 from .cf import (
     BAD,
     DONE,
@@ -53,7 +54,6 @@ from .cf import (
     encode_time,
     feature_attrs,
 )
-from .chunk_writer import ChunkWriter
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -113,7 +113,7 @@ class FeatureStore:
         self.specs = {s["name"]: s for s in info["specs"]}
         self._coord_names = list(info.get("coords", []))
         self._arrays: dict[str, zarr.Array] = {}
-        #: direct chunk writers by array (None: written through zarr), see chunk_writer.py
+        #: direct chunk writers by array (None: written through zarr), see sources/_chunk_writer.py
         self._writers: dict[str, ChunkWriter | None] = {}
         self._done_mask: np.ndarray | None = None
         # the writer's own count (readers see the one published last, see flush())
@@ -130,7 +130,7 @@ class FeatureStore:
 
     def _set(self, name: str, rows: slice | np.ndarray, values) -> None:
         """``array[rows] = values`` for a frame array: straight into its chunk files when
-        the layout allows (see :mod:`~xlive.engine.chunk_writer`), else through zarr."""
+        the layout allows (see :mod:`~xlive.sources._chunk_writer`), else through zarr."""
         if name not in self._writers:
             self._writers[name] = ChunkWriter.for_array(self._array(name))
         writer = self._writers[name]

@@ -21,6 +21,7 @@ import zarr
 from ...conventions import FRAME_NUMBER, FRAMES_COMPLETE, TIMESTAMP
 from ...geometry.core import Geometry
 from .._bslz4 import BitshuffleLZ4Codec
+from .._chunk_writer import ChunkWriter
 from .protocol import Image, ProtocolError, Start
 
 BLOCK = 1024
@@ -127,6 +128,7 @@ class SegmentWriter:
     def _init_counters(self, root: zarr.Group) -> None:
         self.dir = Path(root.store.root) / (root.path or "") / self.name  # a LocalStore
         self.chunk_dir = self.dir / "frames" / "c"
+        self._writers: dict[str, ChunkWriter | None] = {}
         self.n = 0
         self.published = 0
         #: frame numbers and times of frames written but not yet published
@@ -186,14 +188,26 @@ class SegmentWriter:
         self.next_number = max(self.next_number, image.frame + 1)
         d = self.chunk_dir / str(self.n) / "0"  # chunk key frames/c/<n>/0/0
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / ".0.partial"
-        with open(tmp, "wb") as f:
+        # written in place: readers read only published frames (the counter is raised after
+        # the chunk is complete), and a receiver killed mid-write continues the segment from
+        # its published count, so the next frame overwrites a chunk left half-written
+        with open(d / "0", "wb") as f:
             f.write(image.bslz4())
-        os.replace(tmp, d / "0")
         self.frame_numbers.append(image.frame)
         self.times.append(image.start_time)
         self.last_frame = image.frame
         self.n += 1
+
+    def _set(self, name: str, rows: slice, values: np.ndarray) -> None:
+        """``meta[name][rows] = values``, straight into the chunk files when the layout
+        allows (:class:`~xlive.sources._chunk_writer.ChunkWriter`: published ten times a
+        second, through zarr this cost ~1 ms of CPU per frame at 100 Hz)."""
+        if name not in self._writers:
+            self._writers[name] = ChunkWriter.for_array(self.meta[name])
+        if self._writers[name] is not None:
+            self._writers[name].write(rows, values)
+        else:
+            self.meta[name][rows] = values
 
     def publish(self, *, ended: bool = False) -> None:
         """Make the frames written so far visible to readers (metadata first, counter last)."""
@@ -205,10 +219,13 @@ class SegmentWriter:
             self.frames.resize((cap, *self.shape))
             for a in self.meta.values():
                 a.resize((cap,))
+            for w in self._writers.values():
+                if w is not None:
+                    w.forget()
         lo, hi = self.published, self.n
         if hi > lo:
-            self.meta[FRAME_NUMBER][lo:hi] = np.asarray(self.frame_numbers, np.int64)
-            self.meta[TIMESTAMP][lo:hi] = np.asarray(self.times, np.float64)
+            self._set(FRAME_NUMBER, slice(lo, hi), np.asarray(self.frame_numbers, np.int64))
+            self._set(TIMESTAMP, slice(lo, hi), np.asarray(self.times, np.float64))
         self.group.attrs.update(
             {
                 FRAMES_COMPLETE: self.n,

@@ -5,7 +5,7 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec
 
-from xlive.engine.chunk_writer import ChunkWriter
+from xlive.sources._chunk_writer import ChunkWriter
 
 
 @pytest.mark.parametrize(

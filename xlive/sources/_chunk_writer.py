@@ -1,4 +1,4 @@
-"""Rows of a feature store's arrays written straight into their Zarr chunk files.
+"""Rows of frame arrays written straight into their Zarr chunk files, by their only writer.
 
 The live loop writes a block of frames into every feature array twice a second. Through
 zarr's ``Array.__setitem__`` each such write reads the chunk back, decodes it, merges the
@@ -11,6 +11,7 @@ codec through numcodecs (zarr's own zstd implementation), written to a temporary
 renamed over the chunk (as zarr's ``LocalStore`` does). It applies only to that layout (a
 ``LocalStore`` Zarr v3 array, chunks spanning every dimension but the first, codecs
 ``bytes`` [+ ``zstd``]); any other array is written through zarr. Reading is left to zarr.
+The stream receiver writes the spool's frame numbers and times the same way.
 """
 
 from __future__ import annotations
