@@ -27,6 +27,7 @@ Only one process writes a store at a time (the live loop's driver); readers may 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -41,7 +42,6 @@ from zarr.core.group import ConsolidatedMetadata
 
 from ..conventions import FRAME, TIMESTAMP
 from ..errors import ConfigError, SourceError
-from ..sources._chunk_writer import ChunkWriter
 from .cf import (
     BAD,
     DONE,
@@ -113,8 +113,6 @@ class FeatureStore:
         self.specs = {s["name"]: s for s in info["specs"]}
         self._coord_names = list(info.get("coords", []))
         self._arrays: dict[str, zarr.Array] = {}
-        #: direct chunk writers by array (None: written through zarr), see sources/_chunk_writer.py
-        self._writers: dict[str, ChunkWriter | None] = {}
         self._done_mask: np.ndarray | None = None
         # the writer's own count (readers see the one published last, see flush())
         self._seen = int(group.attrs.get("frames_seen", 0))
@@ -127,19 +125,6 @@ class FeatureStore:
         if name not in self._arrays:
             self._arrays[name] = self.group[name]
         return self._arrays[name]
-
-    def _set(self, name: str, rows: slice | np.ndarray, values) -> None:
-        """``array[rows] = values`` for a frame array: straight into its chunk files when
-        the layout allows (see :mod:`~xlive.sources._chunk_writer`), else through zarr."""
-        if name not in self._writers:
-            self._writers[name] = ChunkWriter.for_array(self._array(name))
-        writer = self._writers[name]
-        if writer is not None:
-            writer.write(rows, values)
-        elif isinstance(rows, slice):
-            self._array(name)[rows] = values
-        else:
-            self._array(name).set_orthogonal_selection((rows,), values)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -338,9 +323,6 @@ class FeatureStore:
         return self._array(STATUS).shape[0]
 
     def _resize_all(self, rows: int) -> None:
-        for w in self._writers.values():  # a shrink deletes chunks: read them again
-            if w is not None:
-                w.forget()
         for name, s in self.specs.items():
             self._array(name).resize((rows, *s["shape"]))
         for name in (FRAME, *META_FIELDS, STATUS):
@@ -357,7 +339,7 @@ class FeatureStore:
         # by as much again as there is (up to 8 chunks) so a long run resizes rarely
         cap = -(-max(n, cur + min(cur, 8 * CHUNK)) // CHUNK) * CHUNK
         self._resize_all(cap)
-        self._set(FRAME, slice(cur, cap), np.arange(cur, cap, dtype=np.int64))
+        self._array(FRAME)[cur:cap] = np.arange(cur, cap, dtype=np.int64)
 
     def see(self, n: int) -> None:
         """Record that the run has ``n`` frames (pending until computed). Readers see them
@@ -402,15 +384,30 @@ class FeatureStore:
         return int(self._mask().sum())
 
     def _put_all(self, writes, sel) -> None:
-        """Write several arrays, in order (``sel``: a slice, or sorted frame indices)."""
-        for name, values in writes:
-            self._set(name, sel, values)
+        """Write several arrays (``sel``: a slice, or sorted frame indices) with zarr's own
+        asynchronous API, all of them in one pass of zarr's event loop: each array's write
+        through the synchronous API is a round trip to that loop and its thread pool, ~2 ms
+        of CPU each (bench/live_lag.py, ``--stages``: the store write, 50 frames a write)."""
+        if isinstance(sel, slice):
+            arrays = [self._array(n)._async_array for n, _ in writes]  # opened outside the loop
+
+            async def write_all() -> None:
+                await asyncio.gather(
+                    *(a.setitem(sel, v) for a, (_, v) in zip(arrays, writes, strict=True))
+                )
+
+            zarr.core.sync.sync(write_all())
+            return
+        for name, values in writes:  # sampled or filled-in frames: orthogonal selections
+            self._array(name).set_orthogonal_selection((sel,), values)
 
     def mark_skipped(self, indices: np.ndarray) -> None:
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size:
             self.see(int(idx.max()) + 1)
-            self._set(STATUS, np.unique(idx), SKIPPED)
+            self._array(STATUS).set_orthogonal_selection(
+                (idx,), np.full(idx.size, SKIPPED, np.uint8)
+            )
             self.flush_if_due()
 
     def set_flag_timeline(self, episodes: list[dict], thresholds: dict | None = None) -> None:

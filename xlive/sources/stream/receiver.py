@@ -273,20 +273,25 @@ class ZarrSegmentsReader(FrameReader):
         k = bisect.bisect_right([s[1] for s in self.segments], index) - 1
         path, start = self.segments[k]
         local = index - start
-        if not (Path(path) / "frames" / "c" / str(local) / "0" / "0").exists():
-            raise BadFrameError(
-                f"frame {index} (segment {Path(path).name}, frame {local}) has "
-                "no chunk file in the spool: it is missing"
-            )
         arr = self._arrays.get(path)
         if arr is None or arr.shape[0] <= local:
             arr = self._arrays[path] = zarr.open_array(f"{path}/frames", mode="r")
+        chunk = Path(path) / "frames" / arr.metadata.encode_chunk_key((local, 0, 0))
         if _spool_layout(arr):
             # the chunk file is the frame's bitshuffle-LZ4 blob as received: decode it
             # directly (zarr's async read path costs about as much CPU again as the decoding)
-            blob = (Path(path) / "frames" / "c" / str(local) / "0" / "0").read_bytes()
-            return bslz4_decode(blob, dtype=arr.dtype, shape=arr.shape[1:])
-        return arr[local]
+            try:
+                blob = chunk.read_bytes()
+            except FileNotFoundError:
+                blob = None
+            if blob is not None:
+                return bslz4_decode(blob, dtype=arr.dtype, shape=arr.shape[1:])
+        elif chunk.exists():
+            return arr[local]
+        raise BadFrameError(
+            f"frame {index} (segment {Path(path).name}, frame {local}) has "
+            "no chunk file in the spool: it is missing"
+        )
 
 
 def _segment_dirs(spool: Path) -> list[str]:
