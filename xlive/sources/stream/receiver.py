@@ -40,9 +40,11 @@ from ..base import FrameReader, Source
 from .protocol import End, Image, ProtocolError, Start, decode
 from .spool import KEEP_ERRORS, Spool
 
-#: seconds between frame-count updates of the spool (each costs ~10 ms of CPU: the frame
-#: numbers, times and counter written through zarr)
-PUBLISH_INTERVAL = 0.1
+#: seconds between frame-count updates of the spool (each costs ~5-10 ms of CPU: the frame
+#: numbers, times and counter written through zarr). Every 0.1 s this was 0.5-1 ms of CPU
+#: per frame at 100 Hz, a third of the receiver's (bench/live_lag.py); the live loop looks
+#: at the spool every 0.25 s (LiveParams.poll_interval), so frames wait at most 0.1 s more
+PUBLISH_INTERVAL = 0.2
 #: seconds a stopping receiver keeps taking frames that already arrived
 DRAIN_SECONDS = 0.5
 
