@@ -395,19 +395,32 @@ class FeatureStore:
         """Write several arrays (``sel``: a slice, or sorted frame indices) with zarr's own
         asynchronous API, all of them in one pass of zarr's event loop: each array's write
         through the synchronous API is a round trip to that loop and its thread pool, ~2 ms
-        of CPU each (bench/live_lag.py, ``--stages``: the store write, 50 frames a write)."""
+        of CPU each (bench/live_lag.py, ``--stages``: the store write, 50 frames a write).
+        Sampled frames (indices with gaps) are merged into the rows they span, read first:
+        this process is the store's only writer."""
         if isinstance(sel, slice):
-            arrays = [self._array(n)._async_array for n, _ in writes]  # opened outside the loop
+            span, rows = sel, None
+        else:
+            idx = np.asarray(sel, dtype=np.int64)
+            lo, hi = int(idx.min()), int(idx.max()) + 1
+            span, rows = slice(lo, hi), idx - lo
+            if span.stop - span.start > 4 * idx.size + 256:  # far apart: one by one
+                for name, values in writes:
+                    self._array(name).set_orthogonal_selection((idx,), values)
+                return
+        arrays = [self._array(n)._async_array for n, _ in writes]  # opened outside the loop
 
-            async def write_all() -> None:
-                await asyncio.gather(
-                    *(a.setitem(sel, v) for a, (_, v) in zip(arrays, writes, strict=True))
-                )
+        async def put(a, values) -> None:
+            if rows is not None:
+                merged = np.array(await a.getitem(span))
+                merged[rows] = values
+                values = merged
+            await a.setitem(span, values)
 
-            zarr.core.sync.sync(write_all())
-            return
-        for name, values in writes:  # sampled or filled-in frames: orthogonal selections
-            self._array(name).set_orthogonal_selection((sel,), values)
+        async def write_all() -> None:
+            await asyncio.gather(*(put(a, v) for a, (_, v) in zip(arrays, writes, strict=True)))
+
+        zarr.core.sync.sync(write_all())
 
     def mark_skipped(self, indices: np.ndarray) -> None:
         idx = np.asarray(indices, dtype=np.int64)
