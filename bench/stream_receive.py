@@ -74,7 +74,9 @@ def main() -> None:
     sent = json.loads(out.strip().splitlines()[-1])
     n = StreamSource(None, spool=spool).refresh()
     dt = t_end - first.get("t", t_end)
-    size = sum(f.stat().st_size for f in (spool / "seg000" / "frames" / "c").rglob("0"))
+    # chunk files frames/c.<n>.0.0 (spools before the flat layout: frames/c/<n>/0/0)
+    frames_dir = spool / "seg000" / "frames"
+    size = sum(f.stat().st_size for f in [*frames_dir.glob("c.*"), *frames_dir.rglob("c/*/0/0")])
     print(
         f"detector {a.detector}, protocol V{a.protocol}, requested rate {a.rate or 'max'} frames/s"
     )
