@@ -194,6 +194,7 @@ class LiveProcessor:
         #: the reader as last shipped to the workers (pickled) and when (see _reship_reader)
         self._reader_state: bytes | None = None
         self._reader_sent = -math.inf
+        self._compare_reader = True
         self._analyzers_f = None
         self._reducers_f = None
         self._pending_analyzers = None
@@ -373,11 +374,17 @@ class LiveProcessor:
     def _reship_reader(self) -> None:
         """Have the workers get the reader as it is now when it changed (new files,
         segments, counts), or every :data:`RESHIP_INTERVAL` seconds: a broadcast at every
-        poll that finds new frames cost the event loop ~1 ms of CPU each."""
-        try:
-            state = pickle.dumps(self.source.reader, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # an unpicklable reader: ship it every time, as before
-            state = None
+        poll that finds new frames cost the event loop ~1 ms of CPU each. A reader that
+        takes long to pickle (a list of a million files) is shipped every time, as before."""
+        state = None
+        if self._compare_reader:
+            t0 = time.perf_counter()
+            try:
+                state = pickle.dumps(self.source.reader, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # an unpicklable reader: ship it every time, as before
+                self._compare_reader = False
+            if time.perf_counter() - t0 > 0.002:
+                self._compare_reader = False
         now = time.monotonic()
         if (
             state is None
