@@ -27,7 +27,6 @@ Only one process writes a store at a time (the live loop's driver); readers may 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
@@ -42,6 +41,7 @@ from zarr.core.group import ConsolidatedMetadata
 
 from ..conventions import FRAME, TIMESTAMP
 from ..errors import ConfigError, SourceError
+from ..sources._zarr_write import set_many
 from .cf import (
     BAD,
     DONE,
@@ -408,19 +408,7 @@ class FeatureStore:
                 for name, values in writes:
                     self._array(name).set_orthogonal_selection((idx,), values)
                 return
-        arrays = [self._array(n)._async_array for n, _ in writes]  # opened outside the loop
-
-        async def put(a, values) -> None:
-            if rows is not None:
-                merged = np.array(await a.getitem(span))
-                merged[rows] = values
-                values = merged
-            await a.setitem(span, values)
-
-        async def write_all() -> None:
-            await asyncio.gather(*(put(a, v) for a, (_, v) in zip(arrays, writes, strict=True)))
-
-        zarr.core.sync.sync(write_all())
+        set_many([self._array(n) for n, _ in writes], span, [v for _, v in writes], rows)
 
     def mark_skipped(self, indices: np.ndarray) -> None:
         idx = np.asarray(indices, dtype=np.int64)

@@ -11,7 +11,6 @@ never arrived), ``ended`` (end-of-series seen).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import zarr
 from ...conventions import FRAME_NUMBER, FRAMES_COMPLETE, TIMESTAMP
 from ...geometry.core import Geometry
 from .._bslz4 import BitshuffleLZ4Codec
+from .._zarr_write import set_many
 from .protocol import Image, ProtocolError, Start
 
 BLOCK = 1024
@@ -217,21 +217,12 @@ class SegmentWriter:
                 a.resize((cap,))
         lo, hi = self.published, self.n
         if hi > lo:
-            # both in one pass of zarr's event loop (published ten times a second)
-            values = {
-                FRAME_NUMBER: np.asarray(self.frame_numbers, np.int64),
-                TIMESTAMP: np.asarray(self.times, np.float64),
-            }
-
-            async def write_both() -> None:
-                await asyncio.gather(
-                    *(
-                        self.meta[k]._async_array.setitem(slice(lo, hi), v)
-                        for k, v in values.items()
-                    )
-                )
-
-            zarr.core.sync.sync(write_both())
+            # both in one pass of zarr's event loop (published five times a second)
+            set_many(
+                [self.meta[FRAME_NUMBER], self.meta[TIMESTAMP]],
+                slice(lo, hi),
+                [np.asarray(self.frame_numbers, np.int64), np.asarray(self.times, np.float64)],
+            )
         self.group.attrs.update(
             {
                 FRAMES_COMPLETE: self.n,
