@@ -32,10 +32,10 @@ from ._kernels.blocks import (
     block_seeds,
     block_shape,
     block_sums,
-    box_scatter,
-    boxes_to_blocks,
-    local_background,
+    detect_blocks,
+    detect_scratch,
     radial_tolerance_sd,
+    ring_table,
 )
 from ._kernels.peaks import find_peaks, merge_close_peaks, pixels_above
 from ._kernels.watershed import find_spots
@@ -403,30 +403,19 @@ class SpotFinder:
         else:
             bsum, bn = blocks
         t = self.block_table
-        net0 = np.empty(nb)
-        nvar = np.empty(nb)
-        nsd = np.empty(nb)
-        nuse = np.empty(nb, np.int32)
         sdg = radial_tolerance_sd(mean, p.radial_tolerance)
-        block_background(
-            t.ptr, t.ring, t.count, t.n_static, bsum, bn, frame, self.binning.rings,
-            lo, hi, mean, var, sdg, BLOCK, net0, nvar, nsd, nuse,
-        )  # fmt: skip
-        # leftover background and its scatter per box of bg_box pixels, interpolated to
-        # every block (the watershed reads the block's value: boxes of BLOCK pixels)
-        resid = np.zeros(nb)
-        scale = np.ones(nb)
-        if p.bg_box > 0:
+        if p.bg_box > 0:  # the whole detection stage in one kernel, per-thread buffers
             sb = max(p.bg_box // BLOCK, 1)
-            rbox = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb)))
-            sbox = np.ones_like(rbox)
-            local_background(net0, nvar, nuse, sb, 2.5, rbox, sbox)
-            boxes_to_blocks(rbox, sb, resid)
-            box_scatter(net0, nvar, nuse, resid, sb, sbox)
-            boxes_to_blocks(sbox, sb, scale)
-        seeds = np.zeros(nb, np.uint8)
-        args = (net0, nvar, nsd, nuse, resid, scale, 1, BLOCK, frame.shape)
-        block_seeds(*args, p.module_edge_excess, self.gain, p.detect_snr, seeds)
+            sc = detect_scratch(nb, (-(-nb[0] // sb), -(-nb[1] // sb)))
+            resid, seeds = sc["resid"], sc["seeds"]
+            detect_blocks(
+                t.r0, t.span_count, t.n_static, ring_table(mean, var, sdg, t.span), bsum, bn,
+                frame, self.binning.rings, lo, hi, mean, var, sdg, BLOCK, sb, 2.5,
+                p.module_edge_excess, self.gain, p.detect_snr, sc["net0"], sc["nvar"],
+                sc["nsd"], sc["nuse"], sc["edge"], sc["rbox"], sc["sbox"], resid, seeds,
+            )  # fmt: skip
+        else:
+            resid, seeds = self._ring_means_only(frame, mean, var, sdg, lo, hi, bsum, bn)
         out = np.empty((p.max_found, 7))
         n = find_spots(
             frame,
@@ -454,6 +443,24 @@ class SpotFinder:
         )
         found = out[: min(n, p.max_found)]
         return merge_close_peaks(found, max(p.merge_radius, p.min_separation))
+
+    def _ring_means_only(self, frame, mean, var, sdg, lo, hi, bsum, bn):
+        """``(resid, seeds)`` of the detection stage with ``bg_box = 0``: the ring means
+        are the whole background (no box leftover, scale 1), kernel by kernel."""
+        p = self.params
+        t = self.block_table
+        nb = bsum.shape
+        net0, nvar, nsd = np.empty(nb), np.empty(nb), np.empty(nb)
+        nuse = np.empty(nb, np.int32)
+        block_background(
+            t.ptr, t.ring, t.count, t.n_static, bsum, bn, frame, self.binning.rings,
+            lo, hi, mean, var, sdg, BLOCK, net0, nvar, nsd, nuse,
+        )  # fmt: skip
+        resid = np.zeros(nb)
+        seeds = np.zeros(nb, np.uint8)
+        args = (net0, nvar, nsd, nuse, resid, np.ones(nb), 1, BLOCK, frame.shape)
+        block_seeds(*args, p.module_edge_excess, self.gain, p.detect_snr, seeds)
+        return resid, seeds
 
     @property
     def block_table(self) -> BlockRingTable:
