@@ -603,24 +603,18 @@ def detect_scratch(nb: tuple[int, int], nbox: tuple[int, int]) -> dict:
 
 
 def ring_table(mean, var, sdg, span):
-    """Rows ``mean, var, sdg, bad`` per ring, for :func:`detect_blocks`: rings without statistics (non-finite mean or variance) get
-    zeros and ``bad = 1``; ``span`` rows of zeros after the last ring (a block's fixed
+    """Per ring ``(mean, var, sdg, bad)`` in one row of four (one ring's values in one cache
+    line), for :func:`detect_blocks`: rings without statistics (non-finite mean or variance)
+    get zeros and ``bad = 1``; ``span`` rows of zeros after the last ring (a block's fixed
     span of rings may run past it)."""
     n = mean.size
-    t = np.zeros((4, n + span))
+    t = np.zeros((n + span, 4))
     good = np.isfinite(mean) & np.isfinite(var)
-    t[0, :n] = np.where(good, mean, 0.0)
-    t[1, :n] = np.where(good, var, 0.0)
-    t[2, :n] = sdg
-    t[3, :n] = ~good
+    t[:n, 0] = np.where(good, mean, 0.0)
+    t[:n, 1] = np.where(good, var, 0.0)
+    t[:n, 2] = sdg
+    t[:n, 3] = ~good
     return t
-
-
-@numba.njit(inline="always", **_JIT)
-def _pass(net, var, gain, t):
-    """:func:`_passes` without a branch on the sign of ``net`` (half the blocks of a frame
-    are below their background: a branch on it is mispredicted half the time)."""
-    return (net > 0) & (net * net >= t * t * (gain * net + var))
 
 
 @numba.njit(inline="always", **_JIT)
@@ -637,6 +631,105 @@ def _interp_row(box, s, bi, top):
 
 
 @numba.njit(**_JIT)
+def _background_row(
+    bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b,
+    o_net, o_var, o_sd, o_use,
+):  # fmt: skip
+    """Row ``bi`` of :func:`block_background` (same values, bit for bit) from the fixed span
+    of rings of :class:`BlockRingTable` (``flat``: :func:`ring_table` raveled). Returns the
+    row's largest count of used pixels."""
+    ny, nx = frame.shape
+    nbx = bsum.shape[1]
+    span = span_count.shape[1]
+    r0r = r0[bi]
+    bnr = bn[bi]
+    nsr = n_static[bi]
+    bsr = bsum[bi]
+    if span == 4:  # the usual 3 x 3 blocks on one-pixel rings: unrolled
+        c0 = span_count[bi, 0]
+        c1 = span_count[bi, 1]
+        c2 = span_count[bi, 2]
+        c3 = span_count[bi, 3]
+        for bj in range(nbx):
+            r = np.uint64(r0r[bj]) * np.uint64(4)
+            a0 = np.float64(c0[bj])
+            a1 = np.float64(c1[bj])
+            a2 = np.float64(c2[bj])
+            a3 = np.float64(c3[bj])
+            m = 0.0 + a0 * flat[r]
+            m += a1 * flat[r + np.uint64(4)]
+            m += a2 * flat[r + np.uint64(8)]
+            m += a3 * flat[r + np.uint64(12)]
+            v = 0.0 + a0 * flat[r + np.uint64(1)]
+            v += a1 * flat[r + np.uint64(5)]
+            v += a2 * flat[r + np.uint64(9)]
+            v += a3 * flat[r + np.uint64(13)]
+            g = 0.0 + a0 * flat[r + np.uint64(2)]
+            g += a1 * flat[r + np.uint64(6)]
+            g += a2 * flat[r + np.uint64(10)]
+            g += a3 * flat[r + np.uint64(14)]
+            bad = a0 * flat[r + np.uint64(3)] + a1 * flat[r + np.uint64(7)]
+            bad += a2 * flat[r + np.uint64(11)] + a3 * flat[r + np.uint64(15)]
+            n = bnr[bj]
+            ok = (n == nsr[bj]) & (bad == 0.0)
+            pos = ok & (n > 0)
+            o_net[bj] = bsr[bj] - m if pos else 0.0
+            o_var[bj] = v + g * g if pos else 0.0
+            o_sd[bj] = g if pos else 0.0
+            o_use[bj] = n if ok else -1
+    else:
+        for bj in range(nbx):
+            r = np.uint64(r0r[bj]) * np.uint64(4)
+            m = 0.0
+            v = 0.0
+            g = 0.0
+            bad = 0.0
+            for k in range(span):
+                a = np.float64(span_count[bi, k, bj])
+                q = r + np.uint64(4 * k)
+                m += a * flat[q]
+                v += a * flat[q + np.uint64(1)]
+                g += a * flat[q + np.uint64(2)]
+                bad += a * flat[q + np.uint64(3)]
+            n = bnr[bj]
+            ok = (n == nsr[bj]) & (bad == 0.0)
+            pos = ok & (n > 0)
+            o_net[bj] = bsr[bj] - m if pos else 0.0
+            o_var[bj] = v + g * g if pos else 0.0
+            o_sd[bj] = g if pos else 0.0
+            o_use[bj] = n if ok else -1
+    maxuse = 0
+    for bj in range(nbx):
+        if o_use[bj] < 0:  # not all its ring pixels valid, or a ring without statistics
+            o_use[bj] = 0
+            if bnr[bj] > 0:  # summed from its pixels
+                t = 0.0
+                s = 0.0
+                gg = 0.0
+                c = 0
+                for i in range(bi * b, min(bi * b + b, ny)):
+                    for j in range(bj * b, min(bj * b + b, nx)):
+                        r = rings[i, j]
+                        if r < 0:
+                            continue
+                        pv = frame[i, j]
+                        if not (pv >= lo and pv <= hi):
+                            continue
+                        if not (np.isfinite(mean[r]) and np.isfinite(var[r])):
+                            continue
+                        t += pv - mean[r]
+                        s += var[r]
+                        gg += sdg[r]
+                        c += 1
+                o_net[bj] = t
+                o_var[bj] = s + gg * gg
+                o_sd[bj] = gg
+                o_use[bj] = c
+        maxuse = max(maxuse, o_use[bj])
+    return maxuse
+
+
+@numba.njit(error_model="numpy", **_JIT)  # divisions without a zero test (selects discard)
 def detect_blocks(
     r0, span_count, n_static, rtab, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, sb,
     clip, edge_excess, gain, detect_snr, net0, nvar, nsd, nuse, edge, rbox, sbox, resid, seeds,
@@ -644,100 +737,42 @@ def detect_blocks(
     """The detection stage in one call, with the results of :func:`block_background`,
     :func:`local_background` (boxes of ``sb`` blocks, ``clip``), :func:`boxes_to_blocks`,
     :func:`box_scatter` and :func:`block_seeds` (``sb = 1`` on the interpolated boxes)
-    called in turn, bit for bit: ``resid`` (per block), ``rbox``, ``sbox`` (per box) and
-    ``seeds``; returns the number of seeded blocks. Faster by a fixed span of rings per
-    block (``r0``, ``span_count`` of :class:`BlockRingTable`, ``rtab`` of
-    :func:`ring_table`), no branch on the sign of a block's residual, the box scatter and
-    the module-edge test in one sweep, and the scale interpolated inside the seeds' sweep.
-    ``net0``, ``nvar``, ``nsd`` (float64), ``nuse`` (int32), ``edge`` (uint8), all per
-    block: scratch, overwritten (the caller keeps them from frame to frame).
+    called in turn: ``resid`` (per block), ``rbox``, ``sbox`` (per box) and ``seeds``, bit
+    for bit but for the seeds' window sums (sums of column sums, not running sums: equal
+    but for the last bits); returns the number of seeded blocks.
+
+    Faster by fewer branches and sweeps: a block's background from the fixed span of rings
+    of :class:`BlockRingTable` (``r0``, ``span_count``, ``n_static``; ``rtab`` of
+    :func:`ring_table`), no loop of variable length (:func:`_background_row`); the boxes of
+    a row of boxes clipped side by side; the box scatter and the module-edge test in one
+    sweep; the scale interpolated inside the seeds' sweep; no branch on the sign of a
+    block's residual. ``net0``, ``nvar``, ``nsd`` (float64), ``nuse`` (int32), ``edge``
+    (uint8), all per block: scratch, overwritten (the caller keeps them from frame to
+    frame).
     """
     nby, nbx = bsum.shape
     ny, nx = frame.shape
     nry, nrx = rbox.shape
-    span = span_count.shape[1]
-    # (1) block background, a row of blocks at a time (loops over the row's blocks that the
-    # compiler vectorises; the blocks summed from their pixels after); the largest count of
+    flat = rtab.ravel()
+    # (0) block backgrounds (:func:`block_background`), row by row; the largest count of
     # used pixels
     maxuse = 0
-    rm = rtab[0]
-    rv = rtab[1]
-    rg = rtab[2]
-    rbad = rtab[3]
-    am = np.empty(nbx)
-    av = np.empty(nbx)
-    ag = np.empty(nbx)
-    ab = np.empty(nbx)
     for bi in range(nby):
-        bnr = bn[bi]
-        r0r = r0[bi]
-        for bj in range(nbx):
-            am[bj] = 0.0
-            av[bj] = 0.0
-            ag[bj] = 0.0
-            ab[bj] = 0.0
-        for k in range(span):
-            ck = span_count[bi, k]
-            for bj in range(nbx):
-                c = np.float64(ck[bj])
-                r = r0r[bj] + k
-                am[bj] += c * rm[r]
-                av[bj] += c * rv[r]
-                ag[bj] += c * rg[r]
-                ab[bj] += c * rbad[r]
-        nsr = n_static[bi]
-        bsr = bsum[bi]
-        o_net = net0[bi]
-        o_var = nvar[bi]
-        o_sd = nsd[bi]
-        o_use = nuse[bi]
-        nfix = 0
-        for bj in range(nbx):
-            n = bnr[bj]
-            ok = (n == nsr[bj]) & (ab[bj] == 0.0)
-            pos = ok & (n > 0)
-            o_net[bj] = bsr[bj] - am[bj] if pos else 0.0
-            o_var[bj] = av[bj] + ag[bj] * ag[bj] if pos else 0.0
-            o_sd[bj] = ag[bj] if pos else 0.0
-            o_use[bj] = n if ok else 0
-            nfix += (not ok) & (n > 0)
-        for bj in range(nbx):
-            maxuse = max(maxuse, o_use[bj])
-        if nfix == 0:
-            continue
-        for bj in range(nbx):
-            if bnr[bj] == 0 or (bnr[bj] == nsr[bj] and ab[bj] == 0.0):
-                continue
-            t = 0.0
-            s = 0.0
-            g = 0.0
-            c = 0
-            for i in range(bi * b, min(bi * b + b, ny)):
-                for j in range(bj * b, min(bj * b + b, nx)):
-                    r = rings[i, j]
-                    if r < 0:
-                        continue
-                    v = frame[i, j]
-                    if not (v >= lo and v <= hi):
-                        continue
-                    if not (np.isfinite(mean[r]) and np.isfinite(var[r])):
-                        continue
-                    t += v - mean[r]
-                    s += var[r]
-                    g += sdg[r]
-                    c += 1
-            o_net[bj] = t
-            o_var[bj] = s + g * g
-            o_sd[bj] = g
-            o_use[bj] = c
-            maxuse = max(maxuse, c)
-    # (2) leftover background per box: the clipped, inverse-variance weighted mean of
+        mu = _background_row(
+            bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var,
+            sdg, b, net0[bi], nvar[bi], nsd[bi], nuse[bi],
+        )  # fmt: skip
+        maxuse = max(maxuse, mu)
+    # (1) leftover background per box: the clipped, inverse-variance weighted mean of
     # local_background, for all boxes of a row of boxes at once (each box's sums in its own
-    # order, the boxes side by side: independent chains the compiler vectorises)
-    full = sb * sb * maxuse
+    # order, the boxes side by side: independent chains the compiler vectorises). Each block
+    # at a fixed place of its box (raster order; places without a used block count
+    # nothing).
     nk2 = sb * sb
     vals = np.zeros((nk2, nrx))
     wts = np.zeros((nk2, nrx))
+    cval = np.zeros((nk2, nrx), np.int64)
+    valid = np.zeros((nk2, nrx), np.bool_)
     keep = np.zeros((nk2, nrx), np.bool_)
     cnt = np.zeros(nrx, np.int64)
     npix = np.zeros(nrx, np.int64)
@@ -749,35 +784,47 @@ def detect_blocks(
     ssb = np.zeros(nrx)
     nkb = np.zeros(nrx, np.int64)
     active = np.zeros(nrx, np.bool_)
+    full = sb * sb * maxuse
     for ri in range(nry):
+        for k in range(nk2):
+            for rj in range(nrx):
+                valid[k, rj] = False
+                cval[k, rj] = 0
+        for bi in range(ri * sb, min(ri * sb + sb, nby)):
+            nt = net0[bi]
+            nw = nvar[bi]
+            nu = nuse[bi]
+            off = (bi - ri * sb) * sb
+            for bj in range(nbx):
+                c = nu[bj]
+                w = nw[bj]
+                ok = (c != 0) & (w > 0)
+                rj = bj // sb
+                k = off + bj - rj * sb
+                vals[k, rj] = nt[bj] / c if ok else 0.0
+                wts[k, rj] = c * c / w if ok else 0.0
+                valid[k, rj] = ok
+                cval[k, rj] = c if ok else 0
         for rj in range(nrx):
             cnt[rj] = 0
             npix[rj] = 0
-        for bi in range(ri * sb, min(ri * sb + sb, nby)):
-            for bj in range(nbx):
-                c = nuse[bi, bj]
-                if c == 0 or not nvar[bi, bj] > 0:
-                    continue
-                rj = bj // sb
-                vals[cnt[rj], rj] = net0[bi, bj] / c
-                wts[cnt[rj], rj] = c * c / nvar[bi, bj]
-                npix[rj] += c
-                cnt[rj] += 1
-        kmax = 0
+        for k in range(nk2):
+            for rj in range(nrx):
+                cnt[rj] += valid[k, rj]
+                npix[rj] += cval[k, rj]
         for rj in range(nrx):
             active[rj] = not (cnt[rj] == 0 or 4 * npix[rj] < full)
             m[rj] = 0.0
             limit[rj] = np.inf
-            kmax = max(kmax, cnt[rj])
         for _ in range(3):
             for rj in range(nrx):
                 sw[rj] = 0.0
                 sv[rj] = 0.0
-            for k in range(kmax):
+            for k in range(nk2):
                 for rj in range(nrx):
                     v = vals[k, rj]
                     w = wts[k, rj]
-                    kp = ((v - m[rj]) ** 2 * w <= limit[rj]) & (k < cnt[rj])
+                    kp = ((v - m[rj]) ** 2 * w <= limit[rj]) & valid[k, rj]
                     keep[k, rj] = kp
                     sw[rj] += w if kp else 0.0
                     sv[rj] += w * v if kp else 0.0
@@ -787,7 +834,7 @@ def detect_blocks(
                 m_new[rj] = sv[rj] / sw[rj] if active[rj] else m[rj]
                 ssb[rj] = 0.0
                 nkb[rj] = 0
-            for k in range(kmax):
+            for k in range(nk2):
                 for rj in range(nrx):
                     d = vals[k, rj] - m_new[rj]
                     below = keep[k, rj] & (d < 0)
@@ -800,7 +847,7 @@ def detect_blocks(
                     limit[rj] = clip * clip * f
         for rj in range(nrx):
             rbox[ri, rj] = m[rj]
-    # (3) per block: the interpolated leftover (resid), each box's scatter below it, and
+    # (2) per block: the interpolated leftover (resid), each box's scatter below it, and
     # the blocks by an invalid pixel (``edge``) with their mean normalised residual
     x0 = np.empty(nbx, np.int64)
     x1 = np.empty(nbx, np.int64)
@@ -820,8 +867,8 @@ def detect_blocks(
     zs = 0.0
     ne = 0
     for bi in range(-1, nby):
-        if use_edge:  # short blocks of row bi + 1, dilated along the row, into hd
-            r = bi + 1
+        r = bi + 1  # the row looked ahead at: its short blocks into hd
+        if use_edge:
             hk = hd[(r + 3) % 3]
             for bj in range(nbx):
                 hk[bj] = 0
@@ -876,7 +923,7 @@ def detect_blocks(
     skip = use_edge
     if edge_excess > 0:
         skip = ne > 0 and zs > edge_excess * ne
-    # (4) seeds: windows of 1 x 1, 2 x 2 and 3 x 3 blocks (rows three at a time, rolling;
+    # (3) seeds: windows of 1 x 1, 2 x 2 and 3 x 3 blocks (rows three at a time, rolling;
     # a window's sums over its columns' sums, not running sums along the row: a loop the
     # compiler vectorises, equal to them but for the last bits)
     for bi in range(nby):
@@ -901,15 +948,15 @@ def detect_blocks(
         if r < nby:
             k = r % 3
             _interp_row(sbox, sb, r, top)
+            nt = net0[r]
+            nw = nvar[r]
+            ng = nsd[r]
+            nu = nuse[r]
             o_net = net[k]
             o_nv = nv[k]
             o_sd = sd[k]
             eg = edge[r]
-            nt = net0[r]
-            nu = nuse[r]
             rs = resid[r]
-            nw = nvar[r]
-            ng = nsd[r]
             for bj in range(nbx):
                 g = ng[bj]
                 si = top[x0[bj]] * (1 - fx[bj]) + top[x1[bj]] * fx[bj]
