@@ -1,35 +1,30 @@
-"""Experiment (not part of xlive): fit spot shapes after the integrated finder and split a
-peak into two when two Gaussians fit its pixels better by a chi-square margin.
+"""Spot shapes fitted to the pixels: where crowded broad spots are, and one spot or two.
 
-Each peak of ``SpotFinder(method="integrated")`` is modelled as a 2-D Gaussian (flux,
-position, ``sigma_r`` along the radius where bandwidth streaks lengthen spots, ``sigma_t``
-across), fitted by Levenberg-Marquardt with Poisson weights to a 15 x 15 window, its
-neighbours' models subtracted (two sweeps over all peaks). Then, peak by peak, two spots
-(started symmetric along the signal's main axis, or the fitted spot plus one at the
-residual's maximum) are fitted instead of one; the second is kept when the chi-square drops
-by ``--split-chi2`` or more, each reaches SNR 5 (Fisher), widths >= 1 px, and the new one is
->= 3.5 px from every peak and <= 5 px from its parent. The watershed's positions are kept
-(fitted positions of crowded spots were worse than the watershed's).
+The watershed (:mod:`.watershed`) gives one peak per lump of signal and places it on the
+lump's local sums. On crowded frames of broad spots a lump may hold two spots (two spots one
+to 1.35 widths apart, a weak one on a stronger one's flank) and a neighbour's flank pulls a
+weak spot's peak by pixels. Here every broad peak (``min_pixels`` footprint pixels or more)
+is modelled as a 2-D Gaussian with its own flux, position and two widths (``sigma_r`` along
+the radius, where bandwidth streaks lengthen spots, ``sigma_t`` across), fitted by weighted
+least squares (Levenberg-Marquardt; weights ``1 / (background variance + gain * model)``,
+Poisson) to the net pixels of a small window around it (``2 radius + 1`` pixels square),
+its neighbours' models subtracted, in ``sweeps`` passes over the peaks (strongest first).
+Single-pixel spikes (zingers, hot pixels) are left out of the windows.
 
-What it gave (session 6, acc17; hard preset, eiger500k, 8 frames, seeds 1-5; see the note
-acc17.md): with the second spot allowed anywhere in the window, recall +0.5-1.7 points but
-precision -0.2-2.5 points; restricted to <= 5 px (a spot hidden in its parent) it changes
-~26 peaks per seed (16 of them false): no gain. 5-8x the finder's CPU time. Kept here so the
-figures can be reproduced and the idea taken further (joint fits of the neighbours, a
-calibrated test); the brief's 0.97 / 0.98 needs a deblender of that kind.
+Then, peak by peak, two spots are fitted instead of one (started symmetric along the main
+axis of the signal, and as the fitted spot plus one at the residual's maximum; the better
+kept). The second spot is kept when the chi-square drops by ``split_chi2`` or more (a
+likelihood-ratio test against the noise, for 5 parameters more), both reach ``min_snr``
+(flux over its Fisher error), both are at least 1 px wide and the new one lies at least
+``min_dist`` pixels from every other spot (so that a spot is never reported twice).
+Finally all spots, the new ones with them, are refitted in ``sweeps`` more passes and
+reported at their fitted positions.
 
-Usage::
-
-    python bench/spots_psf_fit.py --seeds 1 2 3 4 5 --split-chi2 30 50
-
-Frames come from :func:`spots_misses.frames_for` (cached in /tmp). The fit runs on the ring
-means of the finder (no box residual: a little different from running inside the finder).
+Written by hand (numba): scipy's least_squares costs ~1 ms of Python per fit, and a frame
+has hundreds of crowded windows; these fits are small (5 or 10 parameters, 81 pixels).
 """
 
 from __future__ import annotations
-
-import argparse
-import time
 
 import numba
 import numpy as np
@@ -40,7 +35,7 @@ _JIT = dict(cache=True, nogil=True)
 NP = 5
 #: widths (pixels) a fitted spot may take
 MIN_SIGMA = 0.6
-MAX_SIGMA = 6.0
+MAX_SIGMA = 4.5
 #: cell (pixels) of the grid of peaks used to find neighbours
 CELL = 16
 
@@ -73,6 +68,21 @@ def _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok):
             d[a, b] = np.float64(f) - (m + resid[i // sbs, j // sbs])
             v[a, b] = s2
             ok[a, b] = True
+    # single-pixel spikes (zingers, hot pixels: more than 0.3 of their 3 x 3 sum and 5
+    # sigmas above their neighbours' mean) are left out of the fit
+    for a in range(ph):
+        for b in range(pw):
+            x = d[a, b]
+            if not ok[a, b] or x <= 0 or x * x <= 25.0 * v[a, b]:
+                continue
+            s8 = 0.0
+            for aa in range(max(a - 1, 0), min(a + 2, ph)):
+                for bb in range(max(b - 1, 0), min(b + 2, pw)):
+                    s8 += d[aa, bb]
+            s8 -= x
+            m8 = max(s8 / 8.0, 0.0)
+            if x > 0.3 * (x + s8) and (x - m8) ** 2 > 25.0 * (v[a, b] + m8):
+                ok[a, b] = False
 
 
 @numba.njit(inline="always", **_JIT)
@@ -304,10 +314,8 @@ def _principal(d, ok, i0, j0, p, c):
 
 
 @numba.njit(**_JIT)
-def _clear(par, peaks, alive, head, nxt, k, x, y, dist):
-    """Whether no live spot but ``k`` lies within ``dist`` pixels of (x, y) (where it will
-    be reported: the watershed's position for the finder's peaks)."""
-    n = peaks.shape[0]
+def _clear(par, alive, head, nxt, k, x, y, dist):
+    """Whether no live spot but ``k`` lies within ``dist`` pixels of (x, y)."""
     ncy, ncx = head.shape
     ci = min(max(int(y) // CELL, 0), ncy - 1)
     cj = min(max(int(x) // CELL, 0), ncx - 1)
@@ -315,15 +323,8 @@ def _clear(par, peaks, alive, head, nxt, k, x, y, dist):
         for b in range(max(cj - 1, 0), min(cj + 2, ncx)):
             s = head[a, b]
             while s >= 0:
-                if s != k and alive[s]:
-                    if s < n:
-                        sx = peaks[s, 0]
-                        sy = peaks[s, 1]
-                    else:
-                        sx = par[s, 0]
-                        sy = par[s, 1]
-                    if (sx - x) ** 2 + (sy - y) ** 2 < dist**2:
-                        return False
+                if s != k and alive[s] and (par[s, 0] - x) ** 2 + (par[s, 1] - y) ** 2 < dist**2:
+                    return False
                 s = nxt[s]
     return True
 
@@ -370,40 +371,60 @@ def fit_spots(
     dirs,
     out,
     *,
-    radius=7,
+    min_pixels=60,
+    radius=4,
     sweeps=2,
     split_chi2=30.0,
     min_snr=5.0,
-    min_dist=3.0,
-    min_sigma=1.2,
-    split_min_sigma=1.0,
-    split_move=6.0,
-    edge=2.0,
+    min_dist=3.5,
 ):
-    """Peaks of the watershed (rows of :data:`.watershed.COLUMNS`) re-placed by fitted
-    spot shapes, split or merged by the chi-square test (module docstring); rows in ``out``,
-    their number returned. ``dirs``: unit radial vector (x, y) at each peak. Only peaks
-    whose fitted width reaches ``min_sigma`` (broad spots) are split; the new spot must lie
-    within ``radius - edge`` px of its parent (``edge`` -100: anywhere in the window). There
-    is no merge step (yet)."""
+    """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
+    shapes and split in two where two spots fit better (module docstring); rows in ``out``
+    (the new spots after the others), their number returned (rows beyond ``out`` counted,
+    not stored). ``dirs``: unit radial vector (x, y) at each peak. Peaks with fewer than
+    ``min_pixels`` footprint pixels (column ``npix``: sharp or weak spots) are reported as
+    they are and enter the others' fits as Gaussians of width 1.5 px; ``split_chi2`` 0: no
+    split. A new spot takes its parent's ``npix``, ``snr``, ``background`` and ``max``, and
+    its fitted flux as intensity."""
     return _fit_spots(
-        frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs, out, radius, sweeps,
-        split_chi2, min_snr, min_dist, min_sigma, split_min_sigma, split_move, edge,
+        frame, rings, mean, resid, sbs, var, lo, hi, gain, np.ascontiguousarray(peaks),
+        np.ascontiguousarray(dirs), out, min_pixels, radius, sweeps, split_chi2, min_snr,
+        min_dist,
     )  # fmt: skip
 
 
 @numba.njit(**_JIT)
+def _fit_one(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive, head, nxt,
+             k, start, radius, d, v, w, ok, ps, cs, st):  # fmt: skip
+    """Refit spot ``k`` alone in its window, the others subtracted (position kept within
+    2 px of ``start``)."""
+    i0 = int(np.rint(par[k, 1])) - radius
+    j0 = int(np.rint(par[k, 0])) - radius
+    _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
+    _others(d, i0, j0, par, dirs, alive, head, nxt, k, -1, 1.0)
+    ps[0] = par[k]
+    cs[0] = dirs[k]
+    st[0, 0] = start[0]
+    st[0, 1] = start[1]
+    _weights(v, ok, i0, j0, ps, cs, 1, gain, w)
+    _fit(d, w, ok, i0, j0, ps, cs, 1, st, 2.0, 8)
+    par[k] = ps[0]
+
+
+@numba.njit(**_JIT)
 def _fit_spots(
-    frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in, out, radius, sweeps,
-    split_chi2, min_snr, min_dist, min_sigma, split_min_sigma, split_move, edge,
+    frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in, out, min_pixels,
+    radius, sweeps, split_chi2, min_snr, min_dist,
 ):  # fmt: skip
     n = peaks.shape[0]
     ny, nx = frame.shape
     cap = 2 * n + 1
     par = np.zeros((cap, NP))
     dirs = np.zeros((cap, 2))
+    start = np.zeros((cap, 2))
     src = np.empty(cap, np.int64)
     alive = np.zeros(cap, np.bool_)
+    broad = np.zeros(cap, np.bool_)
     ncy = ny // CELL + 1
     ncx = nx // CELL + 1
     head = np.full((ncy, ncx), -1, np.int64)
@@ -415,10 +436,13 @@ def _fit_spots(
         par[k, 2] = max(peaks[k, 2], 1.0)
         par[k, 3] = s0
         par[k, 4] = s0
+        start[k, 0] = peaks[k, 0]
+        start[k, 1] = peaks[k, 1]
         dirs[k, 0] = dirs_in[k, 0]
         dirs[k, 1] = dirs_in[k, 1]
         src[k] = k
         alive[k] = True
+        broad[k] = peaks[k, 3] >= min_pixels
         ci = min(max(int(peaks[k, 1]) // CELL, 0), ncy - 1)
         cj = min(max(int(peaks[k, 0]) // CELL, 0), ncx - 1)
         nxt[k] = head[ci, cj]
@@ -429,35 +453,25 @@ def _fit_spots(
     v = np.zeros((w2, w2))
     w = np.zeros((w2, w2))
     ok = np.zeros((w2, w2), np.bool_)
-    # a window twice as wide for pairs
     ps = np.zeros((2, NP))
     cs = np.zeros((2, 2))
     st = np.zeros((2, NP))
     one = np.zeros((1, NP))
     pb = np.zeros((2, NP))
     stb = np.zeros((2, NP))
-    # order: by decreasing watershed intensity
-    order = np.argsort(-peaks[:, 2])
+    order = np.argsort(-peaks[:, 2])  # strongest first
     for _sweep in range(sweeps):
         for t in range(n):
             k = order[t]
-            if not alive[k]:
-                continue
-            i0 = int(np.rint(par[k, 1])) - radius
-            j0 = int(np.rint(par[k, 0])) - radius
-            _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
-            _others(d, i0, j0, par, dirs, alive, head, nxt, k, -1, 1.0)
-            ps[0] = par[k]
-            cs[0] = dirs[k]
-            st[0, 0] = peaks[k, 0]
-            st[0, 1] = peaks[k, 1]
-            _weights(v, ok, i0, j0, ps, cs, 1, gain, w)
-            _fit(d, w, ok, i0, j0, ps, cs, 1, st, 3.0, 8)
-            par[k] = ps[0]
-    # split test: two spots instead of one
-    for t in range(n):
+            if broad[k]:
+                _fit_one(
+                    frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive, head,
+                    nxt, k, start[k], radius, d, v, w, ok, ps, cs, st,
+                )  # fmt: skip
+    # two spots instead of one
+    for t in range(n if split_chi2 > 0 else 0):
         k = order[t]
-        if not alive[k] or np.exp(max(par[k, 3], par[k, 4])) < min_sigma:
+        if not broad[k]:
             continue
         i0 = int(np.rint(par[k, 1])) - radius
         j0 = int(np.rint(par[k, 0])) - radius
@@ -468,9 +482,10 @@ def _fit_spots(
         cs[1] = dirs[k]
         _weights(v, ok, i0, j0, one, cs, 1, gain, w)
         c1 = _chi2(d, w, ok, i0, j0, one, cs, 1)
+        # first start: symmetric about the fitted centre along the signal's main axis
         ex, ey, lam = _principal(d, ok, i0, j0, one[0], cs[0])
         a = max(np.sqrt(max(lam, 0.0)), 1.0)
-        sw = np.log(max(np.sqrt(max(np.exp(2 * min(one[0, 3], one[0, 4])), 0.5)), MIN_SIGMA))
+        sw = np.log(max(np.exp(min(one[0, 3], one[0, 4])), 0.71))
         for s in range(2):
             sg = 1.0 if s == 0 else -1.0
             ps[s, 0] = one[0, 0] + sg * a * ex
@@ -479,7 +494,7 @@ def _fit_spots(
             ps[s, 3] = sw
             ps[s, 4] = sw
             st[s] = ps[s]
-        c2 = _fit(d, w, ok, i0, j0, ps, cs, 2, st, split_move, 12)
+        c2 = _fit(d, w, ok, i0, j0, ps, cs, 2, st, 6.0, 12)
         # second start: the spot as fitted, and a second one at the residual's maximum
         # (3 x 3 sums), where a weak neighbour on its flank is
         ra, rb = _residual_max(d, ok, i0, j0, one[0], cs[0])
@@ -491,126 +506,64 @@ def _fit_spots(
             pb[1, 3] = sw
             pb[1, 4] = sw
             stb[:] = pb
-            c2b = _fit(d, w, ok, i0, j0, pb, cs, 2, stb, split_move, 12)
+            c2b = _fit(d, w, ok, i0, j0, pb, cs, 2, stb, 6.0, 12)
             if c2b < c2:
                 c2 = c2b
                 ps[:] = pb
         if c1 - c2 < split_chi2:
             continue
-        dd = np.hypot(ps[0, 0] - ps[1, 0], ps[0, 1] - ps[1, 1])
-        if dd < min_dist:
-            continue
+        if np.exp(min(ps[0, 3], ps[0, 4], ps[1, 3], ps[1, 4])) < 1.0:
+            continue  # a spike or noise, not a spot
         if (
             _flux_snr(w, ok, i0, j0, ps[0], cs[0]) < min_snr
             or _flux_snr(w, ok, i0, j0, ps[1], cs[1]) < min_snr
         ):
             continue
-        if np.exp(min(ps[0, 3], ps[0, 4], ps[1, 3], ps[1, 4])) < split_min_sigma:
-            continue
-        # keep the split: k stays where the watershed put it (its model: the product
-        # nearer to it), the other product becomes a new spot
+        # k becomes the product nearer to its peak, a new spot the other one
         e = 0
         if np.hypot(ps[1, 0] - peaks[k, 0], ps[1, 1] - peaks[k, 1]) < np.hypot(
             ps[0, 0] - peaks[k, 0], ps[0, 1] - peaks[k, 1]
         ):
             e = 1
-        if np.hypot(ps[1 - e, 0] - peaks[k, 0], ps[1 - e, 1] - peaks[k, 1]) < min_dist:
+        if np.hypot(ps[0, 0] - ps[1, 0], ps[0, 1] - ps[1, 1]) < min_dist:
             continue
-        if np.hypot(ps[1 - e, 0] - peaks[k, 0], ps[1 - e, 1] - peaks[k, 1]) > radius - edge:
-            continue  # not a spot hidden in this one: at the window's edge
-        if not _clear(par, peaks, alive, head, nxt, k, ps[1 - e, 0], ps[1 - e, 1], min_dist):
+        if not _clear(par, alive, head, nxt, k, ps[1 - e, 0], ps[1 - e, 1], min_dist):
             continue
         par[k] = ps[e]
         par[nsp] = ps[1 - e]
+        start[nsp, 0] = ps[1 - e, 0]
+        start[nsp, 1] = ps[1 - e, 1]
+        start[k, 0] = ps[e, 0]
+        start[k, 1] = ps[e, 1]
         dirs[nsp] = dirs[k]
         src[nsp] = k
         alive[nsp] = True
-        ci = min(max(int(ps[1, 1]) // CELL, 0), ncy - 1)
-        cj = min(max(int(ps[1, 0]) // CELL, 0), ncx - 1)
+        broad[nsp] = True
+        ci = min(max(int(ps[1 - e, 1]) // CELL, 0), ncy - 1)
+        cj = min(max(int(ps[1 - e, 0]) // CELL, 0), ncx - 1)
         nxt[nsp] = head[ci, cj]
         head[ci, cj] = nsp
         nsp += 1
+    # all refitted with the new spots in
+    for _sweep in range(sweeps if nsp > n else 0):
+        for k in range(nsp):
+            if broad[k]:
+                _fit_one(
+                    frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive, head,
+                    nxt, k, start[k], radius, d, v, w, ok, ps, cs, st,
+                )  # fmt: skip
     found = 0
     for k in range(nsp):
-        if not alive[k]:
-            continue
         if found < out.shape[0]:
             r = src[k]
-            if k < n:
-                out[found, 0] = peaks[r, 0]
-                out[found, 1] = peaks[r, 1]
-            else:
+            if broad[k]:
                 out[found, 0] = par[k, 0]
                 out[found, 1] = par[k, 1]
+            else:
+                out[found, 0] = peaks[r, 0]
+                out[found, 1] = peaks[r, 1]
             out[found, 2] = par[k, 2] if k >= n else peaks[r, 2]
-            out[found, 3] = peaks[r, 3]
-            out[found, 4] = peaks[r, 4]
-            out[found, 5] = peaks[r, 5]
-            out[found, 6] = peaks[r, 6]
+            for c in range(3, 7):
+                out[found, c] = peaks[r, c]
         found += 1
     return found
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--detector", default="eiger500k")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1])
-    ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--split-chi2", type=float, nargs="+", default=[30.0])
-    ap.add_argument("--edge", type=float, default=2.0, help="see fit_spots' edge")
-    args = ap.parse_args(argv)
-    from spots_misses import frames_for
-
-    from xlive.analyzers import SpotFinder, SpotParams
-    from xlive.analyzers.base import photon_frames, valid_range
-    from xlive.simulate.scoring import score
-
-    for seed in args.seeds:
-        geom, frames, truths = frames_for(args.detector, seed, args.frames)
-        sf = SpotFinder(geom, SpotParams(method="integrated"))
-        r = sf.radius_px
-        base, runs = [], {c: [] for c in args.split_chi2}
-        t_find = 0.0
-        t_fit = dict.fromkeys(args.split_chi2, 0.0)
-        for frame in frames:
-            frame, _ = photon_frames(frame, geom)
-            t0 = time.process_time()
-            peaks, res = sf._find(frame)
-            t_find += time.process_time() - t0
-            base.append(peaks[:, :2])
-            lo, hi = valid_range(frame.dtype, geom)
-            var = np.maximum(res.sigma, sf.read_sigma) ** 2
-            ny, nx = frame.shape
-            ix = np.clip(np.rint(peaks[:, 0]).astype(np.int64), 1, nx - 2)
-            iy = np.clip(np.rint(peaks[:, 1]).astype(np.int64), 1, ny - 2)
-            dirs = np.stack([r[iy, ix + 1] - r[iy, ix - 1], r[iy + 1, ix] - r[iy - 1, ix]], 1)
-            norm = np.hypot(dirs[:, 0], dirs[:, 1])
-            good = np.isfinite(norm) & (norm > 0)
-            dirs = np.where(good[:, None], dirs / np.where(good, norm, 1.0)[:, None], [1.0, 0.0])
-            for c in args.split_chi2:
-                out = np.empty((2 * len(peaks) + 1, 7))
-                t0 = time.process_time()
-                n = fit_spots(
-                    frame, sf.binning.rings, res.mean, np.zeros((1, 1)), 1 << 30, var, lo, hi,
-                    sf.gain, np.ascontiguousarray(peaks), np.ascontiguousarray(dirs), out,
-                    split_chi2=c, edge=args.edge,
-                )  # fmt: skip
-                t_fit[c] += time.process_time() - t0
-                runs[c].append(out[:n, :2])
-        s0 = score(base, truths)
-        nf = len(frames)
-        print(
-            f"seed {seed}: finder recall {s0.recall:.4f} precision {s0.precision:.4f} "
-            f"dup {s0.n_duplicates} ({1000 * t_find / nf:.0f} ms/frame CPU)"
-        )
-        for c in args.split_chi2:
-            s = score(runs[c], truths)
-            print(
-                f"  + fit, split_chi2 {c:g}: recall {s.recall:.4f} precision {s.precision:.4f} "
-                f"dup {s.n_duplicates} artefacts {s.n_artefacts} "
-                f"(fit {1000 * t_fit[c] / nf:.0f} ms/frame CPU)"
-            )
-
-
-if __name__ == "__main__":
-    main()
