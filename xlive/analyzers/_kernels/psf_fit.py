@@ -567,3 +567,25 @@ def _fit_spots(
                 out[found, c] = peaks[r, c]
         found += 1
     return found
+
+
+def fit_one_ref(d, w, ok, i0, j0, p, c):
+    """Numpy/scipy reference of one spot's fit (:func:`_fit` with ``k = 1``, no bounds
+    reached): ``scipy.optimize.least_squares`` on ``sqrt(w) (d - model)`` over the valid
+    pixels of the window; returns the parameters (x, y, flux, ln sigma_r, ln sigma_t)."""
+    from scipy.optimize import least_squares
+
+    ii, jj = np.nonzero(ok)
+    sw = np.sqrt(w[ii, jj])
+    dv = d[ii, jj]
+
+    def resid(q):
+        dx = jj + j0 - q[0]
+        dy = ii + i0 - q[1]
+        u = dx * c[0] + dy * c[1]
+        v = -dx * c[1] + dy * c[0]
+        sr, st = np.exp(q[3]), np.exp(q[4])
+        m = q[2] * np.exp(-0.5 * ((u / sr) ** 2 + (v / st) ** 2)) / (2 * np.pi * sr * st)
+        return sw * (dv - m)
+
+    return least_squares(resid, np.asarray(p, float), method="lm", xtol=1e-12, ftol=1e-12).x
