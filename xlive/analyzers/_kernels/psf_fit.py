@@ -556,9 +556,9 @@ def _fit_spots(
     for k in range(nsp):
         if found < out.shape[0]:
             r = src[k]
-            if broad[k]:
-                out[found, 0] = par[k, 0]
-                out[found, 1] = par[k, 1]
+            if broad[k]:  # on the detector (a spot cut by the edge pulls its fit out)
+                out[found, 0] = min(max(par[k, 0], 0.0), nx - 1.0)
+                out[found, 1] = min(max(par[k, 1], 0.0), ny - 1.0)
             else:
                 out[found, 0] = peaks[r, 0]
                 out[found, 1] = peaks[r, 1]
