@@ -377,19 +377,21 @@ def fit_spots(
     split_chi2=30.0,
     min_snr=5.0,
     min_dist=3.5,
+    max_fraction=0.1,
 ):
     """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
     shapes and split in two where two spots fit better (module docstring); rows in ``out``
     (the new spots after the others), their number returned (rows beyond ``out`` counted,
     not stored). ``dirs``: unit radial vector (x, y) at each peak. Peaks with fewer than
-    ``min_pixels`` footprint pixels (column ``npix``: sharp or weak spots) are reported as
-    they are and enter the others' fits as Gaussians of width 1.5 px; ``split_chi2`` 0: no
+    ``min_pixels`` footprint pixels (column ``npix``: sharp or weak spots), or whose
+    brightest pixel holds ``max_fraction`` of their intensity or more (sharp spots: columns
+    ``max - background`` over ``intensity``) are reported as they are and enter the others' fits as Gaussians of width 1.5 px; ``split_chi2`` 0: no
     split. A new spot takes its parent's ``npix``, ``snr``, ``background`` and ``max``, and
     its fitted flux as intensity."""
     return _fit_spots(
         frame, rings, mean, resid, sbs, var, lo, hi, gain, np.ascontiguousarray(peaks),
         np.ascontiguousarray(dirs), out, min_pixels, radius, sweeps, split_chi2, min_snr,
-        min_dist,
+        min_dist, max_fraction,
     )  # fmt: skip
 
 
@@ -414,7 +416,7 @@ def _fit_one(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive
 @numba.njit(**_JIT)
 def _fit_spots(
     frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in, out, min_pixels,
-    radius, sweeps, split_chi2, min_snr, min_dist,
+    radius, sweeps, split_chi2, min_snr, min_dist, max_fraction,
 ):  # fmt: skip
     n = peaks.shape[0]
     ny, nx = frame.shape
@@ -442,7 +444,11 @@ def _fit_spots(
         dirs[k, 1] = dirs_in[k, 1]
         src[k] = k
         alive[k] = True
-        broad[k] = peaks[k, 3] >= min_pixels
+        # broad: a large footprint, and its brightest pixel a small share of it (a sharp
+        # spot's is more than 1 / (2 pi sigma^2) ~ 0.1 for sigma < 1.3 px)
+        broad[k] = peaks[k, 3] >= min_pixels and (
+            peaks[k, 6] - peaks[k, 5] < max_fraction * peaks[k, 2]
+        )
         ci = min(max(int(peaks[k, 1]) // CELL, 0), ncy - 1)
         cj = min(max(int(peaks[k, 0]) // CELL, 0), ncx - 1)
         nxt[k] = head[ci, cj]
