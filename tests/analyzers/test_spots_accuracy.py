@@ -21,7 +21,7 @@ def hard(request):
 
 def test_hard_simulator_recall_precision_and_no_duplicates(hard):
     """Measured (eiger500k, frames 0-3): seed 1 recall 0.962 / precision 0.981, seed 4
-    0.961 / 0.972, no duplicate, no peak on a zinger or hot pixel. Without the fitted spot
+    0.961 / 0.973, no duplicate, no peak on a zinger or hot pixel. Without the fitted spot
     shapes (``fit_radius=0``) 0.953 / 0.971 and 0.945 / 0.961; without the split at the
     Laplacian's maxima 0.937 / 0.981 and 0.910 / 0.964; the threshold method ~0.67 / ~0.92.
     The issue's 0.97 / 0.98 is not reached on every seed (bench/spots_misses.py over seeds
