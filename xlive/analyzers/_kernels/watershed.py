@@ -894,27 +894,31 @@ PEAK_FIT = True
 
 
 @numba.njit(**_JIT)
-def _peak_fit(gloc, slot, b, i, j, x, y):
+def _peak_fit(gloc, slot, b, i, j, x, y, ny, nx):
     """Sub-pixel position of the maximum of G at pixel (i, j): a parabola through it and its
-    two neighbours along each axis (``x``, ``y`` kept where a neighbour is missing)."""
+    two neighbours along each axis (``x``, ``y`` kept where a neighbour is missing). A
+    neighbour in a marked block but outside the ``ny`` x ``nx`` frame has G = 0, as in the
+    reference (``_footprint`` does not write those rows: their ``gloc`` is stale scratch)."""
     bb = b * b
-    ny = slot.shape[0] * b
-    nx = slot.shape[1] * b
+    nyb = slot.shape[0] * b
+    nxb = slot.shape[1] * b
     g0 = gloc[_local(slot, b, bb, i, j)]
-    if 0 < j < nx - 1:
+    if 0 < j < nxb - 1:
         a = _local(slot, b, bb, i, j - 1)
         c = _local(slot, b, bb, i, j + 1)
         if a >= 0 and c >= 0:
-            den = gloc[a] - 2 * g0 + gloc[c]
+            gc = gloc[c] if j + 1 < nx else 0.0
+            den = gloc[a] - 2 * g0 + gc
             if den < 0:
-                x = j + min(max(0.5 * (gloc[a] - gloc[c]) / den, -0.5), 0.5)
-    if 0 < i < ny - 1:
+                x = j + min(max(0.5 * (gloc[a] - gc) / den, -0.5), 0.5)
+    if 0 < i < nyb - 1:
         a = _local(slot, b, bb, i - 1, j)
         c = _local(slot, b, bb, i + 1, j)
         if a >= 0 and c >= 0:
-            den = gloc[a] - 2 * g0 + gloc[c]
+            gc = gloc[c] if i + 1 < ny else 0.0
+            den = gloc[a] - 2 * g0 + gc
             if den < 0:
-                y = i + min(max(0.5 * (gloc[a] - gloc[c]) / den, -0.5), 0.5)
+                y = i + min(max(0.5 * (gloc[a] - gc) / den, -0.5), 0.5)
     return x, y
 
 
@@ -1029,7 +1033,9 @@ def _measure(
                 x = posx[rootk[k]]
                 y = posy[rootk[k]]
             elif PEAK_FIT:
-                x, y = _peak_fit(gloc, slot, b, ipk[k], jpk[k], x, y)
+                x, y = _peak_fit(
+                    gloc, slot, b, ipk[k], jpk[k], x, y, frame.shape[0], frame.shape[1]
+                )
             out[found, 0] = x
             out[found, 1] = y
             out[found, 2] = tot
