@@ -6,9 +6,9 @@ Usage::
     NUMBA_NUM_THREADS=1 python bench/spots_integrated.py --detector eiger4m --frames 6
     python bench/spots_integrated.py --detector eiger4m --frames 3 --stages
 
-``--stages``: CPU ms per frame of each step of the integrated finder's detection stage
-(block background, local background, box scatter and interpolation, seeds), and of the
-whole ``find``, instead of the peers.
+``--stages``: CPU ms per frame of the integrated finder's detection stage (the fused
+``detect_blocks`` beside the kernels it replaces, step by step), of the whole ``find`` and of
+its watershed, instead of the peers.
 
 Peers: ``pip install -e ".[bench]"`` (ondamonitor). Each finder gets the same frames
 (``SimParams.preset("hard")``: broad weak spots, large cells, streaks, zingers, hot pixels).
@@ -90,8 +90,12 @@ def main(argv=None) -> None:
 
 
 def stages(args) -> None:
-    """CPU ms per frame of the integrated finder's detection steps (best of ``repeat``)."""
+    """CPU ms per frame of the integrated finder's detection stage: the fused kernel
+    (:func:`~xlive.analyzers._kernels.blocks.detect_blocks`, what the finder runs) beside
+    the kernels it replaces one after the other (its references), and of the whole ``find``
+    and its watershed (best of ``repeat``)."""
     from xlive.analyzers import SpotFinder, SpotParams
+    from xlive.analyzers import spots as S
     from xlive.analyzers._kernels import blocks as B
     from xlive.analyzers.base import valid_range
     from xlive.simulate import SimParams, Simulation
@@ -117,8 +121,9 @@ def stages(args) -> None:
     nuse = np.empty(nb, np.int32)
     rbox, sbox = np.zeros(nbox), np.ones(nbox)
     resid, scale, seeds = np.zeros(nb), np.ones(nb), np.zeros(nb, np.uint8)
+    edge = np.zeros(nb, np.uint8)
 
-    def run(f, mean, var, bsum, bn, clock):
+    def old(f, mean, var, bsum, bn, clock):
         sdg = B.radial_tolerance_sd(mean, p.radial_tolerance)
         args_ = (t.ptr, t.ring, t.count, t.n_static, bsum, bn, f, sf.binning.rings, lo, hi)
         c0 = clock()
@@ -131,36 +136,64 @@ def stages(args) -> None:
         B.boxes_to_blocks(sbox, sb, scale)
         c3 = clock()
         seeds[:] = 0
-        B.block_seeds(
-            net0,
-            nvar,
-            nsd,
-            nuse,
-            resid,
-            scale,
-            1,
-            B.BLOCK,
-            f.shape,
-            p.module_edge_excess,
-            1.0,
-            5.0,
-            seeds,
-        )
+        args_ = (net0, nvar, nsd, nuse, resid, scale, 1, B.BLOCK, f.shape)
+        B.block_seeds(*args_, p.module_edge_excess, sf.gain, p.detect_snr, seeds)
         c4 = clock()
         return np.array([c1 - c0, c2 - c1, c3 - c2, c4 - c3, c4 - c0])
 
-    run(*prepared[0], time.process_time)  # compile / load the cache
+    def fused(f, mean, var, bsum, bn, clock):
+        sdg = B.radial_tolerance_sd(mean, p.radial_tolerance)
+        c0 = clock()
+        B.detect_blocks(
+            t.r0, t.span_count, t.n_static, B.ring_table(mean, var, sdg, t.span), bsum, bn,
+            f, sf.binning.rings, lo, hi, mean, var, sdg, B.BLOCK, sb, 2.5,
+            p.module_edge_excess, sf.gain, p.detect_snr, net0, nvar, nsd, nuse, edge, rbox,
+            sbox, resid, seeds,
+        )  # fmt: skip
+        return clock() - c0
+
+    old(*prepared[0], time.process_time)  # compile / load the cache
+    fused(*prepared[0], time.process_time)
     best = np.full(5, np.inf)
-    for _ in range(args.repeat):
-        tot = sum(run(*x, time.process_time) for x in prepared) / len(prepared)
+    best_fused = np.inf
+    for _ in range(args.repeat):  # round robin
+        tot = sum(old(*x, time.process_time) for x in prepared) / len(prepared)
         best = np.minimum(best, tot)
+        tot = sum(fused(*x, time.process_time) for x in prepared) / len(prepared)
+        best_fused = min(best_fused, tot)
+    spent = {}
+    inner = S.find_spots
+
+    def find_spots(*a, **k):  # the watershed's share of find
+        c0 = time.process_time()
+        try:
+            return inner(*a, **k)
+        finally:
+            spent["ws"] = spent.get("ws", 0.0) + time.process_time() - c0
+
     find = timed(sf.find, frames, args.repeat)
+    S.find_spots = find_spots
+    try:
+        spent.clear()
+        for f in frames:
+            sf.find(f)
+    finally:
+        S.find_spots = inner
+    floor = timed(np.max, frames, args.repeat)
     names = ["block background", "local background", "scatter + interpolation", "seeds"]
-    print(f"\n## integrated finder, detection stage, {sim.geometry.description} {nb} blocks\n")
+    load = os.getloadavg()
+    print(
+        f"\n## integrated finder, detection stage, {sim.geometry.description} {nb} blocks, "
+        f"{args.preset} preset, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n"
+    )
     print("| step | CPU ms/frame |\n|---|---:|")
-    for n, v in zip([*names, "detection stage (sum)"], best, strict=True):
+    for n, v in zip([*names, "kernels one after the other (sum)"], best, strict=True):
         print(f"| {n} | {v * 1e3:.2f} |")
-    print(f"| whole find (wall, incl. ring pass, block sums, watershed) | {find:.1f} |")
+    print(f"| **detect_blocks (fused, what find runs)** | {best_fused * 1e3:.2f} |")
+    print(f"| whole find (incl. ring pass, block sums, watershed) | {find:.1f} |")
+    print(f"| of which find_spots (watershed), one round | {spent['ws'] / len(frames) * 1e3:.1f} |")
+    print(f"| memory floor (np.max) | {floor:.2f} |")
+    print(f"\nkernels one after the other / detect_blocks: {best[-1] / best_fused:.2f}")
 
 
 if __name__ == "__main__":

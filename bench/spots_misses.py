@@ -12,8 +12,15 @@ every missed expected spot and every unpaired peak:
 Usage::
 
     python bench/spots_misses.py --detector eiger500k --seeds 1 2 3 --frames 8
+    python bench/spots_misses.py --seeds 2 --cutouts 5        # pixels around false peaks
+    python bench/spots_misses.py --seeds 1 --also fit_radius=0  # a second setting beside
 
-Frames are cached in ``/tmp/xlive_hard_<detector>_<seed>.npz`` (the simulation is the slow part).
+``--also`` scores a second set of SpotParams overrides on the same frames and prints both
+finders' CPU ms/frame (one process, side by side; ``find`` after a warm-up frame).
+``--preset default`` uses the default simulator (hits only) instead of the hard one.
+
+Frames are cached in ``/tmp/xlive_<preset>_<detector>_<seed>_<frames>.pkl`` (the simulation
+is the slow part).
 """
 
 from __future__ import annotations
@@ -21,21 +28,27 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import time
 from collections import Counter
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 
-def frames_for(detector, seed, n):
-    """Hard-preset frames and truths of one seed (cached)."""
+def frames_for(detector, seed, n, preset="hard"):
+    """Frames and truths of one seed of a simulator preset (cached; the default preset with
+    hits only)."""
     from xlive.simulate import SimParams, Simulation
 
-    path = f"/tmp/xlive_hard_{detector}_{seed}_{n}.pkl"
+    path = f"/tmp/xlive_{preset}_{detector}_{seed}_{n}.pkl"
     if os.path.exists(path):
         with open(path, "rb") as fh:
             return pickle.load(fh)
-    sim = Simulation(SimParams.preset("hard", detector=detector, seed=seed))
+    if preset == "hard":
+        params = SimParams.preset("hard", detector=detector, seed=seed)
+    else:
+        params = SimParams.preset(preset, detector=detector, seed=seed, hit_fraction=1.0)
+    sim = Simulation(params)
     pairs = [sim.frame(i) for i in range(n)]
     out = (sim.geometry, [f for f, _ in pairs], [t for _, t in pairs])
     with open(path, "wb") as fh:
@@ -105,6 +118,30 @@ def classify(peaks, truth, near=4.0, radius=2.0):
     return miss, false, rows
 
 
+def cutout(frame, truth, peaks, x, y, half=8):
+    """Lines showing the pixels around (x, y) (masked: -9), with the truth spots and peaks
+    nearby in the cut-out's coordinates."""
+    s = truth.spots
+    x0, y0 = int(round(x)), int(round(y))
+    lines = []
+    for q in np.nonzero(np.hypot(s["x"] - x, s["y"] - y) < half + 2)[0]:
+        lines.append(
+            f"     truth ({s['x'][q] - x0 + half:.1f},{s['y'][q] - y0 + half:.1f}) "
+            f"snr {s['snr'][q]:.1f} sigma {s['sigma_r'][q]:.2f}/{s['sigma_t'][q]:.2f} "
+            f"signal {s['signal'][q]:.0f} separation {s['separation'][q]:.2f}"
+        )
+    for p in np.nonzero(np.hypot(peaks[:, 0] - x, peaks[:, 1] - y) < half + 2)[0]:
+        lines.append(
+            f"     peak ({peaks[p, 0] - x0 + half:.1f},{peaks[p, 1] - y0 + half:.1f}) "
+            f"I {peaks[p, 2]:.0f} snr {peaks[p, 4]:.1f}"
+        )
+    cut = frame[max(y0 - half, 0) : y0 + half + 1, max(x0 - half, 0) : x0 + half + 1]
+    cut = np.where(cut > 1e6, -9, cut.astype(np.int64))
+    for i, row in enumerate(cut):
+        lines.append(f"  {i:3d} " + "".join(f"{v:4d}" for v in row))
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--detector", default="eiger500k")
@@ -113,19 +150,41 @@ def main(argv=None):
     ap.add_argument("--near", type=float, default=4.0)
     ap.add_argument("--show", type=int, default=0, help="print this many missed spots")
     ap.add_argument("--set", nargs="*", default=[], help="SpotParams overrides key=value")
+    ap.add_argument("--also", nargs="*", default=None, help="a second setting, key=value")
+    ap.add_argument("--cutouts", type=int, default=0, help="print pixels around N false peaks")
+    ap.add_argument("--preset", default="hard", help="simulator preset (hard, default)")
     args = ap.parse_args(argv)
     from xlive.analyzers import SpotFinder, SpotParams
-    from xlive.simulate.scoring import score
+    from xlive.simulate.scoring import pair, score
 
-    kw = {}
-    for item in args.set:
-        k, v = item.split("=")
-        kw[k] = type(getattr(SpotParams(), k))(v)
+    def overrides(items):
+        kw = {}
+        for item in items:
+            k, v = item.split("=")
+            kw[k] = type(getattr(SpotParams(), k))(v)
+        return kw
+
+    kw = overrides(args.set)
     for seed in args.seeds:
-        geom, frames, truths = frames_for(args.detector, seed, args.frames)
+        geom, frames, truths = frames_for(args.detector, seed, args.frames, args.preset)
         sf = SpotFinder(geom, SpotParams(method="integrated", **kw))
+        sf.find(frames[0])  # warm-up
+        t0 = time.process_time()
         peaks = [sf.find(f) for f in frames]
+        ms = (time.process_time() - t0) / len(frames) * 1e3
         sc = score([p[:, :2] for p in peaks], truths)
+        if args.also is not None:
+            sf2 = SpotFinder(geom, SpotParams(method="integrated", **kw, **overrides(args.also)))
+            sf2.find(frames[0])
+            t0 = time.process_time()
+            p2 = [sf2.find(f)[:, :2] for f in frames]
+            ms2 = (time.process_time() - t0) / len(frames) * 1e3
+            s2 = score(p2, truths)
+            print(
+                f"seed {seed} with {' '.join(args.also)}: recall {s2.recall:.4f} precision "
+                f"{s2.precision:.4f} dup {s2.n_duplicates} artefacts {s2.n_artefacts} "
+                f"({ms2:.1f} CPU ms/frame)"
+            )
         miss, false, rows = Counter(), Counter(), []
         for p, t in zip(peaks, truths, strict=True):
             m, f, r = classify(p, t, args.near)
@@ -135,7 +194,7 @@ def main(argv=None):
         print(
             f"seed {seed}: recall {sc.recall:.4f} precision {sc.precision:.4f} "
             f"expected {sc.n_expected} peaks {sc.n_peaks} dup {sc.n_duplicates} "
-            f"artefacts {sc.n_artefacts}"
+            f"artefacts {sc.n_artefacts} ({ms:.1f} CPU ms/frame)"
         )
         print("  misses:", dict(miss))
         print("  false :", dict(false))
@@ -146,6 +205,16 @@ def main(argv=None):
                 f"  missed: median snr {m[0]:.1f}, sigma_r {m[1]:.2f}, separation {m[2]:.2f}, "
                 f"neighbour {m[3]:.1f} px, neighbour/self signal {m[4]:.2f}"
             )
+        shown = 0
+        for p, f, t in zip(peaks, frames, truths, strict=True):
+            s = t.spots
+            match = pair(p[:, :2], np.stack([s["x"], s["y"]], axis=1), 2.0)
+            for k in np.nonzero(match < 0)[0]:
+                if shown >= args.cutouts:
+                    break
+                shown += 1
+                print(f"  false peak, frame {t.frame_number} ({p[k, 0]:.1f},{p[k, 1]:.1f}):")
+                print("\n".join(cutout(f, t, p, p[k, 0], p[k, 1])))
         for x in rows[: args.show]:
             k, f, x, y, snr, sr, st, sep, nb, ratio, d = x
             print(

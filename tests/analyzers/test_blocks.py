@@ -19,9 +19,11 @@ from xlive.analyzers._kernels.blocks import (
     box_scatter_ref,
     boxes_to_blocks,
     boxes_to_blocks_ref,
+    detect_blocks,
     local_background,
     local_background_ref,
     radial_tolerance_sd,
+    ring_table,
 )
 from xlive.analyzers.base import valid_range
 
@@ -110,20 +112,52 @@ def _run(frame, rings, mean, var, sb=8, gain=1.0, snr=4.0, b=3, tol=0.5, edge=0.
         s2,
         block_seeds_ref(net0, nvar, nsd, nuse, resid, scale, sb, b, frame.shape, edge, gain, snr),
     )
+    # the fused stage gives the same as the kernels above, one after the other
+    fused = _fused(t, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, sb, edge, gain, snr)
+    np.testing.assert_array_equal(fused["seeds"], seeds)
+    assert fused["count"] == count
+    np.testing.assert_array_equal(fused["resid"], rb)
+    np.testing.assert_array_equal(fused["rbox"], resid)
+    np.testing.assert_array_equal(fused["sbox"], scale)
+    for name, want in (("net0", net0), ("nvar", nvar), ("nsd", nsd), ("nuse", nuse)):
+        np.testing.assert_array_equal(fused[name], want)
     return dict(net0=net0, nvar=nvar, nsd=nsd, nuse=nuse, resid=resid, scale=scale, seeds=seeds)
 
 
-@pytest.mark.parametrize("case", ["spots", "zinger", "gaps"])
+def _fused(t, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, sb, edge, gain, snr):
+    """:func:`detect_blocks` on fresh buffers filled with garbage (it must overwrite them)."""
+    nb = bsum.shape
+    nbox = (-(-nb[0] // sb), -(-nb[1] // sb))
+    rng = np.random.default_rng(0)
+    out = dict(
+        net0=rng.normal(size=nb),
+        nvar=rng.normal(size=nb),
+        nsd=rng.normal(size=nb),
+        nuse=rng.integers(0, 9, nb).astype(np.int32),
+        edge=rng.integers(0, 2, nb).astype(np.uint8),
+        rbox=rng.normal(size=nbox),
+        sbox=rng.normal(size=nbox),
+        resid=rng.normal(size=nb),
+        seeds=rng.integers(0, 2, nb).astype(np.uint8),
+    )
+    out["count"] = detect_blocks(
+        t.r0, t.span_count, t.n_static, ring_table(mean, var, sdg, t.span), bsum, bn, frame,
+        rings, lo, hi, mean, var, sdg, b, sb, 2.5, edge, gain, snr, *out.values(),
+    )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("case", ["spots", "zinger", "gaps", "gaps-edges-kept"])
 def test_block_kernels_match_references(case):
-    frame, mask = _frame(case)
+    frame, mask = _frame(case.split("-")[0])
     rings = _rings(mask).astype(np.int16)
     n = int(_rings().max()) + 1
     mean, var = np.full(n, 0.5), np.full(n, 0.5)
     mean[-1] = np.nan  # a ring without statistics: its pixels are left out
-    out = _run(frame, rings, mean, var)
+    out = _run(frame, rings, mean, var, edge=-1.0 if case.endswith("kept") else 0.25)
     if case != "zinger":
         assert out["seeds"].sum() > 0  # not vacuous
-    if case == "gaps":  # blocks with gap pixels were summed from their pixels
+    if case.startswith("gaps"):  # blocks with gap pixels were summed from their pixels
         assert (out["nuse"] < 9).sum() > 20
 
 
@@ -142,6 +176,14 @@ def test_block_ring_table_counts_each_blocks_pixels_per_ring():
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(t.n_static.ravel(), np.bincount(blk[ok], minlength=nby * nbx))
     assert np.diff(t.ptr).max() >= 4  # blocks do span several rings
+    # the same counts with a fixed span of rings per block
+    for k in range(nby * nbx):
+        bi, bj = divmod(k, nbx)
+        got = np.zeros(rings.max() + 1 + t.span, int)
+        got[t.r0[bi, bj] : t.r0[bi, bj] + t.span] = t.span_count[bi, :, bj]
+        want = np.zeros_like(got)
+        want[t.ring[t.ptr[k] : t.ptr[k + 1]]] = t.count[t.ptr[k] : t.ptr[k + 1]]
+        np.testing.assert_array_equal(got, want)
 
 
 def _powder(shape=(150, 162), centre=(70.2, 80.6), shift=0.0, seed=3):

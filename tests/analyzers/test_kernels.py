@@ -384,8 +384,8 @@ def _fused(frame, rings, bins, weights, hi, b=0, n_low=8):
     sums, lost = np.zeros(n), np.zeros(n)
     hist, ovf = np.zeros((n, 256), np.int32), np.zeros((n, 3))
     cand = np.empty(frame.size, np.int64)
-    bsum = np.zeros(block_shape(frame.shape, max(b, 1)))
-    bn = np.zeros(bsum.shape, np.int32)
+    bsum = np.full(block_shape(frame.shape, max(b, 1)), 7.0)  # written, not added to
+    bn = np.full(bsum.shape, 3, np.int32)
     counts = pc.empty(n_low)
     nc, nsat, high = radial_ring_pass_int(
         frame,

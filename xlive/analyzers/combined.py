@@ -85,8 +85,8 @@ class FrameAnalyzer:
     def _buffers(self):
         """This thread's scratch buffers ``(sums, lost, hist, ovf, bsum, bn, counts, hall,
         cand)``, made on first use and reused for every later frame (zeroed here, except
-        ``hall`` and ``cand``, written before read): a frame's pass then allocates nothing of
-        the histograms' or the candidates' size."""
+        ``bsum``, ``bn``, ``hall`` and ``cand``, written before read): a frame's pass then
+        allocates nothing of the histograms' or the candidates' size."""
         buf = getattr(self._local, "buf", None)
         if buf is None:
             n_bins = self.radial.params.n_bins
@@ -103,7 +103,7 @@ class FrameAnalyzer:
             )
             self._local.buf = buf
         else:
-            for a in buf[:7]:
+            for a in (*buf[:4], buf[6]):
                 a.fill(0)
         return buf
 

@@ -32,12 +32,13 @@ from ._kernels.blocks import (
     block_seeds,
     block_shape,
     block_sums,
-    box_scatter,
-    boxes_to_blocks,
-    local_background,
+    detect_blocks,
+    detect_scratch,
     radial_tolerance_sd,
+    ring_table,
 )
 from ._kernels.peaks import find_peaks, merge_close_peaks, pixels_above
+from ._kernels.psf_fit import fit_spots
 from ._kernels.watershed import find_spots
 from .base import FeatureSpec, as_block, photon_frames, valid_range
 from .rings import RingBinning
@@ -90,6 +91,15 @@ class SpotParams:
     #: several spots (a weak spot on a stronger one's flank, broad spots a few widths
     #: apart); 0: no such split ("integrated")
     split_log_sigma: float = 2.5
+    #: half-width (pixels) of the windows in which broad peaks' shapes (2-D Gaussians, widths
+    #: along and across the radius) are fitted with their neighbours' and placed by the
+    #: fit (:mod:`xlive.analyzers._kernels.psf_fit`); 0: no fits ("integrated")
+    fit_radius: int = 4
+    #: peaks with this many footprint pixels or more are fitted ("integrated")
+    fit_min_pixels: int = 60
+    #: a fitted peak becomes two spots when two Gaussians lower the chi-square by this much
+    #: or more; 0: never ("integrated")
+    split_chi2: float = 30.0
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
@@ -173,6 +183,9 @@ class SpotParams:
                 "split_frac": (0, 1),
                 "min_separation": (0, None),
                 "split_log_sigma": (0, 20),
+                "fit_radius": (0, 20),
+                "fit_min_pixels": (1, None),
+                "split_chi2": (0, None),
                 "smooth": (1, BLOCK),
                 "bg_box": (0, 100000),
                 "powder_ring_contrast": (0, None),
@@ -403,30 +416,19 @@ class SpotFinder:
         else:
             bsum, bn = blocks
         t = self.block_table
-        net0 = np.empty(nb)
-        nvar = np.empty(nb)
-        nsd = np.empty(nb)
-        nuse = np.empty(nb, np.int32)
         sdg = radial_tolerance_sd(mean, p.radial_tolerance)
-        block_background(
-            t.ptr, t.ring, t.count, t.n_static, bsum, bn, frame, self.binning.rings,
-            lo, hi, mean, var, sdg, BLOCK, net0, nvar, nsd, nuse,
-        )  # fmt: skip
-        # leftover background and its scatter per box of bg_box pixels, interpolated to
-        # every block (the watershed reads the block's value: boxes of BLOCK pixels)
-        resid = np.zeros(nb)
-        scale = np.ones(nb)
-        if p.bg_box > 0:
+        if p.bg_box > 0:  # the whole detection stage in one kernel, per-thread buffers
             sb = max(p.bg_box // BLOCK, 1)
-            rbox = np.zeros((-(-nb[0] // sb), -(-nb[1] // sb)))
-            sbox = np.ones_like(rbox)
-            local_background(net0, nvar, nuse, sb, 2.5, rbox, sbox)
-            boxes_to_blocks(rbox, sb, resid)
-            box_scatter(net0, nvar, nuse, resid, sb, sbox)
-            boxes_to_blocks(sbox, sb, scale)
-        seeds = np.zeros(nb, np.uint8)
-        args = (net0, nvar, nsd, nuse, resid, scale, 1, BLOCK, frame.shape)
-        block_seeds(*args, p.module_edge_excess, self.gain, p.detect_snr, seeds)
+            sc = detect_scratch(nb, (-(-nb[0] // sb), -(-nb[1] // sb)))
+            resid, seeds = sc["resid"], sc["seeds"]
+            detect_blocks(
+                t.r0, t.span_count, t.n_static, ring_table(mean, var, sdg, t.span), bsum, bn,
+                frame, self.binning.rings, lo, hi, mean, var, sdg, BLOCK, sb, 2.5,
+                p.module_edge_excess, self.gain, p.detect_snr, sc["net0"], sc["nvar"],
+                sc["nsd"], sc["nuse"], sc["edge"], sc["rbox"], sc["sbox"], resid, seeds,
+            )  # fmt: skip
+        else:
+            resid, seeds = self._ring_means_only(frame, mean, var, sdg, lo, hi, bsum, bn)
         out = np.empty((p.max_found, 7))
         n = find_spots(
             frame,
@@ -453,7 +455,47 @@ class SpotFinder:
             log_sigma=p.split_log_sigma,
         )
         found = out[: min(n, p.max_found)]
+        if p.fit_radius > 0 and len(found):
+            found = self.fit_shapes(frame, mean, resid, var, lo, hi, found)
         return merge_close_peaks(found, max(p.merge_radius, p.min_separation))
+
+    def _ring_means_only(self, frame, mean, var, sdg, lo, hi, bsum, bn):
+        """``(resid, seeds)`` of the detection stage with ``bg_box = 0``: the ring means
+        are the whole background (no box leftover, scale 1), kernel by kernel."""
+        p = self.params
+        t = self.block_table
+        nb = bsum.shape
+        net0, nvar, nsd = np.empty(nb), np.empty(nb), np.empty(nb)
+        nuse = np.empty(nb, np.int32)
+        block_background(
+            t.ptr, t.ring, t.count, t.n_static, bsum, bn, frame, self.binning.rings,
+            lo, hi, mean, var, sdg, BLOCK, net0, nvar, nsd, nuse,
+        )  # fmt: skip
+        resid = np.zeros(nb)
+        seeds = np.zeros(nb, np.uint8)
+        args = (net0, nvar, nsd, nuse, resid, np.ones(nb), 1, BLOCK, frame.shape)
+        block_seeds(*args, p.module_edge_excess, self.gain, p.detect_snr, seeds)
+        return resid, seeds
+
+    def fit_shapes(self, frame, mean, resid, var, lo, hi, found) -> np.ndarray:
+        """``found`` (rows of :meth:`find`) placed and split by fitted spot shapes
+        (:func:`~._kernels.psf_fit.fit_spots`)."""
+        p = self.params
+        ny, nx = frame.shape
+        ix = np.clip(np.rint(found[:, 0]).astype(np.int64), 1, nx - 2)
+        iy = np.clip(np.rint(found[:, 1]).astype(np.int64), 1, ny - 2)
+        r = self.radius_px  # the radial direction at each peak
+        dirs = np.stack([r[iy, ix + 1] - r[iy, ix - 1], r[iy + 1, ix] - r[iy - 1, ix]], axis=1)
+        norm = np.hypot(dirs[:, 0], dirs[:, 1])
+        good = np.isfinite(norm) & (norm > 0)
+        dirs = np.where(good[:, None], dirs / np.where(good, norm, 1.0)[:, None], [1.0, 0.0])
+        out = np.empty((min(2 * len(found), p.max_found), 7))
+        n = fit_spots(
+            frame, self.binning.rings, mean, resid, BLOCK, var, lo, hi, self.gain, found, dirs,
+            out, min_pixels=p.fit_min_pixels, radius=p.fit_radius, split_chi2=p.split_chi2,
+            min_snr=p.min_snr, min_dist=max(p.merge_radius, p.min_separation),
+        )  # fmt: skip
+        return out[: min(n, out.shape[0])]
 
     @property
     def block_table(self) -> BlockRingTable:

@@ -347,9 +347,9 @@ def radial_ring_pass_int(
     and invalid values (whose ``weights`` go to ``lost`` of their bin) take one rarely taken
     branch. Afterwards :func:`piece_totals` adds the counts into ``hist`` and ``sums``; the
     pieces' values are not summed per pixel, so the radial sums cost no second running sum.
-    Block sums (per ``b`` x ``b`` block, sum and count of valid in-ring pixels) come from
-    column sums over the block's rows, each in-ring valid pixel adding its value plus ``2**48``
-    (its count), summed ``b`` columns at a time.
+    Block sums (per ``b`` x ``b`` block, sum and count of valid in-ring pixels, written into
+    ``bsum`` and ``bn``) come from column sums over the block's rows, each in-ring valid pixel
+    adding its value plus ``2**48`` (its count), summed ``b`` columns at a time.
 
     Returns ``(n_candidates, n_saturated, high)``; ``high``: the sum of the in-ring values not
     in ``counts`` (the frame's in-ring total is ``high`` + :func:`piece_totals`).
@@ -410,17 +410,29 @@ def radial_ring_pass_int(
             # on the row just read, still in cache), then b columns at a time per block
             for j in range(nx):
                 uv = np.uint64(np.int64(fi[j]))
-                ok = np.uint64(np.int64(pi[j])) < unr and uv <= uhi
+                ok = (np.uint64(np.int64(pi[j])) < unr) & (uv <= uhi)
                 colsum[j] += (uv + _COUNT) if ok else zero
             if (i + 1) % b == 0 or i == ny - 1:
-                bi = i // b
-                for bj in range(bsum.shape[1]):
+                # each block written once (not added): the caller need not zero bsum, bn;
+                # sums below 2**48 convert exactly through int64 (one instruction, unlike
+                # uint64)
+                bs = bsum[i // b]
+                bc = bn[i // b]
+                start = 0
+                if b == 3:  # the usual blocks: three columns, no inner loop
+                    start = nx // 3
+                    for bj in range(start):
+                        d = colsum[3 * bj] + colsum[3 * bj + 1] + colsum[3 * bj + 2]
+                        bs[bj] = np.float64(np.int64(d & low))
+                        bc[bj] = np.int32(np.int64(d >> np.uint64(48)))
+                for bj in range(start, bs.shape[0]):
                     d = zero
                     for j in range(bj * b, min(bj * b + b, nx)):
                         d += colsum[j]
-                        colsum[j] = zero
-                    bsum[bi, bj] += float(d & low)
-                    bn[bi, bj] += np.int32(d >> np.uint64(48))
+                    bs[bj] = np.float64(np.int64(d & low))
+                    bc[bj] = np.int32(np.int64(d >> np.uint64(48)))
+                for j in range(nx):
+                    colsum[j] = zero
     return nc, nsat, high
 
 

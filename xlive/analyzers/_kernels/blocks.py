@@ -20,6 +20,8 @@ filter does in one pass.
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 
@@ -64,6 +66,20 @@ class BlockRingTable:
         np.cumsum(np.bincount(owner, minlength=nby * nbx), out=self.ptr[1:])
         self.n_static = np.bincount(blk[ok], minlength=nby * nbx).astype(np.int32)
         self.n_static = self.n_static.reshape(nby, nbx)
+        # the same table with a fixed span per block, for :func:`detect_blocks`: each block's
+        # first ring ``r0`` and its pixels in rings r0 .. r0 + span - 1 (a 3 x 3 block spans
+        # up to 4-5 one-pixel rings), so that a block costs no loop of variable length
+        first = np.zeros(nby * nbx, np.int64)
+        has = self.ptr[1:] > self.ptr[:-1]
+        first[has] = self.ring[self.ptr[:-1][has]]
+        last = np.zeros(nby * nbx, np.int64)
+        last[has] = self.ring[self.ptr[1:][has] - 1]
+        self.span = int((last - first).max(initial=0)) + 1
+        self.r0 = first.astype(np.int32).reshape(nby, nbx)
+        sc = np.zeros((nby * nbx, self.span), np.uint8)
+        sc[owner, self.ring - first[owner]] = count
+        #: (block row, ring offset, block column): a row of blocks' counts per offset in one run
+        self.span_count = np.ascontiguousarray(sc.reshape(nby, nbx, self.span).transpose(0, 2, 1))
 
 
 @numba.njit(**_JIT)
@@ -558,3 +574,463 @@ def box_scatter_ref(net0, nvar, nuse, resid, s, shape):
             if z.size:
                 out[ri, rj] = max(z.mean(), 1.0)
     return out
+
+
+# --------------------------------------------------------------------------- fused stage
+_LOCAL = threading.local()
+
+
+def detect_scratch(nb: tuple[int, int], nbox: tuple[int, int]) -> dict:
+    """This thread's per-block and per-box arrays for :func:`detect_blocks` (blocks ``nb``,
+    boxes ``nbox``), made on first use and reused for every later frame of that shape: a
+    frame then allocates nothing of the blocks' size (several threads analyse frames at
+    once, each with its own)."""
+    sc = getattr(_LOCAL, "detect", None)
+    if sc is None or sc["shape"] != (nb, nbox):
+        sc = _LOCAL.detect = dict(
+            shape=(nb, nbox),
+            net0=np.zeros(nb),
+            nvar=np.zeros(nb),
+            nsd=np.zeros(nb),
+            nuse=np.zeros(nb, np.int32),
+            edge=np.zeros(nb, np.uint8),
+            rbox=np.zeros(nbox),
+            sbox=np.ones(nbox),
+            resid=np.zeros(nb),
+            seeds=np.zeros(nb, np.uint8),
+        )
+    return sc
+
+
+def ring_table(mean, var, sdg, span):
+    """Per ring ``(mean, var, sdg, bad)`` in one row of four (one ring's values in one cache
+    line), for :func:`detect_blocks`: rings without statistics (non-finite mean or variance)
+    get zeros and ``bad = 1``; ``span`` rows of zeros after the last ring (a block's fixed
+    span of rings may run past it)."""
+    n = mean.size
+    t = np.zeros((n + span, 4))
+    good = np.isfinite(mean) & np.isfinite(var)
+    t[:n, 0] = np.where(good, mean, 0.0)
+    t[:n, 1] = np.where(good, var, 0.0)
+    t[:n, 2] = sdg
+    t[:n, 3] = ~good
+    return t
+
+
+@numba.njit(inline="always", **_JIT)
+def _interp_row(box, s, bi, top):
+    """Row ``bi`` of blocks of :func:`boxes_to_blocks`: ``top`` (per box column) gets the
+    boxes' row interpolated to it (same arithmetic)."""
+    nry, nrx = box.shape
+    y = (bi + 0.5) / s - 0.5
+    y0 = min(max(int(np.floor(y)), 0), nry - 1)
+    y1 = min(y0 + 1, nry - 1)
+    fy = min(max(y - y0, 0.0), 1.0)
+    for rj in range(nrx):
+        top[rj] = box[y0, rj] * (1 - fy) + box[y1, rj] * fy
+
+
+@numba.njit(**_JIT)
+def _background_row(
+    bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b,
+    o_net, o_var, o_sd, o_use,
+):  # fmt: skip
+    """Row ``bi`` of :func:`block_background` (same values, bit for bit) from the fixed span
+    of rings of :class:`BlockRingTable` (``flat``: :func:`ring_table` raveled). Returns the
+    row's largest count of used pixels."""
+    ny, nx = frame.shape
+    nbx = bsum.shape[1]
+    span = span_count.shape[1]
+    r0r = r0[bi]
+    bnr = bn[bi]
+    nsr = n_static[bi]
+    bsr = bsum[bi]
+    if span == 4:  # the usual 3 x 3 blocks on one-pixel rings: unrolled
+        c0 = span_count[bi, 0]
+        c1 = span_count[bi, 1]
+        c2 = span_count[bi, 2]
+        c3 = span_count[bi, 3]
+        for bj in range(nbx):
+            r = np.uint64(r0r[bj]) * np.uint64(4)
+            a0 = np.float64(c0[bj])
+            a1 = np.float64(c1[bj])
+            a2 = np.float64(c2[bj])
+            a3 = np.float64(c3[bj])
+            m = 0.0 + a0 * flat[r]
+            m += a1 * flat[r + np.uint64(4)]
+            m += a2 * flat[r + np.uint64(8)]
+            m += a3 * flat[r + np.uint64(12)]
+            v = 0.0 + a0 * flat[r + np.uint64(1)]
+            v += a1 * flat[r + np.uint64(5)]
+            v += a2 * flat[r + np.uint64(9)]
+            v += a3 * flat[r + np.uint64(13)]
+            g = 0.0 + a0 * flat[r + np.uint64(2)]
+            g += a1 * flat[r + np.uint64(6)]
+            g += a2 * flat[r + np.uint64(10)]
+            g += a3 * flat[r + np.uint64(14)]
+            bad = a0 * flat[r + np.uint64(3)] + a1 * flat[r + np.uint64(7)]
+            bad += a2 * flat[r + np.uint64(11)] + a3 * flat[r + np.uint64(15)]
+            n = bnr[bj]
+            ok = (n == nsr[bj]) & (bad == 0.0)
+            pos = ok & (n > 0)
+            o_net[bj] = bsr[bj] - m if pos else 0.0
+            o_var[bj] = v + g * g if pos else 0.0
+            o_sd[bj] = g if pos else 0.0
+            o_use[bj] = n if ok else -1
+    else:
+        for bj in range(nbx):
+            r = np.uint64(r0r[bj]) * np.uint64(4)
+            m = 0.0
+            v = 0.0
+            g = 0.0
+            bad = 0.0
+            for k in range(span):
+                a = np.float64(span_count[bi, k, bj])
+                q = r + np.uint64(4 * k)
+                m += a * flat[q]
+                v += a * flat[q + np.uint64(1)]
+                g += a * flat[q + np.uint64(2)]
+                bad += a * flat[q + np.uint64(3)]
+            n = bnr[bj]
+            ok = (n == nsr[bj]) & (bad == 0.0)
+            pos = ok & (n > 0)
+            o_net[bj] = bsr[bj] - m if pos else 0.0
+            o_var[bj] = v + g * g if pos else 0.0
+            o_sd[bj] = g if pos else 0.0
+            o_use[bj] = n if ok else -1
+    maxuse = 0
+    for bj in range(nbx):
+        if o_use[bj] < 0:  # not all its ring pixels valid, or a ring without statistics
+            o_use[bj] = 0
+            if bnr[bj] > 0:  # summed from its pixels
+                t = 0.0
+                s = 0.0
+                gg = 0.0
+                c = 0
+                for i in range(bi * b, min(bi * b + b, ny)):
+                    for j in range(bj * b, min(bj * b + b, nx)):
+                        r = rings[i, j]
+                        if r < 0:
+                            continue
+                        pv = frame[i, j]
+                        if not (pv >= lo and pv <= hi):
+                            continue
+                        if not (np.isfinite(mean[r]) and np.isfinite(var[r])):
+                            continue
+                        t += pv - mean[r]
+                        s += var[r]
+                        gg += sdg[r]
+                        c += 1
+                o_net[bj] = t
+                o_var[bj] = s + gg * gg
+                o_sd[bj] = gg
+                o_use[bj] = c
+        maxuse = max(maxuse, o_use[bj])
+    return maxuse
+
+
+@numba.njit(error_model="numpy", **_JIT)  # divisions without a zero test (selects discard)
+def detect_blocks(
+    r0, span_count, n_static, rtab, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, sb,
+    clip, edge_excess, gain, detect_snr, net0, nvar, nsd, nuse, edge, rbox, sbox, resid, seeds,
+):  # fmt: skip
+    """The detection stage in one call, with the results of :func:`block_background`,
+    :func:`local_background` (boxes of ``sb`` blocks, ``clip``), :func:`boxes_to_blocks`,
+    :func:`box_scatter` and :func:`block_seeds` (``sb = 1`` on the interpolated boxes)
+    called in turn: ``resid`` (per block), ``rbox``, ``sbox`` (per box) and ``seeds``, bit
+    for bit but for the seeds' window sums (sums of column sums, not running sums: equal
+    but for the last bits); returns the number of seeded blocks.
+
+    Faster by fewer branches and sweeps: a block's background from the fixed span of rings
+    of :class:`BlockRingTable` (``r0``, ``span_count``, ``n_static``; ``rtab`` of
+    :func:`ring_table`), no loop of variable length (:func:`_background_row`); the boxes of
+    a row of boxes clipped side by side; the box scatter and the module-edge test in one
+    sweep; the scale interpolated inside the seeds' sweep; no branch on the sign of a
+    block's residual. ``net0``, ``nvar``, ``nsd`` (float64), ``nuse`` (int32), ``edge``
+    (uint8), all per block: scratch, overwritten (the caller keeps them from frame to
+    frame).
+    """
+    nby, nbx = bsum.shape
+    ny, nx = frame.shape
+    nry, nrx = rbox.shape
+    flat = rtab.ravel()
+    # (0) block backgrounds (:func:`block_background`), row by row; the largest count of
+    # used pixels
+    maxuse = 0
+    for bi in range(nby):
+        mu = _background_row(
+            bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var,
+            sdg, b, net0[bi], nvar[bi], nsd[bi], nuse[bi],
+        )  # fmt: skip
+        maxuse = max(maxuse, mu)
+    # (1) leftover background per box: the clipped, inverse-variance weighted mean of
+    # local_background, for all boxes of a row of boxes at once (each box's sums in its own
+    # order, the boxes side by side: independent chains the compiler vectorises). Each block
+    # at a fixed place of its box (raster order; places without a used block count
+    # nothing).
+    nk2 = sb * sb
+    vals = np.zeros((nk2, nrx))
+    wts = np.zeros((nk2, nrx))
+    cval = np.zeros((nk2, nrx), np.int64)
+    valid = np.zeros((nk2, nrx), np.bool_)
+    keep = np.zeros((nk2, nrx), np.bool_)
+    cnt = np.zeros(nrx, np.int64)
+    npix = np.zeros(nrx, np.int64)
+    m = np.zeros(nrx)
+    m_new = np.zeros(nrx)
+    limit = np.zeros(nrx)
+    sw = np.zeros(nrx)
+    sv = np.zeros(nrx)
+    ssb = np.zeros(nrx)
+    nkb = np.zeros(nrx, np.int64)
+    active = np.zeros(nrx, np.bool_)
+    full = sb * sb * maxuse
+    for ri in range(nry):
+        for k in range(nk2):
+            for rj in range(nrx):
+                valid[k, rj] = False
+                cval[k, rj] = 0
+        for bi in range(ri * sb, min(ri * sb + sb, nby)):
+            nt = net0[bi]
+            nw = nvar[bi]
+            nu = nuse[bi]
+            off = (bi - ri * sb) * sb
+            for bj in range(nbx):
+                c = nu[bj]
+                w = nw[bj]
+                ok = (c != 0) & (w > 0)
+                rj = bj // sb
+                k = off + bj - rj * sb
+                vals[k, rj] = nt[bj] / c if ok else 0.0
+                wts[k, rj] = c * c / w if ok else 0.0
+                valid[k, rj] = ok
+                cval[k, rj] = c if ok else 0
+        for rj in range(nrx):
+            cnt[rj] = 0
+            npix[rj] = 0
+        for k in range(nk2):
+            for rj in range(nrx):
+                cnt[rj] += valid[k, rj]
+                npix[rj] += cval[k, rj]
+        for rj in range(nrx):
+            active[rj] = not (cnt[rj] == 0 or 4 * npix[rj] < full)
+            m[rj] = 0.0
+            limit[rj] = np.inf
+        for _ in range(3):
+            for rj in range(nrx):
+                sw[rj] = 0.0
+                sv[rj] = 0.0
+            for k in range(nk2):
+                for rj in range(nrx):
+                    v = vals[k, rj]
+                    w = wts[k, rj]
+                    kp = ((v - m[rj]) ** 2 * w <= limit[rj]) & valid[k, rj]
+                    keep[k, rj] = kp
+                    sw[rj] += w if kp else 0.0
+                    sv[rj] += w * v if kp else 0.0
+            for rj in range(nrx):
+                if active[rj] and sw[rj] == 0:
+                    active[rj] = False
+                m_new[rj] = sv[rj] / sw[rj] if active[rj] else m[rj]
+                ssb[rj] = 0.0
+                nkb[rj] = 0
+            for k in range(nk2):
+                for rj in range(nrx):
+                    d = vals[k, rj] - m_new[rj]
+                    below = keep[k, rj] & (d < 0)
+                    ssb[rj] += d * d * wts[k, rj] if below else 0.0
+                    nkb[rj] += below
+            for rj in range(nrx):
+                if active[rj]:
+                    m[rj] = m_new[rj]
+                    f = max(ssb[rj] / nkb[rj], 1.0) if nkb[rj] > 0 else 1.0
+                    limit[rj] = clip * clip * f
+        for rj in range(nrx):
+            rbox[ri, rj] = m[rj]
+    # (2) per block: the interpolated leftover (resid), each box's scatter below it, and
+    # the blocks by an invalid pixel (``edge``) with their mean normalised residual
+    x0 = np.empty(nbx, np.int64)
+    x1 = np.empty(nbx, np.int64)
+    fx = np.empty(nbx)
+    for bj in range(nbx):
+        x = (bj + 0.5) / sb - 0.5
+        x0[bj] = min(max(int(np.floor(x)), 0), nrx - 1)
+        x1[bj] = min(x0[bj] + 1, nrx - 1)
+        fx[bj] = min(max(x - x0[bj], 0.0), 1.0)
+    top = np.empty(nrx)
+    ss = np.zeros(nrx)
+    nk = np.zeros(nrx, np.int64)
+    q = np.empty(nbx)
+    qn = np.empty(nbx, np.int64)
+    use_edge = edge_excess >= 0
+    hd = np.zeros((3, nbx), np.uint8)  # rows bi - 1, bi, bi + 1 of the dilated short blocks
+    zs = 0.0
+    ne = 0
+    for bi in range(-1, nby):
+        r = bi + 1  # the row looked ahead at: its short blocks into hd
+        if use_edge:
+            hk = hd[(r + 3) % 3]
+            for bj in range(nbx):
+                hk[bj] = 0
+            if r < nby:
+                h = min(b, ny - r * b)
+                nu = nuse[r]
+                for bj in range(nbx):
+                    if nu[bj] < h * min(b, nx - bj * b):
+                        hk[max(bj - 1, 0)] = 1
+                        hk[bj] = 1
+                        hk[min(bj + 1, nbx - 1)] = 1
+        if bi < 0:
+            continue
+        _interp_row(rbox, sb, bi, top)
+        ri = bi // sb
+        ra = hd[(bi + 2) % 3]
+        rb = hd[bi % 3]
+        rc = hd[(bi + 1) % 3]
+        o_res = resid[bi]
+        o_edge = edge[bi]
+        nu = nuse[bi]
+        nt = net0[bi]
+        nw = nvar[bi]
+        ne_row = 0
+        for bj in range(nbx):
+            v = top[x0[bj]] * (1 - fx[bj]) + top[x1[bj]] * fx[bj]
+            o_res[bj] = v
+            e = use_edge & ((ra[bj] | rb[bj] | rc[bj]) != 0)
+            o_edge[bj] = e
+            c = nu[bj]
+            w = nw[bj]
+            d = nt[bj] - c * v
+            neg = (c != 0) & (w > 0) & (d < 0)
+            q[bj] = d * d / w if neg else 0.0
+            qn[bj] = neg
+            ne_row += e
+        for bj in range(nbx):  # each box's sum in the order of its blocks
+            rj = bj // sb
+            ss[rj] += q[bj]
+            nk[rj] += qn[bj]
+        if edge_excess > 0 and ne_row > 0:
+            for bj in range(nbx):
+                if o_edge[bj] and nu[bj] != 0 and nw[bj] > 0:
+                    z = (nt[bj] - nu[bj] * o_res[bj]) / np.sqrt(nw[bj])
+                    zs += min(max(z, -3.0), 3.0)
+                    ne += 1
+        if bi % sb == sb - 1 or bi == nby - 1:
+            for rj in range(nrx):
+                sbox[ri, rj] = max(ss[rj] / nk[rj], 1.0) if nk[rj] > 0 else 1.0
+                ss[rj] = 0.0
+                nk[rj] = 0
+    skip = use_edge
+    if edge_excess > 0:
+        skip = ne > 0 and zs > edge_excess * ne
+    # (3) seeds: windows of 1 x 1, 2 x 2 and 3 x 3 blocks (rows three at a time, rolling;
+    # a window's sums over its columns' sums, not running sums along the row: a loop the
+    # compiler vectorises, equal to them but for the last bits)
+    for bi in range(nby):
+        sr = seeds[bi]
+        for bj in range(nbx):
+            sr[bj] = 0
+    net = np.zeros((3, nbx))
+    nv = np.zeros((3, nbx))
+    sd = np.zeros((3, nbx))
+    t2 = np.zeros(nbx)
+    w2 = np.zeros(nbx)
+    g2 = np.zeros(nbx)
+    t3 = np.zeros(nbx)
+    w3 = np.zeros(nbx)
+    g3 = np.zeros(nbx)
+    f1 = np.zeros(nbx, np.uint8)
+    f2 = np.zeros(nbx, np.uint8)
+    f3 = np.zeros(nbx, np.uint8)
+    tt = detect_snr * detect_snr
+    for bi in range(-1, nby):
+        r = bi + 1  # the row to fill
+        if r < nby:
+            k = r % 3
+            _interp_row(sbox, sb, r, top)
+            nt = net0[r]
+            nw = nvar[r]
+            ng = nsd[r]
+            nu = nuse[r]
+            o_net = net[k]
+            o_nv = nv[k]
+            o_sd = sd[k]
+            eg = edge[r]
+            rs = resid[r]
+            for bj in range(nbx):
+                g = ng[bj]
+                si = top[x0[bj]] * (1 - fx[bj]) + top[x1[bj]] * fx[bj]
+                z = skip & (eg[bj] != 0)
+                o_net[bj] = 0.0 if z else nt[bj] - nu[bj] * rs[bj]
+                o_nv[bj] = 0.0 if z else (nw[bj] - g * g) * si
+                o_sd[bj] = 0.0 if z else g
+        if bi < 0:
+            continue
+        c = bi % 3
+        nc_ = net[c]
+        vc = nv[c]
+        dc = sd[c]
+        for bj in range(nbx):
+            w = vc[bj]
+            x = nc_[bj]
+            f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
+        sr = seeds[bi]
+        if bi + 1 < nby:
+            n1 = (bi + 1) % 3
+            na = net[n1]
+            va = nv[n1]
+            da = sd[n1]
+            for bj in range(nbx):
+                t2[bj] = nc_[bj] + na[bj]
+                w2[bj] = vc[bj] + va[bj]
+                g2[bj] = dc[bj] + da[bj]
+            for bj in range(nbx - 1):
+                w = w2[bj] + w2[bj + 1]
+                g = g2[bj] + g2[bj + 1]
+                x = t2[bj] + t2[bj + 1]
+                f2[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
+            f2[nbx - 1] = 0
+            if bi > 0:
+                p = (bi - 1) % 3
+                npv = net[p]
+                vp = nv[p]
+                dp = sd[p]
+                for bj in range(nbx):  # columns' sums of rows bi - 1 .. bi + 1
+                    t3[bj] = t2[bj] + npv[bj]
+                    w3[bj] = w2[bj] + vp[bj]
+                    g3[bj] = g2[bj] + dp[bj]
+                f3[0] = 0
+                f3[nbx - 1] = 0
+                for bj in range(1, nbx - 1):  # centred on bj
+                    x = t3[bj - 1] + t3[bj] + t3[bj + 1]
+                    w = w3[bj - 1] + w3[bj] + w3[bj + 1]
+                    g = g3[bj - 1] + g3[bj] + g3[bj + 1]
+                    f3[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
+            else:
+                for bj in range(nbx):
+                    f3[bj] = 0
+            s1 = seeds[bi + 1]
+            for bj in range(nbx):
+                if f1[bj] | f2[bj] | f3[bj]:
+                    if f1[bj]:
+                        sr[bj] = 1
+                    if f2[bj]:
+                        sr[bj] = 1
+                        sr[bj + 1] = 1
+                        s1[bj] = 1
+                        s1[bj + 1] = 1
+                    if f3[bj]:
+                        s0 = seeds[bi - 1]
+                        for dj in range(-1, 2):
+                            s0[bj + dj] = 1
+                            sr[bj + dj] = 1
+                            s1[bj + dj] = 1
+        else:
+            for bj in range(nbx):
+                if f1[bj]:
+                    sr[bj] = 1
+    n = 0
+    for bi in range(nby):
+        for bj in range(nbx):
+            n += seeds[bi, bj]
+    return n

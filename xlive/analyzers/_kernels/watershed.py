@@ -234,13 +234,9 @@ def _footprint(
     footprint (``infp``) of every pixel of the marked blocks (0 where not valid)."""
     ny, nx = frame.shape
     nby, nbx = blocks.shape
-    # slot of each marked block; pixels are numbered slot * b * b + (i % b) * b + (j % b)
+    # slot of each marked block (given in the sweep below, raster order); pixels are
+    # numbered slot * b * b + (i % b) * b + (j % b)
     ns = 0
-    for bi in range(nby):
-        for bj in range(nbx):
-            if blocks[bi, bj]:
-                slot[bi, bj] = ns
-                ns += 1
     bb = b * b
     # N and G of every pixel of the marked blocks. N is computed once per pixel needed (the
     # blocks and their halo of h pixels) into a rolling buffer of the last b + 2h frame rows
@@ -257,14 +253,26 @@ def _footprint(
     jbox = np.empty(ncol, np.int64)  # resid box of each buffer column
     for c in range(ncol):
         jbox[c] = min(max(c - h, 0), nx - 1) // sbs
-    row_blocks = np.empty(nbx, np.int64)
+    # runs of adjacent marked blocks in a row: first and last block (their halos overlap, so
+    # a run is worked on as one strip of columns, each column once)
+    run0 = np.empty(nbx, np.int64)
+    run1 = np.empty(nbx, np.int64)
+    krow = np.empty(2 * h + 1, np.int64)
     nfp = 0
     for bi in range(nby):
         nrb = 0
+        nrun = 0
         for bj in range(nbx):
             if blocks[bi, bj]:
-                row_blocks[nrb] = bj
+                slot[bi, bj] = ns
+                ns += 1
                 nrb += 1
+                if nrun > 0 and run1[nrun - 1] == bj - 1:
+                    run1[nrun - 1] = bj
+                else:
+                    run0[nrun] = bj
+                    run1[nrun] = bj
+                    nrun += 1
         if nrb == 0:
             continue
         i0 = bi * b - h
@@ -272,13 +280,15 @@ def _footprint(
             sr = ii % nr
             ri = rings[ii]
             fi = frame[ii]
-            rbox = ii // sbs
-            for t in range(nrb):
-                bj = row_blocks[t]
-                for c in range(bj * b, bj * b + b + 2 * h):
-                    if stamp[sr, c] == ii:
+            rres = resid[ii // sbs]
+            bsr = buf[sr]
+            oksr = bok[sr]
+            stsr = stamp[sr]
+            for t in range(nrun):
+                for c in range(run0[t] * b, run1[t] * b + b + 2 * h):
+                    if stsr[c] == ii:
                         continue
-                    stamp[sr, c] = ii
+                    stsr[c] = ii
                     jj = c - h
                     ok = False
                     val = 0.0
@@ -290,57 +300,70 @@ def _footprint(
                                 m = mean[r]
                                 if np.isfinite(m):
                                     ok = True
-                                    val = np.float64(v) - (m + resid[rbox, jbox[c]])
-                    buf[sr, c] = val
-                    bok[sr, c] = ok
-            # horizontal sums of the blocks' pixel columns over 2h + 1 columns (separable G)
-            for t in range(nrb):
-                bj = row_blocks[t]
-                for c in range(bj * b + h, bj * b + h + b):
-                    if hstamp[sr, c] == ii:
+                                    val = np.float64(v) - (m + rres[jbox[c]])
+                    bsr[c] = val
+                    oksr[c] = ok
+            # horizontal sums of the blocks' pixel columns over 2h + 1 columns (separable G;
+            # an invalid pixel's buf is 0.0, so adding it changes no sum)
+            hssr = hsum[sr]
+            hcsr = hcnt[sr]
+            htsr = hstamp[sr]
+            for t in range(nrun):
+                for c in range(run0[t] * b + h, run1[t] * b + h + b):
+                    if htsr[c] == ii:
                         continue
-                    hstamp[sr, c] = ii
+                    htsr[c] = ii
                     a = 0.0
                     n = 0
                     for kc in range(c - h, c + h + 1):
-                        if bok[sr, kc]:
-                            a += buf[sr, kc]
-                            n += 1
-                    hsum[sr, c] = a
-                    hcnt[sr, c] = n
-        for t in range(nrb):
-            bj = row_blocks[t]
-            s = slot[bi, bj]
-            for di in range(b):
-                i = bi * b + di
-                if i >= ny:
-                    break
-                sr = i % nr
-                for dj in range(b):
-                    c = bj * b + dj + h  # buffer column of this pixel
-                    loc = s * bb + di * b + dj
-                    if c - h >= nx or not bok[sr, c]:
-                        nloc[loc] = 0.0
-                        gloc[loc] = 0.0
-                        infp[loc] = False
-                        continue
-                    g = 0.0
-                    n = 0
-                    for ki in range(max(i - h, 0), min(i + h + 1, ny)):
-                        kr = ki % nr
-                        g += hsum[kr, c]
-                        n += hcnt[kr, c]
-                    s2 = var[rings[i, c - h]]
-                    nloc[loc] = buf[sr, c]
-                    gloc[loc] = g
-                    fp = g > 0 and s2 >= 0 and g >= floor_snr * np.sqrt(n * s2)
-                    infp[loc] = fp
-                    nfp += fp
-    # footprint pixels in raster order
-    cand = np.empty(nfp, np.int64)  # local index
-    ci = np.empty(nfp, np.int64)
-    cj = np.empty(nfp, np.int64)
-    gval = np.empty(nfp)
+                        a += bsr[kc]
+                        n += oksr[kc]
+                    hssr[c] = a
+                    hcsr[c] = n
+        # N, G and the footprint test of the marked blocks' pixels, a pixel row at a time
+        # (the ring-buffer rows of its vertical sum resolved once per row)
+        for di in range(b):
+            i = bi * b + di
+            if i >= ny:
+                break
+            sr = i % nr
+            k0 = max(i - h, 0)
+            nk = min(i + h + 1, ny) - k0
+            for q in range(nk):
+                krow[q] = (k0 + q) % nr
+            bsr = buf[sr]
+            oksr = bok[sr]
+            ri = rings[i]
+            for t in range(nrun):
+                for bj in range(run0[t], run1[t] + 1):
+                    base = slot[bi, bj] * bb + di * b
+                    for dj in range(b):
+                        c = bj * b + dj + h  # buffer column of this pixel
+                        loc = base + dj
+                        if c - h >= nx or not oksr[c]:
+                            nloc[loc] = 0.0
+                            gloc[loc] = 0.0
+                            infp[loc] = False
+                            continue
+                        g = 0.0
+                        n = 0
+                        for q in range(nk):
+                            g += hsum[krow[q], c]
+                            n += hcnt[krow[q], c]
+                        s2 = var[ri[c - h]]
+                        nloc[loc] = bsr[c]
+                        gloc[loc] = g
+                        # no branch on g's sign (half the pixels of a seeded block are
+                        # below their background); sqrt of a negative s2 is NaN: False
+                        fp = (g > 0) & (s2 >= 0) & (g >= floor_snr * np.sqrt(n * s2))
+                        infp[loc] = fp
+                        nfp += fp
+    # footprint pixels in raster order (each pixel written, the count advanced only for
+    # footprint pixels: no branch on them; one spare row at the end)
+    cand = np.empty(nfp + 1, np.int64)  # local index
+    ci = np.empty(nfp + 1, np.int64)
+    cj = np.empty(nfp + 1, np.int64)
+    gval = np.empty(nfp + 1)
     nc = 0
     row_blocks = np.empty(nbx, np.int64)
     for bi in range(nby):
@@ -355,13 +378,12 @@ def _footprint(
                 base = slot[bi, bj] * bb + (i - bi * b) * b
                 for j in range(bj * b, min(bj * b + b, nx)):
                     loc = base + j - bj * b
-                    if infp[loc]:
-                        cand[nc] = loc
-                        ci[nc] = i
-                        cj[nc] = j
-                        gval[nc] = gloc[loc]
-                        nc += 1
-    return cand, ci, cj, gval
+                    cand[nc] = loc
+                    ci[nc] = i
+                    cj[nc] = j
+                    gval[nc] = gloc[loc]
+                    nc += infp[loc]
+    return cand[:nfp], ci[:nfp], cj[:nfp], gval[:nfp]
 
 
 @numba.njit(inline="always", **_JIT)
@@ -872,27 +894,31 @@ PEAK_FIT = True
 
 
 @numba.njit(**_JIT)
-def _peak_fit(gloc, slot, b, i, j, x, y):
+def _peak_fit(gloc, slot, b, i, j, x, y, ny, nx):
     """Sub-pixel position of the maximum of G at pixel (i, j): a parabola through it and its
-    two neighbours along each axis (``x``, ``y`` kept where a neighbour is missing)."""
+    two neighbours along each axis (``x``, ``y`` kept where a neighbour is missing). A
+    neighbour in a marked block but outside the ``ny`` x ``nx`` frame has G = 0, as in the
+    reference (``_footprint`` does not write those rows: their ``gloc`` is stale scratch)."""
     bb = b * b
-    ny = slot.shape[0] * b
-    nx = slot.shape[1] * b
+    nyb = slot.shape[0] * b
+    nxb = slot.shape[1] * b
     g0 = gloc[_local(slot, b, bb, i, j)]
-    if 0 < j < nx - 1:
+    if 0 < j < nxb - 1:
         a = _local(slot, b, bb, i, j - 1)
         c = _local(slot, b, bb, i, j + 1)
         if a >= 0 and c >= 0:
-            den = gloc[a] - 2 * g0 + gloc[c]
+            gc = gloc[c] if j + 1 < nx else 0.0
+            den = gloc[a] - 2 * g0 + gc
             if den < 0:
-                x = j + min(max(0.5 * (gloc[a] - gloc[c]) / den, -0.5), 0.5)
-    if 0 < i < ny - 1:
+                x = j + min(max(0.5 * (gloc[a] - gc) / den, -0.5), 0.5)
+    if 0 < i < nyb - 1:
         a = _local(slot, b, bb, i - 1, j)
         c = _local(slot, b, bb, i + 1, j)
         if a >= 0 and c >= 0:
-            den = gloc[a] - 2 * g0 + gloc[c]
+            gc = gloc[c] if i + 1 < ny else 0.0
+            den = gloc[a] - 2 * g0 + gc
             if den < 0:
-                y = i + min(max(0.5 * (gloc[a] - gloc[c]) / den, -0.5), 0.5)
+                y = i + min(max(0.5 * (gloc[a] - gc) / den, -0.5), 0.5)
     return x, y
 
 
@@ -1007,7 +1033,9 @@ def _measure(
                 x = posx[rootk[k]]
                 y = posy[rootk[k]]
             elif PEAK_FIT:
-                x, y = _peak_fit(gloc, slot, b, ipk[k], jpk[k], x, y)
+                x, y = _peak_fit(
+                    gloc, slot, b, ipk[k], jpk[k], x, y, frame.shape[0], frame.shape[1]
+                )
             out[found, 0] = x
             out[found, 1] = y
             out[found, 2] = tot
