@@ -6,13 +6,16 @@ on the page, in headless chromium (Debian's /usr/bin/chromium driven by playwrig
 A finished simulated run is written once (``xlive simulate``, or ``--run`` reuses one). Each
 round starts ``xlive serve RUN --port P`` as a new process (a fresh interpreter: imports,
 geometry, analyzers, dask cluster, numba kernels loaded from its on-disk cache), opens the page
-as soon as the server says it is serving, and waits until the hit-rate strip chart holds a
+as soon as the server says it is serving (``xlive serve`` starts its page server before the engine, so
+the browser loads the page and BokehJS while the run is opened and its analyzers built; the
+document comes once the session is there), and waits until the hit-rate strip chart holds a
 frame (then, for the record, until every plot is drawn: the page's first document holds the
 views of the first frames and gets the others once drawn). The first round also fills numba's cache if it is cold; the figure asked for is with a
 warm cache, so the last line reports the later rounds (the best and the median).
 
 ``--phases`` first times the start-up's phases in a fresh interpreter (imports, opening the run,
-geometry maps, analyzers, first numba call, dask client, first frame analysed), to show where
+geometry maps (read back from the on-disk cache of large detectors' maps once a first run
+wrote them), analyzers, first numba call, dask client, first frame analysed), to show where
 the seconds go, then builds and serialises the page's first document (deferred: the first
 frames' views) and the whole page's document side by side, twice each.
 """
@@ -68,7 +71,8 @@ def tick(name):
 import numpy; tick("import numpy")
 import xlive.cli.main; tick("import xlive.cli.main")
 from xlive.engine.session import LiveSession; tick("import engine (dask, distributed, zarr, ...)")
-from xlive.views.app import serve_session; tick("import views (bokeh)")
+from xlive.views.app import serve_session; tick("import views.app (bokeh server)")
+import xlive.views.layout; tick("import views.layout (the dashboard's views)")
 from xlive.registry import open_source
 src = open_source(sys.argv[1]); tick("open the run")
 g = src.geometry; g.maps.q; tick("geometry maps")
