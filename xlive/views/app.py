@@ -34,22 +34,55 @@ class PendingSession:
 
     def __init__(self):
         self._ready = threading.Event()
+        self._lock = threading.Lock()
+        #: (event loop, future) of each page waiting
+        self._waiters: list = []
         self.session = None
         self.error: BaseException | None = None
 
     def set(self, session) -> None:
         """The session is built: pages waiting for it get their dashboard."""
         self.session = session
-        self._ready.set()
+        self._wake()
 
     def fail(self, error: BaseException) -> None:
         """The session could not be built: pages waiting for it say why."""
         self.error = error
-        self._ready.set()
+        self._wake()
 
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    async def wait(self) -> None:
+        """Until :meth:`set` or :meth:`fail` (on the server's event loop).
+
+        Woken by the thread that sets the session, not by polling: a loop waking every few
+        milliseconds would take the interpreter lock from the thread building the session
+        just as often, which on a busy machine slows it down badly.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            if self.ready:
+                return
+            self._waiters.append((loop, future))
+        await future
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._ready.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # that page's loop is closed (server stopped)
+                pass
+
+
+def _resolve(future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False):
@@ -119,8 +152,7 @@ def add_dashboard_when_ready(doc, pending: PendingSession, *, interval: float = 
         return
 
     async def attach():
-        while not pending.ready:
-            await asyncio.sleep(0.02)
+        await pending.wait()
         _attach(doc, pending, interval)
 
     doc.add_next_tick_callback(attach)
