@@ -17,6 +17,7 @@ import pytest
 from xlive_testing import run_xlive
 
 from xlive.config import load_config
+from xlive.engine.cf import declared_show_flags
 from xlive.engine.store import open_features
 from xlive.errors import ConfigError
 from xlive.simulate import write_run
@@ -157,7 +158,7 @@ def test_process_store_report_from_an_entry_point(plugin, small_run, tmp_path):
     assert ds.sizes["frame"] == FRAMES
     np.testing.assert_allclose(ds["mean_level"].values, reference_levels(small_run), rtol=1e-9)
     assert ds["mean_level_tiles"].shape == (FRAMES, 4, 4)
-    assert ds["mean_level"].attrs["show"]["kind"] == "strip"
+    assert declared_show_flags(ds["mean_level"].attrs)[0]["kind"] == "strip"
     assert '"low_level": 1000000000.0' in ds.attrs["config"]  # the configuration is stored
     # the report needs no plugin installed: it reads what the store declares
     run_xlive("report", str(feats), "--html", str(html))

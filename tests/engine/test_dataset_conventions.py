@@ -138,6 +138,12 @@ def test_finished_store_reads_the_same_with_open_zarr(run, tmp_path, client):
     assert raw["timestamp"].dtype == np.dtype("datetime64[ns]")
     assert np.array_equal(raw["timestamp"].values, to_datetime64(src.metadata()["timestamp"])[:N])
     check_cf(open_features(store), declared_dimensionless(analyzers))
+    # every attribute netCDF takes: both readers' Datasets save as netCDF and read back equal
+    for i, ds in enumerate((raw, open_features(store))):
+        ds.to_netcdf(tmp_path / f"features{i}.nc", engine="h5netcdf")
+        with xr.open_dataset(tmp_path / f"features{i}.nc", engine="h5netcdf") as back:
+            assert back.attrs == ds.attrs
+            assert np.array_equal(back["n_spots"].values, ds["n_spots"].values)
     # the same features as analyze() computes, in the same layout
     ref = analyze(src, analyzers).compute(scheduler="threads")
     assert np.array_equal(ref["status"].values, full["status"].values)

@@ -88,7 +88,7 @@ def test_truncated_data_file_shows_in_process_output_and_summary(tmp_path):
     store = FeatureStore.open(out)
     status = store.status()
     assert np.sum(status == BAD) == 10 and np.all(status[10:] == BAD)
-    assert store.group.attrs["faults"]["unreadable"] == {"data file 2 (run_data_000002.h5)": 10}
+    assert store.faults()["unreadable"] == {"data file 2 (run_data_000002.h5)": 10}
     s = summarize(out)
     assert s.status != "green" and s.frames_bad == 10
     assert any(f["name"] == "frames_unreadable" for f in s.flags)

@@ -15,6 +15,8 @@ int64 minimum), so ``xarray.open_zarr`` decodes it to the same ``datetime64[ns]`
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..conventions import (
@@ -72,8 +74,18 @@ def feature_attrs(spec) -> dict:
     out = cf_attrs(spec.description or spec.name.replace("_", " "), spec.units)
     d = spec.to_dict()
     if d["show"] is not None or d["flags"]:
-        out.update(show=d["show"], flags=d["flags"])
+        # JSON text: netCDF attributes take no dicts (read back with declared_show_flags)
+        out.update(show=json.dumps(d["show"]), flags=json.dumps(d["flags"]))
     return out
+
+
+def declared_show_flags(attrs: dict) -> tuple:
+    """A feature's ``show`` and ``flags`` declarations from its attributes (JSON text, or the
+    dict and list of stores and Datasets made before they were kept as text)."""
+    show, flags = attrs.get("show"), attrs.get("flags")
+    show = json.loads(show) if isinstance(show, str) else show
+    flags = json.loads(flags) if isinstance(flags, str) else flags
+    return show, list(flags or ())
 
 
 def coord_attrs(name: str) -> dict:

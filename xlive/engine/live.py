@@ -522,7 +522,7 @@ class LiveProcessor:
         self._last_faults = now
         faults = self.faults()
         if faults != self._faults:
-            self.store.group.attrs["faults"] = faults
+            self.store.set_faults(faults)
             self._faults = faults
         return faults
 

@@ -100,14 +100,19 @@ def _json_attr(value):
     return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
+def _from_json(value):
+    """An attribute kept as JSON text (or, in stores written before, as a Zarr dict)."""
+    return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
+
+
 class FeatureStore:
     """Open with :meth:`create`, :meth:`open` or :meth:`open_or_create`."""
 
     def __init__(self, group: zarr.Group):
         self.group = group
         self.path = Path(str(group.store.root)) if hasattr(group.store, "root") else None
-        info = group.attrs.get("xlive", {})
-        if info.get("kind") != "features":
+        info = _from_json(group.attrs.get("xlive", {}))
+        if not isinstance(info, dict) or info.get("kind") != "features":
             raise SourceError(
                 f"{self.path} is not an xlive feature store; give another --out "
                 "(or delete it if it is left from a failed run)"
@@ -217,13 +222,16 @@ class FeatureStore:
         provenance = dict(attrs or {})
         g.attrs.update(
             {
-                "xlive": {
-                    "kind": "features",
-                    "version": VERSION,
-                    "specs": spec_dicts,
-                    "coords": list(coords),
-                    **provenance,
-                },
+                # JSON text, not a Zarr dict: xarray.open_zarr(store).to_netcdf works
+                "xlive": json.dumps(
+                    {
+                        "kind": "features",
+                        "version": VERSION,
+                        "specs": spec_dicts,
+                        "coords": list(coords),
+                        **provenance,
+                    }
+                ),
                 **{k: _json_attr(v) for k, v in provenance.items() if v is not None},
                 "frames_seen": 0,
                 "frames_done": 0,
@@ -424,6 +432,14 @@ class FeatureStore:
         if isinstance(value, str):
             value = json.loads(value)
         return None if value is None else list(value)
+
+    def set_faults(self, faults: dict) -> None:
+        """Record the run's faults (:mod:`xlive.aggregate.faults`), as JSON text."""
+        self.group.attrs["faults"] = json.dumps(dict(faults))
+
+    def faults(self) -> dict:
+        """The recorded faults (empty when none are recorded)."""
+        return dict(_from_json(self.group.attrs.get("faults")) or {})
 
     def frames_done_count(self) -> int:
         return int(np.count_nonzero(self.done()))

@@ -104,10 +104,12 @@ def declared_specs(ds: xr.Dataset) -> list:
     """The :class:`~xlive.analyzers.base.FeatureSpec` of every feature stored with a ``show``
     or ``flags`` declaration (the features added by analyzers beyond the built-in set)."""
     from ..analyzers.base import FeatureSpec
+    from ..engine.cf import declared_show_flags
 
     specs = []
     for name, var in ds.data_vars.items():
-        if var.attrs.get("show") is None and not var.attrs.get("flags"):
+        show, flags = declared_show_flags(var.attrs)
+        if show is None and not flags:
             continue
         specs.append(
             FeatureSpec.from_dict(
@@ -119,8 +121,8 @@ def declared_specs(ds: xr.Dataset) -> list:
                     # CF long_name (stores before issue 17: description)
                     "description": var.attrs.get("long_name", var.attrs.get("description", "")),
                     "sizes": {d: ds.sizes[d] for d in var.dims[1:]},
-                    "show": var.attrs.get("show"),
-                    "flags": var.attrs.get("flags") or (),
+                    "show": show,
+                    "flags": flags,
                 }
             )
         )

@@ -180,7 +180,7 @@ def _with_faults(flag_dicts: list[dict], features, status: np.ndarray) -> list[d
 
     faults = {}
     if isinstance(features, (str, Path)):
-        faults = dict(FeatureStore.open(features).group.attrs.get("faults", {}) or {})
+        faults = FeatureStore.open(features).faults()
     n_bad = int(np.sum(status == BAD)) if status is not None else 0
     if n_bad and not faults.get("unreadable"):
         faults["unreadable"] = {"the run": n_bad}

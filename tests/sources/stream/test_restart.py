@@ -186,6 +186,6 @@ def test_killed_mid_stream_and_restarted_reports_frames_lost_while_down(tmp_path
     store = FeatureStore.open(out)
     assert store.frames_seen == n
     assert not np.any(store.status() == PENDING)
-    faults = store.group.attrs["faults"]
+    faults = store.faults()
     assert faults["dropped"] == seg["dropped"]
     assert f"{seg['dropped']} frames dropped" in stdout
