@@ -471,7 +471,7 @@ def test_deferred_page_builds_the_other_views_after_the_first_frame(finished_run
     from bokeh.server.callbacks import NextTickCallback, PeriodicCallback
 
     from xlive.engine.session import LiveSession
-    from xlive.views.app import add_dashboard, shows_frames
+    from xlive.views.app import FIRST_FRAME_POLL, add_dashboard, shows_frames
 
     def of(kind):
         return [cb for cb in doc.session_callbacks if isinstance(cb, kind)]
@@ -479,17 +479,22 @@ def test_deferred_page_builds_the_other_views_after_the_first_frame(finished_run
     with LiveSession(finished_run) as s:
         doc = Document()
         dash = add_dashboard(doc, s, defer=True)
-        (update,) = of(PeriodicCallback)
+        periodic = {cb.period: cb for cb in of(PeriodicCallback)}
+        update, first = periodic[500], periodic[FIRST_FRAME_POLL]
         doc.callbacks.trigger_event(DocumentReady())
         assert dash.deferred and not shows_frames(dash)  # drawn, no frame to show yet
         update.callback()
         for cb in of(NextTickCallback):  # what the update left for the loop's next turn
             cb.callback()
         assert dash.deferred
+        first.callback()  # nothing stored yet: no refresh
+        assert not shows_frames(dash) and first in doc.session_callbacks
         while not s.step():
             pass
-        update.callback()  # sends the first frame, and only that
-        assert shows_frames(dash) and dash.deferred
+        first.callback()  # a frame is stored: refreshed at once (not at the next update)
+        assert shows_frames(dash) and dash.deferred  # sends the first frame, and only that
+        first.callback()
+        assert first not in doc.session_callbacks  # its work is done
         for cb in of(NextTickCallback):  # then the other views are built
             cb.callback()
         assert not dash.deferred and "radial_plot" in {m.name for m in doc.models}

@@ -127,7 +127,21 @@ def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False):
 
     doc.add_periodic_callback(update, int(interval * 1000))
     doc.on_event(DocumentReady, on_ready)
+    if not shows_frames(dash):
+        # until the run's first analysed frame is on the page, look for it every 0.1 s (an
+        # integer read) rather than wait for the next refresh
+        def first_frame():
+            if shows_frames(dash):
+                doc.remove_periodic_callback(watch)
+            elif session.processor.stats.frames_stored > 0:
+                update()
+
+        watch = doc.add_periodic_callback(first_frame, FIRST_FRAME_POLL)
     return dash
+
+
+#: milliseconds between looks for the first analysed frame of a page that has none yet
+FIRST_FRAME_POLL = 100
 
 
 #: seconds a drawn page waits for the run's first analysed frame before its other views are built
