@@ -6,13 +6,16 @@ on the page, in headless chromium (Debian's /usr/bin/chromium driven by playwrig
 A finished simulated run is written once (``xlive simulate``, or ``--run`` reuses one). Each
 round starts ``xlive serve RUN --port P`` as a new process (a fresh interpreter: imports,
 geometry, analyzers, dask cluster, numba kernels loaded from its on-disk cache), opens the page
-as soon as the server says it is serving, and waits until the hit-rate strip chart holds a
+as soon as the server says it is serving (``xlive serve`` starts its page server before the engine, so
+the browser loads the page and BokehJS while the run is opened and its analyzers built; the
+document comes once the session is there), and waits until the hit-rate strip chart holds a
 frame (then, for the record, until every plot is drawn: the page's first document holds the
 views of the first frames and gets the others once drawn). The first round also fills numba's cache if it is cold; the figure asked for is with a
 warm cache, so the last line reports the later rounds (the best and the median).
 
 ``--phases`` first times the start-up's phases in a fresh interpreter (imports, opening the run,
-geometry maps, analyzers, first numba call, dask client, first frame analysed), to show where
+geometry maps (read back from the on-disk cache of large detectors' maps once a first run
+wrote them), analyzers, first numba call, dask client, first frame analysed), to show where
 the seconds go, then builds and serialises the page's first document (deferred: the first
 frames' views) and the whole page's document side by side, twice each.
 """
@@ -68,7 +71,8 @@ def tick(name):
 import numpy; tick("import numpy")
 import xlive.cli.main; tick("import xlive.cli.main")
 from xlive.engine.session import LiveSession; tick("import engine (dask, distributed, zarr, ...)")
-from xlive.views.app import serve_session; tick("import views (bokeh)")
+from xlive.views.app import serve_session; tick("import views.app (bokeh server)")
+import xlive.views.layout; tick("import views.layout (the dashboard's views)")
 from xlive.registry import open_source
 src = open_source(sys.argv[1]); tick("open the run")
 g = src.geometry; g.maps.q; tick("geometry maps")
@@ -115,11 +119,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux ``/proc``): what
+    the server did, whatever the machine's load made it wait."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_round(run: Path, browser, timeout: float) -> dict[str, float]:
     """Seconds from starting ``xlive serve`` to each milestone of the page: ``serving`` (the
     server says so), ``html`` (the page's HTML and scripts loaded), ``document`` (BokehJS holds
     the document), ``first`` (the hit-rate chart holds an analysed frame) and ``all`` (every
-    plot of the page drawn)."""
+    plot of the page drawn); ``cpu``: CPU seconds the server had used at ``first``."""
     port = free_port()
     t0 = time.monotonic()
     server = subprocess.Popen(
@@ -144,6 +155,8 @@ def one_round(run: Path, browser, timeout: float) -> dict[str, float]:
         for name, check in (("document", DOCUMENT), ("first", FIRST_FRAME), ("all", ALL_PLOTS)):
             page.wait_for_function(check, timeout=timeout * 1000, polling=50)
             t[name] = time.monotonic() - t0
+            if name == "first":
+                t["cpu"] = cpu_seconds(server.pid)
         page.close()
         return t
     finally:
@@ -188,7 +201,7 @@ def main(argv=None) -> None:
             )
         if args.phases:
             phases(run)
-        firsts = []
+        firsts, cpus = [], []
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path="/usr/bin/chromium",
@@ -199,20 +212,23 @@ def main(argv=None) -> None:
                     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
                     t = one_round(run, browser, args.timeout)
                     firsts.append(t["first"])
+                    cpus.append(t["cpu"])
                     print(
                         f"round {k + 1}: serving after {t['serving']:.2f} s, page loaded "
                         f"{t['html']:.2f} s, document {t['document']:.2f} s, first analysed "
-                        f"frame on the page after {t['first']:.2f} s, every plot drawn "
-                        f"{t['all']:.2f} s (load average {load})",
+                        f"frame on the page after {t['first']:.2f} s (server CPU {t['cpu']:.2f} s), every plot "
+                        f"drawn {t['all']:.2f} s (load average {load})",
                         flush=True,
                     )
             finally:
                 browser.close()
     warm = firsts[1:] or firsts
+    warm_cpu = cpus[1:] or cpus
     label = args.run or args.detector
     print(
         f"startup ({label}, warm numba cache): best {min(warm):.2f}s "
         f"median {statistics.median(warm):.2f}s from `xlive serve RUN` to the first frame shown"
+        f" (server CPU median {statistics.median(warm_cpu):.2f}s)"
     )
 
 

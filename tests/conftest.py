@@ -55,6 +55,21 @@ def _run_database_in_tmp(tmp_path_factory):
         os.environ["XLIVE_DB"] = old
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_in_tmp(tmp_path_factory):
+    """Geometry maps cached on disk go to a test folder, never the user's cache."""
+    import os
+
+    path = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("XLIVE_CACHE_DIR")
+    os.environ["XLIVE_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("XLIVE_CACHE_DIR", None)
+    else:
+        os.environ["XLIVE_CACHE_DIR"] = old
+
+
 @pytest.fixture
 def install_plugin(tmp_path):
     """``install_plugin(entry_points, files)``: a real installed distribution on ``sys.path``.

@@ -462,3 +462,39 @@ def test_deferred_page_document_gets_the_other_views_once_drawn(done_session):
     assert d.shape == dash.detector.maps.data["mask"][0].shape
     np.testing.assert_array_equal(d, whole.views["detector"].maps.data["d"][0])
     assert dash.complete() is False  # nothing left to build
+
+
+def test_deferred_page_builds_the_other_views_after_the_first_frame(finished_run):
+    """A page drawn before the run's first frame is analysed keeps its other views back until
+    an update has sent that frame (building them holds the server's loop for a while)."""
+    from bokeh.events import DocumentReady
+    from bokeh.server.callbacks import NextTickCallback, PeriodicCallback
+
+    from xlive.engine.session import LiveSession
+    from xlive.views.app import FIRST_FRAME_POLL, add_dashboard, shows_frames
+
+    def of(kind):
+        return [cb for cb in doc.session_callbacks if isinstance(cb, kind)]
+
+    with LiveSession(finished_run) as s:
+        doc = Document()
+        dash = add_dashboard(doc, s, defer=True)
+        periodic = {cb.period: cb for cb in of(PeriodicCallback)}
+        update, first = periodic[500], periodic[FIRST_FRAME_POLL]
+        doc.callbacks.trigger_event(DocumentReady())
+        assert dash.deferred and not shows_frames(dash)  # drawn, no frame to show yet
+        update.callback()
+        for cb in of(NextTickCallback):  # what the update left for the loop's next turn
+            cb.callback()
+        assert dash.deferred
+        first.callback()  # nothing stored yet: no refresh
+        assert not shows_frames(dash) and first in doc.session_callbacks
+        while not s.step():
+            pass
+        first.callback()  # a frame is stored: refreshed at once (not at the next update)
+        assert shows_frames(dash) and dash.deferred  # sends the first frame, and only that
+        first.callback()
+        assert first not in doc.session_callbacks  # its work is done
+        for cb in of(NextTickCallback):  # then the other views are built
+            cb.callback()
+        assert not dash.deferred and "radial_plot" in {m.name for m in doc.models}

@@ -44,6 +44,66 @@ def test_serve_session_in_a_thread_and_stop(finished_run):
         handle.stop()  # idempotent
 
 
+def _pull(url, box):
+    """Pull the page's document over bokeh's websocket (as BokehJS does), into ``box``."""
+    from bokeh.client import pull_session
+
+    try:
+        box["session"] = pull_session(url=url)
+    except BaseException as e:  # reported by the test
+        box["error"] = e
+
+
+def test_page_served_before_its_session(finished_run):
+    """With a PendingSession the page is served at once; its document is sent with the
+    dashboard once the session is set (never an empty document first)."""
+    import threading
+
+    from xlive.engine.session import LiveSession
+    from xlive.views.app import PendingSession
+
+    pending = PendingSession()
+    handle = serve_session(pending, port=0)
+    try:
+        html = urllib.request.urlopen(handle.url, timeout=30).read().decode()
+        assert "<title>xlive</title>" in html  # before any session exists
+        box: dict = {}
+        pull = threading.Thread(target=_pull, args=(handle.url, box), daemon=True)
+        pull.start()
+        pull.join(1.0)
+        assert pull.is_alive() and not box  # the document waits for the session
+        with LiveSession(finished_run) as s:
+            while not s.step():
+                pass
+            pending.set(s)
+            pull.join(30)
+            assert "error" not in box, box
+            doc = box["session"].document
+            names = {m.name for m in doc.roots[0].references()}
+            assert {"hit_rate_source", "detector_plot", "status_plot"} <= names
+            assert len(doc.get_model_by_name("hit_rate_source").data["frame"]) > 0
+            box["session"].close()
+    finally:
+        handle.stop()
+
+
+def test_page_says_why_its_session_failed():
+    from xlive.views.app import PendingSession
+
+    pending = PendingSession()
+    handle = serve_session(pending, port=0)
+    try:
+        pending.fail(ValueError("no such run: /nowhere"))
+        box: dict = {}
+        _pull(handle.url, box)
+        assert "error" not in box, box
+        text = box["session"].document.get_model_by_name("start_error").text
+        assert "xlive could not start" in text and "no such run: /nowhere" in text
+        box["session"].close()
+    finally:
+        handle.stop()
+
+
 def _read(page, expr):
     return page.evaluate(f"() => {{ const d = Bokeh.documents[0]; return {expr}; }}")
 

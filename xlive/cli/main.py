@@ -16,14 +16,20 @@ from collections.abc import Sequence
 from ..errors import XliveError
 from . import logbook, outputs, process, serve, simulate
 
+#: subcommands parsed by their own group alone: registering every group imports the simulator
+#: (scipy, zarr: ~1-2 s), which ``xlive serve``'s start-up need not wait for
+QUICK = {"serve": serve}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``xlive`` parser; with ``command`` in :data:`QUICK`, only that subcommand's group."""
     parser = argparse.ArgumentParser(
         prog="xlive", description="Live analysis of serial crystallography runs."
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (simulate, process, outputs, serve, logbook):
+    quick = QUICK.get(command)
+    for group in (quick,) if quick else (simulate, process, outputs, serve, logbook):
         group.register(sub)
     return parser
 
@@ -66,7 +72,8 @@ def _interrupt(signum, frame) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)

@@ -52,74 +52,108 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from ..config import load_config
-    from ..engine.session import LiveSession
-    from ..views.app import serve_session, wait_forever
-    from ..views.runner import SessionRunner
+    """Serve the page first, then build the session (see :mod:`xlive.views.app`): the browser
+    loads the page and BokehJS while the engine starts. With ``--db`` the logbook pages need
+    the session, so it is built first."""
+    from ..views.app import PendingSession, wait_forever
 
     def _terminate(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    early = args.db is None
+    pending = PendingSession()
+    handle = session = source = runner = recorder = None
+    try:
+        if early:
+            handle = _serve(args, pending)
+        source, session = _start_session(args)
+        if session.cluster_workers is not None:
+            print(
+                f"xlive: {session.cluster_workers.summary()}; dask dashboard "
+                f"{session.cluster_workers.dashboard_link}",
+                flush=True,
+            )
+        from .logbook import serve_extras
+
+        recorder, apps, patterns = serve_extras(args, session, session.config)
+        from ..views.runner import SessionRunner
+
+        runner = SessionRunner(session).start()
+        pending.set(session)
+        if handle is None:
+            handle = _serve(args, pending, apps, patterns)
+        if recorder is not None:
+            recorder.link = handle.url
+            print(f"xlive: logbook of {args.db} at {handle.url}logbook", flush=True)
+        if session.source.n_frames == 0:
+            print(f"xlive: {session.waiting_for()}", flush=True)
+        wait_forever(handle)
+    except KeyboardInterrupt:
+        print("xlive: stopping", flush=True)
+    except BaseException as exc:
+        pending.fail(exc)  # a page already open says why
+        raise
+    finally:
+        if handle is not None:
+            handle.stop()
+        if runner is not None:
+            runner.stop()
+        if session is not None:
+            from .logbook import finish_serve
+
+            finish_serve(args, session, recorder)
+            session.close()
+        if source is not None:
+            source.close()
+    return 0
+
+
+def _serve(args: argparse.Namespace, pending, apps=None, patterns=None):
+    """Start the page's server and say where it is."""
+    from ..views.app import serve_session
+
+    handle = serve_session(
+        pending,
+        port=args.port,
+        address=args.address,
+        open_browser=args.show,
+        apps=apps,
+        extra_patterns=patterns,
+    )
+    print(f"xlive: serving {args.target} at {handle.url} (Ctrl-C stops)", flush=True)
+    return handle
+
+
+def _start_session(args: argparse.Namespace):
+    """The run's source and its LiveSession, from the command's options."""
+    import dataclasses
+
+    from ..config import load_config
+    from ..engine.session import LiveSession
     from .indexing import apply_indexing_options
+    from .inputs import provenance
+    from .process import geometry_values, open_run_source
 
     config = load_config(args.config)
     if args.sample:
         config = dataclasses.replace(
             config, live=dataclasses.replace(config.live, sample=args.sample)
         )
-    from .inputs import provenance
-    from .process import geometry_values, open_run_source
-
     # live: indexing takes at most half the frame analysis time unless told otherwise
     config = apply_indexing_options(config, args, default_budget=0.5)
 
     # a run that does not exist yet is waited for: the page says "waiting for RUN"
     source = open_run_source(args.target, args, geometry_values(args), wait=True)
-    session = LiveSession(
-        source,
-        args.features,
-        config=config,
-        cluster=args.cluster,
-        store_attrs=provenance(args, config),
-    )
-    if session.cluster_workers is not None:
-        print(
-            f"xlive: {session.cluster_workers.summary()}; dask dashboard "
-            f"{session.cluster_workers.dashboard_link}",
-            flush=True,
-        )
-    from .logbook import finish_serve, serve_extras
-
-    recorder, apps, patterns = serve_extras(args, session, config)
-    runner = SessionRunner(session).start()
-    handle = None
     try:
-        handle = serve_session(
-            session,
-            port=args.port,
-            address=args.address,
-            open_browser=args.show,
-            apps=apps,
-            extra_patterns=patterns,
+        session = LiveSession(
+            source,
+            args.features,
+            config=config,
+            cluster=args.cluster,
+            store_attrs=provenance(args, config),
         )
-        if recorder is not None:
-            recorder.link = handle.url
-        print(f"xlive: serving {args.target} at {handle.url} (Ctrl-C stops)", flush=True)
-        if session.source.n_frames == 0:
-            print(f"xlive: {session.waiting_for()}", flush=True)
-        if recorder is not None:
-            print(f"xlive: logbook of {args.db} at {handle.url}logbook", flush=True)
-        wait_forever(handle)
-    except KeyboardInterrupt:
-        print("xlive: stopping", flush=True)
-    finally:
-        if handle is not None:
-            handle.stop()
-        runner.stop()
-        finish_serve(args, session, recorder)
-        session.close()
+    except BaseException:
         source.close()
-    return 0
+        raise
+    return source, session

@@ -280,8 +280,11 @@ class Geometry:
 
     @cached_property
     def maps(self) -> GeometryMaps:
-        """Per-pixel maps, computed once (per process: they are not pickled)."""
-        return GeometryMaps.compute(self)
+        """Per-pixel maps, computed once (per process: they are not pickled); those of large
+        detectors are cached on disk between processes (:mod:`xlive.geometry.cache`)."""
+        from .cache import cached_maps
+
+        return cached_maps(self, GeometryMaps)
 
     def __getstate__(self) -> dict:
         # the maps are hundreds of MB for a 4M detector: workers recompute them if they need to

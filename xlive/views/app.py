@@ -3,6 +3,12 @@
 Each browser tab gets its own :class:`~xlive.views.layout.Dashboard` (bokeh models belong to one
 document), refreshed by a periodic callback on the server's event loop; all tabs read the same
 session. BokehJS is served by this server itself (``/static``), never from a CDN.
+
+``xlive serve`` starts the server before the session (a :class:`PendingSession`): the browser
+loads the page and BokehJS while the engine imports, opens the run and builds its analyzers.
+A page asked for meanwhile gets its dashboard as soon as the session is there; its document is
+sent to the browser only then (bokeh sends a document under its lock, which the dashboard's
+build holds while it waits), so a page always starts with the dashboard.
 """
 
 from __future__ import annotations
@@ -18,33 +24,171 @@ from bokeh.application import Application
 from bokeh.application.handlers.function import FunctionHandler
 from bokeh.server.server import Server
 
-from .bokeh_controls import page_layout
-from .layout import Dashboard
+
+class PendingSession:
+    """A session still being built: :func:`serve_session` can serve its page already.
+
+    The thread building the session calls :meth:`set` with it (or :meth:`fail` with the error);
+    pages asked for before then get their dashboard at that moment.
+    """
+
+    def __init__(self):
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        #: (event loop, future) of each page waiting
+        self._waiters: list = []
+        self.session = None
+        self.error: BaseException | None = None
+
+    def set(self, session) -> None:
+        """The session is built: pages waiting for it get their dashboard."""
+        self.session = session
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        """The session could not be built: pages waiting for it say why."""
+        self.error = error
+        self._wake()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait(self) -> None:
+        """Until :meth:`set` or :meth:`fail` (on the server's event loop).
+
+        Woken by the thread that sets the session, not by polling: a loop waking every few
+        milliseconds would take the interpreter lock from the thread building the session
+        just as often, which on a busy machine slows it down badly.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            if self.ready:
+                return
+            self._waiters.append((loop, future))
+        await future
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._ready.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # that page's loop is closed (server stopped)
+                pass
 
 
-def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False) -> Dashboard:
+def _resolve(future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False):
     """Put a dashboard of ``session`` (plus controls) into ``doc`` and refresh it periodically.
 
     ``defer``: the document starts with the views of the run's first frames (status, flags,
     hit rate, spots, d_min, detector) and gets the other views once the browser has drawn
     it (its ``DocumentReady`` event), so a page shows the first frame sooner.
+    Returns the :class:`~xlive.views.layout.Dashboard`.
     """
+    # imported here: the server can start (and send BokehJS) before the views are imported
+    from .bokeh_controls import page_layout
+    from .layout import Dashboard
+
     dash = Dashboard(session, defer=defer)
     dash.update()
     doc.title = "xlive"
     doc.add_root(page_layout(dash))
-    doc.add_periodic_callback(dash.update, int(interval * 1000))
-    if defer:
-        from bokeh.events import DocumentReady
+    if not defer:
+        doc.add_periodic_callback(dash.update, int(interval * 1000))
+        return dash
+    from bokeh.events import DocumentReady
 
-        doc.on_event(DocumentReady, lambda event: dash.complete())
+    drawn: list[float] = []  # when the browser said it had drawn the first document
+
+    def complete_when_shown():
+        # building the other views holds the server's loop for a while (1-4 s): first let an
+        # update send the run's first analysed frame, unless the run has none to show yet
+        if dash.deferred and drawn:
+            waited = time.monotonic() - drawn[0]
+            if shows_frames(dash) or session.source.n_frames == 0 or waited > COMPLETE_WAIT:
+                dash.complete()
+
+    def update():
+        dash.update()
+        if dash.deferred and drawn:  # after this update's changes are sent
+            doc.add_next_tick_callback(complete_when_shown)
+
+    def on_ready(event):
+        drawn.append(time.monotonic())
+        complete_when_shown()
+
+    doc.add_periodic_callback(update, int(interval * 1000))
+    doc.on_event(DocumentReady, on_ready)
+    if not shows_frames(dash):
+        # until the run's first analysed frame is on the page, look for it every 0.1 s (an
+        # integer read) rather than wait for the next refresh
+        def first_frame():
+            if shows_frames(dash):
+                doc.remove_periodic_callback(watch)
+            elif session.processor.stats.frames_stored > 0:
+                update()
+
+        watch = doc.add_periodic_callback(first_frame, FIRST_FRAME_POLL)
     return dash
 
 
+#: milliseconds between looks for the first analysed frame of a page that has none yet
+FIRST_FRAME_POLL = 100
+
+
+#: seconds a drawn page waits for the run's first analysed frame before its other views are built
+COMPLETE_WAIT = 10.0
+
+
+def shows_frames(dash) -> bool:
+    """Whether the dashboard's hit-rate chart holds an analysed frame."""
+    return len(dash.views["hit_rate"].source.data.get("frame", ())) > 0
+
+
+def add_dashboard_when_ready(doc, pending: PendingSession, *, interval: float = 0.5) -> None:
+    """Put the dashboard of ``pending``'s session into ``doc`` once it is built.
+
+    Before that the document is empty: the browser gets the page, loads BokehJS and asks for
+    the document, which bokeh sends only when this callback (holding the document's lock while
+    it waits) has added the dashboard.
+    """
+    doc.title = "xlive"
+    if pending.ready:
+        _attach(doc, pending, interval)
+        return
+
+    async def attach():
+        await pending.wait()
+        _attach(doc, pending, interval)
+
+    doc.add_next_tick_callback(attach)
+
+
+def _attach(doc, pending: PendingSession, interval: float) -> None:
+    if pending.error is not None:
+        from bokeh.models import Div
+
+        doc.add_root(Div(text=f"xlive could not start: {pending.error}", name="start_error"))
+        return
+    add_dashboard(doc, pending.session, interval=interval, defer=True)
+
+
 def make_application(session, *, interval: float = 0.5) -> Application:
-    """A bokeh Application whose documents show ``session``."""
+    """A bokeh Application whose documents show ``session`` (or a :class:`PendingSession`)."""
+    pending = session if isinstance(session, PendingSession) else None
+    if pending is None:
+        pending = PendingSession()
+        pending.set(session)
     return Application(
-        FunctionHandler(lambda doc: add_dashboard(doc, session, interval=interval, defer=True))
+        FunctionHandler(lambda doc: add_dashboard_when_ready(doc, pending, interval=interval))
     )
 
 
@@ -101,7 +245,8 @@ def serve_session(
     Parameters
     ----------
     session
-        A :class:`~xlive.engine.session.LiveSession` (None: only ``apps``).
+        A :class:`~xlive.engine.session.LiveSession`, a :class:`PendingSession` (the page is
+        served at once, its dashboard added when the session is set) or None (only ``apps``).
     port
         TCP port (0: any free port; see ``handle.port``).
     address

@@ -1,0 +1,43 @@
+"""``xlive serve`` parses its options without importing the other subcommands' modules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from xlive.cli.main import build_parser
+
+ARGV = [
+    "serve",
+    "run",
+    "--port",
+    "0",
+    "--sample",
+    "0.5",
+    "--features",
+    "f.zarr",
+    "--cluster",
+    "local",
+]
+
+
+def test_serve_parses_alike_with_its_own_group_alone():
+    quick = vars(build_parser("serve").parse_args(ARGV))
+    whole = vars(build_parser().parse_args(ARGV))
+    assert quick == whole
+    assert quick["func"].__name__ == "cmd_serve"
+
+
+def test_serve_parser_leaves_the_simulator_unimported():
+    code = (
+        "import sys; from xlive.cli.main import build_parser; build_parser({!r}); "
+        "print('xlive.simulate' in sys.modules, 'scipy.special' in sys.modules)"
+    )
+    quick = subprocess.run(
+        [sys.executable, "-c", code.format("serve")], capture_output=True, text=True, check=True
+    )
+    assert quick.stdout.split() == ["False", "False"], quick.stdout + quick.stderr
+    whole = subprocess.run(
+        [sys.executable, "-c", code.format(None)], capture_output=True, text=True, check=True
+    )
+    assert whole.stdout.split()[0] == "True"  # what the quick parser spares
