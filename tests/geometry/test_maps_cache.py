@@ -61,8 +61,28 @@ def test_the_key_follows_the_geometry_and_xlive_version(monkeypatch):
     other = np.zeros((96, 128), bool)
     other[5, 6] = True
     assert gcache.maps_key(_geometry(mask=one)) != gcache.maps_key(_geometry(mask=other))
+    monkeypatch.setattr(gcache, "_code_hash", lambda: "the maps' code changed")
+    assert gcache.maps_key(g) != key
+    monkeypatch.undo()
     monkeypatch.setattr(xlive, "__version__", "99.0")
     assert gcache.maps_key(g) != key
+
+
+def test_a_read_only_cache_is_read(tmp_path, monkeypatch):
+    """Entries in a cache folder this process may not write (shared, read-only) are used."""
+    import os
+
+    monkeypatch.setenv("XLIVE_CACHE_DIR", str(tmp_path))
+    g = _geometry()
+    gcache.cached_maps(g, GeometryMaps, min_pixels=0)
+    monkeypatch.setattr(os, "utime", _no_write)  # what a read-only folder answers
+    maps = gcache.load_maps(g, GeometryMaps)
+    assert maps is not None
+    np.testing.assert_array_equal(maps.q, GeometryMaps.compute(g).q)
+
+
+def _no_write(*args, **kwargs):
+    raise PermissionError(13, "Permission denied")
 
 
 def test_small_detectors_and_a_switched_off_cache_write_nothing(tmp_path, monkeypatch):

@@ -104,6 +104,32 @@ def test_page_says_why_its_session_failed():
         handle.stop()
 
 
+def test_a_waiting_page_says_why_before_the_server_stops():
+    """As `xlive serve` does on a failed start: a page asked for before the failure gets the
+    reason, although the server stops right after (``fail`` lingers while pages wait)."""
+    import threading
+
+    from xlive.views.app import PendingSession
+
+    pending = PendingSession()
+    handle = serve_session(pending, port=0)
+    box: dict = {}
+    page = threading.Thread(target=_pull, args=(handle.url, box), daemon=True)
+    try:
+        page.start()
+        t_end = time.time() + 20
+        while not pending._waiters and time.time() < t_end:  # the page is waiting
+            time.sleep(0.05)
+        assert pending._waiters
+        pending.fail(ValueError("no such run: /nowhere"), linger=2.0)
+    finally:
+        handle.stop()
+    page.join(20)
+    assert "error" not in box, box
+    text = box["session"].document.get_model_by_name("start_error").text
+    assert "no such run: /nowhere" in text
+
+
 def _read(page, expr):
     return page.evaluate(f"() => {{ const d = Bokeh.documents[0]; return {expr}; }}")
 

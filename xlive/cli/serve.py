@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("xlive: stopping", flush=True)
     except BaseException as exc:
-        pending.fail(exc)  # a page already open says why
+        pending.fail(exc, linger=2.0)  # a page already open says why (before the stop)
         raise
     finally:
         if handle is not None:

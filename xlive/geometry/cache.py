@@ -14,6 +14,7 @@ an entry; the most recently used :data:`KEEP` entries are kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -44,12 +45,29 @@ def cache_dir() -> Path | None:
     return Path(platformdirs.user_cache_dir("xlive", appauthor=False)) / "geometry-maps"
 
 
+@functools.cache
+def _code_hash() -> str:
+    """Hash of the geometry package's source: a change to how maps are computed makes new
+    keys even when nobody bumps :data:`FORMAT` or the version (a development tree)."""
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _plain(value):
+    """JSON for numpy scalars and arrays in a geometry's dict (e.g. ``distance=np.float32``)."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
 def maps_key(geometry) -> str:
-    """Hash of everything the maps depend on, and of xlive's version."""
+    """Hash of everything the maps depend on, of the code computing them and xlive's version."""
     from .. import __version__
 
     h = hashlib.sha256()
-    h.update(json.dumps([FORMAT, __version__, geometry.to_dict()], sort_keys=True).encode())
+    info = [FORMAT, __version__, _code_hash(), geometry.to_dict()]
+    h.update(json.dumps(info, sort_keys=True, default=_plain).encode())
     if geometry.mask is not None:
         mask = np.ascontiguousarray(geometry.mask, bool)
         h.update(repr(mask.shape).encode())
@@ -69,7 +87,6 @@ def load_maps(geometry, maps_class, folder: Path | None = None):
             name: np.load(entry / f"{name}.npy", mmap_mode="r", allow_pickle=False)
             for name in maps_class.__dataclass_fields__
         }
-        os.utime(entry)  # most recently used
     except OSError:  # absent, or removed meanwhile: compute them
         return None
     except (ValueError, EOFError):  # damaged (e.g. a disk that filled up): computed again
@@ -78,6 +95,10 @@ def load_maps(geometry, maps_class, folder: Path | None = None):
     if any(a.shape != tuple(geometry.shape) for a in arrays.values()):
         _discard(entry)
         return None
+    try:
+        os.utime(entry)  # most recently used
+    except OSError:  # a shared cache folder we may read but not write
+        pass
     return maps_class(**{k: np.asarray(a) for k, a in arrays.items()})
 
 

@@ -45,10 +45,12 @@ class PendingSession:
         self.session = session
         self._wake()
 
-    def fail(self, error: BaseException) -> None:
-        """The session could not be built: pages waiting for it say why."""
+    def fail(self, error: BaseException, *, linger: float = 0.0) -> None:
+        """The session could not be built: pages waiting for it say why. ``linger``: seconds
+        to wait, when pages are waiting, so they get the message before the server stops."""
         self.error = error
-        self._wake()
+        if self._wake() and linger > 0:
+            time.sleep(linger)
 
     @property
     def ready(self) -> bool:
@@ -69,7 +71,8 @@ class PendingSession:
             self._waiters.append((loop, future))
         await future
 
-    def _wake(self) -> None:
+    def _wake(self) -> int:
+        """Wake the pages waiting; how many there were."""
         with self._lock:
             self._ready.set()
             waiters, self._waiters = self._waiters, []
@@ -78,6 +81,7 @@ class PendingSession:
                 loop.call_soon_threadsafe(_resolve, future)
             except RuntimeError:  # that page's loop is closed (server stopped)
                 pass
+        return len(waiters)
 
 
 def _resolve(future) -> None:
@@ -134,6 +138,9 @@ def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False):
             if shows_frames(dash):
                 doc.remove_periodic_callback(watch)
             elif session.processor.stats.frames_stored > 0:
+                # once: a run of bad frames only is stored but never shows a hit-rate point,
+                # and the regular refresh takes it from here
+                doc.remove_periodic_callback(watch)
                 update()
 
         watch = doc.add_periodic_callback(first_frame, FIRST_FRAME_POLL)
