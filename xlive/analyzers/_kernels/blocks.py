@@ -175,24 +175,7 @@ def block_background(
                     nsd[bi, bj] = g
                     nuse[bi, bj] = n
                     continue
-            t = 0.0
-            s = 0.0
-            g = 0.0
-            c = 0
-            for i in range(bi * b, min(bi * b + b, ny)):
-                for j in range(bj * b, min(bj * b + b, nx)):
-                    r = rings[i, j]
-                    if r < 0:
-                        continue
-                    v = frame[i, j]
-                    if not (v >= lo and v <= hi):
-                        continue
-                    if not (np.isfinite(mean[r]) and np.isfinite(var[r])):
-                        continue
-                    t += v - mean[r]
-                    s += var[r]
-                    g += sdg[r]
-                    c += 1
+            t, s, g, c = _pixel_sums(frame, rings, lo, hi, mean, var, sdg, b, bi, bj)
             net[bi, bj] = t
             nvar[bi, bj] = s + g * g
             nsd[bi, bj] = g
@@ -618,6 +601,32 @@ def ring_table(mean, var, sdg, span):
 
 
 @numba.njit(inline="always", **_JIT)
+def _pixel_sums(frame, rings, lo, hi, mean, var, sdg, b, bi, bj):
+    """Block (bi, bj) summed from its own valid pixels on rings with statistics:
+    ``(sum of v - mean, sum of var, sum of sdg, pixels)``."""
+    ny, nx = frame.shape
+    t = 0.0
+    s = 0.0
+    g = 0.0
+    c = 0
+    for i in range(bi * b, min(bi * b + b, ny)):
+        for j in range(bj * b, min(bj * b + b, nx)):
+            r = rings[i, j]
+            if r < 0:
+                continue
+            v = frame[i, j]
+            if not (v >= lo and v <= hi):
+                continue
+            if not (np.isfinite(mean[r]) and np.isfinite(var[r])):
+                continue
+            t += v - mean[r]
+            s += var[r]
+            g += sdg[r]
+            c += 1
+    return t, s, g, c
+
+
+@numba.njit(inline="always", **_JIT)
 def _interp_row(box, s, bi, top):
     """Row ``bi`` of blocks of :func:`boxes_to_blocks`: ``top`` (per box column) gets the
     boxes' row interpolated to it (same arithmetic)."""
@@ -703,24 +712,7 @@ def _background_row(
         if o_use[bj] < 0:  # not all its ring pixels valid, or a ring without statistics
             o_use[bj] = 0
             if bnr[bj] > 0:  # summed from its pixels
-                t = 0.0
-                s = 0.0
-                gg = 0.0
-                c = 0
-                for i in range(bi * b, min(bi * b + b, ny)):
-                    for j in range(bj * b, min(bj * b + b, nx)):
-                        r = rings[i, j]
-                        if r < 0:
-                            continue
-                        pv = frame[i, j]
-                        if not (pv >= lo and pv <= hi):
-                            continue
-                        if not (np.isfinite(mean[r]) and np.isfinite(var[r])):
-                            continue
-                        t += pv - mean[r]
-                        s += var[r]
-                        gg += sdg[r]
-                        c += 1
+                t, s, gg, c = _pixel_sums(frame, rings, lo, hi, mean, var, sdg, b, bi, bj)
                 o_net[bj] = t
                 o_var[bj] = s + gg * gg
                 o_sd[bj] = gg
