@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-import zarr
 from xlive_testing import run_xlive
 
+from xlive.engine.store import FeatureStore
 from xlive.geometry import Geometry
 from xlive.geometry.plan import GeometryPlan
 from xlive.simulate import write_run
@@ -65,7 +65,7 @@ def test_process_takes_geometry_file_and_config_and_records_provenance(tmp_path)
         "1",
     ).stdout
     assert "stored features of 6 frames" in out
-    info = dict(zarr.open_group(str(feats), mode="r").attrs)["xlive"]
+    info = FeatureStore.open(feats).info  # the store's own record (JSON text in its attributes)
     geom = info["geometry"]
     assert geom["distance"] == 0.3 and geom["wavelength"] == pytest.approx(1.1)  # file + config
     corner = geom["panels"][0]
