@@ -87,6 +87,75 @@ def test_page_served_before_its_session(finished_run):
         handle.stop()
 
 
+async def _messages_until_document(url: str) -> list[str]:
+    """Open a page's websocket as BokehJS does (bokeh's own protocol classes over a tornado
+    websocket), ask for the document and list the types of the messages the server sends
+    until the document comes."""
+    from bokeh.client.websocket import WebSocketClientConnectionWrapper
+    from bokeh.protocol import Protocol
+    from bokeh.protocol.receiver import Receiver
+    from bokeh.util.token import generate_jwt_token, generate_session_id
+    from tornado.websocket import websocket_connect
+
+    token = generate_jwt_token(generate_session_id())
+    ws = await websocket_connect(
+        url.replace("http://", "ws://") + "ws", subprotocols=["bokeh", token]
+    )
+    protocol = Protocol()
+    receiver = Receiver(protocol)
+    seen: list[str] = []
+    try:
+        await protocol.create("PULL-DOC-REQ").send(WebSocketClientConnectionWrapper(ws))
+        while not seen or seen[-1] != "PULL-DOC-REPLY":
+            message = None
+            while message is None:
+                fragment = await ws.read_message()
+                assert fragment is not None, f"connection closed after {seen}"
+                message = await receiver.consume(fragment)
+            seen.append(message.msgtype)
+    finally:
+        ws.close()
+    return seen
+
+
+def test_waiting_page_gets_its_document_once(finished_run):
+    """A page waiting for the session gets the dashboard in the document's reply only: no
+    PATCH-DOC carrying the whole dashboard first (BokehJS drops patches that come before its
+    document, so building one only costs the server its serialisation)."""
+    import asyncio
+    import threading
+
+    from xlive.engine.session import LiveSession
+    from xlive.views.app import PendingSession
+
+    pending = PendingSession()
+    handle = serve_session(pending, port=0)
+    box: dict = {}
+
+    def page():
+        try:
+            box["seen"] = asyncio.run(_messages_until_document(handle.url))
+        except BaseException as e:  # reported by the test
+            box["error"] = e
+
+    thread = threading.Thread(target=page, daemon=True)
+    try:
+        thread.start()
+        t_end = time.time() + 20
+        while not pending._waiters and time.time() < t_end:  # the page is waiting
+            time.sleep(0.05)
+        assert pending._waiters
+        with LiveSession(finished_run) as s:
+            while not s.step():
+                pass
+            pending.set(s)
+            thread.join(30)
+    finally:
+        handle.stop()
+    assert "error" not in box, box
+    assert box["seen"] == ["ACK", "PULL-DOC-REPLY"]
+
+
 def test_page_says_why_its_session_failed():
     from xlive.views.app import PendingSession
 

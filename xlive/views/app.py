@@ -18,6 +18,7 @@ import errno
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bokeh.application import Application
@@ -180,12 +181,35 @@ def add_dashboard_when_ready(doc, pending: PendingSession, *, interval: float = 
 
 
 def _attach(doc, pending: PendingSession, interval: float) -> None:
-    if pending.error is not None:
-        from bokeh.models import Div
+    with _unannounced(doc):
+        if pending.error is not None:
+            from bokeh.models import Div
 
-        doc.add_root(Div(text=f"xlive could not start: {pending.error}", name="start_error"))
-        return
-    add_dashboard(doc, pending.session, interval=interval, defer=True)
+            doc.add_root(Div(text=f"xlive could not start: {pending.error}", name="start_error"))
+            return
+        add_dashboard(doc, pending.session, interval=interval, defer=True)
+
+
+@contextmanager
+def _unannounced(doc):
+    """Changes to ``doc`` made meanwhile are not sent to its connections as PATCH-DOC messages.
+
+    For a document no browser holds yet: :func:`add_dashboard_when_ready` builds it holding
+    the document's lock, so the document's reply, sent after, carries the dashboard. A patch
+    would make bokeh serialise the whole dashboard once more (as long as the document itself:
+    0.1-0.3 s of the server's start-up) for BokehJS to drop (it ignores patches that come
+    before its document). Other document events (periodic callbacks added) go on as usual.
+    """
+    server_session = doc.session_context.session if doc.session_context is not None else None
+    # bokeh keeps no public list of a session's connections; without it, patches go out
+    connections = set(getattr(server_session, "_subscribed_connections", ()))
+    for c in connections:
+        server_session.unsubscribe(c)
+    try:
+        yield
+    finally:
+        for c in connections:
+            server_session.subscribe(c)
 
 
 def make_application(session, *, interval: float = 0.5) -> Application:
