@@ -464,6 +464,35 @@ def test_deferred_page_document_gets_the_other_views_once_drawn(done_session):
     assert dash.complete() is False  # nothing left to build
 
 
+def test_completing_a_page_leaves_the_live_loop_free_while_it_builds(done_session, monkeypatch):
+    """The other views' bokeh models are built without the session's lock, which the live loop
+    needs to hand over each block: a page completing itself holds it back no longer."""
+    import threading
+
+    from xlive.views import layout
+
+    seen = []
+
+    class Probe:  # a view whose construction looks whether another thread may take the lock
+        def __init__(self):
+            box = []
+            t = threading.Thread(target=lambda: box.append(done_session.lock.acquire(False)))
+            t.start()
+            t.join()
+            if box[0]:
+                done_session.lock.release()
+            seen.extend(box)
+
+        def update(self, session):
+            return False
+
+    monkeypatch.setitem(layout.VIEWS, "probe", Probe)
+    dash = Dashboard(done_session, defer=True)
+    assert seen == []  # not a first view
+    assert dash.complete()
+    assert seen == [True] and "probe" in dash.views
+
+
 def test_deferred_page_builds_the_other_views_after_the_first_frame(finished_run):
     """A page drawn before the run's first frame is analysed keeps its other views back until
     an update has sent that frame (building them holds the server's loop for a while)."""

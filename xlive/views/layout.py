@@ -144,13 +144,15 @@ class Dashboard:
         if not self.deferred:
             return False
         self.deferred = False
+        # the views' models need no session: built without its lock, which the live loop
+        # takes to hand over every block (building them all takes 0.3-1 s)
+        self._build_views(VIEWS)
+        # updated in the order of VIEWS, then the declared features' views
+        self.views = {
+            **{k: self.views[k] for k in VIEWS},
+            **{k: v for k, v in self.views.items() if k not in VIEWS},
+        }
         with self.session.lock:
-            self._build_views(VIEWS)
-            # updated in the order of VIEWS, then the declared features' views
-            self.views = {
-                **{k: self.views[k] for k in VIEWS},
-                **{k: v for k, v in self.views.items() if k not in VIEWS},
-            }
             self._add_declared_views()
             self.detector.add_hover_maps(self.session)
         self._arrange()
