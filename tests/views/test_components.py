@@ -475,13 +475,15 @@ def test_completing_a_page_leaves_the_live_loop_free_while_it_builds(done_sessio
 
     class Probe:  # a view whose construction looks whether another thread may take the lock
         def __init__(self):
-            box = []
-            t = threading.Thread(target=lambda: box.append(done_session.lock.acquire(False)))
+            t = threading.Thread(target=self.try_lock)
             t.start()
             t.join()
-            if box[0]:
+
+        def try_lock(self):
+            free = done_session.lock.acquire(blocking=False)
+            if free:
                 done_session.lock.release()
-            seen.extend(box)
+            seen.append(free)
 
         def update(self, session):
             return False
