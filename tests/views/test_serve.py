@@ -104,15 +104,20 @@ async def _messages_until_document(url: str) -> list[str]:
     protocol = Protocol()
     receiver = Receiver(protocol)
     seen: list[str] = []
+
+    async def receive():
+        message = None
+        while message is None:
+            fragment = await ws.read_message()
+            assert fragment is not None, f"connection closed after {seen}"
+            message = await receiver.consume(fragment)
+        seen.append(message.msgtype)
+
     try:
+        await receive()  # the server's ACK: it has opened the session (as BokehJS waits)
         await protocol.create("PULL-DOC-REQ").send(WebSocketClientConnectionWrapper(ws))
-        while not seen or seen[-1] != "PULL-DOC-REPLY":
-            message = None
-            while message is None:
-                fragment = await ws.read_message()
-                assert fragment is not None, f"connection closed after {seen}"
-                message = await receiver.consume(fragment)
-            seen.append(message.msgtype)
+        while seen[-1] != "PULL-DOC-REPLY":
+            await receive()
     finally:
         ws.close()
     return seen
@@ -149,11 +154,17 @@ def test_waiting_page_gets_its_document_once(finished_run):
             while not s.step():
                 pass
             pending.set(s)
+            # as `xlive serve` does before starting the live loop: the waiting page's
+            # dashboard is built when this returns
+            assert pending.wait_pages(30)
+            (page_session,) = handle.server.get_sessions("/")
+            assert page_session.document.get_model_by_name("hit_rate_source") is not None
             thread.join(30)
     finally:
         handle.stop()
     assert "error" not in box, box
     assert box["seen"] == ["ACK", "PULL-DOC-REPLY"]
+    assert PendingSession().wait_pages(0)  # no page waiting: nothing to wait for
 
 
 def test_page_says_why_its_session_failed():

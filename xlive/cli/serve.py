@@ -79,8 +79,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         recorder, apps, patterns = serve_extras(args, session, session.config)
         from ..views.runner import SessionRunner
 
-        runner = SessionRunner(session).start()
+        runner = SessionRunner(session)
         pending.set(session)
+        # pages already open get their document before the live loop starts: the browser
+        # draws it while the first block is analysed (see PendingSession.wait_pages)
+        pending.wait_pages(timeout=PAGES_FIRST)
+        runner.start()
         if handle is None:
             handle = _serve(args, pending, apps, patterns)
         if recorder is not None:
@@ -107,6 +111,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if source is not None:
             source.close()
     return 0
+
+
+#: seconds the live loop waits at most for the pages open at start-up to get their document
+PAGES_FIRST = 3.0
 
 
 def _serve(args: argparse.Namespace, pending, apps=None, patterns=None):

@@ -40,11 +40,32 @@ class PendingSession:
         self._waiters: list = []
         self.session = None
         self.error: BaseException | None = None
+        #: pages woken by :meth:`set`, and how many of them have their dashboard built
+        self._woken = 0
+        self._built = 0
+        self._built_changed = threading.Condition()
 
     def set(self, session) -> None:
         """The session is built: pages waiting for it get their dashboard."""
         self.session = session
-        self._wake()
+        with self._built_changed:
+            self._woken += self._wake()
+
+    def wait_pages(self, timeout: float) -> bool:
+        """Until every page woken by :meth:`set` has its dashboard built (at most ``timeout``
+        seconds); False on timeout.
+
+        ``xlive serve`` starts the live loop after this: the server builds and sends those
+        pages' documents first, so the browser draws them (on another core) while the run's
+        first block is analysed, instead of both sharing the interpreter until both are done.
+        """
+        with self._built_changed:
+            return self._built_changed.wait_for(lambda: self._built >= self._woken, timeout)
+
+    def _page_built(self) -> None:
+        with self._built_changed:
+            self._built += 1
+            self._built_changed.notify_all()
 
     def fail(self, error: BaseException, *, linger: float = 0.0) -> None:
         """The session could not be built: pages waiting for it say why. ``linger``: seconds
@@ -73,16 +94,18 @@ class PendingSession:
         await future
 
     def _wake(self) -> int:
-        """Wake the pages waiting; how many there were."""
+        """Wake the pages waiting; how many were woken."""
         with self._lock:
             self._ready.set()
             waiters, self._waiters = self._waiters, []
+        woken = 0
         for loop, future in waiters:
             try:
                 loop.call_soon_threadsafe(_resolve, future)
+                woken += 1
             except RuntimeError:  # that page's loop is closed (server stopped)
                 pass
-        return len(waiters)
+        return woken
 
 
 def _resolve(future) -> None:
@@ -175,7 +198,10 @@ def add_dashboard_when_ready(doc, pending: PendingSession, *, interval: float = 
 
     async def attach():
         await pending.wait()
-        _attach(doc, pending, interval)
+        try:
+            _attach(doc, pending, interval)
+        finally:
+            pending._page_built()
 
     doc.add_next_tick_callback(attach)
 
