@@ -41,3 +41,21 @@ def test_serve_parser_leaves_the_simulator_unimported():
         [sys.executable, "-c", code.format(None)], capture_output=True, text=True, check=True
     )
     assert whole.stdout.split()[0] == "True"  # what the quick parser spares
+
+
+def test_serve_starts_a_session_on_a_run_folder_without_fabio(tmp_path):
+    """Opening an xlive run folder and building its session (what `xlive serve` does before
+    the first frame) imports no image-file reader (fabio: ~0.1 s of the start-up)."""
+    from xlive.simulate import write_run
+
+    run = tmp_path / "run"
+    write_run(run, frames=2, rate=0, detector="eiger500k", seed=1)
+    code = (
+        "import sys; from xlive.cli.main import build_parser; "
+        "from xlive.cli.serve import _start_session; "
+        f"args = build_parser('serve').parse_args(['serve', {str(run)!r}, '--port', '0']); "
+        "source, session = _start_session(args); print('fabio' in sys.modules); "
+        "session.close(); source.close()"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "False", out.stdout + out.stderr

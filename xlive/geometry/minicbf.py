@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import fabio
 import numpy as np
 
 from ..errors import GeometryError
@@ -89,6 +88,8 @@ def read_minicbf_geometry(path: str | Path) -> Geometry:
     The geometry declares the format's markers (-1 module gaps, -2 bad pixels) as
     ``sentinels``; no pixel is masked for the value it holds in this image.
     """
+    import fabio  # here: opening runs of other formats (and `xlive serve`) needs no fabio
+
     with fabio.open(str(path)) as image:
         header = image.header.get("_array_data.header_contents", "")
         shape = image.data.shape
