@@ -8,7 +8,7 @@ round starts ``xlive serve RUN --port P`` as a new process (a fresh interpreter:
 geometry, analyzers, dask cluster, numba kernels loaded from its on-disk cache), opens the page
 as soon as the server says it is serving (``xlive serve`` starts its page server before the engine, so
 the browser loads the page and BokehJS while the run is opened and its analyzers built; the
-document comes once the session is there), and waits until the hit-rate strip chart holds a
+document comes once the session is there, before the live loop starts), and waits until the hit-rate strip chart holds a
 frame (then, for the record, until every plot is drawn: the page's first document holds the
 views of the first frames and gets the others once drawn). The first round also fills numba's cache if it is cold; the figure asked for is with a
 warm cache, so the last line reports the later rounds (the best and the median).
