@@ -101,6 +101,10 @@ for defer, name in ((True, "first page document (deferred)"), (False, "whole pag
         msg = Protocol().create("PULL-DOC-REPLY", "x", doc)
         mb = (len(msg.content_json) + sum(len(b.to_bytes()) for b in msg.buffers)) / 1e6
         tick(f"{name}: {len(doc.models)} models, {mb:.1f} MB")
+        if defer:  # what a waiting page's dashboard also cost as a PATCH-DOC (no longer built)
+            from bokeh.document.events import RootAddedEvent
+            Protocol().create("PATCH-DOC", [RootAddedEvent(doc, doc.roots[0], None)])
+            tick("  the same as a PATCH-DOC (xlive serve no longer builds it)")
 s.close()
 """
 
