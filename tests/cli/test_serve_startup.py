@@ -43,9 +43,11 @@ def test_serve_parser_leaves_the_simulator_unimported():
     assert whole.stdout.split()[0] == "True"  # what the quick parser spares
 
 
-def test_serve_starts_a_session_on_a_run_folder_without_fabio(tmp_path):
+def test_serve_starts_a_session_on_a_run_folder_without_fabio_or_h5py(tmp_path):
     """Opening an xlive run folder and building its session (what `xlive serve` does before
-    the first frame) imports no image-file reader (fabio: ~0.1 s of the start-up)."""
+    the first frame) imports no image-file reader (fabio: ~0.1 s of the start-up) and no HDF5
+    (h5py: the registry imports the in-tree source modules only when no specific built-in
+    source takes the target)."""
     from xlive.simulate import write_run
 
     run = tmp_path / "run"
@@ -54,8 +56,8 @@ def test_serve_starts_a_session_on_a_run_folder_without_fabio(tmp_path):
         "import sys; from xlive.cli.main import build_parser; "
         "from xlive.cli.serve import _start_session; "
         f"args = build_parser('serve').parse_args(['serve', {str(run)!r}, '--port', '0']); "
-        "source, session = _start_session(args); print('fabio' in sys.modules); "
+        "source, session = _start_session(args); print('fabio' in sys.modules, 'h5py' in sys.modules); "
         "session.close(); source.close()"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split()[-1] == "False", out.stdout + out.stderr
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout + out.stderr
