@@ -395,6 +395,9 @@ class StreamSource(Source):
         self._shape: tuple[int, int] | None = None
         self._dtype: np.dtype | None = None
         self._seg_geometry: Geometry | None = None
+        #: per segment: frame numbers and times read so far, and the arrays they come from
+        self._meta_rows: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+        self._meta_arrays: dict[str, tuple[zarr.Array, zarr.Array]] = {}
         self.refresh()
 
     def _count(self) -> int:
@@ -459,11 +462,30 @@ class StreamSource(Source):
     def _native_metadata(self, n: int) -> dict[str, np.ndarray]:
         out = {FRAME_NUMBER: [], TIMESTAMP: [], "segment": []}
         for k, (path, _start, count) in enumerate(self._segs):
-            g = zarr.open_group(path, mode="r")
-            out[FRAME_NUMBER].append(np.asarray(g[FRAME_NUMBER][:count]))
-            out[TIMESTAMP].append(np.asarray(g[TIMESTAMP][:count]))
+            numbers, times = self._segment_metadata(path, count)
+            out[FRAME_NUMBER].append(numbers)
+            out[TIMESTAMP].append(times)
             out["segment"].append(np.full(count, k, np.int32))
         return {k: (np.concatenate(v)[:n] if v else np.zeros(0)) for k, v in out.items()}
+
+    def _segment_metadata(self, path: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame numbers and times of a segment's first ``count`` frames. Published rows never
+        change, so only the rows published since the last call are read (the live loop asks
+        at every store write: reading whole segments cost more the longer the run)."""
+        rows, numbers, times = self._meta_rows.get(path, (0, np.zeros(0, np.int64), np.zeros(0)))
+        if rows < count:
+            arrays = self._meta_arrays.get(path)
+            if arrays is None or arrays[0].shape[0] < count:  # the receiver grew the arrays
+                g = zarr.open_group(path, mode="r")
+                arrays = self._meta_arrays[path] = (g[FRAME_NUMBER], g[TIMESTAMP])
+            if numbers.size < count:  # room for twice as many: appends cost O(1) per row
+                numbers = np.concatenate([numbers[:rows], np.zeros(2 * count, np.int64)])
+                times = np.concatenate([times[:rows], np.zeros(2 * count)])
+            numbers[rows:count] = arrays[0][rows:count]
+            times[rows:count] = arrays[1][rows:count]
+            rows = count
+            self._meta_rows[path] = (rows, numbers, times)
+        return numbers[:count], times[:count]
 
     @property
     def dropped_frames(self) -> dict[int, list[list[int]]]:
