@@ -397,6 +397,8 @@ class StreamSource(Source):
         self._seg_geometry: Geometry | None = None
         #: per segment: frame numbers and times read so far, and the arrays they come from
         self._meta_rows: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+        #: each segment's attributes as read at the last count
+        self._seg_attrs: dict[str, dict] = {}
         self._meta_arrays: dict[str, tuple[zarr.Array, zarr.Array]] = {}
         self.refresh()
 
@@ -411,10 +413,11 @@ class StreamSource(Source):
             names = _segment_dirs(self.spool_path)
         except OSError:
             return self._n
-        segs, start = [], 0
+        segs, start, seg_attrs = [], 0, {}
         for name in names:
             try:
                 attrs = _group_attrs(self.spool_path / name)
+                seg_attrs[str(self.spool_path / name)] = attrs
                 n = int(attrs.get(FRAMES_COMPLETE, 0))
                 if not n:
                     continue  # created, nothing published yet (its arrays may not exist)
@@ -429,6 +432,7 @@ class StreamSource(Source):
             start += n
         # a resumed segment grows after later ones cannot exist: counts only ever increase
         self._segs = segs
+        self._seg_attrs = seg_attrs
         if self._reader is not None:
             self._reader.segments = [(p, s) for p, s, n in segs if n]
         return start
@@ -492,7 +496,11 @@ class StreamSource(Source):
         """Per segment: [first, stop) ranges of detector frame numbers that never arrived."""
         out = {}
         for k, (path, _s, _n) in enumerate(self._segs):
-            ranges = zarr.open_group(path, mode="r").attrs.get("dropped_ranges", [])
+            # as the segment's counter said at the last refresh (its zarr.json, read then)
+            attrs = self._seg_attrs.get(path)
+            if attrs is None:
+                attrs = zarr.open_group(path, mode="r").attrs
+            ranges = attrs.get("dropped_ranges", [])
             if ranges:
                 out[k] = [list(r) for r in ranges]
         return out
@@ -503,8 +511,8 @@ class StreamSource(Source):
 
     def receiver_stats(self) -> dict:
         """What the receiver recorded: bad messages, spool errors, starts, last error texts."""
-        try:
-            return dict(zarr.open_group(str(self.spool_path), mode="r").attrs.get("receiver", {}))
+        try:  # the spool's zarr.json read directly (asked with the faults, every 2 s)
+            return dict(_group_attrs(self.spool_path).get("receiver", {}))
         except Exception:
             return {}
 
