@@ -41,7 +41,7 @@ from zarr.core.group import ConsolidatedMetadata
 
 from ..conventions import FRAME, TIMESTAMP
 from ..errors import ConfigError, SourceError
-from ..sources._zarr_write import set_many
+from ..sources._zarr_write import resize_many, set_many
 from .cf import (
     BAD,
     DONE,
@@ -331,10 +331,9 @@ class FeatureStore:
         return self._array(STATUS).shape[0]
 
     def _resize_all(self, rows: int) -> None:
-        for name, s in self.specs.items():
-            self._array(name).resize((rows, *s["shape"]))
-        for name in (FRAME, *META_FIELDS, STATUS):
-            self._array(name).resize((rows,))
+        names = [*self.specs, FRAME, *META_FIELDS, STATUS]
+        shapes = [(rows, *self.specs[n]["shape"]) if n in self.specs else (rows,) for n in names]
+        resize_many([self._array(n) for n in names], shapes)  # one pass of zarr's event loop
 
     def _ensure(self, n: int) -> None:
         """Allocate at least ``n`` rows (in whole chunks, growing by up to 8 chunks at a
