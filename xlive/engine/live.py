@@ -61,8 +61,9 @@ class LiveParams:
     max_in_flight: int | None = None
     #: allow sampling when behind (off: compute every frame however late)
     adaptive: bool = True
-    #: seconds between store writes while blocks keep finishing: finished blocks wait and are
-    #: written together (a write touches every feature array, ~20 ms whatever its size)
+    #: seconds between store writes while frames keep coming: finished blocks wait and are
+    #: written together (a write touches every feature array: ~30 ms of CPU whatever its
+    #: size, bench/live_lag.py). Once a poll finds no new frame, they are written at once
     store_interval: float = 0.5
     #: workers hold the reducers' partials (binned projections: megabytes per block) and hand
     #: them over at most this often; the rest when the run ends or the processor closes
@@ -185,6 +186,8 @@ class LiveProcessor:
         #: key under which workers hold this processor's partial aggregates
         self._hold_key = f"xlive-partials-{uuid.uuid4().hex}"
         self._last_store = 0.0
+        #: whether the last poll found new frames (finished blocks then wait for store_interval)
+        self._arriving = False
         self._seen = 0
         #: (time, frames) of each poll that found new frames: the arrival rate
         self._arrivals: collections.deque = collections.deque(maxlen=256)
@@ -350,6 +353,7 @@ class LiveProcessor:
         n = self.source.refresh()
         #: when the source was last counted (monotonic clock)
         self.last_refresh = time.monotonic()
+        self._arriving = n > self._seen
         if n <= self._seen or not self._ensure_ready():
             return
         self.store.see(n)
@@ -482,10 +486,16 @@ class LiveProcessor:
             self._in_flight.pop(fut)
         if flush:
             return self._store_unstored(self._release_partials())
-        due = time.monotonic() - self._last_store >= self.params.store_interval
-        if self._unstored and (due or not self._in_flight):
+        if self._unstored and (self._store_wait() <= 0 or not (self._in_flight or self._arriving)):
             return self._store_unstored()
         return 0
+
+    def _store_wait(self) -> float:
+        """Seconds until finished blocks are due to be stored (``store_interval`` after the
+        last write). While frames keep coming they wait that long even when nothing else
+        is computing: at 100 Hz the tasks of each poll finish before the next poll, and a
+        write at each poll cost twice the CPU of one every ``store_interval``."""
+        return self.params.store_interval - (time.monotonic() - self._last_store)
 
     def _requeue(self, lost: list) -> None:
         """Queue again the frames of blocks cancelled because a worker left with the data
@@ -616,6 +626,14 @@ class LiveProcessor:
             self._last_trim = now
             release_free_memory()
         wait = self.params.poll_interval if wait is None else wait
+        if not self._in_flight and self._unstored:
+            # finished blocks wait for their store write (see _collect): until it is due
+            pause = min(wait, max(self._store_wait(), 0.0))
+            if pause > 0:
+                self._stepping = False
+                time.sleep(pause)
+                self._stepping = True
+            return self._collect(0.0)
         if not self._in_flight and wait > 0:
             self._stepping = False
             time.sleep(wait)  # nothing to wait for but new frames
