@@ -35,7 +35,7 @@ from ..validate import check_fields
 from .backlog import fixed_step, sample_backlog
 from .block import Block, concat_blocks
 from .cf import to_seconds
-from .cluster import FrameBuffers, default_client  # noqa: F401  (default_client: also from here)
+from .cluster import FrameBuffers, close_client, default_client  # noqa: F401  (default_client: also from here)
 from .features import analyze_block, coord_parts, feature_specs, release_partials
 from .store import BAD, DONE, META_FIELDS, SKIPPED, FeatureStore
 
@@ -715,10 +715,7 @@ class LiveProcessor:
             self._in_flight.clear()
         self._reader_f = self._analyzers_f = self._reducers_f = None
         if self._own_client:
-            cluster = self.client.cluster
-            self.client.close()
-            if cluster is not None:
-                cluster.close()
+            close_client(self.client)
 
     def __enter__(self) -> LiveProcessor:
         return self
