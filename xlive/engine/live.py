@@ -188,6 +188,8 @@ class LiveProcessor:
         self._last_store = 0.0
         #: whether the last poll found new frames (finished blocks then wait for store_interval)
         self._arriving = False
+        #: frames skipped by sampling, not yet marked so in the store (see _skip)
+        self._skipped: list[int] = []
         self._seen = 0
         #: (time, frames) of each poll that found new frames: the arrival rate
         self._arrivals: collections.deque = collections.deque(maxlen=256)
@@ -372,8 +374,7 @@ class LiveProcessor:
                 self._first_seen[i] = now
         self._seen = n
         if skipped:
-            self.store.mark_skipped(np.array(skipped))
-            self.stats.frames_skipped += len(skipped)
+            self._skip(skipped)
 
     def _reship_reader(self) -> None:
         """Have the workers get the reader as it is now when it changed (new files,
@@ -424,8 +425,20 @@ class LiveProcessor:
         for i in skip:
             self._first_seen.pop(i, None)
         if skip:
-            self.store.mark_skipped(np.array(skip))
-            self.stats.frames_skipped += len(skip)
+            self._skip(skip)
+
+    def _skip(self, frames: list[int]) -> None:
+        """Frames left out by sampling: marked skipped in the store with the next write (in
+        its status write), or once ``store_interval`` has passed (:meth:`_mark_skipped`):
+        a status write at every poll cost as much CPU as a store write."""
+        self._skipped.extend(int(i) for i in frames)
+        self.stats.frames_skipped += len(frames)
+
+    def _mark_skipped(self, force: bool = False) -> None:
+        """Write the skipped frames waiting for a store write, when one is due (or ``force``)."""
+        if self._skipped and (force or self._store_wait() <= 0):
+            skipped, self._skipped = np.array(self._skipped, np.int64), []
+            self.store.mark_skipped(np.sort(skipped))
 
     def _submit(self) -> None:
         if self._queue and not self._has_workers():
@@ -529,7 +542,8 @@ class LiveProcessor:
         self._last_store = time.monotonic()
         idx = block.frames
         meta = self._meta(idx) if idx.size else {}
-        self.store.write(block, meta)
+        skipped, self._skipped = np.array(self._skipped, np.int64), []
+        self.store.write(block, meta, skipped=np.sort(skipped))
         now = time.time()
         ts = meta.get(TIMESTAMP)
         self.stats.lags.extend([now - self._first_seen.pop(i, now) for i in idx.tolist()])
@@ -619,6 +633,8 @@ class LiveProcessor:
         self._poll()
         self._adapt()
         self._submit()
+        if not self._unstored:  # else they go with the blocks' write
+            self._mark_skipped()
         if self.store is not None:  # readers see what is stored within a second, idle or not
             self.store.flush_if_due()
         now = time.monotonic()
@@ -674,6 +690,7 @@ class LiveProcessor:
             elif until_idle is not None and time.time() - last_new >= until_idle:
                 break
         self._collect(wait=0, flush=True)
+        self._mark_skipped(force=True)
         self.update_faults(force=True)
         if self.store is not None:  # readers see every frame stored (not 1 s later)
             self.store.flush()
@@ -705,6 +722,7 @@ class LiveProcessor:
         if self.store is not None and self.client.status == "running":
             try:
                 self._store_unstored(self._release_partials())
+                self._mark_skipped(force=True)
                 self.store.flush(exact=True)  # the store's arrays hold exactly the frames seen
             except OSError as exc:  # disk full / read-only: the caller reports the first error
                 log.info("could not store the last results on close: %s", exc)
