@@ -787,16 +787,22 @@ def detect_blocks(
             nw = nvar[bi]
             nu = nuse[bi]
             off = (bi - ri * sb) * sb
-            for bj in range(nbx):
-                c = nu[bj]
-                w = nw[bj]
-                ok = (c != 0) & (w > 0)
-                rj = bj // sb
-                k = off + bj - rj * sb
-                vals[k, rj] = nt[bj] / c if ok else 0.0
-                wts[k, rj] = c * c / w if ok else 0.0
-                valid[k, rj] = ok
-                cval[k, rj] = c if ok else 0
+            for kk in range(sb):  # place kk of every box: contiguous stores along the boxes
+                k = off + kk
+                nrj = nrx if (nrx - 1) * sb + kk < nbx else nrx - 1
+                vk = vals[k]
+                wk = wts[k]
+                okk = valid[k]
+                ck = cval[k]
+                for rj in range(nrj):
+                    bj = rj * sb + kk
+                    c = nu[bj]
+                    w = nw[bj]
+                    ok = (c != 0) & (w > 0)
+                    vk[rj] = nt[bj] / c if ok else 0.0
+                    wk[rj] = c * c / w if ok else 0.0
+                    okk[rj] = ok
+                    ck[rj] = c if ok else 0
         for rj in range(nrx):
             cnt[rj] = 0
             npix[rj] = 0
@@ -897,10 +903,11 @@ def detect_blocks(
             q[bj] = d * d / w if neg else 0.0
             qn[bj] = neg
             ne_row += e
-        for bj in range(nbx):  # each box's sum in the order of its blocks
-            rj = bj // sb
-            ss[rj] += q[bj]
-            nk[rj] += qn[bj]
+        for kk in range(sb):  # each box's sum in the order of its blocks, boxes side by side
+            nrj = nrx if (nrx - 1) * sb + kk < nbx else nrx - 1
+            for rj in range(nrj):
+                ss[rj] += q[rj * sb + kk]
+                nk[rj] += qn[rj * sb + kk]
         if edge_excess > 0 and ne_row > 0:
             for bj in range(nbx):
                 if o_edge[bj] and nu[bj] != 0 and nw[bj] > 0:

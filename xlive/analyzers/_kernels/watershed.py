@@ -185,15 +185,15 @@ class _Scratch:
 
     def __init__(self, shape, n):
         self.shape = shape
-        self.slot = np.full(shape, -1, np.int64)
+        self.slot = np.full(shape, -1, np.int32)
         self.size = n
         for name in ("parent", "cidx", "comp", "cid"):
-            setattr(self, name, np.full(n, -1, np.int64))
+            setattr(self, name, np.full(n, -1, np.int32))
         self.posx = np.full(n, np.nan)
         self.posy = np.full(n, np.nan)
         self.peak = np.zeros(n)
-        self.pki = np.zeros(n, np.int64)
-        self.pkj = np.zeros(n, np.int64)
+        self.pki = np.zeros(n, np.int32)
+        self.pkj = np.zeros(n, np.int32)
         self.nloc = np.zeros(n)
         self.gloc = np.zeros(n)
         self.infp = np.zeros(n, np.bool_)
