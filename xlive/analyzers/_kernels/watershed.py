@@ -662,15 +662,17 @@ def _split(
         jbox[j] = j // sbs
     # components in visiting order, their members grouped (stable)
     compc = np.empty(nc, np.int64)  # cid: scratch per root, -1 on entry and on return
+    rlist = np.empty(nc, np.int64)  # the roots, to put cid back
     ncomp = 0
     for o in range(nc):
         rt = _root(parent, cand[order[o]])
         if cid[rt] < 0:
             cid[rt] = ncomp
+            rlist[ncomp] = rt
             ncomp += 1
         compc[o] = cid[rt]
-    for o in range(nc):
-        cid[_root(parent, cand[order[o]])] = -1
+    for k in range(ncomp):
+        cid[rlist[k]] = -1
     start = np.zeros(ncomp + 1, np.int64)
     for o in range(nc):
         start[compc[o] + 1] += 1
@@ -965,16 +967,11 @@ def _measure(
     ``posy``: position of a component given by its root (:func:`_split`), NaN: not given."""
     nc = cand.shape[0]
     # components (``comp``: scratch per root, -1 on entry and on return), counted first so
-    # that the per-component sums are as long as the components are many
-    ncomp = 0
-    for o in range(nc):
-        r = _root(parent, cand[order[o]])
-        if comp[r] < 0:
-            comp[r] = ncomp
-            ncomp += 1
-    for o in range(nc):
-        comp[_root(parent, cand[order[o]])] = -1
-    m = ncomp
+    # that the per-component sums are as long as the components are many: one per root, a
+    # footprint pixel that is its own parent
+    m = 0
+    for c in range(nc):
+        m += parent[cand[c]] == cand[c]
     ncomp = 0
     isum = np.zeros(m)
     vsum = np.zeros(m)
