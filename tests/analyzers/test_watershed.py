@@ -185,7 +185,7 @@ def test_spot_fit_matches_scipy_least_squares(seed):
     _weights(v, ok, 0, 0, p0, cs, 1, 1.0, w)
     ref = fit_one_ref(d, w, ok, 0, 0, p0[0], c)
     got = p0.copy()
-    _fit(d, w, ok, 0, 0, got, cs, 1, p0.copy(), 3.0, 50)
+    _fit(d, w, ok, 0, 0, got, cs, 1, p0.copy(), np.full(1, 3.0), 50)
     np.testing.assert_allclose(got[0], ref, rtol=1e-4, atol=1e-4)
     assert abs(got[0, 0] - x) < 0.5 and abs(got[0, 1] - y) < 0.5
 

@@ -100,6 +100,15 @@ class SpotParams:
     #: a fitted peak becomes two spots when two Gaussians lower the chi-square by this much
     #: or more; 0: never ("integrated")
     split_chi2: float = 30.0
+    #: broad peaks are fitted jointly with up to fit_group - 1 broad neighbours within
+    #: fit_reach pixels (all free), and one spot more is tried in each such group; 0: one
+    #: spot at a time against its subtracted neighbours ("integrated")
+    fit_group: int = 0
+    fit_reach: float = 6.0
+    #: when above 0 (and below min_snr), the watershed keeps peaks down to this integrated
+    #: SNR, and those below min_snr are fitted and kept when the fitted Gaussian's flux
+    #: reaches min_snr (its Fisher error; a matched filter) ("integrated", with fit_radius)
+    candidate_snr: float = 0.0
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
@@ -186,6 +195,9 @@ class SpotParams:
                 "fit_radius": (0, 20),
                 "fit_min_pixels": (1, None),
                 "split_chi2": (0, None),
+                "fit_group": (0, 8),
+                "fit_reach": (0, 16),
+                "candidate_snr": (0, None),
                 "smooth": (1, BLOCK),
                 "bg_box": (0, 100000),
                 "powder_ring_contrast": (0, None),
@@ -447,7 +459,7 @@ class SpotFinder:
             p.split_snr,
             p.split_frac,
             p.min_separation,
-            p.min_snr,
+            p.candidate_snr if self._candidates else p.min_snr,
             p.max_single_fraction,
             p.min_pixels,
             p.max_pixels,
@@ -477,6 +489,12 @@ class SpotFinder:
         block_seeds(*args, p.module_edge_excess, self.gain, p.detect_snr, seeds)
         return resid, seeds
 
+    @property
+    def _candidates(self) -> bool:
+        """Whether peaks below ``min_snr`` are detected and kept by their fits."""
+        p = self.params
+        return p.fit_radius > 0 and 0 < p.candidate_snr < p.min_snr
+
     def fit_shapes(self, frame, mean, resid, var, lo, hi, found) -> np.ndarray:
         """``found`` (rows of :meth:`find`) placed and split by fitted spot shapes
         (:func:`~._kernels.psf_fit.fit_spots`)."""
@@ -494,6 +512,7 @@ class SpotFinder:
             frame, self.binning.rings, mean, resid, BLOCK, var, lo, hi, self.gain, found, dirs,
             out, min_pixels=p.fit_min_pixels, radius=p.fit_radius, split_chi2=p.split_chi2,
             min_snr=p.min_snr, min_dist=max(p.merge_radius, p.min_separation),
+            group=p.fit_group, reach=p.fit_reach, keep_snr=p.min_snr if self._candidates else 0.0,
         )  # fmt: skip
         return out[: min(n, out.shape[0])]
 
