@@ -105,10 +105,17 @@ class SpotParams:
     #: spot at a time against its subtracted neighbours ("integrated")
     fit_group: int = 0
     fit_reach: float = 6.0
-    #: when above 0 (and below min_snr), the watershed keeps peaks down to this integrated
-    #: SNR, and those below min_snr are fitted and kept when the fitted Gaussian's flux
-    #: reaches min_snr (its Fisher error; a matched filter) ("integrated", with fit_radius)
+    #: the box searched for one spot more around a broad peak reaches this many pixels
+    #: beyond its fit window, and sums of 2 fit_search_half + 1 pixels square are searched
+    fit_search: int = 0
+    fit_search_half: int = 1
+    #: when above 0 (and below min_snr and fit_snr), the watershed keeps peaks down to this
+    #: integrated SNR, and those below fit_snr are fitted (a Gaussian, widths free) and kept
+    #: when the fitted flux reaches fit_snr times its Fisher error (a matched filter, surer
+    #: than the footprint's sum on broad weak spots) and they are >= 1 px wide; 0: off
+    #: ("integrated", with fit_radius)
     candidate_snr: float = 0.0
+    fit_snr: float = 6.0
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
@@ -198,6 +205,9 @@ class SpotParams:
                 "fit_group": (0, 8),
                 "fit_reach": (0, 16),
                 "candidate_snr": (0, None),
+                "fit_snr": (0, None),
+                "fit_search": (0, 12),
+                "fit_search_half": (0, 4),
                 "smooth": (1, BLOCK),
                 "bg_box": (0, 100000),
                 "powder_ring_contrast": (0, None),
@@ -493,7 +503,7 @@ class SpotFinder:
     def _candidates(self) -> bool:
         """Whether peaks below ``min_snr`` are detected and kept by their fits."""
         p = self.params
-        return p.fit_radius > 0 and 0 < p.candidate_snr < p.min_snr
+        return p.fit_radius > 0 and 0 < p.candidate_snr < min(p.min_snr, p.fit_snr)
 
     def fit_shapes(self, frame, mean, resid, var, lo, hi, found) -> np.ndarray:
         """``found`` (rows of :meth:`find`) placed and split by fitted spot shapes
@@ -512,7 +522,8 @@ class SpotFinder:
             frame, self.binning.rings, mean, resid, BLOCK, var, lo, hi, self.gain, found, dirs,
             out, min_pixels=p.fit_min_pixels, radius=p.fit_radius, split_chi2=p.split_chi2,
             min_snr=p.min_snr, min_dist=max(p.merge_radius, p.min_separation),
-            group=p.fit_group, reach=p.fit_reach, keep_snr=p.min_snr if self._candidates else 0.0,
+            group=p.fit_group, reach=p.fit_reach, keep_snr=p.fit_snr if self._candidates else 0.0,
+            ext=p.fit_search, hs=p.fit_search_half,
         )  # fmt: skip
         return out[: min(n, out.shape[0])]
 

@@ -38,6 +38,7 @@ MIN_SIGMA = 0.6
 MAX_SIGMA = 4.5
 #: cell (pixels) of the grid of peaks used to find neighbours
 CELL = 16
+WIDE = 1.0
 
 
 @numba.njit(**_JIT)
@@ -411,10 +412,10 @@ def _members(par, alive, broad, head, nxt, k, reach, kmax, mem):
 
 
 @numba.njit(**_JIT)
-def _residual_peak(d, w, ok, i0, j0, ps, cs, m, cx, cy, radius, dist):
-    """Window pixel (row, column) of the most significant 3 x 3 sum of ``d`` minus the
-    ``m`` spots ``ps``, within ``radius`` (Chebyshev) of (cx, cy) and at least ``dist``
-    pixels from every spot; (-1, -1) if none."""
+def _residual_peak(d, w, ok, i0, j0, ps, cs, m, cx, cy, radius, dist, hs):
+    """Window pixel (row, column) of the most significant sum over ``2 hs + 1`` pixels
+    square of ``d`` minus the ``m`` spots ``ps``, within ``radius`` (Chebyshev) of (cx, cy)
+    and at least ``dist`` pixels from every spot; (-1, -1) if none."""
     ph, pw = d.shape
     r = np.zeros((ph, pw))
     vv = np.zeros((ph, pw))
@@ -429,8 +430,8 @@ def _residual_peak(d, w, ok, i0, j0, ps, cs, m, cx, cy, radius, dist):
     best = -np.inf
     ba = -1
     bb = -1
-    for a in range(1, ph - 1):
-        for b in range(1, pw - 1):
+    for a in range(hs, ph - hs):
+        for b in range(hs, pw - hs):
             if abs(i0 + a - cy) > radius or abs(j0 + b - cx) > radius:
                 continue
             far = True
@@ -442,8 +443,8 @@ def _residual_peak(d, w, ok, i0, j0, ps, cs, m, cx, cy, radius, dist):
                 continue
             t = 0.0
             tv = 0.0
-            for u in range(a - 1, a + 2):
-                for v in range(b - 1, b + 2):
+            for u in range(a - hs, a + hs + 1):
+                for v in range(b - hs, b + hs + 1):
                     t += r[u, v]
                     tv += vv[u, v]
             if tv <= 0:
@@ -459,13 +460,16 @@ def _residual_peak(d, w, ok, i0, j0, ps, cs, m, cx, cy, radius, dist):
 @numba.njit(**_JIT)
 def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, start, src,
                 alive, broad, head, nxt, order, n, nsp, radius, reach, kmax, split_chi2,
-                min_snr, min_dist, skip_red, peaks):  # fmt: skip
+                min_snr, min_dist, skip_red, peaks, ext, hs):  # fmt: skip
     """Each broad spot (strongest first) fitted jointly with its broad neighbours within
     ``reach`` pixels (``kmax`` spots at most, all free), on the union of their windows, the
     other spots subtracted; then the same group with one spot more (started at the
     residual's most significant 3 x 3 sum near the spot, or as the spot split in two along
     its main axis), kept when the chi-square drops by ``split_chi2`` or more and the new
-    spots pass :func:`_fit_spots`' tests. Returns the new number of spots."""
+    spots pass :func:`_fit_spots`' tests. The pixels fitted are the members' windows and
+    the box of half-width ``radius + ext`` around the spot, where the new spot is looked
+    for (sums of ``2 hs + 1`` pixels square). Returns the new number of spots."""
+    box = radius + ext
     ny, nx = frame.shape
     member = np.zeros(par.shape[0], np.bool_)
     mem = np.empty(kmax, np.int64)
@@ -480,10 +484,10 @@ def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, st
         if not broad[k] or not alive[k]:
             continue
         m = _members(par, alive, broad, head, nxt, k, reach, kmax, mem)
-        ya = par[k, 1]
-        yb = par[k, 1]
-        xa = par[k, 0]
-        xb = par[k, 0]
+        ya = par[k, 1] - ext
+        yb = par[k, 1] + ext
+        xa = par[k, 0] - ext
+        xb = par[k, 0] + ext
         for q in range(m):
             s = mem[q]
             ya = min(ya, par[s, 1])
@@ -504,7 +508,10 @@ def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, st
             for b in range(pw):
                 if not ok[a, b]:
                     continue
-                near = False
+                near = (
+                    abs(i0 + a - np.rint(par[k, 1])) <= box
+                    and abs(j0 + b - np.rint(par[k, 0])) <= box
+                )
                 for q in range(m):
                     s = mem[q]
                     if (
@@ -540,7 +547,9 @@ def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, st
         # start A: the group as fitted and one spot more at the residual's peak near k
         sw = np.log(max(np.exp(min(ps[0, 3], ps[0, 4])), 0.71))
         best = np.inf
-        ra, rb = _residual_peak(d, w, ok, i0, j0, ps, cs, m, par[k, 0], par[k, 1], radius, 2.0)
+        ra, rb = _residual_peak(
+            d, w, ok, i0, j0, ps, cs, m, par[k, 0], par[k, 1], box, min_dist, hs
+        )
         if ra >= 0:
             for q in range(m):
                 pa[q] = ps[q]
@@ -680,6 +689,8 @@ def fit_spots(
     group=0,
     reach=6.0,
     keep_snr=0.0,
+    ext=0,
+    hs=1,
 ):
     """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
     shapes and split in two where two spots fit better (module docstring); rows in ``out``
@@ -695,7 +706,7 @@ def fit_spots(
     return _fit_spots(
         frame, rings, mean, resid, sbs, var, lo, hi, gain, np.ascontiguousarray(peaks),
         np.ascontiguousarray(dirs), out, min_pixels, radius, sweeps, split_chi2, min_snr,
-        min_dist, max_fraction, skip_red, group, reach, keep_snr,
+        min_dist, max_fraction, skip_red, group, reach, keep_snr, ext, hs,
     )  # fmt: skip
 
 
@@ -721,7 +732,7 @@ def _fit_one(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive
 def _fit_spots(
     frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in, out, min_pixels,
     radius, sweeps, split_chi2, min_snr, min_dist, max_fraction, skip_red, group, reach,
-    keep_snr,
+    keep_snr, ext, hs,
 ):  # fmt: skip
     n = peaks.shape[0]
     ny, nx = frame.shape
@@ -787,7 +798,7 @@ def _fit_spots(
         nsp = _joint_pass(
             frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, start, src, alive,
             broad, head, nxt, order, n, nsp, radius, reach, group, split_chi2, min_snr,
-            min_dist, skip_red, peaks,
+            min_dist, skip_red, peaks, ext, hs,
         )  # fmt: skip
     # two spots instead of one
     for t in range(n if split_chi2 > 0 and group == 0 else 0):
@@ -893,10 +904,9 @@ def _fit_spots(
         one[0] = par[k]
         cs[0] = dirs[k]
         _weights(v, ok, i0, j0, one, cs, 1, gain, w)
-        if (
-            np.exp(min(par[k, 3], par[k, 4])) < 1.0
-            or _flux_snr(w, ok, i0, j0, par[k], dirs[k]) < keep_snr
-        ):
+        if (np.exp(min(par[k, 3], par[k, 4])) < WIDE and peaks[k, 4] < min_snr) or _flux_snr(
+            w, ok, i0, j0, par[k], dirs[k]
+        ) < keep_snr:
             alive[k] = False
     found = 0
     for k in range(nsp):
