@@ -109,12 +109,14 @@ class SpotParams:
     #: beyond its fit window, and sums of 2 fit_search_half + 1 pixels square are searched
     fit_search: int = 0
     fit_search_half: int = 1
+    #: the SNR (fitted flux over its Fisher error) one spot more must reach
+    fit_new_snr: float = 5.0
     #: when above 0 (and below min_snr and fit_snr), the watershed keeps peaks down to this
     #: integrated SNR, and those below fit_snr are fitted (a Gaussian, widths free) and kept
     #: when the fitted flux reaches fit_snr times its Fisher error (a matched filter, surer
     #: than the footprint's sum on broad weak spots) and they are >= 1 px wide; 0: off
     #: ("integrated", with fit_radius)
-    candidate_snr: float = 0.0
+    candidate_snr: float = 2.5
     fit_snr: float = 6.0
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
@@ -208,6 +210,7 @@ class SpotParams:
                 "fit_snr": (0, None),
                 "fit_search": (0, 12),
                 "fit_search_half": (0, 4),
+                "fit_new_snr": (0, None),
                 "smooth": (1, BLOCK),
                 "bg_box": (0, 100000),
                 "powder_ring_contrast": (0, None),
@@ -523,7 +526,7 @@ class SpotFinder:
             out, min_pixels=p.fit_min_pixels, radius=p.fit_radius, split_chi2=p.split_chi2,
             min_snr=p.min_snr, min_dist=max(p.merge_radius, p.min_separation),
             group=p.fit_group, reach=p.fit_reach, keep_snr=p.fit_snr if self._candidates else 0.0,
-            ext=p.fit_search, hs=p.fit_search_half,
+            ext=p.fit_search, hs=p.fit_search_half, new_snr=p.fit_new_snr,
         )  # fmt: skip
         return out[: min(n, out.shape[0])]
 

@@ -460,7 +460,7 @@ def _residual_peak(d, w, ok, i0, j0, ps, cs, m, cx, cy, radius, dist, hs):
 @numba.njit(**_JIT)
 def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, start, src,
                 alive, broad, head, nxt, order, n, nsp, radius, reach, kmax, split_chi2,
-                min_snr, min_dist, skip_red, peaks, ext, hs):  # fmt: skip
+                min_snr, min_dist, skip_red, peaks, ext, hs, new_snr):  # fmt: skip
     """Each broad spot (strongest first) fitted jointly with its broad neighbours within
     ``reach`` pixels (``kmax`` spots at most, all free), on the union of their windows, the
     other spots subtracted; then the same group with one spot more (started at the
@@ -601,7 +601,7 @@ def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, st
         for q in (0, m):
             if np.exp(min(pa[q, 3], pa[q, 4])) < 1.0:
                 good = False  # a spike or noise, not a spot
-            elif _flux_snr(w, ok, i0, j0, pa[q], cs[q]) < min_snr:
+            elif _flux_snr(w, ok, i0, j0, pa[q], cs[q]) < (new_snr if q == m else min_snr):
                 good = False
         for q in range(m + 1):
             for q2 in range(q):
@@ -691,6 +691,7 @@ def fit_spots(
     keep_snr=0.0,
     ext=0,
     hs=1,
+    new_snr=5.0,
 ):
     """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
     shapes and split in two where two spots fit better (module docstring); rows in ``out``
@@ -706,7 +707,7 @@ def fit_spots(
     return _fit_spots(
         frame, rings, mean, resid, sbs, var, lo, hi, gain, np.ascontiguousarray(peaks),
         np.ascontiguousarray(dirs), out, min_pixels, radius, sweeps, split_chi2, min_snr,
-        min_dist, max_fraction, skip_red, group, reach, keep_snr, ext, hs,
+        min_dist, max_fraction, skip_red, group, reach, keep_snr, ext, hs, new_snr,
     )  # fmt: skip
 
 
@@ -732,7 +733,7 @@ def _fit_one(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive
 def _fit_spots(
     frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in, out, min_pixels,
     radius, sweeps, split_chi2, min_snr, min_dist, max_fraction, skip_red, group, reach,
-    keep_snr, ext, hs,
+    keep_snr, ext, hs, new_snr,
 ):  # fmt: skip
     n = peaks.shape[0]
     ny, nx = frame.shape
@@ -798,7 +799,7 @@ def _fit_spots(
         nsp = _joint_pass(
             frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, start, src, alive,
             broad, head, nxt, order, n, nsp, radius, reach, group, split_chi2, min_snr,
-            min_dist, skip_red, peaks, ext, hs,
+            min_dist, skip_red, peaks, ext, hs, new_snr,
         )  # fmt: skip
     # two spots instead of one
     for t in range(n if split_chi2 > 0 and group == 0 else 0):
@@ -854,17 +855,16 @@ def _fit_spots(
             continue
         if np.exp(min(ps[0, 3], ps[0, 4], ps[1, 3], ps[1, 4])) < 1.0:
             continue  # a spike or noise, not a spot
-        if (
-            _flux_snr(w, ok, i0, j0, ps[0], cs[0]) < min_snr
-            or _flux_snr(w, ok, i0, j0, ps[1], cs[1]) < min_snr
-        ):
-            continue
         # k becomes the product nearer to its peak, a new spot the other one
         e = 0
         if np.hypot(ps[1, 0] - peaks[k, 0], ps[1, 1] - peaks[k, 1]) < np.hypot(
             ps[0, 0] - peaks[k, 0], ps[0, 1] - peaks[k, 1]
         ):
             e = 1
+        if _flux_snr(w, ok, i0, j0, ps[e], cs[e]) < min_snr or _flux_snr(
+            w, ok, i0, j0, ps[1 - e], cs[1 - e]
+        ) < max(min_snr, new_snr):
+            continue
         if np.hypot(ps[0, 0] - ps[1, 0], ps[0, 1] - ps[1, 1]) < min_dist:
             continue
         if not _clear(par, alive, head, nxt, k, ps[1 - e, 0], ps[1 - e, 1], min_dist):
