@@ -117,7 +117,7 @@ class SpotParams:
     #: than the footprint's sum on broad weak spots) and they are >= 1 px wide; 0: off
     #: ("integrated", with fit_radius)
     candidate_snr: float = 2.5
-    fit_snr: float = 6.0
+    fit_snr: float = 6.5
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
