@@ -527,6 +527,7 @@ class SpotFinder:
             min_snr=p.min_snr, min_dist=max(p.merge_radius, p.min_separation),
             group=p.fit_group, reach=p.fit_reach, keep_snr=p.fit_snr if self._candidates else 0.0,
             ext=p.fit_search, hs=p.fit_search_half, new_snr=p.fit_new_snr,
+
         )  # fmt: skip
         return out[: min(n, out.shape[0])]
 

@@ -20,6 +20,11 @@ likelihood-ratio test against the noise, for 5 parameters more), both reach ``mi
 Finally all spots, the new ones with them, are refitted in ``sweeps`` more passes and
 reported at their fitted positions.
 
+Weak candidates (peaks the watershed measured below ``keep_snr``) are fitted too and kept
+only where the fitted Gaussian's flux reaches ``keep_snr`` times its Fisher error (a
+matched filter: on broad weak spots surer than the footprint's sum) and, below the
+watershed's own ``min_snr``, the fit is at least 1 px wide.
+
 Written by hand (numba): scipy's least_squares costs ~1 ms of Python per fit, and a frame
 has hundreds of crowded windows; these fits are small (5 or 10 parameters, 81 pixels).
 """
@@ -134,6 +139,38 @@ def _chi2(d, w, ok, i0, j0, ps, cs, k):
 
 
 @numba.njit(**_JIT)
+def _chol_solve(m, g, x):
+    """``x = m^-1 g`` for a symmetric positive definite ``m`` (overwritten by its Cholesky
+    factor); False if ``m`` is not positive definite. By hand: ``np.linalg.solve`` costs
+    microseconds of LAPACK call and allocation per solve, more than these 5-30 unknowns."""
+    n = m.shape[0]
+    for j in range(n):
+        t = m[j, j]
+        for q in range(j):
+            t -= m[j, q] * m[j, q]
+        if not (t > 0):
+            return False
+        t = np.sqrt(t)
+        m[j, j] = t
+        for i in range(j + 1, n):
+            u = m[i, j]
+            for q in range(j):
+                u -= m[i, q] * m[j, q]
+            m[i, j] = u / t
+    for i in range(n):
+        u = g[i]
+        for q in range(i):
+            u -= m[i, q] * x[q]
+        x[i] = u / m[i, i]
+    for i in range(n - 1, -1, -1):
+        u = x[i]
+        for q in range(i + 1, n):
+            u -= m[q, i] * x[q]
+        x[i] = u / m[i, i]
+    return True
+
+
+@numba.njit(**_JIT)
 def _fit(d, w, ok, i0, j0, ps, cs, k, start, maxmove, niter):
     """Levenberg-Marquardt fit of ``k`` spots ``ps`` (rows updated in place) to the window
     ``d`` with weights ``w``; positions kept within ``maxmove`` (pixels, one per spot) of
@@ -145,6 +182,8 @@ def _fit(d, w, ok, i0, j0, ps, cs, k, start, maxmove, niter):
     a = np.zeros((npar, npar))
     g = np.zeros(npar)
     trial = ps[:k].copy()
+    m2 = np.zeros((npar, npar))
+    step = np.zeros(npar)
     lam = 1e-3
     chi = _chi2(d, w, ok, i0, j0, ps, cs, k)
     lmin = np.log(MIN_SIGMA)
@@ -191,10 +230,14 @@ def _fit(d, w, ok, i0, j0, ps, cs, k, start, maxmove, niter):
                 a[q, q2] = a[q2, q]
         improved = False
         for _t in range(6):
-            m2 = a.copy()
+            m2[:, :] = a
             for q in range(npar):
                 m2[q, q] += lam * a[q, q] + 1e-12
-            step = np.linalg.solve(m2, g)
+            if not _chol_solve(m2, g, step):
+                m2[:, :] = a
+                for q in range(npar):
+                    m2[q, q] += lam * a[q, q] + 1e-12
+                step[:] = np.linalg.solve(m2, g)
             for s in range(k):
                 for q in range(NP):
                     trial[s, q] = ps[s, q] + step[NP * s + q]
@@ -692,6 +735,7 @@ def fit_spots(
     ext=0,
     hs=1,
     new_snr=5.0,
+    split_cand=False,
 ):
     """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
     shapes and split in two where two spots fit better (module docstring); rows in ``out``
@@ -703,11 +747,22 @@ def fit_spots(
     split. A new spot takes its parent's ``npix``, ``snr``, ``background`` and ``max``, and
     its fitted flux as intensity. The two-spot fit is skipped where one spot's chi-square is
     below ``split_chi2 + skip_red * (window pixels - 5)`` (for speed; measured to change the
-    hard preset's figures by < 0.1 point)."""
+    hard preset's figures by < 0.1 point).
+
+    ``keep_snr`` > 0: peaks the watershed measured below it (candidates) are fitted too and
+    kept only where the fitted flux reaches ``keep_snr`` times its Fisher error and, when
+    they were below ``min_snr``, their fit is >= 1 px wide (not a spike); candidates are
+    not split unless ``split_cand``. ``group`` > 0: instead of the one-at-a-time two-spot
+    test, :func:`_joint_pass` (``group`` spots at most, neighbours within ``reach`` px, the
+    new spot searched ``ext`` px beyond the window in sums of ``2 hs + 1`` px, kept at
+    ``new_snr``); measured to move along the same recall/precision front as the one-spot
+    test at 2-7x its cost, so off by default. ``new_snr`` also applies to the product of
+    the one-at-a-time split that becomes a new spot."""
     return _fit_spots(
         frame, rings, mean, resid, sbs, var, lo, hi, gain, np.ascontiguousarray(peaks),
         np.ascontiguousarray(dirs), out, min_pixels, radius, sweeps, split_chi2, min_snr,
         min_dist, max_fraction, skip_red, group, reach, keep_snr, ext, hs, new_snr,
+        split_cand,
     )  # fmt: skip
 
 
@@ -733,7 +788,7 @@ def _fit_one(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive
 def _fit_spots(
     frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in, out, min_pixels,
     radius, sweeps, split_chi2, min_snr, min_dist, max_fraction, skip_red, group, reach,
-    keep_snr, ext, hs, new_snr,
+    keep_snr, ext, hs, new_snr, split_cand,
 ):  # fmt: skip
     n = peaks.shape[0]
     ny, nx = frame.shape
@@ -804,7 +859,7 @@ def _fit_spots(
     # two spots instead of one
     for t in range(n if split_chi2 > 0 and group == 0 else 0):
         k = order[t]
-        if not broad[k]:
+        if not broad[k] or (cand[k] and not split_cand):
             continue
         i0 = int(np.rint(par[k, 1])) - radius
         j0 = int(np.rint(par[k, 0])) - radius
