@@ -259,7 +259,8 @@ def test_a_peak_on_the_last_row_does_not_depend_on_earlier_frames():
         SimParams(detector="eiger500k", seed=21, hit_fraction=1.0, crystal_strength=300.0)
     )
     first, other = sim.frame(0)[0], sim.frame(2)[0]
-    sf = SpotFinder(sim.geometry, SpotParams(method="integrated"))
+    # the watershed's own peaks (the weak last-row peak is not re-judged by a fit)
+    sf = SpotFinder(sim.geometry, SpotParams(method="integrated", candidate_snr=0.0))
     ref = sf.find(first)
     assert np.any(ref[:, 1] > first.shape[0] - 2)  # a spot placed on the last row
     sf.find(other)
