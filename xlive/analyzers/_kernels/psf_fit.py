@@ -822,8 +822,12 @@ def _fit_spots(
         broad[k] = peaks[k, 3] >= min_pixels and (
             peaks[k, 6] - peaks[k, 5] < max_fraction * peaks[k, 2]
         )
-        # a candidate (detected below keep_snr) is fitted, and kept when its fit reaches it
-        cand[k] = peaks[k, 4] < keep_snr
+        # a candidate (detected below min_snr, or below keep_snr and not sharp) is fitted,
+        # and kept when its fit reaches keep_snr
+        cand[k] = peaks[k, 4] < min_snr or (
+            peaks[k, 4] < keep_snr and peaks[k, 6] - peaks[k, 5] < max_fraction * peaks[k, 2]
+        )
+        cand[k] = cand[k] and peaks[k, 4] < keep_snr
         broad[k] = broad[k] or cand[k]
         ci = min(max(int(peaks[k, 1]) // CELL, 0), ncy - 1)
         cj = min(max(int(peaks[k, 0]) // CELL, 0), ncx - 1)
