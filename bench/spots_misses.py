@@ -161,7 +161,8 @@ def main(argv=None):
         kw = {}
         for item in items:
             k, v = item.split("=")
-            kw[k] = type(getattr(SpotParams(), k))(v)
+            old = getattr(SpotParams(), k)
+            kw[k] = v in ("1", "True", "true") if isinstance(old, bool) else type(old)(v)
         return kw
 
     kw = overrides(args.set)

@@ -118,6 +118,10 @@ class SpotParams:
     #: ("integrated", with fit_radius)
     candidate_snr: float = 2.5
     fit_snr: float = 6.5
+    #: sharp peaks (brightest pixel >= 0.1 of the intensity) at min_snr or more are
+    #: candidates too (judged by their fit): drops zingers and hot pixels the watershed
+    #: kept, and weak sharp spots; costs fits on every frame ("integrated")
+    candidate_sharp: bool = False
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
@@ -527,6 +531,7 @@ class SpotFinder:
             min_snr=p.min_snr, min_dist=max(p.merge_radius, p.min_separation),
             group=p.fit_group, reach=p.fit_reach, keep_snr=p.fit_snr if self._candidates else 0.0,
             ext=p.fit_search, hs=p.fit_search_half, new_snr=p.fit_new_snr,
+            sharp_cand=p.candidate_sharp,
 
         )  # fmt: skip
         return out[: min(n, out.shape[0])]

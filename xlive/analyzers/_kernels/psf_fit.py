@@ -736,6 +736,7 @@ def fit_spots(
     hs=1,
     new_snr=5.0,
     split_cand=False,
+    sharp_cand=False,
 ):
     """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
     shapes and split in two where two spots fit better (module docstring); rows in ``out``
@@ -751,7 +752,8 @@ def fit_spots(
 
     ``keep_snr`` > 0: peaks the watershed measured below it (candidates) are fitted too and
     kept only where the fitted flux reaches ``keep_snr`` times its Fisher error and, when
-    they were below ``min_snr``, their fit is >= 1 px wide (not a spike); candidates are
+    they were below ``min_snr``, their fit is >= 1 px wide (not a spike); sharp peaks (as
+    above) at ``min_snr`` or more are no candidates unless ``sharp_cand``; candidates are
     not split unless ``split_cand``. ``group`` > 0: instead of the one-at-a-time two-spot
     test, :func:`_joint_pass` (``group`` spots at most, neighbours within ``reach`` px, the
     new spot searched ``ext`` px beyond the window in sums of ``2 hs + 1`` px, kept at
@@ -762,7 +764,7 @@ def fit_spots(
         frame, rings, mean, resid, sbs, var, lo, hi, gain, np.ascontiguousarray(peaks),
         np.ascontiguousarray(dirs), out, min_pixels, radius, sweeps, split_chi2, min_snr,
         min_dist, max_fraction, skip_red, group, reach, keep_snr, ext, hs, new_snr,
-        split_cand,
+        split_cand, sharp_cand,
     )  # fmt: skip
 
 
@@ -788,7 +790,7 @@ def _fit_one(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive
 def _fit_spots(
     frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in, out, min_pixels,
     radius, sweeps, split_chi2, min_snr, min_dist, max_fraction, skip_red, group, reach,
-    keep_snr, ext, hs, new_snr, split_cand,
+    keep_snr, ext, hs, new_snr, split_cand, sharp_cand,
 ):  # fmt: skip
     n = peaks.shape[0]
     ny, nx = frame.shape
@@ -822,10 +824,12 @@ def _fit_spots(
         broad[k] = peaks[k, 3] >= min_pixels and (
             peaks[k, 6] - peaks[k, 5] < max_fraction * peaks[k, 2]
         )
-        # a candidate (detected below min_snr, or below keep_snr and not sharp) is fitted,
-        # and kept when its fit reaches keep_snr
-        cand[k] = peaks[k, 4] < min_snr or (
-            peaks[k, 4] < keep_snr and peaks[k, 6] - peaks[k, 5] < max_fraction * peaks[k, 2]
+        # a candidate (detected below min_snr, or below keep_snr and not sharp unless
+        # sharp_cand) is fitted, and kept when its fit reaches keep_snr
+        cand[k] = (
+            peaks[k, 4] < min_snr
+            or sharp_cand
+            or peaks[k, 6] - peaks[k, 5] < max_fraction * peaks[k, 2]
         )
         cand[k] = cand[k] and peaks[k, 4] < keep_snr
         broad[k] = broad[k] or cand[k]
