@@ -293,3 +293,29 @@ def test_weak_candidates_are_kept_by_their_fitted_snr():
         assert len(_fit_frame(blank, [row])) == 1
     assert kept >= 19 and near >= 18, (kept, near)
     assert noise <= 1 and spikes == 0, (noise, spikes)
+
+
+def test_the_joint_deblender_splits_a_pair_beside_a_free_neighbour():
+    """The joint pass (``group`` > 0; off in SpotParams by default): a pair of sigma-2.5
+    spots 6 px apart given as one peak between them, with a third spot 8 px away that has
+    its own peak and is fitted jointly with them. Without additions (``split_chi2`` 0) 2
+    spots; with them 3, each within 1.5 px of a spot, in 10 of 12 cases measured (one not
+    split, one placed farther); never more than 3."""
+    hits = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        a = rng.uniform(0, np.pi)
+        spots = [(36.0, 36.0), (36 + 6 * np.cos(a), 36 + 6 * np.sin(a))]
+        spots.append((36 - 8 * np.cos(a + 1.2), 36 - 8 * np.sin(a + 1.2)))
+        lam = np.full(SHAPE, 0.5)
+        for (x, y), n in zip(spots, (600, 600, 800), strict=True):
+            _gauss(lam, x, y, n, 2.5)
+        frame = rng.poisson(lam).astype(np.uint32)
+        mid = (spots[0][0] + spots[1][0]) / 2, (spots[0][1] + spots[1][1]) / 2
+        rows = [[*mid, 1200, 150, 30, 0.5, 20], [*spots[2], 800, 120, 30, 0.5, 25]]
+        kw = dict(group=3, reach=10.0, ext=2)
+        assert len(_fit_frame(frame, rows, split_chi2=0, **kw)) == 2
+        got = _fit_frame(frame, rows, **kw)
+        assert len(got) <= 3
+        hits += len(got) == 3 and max(_nearest(got, x, y) for x, y in spots) < 1.5
+    assert hits >= 9
