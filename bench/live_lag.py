@@ -466,6 +466,8 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
                 break
         lags = np.asarray(lp.stats.lags)
         ages = np.asarray(lp.stats.ages)
+        writes = [k for _, k in lp.stats.stored_times]
+        span = time.time() - t0
     cpu, threads1 = _cpu(resource.RUSAGE_SELF) - cpu0, thread_cpu()
     if args.processes:  # the worker processes' CPU, as a thread group of the live process
         workers = _workers_cpu(client, args) - workers0
@@ -495,6 +497,11 @@ def _replay(args, client, analyzers, reducers, run, feats, address, spool) -> No
         print(
             f"age (s), sent -> stored: median {np.median(ages):.2f}, "
             f"p95 {np.percentile(ages, 95):.2f}, max {ages.max():.2f}"
+        )
+    if writes:  # each store write costs about the same whatever its size (zarr, ~30 arrays)
+        print(
+            f"store writes: {len(writes)} ({len(writes) / max(span, 1e-9):.1f} per second), "
+            f"median {np.median(writes):.0f} frames each"
         )
     _print_cpu(threads0, threads1, max(int(status.size), 1))
     if done:

@@ -84,3 +84,49 @@ def test_hot_pixels_found_over_frames_and_spots_are_not():
     assert sorted(agg.hot_pixels().tolist()) == sorted(sim.hot_pixels.tolist())
     proj = agg.partials["projections"]
     assert proj.n_hits == agg.hits and proj.n_all == 3  # frames 0, 10, 20 (stride 10)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int32", "float32"])
+def test_projection_reducer_bands_match_reference_over_frames(dtype):
+    """Frames added into the row-band sums and binned only when read (or when the band sums
+    are full) give the images of each frame projected on its own."""
+    import pickle
+
+    from xlive.engine.block import Block
+
+    sim = Simulation(SimParams(detector="eiger500k", seed=3, hit_fraction=0.5))
+    geometry = sim.geometry.replace(sentinels=None)
+    red = ProjectionReducer(geometry, factor=3, stride=4)
+    rng = np.random.default_rng(4)
+    frames = rng.poisson(2.0, (12, *geometry.shape)).astype(dtype)
+    frames[:, 7, :] = np.iinfo(dtype).max if dtype != "float32" else np.nan  # out of range
+    hits = rng.random(12) < 0.5
+    hits[[0, 1]] = True, False  # frame 0: a hit and sampled (stride 4); frame 1: neither
+    lo, hi = 0.0, (65534.0 if dtype == "uint16" else 1e9)
+    if dtype != "uint16":
+        from xlive.analyzers.base import valid_range
+
+        lo, hi = valid_range(np.dtype(dtype), geometry)
+        lo, hi = max(lo, -3e38), min(hi, 3e38)
+    into = None
+    for k in range(12):
+        block = Block(np.array([k]), np.zeros(1, bool), {"is_hit": hits[k : k + 1]})
+        into = red(frames[k : k + 1], block, into)
+        if k == 5:
+            into.bands.limit = 2  # the band sums must be binned every two frames from here
+        if k == 8:
+            assert into.sum_all is not None  # a read midway bins what the bands hold
+    valid = red.valid
+    refs = [project_ref(frames[k], valid, lo, hi, 3) for k in range(12)]
+    sampled = np.arange(12) % 4 == 0
+    assert (into.n_hits, into.n_all) == (int(hits.sum()), int(sampled.sum()))
+    shipped = pickle.loads(pickle.dumps(into))  # as from a worker process: binned, float32
+    for p in (into, shipped):
+        np.testing.assert_allclose(p.sum_all, sum(refs[k][0] for k in np.flatnonzero(sampled)))
+        np.testing.assert_allclose(p.sum_hits, sum(refs[k][0] for k in np.flatnonzero(hits)))
+        np.testing.assert_allclose(
+            p.max_hits, np.maximum(np.max([refs[k][1] for k in np.flatnonzero(hits)], 0), 0)
+        )
+    assert shipped.bands is None and shipped.sum_all.dtype == np.float32
+    total = into + shipped
+    np.testing.assert_allclose(total.sum_hits, 2 * into.sum_hits)

@@ -51,7 +51,7 @@ def _frame(name):
     def spot(x, y, n, s):
         lam[...] += n * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * s**2)) / (2 * np.pi * s**2)
 
-    if name in ("spots", "gaps"):
+    if name in ("spots", "gaps", "holes"):
         spot(12.3, 14.6, 400, 0.8)
         spot(45.2, 20.7, 150, 2.8)
         spot(30.0, 45.0, 300, 1.2)
@@ -62,6 +62,11 @@ def _frame(name):
     if name == "gaps":
         frame[:, 40:42] = INVALID
         mask[50:, :] = True
+    if name == "holes":  # a masked pixel in every block: no block has all its pixels
+        mask[::3, ::3] = True
+        # and a first box with 17 blocks of 8 pixels: counted only with 8 as the fullest
+        mask[6:24, 3:24] = True
+        mask[9:24, 0:3] = True
     return frame, mask
 
 
@@ -147,7 +152,7 @@ def _fused(t, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, sb, edge, gain,
     return out
 
 
-@pytest.mark.parametrize("case", ["spots", "zinger", "gaps", "gaps-edges-kept"])
+@pytest.mark.parametrize("case", ["spots", "zinger", "gaps", "gaps-edges-kept", "holes-edges-kept"])
 def test_block_kernels_match_references(case):
     frame, mask = _frame(case.split("-")[0])
     rings = _rings(mask).astype(np.int16)
@@ -159,6 +164,8 @@ def test_block_kernels_match_references(case):
         assert out["seeds"].sum() > 0  # not vacuous
     if case.startswith("gaps"):  # blocks with gap pixels were summed from their pixels
         assert (out["nuse"] < 9).sum() > 20
+    if case.startswith("holes"):  # detect_blocks' boxes done again with the fullest block's 8
+        assert out["nuse"].max() == 8
 
 
 def test_block_ring_table_counts_each_blocks_pixels_per_ring():

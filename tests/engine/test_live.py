@@ -289,3 +289,46 @@ def test_sampling_step_returns_to_one_once_caught_up(finished_run, tmp_path, cli
         stats = lp.run(until_idle=0.0)
     assert stats.frames_stored == 20
     assert stats.sample_step == 1
+
+
+def test_store_writes_wait_for_their_interval_while_frames_keep_coming(tmp_path, client):
+    """While every poll finds new frames, finished blocks are written at most once per
+    ``store_interval`` (each write costs the same whatever its size), even when nothing else
+    is computing; once a poll finds none, the rest is written at once."""
+    import time
+
+    import zarr
+
+    out = tmp_path / "run"
+    write_run(out, frames=40, rate=0, detector="eiger500k", seed=3)
+    group = zarr.open_group(str(out / "run.zarr"), mode="r+")
+    group.attrs["frames_complete"] = 2  # the run "grows" as the test raises its counter
+    src = open_source(out)
+    writes: list[tuple[float, int]] = []
+    params = LiveParams(poll_interval=0.02, store_interval=0.4, adaptive=False)
+    with LiveProcessor(
+        src,
+        tmp_path / "f.zarr",
+        analyzers=radial(src),
+        client=client,
+        params=params,
+        # when each write started (the loop's own clock: a write's duration, 0.1 s and more
+        # under load, does not blur the interval between them)
+        listeners=[lambda b, m: writes.append((lp._last_store, len(b.frames)))],
+    ) as lp:
+        n = 2
+        while n < 40:  # a frame more before each step: every poll finds new frames
+            n += 1
+            group.attrs["frames_complete"] = n
+            lp.step(wait=0.5)  # returns once the new frame's block is done: nothing computing
+            time.sleep(0.03)
+        growing = list(writes)
+        while not lp.idle or lp.frames_seen < 40:
+            lp.step(wait=0.02)
+    assert sum(k for _, k in writes) == 40 and lp.stats.frames_stored == 40
+    # (with a write whenever nothing was computing, they came every step, ~0.05 s apart)
+    gaps = np.diff([t for t, _ in growing])
+    assert len(growing) >= 3 and gaps.min() >= params.store_interval
+    assert len(writes) > len(growing)  # the rest, once the run stopped growing
+    ds = open_features(tmp_path / "f.zarr")
+    assert ds.sizes["frame"] == 40

@@ -54,3 +54,22 @@ def test_contiguous_and_sampled_blocks(tmp_path):
     rest = np.setdiff1d(np.arange(5001), written)
     assert np.all(np.isnan(ds["level"].values[rest])) and np.all(ds["count"].values[rest] == 0)
     assert not ds["hit"].values[rest].any()
+
+
+def test_skipped_frames_marked_with_a_block_write(tmp_path):
+    """Frames skipped by sampling go into the status write of the next block: between the
+    sampled frames (one span), beyond them, and alone (no frame computed)."""
+    from xlive.engine.store import SKIPPED
+
+    st = FeatureStore.create(tmp_path / "f.zarr", specs=SPECS, coords={})
+    b = block([10, 12, 14])
+    st.write(b, skipped=np.array([11, 13, 15, 200]))
+    st.write(Block.empty(SPECS), skipped=np.array([300]))
+    st.flush(exact=True)
+    status = xr.open_zarr(tmp_path / "f.zarr")["status"].values
+    assert status.size == 301
+    assert set(np.flatnonzero(status == DONE)) == {10, 12, 14}
+    assert set(np.flatnonzero(status == SKIPPED)) == {11, 13, 15, 200, 300}
+    assert np.all(status[[0, 9, 16, 199, 299]] == PENDING)
+    ds = xr.open_zarr(tmp_path / "f.zarr")
+    np.testing.assert_allclose(ds["level"].values[[10, 12, 14]], b.features["level"])

@@ -12,6 +12,7 @@ import urllib.request
 
 import nbformat
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from xlive_testing import stop_process
 
 from xlive.outputs.logbook_db import LogbookDB
@@ -121,19 +122,30 @@ def test_logbook_widget_in_jupyterlab(lab_with_logbook, chromium):
     assert page.evaluate(ROWS)[:2] == [["run-7", "run-8"], [100, 5]]
 
     # a comment typed in the notebook's table reaches the database
-    headers = page.locator(".slick-header-column").all_inner_texts()
-    row = page.locator(".slick-row", has_text="run-8").first
-    row.locator(".slick-cell").nth(headers.index("Comment")).dblclick()
-    editor = page.locator(".slick-cell input").first
-    editor.fill("typed in the notebook")
-    editor.press("Enter")
+    typed = "typed in the notebook"
+    for _attempt in range(3):
+        # (typed again if the page lost the edit: a table refresh that lands while the cell
+        # editor is open closes it; only the browser side may retry, the kernel must not lose it)
+        headers = page.locator(".slick-header-column").all_inner_texts()
+        row = page.locator(".slick-row", has_text="run-8").first
+        row.locator(".slick-cell").nth(headers.index("Comment")).dblclick()
+        editor = page.locator(".slick-cell input").first
+        editor.fill(typed)
+        editor.press("Enter")
+        try:
+            page.wait_for_function(f"({ROWS})()?.[2]?.includes({typed!r})", timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    shown = page.evaluate(ROWS)
+    assert typed in shown[2], f"the page did not take the edit: {shown}"
     t_end = time.time() + 90  # the kernel shares the CPU with the other test worker
     while True:
         with LogbookDB(db) as logdb:
             note = logdb.notes().get("run-8")
-        if note and note["comment"] == "typed in the notebook":
+        if note and note["comment"] == typed:
             break
-        assert time.time() < t_end, "the comment did not reach the database"
+        assert time.time() < t_end, f"the page has the comment, the database not: {note}"
         time.sleep(0.5)
     body = page.inner_text("body")
     assert "Failed to create view" not in body and "update failed" not in body

@@ -21,3 +21,18 @@ def test_set_many_spans_and_merged_rows(tmp_path, gather):
     ref_a[250 + rows], ref_b[250 + rows] = va[:3] + 1000, vb[:3] + 1000
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "a", mode="r")[:], ref_a)
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "b", mode="r")[:], ref_b)
+
+
+def test_resize_many_in_one_pass(tmp_path):
+    from xlive.sources._zarr_write import resize_many
+
+    a = zarr.create_array(tmp_path / "a", shape=(100,), chunks=(128,), dtype="float32")
+    b = zarr.create_array(tmp_path / "b", shape=(100, 3), chunks=(128, 3), dtype="int64")
+    a[:] = np.arange(100)
+    resize_many([a, b], [(300,), (300, 3)])
+    assert a.shape == (300,) and b.shape == (300, 3)  # the handles follow, as with resize
+    a[250:] = 7.0  # and write into the new rows
+    again = zarr.open_array(tmp_path / "a", mode="r")
+    assert again.shape == (300,) and zarr.open_array(tmp_path / "b", mode="r").shape == (300, 3)
+    np.testing.assert_array_equal(again[:100], np.arange(100))
+    assert np.all(again[250:] == 7.0)

@@ -11,80 +11,121 @@ import numpy as np
 def project(frame, valid, lo, hi, f, sum_out, max_out, with_max, also_sum=None):
     """Add the valid pixels of ``frame`` (``valid`` and within ``[lo, hi]``) into ``sum_out``
     binned f x f (and into ``also_sum`` too, when given); their maximum into ``max_out``
-    (``with_max``; ``max_out`` starts at 0, so it holds max(0, pixels))."""
-    dt = frame.dtype
-    if dt.kind in "ui":  # compare in the frame's own type (no per-pixel float conversion)
+    (``with_max``; ``max_out`` starts at 0, so it holds max(0, pixels)). One frame's
+    :func:`project_bands` and :func:`fold_bands` (a reducer adding many frames bins the
+    columns once for all of them: :class:`~xlive.aggregate.reducers.BandSums`)."""
+    lo, hi, acc, _ = band_bounds(frame.dtype, lo, hi, f)
+    shape = (-(-frame.shape[0] // f), frame.shape[1])
+    rows = np.zeros(shape, acc)
+    mx = np.zeros(shape, frame.dtype) if with_max else no_max(frame.dtype)
+    project_bands(frame, valid, lo, hi, f, rows, rows, False, mx, with_max)
+    fold_bands(rows, f, sum_out, False)
+    if also_sum is not None:
+        fold_bands(rows, f, also_sum, False)
+    if with_max:
+        fold_bands(mx, f, max_out, True)
+
+
+def band_bounds(dtype, lo: float, hi: float, f: int):
+    """``(lo, hi, acc_type, limit)``: the valid range in ``dtype`` itself (integer frames are
+    compared in their own type: no per-pixel float conversion), the type row sums of ``f``
+    pixels accumulate in (exact), and how many frames they may add before the sums must be
+    folded into float images (so they never overflow)."""
+    dt = np.dtype(dtype)
+    if dt.kind in "ui":
         info = np.iinfo(dt)
         lo_c = info.min if lo <= info.min else min(math.ceil(lo), info.max + 1)
         hi_c = info.max if hi >= info.max else max(math.floor(hi), info.min - 1)
         if lo_c > hi_c:  # nothing valid
             lo_c, hi_c = info.max, info.min
-        lo, hi = dt.type(lo_c), dt.type(hi_c)
-        # bin sums (f x f values) exact: unsigned up to 16 bits in uint32 while f*f*(2**16-1)
-        # fits (the narrow type vectorises best), other unsigned in uint64, signed in int64
+        # unsigned up to 16 bits in uint32 (the narrow type vectorises best), other unsigned
+        # in uint64 (float64 for uint64 frames), signed in int64
         if dt.kind == "u":
-            fits = dt.itemsize <= 2 and f * f * 65535 < 2**32
-            acc_type = np.uint32 if fits else np.uint64
+            acc = np.uint32 if dt.itemsize <= 2 else np.uint64
+            acc = np.float64 if dt == np.uint64 else acc
         else:
-            acc_type = np.int64
-        acc = np.zeros(frame.shape[1], np.float64 if dt == np.uint64 else acc_type)
-    else:
-        lo, hi = dt.type(max(lo, -3e38)), dt.type(min(hi, 3e38))
-        acc = np.zeros(frame.shape[1], np.float64)
-    both = also_sum is not None
-    _project_rows(
-        frame,
-        valid,
-        lo,
-        hi,
-        f,
-        sum_out,
-        also_sum if both else sum_out,
-        both,
-        max_out,
-        with_max,
-        acc,
-        np.zeros(frame.shape[1], dt),
-    )
+            acc = np.int64
+        top = float(np.iinfo(acc).max) if acc != np.float64 else math.inf
+        per_frame = f * float(max(abs(info.max), abs(info.min)))
+        limit = max(1, int(top // per_frame)) if math.isfinite(top) else 2**62
+        return dt.type(lo_c), dt.type(hi_c), np.dtype(acc), limit
+    lo, hi = dt.type(max(lo, -3e38)), dt.type(min(hi, 3e38))
+    return lo, hi, np.dtype(np.float64), 2**62
+
+
+#: an empty (1, 1) maximum of each dtype, passed where no maximum is kept
+_NO_MAX: dict = {}
+
+
+def no_max(dtype) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if dtype not in _NO_MAX:
+        _NO_MAX[dtype] = np.zeros((1, 1), dtype)
+    return _NO_MAX[dtype]
 
 
 @numba.njit(cache=True, nogil=True)
-def _project_rows(frame, valid, lo, hi, f, sum_out, sum_b, both, max_out, with_max, acc, mx):
-    """Per band of f rows: column sums (and maxima) of the valid pixels in a row buffer, a
-    loop without dependencies between pixels that the compiler vectorises; then f columns
-    per bin. (Adding each pixel straight into its bin chains every f pixels on one sum.)"""
+def project_bands(frame, valid, lo, hi, f, rows, rows_b, both, rows_max, with_max):
+    """Add the valid pixels of ``frame`` (``valid`` and ``lo <= v <= hi``, else 0) into
+    ``rows[i // f]`` (and ``rows_b`` with ``both``); their maximum into ``rows_max`` with
+    ``with_max``. Each pixel goes to its own column: no chain between pixels."""
     ny, nx = frame.shape
     zero = frame.dtype.type(0)
-    for bi in range(sum_out.shape[0]):
-        acc[:] = 0
-        mx[:] = 0
-        for i in range(bi * f, min(bi * f + f, ny)):
-            frow = frame[i]
-            vrow = valid[i]
-            if with_max:
+    for i in range(ny):
+        bi = i // f
+        r = rows[bi]
+        rb = rows_b[bi]
+        frow = frame[i]
+        vrow = valid[i]
+        if with_max:
+            rm = rows_max[bi]
+            if both:
                 for j in range(nx):
                     v = frow[j]
                     x = v if (vrow[j] & (v >= lo) & (v <= hi)) else zero
-                    acc[j] += x
-                    mx[j] = max(mx[j], x)
+                    r[j] += x
+                    rb[j] += x
+                    rm[j] = max(rm[j], x)
             else:
                 for j in range(nx):
                     v = frow[j]
-                    acc[j] += v if (vrow[j] & (v >= lo) & (v <= hi)) else zero
-        srow = sum_out[bi]
-        brow = sum_b[bi]
-        mrow = max_out[bi]
-        for bj in range(sum_out.shape[1]):
-            s = acc[bj * f]
-            m = mx[bj * f]
-            for j in range(bj * f + 1, min(bj * f + f, nx)):
-                s += acc[j]
-                m = max(m, mx[j])
-            srow[bj] += s
-            if both:
-                brow[bj] += s
-            if with_max and m > mrow[bj]:
-                mrow[bj] = m
+                    x = v if (vrow[j] & (v >= lo) & (v <= hi)) else zero
+                    r[j] += x
+                    rm[j] = max(rm[j], x)
+        elif both:
+            for j in range(nx):
+                v = frow[j]
+                x = v if (vrow[j] & (v >= lo) & (v <= hi)) else zero
+                r[j] += x
+                rb[j] += x
+        else:
+            for j in range(nx):
+                v = frow[j]
+                r[j] += v if (vrow[j] & (v >= lo) & (v <= hi)) else zero
+
+
+@numba.njit(cache=True, nogil=True)
+def fold_bands(rows, f, out, is_max):
+    """Bin the columns of ``rows`` by ``f`` and add them into ``out`` (``is_max``: keep the
+    larger of ``out`` and the bin's maximum instead)."""
+    nx = rows.shape[1]
+    for bi in range(out.shape[0]):
+        r = rows[bi]
+        o = out[bi]
+        for bj in range(out.shape[1]):
+            j0 = bj * f
+            j1 = min(j0 + f, nx)
+            if is_max:
+                m = float(r[j0])
+                for j in range(j0 + 1, j1):
+                    m = max(m, float(r[j]))
+                if m > o[bj]:
+                    o[bj] = m
+            else:
+                s = 0.0
+                for j in range(j0, j1):
+                    s += float(r[j])
+                o[bj] += s
 
 
 def project_ref(frame, valid, lo, hi, f):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..analyzers.base import in_photons, valid_range
 from ..geometry.core import Geometry
-from ._kernels import project, ring_outliers
+from ._kernels import band_bounds, fold_bands, no_max, project_bands, ring_outliers
 
 
 def bin_factor(shape: tuple[int, int], target_pixels: float = 6e5) -> int:
@@ -35,16 +35,87 @@ def bin_image(img: np.ndarray, f: int, reduce=np.add) -> np.ndarray:
     return reduce.reduce(reduce.reduce(a, axis=3), axis=1)
 
 
-@dataclass
-class Projections:
-    """Binned sums: a sample of all frames (every stride-th), hits; maximum over hits."""
+class BandSums:
+    """Frames summed (and maximised) over bands of ``f`` rows, at full column resolution: a
+    frame is then one pass over its pixels without dependencies between them (the compiler
+    vectorises it), and the column binning (a strided loop, slower than the pass itself)
+    runs once per :meth:`fold_into` instead of once per frame. ``all``: sampled frames;
+    ``hits``: hits (their maximum in ``max``)."""
 
-    factor: int
-    n_all: int
-    sum_all: np.ndarray | None
-    n_hits: int
-    sum_hits: np.ndarray | None
-    max_hits: np.ndarray | None
+    def __init__(self, shape: tuple[int, int], dtype, f: int):
+        self.dtype, self.f = np.dtype(dtype), int(f)
+        rows = (-(-shape[0] // self.f), shape[1])
+        _, _, acc, self.limit = band_bounds(self.dtype, 0.0, 0.0, self.f)
+        self.all = np.zeros(rows, acc)
+        self.hits = np.zeros(rows, acc)
+        self.max = np.zeros(rows, self.dtype)
+        #: frames added since the last fold (the sums hold ``limit`` frames without overflow)
+        self.n = 0
+
+    def add(self, frame, valid, lo: float, hi: float, *, hit: bool, sample: bool) -> None:
+        """Add ``frame``'s valid pixels into ``hits`` and ``max`` (``hit``) and / or into
+        ``all`` (``sample``), in one pass."""
+        if not (hit or sample):
+            return
+        lo, hi, _, _ = band_bounds(frame.dtype, lo, hi, self.f)
+        first = self.hits if hit else self.all
+        both = hit and sample
+        mx = self.max if hit else no_max(frame.dtype)
+        project_bands(frame, valid, lo, hi, self.f, first, self.all, both, mx, hit)
+        self.n += 1
+
+    def fold_into(self, sum_all: np.ndarray, sum_hits: np.ndarray, max_hits: np.ndarray) -> None:
+        """Bin the columns, add them into the binned float images; start again from zero."""
+        if self.n == 0:
+            return
+        fold_bands(self.all, self.f, sum_all, False)
+        fold_bands(self.hits, self.f, sum_hits, False)
+        fold_bands(self.max, self.f, max_hits, True)
+        for a in (self.all, self.hits, self.max):
+            a.fill(0)
+        self.n = 0
+
+
+class Projections:
+    """Binned sums: a sample of all frames (every stride-th), hits; maximum over hits.
+
+    On a worker, frames go first into :class:`BandSums` (``bands``); reading ``sum_all``,
+    ``sum_hits`` or ``max_hits`` (adding partials, shipping one) bins them into the images.
+    """
+
+    def __init__(
+        self,
+        factor: int,
+        n_all: int,
+        sum_all: np.ndarray | None,
+        n_hits: int,
+        sum_hits: np.ndarray | None,
+        max_hits: np.ndarray | None,
+        bands: BandSums | None = None,
+    ):
+        self.factor, self.n_all, self.n_hits = factor, n_all, n_hits
+        self._images = (sum_all, sum_hits, max_hits)
+        self.bands = bands
+
+    def _folded(self) -> tuple:
+        if self.bands is not None and self.bands.n:
+            self.bands.fold_into(*self._images)
+        return self._images
+
+    @property
+    def sum_all(self) -> np.ndarray | None:
+        return self._folded()[0]
+
+    @property
+    def sum_hits(self) -> np.ndarray | None:
+        return self._folded()[1]
+
+    @property
+    def max_hits(self) -> np.ndarray | None:
+        return self._folded()[2]
+
+    def __repr__(self) -> str:
+        return f"Projections(factor={self.factor}, n_all={self.n_all}, n_hits={self.n_hits})"
 
     def __add__(self, other: Projections) -> Projections:
         # an empty partial (no sampled frame, no hit) carries no arrays: cheap to ship
@@ -65,12 +136,19 @@ class Projections:
         return self.sum_all / max(self.n_all, 1)
 
     def __getstate__(self) -> dict:
-        # shipped from workers in float32 (half the bytes; counts stay exact below 2**24)
-        state = dict(self.__dict__)
-        for k in ("sum_all", "sum_hits", "max_hits"):
-            if state[k] is not None:
-                state[k] = state[k].astype(np.float32)
-        return state
+        # shipped from workers binned, in float32 (half the bytes; counts stay exact below
+        # 2**24), without the band sums
+        images = tuple(None if a is None else a.astype(np.float32) for a in self._folded())
+        return {
+            "factor": self.factor,
+            "n_all": self.n_all,
+            "n_hits": self.n_hits,
+            "_images": images,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.bands = None
 
 
 class ProjectionReducer:
@@ -95,20 +173,21 @@ class ProjectionReducer:
         todo = np.flatnonzero(block.good & (hits | sampled))
         if todo.size == 0:
             return into if into is not None else Projections(f, 0, None, 0, None, None)
-        if into is None or into.sum_all is None:
+        if into is None or into._images[0] is None:
             binned_shape = (-(-self.shape[0] // f), -(-self.shape[1] // f))
             into = Projections(
                 f, 0, np.zeros(binned_shape), 0, np.zeros(binned_shape), np.zeros(binned_shape)
             )
+        if into.bands is None or into.bands.dtype != frames.dtype:
+            into._folded()
+            into.bands = BandSums(self.shape, frames.dtype, f)
         for k in todo:
             hit, sample = bool(hits[k]), bool(sampled[k])
-            # a hit into the hit sum (with the maximum); a sampled frame into the sample sum;
+            if into.bands.n >= into.bands.limit:
+                into._folded()  # the band sums are full: bin them now
+            # a hit into the hit sums (with the maximum), a sampled frame into the sample's;
             # a frame that is both, in one pass into both
-            if hit:
-                target, also = into.sum_hits, (into.sum_all if sample else None)
-            else:
-                target, also = into.sum_all, None
-            project(frames[k], self.valid, lo, hi, f, target, into.max_hits, hit, also)
+            into.bands.add(frames[k], self.valid, lo, hi, hit=hit, sample=sample)
             into.n_hits += int(hit)
             into.n_all += int(sample)
         return into

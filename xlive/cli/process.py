@@ -494,7 +494,9 @@ def _process(args: argparse.Namespace, source) -> int:
         if workers is not None:
             workers.close()
         else:
-            client.close()
+            from ..engine.cluster import close_client
+
+            close_client(client)
     return 0
 
 

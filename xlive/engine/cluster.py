@@ -147,6 +147,33 @@ def default_client(n_workers: int | None = None, processes: bool = False):
     return client
 
 
+def close_client(client, timeout: float = 60.0) -> None:
+    """Close ``client`` and the local cluster it runs on, then wait (at most ``timeout``
+    seconds) for the tasks still running in this process's worker threads.
+
+    dask's worker threads are daemon threads and a closing worker does not wait for them: a
+    process that exits while one of them is inside a compiled decoder or kernel that dropped
+    the GIL can abort in the interpreter's shutdown ("terminate called without an active
+    exception", exit -6) instead of exiting with its own code.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.utils import _offload_executor  # shared by every worker: stays open
+
+    cluster = getattr(client, "cluster", None)
+    executors = []
+    for worker in getattr(cluster, "workers", {}).values():  # in-process (threads) workers
+        for ex in getattr(worker, "executors", {}).values():
+            if isinstance(ex, ThreadPoolExecutor) and ex is not _offload_executor:
+                executors.append(ex)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+    t_end = time.monotonic() + timeout
+    for ex in executors:
+        ex.shutdown(wait=True, timeout=max(t_end - time.monotonic(), 0.0))
+
+
 def quiet_dask_logs() -> None:
     """Keep dask.distributed's INFO messages (cluster start-up and shut-down, ~40 lines) out
     of notebooks and terminals; its warnings and errors still show.

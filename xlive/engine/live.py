@@ -35,7 +35,7 @@ from ..validate import check_fields
 from .backlog import fixed_step, sample_backlog
 from .block import Block, concat_blocks
 from .cf import to_seconds
-from .cluster import FrameBuffers, default_client  # noqa: F401  (default_client: also from here)
+from .cluster import FrameBuffers, close_client, default_client  # noqa: F401  (default_client: also from here)
 from .features import analyze_block, coord_parts, feature_specs, release_partials
 from .store import BAD, DONE, META_FIELDS, SKIPPED, FeatureStore
 
@@ -61,8 +61,9 @@ class LiveParams:
     max_in_flight: int | None = None
     #: allow sampling when behind (off: compute every frame however late)
     adaptive: bool = True
-    #: seconds between store writes while blocks keep finishing: finished blocks wait and are
-    #: written together (a write touches every feature array, ~20 ms whatever its size)
+    #: seconds between store writes while frames keep coming: finished blocks wait and are
+    #: written together (a write touches every feature array: ~30 ms of CPU whatever its
+    #: size, bench/live_lag.py). Once a poll finds no new frame, they are written at once
     store_interval: float = 0.5
     #: workers hold the reducers' partials (binned projections: megabytes per block) and hand
     #: them over at most this often; the rest when the run ends or the processor closes
@@ -185,6 +186,10 @@ class LiveProcessor:
         #: key under which workers hold this processor's partial aggregates
         self._hold_key = f"xlive-partials-{uuid.uuid4().hex}"
         self._last_store = 0.0
+        #: whether the last poll found new frames (finished blocks then wait for store_interval)
+        self._arriving = False
+        #: frames skipped by sampling, not yet marked so in the store (see _skip)
+        self._skipped: list[int] = []
         self._seen = 0
         #: (time, frames) of each poll that found new frames: the arrival rate
         self._arrivals: collections.deque = collections.deque(maxlen=256)
@@ -350,6 +355,7 @@ class LiveProcessor:
         n = self.source.refresh()
         #: when the source was last counted (monotonic clock)
         self.last_refresh = time.monotonic()
+        self._arriving = n > self._seen
         if n <= self._seen or not self._ensure_ready():
             return
         self.store.see(n)
@@ -368,8 +374,7 @@ class LiveProcessor:
                 self._first_seen[i] = now
         self._seen = n
         if skipped:
-            self.store.mark_skipped(np.array(skipped))
-            self.stats.frames_skipped += len(skipped)
+            self._skip(skipped)
 
     def _reship_reader(self) -> None:
         """Have the workers get the reader as it is now when it changed (new files,
@@ -420,8 +425,20 @@ class LiveProcessor:
         for i in skip:
             self._first_seen.pop(i, None)
         if skip:
-            self.store.mark_skipped(np.array(skip))
-            self.stats.frames_skipped += len(skip)
+            self._skip(skip)
+
+    def _skip(self, frames: list[int]) -> None:
+        """Frames left out by sampling: marked skipped in the store with the next write (in
+        its status write), or once ``store_interval`` has passed (:meth:`_mark_skipped`):
+        a status write at every poll cost as much CPU as a store write."""
+        self._skipped.extend(int(i) for i in frames)
+        self.stats.frames_skipped += len(frames)
+
+    def _mark_skipped(self, force: bool = False) -> None:
+        """Write the skipped frames waiting for a store write, when one is due (or ``force``)."""
+        if self._skipped and (force or self._store_wait() <= 0):
+            skipped, self._skipped = np.array(self._skipped, np.int64), []
+            self.store.mark_skipped(np.sort(skipped))
 
     def _submit(self) -> None:
         if self._queue and not self._has_workers():
@@ -482,10 +499,16 @@ class LiveProcessor:
             self._in_flight.pop(fut)
         if flush:
             return self._store_unstored(self._release_partials())
-        due = time.monotonic() - self._last_store >= self.params.store_interval
-        if self._unstored and (due or not self._in_flight):
+        if self._unstored and (self._store_wait() <= 0 or not (self._in_flight or self._arriving)):
             return self._store_unstored()
         return 0
+
+    def _store_wait(self) -> float:
+        """Seconds until finished blocks are due to be stored (``store_interval`` after the
+        last write). While frames keep coming they wait that long even when nothing else
+        is computing: at 100 Hz the tasks of each poll finish before the next poll, and a
+        write at each poll cost twice the CPU of one every ``store_interval``."""
+        return self.params.store_interval - (time.monotonic() - self._last_store)
 
     def _requeue(self, lost: list) -> None:
         """Queue again the frames of blocks cancelled because a worker left with the data
@@ -519,7 +542,8 @@ class LiveProcessor:
         self._last_store = time.monotonic()
         idx = block.frames
         meta = self._meta(idx) if idx.size else {}
-        self.store.write(block, meta)
+        skipped, self._skipped = np.array(self._skipped, np.int64), []
+        self.store.write(block, meta, skipped=np.sort(skipped))
         now = time.time()
         ts = meta.get(TIMESTAMP)
         self.stats.lags.extend([now - self._first_seen.pop(i, now) for i in idx.tolist()])
@@ -609,6 +633,8 @@ class LiveProcessor:
         self._poll()
         self._adapt()
         self._submit()
+        if not self._unstored:  # else they go with the blocks' write
+            self._mark_skipped()
         if self.store is not None:  # readers see what is stored within a second, idle or not
             self.store.flush_if_due()
         now = time.monotonic()
@@ -616,6 +642,14 @@ class LiveProcessor:
             self._last_trim = now
             release_free_memory()
         wait = self.params.poll_interval if wait is None else wait
+        if not self._in_flight and self._unstored:
+            # finished blocks wait for their store write (see _collect): until it is due
+            pause = min(wait, max(self._store_wait(), 0.0))
+            if pause > 0:
+                self._stepping = False
+                time.sleep(pause)
+                self._stepping = True
+            return self._collect(0.0)
         if not self._in_flight and wait > 0:
             self._stepping = False
             time.sleep(wait)  # nothing to wait for but new frames
@@ -656,6 +690,7 @@ class LiveProcessor:
             elif until_idle is not None and time.time() - last_new >= until_idle:
                 break
         self._collect(wait=0, flush=True)
+        self._mark_skipped(force=True)
         self.update_faults(force=True)
         if self.store is not None:  # readers see every frame stored (not 1 s later)
             self.store.flush()
@@ -687,6 +722,7 @@ class LiveProcessor:
         if self.store is not None and self.client.status == "running":
             try:
                 self._store_unstored(self._release_partials())
+                self._mark_skipped(force=True)
                 self.store.flush(exact=True)  # the store's arrays hold exactly the frames seen
             except OSError as exc:  # disk full / read-only: the caller reports the first error
                 log.info("could not store the last results on close: %s", exc)
@@ -697,10 +733,7 @@ class LiveProcessor:
             self._in_flight.clear()
         self._reader_f = self._analyzers_f = self._reducers_f = None
         if self._own_client:
-            cluster = self.client.cluster
-            self.client.close()
-            if cluster is not None:
-                cluster.close()
+            close_client(self.client)
 
     def __enter__(self) -> LiveProcessor:
         return self

@@ -41,7 +41,7 @@ from zarr.core.group import ConsolidatedMetadata
 
 from ..conventions import FRAME, TIMESTAMP
 from ..errors import ConfigError, SourceError
-from ..sources._zarr_write import set_many
+from ..sources._zarr_write import resize_many, set_many
 from .cf import (
     BAD,
     DONE,
@@ -331,10 +331,9 @@ class FeatureStore:
         return self._array(STATUS).shape[0]
 
     def _resize_all(self, rows: int) -> None:
-        for name, s in self.specs.items():
-            self._array(name).resize((rows, *s["shape"]))
-        for name in (FRAME, *META_FIELDS, STATUS):
-            self._array(name).resize((rows,))
+        names = [*self.specs, FRAME, *META_FIELDS, STATUS]
+        shapes = [(rows, *self.specs[n]["shape"]) if n in self.specs else (rows,) for n in names]
+        resize_many([self._array(n) for n in names], shapes)  # one pass of zarr's event loop
 
     def _ensure(self, n: int) -> None:
         """Allocate at least ``n`` rows (in whole chunks, growing by up to 8 chunks at a
@@ -358,21 +357,36 @@ class FeatureStore:
         self.flush_if_due()
 
     # ------------------------------------------------------------------ writing
-    def write(self, block, meta: dict[str, np.ndarray] | None = None) -> int:
-        """Store a :class:`~xlive.engine.block.Block` (from ``analyze_block``); status last."""
+    def write(
+        self, block, meta: dict[str, np.ndarray] | None = None, skipped: np.ndarray | None = None
+    ) -> int:
+        """Store a :class:`~xlive.engine.block.Block` (from ``analyze_block``); status last.
+        ``skipped``: more frames to mark skipped (:meth:`mark_skipped`) in the same status
+        write (sampled frames and the frames skipped between them: one span, no read-back)."""
         idx = block.frames
         if idx.size == 0:
+            if skipped is not None and len(skipped):
+                self.mark_skipped(skipped)
             return 0
         self.see(int(idx.max()) + 1)
-        contiguous = bool(np.all(np.diff(idx) == 1))
-        sel = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
+        sel = _selection(idx)
         writes = [(name, block.features[name]) for name in self.specs]
         writes += [
             (name, _stored(name, v)) for name, v in (meta or {}).items() if name in META_FIELDS
         ]
         self._put_all(writes, sel)
         # status last: a frame counts as done only once all its features are on disk
-        self._put_all([(STATUS, np.where(block.bad, BAD, DONE).astype(np.uint8))], sel)
+        status = np.where(block.bad, BAD, DONE).astype(np.uint8)
+        skip = np.setdiff1d(np.asarray(skipped if skipped is not None else [], np.int64), idx)
+        if skip.size:
+            self.see(int(skip.max()) + 1)
+            both = np.concatenate([idx, skip])
+            order = np.argsort(both, kind="stable")
+            status = np.concatenate([status, np.full(skip.size, SKIPPED, np.uint8)])[order]
+            idx_all = both[order]
+            self._put_all([(STATUS, status)], _selection(idx_all))
+        else:
+            self._put_all([(STATUS, status)], sel)
         mask = self._mask()
         mask[idx] = True
         self.flush_if_due()
@@ -479,6 +493,13 @@ class FeatureStore:
         if computed_only:
             ds = ds.isel({FRAME: np.flatnonzero(ds[STATUS].values == DONE)})
         return ds
+
+
+def _selection(idx: np.ndarray) -> slice | np.ndarray:
+    """Sorted frame indices as a slice when they are contiguous."""
+    if idx.size and bool(np.all(np.diff(idx) == 1)):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
 
 
 def remove_stale_partials(path: Path) -> None:

@@ -45,3 +45,24 @@ def set_many(arrays, span: slice, values, rows: np.ndarray | None = None, *, gat
         await asyncio.gather(*(put(a, v) for a, v in zip(handles, values, strict=True)))
 
     sync(put_all())
+
+
+def resize_many(arrays, shapes) -> None:
+    """``arrays[k].resize(shapes[k])`` for every k, in one pass of zarr's event loop (a resize
+    rewrites the array's ``zarr.json``: the feature store resizes ~30 arrays at a time, each a
+    round trip through the synchronous API). One after another where zarr's internals differ."""
+    try:
+        handles = [a._async_array for a in arrays]
+        sync = zarr.core.sync.sync
+    except AttributeError:
+        handles = None
+    if handles is None:
+        for a, shape in zip(arrays, shapes, strict=True):
+            a.resize(shape)
+        return
+
+    async def resize_all() -> None:
+        # AsyncArray.resize updates each handle's metadata in place, as Array.resize does
+        await asyncio.gather(*(h.resize(s) for h, s in zip(handles, shapes, strict=True)))
+
+    sync(resize_all())

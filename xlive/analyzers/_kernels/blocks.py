@@ -746,15 +746,6 @@ def detect_blocks(
     ny, nx = frame.shape
     nry, nrx = rbox.shape
     flat = rtab.ravel()
-    # (0) block backgrounds (:func:`block_background`), row by row; the largest count of
-    # used pixels
-    maxuse = 0
-    for bi in range(nby):
-        mu = _background_row(
-            bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var,
-            sdg, b, net0[bi], nvar[bi], nsd[bi], nuse[bi],
-        )  # fmt: skip
-        maxuse = max(maxuse, mu)
     # (1) leftover background per box: the clipped, inverse-variance weighted mean of
     # local_background, for all boxes of a row of boxes at once (each box's sums in its own
     # order, the boxes side by side: independent chains the compiler vectorises). Each block
@@ -776,69 +767,21 @@ def detect_blocks(
     ssb = np.zeros(nrx)
     nkb = np.zeros(nrx, np.int64)
     active = np.zeros(nrx, np.bool_)
-    full = sb * sb * maxuse
-    for ri in range(nry):
-        for k in range(nk2):
-            for rj in range(nrx):
-                valid[k, rj] = False
-                cval[k, rj] = 0
-        for bi in range(ri * sb, min(ri * sb + sb, nby)):
-            nt = net0[bi]
-            nw = nvar[bi]
-            nu = nuse[bi]
-            off = (bi - ri * sb) * sb
-            for bj in range(nbx):
-                c = nu[bj]
-                w = nw[bj]
-                ok = (c != 0) & (w > 0)
-                rj = bj // sb
-                k = off + bj - rj * sb
-                vals[k, rj] = nt[bj] / c if ok else 0.0
-                wts[k, rj] = c * c / w if ok else 0.0
-                valid[k, rj] = ok
-                cval[k, rj] = c if ok else 0
-        for rj in range(nrx):
-            cnt[rj] = 0
-            npix[rj] = 0
-        for k in range(nk2):
-            for rj in range(nrx):
-                cnt[rj] += valid[k, rj]
-                npix[rj] += cval[k, rj]
-        for rj in range(nrx):
-            active[rj] = not (cnt[rj] == 0 or 4 * npix[rj] < full)
-            m[rj] = 0.0
-            limit[rj] = np.inf
-        for _ in range(3):
-            for rj in range(nrx):
-                sw[rj] = 0.0
-                sv[rj] = 0.0
-            for k in range(nk2):
-                for rj in range(nrx):
-                    v = vals[k, rj]
-                    w = wts[k, rj]
-                    kp = ((v - m[rj]) ** 2 * w <= limit[rj]) & valid[k, rj]
-                    keep[k, rj] = kp
-                    sw[rj] += w if kp else 0.0
-                    sv[rj] += w * v if kp else 0.0
-            for rj in range(nrx):
-                if active[rj] and sw[rj] == 0:
-                    active[rj] = False
-                m_new[rj] = sv[rj] / sw[rj] if active[rj] else m[rj]
-                ssb[rj] = 0.0
-                nkb[rj] = 0
-            for k in range(nk2):
-                for rj in range(nrx):
-                    d = vals[k, rj] - m_new[rj]
-                    below = keep[k, rj] & (d < 0)
-                    ssb[rj] += d * d * wts[k, rj] if below else 0.0
-                    nkb[rj] += below
-            for rj in range(nrx):
-                if active[rj]:
-                    m[rj] = m_new[rj]
-                    f = max(ssb[rj] / nkb[rj], 1.0) if nkb[rj] > 0 else 1.0
-                    limit[rj] = clip * clip * f
-        for rj in range(nrx):
-            rbox[ri, rj] = m[rj]
+    # (0) block backgrounds (:func:`block_background`) of a row of boxes just before (1)
+    # clips its boxes, their rows still in cache. A box counts when at least a quarter of
+    # the pixels of a box of the frame's fullest blocks are used: assumed b * b pixels per
+    # block, and (1) done again in the rare frame where no block has all its pixels used.
+    used = np.zeros(1, np.int64)
+    full = sb * sb * b * b
+    for attempt in range(2):
+        _box_rows(
+            attempt == 0, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi,
+            mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval,
+            valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
+        )  # fmt: skip
+        if sb * sb * used[0] == full:
+            break
+        full = sb * sb * used[0]
     # (2) per block: the interpolated leftover (resid), each box's scatter below it, and
     # the blocks by an invalid pixel (``edge``) with their mean normalised residual
     x0 = np.empty(nbx, np.int64)
@@ -897,10 +840,11 @@ def detect_blocks(
             q[bj] = d * d / w if neg else 0.0
             qn[bj] = neg
             ne_row += e
-        for bj in range(nbx):  # each box's sum in the order of its blocks
-            rj = bj // sb
-            ss[rj] += q[bj]
-            nk[rj] += qn[bj]
+        for kk in range(sb):  # each box's sum in the order of its blocks, boxes side by side
+            nrj = nrx if (nrx - 1) * sb + kk < nbx else nrx - 1
+            for rj in range(nrj):
+                ss[rj] += q[rj * sb + kk]
+                nk[rj] += qn[rj * sb + kk]
         if edge_excess > 0 and ne_row > 0:
             for bj in range(nbx):
                 if o_edge[bj] and nu[bj] != 0 and nw[bj] > 0:
@@ -1026,3 +970,96 @@ def detect_blocks(
         for bj in range(nbx):
             n += seeds[bi, bj]
     return n
+
+
+@numba.njit(error_model="numpy", **_JIT)
+def _box_rows(
+    backgrounds, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var,
+    sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval, valid, keep, cnt,
+    npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
+):  # fmt: skip
+    """Steps (0) and (1) of :func:`detect_blocks`, a row of boxes at a time: with
+    ``backgrounds``, the backgrounds of its blocks first (the largest count of used pixels
+    into ``used[0]``), then each box's clipped mean into ``rbox``; ``full``: the pixels of
+    a box of the frame's fullest blocks."""
+    nby, nbx = bsum.shape
+    nry, nrx = rbox.shape
+    nk2 = sb * sb
+    maxuse = 0
+    for ri in range(nry):
+        if backgrounds:
+            for bi in range(ri * sb, min(ri * sb + sb, nby)):
+                mu = _background_row(
+                    bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi,
+                    mean, var, sdg, b, net0[bi], nvar[bi], nsd[bi], nuse[bi],
+                )  # fmt: skip
+                maxuse = max(maxuse, mu)
+        for k in range(nk2):
+            for rj in range(nrx):
+                valid[k, rj] = False
+                cval[k, rj] = 0
+        for bi in range(ri * sb, min(ri * sb + sb, nby)):
+            nt = net0[bi]
+            nw = nvar[bi]
+            nu = nuse[bi]
+            off = (bi - ri * sb) * sb
+            for kk in range(sb):  # place kk of every box: contiguous stores along the boxes
+                k = off + kk
+                nrj = nrx if (nrx - 1) * sb + kk < nbx else nrx - 1
+                vk = vals[k]
+                wk = wts[k]
+                okk = valid[k]
+                ck = cval[k]
+                for rj in range(nrj):
+                    bj = rj * sb + kk
+                    c = nu[bj]
+                    w = nw[bj]
+                    ok = (c != 0) & (w > 0)
+                    vk[rj] = nt[bj] / c if ok else 0.0
+                    wk[rj] = c * c / w if ok else 0.0
+                    okk[rj] = ok
+                    ck[rj] = c if ok else 0
+        for rj in range(nrx):
+            cnt[rj] = 0
+            npix[rj] = 0
+        for k in range(nk2):
+            for rj in range(nrx):
+                cnt[rj] += valid[k, rj]
+                npix[rj] += cval[k, rj]
+        for rj in range(nrx):
+            active[rj] = not (cnt[rj] == 0 or 4 * npix[rj] < full)
+            m[rj] = 0.0
+            limit[rj] = np.inf
+        for _ in range(3):
+            for rj in range(nrx):
+                sw[rj] = 0.0
+                sv[rj] = 0.0
+            for k in range(nk2):
+                for rj in range(nrx):
+                    v = vals[k, rj]
+                    w = wts[k, rj]
+                    kp = ((v - m[rj]) ** 2 * w <= limit[rj]) & valid[k, rj]
+                    keep[k, rj] = kp
+                    sw[rj] += w if kp else 0.0
+                    sv[rj] += w * v if kp else 0.0
+            for rj in range(nrx):
+                if active[rj] and sw[rj] == 0:
+                    active[rj] = False
+                m_new[rj] = sv[rj] / sw[rj] if active[rj] else m[rj]
+                ssb[rj] = 0.0
+                nkb[rj] = 0
+            for k in range(nk2):
+                for rj in range(nrx):
+                    d = vals[k, rj] - m_new[rj]
+                    below = keep[k, rj] & (d < 0)
+                    ssb[rj] += d * d * wts[k, rj] if below else 0.0
+                    nkb[rj] += below
+            for rj in range(nrx):
+                if active[rj]:
+                    m[rj] = m_new[rj]
+                    f = max(ssb[rj] / nkb[rj], 1.0) if nkb[rj] > 0 else 1.0
+                    limit[rj] = clip * clip * f
+        for rj in range(nrx):
+            rbox[ri, rj] = m[rj]
+    if backgrounds:
+        used[0] = maxuse

@@ -144,12 +144,12 @@ def find_spots(
     """
     sc = _scratch(blocks.shape, int(np.count_nonzero(blocks)) * b * b)
     try:
-        cand, ci, cj, gval = _footprint(
+        cand, ci, cj, gval, par = _footprint(
             frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr,
             sc.slot, sc.nloc, sc.gloc, sc.infp,
         )  # fmt: skip
         slot, nloc, gloc = sc.slot, sc.nloc, sc.gloc
-        order = _region_order(cand, ci, cj, gval, slot, b, rings.shape[0], rings.shape[1], sc.cidx)
+        order = _region_order(par, gval)
         parent, peak = sc.parent, sc.peak
         _grow(
             cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac,
@@ -179,21 +179,21 @@ def find_spots(
 class _Scratch:
     """Per-thread arrays the kernels reuse from frame to frame (no allocation and no page
     faults per frame): indexed by block (``slot``) or by local pixel index. Between calls
-    ``slot``, ``parent``, ``cidx``, ``comp``, ``cid`` hold -1 and ``posx``, ``posy`` NaN
+    ``slot``, ``parent``, ``comp``, ``cid`` hold -1 and ``posx``, ``posy`` NaN
     everywhere; each kernel puts back what it changed, so a frame costs what its footprint
     costs, not the size of these arrays."""
 
     def __init__(self, shape, n):
         self.shape = shape
-        self.slot = np.full(shape, -1, np.int64)
+        self.slot = np.full(shape, -1, np.int32)
         self.size = n
-        for name in ("parent", "cidx", "comp", "cid"):
-            setattr(self, name, np.full(n, -1, np.int64))
+        for name in ("parent", "comp", "cid"):
+            setattr(self, name, np.full(n, -1, np.int32))
         self.posx = np.full(n, np.nan)
         self.posy = np.full(n, np.nan)
         self.peak = np.zeros(n)
-        self.pki = np.zeros(n, np.int64)
-        self.pkj = np.zeros(n, np.int64)
+        self.pki = np.zeros(n, np.int32)
+        self.pkj = np.zeros(n, np.int32)
         self.nloc = np.zeros(n)
         self.gloc = np.zeros(n)
         self.infp = np.zeros(n, np.bool_)
@@ -229,7 +229,8 @@ def _restore(blocks, cand, slot, parent, posx, posy):
 def _footprint(
     frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr, slot, nloc, gloc, infp
 ):
-    """The footprint pixels in raster order (local index, row, column, G). Written: ``slot``
+    """The footprint pixels in raster order (local index, row, column, G) and their
+    8-connected regions (a union-find over their positions in that order). Written: ``slot``
     of the marked blocks (all -1 on entry), N (``nloc``), G (``gloc``) and whether in the
     footprint (``infp``) of every pixel of the marked blocks (0 where not valid)."""
     ny, nx = frame.shape
@@ -359,11 +360,17 @@ def _footprint(
                         infp[loc] = fp
                         nfp += fp
     # footprint pixels in raster order (each pixel written, the count advanced only for
-    # footprint pixels: no branch on them; one spare row at the end)
+    # footprint pixels; one spare row at the end), and their 8-connected regions: a
+    # union-find (``par``) of each footprint pixel with those before it in raster order
+    # (the row above and the left neighbour), found in two rows of the frame's width that
+    # hold each column's last footprint pixel and its row (no lookup through the blocks)
     cand = np.empty(nfp + 1, np.int64)  # local index
     ci = np.empty(nfp + 1, np.int64)
     cj = np.empty(nfp + 1, np.int64)
     gval = np.empty(nfp + 1)
+    par = np.empty(nfp + 1, np.int64)
+    rowc = np.zeros((2, nx + 2), np.int64)  # column j at j + 1
+    rowi = np.full((2, nx + 2), -2, np.int64)
     nc = 0
     row_blocks = np.empty(nbx, np.int64)
     for bi in range(nby):
@@ -373,6 +380,10 @@ def _footprint(
                 row_blocks[nrb] = bj
                 nrb += 1
         for i in range(bi * b, min(bi * b + b, ny)):
+            upc = rowc[(i + 1) % 2]  # row i - 1
+            upi = rowi[(i + 1) % 2]
+            cuc = rowc[i % 2]
+            cui = rowi[i % 2]
             for t in range(nrb):
                 bj = row_blocks[t]
                 base = slot[bi, bj] * bb + (i - bi * b) * b
@@ -382,8 +393,26 @@ def _footprint(
                     ci[nc] = i
                     cj[nc] = j
                     gval[nc] = gloc[loc]
-                    nc += infp[loc]
-    return cand[:nfp], ci[:nfp], cj[:nfp], gval[:nfp]
+                    if infp[loc]:
+                        par[nc] = nc
+                        for k in range(j, j + 3):  # columns j - 1, j, j + 1 of the row above
+                            if upi[k] == i - 1:
+                                _union(par, nc, upc[k])
+                        if cui[j] == i:  # the left neighbour
+                            _union(par, nc, cuc[j])
+                        cui[j + 1] = i
+                        cuc[j + 1] = nc
+                        nc += 1
+    return cand[:nfp], ci[:nfp], cj[:nfp], gval[:nfp], par[:nfp]
+
+
+@numba.njit(inline="always", **_JIT)
+def _union(par, a, c):
+    """Join the sets of ``a`` and ``c`` (the smaller root becomes the root)."""
+    ra = _root(par, a)
+    rb = _root(par, c)
+    if ra != rb:
+        par[max(ra, rb)] = min(ra, rb)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -403,32 +432,11 @@ def _local(slot, b, bb, ii, jj):
 
 
 @numba.njit(**_JIT)
-def _region_order(cand, ci, cj, gval, slot, b, ny, nx, cidx):
-    """Visiting order of the footprint pixels: by 8-connected region (raster order of each
-    region's first pixel), then by decreasing G, ties in raster order. ``cidx``: scratch
-    per local index, -1 on entry and on return."""
-    nc = cand.shape[0]
-    bb = b * b
-    for c in range(nc):
-        cidx[cand[c]] = c
-    par = np.arange(nc)
-    for c in range(nc):  # raster order: look back at the row above and the left neighbour
-        i = ci[c]
-        j = cj[c]
-        for di, dj in ((-1, -1), (-1, 0), (-1, 1), (0, -1)):
-            ii = i + di
-            jj = j + dj
-            if ii < 0 or jj < 0 or jj >= nx:
-                continue
-            q = _local(slot, b, bb, ii, jj)
-            if q < 0 or cidx[q] < 0:
-                continue
-            ra = _root(par, c)
-            rb = _root(par, cidx[q])
-            if ra != rb:
-                par[max(ra, rb)] = min(ra, rb)
-    for c in range(nc):
-        cidx[cand[c]] = -1
+def _region_order(par, gval):
+    """Visiting order of the footprint pixels: by 8-connected region (``par``: their
+    union-find of :func:`_footprint`; regions in raster order of their first pixel), then by
+    decreasing G, ties in raster order."""
+    nc = par.shape[0]
     # regions numbered by their first pixel; counting sort by region keeps raster order
     label = np.full(nc, -1, np.int64)
     nreg = 0
@@ -654,15 +662,17 @@ def _split(
         jbox[j] = j // sbs
     # components in visiting order, their members grouped (stable)
     compc = np.empty(nc, np.int64)  # cid: scratch per root, -1 on entry and on return
+    rlist = np.empty(nc, np.int64)  # the roots, to put cid back
     ncomp = 0
     for o in range(nc):
         rt = _root(parent, cand[order[o]])
         if cid[rt] < 0:
             cid[rt] = ncomp
+            rlist[ncomp] = rt
             ncomp += 1
         compc[o] = cid[rt]
-    for o in range(nc):
-        cid[_root(parent, cand[order[o]])] = -1
+    for k in range(ncomp):
+        cid[rlist[k]] = -1
     start = np.zeros(ncomp + 1, np.int64)
     for o in range(nc):
         start[compc[o] + 1] += 1
@@ -957,16 +967,11 @@ def _measure(
     ``posy``: position of a component given by its root (:func:`_split`), NaN: not given."""
     nc = cand.shape[0]
     # components (``comp``: scratch per root, -1 on entry and on return), counted first so
-    # that the per-component sums are as long as the components are many
-    ncomp = 0
-    for o in range(nc):
-        r = _root(parent, cand[order[o]])
-        if comp[r] < 0:
-            comp[r] = ncomp
-            ncomp += 1
-    for o in range(nc):
-        comp[_root(parent, cand[order[o]])] = -1
-    m = ncomp
+    # that the per-component sums are as long as the components are many: one per root, a
+    # footprint pixel that is its own parent
+    m = 0
+    for c in range(nc):
+        m += parent[cand[c]] == cand[c]
     ncomp = 0
     isum = np.zeros(m)
     vsum = np.zeros(m)

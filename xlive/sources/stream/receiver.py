@@ -395,6 +395,11 @@ class StreamSource(Source):
         self._shape: tuple[int, int] | None = None
         self._dtype: np.dtype | None = None
         self._seg_geometry: Geometry | None = None
+        #: per segment: frame numbers and times read so far, and the arrays they come from
+        self._meta_rows: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+        #: each segment's attributes as read at the last count
+        self._seg_attrs: dict[str, dict] = {}
+        self._meta_arrays: dict[str, tuple[zarr.Array, zarr.Array]] = {}
         self.refresh()
 
     def _count(self) -> int:
@@ -408,10 +413,11 @@ class StreamSource(Source):
             names = _segment_dirs(self.spool_path)
         except OSError:
             return self._n
-        segs, start = [], 0
+        segs, start, seg_attrs = [], 0, {}
         for name in names:
             try:
                 attrs = _group_attrs(self.spool_path / name)
+                seg_attrs[str(self.spool_path / name)] = attrs
                 n = int(attrs.get(FRAMES_COMPLETE, 0))
                 if not n:
                     continue  # created, nothing published yet (its arrays may not exist)
@@ -426,6 +432,7 @@ class StreamSource(Source):
             start += n
         # a resumed segment grows after later ones cannot exist: counts only ever increase
         self._segs = segs
+        self._seg_attrs = seg_attrs
         if self._reader is not None:
             self._reader.segments = [(p, s) for p, s, n in segs if n]
         return start
@@ -459,18 +466,41 @@ class StreamSource(Source):
     def _native_metadata(self, n: int) -> dict[str, np.ndarray]:
         out = {FRAME_NUMBER: [], TIMESTAMP: [], "segment": []}
         for k, (path, _start, count) in enumerate(self._segs):
-            g = zarr.open_group(path, mode="r")
-            out[FRAME_NUMBER].append(np.asarray(g[FRAME_NUMBER][:count]))
-            out[TIMESTAMP].append(np.asarray(g[TIMESTAMP][:count]))
+            numbers, times = self._segment_metadata(path, count)
+            out[FRAME_NUMBER].append(numbers)
+            out[TIMESTAMP].append(times)
             out["segment"].append(np.full(count, k, np.int32))
         return {k: (np.concatenate(v)[:n] if v else np.zeros(0)) for k, v in out.items()}
+
+    def _segment_metadata(self, path: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame numbers and times of a segment's first ``count`` frames. Published rows never
+        change, so only the rows published since the last call are read (the live loop asks
+        at every store write: reading whole segments cost more the longer the run)."""
+        rows, numbers, times = self._meta_rows.get(path, (0, np.zeros(0, np.int64), np.zeros(0)))
+        if rows < count:
+            arrays = self._meta_arrays.get(path)
+            if arrays is None or arrays[0].shape[0] < count:  # the receiver grew the arrays
+                g = zarr.open_group(path, mode="r")
+                arrays = self._meta_arrays[path] = (g[FRAME_NUMBER], g[TIMESTAMP])
+            if numbers.size < count:  # room for twice as many: appends cost O(1) per row
+                numbers = np.concatenate([numbers[:rows], np.zeros(2 * count, np.int64)])
+                times = np.concatenate([times[:rows], np.zeros(2 * count)])
+            numbers[rows:count] = arrays[0][rows:count]
+            times[rows:count] = arrays[1][rows:count]
+            rows = count
+            self._meta_rows[path] = (rows, numbers, times)
+        return numbers[:count], times[:count]
 
     @property
     def dropped_frames(self) -> dict[int, list[list[int]]]:
         """Per segment: [first, stop) ranges of detector frame numbers that never arrived."""
         out = {}
         for k, (path, _s, _n) in enumerate(self._segs):
-            ranges = zarr.open_group(path, mode="r").attrs.get("dropped_ranges", [])
+            # as the segment's counter said at the last refresh (its zarr.json, read then)
+            attrs = self._seg_attrs.get(path)
+            if attrs is None:
+                attrs = zarr.open_group(path, mode="r").attrs
+            ranges = attrs.get("dropped_ranges", [])
             if ranges:
                 out[k] = [list(r) for r in ranges]
         return out
@@ -481,8 +511,8 @@ class StreamSource(Source):
 
     def receiver_stats(self) -> dict:
         """What the receiver recorded: bad messages, spool errors, starts, last error texts."""
-        try:
-            return dict(zarr.open_group(str(self.spool_path), mode="r").attrs.get("receiver", {}))
+        try:  # the spool's zarr.json read directly (asked with the faults, every 2 s)
+            return dict(_group_attrs(self.spool_path).get("receiver", {}))
         except Exception:
             return {}
 
