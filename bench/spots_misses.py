@@ -161,7 +161,8 @@ def main(argv=None):
         kw = {}
         for item in items:
             k, v = item.split("=")
-            kw[k] = type(getattr(SpotParams(), k))(v)
+            old = getattr(SpotParams(), k)
+            kw[k] = v in ("1", "True", "true") if isinstance(old, bool) else type(old)(v)
         return kw
 
     kw = overrides(args.set)
@@ -174,7 +175,9 @@ def main(argv=None):
         ms = (time.process_time() - t0) / len(frames) * 1e3
         sc = score([p[:, :2] for p in peaks], truths)
         if args.also is not None:
-            sf2 = SpotFinder(geom, SpotParams(method="integrated", **kw, **overrides(args.also)))
+            sf2 = SpotFinder(
+                geom, SpotParams(method="integrated", **{**kw, **overrides(args.also)})
+            )
             sf2.find(frames[0])
             t0 = time.process_time()
             p2 = [sf2.find(f)[:, :2] for f in frames]

@@ -185,7 +185,7 @@ def test_spot_fit_matches_scipy_least_squares(seed):
     _weights(v, ok, 0, 0, p0, cs, 1, 1.0, w)
     ref = fit_one_ref(d, w, ok, 0, 0, p0[0], c)
     got = p0.copy()
-    _fit(d, w, ok, 0, 0, got, cs, 1, p0.copy(), 3.0, 50)
+    _fit(d, w, ok, 0, 0, got, cs, 1, p0.copy(), np.full(1, 3.0), 50)
     np.testing.assert_allclose(got[0], ref, rtol=1e-4, atol=1e-4)
     assert abs(got[0, 0] - x) < 0.5 and abs(got[0, 1] - y) < 0.5
 
@@ -259,8 +259,63 @@ def test_a_peak_on_the_last_row_does_not_depend_on_earlier_frames():
         SimParams(detector="eiger500k", seed=21, hit_fraction=1.0, crystal_strength=300.0)
     )
     first, other = sim.frame(0)[0], sim.frame(2)[0]
-    sf = SpotFinder(sim.geometry, SpotParams(method="integrated"))
+    # the watershed's own peaks (the weak last-row peak is not re-judged by a fit)
+    sf = SpotFinder(sim.geometry, SpotParams(method="integrated", candidate_snr=0.0))
     ref = sf.find(first)
     assert np.any(ref[:, 1] > first.shape[0] - 2)  # a spot placed on the last row
     sf.find(other)
     np.testing.assert_array_equal(sf.find(first), ref)
+
+
+def test_weak_candidates_are_kept_by_their_fitted_snr():
+    """Peaks the watershed measured below ``keep_snr`` (candidates, here at its SNR 4) are
+    fitted and kept only when the fitted Gaussian's flux reaches ``keep_snr`` (6.5) times
+    its Fisher error and they are >= 1 px wide: a broad spot (sigma 3, 170 photons on a
+    background of 0.5: Fisher SNR ~10 in the 9 x 9 window) is kept near its centre, a
+    candidate on pure background or on a single 40-count spike is dropped. Measured: 20 of
+    20 spots kept (all within 1.5 px), 0 of 20 noise and 0 of 20 spikes kept."""
+    kept = near = noise = spikes = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        x, y = rng.uniform(30, 45), rng.uniform(30, 40)
+        lam = np.full(SHAPE, 0.5)
+        _gauss(lam, x, y, 170, 3.0)
+        frame = rng.poisson(lam).astype(np.uint32)
+        row = [x + rng.uniform(-1, 1), y + rng.uniform(-1, 1), 60, 40, 4.0, 0.5, 4]
+        got = _fit_frame(frame, [row], keep_snr=6.5)
+        kept += len(got)
+        near += len(got) == 1 and _nearest(got, x, y) < 1.5
+        blank = rng.poisson(np.full(SHAPE, 0.5)).astype(np.uint32)
+        noise += len(_fit_frame(blank, [row], keep_snr=6.5))
+        blank[int(y), int(x)] += 40
+        spikes += len(_fit_frame(blank, [[int(x), int(y), 40, 9, 4.0, 0.5, 40]], keep_snr=6.5))
+        # without the gate (keep_snr 0) every candidate is reported
+        assert len(_fit_frame(blank, [row])) == 1
+    assert kept >= 19 and near >= 18, (kept, near)
+    assert noise <= 1 and spikes == 0, (noise, spikes)
+
+
+def test_the_joint_deblender_splits_a_pair_beside_a_free_neighbour():
+    """The joint pass (``group`` > 0; off in SpotParams by default): a pair of sigma-2.5
+    spots 6 px apart given as one peak between them, with a third spot 8 px away that has
+    its own peak and is fitted jointly with them. Without additions (``split_chi2`` 0) 2
+    spots; with them 3, each within 1.5 px of a spot, in 10 of 12 cases measured (one not
+    split, one placed farther); never more than 3."""
+    hits = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        a = rng.uniform(0, np.pi)
+        spots = [(36.0, 36.0), (36 + 6 * np.cos(a), 36 + 6 * np.sin(a))]
+        spots.append((36 - 8 * np.cos(a + 1.2), 36 - 8 * np.sin(a + 1.2)))
+        lam = np.full(SHAPE, 0.5)
+        for (x, y), n in zip(spots, (600, 600, 800), strict=True):
+            _gauss(lam, x, y, n, 2.5)
+        frame = rng.poisson(lam).astype(np.uint32)
+        mid = (spots[0][0] + spots[1][0]) / 2, (spots[0][1] + spots[1][1]) / 2
+        rows = [[*mid, 1200, 150, 30, 0.5, 20], [*spots[2], 800, 120, 30, 0.5, 25]]
+        kw = dict(group=3, reach=10.0, ext=2)
+        assert len(_fit_frame(frame, rows, split_chi2=0, **kw)) == 2
+        got = _fit_frame(frame, rows, **kw)
+        assert len(got) <= 3
+        hits += len(got) == 3 and max(_nearest(got, x, y) for x, y in spots) < 1.5
+    assert hits >= 9

@@ -100,6 +100,28 @@ class SpotParams:
     #: a fitted peak becomes two spots when two Gaussians lower the chi-square by this much
     #: or more; 0: never ("integrated")
     split_chi2: float = 30.0
+    #: broad peaks are fitted jointly with up to fit_group - 1 broad neighbours within
+    #: fit_reach pixels (all free), and one spot more is tried in each such group; 0: one
+    #: spot at a time against its subtracted neighbours ("integrated")
+    fit_group: int = 0
+    fit_reach: float = 6.0
+    #: the box searched for one spot more around a broad peak reaches this many pixels
+    #: beyond its fit window, and sums of 2 fit_search_half + 1 pixels square are searched
+    fit_search: int = 0
+    fit_search_half: int = 1
+    #: the SNR (fitted flux over its Fisher error) one spot more must reach
+    fit_new_snr: float = 5.0
+    #: when above 0 (and below min_snr and fit_snr), the watershed keeps peaks down to this
+    #: integrated SNR, and those below fit_snr are fitted (a Gaussian, widths free) and kept
+    #: when the fitted flux reaches fit_snr times its Fisher error (a matched filter, surer
+    #: than the footprint's sum on broad weak spots) and they are >= 1 px wide; 0: off
+    #: ("integrated", with fit_radius)
+    candidate_snr: float = 2.5
+    fit_snr: float = 6.5
+    #: sharp peaks (brightest pixel >= 0.1 of the intensity) at min_snr or more are
+    #: candidates too (judged by their fit): drops zingers and hot pixels the watershed
+    #: kept, and weak sharp spots; costs fits on every frame ("integrated")
+    candidate_sharp: bool = False
     #: pixels at or below this many photons never seed a spot (peakfinder8's adc_thresh, which
     #: is in ADU: here ``adc_threshold * gain``)
     adc_threshold: float = 5.0
@@ -186,6 +208,13 @@ class SpotParams:
                 "fit_radius": (0, 20),
                 "fit_min_pixels": (1, None),
                 "split_chi2": (0, None),
+                "fit_group": (0, 8),
+                "fit_reach": (0, 16),
+                "candidate_snr": (0, None),
+                "fit_snr": (0, None),
+                "fit_search": (0, 12),
+                "fit_search_half": (0, 4),
+                "fit_new_snr": (0, None),
                 "smooth": (1, BLOCK),
                 "bg_box": (0, 100000),
                 "powder_ring_contrast": (0, None),
@@ -447,7 +476,7 @@ class SpotFinder:
             p.split_snr,
             p.split_frac,
             p.min_separation,
-            p.min_snr,
+            p.candidate_snr if self._candidates else p.min_snr,
             p.max_single_fraction,
             p.min_pixels,
             p.max_pixels,
@@ -477,6 +506,12 @@ class SpotFinder:
         block_seeds(*args, p.module_edge_excess, self.gain, p.detect_snr, seeds)
         return resid, seeds
 
+    @property
+    def _candidates(self) -> bool:
+        """Whether peaks below ``min_snr`` are detected and kept by their fits."""
+        p = self.params
+        return p.fit_radius > 0 and 0 < p.candidate_snr < min(p.min_snr, p.fit_snr)
+
     def fit_shapes(self, frame, mean, resid, var, lo, hi, found) -> np.ndarray:
         """``found`` (rows of :meth:`find`) placed and split by fitted spot shapes
         (:func:`~._kernels.psf_fit.fit_spots`)."""
@@ -494,6 +529,10 @@ class SpotFinder:
             frame, self.binning.rings, mean, resid, BLOCK, var, lo, hi, self.gain, found, dirs,
             out, min_pixels=p.fit_min_pixels, radius=p.fit_radius, split_chi2=p.split_chi2,
             min_snr=p.min_snr, min_dist=max(p.merge_radius, p.min_separation),
+            group=p.fit_group, reach=p.fit_reach, keep_snr=p.fit_snr if self._candidates else 0.0,
+            ext=p.fit_search, hs=p.fit_search_half, new_snr=p.fit_new_snr,
+            sharp_cand=p.candidate_sharp,
+
         )  # fmt: skip
         return out[: min(n, out.shape[0])]
 

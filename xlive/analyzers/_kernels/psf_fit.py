@@ -20,6 +20,11 @@ likelihood-ratio test against the noise, for 5 parameters more), both reach ``mi
 Finally all spots, the new ones with them, are refitted in ``sweeps`` more passes and
 reported at their fitted positions.
 
+Weak candidates (peaks the watershed measured below ``keep_snr``) are fitted too and kept
+only where the fitted Gaussian's flux reaches ``keep_snr`` times its Fisher error (a
+matched filter: on broad weak spots surer than the footprint's sum) and, below the
+watershed's own ``min_snr``, the fit is at least 1 px wide.
+
 Written by hand (numba): scipy's least_squares costs ~1 ms of Python per fit, and a frame
 has hundreds of crowded windows; these fits are small (5 or 10 parameters, 81 pixels).
 """
@@ -38,6 +43,7 @@ MIN_SIGMA = 0.6
 MAX_SIGMA = 4.5
 #: cell (pixels) of the grid of peaks used to find neighbours
 CELL = 16
+WIDE = 1.0
 
 
 @numba.njit(**_JIT)
@@ -133,16 +139,51 @@ def _chi2(d, w, ok, i0, j0, ps, cs, k):
 
 
 @numba.njit(**_JIT)
+def _chol_solve(m, g, x):
+    """``x = m^-1 g`` for a symmetric positive definite ``m`` (overwritten by its Cholesky
+    factor); False if ``m`` is not positive definite. By hand: ``np.linalg.solve`` costs
+    microseconds of LAPACK call and allocation per solve, more than these 5-30 unknowns."""
+    n = m.shape[0]
+    for j in range(n):
+        t = m[j, j]
+        for q in range(j):
+            t -= m[j, q] * m[j, q]
+        if not (t > 0):
+            return False
+        t = np.sqrt(t)
+        m[j, j] = t
+        for i in range(j + 1, n):
+            u = m[i, j]
+            for q in range(j):
+                u -= m[i, q] * m[j, q]
+            m[i, j] = u / t
+    for i in range(n):
+        u = g[i]
+        for q in range(i):
+            u -= m[i, q] * x[q]
+        x[i] = u / m[i, i]
+    for i in range(n - 1, -1, -1):
+        u = x[i]
+        for q in range(i + 1, n):
+            u -= m[q, i] * x[q]
+        x[i] = u / m[i, i]
+    return True
+
+
+@numba.njit(**_JIT)
 def _fit(d, w, ok, i0, j0, ps, cs, k, start, maxmove, niter):
     """Levenberg-Marquardt fit of ``k`` spots ``ps`` (rows updated in place) to the window
-    ``d`` with weights ``w``; positions kept within ``maxmove`` of ``start``, widths within
-    [MIN_SIGMA, MAX_SIGMA], fluxes positive. Returns the chi-square."""
+    ``d`` with weights ``w``; positions kept within ``maxmove`` (pixels, one per spot) of
+    ``start``, widths within [MIN_SIGMA, MAX_SIGMA], fluxes positive. Returns the
+    chi-square."""
     ph, pw = d.shape
     npar = NP * k
     jac = np.zeros(npar)
     a = np.zeros((npar, npar))
     g = np.zeros(npar)
     trial = ps[:k].copy()
+    m2 = np.zeros((npar, npar))
+    step = np.zeros(npar)
     lam = 1e-3
     chi = _chi2(d, w, ok, i0, j0, ps, cs, k)
     lmin = np.log(MIN_SIGMA)
@@ -189,15 +230,20 @@ def _fit(d, w, ok, i0, j0, ps, cs, k, start, maxmove, niter):
                 a[q, q2] = a[q2, q]
         improved = False
         for _t in range(6):
-            m2 = a.copy()
+            m2[:, :] = a
             for q in range(npar):
                 m2[q, q] += lam * a[q, q] + 1e-12
-            step = np.linalg.solve(m2, g)
+            if not _chol_solve(m2, g, step):
+                m2[:, :] = a
+                for q in range(npar):
+                    m2[q, q] += lam * a[q, q] + 1e-12
+                step[:] = np.linalg.solve(m2, g)
             for s in range(k):
                 for q in range(NP):
                     trial[s, q] = ps[s, q] + step[NP * s + q]
-                trial[s, 0] = min(max(trial[s, 0], start[s, 0] - maxmove), start[s, 0] + maxmove)
-                trial[s, 1] = min(max(trial[s, 1], start[s, 1] - maxmove), start[s, 1] + maxmove)
+                mm = maxmove[s]
+                trial[s, 0] = min(max(trial[s, 0], start[s, 0] - mm), start[s, 0] + mm)
+                trial[s, 1] = min(max(trial[s, 1], start[s, 1] - mm), start[s, 1] + mm)
                 trial[s, 2] = max(trial[s, 2], 1e-3)
                 trial[s, 3] = min(max(trial[s, 3], lmin), lmax)
                 trial[s, 4] = min(max(trial[s, 4], lmin), lmax)
@@ -357,6 +403,310 @@ def _residual_max(d, ok, i0, j0, p, c):
     return ba, bb
 
 
+@numba.njit(**_JIT)
+def _others_but(d, i0, j0, par, dirs, alive, head, nxt, member):
+    """``d -= model`` of every live spot near the window that is not a ``member``."""
+    ph, pw = d.shape
+    ncy, ncx = head.shape
+    ci0 = max((i0 - 3 * CELL // 2) // CELL, 0)
+    ci1 = min((i0 + ph + 3 * CELL // 2) // CELL, ncy - 1)
+    cj0 = max((j0 - 3 * CELL // 2) // CELL, 0)
+    cj1 = min((j0 + pw + 3 * CELL // 2) // CELL, ncx - 1)
+    for ci in range(ci0, ci1 + 1):
+        for cj in range(cj0, cj1 + 1):
+            s = head[ci, cj]
+            while s >= 0:
+                if alive[s] and not member[s]:
+                    _add_model(d, i0, j0, par[s], dirs[s, 0], dirs[s, 1], -1.0)
+                s = nxt[s]
+
+
+@numba.njit(**_JIT)
+def _members(par, alive, broad, head, nxt, k, reach, kmax, mem):
+    """``mem[0] = k``, then the live broad spots within ``reach`` pixels of it, nearest
+    first, ``kmax`` in all at most; returns their number."""
+    ncy, ncx = head.shape
+    x = par[k, 0]
+    y = par[k, 1]
+    cand = np.empty(64, np.int64)
+    dist = np.empty(64)
+    nc = 0
+    ci = min(max(int(y) // CELL, 0), ncy - 1)
+    cj = min(max(int(x) // CELL, 0), ncx - 1)
+    for a in range(max(ci - 1, 0), min(ci + 2, ncy)):
+        for b in range(max(cj - 1, 0), min(cj + 2, ncx)):
+            s = head[a, b]
+            while s >= 0:
+                if s != k and alive[s] and broad[s] and nc < 64:
+                    dd = np.hypot(par[s, 0] - x, par[s, 1] - y)
+                    if dd < reach:
+                        cand[nc] = s
+                        dist[nc] = dd
+                        nc += 1
+                s = nxt[s]
+    mem[0] = k
+    m = 1
+    for q in np.argsort(dist[:nc]):
+        if m >= kmax:
+            break
+        mem[m] = cand[q]
+        m += 1
+    return m
+
+
+@numba.njit(**_JIT)
+def _residual_peak(d, w, ok, i0, j0, ps, cs, m, cx, cy, radius, dist, hs):
+    """Window pixel (row, column) of the most significant sum over ``2 hs + 1`` pixels
+    square of ``d`` minus the ``m`` spots ``ps``, within ``radius`` (Chebyshev) of (cx, cy)
+    and at least ``dist`` pixels from every spot; (-1, -1) if none."""
+    ph, pw = d.shape
+    r = np.zeros((ph, pw))
+    vv = np.zeros((ph, pw))
+    for a in range(ph):
+        for b in range(pw):
+            if ok[a, b] and w[a, b] > 0:
+                mod = 0.0
+                for s in range(m):
+                    mod += ps[s, 2] * _shape(ps[s], cs[s, 0], cs[s, 1], i0 + a, j0 + b)
+                r[a, b] = d[a, b] - mod
+                vv[a, b] = 1.0 / w[a, b]
+    best = -np.inf
+    ba = -1
+    bb = -1
+    for a in range(hs, ph - hs):
+        for b in range(hs, pw - hs):
+            if abs(i0 + a - cy) > radius or abs(j0 + b - cx) > radius:
+                continue
+            far = True
+            for s in range(m):
+                if (j0 + b - ps[s, 0]) ** 2 + (i0 + a - ps[s, 1]) ** 2 < dist * dist:
+                    far = False
+                    break
+            if not far:
+                continue
+            t = 0.0
+            tv = 0.0
+            for u in range(a - hs, a + hs + 1):
+                for v in range(b - hs, b + hs + 1):
+                    t += r[u, v]
+                    tv += vv[u, v]
+            if tv <= 0:
+                continue
+            t /= np.sqrt(tv)
+            if t > best:
+                best = t
+                ba = a
+                bb = b
+    return ba, bb
+
+
+@numba.njit(**_JIT)
+def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, start, src,
+                alive, broad, head, nxt, order, n, nsp, radius, reach, kmax, split_chi2,
+                min_snr, min_dist, skip_red, peaks, ext, hs, new_snr):  # fmt: skip
+    """Each broad spot (strongest first) fitted jointly with its broad neighbours within
+    ``reach`` pixels (``kmax`` spots at most, all free), on the union of their windows, the
+    other spots subtracted; then the same group with one spot more (started at the
+    residual's most significant 3 x 3 sum near the spot, or as the spot split in two along
+    its main axis), kept when the chi-square drops by ``split_chi2`` or more and the new
+    spots pass :func:`_fit_spots`' tests. The pixels fitted are the members' windows and
+    the box of half-width ``radius + ext`` around the spot, where the new spot is looked
+    for (sums of ``2 hs + 1`` pixels square). Returns the new number of spots."""
+    box = radius + ext
+    ny, nx = frame.shape
+    member = np.zeros(par.shape[0], np.bool_)
+    mem = np.empty(kmax, np.int64)
+    ps = np.zeros((kmax + 1, NP))
+    cs = np.zeros((kmax + 1, 2))
+    st = np.zeros((kmax + 1, NP))
+    pa = np.zeros((kmax + 1, NP))
+    pb = np.zeros((kmax + 1, NP))
+    mm = np.zeros(kmax + 1)
+    for t in range(n):
+        k = order[t]
+        if not broad[k] or not alive[k]:
+            continue
+        m = _members(par, alive, broad, head, nxt, k, reach, kmax, mem)
+        ya = par[k, 1] - ext
+        yb = par[k, 1] + ext
+        xa = par[k, 0] - ext
+        xb = par[k, 0] + ext
+        for q in range(m):
+            s = mem[q]
+            ya = min(ya, par[s, 1])
+            yb = max(yb, par[s, 1])
+            xa = min(xa, par[s, 0])
+            xb = max(xb, par[s, 0])
+        i0 = int(np.rint(ya)) - radius
+        j0 = int(np.rint(xa)) - radius
+        ph = int(np.rint(yb)) + radius + 1 - i0
+        pw = int(np.rint(xb)) + radius + 1 - j0
+        d = np.zeros((ph, pw))
+        v = np.zeros((ph, pw))
+        w = np.zeros((ph, pw))
+        ok = np.zeros((ph, pw), np.bool_)
+        _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
+        # the union of the members' windows
+        for a in range(ph):
+            for b in range(pw):
+                if not ok[a, b]:
+                    continue
+                near = (
+                    abs(i0 + a - np.rint(par[k, 1])) <= box
+                    and abs(j0 + b - np.rint(par[k, 0])) <= box
+                )
+                for q in range(m):
+                    s = mem[q]
+                    if (
+                        abs(i0 + a - np.rint(par[s, 1])) <= radius
+                        and abs(j0 + b - np.rint(par[s, 0])) <= radius
+                    ):
+                        near = True
+                        break
+                ok[a, b] = near
+        for q in range(m):
+            member[mem[q]] = True
+        _others_but(d, i0, j0, par, dirs, alive, head, nxt, member)
+        for q in range(m):
+            s = mem[q]
+            member[s] = False
+            ps[q] = par[s]
+            cs[q] = dirs[s]
+            st[q, 0] = start[s, 0]
+            st[q, 1] = start[s, 1]
+            mm[q] = 2.0
+        _weights(v, ok, i0, j0, ps, cs, m, gain, w)
+        ck = _fit(d, w, ok, i0, j0, ps, cs, m, st, mm, 10)
+        for q in range(m):
+            par[mem[q]] = ps[q]
+        if split_chi2 <= 0 or nsp >= par.shape[0]:
+            continue
+        nok = 0
+        for a in range(ph):
+            for b in range(pw):
+                nok += ok[a, b]
+        if ck < split_chi2 + skip_red * (nok - NP * m):
+            continue
+        # start A: the group as fitted and one spot more at the residual's peak near k
+        sw = np.log(max(np.exp(min(ps[0, 3], ps[0, 4])), 0.71))
+        best = np.inf
+        ra, rb = _residual_peak(
+            d, w, ok, i0, j0, ps, cs, m, par[k, 0], par[k, 1], box, min_dist, hs
+        )
+        if ra >= 0:
+            for q in range(m):
+                pa[q] = ps[q]
+                mm[q] = 2.0
+            pa[m, 0] = j0 + rb
+            pa[m, 1] = i0 + ra
+            pa[m, 2] = 0.3 * ps[0, 2]
+            pa[m, 3] = sw
+            pa[m, 4] = sw
+            st[m, 0] = pa[m, 0]
+            st[m, 1] = pa[m, 1]
+            mm[m] = 4.0
+            cs[m] = dirs[k]
+            best = _fit(d, w, ok, i0, j0, pa, cs, m + 1, st, mm, 12)
+        # start B: k split in two along the main axis of its signal (the others' removed)
+        dk = d.copy()
+        for q in range(1, m):
+            _add_model(dk, i0, j0, ps[q], cs[q, 0], cs[q, 1], -1.0)
+        ex, ey, lam = _principal(dk, ok, i0, j0, ps[0], cs[0])
+        sep = max(np.sqrt(max(lam, 0.0)), 1.0)
+        for q in range(m):
+            pb[q] = ps[q]
+        pb[0, 0] = ps[0, 0] + sep * ex
+        pb[0, 1] = ps[0, 1] + sep * ey
+        pb[m, 0] = ps[0, 0] - sep * ex
+        pb[m, 1] = ps[0, 1] - sep * ey
+        pb[0, 2] = 0.5 * ps[0, 2]
+        pb[m, 2] = 0.5 * ps[0, 2]
+        pb[0, 3] = sw
+        pb[0, 4] = sw
+        pb[m, 3] = sw
+        pb[m, 4] = sw
+        cs[m] = dirs[k]
+        stb = st.copy()
+        stb[m, 0] = pb[m, 0]
+        stb[m, 1] = pb[m, 1]
+        stb[0, 0] = pb[0, 0]
+        stb[0, 1] = pb[0, 1]
+        mmb = mm.copy()
+        mmb[0] = 4.0
+        mmb[m] = 4.0
+        cb = _fit(d, w, ok, i0, j0, pb, cs, m + 1, stb, mmb, 12)
+        if cb < best:
+            best = cb
+            pa[: m + 1] = pb[: m + 1]
+        if ck - best < split_chi2:
+            continue
+        good = True
+        for q in (0, m):
+            if np.exp(min(pa[q, 3], pa[q, 4])) < 1.0:
+                good = False  # a spike or noise, not a spot
+            elif _flux_snr(w, ok, i0, j0, pa[q], cs[q]) < (new_snr if q == m else min_snr):
+                good = False
+        for q in range(m + 1):
+            for q2 in range(q):
+                if np.hypot(pa[q, 0] - pa[q2, 0], pa[q, 1] - pa[q2, 1]) < min_dist:
+                    good = False
+        if not good:
+            continue
+        for q in range(m):
+            member[mem[q]] = True
+        member[k] = True
+        clear = True
+        for q in (0, m):
+            if not _clear_but(par, alive, head, nxt, member, pa[q, 0], pa[q, 1], min_dist):
+                clear = False
+        for q in range(m):
+            member[mem[q]] = False
+        if not clear:
+            continue
+        # k becomes the product nearer to its peak, a new spot the other one
+        e = 0
+        if np.hypot(pa[m, 0] - peaks[k, 0], pa[m, 1] - peaks[k, 1]) < np.hypot(
+            pa[0, 0] - peaks[k, 0], pa[0, 1] - peaks[k, 1]
+        ):
+            e = m
+        f = m - e
+        for q in range(1, m):
+            par[mem[q]] = pa[q]
+        par[k] = pa[e]
+        par[nsp] = pa[f]
+        start[k, 0] = pa[e, 0]
+        start[k, 1] = pa[e, 1]
+        start[nsp, 0] = pa[f, 0]
+        start[nsp, 1] = pa[f, 1]
+        dirs[nsp] = dirs[k]
+        src[nsp] = k
+        alive[nsp] = True
+        broad[nsp] = True
+        ci = min(max(int(pa[f, 1]) // CELL, 0), head.shape[0] - 1)
+        cj = min(max(int(pa[f, 0]) // CELL, 0), head.shape[1] - 1)
+        nxt[nsp] = head[ci, cj]
+        head[ci, cj] = nsp
+        nsp += 1
+    return nsp
+
+
+@numba.njit(**_JIT)
+def _clear_but(par, alive, head, nxt, member, x, y, dist):
+    """Whether no live spot but the ``member`` ones lies within ``dist`` pixels of (x, y)."""
+    ncy, ncx = head.shape
+    ci = min(max(int(y) // CELL, 0), ncy - 1)
+    cj = min(max(int(x) // CELL, 0), ncx - 1)
+    for a in range(max(ci - 1, 0), min(ci + 2, ncy)):
+        for b in range(max(cj - 1, 0), min(cj + 2, ncx)):
+            s = head[a, b]
+            while s >= 0:
+                if not member[s] and alive[s]:
+                    if (par[s, 0] - x) ** 2 + (par[s, 1] - y) ** 2 < dist**2:
+                        return False
+                s = nxt[s]
+    return True
+
+
 def fit_spots(
     frame,
     rings,
@@ -379,6 +729,14 @@ def fit_spots(
     min_dist=3.5,
     max_fraction=0.1,
     skip_red=0.8,
+    group=0,
+    reach=6.0,
+    keep_snr=0.0,
+    ext=0,
+    hs=1,
+    new_snr=5.0,
+    split_cand=False,
+    sharp_cand=False,
 ):
     """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
     shapes and split in two where two spots fit better (module docstring); rows in ``out``
@@ -390,11 +748,23 @@ def fit_spots(
     split. A new spot takes its parent's ``npix``, ``snr``, ``background`` and ``max``, and
     its fitted flux as intensity. The two-spot fit is skipped where one spot's chi-square is
     below ``split_chi2 + skip_red * (window pixels - 5)`` (for speed; measured to change the
-    hard preset's figures by < 0.1 point)."""
+    hard preset's figures by < 0.1 point).
+
+    ``keep_snr`` > 0: peaks the watershed measured below it (candidates) are fitted too and
+    kept only where the fitted flux reaches ``keep_snr`` times its Fisher error and, when
+    they were below ``min_snr``, their fit is >= 1 px wide (not a spike); sharp peaks (as
+    above) at ``min_snr`` or more are no candidates unless ``sharp_cand``; candidates are
+    not split unless ``split_cand``. ``group`` > 0: instead of the one-at-a-time two-spot
+    test, :func:`_joint_pass` (``group`` spots at most, neighbours within ``reach`` px, the
+    new spot searched ``ext`` px beyond the window in sums of ``2 hs + 1`` px, kept at
+    ``new_snr``); measured to move along the same recall/precision front as the one-spot
+    test at 2-7x its cost, so off by default. ``new_snr`` also applies to the product of
+    the one-at-a-time split that becomes a new spot."""
     return _fit_spots(
         frame, rings, mean, resid, sbs, var, lo, hi, gain, np.ascontiguousarray(peaks),
         np.ascontiguousarray(dirs), out, min_pixels, radius, sweeps, split_chi2, min_snr,
-        min_dist, max_fraction, skip_red,
+        min_dist, max_fraction, skip_red, group, reach, keep_snr, ext, hs, new_snr,
+        split_cand, sharp_cand,
     )  # fmt: skip
 
 
@@ -412,14 +782,15 @@ def _fit_one(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive
     st[0, 0] = start[0]
     st[0, 1] = start[1]
     _weights(v, ok, i0, j0, ps, cs, 1, gain, w)
-    _fit(d, w, ok, i0, j0, ps, cs, 1, st, 2.0, 8)
+    _fit(d, w, ok, i0, j0, ps, cs, 1, st, np.full(1, 2.0), 8)
     par[k] = ps[0]
 
 
 @numba.njit(**_JIT)
 def _fit_spots(
     frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in, out, min_pixels,
-    radius, sweeps, split_chi2, min_snr, min_dist, max_fraction, skip_red,
+    radius, sweeps, split_chi2, min_snr, min_dist, max_fraction, skip_red, group, reach,
+    keep_snr, ext, hs, new_snr, split_cand, sharp_cand,
 ):  # fmt: skip
     n = peaks.shape[0]
     ny, nx = frame.shape
@@ -430,6 +801,7 @@ def _fit_spots(
     src = np.empty(cap, np.int64)
     alive = np.zeros(cap, np.bool_)
     broad = np.zeros(cap, np.bool_)
+    cand = np.zeros(cap, np.bool_)
     ncy = ny // CELL + 1
     ncx = nx // CELL + 1
     head = np.full((ncy, ncx), -1, np.int64)
@@ -452,6 +824,15 @@ def _fit_spots(
         broad[k] = peaks[k, 3] >= min_pixels and (
             peaks[k, 6] - peaks[k, 5] < max_fraction * peaks[k, 2]
         )
+        # a candidate (detected below min_snr, or below keep_snr and not sharp unless
+        # sharp_cand) is fitted, and kept when its fit reaches keep_snr
+        cand[k] = (
+            peaks[k, 4] < min_snr
+            or sharp_cand
+            or peaks[k, 6] - peaks[k, 5] < max_fraction * peaks[k, 2]
+        )
+        cand[k] = cand[k] and peaks[k, 4] < keep_snr
+        broad[k] = broad[k] or cand[k]
         ci = min(max(int(peaks[k, 1]) // CELL, 0), ncy - 1)
         cj = min(max(int(peaks[k, 0]) // CELL, 0), ncx - 1)
         nxt[k] = head[ci, cj]
@@ -477,10 +858,16 @@ def _fit_spots(
                     frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive, head,
                     nxt, k, start[k], radius, d, v, w, ok, ps, cs, st,
                 )  # fmt: skip
+    if group > 0:
+        nsp = _joint_pass(
+            frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, start, src, alive,
+            broad, head, nxt, order, n, nsp, radius, reach, group, split_chi2, min_snr,
+            min_dist, skip_red, peaks, ext, hs, new_snr,
+        )  # fmt: skip
     # two spots instead of one
-    for t in range(n if split_chi2 > 0 else 0):
+    for t in range(n if split_chi2 > 0 and group == 0 else 0):
         k = order[t]
-        if not broad[k]:
+        if not broad[k] or (cand[k] and not split_cand):
             continue
         i0 = int(np.rint(par[k, 1])) - radius
         j0 = int(np.rint(par[k, 0])) - radius
@@ -511,7 +898,7 @@ def _fit_spots(
             ps[s, 3] = sw
             ps[s, 4] = sw
             st[s] = ps[s]
-        c2 = _fit(d, w, ok, i0, j0, ps, cs, 2, st, 6.0, 12)
+        c2 = _fit(d, w, ok, i0, j0, ps, cs, 2, st, np.full(2, 6.0), 12)
         # second start: the spot as fitted, and a second one at the residual's maximum
         # (3 x 3 sums), where a weak neighbour on its flank is
         ra, rb = _residual_max(d, ok, i0, j0, one[0], cs[0])
@@ -523,7 +910,7 @@ def _fit_spots(
             pb[1, 3] = sw
             pb[1, 4] = sw
             stb[:] = pb
-            c2b = _fit(d, w, ok, i0, j0, pb, cs, 2, stb, 6.0, 12)
+            c2b = _fit(d, w, ok, i0, j0, pb, cs, 2, stb, np.full(2, 6.0), 12)
             if c2b < c2:
                 c2 = c2b
                 ps[:] = pb
@@ -531,17 +918,16 @@ def _fit_spots(
             continue
         if np.exp(min(ps[0, 3], ps[0, 4], ps[1, 3], ps[1, 4])) < 1.0:
             continue  # a spike or noise, not a spot
-        if (
-            _flux_snr(w, ok, i0, j0, ps[0], cs[0]) < min_snr
-            or _flux_snr(w, ok, i0, j0, ps[1], cs[1]) < min_snr
-        ):
-            continue
         # k becomes the product nearer to its peak, a new spot the other one
         e = 0
         if np.hypot(ps[1, 0] - peaks[k, 0], ps[1, 1] - peaks[k, 1]) < np.hypot(
             ps[0, 0] - peaks[k, 0], ps[0, 1] - peaks[k, 1]
         ):
             e = 1
+        if _flux_snr(w, ok, i0, j0, ps[e], cs[e]) < min_snr or _flux_snr(
+            w, ok, i0, j0, ps[1 - e], cs[1 - e]
+        ) < max(min_snr, new_snr):
+            continue
         if np.hypot(ps[0, 0] - ps[1, 0], ps[0, 1] - ps[1, 1]) < min_dist:
             continue
         if not _clear(par, alive, head, nxt, k, ps[1 - e, 0], ps[1 - e, 1], min_dist):
@@ -562,15 +948,33 @@ def _fit_spots(
         head[ci, cj] = nsp
         nsp += 1
     # all refitted with the new spots in
-    for _sweep in range(sweeps if nsp > n else 0):
+    for _sweep in range(sweeps if nsp > n or group > 0 else 0):
         for k in range(nsp):
             if broad[k]:
                 _fit_one(
                     frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive, head,
                     nxt, k, start[k], radius, d, v, w, ok, ps, cs, st,
                 )  # fmt: skip
+    # candidates kept where their fitted flux reaches keep_snr (the others subtracted) and
+    # they are at least 1 px wide (not a spike)
+    for k in range(n):
+        if not cand[k]:
+            continue
+        i0 = int(np.rint(par[k, 1])) - radius
+        j0 = int(np.rint(par[k, 0])) - radius
+        _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
+        _others(d, i0, j0, par, dirs, alive, head, nxt, k, -1, 1.0)
+        one[0] = par[k]
+        cs[0] = dirs[k]
+        _weights(v, ok, i0, j0, one, cs, 1, gain, w)
+        if (np.exp(min(par[k, 3], par[k, 4])) < WIDE and peaks[k, 4] < min_snr) or _flux_snr(
+            w, ok, i0, j0, par[k], dirs[k]
+        ) < keep_snr:
+            alive[k] = False
     found = 0
     for k in range(nsp):
+        if not alive[k]:
+            continue
         if found < out.shape[0]:
             r = src[k]
             if broad[k]:  # on the detector (a spot cut by the edge pulls its fit out)
