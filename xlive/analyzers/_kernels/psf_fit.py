@@ -289,9 +289,14 @@ def _flux_snr(w, ok, i0, j0, p, c):
     return p[2] * np.sqrt(t)
 
 
+#: no group members (``_others`` with one spot left out)
+_NO_MEMBERS = np.zeros(0, np.bool_)
+
+
 @numba.njit(**_JIT)
-def _others(d, i0, j0, par, dirs, alive, head, nxt, k, k2, sign):
-    """``d -= sign * model`` of every live spot near the window except ``k`` and ``k2``."""
+def _others(d, i0, j0, par, dirs, alive, head, nxt, k, member):
+    """``d -= model`` of every live spot near the window except ``k`` and the ``member``
+    spots (``member``: a flag per spot, or empty)."""
     ph, pw = d.shape
     ncy, ncx = head.shape
     ci0 = max((i0 - 3 * CELL // 2) // CELL, 0)
@@ -302,8 +307,8 @@ def _others(d, i0, j0, par, dirs, alive, head, nxt, k, k2, sign):
         for cj in range(cj0, cj1 + 1):
             s = head[ci, cj]
             while s >= 0:
-                if s != k and s != k2 and alive[s]:
-                    _add_model(d, i0, j0, par[s], dirs[s, 0], dirs[s, 1], -sign)
+                if s != k and alive[s] and not (s < member.size and member[s]):
+                    _add_model(d, i0, j0, par[s], dirs[s, 0], dirs[s, 1], -1.0)
                 s = nxt[s]
 
 
@@ -401,24 +406,6 @@ def _residual_max(d, ok, i0, j0, p, c):
                 ba = a
                 bb = b
     return ba, bb
-
-
-@numba.njit(**_JIT)
-def _others_but(d, i0, j0, par, dirs, alive, head, nxt, member):
-    """``d -= model`` of every live spot near the window that is not a ``member``."""
-    ph, pw = d.shape
-    ncy, ncx = head.shape
-    ci0 = max((i0 - 3 * CELL // 2) // CELL, 0)
-    ci1 = min((i0 + ph + 3 * CELL // 2) // CELL, ncy - 1)
-    cj0 = max((j0 - 3 * CELL // 2) // CELL, 0)
-    cj1 = min((j0 + pw + 3 * CELL // 2) // CELL, ncx - 1)
-    for ci in range(ci0, ci1 + 1):
-        for cj in range(cj0, cj1 + 1):
-            s = head[ci, cj]
-            while s >= 0:
-                if alive[s] and not member[s]:
-                    _add_model(d, i0, j0, par[s], dirs[s, 0], dirs[s, 1], -1.0)
-                s = nxt[s]
 
 
 @numba.njit(**_JIT)
@@ -566,7 +553,7 @@ def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, st
                 ok[a, b] = near
         for q in range(m):
             member[mem[q]] = True
-        _others_but(d, i0, j0, par, dirs, alive, head, nxt, member)
+        _others(d, i0, j0, par, dirs, alive, head, nxt, -1, member)
         for q in range(m):
             s = mem[q]
             member[s] = False
@@ -776,7 +763,7 @@ def _fit_one(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive
     i0 = int(np.rint(par[k, 1])) - radius
     j0 = int(np.rint(par[k, 0])) - radius
     _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
-    _others(d, i0, j0, par, dirs, alive, head, nxt, k, -1, 1.0)
+    _others(d, i0, j0, par, dirs, alive, head, nxt, k, _NO_MEMBERS)
     ps[0] = par[k]
     cs[0] = dirs[k]
     st[0, 0] = start[0]
@@ -872,7 +859,7 @@ def _fit_spots(
         i0 = int(np.rint(par[k, 1])) - radius
         j0 = int(np.rint(par[k, 0])) - radius
         _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
-        _others(d, i0, j0, par, dirs, alive, head, nxt, k, -1, 1.0)
+        _others(d, i0, j0, par, dirs, alive, head, nxt, k, _NO_MEMBERS)
         one[0] = par[k]
         cs[0] = dirs[k]
         cs[1] = dirs[k]
@@ -963,7 +950,7 @@ def _fit_spots(
         i0 = int(np.rint(par[k, 1])) - radius
         j0 = int(np.rint(par[k, 0])) - radius
         _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
-        _others(d, i0, j0, par, dirs, alive, head, nxt, k, -1, 1.0)
+        _others(d, i0, j0, par, dirs, alive, head, nxt, k, _NO_MEMBERS)
         one[0] = par[k]
         cs[0] = dirs[k]
         _weights(v, ok, i0, j0, one, cs, 1, gain, w)
