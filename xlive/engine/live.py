@@ -455,8 +455,16 @@ class LiveProcessor:
             self._workers_seen = None
             return
         limit = self.params.max_in_flight or 2 * self._threads
+        free = limit - len(self._in_flight)
+        if not self._queue or free <= 0:
+            return
+        # the queue shared over one task per worker thread (not per task slot): each task
+        # costs dask ~3-5 ms of CPU whatever its size (scheduler, worker and client all run
+        # in this process), so at 100 Hz four tasks per poll cost ~0.4 ms per frame more than
+        # two (bench/live_lag.py; /work/coord/notes/live19.md). A backlog fills every slot.
+        size = self._block_size(min(free, self._threads))
         while self._queue and len(self._in_flight) < limit:
-            idx = [self._queue.popleft() for _ in range(self._block_size(limit))]
+            idx = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
             fut = self.client.submit(
                 analyze_block,
                 self._reader_f,
@@ -468,12 +476,12 @@ class LiveProcessor:
             )
             self._in_flight[fut] = idx
 
-    def _block_size(self, limit: int) -> int:
-        """Frames for the next task: the queue shared over all ``limit`` task slots, at least
-        ``block`` and at most ``max_block`` (never more than the queue holds). Blocks shrink
-        as a backlog drains, so no worker is left with a long last block while others idle."""
+    def _block_size(self, tasks: int) -> int:
+        """Frames per task: the queue shared over ``tasks`` tasks, at least ``block`` and at
+        most ``max_block`` (never more than the queue holds). Blocks shrink as a backlog
+        drains, so no worker is left with a long last block while others idle."""
         p = self.params
-        size = min(max(p.block, -(-len(self._queue) // max(limit, 1))), max(p.max_block, p.block))
+        size = min(max(p.block, -(-len(self._queue) // max(tasks, 1))), max(p.max_block, p.block))
         return min(size, len(self._queue))
 
     def _collect(self, wait: float = 0.0, flush: bool = False) -> int:
