@@ -1,0 +1,90 @@
+"""Rows written straight to chunk files read back through zarr as zarr's own writes do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+
+from xlive.sources._chunk_write import ChunkWriter, direct_layout
+
+CASES = [  # dtype, trailing shape, fill value
+    ("float32", (5,), float("nan")),
+    ("int64", (), -1),
+    ("bool", (), False),
+    ("uint8", (), 0),
+]
+
+
+def _pair(tmp_path, dtype, rest, fill, **kw):
+    made = []
+    for name in ("direct", "zarr"):
+        made.append(
+            zarr.create_array(
+                str(tmp_path / f"{name}.zarr"),
+                shape=(40, *rest),
+                chunks=(8, *rest),
+                dtype=dtype,
+                fill_value=fill,
+                compressors=ZstdCodec(level=0, checksum=False),
+                **kw,
+            )
+        )
+    return made
+
+
+@pytest.mark.parametrize(("dtype", "rest", "fill"), CASES)
+def test_direct_rows_equal_zarr_writes(tmp_path, dtype, rest, fill):
+    direct, ref = _pair(tmp_path, dtype, rest, fill)
+    assert direct_layout(direct)
+    w = ChunkWriter(direct)
+    rng = np.random.default_rng(1)
+
+    def values(n):
+        v = rng.integers(0, 100, (n, *rest))
+        return v.astype(dtype) if dtype != "bool" else v % 2 == 1
+
+    # (span, rows): within a chunk, across chunks, a whole chunk, gaps, a chunk never
+    # written before (its file missing: fill values), an overwrite
+    for span, rows in [
+        (slice(2, 5), None),
+        (slice(6, 19), None),
+        (slice(24, 32), None),
+        (slice(3, 30), np.array([0, 2, 9, 20, 26])),
+        (slice(33, 36), np.array([0, 2])),
+        (slice(4, 10), None),
+    ]:
+        n = span.stop - span.start if rows is None else rows.size
+        v = values(n)
+        w.write(span, v, rows)
+        if rows is None:
+            ref[span] = v
+        else:
+            ref.set_orthogonal_selection((span.start + rows,), v)
+    got, want = zarr.open_array(direct.store, mode="r")[:], ref[:]
+    np.testing.assert_array_equal(got, want)  # NaN fill values compare equal
+    assert not list((tmp_path / "direct.zarr").rglob("*.partial"))
+
+
+def test_other_layouts_go_through_zarr(tmp_path):
+    blosc = zarr.create_array(
+        str(tmp_path / "b.zarr"), shape=(16, 4), chunks=(8, 4), dtype="f4", compressors=BloscCodec()
+    )
+    split = zarr.create_array(
+        str(tmp_path / "s.zarr"),
+        shape=(16, 4),
+        chunks=(8, 2),
+        dtype="f4",
+        compressors=ZstdCodec(level=0, checksum=False),
+    )
+    big = zarr.create_array(
+        str(tmp_path / "e.zarr"),
+        shape=(16,),
+        chunks=(8,),
+        dtype="f4",
+        serializer=BytesCodec(endian="big"),
+        compressors=ZstdCodec(level=0, checksum=False),
+    )
+    mem = zarr.create_array({}, shape=(16,), chunks=(8,), dtype="f4", compressors=ZstdCodec())
+    assert not any(direct_layout(a) for a in (blosc, split, big, mem))

@@ -1,0 +1,109 @@
+"""Rows of local Zarr v3 arrays written straight to their chunk files, when that is safe.
+
+Through zarr, a write of a few rows into each of the feature store's ~30 arrays costs ~30 ms
+of CPU whatever its size: per array and chunk, zarr reads the chunk back, decodes, merges,
+encodes and writes it, each step a hop between its event loop and its thread pool
+(bench/live_lag.py ``--stages``, the store row). :func:`write_rows` does the same steps
+itself, in the calling thread, with the codec zarr uses (``numcodecs.Zstd``) and the same
+atomic write (a temporary file renamed over the chunk). It applies only to the layout the
+feature store creates (:func:`direct_layout`): a ``LocalStore`` array, regular chunks along
+the first axis that span the other axes whole, codecs exactly ``bytes`` (little-endian) then
+``zstd``. Any other array goes through zarr. zarr reads the chunks back as its own (a chunk
+holding only fill values is written rather than deleted: it reads the same).
+
+Only one process may write the arrays (the feature store's writer: the live loop's driver).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import zarr
+from numcodecs.zstd import Zstd
+from zarr.codecs import BytesCodec, ZstdCodec
+from zarr.storage import LocalStore
+
+
+def direct_layout(array: zarr.Array) -> bool:
+    """Whether :func:`write_rows` may write ``array`` (see the module docstring)."""
+    md = array.metadata
+    if getattr(md, "zarr_format", None) != 3 or not isinstance(array.store, LocalStore):
+        return False
+    if sys.byteorder != "little" or not array.ndim:
+        return False
+    if tuple(array.chunks[1:]) != tuple(array.shape[1:]):
+        return False
+    codecs = tuple(md.codecs)
+    if len(codecs) != 2 or not isinstance(codecs[0], BytesCodec):
+        return False
+    if not isinstance(codecs[1], ZstdCodec):
+        return False
+    endian = codecs[0].endian
+    return np.dtype(array.dtype).itemsize == 1 or (endian is not None and endian.value == "little")
+
+
+class ChunkWriter:
+    """Writes rows of one array whose layout passed :func:`direct_layout`."""
+
+    def __init__(self, array: zarr.Array):
+        md = array.metadata
+        self.root = Path(str(array.store.root)) / array.path
+        self.metadata = md
+        self.dtype = np.dtype(array.dtype)
+        self.chunk_shape = tuple(int(c) for c in array.chunks)
+        zstd = md.codecs[1]
+        self.codec = Zstd(level=zstd.level, checksum=zstd.checksum)
+        self.fill = md.fill_value
+
+    def _path(self, c: int) -> Path:
+        key = self.metadata.encode_chunk_key((c,) + (0,) * (len(self.chunk_shape) - 1))
+        return self.root / key
+
+    def _read(self, path: Path) -> np.ndarray:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return np.full(self.chunk_shape, self.fill, self.dtype)
+        raw = self.codec.decode(data)
+        return np.frombuffer(raw, self.dtype).reshape(self.chunk_shape).copy()
+
+    def write(self, span: slice, values: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """``array[span] = values``; with ``rows`` (sorted positions inside ``span``) only
+        those rows are set (``values`` holds one row per position)."""
+        n = self.chunk_shape[0]
+        values = np.asarray(values, self.dtype)
+        if rows is None:
+            rows = np.arange(span.stop - span.start)
+        frames = span.start + np.asarray(rows, np.int64)
+        chunk_of = frames // n
+        for c in np.unique(chunk_of).tolist():
+            sel = chunk_of == c
+            local = frames[sel] - c * n
+            path = self._path(c)
+            if local.size == n:  # the whole chunk: nothing to read back
+                chunk = np.empty(self.chunk_shape, self.dtype)
+            else:
+                chunk = self._read(path)
+            chunk[local] = values[sel]
+            _atomic_write(path, self.codec.encode(chunk))
+
+
+def _atomic_write(path: Path, data) -> None:
+    """As zarr's LocalStore writes: a temporary file beside, renamed over the chunk."""
+    tmp = path.with_suffix(f".{uuid.uuid4().hex}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
