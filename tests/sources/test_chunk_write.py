@@ -7,7 +7,7 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
 
-from xlive.sources._chunk_write import ChunkWriter, direct_layout
+from xlive.sources._chunk_write import ChunkWriter, direct_layout, update_attrs
 
 CASES = [  # dtype, trailing shape, fill value
     ("float32", (5,), float("nan")),
@@ -88,3 +88,17 @@ def test_other_layouts_go_through_zarr(tmp_path):
     )
     mem = zarr.create_array({}, shape=(16,), chunks=(8,), dtype="f4", compressors=ZstdCodec())
     assert not any(direct_layout(a) for a in (blosc, split, big, mem))
+
+
+def test_group_attributes_written_directly_read_back_by_zarr(tmp_path):
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    g.attrs.update({"series": 3, "kept": [1, 2]})
+    g.create_array("a", shape=(4,), dtype="i8")
+    update_attrs(g, {"frames_complete": 7, "dropped_ranges": [[2, 4]], "ended": False})
+    update_attrs(g, {"frames_complete": 9})
+    want = {"series": 3, "kept": [1, 2], "frames_complete": 9, "dropped_ranges": [[2, 4]]}
+    want["ended"] = False
+    assert dict(g.attrs) == want  # zarr's own copy in this process
+    again = zarr.open_group(str(tmp_path / "g.zarr"), mode="r")
+    assert dict(again.attrs) == want and list(again.array_keys()) == ["a"]
+    assert not list((tmp_path / "g.zarr").rglob("*.partial"))

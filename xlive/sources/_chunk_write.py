@@ -92,6 +92,21 @@ class ChunkWriter:
             _atomic_write(path, self.codec.encode(chunk))
 
 
+def update_attrs(group: zarr.Group, attrs: dict) -> None:
+    """``group.attrs.update(attrs)``, the group's ``zarr.json`` written directly (atomically,
+    as zarr writes it) for a zarr v3 group in a ``LocalStore``: through zarr, a publication
+    of the stream spool's counter cost ~4 ms of CPU, five times a second."""
+    md = group.metadata
+    if getattr(md, "zarr_format", None) != 3 or not isinstance(group.store, LocalStore):
+        group.attrs.update(attrs)
+        return
+    from zarr.core.buffer import default_buffer_prototype
+
+    md.attributes.update(attrs)  # zarr's own copy, as group.attrs.update keeps it
+    doc = md.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+    _atomic_write(Path(str(group.store.root)) / group.path / "zarr.json", doc)
+
+
 def _atomic_write(path: Path, data) -> None:
     """As zarr's LocalStore writes: a temporary file beside, renamed over the chunk."""
     tmp = path.with_suffix(f".{uuid.uuid4().hex}.partial")
