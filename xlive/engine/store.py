@@ -417,8 +417,8 @@ class FeatureStore:
     def _put_all(self, writes, sel) -> None:
         """Write several arrays (``sel``: a slice, or sorted frame indices). Arrays laid out
         as this store creates them are written straight to their chunk files
-        (:mod:`xlive.sources._chunk_write`: 2-4x less CPU than through zarr, measured in
-        bench/live_lag.py ``--stages``); others with zarr's own asynchronous API, all in one
+        (:mod:`xlive.sources._chunk_write`: ~2.3x less CPU than through zarr,
+        bench/store_write.py); others with zarr's own asynchronous API, all in one
         pass of its event loop: through the synchronous API each array's write is a round
         trip to that loop and its thread pool, ~2 ms of CPU each. Sampled frames (indices
         with gaps) are merged into the rows they span, read first: this process is the
