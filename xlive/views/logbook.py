@@ -360,9 +360,17 @@ class LogbookView:
                 self.source.stream(new_rows)
             sent = bool(patches) or len(self._keys) > n_old
         else:
-            patches = {name: list(enumerate(col)) for name, col in data.items()}
             self.source.data = {name: list(col) for name, col in data.items()}
             sent = True
+            patches = {  # (the note cells changed by this replacement)
+                name: [
+                    (i, v)
+                    for i, v in enumerate(data[name])
+                    if not _same(v, old[name][i] if name in old and i < n_old else "")
+                ]
+                for name in EDITABLE
+                if name in data
+            }
         t = time.monotonic()
         for name in EDITABLE:
             for i, _ in patches.get(name, []):
