@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from bokeh.core.serialization import Serializer
 from bokeh.document.events import (
     ColumnDataChangedEvent,
     ColumnsPatchedEvent,
@@ -35,6 +36,22 @@ def _typed(widget, field: str, row: int, value) -> None:
     widget.table._sync_model(widget.table, content, [])
 
 
+def _wire(doc, event) -> dict:
+    """``event`` as the page sends it back (BokehJS applies a ``ColumnDataChanged`` as a new
+    ``data``: a ``ModelChanged``), encoded when the kernel sends it."""
+    content = Serializer(references=set(doc.models)).encode(event)
+    if content["kind"] == "ColumnDataChanged":
+        content = {"kind": "ModelChanged", "model": content["model"], "attr": content["attr"]}
+        content["new"] = Serializer().encode(dict(event.model.data))
+    return content
+
+
+def _echo(widget, content: dict) -> None:
+    """The page sends a change the kernel sent it back once applied, as the jupyter_bokeh 4.1
+    page does with every change it gets from the kernel."""
+    widget.table._sync_model(widget.table, {"event": "jsevent", **content}, [])
+
+
 def _start(db, run: str, hours: float, **values) -> None:
     with LogbookDB(db) as logdb:
         logdb.set_progress(
@@ -50,16 +67,15 @@ def widget(tmp_path):
     _start(db, "run-1", 0, hit_rate=0.5)
     _start(db, "run-3", 2, hit_rate=0.3)
     w = Logbook(db, interval=60)  # no running event loop here: update() by hand
-    sent: list = []  # what the page is sent: the document's changes of the table's source
+    w.sent, w.wire = [], []  # what the page is sent: the document's changes of the source
     doc = w.view.source.document
-    doc.on_change(
-        lambda e: (
-            sent.append(e)
-            if getattr(e, "model", None) is w.view.source and e.setter is not w.table
-            else None
-        )
-    )
-    w.sent = sent
+
+    def record(e):
+        if getattr(e, "model", None) is w.view.source and e.setter is not w.table:
+            w.sent.append(e)
+            w.wire.append(_wire(doc, e))
+
+    doc.on_change(record)
     try:
         yield w, db
     finally:
@@ -155,3 +171,29 @@ def test_read_only_cell_typed_over_is_put_back_and_not_stored(widget):
     assert [e.patches for e in w.sent] == [{"hit_rate": [(row, 0.5)]}]
     assert _notes(db) == {}
     assert not [e for e in w.sent if isinstance(e, ColumnDataChangedEvent)]
+
+
+@pytest.mark.parametrize("change", ["a live cell of the row", "the same cell"])
+def test_echo_of_a_refresh_arriving_after_an_edit_is_no_edit(widget, change):
+    w, db = widget
+    row = w.view.source.data["run"].index("run-3")
+    n = len(w.sent)
+    if change == "the same cell":  # another page stores a comment, this page is sent it
+        with LogbookDB(db) as logdb:
+            logdb.set_note("run-3", comment="older")
+    else:  # the run's row changes live
+        _start(db, "run-3", 2, hit_rate=0.3, frames_analysed=9)
+    assert w.update()
+    refresh = w.wire[n:]
+    # the user's edit reaches the kernel before the page's echo of that refresh
+    _typed(w, "comment", row, "typed")
+    for content in refresh:
+        _echo(w, content)
+    w.update()
+    assert _notes(db)["run-3"][0] == "typed", _notes(db)
+    assert _page_rows(w)["run-3"] == "typed"
+    for content in w.wire[n + len(refresh) :]:  # (and the echo of what was sent since)
+        _echo(w, content)
+    w.update()
+    assert _notes(db)["run-3"][0] == "typed", _notes(db)
+    assert set(_notes(db)) == {"run-3"}

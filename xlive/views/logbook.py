@@ -21,6 +21,7 @@ import html
 import logging
 import math
 import time
+from collections import deque
 from urllib.parse import quote
 
 import numpy as np
@@ -95,6 +96,24 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _cell_key(v):
+    """A cell as it comes back through JSON (100.0 and 100 alike, NaN as text)."""
+    if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+        f = float(v)
+        return "nan" if f != f else f
+    return v
+
+
+def _patch_key(patches) -> tuple:
+    """A patch's content, the same for the patch sent and for its echo."""
+    return tuple(
+        sorted(
+            (str(name), tuple((int(i), _cell_key(v)) for i, v in items))
+            for name, items in dict(patches).items()
+        )
+    )
+
+
 def _numeric(values) -> bool:
     return all(
         v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values
@@ -139,6 +158,13 @@ class LogbookView:
         self._sent: dict[str, list] = {}
         self._sent_at: dict[tuple[str, str], float] = {}  # (run, field): note cell last sent
         self._pending: dict[tuple[str, str], str] = {}  # edits not written yet (database busy)
+        # patches sent and not yet seen coming back: jupyter_bokeh's page sends every change
+        # the kernel made back to the kernel once applied (jupyter_bokeh 4.1 does not skip
+        # BokehJS's sync=False events); an echo arriving after an edit of the same cell is no
+        # edit (it would write the older value over the one typed)
+        self._echoes: deque[tuple[float, tuple]] = deque()
+        self._shown_sent: list[int] = []
+        self._scatter_sent: dict = {}
         self._write_error = ""
         self._setting = False
         self._doc = None
@@ -355,6 +381,7 @@ class LogbookView:
                     patches[name] = diff
             new_rows = {name: col[n_old:] for name, col in data.items()}
             if patches:
+                self._echoes.append((time.monotonic(), _patch_key(patches)))
                 self.source.patch(patches)
             if len(self._keys) > n_old:
                 self.source.stream(new_rows)
@@ -391,8 +418,8 @@ class LogbookView:
                 self.table.columns = cols
             sent = self._send(data)
             shown = sorted(self._row[r] for r in df["run"]) if len(df) else []
-            if list(self.rows_shown.indices or []) != shown:
-                self.rows_shown.indices = shown
+            if self._shown_sent != shown:
+                self.rows_shown.indices = self._shown_sent = shown
                 sent = True
         finally:
             self._setting = False
@@ -419,20 +446,22 @@ class LogbookView:
 
     def shown_runs(self) -> list[str]:
         """The runs of the rows the table shows (after the filter), in the source's order."""
-        return [self._keys[i] for i in self.rows_shown.indices or []]
+        return [self._keys[i] for i in self._shown_sent]
 
     def _update_scatter(self) -> None:
         data = self._sent
         x, y = self.xsel.value, self.ysel.value
         if x in data and y in data:
-            rows = list(self.rows_shown.indices or [])
+            rows = self._shown_sent
             new = {
                 "x": [data[x][i] for i in rows],
                 "y": [data[y][i] for i in rows],
                 "run": [data["_label"][i] for i in rows],
             }
-            if new != dict(self.scatter_source.data):
+            key = {k: [_cell_key(v) for v in col] for k, col in new.items()}
+            if key != self._scatter_sent:  # (its own record: NaN != NaN, and echoes)
                 self.scatter_source.data = new
+                self._scatter_sent = key
             self.scatter.xaxis.axis_label, self.scatter.yaxis.axis_label = x, y
 
     # ------------------------------------------------------------------ edits
@@ -458,12 +487,29 @@ class LogbookView:
             or event.model is not self.source
         ):
             return
+        if self._is_echo(event.patches):
+            return
         for field, items in event.patches.items():
             for index, value in items:
                 if isinstance(index, (int, np.integer)) and 0 <= index < len(self._keys):
                     self._edit(int(index), field, value)
                 else:  # BokehJS patches a cell by its row index; nothing else is typed
                     log.warning("logbook: ignored a patch of %s at %r", field, index)
+
+    def _is_echo(self, patches) -> bool:
+        """True if ``patches`` is a patch this view sent, come back (forgotten then)."""
+        now = time.monotonic()
+        while self._echoes and (now - self._echoes[0][0] > 120 or len(self._echoes) > 500):
+            self._echoes.popleft()  # (a bokeh server's page sends none back)
+        try:
+            key = _patch_key(patches)
+        except (TypeError, ValueError):
+            return False
+        for n, (_, sent) in enumerate(self._echoes):
+            if sent == key:
+                del self._echoes[n]
+                return True
+        return False
 
     def _edit(self, i: int, field: str, value) -> None:
         """The page's cell ``field`` of source row ``i`` (run ``self._keys[i]``) now holds
@@ -513,9 +559,10 @@ class LogbookView:
         i = new[0]
         self._note_key = self._keys[i]
         self.note_run.value = short_name(self._keys[i])
-        # (the source holds the page's cells: what was sent, with the page's own edits)
-        self.note_comment.value = str(self.source.data["comment"][i])
-        self.note_tags.value = str(self.source.data["tags"][i])
+        # (the page's cells: what was sent, with the page's own edits)
+        comment, tags = self._sent["comment"][i], self._sent["tags"][i]
+        self.note_comment.value = "" if comment is _STALE else str(comment)
+        self.note_tags.value = "" if tags is _STALE else str(tags)
 
     def _save_note(self) -> None:
         if self._note_key is None:
