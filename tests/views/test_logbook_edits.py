@@ -135,6 +135,8 @@ def test_refresh_sends_only_what_changed_and_nothing_after_an_edit(widget):
     assert w.update()
     assert [type(e) for e in w.sent] == [ColumnsStreamedEvent], w.sent
     assert w.sent[0].data["run"] == ["run-4"] and "run-4" in _page_rows(w)
+    _echo(w, w.wire[-1])  # (the page sends the stream back: the kernel keeps one run-4 row)
+    assert w.view.source.data["run"] == ["run-1", "run-3", "run-4"]
     # the page's edit is written, and the refresh after it sends nothing back: the page
     # has the value the database has
     _typed(w, "tags", row, "lyso, good")

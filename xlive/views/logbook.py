@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
-from bokeh.document.events import ColumnsPatchedEvent
+from bokeh.document.events import ColumnsPatchedEvent, ColumnsStreamedEvent
 from bokeh.layouts import column, row
 from bokeh.models import (
     Button,
@@ -481,11 +481,15 @@ class LogbookView:
         self._attach()
 
     def _on_change(self, event) -> None:
-        if (
-            self._setting
-            or not isinstance(event, ColumnsPatchedEvent)
-            or event.model is not self.source
-        ):
+        if self._setting or getattr(event, "model", None) is not self.source:
+            return
+        if isinstance(event, ColumnsStreamedEvent):
+            # a page never streams rows: jupyter_bokeh's echo of a stream sent, which appended
+            # the rows a second time on this side: cut back to the rows sent
+            for col in self.source.data.values():
+                del col[len(self._keys) :]
+            return
+        if not isinstance(event, ColumnsPatchedEvent):
             return
         if self._is_echo(event.patches):
             return
