@@ -685,7 +685,8 @@ class LiveProcessor:
             self.step()
             if progress:
                 progress(self)
-            if self._seen > before or not self.idle:
+            if self._seen > before or not self.idle or getattr(self.source, "waiting_for", ""):
+                # (a run not there yet is not idle: its --timeout bounds the wait)
                 last_new = time.time()
             elif until_idle is not None and time.time() - last_new >= until_idle:
                 break
