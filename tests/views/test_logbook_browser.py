@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlparse
 
 import numpy as np
@@ -18,7 +19,7 @@ from xlive_testing import stop_process
 from xlive.engine.store import open_features
 from xlive.views.app import free_port
 
-FRAMES, RATE = 160, 8.0
+FRAMES, RATE = 96, 8.0  # 12 s of frames: rows seen live, the test short
 
 VARS = textwrap.dedent("""
     import xlive
@@ -144,12 +145,17 @@ def test_two_live_runs_variables_and_comments(tmp_path, chromium, simulator, spa
         )
         for i, r in enumerate(runs)
     ]
-    _wait_for_line(spawn, "logbook", server, "logbook of", 60)
     for i, p in enumerate(procs):
         _wait_for_line(spawn, f"process_{i}", p, "to appear", 60)
-    writers = [
-        simulator(r, frames=FRAMES, rate=RATE, extra=("--seed", str(i))) for i, r in enumerate(runs)
-    ]
+    # both writers start at once (each start waits for its run to appear)
+    with ThreadPoolExecutor(2) as pool:
+        writers = list(
+            pool.map(
+                lambda i: simulator(runs[i], frames=FRAMES, rate=RATE, extra=("--seed", str(i))),
+                range(2),
+            )
+        )
+    _wait_for_line(spawn, "logbook", server, "logbook of", 60)
 
     page = chromium.new_page(viewport={"width": 1600, "height": 1000})
     errors, foreign = [], []

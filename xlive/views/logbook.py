@@ -381,7 +381,9 @@ class LogbookView:
                     patches[name] = diff
             new_rows = {name: col[n_old:] for name, col in data.items()}
             if patches:
-                self._echoes.append((time.monotonic(), _patch_key(patches)))
+                doc = self.source.document
+                if doc is None or doc.session_context is None:  # (a bokeh server echoes none)
+                    self._echoes.append((time.monotonic(), _patch_key(patches)))
                 self.source.patch(patches)
             if len(self._keys) > n_old:
                 self.source.stream(new_rows)
@@ -504,7 +506,7 @@ class LogbookView:
         """True if ``patches`` is a patch this view sent, come back (forgotten then)."""
         now = time.monotonic()
         while self._echoes and (now - self._echoes[0][0] > 120 or len(self._echoes) > 500):
-            self._echoes.popleft()  # (a bokeh server's page sends none back)
+            self._echoes.popleft()  # (echoes lost: the page closed)
         try:
             key = _patch_key(patches)
         except (TypeError, ValueError):
