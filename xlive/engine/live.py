@@ -460,9 +460,9 @@ class LiveProcessor:
             return
         # the queue shared over one task per worker thread (not per task slot): each task
         # and the step that gathers it cost several ms of CPU whatever the block's size
-        # (dask's scheduler, worker and client all run here). Keeping up at 60 Hz (eiger500k,
-        # radial profile only) that was 3.8-4.1 instead of 5.2-5.4 ms of CPU per frame, 50
-        # instead of 165 tasks, p95 lag no longer. A backlog still fills every slot.
+        # (dask's scheduler, worker and client all run here): keeping up at 100 Hz, 3.6-3.8
+        # instead of 4.2 ms of CPU per frame, 55 instead of 230 tasks (bench/live_tasks.py,
+        # eiger500k, radial profile only). A backlog still fills every slot.
         size = self._block_size(min(free, self._threads))
         while self._queue and len(self._in_flight) < limit:
             idx = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
