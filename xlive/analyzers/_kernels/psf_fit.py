@@ -725,6 +725,7 @@ def fit_spots(
     new_snr=5.0,
     split_cand=False,
     sharp_cand=False,
+    split_radius=0,
 ):
     """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
     shapes and split in two where two spots fit better (module docstring); rows in ``out``
@@ -747,7 +748,10 @@ def fit_spots(
     new spot searched ``ext`` px beyond the window in sums of ``2 hs + 1`` px, kept at
     ``new_snr``); measured to move along the same recall/precision front as the one-spot
     test at 2-7x its cost, so off by default. ``new_snr`` also applies to the product of
-    the one-at-a-time split that becomes a new spot."""
+    the one-at-a-time split that becomes a new spot. ``split_radius`` > 0: the two-spot
+    fits use windows of that half-width (0: ``radius``); on the hard preset a wider window
+    (6) splits more merged pairs and adds more false splits, on the same front as
+    ``split_chi2``."""
     # three kernels, the joint pass called only when used: numba compiles a kernel and
     # all it calls on first use, and CI's cache is cold (the joint pass doubled it)
     peaks = np.ascontiguousarray(peaks, np.float64)
@@ -774,6 +778,7 @@ def fit_spots(
         frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, par, dirs, start, src,
         alive, broad, cand, head, nxt, order, nsp, radius, sweeps, split_chi2, min_snr,
         min_dist, skip_red, group > 0, keep_snr, new_snr, bool(split_cand),
+        int(split_radius) if split_radius > 0 else radius,
     )  # fmt: skip
 
 
@@ -869,7 +874,7 @@ def _fit_start(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in
 def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, par, dirs,
                 start, src, alive, broad, cand, head, nxt, order, nsp, radius, sweeps,
                 split_chi2, min_snr, min_dist, skip_red, joint, keep_snr, new_snr,
-                split_cand):  # fmt: skip
+                split_cand, split_radius):  # fmt: skip
     """After :func:`_fit_start` (and :func:`_joint_pass` when ``joint``): two spots
     instead of one (unless ``joint``), all refitted, candidates judged, rows written to
     ``out``; returns their number (:func:`fit_spots`)."""
@@ -878,7 +883,8 @@ def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, p
     ncy, ncx = head.shape
     k1 = np.int64(1)  # not literals: one compiled _fit, _chi2, _weights for all counts
     k2 = np.int64(2)
-    w2 = 2 * radius + 1
+    # the two-spot fits' windows (half-width split_radius)
+    w2 = 2 * split_radius + 1
     d = np.zeros((w2, w2))
     v = np.zeros((w2, w2))
     w = np.zeros((w2, w2))
@@ -894,8 +900,8 @@ def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, p
         k = order[t]
         if not broad[k] or (cand[k] and not split_cand):
             continue
-        i0 = int(np.rint(par[k, 1])) - radius
-        j0 = int(np.rint(par[k, 0])) - radius
+        i0 = int(np.rint(par[k, 1])) - split_radius
+        j0 = int(np.rint(par[k, 0])) - split_radius
         _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
         _others(d, i0, j0, par, dirs, alive, head, nxt, k, _NO_MEMBERS)
         one[0] = par[k]
@@ -972,6 +978,11 @@ def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, p
         nxt[nsp] = head[ci, cj]
         head[ci, cj] = nsp
         nsp += 1
+    w2 = 2 * radius + 1
+    d = np.zeros((w2, w2))
+    v = np.zeros((w2, w2))
+    w = np.zeros((w2, w2))
+    ok = np.zeros((w2, w2), np.bool_)
     # all refitted with the new spots in
     for _sweep in range(sweeps if nsp > n or joint else 0):
         for k in range(nsp):
