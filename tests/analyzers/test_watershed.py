@@ -233,8 +233,9 @@ def test_a_wider_split_window_splits_a_broad_pair_and_not_a_lone_spot():
     """Two sigma-3 spots 7 px apart (1.17 widths), 600 photons each, given as one peak
     between them: the 9 x 9 two-spot fit (``radius`` 4) reaches their centres only at its
     edge and splits 3 of 12 (measured); with ``split_radius`` 6 (13 x 13) 11 of 12 are two
-    spots within 1.5 px of the truth. A lone sigma-3 spot of 1200 photons is not split
-    with the wider window (0 of 12 measured)."""
+    spots within 1.5 px of the truth; with ``split_sigma`` 9 (no spot that wide) the
+    result is the 9 x 9 one. A lone sigma-3 spot of 1200 photons is not split with the
+    wider window (0 of 12 measured)."""
     hits = {0: 0, 6: 0}
     lone = 0
     for seed in range(12):
@@ -251,6 +252,10 @@ def test_a_wider_split_window_splits_a_broad_pair_and_not_a_lone_spot():
             got = _fit_frame(frame, [row], split_radius=r)
             assert len(got) <= 2
             hits[r] += len(got) == 2 and max(_nearest(got, x1, y1), _nearest(got, x2, y2)) < 1.5
+        # the wider window only for spots fitted split_sigma px wide or more
+        np.testing.assert_array_equal(
+            _fit_frame(frame, [row], split_radius=6, split_sigma=9.0), _fit_frame(frame, [row])
+        )
         lam = np.full(SHAPE, 0.5)
         _gauss(lam, x1, y1, 1200, 3.0)
         frame = rng.poisson(lam).astype(np.uint32)

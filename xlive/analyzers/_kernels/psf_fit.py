@@ -726,6 +726,7 @@ def fit_spots(
     split_cand=False,
     sharp_cand=False,
     split_radius=0,
+    split_sigma=0.0,
 ):
     """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
     shapes and split in two where two spots fit better (module docstring); rows in ``out``
@@ -778,7 +779,7 @@ def fit_spots(
         frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, par, dirs, start, src,
         alive, broad, cand, head, nxt, order, nsp, radius, sweeps, split_chi2, min_snr,
         min_dist, skip_red, group > 0, keep_snr, new_snr, bool(split_cand),
-        int(split_radius) if split_radius > 0 else radius,
+        int(split_radius) if split_radius > 0 else radius, float(split_sigma),
     )  # fmt: skip
 
 
@@ -874,7 +875,7 @@ def _fit_start(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in
 def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, par, dirs,
                 start, src, alive, broad, cand, head, nxt, order, nsp, radius, sweeps,
                 split_chi2, min_snr, min_dist, skip_red, joint, keep_snr, new_snr,
-                split_cand, split_radius):  # fmt: skip
+                split_cand, split_radius, split_sigma):  # fmt: skip
     """After :func:`_fit_start` (and :func:`_joint_pass` when ``joint``): two spots
     instead of one (unless ``joint``), all refitted, candidates judged, rows written to
     ``out``; returns their number (:func:`fit_spots`)."""
@@ -883,12 +884,18 @@ def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, p
     ncy, ncx = head.shape
     k1 = np.int64(1)  # not literals: one compiled _fit, _chi2, _weights for all counts
     k2 = np.int64(2)
-    # the two-spot fits' windows (half-width split_radius)
+    # the two-spot fits' windows: half-width split_radius for spots fitted split_sigma px
+    # wide or more, radius for the others
     w2 = 2 * split_radius + 1
-    d = np.zeros((w2, w2))
-    v = np.zeros((w2, w2))
-    w = np.zeros((w2, w2))
-    ok = np.zeros((w2, w2), np.bool_)
+    dw = np.zeros((w2, w2))
+    vw = np.zeros((w2, w2))
+    ww = np.zeros((w2, w2))
+    okw = np.zeros((w2, w2), np.bool_)
+    w2 = 2 * radius + 1
+    dn = np.zeros((w2, w2))
+    vn = np.zeros((w2, w2))
+    wn = np.zeros((w2, w2))
+    okn = np.zeros((w2, w2), np.bool_)
     ps = np.zeros((2, NP))
     cs = np.zeros((2, 2))
     st = np.zeros((2, NP))
@@ -900,8 +907,12 @@ def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, p
         k = order[t]
         if not broad[k] or (cand[k] and not split_cand):
             continue
-        i0 = int(np.rint(par[k, 1])) - split_radius
-        j0 = int(np.rint(par[k, 0])) - split_radius
+        if np.exp(max(par[k, 3], par[k, 4])) >= split_sigma:
+            d, v, w, ok, sr = dw, vw, ww, okw, split_radius
+        else:
+            d, v, w, ok, sr = dn, vn, wn, okn, radius
+        i0 = int(np.rint(par[k, 1])) - sr
+        j0 = int(np.rint(par[k, 0])) - sr
         _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
         _others(d, i0, j0, par, dirs, alive, head, nxt, k, _NO_MEMBERS)
         one[0] = par[k]
