@@ -229,6 +229,41 @@ def test_a_pair_without_saddle_is_fitted_as_two_spots():
     assert hits >= 7
 
 
+def test_a_wider_split_window_splits_a_broad_pair_and_not_a_lone_spot():
+    """Two sigma-3 spots 7 px apart (1.17 widths), 600 photons each, given as one peak
+    between them: the 9 x 9 two-spot fit (``radius`` 4) reaches their centres only at its
+    edge and splits 3 of 12 (measured); with ``split_radius`` 6 (13 x 13) 11 of 12 are two
+    spots within 1.5 px of the truth; with ``split_sigma`` 9 (no spot that wide) the
+    result is the 9 x 9 one. A lone sigma-3 spot of 1200 photons is not split with the
+    wider window (0 of 12 measured)."""
+    hits = {0: 0, 6: 0}
+    lone = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        a = rng.uniform(0, np.pi)
+        x1, y1 = 36.0, 36.0
+        x2, y2 = x1 + 7 * np.cos(a), y1 + 7 * np.sin(a)
+        lam = np.full(SHAPE, 0.5)
+        _gauss(lam, x1, y1, 600, 3.0)
+        _gauss(lam, x2, y2, 600, 3.0)
+        frame = rng.poisson(lam).astype(np.uint32)
+        row = [(x1 + x2) / 2, (y1 + y2) / 2, 1200, 150, 30, 0.5, 20]
+        for r in hits:
+            got = _fit_frame(frame, [row], split_radius=r)
+            assert len(got) <= 2
+            hits[r] += len(got) == 2 and max(_nearest(got, x1, y1), _nearest(got, x2, y2)) < 1.5
+        # the wider window only for spots fitted split_sigma px wide or more
+        np.testing.assert_array_equal(
+            _fit_frame(frame, [row], split_radius=6, split_sigma=9.0), _fit_frame(frame, [row])
+        )
+        lam = np.full(SHAPE, 0.5)
+        _gauss(lam, x1, y1, 1200, 3.0)
+        frame = rng.poisson(lam).astype(np.uint32)
+        lone += len(_fit_frame(frame, [[x1 + 0.5, y1, 1200, 150, 30, 0.5, 20]], split_radius=6))
+    assert hits[6] >= 10 and hits[0] <= 6, hits
+    assert lone <= 13, lone  # at most one of 12 split
+
+
 def test_a_lone_streak_is_one_spot_and_spikes_do_not_draw_it():
     """Isolated streaked spots (sigma_r 2-4 along the radius, sigma_t 1.5-2.5) stay one
     spot, placed within 0.4 px, also with a 300-count hot pixel 2 px from the centre; the
