@@ -144,10 +144,11 @@ def find_spots(
     """
     sc = _scratch(blocks.shape, int(np.count_nonzero(blocks)) * b * b)
     try:
-        cand, ci, cj, gval, par = _footprint(
+        nc = _footprint(
             frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr,
-            sc.slot, sc.nloc, sc.gloc, sc.infp,
+            sc.slot, sc.nloc, sc.gloc, sc.cand, sc.ci, sc.cj, sc.gval, sc.par,
         )  # fmt: skip
+        cand, ci, cj, gval, par = sc.cand[:nc], sc.ci[:nc], sc.cj[:nc], sc.gval[:nc], sc.par[:nc]
         slot, nloc, gloc = sc.slot, sc.nloc, sc.gloc
         order = _region_order(par, gval)
         parent, peak = sc.parent, sc.peak
@@ -196,7 +197,9 @@ class _Scratch:
         self.pkj = np.zeros(n, np.int32)
         self.nloc = np.zeros(n)
         self.gloc = np.zeros(n)
-        self.infp = np.zeros(n, np.bool_)
+        for name in ("cand", "ci", "cj", "par"):  # footprint pixels (:func:`_footprint`)
+            setattr(self, name, np.zeros(n, np.int64))
+        self.gval = np.zeros(n)
 
 
 _LOCAL = threading.local()
@@ -227,12 +230,15 @@ def _restore(blocks, cand, slot, parent, posx, posy):
 
 @numba.njit(**_JIT)
 def _footprint(
-    frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr, slot, nloc, gloc, infp
-):
-    """The footprint pixels in raster order (local index, row, column, G) and their
-    8-connected regions (a union-find over their positions in that order). Written: ``slot``
-    of the marked blocks (all -1 on entry), N (``nloc``), G (``gloc``) and whether in the
-    footprint (``infp``) of every pixel of the marked blocks (0 where not valid)."""
+    frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr, slot, nloc, gloc,
+    cand, ci, cj, gval, par,
+):  # fmt: skip
+    """The footprint pixels in raster order (local index ``cand``, row ``ci``, column
+    ``cj``, G ``gval``) and their 8-connected regions (``par``: a union-find over their
+    positions in that order), in the first entries of these arrays (as long as the marked
+    blocks' pixels); returns their number. Written: ``slot`` of the marked blocks (all -1 on
+    entry), N (``nloc``) and G (``gloc``) of every pixel of the marked blocks (0 where not
+    valid)."""
     ny, nx = frame.shape
     nby, nbx = blocks.shape
     # slot of each marked block (given in the sweep below, raster order); pixels are
@@ -259,7 +265,14 @@ def _footprint(
     run0 = np.empty(nbx, np.int64)
     run1 = np.empty(nbx, np.int64)
     krow = np.empty(2 * h + 1, np.int64)
-    nfp = 0
+    # the footprint pixels are listed as they are found (the pixel rows of a row of blocks
+    # are swept in raster order) with their 8-connected regions: a union-find (``par``) of
+    # each footprint pixel with those before it (the row above and the left neighbour),
+    # found in two rows of the frame's width that hold each column's last footprint pixel
+    # and its row (no lookup through the blocks)
+    rowc = np.zeros((2, nx + 2), np.int64)  # column j at j + 1
+    rowi = np.full((2, nx + 2), -2, np.int64)
+    nc = 0
     for bi in range(nby):
         nrb = 0
         nrun = 0
@@ -335,6 +348,10 @@ def _footprint(
             bsr = buf[sr]
             oksr = bok[sr]
             ri = rings[i]
+            upc = rowc[(i + 1) % 2]  # row i - 1
+            upi = rowi[(i + 1) % 2]
+            cuc = rowc[i % 2]
+            cui = rowi[i % 2]
             for t in range(nrun):
                 for bj in range(run0[t], run1[t] + 1):
                     base = slot[bi, bj] * bb + di * b
@@ -344,7 +361,6 @@ def _footprint(
                         if c - h >= nx or not oksr[c]:
                             nloc[loc] = 0.0
                             gloc[loc] = 0.0
-                            infp[loc] = False
                             continue
                         g = 0.0
                         n = 0
@@ -354,46 +370,14 @@ def _footprint(
                         s2 = var[ri[c - h]]
                         nloc[loc] = bsr[c]
                         gloc[loc] = g
-                        # no branch on g's sign (half the pixels of a seeded block are
-                        # below their background); sqrt of a negative s2 is NaN: False
-                        fp = (g > 0) & (s2 >= 0) & (g >= floor_snr * np.sqrt(n * s2))
-                        infp[loc] = fp
-                        nfp += fp
-    # footprint pixels in raster order (each pixel written, the count advanced only for
-    # footprint pixels; one spare row at the end), and their 8-connected regions: a
-    # union-find (``par``) of each footprint pixel with those before it in raster order
-    # (the row above and the left neighbour), found in two rows of the frame's width that
-    # hold each column's last footprint pixel and its row (no lookup through the blocks)
-    cand = np.empty(nfp + 1, np.int64)  # local index
-    ci = np.empty(nfp + 1, np.int64)
-    cj = np.empty(nfp + 1, np.int64)
-    gval = np.empty(nfp + 1)
-    par = np.empty(nfp + 1, np.int64)
-    rowc = np.zeros((2, nx + 2), np.int64)  # column j at j + 1
-    rowi = np.full((2, nx + 2), -2, np.int64)
-    nc = 0
-    row_blocks = np.empty(nbx, np.int64)
-    for bi in range(nby):
-        nrb = 0
-        for bj in range(nbx):
-            if blocks[bi, bj]:
-                row_blocks[nrb] = bj
-                nrb += 1
-        for i in range(bi * b, min(bi * b + b, ny)):
-            upc = rowc[(i + 1) % 2]  # row i - 1
-            upi = rowi[(i + 1) % 2]
-            cuc = rowc[i % 2]
-            cui = rowi[i % 2]
-            for t in range(nrb):
-                bj = row_blocks[t]
-                base = slot[bi, bj] * bb + (i - bi * b) * b
-                for j in range(bj * b, min(bj * b + b, nx)):
-                    loc = base + j - bj * b
-                    cand[nc] = loc
-                    ci[nc] = i
-                    cj[nc] = j
-                    gval[nc] = gloc[loc]
-                    if infp[loc]:
+                        # sqrt of a negative s2 is NaN: False
+                        if not ((g > 0) & (s2 >= 0) & (g >= floor_snr * np.sqrt(n * s2))):
+                            continue
+                        j = c - h
+                        cand[nc] = loc
+                        ci[nc] = i
+                        cj[nc] = j
+                        gval[nc] = g
                         par[nc] = nc
                         for k in range(j, j + 3):  # columns j - 1, j, j + 1 of the row above
                             if upi[k] == i - 1:
@@ -403,7 +387,7 @@ def _footprint(
                         cui[j + 1] = i
                         cuc[j + 1] = nc
                         nc += 1
-    return cand[:nfp], ci[:nfp], cj[:nfp], gval[:nfp], par[:nfp]
+    return nc
 
 
 @numba.njit(inline="always", **_JIT)
