@@ -146,15 +146,15 @@ def find_spots(
     try:
         nc = _footprint(
             frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr,
-            sc.slot, sc.nloc, sc.gloc, sc.cand, sc.ci, sc.cj, sc.gval, sc.par,
+            sc.slot, sc.nloc, sc.gloc, sc.cand, sc.ci, sc.cj, sc.gval, sc.par, sc.ismax,
         )  # fmt: skip
         cand, ci, cj, gval, par = sc.cand[:nc], sc.ci[:nc], sc.cj[:nc], sc.gval[:nc], sc.par[:nc]
         slot, nloc, gloc = sc.slot, sc.nloc, sc.gloc
-        order = _region_order(par, gval)
+        order, start, rmax = _region_order(par, gval, sc.ismax)
         parent, peak = sc.parent, sc.peak
         _grow(
-            cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac,
-            min_sep, parent, peak, sc.pki, sc.pkj,
+            cand, ci, cj, gval, order, start, rmax, slot, rings, var, b, h, gain, split_snr,
+            split_frac, min_sep, parent, peak, sc.pki, sc.pkj,
         )  # fmt: skip
         posx, posy = sc.posx, sc.posy
         if log_sigma > 0:
@@ -200,6 +200,7 @@ class _Scratch:
         for name in ("cand", "ci", "cj", "par"):  # footprint pixels (:func:`_footprint`)
             setattr(self, name, np.zeros(n, np.int64))
         self.gval = np.zeros(n)
+        self.ismax = np.zeros(n, np.uint8)
 
 
 _LOCAL = threading.local()
@@ -231,11 +232,13 @@ def _restore(blocks, cand, slot, parent, posx, posy):
 @numba.njit(**_JIT)
 def _footprint(
     frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr, slot, nloc, gloc,
-    cand, ci, cj, gval, par,
+    cand, ci, cj, gval, par, ismax,
 ):  # fmt: skip
     """The footprint pixels in raster order (local index ``cand``, row ``ci``, column
     ``cj``, G ``gval``) and their 8-connected regions (``par``: a union-find over their
-    positions in that order), in the first entries of these arrays (as long as the marked
+    positions in that order) and whether each is a local maximum of its region (``ismax``:
+    no 8-neighbour in the footprint comes before it in the watershed's order, by decreasing
+    G, ties in raster order), in the first entries of these arrays (as long as the marked
     blocks' pixels); returns their number. Written: ``slot`` of the marked blocks (all -1 on
     entry), N (``nloc``) and G (``gloc``) of every pixel of the marked blocks (0 where not
     valid)."""
@@ -379,11 +382,23 @@ def _footprint(
                         cj[nc] = j
                         gval[nc] = g
                         par[nc] = nc
+                        top = np.uint8(1)
                         for k in range(j, j + 3):  # columns j - 1, j, j + 1 of the row above
                             if upi[k] == i - 1:
-                                _union(par, nc, upc[k])
+                                e = upc[k]
+                                _union(par, nc, e)
+                                if gval[e] >= g:  # the earlier pixel wins ties
+                                    top = 0
+                                else:
+                                    ismax[e] = 0
                         if cui[j] == i:  # the left neighbour
-                            _union(par, nc, cuc[j])
+                            e = cuc[j]
+                            _union(par, nc, e)
+                            if gval[e] >= g:
+                                top = 0
+                            else:
+                                ismax[e] = 0
+                        ismax[nc] = top
                         cui[j + 1] = i
                         cuc[j + 1] = nc
                         nc += 1
@@ -416,10 +431,12 @@ def _local(slot, b, bb, ii, jj):
 
 
 @numba.njit(**_JIT)
-def _region_order(par, gval):
+def _region_order(par, gval, ismax):
     """Visiting order of the footprint pixels: by 8-connected region (``par``: their
     union-find of :func:`_footprint`; regions in raster order of their first pixel), then by
-    decreasing G, ties in raster order."""
+    decreasing G, ties in raster order. Returns ``(order, start, rmax)``: the order, where
+    each region starts in it (regions + 1) and each region's number of local maxima
+    (``ismax`` of :func:`_footprint`)."""
     nc = par.shape[0]
     # regions numbered by their first pixel; counting sort by region keeps raster order
     label = np.full(nc, -1, np.int64)
@@ -432,8 +449,10 @@ def _region_order(par, gval):
             nreg += 1
         reg[c] = label[r]
     start = np.zeros(nreg + 1, np.int64)
+    rmax = np.zeros(nreg, np.int64)
     for c in range(nc):
         start[reg[c] + 1] += 1
+        rmax[reg[c]] += ismax[c]
     for k in range(nreg):
         start[k + 1] += start[k]
     fill = start[:-1].copy()
@@ -459,66 +478,80 @@ def _region_order(par, gval):
                 order[u + 1] = order[u]
                 u -= 1
             order[u + 1] = c
-    return order
+    return order, start, rmax
 
 
 @numba.njit(**_JIT)
 def _grow(
-    cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep,
-    parent, peak, pki, pkj,
+    cand, ci, cj, gval, order, start, rmax, slot, rings, var, b, h, gain, split_snr,
+    split_frac, min_sep, parent, peak, pki, pkj,
 ):  # fmt: skip
     """Union-find growth of the footprint from the highest G down into ``parent`` (-1 on
-    entry) with ``peak`` (G at the peak of each root) and its pixel (``pki``, ``pkj``)."""
+    entry) with ``peak`` (G at the peak of each root) and its pixel (``pki``, ``pkj``),
+    region by region (``start``, ``rmax`` of :func:`_region_order`). A region with one
+    local maximum is one component: every pixel after its peak touches a pixel visited
+    before it, all of that one component, so it joins it (no neighbour is looked at)."""
     ny, nx = rings.shape
     bb = b * b
-    nc = cand.shape[0]
     roots = np.empty(8, np.int64)
-    for o in range(nc):
-        c = order[o]
-        loc = cand[c]
-        i = ci[c]
-        j = cj[c]
-        g = gval[c]
-        nr = 0
-        for ii in range(i - 1, i + 2):
-            if ii < 0 or ii >= ny:
-                continue
-            for jj in range(j - 1, j + 2):
-                if jj < 0 or jj >= nx or (ii == i and jj == j):
-                    continue
-                q = _local(slot, b, bb, ii, jj)
-                if q < 0 or parent[q] < 0:
-                    continue
-                rq = _root(parent, q)
-                new = True
-                for t in range(nr):
-                    if roots[t] == rq:
-                        new = False
-                if new:
-                    roots[nr] = rq
-                    nr += 1
-        if nr == 0:
-            parent[loc] = loc
-            peak[loc] = g
-            pki[loc] = i
-            pkj[loc] = j
+    for k in range(start.shape[0] - 1):
+        if rmax[k] == 1:
+            c0 = order[start[k]]
+            r0 = cand[c0]
+            peak[r0] = gval[c0]
+            pki[r0] = ci[c0]
+            pkj[r0] = cj[c0]
+            for o in range(start[k], start[k + 1]):
+                parent[cand[order[o]]] = r0
             continue
-        main = roots[0]
-        for t in range(1, nr):
-            if peak[roots[t]] > peak[main]:
-                main = roots[t]
-        s2 = var[rings[i, j]]
-        for t in range(nr):
-            r = roots[t]
-            if r == main:
+        for o in range(start[k], start[k + 1]):
+            c = order[o]
+            loc = cand[c]
+            i = ci[c]
+            j = cj[c]
+            g = gval[c]
+            nr = 0
+            for ii in range(i - 1, i + 2):
+                if ii < 0 or ii >= ny:
+                    continue
+                for jj in range(j - 1, j + 2):
+                    if jj < 0 or jj >= nx or (ii == i and jj == j):
+                        continue
+                    q = _local(slot, b, bb, ii, jj)
+                    if q < 0 or parent[q] < 0:
+                        continue
+                    rq = _root(parent, q)
+                    new = True
+                    for t in range(nr):
+                        if roots[t] == rq:
+                            new = False
+                    if new:
+                        roots[nr] = rq
+                        nr += 1
+            if nr == 0:
+                parent[loc] = loc
+                peak[loc] = g
+                pki[loc] = i
+                pkj[loc] = j
                 continue
-            dip = peak[r] - g
-            noise = np.sqrt(2.0 * (2 * h + 1) ** 2 * s2 + gain * (max(peak[r], 0.0) + max(g, 0.0)))
-            far = (pki[r] - pki[main]) ** 2 + (pkj[r] - pkj[main]) ** 2 >= min_sep**2
-            if far and dip >= split_snr * noise and dip >= split_frac * peak[r]:
-                continue  # a spot of its own: its saddle is here
-            parent[r] = main
-        parent[loc] = main
+            main = roots[0]
+            for t in range(1, nr):
+                if peak[roots[t]] > peak[main]:
+                    main = roots[t]
+            s2 = var[rings[i, j]]
+            for t in range(nr):
+                r = roots[t]
+                if r == main:
+                    continue
+                dip = peak[r] - g
+                noise = np.sqrt(
+                    2.0 * (2 * h + 1) ** 2 * s2 + gain * (max(peak[r], 0.0) + max(g, 0.0))
+                )
+                far = (pki[r] - pki[main]) ** 2 + (pkj[r] - pkj[main]) ** 2 >= min_sep**2
+                if far and dip >= split_snr * noise and dip >= split_frac * peak[r]:
+                    continue  # a spot of its own: its saddle is here
+                parent[r] = main
+            parent[loc] = main
     return 0
 
 
