@@ -147,13 +147,15 @@ def find_spots(
         nc = _footprint(
             frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr,
             sc.slot, sc.nloc, sc.gloc, sc.cand, sc.ci, sc.cj, sc.gval, sc.par, sc.ismax,
+            sc.svar, sc.fval,
         )  # fmt: skip
         cand, ci, cj, gval, par = sc.cand[:nc], sc.ci[:nc], sc.cj[:nc], sc.gval[:nc], sc.par[:nc]
+        svar, fval = sc.svar[:nc], sc.fval[:nc]
         slot, nloc, gloc = sc.slot, sc.nloc, sc.gloc
         order, start, rmax = _region_order(par, gval, sc.ismax)
         parent, peak = sc.parent, sc.peak
         _grow(
-            cand, ci, cj, gval, order, start, rmax, slot, rings, var, b, h, gain, split_snr,
+            cand, ci, cj, gval, order, start, rmax, slot, svar, b, h, gain, split_snr,
             split_frac, min_sep, parent, peak, sc.pki, sc.pkj,
         )  # fmt: skip
         posx, posy = sc.posx, sc.posy
@@ -168,7 +170,7 @@ def find_spots(
         found = _measure(
             frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, nloc,
             gloc, slot, b, parent, peak, gain, min_snr, max_single_frac, min_pix, max_pix, out,
-            posx, posy, sc.comp,
+            posx, posy, sc.comp, svar, fval,
         )  # fmt: skip
         _restore(blocks, cand, slot, parent, posx, posy)
     except BaseException:
@@ -201,6 +203,8 @@ class _Scratch:
             setattr(self, name, np.zeros(n, np.int64))
         self.gval = np.zeros(n)
         self.ismax = np.zeros(n, np.uint8)
+        self.svar = np.zeros(n)
+        self.fval = np.zeros(n)
 
 
 _LOCAL = threading.local()
@@ -232,13 +236,14 @@ def _restore(blocks, cand, slot, parent, posx, posy):
 @numba.njit(**_JIT)
 def _footprint(
     frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr, slot, nloc, gloc,
-    cand, ci, cj, gval, par, ismax,
+    cand, ci, cj, gval, par, ismax, svar, fval,
 ):  # fmt: skip
     """The footprint pixels in raster order (local index ``cand``, row ``ci``, column
     ``cj``, G ``gval``) and their 8-connected regions (``par``: a union-find over their
     positions in that order) and whether each is a local maximum of its region (``ismax``:
     no 8-neighbour in the footprint comes before it in the watershed's order, by decreasing
-    G, ties in raster order), in the first entries of these arrays (as long as the marked
+    G, ties in raster order), its background variance ``svar`` and value ``fval`` (as
+    float64), in the first entries of these arrays (as long as the marked
     blocks' pixels); returns their number. Written: ``slot`` of the marked blocks (all -1 on
     entry), N (``nloc``) and G (``gloc``) of every pixel of the marked blocks (0 where not
     valid)."""
@@ -382,6 +387,8 @@ def _footprint(
                         cj[nc] = j
                         gval[nc] = g
                         par[nc] = nc
+                        svar[nc] = s2
+                        fval[nc] = np.float64(frame[i, j])
                         top = np.uint8(1)
                         for k in range(j, j + 3):  # columns j - 1, j, j + 1 of the row above
                             if upi[k] == i - 1:
@@ -483,15 +490,17 @@ def _region_order(par, gval, ismax):
 
 @numba.njit(**_JIT)
 def _grow(
-    cand, ci, cj, gval, order, start, rmax, slot, rings, var, b, h, gain, split_snr,
+    cand, ci, cj, gval, order, start, rmax, slot, svar, b, h, gain, split_snr,
     split_frac, min_sep, parent, peak, pki, pkj,
 ):  # fmt: skip
     """Union-find growth of the footprint from the highest G down into ``parent`` (-1 on
     entry) with ``peak`` (G at the peak of each root) and its pixel (``pki``, ``pkj``),
     region by region (``start``, ``rmax`` of :func:`_region_order`). A region with one
     local maximum is one component: every pixel after its peak touches a pixel visited
-    before it, all of that one component, so it joins it (no neighbour is looked at)."""
-    ny, nx = rings.shape
+    before it, all of that one component, so it joins it (no neighbour is looked at).
+    ``svar``: each footprint pixel's background variance (:func:`_footprint`)."""
+    ny = slot.shape[0] * b
+    nx = slot.shape[1] * b
     bb = b * b
     roots = np.empty(8, np.int64)
     for k in range(start.shape[0] - 1):
@@ -538,7 +547,7 @@ def _grow(
             for t in range(1, nr):
                 if peak[roots[t]] > peak[main]:
                     main = roots[t]
-            s2 = var[rings[i, j]]
+            s2 = svar[c]
             for t in range(nr):
                 r = roots[t]
                 if r == main:
@@ -979,9 +988,13 @@ def _measure(
     posx,
     posy,
     comp,
+    svar,
+    fval,
 ):
     """Measure each component; write the spots into ``out``, return their number. ``posx``,
-    ``posy``: position of a component given by its root (:func:`_split`), NaN: not given."""
+    ``posy``: position of a component given by its root (:func:`_split`), NaN: not given;
+    ``svar``, ``fval``: each footprint pixel's background variance and value
+    (:func:`_footprint`)."""
     nc = cand.shape[0]
     # components (``comp``: scratch per root, -1 on entry and on return), counted first so
     # that the per-component sums are as long as the components are many: one per root, a
@@ -1002,7 +1015,6 @@ def _measure(
     jmax = np.zeros(m, np.int64)
     ipk = np.zeros(m, np.int64)
     jpk = np.zeros(m, np.int64)
-    rpk = np.zeros(m, np.int64)
     rootk = np.zeros(m, np.int64)
     for o in range(nc):
         c = order[o]
@@ -1018,22 +1030,20 @@ def _measure(
             ncomp += 1
         k = comp[r]
         nv = nloc[loc]
-        rr = rings[i, j]
         npx[k] += 1
         isum[k] += nv
-        vsum[k] += var[rr]
+        vsum[k] += svar[c]
         if nv > 0 and gval[c] >= CORE * peak[r]:
             wsum[k] += nv
             wx[k] += nv * j
             wy[k] += nv * i
-        v = np.float64(frame[i, j])
+        v = fval[c]
         if v > vmax[k]:
             vmax[k] = v
         if nv > nmax[k]:
             nmax[k] = nv
             imax[k] = i
             jmax[k] = j
-            rpk[k] = rr
     for k in range(ncomp):
         comp[rootk[k]] = -1
     found = 0
@@ -1063,7 +1073,8 @@ def _measure(
             out[found, 2] = tot
             out[found, 3] = npx[k]
             out[found, 4] = snr
-            out[found, 5] = mean[rpk[k]] + resid[imax[k] // sbs, jmax[k] // sbs]
+            rpk = rings[imax[k], jmax[k]]
+            out[found, 5] = mean[rpk] + resid[imax[k] // sbs, jmax[k] // sbs]
             out[found, 6] = vmax[k]
         found += 1
     return found
