@@ -102,9 +102,9 @@ def test_plateaus_and_ridges_match_the_reference():
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-9)
     args = _args(frame)
     sc = W._scratch(args[8].shape, args[8].size * 9)
-    n = W._footprint(
+    n, _ = W._footprint(
         *args[:11], args[12], sc.slot, sc.nloc, sc.gloc, sc.cand, sc.ci, sc.cj, sc.gval, sc.par,
-        sc.ismax, sc.svar, sc.fval,
+        sc.ismax, sc.svar, sc.fval, sc.sblk,
     )  # fmt: skip
     _, _, rmax = W._region_order(sc.par[:n], sc.gval[:n], sc.ismax)
     sc.slot[:] = -1  # put the scratch back (the kernels' _restore is not run)

@@ -144,10 +144,10 @@ def find_spots(
     """
     sc = _scratch(blocks.shape, int(np.count_nonzero(blocks)) * b * b)
     try:
-        nc = _footprint(
+        nc, ns = _footprint(
             frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr,
             sc.slot, sc.nloc, sc.gloc, sc.cand, sc.ci, sc.cj, sc.gval, sc.par, sc.ismax,
-            sc.svar, sc.fval,
+            sc.svar, sc.fval, sc.sblk,
         )  # fmt: skip
         cand, ci, cj, gval, par = sc.cand[:nc], sc.ci[:nc], sc.cj[:nc], sc.gval[:nc], sc.par[:nc]
         svar, fval = sc.svar[:nc], sc.fval[:nc]
@@ -172,7 +172,7 @@ def find_spots(
             gloc, slot, b, parent, peak, gain, min_snr, max_single_frac, min_pix, max_pix, out,
             posx, posy, sc.comp, svar, fval,
         )  # fmt: skip
-        _restore(blocks, cand, slot, parent, posx, posy)
+        _restore(sc.sblk[:ns], cand, slot, parent, posx, posy)
     except BaseException:
         _LOCAL.__dict__.clear()  # never reuse scratch left half-written
         raise
@@ -205,6 +205,7 @@ class _Scratch:
         self.ismax = np.zeros(n, np.uint8)
         self.svar = np.zeros(n)
         self.fval = np.zeros(n)
+        self.sblk = np.zeros(n, np.int64)  # the marked blocks (raveled index), by slot
 
 
 _LOCAL = threading.local()
@@ -220,23 +221,22 @@ def _scratch(shape, n):
 
 
 @numba.njit(**_JIT)
-def _restore(blocks, cand, slot, parent, posx, posy):
-    """Put back the scratch entries the frame changed (see :class:`_Scratch`)."""
+def _restore(sblk, cand, slot, parent, posx, posy):
+    """Put back the scratch entries the frame changed (see :class:`_Scratch`); ``sblk``:
+    the marked blocks (raveled indices, of :func:`_footprint`)."""
     for c in range(cand.shape[0]):
         parent[cand[c]] = -1
         posx[cand[c]] = np.nan
         posy[cand[c]] = np.nan
-    nby, nbx = blocks.shape
-    for bi in range(nby):
-        for bj in range(nbx):
-            if blocks[bi, bj]:
-                slot[bi, bj] = -1
+    flat = slot.reshape(-1)
+    for s in range(sblk.shape[0]):
+        flat[sblk[s]] = -1
 
 
 @numba.njit(**_JIT)
 def _footprint(
     frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr, slot, nloc, gloc,
-    cand, ci, cj, gval, par, ismax, svar, fval,
+    cand, ci, cj, gval, par, ismax, svar, fval, sblk,
 ):  # fmt: skip
     """The footprint pixels in raster order (local index ``cand``, row ``ci``, column
     ``cj``, G ``gval``) and their 8-connected regions (``par``: a union-find over their
@@ -244,7 +244,8 @@ def _footprint(
     no 8-neighbour in the footprint comes before it in the watershed's order, by decreasing
     G, ties in raster order), its background variance ``svar`` and value ``fval`` (as
     float64), in the first entries of these arrays (as long as the marked
-    blocks' pixels); returns their number. Written: ``slot`` of the marked blocks (all -1 on
+    blocks' pixels); returns their number and that of the marked blocks, listed in ``sblk``
+    (raveled indices, by slot). Written: ``slot`` of the marked blocks (all -1 on
     entry), N (``nloc``) and G (``gloc``) of every pixel of the marked blocks (0 where not
     valid)."""
     ny, nx = frame.shape
@@ -287,6 +288,7 @@ def _footprint(
         for bj in range(nbx):
             if blocks[bi, bj]:
                 slot[bi, bj] = ns
+                sblk[ns] = bi * nbx + bj
                 ns += 1
                 nrb += 1
                 if nrun > 0 and run1[nrun - 1] == bj - 1:
@@ -409,7 +411,7 @@ def _footprint(
                         cui[j + 1] = i
                         cuc[j + 1] = nc
                         nc += 1
-    return nc
+    return nc, ns
 
 
 @numba.njit(inline="always", **_JIT)
