@@ -83,6 +83,34 @@ def test_split_matches_reference(seed, gain):
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
 
 
+def test_plateaus_and_ridges_match_the_reference():
+    """Regions with one maximum (joined to their peak without a neighbour looked at) and
+    with several, on noise-free frames whose 5 x 5 sums tie between neighbours (flat-topped
+    spots, a flat ridge between two peaks): the visiting order's ties (raster order) decide
+    the peaks, and the kernels agree with the reference row for row."""
+    from xlive.analyzers._kernels import watershed as W
+
+    frame = np.zeros(SHAPE, np.uint32)
+    frame[10:12, 10:13] = 40  # flat top: a tie along rows and columns
+    frame[40:43, 15:18] = frame[40:43, 27:30] = 60  # two flat tops joined ...
+    frame[41, 18:27] = 8  # ... by a faint ridge (two maxima, one region)
+    frame[55:58, 50:53] = frame[55:58, 56:59] = 30  # two flat tops joined by a ridge
+    frame[56, 53:56] = 30  # as high (ties between the maxima's sums)
+    for ls in (0.0, 2.5):
+        got, ref = _run(frame, ls)
+        assert len(got) >= 3
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-9)
+    args = _args(frame)
+    sc = W._scratch(args[8].shape, args[8].size * 9)
+    n, _ = W._footprint(
+        *args[:11], args[12], sc.slot, sc.nloc, sc.gloc, sc.cand, sc.ci, sc.cj, sc.gval, sc.par,
+        sc.ismax, sc.svar, sc.fval, sc.sblk,
+    )  # fmt: skip
+    _, _, rmax = W._region_order(sc.par[:n], sc.gval[:n], sc.ismax)
+    sc.slot[:] = -1  # put the scratch back (the kernels' _restore is not run)
+    assert (rmax == 1).any() and (rmax > 1).any()  # both paths of _grow taken
+
+
 def _nearest(peaks, x, y):
     return np.hypot(peaks[:, 0] - x, peaks[:, 1] - y).min() if len(peaks) else np.inf
 
