@@ -83,6 +83,34 @@ def test_split_matches_reference(seed, gain):
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
 
 
+def test_plateaus_and_ridges_match_the_reference():
+    """Regions with one maximum (joined to their peak without a neighbour looked at) and
+    with several, on noise-free frames whose 5 x 5 sums tie between neighbours (flat-topped
+    spots, a flat ridge between two peaks): the visiting order's ties (raster order) decide
+    the peaks, and the kernels agree with the reference row for row."""
+    from xlive.analyzers._kernels import watershed as W
+
+    frame = np.zeros(SHAPE, np.uint32)
+    frame[10:12, 10:13] = 40  # flat top: a tie along rows and columns
+    frame[40:43, 15:18] = frame[40:43, 27:30] = 60  # two flat tops joined ...
+    frame[41, 18:27] = 8  # ... by a faint ridge (two maxima, one region)
+    frame[55:58, 50:53] = frame[55:58, 56:59] = 30  # two flat tops joined by a ridge
+    frame[56, 53:56] = 30  # as high (ties between the maxima's sums)
+    for ls in (0.0, 2.5):
+        got, ref = _run(frame, ls)
+        assert len(got) >= 3
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-9)
+    args = _args(frame)
+    sc = W._scratch(args[8].shape, args[8].size * 9)
+    n, _ = W._footprint(
+        *args[:11], args[12], sc.slot, sc.nloc, sc.gloc, sc.cand, sc.ci, sc.cj, sc.gval, sc.par,
+        sc.ismax, sc.svar, sc.fval, sc.sblk,
+    )  # fmt: skip
+    _, _, rmax = W._region_order(sc.par[:n], sc.gval[:n], sc.ismax)
+    sc.slot[:] = -1  # put the scratch back (the kernels' _restore is not run)
+    assert (rmax == 1).any() and (rmax > 1).any()  # both paths of _grow taken
+
+
 def _nearest(peaks, x, y):
     return np.hypot(peaks[:, 0] - x, peaks[:, 1] - y).min() if len(peaks) else np.inf
 
@@ -227,6 +255,41 @@ def test_a_pair_without_saddle_is_fitted_as_two_spots():
         assert len(got) <= 2
         hits += len(got) == 2 and max(_nearest(got, x1, y1), _nearest(got, x2, y2)) < 1.5
     assert hits >= 7
+
+
+def test_a_wider_split_window_splits_a_broad_pair_and_not_a_lone_spot():
+    """Two sigma-3 spots 7 px apart (1.17 widths), 600 photons each, given as one peak
+    between them: the 9 x 9 two-spot fit (``radius`` 4) reaches their centres only at its
+    edge and splits 3 of 12 (measured); with ``split_radius`` 6 (13 x 13) 11 of 12 are two
+    spots within 1.5 px of the truth; with ``split_sigma`` 9 (no spot that wide) the
+    result is the 9 x 9 one. A lone sigma-3 spot of 1200 photons is not split with the
+    wider window (0 of 12 measured)."""
+    hits = {0: 0, 6: 0}
+    lone = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        a = rng.uniform(0, np.pi)
+        x1, y1 = 36.0, 36.0
+        x2, y2 = x1 + 7 * np.cos(a), y1 + 7 * np.sin(a)
+        lam = np.full(SHAPE, 0.5)
+        _gauss(lam, x1, y1, 600, 3.0)
+        _gauss(lam, x2, y2, 600, 3.0)
+        frame = rng.poisson(lam).astype(np.uint32)
+        row = [(x1 + x2) / 2, (y1 + y2) / 2, 1200, 150, 30, 0.5, 20]
+        for r in hits:
+            got = _fit_frame(frame, [row], split_radius=r)
+            assert len(got) <= 2
+            hits[r] += len(got) == 2 and max(_nearest(got, x1, y1), _nearest(got, x2, y2)) < 1.5
+        # the wider window only for spots fitted split_sigma px wide or more
+        np.testing.assert_array_equal(
+            _fit_frame(frame, [row], split_radius=6, split_sigma=9.0), _fit_frame(frame, [row])
+        )
+        lam = np.full(SHAPE, 0.5)
+        _gauss(lam, x1, y1, 1200, 3.0)
+        frame = rng.poisson(lam).astype(np.uint32)
+        lone += len(_fit_frame(frame, [[x1 + 0.5, y1, 1200, 150, 30, 0.5, 20]], split_radius=6))
+    assert hits[6] >= 10 and hits[0] <= 6, hits
+    assert lone <= 13, lone  # at most one of 12 split
 
 
 def test_a_lone_streak_is_one_spot_and_spikes_do_not_draw_it():

@@ -100,6 +100,11 @@ class SpotParams:
     #: a fitted peak becomes two spots when two Gaussians lower the chi-square by this much
     #: or more; 0: never ("integrated")
     split_chi2: float = 30.0
+    #: half-width (pixels) of the windows of those two-spot fits for spots fitted
+    #: fit_split_sigma px wide or more along either axis (fit_radius for the others);
+    #: 0: fit_radius ("integrated")
+    fit_split_radius: int = 0
+    fit_split_sigma: float = 0.0
     #: broad peaks are fitted jointly with up to fit_group - 1 broad neighbours within
     #: fit_reach pixels (all free), and one spot more is tried in each such group; 0: one
     #: spot at a time against its subtracted neighbours ("integrated")
@@ -531,8 +536,8 @@ class SpotFinder:
             min_snr=p.min_snr, min_dist=max(p.merge_radius, p.min_separation),
             group=p.fit_group, reach=p.fit_reach, keep_snr=p.fit_snr if self._candidates else 0.0,
             ext=p.fit_search, hs=p.fit_search_half, new_snr=p.fit_new_snr,
-            sharp_cand=p.candidate_sharp,
-
+            sharp_cand=p.candidate_sharp, split_radius=p.fit_split_radius,
+            split_sigma=p.fit_split_sigma,
         )  # fmt: skip
         return out[: min(n, out.shape[0])]
 

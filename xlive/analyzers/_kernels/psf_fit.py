@@ -234,10 +234,10 @@ def _fit(d, w, ok, i0, j0, ps, cs, k, start, maxmove, niter):
             for q in range(npar):
                 m2[q, q] += lam * a[q, q] + 1e-12
             if not _chol_solve(m2, g, step):
-                m2[:, :] = a
-                for q in range(npar):
-                    m2[q, q] += lam * a[q, q] + 1e-12
-                step[:] = np.linalg.solve(m2, g)
+                # not positive definite (rounding): damp more, as for a step that failed
+                # (no np.linalg.solve here: it alone was ~10 % of the kernels' compile time)
+                lam *= 10.0
+                continue
             for s in range(k):
                 for q in range(NP):
                     trial[s, q] = ps[s, q] + step[NP * s + q]
@@ -496,9 +496,10 @@ def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, st
     other spots subtracted; then the same group with one spot more (started at the
     residual's most significant 3 x 3 sum near the spot, or as the spot split in two along
     its main axis), kept when the chi-square drops by ``split_chi2`` or more and the new
-    spots pass :func:`_fit_spots`' tests. The pixels fitted are the members' windows and
-    the box of half-width ``radius + ext`` around the spot, where the new spot is looked
-    for (sums of ``2 hs + 1`` pixels square). Returns the new number of spots."""
+    spots pass the one-at-a-time split's tests (:func:`_fit_finish`). The pixels fitted
+    are the members' windows and the box of half-width ``radius + ext`` around the spot,
+    where the new spot is looked for (sums of ``2 hs + 1`` pixels square). Returns the new
+    number of spots."""
     box = radius + ext
     ny, nx = frame.shape
     member = np.zeros(par.shape[0], np.bool_)
@@ -553,7 +554,7 @@ def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, st
                 ok[a, b] = near
         for q in range(m):
             member[mem[q]] = True
-        _others(d, i0, j0, par, dirs, alive, head, nxt, -1, member)
+        _others(d, i0, j0, par, dirs, alive, head, nxt, np.int64(-1), member)
         for q in range(m):
             s = mem[q]
             member[s] = False
@@ -563,7 +564,7 @@ def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, st
             st[q, 1] = start[s, 1]
             mm[q] = 2.0
         _weights(v, ok, i0, j0, ps, cs, m, gain, w)
-        ck = _fit(d, w, ok, i0, j0, ps, cs, m, st, mm, 10)
+        ck = _fit(d, w, ok, i0, j0, ps, cs, m, st, mm, np.int64(10))
         for q in range(m):
             par[mem[q]] = ps[q]
         if split_chi2 <= 0 or nsp >= par.shape[0]:
@@ -593,7 +594,7 @@ def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, st
             st[m, 1] = pa[m, 1]
             mm[m] = 4.0
             cs[m] = dirs[k]
-            best = _fit(d, w, ok, i0, j0, pa, cs, m + 1, st, mm, 12)
+            best = _fit(d, w, ok, i0, j0, pa, cs, m + 1, st, mm, np.int64(12))
         # start B: k split in two along the main axis of its signal (the others' removed)
         dk = d.copy()
         for q in range(1, m):
@@ -621,7 +622,7 @@ def _joint_pass(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, st
         mmb = mm.copy()
         mmb[0] = 4.0
         mmb[m] = 4.0
-        cb = _fit(d, w, ok, i0, j0, pb, cs, m + 1, stb, mmb, 12)
+        cb = _fit(d, w, ok, i0, j0, pb, cs, m + 1, stb, mmb, np.int64(12))
         if cb < best:
             best = cb
             pa[: m + 1] = pb[: m + 1]
@@ -724,6 +725,8 @@ def fit_spots(
     new_snr=5.0,
     split_cand=False,
     sharp_cand=False,
+    split_radius=0,
+    split_sigma=0.0,
 ):
     """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
     shapes and split in two where two spots fit better (module docstring); rows in ``out``
@@ -746,12 +749,37 @@ def fit_spots(
     new spot searched ``ext`` px beyond the window in sums of ``2 hs + 1`` px, kept at
     ``new_snr``); measured to move along the same recall/precision front as the one-spot
     test at 2-7x its cost, so off by default. ``new_snr`` also applies to the product of
-    the one-at-a-time split that becomes a new spot."""
-    return _fit_spots(
-        frame, rings, mean, resid, sbs, var, lo, hi, gain, np.ascontiguousarray(peaks),
-        np.ascontiguousarray(dirs), out, min_pixels, radius, sweeps, split_chi2, min_snr,
-        min_dist, max_fraction, skip_red, group, reach, keep_snr, ext, hs, new_snr,
-        split_cand, sharp_cand,
+    the one-at-a-time split that becomes a new spot. ``split_radius`` > 0: the two-spot
+    fits use windows of that half-width (0: ``radius``); on the hard preset a wider window
+    (6) splits more merged pairs and adds more false splits, on the same front as
+    ``split_chi2``."""
+    # three kernels, the joint pass called only when used: numba compiles a kernel and
+    # all it calls on first use, and CI's cache is cold (the joint pass doubled it)
+    peaks = np.ascontiguousarray(peaks, np.float64)
+    dirs = np.ascontiguousarray(dirs, np.float64)
+    radius, sweeps, group = int(radius), int(sweeps), int(group)
+    split_chi2, min_snr, min_dist = float(split_chi2), float(min_snr), float(min_dist)
+    skip_red, keep_snr, new_snr = float(skip_red), float(keep_snr), float(new_snr)
+    # strongest first (sorted here: numba's argsort costs seconds of compile time)
+    order = np.argsort(-peaks[:, 2], kind="stable")
+    state = _fit_start(
+        frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs, order,
+        float(min_pixels), radius, sweeps, min_snr, float(max_fraction), keep_snr,
+        bool(sharp_cand),
+    )  # fmt: skip
+    par, dirs, start, src, alive, broad, cand, head, nxt = state
+    n = nsp = len(peaks)
+    if group > 0:
+        nsp = _joint_pass(
+            frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, start, src, alive,
+            broad, head, nxt, order, n, nsp, radius, float(reach), group, split_chi2,
+            min_snr, min_dist, skip_red, peaks, int(ext), int(hs), new_snr,
+        )  # fmt: skip
+    return _fit_finish(
+        frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, par, dirs, start, src,
+        alive, broad, cand, head, nxt, order, nsp, radius, sweeps, split_chi2, min_snr,
+        min_dist, skip_red, group > 0, keep_snr, new_snr, bool(split_cand),
+        int(split_radius) if split_radius > 0 else radius, float(split_sigma),
     )  # fmt: skip
 
 
@@ -760,6 +788,7 @@ def _fit_one(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive
              k, start, radius, d, v, w, ok, ps, cs, st):  # fmt: skip
     """Refit spot ``k`` alone in its window, the others subtracted (position kept within
     2 px of ``start``)."""
+    k1 = np.int64(1)  # not a literal 1: one compiled _fit, _chi2, _weights for all counts
     i0 = int(np.rint(par[k, 1])) - radius
     j0 = int(np.rint(par[k, 0])) - radius
     _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
@@ -768,17 +797,16 @@ def _fit_one(frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive
     cs[0] = dirs[k]
     st[0, 0] = start[0]
     st[0, 1] = start[1]
-    _weights(v, ok, i0, j0, ps, cs, 1, gain, w)
-    _fit(d, w, ok, i0, j0, ps, cs, 1, st, np.full(1, 2.0), 8)
+    _weights(v, ok, i0, j0, ps, cs, k1, gain, w)
+    _fit(d, w, ok, i0, j0, ps, cs, k1, st, np.full(1, 2.0), np.int64(8))
     par[k] = ps[0]
 
 
 @numba.njit(**_JIT)
-def _fit_spots(
-    frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in, out, min_pixels,
-    radius, sweeps, split_chi2, min_snr, min_dist, max_fraction, skip_red, group, reach,
-    keep_snr, ext, hs, new_snr, split_cand, sharp_cand,
-):  # fmt: skip
+def _fit_start(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in, order,
+               min_pixels, radius, sweeps, min_snr, max_fraction, keep_snr, sharp_cand):  # fmt: skip
+    """The spots' state (parameters, grid of spots, ...) and the first ``sweeps`` fits of
+    each broad peak alone (:func:`fit_spots`)."""
     n = peaks.shape[0]
     ny, nx = frame.shape
     cap = 2 * n + 1
@@ -824,7 +852,6 @@ def _fit_spots(
         cj = min(max(int(peaks[k, 0]) // CELL, 0), ncx - 1)
         nxt[k] = head[ci, cj]
         head[ci, cj] = k
-    nsp = n
     w2 = 2 * radius + 1
     d = np.zeros((w2, w2))
     v = np.zeros((w2, w2))
@@ -833,10 +860,6 @@ def _fit_spots(
     ps = np.zeros((2, NP))
     cs = np.zeros((2, 2))
     st = np.zeros((2, NP))
-    one = np.zeros((1, NP))
-    pb = np.zeros((2, NP))
-    stb = np.zeros((2, NP))
-    order = np.argsort(-peaks[:, 2])  # strongest first
     for _sweep in range(sweeps):
         for t in range(n):
             k = order[t]
@@ -845,26 +868,58 @@ def _fit_spots(
                     frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, alive, head,
                     nxt, k, start[k], radius, d, v, w, ok, ps, cs, st,
                 )  # fmt: skip
-    if group > 0:
-        nsp = _joint_pass(
-            frame, rings, mean, resid, sbs, var, lo, hi, gain, par, dirs, start, src, alive,
-            broad, head, nxt, order, n, nsp, radius, reach, group, split_chi2, min_snr,
-            min_dist, skip_red, peaks, ext, hs, new_snr,
-        )  # fmt: skip
+    return par, dirs, start, src, alive, broad, cand, head, nxt
+
+
+@numba.njit(**_JIT)
+def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, par, dirs,
+                start, src, alive, broad, cand, head, nxt, order, nsp, radius, sweeps,
+                split_chi2, min_snr, min_dist, skip_red, joint, keep_snr, new_snr,
+                split_cand, split_radius, split_sigma):  # fmt: skip
+    """After :func:`_fit_start` (and :func:`_joint_pass` when ``joint``): two spots
+    instead of one (unless ``joint``), all refitted, candidates judged, rows written to
+    ``out``; returns their number (:func:`fit_spots`)."""
+    n = peaks.shape[0]
+    ny, nx = frame.shape
+    ncy, ncx = head.shape
+    k1 = np.int64(1)  # not literals: one compiled _fit, _chi2, _weights for all counts
+    k2 = np.int64(2)
+    # the two-spot fits' windows: half-width split_radius for spots fitted split_sigma px
+    # wide or more, radius for the others
+    w2 = 2 * split_radius + 1
+    dw = np.zeros((w2, w2))
+    vw = np.zeros((w2, w2))
+    ww = np.zeros((w2, w2))
+    okw = np.zeros((w2, w2), np.bool_)
+    w2 = 2 * radius + 1
+    dn = np.zeros((w2, w2))
+    vn = np.zeros((w2, w2))
+    wn = np.zeros((w2, w2))
+    okn = np.zeros((w2, w2), np.bool_)
+    ps = np.zeros((2, NP))
+    cs = np.zeros((2, 2))
+    st = np.zeros((2, NP))
+    one = np.zeros((1, NP))
+    pb = np.zeros((2, NP))
+    stb = np.zeros((2, NP))
     # two spots instead of one
-    for t in range(n if split_chi2 > 0 and group == 0 else 0):
+    for t in range(n if split_chi2 > 0 and not joint else 0):
         k = order[t]
         if not broad[k] or (cand[k] and not split_cand):
             continue
-        i0 = int(np.rint(par[k, 1])) - radius
-        j0 = int(np.rint(par[k, 0])) - radius
+        if np.exp(max(par[k, 3], par[k, 4])) >= split_sigma:
+            d, v, w, ok, sr = dw, vw, ww, okw, split_radius
+        else:
+            d, v, w, ok, sr = dn, vn, wn, okn, radius
+        i0 = int(np.rint(par[k, 1])) - sr
+        j0 = int(np.rint(par[k, 0])) - sr
         _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
         _others(d, i0, j0, par, dirs, alive, head, nxt, k, _NO_MEMBERS)
         one[0] = par[k]
         cs[0] = dirs[k]
         cs[1] = dirs[k]
-        _weights(v, ok, i0, j0, one, cs, 1, gain, w)
-        c1 = _chi2(d, w, ok, i0, j0, one, cs, 1)
+        _weights(v, ok, i0, j0, one, cs, k1, gain, w)
+        c1 = _chi2(d, w, ok, i0, j0, one, cs, k1)
         nok = 0
         for aa in range(ok.shape[0]):
             for bb in range(ok.shape[1]):
@@ -885,7 +940,7 @@ def _fit_spots(
             ps[s, 3] = sw
             ps[s, 4] = sw
             st[s] = ps[s]
-        c2 = _fit(d, w, ok, i0, j0, ps, cs, 2, st, np.full(2, 6.0), 12)
+        c2 = _fit(d, w, ok, i0, j0, ps, cs, k2, st, np.full(2, 6.0), np.int64(12))
         # second start: the spot as fitted, and a second one at the residual's maximum
         # (3 x 3 sums), where a weak neighbour on its flank is
         ra, rb = _residual_max(d, ok, i0, j0, one[0], cs[0])
@@ -897,7 +952,7 @@ def _fit_spots(
             pb[1, 3] = sw
             pb[1, 4] = sw
             stb[:] = pb
-            c2b = _fit(d, w, ok, i0, j0, pb, cs, 2, stb, np.full(2, 6.0), 12)
+            c2b = _fit(d, w, ok, i0, j0, pb, cs, k2, stb, np.full(2, 6.0), np.int64(12))
             if c2b < c2:
                 c2 = c2b
                 ps[:] = pb
@@ -934,8 +989,13 @@ def _fit_spots(
         nxt[nsp] = head[ci, cj]
         head[ci, cj] = nsp
         nsp += 1
+    w2 = 2 * radius + 1
+    d = np.zeros((w2, w2))
+    v = np.zeros((w2, w2))
+    w = np.zeros((w2, w2))
+    ok = np.zeros((w2, w2), np.bool_)
     # all refitted with the new spots in
-    for _sweep in range(sweeps if nsp > n or group > 0 else 0):
+    for _sweep in range(sweeps if nsp > n or joint else 0):
         for k in range(nsp):
             if broad[k]:
                 _fit_one(
@@ -953,7 +1013,7 @@ def _fit_spots(
         _others(d, i0, j0, par, dirs, alive, head, nxt, k, _NO_MEMBERS)
         one[0] = par[k]
         cs[0] = dirs[k]
-        _weights(v, ok, i0, j0, one, cs, 1, gain, w)
+        _weights(v, ok, i0, j0, one, cs, k1, gain, w)
         if (np.exp(min(par[k, 3], par[k, 4])) < WIDE and peaks[k, 4] < min_snr) or _flux_snr(
             w, ok, i0, j0, par[k], dirs[k]
         ) < keep_snr:

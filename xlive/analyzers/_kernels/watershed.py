@@ -144,16 +144,19 @@ def find_spots(
     """
     sc = _scratch(blocks.shape, int(np.count_nonzero(blocks)) * b * b)
     try:
-        cand, ci, cj, gval, par = _footprint(
+        nc, ns = _footprint(
             frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr,
-            sc.slot, sc.nloc, sc.gloc, sc.infp,
+            sc.slot, sc.nloc, sc.gloc, sc.cand, sc.ci, sc.cj, sc.gval, sc.par, sc.ismax,
+            sc.svar, sc.fval, sc.sblk,
         )  # fmt: skip
+        cand, ci, cj, gval, par = sc.cand[:nc], sc.ci[:nc], sc.cj[:nc], sc.gval[:nc], sc.par[:nc]
+        svar, fval = sc.svar[:nc], sc.fval[:nc]
         slot, nloc, gloc = sc.slot, sc.nloc, sc.gloc
-        order = _region_order(par, gval)
+        order, start, rmax = _region_order(par, gval, sc.ismax)
         parent, peak = sc.parent, sc.peak
         _grow(
-            cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac,
-            min_sep, parent, peak, sc.pki, sc.pkj,
+            cand, ci, cj, gval, order, start, rmax, slot, svar, b, h, gain, split_snr,
+            split_frac, min_sep, parent, peak, sc.pki, sc.pkj,
         )  # fmt: skip
         posx, posy = sc.posx, sc.posy
         if log_sigma > 0:
@@ -167,9 +170,9 @@ def find_spots(
         found = _measure(
             frame, rings, mean, resid, sbs, var, lo, hi, cand, ci, cj, gval, order, nloc,
             gloc, slot, b, parent, peak, gain, min_snr, max_single_frac, min_pix, max_pix, out,
-            posx, posy, sc.comp,
+            posx, posy, sc.comp, svar, fval,
         )  # fmt: skip
-        _restore(blocks, cand, slot, parent, posx, posy)
+        _restore(sc.sblk[:ns], cand, slot, parent, posx, posy)
     except BaseException:
         _LOCAL.__dict__.clear()  # never reuse scratch left half-written
         raise
@@ -196,7 +199,13 @@ class _Scratch:
         self.pkj = np.zeros(n, np.int32)
         self.nloc = np.zeros(n)
         self.gloc = np.zeros(n)
-        self.infp = np.zeros(n, np.bool_)
+        for name in ("cand", "ci", "cj", "par"):  # footprint pixels (:func:`_footprint`)
+            setattr(self, name, np.zeros(n, np.int64))
+        self.gval = np.zeros(n)
+        self.ismax = np.zeros(n, np.uint8)
+        self.svar = np.zeros(n)
+        self.fval = np.zeros(n)
+        self.sblk = np.zeros(n, np.int64)  # the marked blocks (raveled index), by slot
 
 
 _LOCAL = threading.local()
@@ -212,27 +221,33 @@ def _scratch(shape, n):
 
 
 @numba.njit(**_JIT)
-def _restore(blocks, cand, slot, parent, posx, posy):
-    """Put back the scratch entries the frame changed (see :class:`_Scratch`)."""
+def _restore(sblk, cand, slot, parent, posx, posy):
+    """Put back the scratch entries the frame changed (see :class:`_Scratch`); ``sblk``:
+    the marked blocks (raveled indices, of :func:`_footprint`)."""
     for c in range(cand.shape[0]):
         parent[cand[c]] = -1
         posx[cand[c]] = np.nan
         posy[cand[c]] = np.nan
-    nby, nbx = blocks.shape
-    for bi in range(nby):
-        for bj in range(nbx):
-            if blocks[bi, bj]:
-                slot[bi, bj] = -1
+    flat = slot.reshape(-1)
+    for s in range(sblk.shape[0]):
+        flat[sblk[s]] = -1
 
 
 @numba.njit(**_JIT)
 def _footprint(
-    frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr, slot, nloc, gloc, infp
-):
-    """The footprint pixels in raster order (local index, row, column, G) and their
-    8-connected regions (a union-find over their positions in that order). Written: ``slot``
-    of the marked blocks (all -1 on entry), N (``nloc``), G (``gloc``) and whether in the
-    footprint (``infp``) of every pixel of the marked blocks (0 where not valid)."""
+    frame, rings, mean, resid, sbs, var, lo, hi, blocks, b, h, floor_snr, slot, nloc, gloc,
+    cand, ci, cj, gval, par, ismax, svar, fval, sblk,
+):  # fmt: skip
+    """The footprint pixels in raster order (local index ``cand``, row ``ci``, column
+    ``cj``, G ``gval``) and their 8-connected regions (``par``: a union-find over their
+    positions in that order) and whether each is a local maximum of its region (``ismax``:
+    no 8-neighbour in the footprint comes before it in the watershed's order, by decreasing
+    G, ties in raster order), its background variance ``svar`` and value ``fval`` (as
+    float64), in the first entries of these arrays (as long as the marked
+    blocks' pixels); returns their number and that of the marked blocks, listed in ``sblk``
+    (raveled indices, by slot). Written: ``slot`` of the marked blocks (all -1 on
+    entry), N (``nloc``) and G (``gloc``) of every pixel of the marked blocks (0 where not
+    valid)."""
     ny, nx = frame.shape
     nby, nbx = blocks.shape
     # slot of each marked block (given in the sweep below, raster order); pixels are
@@ -259,13 +274,21 @@ def _footprint(
     run0 = np.empty(nbx, np.int64)
     run1 = np.empty(nbx, np.int64)
     krow = np.empty(2 * h + 1, np.int64)
-    nfp = 0
+    # the footprint pixels are listed as they are found (the pixel rows of a row of blocks
+    # are swept in raster order) with their 8-connected regions: a union-find (``par``) of
+    # each footprint pixel with those before it (the row above and the left neighbour),
+    # found in two rows of the frame's width that hold each column's last footprint pixel
+    # and its row (no lookup through the blocks)
+    rowc = np.zeros((2, nx + 2), np.int64)  # column j at j + 1
+    rowi = np.full((2, nx + 2), -2, np.int64)
+    nc = 0
     for bi in range(nby):
         nrb = 0
         nrun = 0
         for bj in range(nbx):
             if blocks[bi, bj]:
                 slot[bi, bj] = ns
+                sblk[ns] = bi * nbx + bj
                 ns += 1
                 nrb += 1
                 if nrun > 0 and run1[nrun - 1] == bj - 1:
@@ -335,6 +358,10 @@ def _footprint(
             bsr = buf[sr]
             oksr = bok[sr]
             ri = rings[i]
+            upc = rowc[(i + 1) % 2]  # row i - 1
+            upi = rowi[(i + 1) % 2]
+            cuc = rowc[i % 2]
+            cui = rowi[i % 2]
             for t in range(nrun):
                 for bj in range(run0[t], run1[t] + 1):
                     base = slot[bi, bj] * bb + di * b
@@ -344,7 +371,6 @@ def _footprint(
                         if c - h >= nx or not oksr[c]:
                             nloc[loc] = 0.0
                             gloc[loc] = 0.0
-                            infp[loc] = False
                             continue
                         g = 0.0
                         n = 0
@@ -354,56 +380,38 @@ def _footprint(
                         s2 = var[ri[c - h]]
                         nloc[loc] = bsr[c]
                         gloc[loc] = g
-                        # no branch on g's sign (half the pixels of a seeded block are
-                        # below their background); sqrt of a negative s2 is NaN: False
-                        fp = (g > 0) & (s2 >= 0) & (g >= floor_snr * np.sqrt(n * s2))
-                        infp[loc] = fp
-                        nfp += fp
-    # footprint pixels in raster order (each pixel written, the count advanced only for
-    # footprint pixels; one spare row at the end), and their 8-connected regions: a
-    # union-find (``par``) of each footprint pixel with those before it in raster order
-    # (the row above and the left neighbour), found in two rows of the frame's width that
-    # hold each column's last footprint pixel and its row (no lookup through the blocks)
-    cand = np.empty(nfp + 1, np.int64)  # local index
-    ci = np.empty(nfp + 1, np.int64)
-    cj = np.empty(nfp + 1, np.int64)
-    gval = np.empty(nfp + 1)
-    par = np.empty(nfp + 1, np.int64)
-    rowc = np.zeros((2, nx + 2), np.int64)  # column j at j + 1
-    rowi = np.full((2, nx + 2), -2, np.int64)
-    nc = 0
-    row_blocks = np.empty(nbx, np.int64)
-    for bi in range(nby):
-        nrb = 0
-        for bj in range(nbx):
-            if blocks[bi, bj]:
-                row_blocks[nrb] = bj
-                nrb += 1
-        for i in range(bi * b, min(bi * b + b, ny)):
-            upc = rowc[(i + 1) % 2]  # row i - 1
-            upi = rowi[(i + 1) % 2]
-            cuc = rowc[i % 2]
-            cui = rowi[i % 2]
-            for t in range(nrb):
-                bj = row_blocks[t]
-                base = slot[bi, bj] * bb + (i - bi * b) * b
-                for j in range(bj * b, min(bj * b + b, nx)):
-                    loc = base + j - bj * b
-                    cand[nc] = loc
-                    ci[nc] = i
-                    cj[nc] = j
-                    gval[nc] = gloc[loc]
-                    if infp[loc]:
+                        # sqrt of a negative s2 is NaN: False
+                        if not ((g > 0) & (s2 >= 0) & (g >= floor_snr * np.sqrt(n * s2))):
+                            continue
+                        j = c - h
+                        cand[nc] = loc
+                        ci[nc] = i
+                        cj[nc] = j
+                        gval[nc] = g
                         par[nc] = nc
+                        svar[nc] = s2
+                        fval[nc] = np.float64(frame[i, j])
+                        top = np.uint8(1)
                         for k in range(j, j + 3):  # columns j - 1, j, j + 1 of the row above
                             if upi[k] == i - 1:
-                                _union(par, nc, upc[k])
+                                e = upc[k]
+                                _union(par, nc, e)
+                                if gval[e] >= g:  # the earlier pixel wins ties
+                                    top = 0
+                                else:
+                                    ismax[e] = 0
                         if cui[j] == i:  # the left neighbour
-                            _union(par, nc, cuc[j])
+                            e = cuc[j]
+                            _union(par, nc, e)
+                            if gval[e] >= g:
+                                top = 0
+                            else:
+                                ismax[e] = 0
+                        ismax[nc] = top
                         cui[j + 1] = i
                         cuc[j + 1] = nc
                         nc += 1
-    return cand[:nfp], ci[:nfp], cj[:nfp], gval[:nfp], par[:nfp]
+    return nc, ns
 
 
 @numba.njit(inline="always", **_JIT)
@@ -432,10 +440,12 @@ def _local(slot, b, bb, ii, jj):
 
 
 @numba.njit(**_JIT)
-def _region_order(par, gval):
+def _region_order(par, gval, ismax):
     """Visiting order of the footprint pixels: by 8-connected region (``par``: their
     union-find of :func:`_footprint`; regions in raster order of their first pixel), then by
-    decreasing G, ties in raster order."""
+    decreasing G, ties in raster order. Returns ``(order, start, rmax)``: the order, where
+    each region starts in it (regions + 1) and each region's number of local maxima
+    (``ismax`` of :func:`_footprint`)."""
     nc = par.shape[0]
     # regions numbered by their first pixel; counting sort by region keeps raster order
     label = np.full(nc, -1, np.int64)
@@ -448,8 +458,10 @@ def _region_order(par, gval):
             nreg += 1
         reg[c] = label[r]
     start = np.zeros(nreg + 1, np.int64)
+    rmax = np.zeros(nreg, np.int64)
     for c in range(nc):
         start[reg[c] + 1] += 1
+        rmax[reg[c]] += ismax[c]
     for k in range(nreg):
         start[k + 1] += start[k]
     fill = start[:-1].copy()
@@ -475,66 +487,82 @@ def _region_order(par, gval):
                 order[u + 1] = order[u]
                 u -= 1
             order[u + 1] = c
-    return order
+    return order, start, rmax
 
 
 @numba.njit(**_JIT)
 def _grow(
-    cand, ci, cj, gval, order, slot, rings, var, b, h, gain, split_snr, split_frac, min_sep,
-    parent, peak, pki, pkj,
+    cand, ci, cj, gval, order, start, rmax, slot, svar, b, h, gain, split_snr,
+    split_frac, min_sep, parent, peak, pki, pkj,
 ):  # fmt: skip
     """Union-find growth of the footprint from the highest G down into ``parent`` (-1 on
-    entry) with ``peak`` (G at the peak of each root) and its pixel (``pki``, ``pkj``)."""
-    ny, nx = rings.shape
+    entry) with ``peak`` (G at the peak of each root) and its pixel (``pki``, ``pkj``),
+    region by region (``start``, ``rmax`` of :func:`_region_order`). A region with one
+    local maximum is one component: every pixel after its peak touches a pixel visited
+    before it, all of that one component, so it joins it (no neighbour is looked at).
+    ``svar``: each footprint pixel's background variance (:func:`_footprint`)."""
+    ny = slot.shape[0] * b
+    nx = slot.shape[1] * b
     bb = b * b
-    nc = cand.shape[0]
     roots = np.empty(8, np.int64)
-    for o in range(nc):
-        c = order[o]
-        loc = cand[c]
-        i = ci[c]
-        j = cj[c]
-        g = gval[c]
-        nr = 0
-        for ii in range(i - 1, i + 2):
-            if ii < 0 or ii >= ny:
-                continue
-            for jj in range(j - 1, j + 2):
-                if jj < 0 or jj >= nx or (ii == i and jj == j):
-                    continue
-                q = _local(slot, b, bb, ii, jj)
-                if q < 0 or parent[q] < 0:
-                    continue
-                rq = _root(parent, q)
-                new = True
-                for t in range(nr):
-                    if roots[t] == rq:
-                        new = False
-                if new:
-                    roots[nr] = rq
-                    nr += 1
-        if nr == 0:
-            parent[loc] = loc
-            peak[loc] = g
-            pki[loc] = i
-            pkj[loc] = j
+    for k in range(start.shape[0] - 1):
+        if rmax[k] == 1:
+            c0 = order[start[k]]
+            r0 = cand[c0]
+            peak[r0] = gval[c0]
+            pki[r0] = ci[c0]
+            pkj[r0] = cj[c0]
+            for o in range(start[k], start[k + 1]):
+                parent[cand[order[o]]] = r0
             continue
-        main = roots[0]
-        for t in range(1, nr):
-            if peak[roots[t]] > peak[main]:
-                main = roots[t]
-        s2 = var[rings[i, j]]
-        for t in range(nr):
-            r = roots[t]
-            if r == main:
+        for o in range(start[k], start[k + 1]):
+            c = order[o]
+            loc = cand[c]
+            i = ci[c]
+            j = cj[c]
+            g = gval[c]
+            nr = 0
+            for ii in range(i - 1, i + 2):
+                if ii < 0 or ii >= ny:
+                    continue
+                for jj in range(j - 1, j + 2):
+                    if jj < 0 or jj >= nx or (ii == i and jj == j):
+                        continue
+                    q = _local(slot, b, bb, ii, jj)
+                    if q < 0 or parent[q] < 0:
+                        continue
+                    rq = _root(parent, q)
+                    new = True
+                    for t in range(nr):
+                        if roots[t] == rq:
+                            new = False
+                    if new:
+                        roots[nr] = rq
+                        nr += 1
+            if nr == 0:
+                parent[loc] = loc
+                peak[loc] = g
+                pki[loc] = i
+                pkj[loc] = j
                 continue
-            dip = peak[r] - g
-            noise = np.sqrt(2.0 * (2 * h + 1) ** 2 * s2 + gain * (max(peak[r], 0.0) + max(g, 0.0)))
-            far = (pki[r] - pki[main]) ** 2 + (pkj[r] - pkj[main]) ** 2 >= min_sep**2
-            if far and dip >= split_snr * noise and dip >= split_frac * peak[r]:
-                continue  # a spot of its own: its saddle is here
-            parent[r] = main
-        parent[loc] = main
+            main = roots[0]
+            for t in range(1, nr):
+                if peak[roots[t]] > peak[main]:
+                    main = roots[t]
+            s2 = svar[c]
+            for t in range(nr):
+                r = roots[t]
+                if r == main:
+                    continue
+                dip = peak[r] - g
+                noise = np.sqrt(
+                    2.0 * (2 * h + 1) ** 2 * s2 + gain * (max(peak[r], 0.0) + max(g, 0.0))
+                )
+                far = (pki[r] - pki[main]) ** 2 + (pkj[r] - pkj[main]) ** 2 >= min_sep**2
+                if far and dip >= split_snr * noise and dip >= split_frac * peak[r]:
+                    continue  # a spot of its own: its saddle is here
+                parent[r] = main
+            parent[loc] = main
     return 0
 
 
@@ -962,9 +990,13 @@ def _measure(
     posx,
     posy,
     comp,
+    svar,
+    fval,
 ):
     """Measure each component; write the spots into ``out``, return their number. ``posx``,
-    ``posy``: position of a component given by its root (:func:`_split`), NaN: not given."""
+    ``posy``: position of a component given by its root (:func:`_split`), NaN: not given;
+    ``svar``, ``fval``: each footprint pixel's background variance and value
+    (:func:`_footprint`)."""
     nc = cand.shape[0]
     # components (``comp``: scratch per root, -1 on entry and on return), counted first so
     # that the per-component sums are as long as the components are many: one per root, a
@@ -985,7 +1017,6 @@ def _measure(
     jmax = np.zeros(m, np.int64)
     ipk = np.zeros(m, np.int64)
     jpk = np.zeros(m, np.int64)
-    rpk = np.zeros(m, np.int64)
     rootk = np.zeros(m, np.int64)
     for o in range(nc):
         c = order[o]
@@ -1001,22 +1032,20 @@ def _measure(
             ncomp += 1
         k = comp[r]
         nv = nloc[loc]
-        rr = rings[i, j]
         npx[k] += 1
         isum[k] += nv
-        vsum[k] += var[rr]
+        vsum[k] += svar[c]
         if nv > 0 and gval[c] >= CORE * peak[r]:
             wsum[k] += nv
             wx[k] += nv * j
             wy[k] += nv * i
-        v = np.float64(frame[i, j])
+        v = fval[c]
         if v > vmax[k]:
             vmax[k] = v
         if nv > nmax[k]:
             nmax[k] = nv
             imax[k] = i
             jmax[k] = j
-            rpk[k] = rr
     for k in range(ncomp):
         comp[rootk[k]] = -1
     found = 0
@@ -1046,7 +1075,8 @@ def _measure(
             out[found, 2] = tot
             out[found, 3] = npx[k]
             out[found, 4] = snr
-            out[found, 5] = mean[rpk[k]] + resid[imax[k] // sbs, jmax[k] // sbs]
+            rpk = rings[imax[k], jmax[k]]
+            out[found, 5] = mean[rpk] + resid[imax[k] // sbs, jmax[k] // sbs]
             out[found, 6] = vmax[k]
         found += 1
     return found
