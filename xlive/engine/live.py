@@ -36,7 +36,7 @@ from ..validate import check_fields
 from .backlog import fixed_step, sample_backlog
 from .block import Block, concat_blocks
 from .cf import to_seconds
-from .cluster import FrameBuffers, close_client, default_client  # noqa: F401  (default_client: also from here)
+from .cluster import close_client, default_client  # noqa: F401  (default_client: also from here)
 from .features import analyze_block, coord_parts, feature_specs, release_partials
 from .store import BAD, DONE, META_FIELDS, SKIPPED, FeatureStore
 
@@ -331,6 +331,8 @@ class LiveProcessor:
 
                 self.reducers = default_reducers(self.source.geometry)
             # every worker (also those joining later) keeps freed frame buffers for reuse
+            from .cluster import FrameBuffers
+
             self.client.register_plugin(FrameBuffers(), name=FrameBuffers.name)
             self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
             self._reducers_f = (
