@@ -185,9 +185,10 @@ def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False, o
             if shows_frames(dash):  # (sent by a regular refresh)
                 doc.remove_periodic_callback(watch)
                 shown()
-            elif session.processor.stats.frames_stored > 0:
+            elif session.aggregates.updates > 0:
                 # once: a run of bad frames only is stored but never shows a hit-rate point,
-                # and the regular refresh takes it from here
+                # and the regular refresh takes it from here. (The aggregates' count, not the
+                # store's: a block is counted as stored before the session has taken it in.)
                 doc.remove_periodic_callback(watch)
                 update()
                 # the update's changes go out as this callback returns
