@@ -8,7 +8,9 @@ session. BokehJS is served by this server itself (``/static``), never from a CDN
 loads the page and BokehJS while the engine imports, opens the run and builds its analyzers.
 A page asked for meanwhile gets its dashboard as soon as the session is there; its document is
 sent to the browser only then (bokeh sends a document under its lock, which the dashboard's
-build holds while it waits), so a page always starts with the dashboard.
+build holds while it waits), so a page always starts with the dashboard. The live loop
+analyses the run's first block in its own thread and waits until those pages have sent it to
+their browsers (:meth:`PendingSession.wait_shown`) before the dask cluster starts.
 """
 
 from __future__ import annotations
