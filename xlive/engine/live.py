@@ -731,7 +731,7 @@ class LiveProcessor:
             self.step()
             if progress:
                 progress(self)
-            if self._seen > before or not self.idle:
+            if self._seen > before or not self.idle or self._before_run():
                 last_new = time.time()
             elif until_idle is not None and time.time() - last_new >= until_idle:
                 break
@@ -741,6 +741,12 @@ class LiveProcessor:
         if self.store is not None:  # readers see every frame stored (not 1 s later)
             self.store.flush()
         return self.stats
+
+    def _before_run(self) -> bool:
+        """The run is not there yet, or says it goes on and has no frame yet: not idle (the
+        source's timeout bounds a wait for a run that never appears)."""
+        src = self.source
+        return bool(getattr(src, "waiting_for", "")) or (not self._seen and src.finished is False)
 
     def backlog(self) -> int:
         """Frames queued or computing."""
