@@ -116,8 +116,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 #: seconds the live loop waits at most for the pages open at start-up to get their document
 PAGES_FIRST = 3.0
-#: ... and, after the run's first block, for those pages to send it to their browsers
-FIRST_SHOWN = 2.0
+#: ... and, after the run's first block, for those pages to send it to their browsers (and
+#: these to draw the page) before the dask cluster starts
+FIRST_SHOWN = 3.0
 
 
 def _serve(args: argparse.Namespace, pending, apps=None, patterns=None):

@@ -10,7 +10,8 @@ A page asked for meanwhile gets its dashboard as soon as the session is there; i
 sent to the browser only then (bokeh sends a document under its lock, which the dashboard's
 build holds while it waits), so a page always starts with the dashboard. The live loop
 analyses the run's first block in its own thread and waits until those pages have sent it to
-their browsers (:meth:`PendingSession.wait_shown`) before the dask cluster starts.
+their browsers, which have drawn the page (:meth:`PendingSession.wait_shown`), before the dask
+cluster starts.
 """
 
 from __future__ import annotations
@@ -68,11 +69,13 @@ class PendingSession:
 
     def wait_shown(self, timeout: float) -> bool:
         """Until every page built by then has sent the run's first analysed frame to its
-        browser (at most ``timeout`` seconds); False on timeout.
+        browser and the browser has drawn the page's document (at most ``timeout`` seconds);
+        False on timeout.
 
         ``xlive serve``'s live loop waits for this after the run's first block, analysed in
-        its own thread, before it starts the dask cluster: the cluster's start would
-        otherwise share the interpreter with the pages' update that shows the frame.
+        its own thread, before it starts the dask cluster: the cluster's start (~1 s of CPU,
+        several threads) would otherwise share the interpreter with the pages' update that
+        shows the frame, and the machine with the browser drawing it.
         """
         with self._built_changed:
             return self._built_changed.wait_for(lambda: self._shown >= self._built, timeout)
@@ -139,8 +142,9 @@ def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False, o
     ``defer``: the document starts with the views of the run's first frames (status, flags,
     hit rate, spots, d_min, detector) and gets the other views once the browser has drawn
     it (its ``DocumentReady`` event), so a page shows the first frame sooner. ``on_shown``
-    (with ``defer``): called once, on the server's loop, after the update that sent the
-    run's first analysed frame to the browser (or with the first update, if it had one).
+    (with ``defer``): called on the server's loop once the update that sent the run's first
+    analysed frame (or the first update, if it had one) has gone out and the browser has
+    drawn the document (may be called more than once).
     Returns the :class:`~xlive.views.layout.Dashboard`.
     """
     # imported here: the server can start (and send BokehJS) before the views are imported
@@ -171,22 +175,34 @@ def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False, o
         if dash.deferred and drawn:  # after this update's changes are sent
             doc.add_next_tick_callback(complete_when_shown)
 
+    sent: list[bool] = []  # the update that shows the run's first frame has gone out
+
+    def shown_when_drawn():
+        # the page shows the frame once it went out and the browser has drawn the document
+        # (it applies the frame's patch next; before, heavy work here would slow the browser)
+        if sent and drawn and on_shown is not None:
+            on_shown()
+
+    def frame_sent():
+        sent.append(True)
+        shown_when_drawn()
+
     def on_ready(event):
         drawn.append(time.monotonic())
+        shown_when_drawn()
         complete_when_shown()
 
     doc.add_periodic_callback(update, int(interval * 1000))
     doc.on_event(DocumentReady, on_ready)
-    shown = on_shown or (lambda: None)
     if shows_frames(dash):
-        shown()
+        frame_sent()
     else:
         # until the run's first analysed frame is on the page, look for it every 0.1 s (an
         # integer read) rather than wait for the next refresh
         def first_frame():
             if shows_frames(dash):  # (sent by a regular refresh)
                 doc.remove_periodic_callback(watch)
-                shown()
+                frame_sent()
             elif session.aggregates.updates > 0:
                 # once: a run of bad frames only is stored but never shows a hit-rate point,
                 # and the regular refresh takes it from here. (The aggregates' count, not the
@@ -194,7 +210,7 @@ def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False, o
                 doc.remove_periodic_callback(watch)
                 update()
                 # the update's changes go out as this callback returns
-                doc.add_next_tick_callback(shown)
+                doc.add_next_tick_callback(frame_sent)
 
         watch = doc.add_periodic_callback(first_frame, FIRST_FRAME_POLL)
     return dash
