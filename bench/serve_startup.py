@@ -5,7 +5,9 @@ on the page, in headless chromium (Debian's /usr/bin/chromium driven by playwrig
 
 A finished simulated run is written once (``xlive simulate``, or ``--run`` reuses one). Each
 round starts ``xlive serve RUN --port P`` as a new process (a fresh interpreter: imports,
-geometry, analyzers, dask cluster, numba kernels loaded from its on-disk cache), opens the page
+geometry, analyzers, numba kernels loaded from its on-disk cache; the run's first block is
+analysed in the live loop's thread and shown before dask.distributed is imported and the dask
+cluster started), opens the page
 as soon as the server says it is serving (``xlive serve`` starts its page server before the engine, so
 the browser loads the page and BokehJS while the run is opened and its analyzers built; the
 document comes once the session is there, before the live loop starts), and waits until the hit-rate strip chart holds a
@@ -15,9 +17,11 @@ warm cache, so the last line reports the later rounds (the best and the median).
 
 ``--phases`` first times the start-up's phases in a fresh interpreter (imports, opening the run,
 geometry maps (read back from the on-disk cache of large detectors' maps once a first run
-wrote them), analyzers, first numba call, dask client, first frame analysed), to show where
-the seconds go, then builds and serialises the page's first document (deferred: the first
-frames' views) and the whole page's document side by side, twice each.
+wrote them), analyzers, first numba call, the session's first block analysed in-process (as
+``xlive serve`` does before any dask cluster starts), then the dask client and a block
+through it), to show where the seconds go, then builds and serialises the page's first
+document (deferred: the first frames' views) and the whole page's document side by side,
+twice each.
 """
 
 from __future__ import annotations
@@ -66,12 +70,12 @@ t = time.perf_counter()
 def tick(name):
     global t
     n = time.perf_counter()
-    print(f"  {name:44s} {n - t:6.2f} s", flush=True)
+    print(f"  {name:56s} {n - t:6.2f} s", flush=True)
     t = n
 import numpy; tick("import numpy")
 import xlive.cli.main; tick("import xlive.cli.main")
-from xlive.engine.session import LiveSession; tick("import engine (dask, distributed, zarr, ...)")
 from xlive.views.app import serve_session; tick("import views.app (bokeh server)")
+from xlive.engine.session import LiveSession; tick("import engine (zarr, numba, kernels; no distributed)")
 import xlive.views.layout; tick("import views.layout (the dashboard's views)")
 from xlive.registry import open_source
 src = open_source(sys.argv[1]); tick("open the run")
@@ -80,18 +84,17 @@ import numba; from xlive.analyzers._kernels.runs import pixel_runs
 pixel_runs(numpy.zeros((2, 2), numpy.int16)); tick("first numba call (cache load)")
 from xlive.analyzers import default_analyzers
 an = default_analyzers(g); tick("build analyzers")
-from xlive.engine.cluster import default_client
-client = default_client(); tick("start the dask client")
 f = src.reader.read_one(0); tick("read frame 0")
 for a in an: a(f[None])
 tick("analyse frame 0")
-client.close(); client.cluster.close()
+s = LiveSession(src); tick("a LiveSession (analyzers, feature store; no client)")
+s.processor.first_block_here(); tick("its first block, here (xlive serve: first frame shown)")
+s.processor.client; tick("then: import distributed, start the dask client")
+while not s.step(): pass
+tick("then: a block through the cluster (ship, warm up, run)")
 from bokeh.document import Document
 from bokeh.protocol import Protocol
 from xlive.views.app import add_dashboard
-s = LiveSession(src)
-while not s.step(): pass
-tick("a LiveSession's first block stored")
 for _ in range(400):  # on to the first hit: the detector view then sends its image
     if s.latest_hit is not None: break
     s.step()

@@ -47,7 +47,9 @@ def test_serve_starts_a_session_on_a_run_folder_without_fabio_or_h5py(tmp_path):
     """Opening an xlive run folder and building its session (what `xlive serve` does before
     the first frame) imports no image-file reader (fabio: ~0.1 s of the start-up) and no HDF5
     (h5py: the registry imports the in-tree source modules only when no specific built-in
-    source takes the target)."""
+    source takes the target), nor zeromq (the stream and karabo sources open only
+    tcp:// and karabo:// addresses: not imported to be asked). Its first block is analysed and stored with no dask cluster
+    and without importing dask.distributed (~0.5 s), which the next step starts."""
     from xlive.simulate import write_run
 
     run = tmp_path / "run"
@@ -56,8 +58,14 @@ def test_serve_starts_a_session_on_a_run_folder_without_fabio_or_h5py(tmp_path):
         "import sys; from xlive.cli.main import build_parser; "
         "from xlive.cli.serve import _start_session; "
         f"args = build_parser('serve').parse_args(['serve', {str(run)!r}, '--port', '0']); "
-        "source, session = _start_session(args); print('fabio' in sys.modules, 'h5py' in sys.modules); "
+        "source, session = _start_session(args); "
+        "print('fabio' in sys.modules or 'h5py' in sys.modules, "
+        "'zmq' in sys.modules or 'xlive.sources.karabo' in sys.modules); "
+        "p = session.processor; print(p.first_block_here(), 'distributed' in sys.modules); "
+        "p.step(); print(p.stats.frames_stored, 'distributed' in sys.modules); "
         "session.close(); source.close()"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout + out.stderr
+    assert out.stdout.split()[-6:] == ["False", "False", "2", "False", "2", "True"], (
+        out.stdout + out.stderr
+    )

@@ -38,3 +38,15 @@ def test_kind_forces_a_source(tmp_path):
     g = zarr.open_group(str(tmp_path / "store"), mode="w")  # no .zarr suffix
     g.create_array("frames", shape=(1, 2, 3), dtype="uint8", fill_value=0)
     assert type(open_source(tmp_path / "store", kind="zarr")).__name__ == "ZarrSource"
+
+
+def test_address_sources_are_asked_by_their_prefix():
+    """The registry skips the address-only built-ins (without importing them) for targets
+    that lack their prefix; the sources themselves agree on the prefix."""
+    from xlive.registry import ADDRESS_PREFIXES, SOURCES, guess_source
+
+    for name, prefix in ADDRESS_PREFIXES.items():
+        source = SOURCES.get(name)
+        assert source.guess_can_open(prefix + "127.0.0.1:9999")
+        assert not source.guess_can_open("/data/run")
+        assert guess_source(prefix + "127.0.0.1:9999") == name

@@ -87,10 +87,11 @@ def test_page_served_before_its_session(finished_run):
         handle.stop()
 
 
-async def _messages_until_document(url: str) -> list[str]:
+async def _messages_until_document(url: str, drawn=None) -> list[str]:
     """Open a page's websocket as BokehJS does (bokeh's own protocol classes over a tornado
     websocket), ask for the document and list the types of the messages the server sends
-    until the document comes."""
+    until the document comes. With ``drawn`` (a threading.Event), then say the document is
+    drawn (BokehJS's ``document_ready`` event) and keep the connection until it is set."""
     from bokeh.client.websocket import WebSocketClientConnectionWrapper
     from bokeh.protocol import Protocol
     from bokeh.protocol.receiver import Receiver
@@ -118,6 +119,17 @@ async def _messages_until_document(url: str) -> list[str]:
         await protocol.create("PULL-DOC-REQ").send(WebSocketClientConnectionWrapper(ws))
         while seen[-1] != "PULL-DOC-REPLY":
             await receive()
+        if drawn is not None:  # as BokehJS: a PATCH-DOC carrying the event
+            import asyncio
+
+            from bokeh.document import Document
+            from bokeh.document.events import MessageSentEvent
+            from bokeh.events import DocumentReady
+
+            event = MessageSentEvent(Document(), "bokeh_event", DocumentReady())
+            await protocol.create("PATCH-DOC", [event]).send(WebSocketClientConnectionWrapper(ws))
+            while not drawn.is_set():
+                await asyncio.sleep(0.05)
     finally:
         ws.close()
     return seen
@@ -165,6 +177,60 @@ def test_waiting_page_gets_its_document_once(finished_run):
     assert "error" not in box, box
     assert box["seen"] == ["ACK", "PULL-DOC-REPLY"]
     assert PendingSession().wait_pages(0)  # no page waiting: nothing to wait for
+
+
+def test_first_frame_reaches_the_pages_before_the_cluster_starts(finished_run):
+    """``xlive serve``'s live loop analyses the run's first block in its own thread, with no
+    dask cluster yet, and starts the cluster only once the waiting pages have sent that
+    frame to their browsers, which have drawn the page (``PendingSession.wait_shown``)."""
+    import asyncio
+    import threading
+
+    from xlive.engine.session import LiveSession
+    from xlive.views.app import PendingSession
+    from xlive.views.runner import SessionRunner
+
+    pending = PendingSession()
+    assert pending.wait_shown(0)  # no page: nothing to wait for
+    handle = serve_session(pending, port=0)
+    box: dict = {}
+    done = threading.Event()
+    thread = threading.Thread(  # a page that draws the document it gets
+        target=lambda: box.update(seen=asyncio.run(_messages_until_document(handle.url, done))),
+        daemon=True,
+    )
+    record: dict = {}
+
+    def after_first():  # in the loop's thread, as `xlive serve` has it
+        record["shown"] = pending.wait_shown(30)
+        record["client"] = s.processor._client
+        (page,) = handle.server.get_sessions("/")
+        record["frames"] = len(page.document.get_model_by_name("hit_rate_source").data["frame"])
+        done.set()
+
+    try:
+        thread.start()
+        t_end = time.time() + 20
+        while not pending._waiters and time.time() < t_end:
+            time.sleep(0.05)
+        with LiveSession(finished_run) as s:
+            runner = SessionRunner(s, after_first=after_first)  # in `xlive serve`'s order
+            pending.set(s)
+            assert pending.wait_pages(30)
+            runner.start()
+            try:
+                assert done.wait(60), s.error
+                t_end = time.time() + 60
+                while runner.steps < 2 and time.time() < t_end:  # a step after the first
+                    time.sleep(0.05)
+            finally:
+                runner.stop()
+            assert s.processor._client is not None  # the loop went on with the cluster
+        thread.join(30)
+    finally:
+        handle.stop()
+    assert box.get("seen") == ["ACK", "PULL-DOC-REPLY"], box
+    assert record["shown"] and record["client"] is None and record["frames"] > 0, record
 
 
 def test_page_says_why_its_session_failed():

@@ -79,7 +79,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         recorder, apps, patterns = serve_extras(args, session, session.config)
         from ..views.runner import SessionRunner
 
-        runner = SessionRunner(session)
+        # the first frame goes to the pages before the live loop starts the dask cluster
+        runner = SessionRunner(session, after_first=lambda: pending.wait_shown(FIRST_SHOWN))
         pending.set(session)
         # pages already open get their document before the live loop starts: the browser
         # draws it while the first block is analysed (see PendingSession.wait_pages)
@@ -115,6 +116,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 #: seconds the live loop waits at most for the pages open at start-up to get their document
 PAGES_FIRST = 3.0
+#: ... and, after the run's first block, for those pages to send it to their browsers (and
+#: these to draw the page) before the dask cluster starts
+FIRST_SHOWN = 3.0
 
 
 def _serve(args: argparse.Namespace, pending, apps=None, patterns=None):

@@ -269,7 +269,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``simulate`` subcommand to the ``xlive`` parser."""
-    from ..simulate import FORMATS
+    from ..simulate.params import FORMATS
 
     p = sub.add_parser(
         "simulate",

@@ -40,10 +40,8 @@ memory, walltime, jobs, adaptive minimum/maximum, extra ``#SBATCH`` directives).
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import logging
-import math
 import os
 import shutil
 import subprocess
@@ -54,41 +52,23 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from distributed import WorkerPlugin
-from distributed.deploy.adaptive import Adaptive
-
 from ..errors import ConfigError, XliveError
 
 log = logging.getLogger(__name__)
 
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-MIB = 2**20
+#: the worker set-up and the classes built on dask.distributed's, in
+#: :mod:`xlive.engine._dask_plugins`: importing distributed (~0.5 s) waits until a client is
+#: started (``xlive serve`` shows the run's first frame before that, see
+#: :meth:`xlive.engine.live.LiveProcessor.first_block_here`)
+_DASK_CLASSES = ("FrameBuffers", "BacklogAdaptive", "keep_frame_buffers", "MIB")
 
 
-def keep_frame_buffers(mmap_threshold: int = 32 * MIB, trim_threshold: int = 256 * MIB) -> bool:
-    """Have glibc serve allocations up to ``mmap_threshold`` from the heap and keep up to
-    ``trim_threshold`` bytes of freed heap; False where ``mallopt`` is missing or refuses."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    ok = bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-        mallopt(M_TRIM_THRESHOLD, trim_threshold)
-    )
-    if not ok:
-        log.info("mallopt refused the frame-buffer settings; large frames are mmapped each time")
-    return ok
+def __getattr__(name: str):
+    if name in _DASK_CLASSES:
+        from . import _dask_plugins
 
-
-class FrameBuffers(WorkerPlugin):
-    """Runs :func:`keep_frame_buffers` on each worker when it starts (or joins)."""
-
-    name = "xlive-frame-buffers"
-
-    def setup(self, worker) -> None:
-        keep_frame_buffers()
+        return getattr(_dask_plugins, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- local clients
@@ -356,35 +336,6 @@ def threads_needed(
     return headroom * arrival * per_frame + backlog * per_frame / drain
 
 
-class BacklogAdaptive(Adaptive):
-    """dask's adaptive scaling, with a target that also counts the live loop's backlog.
-
-    dask sizes a cluster from the tasks its scheduler holds; the live loop keeps only about two
-    blocks per worker thread in flight and the rest of its backlog in its own queue. The target
-    here is the larger of dask's and the threads the frames need: the arrival rate times the
-    compute time per frame (with 25 % headroom), plus what it takes to work off the queue within
-    ``target_duration``. dask applies ``minimum``/``maximum`` and its usual scale-down delay.
-    """
-
-    def __init__(
-        self,
-        *args,
-        demand: Callable[[], float | None] | None = None,
-        threads_per_worker: int = 1,
-        **kw,
-    ):
-        super().__init__(*args, **kw)
-        self.demand = demand
-        self.threads_per_worker = max(1, threads_per_worker)
-
-    async def target(self):
-        target = await super().target()
-        threads = self.demand() if self.demand else None
-        if threads is not None:
-            target = max(target, math.ceil(threads / self.threads_per_worker))
-        return target
-
-
 class ClusterWorkers:
     """Worker jobs on a batch cluster for one live run: client, scaling, watchdog, fallback.
 
@@ -414,6 +365,8 @@ class ClusterWorkers:
         interval: float = 1.0,
     ):
         from distributed import Client
+
+        from ._dask_plugins import BacklogAdaptive
 
         if params.kind != "slurm":
             raise ConfigError(f"ClusterWorkers runs batch workers; kind is {params.kind!r}")

@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import pickle
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from ..validate import check_fields
 from .backlog import fixed_step, sample_backlog
 from .block import Block, concat_blocks
 from .cf import to_seconds
-from .cluster import FrameBuffers, close_client, default_client  # noqa: F401  (default_client: also from here)
+from .cluster import close_client, default_client  # noqa: F401  (default_client: also from here)
 from .features import analyze_block, coord_parts, feature_specs, release_partials
 from .store import BAD, DONE, META_FIELDS, SKIPPED, FeatureStore
 
@@ -167,7 +168,9 @@ class LiveProcessor:
         self._store_arg = store
         self.store: FeatureStore | None = store if isinstance(store, FeatureStore) else None
         self._own_client = client is None
-        self.client = client or default_client()
+        #: the dask client; an own one starts at its first use (see :meth:`first_block_here`)
+        self._client = client
+        self._client_lock = threading.Lock()
         self.history_listeners = list(history_listeners or [])
         self.listeners = [*self.history_listeners, *(listeners or [])]
         self._attrs = dict(attrs or {})
@@ -212,6 +215,41 @@ class LiveProcessor:
         self._ready = False
         source.refresh()
         self._ensure_ready()
+
+    @property
+    def client(self):
+        """The dask client (an own local one is started here at the first use)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = default_client()
+        return self._client
+
+    def first_block_here(self) -> int:
+        """Analyse and store the run's first block in this thread, before any own dask
+        client is started; returns the frames stored (0 when there is nothing to do here:
+        a client is there, frames were stored already, the run has none yet).
+
+        For a quick start (``xlive serve``): the local cluster's start, the analyzers'
+        shipping and warm-up cost about as much CPU as the first block itself, and are left
+        to the next step. The block's partial aggregates go with it (not held), like a
+        hand-over, so the first frame's views are complete.
+        """
+        busy = self._in_flight or self._unstored or self._restore_pending
+        if self._client is not None or busy or self.stats.frames_stored:
+            return 0  # (a cluster is there, or this is not the start)
+        self._poll()
+        if not self._queue or not self._ready:
+            return 0
+        idx = [self._queue.popleft() for _ in range(min(self.params.block, len(self._queue)))]
+        if self.reducers is None:
+            from ..aggregate.reducers import default_reducers
+
+            self.reducers = default_reducers(self.source.geometry)
+        self._unstored.append(
+            analyze_block(self.source.reader, self.analyzers, np.array(idx), self.reducers)
+        )
+        return self._store_unstored()
 
     def _ensure_ready(self) -> bool:
         """Build analyzers and open the store once the run has frames (or analyzers given)."""
@@ -293,6 +331,8 @@ class LiveProcessor:
 
                 self.reducers = default_reducers(self.source.geometry)
             # every worker (also those joining later) keeps freed frame buffers for reuse
+            from .cluster import FrameBuffers
+
             self.client.register_plugin(FrameBuffers(), name=FrameBuffers.name)
             self._analyzers_f = self.client.scatter(self.analyzers, broadcast=True, hash=False)
             self._reducers_f = (
@@ -533,7 +573,13 @@ class LiveProcessor:
         """The partial aggregates the workers still hold for this processor."""
         if not self.reducers:
             return {}
-        held = list(self.client.run(release_partials, self._hold_key, on_error="ignore").values())
+        held = (  # (no client started yet: no worker holds any)
+            []
+            if self._client is None
+            else list(
+                self._client.run(release_partials, self._hold_key, on_error="ignore").values()
+            )
+        )
         # a worker that ran in this process and has left (the stand-in while batch jobs
         # waited, see xlive.engine.cluster) leaves its partials here
         held.append(release_partials(self._hold_key))
@@ -734,7 +780,7 @@ class LiveProcessor:
     def close(self) -> None:
         """Store finished results, cancel unfinished work, release scattered data, close an
         own client."""
-        if self.store is not None and self.client.status == "running":
+        if self.store is not None and (self._client is None or self._client.status == "running"):
             try:
                 self._store_unstored(self._release_partials())
                 self._mark_skipped(force=True)
@@ -747,8 +793,8 @@ class LiveProcessor:
             self.client.cancel(list(self._in_flight))
             self._in_flight.clear()
         self._reader_f = self._analyzers_f = self._reducers_f = None
-        if self._own_client:
-            close_client(self.client)
+        if self._own_client and self._client is not None:
+            close_client(self._client)
 
     def __enter__(self) -> LiveProcessor:
         return self

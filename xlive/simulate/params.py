@@ -13,6 +13,10 @@ from dataclasses import asdict, dataclass, field
 from ..errors import ConfigError
 from ..geometry.detectors import get_detector
 
+#: file formats :func:`xlive.simulate.write_run` writes (here, not in ``run``: the CLI's
+#: parser lists them without importing the simulator)
+FORMATS = ("zarr", "eiger-h5", "cbf")
+
 
 @dataclass(frozen=True, kw_only=True)
 class SimParams:

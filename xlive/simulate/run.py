@@ -23,10 +23,9 @@ from ..conventions import FRAME_NUMBER, LASER_ON, PULSE_ENERGY, TIMESTAMP
 from ..errors import ConfigError
 from ..geometry.detectors import IntegratingModel
 from .model import Simulation
-from .params import SimParams
+from .params import FORMATS, SimParams
 from .truth import TruthWriter
 
-FORMATS = ("zarr", "eiger-h5", "cbf")
 RUN_FILE = "xlive-run.json"
 #: CrystFEL geometry written beside runs of multi-panel detectors
 GEOM_FILE = "detector.geom"

@@ -8,7 +8,10 @@ session. BokehJS is served by this server itself (``/static``), never from a CDN
 loads the page and BokehJS while the engine imports, opens the run and builds its analyzers.
 A page asked for meanwhile gets its dashboard as soon as the session is there; its document is
 sent to the browser only then (bokeh sends a document under its lock, which the dashboard's
-build holds while it waits), so a page always starts with the dashboard.
+build holds while it waits), so a page always starts with the dashboard. The live loop
+analyses the run's first block in its own thread and waits until those pages have sent it to
+their browsers, which have drawn the page (:meth:`PendingSession.wait_shown`), before the dask
+cluster starts.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ class PendingSession:
         self._waiters: list = []
         self.session = None
         self.error: BaseException | None = None
-        #: pages woken by :meth:`set`, and how many of them have their dashboard built
+        #: pages woken by :meth:`set`, how many of them have their dashboard built, and how
+        #: many of those have sent their first analysed frame
         self._woken = 0
         self._built = 0
+        self._shown = 0
         self._built_changed = threading.Condition()
 
     def set(self, session) -> None:
@@ -62,9 +67,27 @@ class PendingSession:
         with self._built_changed:
             return self._built_changed.wait_for(lambda: self._built >= self._woken, timeout)
 
+    def wait_shown(self, timeout: float) -> bool:
+        """Until every page built by then has sent the run's first analysed frame to its
+        browser and the browser has drawn the page's document (at most ``timeout`` seconds);
+        False on timeout.
+
+        ``xlive serve``'s live loop waits for this after the run's first block, analysed in
+        its own thread, before it starts the dask cluster: the cluster's start (~1 s of CPU,
+        several threads) would otherwise share the interpreter with the pages' update that
+        shows the frame, and the machine with the browser drawing it.
+        """
+        with self._built_changed:
+            return self._built_changed.wait_for(lambda: self._shown >= self._built, timeout)
+
     def _page_built(self) -> None:
         with self._built_changed:
             self._built += 1
+            self._built_changed.notify_all()
+
+    def _page_shown(self) -> None:
+        with self._built_changed:
+            self._shown += 1
             self._built_changed.notify_all()
 
     def fail(self, error: BaseException, *, linger: float = 0.0) -> None:
@@ -113,12 +136,15 @@ def _resolve(future) -> None:
         future.set_result(None)
 
 
-def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False):
+def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False, on_shown=None):
     """Put a dashboard of ``session`` (plus controls) into ``doc`` and refresh it periodically.
 
     ``defer``: the document starts with the views of the run's first frames (status, flags,
     hit rate, spots, d_min, detector) and gets the other views once the browser has drawn
-    it (its ``DocumentReady`` event), so a page shows the first frame sooner.
+    it (its ``DocumentReady`` event), so a page shows the first frame sooner. ``on_shown``
+    (with ``defer``): called on the server's loop once the update that sent the run's first
+    analysed frame (or the first update, if it had one) has gone out and the browser has
+    drawn the document (may be called more than once).
     Returns the :class:`~xlive.views.layout.Dashboard`.
     """
     # imported here: the server can start (and send BokehJS) before the views are imported
@@ -149,23 +175,42 @@ def add_dashboard(doc, session, *, interval: float = 0.5, defer: bool = False):
         if dash.deferred and drawn:  # after this update's changes are sent
             doc.add_next_tick_callback(complete_when_shown)
 
+    sent: list[bool] = []  # the update that shows the run's first frame has gone out
+
+    def shown_when_drawn():
+        # the page shows the frame once it went out and the browser has drawn the document
+        # (it applies the frame's patch next; before, heavy work here would slow the browser)
+        if sent and drawn and on_shown is not None:
+            on_shown()
+
+    def frame_sent():
+        sent.append(True)
+        shown_when_drawn()
+
     def on_ready(event):
         drawn.append(time.monotonic())
+        shown_when_drawn()
         complete_when_shown()
 
     doc.add_periodic_callback(update, int(interval * 1000))
     doc.on_event(DocumentReady, on_ready)
-    if not shows_frames(dash):
+    if shows_frames(dash):
+        frame_sent()
+    else:
         # until the run's first analysed frame is on the page, look for it every 0.1 s (an
         # integer read) rather than wait for the next refresh
         def first_frame():
-            if shows_frames(dash):
+            if shows_frames(dash):  # (sent by a regular refresh)
                 doc.remove_periodic_callback(watch)
-            elif session.processor.stats.frames_stored > 0:
+                frame_sent()
+            elif session.aggregates.updates > 0:
                 # once: a run of bad frames only is stored but never shows a hit-rate point,
-                # and the regular refresh takes it from here
+                # and the regular refresh takes it from here. (The aggregates' count, not the
+                # store's: a block is counted as stored before the session has taken it in.)
                 doc.remove_periodic_callback(watch)
                 update()
+                # the update's changes go out as this callback returns
+                doc.add_next_tick_callback(frame_sent)
 
         watch = doc.add_periodic_callback(first_frame, FIRST_FRAME_POLL)
     return dash
@@ -198,22 +243,34 @@ def add_dashboard_when_ready(doc, pending: PendingSession, *, interval: float = 
 
     async def attach():
         await pending.wait()
-        try:
-            _attach(doc, pending, interval)
+        try:  # (a page counted as built also says when it has shown the first frame)
+            _attach(doc, pending, interval, on_shown=_once(pending._page_shown))
         finally:
             pending._page_built()
 
     doc.add_next_tick_callback(attach)
 
 
-def _attach(doc, pending: PendingSession, interval: float) -> None:
+def _attach(doc, pending: PendingSession, interval: float, on_shown=None) -> None:
     with _unannounced(doc):
         if pending.error is not None:
             from bokeh.models import Div
 
             doc.add_root(Div(text=f"xlive could not start: {pending.error}", name="start_error"))
             return
-        add_dashboard(doc, pending.session, interval=interval, defer=True)
+        add_dashboard(doc, pending.session, interval=interval, defer=True, on_shown=on_shown)
+
+
+def _once(f):
+    """``f``, called at most once however often this is called."""
+    done: list = []
+
+    def once():
+        if not done:
+            done.append(True)
+            f()
+
+    return once
 
 
 @contextmanager

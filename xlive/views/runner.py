@@ -4,6 +4,8 @@
 the first error. Views must keep showing a run whose next frame is late, so this runner sleeps
 one poll interval when a step found nothing to do, and treats a dask wait that timed out (a
 block that takes longer than the poll interval, e.g. while numba compiles) as "nothing yet".
+Its first step analyses the run's first block in its own thread
+(:meth:`~xlive.engine.live.LiveProcessor.first_block_here`): the dask cluster starts after.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ class SessionRunner:
     ----------
     session
         A :class:`~xlive.engine.session.LiveSession`.
+    after_first
+        Called once the run's first block is stored (analysed in the loop's thread before
+        the dask cluster starts), before the next step starts the cluster.
     """
 
-    def __init__(self, session):
+    def __init__(self, session, *, after_first=None):
         from ._history import history_for
 
         self.session = session
@@ -29,6 +34,9 @@ class SessionRunner:
         from .correlation import correlation_for
 
         correlation_for(session)
+        #: called (in the loop's thread) once the run's first block is stored, before the
+        #: dask cluster starts: e.g. to let the pages send that frame to their browsers first
+        self.after_first = after_first
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.steps = 0
@@ -48,9 +56,16 @@ class SessionRunner:
         s = self.session
         proc = s.processor
         last_flags = 0.0
+        first = True
         while not self._stop.is_set():
             try:
-                stored = proc.step()
+                # the run's first block is analysed in this thread, before the dask cluster
+                # starts: the page shows the first frame ~0.5-1 s of CPU sooner
+                stored = proc.first_block_here() if first else 0
+                first = False
+                if stored and self.after_first is not None:
+                    self.after_first()
+                stored = stored or proc.step()
             except TimeoutError:  # dask's wait timed out: the block is still running
                 stored = 0
             except Exception as e:  # shown by the status line; the loop stops
