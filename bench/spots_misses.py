@@ -7,7 +7,13 @@ every missed expected spot and every unpaired peak:
   "stronger nb" when that neighbour has > 1.5x the signal), ``off-centre`` (an unpaired peak
   within ``--near`` px but > 2 px away), ``lost`` (no peak near: below detection);
 * false peaks: ``duplicate`` (within 2 px of a truth spot already paired), ``off-centre`` (an
-  unpaired truth spot within ``--near`` px), ``artefact`` (zinger / hot pixel), ``noise``.
+  unpaired truth spot within ``--near`` px), ``artefact`` (zinger / hot pixel), ``noise``;
+  an off-centre one is ``off-centre pair`` when a second unpaired truth spot (SNR >= 5)
+  lies within ``--pair`` px of the peak: a merged pair reported once, between the two.
+
+``--types`` also splits the false peaks by what the finder made of them: ``fitted`` (broad,
+placed by a Gaussian fit), ``candidate`` (below ``fit_snr``, kept by its fit), ``small``
+(fewer than ``fit_min_pixels`` footprint pixels: placed by the watershed), ``sharp``.
 
 Usage::
 
@@ -56,8 +62,19 @@ def frames_for(detector, seed, n, preset="hard"):
     return out
 
 
-def classify(peaks, truth, near=4.0, radius=2.0):
-    """Counters of miss classes and false-peak classes, and the list of missed spot rows."""
+def peak_type(peaks, params):
+    """What the integrated finder made of each peak (rows of ``SpotFinder.find``, columns
+    ``npix``, ``snr``, ``background``, ``max`` of the watershed): ``fitted``, ``candidate``,
+    ``small`` or ``sharp`` (see the module docstring)."""
+    sharp = peaks[:, 6] - peaks[:, 5] >= 0.1 * peaks[:, 2]
+    cand = (peaks[:, 4] < params.fit_snr) & ((peaks[:, 4] < params.min_snr) | ~sharp)
+    small = peaks[:, 3] < params.fit_min_pixels
+    return np.where(cand, "candidate", np.where(sharp, "sharp", np.where(small, "small", "fitted")))
+
+
+def classify(peaks, truth, near=4.0, radius=2.0, pair_reach=6.0, types=None):
+    """Counters of miss classes and false-peak classes, and the list of missed spot rows;
+    ``types``: a label per peak (:func:`peak_type`) added to the false peaks' classes."""
     from xlive.simulate.scoring import pair
 
     s = truth.spots
@@ -103,18 +120,26 @@ def classify(peaks, truth, near=4.0, radius=2.0):
     a = truth.artefacts
     atree = cKDTree(np.stack([a["x"], a["y"]], 1)) if len(a["x"]) else None
     ttree = cKDTree(txy)
+
+    def tag(p):
+        return "" if types is None else f" [{types[p]}]"
+
     for p in np.nonzero(match < 0)[0]:
         d, t = ttree.query(xy[p])
         if d <= radius:
-            false["duplicate"] += 1
+            false["duplicate" + tag(p)] += 1
         elif atree is not None and atree.query(xy[p])[0] <= 1.5:
-            false["artefact"] += 1
+            false["artefact" + tag(p)] += 1
         elif d <= near and owner[t] < 0:
-            false["off-centre" + (" (weak)" if s["snr"][t] < 10 else "")] += 1
+            # a second unpaired truth spot near the peak: a merged pair reported once
+            two = [q for q in ttree.query_ball_point(xy[p], pair_reach) if q != t]
+            pair2 = any(owner[q] < 0 and s["snr"][q] >= 5 for q in two)
+            kind = "off-centre" + (" pair" if pair2 else "")
+            false[kind + (" (weak)" if s["snr"][t] < 10 else "") + tag(p)] += 1
         elif d <= near:
-            false["near a found spot"] += 1
+            false["near a found spot" + tag(p)] += 1
         else:
-            false["noise"] += 1
+            false["noise" + tag(p)] += 1
     return miss, false, rows
 
 
@@ -148,6 +173,8 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--near", type=float, default=4.0)
+    ap.add_argument("--pair", type=float, default=6.0, help="reach of 'off-centre pair'")
+    ap.add_argument("--types", action="store_true", help="false peaks by what made them")
     ap.add_argument("--show", type=int, default=0, help="print this many missed spots")
     ap.add_argument("--set", nargs="*", default=[], help="SpotParams overrides key=value")
     ap.add_argument("--also", nargs="*", default=None, help="a second setting, key=value")
@@ -168,7 +195,8 @@ def main(argv=None):
     kw = overrides(args.set)
     for seed in args.seeds:
         geom, frames, truths = frames_for(args.detector, seed, args.frames, args.preset)
-        sf = SpotFinder(geom, SpotParams(method="integrated", **kw))
+        params = SpotParams(method="integrated", **kw)
+        sf = SpotFinder(geom, params)
         sf.find(frames[0])  # warm-up
         t0 = time.process_time()
         peaks = [sf.find(f) for f in frames]
@@ -190,7 +218,8 @@ def main(argv=None):
             )
         miss, false, rows = Counter(), Counter(), []
         for p, t in zip(peaks, truths, strict=True):
-            m, f, r = classify(p, t, args.near)
+            types = peak_type(p, params) if args.types else None
+            m, f, r = classify(p, t, args.near, pair_reach=args.pair, types=types)
             miss += m
             false += f
             rows += r
@@ -200,7 +229,7 @@ def main(argv=None):
             f"artefacts {sc.n_artefacts} ({ms:.1f} CPU ms/frame)"
         )
         print("  misses:", dict(miss))
-        print("  false :", dict(false))
+        print("  false :", dict(sorted(false.items(), key=lambda kv: -kv[1])))
         if rows:
             r = np.array([x[4:] for x in rows], float)
             m = np.median(r[:, [0, 1, 3, 4, 5]], axis=0)
