@@ -17,6 +17,7 @@ SCRIPT = textwrap.dedent(
     from xlive.engine.features import analyze_block, merge_partials
     from xlive.engine.live import warm_up
     from xlive.simulate import SimParams, Simulation
+    from xlive.sources._bslz4 import bslz4_decode, bslz4_encode
 
     def overloads():
         return {
@@ -26,16 +27,20 @@ SCRIPT = textwrap.dedent(
         }
 
     sim = Simulation(SimParams(detector="eiger500k", hit_fraction=1.0), seed=3)
-    frames = np.stack([sim.frame(i)[0] for i in range(4)])
+    frames = np.stack([sim.frame(i)[0] for i in range(4)])  # uint32, as the simulator writes
+    blobs = [bslz4_encode(np.minimum(f, 65535).astype(np.uint16)) for f in frames]
     analyzers, reducers = default_analyzers(sim.geometry), default_reducers(sim.geometry)
-    warm_up(analyzers, frames.shape[1:], frames.dtype, reducers)
+    for dtype in (frames.dtype, np.uint16):  # a run's frames; an EIGER stream's
+        warm_up(analyzers, frames.shape[1:], dtype, reducers)
     before = overloads()
 
     class Reader:
         def read_one(self, i):
-            return frames[i]
+            if i < 4:
+                return frames[i]
+            return bslz4_decode(blobs[i - 4], dtype=np.uint16, shape=frames.shape[1:])
 
-    block = analyze_block(Reader(), analyzers, np.arange(4), reducers)
+    block = analyze_block(Reader(), analyzers, np.arange(8), reducers)
     proj = merge_partials([block.partials])["projections"]
     proj.sum_hits  # the driver folds the hits' projections when it reads them
     after = overloads()
