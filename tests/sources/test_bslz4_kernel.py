@@ -86,3 +86,20 @@ def test_damaged_blobs_raise_and_the_reader_marks_the_frame_bad(cut, tmp_path):
 
     with pytest.raises(BadFrameError, match="cannot be read"):
         Reader(shape=frame.shape, dtype=np.uint16).read_one(0)
+
+
+def test_decodes_in_parallel_threads_stay_apart():
+    # the dask worker threads decode at the same time (nogil): no shared scratch or output
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    frames = [detector_like((257, 300), rng) for _ in range(6)]
+    blobs = [bslz4_encode(f) for f in frames]
+    with ThreadPoolExecutor(3) as pool:
+        got = list(
+            pool.map(
+                lambda k: bslz4_decode(blobs[k % 6], dtype=np.uint16, shape=(257, 300)), range(60)
+            )
+        )
+    for k, g in enumerate(got):
+        np.testing.assert_array_equal(g, frames[k % 6])
