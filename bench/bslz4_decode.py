@@ -5,6 +5,8 @@ dask workers keep them.
 
     python bench/bslz4_decode.py                          # EIGER 4M frames simulated here
     python bench/bslz4_decode.py --run /tmp/run --rounds 8   # frames of an `xlive simulate` run
+    python bench/bslz4_decode.py --hdf5     # Eiger HDF5 data file (uint32, as the simulator
+                                            # writes it): HDF5's filter vs xlive's direct reads
 """
 
 from __future__ import annotations
@@ -30,8 +32,17 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--repeat", type=int, default=10, help="decodes of each frame per round")
+    ap.add_argument(
+        "--hdf5",
+        action="store_true",
+        help="an Eiger HDF5 run (xlive simulate --format eiger-h5): frames read by h5py + "
+        "hdf5plugin against xlive's reader (chunks read as stored, decoded by xlive)",
+    )
     args = ap.parse_args()
     keep_frame_buffers()
+    if args.hdf5:
+        hdf5(args)
+        return
     import bitshuffle  # after xlive's _bslz4, which turns bitshuffle's OpenMP threads off
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,6 +91,47 @@ def main() -> None:
         print(f"  {name:14s} {' '.join(f'{x:5.2f}' for x in v)}   median {np.median(v):.2f}")
     ratio = np.median(np.array(rows["bitshuffle"]) / np.array(rows["xlive (numba)"]))
     print(f"bitshuffle / xlive, median of the rounds' ratios: {ratio:.2f}")
+
+
+def hdf5(args) -> None:
+    """``--hdf5``: the same alternation on an Eiger HDF5 data file."""
+    import h5py
+
+    from xlive.sources.hdf5 import H5SegmentsReader
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(args.run) if args.run else Path(tmp) / "run"
+        if not args.run:
+            subprocess.run(
+                [sys.executable, "-m", "xlive.cli", "simulate", str(run), "--format", "eiger-h5",
+                 "--frames", str(args.frames), "--rate", "0", "--detector", args.detector, "-q"],
+                check=True,
+            )  # fmt: skip
+        path = str(sorted(run.glob("*_data_*.h5"))[0])
+        with h5py.File(path, "r") as f:
+            d = f["/entry/data/data"]
+            n, shape, dtype = d.shape[0], d.shape[1:], d.dtype
+            reader = H5SegmentsReader([(path, "/entry/data/data", 0, n)], shape=shape, dtype=dtype)
+            for k in range(n):  # same pixels, and warm
+                np.testing.assert_array_equal(reader.read_one(k), d[k])
+            rows = {"xlive reader": [], "h5py": []}
+            for _ in range(args.rounds):
+                for name, fn in (("xlive reader", reader.read_one), ("h5py", d.__getitem__)):
+                    t0 = time.process_time()
+                    for _ in range(args.repeat):
+                        for k in range(n):
+                            fn(k)
+                    rows[name].append((time.process_time() - t0) / (args.repeat * n) * 1e3)
+            reader.close()
+    print(
+        f"{n} {args.detector} frames {shape} {dtype} in an Eiger HDF5 data file; load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    print("CPU ms per frame read, each round:")
+    for name, v in rows.items():
+        print(f"  {name:14s} {' '.join(f'{x:5.2f}' for x in v)}   median {np.median(v):.2f}")
+    ratio = np.median(np.array(rows["h5py"]) / np.array(rows["xlive reader"]))
+    print(f"h5py / xlive, median of the rounds' ratios: {ratio:.2f}")
 
 
 if __name__ == "__main__":
