@@ -6,7 +6,8 @@ data (as :mod:`xlive.simulate.write_swmr` writes it, flushed after the frames) c
 because a SWMR reader can see an extended shape before the new chunks are flushed.
 
 Also the reader for Eiger data files (:mod:`xlive.sources.eiger`): a list of segments
-``(file, dataset, first frame, count)`` read through h5py + hdf5plugin (bitshuffle-LZ4, LZ4).
+``(file, dataset, first frame, count)`` read through h5py + hdf5plugin (bitshuffle-LZ4, LZ4);
+single-frame bitshuffle-LZ4 chunks are read as stored and decoded by xlive (:func:`_one_frame_bslz4`).
 """
 
 from __future__ import annotations
