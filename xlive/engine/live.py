@@ -871,10 +871,6 @@ def warm_up(analyzers, shape, dtype, reducers=()) -> None:
     """
     block = analyze_block(_WarmReader(shape, dtype), analyzers, np.arange(2), reducers)
     pickle.dumps(block.partials)  # pickling folds the projections' bands (as a hand-over does)
-    if np.dtype(dtype).itemsize == 2:  # EIGER streams' 16-bit frames: the numba decoder too
-        from ..sources._bslz4 import bslz4_decode, bslz4_encode
-
-        bslz4_decode(bslz4_encode(np.zeros(64, dtype)), dtype=dtype, shape=(64,))
 
 
 class _WarmReader:

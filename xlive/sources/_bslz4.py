@@ -27,11 +27,8 @@ from zarr.core.buffer.cpu import as_numpy_array_wrapper
 from zarr.core.common import parse_named_configuration
 from zarr.registry import register_codec
 
-from . import _bslz4_kernel as _kernel
-
 CODEC_NAME = "xlive.bitshuffle_lz4"
 _LZ4 = numcodecs.LZ4()
-_NATIVE_LE = sys.byteorder == "little"
 
 
 def default_block_size(itemsize: int) -> int:
@@ -60,14 +57,9 @@ def bslz4_decode(
             f"for {shape} {dtype}"
         )
     body = np.frombuffer(blob, np.uint8, offset=12)
-    block = block_bytes // dtype.itemsize
-    if _kernel.AVAILABLE and dtype.itemsize == 2 and _NATIVE_LE and block > 0 and block % 8 == 0:
-        # 16-bit frames (EIGER streams): one numba pass, ~15 % less CPU (see _bslz4_kernel)
-        out = np.empty(n, dtype)
-        if _kernel.decode16(body, out.view(np.uint16), block) != 0:
-            raise ValueError("bitshuffle-LZ4 data is truncated or corrupt")
-        return out.reshape(shape)
-    return bitshuffle.decompress_lz4(body, (n,), dtype, block).reshape(shape)
+    return bitshuffle.decompress_lz4(body, (n,), dtype, block_bytes // dtype.itemsize).reshape(
+        shape
+    )
 
 
 def lz4_block_decode(blob: bytes | memoryview, nbytes: int) -> bytes:

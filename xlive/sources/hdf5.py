@@ -7,7 +7,8 @@ because a SWMR reader can see an extended shape before the new chunks are flushe
 
 Also the reader for Eiger data files (:mod:`xlive.sources.eiger`): a list of segments
 ``(file, dataset, first frame, count)`` read through h5py + hdf5plugin (bitshuffle-LZ4, LZ4);
-single-frame bitshuffle-LZ4 chunks are read as stored and decoded by xlive (:func:`_one_frame_bslz4`).
+single-frame bitshuffle-LZ4 chunks are read as stored and decoded by bitshuffle
+(:func:`_one_frame_bslz4`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import numpy as np
 
 from ..errors import SourceError
 from ..geometry.core import Geometry
-from ._bslz4 import bslz4_decode
 from .base import FrameReader, Source
 
 DATASET_PATHS = ("/entry/data/data", "/data", "/entry_1/data_1/data", "/data/data")
@@ -31,9 +31,10 @@ COUNTER = "frames_complete"
 def _one_frame_bslz4(d: h5py.Dataset) -> bool:
     """Whether ``d``'s chunks are single frames filtered by bitshuffle-LZ4 (HDF5 filter 32008
     with LZ4, nothing else): as Eiger data files are. Such a chunk is then read as stored
-    (``read_direct_chunk``) and decoded by :func:`~xlive.sources._bslz4.bslz4_decode`: HDF5's
-    filter (hdf5plugin 7.1, built with SSE2 only, plus HDF5's chunk machinery) took 14.5 ms
-    of CPU per EIGER 4M uint32 frame against 8.8 (``bench/bslz4_decode.py --hdf5``, load 9)."""
+    (``read_direct_chunk``) and decoded by :func:`~xlive.sources._bslz4.bslz4_decode`
+    (``bitshuffle.decompress_lz4``): HDF5's filter (hdf5plugin 7.1, built with SSE2 only, plus
+    HDF5's chunk machinery) took 14.5 ms of CPU per EIGER 4M uint32 frame against 8.8
+    (``bench/eiger_h5_read.py``, load 9)."""
     if d.is_virtual or d.chunks is None or d.ndim != 3 or d.chunks != (1, *d.shape[1:]):
         return False
     if d.dtype.kind not in "uif" or d.dtype.byteorder not in "=|<":
@@ -96,13 +97,15 @@ class H5SegmentsReader(FrameReader):
         if direct is None:
             direct = self._direct[(path, dset)] = _one_frame_bslz4(d)
         if direct:
-            # the chunk as stored, decoded by xlive (see _one_frame_bslz4); a chunk not
+            # the chunk as stored, decoded by bitshuffle (see _one_frame_bslz4); a chunk not
             # written (fill values) or not filtered goes through HDF5
             try:
                 mask, blob = d.id.read_direct_chunk((local, 0, 0))
             except (KeyError, OSError, RuntimeError, ValueError):  # not written: fill values
                 mask, blob = 1, None
             if mask == 0 and local < d.shape[0]:
+                from ._bslz4 import bslz4_decode  # bitshuffle, imported when first needed
+
                 return bslz4_decode(blob, dtype=d.dtype, shape=d.shape[1:])
         return d[local]
 
