@@ -6,6 +6,8 @@ workers keep them.
 
     python bench/eiger_h5_read.py                     # EIGER 4M, simulated here (uint32)
     python bench/eiger_h5_read.py --run /tmp/erun     # an `xlive simulate --format eiger-h5` run
+    python bench/eiger_h5_read.py --dtype uint16      # the frames rewritten as 16-bit (counts
+                                                      # above 65535 clipped), as EIGERs often write
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--repeat", type=int, default=3, help="reads of each frame per round")
+    ap.add_argument("--dtype", choices=("uint32", "uint16"), default="uint32")
     args = ap.parse_args()
     keep_frame_buffers()
     hdf5(args)
@@ -50,6 +53,19 @@ def hdf5(args) -> None:
                 check=True,
             )  # fmt: skip
         path = str(sorted(run.glob("*_data_*.h5"))[0])
+        if args.dtype == "uint16":  # the same frames in a 16-bit data file, chunked the same
+            import hdf5plugin
+
+            with h5py.File(path, "r") as f:
+                frames = np.minimum(f["/entry/data/data"][()], 65535).astype(np.uint16)
+            path = str(Path(tmp) / "data16.h5")
+            with h5py.File(path, "w") as f:
+                f.create_dataset(
+                    "/entry/data/data",
+                    data=frames,
+                    chunks=(1, *frames.shape[1:]),
+                    **hdf5plugin.Bitshuffle(cname="lz4"),
+                )
         with h5py.File(path, "r") as f:
             d = f["/entry/data/data"]
             n, shape, dtype = d.shape[0], d.shape[1:], d.dtype
