@@ -17,6 +17,7 @@ SCRIPT = textwrap.dedent(
     from xlive.engine.features import analyze_block, merge_partials
     from xlive.engine.live import warm_up
     from xlive.simulate import SimParams, Simulation
+    from xlive.sources._bslz4 import bslz4_decode, bslz4_encode
 
     def overloads():
         return {
@@ -33,14 +34,23 @@ SCRIPT = textwrap.dedent(
         warm_up(analyzers, frames.shape[1:], dtype, reducers)
     before = overloads()
 
+    blobs = [bslz4_encode(f) for f in u16]
+
     class Reader:
         def read_one(self, i):
-            return frames[i] if i < 4 else u16[i - 4]
+            if i < 4:
+                return frames[i]
+            if i < 8:
+                return u16[i - 4]
+            # read-only, as the stream spool's reader gives them (DECTRIS's decoder)
+            return bslz4_decode(blobs[i - 8], dtype=np.uint16, shape=u16.shape[1:], writable=False)
 
-    block = analyze_block(Reader(), analyzers, np.arange(8), reducers)
+    block = analyze_block(Reader(), analyzers, np.arange(12), reducers)
     proj = merge_partials([block.partials])["projections"]
     proj.sum_hits  # the driver folds the hits' projections when it reads them
     after = overloads()
+    assert not block.bad.any()
+    assert not Reader().read_one(8).flags.writeable
     print("hits", int(block.features["is_hit"].sum()))
     print("lattice", int(np.isfinite(block.features["multi_lattice_score"]).sum()))
     print("new", sorted(k for k in after if after[k] != before.get(k, 0)))

@@ -32,7 +32,7 @@ def _one_frame_bslz4(d: h5py.Dataset) -> bool:
     """Whether ``d``'s chunks are single frames filtered by bitshuffle-LZ4 (HDF5 filter 32008
     with LZ4, nothing else): as Eiger data files are. Such a chunk is then read as stored
     (``read_direct_chunk``) and decoded by :func:`~xlive.sources._bslz4.bslz4_decode`
-    (``bitshuffle.decompress_lz4``): HDF5's filter (hdf5plugin 7.1, built with SSE2 only, plus
+    (DECTRIS's decoder; the frame is read-only): HDF5's filter (hdf5plugin 7.1, built with SSE2 only, plus
     HDF5's chunk machinery) took 14.5 ms of CPU per EIGER 4M uint32 frame against 8.8
     (``bench/eiger_h5_read.py``, load 9)."""
     if d.is_virtual or d.chunks is None or d.ndim != 3 or d.chunks != (1, *d.shape[1:]):
@@ -104,9 +104,9 @@ class H5SegmentsReader(FrameReader):
             except (KeyError, OSError, RuntimeError, ValueError):  # not written: fill values
                 mask, blob = 1, None
             if mask == 0 and local < d.shape[0]:
-                from ._bslz4 import bslz4_decode  # bitshuffle, imported when first needed
+                from ._bslz4 import bslz4_decode  # imported when first needed (read-only frames)
 
-                return bslz4_decode(blob, dtype=d.dtype, shape=d.shape[1:])
+                return bslz4_decode(blob, dtype=d.dtype, shape=d.shape[1:], writable=False)
         return d[local]
 
     def read_block(self, start: int, stop: int) -> np.ndarray:
