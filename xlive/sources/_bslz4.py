@@ -7,6 +7,7 @@ Framing: uint64 BE uncompressed bytes, uint32 BE block size in bytes, then the L
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import sys
@@ -45,9 +46,17 @@ def bslz4_encode(frame: np.ndarray) -> bytes:
 
 
 def bslz4_decode(
-    blob: bytes | memoryview, *, dtype: np.dtype, shape: tuple[int, ...]
+    blob: bytes | memoryview, *, dtype: np.dtype, shape: tuple[int, ...], writable: bool = True
 ) -> np.ndarray:
-    """Decompress an HDF5-32008-framed bitshuffle-LZ4 blob."""
+    """Decompress an HDF5-32008-framed bitshuffle-LZ4 blob.
+
+    ``writable=False`` (the readers' hot path) decodes with DECTRIS's own decoder
+    (``dectris.compression``) into the immutable bytes it returns, so the frame is
+    read-only: EIGER 4M uint16 3.4 ms of CPU against 6.7 through bitshuffle, uint32 5.7
+    against 7.7 (medians of 5 rounds alternated in one process, load 7; bitshuffle 0.5 has
+    only SSE2 code for 2-byte elements). Without dectris-compression, bitshuffle decodes it
+    (writable). Unlike bitshuffle, it ignores bytes after the last block.
+    """
     dtype = np.dtype(dtype)
     nbytes, block_bytes = struct.unpack(">QI", bytes(blob[:12]))
     n = int(np.prod(shape))
@@ -56,10 +65,25 @@ def bslz4_decode(
             f"bitshuffle header says {nbytes} bytes, expected {n * dtype.itemsize} "
             f"for {shape} {dtype}"
         )
+    if not writable and _dectris() is not None:
+        raw = _dectris().decompress(blob, "bslz4", elem_size=dtype.itemsize)
+        if len(raw) != nbytes:
+            raise ValueError(f"bitshuffle-LZ4 data gave {len(raw)} bytes, expected {nbytes}")
+        return np.frombuffer(raw, dtype).reshape(shape)
     body = np.frombuffer(blob, np.uint8, offset=12)
     return bitshuffle.decompress_lz4(body, (n,), dtype, block_bytes // dtype.itemsize).reshape(
         shape
     )
+
+
+@functools.cache
+def _dectris():
+    """``dectris.compression`` (a dependency of xlive), or None when it cannot be imported."""
+    try:
+        import dectris.compression
+    except ImportError:
+        return None
+    return dectris.compression
 
 
 def lz4_block_decode(blob: bytes | memoryview, nbytes: int) -> bytes:

@@ -294,10 +294,13 @@ class Source(abc.ABC):
         if not 0 <= index < self._n:
             raise IndexError(f"frame {index} does not exist yet ({self._n} complete frames)")
         try:
-            return self.reader.read_one(index)
+            frame = self.reader.read_one(index)
         except BadFrameError:
             self._bad.add(index)
             raise
+        # readers may decode into an immutable buffer (the workers' hot path): viewers get
+        # a frame of their own
+        return frame if frame.flags.writeable else frame.copy()
 
     def metadata(self) -> dict[str, np.ndarray]:
         """Per-frame metadata arrays (length ``n_frames``): the source's own, then side table."""
