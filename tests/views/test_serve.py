@@ -38,6 +38,11 @@ def test_serve_session_in_a_thread_and_stop(finished_run):
             html = urllib.request.urlopen(handle.url, timeout=30).read().decode()
             assert "<title>xlive</title>" in html
             assert "cdn.bokeh.org" not in html
+            # the dashboard's models need BokehJS and its widgets only (the browser test
+            # below shows every view drawn without a console error)
+            assert "bokeh.min.js" in html and "bokeh-widgets.min.js" in html
+            for unused in ("bokeh-mathjax", "bokeh-gl", "bokeh-tables"):
+                assert unused not in html
         finally:
             handle.stop()
         assert not handle.thread.is_alive()
