@@ -175,7 +175,11 @@ def test_waiting_page_gets_its_document_once(finished_run):
             # dashboard is built when this returns
             assert pending.wait_pages(30)
             (page_session,) = handle.server.get_sessions("/")
-            assert page_session.document.get_model_by_name("hit_rate_source") is not None
+            source = page_session.document.get_model_by_name("hit_rate_source")
+            assert source is not None
+            # ... and the document's reply to the page (asked for long before) is made:
+            # bokeh counts the models it serialised as synced with the page
+            assert source in page_session.document.models.synced_references
             thread.join(30)
     finally:
         handle.stop()
