@@ -48,8 +48,10 @@ def test_serve_starts_a_session_on_a_run_folder_without_fabio_or_h5py(tmp_path):
     the first frame) imports no image-file reader (fabio: ~0.1 s of the start-up) and no HDF5
     (h5py: the registry imports the in-tree source modules only when no specific built-in
     source takes the target), nor zeromq (the stream and karabo sources open only
-    tcp:// and karabo:// addresses: not imported to be asked). Its first block is analysed and stored with no dask cluster
-    and without importing dask.distributed (~0.5 s), which the next step starts."""
+    tcp:// and karabo:// addresses: not imported to be asked). Its first block (here one frame,
+    as `xlive serve` takes it) is analysed and stored with no dask cluster
+    and without importing dask.distributed (~0.5 s), which the next step starts; nor is the feature
+    store made on disk before that step (it then holds the first block's frames)."""
     from xlive.simulate import write_run
 
     run = tmp_path / "run"
@@ -61,11 +63,52 @@ def test_serve_starts_a_session_on_a_run_folder_without_fabio_or_h5py(tmp_path):
         "source, session = _start_session(args); "
         "print('fabio' in sys.modules or 'h5py' in sys.modules, "
         "'zmq' in sys.modules or 'xlive.sources.karabo' in sys.modules); "
-        "p = session.processor; print(p.first_block_here(), 'distributed' in sys.modules); "
-        "p.step(); print(p.stats.frames_stored, 'distributed' in sys.modules); "
-        "session.close(); source.close()"
+        "p = session.processor; "
+        "print(p.first_block_here(1), 'distributed' in sys.modules, session.features.exists()); "
+        "p.step(); "
+        "print(p.stats.frames_stored, 'distributed' in sys.modules, session.features.exists()); "
+        "session.close(); source.close(); from xlive import open_features; "
+        "print(*open_features(session.features).frame.values.tolist())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split()[-6:] == ["False", "False", "2", "False", "2", "True"], (
-        out.stdout + out.stderr
+    # the feature store is made on disk after the first block went to the views (the step
+    # after it), and holds its frames
+    assert out.stdout.split()[-10:] == [
+        "False",
+        "False",
+        "1",
+        "False",
+        "False",
+        "2",
+        "True",
+        "True",
+        "0",
+        "1",
+    ], out.stdout + out.stderr
+
+
+def test_serve_stopped_before_its_store_is_made_still_leaves_one(tmp_path):
+    """`xlive serve` stopped between the run's first frame and the step that makes the
+    feature store on disk: the store is made as it stops (the logbook's summary reads it)."""
+    from xlive import open_features
+    from xlive.cli.main import build_parser
+    from xlive.cli.serve import _start_session, store_on_disk
+    from xlive.simulate import write_run
+
+    run = tmp_path / "run"
+    write_run(run, frames=2, rate=0, detector="eiger500k", seed=2)
+    features = tmp_path / "features.zarr"
+    args = build_parser("serve").parse_args(
+        ["serve", str(run), "--port", "0", "--features", str(features)]
     )
+    source, session = _start_session(args)
+    try:
+        assert session.processor.first_block_here(1) == 1
+        assert not features.exists()
+        store_on_disk(session)
+        assert open_features(features).frame.values.tolist() == [0]
+        store_on_disk(session)  # made: nothing more to do
+    finally:
+        session.close()
+        source.close()
+    assert open_features(features).frame.values.tolist() == [0]

@@ -38,6 +38,11 @@ def test_serve_session_in_a_thread_and_stop(finished_run):
             html = urllib.request.urlopen(handle.url, timeout=30).read().decode()
             assert "<title>xlive</title>" in html
             assert "cdn.bokeh.org" not in html
+            # the dashboard's models need BokehJS and its widgets only (the browser test
+            # below shows every view drawn without a console error)
+            assert "bokeh.min.js" in html and "bokeh-widgets.min.js" in html
+            for unused in ("bokeh-mathjax", "bokeh-gl", "bokeh-tables"):
+                assert unused not in html
         finally:
             handle.stop()
         assert not handle.thread.is_alive()
@@ -170,7 +175,11 @@ def test_waiting_page_gets_its_document_once(finished_run):
             # dashboard is built when this returns
             assert pending.wait_pages(30)
             (page_session,) = handle.server.get_sessions("/")
-            assert page_session.document.get_model_by_name("hit_rate_source") is not None
+            source = page_session.document.get_model_by_name("hit_rate_source")
+            assert source is not None
+            # ... and the document's reply to the page (asked for long before) is made:
+            # bokeh counts the models it serialised as synced with the page
+            assert source in page_session.document.models.synced_references
             thread.join(30)
     finally:
         handle.stop()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from bokeh.application import Application
 from bokeh.application.handlers.function import FunctionHandler
-from bokeh.server.server import Server
+from bokeh.server.server import BaseServer
 
 
 class PendingSession:
@@ -57,8 +57,9 @@ class PendingSession:
             self._woken += self._wake()
 
     def wait_pages(self, timeout: float) -> bool:
-        """Until every page woken by :meth:`set` has its dashboard built (at most ``timeout``
-        seconds); False on timeout.
+        """Until every page woken by :meth:`set` has its dashboard built and, if the page
+        had asked for it, its document's reply made (at most ``timeout`` seconds); False on
+        timeout.
 
         ``xlive serve`` starts the live loop after this: the server builds and sends those
         pages' documents first, so the browser draws them (on another core) while the run's
@@ -246,7 +247,12 @@ def add_dashboard_when_ready(doc, pending: PendingSession, *, interval: float = 
         try:  # (a page counted as built also says when it has shown the first frame)
             _attach(doc, pending, interval, on_shown=_once(pending._page_shown))
         finally:
-            pending._page_built()
+            # counted once the document's reply to the page's request, waiting for this
+            # callback's lock, is made (serialised: 0.1-0.2 s of CPU): the next callback
+            # waits behind it for the same lock. So the live loop's first block, started
+            # then, does not share the interpreter with it, and the browser draws the page
+            # meanwhile (a page that has not asked for its document yet is not waited for)
+            doc.add_next_tick_callback(_once(pending._page_built))
 
     doc.add_next_tick_callback(attach)
 
@@ -317,7 +323,7 @@ def free_port(address: str = "127.0.0.1") -> int:
 class ServerHandle:
     """A bokeh server running in a background thread; :meth:`stop` ends it."""
 
-    server: Server
+    server: BaseServer
     thread: threading.Thread
     address: str
     port: int
@@ -396,13 +402,14 @@ def serve_session(
             dashboard = (
                 {"/": make_application(session, interval=interval)} if session is not None else {}
             )
-            server = Server(
+            server = _server(
                 {**dashboard, **(apps or {})},
                 extra_patterns=list(extra_patterns or []),
                 io_loop=IOLoop.current(),
                 address=address,
                 port=port,
-                allow_websocket_origin=[f"{address}:{port}", f"localhost:{port}"],
+                # the logbook's run table is a DataTable (bokeh-tables)
+                components=PAGE_COMPONENTS + (("bokeh-tables",) if apps else ()),
             )
             server.start()
             box["server"] = server
@@ -431,6 +438,51 @@ def serve_session(
     if "server" not in box:
         raise RuntimeError(f"the bokeh server on {address}:{port} did not start within 60 s")
     return ServerHandle(box["server"], thread, address, port)
+
+
+#: the BokehJS bundles the pages load: the dashboard's models are in these two (no TeX, no
+#: WebGL, no tables), so its page leaves out bokeh-mathjax (1.8 MB), bokeh-gl and
+#: bokeh-tables, which bokeh's server pages load by default (it cannot know which models an
+#: application will use): less for the browser to parse and for the server to send while
+#: it starts
+PAGE_COMPONENTS = ("bokeh", "bokeh-widgets")
+
+
+def _server(applications, *, extra_patterns, io_loop, address, port, components):
+    """A bokeh server like ``bokeh.server.server.Server(applications, ...)`` on ``address:port``
+    (websocket origins: that address and localhost), whose pages load only the BokehJS
+    bundles ``components``: built from bokeh's public parts (``BaseServer`` with a
+    ``BokehTornado`` and tornado's ``HTTPServer``), as bokeh's docs show for an own IO loop;
+    ``Server`` itself has no option for the bundles."""
+    from bokeh.resources import server_url
+    from bokeh.server.server import BaseServer
+    from bokeh.server.tornado import BokehTornado
+    from bokeh.server.util import bind_sockets, create_hosts_allowlist
+    from tornado.httpserver import HTTPServer
+
+    class PageTornado(BokehTornado):
+        def resources(self, absolute_url=None):
+            res = super().resources(absolute_url)
+            return res.clone(components=[c for c in res.components if c in components])
+
+    sockets, port = bind_sockets(address, port)
+    try:
+        tornado_app = PageTornado(
+            applications,
+            extra_patterns=extra_patterns,
+            extra_websocket_origins=create_hosts_allowlist(
+                [f"{address}:{port}", f"localhost:{port}"], port
+            ),
+            absolute_url=server_url(address, port),
+        )
+        http_server = HTTPServer(tornado_app, xheaders=False)
+        http_server.start(1)
+        http_server.add_sockets(sockets)
+    except Exception:
+        for s in sockets:
+            s.close()
+        raise
+    return BaseServer(io_loop, tornado_app, http_server)
 
 
 def wait_forever(handle: ServerHandle, poll: float = 0.5) -> None:
