@@ -85,30 +85,3 @@ def test_serve_starts_a_session_on_a_run_folder_without_fabio_or_h5py(tmp_path):
         "0",
         "1",
     ], out.stdout + out.stderr
-
-
-def test_serve_stopped_before_its_store_is_made_still_leaves_one(tmp_path):
-    """`xlive serve` stopped between the run's first frame and the step that makes the
-    feature store on disk: the store is made as it stops (the logbook's summary reads it)."""
-    from xlive import open_features
-    from xlive.cli.main import build_parser
-    from xlive.cli.serve import _start_session, store_on_disk
-    from xlive.simulate import write_run
-
-    run = tmp_path / "run"
-    write_run(run, frames=2, rate=0, detector="eiger500k", seed=2)
-    features = tmp_path / "features.zarr"
-    args = build_parser("serve").parse_args(
-        ["serve", str(run), "--port", "0", "--features", str(features)]
-    )
-    source, session = _start_session(args)
-    try:
-        assert session.processor.first_block_here(1) == 1
-        assert not features.exists()
-        store_on_disk(session)
-        assert open_features(features).frame.values.tolist() == [0]
-        store_on_disk(session)  # made: nothing more to do
-    finally:
-        session.close()
-        source.close()
-    assert open_features(features).frame.values.tolist() == [0]

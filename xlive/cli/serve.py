@@ -107,7 +107,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if session is not None:
             from .logbook import finish_serve
 
-            store_on_disk(session)  # the logbook's summary of the run reads it
             finish_serve(args, session, recorder)
             session.close()
         if source is not None:
@@ -120,16 +119,6 @@ PAGES_FIRST = 3.0
 #: ... and, after the run's first block, for those pages to send it to their browsers (and
 #: these to draw the page) before the dask cluster starts
 FIRST_SHOWN = 3.0
-
-
-def store_on_disk(session) -> None:
-    """Make the session's feature store on disk now if the live loop has not yet (``xlive
-    serve`` makes it at the step after the run's first frame: stopped before, it would
-    be missing)."""
-    from ..engine.store import NewFeatureStore
-
-    if isinstance(session.processor.store, NewFeatureStore):
-        session.processor.store.flush()
 
 
 def _serve(args: argparse.Namespace, pending, apps=None, patterns=None):
