@@ -164,8 +164,6 @@ def _start_session(args: argparse.Namespace):
             config=config,
             cluster=args.cluster,
             store_attrs=provenance(args, config),
-            # a new feature store is made on disk after the run's first frame is on the page
-            lazy_store=True,
         )
     except BaseException:
         source.close()

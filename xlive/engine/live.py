@@ -137,9 +137,6 @@ class LiveProcessor:
         they get those frames in blocks (no partial aggregates), then every new block.
     attrs
         More provenance to record in a new store (e.g. the geometry options).
-    lazy_store
-        A new store is made on disk at the step after its first frames, not here (they are
-        kept in memory until then): ``xlive serve`` shows the run's first frame sooner.
     """
 
     def __init__(
@@ -156,10 +153,8 @@ class LiveProcessor:
         config=None,
         history_listeners: list[Callable[[dict, dict], None]] | None = None,
         attrs: dict | None = None,
-        lazy_store: bool = False,
     ):
         self.source = source
-        self._lazy_store = lazy_store
         self.config = config
         self.params = params or (config.live if config is not None else LiveParams())
         #: analyzers: a list, or None / a callable ``f(geometry)`` to build them once the run
@@ -298,7 +293,6 @@ class LiveProcessor:
                 specs=feature_specs(self.analyzers),
                 coords=coord_parts(self.analyzers),
                 attrs=attrs,
-                lazy=self._lazy_store,
             )
         status = self.store.status()
         self._done = FrameSet(np.flatnonzero((status == DONE) | (status == BAD)))

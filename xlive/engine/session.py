@@ -50,9 +50,6 @@ class LiveSession:
     wait_timeout
         A target that does not exist yet is waited for (the session shows "waiting for
         RUN"); after this many seconds (None: never) the live loop stops with an error.
-    lazy_store
-        A new feature store is made on disk at the live loop's step after its first frames,
-        which are kept in memory until then (``xlive serve``: the first frame is shown sooner).
 
     Examples
     --------
@@ -76,7 +73,6 @@ class LiveSession:
         cluster=None,
         store_attrs: dict | None = None,
         wait_timeout: float | None = None,
-        lazy_store: bool = False,
     ):
         from ..config import load_config
         from ..errors import ConfigError, SourceError
@@ -156,7 +152,6 @@ class LiveSession:
             history_listeners=[self._on_block],
             config=self.config,
             attrs=store_attrs,
-            lazy_store=lazy_store,
         )
         if self.cluster_workers is not None:
             self.cluster_workers.attach(self.processor)

@@ -79,22 +79,6 @@ RUNTIME_ATTRS = ("frames_seen", "frames_done", "flag_timeline", "flag_thresholds
 VERSION = 2
 
 
-def _info(spec_dicts: list[dict], coords, provenance: dict) -> dict:
-    """The store's ``xlive`` attribute (its features, coordinates and provenance)."""
-    return {
-        "kind": "features",
-        "version": VERSION,
-        "specs": spec_dicts,
-        "coords": list(coords),
-        **provenance,
-    }
-
-
-def _spec_dicts(specs) -> list[dict]:
-    """The features' specs as the store records them (with each frame's shape)."""
-    return [{**s.to_dict(), "shape": [int(s.sizes[d]) for d in s.dims[1:]]} for s in specs]
-
-
 def _fill(dtype: str):
     k = np.dtype(dtype).kind
     return float("nan") if k == "f" else (False if k == "b" else 0)
@@ -174,9 +158,10 @@ class FeatureStore:
     @staticmethod
     def _build(path: Path, *, specs, coords: dict, attrs: dict | None, chunk: int) -> None:
         g = zarr.open_group(str(path), mode="w-", zarr_format=3)
-        spec_dicts = _spec_dicts(specs)
+        spec_dicts = []
         for s in specs:
             rest = tuple(int(s.sizes[d]) for d in s.dims[1:])
+            d = s.to_dict()
             attributes = feature_attrs(s)  # CF, and how views and reports show it
             g.create_array(
                 s.name,
@@ -187,6 +172,7 @@ class FeatureStore:
                 dimension_names=tuple(s.dims),
                 attributes=attributes,
             )
+            spec_dicts.append({**d, "shape": list(rest)})
         g.create_array(
             FRAME,
             shape=(0,),
@@ -235,7 +221,15 @@ class FeatureStore:
         g.attrs.update(
             {
                 # JSON text, not a Zarr dict: xarray.open_zarr(store).to_netcdf works
-                "xlive": json.dumps(_info(spec_dicts, coords, provenance)),
+                "xlive": json.dumps(
+                    {
+                        "kind": "features",
+                        "version": VERSION,
+                        "specs": spec_dicts,
+                        "coords": list(coords),
+                        **provenance,
+                    }
+                ),
                 **{k: _json_attr(v) for k, v in provenance.items() if v is not None},
                 "frames_seen": 0,
                 "frames_done": 0,
@@ -254,12 +248,9 @@ class FeatureStore:
 
     @classmethod
     def open_or_create(
-        cls, path: str | Path, *, specs, coords: dict, attrs: dict | None = None, lazy: bool = False
+        cls, path: str | Path, *, specs, coords: dict, attrs: dict | None = None
     ) -> FeatureStore:
-        """Resume an existing store (checking it holds the same features) or create one.
-
-        ``lazy``: a new store is made on disk at its first publication (the live loop's next
-        step after the frames it records first; see :class:`NewFeatureStore`), not now."""
+        """Resume an existing store (checking it holds the same features) or create one."""
         if Path(path).exists():
             store = cls.open(path, mode="r+")
             want = sorted(s.name for s in specs)
@@ -276,8 +267,6 @@ class FeatureStore:
                     "use another --out"
                 )
             return store
-        if lazy:
-            return NewFeatureStore(path, specs=specs, coords=coords, attrs=attrs)
         return cls.create(path, specs=specs, coords=coords, attrs=attrs)
 
     # ------------------------------------------------------------------ state
@@ -522,103 +511,6 @@ class FeatureStore:
         if computed_only:
             ds = ds.isel({FRAME: np.flatnonzero(ds[STATUS].values == DONE)})
         return ds
-
-
-class NewFeatureStore(FeatureStore):
-    """A feature store to be created at ``path``, made on disk when first published
-    (:meth:`flush_if_due`, which the live loop calls at each step) or used otherwise.
-
-    Until then what the writer records (frames seen, blocks written, frames skipped, the
-    faults and the flag timeline) is kept in memory, in order, and written then; after that
-    this object *is* the created :class:`FeatureStore`. For ``xlive serve``: the store's
-    creation (~30 arrays, 0.15-0.3 s of CPU) comes after the run's first frame is on the
-    page, the first block then written like any other (a process killed before that has
-    stored nothing, so a restart computes those frames again).
-    """
-
-    def __init__(self, path: str | Path, *, specs, coords: dict, attrs: dict | None = None):
-        import threading
-
-        self.path = Path(path)
-        self._create = (list(specs), coords, attrs)
-        # the "xlive" attribute as the created store reads it back (JSON)
-        self.info = json.loads(json.dumps(_info(_spec_dicts(specs), coords, dict(attrs or {}))))
-        self.specs = {s["name"]: s for s in self.info["specs"]}
-        self._coord_names = list(coords)
-        self._seen = 0
-        self._calls: list[tuple[str, tuple, dict]] = []
-        self._lock = threading.Lock()
-
-    def _made(self) -> FeatureStore:
-        """Create the store, write what was recorded; this object is then that store."""
-        with self._lock:
-            if type(self) is FeatureStore:  # (made by another thread meanwhile)
-                return self
-            specs, coords, attrs = self._create
-            store = FeatureStore.create(self.path, specs=specs, coords=coords, attrs=attrs)
-            calls, lock = self._calls, self._lock
-            self.__dict__ = store.__dict__
-            self.__class__ = FeatureStore
-            self._lock = lock  # (a thread may be waiting for it in _record)
-            for name, args, kwargs in calls:
-                getattr(self, name)(*args, **kwargs)
-        return self
-
-    def _record(self, name: str, *args, **kwargs) -> None:
-        with self._lock:
-            if type(self) is FeatureStore:  # made meanwhile: write it now
-                getattr(self, name)(*args, **kwargs)
-            else:
-                self._calls.append((name, args, kwargs))
-
-    @property
-    def group(self):
-        return self._made().group
-
-    def see(self, n: int) -> None:
-        self._seen = max(self._seen, int(n))
-        self._record("see", n)
-
-    def write(self, block, meta=None, skipped=None) -> int:
-        if block.frames.size:
-            self._seen = max(self._seen, int(block.frames.max()) + 1)
-        self._record("write", block, meta, skipped)
-        return block.frames.size
-
-    def mark_skipped(self, indices) -> None:
-        self._record("mark_skipped", indices)
-
-    def set_faults(self, faults: dict) -> None:
-        self._record("set_faults", faults)
-
-    def set_flag_timeline(self, episodes, thresholds=None) -> None:
-        self._record("set_flag_timeline", episodes, thresholds)
-
-    def status(self) -> np.ndarray:
-        if not any(name in ("write", "mark_skipped") for name, _, _ in self._calls):
-            return np.zeros(self._seen, np.uint8)  # every frame seen is pending
-        return self._made().status()
-
-    def flush_if_due(self) -> None:
-        self._made().flush_if_due()
-
-    def flush(self, *, exact: bool = False) -> None:
-        self._made().flush(exact=exact)
-
-    def done(self) -> np.ndarray:
-        return self._made().done()
-
-    def flag_timeline(self) -> list[dict] | None:
-        return self._made().flag_timeline()
-
-    def faults(self) -> dict:
-        return self._made().faults()
-
-    def frames_done_count(self) -> int:
-        return self._made().frames_done_count()
-
-    def to_dataset(self, *, computed_only: bool = True) -> xr.Dataset:
-        return self._made().to_dataset(computed_only=computed_only)
 
 
 def _selection(idx: np.ndarray) -> slice | np.ndarray:
