@@ -18,8 +18,8 @@ warm cache, so the last line reports the later rounds (the best and the median).
 ``--phases`` first times the start-up's phases in a fresh interpreter (imports, opening the run,
 geometry maps (read back from the on-disk cache of large detectors' maps once a first run
 wrote them), analyzers, first numba call, the session's first frame analysed in-process (as
-``xlive serve`` does before any dask cluster starts and before its feature store is made on
-disk), then the store made, the dask client and a block through it), to show where the seconds go, then builds and serialises the page's first
+``xlive serve`` does before any dask cluster starts), then the dask client and a block
+through it), to show where the seconds go, then builds and serialises the page's first
 document (deferred: the first frames' views) and the whole page's document side by side,
 twice each.
 """
@@ -87,9 +87,8 @@ an = default_analyzers(g); tick("build analyzers")
 f = src.reader.read_one(0); tick("read frame 0")
 for a in an: a(f[None])
 tick("analyse frame 0")
-s = LiveSession(src, lazy_store=True); tick("a LiveSession (analyzers; no store yet, no client)")
+s = LiveSession(src); tick("a LiveSession (analyzers, feature store; no client)")
 s.processor.first_block_here(1); tick("its first frame, here (xlive serve: then shown)")
-s.processor.store.flush_if_due(); tick("then: the feature store made, the frame written")
 s.processor.client; tick("then: import distributed, start the dask client")
 while not s.step(): pass
 tick("then: a block through the cluster (ship, warm up, run)")
