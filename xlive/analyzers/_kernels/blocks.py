@@ -906,11 +906,67 @@ def detect_blocks(
         nc_ = net[c]
         vc = nv[c]
         dc = sd[c]
+        sr = seeds[bi]
+        if 0 < bi < nby - 1 and nbx > 2:  # the three windows in one loop (same sums)
+            s1 = seeds[bi + 1]
+            s0 = seeds[bi - 1]
+            na = net[(bi + 1) % 3]
+            va = nv[(bi + 1) % 3]
+            da = sd[(bi + 1) % 3]
+            npv = net[(bi - 1) % 3]
+            vp = nv[(bi - 1) % 3]
+            dp = sd[(bi - 1) % 3]
+            for bj in range(nbx):
+                f2[bj] = 0
+                f3[bj] = 0
+            for bj in range(1, nbx - 1):
+                t2a = nc_[bj] + na[bj]
+                w2a = vc[bj] + va[bj]
+                g2a = dc[bj] + da[bj]
+                t2b = nc_[bj + 1] + na[bj + 1]
+                w2b = vc[bj + 1] + va[bj + 1]
+                g2b = dc[bj + 1] + da[bj + 1]
+                w = w2a + w2b
+                g = g2a + g2b
+                x = t2a + t2b
+                f2[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
+                t2z = nc_[bj - 1] + na[bj - 1]
+                w2z = vc[bj - 1] + va[bj - 1]
+                g2z = dc[bj - 1] + da[bj - 1]
+                x = ((t2z + npv[bj - 1]) + (t2a + npv[bj])) + (t2b + npv[bj + 1])
+                w = ((w2z + vp[bj - 1]) + (w2a + vp[bj])) + (w2b + vp[bj + 1])
+                g = ((g2z + dp[bj - 1]) + (g2a + dp[bj])) + (g2b + dp[bj + 1])
+                f3[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
+                w = vc[bj]
+                x = nc_[bj]
+                f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
+            for bj in (0, nbx - 1):
+                w = vc[bj]
+                x = nc_[bj]
+                f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
+            w = (vc[0] + va[0]) + (vc[1] + va[1])
+            g = (dc[0] + da[0]) + (dc[1] + da[1])
+            x = (nc_[0] + na[0]) + (nc_[1] + na[1])
+            f2[0] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
+            for bj in range(nbx):
+                if f1[bj] | f2[bj] | f3[bj]:
+                    if f1[bj]:
+                        sr[bj] = 1
+                    if f2[bj]:
+                        sr[bj] = 1
+                        sr[bj + 1] = 1
+                        s1[bj] = 1
+                        s1[bj + 1] = 1
+                    if f3[bj]:
+                        for dj in range(-1, 2):
+                            s0[bj + dj] = 1
+                            sr[bj + dj] = 1
+                            s1[bj + dj] = 1
+            continue
         for bj in range(nbx):
             w = vc[bj]
             x = nc_[bj]
             f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
-        sr = seeds[bi]
         if bi + 1 < nby:
             n1 = (bi + 1) % 3
             na = net[n1]
@@ -997,7 +1053,11 @@ def _box_rows(
         for k in range(nk2):
             for rj in range(nrx):
                 valid[k, rj] = False
+                keep[k, rj] = False
                 cval[k, rj] = 0
+        for rj in range(nrx):  # the first clipping round's sums, made while filling
+            sw[rj] = 0.0
+            sv[rj] = 0.0
         for bi in range(ri * sb, min(ri * sb + sb, nby)):
             nt = net0[bi]
             nw = nvar[bi]
@@ -1009,16 +1069,25 @@ def _box_rows(
                 vk = vals[k]
                 wk = wts[k]
                 okk = valid[k]
+                kk_ = keep[k]
                 ck = cval[k]
                 for rj in range(nrj):
                     bj = rj * sb + kk
                     c = nu[bj]
                     w = nw[bj]
                     ok = (c != 0) & (w > 0)
-                    vk[rj] = nt[bj] / c if ok else 0.0
-                    wk[rj] = c * c / w if ok else 0.0
+                    v = nt[bj] / c if ok else 0.0
+                    wt = c * c / w if ok else 0.0
+                    vk[rj] = v
+                    wk[rj] = wt
                     okk[rj] = ok
                     ck[rj] = c if ok else 0
+                    # round 1 (m = 0, no limit): the same test and sums as the loop below,
+                    # in the same order of places
+                    kp = ((v - 0.0) ** 2 * wt <= np.inf) & ok
+                    kk_[rj] = kp
+                    sw[rj] += wt if kp else 0.0
+                    sv[rj] += wt * v if kp else 0.0
         for rj in range(nrx):
             cnt[rj] = 0
             npix[rj] = 0
@@ -1030,24 +1099,30 @@ def _box_rows(
             active[rj] = not (cnt[rj] == 0 or 4 * npix[rj] < full)
             m[rj] = 0.0
             limit[rj] = np.inf
-        for _ in range(3):
-            for rj in range(nrx):
-                sw[rj] = 0.0
-                sv[rj] = 0.0
-            for k in range(nk2):
+        for it in range(3):
+            if it > 0:  # (round 1's keep and sums were made in the fill)
                 for rj in range(nrx):
-                    v = vals[k, rj]
-                    w = wts[k, rj]
-                    kp = ((v - m[rj]) ** 2 * w <= limit[rj]) & valid[k, rj]
-                    keep[k, rj] = kp
-                    sw[rj] += w if kp else 0.0
-                    sv[rj] += w * v if kp else 0.0
+                    sw[rj] = 0.0
+                    sv[rj] = 0.0
+                for k in range(nk2):
+                    for rj in range(nrx):
+                        v = vals[k, rj]
+                        w = wts[k, rj]
+                        kp = ((v - m[rj]) ** 2 * w <= limit[rj]) & valid[k, rj]
+                        keep[k, rj] = kp
+                        sw[rj] += w if kp else 0.0
+                        sv[rj] += w * v if kp else 0.0
             for rj in range(nrx):
                 if active[rj] and sw[rj] == 0:
                     active[rj] = False
                 m_new[rj] = sv[rj] / sw[rj] if active[rj] else m[rj]
                 ssb[rj] = 0.0
                 nkb[rj] = 0
+            if it == 2:  # the last round's scatter (the next round's limit) is not used
+                for rj in range(nrx):
+                    if active[rj]:
+                        m[rj] = m_new[rj]
+                break
             for k in range(nk2):
                 for rj in range(nrx):
                     d = vals[k, rj] - m_new[rj]
