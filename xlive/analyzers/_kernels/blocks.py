@@ -80,6 +80,22 @@ class BlockRingTable:
         sc[owner, self.ring - first[owner]] = count
         #: (block row, ring offset, block column): a row of blocks' counts per offset in one run
         self.span_count = np.ascontiguousarray(sc.reshape(nby, nbx, self.span).transpose(0, 2, 1))
+        # blocks with the same first ring and counts have the same background: each distinct
+        # (r0, counts) is a key (a 4M-pixel frame's 497k blocks have ~26k), whose sums
+        # :func:`key_table` makes once per frame; a block then costs one lookup
+        rows = np.concatenate([first[:, None], sc.astype(np.int64)], axis=1)
+        if self.span <= 8:  # counts <= 9 < 16: packed into one int64 (a fast 1-D unique)
+            packed = first.copy()
+            for k in range(self.span):
+                packed = (packed << 4) | sc[:, k].astype(np.int64)
+            _, first_at, inv = np.unique(packed, return_index=True, return_inverse=True)
+            uniq = rows[first_at]
+        else:
+            uniq, inv = np.unique(rows, axis=0, return_inverse=True)
+        #: per block, its key (int32), and per key its first ring and its counts per offset
+        self.key = inv.reshape(nby, nbx).astype(np.int32)
+        self.key_r0 = uniq[:, 0].astype(np.int32)
+        self.key_count = np.ascontiguousarray(uniq[:, 1:].astype(np.float64))
 
 
 @numba.njit(**_JIT)
@@ -600,6 +616,44 @@ def ring_table(mean, var, sdg, span):
     return t
 
 
+@numba.njit(**_JIT)
+def key_table(key_r0, key_count, rtab, out):
+    """Per key of :class:`BlockRingTable` (blocks with the same first ring ``key_r0`` and
+    counts per ring ``key_count``), the sums a block of that key has over its pixels' rings
+    (``rtab`` of :func:`ring_table`): ``out[k] = (sum of means, sum of variances + (sum of
+    sdg)**2, sum of sdg, sum of bad flags)``, each summed in the rings' order from 0.0 (a
+    block's values of :func:`block_background`, bit for bit, when all its ring pixels are
+    valid)."""
+    span = key_count.shape[1]
+    for k in range(key_r0.shape[0]):
+        r = key_r0[k]
+        m = 0.0
+        v = 0.0
+        g = 0.0
+        bad = 0.0
+        for q in range(span):
+            a = key_count[k, q]
+            m += a * rtab[r + q, 0]
+            v += a * rtab[r + q, 1]
+            g += a * rtab[r + q, 2]
+            bad += a * rtab[r + q, 3]
+        out[k, 0] = m
+        out[k, 1] = v + g * g
+        out[k, 2] = g
+        out[k, 3] = bad
+
+
+def key_table_ref(key_r0, key_count, rtab):
+    """Numpy reference of :func:`key_table`, from the table's rings as arrays."""
+    span = key_count.shape[1]
+    rows = rtab[key_r0[:, None] + np.arange(span)]  # (keys, span, 4)
+    s = np.zeros((key_r0.size, 4))
+    for q in range(span):  # in the rings' order, as the kernel
+        s += key_count[:, q, None] * rows[:, q]
+    s[:, 1] += s[:, 2] ** 2
+    return s
+
+
 @numba.njit(inline="always", **_JIT)
 def _pixel_sums(frame, rings, lo, hi, mean, var, sdg, b, bi, bj):
     """Block (bi, bj) summed from its own valid pixels on rings with statistics:
@@ -641,72 +695,26 @@ def _interp_row(box, s, bi, top):
 
 @numba.njit(**_JIT)
 def _background_row(
-    bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b,
-    o_net, o_var, o_sd, o_use,
+    bi, key, n_static, ktab, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, o_net, o_var,
+    o_sd, o_use,
 ):  # fmt: skip
-    """Row ``bi`` of :func:`block_background` (same values, bit for bit) from the fixed span
-    of rings of :class:`BlockRingTable` (``flat``: :func:`ring_table` raveled). Returns the
+    """Row ``bi`` of :func:`block_background` (same values, bit for bit) from each block's
+    key (``key`` of :class:`BlockRingTable`; ``ktab`` of :func:`key_table`). Returns the
     row's largest count of used pixels."""
-    ny, nx = frame.shape
     nbx = bsum.shape[1]
-    span = span_count.shape[1]
-    r0r = r0[bi]
+    kr = key[bi]
     bnr = bn[bi]
     nsr = n_static[bi]
     bsr = bsum[bi]
-    if span == 4:  # the usual 3 x 3 blocks on one-pixel rings: unrolled
-        c0 = span_count[bi, 0]
-        c1 = span_count[bi, 1]
-        c2 = span_count[bi, 2]
-        c3 = span_count[bi, 3]
-        for bj in range(nbx):
-            r = np.uint64(r0r[bj]) * np.uint64(4)
-            a0 = np.float64(c0[bj])
-            a1 = np.float64(c1[bj])
-            a2 = np.float64(c2[bj])
-            a3 = np.float64(c3[bj])
-            m = 0.0 + a0 * flat[r]
-            m += a1 * flat[r + np.uint64(4)]
-            m += a2 * flat[r + np.uint64(8)]
-            m += a3 * flat[r + np.uint64(12)]
-            v = 0.0 + a0 * flat[r + np.uint64(1)]
-            v += a1 * flat[r + np.uint64(5)]
-            v += a2 * flat[r + np.uint64(9)]
-            v += a3 * flat[r + np.uint64(13)]
-            g = 0.0 + a0 * flat[r + np.uint64(2)]
-            g += a1 * flat[r + np.uint64(6)]
-            g += a2 * flat[r + np.uint64(10)]
-            g += a3 * flat[r + np.uint64(14)]
-            bad = a0 * flat[r + np.uint64(3)] + a1 * flat[r + np.uint64(7)]
-            bad += a2 * flat[r + np.uint64(11)] + a3 * flat[r + np.uint64(15)]
-            n = bnr[bj]
-            ok = (n == nsr[bj]) & (bad == 0.0)
-            pos = ok & (n > 0)
-            o_net[bj] = bsr[bj] - m if pos else 0.0
-            o_var[bj] = v + g * g if pos else 0.0
-            o_sd[bj] = g if pos else 0.0
-            o_use[bj] = n if ok else -1
-    else:
-        for bj in range(nbx):
-            r = np.uint64(r0r[bj]) * np.uint64(4)
-            m = 0.0
-            v = 0.0
-            g = 0.0
-            bad = 0.0
-            for k in range(span):
-                a = np.float64(span_count[bi, k, bj])
-                q = r + np.uint64(4 * k)
-                m += a * flat[q]
-                v += a * flat[q + np.uint64(1)]
-                g += a * flat[q + np.uint64(2)]
-                bad += a * flat[q + np.uint64(3)]
-            n = bnr[bj]
-            ok = (n == nsr[bj]) & (bad == 0.0)
-            pos = ok & (n > 0)
-            o_net[bj] = bsr[bj] - m if pos else 0.0
-            o_var[bj] = v + g * g if pos else 0.0
-            o_sd[bj] = g if pos else 0.0
-            o_use[bj] = n if ok else -1
+    for bj in range(nbx):
+        k = kr[bj]
+        n = bnr[bj]
+        ok = (n == nsr[bj]) & (ktab[k, 3] == 0.0)
+        pos = ok & (n > 0)
+        o_net[bj] = bsr[bj] - ktab[k, 0] if pos else 0.0
+        o_var[bj] = ktab[k, 1] if pos else 0.0
+        o_sd[bj] = ktab[k, 2] if pos else 0.0
+        o_use[bj] = n if ok else -1
     maxuse = 0
     for bj in range(nbx):
         if o_use[bj] < 0:  # not all its ring pixels valid, or a ring without statistics
@@ -723,8 +731,8 @@ def _background_row(
 
 @numba.njit(error_model="numpy", **_JIT)  # divisions without a zero test (selects discard)
 def detect_blocks(
-    r0, span_count, n_static, rtab, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, sb,
-    clip, edge_excess, gain, detect_snr, net0, nvar, nsd, nuse, edge, rbox, sbox, resid, seeds,
+    key, key_r0, key_count, n_static, rtab, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b,
+    sb, clip, edge_excess, gain, detect_snr, net0, nvar, nsd, nuse, edge, rbox, sbox, resid, seeds,
 ):  # fmt: skip
     """The detection stage in one call, with the results of :func:`block_background`,
     :func:`local_background` (boxes of ``sb`` blocks, ``clip``), :func:`boxes_to_blocks`,
@@ -733,9 +741,10 @@ def detect_blocks(
     for bit but for the seeds' window sums (sums of column sums, not running sums: equal
     but for the last bits); returns the number of seeded blocks.
 
-    Faster by fewer branches and sweeps: a block's background from the fixed span of rings
-    of :class:`BlockRingTable` (``r0``, ``span_count``, ``n_static``; ``rtab`` of
-    :func:`ring_table`), no loop of variable length (:func:`_background_row`); the boxes of
+    Faster by fewer branches and sweeps: a block's background looked up by its key (its
+    first ring and counts per ring: ``key``, ``key_r0``, ``key_count``, ``n_static`` of
+    :class:`BlockRingTable`), whose sums over ``rtab`` (:func:`ring_table`) are made once
+    per frame (:func:`key_table`, :func:`_background_row`); the boxes of
     a row of boxes clipped side by side; the box scatter and the module-edge test in one
     sweep; the scale interpolated inside the seeds' sweep; no branch on the sign of a
     block's residual. ``net0``, ``nvar``, ``nsd`` (float64), ``nuse`` (int32), ``edge``
@@ -745,7 +754,8 @@ def detect_blocks(
     nby, nbx = bsum.shape
     ny, nx = frame.shape
     nry, nrx = rbox.shape
-    flat = rtab.ravel()
+    ktab = np.empty((key_r0.shape[0], 4))  # (0): each key's sums, once per frame
+    key_table(key_r0, key_count, rtab, ktab)
     # (1) leftover background per box: the clipped, inverse-variance weighted mean of
     # local_background, for all boxes of a row of boxes at once (each box's sums in its own
     # order, the boxes side by side: independent chains the compiler vectorises). Each block
@@ -775,7 +785,7 @@ def detect_blocks(
     full = sb * sb * b * b
     for attempt in range(2):
         _box_rows(
-            attempt == 0, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi,
+            attempt == 0, key, n_static, ktab, bsum, bn, frame, rings, lo, hi,
             mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval,
             valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
         )  # fmt: skip
@@ -1030,7 +1040,7 @@ def detect_blocks(
 
 @numba.njit(error_model="numpy", **_JIT)
 def _box_rows(
-    backgrounds, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var,
+    backgrounds, key, n_static, ktab, bsum, bn, frame, rings, lo, hi, mean, var,
     sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval, valid, keep, cnt,
     npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
 ):  # fmt: skip
@@ -1046,7 +1056,7 @@ def _box_rows(
         if backgrounds:
             for bi in range(ri * sb, min(ri * sb + sb, nby)):
                 mu = _background_row(
-                    bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi,
+                    bi, key, n_static, ktab, bsum, bn, frame, rings, lo, hi,
                     mean, var, sdg, b, net0[bi], nvar[bi], nsd[bi], nuse[bi],
                 )  # fmt: skip
                 maxuse = max(maxuse, mu)
