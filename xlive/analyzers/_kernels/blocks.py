@@ -777,21 +777,6 @@ def detect_blocks(
     ssb = np.zeros(nrx)
     nkb = np.zeros(nrx, np.int64)
     active = np.zeros(nrx, np.bool_)
-    # (0) block backgrounds (:func:`block_background`) of a row of boxes just before (1)
-    # clips its boxes, their rows still in cache. A box counts when at least a quarter of
-    # the pixels of a box of the frame's fullest blocks are used: assumed b * b pixels per
-    # block, and (1) done again in the rare frame where no block has all its pixels used.
-    used = np.zeros(1, np.int64)
-    full = sb * sb * b * b
-    for attempt in range(2):
-        _box_rows(
-            attempt == 0, key, n_static, ktab, bsum, bn, frame, rings, lo, hi,
-            mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval,
-            valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
-        )  # fmt: skip
-        if sb * sb * used[0] == full:
-            break
-        full = sb * sb * used[0]
     # (2) per block: the interpolated leftover (resid), each box's scatter below it, and
     # the blocks by an invalid pixel (``edge``) with their mean normalised residual
     x0 = np.empty(nbx, np.int64)
@@ -809,63 +794,48 @@ def detect_blocks(
     qn = np.empty(nbx, np.int64)
     use_edge = edge_excess >= 0
     hd = np.zeros((3, nbx), np.uint8)  # rows bi - 1, bi, bi + 1 of the dilated short blocks
-    zs = 0.0
-    ne = 0
-    for bi in range(-1, nby):
-        r = bi + 1  # the row looked ahead at: its short blocks into hd
-        if use_edge:
-            hk = hd[(r + 3) % 3]
-            for bj in range(nbx):
-                hk[bj] = 0
-            if r < nby:
-                h = min(b, ny - r * b)
-                nu = nuse[r]
-                for bj in range(nbx):
-                    if nu[bj] < h * min(b, nx - bj * b):
-                        hk[max(bj - 1, 0)] = 1
-                        hk[bj] = 1
-                        hk[min(bj + 1, nbx - 1)] = 1
-        if bi < 0:
-            continue
-        _interp_row(rbox, sb, bi, top)
-        ri = bi // sb
-        ra = hd[(bi + 2) % 3]
-        rb = hd[bi % 3]
-        rc = hd[(bi + 1) % 3]
-        o_res = resid[bi]
-        o_edge = edge[bi]
-        nu = nuse[bi]
-        nt = net0[bi]
-        nw = nvar[bi]
-        ne_row = 0
-        for bj in range(nbx):
-            v = top[x0[bj]] * (1 - fx[bj]) + top[x1[bj]] * fx[bj]
-            o_res[bj] = v
-            e = use_edge & ((ra[bj] | rb[bj] | rc[bj]) != 0)
-            o_edge[bj] = e
-            c = nu[bj]
-            w = nw[bj]
-            d = nt[bj] - c * v
-            neg = (c != 0) & (w > 0) & (d < 0)
-            q[bj] = d * d / w if neg else 0.0
-            qn[bj] = neg
-            ne_row += e
-        for kk in range(sb):  # each box's sum in the order of its blocks, boxes side by side
-            nrj = nrx if (nrx - 1) * sb + kk < nbx else nrx - 1
-            for rj in range(nrj):
-                ss[rj] += q[rj * sb + kk]
-                nk[rj] += qn[rj * sb + kk]
-        if edge_excess > 0 and ne_row > 0:
-            for bj in range(nbx):
-                if o_edge[bj] and nu[bj] != 0 and nw[bj] > 0:
-                    z = (nt[bj] - nu[bj] * o_res[bj]) / np.sqrt(nw[bj])
-                    zs += min(max(z, -3.0), 3.0)
-                    ne += 1
-        if bi % sb == sb - 1 or bi == nby - 1:
-            for rj in range(nrx):
-                sbox[ri, rj] = max(ss[rj] / nk[rj], 1.0) if nk[rj] > 0 else 1.0
-                ss[rj] = 0.0
-                nk[rj] = 0
+    acc = np.zeros(2)  # (2)'s edge blocks: summed clipped z, count
+    # (0) block backgrounds (:func:`block_background`) of a row of boxes just before (1)
+    # clips its boxes, their rows still in cache, and (2) a row of boxes behind (its
+    # interpolation reaches the box centres of the row just clipped), also still in cache.
+    # A box counts when at least a quarter of the pixels of a box of the frame's fullest
+    # blocks are used: assumed b * b pixels per block, and (1) and (2) done again in the
+    # rare frame where no block has all its pixels used.
+    used = np.zeros(1, np.int64)
+    full = sb * sb * b * b
+    for ri in range(nry):
+        _box_rows(
+            True, ri, ri + 1, key, n_static, ktab, bsum, bn, frame, rings, lo, hi,
+            mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval,
+            valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
+        )  # fmt: skip
+        if ri > 0:
+            _scatter_rows(
+                -1 if ri == 1 else (ri - 1) * sb, ri * sb, rbox, sbox, resid, edge, net0,
+                nvar, nuse, b, sb, frame.shape, use_edge, edge_excess, x0, x1, fx, top, ss,
+                nk, q, qn, hd, acc,
+            )  # fmt: skip
+    _scatter_rows(
+        -1 if nry == 1 else (nry - 1) * sb, nby, rbox, sbox, resid, edge, net0, nvar, nuse,
+        b, sb, frame.shape, use_edge, edge_excess, x0, x1, fx, top, ss, nk, q, qn, hd, acc,
+    )  # fmt: skip
+    if sb * sb * used[0] != full:
+        full = sb * sb * used[0]
+        _box_rows(
+            False, 0, nry, key, n_static, ktab, bsum, bn, frame, rings, lo, hi,
+            mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval,
+            valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
+        )  # fmt: skip
+        hd[:] = 0
+        ss[:] = 0.0
+        nk[:] = 0
+        acc[:] = 0.0
+        _scatter_rows(
+            -1, nby, rbox, sbox, resid, edge, net0, nvar, nuse, b, sb, frame.shape, use_edge,
+            edge_excess, x0, x1, fx, top, ss, nk, q, qn, hd, acc,
+        )  # fmt: skip
+    zs = acc[0]
+    ne = acc[1]
     skip = use_edge
     if edge_excess > 0:
         skip = ne > 0 and zs > edge_excess * ne
@@ -1039,8 +1009,81 @@ def detect_blocks(
 
 
 @numba.njit(error_model="numpy", **_JIT)
+def _scatter_rows(
+    bi0, bi1, rbox, sbox, resid, edge, net0, nvar, nuse, b, sb, shape, use_edge, edge_excess,
+    x0, x1, fx, top, ss, nk, q, qn, hd, acc,
+):  # fmt: skip
+    """Step (2) of :func:`detect_blocks` for block rows ``bi0 .. bi1 - 1`` (``bi0 = -1``
+    first: each row looks one row ahead for its short blocks), in order, carrying its
+    state between calls (``hd``, ``ss``, ``nk``; ``acc``: the edge blocks' summed clipped
+    z and their count)."""
+    ny, nx = shape
+    nby, nbx = net0.shape
+    nry, nrx = rbox.shape
+    zs = acc[0]
+    ne = acc[1]
+    for bi in range(bi0, bi1):
+        r = bi + 1  # the row looked ahead at: its short blocks into hd
+        if use_edge:
+            hk = hd[(r + 3) % 3]
+            for bj in range(nbx):
+                hk[bj] = 0
+            if r < nby:
+                h = min(b, ny - r * b)
+                nu = nuse[r]
+                for bj in range(nbx):
+                    if nu[bj] < h * min(b, nx - bj * b):
+                        hk[max(bj - 1, 0)] = 1
+                        hk[bj] = 1
+                        hk[min(bj + 1, nbx - 1)] = 1
+        if bi < 0:
+            continue
+        _interp_row(rbox, sb, bi, top)
+        ri = bi // sb
+        ra = hd[(bi + 2) % 3]
+        rb = hd[bi % 3]
+        rc = hd[(bi + 1) % 3]
+        o_res = resid[bi]
+        o_edge = edge[bi]
+        nu = nuse[bi]
+        nt = net0[bi]
+        nw = nvar[bi]
+        ne_row = 0
+        for bj in range(nbx):
+            v = top[x0[bj]] * (1 - fx[bj]) + top[x1[bj]] * fx[bj]
+            o_res[bj] = v
+            e = use_edge & ((ra[bj] | rb[bj] | rc[bj]) != 0)
+            o_edge[bj] = e
+            c = nu[bj]
+            w = nw[bj]
+            d = nt[bj] - c * v
+            neg = (c != 0) & (w > 0) & (d < 0)
+            q[bj] = d * d / w if neg else 0.0
+            qn[bj] = neg
+            ne_row += e
+        for kk in range(sb):  # each box's sum in the order of its blocks, boxes side by side
+            nrj = nrx if (nrx - 1) * sb + kk < nbx else nrx - 1
+            for rj in range(nrj):
+                ss[rj] += q[rj * sb + kk]
+                nk[rj] += qn[rj * sb + kk]
+        if edge_excess > 0 and ne_row > 0:
+            for bj in range(nbx):
+                if o_edge[bj] and nu[bj] != 0 and nw[bj] > 0:
+                    z = (nt[bj] - nu[bj] * o_res[bj]) / np.sqrt(nw[bj])
+                    zs += min(max(z, -3.0), 3.0)
+                    ne += 1.0
+        if bi % sb == sb - 1 or bi == nby - 1:
+            for rj in range(nrx):
+                sbox[ri, rj] = max(ss[rj] / nk[rj], 1.0) if nk[rj] > 0 else 1.0
+                ss[rj] = 0.0
+                nk[rj] = 0
+    acc[0] = zs
+    acc[1] = ne
+
+
+@numba.njit(error_model="numpy", **_JIT)
 def _box_rows(
-    backgrounds, key, n_static, ktab, bsum, bn, frame, rings, lo, hi, mean, var,
+    backgrounds, ri0, ri1, key, n_static, ktab, bsum, bn, frame, rings, lo, hi, mean, var,
     sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval, valid, keep, cnt,
     npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
 ):  # fmt: skip
@@ -1052,7 +1095,7 @@ def _box_rows(
     nry, nrx = rbox.shape
     nk2 = sb * sb
     maxuse = 0
-    for ri in range(nry):
+    for ri in range(ri0, ri1):
         if backgrounds:
             for bi in range(ri * sb, min(ri * sb + sb, nby)):
                 mu = _background_row(
@@ -1147,4 +1190,4 @@ def _box_rows(
         for rj in range(nrx):
             rbox[ri, rj] = m[rj]
     if backgrounds:
-        used[0] = maxuse
+        used[0] = max(used[0], maxuse)
