@@ -849,12 +849,6 @@ def detect_blocks(
     net = np.zeros((3, nbx))
     nv = np.zeros((3, nbx))
     sd = np.zeros((3, nbx))
-    t2 = np.zeros(nbx)
-    w2 = np.zeros(nbx)
-    g2 = np.zeros(nbx)
-    t3 = np.zeros(nbx)
-    w3 = np.zeros(nbx)
-    g3 = np.zeros(nbx)
     f1 = np.zeros(nbx, np.uint8)
     f2 = np.zeros(nbx, np.uint8)
     f3 = np.zeros(nbx, np.uint8)
@@ -887,120 +881,66 @@ def detect_blocks(
         vc = nv[c]
         dc = sd[c]
         sr = seeds[bi]
-        if 0 < bi < nby - 1 and nbx > 2:  # the three windows in one loop (same sums)
-            s1 = seeds[bi + 1]
-            s0 = seeds[bi - 1]
-            na = net[(bi + 1) % 3]
-            va = nv[(bi + 1) % 3]
-            da = sd[(bi + 1) % 3]
-            npv = net[(bi - 1) % 3]
-            vp = nv[(bi - 1) % 3]
-            dp = sd[(bi - 1) % 3]
-            for bj in range(nbx):
-                f2[bj] = 0
-                f3[bj] = 0
-            for bj in range(1, nbx - 1):
-                t2a = nc_[bj] + na[bj]
-                w2a = vc[bj] + va[bj]
-                g2a = dc[bj] + da[bj]
-                t2b = nc_[bj + 1] + na[bj + 1]
-                w2b = vc[bj + 1] + va[bj + 1]
-                g2b = dc[bj + 1] + da[bj + 1]
-                w = w2a + w2b
-                g = g2a + g2b
-                x = t2a + t2b
-                f2[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
-                t2z = nc_[bj - 1] + na[bj - 1]
-                w2z = vc[bj - 1] + va[bj - 1]
-                g2z = dc[bj - 1] + da[bj - 1]
-                x = ((t2z + npv[bj - 1]) + (t2a + npv[bj])) + (t2b + npv[bj + 1])
-                w = ((w2z + vp[bj - 1]) + (w2a + vp[bj])) + (w2b + vp[bj + 1])
-                g = ((g2z + dp[bj - 1]) + (g2a + dp[bj])) + (g2b + dp[bj + 1])
-                f3[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
-                w = vc[bj]
-                x = nc_[bj]
-                f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
-            for bj in (0, nbx - 1):
-                w = vc[bj]
-                x = nc_[bj]
-                f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
-            w = (vc[0] + va[0]) + (vc[1] + va[1])
-            g = (dc[0] + da[0]) + (dc[1] + da[1])
-            x = (nc_[0] + na[0]) + (nc_[1] + na[1])
-            f2[0] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
-            for bj in range(nbx):
-                if f1[bj] | f2[bj] | f3[bj]:
-                    if f1[bj]:
-                        sr[bj] = 1
-                    if f2[bj]:
-                        sr[bj] = 1
-                        sr[bj + 1] = 1
-                        s1[bj] = 1
-                        s1[bj + 1] = 1
-                    if f3[bj]:
-                        for dj in range(-1, 2):
-                            s0[bj + dj] = 1
-                            sr[bj + dj] = 1
-                            s1[bj + dj] = 1
-            continue
+        # the three windows in one loop, every row: a 2 x 2 window starts on this row when
+        # there is a row below, a 3 x 3 one is centred on it when there is one above too
+        # (else the rows read are zeros or stale and the windows are masked off)
+        m2 = bi + 1 < nby
+        m3 = m2 & (bi > 0)
+        na = net[(bi + 1) % 3]
+        va = nv[(bi + 1) % 3]
+        da = sd[(bi + 1) % 3]
+        npv = net[(bi + 2) % 3]  # row bi - 1
+        vp = nv[(bi + 2) % 3]
+        dp = sd[(bi + 2) % 3]
+        s1 = seeds[bi + 1 if m2 else bi]
+        s0 = seeds[bi - 1 if m3 else bi]
         for bj in range(nbx):
+            f2[bj] = 0
+            f3[bj] = 0
+        for bj in range(1, nbx - 1):  # the same sums, in the same order, as block_seeds
+            t2a = nc_[bj] + na[bj]
+            w2a = vc[bj] + va[bj]
+            g2a = dc[bj] + da[bj]
+            t2b = nc_[bj + 1] + na[bj + 1]
+            w2b = vc[bj + 1] + va[bj + 1]
+            g2b = dc[bj + 1] + da[bj + 1]
+            w = w2a + w2b
+            g = g2a + g2b
+            x = t2a + t2b
+            f2[bj] = m2 & (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
+            t2z = nc_[bj - 1] + na[bj - 1]
+            w2z = vc[bj - 1] + va[bj - 1]
+            g2z = dc[bj - 1] + da[bj - 1]
+            x = ((t2z + npv[bj - 1]) + (t2a + npv[bj])) + (t2b + npv[bj + 1])
+            w = ((w2z + vp[bj - 1]) + (w2a + vp[bj])) + (w2b + vp[bj + 1])
+            g = ((g2z + dp[bj - 1]) + (g2a + dp[bj])) + (g2b + dp[bj + 1])
+            f3[bj] = m3 & (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
             w = vc[bj]
             x = nc_[bj]
             f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
-        if bi + 1 < nby:
-            n1 = (bi + 1) % 3
-            na = net[n1]
-            va = nv[n1]
-            da = sd[n1]
-            for bj in range(nbx):
-                t2[bj] = nc_[bj] + na[bj]
-                w2[bj] = vc[bj] + va[bj]
-                g2[bj] = dc[bj] + da[bj]
-            for bj in range(nbx - 1):
-                w = w2[bj] + w2[bj + 1]
-                g = g2[bj] + g2[bj + 1]
-                x = t2[bj] + t2[bj + 1]
-                f2[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
-            f2[nbx - 1] = 0
-            if bi > 0:
-                p = (bi - 1) % 3
-                npv = net[p]
-                vp = nv[p]
-                dp = sd[p]
-                for bj in range(nbx):  # columns' sums of rows bi - 1 .. bi + 1
-                    t3[bj] = t2[bj] + npv[bj]
-                    w3[bj] = w2[bj] + vp[bj]
-                    g3[bj] = g2[bj] + dp[bj]
-                f3[0] = 0
-                f3[nbx - 1] = 0
-                for bj in range(1, nbx - 1):  # centred on bj
-                    x = t3[bj - 1] + t3[bj] + t3[bj + 1]
-                    w = w3[bj - 1] + w3[bj] + w3[bj + 1]
-                    g = g3[bj - 1] + g3[bj] + g3[bj + 1]
-                    f3[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
-            else:
-                for bj in range(nbx):
-                    f3[bj] = 0
-            s1 = seeds[bi + 1]
-            for bj in range(nbx):
-                if f1[bj] | f2[bj] | f3[bj]:
-                    if f1[bj]:
-                        sr[bj] = 1
-                    if f2[bj]:
-                        sr[bj] = 1
-                        sr[bj + 1] = 1
-                        s1[bj] = 1
-                        s1[bj + 1] = 1
-                    if f3[bj]:
-                        s0 = seeds[bi - 1]
-                        for dj in range(-1, 2):
-                            s0[bj + dj] = 1
-                            sr[bj + dj] = 1
-                            s1[bj + dj] = 1
-        else:
-            for bj in range(nbx):
+        for bj in (0, nbx - 1):
+            w = vc[bj]
+            x = nc_[bj]
+            f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
+        if nbx > 1:
+            w = (vc[0] + va[0]) + (vc[1] + va[1])
+            g = (dc[0] + da[0]) + (dc[1] + da[1])
+            x = (nc_[0] + na[0]) + (nc_[1] + na[1])
+            f2[0] = m2 & (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
+        for bj in range(nbx):
+            if f1[bj] | f2[bj] | f3[bj]:
                 if f1[bj]:
                     sr[bj] = 1
+                if f2[bj]:
+                    sr[bj] = 1
+                    sr[bj + 1] = 1
+                    s1[bj] = 1
+                    s1[bj + 1] = 1
+                if f3[bj]:
+                    for dj in range(-1, 2):
+                        s0[bj + dj] = 1
+                        sr[bj + dj] = 1
+                        s1[bj + dj] = 1
     n = 0
     for bi in range(nby):
         for bj in range(nbx):
