@@ -380,10 +380,8 @@ def _footprint(
                         s2 = var[ri[c - h]]
                         nloc[loc] = bsr[c]
                         gloc[loc] = g
-                        if not g > 0:  # (most pixels away from spots: no square root)
-                            continue
                         # sqrt of a negative s2 is NaN: False
-                        if not ((s2 >= 0) & (g >= floor_snr * np.sqrt(n * s2))):
+                        if not ((g > 0) & (s2 >= 0) & (g >= floor_snr * np.sqrt(n * s2))):
                             continue
                         j = c - h
                         cand[nc] = loc
