@@ -803,37 +803,28 @@ def detect_blocks(
     # rare frame where no block has all its pixels used.
     used = np.zeros(1, np.int64)
     full = sb * sb * b * b
-    for ri in range(nry):
-        _box_rows(
-            True, ri, ri + 1, key, n_static, ktab, bsum, bn, frame, rings, lo, hi,
-            mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval,
-            valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
-        )  # fmt: skip
-        if ri > 0:
-            _scatter_rows(
-                -1 if ri == 1 else (ri - 1) * sb, ri * sb, rbox, sbox, resid, edge, net0,
-                nvar, nuse, b, sb, frame.shape, use_edge, edge_excess, x0, x1, fx, top, ss,
-                nk, q, qn, hd, acc,
-            )  # fmt: skip
-    _scatter_rows(
-        -1 if nry == 1 else (nry - 1) * sb, nby, rbox, sbox, resid, edge, net0, nvar, nuse,
-        b, sb, frame.shape, use_edge, edge_excess, x0, x1, fx, top, ss, nk, q, qn, hd, acc,
-    )  # fmt: skip
-    if sb * sb * used[0] != full:
+    for attempt in range(2):  # (one call site per kernel: less to compile)
+        for ri in range(nry + 1):
+            if ri < nry:
+                _box_rows(
+                    attempt == 0, ri, ri + 1, key, n_static, ktab, bsum, bn, frame, rings, lo,
+                    hi, mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals,
+                    wts, cval, valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb,
+                    active, used,
+                )  # fmt: skip
+            if ri > 0:  # (2) of the row of boxes before
+                _scatter_rows(
+                    -1 if ri == 1 else (ri - 1) * sb, ri * sb if ri < nry else nby, rbox,
+                    sbox, resid, edge, net0, nvar, nuse, b, sb, frame.shape, use_edge,
+                    edge_excess, x0, x1, fx, top, ss, nk, q, qn, hd, acc,
+                )  # fmt: skip
+        if sb * sb * used[0] == full:
+            break
         full = sb * sb * used[0]
-        _box_rows(
-            False, 0, nry, key, n_static, ktab, bsum, bn, frame, rings, lo, hi,
-            mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval,
-            valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
-        )  # fmt: skip
         hd[:] = 0
         ss[:] = 0.0
         nk[:] = 0
         acc[:] = 0.0
-        _scatter_rows(
-            -1, nby, rbox, sbox, resid, edge, net0, nvar, nuse, b, sb, frame.shape, use_edge,
-            edge_excess, x0, x1, fx, top, ss, nk, q, qn, hd, acc,
-        )  # fmt: skip
     zs = acc[0]
     ne = acc[1]
     skip = use_edge
