@@ -1018,10 +1018,11 @@ def _box_rows(
     sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval, valid, keep, cnt,
     npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
 ):  # fmt: skip
-    """Steps (0) and (1) of :func:`detect_blocks`, a row of boxes at a time: with
-    ``backgrounds``, the backgrounds of its blocks first (the largest count of used pixels
-    into ``used[0]``), then each box's clipped mean into ``rbox``; ``full``: the pixels of
-    a box of the frame's fullest blocks."""
+    """Steps (0) and (1) of :func:`detect_blocks` for the rows of boxes ``ri0 .. ri1 - 1``,
+    a row of boxes at a time: with ``backgrounds``, the backgrounds of its blocks first (the
+    largest count of used pixels into ``used[0]``, a running maximum), then each box's
+    clipped mean into ``rbox``; ``full``: the pixels of a box of the frame's fullest
+    blocks."""
     nby, nbx = bsum.shape
     nry, nrx = rbox.shape
     nk2 = sb * sb
