@@ -18,8 +18,10 @@ To add your own, copy this file and rename the class, its ``name`` and its outpu
       max_pixel = "my_package.my_analyzer:MaxPixel"
 
 Rules: build everything that depends only on the geometry in ``__init__``; keep ``__call__``
-free of shared mutable state (it runs on many threads); declare every output in ``describe``
-with dims starting with ``"frame"``; return arrays with the frame count as leading dimension.
+free of shared mutable state (it runs on many threads) and never write into the frames it is
+given (the Eiger stream and HDF5 readers hand over read-only arrays: copy first); declare every
+output in ``describe`` with dims starting with ``"frame"``; return arrays with the frame count
+as leading dimension.
 ``Show`` says how an output is drawn and added up over the run: ``"strip"`` (value per frame),
 ``"histogram"`` (values counted over the run) or ``"image"`` (a 2-D output per frame, averaged
 or max-projected over the run). ``FeatureFlag`` raises a flag from an output's recent values.
