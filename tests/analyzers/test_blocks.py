@@ -20,8 +20,6 @@ from xlive.analyzers._kernels.blocks import (
     boxes_to_blocks,
     boxes_to_blocks_ref,
     detect_blocks,
-    key_table,
-    key_table_ref,
     local_background,
     local_background_ref,
     radial_tolerance_sd,
@@ -148,8 +146,8 @@ def _fused(t, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, sb, edge, gain,
         seeds=rng.integers(0, 2, nb).astype(np.uint8),
     )
     out["count"] = detect_blocks(
-        t.key, t.key_r0, t.key_count, t.n_static, ring_table(mean, var, sdg, t.span), bsum, bn,
-        frame, rings, lo, hi, mean, var, sdg, b, sb, 2.5, edge, gain, snr, *out.values(),
+        t.r0, t.span_count, t.n_static, ring_table(mean, var, sdg, t.span), bsum, bn, frame,
+        rings, lo, hi, mean, var, sdg, b, sb, 2.5, edge, gain, snr, *out.values(),
     )  # fmt: skip
     return out
 
@@ -193,35 +191,6 @@ def test_block_ring_table_counts_each_blocks_pixels_per_ring():
         want = np.zeros_like(got)
         want[t.ring[t.ptr[k] : t.ptr[k + 1]]] = t.count[t.ptr[k] : t.ptr[k + 1]]
         np.testing.assert_array_equal(got, want)
-    # each block's key gives its first ring and counts; blocks alike share a key
-    np.testing.assert_array_equal(t.key_r0[t.key], t.r0)
-    np.testing.assert_array_equal(t.key_count[t.key], t.span_count.transpose(0, 2, 1))
-    assert len(np.unique(np.c_[t.key_r0, t.key_count], axis=0)) == t.key_r0.size
-    assert t.key_r0.size < nby * nbx
-
-
-def test_key_table_matches_its_reference():
-    """Each key's sums over its rings (NaN-free table with rings without statistics
-    flagged), against the numpy reference and against the blocks' pixel-by-pixel sums."""
-    rings = _rings()
-    t = BlockRingTable(rings)
-    n = int(rings.max()) + 1
-    rng = np.random.default_rng(5)
-    mean, var = rng.uniform(0.2, 50.0, n), rng.uniform(0.2, 80.0, n)
-    mean[7] = np.nan  # a ring without statistics: its keys are flagged
-    sdg = radial_tolerance_sd(mean, 0.5)
-    rtab = ring_table(mean, var, sdg, t.span)
-    out = np.empty((t.key_r0.size, 4))
-    key_table(t.key_r0, t.key_count, rtab, out)
-    np.testing.assert_array_equal(out, key_table_ref(t.key_r0, t.key_count, rtab))
-    bad = out[t.key, 3] > 0
-    assert bad.any() and not bad.all()
-    frame = np.zeros(SHAPE, np.uint32)
-    lo, hi = valid_range(frame.dtype)
-    net, nvar, nsd, _ = block_background_ref(frame, rings, lo, hi, mean, var, sdg)
-    np.testing.assert_allclose(-out[t.key, 0][~bad], net[~bad], rtol=1e-12)
-    np.testing.assert_allclose(out[t.key, 1][~bad], nvar[~bad], rtol=1e-12)
-    np.testing.assert_allclose(out[t.key, 2][~bad], nsd[~bad], rtol=1e-12, atol=1e-12)
 
 
 def _powder(shape=(150, 162), centre=(70.2, 80.6), shift=0.0, seed=3):

@@ -80,22 +80,6 @@ class BlockRingTable:
         sc[owner, self.ring - first[owner]] = count
         #: (block row, ring offset, block column): a row of blocks' counts per offset in one run
         self.span_count = np.ascontiguousarray(sc.reshape(nby, nbx, self.span).transpose(0, 2, 1))
-        # blocks with the same first ring and counts have the same background: each distinct
-        # (r0, counts) is a key (a 4M-pixel frame's 497k blocks have ~26k), whose sums
-        # :func:`key_table` makes once per frame; a block then costs one lookup
-        rows = np.concatenate([first[:, None], sc.astype(np.int64)], axis=1)
-        if self.span <= 8:  # counts <= 9 < 16: packed into one int64 (a fast 1-D unique)
-            packed = first.copy()
-            for k in range(self.span):
-                packed = (packed << 4) | sc[:, k].astype(np.int64)
-            _, first_at, inv = np.unique(packed, return_index=True, return_inverse=True)
-            uniq = rows[first_at]
-        else:
-            uniq, inv = np.unique(rows, axis=0, return_inverse=True)
-        #: per block, its key (int32), and per key its first ring and its counts per offset
-        self.key = inv.reshape(nby, nbx).astype(np.int32)
-        self.key_r0 = uniq[:, 0].astype(np.int32)
-        self.key_count = np.ascontiguousarray(uniq[:, 1:].astype(np.float64))
 
 
 @numba.njit(**_JIT)
@@ -616,44 +600,6 @@ def ring_table(mean, var, sdg, span):
     return t
 
 
-@numba.njit(**_JIT)
-def key_table(key_r0, key_count, rtab, out):
-    """Per key of :class:`BlockRingTable` (blocks with the same first ring ``key_r0`` and
-    counts per ring ``key_count``), the sums a block of that key has over its pixels' rings
-    (``rtab`` of :func:`ring_table`): ``out[k] = (sum of means, sum of variances + (sum of
-    sdg)**2, sum of sdg, sum of bad flags)``, each summed in the rings' order from 0.0 (a
-    block's values of :func:`block_background`, bit for bit, when all its ring pixels are
-    valid)."""
-    span = key_count.shape[1]
-    for k in range(key_r0.shape[0]):
-        r = key_r0[k]
-        m = 0.0
-        v = 0.0
-        g = 0.0
-        bad = 0.0
-        for q in range(span):
-            a = key_count[k, q]
-            m += a * rtab[r + q, 0]
-            v += a * rtab[r + q, 1]
-            g += a * rtab[r + q, 2]
-            bad += a * rtab[r + q, 3]
-        out[k, 0] = m
-        out[k, 1] = v + g * g
-        out[k, 2] = g
-        out[k, 3] = bad
-
-
-def key_table_ref(key_r0, key_count, rtab):
-    """Numpy reference of :func:`key_table`, from the table's rings as arrays."""
-    span = key_count.shape[1]
-    rows = rtab[key_r0[:, None] + np.arange(span)]  # (keys, span, 4)
-    s = np.zeros((key_r0.size, 4))
-    for q in range(span):  # in the rings' order, as the kernel
-        s += key_count[:, q, None] * rows[:, q]
-    s[:, 1] += s[:, 2] ** 2
-    return s
-
-
 @numba.njit(inline="always", **_JIT)
 def _pixel_sums(frame, rings, lo, hi, mean, var, sdg, b, bi, bj):
     """Block (bi, bj) summed from its own valid pixels on rings with statistics:
@@ -695,26 +641,72 @@ def _interp_row(box, s, bi, top):
 
 @numba.njit(**_JIT)
 def _background_row(
-    bi, key, n_static, ktab, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, o_net, o_var,
-    o_sd, o_use,
+    bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b,
+    o_net, o_var, o_sd, o_use,
 ):  # fmt: skip
-    """Row ``bi`` of :func:`block_background` (same values, bit for bit) from each block's
-    key (``key`` of :class:`BlockRingTable`; ``ktab`` of :func:`key_table`). Returns the
+    """Row ``bi`` of :func:`block_background` (same values, bit for bit) from the fixed span
+    of rings of :class:`BlockRingTable` (``flat``: :func:`ring_table` raveled). Returns the
     row's largest count of used pixels."""
+    ny, nx = frame.shape
     nbx = bsum.shape[1]
-    kr = key[bi]
+    span = span_count.shape[1]
+    r0r = r0[bi]
     bnr = bn[bi]
     nsr = n_static[bi]
     bsr = bsum[bi]
-    for bj in range(nbx):
-        k = kr[bj]
-        n = bnr[bj]
-        ok = (n == nsr[bj]) & (ktab[k, 3] == 0.0)
-        pos = ok & (n > 0)
-        o_net[bj] = bsr[bj] - ktab[k, 0] if pos else 0.0
-        o_var[bj] = ktab[k, 1] if pos else 0.0
-        o_sd[bj] = ktab[k, 2] if pos else 0.0
-        o_use[bj] = n if ok else -1
+    if span == 4:  # the usual 3 x 3 blocks on one-pixel rings: unrolled
+        c0 = span_count[bi, 0]
+        c1 = span_count[bi, 1]
+        c2 = span_count[bi, 2]
+        c3 = span_count[bi, 3]
+        for bj in range(nbx):
+            r = np.uint64(r0r[bj]) * np.uint64(4)
+            a0 = np.float64(c0[bj])
+            a1 = np.float64(c1[bj])
+            a2 = np.float64(c2[bj])
+            a3 = np.float64(c3[bj])
+            m = 0.0 + a0 * flat[r]
+            m += a1 * flat[r + np.uint64(4)]
+            m += a2 * flat[r + np.uint64(8)]
+            m += a3 * flat[r + np.uint64(12)]
+            v = 0.0 + a0 * flat[r + np.uint64(1)]
+            v += a1 * flat[r + np.uint64(5)]
+            v += a2 * flat[r + np.uint64(9)]
+            v += a3 * flat[r + np.uint64(13)]
+            g = 0.0 + a0 * flat[r + np.uint64(2)]
+            g += a1 * flat[r + np.uint64(6)]
+            g += a2 * flat[r + np.uint64(10)]
+            g += a3 * flat[r + np.uint64(14)]
+            bad = a0 * flat[r + np.uint64(3)] + a1 * flat[r + np.uint64(7)]
+            bad += a2 * flat[r + np.uint64(11)] + a3 * flat[r + np.uint64(15)]
+            n = bnr[bj]
+            ok = (n == nsr[bj]) & (bad == 0.0)
+            pos = ok & (n > 0)
+            o_net[bj] = bsr[bj] - m if pos else 0.0
+            o_var[bj] = v + g * g if pos else 0.0
+            o_sd[bj] = g if pos else 0.0
+            o_use[bj] = n if ok else -1
+    else:
+        for bj in range(nbx):
+            r = np.uint64(r0r[bj]) * np.uint64(4)
+            m = 0.0
+            v = 0.0
+            g = 0.0
+            bad = 0.0
+            for k in range(span):
+                a = np.float64(span_count[bi, k, bj])
+                q = r + np.uint64(4 * k)
+                m += a * flat[q]
+                v += a * flat[q + np.uint64(1)]
+                g += a * flat[q + np.uint64(2)]
+                bad += a * flat[q + np.uint64(3)]
+            n = bnr[bj]
+            ok = (n == nsr[bj]) & (bad == 0.0)
+            pos = ok & (n > 0)
+            o_net[bj] = bsr[bj] - m if pos else 0.0
+            o_var[bj] = v + g * g if pos else 0.0
+            o_sd[bj] = g if pos else 0.0
+            o_use[bj] = n if ok else -1
     maxuse = 0
     for bj in range(nbx):
         if o_use[bj] < 0:  # not all its ring pixels valid, or a ring without statistics
@@ -731,8 +723,8 @@ def _background_row(
 
 @numba.njit(error_model="numpy", **_JIT)  # divisions without a zero test (selects discard)
 def detect_blocks(
-    key, key_r0, key_count, n_static, rtab, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b,
-    sb, clip, edge_excess, gain, detect_snr, net0, nvar, nsd, nuse, edge, rbox, sbox, resid, seeds,
+    r0, span_count, n_static, rtab, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, sb,
+    clip, edge_excess, gain, detect_snr, net0, nvar, nsd, nuse, edge, rbox, sbox, resid, seeds,
 ):  # fmt: skip
     """The detection stage in one call, with the results of :func:`block_background`,
     :func:`local_background` (boxes of ``sb`` blocks, ``clip``), :func:`boxes_to_blocks`,
@@ -741,10 +733,9 @@ def detect_blocks(
     for bit but for the seeds' window sums (sums of column sums, not running sums: equal
     but for the last bits); returns the number of seeded blocks.
 
-    Faster by fewer branches and sweeps: a block's background looked up by its key (its
-    first ring and counts per ring: ``key``, ``key_r0``, ``key_count``, ``n_static`` of
-    :class:`BlockRingTable`), whose sums over ``rtab`` (:func:`ring_table`) are made once
-    per frame (:func:`key_table`, :func:`_background_row`); the boxes of
+    Faster by fewer branches and sweeps: a block's background from the fixed span of rings
+    of :class:`BlockRingTable` (``r0``, ``span_count``, ``n_static``; ``rtab`` of
+    :func:`ring_table`), no loop of variable length (:func:`_background_row`); the boxes of
     a row of boxes clipped side by side; the box scatter and the module-edge test in one
     sweep; the scale interpolated inside the seeds' sweep; no branch on the sign of a
     block's residual. ``net0``, ``nvar``, ``nsd`` (float64), ``nuse`` (int32), ``edge``
@@ -754,8 +745,7 @@ def detect_blocks(
     nby, nbx = bsum.shape
     ny, nx = frame.shape
     nry, nrx = rbox.shape
-    ktab = np.empty((key_r0.shape[0], 4))  # (0): each key's sums, once per frame
-    key_table(key_r0, key_count, rtab, ktab)
+    flat = rtab.ravel()
     # (1) leftover background per box: the clipped, inverse-variance weighted mean of
     # local_background, for all boxes of a row of boxes at once (each box's sums in its own
     # order, the boxes side by side: independent chains the compiler vectorises). Each block
@@ -777,6 +767,21 @@ def detect_blocks(
     ssb = np.zeros(nrx)
     nkb = np.zeros(nrx, np.int64)
     active = np.zeros(nrx, np.bool_)
+    # (0) block backgrounds (:func:`block_background`) of a row of boxes just before (1)
+    # clips its boxes, their rows still in cache. A box counts when at least a quarter of
+    # the pixels of a box of the frame's fullest blocks are used: assumed b * b pixels per
+    # block, and (1) done again in the rare frame where no block has all its pixels used.
+    used = np.zeros(1, np.int64)
+    full = sb * sb * b * b
+    for attempt in range(2):
+        _box_rows(
+            attempt == 0, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi,
+            mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval,
+            valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
+        )  # fmt: skip
+        if sb * sb * used[0] == full:
+            break
+        full = sb * sb * used[0]
     # (2) per block: the interpolated leftover (resid), each box's scatter below it, and
     # the blocks by an invalid pixel (``edge``) with their mean normalised residual
     x0 = np.empty(nbx, np.int64)
@@ -794,166 +799,9 @@ def detect_blocks(
     qn = np.empty(nbx, np.int64)
     use_edge = edge_excess >= 0
     hd = np.zeros((3, nbx), np.uint8)  # rows bi - 1, bi, bi + 1 of the dilated short blocks
-    acc = np.zeros(2)  # (2)'s edge blocks: summed clipped z, count
-    # (0) block backgrounds (:func:`block_background`) of a row of boxes just before (1)
-    # clips its boxes, their rows still in cache, and (2) a row of boxes behind (its
-    # interpolation reaches the box centres of the row just clipped), also still in cache.
-    # A box counts when at least a quarter of the pixels of a box of the frame's fullest
-    # blocks are used: assumed b * b pixels per block, and (1) and (2) done again in the
-    # rare frame where no block has all its pixels used.
-    used = np.zeros(1, np.int64)
-    full = sb * sb * b * b
-    for attempt in range(2):  # (one call site per kernel: less to compile)
-        for ri in range(nry + 1):
-            if ri < nry:
-                _box_rows(
-                    attempt == 0, ri, ri + 1, key, n_static, ktab, bsum, bn, frame, rings, lo,
-                    hi, mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals,
-                    wts, cval, valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb,
-                    active, used,
-                )  # fmt: skip
-            if ri > 0:  # (2) of the row of boxes before
-                _scatter_rows(
-                    -1 if ri == 1 else (ri - 1) * sb, ri * sb if ri < nry else nby, rbox,
-                    sbox, resid, edge, net0, nvar, nuse, b, sb, frame.shape, use_edge,
-                    edge_excess, x0, x1, fx, top, ss, nk, q, qn, hd, acc,
-                )  # fmt: skip
-        if sb * sb * used[0] == full:
-            break
-        full = sb * sb * used[0]
-        hd[:] = 0
-        ss[:] = 0.0
-        nk[:] = 0
-        acc[:] = 0.0
-    zs = acc[0]
-    ne = acc[1]
-    skip = use_edge
-    if edge_excess > 0:
-        skip = ne > 0 and zs > edge_excess * ne
-    # (3) seeds: windows of 1 x 1, 2 x 2 and 3 x 3 blocks (rows three at a time, rolling;
-    # a window's sums over its columns' sums, not running sums along the row: a loop the
-    # compiler vectorises, equal to them but for the last bits)
-    for bi in range(nby):
-        sr = seeds[bi]
-        for bj in range(nbx):
-            sr[bj] = 0
-    net = np.zeros((3, nbx))
-    nv = np.zeros((3, nbx))
-    sd = np.zeros((3, nbx))
-    f1 = np.zeros(nbx, np.uint8)
-    f2 = np.zeros(nbx, np.uint8)
-    f3 = np.zeros(nbx, np.uint8)
-    tt = detect_snr * detect_snr
+    zs = 0.0
+    ne = 0
     for bi in range(-1, nby):
-        r = bi + 1  # the row to fill
-        if r < nby:
-            k = r % 3
-            _interp_row(sbox, sb, r, top)
-            nt = net0[r]
-            nw = nvar[r]
-            ng = nsd[r]
-            nu = nuse[r]
-            o_net = net[k]
-            o_nv = nv[k]
-            o_sd = sd[k]
-            eg = edge[r]
-            rs = resid[r]
-            for bj in range(nbx):
-                g = ng[bj]
-                si = top[x0[bj]] * (1 - fx[bj]) + top[x1[bj]] * fx[bj]
-                z = skip & (eg[bj] != 0)
-                o_net[bj] = 0.0 if z else nt[bj] - nu[bj] * rs[bj]
-                o_nv[bj] = 0.0 if z else (nw[bj] - g * g) * si
-                o_sd[bj] = 0.0 if z else g
-        if bi < 0:
-            continue
-        c = bi % 3
-        nc_ = net[c]
-        vc = nv[c]
-        dc = sd[c]
-        sr = seeds[bi]
-        # the three windows in one loop, every row: a 2 x 2 window starts on this row when
-        # there is a row below, a 3 x 3 one is centred on it when there is one above too
-        # (else the rows read are zeros or stale and the windows are masked off)
-        m2 = bi + 1 < nby
-        m3 = m2 & (bi > 0)
-        na = net[(bi + 1) % 3]
-        va = nv[(bi + 1) % 3]
-        da = sd[(bi + 1) % 3]
-        npv = net[(bi + 2) % 3]  # row bi - 1
-        vp = nv[(bi + 2) % 3]
-        dp = sd[(bi + 2) % 3]
-        s1 = seeds[bi + 1 if m2 else bi]
-        s0 = seeds[bi - 1 if m3 else bi]
-        for bj in range(nbx):
-            f2[bj] = 0
-            f3[bj] = 0
-        for bj in range(1, nbx - 1):  # the same sums, in the same order, as block_seeds
-            t2a = nc_[bj] + na[bj]
-            w2a = vc[bj] + va[bj]
-            g2a = dc[bj] + da[bj]
-            t2b = nc_[bj + 1] + na[bj + 1]
-            w2b = vc[bj + 1] + va[bj + 1]
-            g2b = dc[bj + 1] + da[bj + 1]
-            w = w2a + w2b
-            g = g2a + g2b
-            x = t2a + t2b
-            f2[bj] = m2 & (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
-            t2z = nc_[bj - 1] + na[bj - 1]
-            w2z = vc[bj - 1] + va[bj - 1]
-            g2z = dc[bj - 1] + da[bj - 1]
-            x = ((t2z + npv[bj - 1]) + (t2a + npv[bj])) + (t2b + npv[bj + 1])
-            w = ((w2z + vp[bj - 1]) + (w2a + vp[bj])) + (w2b + vp[bj + 1])
-            g = ((g2z + dp[bj - 1]) + (g2a + dp[bj])) + (g2b + dp[bj + 1])
-            f3[bj] = m3 & (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
-            w = vc[bj]
-            x = nc_[bj]
-            f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
-        for bj in (0, nbx - 1):
-            w = vc[bj]
-            x = nc_[bj]
-            f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
-        if nbx > 1:
-            w = (vc[0] + va[0]) + (vc[1] + va[1])
-            g = (dc[0] + da[0]) + (dc[1] + da[1])
-            x = (nc_[0] + na[0]) + (nc_[1] + na[1])
-            f2[0] = m2 & (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
-        for bj in range(nbx):
-            if f1[bj] | f2[bj] | f3[bj]:
-                if f1[bj]:
-                    sr[bj] = 1
-                if f2[bj]:
-                    sr[bj] = 1
-                    sr[bj + 1] = 1
-                    s1[bj] = 1
-                    s1[bj + 1] = 1
-                if f3[bj]:
-                    for dj in range(-1, 2):
-                        s0[bj + dj] = 1
-                        sr[bj + dj] = 1
-                        s1[bj + dj] = 1
-    n = 0
-    for bi in range(nby):
-        for bj in range(nbx):
-            n += seeds[bi, bj]
-    return n
-
-
-@numba.njit(error_model="numpy", **_JIT)
-def _scatter_rows(
-    bi0, bi1, rbox, sbox, resid, edge, net0, nvar, nuse, b, sb, shape, use_edge, edge_excess,
-    x0, x1, fx, top, ss, nk, q, qn, hd, acc,
-):  # fmt: skip
-    """Step (2) of :func:`detect_blocks` for block rows ``bi0 .. bi1 - 1`` (``bi0 = -1``
-    first: each row looks one row ahead for its short blocks), in order, carrying its
-    state between calls (``hd``, ``ss``, ``nk``; ``acc``: the edge blocks' summed clipped
-    z and their count)."""
-    ny, nx = shape
-    nby, nbx = net0.shape
-    nry, nrx = rbox.shape
-    zs = acc[0]
-    ne = acc[1]
-    for bi in range(bi0, bi1):
         r = bi + 1  # the row looked ahead at: its short blocks into hd
         if use_edge:
             hk = hd[(r + 3) % 3]
@@ -1002,47 +850,154 @@ def _scatter_rows(
                 if o_edge[bj] and nu[bj] != 0 and nw[bj] > 0:
                     z = (nt[bj] - nu[bj] * o_res[bj]) / np.sqrt(nw[bj])
                     zs += min(max(z, -3.0), 3.0)
-                    ne += 1.0
+                    ne += 1
         if bi % sb == sb - 1 or bi == nby - 1:
             for rj in range(nrx):
                 sbox[ri, rj] = max(ss[rj] / nk[rj], 1.0) if nk[rj] > 0 else 1.0
                 ss[rj] = 0.0
                 nk[rj] = 0
-    acc[0] = zs
-    acc[1] = ne
+    skip = use_edge
+    if edge_excess > 0:
+        skip = ne > 0 and zs > edge_excess * ne
+    # (3) seeds: windows of 1 x 1, 2 x 2 and 3 x 3 blocks (rows three at a time, rolling;
+    # a window's sums over its columns' sums, not running sums along the row: a loop the
+    # compiler vectorises, equal to them but for the last bits)
+    for bi in range(nby):
+        sr = seeds[bi]
+        for bj in range(nbx):
+            sr[bj] = 0
+    net = np.zeros((3, nbx))
+    nv = np.zeros((3, nbx))
+    sd = np.zeros((3, nbx))
+    t2 = np.zeros(nbx)
+    w2 = np.zeros(nbx)
+    g2 = np.zeros(nbx)
+    t3 = np.zeros(nbx)
+    w3 = np.zeros(nbx)
+    g3 = np.zeros(nbx)
+    f1 = np.zeros(nbx, np.uint8)
+    f2 = np.zeros(nbx, np.uint8)
+    f3 = np.zeros(nbx, np.uint8)
+    tt = detect_snr * detect_snr
+    for bi in range(-1, nby):
+        r = bi + 1  # the row to fill
+        if r < nby:
+            k = r % 3
+            _interp_row(sbox, sb, r, top)
+            nt = net0[r]
+            nw = nvar[r]
+            ng = nsd[r]
+            nu = nuse[r]
+            o_net = net[k]
+            o_nv = nv[k]
+            o_sd = sd[k]
+            eg = edge[r]
+            rs = resid[r]
+            for bj in range(nbx):
+                g = ng[bj]
+                si = top[x0[bj]] * (1 - fx[bj]) + top[x1[bj]] * fx[bj]
+                z = skip & (eg[bj] != 0)
+                o_net[bj] = 0.0 if z else nt[bj] - nu[bj] * rs[bj]
+                o_nv[bj] = 0.0 if z else (nw[bj] - g * g) * si
+                o_sd[bj] = 0.0 if z else g
+        if bi < 0:
+            continue
+        c = bi % 3
+        nc_ = net[c]
+        vc = nv[c]
+        dc = sd[c]
+        for bj in range(nbx):
+            w = vc[bj]
+            x = nc_[bj]
+            f1[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + dc[bj] ** 2))
+        sr = seeds[bi]
+        if bi + 1 < nby:
+            n1 = (bi + 1) % 3
+            na = net[n1]
+            va = nv[n1]
+            da = sd[n1]
+            for bj in range(nbx):
+                t2[bj] = nc_[bj] + na[bj]
+                w2[bj] = vc[bj] + va[bj]
+                g2[bj] = dc[bj] + da[bj]
+            for bj in range(nbx - 1):
+                w = w2[bj] + w2[bj + 1]
+                g = g2[bj] + g2[bj + 1]
+                x = t2[bj] + t2[bj + 1]
+                f2[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
+            f2[nbx - 1] = 0
+            if bi > 0:
+                p = (bi - 1) % 3
+                npv = net[p]
+                vp = nv[p]
+                dp = sd[p]
+                for bj in range(nbx):  # columns' sums of rows bi - 1 .. bi + 1
+                    t3[bj] = t2[bj] + npv[bj]
+                    w3[bj] = w2[bj] + vp[bj]
+                    g3[bj] = g2[bj] + dp[bj]
+                f3[0] = 0
+                f3[nbx - 1] = 0
+                for bj in range(1, nbx - 1):  # centred on bj
+                    x = t3[bj - 1] + t3[bj] + t3[bj + 1]
+                    w = w3[bj - 1] + w3[bj] + w3[bj + 1]
+                    g = g3[bj - 1] + g3[bj] + g3[bj + 1]
+                    f3[bj] = (w > 0) & (x > 0) & (x * x >= tt * (gain * x + w + g * g))
+            else:
+                for bj in range(nbx):
+                    f3[bj] = 0
+            s1 = seeds[bi + 1]
+            for bj in range(nbx):
+                if f1[bj] | f2[bj] | f3[bj]:
+                    if f1[bj]:
+                        sr[bj] = 1
+                    if f2[bj]:
+                        sr[bj] = 1
+                        sr[bj + 1] = 1
+                        s1[bj] = 1
+                        s1[bj + 1] = 1
+                    if f3[bj]:
+                        s0 = seeds[bi - 1]
+                        for dj in range(-1, 2):
+                            s0[bj + dj] = 1
+                            sr[bj + dj] = 1
+                            s1[bj + dj] = 1
+        else:
+            for bj in range(nbx):
+                if f1[bj]:
+                    sr[bj] = 1
+    n = 0
+    for bi in range(nby):
+        for bj in range(nbx):
+            n += seeds[bi, bj]
+    return n
 
 
 @numba.njit(error_model="numpy", **_JIT)
 def _box_rows(
-    backgrounds, ri0, ri1, key, n_static, ktab, bsum, bn, frame, rings, lo, hi, mean, var,
+    backgrounds, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var,
     sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval, valid, keep, cnt,
     npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
 ):  # fmt: skip
-    """Steps (0) and (1) of :func:`detect_blocks` for the rows of boxes ``ri0 .. ri1 - 1``,
-    a row of boxes at a time: with ``backgrounds``, the backgrounds of its blocks first (the
-    largest count of used pixels into ``used[0]``, a running maximum), then each box's
-    clipped mean into ``rbox``; ``full``: the pixels of a box of the frame's fullest
-    blocks."""
+    """Steps (0) and (1) of :func:`detect_blocks`, a row of boxes at a time: with
+    ``backgrounds``, the backgrounds of its blocks first (the largest count of used pixels
+    into ``used[0]``), then each box's clipped mean into ``rbox``; ``full``: the pixels of
+    a box of the frame's fullest blocks."""
     nby, nbx = bsum.shape
     nry, nrx = rbox.shape
     nk2 = sb * sb
     maxuse = 0
-    for ri in range(ri0, ri1):
+    for ri in range(nry):
         if backgrounds:
             for bi in range(ri * sb, min(ri * sb + sb, nby)):
                 mu = _background_row(
-                    bi, key, n_static, ktab, bsum, bn, frame, rings, lo, hi,
+                    bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi,
                     mean, var, sdg, b, net0[bi], nvar[bi], nsd[bi], nuse[bi],
                 )  # fmt: skip
                 maxuse = max(maxuse, mu)
         for k in range(nk2):
             for rj in range(nrx):
                 valid[k, rj] = False
-                keep[k, rj] = False
                 cval[k, rj] = 0
-        for rj in range(nrx):  # the first clipping round's sums, made while filling
-            sw[rj] = 0.0
-            sv[rj] = 0.0
         for bi in range(ri * sb, min(ri * sb + sb, nby)):
             nt = net0[bi]
             nw = nvar[bi]
@@ -1054,25 +1009,16 @@ def _box_rows(
                 vk = vals[k]
                 wk = wts[k]
                 okk = valid[k]
-                kk_ = keep[k]
                 ck = cval[k]
                 for rj in range(nrj):
                     bj = rj * sb + kk
                     c = nu[bj]
                     w = nw[bj]
                     ok = (c != 0) & (w > 0)
-                    v = nt[bj] / c if ok else 0.0
-                    wt = c * c / w if ok else 0.0
-                    vk[rj] = v
-                    wk[rj] = wt
+                    vk[rj] = nt[bj] / c if ok else 0.0
+                    wk[rj] = c * c / w if ok else 0.0
                     okk[rj] = ok
                     ck[rj] = c if ok else 0
-                    # round 1 (m = 0, no limit): the same test and sums as the loop below,
-                    # in the same order of places
-                    kp = ((v - 0.0) ** 2 * wt <= np.inf) & ok
-                    kk_[rj] = kp
-                    sw[rj] += wt if kp else 0.0
-                    sv[rj] += wt * v if kp else 0.0
         for rj in range(nrx):
             cnt[rj] = 0
             npix[rj] = 0
@@ -1084,30 +1030,24 @@ def _box_rows(
             active[rj] = not (cnt[rj] == 0 or 4 * npix[rj] < full)
             m[rj] = 0.0
             limit[rj] = np.inf
-        for it in range(3):
-            if it > 0:  # (round 1's keep and sums were made in the fill)
+        for _ in range(3):
+            for rj in range(nrx):
+                sw[rj] = 0.0
+                sv[rj] = 0.0
+            for k in range(nk2):
                 for rj in range(nrx):
-                    sw[rj] = 0.0
-                    sv[rj] = 0.0
-                for k in range(nk2):
-                    for rj in range(nrx):
-                        v = vals[k, rj]
-                        w = wts[k, rj]
-                        kp = ((v - m[rj]) ** 2 * w <= limit[rj]) & valid[k, rj]
-                        keep[k, rj] = kp
-                        sw[rj] += w if kp else 0.0
-                        sv[rj] += w * v if kp else 0.0
+                    v = vals[k, rj]
+                    w = wts[k, rj]
+                    kp = ((v - m[rj]) ** 2 * w <= limit[rj]) & valid[k, rj]
+                    keep[k, rj] = kp
+                    sw[rj] += w if kp else 0.0
+                    sv[rj] += w * v if kp else 0.0
             for rj in range(nrx):
                 if active[rj] and sw[rj] == 0:
                     active[rj] = False
                 m_new[rj] = sv[rj] / sw[rj] if active[rj] else m[rj]
                 ssb[rj] = 0.0
                 nkb[rj] = 0
-            if it == 2:  # the last round's scatter (the next round's limit) is not used
-                for rj in range(nrx):
-                    if active[rj]:
-                        m[rj] = m_new[rj]
-                break
             for k in range(nk2):
                 for rj in range(nrx):
                     d = vals[k, rj] - m_new[rj]
@@ -1122,4 +1062,4 @@ def _box_rows(
         for rj in range(nrx):
             rbox[ri, rj] = m[rj]
     if backgrounds:
-        used[0] = max(used[0], maxuse)
+        used[0] = maxuse
