@@ -1,5 +1,5 @@
 """CPU of the live loop's writes: a feature-store write (the default features, ``--frames``
-frames a write: 50 is one ``store_interval`` at 100 Hz) and a stream-spool publication (20
+frames a write: 50 was one ``store_interval`` at 100 Hz, 25 now) and a stream-spool publication (20
 frames: one ``PUBLISH_INTERVAL`` at 100 Hz), written straight to the chunk files
 (:mod:`xlive.sources._chunk_write`, what the store and the spool do) and through zarr (what
 they did before), alternated in one run; best of ``--repeat`` rounds.
