@@ -47,7 +47,7 @@ def test_project_matches_reference(dtype, f, case):
     assert not m2.any()
 
 
-@pytest.mark.parametrize("case", ["random", "hot", "all_masked"])
+@pytest.mark.parametrize("case", ["random", "hot", "all_masked", "bright_ring"])
 def test_ring_outliers_match_reference(case):
     rng = np.random.default_rng(2)
     frame = rng.poisson(2.0, (40, 50)).astype(np.uint32)
@@ -57,6 +57,10 @@ def test_ring_outliers_match_reference(case):
         frame[30, 40] = 90
     if case == "all_masked":
         ring[:] = -1
+    if case == "bright_ring":  # thresholds far apart: 50 is hot in a dim ring, not in ring 2
+        frame[ring == 2] += 100
+        dim, bright = np.flatnonzero(ring == 4)[2], np.flatnonzero(ring == 2)[3]
+        frame.flat[[dim, bright]] = 50
     n_rings = int(ring.max(initial=-1)) + 1
     buf = np.empty(1000, np.int64)
     k = ring_outliers(frame, ring, n_rings, 0.0, 1e9, 8.0, buf)
@@ -64,6 +68,8 @@ def test_ring_outliers_match_reference(case):
     np.testing.assert_array_equal(np.sort(buf[:k]), ref)
     if case == "hot":
         assert {5 * 50 + 7, 30 * 50 + 40} <= set(ref.tolist())
+    if case == "bright_ring":
+        assert dim in ref and bright not in ref
 
 
 def test_hot_pixels_found_over_frames_and_spots_are_not():

