@@ -67,6 +67,18 @@ def test_direct_rows_equal_zarr_writes(tmp_path, dtype, rest, fill):
     assert not list((tmp_path / "direct.zarr").rglob("*.partial"))
 
 
+def test_chunk_rewritten_by_another_writer_is_read_again(tmp_path):
+    """The writer starts from the rows it wrote last only while the chunk file is its own."""
+    direct, _ = _pair(tmp_path, "int64", (), -1)
+    w = ChunkWriter(direct)
+    w.write(slice(0, 3), np.arange(3))
+    w.write(slice(3, 4), np.array([30]))  # from the rows kept: no read back
+    zarr.open_array(direct.store, mode="r+")[4:6] = [40, 50]  # zarr replaces the chunk file
+    w.write(slice(6, 7), np.array([60]))
+    got = zarr.open_array(direct.store, mode="r")[:8]
+    np.testing.assert_array_equal(got, [0, 1, 2, 30, 40, 50, 60, -1])
+
+
 def test_other_layouts_go_through_zarr(tmp_path):
     blosc = zarr.create_array(
         str(tmp_path / "b.zarr"), shape=(16, 4), chunks=(8, 4), dtype="f4", compressors=BloscCodec()

@@ -60,12 +60,23 @@ class ChunkWriter:
         zstd = md.codecs[1]
         self.codec = Zstd(level=zstd.level, checksum=zstd.checksum)
         self.fill = md.fill_value
+        #: the chunk written last: (its index, its file's (inode, size, mtime) after the
+        #: write, its rows). The next write into it starts from these rows instead of
+        #: reading and decoding the file again, while the file is still the one written
+        self._last: tuple[int, tuple[int, int, int], np.ndarray] | None = None
 
     def _path(self, c: int) -> Path:
         key = self.metadata.encode_chunk_key((c,) + (0,) * (len(self.chunk_shape) - 1))
         return self.root / key
 
-    def _read(self, path: Path) -> np.ndarray:
+    def _read(self, path: Path, c: int) -> np.ndarray:
+        last, self._last = self._last, None  # (changed in place next: kept again once written)
+        if last is not None and last[0] == c:
+            try:
+                if _identity(path) == last[1]:
+                    return last[2]
+            except FileNotFoundError:
+                pass
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -87,11 +98,20 @@ class ChunkWriter:
             local = frames[sel] - c * n
             path = self._path(c)
             if local.size == n:  # the whole chunk: nothing to read back
+                self._last = None
                 chunk = np.empty(self.chunk_shape, self.dtype)
             else:
-                chunk = self._read(path)
+                chunk = self._read(path, c)
             chunk[local] = values[sel]
             _atomic_write(path, self.codec.encode(chunk))
+            self._last = (c, _identity(path), chunk)
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    """A file's inode, size and modification time: another write (in place, or a file
+    renamed over it) changes them."""
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def update_attrs(group: zarr.Group, attrs: dict) -> None:

@@ -142,6 +142,8 @@ class SegmentWriter:
         self.dropped_ranges: list[list[int]] = []
         self.dropped = 0
         self.last_frame = -1
+        #: chunk writers of frame_number and timestamp (made at the first publication)
+        self._writers: list[ChunkWriter] = []
 
     @classmethod
     def reopen(cls, root: zarr.Group, name: str) -> SegmentWriter | None:
@@ -223,8 +225,10 @@ class SegmentWriter:
             arrays = [self.meta[FRAME_NUMBER], self.meta[TIMESTAMP]]
             values = [np.asarray(self.frame_numbers, np.int64), np.asarray(self.times, np.float64)]
             if all(map(direct_layout, arrays)):
-                for a, v in zip(arrays, values, strict=True):
-                    ChunkWriter(a).write(slice(lo, hi), v)
+                if len(self._writers) != len(arrays):  # kept: each holds its last chunk
+                    self._writers = [ChunkWriter(a) for a in arrays]
+                for w, v in zip(self._writers, values, strict=True):
+                    w.write(slice(lo, hi), v)
             else:
                 set_many(arrays, slice(lo, hi), values)
         update_attrs(
