@@ -298,6 +298,13 @@ class ZarrSegmentsReader(FrameReader):
         )
 
 
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def _segment_dirs(spool: Path) -> list[str]:
     """The spool's ``segNNN`` groups in numeric order, listed from the folder (as
     :func:`~xlive.sources.stream.spool._segment_names` lists them through zarr)."""
@@ -473,9 +480,10 @@ class StreamSource(Source):
             out[FRAME_NUMBER].append(numbers)
             out[TIMESTAMP].append(times)
             out["segment"].append(np.full(count, k, np.int32))
-        # one segment (the usual run): its rows as they are, not copied at every call
+        # one segment (the usual run): its rows as they are, read-only, not copied at every
+        # call (the live loop asks at every store write)
         return {
-            k: (v[0][:n] if len(v) == 1 else np.concatenate(v)[:n] if v else np.zeros(0))
+            k: (_readonly(v[0][:n]) if len(v) == 1 else np.concatenate(v)[:n] if v else np.zeros(0))
             for k, v in out.items()
         }
 
