@@ -20,6 +20,7 @@ import argparse
 import bisect
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -538,7 +539,7 @@ class StreamSource(Source):
     def _start_receiver(self, receive: bool, receiver: str) -> None:
         address = self.address
         if address is not None and receive:
-            if not address.startswith("tcp://"):
+            if not re.fullmatch(r"tcp://(\[[0-9a-fA-F:.]+\]|[^:/\[\]]+):\d+", address):
                 raise SourceError(f"stream address {address!r} must look like tcp://HOST:PORT")
             if receiver not in ("process", "thread"):
                 raise SourceError(f"receiver must be 'process' or 'thread', not {receiver!r}")
