@@ -21,7 +21,6 @@ if "bitshuffle" not in sys.modules:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import bitshuffle  # noqa: E402
-import numba
 import numcodecs
 import numpy as np
 from zarr.abc.codec import BytesBytesCodec
@@ -94,7 +93,7 @@ def bslz4_check(blob: bytes | memoryview | np.ndarray, *, itemsize: int, n: int)
             f"bitshuffle-LZ4 header gives a block size of {block_bytes} bytes, "
             f"not a positive multiple of 8 elements of {itemsize} bytes"
         )
-    code, k, pos = _walk_blocks(buf, n, itemsize, block_bytes // itemsize)
+    code, k, pos = _walk_blocks()(buf, n, itemsize, block_bytes // itemsize)
     if code == 1:
         raise ValueError(f"bitshuffle-LZ4 frame is truncated: {size} bytes, block {k} needs {pos}")
     if code == 2:
@@ -135,7 +134,13 @@ def _walk_blocks_ref(buf, n: int, itemsize: int, block: int) -> tuple[int, int, 
     return (3 if pos < size else 0), k, pos
 
 
-_walk_blocks = numba.njit(cache=True, nogil=True)(_walk_blocks_ref)
+@functools.cache
+def _walk_blocks():
+    """The numba kernel of :func:`_walk_blocks_ref`, made on first use (the stream receiver
+    process imports this module and never decodes: it starts without numba)."""
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_walk_blocks_ref)
 
 
 @functools.cache
