@@ -199,11 +199,11 @@ class SpotParams:
                 "local_bg_radius": (1, 1000),
                 "max_single_fraction": (0, 1),
                 "max_peaks": (1, 1000000),
-                "max_found": (1, None),
+                "max_found": (1, 1_000_000),  # a (max_found, 7) table per frame
                 "min_spots_hit": (0, None),
                 "max_spots_hit": (0, None),
                 "ice_ring_halfwidth": (0, None),
-                "max_candidates": (1, None),
+                "max_candidates": (1, 1 << 25),  # int64 per frame; > any detector's pixels
                 "detect_snr": (0.1, None),
                 "floor_snr": (0, None),
                 "split_snr": (0, None),
@@ -221,7 +221,17 @@ class SpotParams:
                 "fit_search_half": (0, 4),
                 "fit_new_snr": (0, None),
                 "smooth": (1, BLOCK),
-                "bg_box": (0, 100000),
+                # detect_blocks holds (bg_box / 3)^2 values per box of a row of boxes: 100000
+                # wanted ~30 GB; 1024 px (a quarter of an EIGER2 16M) ~15 MB
+                "bg_box": (0, 1024),
+                "fit_split_radius": (0, 40),
+                "fit_split_sigma": (0, None),
+                "powder_ring_width": (0.5, None),
+                "powder_sectors": (1, 3600),
+                "powder_min_spots": (0, None),
+                "powder_coverage": (0, 1),
+                "powder_contrast": (0, None),
+                "max_powder_score": (0, None),
                 "powder_ring_contrast": (0, None),
                 "radial_tolerance": (0, 100),
             },
@@ -261,6 +271,12 @@ class SpotFinder:
     def __init__(self, geometry: Geometry, params: SpotParams | None = None):
         self.geometry = geometry
         self.params = p = params or SpotParams()
+        if p.method == "integrated" and p.fit_radius > 0 and min(geometry.shape) < 3:
+            raise AnalyzerError(  # fit_shapes takes the radial direction from 3 x 3 pixels
+                f"[analyzers.spots] frames of {geometry.shape[0]} x {geometry.shape[1]} pixels "
+                "are too small for the spot fits (fit_radius > 0 needs 3 pixels or more each "
+                'way): set fit_radius = 0, or method = "threshold"'
+            )
         maps = geometry.maps
         self.mask = maps.mask
         radius_px = maps.radius / geometry.pixel_size

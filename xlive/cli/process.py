@@ -180,9 +180,11 @@ def add_source_options(
         "the run, when there)",
     )
     if timeout:
+        from .simulate import number
+
         p.add_argument(
             "--timeout",
-            type=float,
+            type=number("--timeout", low=0),
             default=None,
             metavar="SECONDS",
             help="wait at most this long for a run that does not exist yet (default: no limit)",

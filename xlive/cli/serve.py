@@ -8,6 +8,8 @@ import signal
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``serve`` subcommand to the ``xlive`` parser."""
+    from .simulate import number, positive_int
+
     p = sub.add_parser(
         "serve",
         help="monitor a run live in the browser (bokeh server page)",
@@ -19,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the run: a simulated run folder, Zarr store, Eiger master file, CBF folder, ...",
     )
     p.add_argument(
-        "--port", type=int, default=5006, help="TCP port (default %(default)s; 0 picks a free one)"
+        "--port",
+        type=positive_int("--port", low=0, high=65535),
+        default=5006,
+        help="TCP port (default %(default)s; 0 picks a free one)",
     )
     p.add_argument(
         "--address",
@@ -33,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--sample",
-        type=float,
+        type=number("--sample", low=0, low_open=True, high=1),
         default=None,
         help="fraction of frames to analyse (default: all, sampling when behind)",
     )

@@ -639,7 +639,13 @@ def make_client(
     if scheduler:
         from distributed import Client
 
-        return Client(scheduler), None
+        try:
+            return Client(scheduler), None
+        except (OSError, ValueError, TypeError) as exc:  # nobody there, or not an address
+            raise ConfigError(
+                f"cannot connect to the dask scheduler {scheduler} ({exc}); start it, fix "
+                "--scheduler, or leave --scheduler out to compute on this machine"
+            ) from None
     if params is not None and params.kind == "slurm":
         cw = ClusterWorkers(params, notice=notice)
         return cw.client, cw

@@ -878,6 +878,9 @@ def warm_up(analyzers, shape, dtype, reducers=()) -> None:
     """
     block = analyze_block(_WarmReader(shape, dtype), analyzers, np.arange(4), reducers)
     pickle.dumps(block.partials)  # pickling folds the projections' bands (as a hand-over does)
+    from ..sources._bslz4 import bslz4_check, bslz4_encode  # the readers' check of each blob
+
+    bslz4_check(bslz4_encode(np.zeros(8, np.uint16)), itemsize=2, n=8)
 
 
 class _WarmReader:

@@ -244,6 +244,11 @@ class FeatureStore:
         """Open an existing store (``mode`` "r" or "r+")."""
         if not Path(path).exists():
             raise SourceError(f"no feature store at {path}; run `xlive process RUN --out {path}`")
+        if not (Path(path) / "zarr.json").is_file():  # a file, or a folder of something else
+            raise SourceError(
+                f"{path} exists and is not an xlive feature store (no zarr.json in it); "
+                "give another --out"
+            )
         return cls(zarr.open_group(str(path), mode=mode))
 
     @classmethod
@@ -251,7 +256,8 @@ class FeatureStore:
         cls, path: str | Path, *, specs, coords: dict, attrs: dict | None = None
     ) -> FeatureStore:
         """Resume an existing store (checking it holds the same features) or create one."""
-        if Path(path).exists():
+        path = Path(path)
+        if path.exists() and not (path.is_dir() and not any(path.iterdir())):  # mkdir'ed: new
             store = cls.open(path, mode="r+")
             want = sorted(s.name for s in specs)
             have = sorted(store.specs)

@@ -93,10 +93,7 @@ class H5SegmentsReader(FrameReader):
     def _read(self, index: int) -> np.ndarray:
         path, dset, local = self._locate(index)
         d = self._dataset(path, dset, local + 1)
-        direct = self._direct.get((path, dset))
-        if direct is None:
-            direct = self._direct[(path, dset)] = _one_frame_bslz4(d)
-        if direct:
+        if self._is_direct(path, dset, d):
             # the chunk as stored, decoded by bitshuffle (see _one_frame_bslz4); a chunk not
             # written (fill values) or not filtered goes through HDF5
             try:
@@ -109,13 +106,22 @@ class H5SegmentsReader(FrameReader):
                 return bslz4_decode(blob, dtype=d.dtype, shape=d.shape[1:], writable=False)
         return d[local]
 
+    def _is_direct(self, path: str, dset: str, d: h5py.Dataset) -> bool:
+        direct = self._direct.get((path, dset))
+        if direct is None:
+            direct = self._direct[(path, dset)] = _one_frame_bslz4(d)
+        return direct
+
     def read_block(self, start: int, stop: int) -> np.ndarray:
         try:
             path, dset, local = self._locate(start)
             _, dset2, local2 = self._locate(stop - 1)
             if dset2 == dset and local2 - local == stop - 1 - start:
-                block = self._dataset(path, dset, local2 + 1)[local : local2 + 1]
-                if not any(self._all_masked(f) for f in block):
+                d = self._dataset(path, dset, local2 + 1)
+                # direct chunks go frame by frame, checked before decoding: HDF5's bitshuffle
+                # filter (hdf5plugin) crashes the process on a truncated chunk
+                block = None if self._is_direct(path, dset, d) else d[local : local2 + 1]
+                if block is not None and not any(self._all_masked(f) for f in block):
                     return block
         except Exception:
             pass  # a bad chunk or a missing file: go frame by frame

@@ -389,7 +389,11 @@ def serve_session(
     >>> handle = serve_session(session, port=0)      # doctest: +SKIP
     >>> print(handle.url); ...; handle.stop()        # doctest: +SKIP
     """
-    port = port or free_port(address)
+    try:
+        port = port or free_port(address)
+    except OSError as exc:
+        _not_this_machine(address, exc)
+        raise
     box: dict = {}
     ready = threading.Event()
 
@@ -433,11 +437,24 @@ def serve_session(
             f"port {port} on {address} is taken (another server listens there); "
             "choose another with --port PORT, or --port 0 for any free one"
         ) from box["error"]
+    if isinstance(box.get("error"), OSError):
+        _not_this_machine(address, box["error"])
     if "error" in box:
         raise box["error"]
     if "server" not in box:
         raise RuntimeError(f"the bokeh server on {address}:{port} did not start within 60 s")
     return ServerHandle(box["server"], thread, address, port)
+
+
+def _not_this_machine(address: str, err: OSError) -> None:
+    """A ConfigError when ``err`` says ``address`` is no interface of this machine."""
+    if isinstance(err, socket.gaierror) or err.errno == errno.EADDRNOTAVAIL:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"cannot listen on {address} ({err.strerror or err}): not an address of this "
+            "machine; give --address 127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)"
+        ) from err
 
 
 #: the BokehJS bundles the pages load: the dashboard's models are in these two (no TeX, no

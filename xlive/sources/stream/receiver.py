@@ -20,12 +20,15 @@ import argparse
 import bisect
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -377,28 +380,23 @@ class StreamSource(Source):
         **options,
     ):
         super().__init__(**options)
+        own = None  # the temporary folder of a spool the user did not ask for
         if spool is None:
-            spool = Path(tempfile.mkdtemp(prefix="xlive-spool-")) / "spool.zarr"
+            own = tempfile.mkdtemp(prefix="xlive-spool-")
+            spool = Path(own) / "spool.zarr"
         self.spool_path = Path(spool)
         self.address = address
         self.receiver = None
-        if address is not None and receive:
-            if not address.startswith("tcp://"):
-                raise SourceError(f"stream address {address!r} must look like tcp://HOST:PORT")
-            if receiver not in ("process", "thread"):
-                raise SourceError(f"receiver must be 'process' or 'thread', not {receiver!r}")
-            try:
-                if receiver == "process":
-                    self.receiver = ReceiverProcess(address, self.spool_path)
-                else:
-                    self.receiver = StreamReceiver(address, self.spool_path).start()
-            except OSError as exc:
-                raise SourceError(
-                    f"cannot write the stream spool {self.spool_path} "
-                    f"({exc.strerror or exc}); give a writable --spool"
-                ) from None
-        elif not self.spool_path.exists():
-            raise SourceError(f"spool {self.spool_path} does not exist and no address was given")
+        try:
+            self._start_receiver(receive, receiver)
+        except BaseException:
+            _remove_spool(None, own)
+            raise
+        #: removes a temporary spool (after stopping its receiver) on close, at interpreter
+        #: exit or when the source is collected; a spool the user gave stays
+        self._remove_spool = (
+            None if own is None else weakref.finalize(self, _remove_spool, self.receiver, own)
+        )
         self._segs: list[tuple[str, int, int]] = []  # (path, start, n)
         self._seg_shapes: dict[str, tuple[int, ...]] = {}  # frame shape of each segment
         self._shape: tuple[int, int] | None = None
@@ -558,9 +556,39 @@ class StreamSource(Source):
     def _dtype_hint(self) -> np.dtype:
         return self._dtype or np.dtype("uint16")
 
+    def _start_receiver(self, receive: bool, receiver: str) -> None:
+        address = self.address
+        if address is not None and receive:
+            if not re.fullmatch(r"tcp://(\[[0-9a-fA-F:.]+\]|[^:/\[\]]+):\d+", address):
+                raise SourceError(f"stream address {address!r} must look like tcp://HOST:PORT")
+            if receiver not in ("process", "thread"):
+                raise SourceError(f"receiver must be 'process' or 'thread', not {receiver!r}")
+            try:
+                if receiver == "process":
+                    self.receiver = ReceiverProcess(address, self.spool_path)
+                else:
+                    self.receiver = StreamReceiver(address, self.spool_path).start()
+            except OSError as exc:
+                raise SourceError(
+                    f"cannot write the stream spool {self.spool_path} "
+                    f"({exc.strerror or exc}); give a writable --spool"
+                ) from None
+        elif not self.spool_path.exists():
+            raise SourceError(f"spool {self.spool_path} does not exist and no address was given")
+
     def close(self) -> None:
         if self.receiver is not None:
             self.receiver.stop()
+        if self._remove_spool:
+            self._remove_spool()  # once; later calls do nothing
+
+
+def _remove_spool(receiver, folder: str | None) -> None:
+    """Stop ``receiver`` (it would write on), then remove the temporary spool ``folder``."""
+    if receiver is not None:
+        receiver.stop()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:
