@@ -145,7 +145,8 @@ def stages(args) -> None:
         sdg = B.radial_tolerance_sd(mean, p.radial_tolerance)
         c0 = clock()
         B.detect_blocks(
-            t.r0, t.span_count, t.n_static, B.ring_table(mean, var, sdg, t.span), bsum, bn,
+            t.r0, t.span_count, t.n_fixed, t.ptr, t.ring, t.count, t.n_static,
+            B.ring_table(mean, var, sdg, t.span), bsum, bn,
             f, sf.binning.rings, lo, hi, mean, var, sdg, B.BLOCK, sb, 2.5,
             p.module_edge_excess, sf.gain, p.detect_snr, net0, nvar, nsd, nuse, edge, rbox,
             sbox, resid, seeds,

@@ -472,10 +472,11 @@ class SpotFinder:
             sc = detect_scratch(nb, (-(-nb[0] // sb), -(-nb[1] // sb)))
             resid, seeds = sc["resid"], sc["seeds"]
             detect_blocks(
-                t.r0, t.span_count, t.n_static, ring_table(mean, var, sdg, t.span), bsum, bn,
-                frame, self.binning.rings, lo, hi, mean, var, sdg, BLOCK, sb, 2.5,
-                p.module_edge_excess, self.gain, p.detect_snr, sc["net0"], sc["nvar"],
-                sc["nsd"], sc["nuse"], sc["edge"], sc["rbox"], sc["sbox"], resid, seeds,
+                t.r0, t.span_count, t.n_fixed, t.ptr, t.ring, t.count, t.n_static,
+                ring_table(mean, var, sdg, t.span), bsum, bn, frame, self.binning.rings, lo,
+                hi, mean, var, sdg, BLOCK, sb, 2.5, p.module_edge_excess, self.gain,
+                p.detect_snr, sc["net0"], sc["nvar"], sc["nsd"], sc["nuse"], sc["edge"],
+                sc["rbox"], sc["sbox"], resid, seeds,
             )  # fmt: skip
         else:
             resid, seeds = self._ring_means_only(frame, mean, var, sdg, lo, hi, bsum, bn)

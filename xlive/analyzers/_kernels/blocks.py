@@ -30,6 +30,10 @@ _JIT = dict(cache=True, nogil=True)
 #: block edge, pixels
 BLOCK = 3
 
+#: blocks spanning more than this many rings per pixel of their edge are summed from the
+#: sparse table in :func:`detect_blocks` (see :class:`BlockRingTable`)
+WIDE_SPAN = 2
+
 
 def block_shape(shape: tuple[int, int], b: int = BLOCK) -> tuple[int, int]:
     """Blocks covering a frame of ``shape`` (the last row and column of blocks may be partial)."""
@@ -68,16 +72,25 @@ class BlockRingTable:
         self.n_static = self.n_static.reshape(nby, nbx)
         # the same table with a fixed span per block, for :func:`detect_blocks`: each block's
         # first ring ``r0`` and its pixels in rings r0 .. r0 + span - 1 (a 3 x 3 block spans
-        # up to 4-5 one-pixel rings), so that a block costs no loop of variable length
+        # up to 4-5 one-pixel rings), so that a block costs no loop of variable length. A
+        # block whose pixels lie on rings far apart (it straddles two modules of a stacked
+        # detector: hundreds of rings) is *wide*: left out of the fixed span (``n_fixed``
+        # -1, its counts 0) and summed from the sparse table instead, so that the span
+        # stays that of the ordinary blocks
         first = np.zeros(nby * nbx, np.int64)
         has = self.ptr[1:] > self.ptr[:-1]
         first[has] = self.ring[self.ptr[:-1][has]]
         last = np.zeros(nby * nbx, np.int64)
         last[has] = self.ring[self.ptr[1:][has] - 1]
-        self.span = int((last - first).max(initial=0)) + 1
+        spans = last - first + 1
+        wide = spans > WIDE_SPAN * b
+        self.span = int(spans[~wide].max(initial=1))
         self.r0 = first.astype(np.int32).reshape(nby, nbx)
+        #: each block's pixels in a ring if it is in the fixed span, else -1 (a wide block)
+        self.n_fixed = np.where(wide.reshape(nby, nbx), -1, self.n_static).astype(np.int32)
         sc = np.zeros((nby * nbx, self.span), np.uint8)
-        sc[owner, self.ring - first[owner]] = count
+        inside = ~wide[owner]
+        sc[owner[inside], (self.ring - first[owner])[inside]] = count[inside]
         #: (block row, ring offset, block column): a row of blocks' counts per offset in one run
         self.span_count = np.ascontiguousarray(sc.reshape(nby, nbx, self.span).transpose(0, 2, 1))
 
@@ -641,18 +654,20 @@ def _interp_row(box, s, bi, top):
 
 @numba.njit(**_JIT)
 def _background_row(
-    bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b,
-    o_net, o_var, o_sd, o_use,
+    bi, r0, span_count, n_fixed, ptr, ring, count, n_static, flat, bsum, bn, frame, rings, lo,
+    hi, mean, var, sdg, b, o_net, o_var, o_sd, o_use,
 ):  # fmt: skip
     """Row ``bi`` of :func:`block_background` (same values, bit for bit) from the fixed span
-    of rings of :class:`BlockRingTable` (``flat``: :func:`ring_table` raveled). Returns the
+    of rings of :class:`BlockRingTable` (``flat``: :func:`ring_table` raveled), its wide
+    blocks (``n_fixed`` -1) from the sparse table (``ptr``, ``ring``, ``count``). Returns the
     row's largest count of used pixels."""
     ny, nx = frame.shape
     nbx = bsum.shape[1]
     span = span_count.shape[1]
     r0r = r0[bi]
     bnr = bn[bi]
-    nsr = n_static[bi]
+    nsr = n_fixed[bi]
+    nst = n_static[bi]
     bsr = bsum[bi]
     if span == 4:  # the usual 3 x 3 blocks on one-pixel rings: unrolled
         c0 = span_count[bi, 0]
@@ -709,9 +724,30 @@ def _background_row(
             o_use[bj] = n if ok else -1
     maxuse = 0
     for bj in range(nbx):
-        if o_use[bj] < 0:  # not all its ring pixels valid, or a ring without statistics
+        if o_use[bj] < 0:  # not all its ring pixels valid, a ring without statistics, wide
             o_use[bj] = 0
-            if bnr[bj] > 0:  # summed from its pixels
+            n = bnr[bj]
+            if nsr[bj] < 0 and n == nst[bj] and n > 0:  # wide: the sparse table's entries
+                k = bi * nbx + bj
+                m = 0.0
+                v = 0.0
+                g = 0.0
+                bad = 0.0
+                for e in range(ptr[k], ptr[k + 1]):
+                    a = count[e]
+                    q = np.uint64(ring[e]) * np.uint64(4)
+                    m += a * flat[q]
+                    v += a * flat[q + np.uint64(1)]
+                    g += a * flat[q + np.uint64(2)]
+                    bad += a * flat[q + np.uint64(3)]
+                if bad == 0.0:
+                    o_net[bj] = bsr[bj] - m
+                    o_var[bj] = v + g * g
+                    o_sd[bj] = g
+                    o_use[bj] = n
+                    maxuse = max(maxuse, n)
+                    continue
+            if n > 0:  # summed from its pixels
                 t, s, gg, c = _pixel_sums(frame, rings, lo, hi, mean, var, sdg, b, bi, bj)
                 o_net[bj] = t
                 o_var[bj] = s + gg * gg
@@ -723,8 +759,9 @@ def _background_row(
 
 @numba.njit(error_model="numpy", **_JIT)  # divisions without a zero test (selects discard)
 def detect_blocks(
-    r0, span_count, n_static, rtab, bsum, bn, frame, rings, lo, hi, mean, var, sdg, b, sb,
-    clip, edge_excess, gain, detect_snr, net0, nvar, nsd, nuse, edge, rbox, sbox, resid, seeds,
+    r0, span_count, n_fixed, ptr, ring, count, n_static, rtab, bsum, bn, frame, rings, lo, hi,
+    mean, var, sdg, b, sb, clip, edge_excess, gain, detect_snr, net0, nvar, nsd, nuse, edge,
+    rbox, sbox, resid, seeds,
 ):  # fmt: skip
     """The detection stage in one call, with the results of :func:`block_background`,
     :func:`local_background` (boxes of ``sb`` blocks, ``clip``), :func:`boxes_to_blocks`,
@@ -734,8 +771,9 @@ def detect_blocks(
     but for the last bits); returns the number of seeded blocks.
 
     Faster by fewer branches and sweeps: a block's background from the fixed span of rings
-    of :class:`BlockRingTable` (``r0``, ``span_count``, ``n_static``; ``rtab`` of
-    :func:`ring_table`), no loop of variable length (:func:`_background_row`); the boxes of
+    of :class:`BlockRingTable` (``r0``, ``span_count``, ``n_fixed``; its wide blocks from
+    ``ptr``, ``ring``, ``count``; ``n_static``; ``rtab`` of :func:`ring_table`), no loop of
+    variable length (:func:`_background_row`); the boxes of
     a row of boxes clipped side by side; the box scatter and the module-edge test in one
     sweep; the scale interpolated inside the seeds' sweep; no branch on the sign of a
     block's residual. ``net0``, ``nvar``, ``nsd`` (float64), ``nuse`` (int32), ``edge``
@@ -775,9 +813,10 @@ def detect_blocks(
     full = sb * sb * b * b
     for attempt in range(2):
         _box_rows(
-            attempt == 0, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi,
-            mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval,
-            valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
+            attempt == 0, r0, span_count, n_fixed, ptr, ring, count, n_static, flat, bsum,
+            bn, frame, rings, lo, hi, mean, var, sdg, b, sb, clip, full, net0, nvar, nsd,
+            nuse, rbox, vals, wts, cval, valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb,
+            nkb, active, used,
         )  # fmt: skip
         if sb * sb * used[0] == full:
             break
@@ -974,9 +1013,9 @@ def detect_blocks(
 
 @numba.njit(error_model="numpy", **_JIT)
 def _box_rows(
-    backgrounds, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi, mean, var,
-    sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts, cval, valid, keep, cnt,
-    npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
+    backgrounds, r0, span_count, n_fixed, ptr, ring, count, n_static, flat, bsum, bn, frame,
+    rings, lo, hi, mean, var, sdg, b, sb, clip, full, net0, nvar, nsd, nuse, rbox, vals, wts,
+    cval, valid, keep, cnt, npix, m, m_new, limit, sw, sv, ssb, nkb, active, used,
 ):  # fmt: skip
     """Steps (0) and (1) of :func:`detect_blocks`, a row of boxes at a time: with
     ``backgrounds``, the backgrounds of its blocks first (the largest count of used pixels
@@ -990,8 +1029,9 @@ def _box_rows(
         if backgrounds:
             for bi in range(ri * sb, min(ri * sb + sb, nby)):
                 mu = _background_row(
-                    bi, r0, span_count, n_static, flat, bsum, bn, frame, rings, lo, hi,
-                    mean, var, sdg, b, net0[bi], nvar[bi], nsd[bi], nuse[bi],
+                    bi, r0, span_count, n_fixed, ptr, ring, count, n_static, flat, bsum, bn,
+                    frame, rings, lo, hi, mean, var, sdg, b, net0[bi], nvar[bi], nsd[bi],
+                    nuse[bi],
                 )  # fmt: skip
                 maxuse = max(maxuse, mu)
         for k in range(nk2):
