@@ -366,7 +366,8 @@ def test_pixel_pieces_split_pixels_by_ring_and_bin():
     bins = _fused_bins()
     pc = PixelPieces.build(rings, bins)
     use = (rings >= 0) | (bins >= 0)
-    assert np.array_equal(pc.map >= 0, use)
+    assert np.array_equal(pc.map < pc.ring.size, use)  # the others: the spare piece
+    assert (pc.map <= pc.ring.size).all() and pc.empty().shape[0] == pc.ring.size + 1
     # each pixel's piece has its ring and bin; one piece per (ring, bin) pair
     np.testing.assert_array_equal(pc.ring[pc.map[use]], rings[use])
     np.testing.assert_array_equal(pc.bin[pc.map[use]], bins[use])
