@@ -18,7 +18,12 @@ from xlive.analyzers._kernels.binning import (
     ring_histograms_ref,
 )
 from xlive.analyzers._kernels.blocks import block_shape
-from xlive.analyzers._kernels.neighbours import nearest_distances, nearest_distances_ref
+from xlive.analyzers._kernels.neighbours import (
+    nearest_distances,
+    nearest_distances_ref,
+    window_medians,
+    window_medians_ref,
+)
 from xlive.analyzers._kernels.peaks import (
     find_peaks,
     find_peaks_ref,
@@ -351,6 +356,20 @@ def test_nearest_distances_match_reference(n):
     if n > 3:
         x[1], y[1] = x[0], y[0]  # a duplicate point: distance 0
     np.testing.assert_allclose(nearest_distances(x, y), nearest_distances_ref(x, y))
+
+
+@pytest.mark.parametrize("half", [1, 2, 6])
+@pytest.mark.parametrize("n", [1, 5, 60])
+def test_window_medians_match_reference(n, half):
+    rng = np.random.default_rng(n + half)
+    m = rng.normal(size=n).round(1)  # ties
+    m[rng.random(n) < 0.3] = np.nan
+    if n >= 60:
+        m[20:40] = np.nan  # windows with nothing finite, and with even counts
+    out = window_medians(m, half)
+    np.testing.assert_array_equal(out, window_medians_ref(m, half))
+    if n >= 60:
+        assert np.isnan(out[30]) and np.isfinite(out).sum() > 20
 
 
 def _fused_bins():
