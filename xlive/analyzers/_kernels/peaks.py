@@ -147,7 +147,12 @@ def find_peaks(
     ny, nx = frame.shape
     # pixels above their ring's threshold
     above = np.empty(cand.shape[0], np.int64)
+    # their rows, columns and values (no divisions, no second read of the frame later)
+    ai = np.empty(cand.shape[0], np.int64)
+    aj = np.empty(cand.shape[0], np.int64)
+    av = np.empty(cand.shape[0])
     na = 0
+    i = 0
     for c in range(cand.shape[0]):
         if c + 16 < cand.shape[0]:  # candidates are sparse: a cache line each
             # (row 0, column q: pixel q of a C-contiguous frame; elsewhere only a wasted hint)
@@ -155,7 +160,10 @@ def find_peaks(
             _prefetch(frame, 0, q)
             _prefetch(rings, 0, q)
         p = cand[c]
-        i = p // nx
+        if p < i * nx or p >= (i + 2) * nx:  # the row: by division unless the next one
+            i = p // nx
+        elif p >= (i + 1) * nx:
+            i += 1
         j = p - i * nx
         r = rings[i, j]
         if r < 0:
@@ -163,6 +171,9 @@ def find_peaks(
         v = frame[i, j]
         if v >= lo and v <= hi and v > thr[r]:
             above[na] = p
+            ai[na] = i
+            aj[na] = j
+            av[na] = np.float64(v)
             na += 1
     above = above[:na]
     parent = np.arange(na)
@@ -173,8 +184,8 @@ def find_peaks(
     up = 0
     for a in range(na):
         p = above[a]
-        i = p // nx
-        j = p - i * nx
+        i = ai[a]
+        j = aj[a]
         if j > 0 and a > 0 and above[a - 1] == p - 1:
             _union(parent, a, a - 1)
         if i == 0:
@@ -205,14 +216,14 @@ def find_peaks(
             nc += 1
         k = comp[root]
         p = above[a]
-        i = p // nx
-        j = p - i * nx
+        i = ai[a]
+        j = aj[a]
         npix[k] += 1
         box[k, 0] = min(box[k, 0], i)
         box[k, 1] = max(box[k, 1], i)
         box[k, 2] = min(box[k, 2], j)
         box[k, 3] = max(box[k, 3], j)
-        v = np.float64(frame[i, j])
+        v = av[a]
         if v > vmax[k]:
             vmax[k] = v
             pmax[k] = p
