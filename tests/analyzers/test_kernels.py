@@ -18,7 +18,12 @@ from xlive.analyzers._kernels.binning import (
     ring_histograms_ref,
 )
 from xlive.analyzers._kernels.blocks import block_shape
-from xlive.analyzers._kernels.neighbours import nearest_distances, nearest_distances_ref
+from xlive.analyzers._kernels.neighbours import (
+    nearest_distances,
+    nearest_distances_ref,
+    window_medians,
+    window_medians_ref,
+)
 from xlive.analyzers._kernels.peaks import (
     find_peaks,
     find_peaks_ref,
@@ -353,6 +358,20 @@ def test_nearest_distances_match_reference(n):
     np.testing.assert_allclose(nearest_distances(x, y), nearest_distances_ref(x, y))
 
 
+@pytest.mark.parametrize("half", [1, 2, 6])
+@pytest.mark.parametrize("n", [1, 5, 60])
+def test_window_medians_match_reference(n, half):
+    rng = np.random.default_rng(n + half)
+    m = rng.normal(size=n).round(1)  # ties
+    m[rng.random(n) < 0.3] = np.nan
+    if n >= 60:
+        m[20:40] = np.nan  # windows with nothing finite, and with even counts
+    out = window_medians(m, half)
+    np.testing.assert_array_equal(out, window_medians_ref(m, half))
+    if n >= 60:
+        assert np.isnan(out[30]) and np.isfinite(out).sum() > 20
+
+
 def _fused_bins():
     """Radial bins for the fused-pass tests: another binning than the rings, with pixels in a
     ring but in no bin (a q range) and in a bin but in no ring (masked for the rings only)."""
@@ -366,7 +385,8 @@ def test_pixel_pieces_split_pixels_by_ring_and_bin():
     bins = _fused_bins()
     pc = PixelPieces.build(rings, bins)
     use = (rings >= 0) | (bins >= 0)
-    assert np.array_equal(pc.map >= 0, use)
+    assert np.array_equal(pc.map < pc.ring.size, use)  # the others: the spare piece
+    assert (pc.map <= pc.ring.size).all() and pc.empty().shape[0] == pc.ring.size + 1
     # each pixel's piece has its ring and bin; one piece per (ring, bin) pair
     np.testing.assert_array_equal(pc.ring[pc.map[use]], rings[use])
     np.testing.assert_array_equal(pc.bin[pc.map[use]], bins[use])

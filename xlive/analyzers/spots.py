@@ -37,6 +37,7 @@ from ._kernels.blocks import (
     radial_tolerance_sd,
     ring_table,
 )
+from ._kernels.neighbours import window_medians
 from ._kernels.peaks import find_peaks, merge_close_peaks, pixels_above
 from ._kernels.psf_fit import fit_spots
 from ._kernels.watershed import find_spots
@@ -642,15 +643,8 @@ class SpotFinder:
         sharp = np.zeros(n, bool)
         if p.powder_ring_contrast <= 0 or n < 2 * half + 1:
             return sharp
-        win = np.lib.stride_tricks.sliding_window_view(
-            np.pad(m, half, constant_values=np.nan), 2 * half + 1
-        )
-        # windows without statistics stay NaN (nanmedian would warn on them, and a
-        # catch_warnings here is not thread-safe: frames are analysed in worker threads)
-        some = np.isfinite(win).any(axis=1)
-        base = np.full(n, np.nan)
-        if some.any():
-            base[some] = np.nanmedian(win[some], axis=1)
+        # windows without statistics stay NaN, without a warning
+        base = window_medians(m, half)
         err = np.asarray(res.sigma, float) / np.sqrt(np.maximum(res.count, 1))
         with np.errstate(invalid="ignore"):
             excess = m - base

@@ -280,10 +280,11 @@ _COUNT = np.uint64(1) << np.uint64(48)
 class PixelPieces:
     """Pixels grouped by (ring, radial bin) pair, for the fused pass.
 
-    ``map[i, j]``: the piece of a pixel, -1 for a pixel in neither a ring nor a bin; ``ring``
-    and ``bin``: each piece's ring and radial bin (-1: none). Pieces with a ring come first
-    (``ring[:n_ring] >= 0``), ordered by ring, so a pixel is in a ring exactly when its piece
-    is below ``n_ring``.
+    ``map[i, j]``: the piece of a pixel; a pixel in neither a ring nor a bin gets the spare
+    piece ``n = ring.size``, whose row of the counts (:meth:`empty`) the pass fills and nobody
+    reads, so its common case needs no test for it. ``ring`` and ``bin``: each piece's ring
+    and radial bin (-1: none). Pieces with a ring come first (``ring[:n_ring] >= 0``), ordered
+    by ring, so a pixel is in a ring exactly when its piece is below ``n_ring``.
     """
 
     map: np.ndarray
@@ -306,14 +307,15 @@ class PixelPieces:
         ids = np.cumsum(used) - 1
         keys = np.flatnonzero(used)
         n = keys.size
-        dtype = np.int16 if n < 2**15 else np.int32
-        pmap = np.where(key >= 0, ids[np.maximum(key, 0)], -1).astype(dtype)
+        dtype = np.uint16 if n < 2**16 - 1 else np.uint32
+        pmap = np.where(key >= 0, ids[np.maximum(key, 0)], n).astype(dtype)
         ring = np.where(keys < nr * nb, keys // nb, -1)
         return cls(pmap, ring, keys % nb - 1, int(np.count_nonzero(ring >= 0)))
 
     def empty(self, width: int = 8) -> np.ndarray:
-        """Zeroed per-piece counts of the values ``0 .. width - 1`` for one frame."""
-        return np.zeros((max(self.ring.size, 1), width), np.int32)
+        """Zeroed per-piece counts of the values ``0 .. width - 1`` for one frame (and a
+        row for the spare piece)."""
+        return np.zeros((self.ring.size + 1, width), np.int32)
 
 
 @numba.njit(**_JIT)
@@ -340,9 +342,10 @@ def radial_ring_pass_int(
     """:func:`~.runs.run_sums` (radial bins), :func:`ring_histograms_int` (step 1, values in
     ``[0, hi]``) and, with ``b > 0``, :func:`~.blocks.block_sums` in one read of the frame.
 
-    ``pieces``, ``piece_ring``, ``piece_bin``, ``n_ring``: a :class:`PixelPieces`. Per pixel
-    the common case is one increment: ``counts[piece, value]`` for a valid value below
-    ``counts.shape[1]`` (which must be below ``hist.shape[1] - 1``). Higher values, saturated
+    ``pieces``, ``piece_ring``, ``piece_bin``, ``n_ring``: a :class:`PixelPieces`, ``counts``
+    its :meth:`~PixelPieces.empty`. Per pixel the common case is one test and one increment:
+    ``counts[piece, value]`` for a valid value below ``counts.shape[1]`` (which must be below
+    ``hist.shape[1] - 1``), in the spare piece's row for a pixel in no piece. Higher values, saturated
     pixels, candidates (flat indices, raster order, of in-ring pixels above ``cand_level``)
     and invalid values (whose ``weights`` go to ``lost`` of their bin) take one rarely taken
     branch. Afterwards :func:`piece_totals` adds the counts into ``hist`` and ``sums``; the
@@ -358,8 +361,9 @@ def radial_ring_pass_int(
     nw = counts.shape[1]
     top = hist.shape[1] - 1
     isat, icand, ifast = _int_levels(top, sat, cand_level)
-    ufast = np.uint64(min(max(ifast, -1) + 1, nw))  # values below this only increment
     uhi = np.uint64(np.int64(min(hi, 2**32)))
+    # values below this only increment (valid ones: not above hi)
+    ufast = np.uint64(min(max(ifast, -1) + 1, nw, np.int64(uhi) + 1))
     unp = np.uint64(piece_ring.shape[0])
     unr = np.uint64(n_ring)
     unw = np.uint64(nw)
@@ -375,12 +379,14 @@ def radial_ring_pass_int(
         pi = pieces[i]
         for j in range(nx):
             v = np.int64(fi[j])
-            up = np.uint64(np.int64(pi[j]))
+            up = np.uint64(pi[j])
             uv = np.uint64(v)
+            # the common case, one test: a low value, counted in its piece's row (the
+            # spare piece's for pixels in no piece)
+            if uv < ufast:
+                flat[up * unw + uv] += 1
+                continue
             if up < unp and uv <= uhi:
-                if uv < ufast:
-                    flat[up * unw + uv] += 1
-                    continue
                 p = np.int64(up)
                 if v < nw:
                     flat[up * unw + uv] += 1
@@ -410,7 +416,7 @@ def radial_ring_pass_int(
             # on the row just read, still in cache), then b columns at a time per block
             for j in range(nx):
                 uv = np.uint64(np.int64(fi[j]))
-                ok = (np.uint64(np.int64(pi[j])) < unr) & (uv <= uhi)
+                ok = (np.uint64(pi[j]) < unr) & (uv <= uhi)
                 colsum[j] += (uv + _COUNT) if ok else zero
             if (i + 1) % b == 0 or i == ny - 1:
                 # each block written once (not added): the caller need not zero bsum, bn;

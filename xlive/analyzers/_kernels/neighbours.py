@@ -43,3 +43,41 @@ def nearest_distances_ref(x, y):
     d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
     np.fill_diagonal(d, np.inf)
     return d.min(axis=1) if x.size else np.zeros(0)
+
+
+@numba.njit(cache=True, nogil=True)
+def window_medians(m, half):
+    """Median of the finite values among ``m[k - half : k + half + 1]`` for each ``k`` (NaN
+    where there are none), as ``np.nanmedian`` gives it: the mean of the two middle values
+    for an even count. The rings' means beside each ring, one small sort per ring."""
+    n = m.shape[0]
+    out = np.full(n, np.nan)
+    buf = np.empty(2 * half + 1)
+    for k in range(n):
+        c = 0
+        for q in range(max(k - half, 0), min(k + half + 1, n)):
+            v = m[q]
+            if np.isfinite(v):
+                # insertion into the sorted buffer
+                t = c
+                while t > 0 and buf[t - 1] > v:
+                    buf[t] = buf[t - 1]
+                    t -= 1
+                buf[t] = v
+                c += 1
+        if c:
+            h = c // 2
+            out[k] = buf[h] if c % 2 else (buf[h - 1] + buf[h]) / 2.0
+    return out
+
+
+def window_medians_ref(m, half):
+    """Numpy reference of :func:`window_medians`: ``np.nanmedian`` over sliding windows."""
+    win = np.lib.stride_tricks.sliding_window_view(
+        np.pad(np.asarray(m, float), half, constant_values=np.nan), 2 * half + 1
+    )
+    some = np.isfinite(win).any(axis=1)
+    out = np.full(len(m), np.nan)
+    if some.any():
+        out[some] = np.nanmedian(win[some], axis=1)
+    return out

@@ -18,8 +18,63 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 _JIT = dict(cache=True, nogil=True)
+#: components ahead whose pixels :func:`find_peaks` prefetches
+_AHEAD = 4
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i, j):
+    """Hint the CPU to fetch ``arr[i, j]``'s cache line (no bounds check: any address is
+    allowed, nothing is read). The frames are read pixel by pixel around scattered spots: left
+    to the CPU, each row of a spot's box waits for its cache line in turn."""
+    if not (
+        isinstance(arr, types.Array)
+        and arr.ndim == 2
+        and isinstance(i, types.Integer)
+        and isinstance(j, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = [
+            context.cast(builder, a, t, types.intp)
+            for a, t in zip(args[1:], sig.args[1:], strict=True)
+        ]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx, wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        # read access, keep in all cache levels, data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.none(arr, i, j), codegen
+
+
+@numba.njit(inline="always", **_JIT)
+def _prefetch_box(frame, rings, i0, i1, j0, j1):
+    """Prefetch the rows ``i0..i1``, columns ``j0..j1`` (clipped) of ``frame`` and ``rings``."""
+    ny, nx = frame.shape
+    i0 = max(i0, 0)
+    i1 = min(i1, ny - 1)
+    j0 = max(j0, 0)
+    j1 = min(j1, nx - 1)
+    for i in range(i0, i1 + 1):
+        for j in range(j0, j1 + 1, 16):
+            _prefetch(frame, i, j)
+            _prefetch(rings, i, j)
+        _prefetch(frame, i, j1)
+        _prefetch(rings, i, j1)
+
 
 #: columns of the peak table produced by :func:`find_peaks`
 COLUMNS = ("x", "y", "intensity", "npix", "snr", "background", "max")
@@ -92,10 +147,23 @@ def find_peaks(
     ny, nx = frame.shape
     # pixels above their ring's threshold
     above = np.empty(cand.shape[0], np.int64)
+    # their rows, columns and values (no divisions, no second read of the frame later)
+    ai = np.empty(cand.shape[0], np.int64)
+    aj = np.empty(cand.shape[0], np.int64)
+    av = np.empty(cand.shape[0])
     na = 0
+    i = 0
     for c in range(cand.shape[0]):
+        if c + 16 < cand.shape[0]:  # candidates are sparse: a cache line each
+            # (row 0, column q: pixel q of a C-contiguous frame; elsewhere only a wasted hint)
+            q = cand[c + 16]
+            _prefetch(frame, 0, q)
+            _prefetch(rings, 0, q)
         p = cand[c]
-        i = p // nx
+        if p < i * nx or p >= (i + 2) * nx:  # the row: by division unless the next one
+            i = p // nx
+        elif p >= (i + 1) * nx:
+            i += 1
         j = p - i * nx
         r = rings[i, j]
         if r < 0:
@@ -103,6 +171,9 @@ def find_peaks(
         v = frame[i, j]
         if v >= lo and v <= hi and v > thr[r]:
             above[na] = p
+            ai[na] = i
+            aj[na] = j
+            av[na] = np.float64(v)
             na += 1
     above = above[:na]
     parent = np.arange(na)
@@ -113,8 +184,8 @@ def find_peaks(
     up = 0
     for a in range(na):
         p = above[a]
-        i = p // nx
-        j = p - i * nx
+        i = ai[a]
+        j = aj[a]
         if j > 0 and a > 0 and above[a - 1] == p - 1:
             _union(parent, a, a - 1)
         if i == 0:
@@ -145,19 +216,29 @@ def find_peaks(
             nc += 1
         k = comp[root]
         p = above[a]
-        i = p // nx
-        j = p - i * nx
+        i = ai[a]
+        j = aj[a]
         npix[k] += 1
         box[k, 0] = min(box[k, 0], i)
         box[k, 1] = max(box[k, 1], i)
         box[k, 2] = min(box[k, 2], j)
         box[k, 3] = max(box[k, 3], j)
-        v = np.float64(frame[i, j])
+        v = av[a]
         if v > vmax[k]:
             vmax[k] = v
             pmax[k] = p
     found = 0
+    # the pixels of the first components' boxes, then _AHEAD components ahead: the CPU
+    # fetches them while it works on the current one
+    pr = max(bg_radius, 2)
+    for k in range(min(_AHEAD, nc)):
+        _prefetch_box(frame, rings, box[k, 0] - pr, box[k, 1] + pr, box[k, 2] - pr, box[k, 3] + pr)
     for k in range(nc):
+        ka = k + _AHEAD
+        if ka < nc and min_pix <= npix[ka] <= max_pix:
+            _prefetch_box(
+                frame, rings, box[ka, 0] - pr, box[ka, 1] + pr, box[ka, 2] - pr, box[ka, 3] + pr
+            )
         if npix[k] < min_pix or npix[k] > max_pix:
             continue
         i0, i1, j0, j1 = box[k, 0], box[k, 1], box[k, 2], box[k, 3]
