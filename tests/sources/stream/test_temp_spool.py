@@ -1,10 +1,11 @@
 """A stream source's temporary spool (no spool asked for) is removed when the source closes,
-is collected, or the interpreter exits; a spool the user gave stays. Real zeromq streams on
+or the interpreter exits (not when the object is collected: lazy frames read on); a spool the user gave stays. Real zeromq streams on
 127.0.0.1 (the sender stops by itself)."""
 
 from __future__ import annotations
 
 import gc
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from xlive.errors import SourceError
@@ -62,16 +64,27 @@ def test_temporary_spool_removed_on_close(receiver):
     src.close()  # twice: nothing left to do
 
 
-def test_temporary_spool_removed_when_collected():
+def test_lazy_frames_outlive_the_source_object():
+    """Frames read lazily after the source object is gone (as ``xlive.analyze("tcp://...")``
+    leaves them) still come from the spool: it goes on close or at exit, not when collected."""
     address = f"tcp://127.0.0.1:{free_port()}"
     src = StreamSource(address, receiver="thread")
     folder = src.spool_path.parent
     sender = send(address)
     assert received(src) == N
     sender.communicate(timeout=60)
+    frames = src.frames()
+    expected = src.read_frame(N - 1).astype(np.float64).sum()
+    assert expected > 0
+    receiver = src.receiver
     del src
     gc.collect()
-    assert not folder.exists()
+    try:
+        assert folder.exists()
+        assert float(frames[N - 1].sum().compute()) == expected
+    finally:
+        receiver.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_temporary_spool_removed_at_exit():

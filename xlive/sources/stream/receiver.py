@@ -17,6 +17,7 @@ coordinates.
 from __future__ import annotations
 
 import argparse
+import atexit
 import bisect
 import json
 import os
@@ -28,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -392,11 +392,11 @@ class StreamSource(Source):
         except BaseException:
             _remove_spool(None, own)
             raise
-        #: removes a temporary spool (after stopping its receiver) on close, at interpreter
-        #: exit or when the source is collected; a spool the user gave stays
-        self._remove_spool = (
-            None if own is None else weakref.finalize(self, _remove_spool, self.receiver, own)
-        )
+        #: removes a temporary spool (after stopping its receiver) on close or at interpreter
+        #: exit, not when the source is collected: lazy frames and features read it on
+        #: through their readers (``xlive.analyze("tcp://...")`` keeps no source); a spool
+        #: the user gave stays
+        self._remove_spool = None if own is None else _AtExit(_remove_spool, self.receiver, own)
         self._segs: list[tuple[str, int, int]] = []  # (path, start, n)
         self._seg_shapes: dict[str, tuple[int, ...]] = {}  # frame shape of each segment
         self._shape: tuple[int, int] | None = None
@@ -581,6 +581,20 @@ class StreamSource(Source):
             self.receiver.stop()
         if self._remove_spool:
             self._remove_spool()  # once; later calls do nothing
+
+
+class _AtExit:
+    """``fn(*args)`` once: when called, else at interpreter exit."""
+
+    def __init__(self, fn, *args):
+        self._call = (fn, args)
+        atexit.register(self)
+
+    def __call__(self) -> None:
+        call, self._call = self._call, None
+        if call is not None:
+            atexit.unregister(self)
+            call[0](*call[1])
 
 
 def _remove_spool(receiver, folder: str | None) -> None:
