@@ -121,14 +121,22 @@ class ChunkWriter:
             else:
                 chunk = self._read(path, c)
             chunk[local] = values[sel]
-            _atomic_write(path, self.codec.encode(chunk))
-            self._last = (c, _identity(path), chunk)
+            self._last = (c, _atomic_write(path, self.codec.encode(chunk)), chunk)
 
 
 def _identity(path: Path) -> tuple[int, int, int]:
     """A file's inode, size and modification time: another write (in place, or a file
     renamed over it) changes them."""
     st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _write_file(path: Path, data) -> tuple[int, int, int]:
+    """Write ``data`` to a new file ``path``; its :func:`_identity` once written."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        st = os.fstat(f.fileno())
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
@@ -147,18 +155,19 @@ def update_attrs(group: zarr.Group, attrs: dict) -> None:
     _atomic_write(Path(str(group.store.root)) / group.path / "zarr.json", doc)
 
 
-def _atomic_write(path: Path, data) -> None:
-    """As zarr's LocalStore writes: a temporary file beside, renamed over the chunk."""
+def _atomic_write(path: Path, data) -> tuple[int, int, int]:
+    """As zarr's LocalStore writes: a temporary file beside, renamed over the chunk. Returns
+    the file's :func:`_identity`, taken before the rename (a rename keeps it; taken after, it
+    could be that of another writer's file renamed over it in between)."""
     tmp = path.with_suffix(f".{uuid.uuid4().hex}.partial")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        try:
+            ident = _write_file(tmp, data)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ident = _write_file(tmp, data)
         os.replace(tmp, path)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        return ident
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
