@@ -349,3 +349,17 @@ def test_sound_module_edges_keep_their_spots():
     auto = _run(frame, rings, mean, var, sb=16, snr=5.0)["seeds"]
     always = _run(frame, rings, mean, var, sb=16, snr=5.0, edge=0.0)["seeds"]
     assert auto[22:26, 18:23].any() and not always[22:26, 18:23].any()
+
+
+def test_narrow_rings_leave_ordinary_blocks_in_the_fixed_span():
+    """Rings 0.3 px wide: every 3 x 3 block spans ~10-15 rings, none of them wide (the
+    sparse path is for blocks straddling two modules, not for ordinary blocks)."""
+    yy, xx = np.indices((90, 120))
+    rings = (np.hypot(yy - 40.3, xx - 61.7) / 0.3).astype(np.int32)
+    rings[:, 50:53] = -1  # a module gap
+    t = BlockRingTable(rings)
+    assert t.span > 2 * t.b  # more rings than WIDE_SPAN alone allows
+    assert (t.n_fixed >= 0).all()
+    # a block straddling two modules stays wide
+    rings[46:][rings[46:] >= 0] += 2000  # block row 15 (pixel rows 45-47) on both
+    assert (BlockRingTable(rings).n_fixed < 0).sum() == rings.shape[1] // 3

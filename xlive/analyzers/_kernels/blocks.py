@@ -30,8 +30,9 @@ _JIT = dict(cache=True, nogil=True)
 #: block edge, pixels
 BLOCK = 3
 
-#: blocks spanning more than this many rings per pixel of their edge are summed from the
-#: sparse table in :func:`detect_blocks` (see :class:`BlockRingTable`)
+#: blocks spanning more than this many rings per pixel of their edge (and twice the median
+#: block's span) are summed from the sparse table in :func:`detect_blocks` (see
+#: :class:`BlockRingTable`)
 WIDE_SPAN = 2
 
 
@@ -83,7 +84,10 @@ class BlockRingTable:
         last = np.zeros(nby * nbx, np.int64)
         last[has] = self.ring[self.ptr[1:][has] - 1]
         spans = last - first + 1
-        wide = spans > WIDE_SPAN * b
+        # relative to the usual block's span too: narrow rings (ring_width < 1) make every
+        # block span more rings, and the sparse path is slower for ordinary blocks
+        usual = int(np.median(spans[has])) if has.any() else 1
+        wide = spans > max(WIDE_SPAN * b, 2 * usual)
         self.span = int(spans[~wide].max(initial=1))
         self.r0 = first.astype(np.int32).reshape(nby, nbx)
         #: each block's pixels in a ring if it is in the fixed span, else -1 (a wide block)
