@@ -370,6 +370,9 @@ def test_window_medians_match_reference(n, half):
     np.testing.assert_array_equal(out, window_medians_ref(m, half))
     if n >= 60:
         assert np.isnan(out[30]) and np.isfinite(out).sum() > 20
+    m[rng.random(n) < 0.1] = np.inf  # infinities count, as in np.nanmedian
+    m[rng.random(n) < 0.1] = -np.inf
+    np.testing.assert_array_equal(window_medians(m, half), window_medians_ref(m, half))
 
 
 def _fused_bins():
@@ -558,3 +561,22 @@ def test_fused_block_pass_matches_references(case, b):
     np.testing.assert_array_equal(out["bsum"], rsum)
     np.testing.assert_array_equal(out["bn"], rn)
     assert case == "all_masked" or rn.sum() > 0  # not vacuous
+
+
+@pytest.mark.parametrize("hi", [-3.0, np.nan])
+def test_ring_pass_stays_in_its_counts_for_any_upper_limit(hi):
+    """An upper limit below -1 or NaN (nothing valid) never sends a pixel to the fast path's
+    unchecked counts (a guard region after them stays zero)."""
+    from xlive.analyzers._kernels.binning import PixelPieces, radial_ring_pass_int
+
+    rings = np.zeros((4, 4), np.int64)
+    pc = PixelPieces.build(rings, np.zeros((4, 4), np.int64))
+    rows = pc.empty(8).shape[0]
+    big = np.zeros((rows + 20, 8), np.int32)
+    hist = np.zeros((1, 64), np.int32)
+    radial_ring_pass_int(
+        np.full((4, 4), 100, np.int32), pc.map, pc.ring, pc.bin, pc.n_ring, np.ones((4, 4)),
+        hi, 65535.0, 5.0, big[:rows], np.zeros(1), np.zeros(1), hist, np.zeros((1, 3)),
+        np.empty(16, np.int64), 0, np.zeros((1, 1)), np.zeros((1, 1), np.int32),
+    )  # fmt: skip
+    assert big[rows:].sum() == 0

@@ -361,9 +361,11 @@ def radial_ring_pass_int(
     nw = counts.shape[1]
     top = hist.shape[1] - 1
     isat, icand, ifast = _int_levels(top, sat, cand_level)
+    if not hi >= -1:  # NaN or below -1: as -1 (no valid value; the cap below stays >= 0)
+        hi = -1
     uhi = np.uint64(np.int64(min(hi, 2**32)))
     # values below this only increment (valid ones: not above hi)
-    ufast = np.uint64(min(max(ifast, -1) + 1, nw, np.int64(uhi) + 1))
+    ufast = np.uint64(max(min(max(ifast, -1) + 1, nw, np.int64(uhi) + 1), 0))
     unp = np.uint64(piece_ring.shape[0])
     unr = np.uint64(n_ring)
     unw = np.uint64(nw)

@@ -47,9 +47,10 @@ def nearest_distances_ref(x, y):
 
 @numba.njit(cache=True, nogil=True)
 def window_medians(m, half):
-    """Median of the finite values among ``m[k - half : k + half + 1]`` for each ``k`` (NaN
-    where there are none), as ``np.nanmedian`` gives it: the mean of the two middle values
-    for an even count. The rings' means beside each ring, one small sort per ring."""
+    """Median of the values other than NaN among ``m[k - half : k + half + 1]`` for each ``k``
+    (NaN where there are none), as ``np.nanmedian`` gives it (infinities included): the mean
+    of the two middle values for an even count. The rings' means beside each ring, one small
+    sort per ring."""
     n = m.shape[0]
     out = np.full(n, np.nan)
     buf = np.empty(2 * half + 1)
@@ -57,7 +58,7 @@ def window_medians(m, half):
         c = 0
         for q in range(max(k - half, 0), min(k + half + 1, n)):
             v = m[q]
-            if np.isfinite(v):
+            if not np.isnan(v):
                 # insertion into the sorted buffer
                 t = c
                 while t > 0 and buf[t - 1] > v:
@@ -76,8 +77,9 @@ def window_medians_ref(m, half):
     win = np.lib.stride_tricks.sliding_window_view(
         np.pad(np.asarray(m, float), half, constant_values=np.nan), 2 * half + 1
     )
-    some = np.isfinite(win).any(axis=1)
+    some = (~np.isnan(win)).any(axis=1)
     out = np.full(len(m), np.nan)
     if some.any():
-        out[some] = np.nanmedian(win[some], axis=1)
+        with np.errstate(invalid="ignore"):  # inf and -inf in the middle: NaN, as the kernel
+            out[some] = np.nanmedian(win[some], axis=1)
     return out
