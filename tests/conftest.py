@@ -130,3 +130,24 @@ def install_plugin(tmp_path):
             sys.modules.pop(m, None)
         importlib.invalidate_caches()
         registry.refresh()
+
+
+@pytest.fixture(autouse=True)
+def _no_unconnected_default_client(request):
+    """A test must not leave a dask client that never connected as this process's default:
+    every later computation in the worker waits for it (CI: five tests of another file hung
+    600 s each)."""
+    yield
+    import sys
+
+    if "distributed" not in sys.modules:
+        return
+    from distributed import default_client
+
+    try:
+        client = default_client()
+    except ValueError:  # no default client
+        return
+    if client.status not in ("running", "closing", "closed"):
+        client.close()
+        pytest.fail(f"{request.node.nodeid} left a default dask client {client.status!r}")

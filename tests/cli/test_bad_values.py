@@ -3,6 +3,8 @@ misleading "free space or fix the permissions"."""
 
 from __future__ import annotations
 
+import dask
+import dask.array
 import pytest
 from xlive_testing import run_xlive
 
@@ -40,6 +42,25 @@ def test_scheduler_that_is_no_address():
 
     with pytest.raises(ConfigError, match="cannot connect to the dask scheduler nonsense"):
         make_client(scheduler="nonsense")
+    # the client that failed to connect is not left as the default: dask computations after
+    # it (here the threaded scheduler's) used to wait for it forever
+    assert dask.config.get("scheduler", None) is None
+    assert dask.array.ones(3).sum().compute() == 3
+
+
+def test_scheduler_nobody_answers_leaves_no_default_client():
+    from distributed import Client, default_client
+
+    from xlive.engine.cluster import make_client
+
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "2s"}),
+        Client(processes=False, dashboard_address=None, n_workers=1) as mine,
+    ):
+        with pytest.raises(ConfigError, match="cannot connect to the dask scheduler"):
+            make_client(scheduler="tcp://127.0.0.1:1")
+        assert default_client() is mine  # the user's client stays the default
+        assert dask.array.ones(3).sum().compute() == 3
 
 
 def test_stream_address_without_port():

@@ -619,6 +619,16 @@ def _job_of(worker_name: str, job_names: set) -> str | None:
     return base if base in job_names else None
 
 
+def _current_default_client():
+    """The default dask.distributed client of this process, or None."""
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:  # none
+        return None
+
+
 def make_client(
     params: ClusterParams | None = None,
     *,
@@ -639,9 +649,15 @@ def make_client(
     if scheduler:
         from distributed import Client
 
+        previous = _current_default_client()
         try:
             return Client(scheduler), None
         except (OSError, ValueError, TypeError) as exc:  # nobody there, or not an address
+            # distributed makes a client the default before it connects, and one that failed
+            # stays so: every later dask computation in this process waited for it forever
+            failed = _current_default_client()
+            if failed is not None and failed is not previous:
+                failed.close()
             raise ConfigError(
                 f"cannot connect to the dask scheduler {scheduler} ({exc}); start it, fix "
                 "--scheduler, or leave --scheduler out to compute on this machine"
