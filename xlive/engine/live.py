@@ -543,12 +543,21 @@ class LiveProcessor:
             except CancelledError:
                 pass  # blocks lost with a worker: queued again below
         finished = [f for f in self._in_flight if f.done()]
-        lost = [f for f in finished if f.cancelled()]
-        if lost:
-            self._requeue(lost)
-            finished = [f for f in finished if not f.cancelled()]
-        if finished:  # one round trip through the client's event loop for all of them
-            self._unstored.extend(self.client.gather(finished))
+        while True:
+            lost = [f for f in finished if f.cancelled()]
+            if lost:
+                self._requeue(lost)
+                finished = [f for f in finished if not f.cancelled()]
+            if not finished:
+                break
+            try:  # one round trip through the client's event loop for all of them
+                self._unstored.extend(self.client.gather(finished))
+                break
+            except CancelledError:
+                # a block finished on a worker that left before its result came here, and
+                # the scattered reader it needs went with it: dask cancels it during gather
+                if not any(f.cancelled() for f in finished):
+                    raise
         for fut in finished:
             self._in_flight.pop(fut)
         if flush:

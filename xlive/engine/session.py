@@ -102,6 +102,7 @@ class LiveSession:
         #: when the run grew, and when it counts as finished
         self.clock = RunClock()
         self._marker_seen: float | None = None
+        self._finished_frames: int | None = None  # source.n_frames when last found finished
         #: ``[analyzers.NAME]`` parameters (NAME -> parameter object) the analyzers are built with
         self.analyzer_params = {**self.config.analyzers, **(analyzer_params or {})}
         if analyzers is None:  # built at the first frame, with the geometry the run has then
@@ -265,8 +266,15 @@ class LiveSession:
             if self._marker_seen is None:
                 self._marker_seen = time.monotonic()
             fresh = self.processor.last_refresh > self._marker_seen
-        if fresh and self.processor.caught_up and self.clock.is_over(marker, now):
+        caught_up = self.processor.caught_up or (
+            # no frame since it was found finished: a poll the live loop is in the middle of
+            # (its step's moments, see LiveProcessor.caught_up) does not make the run live again
+            n == self._finished_frames
+        )
+        if fresh and caught_up and self.clock.is_over(marker, now):
+            self._finished_frames = n
             return "finished"
+        self._finished_frames = None
         return "live"
 
     def waiting_for(self) -> str:
