@@ -206,13 +206,18 @@ def test_clipped_stats_match_reference(mean, min_excess):
     for r, v in enumerate(values):
         hist[r] = np.bincount(v.astype(int), minlength=256)
     m, s, c = np.empty(5), np.empty(5), np.empty(5)
-    clipped_stats(hist, ovf, 0.0, 1.0, 0.0, 3.0, min_excess, 50, m, s, c)
+    clipped_stats(hist, ovf, 0.0, 1.0, 0.0, 3.0, min_excess, 50, m, s, c, np.full(5, 255))
     rm, rs, rc = clipped_stats_ref(values, 3.0, min_excess, 50)
     np.testing.assert_allclose(m, rm, rtol=1e-9)
     np.testing.assert_allclose(s, rs, rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(c, rc)
     assert np.isnan(m[0])
     assert m[3] < 3 * mean + 2  # the outliers were clipped
+    # a bound at or above each ring's last filled bin changes nothing
+    last = np.array([np.flatnonzero(h).max(initial=-1) for h in hist])
+    m2, s2, c2 = np.empty(5), np.empty(5), np.empty(5)
+    clipped_stats(hist, ovf, 0.0, 1.0, 0.0, 3.0, min_excess, 50, m2, s2, c2, last)
+    np.testing.assert_array_equal(np.c_[m2, s2, c2], np.c_[m, s, c])
 
 
 def test_clipping_drops_a_hot_pixel_in_the_overflow_bin():
@@ -221,7 +226,7 @@ def test_clipping_drops_a_hot_pixel_in_the_overflow_bin():
     hist[0, 255] = 1
     ovf = np.array([[1.0, 19660.0, 19660.0**2]])
     m, s, c = np.empty(1), np.empty(1), np.empty(1)
-    clipped_stats(hist, ovf, 0.0, 1.0, 0.0, 3.0, 1.0, 50, m, s, c)
+    clipped_stats(hist, ovf, 0.0, 1.0, 0.0, 3.0, 1.0, 50, m, s, c, np.array([255]))
     assert m[0] < 2 and c[0] < 1000
 
 
@@ -406,6 +411,7 @@ def _fused(frame, rings, bins, weights, hi, b=0, n_low=8):
     pc = PixelPieces.build(rings, bins)
     sums, lost = np.zeros(n), np.zeros(n)
     hist, ovf = np.zeros((n, 256), np.int32), np.zeros((n, 3))
+    hmax = np.full(n, -1, np.int64)
     cand = np.empty(frame.size, np.int64)
     bsum = np.full(block_shape(frame.shape, max(b, 1)), 7.0)  # written, not added to
     bn = np.full(bsum.shape, 3, np.int32)
@@ -425,14 +431,18 @@ def _fused(frame, rings, bins, weights, hi, b=0, n_low=8):
         lost,
         hist,
         ovf,
+        hmax,
         cand,
         b,
         bsum,
         bn,
     )
     hall = np.full(256, 7, np.int64)  # overwritten
-    total = high + piece_totals(counts, pc.ring, pc.bin, pc.n_ring, hist, sums, hall)
+    total = high + piece_totals(counts, pc.ring, pc.bin, pc.n_ring, hist, sums, hall, hmax)
     np.testing.assert_array_equal(hall, hist.sum(axis=0))
+    # hmax bounds each ring's filled bins (beyond those the counts fill), tightly
+    filled = np.array([np.flatnonzero(h).max(initial=-1) for h in hist])
+    np.testing.assert_array_equal(np.maximum(hmax, n_low - 1), np.maximum(filled, n_low - 1))
     return dict(
         nc=nc,
         nsat=nsat,
@@ -577,6 +587,7 @@ def test_ring_pass_stays_in_its_counts_for_any_upper_limit(hi):
     radial_ring_pass_int(
         np.full((4, 4), 100, np.int32), pc.map, pc.ring, pc.bin, pc.n_ring, np.ones((4, 4)),
         hi, 65535.0, 5.0, big[:rows], np.zeros(1), np.zeros(1), hist, np.zeros((1, 3)),
-        np.empty(16, np.int64), 0, np.zeros((1, 1)), np.zeros((1, 1), np.int32),
+        np.full(1, -1, np.int64), np.empty(16, np.int64), 0, np.zeros((1, 1)),
+        np.zeros((1, 1), np.int32),
     )  # fmt: skip
     assert big[rows:].sum() == 0

@@ -84,9 +84,9 @@ class FrameAnalyzer:
 
     def _buffers(self):
         """This thread's scratch buffers ``(sums, lost, hist, ovf, bsum, bn, counts, hall,
-        cand)``, made on first use and reused for every later frame (zeroed here, except
-        ``bsum``, ``bn``, ``hall`` and ``cand``, written before read): a frame's pass then
-        allocates nothing of the histograms' or the candidates' size."""
+        cand, hmax)``, made on first use and reused for every later frame (zeroed here, except
+        ``bsum``, ``bn``, ``hall`` and ``cand``, written before read, and ``hmax``, set to -1):
+        a frame's pass then allocates nothing of the histograms' or the candidates' size."""
         buf = getattr(self._local, "buf", None)
         if buf is None:
             n_bins = self.radial.params.n_bins
@@ -100,11 +100,13 @@ class FrameAnalyzer:
                 self.pieces.empty(self._n_low),
                 np.zeros(self.spots.binning.n_hist, np.int64),
                 np.empty(self.spots.params.max_candidates, np.int64),
+                np.full(max(self.spots.binning.n_rings, 1), -1, np.int64),
             )
             self._local.buf = buf
         else:
             for a in (*buf[:4], buf[6]):
                 a.fill(0)
+            buf[9].fill(-1)
         return buf
 
     def describe(self) -> list[FeatureSpec]:
@@ -121,7 +123,7 @@ class FrameAnalyzer:
         for k, frame in enumerate(frames):
             # the ring statistics keep views of hist: a frame's result is used up before the
             # next frame refills the buffers
-            sums, lost, hist, ovf, bsum, bn, counts, hall, cand = self._buffers()
+            sums, lost, hist, ovf, bsum, bn, counts, hall, cand, hmax = self._buffers()
             blocks = None
             med_res = None
             if runs_apply(frame.dtype, lo) and binning.counting(frame.dtype, lo):
@@ -141,13 +143,17 @@ class FrameAnalyzer:
                     lost,
                     hist,
                     ovf,
+                    hmax,
                     cand,
                     BLOCK if self._blocks else 0,
                     bsum,
                     bn,
                 )
-                total = high + piece_totals(counts, pc.ring, pc.bin, pc.n_ring, hist, sums, hall)
-                res = binning.finish(hist, ovf, nc, nsat, total, frame.dtype, lo)
+                total = high + piece_totals(
+                    counts, pc.ring, pc.bin, pc.n_ring, hist, sums, hall, hmax
+                )
+                bound = np.maximum(hmax, self._n_low - 1)
+                res = binning.finish(hist, ovf, nc, nsat, total, frame.dtype, lo, bound)
                 # the median needs the rings' histograms summed only: the kernel did it
                 med_res = replace(res, hist=hall[None])
                 if self._blocks:

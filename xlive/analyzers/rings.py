@@ -113,11 +113,16 @@ class RingBinning:
         n = max(self.n_rings, 1)
         return np.zeros((n, self.n_hist), np.int32), np.zeros((n, 3))
 
-    def finish(self, hist, ovf, nc, nsat, total, dtype, lo: float = 0.0) -> RingResult:
-        """Sigma clipping on filled histograms -> :class:`RingResult`."""
+    def finish(
+        self, hist, ovf, nc, nsat, total, dtype, lo: float = 0.0, bound: np.ndarray | None = None
+    ) -> RingResult:
+        """Sigma clipping on filled histograms -> :class:`RingResult`. ``bound[r]``: no bin of
+        ring ``r`` above it holds a value (see :func:`clipped_stats`; default: any may)."""
         vmin, width, offset = self.layout(dtype, lo)
         n = hist.shape[0]
         mean, sigma, count = np.empty(n), np.empty(n), np.empty(n)
+        if bound is None:
+            bound = np.full(n, hist.shape[1] - 1, np.int64)
         min_excess = 1.0 if self.counting(dtype, lo) else 0.0
         clipped_stats(
             hist,
@@ -131,6 +136,7 @@ class RingBinning:
             mean,
             sigma,
             count,
+            bound,
         )
         return RingResult(mean, sigma, count, hist, ovf, int(nc), int(nsat), float(total))
 

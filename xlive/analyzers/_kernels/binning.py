@@ -188,8 +188,14 @@ def ring_histograms_ref(frame, rings, lo, hi, vmin, scale, sat, cand_level, step
 
 # --------------------------------------------------------------------------- clipping
 @numba.njit(**_JIT)
-def clipped_stats(hist, ovf, vmin, width, offset, clip, min_excess, max_iter, mean, sigma, count):
+def clipped_stats(
+    hist, ovf, vmin, width, offset, clip, min_excess, max_iter, mean, sigma, count, bound
+):
     """Iterative sigma clipping per ring on its histogram; fills ``mean``, ``sigma``, ``count``.
+
+    ``bound[r]``: no bin of ring ``r`` above it holds a value (the top bin is the overflow,
+    read from ``ovf``): a fused pass knows it (:func:`radial_ring_pass_int`), else
+    ``hist.shape[1] - 1``.
 
     Start from all values; keep values ``<= mean + max(clip * sigma, min_excess)``; repeat until
     the kept set stops changing (or ``max_iter``). ``min_excess`` (1 for counting detectors)
@@ -204,7 +210,7 @@ def clipped_stats(hist, ovf, vmin, width, offset, clip, min_excess, max_iter, me
     for r in range(n_rings):
         kb = top  # value bins kept
         # bins above the last filled one add nothing: the sums below stop there
-        last = top - 1
+        last = min(top - 1, bound[r])
         while last >= 0 and hist[r, last] == 0:
             last -= 1
         with_ovf = True
@@ -334,6 +340,7 @@ def radial_ring_pass_int(
     lost,
     hist,
     ovf,
+    hmax,
     cand,
     b,
     bsum,
@@ -355,7 +362,10 @@ def radial_ring_pass_int(
     adding its value plus ``2**48`` (its count), summed ``b`` columns at a time.
 
     Returns ``(n_candidates, n_saturated, high)``; ``high``: the sum of the in-ring values not
-    in ``counts`` (the frame's in-ring total is ``high`` + :func:`piece_totals`).
+    in ``counts`` (the frame's in-ring total is ``high`` + :func:`piece_totals`). ``hmax[r]``
+    is raised to the highest bin of ``hist`` the pass fills in ring ``r`` (the bins from
+    ``counts`` not included): the rings' histograms are mostly empty above the counts, and
+    :func:`piece_totals` and :func:`clipped_stats` then read bins up to there only.
     """
     ny, nx = frame.shape
     nw = counts.shape[1]
@@ -403,8 +413,10 @@ def radial_ring_pass_int(
                             ovf[r, 0] += 1.0
                             ovf[r, 1] += v
                             ovf[r, 2] += float(v) * v
+                            hmax[r] = top
                         else:
                             hist[r, v] += 1
+                            hmax[r] = max(hmax[r], v)
                     if v >= isat:
                         nsat += 1
                     if v > icand:
@@ -445,10 +457,11 @@ def radial_ring_pass_int(
 
 
 @numba.njit(**_JIT)
-def piece_totals(counts, piece_ring, piece_bin, n_ring, hist, sums, hall):
+def piece_totals(counts, piece_ring, piece_bin, n_ring, hist, sums, hall, hmax):
     """After :func:`radial_ring_pass_int`: add each piece's value counts into its ring's
     histogram and its values into its radial bin's sum; ``hall``: the histogram of all rings
-    (``hist.sum(axis=0)``). Returns the in-ring sum of the counted values. Integer sums, so the
+    (``hist.sum(axis=0)``), read up to ``hmax[r]`` (the pass's) or ``counts.shape[1] - 1``,
+    whichever is higher. Returns the in-ring sum of the counted values. Integer sums, so the
     radial sums are exact (as the run sums are) in any order."""
     nw = counts.shape[1]
     total = 0
@@ -465,6 +478,6 @@ def piece_totals(counts, piece_ring, piece_bin, n_ring, hist, sums, hall):
             sums[piece_bin[p]] += s
     hall[:] = 0
     for r in range(hist.shape[0]):
-        for k in range(hist.shape[1]):
+        for k in range(min(max(hmax[r], nw - 1), hist.shape[1] - 1) + 1):
             hall[k] += hist[r, k]
     return total
