@@ -488,13 +488,14 @@ def test_position_error_is_the_inverse_fisher_matrix():
         ww = np.where(ok, w, 0.0)
         got = _pos_err(ww, ok, 0, 0, p, c)
         assert got == pytest.approx(np.sqrt(cov[0, 0] + cov[1, 1]), rel=1e-5)
-    # through fit_spots: a strong and a weak broad spot, 20 px apart
+    # through fit_spots: two candidates (watershed SNR 4), a bright and a weak broad spot
+    # 25 px apart; measured position errors below 0.2 and 0.5-0.7 px
     rng = np.random.default_rng(5)
     lam = np.full(SHAPE, 0.5)
-    _gauss(lam, 25.0, 36.0, 2000, 1.8)
+    _gauss(lam, 25.0, 36.0, 600, 1.8)
     _gauss(lam, 50.0, 36.0, 120, 3.2)
     frame = rng.poisson(lam).astype(np.uint32)
-    rows = [[25, 36, 2000, 100, 60, 0.5, 50], [50, 36, 120, 100, 8, 0.5, 3]]
-    assert len(_fit_frame(frame, rows)) == 2
-    got = _fit_frame(frame, rows, max_pos_err=0.5)
+    rows = [[25, 36, 600, 100, 4, 0.5, 30], [50, 36, 120, 100, 4, 0.5, 3]]
+    assert len(_fit_frame(frame, rows, keep_snr=4.5)) == 2
+    got = _fit_frame(frame, rows, keep_snr=4.5, max_pos_err=0.5)
     assert len(got) == 1 and _nearest(got, 25, 36) < 0.5

@@ -1216,9 +1216,10 @@ def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, p
             w, ok, i0, j0, par[k], dirs[k]
         ) < keep_snr:
             alive[k] = False
-    # fitted spots whose position is known worse than max_pos_err (px) are not reported
-    for k in range(nsp if max_pos_err > 0 else 0):
-        if not alive[k] or not broad[k]:
+    # candidates whose fitted position is known worse than max_pos_err (px) are not
+    # reported: weak spots in a crowd, placed pixels off
+    for k in range(n if max_pos_err > 0 else 0):
+        if not alive[k] or not cand[k]:
             continue
         i0 = int(np.rint(par[k, 1])) - radius
         j0 = int(np.rint(par[k, 0])) - radius
