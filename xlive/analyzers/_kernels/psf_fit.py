@@ -25,6 +25,13 @@ only where the fitted Gaussian's flux reaches ``keep_snr`` times its Fisher erro
 matched filter: on broad weak spots surer than the footprint's sum) and, below the
 watershed's own ``min_snr``, the fit is at least 1 px wide.
 
+With ``model``, :func:`fit_spots` also adds the reported spots' Gaussians into a frame,
+and :func:`residual_seeds` finds the local maxima of the matched-filter significance of the
+frame minus that model: in a crowded lattice of broad spots, a spot 1-1.35 widths from a
+stronger neighbour leaves no saddle the watershed can split at, but stands out once the
+neighbour's fit is subtracted (find, fit, subtract, find: as crowded-field photometry
+does). The spot finder fits again with those seeds as candidates.
+
 Written by hand (numba): scipy's least_squares costs ~1 ms of Python per fit, and a frame
 has hundreds of crowded windows; these fits are small (5 or 10 parameters, 81 pixels).
 """
@@ -287,6 +294,50 @@ def _flux_snr(w, ok, i0, j0, p, c):
                 sh = _shape(p, c[0], c[1], i0 + a, j0 + b)
                 t += w[a, b] * sh * sh
     return p[2] * np.sqrt(t)
+
+
+@numba.njit(**_JIT)
+def _pos_err(w, ok, i0, j0, p, c):
+    """Standard error (pixels, ``sqrt(var x + var y)``) of the fitted position of spot
+    ``p`` (direction ``c``) on the window with weights ``w``: the inverse Fisher matrix of
+    all five parameters (flux and widths free); inf if singular."""
+    ph, pw = w.shape
+    f = np.zeros((NP, NP))
+    jac = np.zeros(NP)
+    cx = c[0]
+    cy = c[1]
+    ir2 = np.exp(-2.0 * p[3])
+    it2 = np.exp(-2.0 * p[4])
+    for a in range(ph):
+        for b in range(pw):
+            if not ok[a, b] or w[a, b] <= 0:
+                continue
+            sh = _shape(p, cx, cy, i0 + a, j0 + b)
+            fl = p[2] * sh
+            dx = j0 + b - p[0]
+            dy = i0 + a - p[1]
+            u = dx * cx + dy * cy
+            v = -dx * cy + dy * cx
+            jac[0] = fl * (u * cx * ir2 - v * cy * it2)
+            jac[1] = fl * (u * cy * ir2 + v * cx * it2)
+            jac[2] = sh
+            jac[3] = fl * (u * u * ir2 - 1.0)
+            jac[4] = fl * (v * v * it2 - 1.0)
+            for q in range(NP):
+                for q2 in range(NP):
+                    f[q, q2] += w[a, b] * jac[q] * jac[q2]
+    tot = 0.0
+    e = np.zeros(NP)
+    x = np.zeros(NP)
+    m = np.zeros((NP, NP))
+    for q in range(2):
+        m[:, :] = f
+        e[:] = 0.0
+        e[q] = 1.0
+        if not _chol_solve(m, e, x):
+            return np.inf
+        tot += x[q]
+    return np.sqrt(max(tot, 0.0))
 
 
 #: no group members (``_others`` with one spot left out)
@@ -727,6 +778,8 @@ def fit_spots(
     sharp_cand=False,
     split_radius=0,
     split_sigma=0.0,
+    max_pos_err=0.0,
+    model=None,
 ):
     """The watershed's peaks (rows of :data:`.watershed.COLUMNS`) placed by fitted spot
     shapes and split in two where two spots fit better (module docstring); rows in ``out``
@@ -775,12 +828,157 @@ def fit_spots(
             broad, head, nxt, order, n, nsp, radius, float(reach), group, split_chi2,
             min_snr, min_dist, skip_red, peaks, int(ext), int(hs), new_snr,
         )  # fmt: skip
-    return _fit_finish(
+    found = _fit_finish(
         frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, par, dirs, start, src,
         alive, broad, cand, head, nxt, order, nsp, radius, sweeps, split_chi2, min_snr,
         min_dist, skip_red, group > 0, keep_snr, new_snr, bool(split_cand),
         int(split_radius) if split_radius > 0 else radius, float(split_sigma),
+        float(max_pos_err),
     )  # fmt: skip
+    if model is not None:  # the reported spots' models added into ``model`` (frame-sized)
+        _render(model, par, dirs, alive, broad, nsp)
+    return found
+
+
+@numba.njit(**_JIT)
+def _render(model, par, dirs, alive, broad, nsp):
+    """``model +=`` the fitted Gaussians of the live broad spots (the others, sharp or small,
+    keep the watershed's peak and a nominal shape that would leave rings in the residual)."""
+    for k in range(nsp):
+        if alive[k] and broad[k]:
+            _add_model(model, 0, 0, par[k], dirs[k, 0], dirs[k, 1], 1.0)
+
+
+def gauss_weights(sigma: float) -> np.ndarray:
+    """Unit-sum Gaussian weights of ``sigma`` px out to ``int(3 sigma + 0.5)`` px (as
+    ``scipy.ndimage.gaussian_filter`` with ``truncate=3``)."""
+    r = int(3.0 * sigma + 0.5)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+@numba.njit(**_JIT)
+def _smooth(a, g, tmp, out):
+    """``out`` = ``a`` filtered by the separable kernel ``g`` along both axes (zeros
+    outside); ``tmp`` scratch of the same shape."""
+    ny, nx = a.shape
+    r = g.size // 2
+    for i in range(ny):
+        for j in range(nx):
+            t = 0.0
+            for q in range(max(-r, -j), min(r, nx - 1 - j) + 1):
+                t += g[q + r] * a[i, j + q]
+            tmp[i, j] = t
+    for i in range(ny):
+        for j in range(nx):
+            t = 0.0
+            for q in range(max(-r, -i), min(r, ny - 1 - i) + 1):
+                t += g[q + r] * tmp[i + q, j]
+            out[i, j] = t
+
+
+@numba.njit(**_JIT)
+def _residual_maps(frame, rings, mean, resid, sbs, var, lo, hi, gain, model, net, vv, ok):
+    """Net frame minus ``model``, its variance (background + gain * (model + positive
+    residual)) and validity, per pixel."""
+    ny, nx = frame.shape
+    for i in range(ny):
+        for j in range(nx):
+            net[i, j] = 0.0
+            vv[i, j] = 0.0
+            ok[i, j] = False
+            r = rings[i, j]
+            if r < 0:
+                continue
+            f = frame[i, j]
+            if not (f >= lo and f <= hi):
+                continue
+            m = mean[r]
+            s2 = var[r]
+            if not np.isfinite(m) or not (s2 > 0):
+                continue
+            x = np.float64(f) - (m + resid[i // sbs, j // sbs]) - model[i, j]
+            net[i, j] = x
+            vv[i, j] = s2 + gain * max(model[i, j] + max(x, 0.0), 0.0)
+            ok[i, j] = True
+
+
+@numba.njit(**_JIT)
+def _seed_maxima(sig, num, ok, min_snr, half, out):
+    """Pixels where ``sig`` reaches ``min_snr`` and is the maximum of its ``2 half + 1``
+    square (valid pixels only): rows (x, y, sig, num) in ``out``, their number returned
+    (rows beyond ``out`` counted, not stored)."""
+    ny, nx = sig.shape
+    n = 0
+    for i in range(ny):
+        for j in range(nx):
+            s = sig[i, j]
+            if not ok[i, j] or not (s >= min_snr):
+                continue
+            top = True
+            for a in range(max(i - half, 0), min(i + half + 1, ny)):
+                for b in range(max(j - half, 0), min(j + half + 1, nx)):
+                    if sig[a, b] > s:
+                        top = False
+                        break
+                if not top:
+                    break
+            if not top:
+                continue
+            if n < out.shape[0]:
+                out[n, 0] = j
+                out[n, 1] = i
+                out[n, 2] = s
+                out[n, 3] = num[i, j]
+            n += 1
+    return n
+
+
+def residual_seeds(frame, rings, mean, resid, sbs, var, lo, hi, gain, model, sigma, min_snr,
+                   half=2, max_seeds=1 << 16):  # fmt: skip
+    """Local maxima (``2 half + 1`` px square) of the matched-filter significance of the net
+    frame minus ``model`` (the spots fitted so far), a Gaussian of ``sigma`` px:
+    ``sum g r / sqrt(sum g^2 v)`` with ``r`` the residual and ``v`` its variance, reaching
+    ``min_snr``: rows (x, y, significance, ``sum g r``), in row-major order. Spots the
+    watershed merged into a neighbour stand out once the neighbour's fit is subtracted.
+    Numba; :func:`residual_seeds_ref` is the numpy/scipy reference."""
+    shape = frame.shape
+    net, vv, num, den, tmp = (np.empty(shape) for _ in range(5))
+    ok = np.empty(shape, np.bool_)
+    _residual_maps(frame, rings, mean, resid, int(sbs), var, lo, hi, float(gain),
+                   np.ascontiguousarray(model, np.float64), net, vv, ok)  # fmt: skip
+    _smooth(net, gauss_weights(sigma), tmp, num)
+    _smooth(vv, gauss_weights(sigma / np.sqrt(2.0)), tmp, den)
+    # g (unit sum) squared is the Gaussian of sigma / sqrt(2) over 4 pi sigma^2
+    sig = num / np.sqrt(np.maximum(den, 1e-12) / (4.0 * np.pi * sigma * sigma))
+    out = np.empty((max_seeds, 4))
+    n = _seed_maxima(sig, num, ok, float(min_snr), int(half), out)
+    return out[: min(n, max_seeds)]
+
+
+def residual_seeds_ref(frame, rings, mean, resid, sbs, var, lo, hi, gain, model, sigma,
+                       min_snr, half=2):  # fmt: skip
+    """Numpy/scipy reference of :func:`residual_seeds`."""
+    from scipy import ndimage
+
+    ny, nx = frame.shape
+    ok = (rings >= 0) & (frame >= lo) & (frame <= hi)
+    r = np.where(ok, rings, 0)
+    m = np.asarray(mean, np.float64)[r]
+    v = np.asarray(var, np.float64)[r]
+    ok &= np.isfinite(m) & (v > 0)
+    ii, jj = np.indices((ny, nx))
+    rb = resid[ii // sbs, jj // sbs]
+    net = np.where(ok, frame - m - rb - model, 0.0)
+    vv = np.where(ok, v + gain * np.maximum(model + np.maximum(net, 0.0), 0.0), 0.0)
+    num = ndimage.gaussian_filter(net, sigma, mode="constant", truncate=3.0)
+    s2 = sigma / np.sqrt(2.0)
+    den = ndimage.gaussian_filter(vv, s2, mode="constant", truncate=3.0)
+    sig = num / np.sqrt(np.maximum(den, 1e-12) / (4.0 * np.pi * sigma * sigma))
+    mx = ndimage.maximum_filter(sig, size=2 * half + 1, mode="constant", cval=-np.inf)
+    iy, ix = np.nonzero((sig >= mx) & (sig >= min_snr) & ok)
+    return np.stack([ix, iy, sig[iy, ix], num[iy, ix]], axis=1).astype(np.float64)
 
 
 @numba.njit(**_JIT)
@@ -875,7 +1073,7 @@ def _fit_start(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, dirs_in
 def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, par, dirs,
                 start, src, alive, broad, cand, head, nxt, order, nsp, radius, sweeps,
                 split_chi2, min_snr, min_dist, skip_red, joint, keep_snr, new_snr,
-                split_cand, split_radius, split_sigma):  # fmt: skip
+                split_cand, split_radius, split_sigma, max_pos_err):  # fmt: skip
     """After :func:`_fit_start` (and :func:`_joint_pass` when ``joint``): two spots
     instead of one (unless ``joint``), all refitted, candidates judged, rows written to
     ``out``; returns their number (:func:`fit_spots`)."""
@@ -1017,6 +1215,19 @@ def _fit_finish(frame, rings, mean, resid, sbs, var, lo, hi, gain, peaks, out, p
         if (np.exp(min(par[k, 3], par[k, 4])) < WIDE and peaks[k, 4] < min_snr) or _flux_snr(
             w, ok, i0, j0, par[k], dirs[k]
         ) < keep_snr:
+            alive[k] = False
+    # candidates whose fitted position is known worse than max_pos_err (px) are not
+    # reported: weak spots in a crowd, placed pixels off
+    for k in range(n if max_pos_err > 0 else 0):
+        if not alive[k] or not cand[k]:
+            continue
+        i0 = int(np.rint(par[k, 1])) - radius
+        j0 = int(np.rint(par[k, 0])) - radius
+        _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok)
+        one[0] = par[k]
+        cs[0] = dirs[k]
+        _weights(v, ok, i0, j0, one, cs, k1, gain, w)
+        if _pos_err(w, ok, i0, j0, par[k], dirs[k]) > max_pos_err:
             alive[k] = False
     found = 0
     for k in range(nsp):
