@@ -148,6 +148,7 @@ def _no_unconnected_default_client(request):
         client = default_client()
     except ValueError:  # no default client
         return
-    if client.status not in ("running", "closing", "closed"):
+    status = client.status
+    if status not in ("running", "closing", "closed"):
         client.close()
-        pytest.fail(f"{request.node.nodeid} left a default dask client {client.status!r}")
+        pytest.fail(f"{request.node.nodeid} left a default dask client {status!r}")

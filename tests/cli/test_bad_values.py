@@ -48,7 +48,7 @@ def test_scheduler_that_is_no_address():
     assert dask.array.ones(3).sum().compute() == 3
 
 
-def test_scheduler_nobody_answers_leaves_no_default_client():
+def test_a_failed_scheduler_keeps_the_users_default_client():
     from distributed import Client, default_client
 
     from xlive.engine.cluster import make_client
@@ -59,8 +59,16 @@ def test_scheduler_nobody_answers_leaves_no_default_client():
     ):
         with pytest.raises(ConfigError, match="cannot connect to the dask scheduler"):
             make_client(scheduler="tcp://127.0.0.1:1")
+        # the exception kept (as a notebook keeps the last traceback) keeps the failed client
+        # alive: it must be closed all the same
+        with pytest.raises(ConfigError, match="dask scheduler nonsense") as failed:
+            make_client(scheduler="nonsense")
         assert default_client() is mine  # the user's client stays the default
         assert dask.array.ones(3).sum().compute() == 3
+    # the user's client closed: no client that never connected is left as the default
+    with pytest.raises(ValueError, match="No clients found"):
+        default_client()
+    assert failed.value is not None
 
 
 def test_stream_address_without_port():

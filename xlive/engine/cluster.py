@@ -619,14 +619,23 @@ def _job_of(worker_name: str, job_names: set) -> str | None:
     return base if base in job_names else None
 
 
-def _current_default_client():
-    """The default dask.distributed client of this process, or None."""
-    from distributed import default_client
+def _close_failed_client(exc: BaseException) -> None:
+    """Close the client whose construction raised ``exc``.
 
-    try:
-        return default_client()
-    except ValueError:  # none
-        return None
+    distributed makes a client the process's default before it connects, and one that failed
+    stays so while anything holds it (the exception's traceback does): every later dask
+    computation in the process then waits for it forever. The constructor raised, so the
+    object is only reachable from its own frame in the traceback.
+    """
+    from distributed import Client
+
+    tb = exc.__traceback__
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        if isinstance(obj, Client):
+            obj.close()
+            return
+        tb = tb.tb_next
 
 
 def make_client(
@@ -649,15 +658,10 @@ def make_client(
     if scheduler:
         from distributed import Client
 
-        previous = _current_default_client()
         try:
             return Client(scheduler), None
         except (OSError, ValueError, TypeError) as exc:  # nobody there, or not an address
-            # distributed makes a client the default before it connects, and one that failed
-            # stays so: every later dask computation in this process waited for it forever
-            failed = _current_default_client()
-            if failed is not None and failed is not previous:
-                failed.close()
+            _close_failed_client(exc)
             raise ConfigError(
                 f"cannot connect to the dask scheduler {scheduler} ({exc}); start it, fix "
                 "--scheduler, or leave --scheduler out to compute on this machine"

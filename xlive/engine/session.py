@@ -259,6 +259,7 @@ class LiveSession:
         n = self.source.n_frames
         self.clock.observe(n, now)
         if n == 0:
+            self._finished_frames = None
             return "waiting"
         marker = getattr(self.source, "finished", None)
         fresh = True
@@ -269,7 +270,7 @@ class LiveSession:
         caught_up = self.processor.caught_up or (
             # no frame since it was found finished: a poll the live loop is in the middle of
             # (its step's moments, see LiveProcessor.caught_up) does not make the run live again
-            n == self._finished_frames
+            n == self._finished_frames and self.processor.idle
         )
         if fresh and caught_up and self.clock.is_over(marker, now):
             self._finished_frames = n
