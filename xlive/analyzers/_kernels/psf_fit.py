@@ -53,6 +53,23 @@ CELL = 16
 WIDE = 1.0
 
 
+@numba.njit(inline="always", **_JIT)
+def _net_pixel(frame, rings, mean, resid, sbs, var, lo, hi, i, j):
+    """(valid, net value, background variance) of pixel ``(i, j)``: frame minus its ring's
+    mean and box residual; invalid when masked, outside ``[lo, hi]`` or in an empty ring."""
+    r = rings[i, j]
+    if r < 0:
+        return False, 0.0, 0.0
+    f = frame[i, j]
+    if not (f >= lo and f <= hi):
+        return False, 0.0, 0.0
+    m = mean[r]
+    s2 = var[r]
+    if not np.isfinite(m) or not (s2 > 0):
+        return False, 0.0, 0.0
+    return True, np.float64(f) - (m + resid[i // sbs, j // sbs]), np.float64(s2)
+
+
 @numba.njit(**_JIT)
 def _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok):
     """Net values ``d``, background variance ``v`` and validity ``ok`` of the window whose
@@ -68,19 +85,11 @@ def _net_patch(frame, rings, mean, resid, sbs, var, lo, hi, i0, j0, d, v, ok):
             v[a, b] = 1.0
             if i < 0 or i >= ny or j < 0 or j >= nx:
                 continue
-            r = rings[i, j]
-            if r < 0:
-                continue
-            f = frame[i, j]
-            if not (f >= lo and f <= hi):
-                continue
-            m = mean[r]
-            s2 = var[r]
-            if not np.isfinite(m) or not (s2 > 0):
-                continue
-            d[a, b] = np.float64(f) - (m + resid[i // sbs, j // sbs])
-            v[a, b] = s2
-            ok[a, b] = True
+            valid, x, s2 = _net_pixel(frame, rings, mean, resid, sbs, var, lo, hi, i, j)
+            if valid:
+                d[a, b] = x
+                v[a, b] = s2
+                ok[a, b] = True
     # single-pixel spikes (zingers, hot pixels: more than 0.3 of their 3 x 3 sum and 5
     # sigmas above their neighbours' mean) are left out of the fit
     for a in range(ph):
@@ -888,17 +897,10 @@ def _residual_maps(frame, rings, mean, resid, sbs, var, lo, hi, gain, model, net
             net[i, j] = 0.0
             vv[i, j] = 0.0
             ok[i, j] = False
-            r = rings[i, j]
-            if r < 0:
+            valid, x, s2 = _net_pixel(frame, rings, mean, resid, sbs, var, lo, hi, i, j)
+            if not valid:
                 continue
-            f = frame[i, j]
-            if not (f >= lo and f <= hi):
-                continue
-            m = mean[r]
-            s2 = var[r]
-            if not np.isfinite(m) or not (s2 > 0):
-                continue
-            x = np.float64(f) - (m + resid[i // sbs, j // sbs]) - model[i, j]
+            x -= model[i, j]
             net[i, j] = x
             vv[i, j] = s2 + gain * max(model[i, j] + max(x, 0.0), 0.0)
             ok[i, j] = True
